@@ -1,0 +1,184 @@
+// Package s3test gives integration tests a real S3 server on 127.0.0.1 and a
+// fresh bucket per test.
+//
+// The server is the one named by LITEFLEET_TEST_S3_ENDPOINT (with
+// LITEFLEET_TEST_S3_ACCESS_KEY and LITEFLEET_TEST_S3_SECRET_KEY), which
+// `make test` and .ci/run start. Without it, the package starts versitygw
+// itself from .tools/bin or PATH, so `go test ./...` works in a checkout
+// where `make tools` has run.
+package s3test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/litefleet/litefleet/s3browse"
+)
+
+// Env variable names shared with the Makefile and .ci/run.
+const (
+	EnvEndpoint  = "LITEFLEET_TEST_S3_ENDPOINT"
+	EnvAccessKey = "LITEFLEET_TEST_S3_ACCESS_KEY"
+	EnvSecretKey = "LITEFLEET_TEST_S3_SECRET_KEY"
+	EnvDataDir   = "LITEFLEET_TEST_S3_DIR" // the posix backend's folder, for fault tests
+)
+
+// Server is a running S3 server.
+type Server struct {
+	Endpoint  string
+	AccessKey string
+	SecretKey string
+	Dir       string // backend folder; each subfolder is a bucket
+}
+
+var (
+	once   sync.Once
+	shared *Server
+	errSrv error
+)
+
+// Start returns the shared server, starting one when the environment names none.
+func Start(tb testing.TB) *Server {
+	tb.Helper()
+	once.Do(func() { shared, errSrv = start() })
+	if errSrv != nil {
+		tb.Fatalf("S3 test server: %v", errSrv)
+	}
+	return shared
+}
+
+func start() (*Server, error) {
+	if ep := os.Getenv(EnvEndpoint); ep != "" {
+		return &Server{Endpoint: ep, AccessKey: os.Getenv(EnvAccessKey), SecretKey: os.Getenv(EnvSecretKey), Dir: os.Getenv(EnvDataDir)}, nil
+	}
+	bin, err := FindTool("versitygw")
+	if err != nil {
+		return nil, fmt.Errorf("%v: run `make test`, or `make tools` before `go test`", err)
+	}
+	dir, err := os.MkdirTemp("", "litefleet-s3-")
+	if err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port), AccessKey: "litefleet-test", SecretKey: "litefleet-test-secret", Dir: dir}
+	cmd := exec.Command(bin, "--access", s.AccessKey, "--secret", s.SecretKey, "--port", fmt.Sprintf("127.0.0.1:%d", port), "--quiet", "posix", dir)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start versitygw: %w", err)
+	}
+	// The process ends with the test binary; nothing else to clean up.
+	if err := WaitReady(s.Endpoint, 10*time.Second); err != nil {
+		_ = cmd.Process.Kill()
+		return nil, err
+	}
+	return s, nil
+}
+
+// WaitReady waits until endpoint answers HTTP at all (403 counts).
+func WaitReady(endpoint string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		resp, err := http.Get(endpoint)
+		if err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("S3 server at %s not ready after %s: %w", endpoint, timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// FindTool finds a helper binary in the repository's .tools/bin or on PATH.
+func FindTool(name string) (string, error) {
+	if dir, err := os.Getwd(); err == nil {
+		for d := dir; ; d = filepath.Dir(d) {
+			p := filepath.Join(d, ".tools", "bin", name)
+			if _, err := os.Stat(p); err == nil {
+				return p, nil
+			}
+			if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil || filepath.Dir(d) == d {
+				break
+			}
+		}
+	}
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("%s not found in .tools/bin or PATH", name)
+	}
+	return p, nil
+}
+
+// Conn is a connection to a new, empty bucket on the server, removed from
+// nothing at the end: buckets live in a temporary folder.
+func (s *Server) Conn(tb testing.TB) s3browse.Conn {
+	tb.Helper()
+	c := s3browse.Conn{
+		Bucket:          NewBucketName(tb),
+		Endpoint:        s.Endpoint,
+		AccessKeyID:     s.AccessKey,
+		SecretAccessKey: s.SecretKey,
+		Prefix:          s3browse.DefaultPrefix,
+	}
+	cl := s.Client(tb, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cl.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(c.Bucket)}); err != nil {
+		tb.Fatalf("create bucket %s: %v", c.Bucket, err)
+	}
+	return c
+}
+
+// Client returns an S3 client for c.
+func (s *Server) Client(tb testing.TB, c s3browse.Conn) *s3.Client {
+	tb.Helper()
+	cl, err := s3browse.NewClient(context.Background(), c)
+	if err != nil {
+		tb.Fatalf("s3 client: %v", err)
+	}
+	return cl
+}
+
+// NewBucketName returns a valid, unique bucket name derived from the test name.
+func NewBucketName(tb testing.TB) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	name := strings.ToLower(tb.Name())
+	name = strings.Map(func(r rune) rune {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
+			return r
+		}
+		return '-'
+	}, name)
+	if len(name) > 40 {
+		name = name[:40]
+	}
+	return strings.Trim("t-"+name, "-") + "-" + hex.EncodeToString(b[:])
+}
