@@ -1,0 +1,148 @@
+// Command litefleet replicates, inspects and restores a fleet of per-tenant
+// SQLite databases kept in S3 by Litestream, one prefix per tenant.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/litefleet/litefleet/s3browse"
+)
+
+const usage = `litefleet: one screen and one process for a fleet of per-tenant SQLite
+databases replicated to S3 by Litestream, under s3://BUCKET/databases/<tenant>/.
+
+Usage:
+  litefleet replicate -dsn PATH -bucket NAME [-db-name NAME] [flags]
+  litefleet replicate -config litestream.yml
+  litefleet validate [-recursive] [-json] PATH...
+
+Commands:
+  replicate   replicate databases to S3 with Litestream, one lease per tenant
+  validate    check the tenant names of database files and folders
+
+Run 'litefleet COMMAND -h' for a command's flags and examples.
+`
+
+// exitError carries a process exit code through error returns.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit %d", e.code)
+	}
+	return e.err.Error()
+}
+func (e *exitError) Unwrap() error { return e.err }
+
+// errUsage marks a command-line mistake: exit code 2.
+func errUsage(format string, args ...any) error {
+	return &exitError{code: 2, err: fmt.Errorf(format, args...)}
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if _, err := s3browse.AdoptCABundle(); err != nil {
+		fmt.Fprintln(stderr, "litefleet:", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	err := dispatch(ctx, args, stdout, stderr)
+	if err == nil {
+		return 0
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	code := 1
+	var ee *exitError
+	if errors.As(err, &ee) {
+		code = ee.code
+		if ee.err == nil {
+			return code
+		}
+	}
+	fmt.Fprintln(stderr, "litefleet:", err)
+	return code
+}
+
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return &exitError{code: 2}
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "replicate":
+		return runReplicate(ctx, rest, stdout, stderr)
+	case "validate":
+		return runValidate(ctx, rest, stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return errUsage("unknown command %q", cmd)
+}
+
+// newFlagSet returns a flag set that prints help text and then its flags.
+func newFlagSet(name, help string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, help)
+		fmt.Fprintln(stderr, "\nFlags:")
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args, mapping flag errors to a usage exit code.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &exitError{code: 2} // flag already printed the problem
+	}
+	return nil
+}
+
+// connFlags are the S3 connection flags every command shares.
+type connFlags struct {
+	bucket, prefix, region, endpoint, config string
+	forcePathStyle                           bool
+}
+
+func (c *connFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.bucket, "bucket", "", "S3 bucket holding the tenants' replicas")
+	fs.StringVar(&c.prefix, "prefix", s3browse.DefaultPrefix, "folder in the bucket holding one prefix per tenant")
+	fs.StringVar(&c.region, "region", "", "S3 region (default: AWS_REGION, or us-east-1 with -endpoint)")
+	fs.StringVar(&c.endpoint, "endpoint", "", "custom S3 endpoint, e.g. http://127.0.0.1:7070 (path-style addressing)")
+	fs.StringVar(&c.config, "config", "", "litestream.yml-style file: credentials and dbs")
+	fs.BoolVar(&c.forcePathStyle, "force-path-style", false, "path-style addressing without -endpoint")
+}
+
+func (c *connFlags) conn() s3browse.Conn {
+	return s3browse.Conn{
+		Bucket:         c.bucket,
+		Prefix:         c.prefix,
+		Region:         c.region,
+		Endpoint:       c.endpoint,
+		ForcePathStyle: c.forcePathStyle || c.endpoint != "",
+	}
+}

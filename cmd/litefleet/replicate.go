@@ -1,0 +1,236 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/litefleet/litefleet/fleet"
+)
+
+const replicateHelp = `Usage:
+  litefleet replicate -dsn PATH -bucket NAME [-db-name NAME] [flags]
+  litefleet replicate -config litestream.yml [flags]
+
+Replicates SQLite databases to S3 with Litestream, in this one process, each
+into its tenant's prefix s3://BUCKET/PREFIX/TENANT/. The tenant is the GUID in
+the file name, or -db-name; any other name falls back to "default" with a
+warning. Before writing, litefleet takes the tenant's lease (PREFIX/TENANT/lock.json),
+so a second replicator of the same tenant stops at once, naming the owner.
+Every synced change is logged as
+  new transaction: db=TENANT pre=TXID post=TXID elapsed=DURATION
+SIGINT or SIGTERM makes a final sync, releases the leases and exits 0.
+
+Credentials come from the -config file (access-key-id, secret-access-key) or
+the standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE).
+
+Examples:
+  litefleet replicate -dsn /data/12345678-1234-5678-9abc-123456789012.db -bucket saas-backups
+    # -> s3://saas-backups/databases/12345678-1234-5678-9abc-123456789012/
+  litefleet replicate -dsn /data/legacy-client.db -bucket saas-backups -db-name legacy-client-001
+    # -> s3://saas-backups/databases/legacy-client-001/
+  litefleet replicate -config litestream.yml
+`
+
+func runReplicate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("replicate", replicateHelp, stderr)
+	var cf connFlags
+	cf.register(fs)
+	dsn := fs.String("dsn", "", "path of the SQLite database to replicate")
+	dbName := fs.String("db-name", "", "tenant name when the file name is not a GUID (1-63 of a-z 0-9 . _ -)")
+	retention := fs.Duration("retention", 0, "how long snapshots are kept in S3 (default 24h, Litestream's)")
+	lf := logFlags{}
+	lf.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return errUsage("replicate takes flags only, got %q: did you mean -dsn %s?", fs.Arg(0), fs.Arg(0))
+	}
+	logger, libLogger, err := lf.loggers(stderr)
+	if err != nil {
+		return err
+	}
+
+	targets, err := replicateTargets(cf, *dsn, *dbName, *retention)
+	if err != nil {
+		return err
+	}
+	refused := markTargetCollisions(targets)
+
+	sup := fleet.NewSupervisor(logger, libLogger)
+	var started int
+	var failures []error
+	for _, t := range targets {
+		if msg, ok := refused[t.Path]; ok {
+			err := fmt.Errorf("%s: %s", fleet.Printable(t.Path), msg)
+			logger.Error("refused", "db", t.Tenant.Name, "path", t.Path, "error", msg)
+			failures = append(failures, err)
+			continue
+		}
+		if t.Tenant.Verdict == fleet.VerdictFallback {
+			logger.Warn("fallback tenant name", "db", t.Tenant.Name, "path", t.Path, "note", t.Tenant.Note)
+		}
+		if err := sup.Start(ctx, t); err != nil {
+			logger.Error("cannot replicate", "db", t.Tenant.Name, "path", t.Path, "error", err)
+			failures = append(failures, err)
+			continue
+		}
+		started++
+	}
+	if started == 0 {
+		_ = sup.Close(context.Background())
+		if len(failures) == 1 {
+			return failures[0]
+		}
+		return fmt.Errorf("no database is replicating (%d refused): see the errors above", len(failures))
+	}
+	logger.Info("ready", "tenants", started, "refused", len(failures))
+
+	<-ctx.Done()
+	logger.Info("shutting down: final sync", "tenants", started)
+	// A second signal stops waiting for the final sync.
+	hard := make(chan os.Signal, 1)
+	signal.Notify(hard, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(hard)
+	closeCtx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	go func() {
+		select {
+		case <-hard:
+			logger.Error("second signal: stopping without waiting for the final sync")
+			cancel()
+		case <-closeCtx.Done():
+		}
+	}()
+	if err := sup.Close(closeCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	logger.Info("stopped cleanly")
+	if len(failures) > 0 {
+		// The others ran; still say that not everything did.
+		return &exitError{code: 1, err: fmt.Errorf("%d database(s) were refused at start: see the errors above", len(failures))}
+	}
+	return nil
+}
+
+// replicateTargets turns the flags into the databases to replicate.
+func replicateTargets(cf connFlags, dsn, dbName string, retention time.Duration) ([]fleet.Target, error) {
+	var cfg *fleet.Config
+	var fromConfig []fleet.Target
+	if cf.config != "" {
+		c, ts, err := fleet.LoadConfig(cf.config)
+		if err != nil {
+			return nil, err
+		}
+		cfg, fromConfig = c, ts
+	}
+	if dsn == "" {
+		if dbName != "" {
+			return nil, errUsage("-db-name needs -dsn")
+		}
+		if cf.config == "" {
+			return nil, errUsage("nothing to replicate: give -dsn PATH -bucket NAME, or -config FILE (see -h)")
+		}
+		if len(fromConfig) == 0 {
+			return nil, fmt.Errorf("%s lists no databases: add dbs: entries, or give -dsn", cf.config)
+		}
+		if cf.bucket != "" || cf.endpoint != "" || cf.region != "" {
+			return nil, errUsage("-bucket, -endpoint and -region apply to -dsn; with -config alone, each replica in the file names its own")
+		}
+		for i := range fromConfig {
+			if retention > 0 && fromConfig[i].Retention == 0 {
+				fromConfig[i].Retention = retention
+			}
+		}
+		return fromConfig, nil
+	}
+	if len(fromConfig) > 0 {
+		return nil, errUsage("%s lists databases and -dsn names another: give one or the other (the file's credentials apply to -dsn when it lists no dbs)", cf.config)
+	}
+	abs, err := filepath.Abs(dsn)
+	if err != nil {
+		return nil, err
+	}
+	naming := fleet.NameFor(abs, dbName)
+	if naming.Verdict == fleet.VerdictInvalid {
+		return nil, errUsage("-db-name: %s", naming.Note)
+	}
+	conn := cf.conn()
+	if cfg != nil {
+		conn.AccessKeyID, conn.SecretAccessKey = cfg.AccessKeyID, cfg.SecretAccessKey
+	}
+	if err := conn.Validate(); err != nil {
+		return nil, errUsage("%v", err)
+	}
+	return []fleet.Target{{Path: abs, Tenant: naming, Conn: conn, Retention: retention}}, nil
+}
+
+// markTargetCollisions finds databases that would share a prefix in the
+// same bucket, and returns a note for each refused path.
+func markTargetCollisions(ts []fleet.Target) map[string]string {
+	byBucket := map[string][]int{}
+	for i, t := range ts {
+		k := t.Conn.Endpoint + "\x00" + t.Conn.Bucket + "\x00" + strings.Trim(t.Conn.Prefix, "/")
+		byBucket[k] = append(byBucket[k], i)
+	}
+	refused := map[string]string{}
+	for _, idx := range byBucket {
+		entries := make([]fleet.Entry, len(idx))
+		for j, i := range idx {
+			entries[j] = fleet.Entry{Path: ts[i].Path, Naming: ts[i].Tenant}
+		}
+		fleet.MarkCollisions(entries)
+		for _, e := range entries {
+			if e.Verdict == fleet.VerdictCollision {
+				refused[e.Path] = e.Note
+			}
+		}
+	}
+	return refused
+}
+
+// logFlags choose the log format and level.
+type logFlags struct {
+	format  string
+	level   string
+	verbose bool
+}
+
+func (l *logFlags) register(fs interface {
+	StringVar(*string, string, string, string)
+	BoolVar(*bool, string, bool, string)
+}) {
+	fs.StringVar(&l.format, "log-format", "text", "log format: text (the seed's lines) or json")
+	fs.StringVar(&l.level, "log-level", "info", "log level: debug, info, warn or error")
+	fs.BoolVar(&l.verbose, "v", false, "also show Litestream's own info messages (compactions, snapshots)")
+}
+
+// loggers returns litefleet's logger and the one given to Litestream.
+func (l *logFlags) loggers(w io.Writer) (*slog.Logger, *slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(l.level)); err != nil {
+		return nil, nil, errUsage("-log-level %q: use debug, info, warn or error", l.level)
+	}
+	var h slog.Handler
+	switch l.format {
+	case "text":
+		h = fleet.NewLineHandler(w, level)
+	case "json":
+		h = slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})
+	default:
+		return nil, nil, errUsage("-log-format %q: use text or json", l.format)
+	}
+	lib := h
+	if !l.verbose {
+		lib = fleet.QuietInfo(h)
+	}
+	return slog.New(h), slog.New(lib), nil
+}

@@ -1,0 +1,316 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/pem"
+	"fmt"
+	"net"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/litefleet/litefleet/internal/s3test"
+	"github.com/litefleet/litefleet/s3browse"
+)
+
+const (
+	guid1 = "12345678-1234-5678-9abc-123456789012"
+	guid2 = "98765432-4321-8765-cba9-876543210987"
+	guid3 = "abcdef01-2345-6789-abcd-ef0123456789"
+)
+
+// seedTx is the seed's log line: new transaction: db=TENANT pre=TXID post=TXID elapsed=D.
+func seedTx(tenant string) string {
+	return `(?m)^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d new transaction: db=` + regexp.QuoteMeta(tenant) + ` pre=[0-9a-f]{16} post=([0-9a-f]{16}) elapsed=\S+$`
+}
+
+func replicateArgs(srv *s3test.Server, conn s3browse.Conn, extra ...string) []string {
+	return append([]string{"replicate", "-bucket", conn.Bucket, "-endpoint", srv.Endpoint}, extra...)
+}
+
+func TestReplicateWhileWritingRestoresEveryRow(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, guid1+".db")
+	db := openDB(t, path)
+	insertRows(t, db, 0, 10)
+
+	p := startLitefleet(t, credEnv(srv), replicateArgs(srv, conn, "-dsn", path)...)
+	p.waitFor(`replicating: db=`+guid1, 20*time.Second)
+
+	// A writer commits rows while replication runs.
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; i < 30; i++ {
+			insertRows(t, db, 10+i*20, 20)
+			time.Sleep(80 * time.Millisecond)
+		}
+	}()
+	wg.Wait()
+	p.waitFor(seedTx(guid1), 20*time.Second)
+	if code := p.stop(60 * time.Second); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM, want 0", code)
+	}
+	if !strings.Contains(p.out.String(), "stopped cleanly") {
+		t.Fatalf("no clean stop in output")
+	}
+
+	out := filepath.Join(t.TempDir(), "restored.db")
+	litestreamRestore(t, srv, conn, guid1, out)
+	equalRows(t, rows(t, out), rows(t, path))
+	if n := len(rows(t, out)); n != 610 {
+		t.Fatalf("restored %d rows, want 610", n)
+	}
+}
+
+func TestSIGTERMLosesNoCommittedRow(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	path := filepath.Join(t.TempDir(), guid2+".db")
+	db := openDB(t, path)
+	insertRows(t, db, 0, 5)
+	p := startLitefleet(t, credEnv(srv), replicateArgs(srv, conn, "-dsn", path)...)
+	p.waitFor(seedTx(guid2), 20*time.Second)
+
+	// Commit a last burst and stop at once, before the next sync tick.
+	insertRows(t, db, 5, 200)
+	if code := p.stop(60 * time.Second); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM, want 0", code)
+	}
+	out := filepath.Join(t.TempDir(), "restored.db")
+	litestreamRestore(t, srv, conn, guid2, out)
+	equalRows(t, rows(t, out), rows(t, path))
+	if n := len(rows(t, out)); n != 205 {
+		t.Fatalf("restored %d rows, want 205", n)
+	}
+}
+
+func TestSeedExamplesLandInSeedPrefixes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	dir := t.TempDir()
+
+	// The three GUID tenants from the seed, in one process from a config file.
+	var cfg strings.Builder
+	fmt.Fprintf(&cfg, "access-key-id: $LF_KEY\nsecret-access-key: $LF_SECRET\ndbs:\n")
+	for _, g := range []string{guid1, guid2, guid3} {
+		path := filepath.Join(dir, g+".db")
+		insertRows(t, openDB(t, path), 0, 3)
+		fmt.Fprintf(&cfg, "  - path: %s\n    replicas:\n      - type: s3\n        bucket: %s\n        path: databases/%s\n        endpoint: %s\n        region: us-east-1\n", path, conn.Bucket, g, srv.Endpoint)
+	}
+	cfgPath := filepath.Join(dir, "litestream.yml")
+	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := append(withoutEnv(withoutEnv(os.Environ(), "AWS_ACCESS_KEY_ID"), "AWS_SECRET_ACCESS_KEY"),
+		"LF_KEY="+srv.AccessKey, "LF_SECRET="+srv.SecretKey)
+	p := startLitefleet(t, env, "replicate", "-config", cfgPath)
+
+	// The seed's -db-name example, from flags.
+	legacy := filepath.Join(dir, "legacy-client.db")
+	insertRows(t, openDB(t, legacy), 0, 3)
+	q := startLitefleet(t, credEnv(srv), replicateArgs(srv, conn, "-dsn", legacy, "-db-name", "legacy-client-001")...)
+
+	for _, g := range []string{guid1, guid2, guid3} {
+		p.waitFor(seedTx(g), 30*time.Second)
+	}
+	q.waitFor(seedTx("legacy-client-001"), 30*time.Second)
+	if code := p.stop(60 * time.Second); code != 0 {
+		t.Fatalf("config replicator exit %d", code)
+	}
+	if code := q.stop(60 * time.Second); code != 0 {
+		t.Fatalf("-db-name replicator exit %d", code)
+	}
+
+	client := srv.Client(t, conn)
+	prefixes := map[string]bool{}
+	out, err := client.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{
+		Bucket: aws.String(conn.Bucket), Prefix: aws.String("databases/"), Delimiter: aws.String("/"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cp := range out.CommonPrefixes {
+		prefixes[aws.ToString(cp.Prefix)] = true
+	}
+	for _, want := range []string{guid1, guid2, guid3, "legacy-client-001"} {
+		if !prefixes["databases/"+want+"/"] {
+			t.Errorf("no prefix databases/%s/ in %v", want, prefixes)
+		}
+		// Each prefix holds Litestream LTX files at level 0.
+		lo, err := client.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{
+			Bucket: aws.String(conn.Bucket), Prefix: aws.String("databases/" + want + "/0000/"),
+		})
+		if err != nil || len(lo.Contents) == 0 {
+			t.Errorf("no level-0 LTX files under databases/%s/ (err %v)", want, err)
+		}
+	}
+	if len(prefixes) != 4 {
+		t.Errorf("want exactly the 4 seed prefixes, got %v", prefixes)
+	}
+}
+
+func TestSecondReplicatorIsRefusedNamingTheOwner(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	path := filepath.Join(t.TempDir(), guid3+".db")
+	insertRows(t, openDB(t, path), 0, 3)
+	first := startLitefleet(t, credEnv(srv), replicateArgs(srv, conn, "-dsn", path)...)
+	m := first.waitFor(`replicating: db=`+guid3+`.* lease_owner=(\S+)`, 20*time.Second)
+	owner := m[1]
+
+	// The same tenant from another copy of the file: refused at once.
+	other := filepath.Join(t.TempDir(), guid3+".db")
+	insertRows(t, openDB(t, other), 0, 3)
+	start := time.Now()
+	second := startLitefleet(t, credEnv(srv), replicateArgs(srv, conn, "-dsn", other)...)
+	if code := second.wait(15 * time.Second); code != 1 {
+		t.Fatalf("second replicator exit %d, want 1", code)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("refusal took %s", d)
+	}
+	if out := second.out.String(); !strings.Contains(out, "already replicated by "+owner) {
+		t.Fatalf("refusal does not name the owner %s:\n%s", owner, out)
+	}
+
+	// After a clean stop the lease is released and another may start.
+	if code := first.stop(60 * time.Second); code != 0 {
+		t.Fatalf("first exit %d", code)
+	}
+	third := startLitefleet(t, credEnv(srv), replicateArgs(srv, conn, "-dsn", path)...)
+	third.waitFor(`replicating: db=`+guid3, 20*time.Second)
+	if code := third.stop(60 * time.Second); code != 0 {
+		t.Fatalf("third exit %d", code)
+	}
+}
+
+func TestReplicateFailsFastWithOneLine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	path := filepath.Join(t.TempDir(), guid1+".db")
+	insertRows(t, openDB(t, path), 0, 1)
+
+	// A port nothing listens on.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadEndpoint := "http://" + l.Addr().String()
+	l.Close()
+
+	badCreds := append(os.Environ(), "AWS_ACCESS_KEY_ID="+srv.AccessKey, "AWS_SECRET_ACCESS_KEY=wrong-secret")
+	tests := []struct {
+		name string
+		env  []string
+		args []string
+		code int
+		want string
+	}{
+		{"missing bucket", credEnv(srv), []string{"replicate", "-dsn", path, "-bucket", "no-such-bucket", "-endpoint", srv.Endpoint}, 1, `bucket "no-such-bucket" does not exist`},
+		{"wrong credentials", badCreds, replicateArgs(srv, conn, "-dsn", path), 1, "refused the credentials"},
+		{"unreachable endpoint", credEnv(srv), []string{"replicate", "-dsn", path, "-bucket", conn.Bucket, "-endpoint", deadEndpoint}, 1, "cannot reach S3"},
+		{"no database", credEnv(srv), replicateArgs(srv, conn, "-dsn", filepath.Join(t.TempDir(), guid1+".db")), 1, "no database at"},
+		{"not a database", credEnv(srv), replicateArgs(srv, conn, "-dsn", "/etc/hostname"), 1, "not an SQLite database"},
+		{"invalid -db-name", credEnv(srv), replicateArgs(srv, conn, "-dsn", path, "-db-name", "Bad Name"), 2, "-db-name"},
+		{"no bucket", credEnv(srv), []string{"replicate", "-dsn", path}, 2, "no bucket"},
+		{"endpoint without scheme", credEnv(srv), []string{"replicate", "-dsn", path, "-bucket", "b", "-endpoint", "127.0.0.1:9"}, 2, "no scheme"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			p := startLitefleet(t, tt.env, tt.args...)
+			code := p.wait(20 * time.Second)
+			if d := time.Since(start); d > 10*time.Second {
+				t.Errorf("took %s, want under 10s", d)
+			}
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d:\n%s", code, tt.code, p.out.String())
+			}
+			out := p.out.String()
+			if !strings.Contains(out, tt.want) {
+				t.Fatalf("output does not say %q:\n%s", tt.want, out)
+			}
+			if strings.Contains(out, "wrong-secret") || strings.Contains(out, srv.SecretKey) {
+				t.Fatalf("output leaks a secret:\n%s", out)
+			}
+			last := strings.TrimSpace(out[strings.LastIndex(strings.TrimSpace(out), "\n")+1:])
+			if !strings.HasPrefix(last, "litefleet: ") {
+				t.Errorf("last line is not the error: %q", last)
+			}
+		})
+	}
+}
+
+// TestReplicateHonoursAWSCABundle runs litefleet against S3 behind TLS with
+// a private CA: it must trust the CA named by AWS_CA_BUNDLE, where
+// Litestream's own client fails, and must still verify certificates.
+func TestReplicateHonoursAWSCABundle(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	target, err := url.Parse(srv.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httptest.NewUnstartedServer(httputil.NewSingleHostReverseProxy(target))
+	proxy.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+	proxy.StartTLS()
+	defer proxy.Close()
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: proxy.Certificate().Raw})
+	if err := os.WriteFile(caFile, ca, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), guid1+".db")
+	insertRows(t, openDB(t, path), 0, 5)
+	args := []string{"replicate", "-dsn", path, "-bucket", conn.Bucket, "-endpoint", proxy.URL}
+
+	// Without the CA: certificate verification fails, quickly and plainly.
+	p := startLitefleet(t, withoutEnv(credEnv(srv), "AWS_CA_BUNDLE"), args...)
+	if code := p.wait(20 * time.Second); code != 1 || !strings.Contains(p.out.String(), "certificate") {
+		t.Fatalf("without the CA: exit %d, want 1 with a certificate error:\n%s", code, p.out.String())
+	}
+
+	// With AWS_CA_BUNDLE naming it: replication works end to end.
+	env := append(withoutEnv(credEnv(srv), "AWS_CA_BUNDLE"), "AWS_CA_BUNDLE="+caFile)
+	q := startLitefleet(t, env, args...)
+	q.waitFor(seedTx(guid1), 30*time.Second)
+	if code := q.stop(60 * time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	out := filepath.Join(t.TempDir(), "restored.db")
+	litestreamRestore(t, srv, conn, guid1, out)
+	equalRows(t, rows(t, out), rows(t, path))
+}

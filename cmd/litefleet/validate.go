@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/litefleet/litefleet/fleet"
+)
+
+const validateHelp = `Usage:
+  litefleet validate [-recursive] [-json] PATH...
+
+Checks the tenant name each database would replicate under. PATH is a
+database file or a folder of them (*.db, *.sqlite, *.sqlite3). Prints each
+database, its tenant name and a verdict:
+  guid       the GUID in the file name, format kept
+  explicit   a name given in a config file
+  fallback   neither: replicates as "default" (rename it or pass -db-name)
+  invalid    a name or file that cannot be replicated
+  collision  two databases would share one S3 prefix
+Exits 1 when any name is invalid or any two databases collide.
+
+Examples:
+  litefleet validate /data
+  litefleet validate -recursive -json /srv/tenants
+`
+
+func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("validate", validateHelp, stderr)
+	recursive := fs.Bool("recursive", false, "descend into subfolders")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return errUsage("validate needs at least one PATH (a database or a folder)")
+	}
+	locals, err := fleet.Discover(ctx, fleet.DiscoverOptions{Dirs: fs.Args(), Recursive: *recursive})
+	if err != nil {
+		return err
+	}
+	bad := 0
+	entries := make([]fleet.Entry, len(locals))
+	for i, l := range locals {
+		entries[i] = l.Entry
+		if l.Verdict == fleet.VerdictInvalid || l.Verdict == fleet.VerdictCollision {
+			bad++
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(struct {
+			Databases []fleet.Entry `json:"databases"`
+			Problems  int           `json:"problems"`
+		}{entries, bad}); err != nil {
+			return err
+		}
+	} else {
+		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "DATABASE\tTENANT\tVERDICT\tNOTE")
+		for _, e := range entries {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", fleet.Printable(e.Path), fleet.Printable(e.Name), e.Verdict, e.Note)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		if len(entries) == 0 {
+			fmt.Fprintln(stdout, "no databases found (looked for *.db, *.sqlite, *.sqlite3)")
+		}
+	}
+	if bad > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("%d of %d database(s) cannot be replicated as named: see NOTE", bad, len(entries))}
+	}
+	return nil
+}

@@ -1,0 +1,249 @@
+package fleet
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
+
+	"github.com/litefleet/litefleet/s3browse"
+)
+
+// Config is a litestream.yml as litefleet reads it: the seed's keys and the
+// subset of Litestream's that a per-tenant S3 fleet uses. Litestream's own
+// parser lives in its package main and cannot be imported.
+type Config struct {
+	AccessKeyID     string     `yaml:"access-key-id"`
+	SecretAccessKey string     `yaml:"secret-access-key"`
+	DBs             []DBConfig `yaml:"dbs"`
+}
+
+// DBConfig is one entry of dbs:.
+type DBConfig struct {
+	Path string `yaml:"path"`
+	// Replica is the single-replica form of Litestream v0.5; Replicas the
+	// older list form the seed uses. At most one replica per database.
+	Replica  *ReplicaConfig  `yaml:"replica"`
+	Replicas []ReplicaConfig `yaml:"replicas"`
+}
+
+// ReplicaConfig is one S3 replica of a database.
+type ReplicaConfig struct {
+	Type            string   `yaml:"type"`
+	URL             string   `yaml:"url"`
+	Bucket          string   `yaml:"bucket"`
+	Path            string   `yaml:"path"`
+	Region          string   `yaml:"region"`
+	Endpoint        string   `yaml:"endpoint"`
+	ForcePathStyle  *bool    `yaml:"force-path-style"`
+	AccessKeyID     string   `yaml:"access-key-id"`
+	SecretAccessKey string   `yaml:"secret-access-key"`
+	// Retention is a Go duration ("168h"), parsed after decoding so that
+	// a bad value is reported with its line.
+	Retention string `yaml:"retention"`
+}
+
+// Target is one database to replicate, with everything resolved: its tenant
+// name, where its replica lives and how to reach it.
+type Target struct {
+	Path      string
+	Tenant    Naming
+	Conn      s3browse.Conn
+	Retention time.Duration // 0: Litestream's default
+	// Line is the config line that declared it, 0 for flags.
+	Line int
+}
+
+// LoadConfig reads a litestream.yml-style file, expanding $VAR and ${VAR}
+// from the environment, and resolves each database into a Target. Unknown
+// keys and bad values are errors naming the key and the line.
+func LoadConfig(file string) (*Config, []Target, error) {
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read config: %w", err)
+	}
+	data := []byte(os.ExpandEnv(string(raw)))
+	var cfg Config
+	if err := yaml.UnmarshalWithOptions(data, &cfg, yaml.DisallowUnknownField()); err != nil {
+		return nil, nil, fmt.Errorf("%s: %s", file, oneLineYAMLError(err))
+	}
+	astFile, err := parser.ParseBytes(data, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %s", file, oneLineYAMLError(err))
+	}
+	targets, err := cfg.targets(func(p string) int { return lineOf(astFile, p) })
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return &cfg, targets, nil
+}
+
+// oneLineYAMLError keeps the "[line:col] message" head of a go-yaml error,
+// dropping the source excerpt it appends.
+func oneLineYAMLError(err error) string {
+	msg := yaml.FormatError(err, false, false)
+	if i := strings.IndexByte(msg, '\n'); i >= 0 {
+		msg = msg[:i]
+	}
+	msg = strings.TrimSpace(msg)
+	if strings.HasPrefix(msg, "[") {
+		if i := strings.Index(msg, "]"); i > 0 {
+			pos := strings.SplitN(msg[1:i], ":", 2)
+			msg = "line " + pos[0] + ": " + strings.TrimSpace(msg[i+1:])
+		}
+	}
+	return msg
+}
+
+// lineOf finds the line of a YAML path such as $.dbs[0].path, or 0.
+func lineOf(f *ast.File, p string) int {
+	yp, err := yaml.PathString(p)
+	if err != nil {
+		return 0
+	}
+	n, err := yp.FilterFile(f)
+	if err != nil || n == nil || n.GetToken() == nil {
+		return 0
+	}
+	return n.GetToken().Position.Line
+}
+
+func (cfg *Config) targets(line func(string) int) ([]Target, error) {
+	if len(cfg.DBs) == 0 {
+		return nil, errors.New("no databases: add a dbs: list with path: and replica:")
+	}
+	var out []Target
+	var errs []error
+	for i, db := range cfg.DBs {
+		at := fmt.Sprintf("$.dbs[%d]", i)
+		t, err := cfg.target(db, at, line)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, t)
+	}
+	return out, errors.Join(errs...)
+}
+
+func (cfg *Config) target(db DBConfig, at string, line func(string) int) (Target, error) {
+	fail := func(key, format string, args ...any) error {
+		n := line(at + key)
+		if n == 0 {
+			n = line(at)
+		}
+		return fmt.Errorf("line %d: %s", n, fmt.Sprintf(format, args...))
+	}
+	if db.Path == "" {
+		return Target{}, fail("", "database has no path: add path: /data/<guid>.db")
+	}
+	rc, key, err := db.replica()
+	if err != nil {
+		return Target{}, fail(".replicas", "%v", err)
+	}
+	at += key
+	if rc.Type != "" && rc.Type != "s3" {
+		return Target{}, fail(".type", "replica type %q is not supported: litefleet replicates to S3 (type: s3)", rc.Type)
+	}
+	conn := s3browse.Conn{
+		Bucket:          rc.Bucket,
+		Region:          rc.Region,
+		Endpoint:        rc.Endpoint,
+		AccessKeyID:     firstNonEmpty(rc.AccessKeyID, cfg.AccessKeyID),
+		SecretAccessKey: firstNonEmpty(rc.SecretAccessKey, cfg.SecretAccessKey),
+		ForcePathStyle:  rc.Endpoint != "",
+	}
+	if rc.ForcePathStyle != nil {
+		conn.ForcePathStyle = *rc.ForcePathStyle
+	}
+	replicaPath := rc.Path
+	if rc.URL != "" {
+		bucket, key, err := ParseS3URL(rc.URL)
+		if err != nil {
+			return Target{}, fail(".url", "%v", err)
+		}
+		if conn.Bucket != "" && conn.Bucket != bucket {
+			return Target{}, fail(".url", "url names bucket %q but bucket: says %q: keep one", bucket, conn.Bucket)
+		}
+		conn.Bucket, replicaPath = bucket, key
+	}
+	if conn.Bucket == "" {
+		return Target{}, fail("", "replica has no bucket: add bucket: NAME")
+	}
+	if err := conn.Validate(); err != nil {
+		return Target{}, fail(".endpoint", "%v", err)
+	}
+	var retention time.Duration
+	if rc.Retention != "" {
+		v, err := time.ParseDuration(rc.Retention)
+		if err != nil || v <= 0 {
+			return Target{}, fail(".retention", "retention %q is not a positive duration: write e.g. 24h or 168h", rc.Retention)
+		}
+		retention = v
+	}
+	abs, err := filepath.Abs(db.Path)
+	if err != nil {
+		return Target{}, fail(".path", "%v", err)
+	}
+	t := Target{Path: abs, Conn: conn, Retention: retention, Line: line(at)}
+	replicaPath = strings.Trim(replicaPath, "/")
+	if replicaPath == "" {
+		// No path: the seed's layout, tenant named from the file.
+		t.Conn.Prefix = s3browse.DefaultPrefix
+		t.Tenant = NameFor(abs, "")
+		return t, nil
+	}
+	dir, name := path.Split(replicaPath)
+	t.Conn.Prefix = strings.Trim(dir, "/")
+	if t.Conn.Prefix == "" {
+		t.Conn.Prefix = "/" // tenant prefixes at the bucket root
+	}
+	t.Tenant = NameFor(abs, name)
+	if t.Tenant.Verdict == VerdictInvalid {
+		return Target{}, fail(".path", "replica path %q: %s", replicaPath, t.Tenant.Note)
+	}
+	return t, nil
+}
+
+func (db DBConfig) replica() (ReplicaConfig, string, error) {
+	switch {
+	case db.Replica != nil && len(db.Replicas) > 0:
+		return ReplicaConfig{}, "", errors.New("both replica: and replicas: given: keep one")
+	case db.Replica != nil:
+		return *db.Replica, ".replica", nil
+	case len(db.Replicas) == 1:
+		return db.Replicas[0], ".replicas[0]", nil
+	case len(db.Replicas) > 1:
+		return ReplicaConfig{}, "", fmt.Errorf("%d replicas given: Litestream v0.5 replicates a database to one replica: keep one", len(db.Replicas))
+	}
+	return ReplicaConfig{}, "", errors.New("database has no replica: add replica: with type: s3 and bucket:")
+}
+
+// ParseS3URL splits s3://BUCKET/KEY into its bucket and key.
+func ParseS3URL(u string) (bucket, key string, err error) {
+	rest, ok := strings.CutPrefix(u, "s3://")
+	if !ok {
+		return "", "", fmt.Errorf("url %q is not an s3:// URL: write s3://BUCKET/databases/TENANT", u)
+	}
+	bucket, key, _ = strings.Cut(rest, "/")
+	if bucket == "" {
+		return "", "", fmt.Errorf("url %q has no bucket: write s3://BUCKET/databases/TENANT", u)
+	}
+	return bucket, strings.Trim(key, "/"), nil
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

@@ -1,0 +1,181 @@
+package fleet
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// seedYAML is the seed document's configuration, verbatim.
+const seedYAML = `# litestream.yml
+access-key-id: AKIAxxxxxxxxxxxxxxxx
+secret-access-key: xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx/xxxxxxxxx
+
+dbs:
+  # Cliente 1 - GUID extraído automaticamente
+  - path: /data/12345678-1234-5678-9abc-123456789012.db
+    replicas:
+      - type: s3
+        bucket: saas-backups
+        path: databases/12345678-1234-5678-9abc-123456789012
+        region: us-east-1
+
+  # Cliente 2 - Outro GUID
+  - path: /data/98765432-4321-8765-cba9-876543210987.db  
+    replicas:
+      - type: s3
+        bucket: saas-backups
+        path: databases/98765432-4321-8765-cba9-876543210987
+        region: us-east-1
+
+  # Cliente 3 - Com retenção customizada
+  - path: /data/abcdef01-2345-6789-abcd-ef0123456789.db
+    replicas:
+      - type: s3
+        bucket: saas-backups
+        path: databases/abcdef01-2345-6789-abcd-ef0123456789
+        region: us-east-1
+        retention: 168h  # 7 dias
+`
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "litestream.yml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadConfigSeed(t *testing.T) {
+	cfg, targets, err := LoadConfig(writeConfig(t, seedYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.AccessKeyID != "AKIAxxxxxxxxxxxxxxxx" {
+		t.Errorf("access key = %q", cfg.AccessKeyID)
+	}
+	want := []struct {
+		tenant    string
+		retention time.Duration
+	}{
+		{"12345678-1234-5678-9abc-123456789012", 0},
+		{"98765432-4321-8765-cba9-876543210987", 0},
+		{"abcdef01-2345-6789-abcd-ef0123456789", 168 * time.Hour},
+	}
+	if len(targets) != len(want) {
+		t.Fatalf("got %d targets, want %d", len(targets), len(want))
+	}
+	for i, w := range want {
+		tg := targets[i]
+		if tg.Tenant.Name != w.tenant {
+			t.Errorf("target %d tenant = %q, want %q", i, tg.Tenant.Name, w.tenant)
+		}
+		if got := tg.Conn.URL(tg.Tenant.Name); got != "s3://saas-backups/databases/"+w.tenant {
+			t.Errorf("target %d url = %q", i, got)
+		}
+		if tg.Path != "/data/"+w.tenant+".db" {
+			t.Errorf("target %d path = %q", i, tg.Path)
+		}
+		if tg.Conn.Region != "us-east-1" || tg.Conn.AccessKeyID != cfg.AccessKeyID || tg.Conn.SecretAccessKey != cfg.SecretAccessKey {
+			t.Errorf("target %d connection = %+v", i, tg.Conn)
+		}
+		if tg.Retention != w.retention {
+			t.Errorf("target %d retention = %v, want %v", i, tg.Retention, w.retention)
+		}
+		if tg.Line == 0 {
+			t.Errorf("target %d has no line", i)
+		}
+	}
+}
+
+func TestLoadConfigForms(t *testing.T) {
+	t.Setenv("LF_TEST_KEY", "AKIAENV")
+	t.Setenv("LF_TEST_SECRET", "s3cr3t")
+	t.Setenv("LF_TEST_BUCKET", "env-bucket")
+	body := `access-key-id: $LF_TEST_KEY
+secret-access-key: ${LF_TEST_SECRET}
+dbs:
+  - path: /data/legacy-client.db
+    replica:
+      type: s3
+      bucket: $LF_TEST_BUCKET
+      path: databases/legacy-client-001
+      endpoint: http://127.0.0.1:9000
+  - path: /data/12345678-1234-5678-9abc-123456789012.db
+    replica:
+      url: s3://other/tenants/12345678-1234-5678-9abc-123456789012
+  - path: /data/98765432-4321-8765-cba9-876543210987.db
+    replica:
+      bucket: b
+`
+	_, ts, err := LoadConfig(writeConfig(t, body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ts[0].Conn.AccessKeyID != "AKIAENV" || ts[0].Conn.SecretAccessKey != "s3cr3t" || ts[0].Conn.Bucket != "env-bucket" {
+		t.Errorf("env not expanded: %+v", ts[0].Conn)
+	}
+	if ts[0].Tenant.Name != "legacy-client-001" || ts[0].Tenant.Verdict != VerdictExplicit {
+		t.Errorf("tenant 0 = %+v", ts[0].Tenant)
+	}
+	if !ts[0].Conn.ForcePathStyle {
+		t.Error("endpoint given: path style expected by default")
+	}
+	if got := ts[1].Conn.URL(ts[1].Tenant.Name); got != "s3://other/tenants/12345678-1234-5678-9abc-123456789012" {
+		t.Errorf("url form = %q", got)
+	}
+	if got := ts[2].Conn.URL(ts[2].Tenant.Name); got != "s3://b/databases/98765432-4321-8765-cba9-876543210987" {
+		t.Errorf("no path: want the seed layout, got %q", got)
+	}
+}
+
+func TestLoadConfigErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		want []string // substrings of the error
+	}{
+		{"unknown top-level key", "dbs:\n  - path: /x.db\n    replica: {bucket: b}\nbogus: 1\n", []string{"line 4", "bogus"}},
+		{"unknown replica key", "dbs:\n  - path: /x.db\n    replica:\n      bucket: b\n      buckit: c\n", []string{"line 5", "buckit"}},
+		{"bad retention", "dbs:\n  - path: /x.db\n    replica:\n      bucket: b\n      retention: sevendays\n", []string{"line 5", "retention", "sevendays"}},
+		{"two replicas", "dbs:\n  - path: /x.db\n    replicas:\n      - bucket: a\n      - bucket: b\n", []string{"line 4", "one replica"}},
+		{"no bucket", "dbs:\n  - path: /x.db\n    replica:\n      type: s3\n", []string{"line 4", "bucket"}},
+		{"not s3", "dbs:\n  - path: /x.db\n    replica:\n      type: gcs\n      bucket: b\n", []string{"line 4", "gcs"}},
+		{"no path", "dbs:\n  - replica:\n      bucket: b\n", []string{"line 2", "path"}},
+		{"no replica", "dbs:\n  - path: /x.db\n", []string{"line 2", "replica"}},
+		{"bad tenant in path", "dbs:\n  - path: /x.db\n    replica:\n      bucket: b\n      path: databases/Bad Name\n", []string{"line 5", "Bad Name"}},
+		{"endpoint without scheme", "dbs:\n  - path: /x.db\n    replica:\n      bucket: b\n      endpoint: 127.0.0.1:9000\n", []string{"line 5", "scheme"}},
+		{"not yaml", "dbs: [\n", []string{"line"}},
+		{"wrong type", "dbs:\n  - path: [1, 2]\n", []string{"line 2"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := LoadConfig(writeConfig(t, tt.body))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error spans lines: %q", err)
+			}
+		})
+	}
+}
+
+func TestLoadConfigNeverPrintsSecrets(t *testing.T) {
+	body := "access-key-id: AKIASECRETKEYID\nsecret-access-key: verysecretvalue\ndbs:\n  - path: /x.db\n    replica:\n      bucket: b\n      bogus: 1\n"
+	_, _, err := LoadConfig(writeConfig(t, body))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	if strings.Contains(err.Error(), "verysecretvalue") || strings.Contains(err.Error(), "AKIASECRETKEYID") {
+		t.Fatalf("error leaks a credential: %v", err)
+	}
+}
