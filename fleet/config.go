@@ -36,15 +36,15 @@ type DBConfig struct {
 
 // ReplicaConfig is one S3 replica of a database.
 type ReplicaConfig struct {
-	Type            string   `yaml:"type"`
-	URL             string   `yaml:"url"`
-	Bucket          string   `yaml:"bucket"`
-	Path            string   `yaml:"path"`
-	Region          string   `yaml:"region"`
-	Endpoint        string   `yaml:"endpoint"`
-	ForcePathStyle  *bool    `yaml:"force-path-style"`
-	AccessKeyID     string   `yaml:"access-key-id"`
-	SecretAccessKey string   `yaml:"secret-access-key"`
+	Type            string `yaml:"type"`
+	URL             string `yaml:"url"`
+	Bucket          string `yaml:"bucket"`
+	Path            string `yaml:"path"`
+	Region          string `yaml:"region"`
+	Endpoint        string `yaml:"endpoint"`
+	ForcePathStyle  *bool  `yaml:"force-path-style"`
+	AccessKeyID     string `yaml:"access-key-id"`
+	SecretAccessKey string `yaml:"secret-access-key"`
 	// Retention is a Go duration ("168h"), parsed after decoding so that
 	// a bad value is reported with its line.
 	Retention string `yaml:"retention"`
