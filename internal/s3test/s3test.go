@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -49,7 +50,19 @@ var (
 	once   sync.Once
 	shared *Server
 	errSrv error
+	owned  *exec.Cmd // the server this package started, if any
 )
+
+// Main runs a package's tests and then stops the server Start may have
+// started. Call it from TestMain: os.Exit(s3test.Main(m)).
+func Main(m *testing.M) int {
+	code := m.Run()
+	if owned != nil {
+		_ = owned.Process.Kill()
+		_ = owned.Wait()
+	}
+	return code
+}
 
 // Start returns the shared server, starting one when the environment names none.
 func Start(tb testing.TB) *Server {
@@ -78,16 +91,24 @@ func start() (*Server, error) {
 		return nil, err
 	}
 	s := &Server{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port), AccessKey: "litefleet-test", SecretKey: "litefleet-test-secret", Dir: dir}
+	// The server logs to a file, not to the test binary's stderr: an
+	// inherited pipe would make `go test` wait for it after the tests.
+	logFile, err := os.Create(dir + ".log")
+	if err != nil {
+		return nil, err
+	}
 	cmd := exec.Command(bin, "--access", s.AccessKey, "--secret", s.SecretKey, "--port", fmt.Sprintf("127.0.0.1:%d", port), "--quiet", "posix", dir)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// The kernel stops the server if the test binary dies without cleanup.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start versitygw: %w", err)
 	}
-	// The process ends with the test binary; nothing else to clean up.
 	if err := WaitReady(s.Endpoint, 10*time.Second); err != nil {
 		_ = cmd.Process.Kill()
-		return nil, err
+		return nil, fmt.Errorf("%w (log: %s)", err, logFile.Name())
 	}
+	owned = cmd
 	return s, nil
 }
 

@@ -1,0 +1,138 @@
+package s3browse
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/superfly/ltx"
+)
+
+// leaseFile is the name, under a tenant's path, of the lease written by
+// Litestream's s3.Leaser (s3.DefaultLeasePath).
+const leaseFile = "lock.json"
+
+// SnapshotLevel is the LTX level that holds full snapshots
+// (litestream.SnapshotLevel).
+const SnapshotLevel = 9
+
+// keyKind says what a key under a tenant's path is.
+type keyKind int
+
+const (
+	keyUnknown    keyKind = iota
+	keyFolder             // a zero-byte "folder/" marker made by consoles; not data
+	keyLease              // lock.json
+	keyLTX                // v0.5: <level %04x>/<min %016x>-<max %016x>.ltx
+	keySnapshotV3         // v0.3: generations/<gen>/snapshots/<idx %08x>.snapshot.lz4
+	keyWALV3              // v0.3: generations/<gen>/wal/<idx %08x>_<off %08x>.wal.lz4
+)
+
+// tenantKey is a key under a tenant's path, parsed from its name alone.
+type tenantKey struct {
+	kind             keyKind
+	level            int    // keyLTX
+	minTXID, maxTXID uint64 // keyLTX
+	generation       string // keySnapshotV3, keyWALV3
+	index            int    // keySnapshotV3, keyWALV3
+	offset           int64  // keyWALV3
+}
+
+// parseTenantKey classifies rest, a key with "<prefix>/<tenant>/" removed.
+// The formats follow what Litestream's own readers accept, so that anything
+// counted here is something `litestream restore` would use; anything else is
+// keyUnknown, never an error.
+func parseTenantKey(rest string, size int64) tenantKey {
+	if rest == "" || (strings.HasSuffix(rest, "/") && size == 0) {
+		return tenantKey{kind: keyFolder}
+	}
+	if rest == leaseFile {
+		return tenantKey{kind: keyLease}
+	}
+	parts := strings.Split(rest, "/")
+	switch len(parts) {
+	case 2:
+		return parseLTXKey(parts[0], parts[1])
+	case 4:
+		if parts[0] == "generations" && isLowerHex(parts[1], 16) {
+			switch parts[2] {
+			case "snapshots":
+				return parseSnapshotV3(parts[1], parts[3])
+			case "wal":
+				return parseWALV3(parts[1], parts[3])
+			}
+		}
+	}
+	return tenantKey{}
+}
+
+// parseLTXKey parses the level folder and file name of a v0.5 LTX file, as
+// written by litestream's s3.ReplicaClient (fmt "%04x/" + ltx.FormatFilename).
+func parseLTXKey(levelDir, file string) tenantKey {
+	if !isLowerHex(levelDir, 4) {
+		return tenantKey{}
+	}
+	level, err := strconv.ParseUint(levelDir, 16, 16)
+	if err != nil {
+		return tenantKey{}
+	}
+	minTXID, maxTXID, err := ltx.ParseFilename(file)
+	if err != nil {
+		return tenantKey{}
+	}
+	return tenantKey{kind: keyLTX, level: int(level), minTXID: uint64(minTXID), maxTXID: uint64(maxTXID)}
+}
+
+// parseSnapshotV3 mirrors litestream.ParseSnapshotFilenameV3:
+// ^([0-9a-f]{8})\.snapshot\.lz4$ with an index that fits an int32.
+func parseSnapshotV3(gen, file string) tenantKey {
+	idx, ok := strings.CutSuffix(file, ".snapshot.lz4")
+	if !ok || !isLowerHex(idx, 8) {
+		return tenantKey{}
+	}
+	index, err := strconv.ParseInt(idx, 16, 32)
+	if err != nil {
+		return tenantKey{}
+	}
+	return tenantKey{kind: keySnapshotV3, generation: gen, index: int(index)}
+}
+
+// parseWALV3 mirrors litestream.ParseWALSegmentFilenameV3:
+// ^([0-9a-f]{8})_([0-9a-f]{8,16})\.wal\.lz4$ with an int32 index.
+func parseWALV3(gen, file string) tenantKey {
+	base, ok := strings.CutSuffix(file, ".wal.lz4")
+	if !ok {
+		return tenantKey{}
+	}
+	idx, off, ok := strings.Cut(base, "_")
+	if !ok || !isLowerHex(idx, 8) || len(off) < 8 || len(off) > 16 || !isLowerHex(off, len(off)) {
+		return tenantKey{}
+	}
+	index, err := strconv.ParseInt(idx, 16, 32)
+	if err != nil {
+		return tenantKey{}
+	}
+	offset, err := strconv.ParseInt(off, 16, 64)
+	if err != nil {
+		return tenantKey{}
+	}
+	return tenantKey{kind: keyWALV3, generation: gen, index: int(index), offset: offset}
+}
+
+// isLowerHex reports whether s is exactly n lowercase hex digits, the only
+// case Litestream writes and reads.
+func isLowerHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// TXIDHex formats a TXID the way LTX file names and `litestream restore
+// -txid` spell it.
+func TXIDHex(txid uint64) string { return ltx.TXID(txid).String() }

@@ -1,0 +1,72 @@
+package s3browse
+
+import (
+	"testing"
+
+	"github.com/superfly/ltx"
+)
+
+func TestParseTenantKey(t *testing.T) {
+	const gen = "0123456789abcdef"
+	tests := []struct {
+		rest string
+		size int64
+		want tenantKey
+	}{
+		{"lock.json", 90, tenantKey{kind: keyLease}},
+		{"0000/0000000000000001-0000000000000001.ltx", 1, tenantKey{kind: keyLTX, level: 0, minTXID: 1, maxTXID: 1}},
+		{"0009/0000000000000001-00000000000000ff.ltx", 1, tenantKey{kind: keyLTX, level: 9, minTXID: 1, maxTXID: 255}},
+		{"000a/0000000000000001-0000000000000002.ltx", 1, tenantKey{kind: keyLTX, level: 10, minTXID: 1, maxTXID: 2}},
+		{"generations/" + gen + "/snapshots/00000000.snapshot.lz4", 1, tenantKey{kind: keySnapshotV3, generation: gen}},
+		{"generations/" + gen + "/snapshots/0000001f.snapshot.lz4", 1, tenantKey{kind: keySnapshotV3, generation: gen, index: 31}},
+		{"generations/" + gen + "/wal/00000002_00001000.wal.lz4", 1, tenantKey{kind: keyWALV3, generation: gen, index: 2, offset: 4096}},
+		{"generations/" + gen + "/wal/00000002_0000000000001000.wal.lz4", 1, tenantKey{kind: keyWALV3, generation: gen, index: 2, offset: 4096}},
+		{"", 0, tenantKey{kind: keyFolder}},
+		{"generations/", 0, tenantKey{kind: keyFolder}},
+
+		// Everything below is unknown: counted, never fatal.
+		{"generations/", 5, tenantKey{}},
+		{"lock.json.bak", 1, tenantKey{}},
+		{"README", 1, tenantKey{}},
+		{"0/0000000000000001-0000000000000001.ltx", 1, tenantKey{}},        // level not %04x
+		{"000A/0000000000000001-0000000000000001.ltx", 1, tenantKey{}},     // upper-case hex
+		{"0000/0000000000000001-0000000000000001.ltx.tmp", 1, tenantKey{}}, // not .ltx
+		{"0000/1-1.ltx", 1, tenantKey{}},
+		{"0000/000000000000000G-0000000000000001.ltx", 1, tenantKey{}},
+		{"0000/x/0000000000000001-0000000000000001.ltx", 1, tenantKey{}},
+		{"generations/" + gen + "/snapshots/00000000.snapshot", 1, tenantKey{}},
+		{"generations/" + gen + "/snapshots/80000000.snapshot.lz4", 1, tenantKey{}}, // index beyond int32, as litestream
+		{"generations/0123/snapshots/00000000.snapshot.lz4", 1, tenantKey{}},
+		{"generations/" + gen + "/wal/00000002_0000100.wal.lz4", 1, tenantKey{}},
+		{"generations/" + gen + "/wal/00000002_00000000000010000.wal.lz4", 1, tenantKey{}},
+		{"generations/" + gen + "/wal/00000002-00001000.wal.lz4", 1, tenantKey{}},
+		{"generations/" + gen + "/other/00000000.snapshot.lz4", 1, tenantKey{}},
+		{"generations/" + gen + "/snapshots/a/00000000.snapshot.lz4", 1, tenantKey{}},
+		{"\x1b[31m/0000000000000001-0000000000000001.ltx", 1, tenantKey{}},
+	}
+	for _, tt := range tests {
+		t.Run(Printable(tt.rest), func(t *testing.T) {
+			if got := parseTenantKey(tt.rest, tt.size); got != tt.want {
+				t.Errorf("parseTenantKey(%q) = %+v, want %+v", tt.rest, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestLTXKeyRoundTrip checks the parser against the library's own formatter,
+// the one Litestream's S3 client writes keys with.
+func TestLTXKeyRoundTrip(t *testing.T) {
+	for _, c := range []struct {
+		level    int
+		min, max uint64
+	}{{0, 1, 1}, {1, 1, 100}, {3, 7, 1 << 40}, {9, 1, ^uint64(0)}} {
+		rest := levelDir(c.level) + "/" + ltx.FormatFilename(ltx.TXID(c.min), ltx.TXID(c.max))
+		got := parseTenantKey(rest, 1)
+		if got.kind != keyLTX || got.level != c.level || got.minTXID != c.min || got.maxTXID != c.max {
+			t.Errorf("parseTenantKey(%q) = %+v", rest, got)
+		}
+	}
+	if got := TXIDHex(255); got != "00000000000000ff" {
+		t.Errorf("TXIDHex(255) = %q", got)
+	}
+}
