@@ -4,7 +4,7 @@ GO        ?= go
 TOOLS     := .tools/bin
 TEST_ARGS ?=
 
-.PHONY: all build tools test test-short demo lint bench clean
+.PHONY: all build tools test test-short demo lint bench bench-ls clean
 
 all: build
 
@@ -33,6 +33,10 @@ lint:
 
 bench: tools build
 	@scripts/with-s3.sh $(GO) test -run '^$$' -bench . -benchmem ./...
+
+# ls over 10,000 tenants (local and S3): wall time and peak RSS.
+bench-ls: tools build
+	@scripts/with-s3.sh $(GO) run ./bench/lsbench -tenants 10000
 
 clean:
 	rm -rf bin .demo

@@ -393,8 +393,8 @@ func (s *Supervisor) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Status is what the supervisor knows of one running tenant.
-type Status struct {
+// RunStatus is what the supervisor knows of one running tenant.
+type RunStatus struct {
 	Tenant         string    `json:"tenant"`
 	Path           string    `json:"path"`
 	Replica        string    `json:"replica"`
@@ -406,14 +406,14 @@ type Status struct {
 }
 
 // Running lists the tenants replicating in this process, by name.
-func (s *Supervisor) Running() []Status {
+func (s *Supervisor) Running() []RunStatus {
 	s.mu.Lock()
-	var out []Status
+	var out []RunStatus
 	for _, r := range s.running {
 		if r.db == nil {
 			continue
 		}
-		st := Status{
+		st := RunStatus{
 			Tenant:   r.target.Tenant.Name,
 			Path:     r.target.Path,
 			Replica:  r.target.Conn.URL(r.target.Tenant.Name),
@@ -497,4 +497,17 @@ func roundElapsed(d time.Duration) time.Duration {
 		return d.Round(time.Millisecond)
 	}
 	return d.Round(time.Microsecond)
+}
+
+// Replicating reports whether this process replicates the database at path,
+// and as which tenant.
+func (s *Supervisor) Replicating(path string) (tenant string, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.running {
+		if r.target.Path == path {
+			return r.target.Tenant.Name, true
+		}
+	}
+	return "", false
 }

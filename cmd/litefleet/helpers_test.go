@@ -38,7 +38,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build litefleet:", err)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := s3test.Main(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

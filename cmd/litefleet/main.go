@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/litefleet/litefleet/s3browse"
@@ -22,10 +23,17 @@ Usage:
   litefleet replicate -dsn PATH -bucket NAME [-db-name NAME] [flags]
   litefleet replicate -config litestream.yml
   litefleet validate [-recursive] [-json] PATH...
+  litefleet restore TENANT [-o PATH] [-timestamp T | -txid N] [-dry-run] [-force] [-json]
+  litefleet restore -all -o DIR [-match GLOB] [-parallel N]
+  litefleet ls [-dir DIR]... [-bucket NAME] [-sort name|lag|size|changed|status] [-json]
+  litefleet inspect TENANT [-bucket NAME] [-json]
 
 Commands:
   replicate   replicate databases to S3 with Litestream, one lease per tenant
   validate    check the tenant names of database files and folders
+  restore     restore a tenant, at any point in time, or the whole fleet
+  ls          every tenant: local database beside S3 prefix, status and lag
+  inspect     one tenant's restore points, generations and lease in S3
 
 Run 'litefleet COMMAND -h' for a command's flags and examples.
 `
@@ -91,6 +99,10 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runReplicate(ctx, rest, stdout, stderr)
 	case "validate":
 		return runValidate(ctx, rest, stdout, stderr)
+	case "ls":
+		return runLs(ctx, rest, stdout, stderr)
+	case "inspect":
+		return runInspect(ctx, rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -120,6 +132,41 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		return &exitError{code: 2} // flag already printed the problem
 	}
 	return nil
+}
+
+// reorderArgs moves positional arguments after the flags, so that flags may
+// follow them as operators type (`inspect GUID -json`): the flag package
+// stops at the first non-flag.
+func reorderArgs(fs *flag.FlagSet, args []string) []string {
+	var flags, pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			pos = append(pos, args[i+1:]...)
+			break
+		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			pos = append(pos, a)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		f := fs.Lookup(name)
+		if f == nil {
+			continue // flag.Parse reports it
+		}
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+			continue
+		}
+		if i+1 < len(args) {
+			flags = append(flags, args[i+1])
+			i++
+		}
+	}
+	return append(flags, pos...)
 }
 
 // connFlags are the S3 connection flags every command shares.

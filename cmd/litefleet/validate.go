@@ -32,7 +32,7 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := newFlagSet("validate", validateHelp, stderr)
 	recursive := fs.Bool("recursive", false, "descend into subfolders")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, reorderArgs(fs, args)); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/dustin/go-humanize"
+
+	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/s3browse"
+)
+
+const inspectHelp = `Usage:
+  litefleet inspect TENANT [-bucket NAME] [-files N] [-json] [flags]
+
+Shows a tenant's replica in S3: its layout (Litestream v0.5 LTX files, v0.3
+generations, or both), the restore points per level (TXID ranges, sizes,
+upload times), snapshots, the latest TXID and time, the bytes it holds, and
+the lease (who replicates it, until when). For a v0.3 replica, each
+generation with its snapshots and WAL segments.
+
+Examples:
+  litefleet inspect -bucket saas-backups 12345678-1234-5678-9abc-123456789012
+  litefleet inspect -config litestream.yml -json legacy-client-001
+`
+
+func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("inspect", inspectHelp, stderr)
+	var cf connFlags
+	cf.register(fs)
+	asJSON := fs.Bool("json", false, "print JSON (documented in the README)")
+	files := fs.Int("files", 5, "newest files shown per level (all with -json); 0 for all")
+	if err := parseFlags(fs, reorderArgs(fs, args)); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errUsage("inspect takes one TENANT (a GUID or a name), got %d arguments", fs.NArg())
+	}
+	tenant := fs.Arg(0)
+	if err := s3browse.CheckName(tenant); err != nil {
+		return errUsage("%v", err)
+	}
+	conn, _, _, err := cf.resolveConn()
+	if err != nil {
+		return err
+	}
+	if conn.Bucket == "" {
+		return errUsage("no bucket: pass -bucket NAME or -config FILE")
+	}
+	fl := &fleet.Fleet{Conn: conn}
+	client, err := s3browse.NewClient(ctx, conn)
+	if err != nil {
+		return err
+	}
+	fl.API = client
+	t, err := fl.Inspect(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(t)
+	}
+	printTenant(stdout, t, time.Now(), *files)
+	if t.Format == s3browse.FormatEmpty {
+		return fmt.Errorf("nothing in %s: check the tenant name, -bucket and -prefix", conn.URL(tenant))
+	}
+	return nil
+}
+
+func printTenant(w io.Writer, t *s3browse.Tenant, now time.Time, files int) {
+	fmt.Fprintf(w, "tenant    %s\n", s3browse.Printable(t.Name))
+	fmt.Fprintf(w, "replica   %s\n", s3browse.Printable(t.URL))
+	fmt.Fprintf(w, "format    %s, %d objects, %s\n", t.Format, t.Objects, humanize.IBytes(uint64(t.Bytes)))
+	if t.LatestTXID > 0 || !t.LatestAt.IsZero() {
+		fmt.Fprintf(w, "latest    TXID %d (%s), last upload %s (%s)\n", t.LatestTXID, t.LatestTXIDHex, t.LatestAt.Format(time.RFC3339), ago(now, t.LatestAt))
+	}
+	fmt.Fprintf(w, "snapshots %d\n", t.Snapshots)
+	switch l := t.Lease; {
+	case l == nil:
+		fmt.Fprintln(w, "lease     none: no replicator holds this tenant")
+	case l.Error != "":
+		fmt.Fprintf(w, "lease     unreadable: %s\n", s3browse.Printable(l.Error))
+	case l.Expired(now):
+		fmt.Fprintf(w, "lease     expired %s ago (last held by %s)\n", shortDuration(now.Sub(l.ExpiresAt)), s3browse.Printable(l.Owner))
+	default:
+		fmt.Fprintf(w, "lease     held by %s for %s more (generation %d)\n", s3browse.Printable(l.Owner), shortDuration(l.ExpiresAt.Sub(now)), l.Generation)
+	}
+	if t.UnknownObjects > 0 {
+		fmt.Fprintf(w, "unknown   %d objects litestream would not restore from\n", t.UnknownObjects)
+	}
+	if len(t.Levels) > 0 {
+		fmt.Fprintln(w, "\nLTX levels (v0.5):")
+		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  LEVEL\tFILES\tBYTES\tMAX TXID\tNEWEST UPLOAD")
+		for _, lv := range t.Levels {
+			newest := "-"
+			if n := len(lv.Files); n > 0 {
+				newest = lv.Files[n-1].ModifiedAt.Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "  %d%s\t%d\t%s\t%d\t%s\n", lv.Level, levelName(lv.Level), lv.Count, humanize.IBytes(uint64(lv.Bytes)), lv.MaxTXID, newest)
+		}
+		tw.Flush()
+		for _, lv := range t.Levels {
+			shown := lv.Files
+			if files > 0 && len(shown) > files {
+				shown = shown[len(shown)-files:]
+			}
+			fmt.Fprintf(w, "\nlevel %d%s, %d of %d files:\n", lv.Level, levelName(lv.Level), len(shown), len(lv.Files))
+			tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "  MIN TXID\tMAX TXID\tSIZE\tUPLOADED")
+			for _, f := range shown {
+				fmt.Fprintf(tw, "  %d\t%d\t%s\t%s\n", f.MinTXID, f.MaxTXID, humanize.IBytes(uint64(f.Size)), f.ModifiedAt.Format(time.RFC3339))
+			}
+			tw.Flush()
+		}
+	}
+	if len(t.Generations) > 0 {
+		fmt.Fprintln(w, "\ngenerations (v0.3):")
+		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  GENERATION\tFIRST\tLAST\tSNAPSHOTS\tWAL SEGMENTS\tBYTES")
+		for _, g := range t.Generations {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\t%s\n", s3browse.Printable(g.ID), g.FirstAt.Format(time.RFC3339), g.LastAt.Format(time.RFC3339), len(g.Snapshots), len(g.WALSegments), humanize.IBytes(uint64(g.Bytes)))
+		}
+		tw.Flush()
+		for _, g := range t.Generations {
+			fmt.Fprintf(w, "\ngeneration %s:\n", s3browse.Printable(g.ID))
+			tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "  KIND\tINDEX\tOFFSET\tSIZE\tUPLOADED")
+			for _, s := range g.Snapshots {
+				fmt.Fprintf(tw, "  snapshot\t%d\t-\t%s\t%s\n", s.Index, humanize.IBytes(uint64(s.Size)), s.ModifiedAt.Format(time.RFC3339))
+			}
+			segs := g.WALSegments
+			if files > 0 && len(segs) > files {
+				fmt.Fprintf(tw, "  …\t%d older WAL segments\t\t\t\n", len(segs)-files)
+				segs = segs[len(segs)-files:]
+			}
+			for _, s := range segs {
+				fmt.Fprintf(tw, "  wal\t%d\t%d\t%s\t%s\n", s.Index, s.Offset, humanize.IBytes(uint64(s.Size)), s.ModifiedAt.Format(time.RFC3339))
+			}
+			tw.Flush()
+		}
+	}
+}
+
+func levelName(level int) string {
+	switch level {
+	case 0:
+		return " (one file per sync)"
+	case s3browse.SnapshotLevel:
+		return " (snapshots)"
+	}
+	return " (compactions)"
+}

@@ -1,0 +1,313 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/litefleet/litefleet/internal/s3test"
+)
+
+// lsJSON is the part of `ls -json` the tests read; the README documents it.
+type lsJSON struct {
+	Tenants []struct {
+		Tenant string `json:"tenant"`
+		Status string `json:"status"`
+		Note   string `json:"note"`
+		Local  *struct {
+			Path    string `json:"path"`
+			Name    string `json:"name"`
+			Verdict string `json:"verdict"`
+			TXID    uint64 `json:"txid"`
+		} `json:"local"`
+		Remote *struct {
+			Format     string `json:"format"`
+			LatestTXID uint64 `json:"latest_txid"`
+			HasLease   bool   `json:"has_lease"`
+		} `json:"remote"`
+		LagTXIDs uint64 `json:"lag_txids"`
+	} `json:"tenants"`
+	Counts      map[string]int `json:"counts"`
+	RemoteError string         `json:"remote_error"`
+	FromCache   bool           `json:"remote_from_cache"`
+}
+
+// runLitefleet runs the binary to completion and returns its exit code,
+// stdout and stderr.
+func runLitefleet(t *testing.T, env []string, args ...string) (int, string, string) {
+	t.Helper()
+	p := startLitefleet(t, env, args...)
+	code := p.wait(60 * time.Second)
+	out := p.out.String()
+	return code, out, out
+}
+
+func TestLsJoinsLocalAndRemote(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	env := credEnv(srv)
+	dir := t.TempDir()
+
+	// guid1: replicated now, by a litefleet replicate that keeps running.
+	inSync := filepath.Join(dir, guid1+".db")
+	insertRows(t, openDB(t, inSync), 0, 5)
+	rep := startLitefleet(t, env, replicateArgs(srv, conn, "-dsn", inSync)...)
+	rep.waitFor(seedTx(guid1), 20*time.Second)
+
+	// guid2: never replicated.
+	insertRows(t, openDB(t, filepath.Join(dir, guid2+".db")), 0, 2)
+	// A file that is not a GUID: falls back to "default".
+	insertRows(t, openDB(t, filepath.Join(dir, "legacy-client.db")), 0, 2)
+
+	// guid3: replicated from elsewhere, then stopped: remote only.
+	elsewhere := filepath.Join(t.TempDir(), guid3+".db")
+	insertRows(t, openDB(t, elsewhere), 0, 3)
+	other := startLitefleet(t, env, replicateArgs(srv, conn, "-dsn", elsewhere)...)
+	other.waitFor(seedTx(guid3), 20*time.Second)
+	if code := other.stop(60 * time.Second); code != 0 {
+		t.Fatalf("replicator of %s exit %d", guid3, code)
+	}
+
+	// A prefix that is no tenant name, put there by hand.
+	client := srv.Client(t, conn)
+	if _, err := client.PutObject(context.Background(), &s3.PutObjectInput{
+		Bucket: aws.String(conn.Bucket), Key: aws.String("databases/Bad Name/0000/0000000000000001-0000000000000001.ltx"), Body: bytes.NewReader([]byte("x")),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond) // let the running replicator settle at its last TXID
+
+	args := []string{"ls", "-dir", dir, "-bucket", conn.Bucket, "-endpoint", srv.Endpoint, "-json", "-no-cache"}
+	code, out, _ := runLitefleet(t, env, args...)
+	if code != 0 {
+		t.Fatalf("ls exit %d:\n%s", code, out)
+	}
+	var v lsJSON
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("ls -json: %v\n%s", err, out)
+	}
+	status := map[string]string{}
+	for _, r := range v.Tenants {
+		status[r.Tenant] = r.Status
+		if r.Tenant == guid1 {
+			if r.Local == nil || r.Remote == nil || r.Local.TXID == 0 || r.Remote.LatestTXID != r.Local.TXID || !r.Remote.HasLease {
+				t.Errorf("%s: local %+v remote %+v, want both sides at one TXID with a lease", guid1, r.Local, r.Remote)
+			}
+		}
+		if r.Tenant == guid3 && (r.Local != nil || r.Remote == nil || r.Remote.Format != "ltx") {
+			t.Errorf("%s: want remote only in ltx format, got local %+v remote %+v", guid3, r.Local, r.Remote)
+		}
+	}
+	want := map[string]string{
+		guid1:      "in sync",
+		guid2:      "not replicating",
+		"default":  "not replicating",
+		guid3:      "remote only",
+		"Bad Name": "invalid",
+	}
+	for k, w := range want {
+		if status[k] != w {
+			t.Errorf("%s: status %q, want %q (all: %v)", k, status[k], w, status)
+		}
+	}
+	if len(v.Tenants) != len(want) {
+		t.Errorf("%d rows, want %d: %v", len(v.Tenants), len(want), status)
+	}
+	if v.Counts["not replicating"] != 2 || v.Counts["in sync"] != 1 {
+		t.Errorf("counts %v", v.Counts)
+	}
+
+	// The text form: a header, one line per tenant, a summary.
+	code, out, _ = runLitefleet(t, env, "ls", "-dir", dir, "-bucket", conn.Bucket, "-endpoint", srv.Endpoint, "-no-cache", "-sort", "status")
+	if code != 0 {
+		t.Fatalf("ls exit %d:\n%s", code, out)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 7 || !strings.HasPrefix(lines[0], "TENANT") || !strings.HasPrefix(lines[6], "5 tenants: 1 invalid, 2 not replicating, 1 remote only, 1 in sync") {
+		t.Errorf("text output:\n%s", out)
+	}
+	if !strings.HasPrefix(lines[1], "Bad Name ") {
+		t.Errorf("-sort status: invalid first: %q", lines[1])
+	}
+	if code := rep.stop(60 * time.Second); code != 0 {
+		t.Fatalf("replicator exit %d", code)
+	}
+}
+
+// TestLsKeepsLastGoodAnswer: when S3 stops answering, ls shows the last
+// good answer from the cache, says how old it is, and exits 1.
+func TestLsKeepsLastGoodAnswer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	env := append(credEnv(srv), "XDG_CACHE_HOME="+t.TempDir())
+	path := filepath.Join(t.TempDir(), guid2+".db")
+	insertRows(t, openDB(t, path), 0, 3)
+	rep := startLitefleet(t, env, replicateArgs(srv, conn, "-dsn", path)...)
+	rep.waitFor(seedTx(guid2), 20*time.Second)
+	if code := rep.stop(60 * time.Second); code != 0 {
+		t.Fatalf("replicator exit %d", code)
+	}
+
+	proxy := newTCPProxy(t, strings.TrimPrefix(srv.Endpoint, "http://"))
+	args := []string{"ls", "-bucket", conn.Bucket, "-endpoint", "http://" + proxy.addr, "-json"}
+	code, out, _ := runLitefleet(t, env, args...)
+	if code != 0 {
+		t.Fatalf("ls exit %d:\n%s", code, out)
+	}
+
+	proxy.close() // S3 is gone
+	start := time.Now()
+	code, out, _ = runLitefleet(t, env, args...)
+	if code != 1 {
+		t.Fatalf("ls with S3 down: exit %d, want 1:\n%s", code, out)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("ls with S3 down took %s", d)
+	}
+	jsonPart := out[:strings.LastIndex(out, "}")+1]
+	var v lsJSON
+	if err := json.Unmarshal([]byte(jsonPart), &v); err != nil {
+		t.Fatalf("ls -json: %v\n%s", err, out)
+	}
+	if !v.FromCache || v.RemoteError == "" || len(v.Tenants) != 1 || v.Tenants[0].Tenant != guid2 || v.Tenants[0].Remote == nil {
+		t.Fatalf("want the cached answer with the error: %+v", v)
+	}
+	if !strings.Contains(out, "litefleet: cannot reach S3") {
+		t.Errorf("no one-line error:\n%s", out)
+	}
+
+	code, out, _ = runLitefleet(t, env, "ls", "-bucket", conn.Bucket, "-endpoint", "http://"+proxy.addr)
+	if code != 1 || !strings.Contains(out, "S3 side from ") || !strings.Contains(out, guid2) {
+		t.Errorf("text form does not show the cached answer and its age (exit %d):\n%s", code, out)
+	}
+}
+
+func TestInspect(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	env := credEnv(srv)
+	path := filepath.Join(t.TempDir(), guid3+".db")
+	db := openDB(t, path)
+	insertRows(t, db, 0, 3)
+	rep := startLitefleet(t, env, replicateArgs(srv, conn, "-dsn", path)...)
+	m := rep.waitFor(`lease_owner=(\S+)`, 20*time.Second)
+	rep.waitFor(seedTx(guid3), 20*time.Second)
+	insertRows(t, db, 3, 3)
+	rep.waitFor(`post=0000000000000002`, 20*time.Second)
+
+	base := []string{"inspect", "-bucket", conn.Bucket, "-endpoint", srv.Endpoint}
+	code, out, _ := runLitefleet(t, env, append(base, guid3, "-json")...)
+	if code != 0 {
+		t.Fatalf("inspect exit %d:\n%s", code, out)
+	}
+	var tn struct {
+		Name       string `json:"name"`
+		URL        string `json:"url"`
+		Format     string `json:"format"`
+		LatestTXID uint64 `json:"latest_txid"`
+		Levels     []struct {
+			Level int `json:"level"`
+			Files []struct {
+				MinTXID uint64 `json:"min_txid"`
+				MaxTXID uint64 `json:"max_txid"`
+			} `json:"files"`
+		} `json:"levels"`
+		Lease *struct {
+			Owner string `json:"owner"`
+		} `json:"lease"`
+	}
+	if err := json.Unmarshal([]byte(out), &tn); err != nil {
+		t.Fatalf("inspect -json: %v\n%s", err, out)
+	}
+	if tn.Format != "ltx" || tn.LatestTXID < 2 || len(tn.Levels) == 0 || tn.Levels[0].Level != 0 || len(tn.Levels[0].Files) < 2 {
+		t.Errorf("inspect: %+v", tn)
+	}
+	if tn.Lease == nil || tn.Lease.Owner != m[1] {
+		t.Errorf("lease %+v, want owner %s", tn.Lease, m[1])
+	}
+	if tn.URL != conn.URL(guid3) {
+		t.Errorf("url %q", tn.URL)
+	}
+
+	code, out, _ = runLitefleet(t, env, append(base, guid3)...)
+	if code != 0 || !strings.Contains(out, "held by "+m[1]) || !strings.Contains(out, "level 0 (one file per sync)") {
+		t.Errorf("inspect text (exit %d):\n%s", code, out)
+	}
+	code, out, _ = runLitefleet(t, env, append(base, guid1)...)
+	if code != 1 || !strings.Contains(out, "nothing in s3://") {
+		t.Errorf("inspect of an absent tenant: exit %d:\n%s", code, out)
+	}
+	code, out, _ = runLitefleet(t, env, append(base, "../etc")...)
+	if code != 2 {
+		t.Errorf("inspect ../etc: exit %d, want 2:\n%s", code, out)
+	}
+	if code := rep.stop(60 * time.Second); code != 0 {
+		t.Fatalf("replicator exit %d", code)
+	}
+}
+
+// tcpProxy forwards connections to a backend until closed, so a test can
+// make S3 disappear from one endpoint while the server keeps running.
+type tcpProxy struct {
+	addr  string
+	l     net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func newTCPProxy(t *testing.T, backend string) *tcpProxy {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &tcpProxy{addr: l.Addr().String(), l: l}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			b, err := net.Dial("tcp", backend)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, b)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(b, c); b.Close() }()
+			go func() { _, _ = io.Copy(c, b); c.Close() }()
+		}
+	}()
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *tcpProxy) close() {
+	p.l.Close()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}

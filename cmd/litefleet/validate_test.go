@@ -1,0 +1,84 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestValidate(t *testing.T) {
+	root := t.TempDir()
+	a, b := filepath.Join(root, "a"), filepath.Join(root, "b")
+	for _, d := range []string{a, b} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	newDB := func(path string) {
+		t.Helper()
+		insertRows(t, openDB(t, path), 0, 1)
+	}
+	newDB(filepath.Join(a, guid1+".db"))
+	newDB(filepath.Join(a, guid2+".sqlite"))
+	newDB(filepath.Join(a, "legacy-client.db"))
+
+	// A clean folder: exit 0, every database named, the fallback noted.
+	code, out, _ := runLitefleet(t, os.Environ(), "validate", a)
+	if code != 0 {
+		t.Fatalf("validate clean folder: exit %d:\n%s", code, out)
+	}
+	for _, want := range []string{guid1 + "  guid", guid2 + "  guid", "default", "fallback", "pass -db-name"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+
+	// The same GUID in another folder, and a second fallback: collisions.
+	newDB(filepath.Join(b, guid1+".db"))
+	newDB(filepath.Join(b, "system.db"))
+	code, out, _ = runLitefleet(t, os.Environ(), "validate", "-recursive", "-json", root)
+	if code != 1 {
+		t.Fatalf("validate with collisions: exit %d, want 1:\n%s", code, out)
+	}
+	var v struct {
+		Databases []struct {
+			Path    string `json:"path"`
+			Name    string `json:"name"`
+			Verdict string `json:"verdict"`
+			Note    string `json:"note"`
+		} `json:"databases"`
+		Problems int `json:"problems"`
+	}
+	if err := json.Unmarshal([]byte(out[:strings.LastIndex(out, "}")+1]), &v); err != nil {
+		t.Fatalf("validate -json: %v\n%s", err, out)
+	}
+	verdicts := map[string]string{}
+	for _, d := range v.Databases {
+		verdicts[filepath.Base(filepath.Dir(d.Path))+"/"+filepath.Base(d.Path)] = d.Verdict
+	}
+	want := map[string]string{
+		"a/" + guid1 + ".db":     "collision",
+		"b/" + guid1 + ".db":     "collision",
+		"a/" + guid2 + ".sqlite": "guid",
+		"a/legacy-client.db":     "collision",
+		"b/system.db":            "collision",
+	}
+	for k, w := range want {
+		if verdicts[k] != w {
+			t.Errorf("%s: %q, want %q (all %v)", k, verdicts[k], w, verdicts)
+		}
+	}
+	if v.Problems != 4 || !strings.Contains(out, "litefleet: 4 of 5 database(s)") {
+		t.Errorf("problems %d:\n%s", v.Problems, out)
+	}
+
+	// Bad input: no path, a missing folder.
+	if code, out, _ := runLitefleet(t, os.Environ(), "validate"); code != 2 {
+		t.Errorf("validate without PATH: exit %d, want 2:\n%s", code, out)
+	}
+	if code, out, _ := runLitefleet(t, os.Environ(), "validate", filepath.Join(root, "nope")); code != 1 || !strings.Contains(out, "nope") {
+		t.Errorf("validate of a missing folder: exit %d:\n%s", code, out)
+	}
+}

@@ -1,0 +1,400 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DiscoverOptions says where Discover looks for tenant databases.
+type DiscoverOptions struct {
+	// Dirs are folders to scan. An entry that is a file is taken as one
+	// database whatever its extension, so a config file can list its paths.
+	Dirs []string
+	// Recursive also scans subfolders, except hidden ones.
+	Recursive bool
+	// Names gives an explicit tenant name per absolute database path, as a
+	// config file does. A key may be the path as found or with symlinks
+	// resolved.
+	Names map[string]string
+	// InUse, when set, reports whether this process has the database at
+	// path open through SQLite (the replication supervisor does). Discover
+	// then trusts that file and does not open it to check its header:
+	// closing any descriptor of a file drops every POSIX lock the process
+	// holds on it, SQLite's included (sqlite.org/howtocorrupt.html, 2.2),
+	// which would let another process checkpoint under Litestream's read
+	// lock. It is called with Local.Path and, if different, with the path
+	// with symlinks resolved, from several goroutines at once.
+	InUse func(path string) bool
+}
+
+// Local is one database found on this host, with what the disk says about
+// it and its local Litestream position.
+//
+// Files that look like databases but cannot be used are returned too, so the
+// operator sees them rather than wondering where a tenant went: a file that
+// is not SQLite (Note "not an SQLite database"), a file that cannot be read,
+// a symlink whose target is gone, or a subfolder that cannot be listed. They
+// carry VerdictInvalid, which is not Usable, and MarkCollisions ignores them.
+type Local struct {
+	// Entry holds Path (absolute, cleaned, as found under a Dirs entry:
+	// symlinks are kept so the operator sees their own spelling) and the
+	// tenant name, with collisions marked across the whole result.
+	Entry
+	Size     int64     `json:"size"`      // main file bytes
+	WALSize  int64     `json:"wal_size"`  // -wal file bytes, 0 if none
+	Changed  time.Time `json:"changed"`   // newest mtime of the file and its -wal
+	TXID     uint64    `json:"txid"`      // max TXID of the local level-0 LTX files, 0 if Litestream never ran
+	TXIDTime time.Time `json:"txid_time"` // timestamp in the header of that LTX file
+	L0       []LTXRef  `json:"l0,omitempty"`
+	// StateErr describes a problem reading the .<file>-litestream state.
+	// It is for display: the rest of the entry is still valid.
+	StateErr string `json:"state_error,omitempty"`
+}
+
+// discoverWorkers bounds the goroutines doing per-database syscalls: enough
+// to overlap disk latency, few enough not to starve a replicator sharing the
+// machine.
+const discoverWorkers = 8
+
+// Discover scans opt.Dirs for tenant databases (files ending in .db, .sqlite
+// or .sqlite3, any case) and returns one Local per file, sorted by tenant
+// name then path, with collisions marked. It reads directory listings, file
+// metadata, the first 16 bytes of each database and the header of its newest
+// local LTX file; it never opens a database with SQLite, takes no lock and
+// writes nothing, so it is safe next to a running replicator. A Dirs entry
+// that does not exist or cannot be listed is an error.
+func Discover(ctx context.Context, opt DiscoverOptions) ([]Local, error) {
+	s := &scanner{
+		ctx:       ctx,
+		recursive: opt.Recursive,
+		inUse:     opt.InUse,
+		byReal:    map[string]int{},
+		names:     resolveNames(opt.Names),
+	}
+	for _, d := range opt.Dirs {
+		if err := s.addRoot(d); err != nil {
+			return nil, err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("discover: %w", err)
+	}
+
+	found := make([]Local, len(s.cands))
+	keep := make([]bool, len(s.cands))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(discoverWorkers, len(s.cands)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(s.cands) || ctx.Err() != nil {
+					return
+				}
+				found[i], keep[i] = s.inspect(s.cands[i])
+			}
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("discover: %w", err)
+	}
+
+	out := make([]Local, 0, len(s.problems)+len(found))
+	out = append(out, s.problems...)
+	for i, l := range found {
+		if keep[i] {
+			out = append(out, l)
+		}
+	}
+	entries := make([]Entry, len(out))
+	for i := range out {
+		entries[i] = out[i].Entry
+	}
+	MarkCollisions(entries)
+	for i := range out {
+		out[i].Entry = entries[i]
+	}
+	// PrefixKey first keeps names that collide only by case next to each other.
+	slices.SortFunc(out, func(a, b Local) int {
+		if c := strings.Compare(PrefixKey(a.Name), PrefixKey(b.Name)); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Name, b.Name); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Path, b.Path)
+	})
+	return out, nil
+}
+
+// candidate is a database file found by the walk, not yet inspected.
+type candidate struct {
+	path string // absolute, cleaned, as found
+	real string // path with symlinks resolved: SQLite puts the -wal next to it
+	// dir lists the folder holding path (and real, as they differ only for
+	// symlinks, whose dir is nil). It spares a failing stat or readdir per
+	// database for the -wal and the state folder, most of which are absent.
+	dir *dirIndex
+}
+
+// dirIndex holds the names in one folder that can be a -wal file or a
+// Litestream state folder.
+type dirIndex struct{ names map[string]struct{} }
+
+func (d *dirIndex) has(name string) bool {
+	_, ok := d.names[name]
+	return ok
+}
+
+type scanner struct {
+	ctx       context.Context
+	recursive bool
+	inUse     func(string) bool
+	names     map[string]string
+	cands     []candidate
+	byReal    map[string]int // real path → index in cands, to drop the same file seen twice
+	problems  []Local        // unusable things found by the walk itself
+}
+
+// resolveNames adds, for each explicit name, the key with symlinks resolved,
+// so a config path spelled through a symlink still names the file found.
+func resolveNames(in map[string]string) map[string]string {
+	out := make(map[string]string, len(in))
+	for k, v := range in {
+		if abs, err := filepath.Abs(k); err == nil {
+			k = abs
+		}
+		out[k] = v
+	}
+	for k, v := range in {
+		abs, err := filepath.Abs(k)
+		if err != nil {
+			continue
+		}
+		if real, err := filepath.EvalSymlinks(abs); err == nil {
+			if _, taken := out[real]; !taken {
+				out[real] = v
+			}
+		}
+	}
+	return out
+}
+
+func (s *scanner) addRoot(d string) error {
+	abs, err := filepath.Abs(d)
+	if err != nil {
+		return fmt.Errorf("folder %s: %w", Printable(d), err)
+	}
+	fi, err := os.Stat(abs)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("no such folder: %s: check -dir: %w", Printable(abs), fs.ErrNotExist)
+	} else if err != nil {
+		return fmt.Errorf("folder %s: %w", Printable(abs), err)
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return fmt.Errorf("folder %s: %w", Printable(abs), err)
+	}
+	switch {
+	case fi.IsDir():
+		return s.scanDir(abs, real, true)
+	case fi.Mode().IsRegular():
+		s.add(candidate{path: abs, real: real})
+		return nil
+	default:
+		return fmt.Errorf("%s is neither a folder nor a file (%s): check -dir", Printable(abs), fi.Mode().Type())
+	}
+}
+
+// scanDir collects the databases in dir, whose symlink-free spelling is
+// realDir. Symlinked subfolders are not followed, which rules out loops.
+func (s *scanner) scanDir(dir, realDir string, root bool) error {
+	if err := s.ctx.Err(); err != nil {
+		return fmt.Errorf("discover: %w", err)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if root {
+			return fmt.Errorf("cannot list folder %s: %w", Printable(dir), err)
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // removed since its parent was listed
+		}
+		s.problems = append(s.problems, Local{Entry: Entry{Path: dir, Naming: Naming{
+			Verdict: VerdictInvalid,
+			Note:    fmt.Sprintf("folder cannot be listed, its databases are not shown: %v", err),
+		}}})
+		return nil
+	}
+	idx := &dirIndex{names: map[string]struct{}{}}
+	for _, e := range ents {
+		name := e.Name()
+		if strings.HasSuffix(name, "-wal") || (strings.HasPrefix(name, ".") && strings.HasSuffix(name, metaDirSuffix)) {
+			idx.names[name] = struct{}{}
+		}
+	}
+	var subdirs []string
+	for _, e := range ents {
+		name := e.Name()
+		t := e.Type()
+		switch {
+		case t.IsDir():
+			// Hidden folders include Litestream's own .<file>-litestream state.
+			if s.recursive && !strings.HasPrefix(name, ".") {
+				subdirs = append(subdirs, name)
+			}
+		case !HasDBSuffix(name):
+			// -wal, -shm and -journal files end up here too.
+		case t.IsRegular():
+			s.add(candidate{path: filepath.Join(dir, name), real: filepath.Join(realDir, name), dir: idx})
+		case t&fs.ModeSymlink != 0:
+			s.addLink(filepath.Join(dir, name))
+		}
+		// Sockets, pipes and devices are never databases, and opening a pipe blocks.
+	}
+	slices.Sort(subdirs)
+	for _, name := range subdirs {
+		if err := s.scanDir(filepath.Join(dir, name), filepath.Join(realDir, name), false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *scanner) addLink(path string) {
+	real, err := filepath.EvalSymlinks(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		s.problems = append(s.problems, Local{Entry: Entry{Path: path, Naming: Naming{
+			Verdict: VerdictInvalid,
+			Note:    "symlink to a file that does not exist",
+		}}})
+		return
+	} else if err != nil {
+		s.problems = append(s.problems, Local{Entry: Entry{Path: path, Naming: Naming{
+			Verdict: VerdictInvalid,
+			Note:    fmt.Sprintf("symlink cannot be resolved: %v", err),
+		}}})
+		return
+	}
+	fi, err := os.Stat(real)
+	if err != nil || !fi.Mode().IsRegular() {
+		return // a folder named like a database, or gone: nothing to list
+	}
+	s.add(candidate{path: path, real: real})
+}
+
+// add records c unless the same file was already found under another path;
+// then the path without symlinks wins, else the lexically smaller one, so
+// the result does not depend on listing order.
+func (s *scanner) add(c candidate) {
+	i, seen := s.byReal[c.real]
+	if !seen {
+		s.byReal[c.real] = len(s.cands)
+		s.cands = append(s.cands, c)
+		return
+	}
+	old := s.cands[i]
+	if old.path == old.real {
+		return
+	}
+	if c.path == c.real || c.path < old.path {
+		s.cands[i] = c
+	}
+}
+
+// errNotSQLite marks a file whose first bytes are not SQLite's magic string.
+var errNotSQLite = errors.New("not an SQLite database")
+
+const sqliteMagic = "SQLite format 3\x00"
+
+// inspect gathers what the disk says about one candidate. It returns false
+// when the file vanished since the listing.
+func (s *scanner) inspect(c candidate) (Local, bool) {
+	explicit, ok := s.names[c.path]
+	if !ok {
+		explicit = s.names[c.real]
+	}
+	l := Local{Entry: Entry{Path: c.path, Naming: NameFor(c.path, explicit)}}
+	inUse := s.inUse != nil && (s.inUse(c.path) || (c.real != c.path && s.inUse(c.real)))
+	fi, err := statMain(c.real, !inUse)
+	if errors.Is(err, fs.ErrNotExist) {
+		return l, false
+	}
+	if fi != nil {
+		l.Size = fi.Size()
+		l.Changed = fi.ModTime()
+	}
+	if err != nil {
+		l.Verdict = VerdictInvalid
+		l.Note = err.Error()
+		if !errors.Is(err, errNotSQLite) {
+			l.Note = "cannot read: " + err.Error()
+		}
+		return l, true
+	}
+
+	if c.dir == nil || c.dir.has(filepath.Base(c.real)+"-wal") {
+		if wfi, err := os.Stat(c.real + "-wal"); err == nil {
+			l.WALSize = wfi.Size()
+			if wfi.ModTime().After(l.Changed) {
+				l.Changed = wfi.ModTime()
+			}
+		}
+	}
+
+	readLocalState(&l, c)
+	return l, true
+}
+
+// statMain returns the metadata of the database file and, when check is
+// set, verifies its first bytes. Empty files pass: SQLite creates databases
+// empty and writes the header with the first transaction.
+func statMain(path string, check bool) (fs.FileInfo, error) {
+	if !check {
+		fi, err := os.Stat(path)
+		if err != nil {
+			return nil, err
+		}
+		if !fi.Mode().IsRegular() {
+			return fi, fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
+		}
+		return fi, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return fi, fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
+	}
+	if fi.Size() == 0 {
+		return fi, nil
+	}
+	var magic [len(sqliteMagic)]byte
+	if n, err := f.ReadAt(magic[:], 0); n < len(magic) {
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fi, err
+		}
+		return fi, errNotSQLite
+	}
+	if string(magic[:]) != sqliteMagic {
+		return fi, errNotSQLite
+	}
+	return fi, nil
+}

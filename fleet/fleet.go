@@ -1,0 +1,182 @@
+package fleet
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/litefleet/litefleet/s3browse"
+)
+
+// Fleet is the joined view of one host's tenant databases and one bucket's
+// tenant prefixes, refreshed on demand. When S3 cannot be reached it keeps
+// the last good answer, and says how old it is. Safe for concurrent use.
+type Fleet struct {
+	Conn      s3browse.Conn
+	API       s3browse.API
+	Discover  DiscoverOptions
+	Options   ViewOptions
+	CacheFile string // where the last good S3 answer is kept between runs; "" for none
+
+	mu       sync.Mutex
+	remote   []s3browse.TenantSummary
+	remoteAt time.Time
+	cached   bool // remote came from CacheFile
+}
+
+// View is one refresh of the fleet.
+type View struct {
+	Rows   []Row          `json:"tenants"`
+	Counts map[Status]int `json:"counts"`
+	At     time.Time      `json:"at"`
+	// RemoteAt is when S3 last answered; older than At when S3 failed
+	// and the last good answer is shown.
+	RemoteAt time.Time `json:"remote_at,omitzero"`
+	// RemoteErr says why this refresh could not list S3.
+	RemoteErr string `json:"remote_error,omitempty"`
+	// FromCache says the S3 side came from the cache file of an earlier run.
+	FromCache bool `json:"remote_from_cache,omitempty"`
+	// LocalErr says why local discovery failed.
+	LocalErr string `json:"local_error,omitempty"`
+}
+
+// RemoteAge is how old the S3 side of the view is.
+func (v *View) RemoteAge() time.Duration {
+	if v.RemoteAt.IsZero() {
+		return 0
+	}
+	return v.At.Sub(v.RemoteAt)
+}
+
+// Stale reports that the S3 side is not from this refresh.
+func (v *View) Stale() bool { return v.RemoteErr != "" || v.FromCache }
+
+// Refresh discovers local databases and scans the bucket, concurrently, and
+// joins them. Errors on either side are reported in the View, not returned:
+// an operator still wants the half that works. The error returned is only
+// ctx's.
+func (f *Fleet) Refresh(ctx context.Context) (*View, error) {
+	now := time.Now()
+	var locals []Local
+	var localErr error
+	var wg sync.WaitGroup
+	if len(f.Discover.Dirs) > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			locals, localErr = Discover(ctx, f.Discover)
+		}()
+	}
+	var remote []s3browse.TenantSummary
+	var remoteErr error
+	if f.API != nil {
+		remote, remoteErr = s3browse.Scan(ctx, f.API, f.Conn)
+	} else {
+		remoteErr = errors.New("no bucket: pass -bucket to see the S3 side")
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	v := &View{At: now}
+	if localErr != nil {
+		v.LocalErr = localErr.Error()
+	}
+	f.mu.Lock()
+	if remoteErr == nil {
+		f.remote, f.remoteAt, f.cached = remote, now, false
+		f.saveCache()
+	} else {
+		v.RemoteErr = s3browse.Explain(remoteErr, f.Conn).Error()
+		if f.API == nil {
+			v.RemoteErr = remoteErr.Error()
+		}
+		if f.remote == nil {
+			f.loadCache()
+		}
+	}
+	remote, v.RemoteAt, v.FromCache = f.remote, f.remoteAt, f.cached
+	f.mu.Unlock()
+
+	// Join works on copies: rows point into them, and the cache is shared.
+	v.Rows = Join(locals, append([]s3browse.TenantSummary(nil), remote...), now, f.Options)
+	v.Counts = Counts(v.Rows)
+	return v, nil
+}
+
+// Inspect reports one tenant's restore points.
+func (f *Fleet) Inspect(ctx context.Context, tenant string) (*s3browse.Tenant, error) {
+	if f.API == nil {
+		return nil, errors.New("no bucket: pass -bucket")
+	}
+	t, err := s3browse.Inspect(ctx, f.API, f.Conn, tenant)
+	if err != nil {
+		return nil, s3browse.Explain(err, f.Conn)
+	}
+	return t, nil
+}
+
+// cacheFile is what CacheFile holds.
+type cacheFile struct {
+	Conn    string                   `json:"conn"` // Conn.String(): no credentials
+	At      time.Time                `json:"at"`
+	Tenants []s3browse.TenantSummary `json:"tenants"`
+}
+
+func (f *Fleet) saveCache() {
+	if f.CacheFile == "" {
+		return
+	}
+	b, err := json.Marshal(cacheFile{Conn: f.Conn.String(), At: f.remoteAt, Tenants: f.remote})
+	if err != nil {
+		return
+	}
+	// Best effort: a cache that cannot be written only loses the fallback.
+	_ = os.MkdirAll(filepath.Dir(f.CacheFile), 0o700)
+	tmp := f.CacheFile + ".tmp"
+	if os.WriteFile(tmp, b, 0o600) == nil {
+		_ = os.Rename(tmp, f.CacheFile)
+	}
+}
+
+func (f *Fleet) loadCache() {
+	if f.CacheFile == "" {
+		return
+	}
+	b, err := os.ReadFile(f.CacheFile)
+	if err != nil {
+		return
+	}
+	var c cacheFile
+	if json.Unmarshal(b, &c) != nil || c.Conn != f.Conn.String() {
+		return
+	}
+	// Names in the cache came from S3 once: re-check them as untrusted.
+	for i := range c.Tenants {
+		p := &c.Tenants[i].Prefix
+		p.Valid, p.Problem = true, ""
+		if err := s3browse.CheckName(p.Name); err != nil {
+			p.Valid, p.Problem = false, err.Error()
+		}
+	}
+	f.remote, f.remoteAt, f.cached = c.Tenants, c.At, true
+}
+
+// DefaultCacheFile is where the last good S3 answer for conn is kept:
+// under the user's cache folder, one file per endpoint, bucket and prefix.
+func DefaultCacheFile(conn s3browse.Conn) string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(conn.String()))
+	return filepath.Join(dir, "litefleet", fmt.Sprintf("%s.json", hex.EncodeToString(sum[:8])))
+}

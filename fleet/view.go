@@ -1,0 +1,283 @@
+package fleet
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/litefleet/litefleet/s3browse"
+)
+
+// Status is a tenant's state in the fleet view.
+type Status string
+
+// The statuses, from the most to the least alarming.
+const (
+	StatusError          Status = "error"            // something is wrong: see the note
+	StatusInvalid        Status = "invalid"          // invalid name or a collision
+	StatusLeased         Status = "leased elsewhere" // another host writes the replica
+	StatusLagging        Status = "lagging"          // local changes not yet in S3 for too long
+	StatusNotReplicating Status = "not replicating"  // local only, or local changes nobody replicates
+	StatusRemoteOnly     Status = "remote only"      // restorable; nothing local
+	StatusInSync         Status = "in sync"
+)
+
+// Statuses lists every status in display order.
+var Statuses = []Status{StatusError, StatusInvalid, StatusLeased, StatusLagging, StatusNotReplicating, StatusRemoteOnly, StatusInSync}
+
+// rank orders statuses by urgency, for sorting.
+func (s Status) rank() int {
+	i := slices.Index(Statuses, s)
+	if i < 0 {
+		return len(Statuses)
+	}
+	return i
+}
+
+// ViewOptions tune how rows are judged.
+type ViewOptions struct {
+	// LagThreshold is how long a local change may wait before the tenant
+	// counts as lagging. Litestream syncs every second; a few seconds of
+	// lag is its normal pipeline, not an alarm. Default 10s.
+	LagThreshold time.Duration
+	// LeaseFresh is how recently lock.json must have been written for the
+	// lease to count as held. Litestream's lease lives 30 s. Default 40s.
+	LeaseFresh time.Duration
+	// Replicating reports tenants replicated by this process.
+	Replicating func(path string) bool
+}
+
+func (o ViewOptions) withDefaults() ViewOptions {
+	if o.LagThreshold <= 0 {
+		o.LagThreshold = 10 * time.Second
+	}
+	if o.LeaseFresh <= 0 {
+		o.LeaseFresh = 40 * time.Second
+	}
+	return o
+}
+
+// Row is one tenant: its local database, its S3 prefix, or both.
+type Row struct {
+	// Tenant is the name; from S3 it is untrusted: print it with Display.
+	Tenant string `json:"tenant"`
+	Status Status `json:"status"`
+	Note   string `json:"note,omitempty"`
+	// Local is nil for a tenant with nothing on this host.
+	Local *Local `json:"local"`
+	// Remote is nil for a tenant with nothing in S3.
+	Remote *s3browse.TenantSummary `json:"remote"`
+	// LagTXIDs is local TXID − replicated TXID, when the local side is ahead.
+	LagTXIDs uint64 `json:"lag_txids"`
+	// Lag is now − the time of the oldest local change not yet replicated.
+	Lag time.Duration `json:"lag_ns"`
+	// Staleness is now − the last time the replica received data.
+	Staleness time.Duration `json:"staleness_ns"`
+	// Replicating says this process replicates the tenant.
+	Replicating bool `json:"replicating,omitempty"`
+}
+
+// Display is the tenant name safe to print.
+func (r Row) Display() string { return Printable(r.Tenant) }
+
+// Size is the local database's bytes, or the replica's when nothing is local.
+func (r Row) Size() int64 {
+	if r.Local != nil {
+		return r.Local.Size + r.Local.WALSize
+	}
+	if r.Remote != nil {
+		return r.Remote.Bytes
+	}
+	return 0
+}
+
+// Changed is the local database's last change, or the replica's last upload.
+func (r Row) Changed() time.Time {
+	if r.Local != nil {
+		return r.Local.Changed
+	}
+	if r.Remote != nil {
+		return r.Remote.LatestAt
+	}
+	return time.Time{}
+}
+
+// Join puts local databases and S3 tenant prefixes side by side, one row per
+// tenant name, judged at now. Prefixes of GUIDs that differ only in case are
+// distinct rows in S3 and both marked invalid.
+func Join(locals []Local, remote []s3browse.TenantSummary, now time.Time, opt ViewOptions) []Row {
+	opt = opt.withDefaults()
+	rows := make([]Row, 0, max(len(locals), len(remote)))
+	byName := make(map[string]int, len(locals))
+	for i := range locals {
+		l := &locals[i]
+		if !l.Verdict.Usable() || l.Verdict == VerdictCollision {
+			// Not joinable: its name is not the prefix it would use.
+			rows = append(rows, Row{Tenant: l.Name, Local: l, Status: StatusInvalid, Note: l.Note})
+			continue
+		}
+		if j, dup := byName[l.Name]; dup {
+			// MarkCollisions already flags these; keep both visible.
+			rows[j].Status, rows[j].Note = StatusInvalid, "prefix shared with "+Printable(l.Path)
+			rows = append(rows, Row{Tenant: l.Name, Local: l, Status: StatusInvalid, Note: "prefix shared with " + Printable(rows[j].Local.Path)})
+			continue
+		}
+		byName[l.Name] = len(rows)
+		rows = append(rows, Row{Tenant: l.Name, Local: l})
+	}
+	lowerRemote := map[string]int{}
+	for i := range remote {
+		lowerRemote[PrefixKey(remote[i].Name)]++
+	}
+	for i := range remote {
+		r := &remote[i]
+		if j, ok := byName[r.Name]; ok && rows[j].Remote == nil {
+			rows[j].Remote = r
+			continue
+		}
+		row := Row{Tenant: r.Name, Remote: r}
+		switch {
+		case !r.Valid:
+			row.Status, row.Note = StatusInvalid, r.Problem
+		case lowerRemote[PrefixKey(r.Name)] > 1:
+			row.Status, row.Note = StatusInvalid, "another prefix differs from this one only in case"
+		default:
+			if err := ValidateName(r.Name); err != nil {
+				row.Status, row.Note = StatusInvalid, "not a tenant name: "+err.Error()
+			}
+		}
+		rows = append(rows, row)
+	}
+	for i := range rows {
+		judge(&rows[i], now, opt)
+	}
+	return rows
+}
+
+// judge sets a joined row's status, lag and note.
+func judge(r *Row, now time.Time, opt ViewOptions) {
+	if r.Remote != nil && !r.Remote.LatestAt.IsZero() {
+		r.Staleness = now.Sub(r.Remote.LatestAt)
+	}
+	if r.Local != nil && opt.Replicating != nil {
+		r.Replicating = opt.Replicating(r.Local.Path)
+	}
+	if r.Status != "" {
+		return // invalid, decided by Join
+	}
+	l, rem := r.Local, r.Remote
+	hasRemote := rem != nil && rem.Format != s3browse.FormatEmpty
+	leaseFresh := rem != nil && rem.HasLease && now.Sub(rem.LeaseModifiedAt) < opt.LeaseFresh
+	switch {
+	case l == nil:
+		r.Status = StatusRemoteOnly
+		if leaseFresh {
+			r.Status, r.Note = StatusLeased, "a live replicator writes it, not from this host's folders"
+		}
+		return
+	case l.StateErr != "":
+		r.Status, r.Note = StatusError, l.StateErr
+		return
+	case !hasRemote:
+		r.Status = StatusNotReplicating
+		if rem != nil && rem.Format == s3browse.FormatEmpty && rem.HasLease {
+			r.Note = "lease taken, nothing replicated yet"
+		} else {
+			r.Note = "nothing in S3"
+		}
+		if r.Replicating {
+			r.Status, r.Note = StatusLagging, "replication starting"
+		}
+		return
+	}
+	remoteTXID := rem.LatestTXID
+	switch {
+	case l.TXID == 0:
+		r.Status, r.Note = StatusNotReplicating, "no local Litestream state: not replicated from this host"
+		if leaseFresh {
+			r.Status, r.Note = StatusLeased, "replica written by another host"
+		}
+	case remoteTXID > l.TXID:
+		if leaseFresh {
+			r.Status, r.Note = StatusLeased, fmt.Sprintf("replica is ahead (TXID %d > local %d): another host writes it", remoteTXID, l.TXID)
+		} else {
+			r.Status, r.Note = StatusError, fmt.Sprintf("replica is ahead of the local database (TXID %d > %d): the local file was replaced or another writer ran", remoteTXID, l.TXID)
+		}
+	case l.TXID > remoteTXID:
+		r.LagTXIDs = l.TXID - remoteTXID
+		if t, ok := l.OldestUnreplicated(remoteTXID); ok {
+			r.Lag = max(now.Sub(t), 0)
+		}
+		r.Status = StatusInSync
+		if r.Lag >= opt.LagThreshold {
+			r.Status = StatusLagging
+			r.Note = fmt.Sprintf("%d transaction(s) not in S3 for %s", r.LagTXIDs, r.Lag.Round(time.Second))
+		}
+		if !leaseFresh && !r.Replicating {
+			r.Status, r.Note = StatusNotReplicating, "local changes and no live lease: no replicator is running"
+		}
+	default:
+		r.Status = StatusInSync
+		// Changes after the last local sync that nobody picks up.
+		if !leaseFresh && !r.Replicating && l.Changed.Sub(l.TXIDTime) > opt.LagThreshold {
+			r.Status, r.Note = StatusNotReplicating, "changed since the last sync and no live lease: no replicator is running"
+		}
+	}
+}
+
+// Counts tallies rows by status.
+func Counts(rows []Row) map[Status]int {
+	m := make(map[Status]int, len(Statuses))
+	for _, r := range rows {
+		m[r.Status]++
+	}
+	return m
+}
+
+// SortKey names a row order.
+type SortKey string
+
+// The row orders of `ls -sort` and the TUI's `s`.
+const (
+	SortName    SortKey = "name"
+	SortLag     SortKey = "lag"
+	SortSize    SortKey = "size"
+	SortChanged SortKey = "changed"
+	SortStatus  SortKey = "status"
+)
+
+// SortKeys lists the orders in the TUI's cycling order.
+var SortKeys = []SortKey{SortName, SortLag, SortSize, SortChanged, SortStatus}
+
+// ParseSortKey checks a -sort value.
+func ParseSortKey(s string) (SortKey, error) {
+	k := SortKey(strings.ToLower(s))
+	if slices.Contains(SortKeys, k) {
+		return k, nil
+	}
+	return "", fmt.Errorf("unknown sort %q: use name, lag, size, changed or status", s)
+}
+
+// Sort orders rows in place: by name ascending, or by lag, size or last
+// change descending (biggest first), ties by name.
+func Sort(rows []Row, key SortKey) {
+	byName := func(a, b *Row) int { return cmp.Compare(a.Tenant, b.Tenant) }
+	var f func(a, b *Row) int
+	switch key {
+	case SortLag:
+		f = func(a, b *Row) int {
+			return cmp.Or(cmp.Compare(b.Lag, a.Lag), cmp.Compare(b.LagTXIDs, a.LagTXIDs), byName(a, b))
+		}
+	case SortSize:
+		f = func(a, b *Row) int { return cmp.Or(cmp.Compare(b.Size(), a.Size()), byName(a, b)) }
+	case SortChanged:
+		f = func(a, b *Row) int { return cmp.Or(b.Changed().Compare(a.Changed()), byName(a, b)) }
+	case SortStatus:
+		f = func(a, b *Row) int { return cmp.Or(cmp.Compare(a.Status.rank(), b.Status.rank()), byName(a, b)) }
+	default:
+		f = byName
+	}
+	slices.SortStableFunc(rows, func(a, b Row) int { return f(&a, &b) })
+}

@@ -1,0 +1,167 @@
+package fleet
+
+import (
+	"testing"
+	"time"
+
+	"github.com/litefleet/litefleet/s3browse"
+)
+
+var now = time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC)
+
+func local(name string, txid uint64, txidAge time.Duration, l0 ...LTXRef) Local {
+	l := Local{
+		Entry:    Entry{Path: "/data/" + name + ".db", Naming: NameFor("/data/"+name+".db", "")},
+		Size:     4096,
+		TXID:     txid,
+		Changed:  now.Add(-txidAge),
+		TXIDTime: now.Add(-txidAge),
+		L0:       l0,
+	}
+	if txid == 0 {
+		l.TXIDTime = time.Time{}
+	}
+	return l
+}
+
+func remote(name string, txid uint64, age time.Duration, lease time.Duration) s3browse.TenantSummary {
+	s := s3browse.TenantSummary{Prefix: s3browse.Prefix{Name: name, Valid: s3browse.CheckName(name) == nil}}
+	s.Format = s3browse.FormatLTX
+	s.LatestTXID = txid
+	s.LatestAt = now.Add(-age)
+	if lease >= 0 {
+		s.HasLease = true
+		s.LeaseModifiedAt = now.Add(-lease)
+	}
+	return s
+}
+
+const (
+	vg1 = "12345678-1234-5678-9abc-123456789012"
+	vg2 = "98765432-4321-8765-cba9-876543210987"
+)
+
+func TestJoinStatus(t *testing.T) {
+	noLease := time.Duration(-1)
+	tests := []struct {
+		name     string
+		locals   []Local
+		remote   []s3browse.TenantSummary
+		opt      ViewOptions
+		status   Status
+		lagTXIDs uint64
+		lag      time.Duration
+	}{
+		{"in sync", []Local{local(vg1, 42, time.Second)}, []s3browse.TenantSummary{remote(vg1, 42, time.Second, 5*time.Second)}, ViewOptions{}, StatusInSync, 0, 0},
+		{"small lag is still in sync",
+			[]Local{local(vg1, 43, 2*time.Second, LTXRef{MinTXID: 43, MaxTXID: 43, ModTime: now.Add(-2 * time.Second)})},
+			[]s3browse.TenantSummary{remote(vg1, 42, 3*time.Second, time.Second)}, ViewOptions{}, StatusInSync, 1, 2 * time.Second},
+		{"lagging",
+			[]Local{local(vg1, 50, time.Second,
+				LTXRef{MinTXID: 41, MaxTXID: 42, ModTime: now.Add(-time.Minute)},
+				LTXRef{MinTXID: 43, MaxTXID: 45, ModTime: now.Add(-30 * time.Second)},
+				LTXRef{MinTXID: 46, MaxTXID: 50, ModTime: now.Add(-time.Second)})},
+			[]s3browse.TenantSummary{remote(vg1, 42, time.Minute, time.Second)}, ViewOptions{}, StatusLagging, 8, 30 * time.Second},
+		{"local changes and no lease: not replicating",
+			[]Local{local(vg1, 50, time.Minute, LTXRef{MinTXID: 43, MaxTXID: 50, ModTime: now.Add(-time.Minute)})},
+			[]s3browse.TenantSummary{remote(vg1, 42, time.Hour, noLease)}, ViewOptions{}, StatusNotReplicating, 8, time.Minute},
+		{"local only", []Local{local(vg1, 0, time.Second)}, nil, ViewOptions{}, StatusNotReplicating, 0, 0},
+		{"remote only", nil, []s3browse.TenantSummary{remote(vg1, 42, time.Hour, noLease)}, ViewOptions{}, StatusRemoteOnly, 0, 0},
+		{"remote only with a live lease", nil, []s3browse.TenantSummary{remote(vg1, 42, time.Second, 3*time.Second)}, ViewOptions{}, StatusLeased, 0, 0},
+		{"replica ahead with a live lease: another writer", []Local{local(vg1, 10, time.Hour)}, []s3browse.TenantSummary{remote(vg1, 42, time.Second, time.Second)}, ViewOptions{}, StatusLeased, 0, 0},
+		{"replica ahead, no lease: error", []Local{local(vg1, 10, time.Hour)}, []s3browse.TenantSummary{remote(vg1, 42, time.Hour, noLease)}, ViewOptions{}, StatusError, 0, 0},
+		{"stale lease does not count", []Local{local(vg1, 10, time.Hour)}, []s3browse.TenantSummary{remote(vg1, 42, time.Hour, 5*time.Minute)}, ViewOptions{}, StatusError, 0, 0},
+		{"never replicated here, live lease elsewhere", []Local{local(vg1, 0, time.Hour)}, []s3browse.TenantSummary{remote(vg1, 42, time.Second, time.Second)}, ViewOptions{}, StatusLeased, 0, 0},
+		{"state error", []Local{func() Local { l := local(vg1, 5, time.Second); l.StateErr = "unreadable"; return l }()}, nil, ViewOptions{}, StatusError, 0, 0},
+		{"replicating here without lease info", []Local{local(vg1, 43, time.Second, LTXRef{MinTXID: 43, MaxTXID: 43, ModTime: now.Add(-time.Second)})},
+			[]s3browse.TenantSummary{remote(vg1, 42, time.Second, noLease)}, ViewOptions{Replicating: func(string) bool { return true }}, StatusInSync, 1, time.Second},
+		{"custom lag threshold", []Local{local(vg1, 43, 3*time.Second, LTXRef{MinTXID: 43, MaxTXID: 43, ModTime: now.Add(-3 * time.Second)})},
+			[]s3browse.TenantSummary{remote(vg1, 42, time.Second, time.Second)}, ViewOptions{LagThreshold: 2 * time.Second}, StatusLagging, 1, 3 * time.Second},
+		{"invalid name in S3", nil, []s3browse.TenantSummary{{Prefix: s3browse.Prefix{Name: "\x1b[31m", Valid: false, Problem: "control characters"}}}, ViewOptions{}, StatusInvalid, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rows := Join(tt.locals, tt.remote, now, tt.opt)
+			if len(rows) != 1 {
+				t.Fatalf("got %d rows, want 1: %+v", len(rows), rows)
+			}
+			r := rows[0]
+			if r.Status != tt.status {
+				t.Errorf("status %q (note %q), want %q", r.Status, r.Note, tt.status)
+			}
+			if r.LagTXIDs != tt.lagTXIDs || r.Lag != tt.lag {
+				t.Errorf("lag %d tx / %s, want %d tx / %s", r.LagTXIDs, r.Lag, tt.lagTXIDs, tt.lag)
+			}
+			if r.Status != StatusInSync && r.Status != StatusRemoteOnly && r.Note == "" {
+				t.Errorf("status %q without a note", r.Status)
+			}
+		})
+	}
+}
+
+func TestJoinOneRowPerTenant(t *testing.T) {
+	locals := []Local{local(vg1, 42, time.Second), local(vg2, 0, time.Second)}
+	fallback := Local{Entry: Entry{Path: "/data/legacy.db", Naming: NameFor("/data/legacy.db", "")}}
+	locals = append(locals, fallback)
+	remote := []s3browse.TenantSummary{remote(vg1, 42, time.Second, time.Second), remote("legacy-client-001", 7, time.Hour, -1)}
+	rows := Join(locals, remote, now, ViewOptions{})
+	got := map[string]Status{}
+	for _, r := range rows {
+		if _, dup := got[r.Tenant]; dup {
+			t.Fatalf("tenant %s twice", r.Tenant)
+		}
+		got[r.Tenant] = r.Status
+	}
+	want := map[string]Status{vg1: StatusInSync, vg2: StatusNotReplicating, "default": StatusNotReplicating, "legacy-client-001": StatusRemoteOnly}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: %q, want %q", k, got[k], v)
+		}
+	}
+	c := Counts(rows)
+	if c[StatusInSync] != 1 || c[StatusNotReplicating] != 2 || c[StatusRemoteOnly] != 1 {
+		t.Errorf("counts %v", c)
+	}
+}
+
+func TestJoinCollisionsAndCase(t *testing.T) {
+	a := local(vg1, 1, time.Second)
+	b := Local{Entry: Entry{Path: "/other/" + vg1 + ".db", Naming: NameFor("/other/"+vg1+".db", "")}}
+	entries := []Entry{a.Entry, b.Entry}
+	MarkCollisions(entries)
+	a.Entry, b.Entry = entries[0], entries[1]
+	upper := "ABCDEF01-2345-6789-ABCD-EF0123456789"
+	rows := Join([]Local{a, b}, []s3browse.TenantSummary{remote(upper, 1, time.Hour, -1), remote("abcdef01-2345-6789-abcd-ef0123456789", 1, time.Hour, -1)}, now, ViewOptions{})
+	for _, r := range rows {
+		if r.Status != StatusInvalid {
+			t.Errorf("%s (%v): %q, want invalid", r.Tenant, r.Local != nil, r.Status)
+		}
+	}
+	if len(rows) != 4 {
+		t.Errorf("want 4 rows, got %d", len(rows))
+	}
+}
+
+func TestSort(t *testing.T) {
+	rows := []Row{
+		{Tenant: "b", Lag: time.Second, Status: StatusInSync, Local: &Local{Size: 10, Changed: now.Add(-time.Hour)}},
+		{Tenant: "a", Lag: time.Minute, Status: StatusLagging, Local: &Local{Size: 5, Changed: now}},
+		{Tenant: "c", Status: StatusError, Remote: &s3browse.TenantSummary{Totals: s3browse.Totals{Bytes: 99, LatestAt: now.Add(-time.Minute)}}},
+	}
+	order := func() string {
+		s := ""
+		for _, r := range rows {
+			s += r.Tenant
+		}
+		return s
+	}
+	for key, want := range map[SortKey]string{SortName: "abc", SortLag: "abc", SortSize: "cba", SortChanged: "acb", SortStatus: "cab"} {
+		Sort(rows, key)
+		if got := order(); got != want {
+			t.Errorf("sort %s: %s, want %s", key, got, want)
+		}
+	}
+	if _, err := ParseSortKey("bogus"); err == nil {
+		t.Error("ParseSortKey accepted bogus")
+	}
+}
