@@ -116,9 +116,8 @@ func lineOf(f *ast.File, p string) int {
 }
 
 func (cfg *Config) targets(line func(string) int) ([]Target, error) {
-	if len(cfg.DBs) == 0 {
-		return nil, errors.New("no databases: add a dbs: list with path: and replica:")
-	}
+	// A file without dbs is valid: it can carry credentials for -dsn,
+	// ls or restore. Commands that need databases say so.
 	var out []Target
 	var errs []error
 	for i, db := range cfg.DBs {
@@ -223,7 +222,7 @@ func (db DBConfig) replica() (ReplicaConfig, string, error) {
 	case len(db.Replicas) > 1:
 		return ReplicaConfig{}, "", fmt.Errorf("%d replicas given: Litestream v0.5 replicates a database to one replica: keep one", len(db.Replicas))
 	}
-	return ReplicaConfig{}, "", errors.New("database has no replica: add replica: with type: s3 and bucket:")
+	return ReplicaConfig{}, "", errors.New("database has no replica: add a replica with type s3 and a bucket")
 }
 
 // ParseS3URL splits s3://BUCKET/KEY into its bucket and key.

@@ -104,11 +104,3 @@ func (f *fleetFlags) newFleet(ctx context.Context) (*fleet.Fleet, error) {
 	}
 	return fl, nil
 }
-
-// requireBucket is for commands that need the S3 side.
-func (f *fleetFlags) requireBucket(fl *fleet.Fleet) error {
-	if fl.API == nil {
-		return errUsage("no bucket: pass -bucket NAME or -config FILE")
-	}
-	return nil
-}
