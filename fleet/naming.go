@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
-	"unicode"
 
 	"github.com/google/uuid"
+
+	"github.com/litefleet/litefleet/s3browse"
 )
 
 // FallbackName is the tenant name used when a database file name is not a
@@ -168,15 +168,9 @@ func MarkCollisions(entries []Entry) int {
 
 // Printable returns s unchanged when every rune is printable, and a quoted,
 // escaped form otherwise, so names from disk or S3 can never move the
-// cursor, change colours or hide text on an operator's terminal.
-func Printable(s string) string {
-	for _, r := range s {
-		if r == unicode.ReplacementChar || !unicode.IsPrint(r) {
-			return strconv.QuoteToGraphic(s)
-		}
-	}
-	return s
-}
+// cursor, change colours or hide text on an operator's terminal. It is
+// s3browse.Printable: one rule for every name litefleet prints.
+func Printable(s string) string { return s3browse.Printable(s) }
 
 // Shorten cuts s to at most n runes, marking the cut with "…".
 func Shorten(s string, n int) string {

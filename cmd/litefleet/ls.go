@@ -103,8 +103,12 @@ func printRows(w io.Writer, v *fleet.View) error {
 				lag += " / " + shortDuration(r.Lag)
 			}
 		}
+		note := r.Note
+		if note != "" {
+			note = fleet.Printable(note)
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			r.Display(), r.Status, local, remote, lag, size, wal, changed, replicated, fleet.Printable(r.Note))
+			r.Display(), r.Status, local, remote, lag, size, wal, changed, replicated, note)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
