@@ -132,9 +132,6 @@ func (s *Supervisor) Start(ctx context.Context, t Target) error {
 	if !t.Tenant.Verdict.Usable() {
 		return fmt.Errorf("%s: %s", Printable(t.Path), t.Tenant.Note)
 	}
-	if err := checkDatabaseFile(t.Path); err != nil {
-		return err
-	}
 	key := runKey(t)
 	s.mu.Lock()
 	if s.closed {
@@ -159,6 +156,16 @@ func (s *Supervisor) Start(ctx context.Context, t Target) error {
 	r := &replication{target: t, done: make(chan struct{})}
 	s.running[key] = r
 	s.mu.Unlock()
+
+	// Only now, once the path is known not to be open here: closing any
+	// descriptor of a file drops the process's POSIX locks on it, SQLite's
+	// included.
+	if err := checkDatabaseFile(t.Path); err != nil {
+		s.mu.Lock()
+		delete(s.running, key)
+		s.mu.Unlock()
+		return err
+	}
 
 	if err := s.start(ctx, r); err != nil {
 		s.mu.Lock()

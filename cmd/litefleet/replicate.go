@@ -18,6 +18,7 @@ import (
 const replicateHelp = `Usage:
   litefleet replicate -dsn PATH -bucket NAME [-db-name NAME] [flags]
   litefleet replicate -config litestream.yml [flags]
+  litefleet replicate -dir DIR -bucket NAME [-recursive] [-rescan 30s] [flags]
 
 Replicates SQLite databases to S3 with Litestream, in this one process, each
 into its tenant's prefix s3://BUCKET/PREFIX/TENANT/. The tenant is the GUID in
@@ -37,6 +38,8 @@ Examples:
   litefleet replicate -dsn /data/legacy-client.db -bucket saas-backups -db-name legacy-client-001
     # -> s3://saas-backups/databases/legacy-client-001/
   litefleet replicate -config litestream.yml
+  litefleet replicate -dir /data -bucket saas-backups
+    # every tenant database in /data, each into its own prefix; new ones join within -rescan
 `
 
 func runReplicate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -45,6 +48,10 @@ func runReplicate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	cf.register(fs)
 	dsn := fs.String("dsn", "", "path of the SQLite database to replicate")
 	dbName := fs.String("db-name", "", "tenant name when the file name is not a GUID (1-63 of a-z 0-9 . _ -)")
+	var dirs dirList
+	fs.Var(&dirs, "dir", "replicate every database in this folder (repeatable); new ones are picked up")
+	recursive := fs.Bool("recursive", false, "with -dir: also scan subfolders")
+	rescan := fs.Duration("rescan", 30*time.Second, "with -dir: how often to look for new databases (0: only at start)")
 	retention := fs.Duration("retention", 0, "how long snapshots are kept in S3 (default 24h, Litestream's)")
 	lf := logFlags{}
 	lf.register(fs)
@@ -58,44 +65,81 @@ func runReplicate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-
-	targets, err := replicateTargets(cf, *dsn, *dbName, *retention)
-	if err != nil {
-		return err
-	}
-	refused := markTargetCollisions(targets)
-
 	sup := fleet.NewSupervisor(logger, libLogger)
-	var started int
-	var failures []error
-	for _, t := range targets {
-		if msg, ok := refused[t.Path]; ok {
-			err := fmt.Errorf("%s: %s", fleet.Printable(t.Path), msg)
-			logger.Error("refused", "db", t.Tenant.Name, "path", t.Path, "error", msg)
-			failures = append(failures, err)
-			continue
+
+	var scan func() []fleet.Target
+	if len(dirs) > 0 {
+		if *dsn != "" || *dbName != "" {
+			return errUsage("-dir replicates a folder: give -dir or -dsn, not both")
 		}
-		if t.Tenant.Verdict == fleet.VerdictFallback {
-			logger.Warn("fallback tenant name", "db", t.Tenant.Name, "path", t.Path, "note", t.Tenant.Note)
+		conn, _, _, err := cf.resolveConn()
+		if err != nil {
+			return err
 		}
-		if err := sup.Start(ctx, t); err != nil {
-			logger.Error("cannot replicate", "db", t.Tenant.Name, "path", t.Path, "error", err)
-			failures = append(failures, err)
-			continue
+		if err := conn.Validate(); err != nil {
+			return errUsage("%v", err)
 		}
-		started++
+		opt := fleet.DiscoverOptions{Dirs: dirs, Recursive: *recursive, InUse: func(p string) bool {
+			_, ok := sup.Replicating(p)
+			return ok
+		}}
+		scan = func() []fleet.Target {
+			locals, err := fleet.Discover(ctx, opt)
+			if err != nil {
+				logger.Error("scan folders", "error", err)
+				return nil
+			}
+			ts := make([]fleet.Target, 0, len(locals))
+			for _, l := range locals {
+				ts = append(ts, fleet.Target{Path: l.Path, Tenant: l.Naming, Conn: conn, Retention: *retention})
+			}
+			return ts
+		}
+	} else {
+		targets, err := replicateTargets(cf, *dsn, *dbName, *retention)
+		if err != nil {
+			return err
+		}
+		scan = func() []fleet.Target { return targets }
 	}
+
+	started, failures := startTargets(ctx, sup, logger, scan(), nil)
 	if started == 0 {
 		_ = sup.Close(context.Background())
 		if len(failures) == 1 {
 			return failures[0]
 		}
+		if len(failures) == 0 {
+			return fmt.Errorf("no database found in %s: looked for *.db, *.sqlite, *.sqlite3", strings.Join(dirs, ", "))
+		}
 		return fmt.Errorf("no database is replicating (%d refused): see the errors above", len(failures))
 	}
 	logger.Info("ready", "tenants", started, "refused", len(failures))
 
+	if len(dirs) > 0 && *rescan > 0 {
+		// Pick up new tenants; a refusal is logged once, not every scan.
+		refusedOnce := map[string]bool{}
+		for _, t := range failuresPaths(failures) {
+			refusedOnce[t] = true
+		}
+		ticker := time.NewTicker(*rescan)
+		defer ticker.Stop()
+	loop:
+		for {
+			select {
+			case <-ctx.Done():
+				break loop
+			case <-ticker.C:
+				n, _ := startTargets(ctx, sup, logger, scan(), refusedOnce)
+				if n > 0 {
+					logger.Info("new tenants replicating", "tenants", n, "total", len(sup.Running()))
+				}
+			}
+		}
+	}
+
 	<-ctx.Done()
-	logger.Info("shutting down: final sync", "tenants", started)
+	logger.Info("shutting down: final sync", "tenants", len(sup.Running()))
 	// A second signal stops waiting for the final sync.
 	hard := make(chan os.Signal, 1)
 	signal.Notify(hard, os.Interrupt, syscall.SIGTERM)
@@ -119,6 +163,69 @@ func runReplicate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return &exitError{code: 1, err: fmt.Errorf("%d database(s) were refused at start: see the errors above", len(failures))}
 	}
 	return nil
+}
+
+// refusal is a database that could not start, with its path.
+type refusal struct {
+	path string
+	err  error
+}
+
+func (r refusal) Error() string { return r.err.Error() }
+func (r refusal) Unwrap() error { return r.err }
+
+func failuresPaths(errs []error) []string {
+	var out []string
+	for _, e := range errs {
+		if r, ok := e.(refusal); ok {
+			out = append(out, r.path)
+		}
+	}
+	return out
+}
+
+// startTargets starts every target not already replicating, refusing those
+// that would share a prefix. With quiet non-nil, a path refused before is
+// not logged again (rescans), and new refusals are added to it.
+func startTargets(ctx context.Context, sup *fleet.Supervisor, logger *slog.Logger, targets []fleet.Target, quiet map[string]bool) (int, []error) {
+	refused := markTargetCollisions(targets)
+	var started int
+	var failures []error
+	for _, t := range targets {
+		if _, running := sup.Replicating(t.Path); running {
+			continue
+		}
+		fail := func(err error) {
+			failures = append(failures, refusal{path: t.Path, err: err})
+			if quiet != nil {
+				if quiet[t.Path] {
+					return
+				}
+				quiet[t.Path] = true
+			}
+			logger.Error("cannot replicate", "db", t.Tenant.Name, "path", t.Path, "error", err)
+		}
+		if msg, ok := refused[t.Path]; ok {
+			fail(fmt.Errorf("%s: %s", fleet.Printable(t.Path), msg))
+			continue
+		}
+		if !t.Tenant.Verdict.Usable() {
+			fail(fmt.Errorf("%s: %s", fleet.Printable(t.Path), t.Tenant.Note))
+			continue
+		}
+		if t.Tenant.Verdict == fleet.VerdictFallback {
+			logger.Warn("fallback tenant name", "db", t.Tenant.Name, "path", t.Path, "note", t.Tenant.Note)
+		}
+		if err := sup.Start(ctx, t); err != nil {
+			fail(err)
+			continue
+		}
+		if quiet != nil {
+			delete(quiet, t.Path)
+		}
+		started++
+	}
+	return started, failures
 }
 
 // replicateTargets turns the flags into the databases to replicate.

@@ -314,3 +314,36 @@ func TestReplicateHonoursAWSCABundle(t *testing.T) {
 	litestreamRestore(t, srv, conn, guid1, out)
 	equalRows(t, rows(t, out), rows(t, path))
 }
+
+func TestReplicateFolderPicksUpNewTenants(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	dir := t.TempDir()
+	insertRows(t, openDB(t, filepath.Join(dir, guid1+".db")), 0, 3)
+	insertRows(t, openDB(t, filepath.Join(dir, guid2+".sqlite")), 0, 3)
+	if err := os.WriteFile(filepath.Join(dir, "notes.db"), []byte("not a database"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	p := startLitefleet(t, credEnv(srv), replicateArgs(srv, conn, "-dir", dir, "-rescan", "500ms")...)
+	p.waitFor(seedTx(guid1), 20*time.Second)
+	p.waitFor(seedTx(guid2), 20*time.Second)
+	p.waitFor(`cannot replicate: db=default path=\S+notes.db error=.*not an SQLite database`, 10*time.Second)
+
+	// A new tenant appears: it replicates without a restart.
+	db3 := openDB(t, filepath.Join(dir, guid3+".db"))
+	insertRows(t, db3, 0, 3)
+	p.waitFor(seedTx(guid3), 20*time.Second)
+	if n := strings.Count(p.out.String(), "notes.db error="); n != 1 {
+		t.Errorf("the refused file is logged %d times, want once", n)
+	}
+	if code := p.stop(60 * time.Second); code != 1 {
+		t.Fatalf("exit %d, want 1 (one database refused at start)", code)
+	}
+	out := filepath.Join(t.TempDir(), "restored.db")
+	litestreamRestore(t, srv, conn, guid3, out)
+	equalRows(t, rows(t, out), rows(t, filepath.Join(dir, guid3+".db")))
+}
