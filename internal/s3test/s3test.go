@@ -203,3 +203,82 @@ func NewBucketName(tb testing.TB) string {
 	}
 	return strings.Trim("t-"+name, "-") + "-" + hex.EncodeToString(b[:])
 }
+
+// Private is a versitygw started for one test alone, so that the test may
+// kill it and start it again (fault tests) without disturbing the others.
+// It logs to a file in the test's temporary folder and is killed when the
+// test ends.
+type Private struct {
+	Server
+	bin  string
+	addr string
+	log  string
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+}
+
+// StartPrivate starts a dedicated versitygw on a free port, with its own
+// backend folder (Dir).
+func StartPrivate(tb testing.TB) *Private {
+	tb.Helper()
+	bin, err := FindTool("versitygw")
+	if err != nil {
+		tb.Fatalf("%v: run `make tools`", err)
+	}
+	dir := tb.TempDir()
+	data := filepath.Join(dir, "data")
+	if err := os.Mkdir(data, 0o700); err != nil {
+		tb.Fatal(err)
+	}
+	port, err := freePort()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p := &Private{
+		Server: Server{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port), AccessKey: "litefleet-private",
+			SecretKey: "litefleet-private-secret", Dir: data},
+		bin: bin, addr: fmt.Sprintf("127.0.0.1:%d", port), log: filepath.Join(dir, "versitygw.log"),
+	}
+	tb.Cleanup(p.Kill)
+	p.Restart(tb)
+	return p
+}
+
+// Kill stops the server at once (SIGKILL), as a crash would; the data in
+// Dir stays. Killing a stopped server does nothing.
+func (p *Private) Kill() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return
+	}
+	_ = p.cmd.Process.Kill()
+	_ = p.cmd.Wait()
+	p.cmd = nil
+}
+
+// Restart starts the server again on the same port and folder (or for the
+// first time), and waits until it answers.
+func (p *Private) Restart(tb testing.TB) {
+	tb.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd != nil {
+		return
+	}
+	logFile, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer logFile.Close() // the child keeps its own descriptor
+	cmd := exec.Command(p.bin, "--access", p.AccessKey, "--secret", p.SecretKey, "--port", p.addr, "--quiet", "posix", p.Dir)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("start versitygw: %v", err)
+	}
+	p.cmd = cmd
+	if err := WaitReady(p.Endpoint, 10*time.Second); err != nil {
+		log, _ := os.ReadFile(p.log)
+		tb.Fatalf("%v\n%s", err, log)
+	}
+}

@@ -1,0 +1,664 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/charmbracelet/x/term"
+
+	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/s3browse"
+)
+
+const restoreHelp = `Usage:
+  litefleet restore TENANT [-o PATH] [-timestamp RFC3339 | -txid N] [-dry-run] [-force] [-json] [connection flags]
+  litefleet restore -o PATH s3://BUCKET/databases/TENANT
+  litefleet restore -all -o DIR [-match GLOB] [-parallel N] [-timestamp RFC3339] [-dry-run] [-force] [-json]
+
+Restores a tenant's SQLite database from its Litestream replica: the latest
+state, or the state at -txid or -timestamp; from v0.5 LTX files or v0.3
+generations (the newer wins; -source picks one).
+
+The database is written beside PATH under a temporary name, checked with
+PRAGMA integrity_check, synced, then renamed to PATH: PATH is either the
+whole, checked database or untouched, and nothing else is left behind. An
+existing PATH is replaced only with -force, which first keeps it, with its
+-wal and -shm, as PATH.bak-TIME. A database that a replicator is writing
+(the tenant's lease is live) or that a process has open is never restored
+over; the refusal names the owner. Afterwards litefleet says which TXID and
+time the file holds and compares them with the replica's latest.
+
+-dry-run prints the plan and writes nothing: the objects, their bytes, and
+the TXID and time the file would hold; it exits 1 if the restore would be
+refused. -all restores every tenant (or those matching -match) into
+DIR/<tenant>.db, -parallel at a time; those restored stay, and the exit code
+is 1 if any failed.
+
+Credentials come from the -config file (access-key-id, secret-access-key) or
+the standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE).
+With -config, the bucket, endpoint and region default to its first replica's.
+
+Examples:
+  litefleet restore 12345678-1234-5678-9abc-123456789012 -bucket saas-backups
+    # -> ./12345678-1234-5678-9abc-123456789012.db
+  litefleet restore -o /restore/12345678-1234-5678-9abc-123456789012.db \
+    s3://saas-backups/databases/12345678-1234-5678-9abc-123456789012
+  litefleet restore legacy-client-001 -bucket saas-backups -timestamp 2026-11-26T09:00:00Z -o /tmp/legacy.db
+  litefleet restore -all -bucket saas-backups -o /restore -match '1234*' -parallel 16
+`
+
+// restoreFlags are the flags of the restore command.
+type restoreFlags struct {
+	conn      connFlags
+	output    string
+	txid      string
+	timestamp string
+	source    string
+	dryRun    bool
+	force     bool
+	json      bool
+	all       bool
+	match     string
+	parallel  int
+	set       map[string]bool // flags given on the command line
+}
+
+func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("restore", restoreHelp, stderr)
+	var rf restoreFlags
+	rf.conn.register(fs)
+	fs.StringVar(&rf.output, "o", "", "database file to write (default ./TENANT.db); with -all, the folder")
+	fs.StringVar(&rf.txid, "txid", "", "restore up to this TXID (16 hex digits as in LTX file names, or decimal)")
+	fs.StringVar(&rf.timestamp, "timestamp", "", "restore the state at this time (RFC 3339, e.g. 2026-11-26T09:00:00Z)")
+	fs.StringVar(&rf.source, "source", "", "restore from \"ltx\" (v0.5) or \"generations\" (v0.3) only (default: the newer)")
+	fs.BoolVar(&rf.dryRun, "dry-run", false, "print the plan and write nothing")
+	fs.BoolVar(&rf.force, "force", false, "replace an existing file, keeping it as FILE.bak-TIME")
+	fs.BoolVar(&rf.json, "json", false, "print the plan or result as JSON")
+	fs.BoolVar(&rf.all, "all", false, "restore every tenant in the bucket into the folder -o")
+	fs.StringVar(&rf.match, "match", "", "with -all: only tenants whose name matches this glob")
+	fs.IntVar(&rf.parallel, "parallel", fleet.DefaultRestoreParallel, "with -all: tenants restored at once")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	rf.set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { rf.set[f.Name] = true })
+
+	var txid uint64
+	if rf.txid != "" {
+		if txid, err = parseTXID(rf.txid); err != nil {
+			return errUsage("-txid %q: %v", rf.txid, err)
+		}
+	}
+	var ts time.Time
+	if rf.timestamp != "" {
+		if ts, err = time.Parse(time.RFC3339Nano, rf.timestamp); err != nil {
+			return errUsage("-timestamp %q is not RFC 3339: write e.g. 2026-11-26T09:00:00Z", rf.timestamp)
+		}
+	}
+	if txid != 0 && !ts.IsZero() {
+		return errUsage("give -txid or -timestamp, not both")
+	}
+	switch rf.source {
+	case "", fleet.SourceLTX, fleet.SourceGenerations:
+	default:
+		return errUsage("-source %q: use %s or %s", rf.source, fleet.SourceLTX, fleet.SourceGenerations)
+	}
+
+	if rf.all {
+		if len(pos) > 0 {
+			return errUsage("-all restores every tenant: drop %q, or use -match", pos[0])
+		}
+		if txid != 0 {
+			return errUsage("-txid names one tenant's transaction: use -timestamp with -all")
+		}
+		if rf.output == "" {
+			return errUsage("-all needs -o DIR, the folder that receives one TENANT.db per tenant")
+		}
+		if rf.parallel < 1 {
+			return errUsage("-parallel %d: give 1 or more", rf.parallel)
+		}
+		if _, err := path.Match(rf.match, ""); err != nil {
+			return errUsage("-match %q: %v", rf.match, err)
+		}
+		conn, _, err := restoreConn(rf, "")
+		if err != nil {
+			return err
+		}
+		return restoreAll(ctx, rf, conn, ts, stdout, stderr)
+	}
+
+	if rf.set["match"] || rf.set["parallel"] {
+		return errUsage("-match and -parallel go with -all")
+	}
+	switch len(pos) {
+	case 0:
+		return errUsage("restore needs a tenant: litefleet restore TENANT [-o PATH], or -all -o DIR (see -h)")
+	case 1:
+	default:
+		return errUsage("restore takes one tenant, got %q", pos)
+	}
+	conn, target, err := restoreConn(rf, pos[0])
+	if err != nil {
+		return err
+	}
+	if err := fleet.ValidateName(target.tenant); err != nil {
+		return errUsage("%v", err)
+	}
+	output := rf.output
+	if output == "" {
+		output = target.output
+	}
+	opt := fleet.RestoreOptions{
+		Conn: conn, Tenant: target.tenant, Output: output, TXID: txid, Timestamp: ts,
+		Source: rf.source, Force: rf.force, DryRun: rf.dryRun,
+	}
+	client, err := s3browse.NewClient(ctx, conn)
+	if err != nil {
+		return err
+	}
+
+	if rf.dryRun {
+		p, err := fleet.PlanRestore(ctx, client, opt)
+		if err != nil {
+			return err
+		}
+		if rf.json {
+			if err := writeJSON(stdout, p); err != nil {
+				return err
+			}
+		} else {
+			printPlan(stdout, p)
+		}
+		if p.Refusal != "" {
+			return &exitError{code: 1, err: fmt.Errorf("a restore would be refused: %s", p.Refusal)}
+		}
+		return nil
+	}
+
+	var bar *progressBar
+	if !rf.json {
+		bar = newProgressBar(stderr, "restore "+fleet.Shorten(fleet.Printable(target.tenant), 40))
+	}
+	if bar != nil {
+		opt.Progress = func(done, total int64) {
+			label := fmtBytes(done) + " / " + fmtBytes(total)
+			if done >= total {
+				label += ", checking integrity"
+			}
+			bar.update(float64(done)/float64(max(total, 1)), label)
+		}
+	}
+	res, err := fleet.Restore(ctx, client, opt)
+	bar.clear()
+	if err != nil {
+		return err
+	}
+	if rf.json {
+		return writeJSON(stdout, res)
+	}
+	printResult(stdout, res)
+	return nil
+}
+
+// parseInterspersed parses flags placed before and after the positional
+// arguments (restore TENANT -o PATH), which flag.Parse alone stops at.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := parseFlags(fs, args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			return append(pos, rest...), nil // everything after -- is positional
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// parseTXID reads a TXID as LTX file names spell it (16 hex digits) or
+// as a decimal number.
+func parseTXID(s string) (uint64, error) {
+	var v uint64
+	var err error
+	switch {
+	case len(s) == 16:
+		v, err = strconv.ParseUint(s, 16, 64)
+	case strings.HasPrefix(s, "0x"):
+		v, err = strconv.ParseUint(s[2:], 16, 64)
+	default:
+		v, err = strconv.ParseUint(s, 10, 64)
+	}
+	if err != nil {
+		return 0, errors.New("write 16 hex digits as in LTX file names (0000000000000a3f), 0x…, or a decimal number")
+	}
+	if v == 0 {
+		return 0, errors.New("TXIDs start at 1")
+	}
+	return v, nil
+}
+
+// restoreTarget is the tenant named on the command line and its default
+// output file.
+type restoreTarget struct {
+	tenant string
+	output string
+}
+
+// restoreConn resolves the connection and the tenant from the flags and
+// the argument: a tenant name, the seed's s3://BUCKET/PREFIX/TENANT URL,
+// or the path of a database listed in the -config file (as litestream
+// restore takes it).
+func restoreConn(rf restoreFlags, arg string) (s3browse.Conn, restoreTarget, error) {
+	conn := rf.conn.conn()
+	target := restoreTarget{tenant: arg}
+	var targets []fleet.Target
+	if rf.conn.config != "" {
+		cfg, ts, err := fleet.LoadConfig(rf.conn.config)
+		if err != nil {
+			return conn, target, err
+		}
+		targets = ts
+		conn.AccessKeyID, conn.SecretAccessKey = cfg.AccessKeyID, cfg.SecretAccessKey
+		if len(targets) > 0 {
+			first := targets[0].Conn
+			if conn.AccessKeyID == "" || conn.SecretAccessKey == "" {
+				conn.AccessKeyID, conn.SecretAccessKey = first.AccessKeyID, first.SecretAccessKey
+			}
+			if !rf.set["bucket"] {
+				conn.Bucket = first.Bucket
+			}
+			if !rf.set["endpoint"] {
+				conn.Endpoint = first.Endpoint
+			}
+			if !rf.set["region"] {
+				conn.Region = first.Region
+			}
+			if !rf.set["prefix"] {
+				conn.Prefix = first.Prefix
+			}
+			if !rf.set["force-path-style"] {
+				conn.ForcePathStyle = first.ForcePathStyle || conn.Endpoint != ""
+			}
+		}
+	}
+
+	switch {
+	case strings.HasPrefix(arg, "s3://"):
+		u, err := url.Parse(arg)
+		if err != nil {
+			return conn, target, errUsage("%q is not an s3:// URL: write s3://BUCKET/databases/TENANT", arg)
+		}
+		bucket, key, err := fleet.ParseS3URL("s3://" + u.Host + u.Path)
+		if err != nil {
+			return conn, target, errUsage("%v", err)
+		}
+		if rf.set["bucket"] && rf.conn.bucket != bucket {
+			return conn, target, errUsage("the URL names bucket %q but -bucket says %q: keep one", bucket, rf.conn.bucket)
+		}
+		dir, name := path.Split(key)
+		if name == "" {
+			return conn, target, errUsage("%q names no tenant: write s3://BUCKET/databases/TENANT", arg)
+		}
+		conn.Bucket, conn.Prefix, target.tenant = bucket, strings.Trim(dir, "/"), name
+		if conn.Prefix == "" {
+			conn.Prefix = "/" // tenants at the bucket's root
+		}
+		// Litestream's URL options, so that a litestream restore command
+		// line works as it is.
+		q := u.Query()
+		if v := q.Get("endpoint"); v != "" && !rf.set["endpoint"] {
+			conn.Endpoint = v
+			conn.ForcePathStyle = true
+		}
+		if v := q.Get("region"); v != "" && !rf.set["region"] {
+			conn.Region = v
+		}
+		if v, _ := strconv.ParseBool(q.Get("forcePathStyle")); v {
+			conn.ForcePathStyle = true
+		}
+	case arg != "" && (strings.ContainsRune(arg, filepath.Separator) || fleet.HasDBSuffix(arg)) && fleet.ValidateName(arg) != nil:
+		abs, err := filepath.Abs(arg)
+		if err != nil {
+			return conn, target, err
+		}
+		for _, t := range targets {
+			if t.Path == abs {
+				creds := conn
+				conn = t.Conn
+				if conn.AccessKeyID == "" {
+					conn.AccessKeyID, conn.SecretAccessKey = creds.AccessKeyID, creds.SecretAccessKey
+				}
+				target = restoreTarget{tenant: t.Tenant.Name, output: abs}
+				break
+			}
+		}
+		if target.output == "" {
+			if rf.conn.config == "" {
+				return conn, target, errUsage("%s is a path, not a tenant name: give the tenant (e.g. a GUID), an s3:// URL, or -config with a file listing that database", fleet.Printable(arg))
+			}
+			return conn, target, errUsage("%s is not a database listed in %s: give the tenant name or an s3:// URL", fleet.Printable(arg), rf.conn.config)
+		}
+	}
+	if err := conn.Validate(); err != nil {
+		return conn, target, errUsage("%v", err)
+	}
+	return conn, target, nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// printPlan prints a dry run.
+func printPlan(w io.Writer, p *fleet.RestorePlan) {
+	fmt.Fprintf(w, "plan: restore tenant %s from %s (%s) into %s\n", fleet.Printable(p.Tenant), p.Replica, p.Source, fleet.Printable(p.Output))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	if p.Source == fleet.SourceLTX {
+		fmt.Fprintln(tw, "  LEVEL\tMIN_TXID\tMAX_TXID\tSIZE\tUPLOADED\tKEY")
+		for _, f := range p.Files {
+			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\t%s\n", f.Level, s3browse.TXIDHex(f.MinTXID), s3browse.TXIDHex(f.MaxTXID),
+				fmtBytes(f.Size), f.Time.Format(time.RFC3339), fleet.Printable(f.Key))
+		}
+	} else {
+		fmt.Fprintln(tw, "  SIZE\tUPLOADED\tKEY")
+		for _, f := range p.Files {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", fmtBytes(f.Size), f.Time.Format(time.RFC3339), fleet.Printable(f.Key))
+		}
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "  %s, %s to download; the file would hold %s\n", plural(len(p.Files), "file"), fmtBytes(p.Bytes), p.Position)
+	fmt.Fprintf(w, "  replica latest: %s\n", p.Latest)
+	if p.OutputExists {
+		fmt.Fprintf(w, "  %s exists: -force would keep it as %s.bak-TIME\n", fleet.Printable(p.Output), fleet.Printable(filepath.Base(p.Output)))
+	}
+	for _, n := range p.Notes {
+		fmt.Fprintf(w, "  note: %s\n", n)
+	}
+	if p.Refusal != "" {
+		fmt.Fprintf(w, "  refused: %s\n", p.Refusal)
+	}
+	fmt.Fprintln(w, "nothing was written (-dry-run)")
+}
+
+// printResult prints a single restore's outcome.
+func printResult(w io.Writer, r *fleet.RestoreResult) {
+	fmt.Fprintf(w, "restored tenant %s into %s\n", fleet.Printable(r.Tenant), fleet.Printable(r.Output))
+	fmt.Fprintf(w, "  from:      %s (%s: %s, %s downloaded, %s)\n", r.Plan.Replica, r.Source, plural(len(r.Plan.Files), "file"),
+		fmtBytes(r.Downloaded), (time.Duration(r.DurationMS) * time.Millisecond).String())
+	fmt.Fprintf(w, "  holds:     %s\n", r.Position)
+	check := "integrity_check " + r.Integrity
+	if r.Checksum != "" {
+		check += ", checksum " + r.Checksum + " matches the replicator's"
+	}
+	fmt.Fprintf(w, "  checked:   %s\n", check)
+	latest := "the file is current"
+	if !r.Current {
+		latest = "the file is behind it"
+	}
+	fmt.Fprintf(w, "  latest:    %s: %s\n", r.Latest, latest)
+	if r.Backup != "" {
+		fmt.Fprintf(w, "  kept:      the old database as %s\n", fleet.Printable(r.Backup))
+	}
+	for _, n := range r.Plan.Notes {
+		fmt.Fprintf(w, "  note:      %s\n", n)
+	}
+	if r.Note != "" {
+		fmt.Fprintf(w, "  note:      %s\n", r.Note)
+	}
+}
+
+// restoreAll runs restore -all.
+func restoreAll(ctx context.Context, rf restoreFlags, conn s3browse.Conn, ts time.Time, stdout, stderr io.Writer) error {
+	client, err := s3browse.NewClient(ctx, conn)
+	if err != nil {
+		return err
+	}
+	opt := fleet.RestoreAllOptions{
+		Conn: conn, OutputDir: rf.output, Match: rf.match, Parallel: rf.parallel,
+		Timestamp: ts, Source: rf.source, Force: rf.force, DryRun: rf.dryRun,
+	}
+	var bar *progressBar
+	if !rf.json {
+		bar = newProgressBar(stderr, "restore -all")
+	}
+	var events []fleet.RestoreEvent
+	fleetProg := newFleetProgress()
+	sum, err := fleet.RestoreAll(ctx, client, opt, func(ev fleet.RestoreEvent) {
+		if rf.json {
+			if ev.Kind != fleet.EventProgress && ev.Kind != fleet.EventStarted && ev.Kind != fleet.EventListed {
+				events = append(events, ev)
+			}
+			return
+		}
+		fleetProg.see(ev)
+		if bar != nil {
+			bar.update(fleetProg.fraction(), fleetProg.label())
+			if ev.Kind == fleet.EventFailed || ev.Kind == fleet.EventSkipped {
+				// Failures stay on screen above the bar.
+				bar.clear()
+				printEvent(stderr, ev)
+			}
+			return
+		}
+		printEvent(stdout, ev)
+	})
+	bar.clear()
+	if rf.json {
+		if events == nil {
+			events = []fleet.RestoreEvent{}
+		}
+		if werr := writeJSON(stdout, struct {
+			Tenants []fleet.RestoreEvent    `json:"tenants"`
+			Summary fleet.RestoreAllSummary `json:"summary"`
+		}{events, sum}); werr != nil {
+			return werr
+		}
+	} else {
+		printSummary(stdout, sum, rf.dryRun)
+	}
+	if err != nil {
+		return err
+	}
+	switch {
+	case sum.Failed > 0:
+		return &exitError{code: 1, err: fmt.Errorf("%d of %d tenants failed (the others were restored): see above", sum.Failed, sum.Tenants)}
+	case sum.Refused > 0:
+		return &exitError{code: 1, err: fmt.Errorf("the restore would be refused for %d of %d tenants: see above", sum.Refused, sum.Tenants)}
+	case sum.Tenants == 0 && rf.match != "":
+		return &exitError{code: 1, err: fmt.Errorf("no tenant in %s matches %q", conn, rf.match)}
+	}
+	return nil
+}
+
+// printEvent prints one line per tenant for restore -all.
+func printEvent(w io.Writer, ev fleet.RestoreEvent) {
+	name := fleet.Printable(ev.Tenant)
+	switch ev.Kind {
+	case fleet.EventRestored:
+		r := ev.Result
+		state := "current"
+		if !r.Current {
+			state = "behind the replica's latest " + r.Latest.String()
+		}
+		backup := ""
+		if r.Backup != "" {
+			backup = ", old file kept as " + fleet.Printable(r.Backup)
+		}
+		fmt.Fprintf(w, "restored %s -> %s: %s, %s in %s, integrity %s, %s%s\n", name, fleet.Printable(r.Output), r.Position,
+			fmtBytes(r.Downloaded), time.Duration(r.DurationMS)*time.Millisecond, r.Integrity, state, backup)
+	case fleet.EventPlanned:
+		p := ev.Plan
+		line := fmt.Sprintf("planned  %s -> %s: %s, %s, %s", name, fleet.Printable(p.Output), p.Position, plural(len(p.Files), "file"), fmtBytes(p.Bytes))
+		if p.Refusal != "" {
+			line += "; would be refused: " + p.Refusal
+		}
+		fmt.Fprintln(w, line)
+	case fleet.EventFailed:
+		fmt.Fprintf(w, "FAILED   %s: %s\n", name, ev.Error)
+	case fleet.EventSkipped:
+		fmt.Fprintf(w, "skipped  %s: not usable as a tenant: %s\n", name, ev.Reason)
+	}
+}
+
+func printSummary(w io.Writer, s fleet.RestoreAllSummary, dryRun bool) {
+	done := fmt.Sprintf("%d restored", s.Restored)
+	if dryRun {
+		done = fmt.Sprintf("%d planned", s.Planned)
+	}
+	fmt.Fprintf(w, "restore -all: %s, %d failed, %d skipped, of %d tenants; %s downloaded in %s\n",
+		done, s.Failed, s.Skipped, s.Tenants, fmtBytes(s.Downloaded), time.Duration(s.DurationMS)*time.Millisecond)
+}
+
+// fleetProgress sums the per-tenant events of restore -all for the bar.
+type fleetProgress struct {
+	tenants  map[string][2]int64 // done, total bytes of running tenants
+	total    int                 // tenants to restore
+	finished int
+	failed   int
+	bytes    int64
+	started  int
+}
+
+func newFleetProgress() *fleetProgress { return &fleetProgress{tenants: map[string][2]int64{}} }
+
+func (f *fleetProgress) see(ev fleet.RestoreEvent) {
+	switch ev.Kind {
+	case fleet.EventListed:
+		f.total = int(ev.Total)
+	case fleet.EventStarted:
+		f.started++
+		f.tenants[ev.Tenant] = [2]int64{}
+	case fleet.EventProgress:
+		f.tenants[ev.Tenant] = [2]int64{ev.Done, ev.Total}
+	case fleet.EventRestored, fleet.EventPlanned:
+		f.finished++
+		if ev.Result != nil {
+			f.bytes += ev.Result.Downloaded
+		}
+		delete(f.tenants, ev.Tenant)
+	case fleet.EventFailed:
+		f.finished++
+		f.failed++
+		delete(f.tenants, ev.Tenant)
+	}
+}
+
+// fraction counts finished tenants, plus the share done of running ones.
+func (f *fleetProgress) fraction() float64 {
+	total := max(f.total, f.started, f.finished, 1)
+	var running float64
+	for _, t := range f.tenants {
+		if t[1] > 0 {
+			running += float64(t[0]) / float64(t[1])
+		}
+	}
+	return (float64(f.finished) + running) / float64(total)
+}
+
+func (f *fleetProgress) label() string {
+	var inFlight int64
+	for _, t := range f.tenants {
+		inFlight += t[0]
+	}
+	s := fmt.Sprintf("%d/%d tenants, %s", f.finished, max(f.total, f.started, f.finished), fmtBytes(f.bytes+inFlight))
+	if f.failed > 0 {
+		s += fmt.Sprintf(", %d failed", f.failed)
+	}
+	return s
+}
+
+// progressBar draws a one-line bar on a terminal; on anything else it is
+// nil, and its methods do nothing.
+type progressBar struct {
+	mu    sync.Mutex
+	w     io.Writer
+	title string
+	start time.Time
+	last  time.Time
+	shown bool
+}
+
+func newProgressBar(w io.Writer, title string) *progressBar {
+	f, ok := w.(*os.File)
+	if !ok || !term.IsTerminal(f.Fd()) {
+		return nil
+	}
+	return &progressBar{w: w, title: title, start: time.Now()}
+}
+
+// update redraws the bar, at most ten times a second.
+func (b *progressBar) update(frac float64, label string) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := time.Now()
+	if b.shown && now.Sub(b.last) < 100*time.Millisecond && frac < 1 {
+		return
+	}
+	b.last, b.shown = now, true
+	frac = min(max(frac, 0), 1)
+	const width = 30
+	n := int(frac * width)
+	bar := strings.Repeat("=", n)
+	if n < width {
+		bar += ">" + strings.Repeat(" ", width-n-1)
+	}
+	fmt.Fprintf(b.w, "\r\x1b[K%s [%s] %3.0f%% %s %s", b.title, bar, frac*100, label, now.Sub(b.start).Round(100*time.Millisecond))
+}
+
+// clear erases the bar so that the next line starts clean.
+func (b *progressBar) clear() {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.shown {
+		fmt.Fprint(b.w, "\r\x1b[K")
+		b.shown = false
+	}
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
+// fmtBytes prints a byte count in binary units.
+func fmtBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,390 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/litefleet/litefleet/internal/s3test"
+)
+
+// restoreRun runs the binary to completion and returns its exit code and
+// combined output.
+func restoreRun(t *testing.T, env []string, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Env = env
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("litefleet %s: %v", strings.Join(args, " "), err)
+	}
+	return code, out.String()
+}
+
+// restoreReplicate replicates the databases with one litefleet process until
+// each tenant has synced, then stops it cleanly.
+func restoreReplicate(t *testing.T, srv *s3test.Server, args []string, tenants ...string) {
+	t.Helper()
+	p := startLitefleet(t, credEnv(srv), args...)
+	for _, tn := range tenants {
+		p.waitFor(seedTx(tn), 30*time.Second)
+	}
+	if code := p.stop(60 * time.Second); code != 0 {
+		t.Fatalf("replicate exit %d:\n%s", code, p.out.String())
+	}
+}
+
+// restoreDirNames lists the names in dir.
+func restoreDirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+// restoredRows reads a restored database, immutable, so that reading it
+// leaves no -wal or -shm beside it.
+func restoredRows(t *testing.T, path string) []string {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&immutable=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rs, err := db.Query(`SELECT id, val FROM t ORDER BY id`)
+	if err != nil {
+		t.Fatalf("read %s: %v", path, err)
+	}
+	defer rs.Close()
+	var out []string
+	for rs.Next() {
+		var id int
+		var val string
+		if err := rs.Scan(&id, &val); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("%d=%s", id, val))
+	}
+	if err := rs.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestRestoreCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	src := filepath.Join(t.TempDir(), guid1+".db")
+	db := openDB(t, src)
+	insertRows(t, db, 0, 300)
+	restoreReplicate(t, srv, replicateArgs(srv, conn, "-dsn", src), guid1)
+	want := rows(t, src)
+	ep := []string{"-bucket", conn.Bucket, "-endpoint", srv.Endpoint}
+
+	dir := t.TempDir()
+	out := filepath.Join(dir, guid1+".db")
+
+	// Dry run: the plan, and nothing written.
+	code, text := restoreRun(t, credEnv(srv), append([]string{"restore", guid1, "-o", out, "-dry-run"}, ep...)...)
+	if code != 0 || !regexp.MustCompile(`databases/`+guid1+`/\d{4}/0000000000000001-[0-9a-f]{16}\.ltx`).MatchString(text) ||
+		!regexp.MustCompile(`\d+ files?, [\d.]+ [KM]iB to download; the file would hold TXID [0-9a-f]{16}`).MatchString(text) ||
+		!strings.Contains(text, "nothing was written") {
+		t.Fatalf("dry run exit %d:\n%s", code, text)
+	}
+	if got := restoreDirNames(t, dir); len(got) != 0 {
+		t.Fatalf("dry run wrote %q", got)
+	}
+
+	// The tenant, with flags after it.
+	code, text = restoreRun(t, credEnv(srv), append([]string{"restore", guid1, "-o", out}, ep...)...)
+	if code != 0 {
+		t.Fatalf("restore exit %d:\n%s", code, text)
+	}
+	equalRows(t, restoredRows(t, out), want)
+	if !regexp.MustCompile(`holds: +TXID [0-9a-f]{16} \(\d+\) at \d{4}-`).MatchString(text) ||
+		!strings.Contains(text, "integrity_check ok") || !strings.Contains(text, "the file is current") {
+		t.Fatalf("restore output:\n%s", text)
+	}
+
+	// Byte for byte what the real litestream restores.
+	ls := filepath.Join(t.TempDir(), "litestream.db")
+	litestreamRestore(t, srv, conn, guid1, ls)
+	a, _ := os.ReadFile(out)
+	b, _ := os.ReadFile(ls)
+	if !bytes.Equal(a, b) {
+		t.Fatalf("litefleet restored %d bytes, litestream %d, and they differ", len(a), len(b))
+	}
+
+	// An existing file is refused, and kept with -force.
+	code, text = restoreRun(t, credEnv(srv), append([]string{"restore", guid1, "-o", out}, ep...)...)
+	if code != 1 || !strings.Contains(text, out+" exists: pass -force") {
+		t.Fatalf("restore over an existing file: exit %d:\n%s", code, text)
+	}
+	code, text = restoreRun(t, credEnv(srv), append([]string{"restore", guid1, "-o", out, "-force", "-json"}, ep...)...)
+	if code != 0 {
+		t.Fatalf("restore -force exit %d:\n%s", code, text)
+	}
+	var res struct {
+		Output    string `json:"output"`
+		TXID      uint64 `json:"txid"`
+		Integrity string `json:"integrity"`
+		Backup    string `json:"backup"`
+		Current   bool   `json:"current"`
+		Latest    struct {
+			TXID uint64 `json:"txid"`
+		} `json:"latest"`
+		Plan struct {
+			Files []struct {
+				Key string `json:"key"`
+			} `json:"files"`
+		} `json:"plan"`
+	}
+	if err := json.Unmarshal([]byte(text), &res); err != nil {
+		t.Fatalf("-json: %v:\n%s", err, text)
+	}
+	if res.Output != out || res.Integrity != "ok" || !res.Current || res.TXID == 0 || res.TXID != res.Latest.TXID ||
+		!strings.HasPrefix(res.Backup, out+".bak-") || len(res.Plan.Files) == 0 {
+		t.Fatalf("-json result: %+v", res)
+	}
+	equalRows(t, restoredRows(t, res.Backup), want)
+	if got := restoreDirNames(t, dir); !slices.Equal(got, []string{guid1 + ".db", filepath.Base(res.Backup)}) {
+		t.Fatalf("folder holds %q", got)
+	}
+
+	// The seed's form, the arguments of litestream restore.
+	seed := filepath.Join(t.TempDir(), "restore", guid1+".db")
+	code, text = restoreRun(t, credEnv(srv), "restore", "-endpoint", srv.Endpoint, "-o", seed, "s3://"+conn.Bucket+"/databases/"+guid1)
+	if code != 0 {
+		t.Fatalf("seed form exit %d:\n%s", code, text)
+	}
+	equalRows(t, restoredRows(t, seed), want)
+
+	// A -config file without dbs gives the credentials.
+	cfg := filepath.Join(t.TempDir(), "creds.yml")
+	if err := os.WriteFile(cfg, []byte("access-key-id: $LF_KEY\nsecret-access-key: $LF_SECRET\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := append(withoutEnv(withoutEnv(os.Environ(), "AWS_ACCESS_KEY_ID"), "AWS_SECRET_ACCESS_KEY"), "LF_KEY="+srv.AccessKey, "LF_SECRET="+srv.SecretKey)
+	viaConfig := filepath.Join(t.TempDir(), "cfg.db")
+	code, text = restoreRun(t, env, append([]string{"restore", "-config", cfg, guid1, "-o", viaConfig}, ep...)...)
+	if code != 0 {
+		t.Fatalf("-config exit %d:\n%s", code, text)
+	}
+	equalRows(t, restoredRows(t, viaConfig), want)
+	if strings.Contains(text, srv.SecretKey) {
+		t.Fatal("the secret key was printed")
+	}
+}
+
+func TestRestoreRefusedWhileLeased(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	src := filepath.Join(t.TempDir(), guid2+".db")
+	insertRows(t, openDB(t, src), 0, 20)
+	p := startLitefleet(t, credEnv(srv), replicateArgs(srv, conn, "-dsn", src)...)
+	owner := p.waitFor(`replicating: db=`+guid2+`.* lease_owner=(\S+)`, 20*time.Second)[1]
+	p.waitFor(seedTx(guid2), 20*time.Second)
+	ep := []string{"-bucket", conn.Bucket, "-endpoint", srv.Endpoint}
+
+	// Over the live file itself, -force or not: refused, naming the owner.
+	code, text := restoreRun(t, credEnv(srv), append([]string{"restore", guid2, "-o", src, "-force"}, ep...)...)
+	if code != 1 || !strings.Contains(text, "is being replicated by "+owner) || !strings.Contains(text, "stop that replicator") {
+		t.Fatalf("restore over a leased tenant: exit %d:\n%s", code, text)
+	}
+	if n := len(rows(t, src)); n != 20 {
+		t.Fatalf("the live database now has %d rows", n)
+	}
+	// A copy elsewhere is fine, with a note that the tenant is live.
+	copyPath := filepath.Join(t.TempDir(), guid2+".db")
+	code, text = restoreRun(t, credEnv(srv), append([]string{"restore", guid2, "-o", copyPath}, ep...)...)
+	if code != 0 || !strings.Contains(text, "is being replicated by "+owner) {
+		t.Fatalf("restore of a live tenant to a new file: exit %d:\n%s", code, text)
+	}
+	equalRows(t, restoredRows(t, copyPath), rows(t, src))
+	if code := p.stop(60 * time.Second); code != 0 {
+		t.Fatalf("replicate exit %d", code)
+	}
+}
+
+func TestRestoreAllMatchParallelOneFails(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	srv := s3test.Start(t)
+	if srv.Dir == "" {
+		t.Skip("the S3 server's folder is unknown (set " + s3test.EnvDataDir + ")")
+	}
+	conn := srv.Conn(t)
+	dir := t.TempDir()
+	var cfg strings.Builder
+	fmt.Fprintf(&cfg, "dbs:\n")
+	tenants := []string{guid1, guid2, guid3, "legacy-client-001"}
+	want := map[string][]string{}
+	for i, tn := range tenants {
+		path := filepath.Join(dir, tn+".db")
+		insertRows(t, openDB(t, path), 0, 10+i*10)
+		fmt.Fprintf(&cfg, "  - path: %s\n    replica:\n      type: s3\n      bucket: %s\n      path: databases/%s\n      endpoint: %s\n", path, conn.Bucket, tn, srv.Endpoint)
+		want[tn] = rows(t, path)
+	}
+	cfgPath := filepath.Join(dir, "litestream.yml")
+	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	restoreReplicate(t, srv, []string{"replicate", "-config", cfgPath}, tenants...)
+
+	// A prefix whose name is no tenant name, and one tenant whose LTX
+	// files were damaged on the server's disk.
+	client := srv.Client(t, conn)
+	const bad = "ABCDEFGH-not a tenant"
+	if _, err := client.PutObject(context.Background(), &s3.PutObjectInput{
+		Bucket: aws.String(conn.Bucket), Key: aws.String("databases/" + bad + "/lock.json"), Body: bytes.NewReader([]byte("{}")),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	corrupted := 0
+	err := filepath.WalkDir(filepath.Join(srv.Dir, conn.Bucket, "databases", guid3), func(p string, d os.DirEntry, err error) error {
+		if err != nil || !strings.HasSuffix(p, ".ltx") {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil || len(data) < 1024 {
+			return err
+		}
+		for i := len(data) / 2; i < len(data)/2+8; i++ {
+			data[i] ^= 0xff
+		}
+		corrupted++
+		return os.WriteFile(p, data, 0o644)
+	})
+	if err != nil || corrupted == 0 {
+		t.Fatalf("corrupt %s: %d files, %v", guid3, corrupted, err)
+	}
+
+	out := filepath.Join(t.TempDir(), "restored")
+	code, text := restoreRun(t, credEnv(srv), "restore", "-all", "-o", out, "-match", "????????-*", "-parallel", "2",
+		"-bucket", conn.Bucket, "-endpoint", srv.Endpoint)
+	if code != 1 {
+		t.Fatalf("restore -all exit %d, want 1:\n%s", code, text)
+	}
+	for _, re := range []string{
+		`(?m)^restored ` + guid1 + ` -> .*TXID [0-9a-f]{16}.* integrity ok, current$`,
+		`(?m)^restored ` + guid2 + ` -> `,
+		`(?m)^FAILED   ` + guid3 + `: .*object databases/` + guid3 + `/\d{4}/[0-9a-f-]+\.ltx: corrupt`,
+		`(?m)^skipped  ABCDEFGH-not a tenant: not usable as a tenant: tenant name .* has characters outside`,
+		`(?m)^restore -all: 2 restored, 1 failed, 1 skipped, of 3 tenants`,
+		`1 of 3 tenants failed`,
+	} {
+		if !regexp.MustCompile(re).MatchString(text) {
+			t.Errorf("output does not match %s", re)
+		}
+	}
+	if t.Failed() {
+		t.Fatalf("output:\n%s", text)
+	}
+	if got := restoreDirNames(t, out); !slices.Equal(got, []string{guid1 + ".db", guid2 + ".db"}) {
+		t.Fatalf("%s holds %q, want the two restored tenants only", out, got)
+	}
+	for _, tn := range []string{guid1, guid2} {
+		equalRows(t, restoredRows(t, filepath.Join(out, tn+".db")), want[tn])
+	}
+
+	// The dry run of the whole fleet, as JSON: every tenant planned, and
+	// nothing written, not even the folder.
+	fresh := filepath.Join(t.TempDir(), "fresh")
+	code, text = restoreRun(t, credEnv(srv), "restore", "-all", "-dry-run", "-json", "-o", fresh, "-bucket", conn.Bucket, "-endpoint", srv.Endpoint)
+	var doc struct {
+		Tenants []struct {
+			Kind   string `json:"kind"`
+			Tenant string `json:"tenant"`
+		} `json:"tenants"`
+		Summary struct {
+			Tenants, Planned, Skipped int
+		} `json:"summary"`
+	}
+	if err := json.Unmarshal([]byte(text), &doc); err != nil || code != 0 {
+		t.Fatalf("-all -dry-run -json: exit %d, %v:\n%s", code, err, text)
+	}
+	if doc.Summary.Tenants != 4 || doc.Summary.Planned != 4 || doc.Summary.Skipped != 1 || len(doc.Tenants) != 5 {
+		t.Fatalf("dry run summary %+v, %d events", doc.Summary, len(doc.Tenants))
+	}
+	if _, err := os.Stat(fresh); !os.IsNotExist(err) {
+		t.Fatalf("the dry run made %s: %v", fresh, err)
+	}
+	// Over the folder already restored, the dry run says the restore would
+	// be refused for the two files there, and exits 1.
+	code, text = restoreRun(t, credEnv(srv), "restore", "-all", "-dry-run", "-o", out, "-match", "????????-*", "-bucket", conn.Bucket, "-endpoint", srv.Endpoint)
+	if code != 1 || strings.Count(text, "would be refused: ") != 2 {
+		t.Fatalf("-all -dry-run over restored files: exit %d:\n%s", code, text)
+	}
+}
+
+func TestRestoreCommandLineMistakes(t *testing.T) {
+	env := os.Environ()
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"restore"}, "restore needs a tenant"},
+		{[]string{"restore", guid1, "-bucket", "b", "-txid", "5", "-timestamp", "2026-01-01T00:00:00Z"}, "not both"},
+		{[]string{"restore", guid1, "-bucket", "b", "-txid", "xyz"}, "-txid"},
+		{[]string{"restore", guid1, "-bucket", "b", "-timestamp", "yesterday"}, "RFC 3339"},
+		{[]string{"restore", "-all", "-bucket", "b"}, "-all needs -o DIR"},
+		{[]string{"restore", "-all", "-o", "d", "-bucket", "b", "-txid", "3"}, "use -timestamp with -all"},
+		{[]string{"restore", "Bad Name", "-bucket", "b"}, "tenant name"},
+		{[]string{"restore", guid1}, "no bucket"},
+		{[]string{"restore", "-o", "x.db", "s3://"}, "no bucket"},
+		{[]string{"restore", "/data/" + guid1 + ".db", "-bucket", "b"}, "is a path, not a tenant name"},
+		{[]string{"restore", guid1, "-bucket", "b", "-match", "x*"}, "go with -all"},
+		{[]string{"restore", guid1, "-bucket", "b", "-source", "v4"}, "-source"},
+	} {
+		code, text := restoreRun(t, env, tt.args...)
+		if code != 2 || !strings.Contains(text, tt.want) {
+			t.Errorf("%q: exit %d, want 2 and %q:\n%s", tt.args, code, tt.want, text)
+		}
+	}
+}
+
+func TestParseTXID(t *testing.T) {
+	for in, want := range map[string]uint64{"0000000000000a3f": 0xa3f, "0x10": 16, "42": 42} {
+		if got, err := parseTXID(in); err != nil || got != want {
+			t.Errorf("parseTXID(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"0", "", "-1", "g000000000000000", "0x"} {
+		if _, err := parseTXID(in); err == nil {
+			t.Errorf("parseTXID(%q) accepted", in)
+		}
+	}
+}

@@ -1,0 +1,224 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/litefleet/litefleet/s3browse"
+)
+
+// DefaultRestoreParallel is how many tenants RestoreAll restores at once
+// when not told: restores wait on S3 more than on the CPU.
+const DefaultRestoreParallel = 8
+
+// RestoreAllOptions says which tenants to restore and where.
+type RestoreAllOptions struct {
+	Conn s3browse.Conn
+	// OutputDir receives one <tenant>.db per tenant; it is created if missing.
+	OutputDir string
+	// Match is a glob (path.Match) on tenant names; empty matches all.
+	Match string
+	// Parallel bounds how many tenants are restored at once;
+	// DefaultRestoreParallel when < 1.
+	Parallel int
+	// Timestamp restores every tenant to its state at that time; zero: latest.
+	Timestamp time.Time
+	Source    string
+	Force     bool
+	DryRun    bool
+	// IsReplicating: see RestoreOptions.
+	IsReplicating func(path string) (tenant string, ok bool)
+}
+
+// RestoreEvent kinds.
+const (
+	EventListed   = "listed"   // the tenants to restore are known (Total)
+	EventSkipped  = "skipped"  // a prefix whose name cannot be a tenant
+	EventStarted  = "started"  // a tenant's restore began
+	EventProgress = "progress" // bytes downloaded for a tenant
+	EventRestored = "restored" // a tenant was restored (Result)
+	EventPlanned  = "planned"  // dry run: a tenant's plan (Plan)
+	EventFailed   = "failed"   // a tenant could not be restored (Err)
+)
+
+// RestoreEvent reports one step of RestoreAll.
+type RestoreEvent struct {
+	Kind string `json:"kind"`
+	// Tenant is the name as listed: print it with Printable.
+	Tenant string         `json:"tenant"`
+	Output string         `json:"output,omitempty"`
+	Done   int64          `json:"done,omitempty"`  // EventProgress: bytes
+	Total  int64          `json:"total,omitempty"` // EventProgress: bytes; EventListed: tenants
+	Result *RestoreResult `json:"result,omitempty"`
+	Plan   *RestorePlan   `json:"plan,omitempty"`
+	Err    error          `json:"-"`
+	Error  string         `json:"error,omitempty"`
+	// Reason says why a prefix was skipped.
+	Reason string `json:"reason,omitempty"`
+}
+
+// RestoreFailure is one tenant that was not restored.
+type RestoreFailure struct {
+	Tenant string `json:"tenant"`
+	Error  string `json:"error"`
+}
+
+// RestoreAllSummary is the outcome of RestoreAll.
+type RestoreAllSummary struct {
+	Tenants    int              `json:"tenants"` // matched and valid
+	Restored   int              `json:"restored"`
+	Planned    int              `json:"planned,omitempty"` // dry run
+	Refused    int              `json:"refused,omitempty"` // dry run: plans with a Refusal
+	Failed     int              `json:"failed"`
+	Skipped    int              `json:"skipped"` // invalid names
+	Downloaded int64            `json:"downloaded"`
+	DurationMS int64            `json:"duration_ms"`
+	Failures   []RestoreFailure `json:"failures,omitempty"`
+}
+
+// RestoreAll restores every tenant under opt.Conn (or those matching
+// opt.Match) into opt.OutputDir, at most opt.Parallel at a time. Each
+// tenant is restored as Restore does; a failure leaves the others going,
+// and the tenants that succeeded stay restored. onEvent (which may be nil)
+// hears of every step; its calls never overlap. The error is for what
+// stops the whole run (the listing failed, ctx was cancelled); per-tenant
+// failures are counted in the summary.
+func RestoreAll(ctx context.Context, client s3browse.API, opt RestoreAllOptions, onEvent func(RestoreEvent)) (RestoreAllSummary, error) {
+	start := time.Now()
+	var sum RestoreAllSummary
+	if opt.Match != "" {
+		if _, err := path.Match(opt.Match, ""); err != nil {
+			return sum, fmt.Errorf("-match %q: %w", opt.Match, err)
+		}
+	}
+	if opt.OutputDir == "" {
+		return sum, errors.New("no output folder: give -o DIR")
+	}
+	dir, err := filepath.Abs(opt.OutputDir)
+	if err != nil {
+		return sum, err
+	}
+	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
+		return sum, fmt.Errorf("%s is a file: -o with -all names a folder", Printable(dir))
+	}
+	prefixes, err := s3browse.ListTenants(ctx, client, opt.Conn)
+	if err != nil {
+		return sum, err
+	}
+
+	var mu sync.Mutex
+	emit := func(ev RestoreEvent) {
+		if ev.Err != nil {
+			ev.Error = ev.Err.Error()
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		switch ev.Kind {
+		case EventSkipped:
+			sum.Skipped++
+		case EventRestored:
+			sum.Restored++
+			sum.Downloaded += ev.Result.Downloaded
+		case EventPlanned:
+			sum.Planned++
+			if ev.Plan.Refusal != "" {
+				sum.Refused++
+			}
+		case EventFailed:
+			sum.Failed++
+			sum.Failures = append(sum.Failures, RestoreFailure{Tenant: ev.Tenant, Error: ev.Error})
+		}
+		if onEvent != nil {
+			onEvent(ev)
+		}
+	}
+
+	// Names from the bucket are untrusted: only those that are tenant
+	// names by litefleet's rules become file names.
+	var names []string
+	byKey := map[string][]string{}
+	for _, p := range prefixes {
+		if opt.Match != "" {
+			if ok, _ := path.Match(opt.Match, p.Name); !ok {
+				continue
+			}
+		}
+		if !p.Valid {
+			emit(RestoreEvent{Kind: EventSkipped, Tenant: p.Name, Reason: p.Problem})
+			continue
+		}
+		if err := ValidateName(p.Name); err != nil {
+			emit(RestoreEvent{Kind: EventSkipped, Tenant: p.Name, Reason: err.Error()})
+			continue
+		}
+		names = append(names, p.Name)
+		byKey[PrefixKey(p.Name)] = append(byKey[PrefixKey(p.Name)], p.Name)
+	}
+	sum.Tenants = len(names)
+	emit(RestoreEvent{Kind: EventListed, Total: int64(len(names))})
+	if !opt.DryRun && len(names) > 0 {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return sum, fmt.Errorf("create %s: %w", Printable(dir), err)
+		}
+	}
+
+	parallel := opt.Parallel
+	if parallel < 1 {
+		parallel = DefaultRestoreParallel
+	}
+	var g errgroup.Group
+	g.SetLimit(parallel)
+	for _, name := range names {
+		out := filepath.Join(dir, name+".db")
+		if others := byKey[PrefixKey(name)]; len(others) > 1 {
+			// Two prefixes that differ only in case are one tenant to
+			// litefleet; restoring both would pick one at random.
+			emit(RestoreEvent{Kind: EventFailed, Tenant: name, Output: out,
+				Err: fmt.Errorf("tenant %s: prefixes %q differ only in case: restore each one alone with -o", Printable(name), others)})
+			continue
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			ropt := RestoreOptions{
+				Conn: opt.Conn, Tenant: name, Output: out, Timestamp: opt.Timestamp,
+				Source: opt.Source, Force: opt.Force, DryRun: opt.DryRun, IsReplicating: opt.IsReplicating,
+			}
+			if opt.DryRun {
+				p, err := PlanRestore(ctx, client, ropt)
+				if err != nil {
+					emit(RestoreEvent{Kind: EventFailed, Tenant: name, Output: out, Err: err})
+				} else {
+					emit(RestoreEvent{Kind: EventPlanned, Tenant: name, Output: out, Plan: p})
+				}
+				return nil
+			}
+			emit(RestoreEvent{Kind: EventStarted, Tenant: name, Output: out})
+			ropt.Progress = func(done, total int64) {
+				emit(RestoreEvent{Kind: EventProgress, Tenant: name, Output: out, Done: done, Total: total})
+			}
+			res, err := Restore(ctx, client, ropt)
+			if err != nil {
+				emit(RestoreEvent{Kind: EventFailed, Tenant: name, Output: out, Err: err})
+				return nil
+			}
+			emit(RestoreEvent{Kind: EventRestored, Tenant: name, Output: out, Result: res})
+			return nil
+		})
+	}
+	_ = g.Wait() // workers report through emit and never fail the group
+	sum.DurationMS = time.Since(start).Milliseconds()
+	if err := ctx.Err(); err != nil {
+		return sum, fmt.Errorf("restore of the fleet cancelled after %d of %d tenants: %w", sum.Restored+sum.Failed, sum.Tenants, err)
+	}
+	return sum, nil
+}

@@ -1,0 +1,724 @@
+package fleet_test
+
+// Integration tests of restore against a real S3 server (versitygw) with
+// replicas written by real replication: the Supervisor in this process, or
+// the legacy litestream v0.3.14 command. Skipped with -short. Run them with
+// scripts/with-s3.sh so that they share one server.
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	_ "modernc.org/sqlite"
+
+	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/internal/s3test"
+	"github.com/litefleet/litefleet/s3browse"
+)
+
+const (
+	tenantA = "0a1b2c3d-4e5f-4061-8273-94a5b6c7d8e9"
+	tenantB = "1b2c3d4e-5f60-4172-8394-a5b6c7d8e9f0"
+	tenantC = "2c3d4e5f-6071-4283-94a5-b6c7d8e9f0a1"
+)
+
+var adoptCA sync.Once
+
+// integration skips with -short and makes Litestream's S3 client work with
+// AWS_CA_BUNDLE set, as main does.
+func integration(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	adoptCA.Do(func() {
+		if _, err := s3browse.AdoptCABundle(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// openDB opens a database as a tenant's application would (WAL, busy timeout).
+func openDB(t testing.TB, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(wal)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.Exec(`CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, val BLOB NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// insert commits n rows from id first, each with size random bytes, in
+// one transaction.
+func insert(t testing.TB, db *sql.DB, first, n, size int) {
+	t.Helper()
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := first; i < first+n; i++ {
+		val := make([]byte, size)
+		_, _ = rand.Read(val)
+		if _, err := tx.Exec(`INSERT INTO t (id, val) VALUES (?, ?)`, i, val); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rows returns every row of t in a live database (one with a -wal) as
+// "id=hex-prefix:len", in order.
+func rows(t testing.TB, path string) []string {
+	t.Helper()
+	return query(t, "file:"+path+"?mode=ro")
+}
+
+// restored returns the rows of a restored database, opened immutable so
+// that reading it leaves no -wal or -shm behind.
+func restored(t testing.TB, path string) []string {
+	t.Helper()
+	return query(t, "file:"+path+"?mode=ro&immutable=1")
+}
+
+// rowsOfCopy returns the rows of a database left with a -wal and -shm by a
+// crashed writer, reading a copy so that the files stay as they are.
+func rowsOfCopy(t testing.TB, path string) []string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, suf := range []string{"", "-wal", "-shm"} {
+		data, err := os.ReadFile(path + suf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "copy.db"+suf), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return query(t, "file:"+filepath.Join(dir, "copy.db"))
+}
+
+func query(t testing.TB, dsn string) []string {
+	t.Helper()
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rs, err := db.Query(`SELECT id, val FROM t ORDER BY id`)
+	if err != nil {
+		t.Fatalf("read %s: %v", dsn, err)
+	}
+	defer rs.Close()
+	var out []string
+	for rs.Next() {
+		var id int
+		var val []byte
+		if err := rs.Scan(&id, &val); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("%d=%x:%d", id, val[:min(len(val), 8)], len(val)))
+	}
+	if err := rs.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func sameRows(t testing.TB, got, want []string) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("restored %d rows, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("row %d: restored %s, want %s", i, got[i], want[i])
+		}
+	}
+}
+
+// replica is the real litestream v0.5.18 command replicating one database
+// for a test. Litestream is the writer whose files restore must read, and
+// running it apart keeps this test binary clear of a data race inside
+// Litestream's store (DB.Close against the snapshot it takes of a new
+// database), which the race detector reports when a Supervisor in this
+// process stops early.
+type replica struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	done   chan error
+	logs   *syncBuffer
+	client s3browse.API
+	conn   s3browse.Conn
+	tenant string
+	txid   uint64 // the latest TXID seen in the replica
+}
+
+func replicate(t *testing.T, srv *s3test.Server, conn s3browse.Conn, path, tenant string) *replica {
+	t.Helper()
+	bin, err := s3test.FindTool("litestream")
+	if err != nil {
+		t.Fatalf("%v: run make tools", err)
+	}
+	config := filepath.Join(t.TempDir(), "litestream.yml")
+	if err := os.WriteFile(config, fmt.Appendf(nil, `
+access-key-id: %s
+secret-access-key: %s
+dbs:
+  - path: %s
+    replica:
+      type: s3
+      bucket: %s
+      path: %s
+      endpoint: %s
+      region: us-east-1
+      force-path-style: true
+      sync-interval: 100ms
+`, srv.AccessKey, srv.SecretKey, path, conn.Bucket, conn.TenantPath(tenant), srv.Endpoint), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := &replica{t: t, done: make(chan error, 1), logs: &syncBuffer{}, conn: conn, tenant: tenant, client: srv.Client(t, conn)}
+	r.cmd = exec.Command(bin, "replicate", "-config", config)
+	// litestream's S3 client fails with AWS_CA_BUNDLE set (DESIGN.md).
+	r.cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "AWS_CA_BUNDLE=") })
+	r.cmd.Stdout, r.cmd.Stderr = r.logs, r.logs
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { r.done <- r.cmd.Wait() }()
+	t.Cleanup(func() {
+		if r.cmd.ProcessState == nil {
+			_ = r.cmd.Process.Kill()
+			<-r.done
+		}
+		if t.Failed() {
+			t.Logf("litestream output:\n%s", r.logs.String())
+		}
+	})
+	return r
+}
+
+// sync waits until what was committed is in the replica: its latest TXID
+// has moved past the last one seen and then stays put, and returns it.
+func (r *replica) sync() uint64 {
+	r.t.Helper()
+	var last uint64
+	var stable time.Time
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		tn, err := s3browse.Inspect(context.Background(), r.client, r.conn, r.tenant)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		switch {
+		case tn.LatestTXID <= r.txid:
+		case tn.LatestTXID != last:
+			last, stable = tn.LatestTXID, time.Now()
+		case time.Since(stable) > 400*time.Millisecond:
+			r.txid = last
+			return last
+		}
+	}
+	r.t.Fatalf("the replica did not move past TXID %d within 30s:\n%s", r.txid, r.logs.String())
+	return 0
+}
+
+// close stops litestream as a service manager would (SIGTERM: final sync).
+func (r *replica) close() {
+	r.t.Helper()
+	_ = r.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-r.done:
+	case <-time.After(30 * time.Second):
+		r.t.Fatalf("litestream did not stop within 30s of SIGTERM")
+	}
+}
+
+// syncBuffer is an io.Writer safe to read while a process writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// noLeftovers fails when dir holds anything but the names given.
+func noLeftovers(t testing.TB, dir string, want ...string) {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range ents {
+		got = append(got, e.Name())
+	}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("%s holds %q, want %q", dir, got, want)
+	}
+}
+
+func TestRestoreLatestAndPointInTime(t *testing.T) {
+	integration(t)
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	client := srv.Client(t, conn)
+	ctx := context.Background()
+
+	src := filepath.Join(t.TempDir(), tenantA+".db")
+	db := openDB(t, src)
+	insert(t, db, 0, 200, 300)
+	r := replicate(t, srv, conn, src, tenantA)
+	txA := r.sync()
+	rowsA := rows(t, src)
+	time.Sleep(50 * time.Millisecond)
+	atA := time.Now()
+	time.Sleep(50 * time.Millisecond)
+	insert(t, db, 200, 200, 300)
+	txB := r.sync()
+	insert(t, db, 400, 100, 300)
+	r.close()
+	rowsAll := rows(t, src)
+	if txB <= txA {
+		t.Fatalf("TXIDs did not move: %d then %d", txA, txB)
+	}
+
+	out := t.TempDir()
+	t.Run("dry run", func(t *testing.T) {
+		opt := fleet.RestoreOptions{Conn: conn, Tenant: tenantA, Output: filepath.Join(out, "dry.db")}
+		p, err := fleet.PlanRestore(ctx, client, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sum int64
+		for _, f := range p.Files {
+			if !strings.HasPrefix(f.Key, "databases/"+tenantA+"/") || f.Size <= 0 {
+				t.Errorf("plan file %+v", f)
+			}
+			sum += f.Size
+		}
+		if len(p.Files) == 0 || p.Bytes != sum || p.Source != fleet.SourceLTX || p.TXID != p.Latest.TXID || p.TXID <= txB || p.Time.IsZero() || p.Refusal != "" {
+			t.Fatalf("plan %+v", p)
+		}
+		opt.DryRun = true
+		res, err := fleet.Restore(ctx, client, opt)
+		if err != nil || !res.DryRun || res.TXID != p.TXID {
+			t.Fatalf("dry-run Restore: %+v, %v", res, err)
+		}
+		noLeftovers(t, out)
+	})
+
+	t.Run("latest", func(t *testing.T) {
+		var calls, last, total int64
+		opt := fleet.RestoreOptions{Conn: conn, Tenant: tenantA, Output: filepath.Join(out, tenantA+".db"),
+			Progress: func(done, all int64) { calls++; last, total = done, all }}
+		res, err := fleet.Restore(ctx, client, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameRows(t, restored(t, opt.Output), rowsAll)
+		if !res.Current || res.TXID != res.Latest.TXID || res.Integrity != "ok" || res.Time.IsZero() || res.Note != "" {
+			t.Fatalf("result %+v", res)
+		}
+		if calls == 0 || last != total || total != res.Plan.Bytes || res.Downloaded != total {
+			t.Fatalf("progress: %d calls, last %d/%d, plan %d bytes, downloaded %d", calls, last, total, res.Plan.Bytes, res.Downloaded)
+		}
+		noLeftovers(t, out, tenantA+".db")
+	})
+
+	t.Run("txid", func(t *testing.T) {
+		opt := fleet.RestoreOptions{Conn: conn, Tenant: tenantA, Output: filepath.Join(out, "txid.db"), TXID: txA}
+		res, err := fleet.Restore(ctx, client, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameRows(t, restored(t, opt.Output), rowsA)
+		if res.TXID != txA || res.Current || !strings.Contains(res.Note, "as asked") {
+			t.Fatalf("result %+v", res)
+		}
+		// A TXID that ends no file is refused with the range that exists.
+		_, err = fleet.Restore(ctx, client, fleet.RestoreOptions{Conn: conn, Tenant: tenantA, Output: filepath.Join(out, "none.db"), TXID: 1 << 40})
+		if err == nil || !strings.Contains(err.Error(), "is not a restore point") {
+			t.Fatalf("TXID 1<<40: %v", err)
+		}
+	})
+
+	t.Run("timestamp", func(t *testing.T) {
+		opt := fleet.RestoreOptions{Conn: conn, Tenant: tenantA, Output: filepath.Join(out, "ts.db"), Timestamp: atA}
+		res, err := fleet.Restore(ctx, client, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameRows(t, restored(t, opt.Output), rowsA)
+		if res.TXID != txA || res.Time.After(atA) {
+			t.Fatalf("result %+v, want TXID %d before %s", res, txA, atA)
+		}
+	})
+}
+
+func TestRestoreRefusesAndForceKeepsBackup(t *testing.T) {
+	integration(t)
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	client := srv.Client(t, conn)
+	ctx := context.Background()
+
+	src := filepath.Join(t.TempDir(), tenantB+".db")
+	insert(t, openDB(t, src), 0, 50, 100)
+	r := replicate(t, srv, conn, src, tenantB)
+	r.sync()
+	r.close()
+	want := rows(t, src)
+
+	// The old database: a crashed application's file, with rows that are
+	// only in its -wal.
+	dir := t.TempDir()
+	target := filepath.Join(dir, tenantB+".db")
+	crashedWriter(t, target)
+	oldRows := rowsOfCopy(t, target)
+	if len(oldRows) != 7 {
+		t.Fatalf("old database has %d rows, want 7", len(oldRows))
+	}
+	for _, suf := range []string{"-wal", "-shm"} {
+		if _, err := os.Stat(target + suf); err != nil {
+			t.Fatalf("the crashed writer left no %s: %v", suf, err)
+		}
+	}
+
+	opt := fleet.RestoreOptions{Conn: conn, Tenant: tenantB, Output: target}
+	_, err := fleet.Restore(ctx, client, opt)
+	var refused *fleet.RefusedError
+	if !errors.As(err, &refused) || !strings.Contains(err.Error(), target+" exists: pass -force") || !strings.Contains(err.Error(), ".bak-TIME") {
+		t.Fatalf("existing output: %v", err)
+	}
+
+	opt.IsReplicating = func(p string) (string, bool) { return "someone", p == target }
+	if _, err := fleet.Restore(ctx, client, opt); err == nil || !strings.Contains(err.Error(), "being replicated by this process as tenant someone") {
+		t.Fatalf("replicating output: %v", err)
+	}
+	opt.IsReplicating = nil
+
+	other := fleet.RestoreOptions{Conn: conn, Tenant: tenantB, Output: filepath.Join(dir, tenantC+".db")}
+	if _, err := fleet.Restore(ctx, client, other); err == nil || !strings.Contains(err.Error(), "is named after tenant "+tenantC) {
+		t.Fatalf("output named after another tenant: %v", err)
+	}
+
+	opt.Force = true
+	res, err := fleet.Restore(ctx, client, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameRows(t, restored(t, target), want)
+	if !strings.HasPrefix(res.Backup, target+".bak-") {
+		t.Fatalf("backup %q", res.Backup)
+	}
+	for _, suf := range []string{"", "-wal", "-shm"} {
+		if _, err := os.Stat(res.Backup + suf); err != nil {
+			t.Errorf("backup%s: %v", suf, err)
+		}
+	}
+	sameRows(t, rowsOfCopy(t, res.Backup), oldRows)
+	noLeftovers(t, dir, tenantB+".db", filepath.Base(res.Backup), filepath.Base(res.Backup)+"-wal", filepath.Base(res.Backup)+"-shm")
+}
+
+// crashedWriter leaves a database at path as an application killed in the
+// middle of its work would: 5 rows checkpointed, 2 more only in the -wal.
+func crashedWriter(t *testing.T, path string) {
+	t.Helper()
+	if os.Getenv("LITEFLEET_CRASHED_WRITER") != "" {
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperCrashedWriter$")
+	cmd.Env = append(os.Environ(), "LITEFLEET_CRASHED_WRITER="+path)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(stdout, buf); err != nil || string(buf) != "ready" {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		t.Fatalf("helper: %q %v", buf, err)
+	}
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	_ = cmd.Wait()
+}
+
+// TestHelperCrashedWriter is crashedWriter's child process.
+func TestHelperCrashedWriter(t *testing.T) {
+	path := os.Getenv("LITEFLEET_CRASHED_WRITER")
+	if path == "" {
+		t.Skip("helper process")
+	}
+	db := openDB(t, path)
+	insert(t, db, 0, 5, 10)
+	if _, err := db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`PRAGMA wal_autocheckpoint=0`); err != nil {
+		t.Fatal(err)
+	}
+	insert(t, db, 5, 2, 10)
+	fmt.Print("ready")
+	time.Sleep(time.Minute) // killed before
+}
+
+func TestRestoreServerKilledMidway(t *testing.T) {
+	integration(t)
+	srv := s3test.StartPrivate(t)
+	conn := srv.Conn(t)
+	client := srv.Client(t, conn)
+	ctx := context.Background()
+
+	// About 40 MB of random data: far more than the socket buffers hold,
+	// so the server dies with most of the object unsent.
+	src := filepath.Join(t.TempDir(), tenantC+".db")
+	db := openDB(t, src)
+	for i := 0; i < 8; i++ {
+		insert(t, db, i*1000, 1000, 5000)
+	}
+	r := replicate(t, &srv.Server, conn, src, tenantC)
+	r.sync()
+	r.close()
+
+	dir := t.TempDir()
+	out := filepath.Join(dir, tenantC+".db")
+	killed := false
+	opt := fleet.RestoreOptions{Conn: conn, Tenant: tenantC, Output: out, Progress: func(done, total int64) {
+		if !killed && done > total/4 {
+			killed = true
+			srv.Kill()
+		}
+	}}
+	start := time.Now()
+	_, err := fleet.Restore(ctx, client, opt)
+	if !killed {
+		t.Fatal("the restore never reached a quarter of the download")
+	}
+	if err == nil {
+		t.Fatal("restore succeeded with the server killed")
+	}
+	t.Logf("error after %s: %v", time.Since(start).Round(time.Millisecond), err)
+	for _, want := range []string{"cannot reach S3", "nothing was written at " + out, "databases/" + tenantC + "/"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not say %q", want)
+		}
+	}
+	if time.Since(start) > 30*time.Second {
+		t.Errorf("the restore took %s to give up", time.Since(start))
+	}
+	noLeftovers(t, dir)
+
+	srv.Restart(t)
+	opt.Progress = nil
+	res, err := fleet.Restore(ctx, client, opt)
+	if err != nil {
+		t.Fatalf("retry after restart: %v", err)
+	}
+	sameRows(t, restored(t, out), rows(t, src))
+	if !res.Current {
+		t.Fatalf("result %+v", res)
+	}
+	noLeftovers(t, dir, tenantC+".db")
+}
+
+func TestRestoreDetectsCorruptObject(t *testing.T) {
+	integration(t)
+	srv := s3test.Start(t)
+	if srv.Dir == "" {
+		t.Skip("the S3 server's folder is unknown (set " + s3test.EnvDataDir + ")")
+	}
+	conn := srv.Conn(t)
+	client := srv.Client(t, conn)
+	ctx := context.Background()
+
+	src := filepath.Join(t.TempDir(), tenantA+".db")
+	insert(t, openDB(t, src), 0, 300, 1000)
+	r := replicate(t, srv, conn, src, tenantA)
+	r.sync()
+	r.close()
+
+	dir := t.TempDir()
+	opt := fleet.RestoreOptions{Conn: conn, Tenant: tenantA, Output: filepath.Join(dir, tenantA+".db")}
+	p, err := fleet.PlanRestore(ctx, client, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Flip bytes in the middle of the snapshot, as a bad disk would.
+	key := p.Files[0].Key
+	file := filepath.Join(srv.Dir, conn.Bucket, filepath.FromSlash(key))
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := len(data) / 2; i < len(data)/2+16; i++ {
+		data[i] ^= 0x5a
+	}
+	if err := os.WriteFile(file, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	_, err = fleet.Restore(ctx, client, opt)
+	if err == nil {
+		t.Fatal("restore of a corrupt object succeeded")
+	}
+	t.Logf("error: %v", err)
+	if !strings.Contains(err.Error(), "object "+key+": ") || !strings.Contains(err.Error(), "nothing was written") {
+		t.Fatalf("error does not name the object %s", key)
+	}
+	noLeftovers(t, dir)
+}
+
+func TestRestoreGenerationsV3(t *testing.T) {
+	integration(t)
+	bin, err := s3test.FindTool("v3/litestream")
+	if err != nil {
+		t.Skipf("legacy litestream v0.3.14 not installed (scripts/install-litestream-v3.sh): %v", err)
+	}
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	client := srv.Client(t, conn)
+	ctx := context.Background()
+	const tenant = "legacy-client-001"
+
+	dir := t.TempDir()
+	src := filepath.Join(dir, "legacy-client.db")
+	db := openDB(t, src)
+	insert(t, db, 0, 100, 200)
+	config := filepath.Join(dir, "litestream.yml")
+	if err := os.WriteFile(config, fmt.Appendf(nil, `
+access-key-id: %s
+secret-access-key: %s
+dbs:
+  - path: %s
+    monitor-interval: 100ms
+    replicas:
+      - type: s3
+        bucket: %s
+        path: %s
+        endpoint: %s
+        region: us-east-1
+        force-path-style: true
+        sync-interval: 200ms
+`, srv.AccessKey, srv.SecretKey, src, conn.Bucket, conn.TenantPath(tenant), srv.Endpoint), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	cmd := exec.Command(bin, "replicate", "-config", config)
+	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "AWS_CA_BUNDLE=") })
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		insert(t, db, 100+i*10, 10, 200)
+		time.Sleep(150 * time.Millisecond)
+	}
+	time.Sleep(1500 * time.Millisecond) // the last commits reach the replica
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Wait()
+	want := rows(t, src)
+
+	out := filepath.Join(t.TempDir(), "restored.db")
+	opt := fleet.RestoreOptions{Conn: conn, Tenant: tenant, Output: out}
+	res, err := fleet.Restore(ctx, client, opt)
+	if err != nil {
+		t.Fatalf("%v\nlitestream v0.3 output:\n%s", err, logs.String())
+	}
+	sameRows(t, restored(t, out), want)
+	if res.Source != fleet.SourceGenerations || res.Position.Generation == "" || !res.Current || res.Integrity != "ok" || res.Downloaded != res.Plan.Bytes {
+		t.Fatalf("result %+v", res)
+	}
+	snap := 0
+	for _, f := range res.Plan.Files {
+		if strings.HasSuffix(f.Key, ".snapshot.lz4") {
+			snap++
+		}
+	}
+	if snap != 1 || len(res.Plan.Files) < 2 {
+		t.Fatalf("plan files %+v: want one snapshot and WAL segments", res.Plan.Files)
+	}
+	noLeftovers(t, filepath.Dir(out), "restored.db")
+
+	// -txid cannot apply to v0.3 generations.
+	opt.TXID, opt.Output = 1, filepath.Join(t.TempDir(), "x.db")
+	if _, err := fleet.Restore(ctx, client, opt); err == nil || !strings.Contains(err.Error(), "no TXIDs") {
+		t.Fatalf("-txid on v0.3: %v", err)
+	}
+}
+
+func TestRestoreRefusesFileThisProcessReplicates(t *testing.T) {
+	integration(t)
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	client := srv.Client(t, conn)
+	ctx := context.Background()
+
+	path := filepath.Join(t.TempDir(), tenantC+".db")
+	insert(t, openDB(t, path), 0, 10, 10)
+	quiet := slog.New(slog.DiscardHandler)
+	sup := fleet.NewSupervisor(quiet, quiet)
+	target := fleet.Target{Path: path, Tenant: fleet.NameFor(path, ""), Conn: conn}
+	if err := sup.Start(ctx, target); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		// Let the store's first snapshot of this small database finish:
+		// stopping during it races inside Litestream (see replica).
+		time.Sleep(time.Second)
+		if err := sup.Close(ctx); err != nil {
+			t.Error(err)
+		}
+	}()
+	if err := sup.Sync(ctx, target); err != nil {
+		t.Fatal(err)
+	}
+	if name, ok := sup.Replicating(path); !ok || name != tenantC {
+		t.Fatalf("Replicating(%s) = %q, %v", path, name, ok)
+	}
+	if _, ok := sup.Replicating(path + "x"); ok {
+		t.Fatal("IsReplicating of another path")
+	}
+	_, err := fleet.Restore(ctx, client, fleet.RestoreOptions{Conn: conn, Tenant: tenantC, Output: path, Force: true, IsReplicating: sup.Replicating})
+	var refused *fleet.RefusedError
+	if !errors.As(err, &refused) || !strings.Contains(err.Error(), "being replicated by this process as tenant "+tenantC) {
+		t.Fatalf("restore over a replicated file: %v", err)
+	}
+	if got := rows(t, path); len(got) != 10 {
+		t.Fatalf("the replicated file changed: %d rows", len(got))
+	}
+}
