@@ -205,6 +205,10 @@ func (cfg *Config) target(db DBConfig, at string, line func(string) int) (Target
 		t.Conn.Prefix = "/" // tenant prefixes at the bucket root
 	}
 	t.Tenant = NameFor(abs, name)
+	if fromFile := NameFor(abs, ""); fromFile.Verdict == VerdictGUID && fromFile.Name == name {
+		// The seed's layout written out: the file's own GUID.
+		t.Tenant = fromFile
+	}
 	if t.Tenant.Verdict == VerdictInvalid {
 		return Target{}, fail(".path", "replica path %q: %s", replicaPath, t.Tenant.Note)
 	}

@@ -85,6 +85,9 @@ func TestLoadConfigSeed(t *testing.T) {
 		if tg.Retention != w.retention {
 			t.Errorf("target %d retention = %v, want %v", i, tg.Retention, w.retention)
 		}
+		if tg.Tenant.Verdict != VerdictGUID {
+			t.Errorf("target %d verdict %s, want guid: the path names the file's own GUID", i, tg.Tenant.Verdict)
+		}
 		if tg.Line == 0 {
 			t.Errorf("target %d has no line", i)
 		}

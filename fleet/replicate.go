@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -366,17 +367,40 @@ func (s *Supervisor) Close(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
 	var all []*replication
-	for _, r := range s.running {
+	for key, r := range s.running {
 		if r.db != nil {
 			all = append(all, r)
+			delete(s.running, key)
 		}
 	}
+	stores := slices.Clone(s.stores)
 	s.mu.Unlock()
 	sort.Slice(all, func(i, j int) bool { return all[i].target.Tenant.Name < all[j].target.Tenant.Name })
 
+	// Lease keepers first, so no lost-lease stop runs during the final syncs.
+	for _, r := range all {
+		r.stop()
+		<-r.done
+	}
+	// Closing a store stops its compaction and snapshot monitors before it
+	// closes its databases with a final sync. Unregistering databases one
+	// by one while those monitors run races inside Litestream v0.5.18 (a
+	// snapshot reading a file that DB.Close is closing).
 	var mu sync.Mutex
 	var errs []error
 	var wg sync.WaitGroup
+	for _, g := range stores {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := g.store.Close(ctx); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("final sync: %w", err))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
 	sem := make(chan struct{}, 16)
 	for _, r := range all {
 		wg.Add(1)
@@ -384,19 +408,11 @@ func (s *Supervisor) Close(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			if err := s.stopTenant(ctx, r, true); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
+			s.releaseLease(r)
+			s.logger.Info("stopped", "db", r.target.Tenant.Name, "txid", r.db.Replica.Pos().TXID.String())
 		}()
 	}
 	wg.Wait()
-	for _, g := range s.stores {
-		if err := g.store.Close(ctx); err != nil {
-			errs = append(errs, err)
-		}
-	}
 	return errors.Join(errs...)
 }
 
@@ -508,11 +524,15 @@ func roundElapsed(d time.Duration) time.Duration {
 
 // Replicating reports whether this process replicates the database at path,
 // and as which tenant.
+// Paths are compared cleaned and absolute; Target paths are absolute.
 func (s *Supervisor) Replicating(path string) (tenant string, ok bool) {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, r := range s.running {
-		if r.target.Path == path {
+		if r.db != nil && filepath.Clean(r.target.Path) == path {
 			return r.target.Tenant.Name, true
 		}
 	}
