@@ -4,7 +4,7 @@ GO        ?= go
 TOOLS     := .tools/bin
 TEST_ARGS ?=
 
-.PHONY: all build tools test test-short demo lint bench bench-ls clean
+.PHONY: all build tools tmux test test-short demo lint bench bench-ls screenshots clean
 
 all: build
 
@@ -13,6 +13,15 @@ build:
 
 tools:
 	@scripts/tools.sh
+
+# The terminal UI's end-to-end test drives the real binary in tmux.
+tmux:
+	@command -v tmux >/dev/null || (apt-get update && apt-get install -y tmux)
+
+# freeze renders terminal screens to PNG; built from source, never committed.
+FREEZE := $(TOOLS)/freeze
+$(FREEZE):
+	GOBIN=$(CURDIR)/$(TOOLS) $(GO) install github.com/charmbracelet/freeze@v0.2.2
 
 # The README's test command: unit and integration tests, race detector on,
 # against a real S3 server on 127.0.0.1 that this target starts and stops.
@@ -37,6 +46,18 @@ bench: tools build
 # ls over 10,000 tenants (local and S3): wall time and peak RSS.
 bench-ls: tools build
 	@scripts/with-s3.sh $(GO) run ./bench/lsbench -tenants 10000
+
+# The README's screenshots: golden screens of the terminal UI (120x36, fixed
+# clock and colour profile), checked by the tests first, then rendered to PNG.
+SCREENSHOTS := table detail restore_confirm validate
+screenshots: $(FREEZE)
+	$(GO) test ./tui -run 'TestGolden' -count=1
+	@mkdir -p screenshots
+	@for s in $(SCREENSHOTS); do \
+		out=screenshots/$${s%_confirm}.png; \
+		$(FREEZE) tui/testdata/TestGolden/$${s}_120x36.golden --language ansi --window --output $$out >/dev/null || exit 1; \
+		echo "screenshots: $$out"; \
+	done
 
 clean:
 	rm -rf bin .demo

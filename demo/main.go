@@ -1,17 +1,26 @@
 // Command demo runs litefleet on a demo fleet: a local versitygw S3 server,
-// a handful of tenant databases with writers, and `litefleet replicate`
-// replicating them. `make demo` runs it; Ctrl-C stops everything it started.
+// a handful of tenant databases with writers, `litefleet replicate`
+// replicating them, and then the terminal UI over that fleet, showing
+// tenants in sync, one lagging (its uploads go through a slow proxy), one
+// local only (not in the replicate config) and one remote only (replicated
+// briefly from a folder that is then deleted). `make demo` runs it; q in
+// the UI, or Ctrl-C, stops everything it started.
 package main
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"log"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -21,6 +30,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/superfly/ltx"
 	_ "modernc.org/sqlite"
 )
 
@@ -31,14 +41,29 @@ const (
 )
 
 // tenants of the demo fleet: GUID-named files, and one legacy file that
-// replicates under an explicit name, as in the seed.
-var tenants = []struct{ file, name string }{
-	{"12345678-1234-5678-9abc-123456789012.db", ""},
-	{"98765432-4321-8765-cba9-876543210987.db", ""},
-	{"abcdef01-2345-6789-abcd-ef0123456789.db", ""},
-	{"fedcba98-7654-3210-fedc-ba9876543210.db", ""},
-	{"legacy-client.db", "legacy-client-001"},
+// replicates under an explicit name, as in the seed. The lagging one
+// uploads through a proxy that holds each LTX file back.
+var tenants = []struct {
+	file, name string
+	lagging    bool
+}{
+	{file: "12345678-1234-5678-9abc-123456789012.db"},
+	{file: "98765432-4321-8765-cba9-876543210987.db"},
+	{file: "abcdef01-2345-6789-abcd-ef0123456789.db"},
+	{file: "fedcba98-7654-3210-fedc-ba9876543210.db", lagging: true},
+	{file: "legacy-client.db", name: "legacy-client-001"},
 }
+
+const (
+	// localOnly is in the data folder but not in the replicate config.
+	localOnly = "5eed5eed-1111-4222-8333-444455556666.db"
+	// remoteOnly is replicated from a temporary folder, which is then
+	// deleted: only its replica remains.
+	remoteOnly = "0badc0de-0000-4000-8000-000000000001.db"
+	// uploadDelay is how far behind its writes the proxy keeps the
+	// lagging tenant's uploads: beyond the fleet view's 10 s threshold.
+	uploadDelay = 15 * time.Second
+)
 
 func main() {
 	if err := run(); err != nil {
@@ -50,6 +75,7 @@ func main() {
 func run() error {
 	root := flag.String("dir", ".demo", "folder for the demo's databases and S3 data (recreated)")
 	litefleet := flag.String("litefleet", "bin/litefleet", "litefleet binary to run")
+	withTUI := flag.Bool("tui", true, "end in the terminal UI; -tui=false replicates until Ctrl-C")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -76,15 +102,31 @@ func run() error {
 	defer stopS3()
 	fmt.Printf("demo: S3 server (versitygw) at %s, bucket %s\n", endpoint, bucket)
 
+	proxy, releaseProxy, stopProxy, err := startDelayProxy(endpoint, uploadDelay)
+	if err != nil {
+		return err
+	}
+	defer stopProxy()
+
+	env := append(os.Environ(), "DEMO_ACCESS_KEY="+accessKey, "DEMO_SECRET_KEY="+secretKey)
+	if err := seedRemoteOnly(ctx, *litefleet, filepath.Join(abs, "remote-only"), endpoint, env, filepath.Join(abs, "remote-only.log")); err != nil {
+		return err
+	}
+	fmt.Printf("demo: tenant %s replicated, then its local file deleted: remote only\n", strings.TrimSuffix(remoteOnly, ".db"))
+
 	cfgPath := filepath.Join(abs, "litestream.yml")
-	if err := writeConfig(cfgPath, dataDir, endpoint); err != nil {
+	if err := writeConfig(cfgPath, dataDir, endpoint, proxy); err != nil {
 		return err
 	}
 	var wg sync.WaitGroup
 	writeCtx, stopWriters := context.WithCancel(ctx)
 	defer stopWriters()
-	for i, tn := range tenants {
-		path := filepath.Join(dataDir, tn.file)
+	files := []string{localOnly}
+	for _, tn := range tenants {
+		files = append(files, tn.file)
+	}
+	for i, file := range files {
+		path := filepath.Join(dataDir, file)
 		db, err := openTenant(path)
 		if err != nil {
 			return err
@@ -96,11 +138,21 @@ func run() error {
 			write(writeCtx, db, time.Duration(300+i*250)*time.Millisecond)
 		}()
 	}
-	fmt.Printf("demo: %d tenant databases in %s, each with a writer\n", len(tenants), dataDir)
+	fmt.Printf("demo: %d tenant databases in %s, each with a writer; %s is not in the replicate config\n", len(files), dataDir, localOnly)
 
 	cmd := exec.Command(*litefleet, "replicate", "-config", cfgPath)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	cmd.Env = append(os.Environ(), "DEMO_ACCESS_KEY="+accessKey, "DEMO_SECRET_KEY="+secretKey)
+	replLog := filepath.Join(abs, "replicate.log")
+	if *withTUI {
+		// The terminal belongs to the UI: the replicator logs to a file.
+		lf, err := os.Create(replLog)
+		if err != nil {
+			return err
+		}
+		defer lf.Close()
+		cmd.Stdout, cmd.Stderr = lf, lf
+	}
+	cmd.Env = env
 	// Its own process group: Ctrl-C reaches it through us, once, in order.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -108,6 +160,27 @@ func run() error {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
+
+	if *withTUI {
+		fmt.Printf("demo: replicating with %s replicate -config %s (log: %s)\n", *litefleet, cfgPath, replLog)
+		fmt.Println("demo: opening the terminal UI: q quits and stops the demo")
+		// A moment for the first syncs, so the UI opens on a live fleet.
+		select {
+		case <-time.After(3 * time.Second):
+		case <-ctx.Done():
+		}
+		uiErr := runTUI(ctx, *litefleet, cfgPath, dataDir, env)
+		fmt.Println("demo: stopping")
+		stopWriters()
+		wg.Wait()
+		releaseProxy() // the final sync need not wait
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		if err := <-exited; err != nil {
+			return fmt.Errorf("litefleet replicate: %w (see %s)", err, replLog)
+		}
+		fmt.Println("demo: stopped; data kept in", abs)
+		return uiErr
+	}
 
 	fmt.Printf(`demo: replicating with: %s replicate -config %s
 demo: try, in another terminal:
@@ -121,6 +194,7 @@ demo: Ctrl-C stops the writers, makes a final sync and stops the S3 server.
 		fmt.Println("\ndemo: stopping")
 		stopWriters()
 		wg.Wait()
+		releaseProxy()
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		err = <-exited
 	case err = <-exited:
@@ -184,7 +258,7 @@ func startS3(dir, logFile string) (string, func(), error) {
 	}
 }
 
-func writeConfig(path, dataDir, endpoint string) error {
+func writeConfig(path, dataDir, endpoint, proxy string) error {
 	var b strings.Builder
 	b.WriteString("# The demo fleet. Credentials come from the environment.\naccess-key-id: $DEMO_ACCESS_KEY\nsecret-access-key: $DEMO_SECRET_KEY\ndbs:\n")
 	for _, tn := range tenants {
@@ -192,10 +266,133 @@ func writeConfig(path, dataDir, endpoint string) error {
 		if name == "" {
 			name = strings.TrimSuffix(tn.file, ".db")
 		}
+		ep := endpoint
+		if tn.lagging {
+			ep = proxy // same bucket, slow uploads
+		}
 		fmt.Fprintf(&b, "  - path: %s\n    replica:\n      type: s3\n      bucket: %s\n      path: databases/%s\n      endpoint: %s\n      region: us-east-1\n",
-			filepath.Join(dataDir, tn.file), bucket, name, endpoint)
+			filepath.Join(dataDir, tn.file), bucket, name, ep)
 	}
 	return os.WriteFile(path, []byte(b.String()), 0o600)
+}
+
+// startDelayProxy starts a reverse proxy to the S3 server that holds every
+// LTX upload until delay after the time in its header: the tenant
+// replicating through it then stays about delay behind, without a backlog
+// that grows (holding each upload for delay would: Litestream uploads one
+// file per sync, one after another). Everything else, the lease's
+// lock.json above all, passes at once: a delayed lease renewal would cost
+// the replicator its lease. release stops holding, for the final sync.
+func startDelayProxy(endpoint string, delay time.Duration) (addr string, release, stop func(), err error) {
+	target, err := url.Parse(endpoint)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.ErrorLog = log.New(io.Discard, "", 0) // a cancelled upload is no news
+	released := make(chan struct{})
+	var once sync.Once
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, nil, err
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, ".ltx") {
+			head := make([]byte, ltx.HeaderSize)
+			n, _ := io.ReadFull(r.Body, head)
+			var hdr ltx.Header
+			if hdr.UnmarshalBinary(head[:n]) == nil && hdr.Timestamp > 0 {
+				select {
+				case <-time.After(time.Until(time.UnixMilli(hdr.Timestamp).Add(delay))):
+				case <-released:
+				case <-r.Context().Done():
+					return
+				}
+			}
+			r.Body = struct {
+				io.Reader
+				io.Closer
+			}{io.MultiReader(bytes.NewReader(head[:n]), r.Body), r.Body}
+		}
+		// The Host header stays the proxy's: it is what the client signed.
+		rp.ServeHTTP(w, r)
+	})}
+	go func() { _ = srv.Serve(l) }()
+	release = func() { once.Do(func() { close(released) }) }
+	stop = func() {
+		release()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}
+	return "http://" + l.Addr().String(), release, stop, nil
+}
+
+// seedRemoteOnly replicates one tenant from dir until its first upload,
+// stops the replicator, and deletes dir: the tenant then exists in S3 only.
+func seedRemoteOnly(ctx context.Context, litefleet, dir, endpoint string, env []string, logFile string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	path := filepath.Join(dir, remoteOnly)
+	db, err := openTenant(path)
+	if err != nil {
+		return err
+	}
+	for range 20 {
+		write1(ctx, db)
+	}
+	db.Close()
+	lf, err := os.Create(logFile)
+	if err != nil {
+		return err
+	}
+	defer lf.Close()
+	cmd := exec.Command(litefleet, "replicate", "-dsn", path, "-bucket", bucket, "-endpoint", endpoint)
+	cmd.Env = append(env, "AWS_ACCESS_KEY_ID="+accessKey, "AWS_SECRET_ACCESS_KEY="+secretKey)
+	cmd.Stdout, cmd.Stderr = lf, lf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w (run make build)", litefleet, err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		b, _ := os.ReadFile(logFile)
+		if strings.Contains(string(b), "new transaction") {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			return fmt.Errorf("the remote-only tenant did not replicate: see %s", logFile)
+		}
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		return fmt.Errorf("replicate the remote-only tenant: %w (see %s)", err, logFile)
+	}
+	return os.RemoveAll(dir)
+}
+
+// runTUI runs the terminal UI on the demo fleet, in the foreground, until
+// the operator quits it or the demo is interrupted.
+func runTUI(ctx context.Context, litefleet, cfgPath, dataDir string, env []string) error {
+	cmd := exec.Command(litefleet, "-config", cfgPath, "-dir", dataDir, "-no-cache")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = env
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start the terminal UI: %w", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		// A signal reached the demo, not the UI (which reads Ctrl-C as a
+		// key): ask the UI to quit cleanly.
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		return <-done
+	}
 }
 
 func openTenant(path string) (*sql.DB, error) {
@@ -213,7 +410,6 @@ func openTenant(path string) (*sql.DB, error) {
 
 // write inserts an order every interval, roughly, until ctx ends.
 func write(ctx context.Context, db *sql.DB, interval time.Duration) {
-	customers := []string{"acme", "beta-corp", "gamma", "delta", "epsilon"}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -222,10 +418,16 @@ func write(ctx context.Context, db *sql.DB, interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		_, err := db.ExecContext(ctx, `INSERT INTO orders (customer, amount_cents, created_at) VALUES (?, ?, ?)`,
-			customers[rand.IntN(len(customers))], rand.IntN(100000), time.Now().UTC().Format(time.RFC3339Nano))
-		if err != nil && ctx.Err() == nil {
-			fmt.Fprintln(os.Stderr, "demo: writer:", err)
-		}
+		write1(ctx, db)
 	}
+}
+
+var customers = []string{"acme", "beta-corp", "gamma", "delta", "epsilon"}
+
+func write1(ctx context.Context, db *sql.DB) {
+	// Errors are not printed: with the UI up, stderr would tear its
+	// screen, and a failing writer shows anyway as a tenant that stops
+	// changing.
+	_, _ = db.ExecContext(ctx, `INSERT INTO orders (customer, amount_cents, created_at) VALUES (?, ?, ?)`,
+		customers[rand.IntN(len(customers))], rand.IntN(100000), time.Now().UTC().Format(time.RFC3339Nano))
 }

@@ -20,6 +20,7 @@ const usage = `litefleet: one screen and one process for a fleet of per-tenant S
 databases replicated to S3 by Litestream, under s3://BUCKET/databases/<tenant>/.
 
 Usage:
+  litefleet [tui] [-dir DIR]... [-bucket NAME] [-config FILE] [-readonly] [-refresh 5s]
   litefleet replicate -dsn PATH -bucket NAME [-db-name NAME] [flags]
   litefleet replicate -config litestream.yml
   litefleet validate [-recursive] [-json] PATH...
@@ -29,6 +30,7 @@ Usage:
   litefleet inspect TENANT [-bucket NAME] [-json]
 
 Commands:
+  tui         the terminal UI over the fleet (the default, with no command)
   replicate   replicate databases to S3 with Litestream, one lease per tenant
   validate    check the tenant names of database files and folders
   restore     restore a tenant, at any point in time, or the whole fleet
@@ -90,15 +92,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return &exitError{code: 2}
+		return runTUI(ctx, nil, stdout, stderr)
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
+	case "tui":
+		return runTUI(ctx, rest, stdout, stderr)
 	case "replicate":
 		return runReplicate(ctx, rest, stdout, stderr)
 	case "validate":
 		return runValidate(ctx, rest, stdout, stderr)
+	case "restore":
+		return runRestore(ctx, rest, stdout, stderr)
 	case "ls":
 		return runLs(ctx, rest, stdout, stderr)
 	case "inspect":
@@ -106,6 +111,10 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
+	}
+	if strings.HasPrefix(cmd, "-") {
+		// Flags and no command: the terminal UI.
+		return runTUI(ctx, args, stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return errUsage("unknown command %q", cmd)

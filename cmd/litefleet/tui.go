@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/tui"
+	"github.com/litefleet/litefleet/tui/components/logpane"
+)
+
+const tuiHelp = `Usage:
+  litefleet [tui] [-dir DIR]... [-bucket NAME] [-config FILE] [-readonly] [-refresh 5s] [flags]
+
+Opens the terminal UI over the fleet: every tenant's local database beside
+its S3 prefix, with status and lag, refreshed every -refresh. Keys: enter a
+tenant's restore points, r/x start and stop replicating it in this process,
+R restore, v check names, / filter, s sort, : command (:bucket, :prefix, :q),
+l log pane, ? every key. Quitting stops what it replicates with a final sync.
+
+-readonly hides and refuses every action that writes (replicate, stop,
+restore). NO_COLOR is honoured.
+
+Examples:
+  litefleet -dir /data -bucket saas-backups
+  litefleet -config litestream.yml -readonly
+`
+
+// noFleetHint is printed under the usage when litefleet has nothing to
+// open the terminal UI on.
+const noFleetHint = "litefleet: give -bucket NAME, -dir DIR or -config FILE to open the terminal UI on a fleet"
+
+func runTUI(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("tui", tuiHelp, stderr)
+	var ff fleetFlags
+	ff.register(fs)
+	readOnly := fs.Bool("readonly", false, "hide and refuse every action that writes: replicate, stop, restore")
+	refresh := fs.Duration("refresh", tui.DefaultRefresh, "auto-refresh interval; 0 turns it off")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return errUsage("the terminal UI takes flags only, got %q: did you mean -dir %s?", fs.Arg(0), fs.Arg(0))
+	}
+	if *refresh < 0 {
+		return errUsage("-refresh %s: give a positive duration, or 0 for none", *refresh)
+	}
+	if ff.bucket == "" && len(ff.dirs) == 0 && ff.config == "" {
+		fmt.Fprint(stderr, usage)
+		fmt.Fprintln(stderr)
+		fmt.Fprintln(stderr, noFleetHint)
+		return &exitError{code: 2}
+	}
+	fl, err := ff.newFleet(ctx)
+	if err != nil {
+		return err
+	}
+
+	// Every log line goes to the log pane: on the terminal it would tear
+	// the screen. Litestream's library logs through slog.Default too.
+	sink := logpane.NewSink()
+	h := fleet.NewLineHandler(sink, slog.LevelInfo)
+	logger := slog.New(h)
+	prev := slog.Default()
+	slog.SetDefault(logger)
+	defer slog.SetDefault(prev)
+	sup := fleet.NewSupervisor(logger, slog.New(fleet.QuietInfo(h)))
+
+	backend := tui.NewFleetBackend(fl, sup, tui.FleetOptions{NoCache: ff.noCache, Config: ff.config, Dirs: ff.dirs})
+	m := tui.New(backend, tui.Options{
+		ReadOnly: *readOnly,
+		Refresh:  *refresh,
+		Color:    os.Getenv("NO_COLOR") == "",
+		Logs:     sink,
+	})
+	p := tea.NewProgram(m, tea.WithFilter(tui.Filter), tea.WithOutput(stdout))
+	_, runErr := p.Run()
+
+	// The UI stops its replications before quitting; after a crash or a
+	// second signal it may not have: stop them now, with a final sync.
+	closeCtx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	closeErr := backend.Close(closeCtx)
+	switch {
+	case runErr != nil && !errors.Is(runErr, tea.ErrInterrupted) && !errors.Is(runErr, tea.ErrProgramKilled):
+		return fmt.Errorf("terminal UI: %w", runErr)
+	case closeErr != nil:
+		return fmt.Errorf("stopping replication: %w", closeErr)
+	}
+	return nil
+}

@@ -1,0 +1,348 @@
+package tui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/tui/common"
+	"github.com/litefleet/litefleet/tui/components/cmdline"
+)
+
+// Messages of the root's own tasks.
+type (
+	refreshedMsg struct {
+		id       int
+		view     *fleet.View
+		sortedBy fleet.SortKey
+		err      error
+	}
+	autoRefreshMsg struct{ gen int }
+	clockMsg       struct{}
+	replicationMsg struct {
+		row   fleet.Row
+		start bool
+		err   error
+	}
+	connMsg struct {
+		verb, value string
+		err         error
+	}
+	stoppedMsg     struct{ err error }
+	quitRequestMsg struct{}
+)
+
+// Timeouts of the root's tasks: an S3 that does not answer must end in an
+// error on screen, not a spinner forever.
+const (
+	refreshTimeout = 2 * time.Minute
+	replTimeout    = time.Minute
+	closeTimeout   = 2 * time.Minute
+)
+
+func (m *Model) clockTick() tea.Cmd {
+	return m.tick(time.Second, func(time.Time) tea.Msg { return clockMsg{} })
+}
+
+// refresh starts a refresh; its reply replaces any earlier one still on
+// its way. manual logs the equivalent command line.
+func (m *Model) refresh(manual bool) tea.Cmd {
+	m.refreshID++
+	m.refreshing = true
+	id, b := m.refreshID, m.c.Backend
+	m.c.Tasks.Start("refresh", "refreshing…", m.c.Now())
+	if manual {
+		ctx := b.Context()
+		m.c.Action(common.CommandLine(append([]string{"litefleet", "ls"}, ctx.Flags(true)...)...))
+	}
+	key := m.table.Sort()
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), refreshTimeout)
+		defer cancel()
+		v, err := b.Refresh(ctx)
+		if err != nil {
+			return refreshedMsg{id: id, err: err}
+		}
+		// Sorting 10,000 rows takes tens of milliseconds: do it here, off
+		// the UI goroutine, in the order the table had when asked.
+		fleet.Sort(v.Rows, key)
+		return refreshedMsg{id: id, view: v, sortedBy: key}
+	}
+}
+
+// refreshed shows a refresh and schedules the next one.
+func (m *Model) refreshed(msg refreshedMsg) tea.Cmd {
+	if msg.id != m.refreshID {
+		return nil // a newer refresh, or another bucket, since
+	}
+	m.refreshing = false
+	m.c.Tasks.Done("refresh")
+	if msg.err != nil {
+		m.c.Error(fmt.Errorf("refresh: %w", msg.err))
+	} else {
+		m.view = msg.view
+		m.table.SetView(msg.view, msg.sortedBy)
+		m.header.SetView(msg.view)
+	}
+	if m.opt.Refresh <= 0 {
+		return nil
+	}
+	m.tickGen++
+	gen := m.tickGen
+	return m.tick(m.opt.Refresh, func(time.Time) tea.Msg { return autoRefreshMsg{gen: gen} })
+}
+
+func errReadOnly(k string) error {
+	return fmt.Errorf("read-only: %q writes, and -readonly turns it off", k)
+}
+
+// replicate starts (or stops) replicating rows in this process, one
+// tea.Cmd per tenant.
+func (m *Model) replicate(rows []fleet.Row, start bool) tea.Cmd {
+	if m.c.ReadOnly {
+		return nil
+	}
+	verb := "replicate"
+	if !start {
+		verb = "stop"
+	}
+	var cmds []tea.Cmd
+	var skipped []string
+	ctx := m.c.Backend.Context()
+	for _, r := range rows {
+		switch {
+		case r.Local == nil:
+			skipped = append(skipped, r.Display()+": nothing local")
+			continue
+		case start && r.Replicating:
+			skipped = append(skipped, r.Display()+": already replicating here")
+			continue
+		case !start && !r.Replicating:
+			skipped = append(skipped, r.Display()+": not replicating here")
+			continue
+		case start && (!r.Local.Verdict.Usable() || r.Status == fleet.StatusInvalid):
+			skipped = append(skipped, r.Display()+": "+r.Note)
+			continue
+		case start && ctx.Bucket == "":
+			skipped = append(skipped, r.Display()+": no bucket")
+			continue
+		}
+		if start {
+			w := append([]string{"litefleet", "replicate", "-dsn", r.Local.Path}, ctx.ConnFlags()...)
+			if r.Local.Verdict == fleet.VerdictExplicit {
+				w = append(w, "-db-name", r.Local.Name)
+			}
+			m.c.Action(common.CommandLine(w...))
+		} else {
+			m.c.Action("kill -TERM <pid of the litefleet replicate of " + common.ShellQuote(r.Local.Path) + ">  # stops after a final sync")
+		}
+		cmds = append(cmds, m.replicationCmd(r, start))
+	}
+	if len(skipped) > 0 {
+		m.c.Error(fmt.Errorf("%s skipped: %s", verb, joinMax(skipped, 3)))
+	}
+	if len(cmds) == 0 {
+		return nil
+	}
+	m.pending += len(cmds)
+	text := fmt.Sprintf("starting replication of %d tenant(s)…", m.pending)
+	if !start {
+		text = fmt.Sprintf("stopping replication of %d tenant(s): final sync…", m.pending)
+	}
+	m.c.Tasks.Start("replication", text, m.c.Now())
+	return tea.Batch(cmds...)
+}
+
+func joinMax(items []string, n int) string {
+	if len(items) <= n {
+		return fmt.Sprint(items)
+	}
+	return fmt.Sprintf("%v and %d more", items[:n], len(items)-n)
+}
+
+func (m *Model) replicationCmd(r fleet.Row, start bool) tea.Cmd {
+	b := m.c.Backend
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), replTimeout)
+		defer cancel()
+		var err error
+		if start {
+			err = b.StartReplication(ctx, *r.Local)
+		} else {
+			err = b.StopReplication(ctx, *r.Local)
+		}
+		return replicationMsg{row: r, start: start, err: err}
+	}
+}
+
+// replicated shows one tenant's replication started or stopped, and
+// refreshes once the last of a batch is done.
+func (m *Model) replicated(msg replicationMsg) tea.Cmd {
+	m.pending--
+	name := msg.row.Display()
+	switch {
+	case msg.err != nil:
+		m.c.Error(msg.err)
+	case msg.start:
+		m.table.MarkReplicating(msg.row, true)
+		m.c.Info("replicating %s", name)
+	default:
+		m.table.MarkReplicating(msg.row, false)
+		m.c.Info("stopped replicating %s (final sync done)", name)
+	}
+	if m.pending > 0 {
+		return nil
+	}
+	m.pending = 0
+	m.c.Tasks.Done("replication")
+	return m.refresh(false)
+}
+
+// replicatingCount is the number of tenants this process replicates.
+func (m *Model) replicatingCount() int {
+	n := 0
+	for _, r := range m.table.Rows() {
+		if r.Replicating {
+			n++
+		}
+	}
+	return n
+}
+
+// quit stops every replication started here, with a final sync, then
+// quits. A second request while stopping quits at once.
+func (m *Model) quit() tea.Cmd {
+	if m.quitting {
+		m.stopped = true
+		m.stop()
+		return tea.Quit
+	}
+	if m.restore.Running() {
+		m.c.Error(errors.New("a restore is running: esc cancels it first"))
+		return nil
+	}
+	m.quitting = true
+	n := m.replicatingCount()
+	if n == 0 && m.pending == 0 {
+		m.stopped = true
+		m.stop()
+		return tea.Quit
+	}
+	m.c.Tasks.Start("quit", fmt.Sprintf("stopping %d tenant(s)… final sync", n), m.c.Now())
+	b := m.c.Backend
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+		defer cancel()
+		return stoppedMsg{err: b.Close(ctx)}
+	}
+}
+
+// Filter is the program's message filter (tea.WithFilter): the QuitMsg of
+// a SIGTERM and the InterruptMsg of a SIGINT become requests to quit
+// cleanly, stopping replication first; a second one quits at once.
+func Filter(model tea.Model, msg tea.Msg) tea.Msg {
+	m, ok := model.(*Model)
+	if !ok || m.stopped {
+		return msg
+	}
+	switch msg.(type) {
+	case tea.QuitMsg, tea.InterruptMsg:
+		return quitRequestMsg{}
+	}
+	return msg
+}
+
+// Stopped reports whether the UI stopped its replications before quitting.
+func (m *Model) Stopped() bool { return m.stopped }
+
+// startRestore opens the restore dialog on the tenant under the cursor,
+// or the one of the detail page.
+func (m *Model) startRestore() tea.Cmd {
+	var row *fleet.Row
+	report := m.detail.Report()
+	if m.page == pageDetail {
+		r := m.detail.Row()
+		row = &r
+	} else {
+		row = m.table.Current()
+		if row != nil && (report == nil || report.Name != row.Tenant) {
+			report = nil
+		}
+	}
+	switch {
+	case row == nil:
+		return nil
+	case row.Remote == nil || row.Remote.Format == s3browse.FormatEmpty:
+		m.c.Error(fmt.Errorf("%s has nothing in S3 to restore from", row.Display()))
+		return nil
+	}
+	if report != nil && report.Name != row.Tenant {
+		report = nil
+	}
+	return m.restore.Start(*row, report)
+}
+
+// runCommand carries out a command-line command.
+func (m *Model) runCommand(msg cmdline.RunMsg) tea.Cmd {
+	switch msg.Verb {
+	case "quit":
+		return m.quit()
+	case "bucket", "prefix":
+		return m.switchConn(msg.Verb, msg.Arg)
+	case "sort":
+		k, err := fleet.ParseSortKey(msg.Arg)
+		if err != nil {
+			m.c.Error(err)
+			return nil
+		}
+		m.table.SetSort(k)
+		m.c.Info("sorted by %s", k)
+	case "filter":
+		m.table.SetFilter(msg.Arg)
+	case "refresh":
+		return m.refresh(true)
+	case "logs":
+		m.showLogs = !m.showLogs
+		m.layout()
+	case "help":
+		m.showHelp = true
+	}
+	return nil
+}
+
+// switchConn points the S3 side at another bucket or prefix, then
+// refreshes; a refresh of the old one still on its way is dropped.
+func (m *Model) switchConn(verb, value string) tea.Cmd {
+	m.refreshID++ // drop the old bucket's reply
+	m.refreshing = true
+	m.c.Tasks.Start("conn", fmt.Sprintf("switching to %s %s…", verb, value), m.c.Now())
+	b := m.c.Backend
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), refreshTimeout)
+		defer cancel()
+		var err error
+		if verb == "bucket" {
+			err = b.SetBucket(ctx, value)
+		} else {
+			err = b.SetPrefix(ctx, value)
+		}
+		return connMsg{verb: verb, value: value, err: err}
+	}
+}
+
+func (m *Model) connSwitched(msg connMsg) tea.Cmd {
+	m.c.Tasks.Done("conn")
+	m.refreshing = false
+	if msg.err != nil {
+		m.c.Error(fmt.Errorf(":%s %s: %w", msg.verb, msg.value, msg.err))
+		return m.refresh(false)
+	}
+	m.c.Info("now on s3://%s/%s", m.c.Backend.Context().Bucket, m.c.Backend.Context().Prefix)
+	m.page = pageTable
+	return m.refresh(true)
+}

@@ -1,0 +1,203 @@
+package tui
+
+import (
+	"context"
+	"errors"
+	"os"
+	"sync"
+
+	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/tui/common"
+)
+
+// Backend is what the UI asks of the fleet; see common.Backend.
+type Backend = common.Backend
+
+// Finding is one naming problem; see common.Finding.
+type Finding = common.Finding
+
+// FleetBackend is the Backend of the real program: a *fleet.Fleet for the
+// view, a *fleet.Supervisor for replication in this process, and
+// fleet.PlanRestore/Restore. Safe for concurrent use: the UI calls it from
+// tea.Cmds, which run on their own goroutines.
+type FleetBackend struct {
+	sup     *fleet.Supervisor
+	noCache bool
+	profile string
+	config  string
+	dirs    []string
+
+	mu sync.Mutex
+	fl *fleet.Fleet // replaced whole by SetBucket/SetPrefix
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// FleetOptions are the parts of the command line the backend needs beyond
+// the fleet itself.
+type FleetOptions struct {
+	NoCache bool     // -no-cache: keep no S3 answer on disk
+	Config  string   // -config, for the equivalent command lines
+	Dirs    []string // -dir, for the equivalent command lines
+}
+
+// NewFleetBackend wraps fl and sup. fl.Options.Replicating is set to ask
+// sup, so the table shows replications started here, and so is
+// fl.Discover.InUse: discovery must not open and close a file this process
+// replicates, which would drop SQLite's POSIX locks on it.
+func NewFleetBackend(fl *fleet.Fleet, sup *fleet.Supervisor, opt FleetOptions) *FleetBackend {
+	replicating := func(path string) bool {
+		_, ok := sup.Replicating(path)
+		return ok
+	}
+	fl.Options.Replicating = replicating
+	fl.Discover.InUse = replicating
+	return &FleetBackend{fl: fl, sup: sup, noCache: opt.NoCache, profile: os.Getenv("AWS_PROFILE"), config: opt.Config, dirs: opt.Dirs}
+}
+
+func (b *FleetBackend) fleet() *fleet.Fleet {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.fl
+}
+
+// Context describes the fleet's connection, without credentials.
+func (b *FleetBackend) Context() common.Context {
+	fl := b.fleet()
+	c := fl.Conn
+	prefix := c.Prefix
+	if prefix == "" {
+		prefix = s3browse.DefaultPrefix
+	}
+	return common.Context{
+		Bucket: c.Bucket, Endpoint: c.Endpoint, Prefix: prefix, Region: c.Region,
+		Profile: b.profile, Dirs: b.dirs, Config: b.config, Roots: fl.Discover.Dirs,
+	}
+}
+
+// Refresh refreshes the fleet view.
+func (b *FleetBackend) Refresh(ctx context.Context) (*fleet.View, error) {
+	return b.fleet().Refresh(ctx)
+}
+
+// Inspect lists a tenant's restore points.
+func (b *FleetBackend) Inspect(ctx context.Context, tenant string) (*s3browse.Tenant, error) {
+	return b.fleet().Inspect(ctx, tenant)
+}
+
+func (b *FleetBackend) target(l fleet.Local) (fleet.Target, error) {
+	fl := b.fleet()
+	if fl.API == nil {
+		return fleet.Target{}, errors.New("no bucket: replication needs -bucket or -config")
+	}
+	return fleet.Target{Path: l.Path, Tenant: l.Naming, Conn: fl.Conn}, nil
+}
+
+// StartReplication replicates l in this process, into the fleet's bucket.
+func (b *FleetBackend) StartReplication(ctx context.Context, l fleet.Local) error {
+	t, err := b.target(l)
+	if err != nil {
+		return err
+	}
+	return b.sup.Start(ctx, t)
+}
+
+// StopReplication stops replicating l after a final sync.
+func (b *FleetBackend) StopReplication(ctx context.Context, l fleet.Local) error {
+	t, err := b.target(l)
+	if err != nil {
+		return err
+	}
+	return b.sup.Stop(ctx, t)
+}
+
+// Validate refreshes the fleet and lists its naming problems.
+func (b *FleetBackend) Validate(ctx context.Context) ([]common.Finding, error) {
+	fl := b.fleet()
+	v, err := fl.Refresh(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if v.LocalErr != "" {
+		return nil, errors.New(v.LocalErr)
+	}
+	return common.Findings(v, fl.Conn.URL), nil
+}
+
+func (b *FleetBackend) restoreOptions(opt fleet.RestoreOptions) (fleet.RestoreOptions, s3browse.API, error) {
+	fl := b.fleet()
+	if fl.API == nil {
+		return opt, nil, errors.New("no bucket: restore needs -bucket or -config")
+	}
+	opt.Conn = fl.Conn
+	opt.IsReplicating = b.sup.Replicating
+	return opt, fl.API, nil
+}
+
+// PlanRestore plans a restore from the fleet's bucket.
+func (b *FleetBackend) PlanRestore(ctx context.Context, opt fleet.RestoreOptions) (*fleet.RestorePlan, error) {
+	opt, api, err := b.restoreOptions(opt)
+	if err != nil {
+		return nil, err
+	}
+	return fleet.PlanRestore(ctx, api, opt)
+}
+
+// Restore restores from the fleet's bucket; it never writes over a
+// database this process replicates.
+func (b *FleetBackend) Restore(ctx context.Context, opt fleet.RestoreOptions) (*fleet.RestoreResult, error) {
+	opt, api, err := b.restoreOptions(opt)
+	if err != nil {
+		return nil, err
+	}
+	return fleet.Restore(ctx, api, opt)
+}
+
+// SetBucket points the S3 side at another bucket.
+func (b *FleetBackend) SetBucket(ctx context.Context, bucket string) error {
+	return b.switchConn(ctx, func(c *s3browse.Conn) { c.Bucket = bucket })
+}
+
+// SetPrefix points the S3 side at another folder of tenant prefixes.
+func (b *FleetBackend) SetPrefix(ctx context.Context, prefix string) error {
+	return b.switchConn(ctx, func(c *s3browse.Conn) {
+		c.Prefix = prefix
+		if prefix == "" {
+			c.Prefix = "/" // tenants at the bucket root, as in a config file
+		}
+	})
+}
+
+// switchConn builds a new Fleet for the changed connection: a new S3
+// client, and no memory of the old bucket's answer, so that nothing of it
+// is ever shown as the new one's. Replications keep running.
+func (b *FleetBackend) switchConn(ctx context.Context, change func(*s3browse.Conn)) error {
+	old := b.fleet()
+	conn := old.Conn
+	change(&conn)
+	if err := conn.Validate(); err != nil {
+		return err
+	}
+	client, err := s3browse.NewClient(ctx, conn)
+	if err != nil {
+		return err
+	}
+	nf := &fleet.Fleet{Conn: conn, API: client, Discover: old.Discover, Options: old.Options}
+	if !b.noCache {
+		nf.CacheFile = fleet.DefaultCacheFile(conn)
+	}
+	b.mu.Lock()
+	b.fl = nf
+	b.mu.Unlock()
+	return nil
+}
+
+// Close stops every replication started here, each with a final sync.
+// Later calls return the first one's error: the program closes the
+// backend when the UI quits, and again on its way out after a signal.
+func (b *FleetBackend) Close(ctx context.Context) error {
+	b.closeOnce.Do(func() { b.closeErr = b.sup.Close(ctx) })
+	return b.closeErr
+}

@@ -1,0 +1,100 @@
+package common
+
+import (
+	"context"
+	"time"
+
+	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/s3browse"
+)
+
+// Backend is everything the terminal UI asks of the fleet. The UI calls it
+// only from tea.Cmds, never from Update, so a slow S3 never freezes the
+// screen; tests pass an in-process fake.
+type Backend interface {
+	// Context describes where the fleet lives, for the header and for the
+	// command lines shown in the log pane. It must not do I/O.
+	Context() Context
+	// Refresh discovers local databases and lists the bucket.
+	Refresh(ctx context.Context) (*fleet.View, error)
+	// Inspect lists one tenant's restore points.
+	Inspect(ctx context.Context, tenant string) (*s3browse.Tenant, error)
+	// StartReplication replicates a local database in this process.
+	StartReplication(ctx context.Context, l fleet.Local) error
+	// StopReplication stops it after a final sync.
+	StopReplication(ctx context.Context, l fleet.Local) error
+	// Validate checks tenant names on both sides of the fleet.
+	Validate(ctx context.Context) ([]Finding, error)
+	// PlanRestore and Restore fill in the connection and the replication
+	// guard themselves: the UI gives the tenant, point, output and force.
+	PlanRestore(ctx context.Context, opt fleet.RestoreOptions) (*fleet.RestorePlan, error)
+	Restore(ctx context.Context, opt fleet.RestoreOptions) (*fleet.RestoreResult, error)
+	// SetBucket and SetPrefix point the S3 side elsewhere and forget the
+	// last answer of the old one.
+	SetBucket(ctx context.Context, bucket string) error
+	SetPrefix(ctx context.Context, prefix string) error
+	// Close stops every replication started here, with a final sync.
+	Close(ctx context.Context) error
+}
+
+// Context is where the fleet lives: shown in the header, and turned into
+// flags for the equivalent command lines. It never holds credentials.
+type Context struct {
+	Bucket   string
+	Endpoint string
+	Prefix   string
+	Region   string
+	Profile  string   // AWS_PROFILE, when credentials come from one
+	Dirs     []string // -dir folders
+	Config   string   // -config file
+	// Roots are every folder and file discovery looks at: the -dir
+	// folders and the config's database paths.
+	Roots []string
+}
+
+// Finding is one naming problem found by Validate.
+type Finding struct {
+	Side   string // "local" or "S3"
+	Kind   string // "invalid", "fallback" or "collision"
+	Tenant string // untrusted when Side is "S3": print with fleet.Printable
+	Path   string // local file, or the S3 URL
+	Note   string
+}
+
+// Findings lists the naming problems visible in a fleet view: local files
+// that are invalid, fall back to "default" or share a prefix, and S3
+// prefixes with invalid names or differing from another only in case.
+func Findings(v *fleet.View, conn func(tenant string) string) []Finding {
+	var out []Finding
+	for _, r := range v.Rows {
+		if l := r.Local; l != nil {
+			switch {
+			case l.Verdict == fleet.VerdictInvalid:
+				out = append(out, Finding{Side: "local", Kind: "invalid", Tenant: l.Name, Path: l.Path, Note: l.Note})
+			case l.Verdict == fleet.VerdictCollision:
+				out = append(out, Finding{Side: "local", Kind: "collision", Tenant: l.Name, Path: l.Path, Note: l.Note})
+			case r.Status == fleet.StatusInvalid:
+				// Join found two databases on one prefix.
+				out = append(out, Finding{Side: "local", Kind: "collision", Tenant: l.Name, Path: l.Path, Note: r.Note})
+			case l.Verdict == fleet.VerdictFallback:
+				out = append(out, Finding{Side: "local", Kind: "fallback", Tenant: l.Name, Path: l.Path, Note: l.Note})
+			}
+			continue
+		}
+		if rm := r.Remote; rm != nil && r.Status == fleet.StatusInvalid {
+			kind := "invalid"
+			if rm.Valid {
+				kind = "collision"
+			}
+			url := ""
+			if conn != nil {
+				url = conn(rm.Name)
+			}
+			out = append(out, Finding{Side: "S3", Kind: kind, Tenant: rm.Name, Path: url, Note: r.Note})
+		}
+	}
+	return out
+}
+
+// Clock returns the time; tests fix it so that goldens do not move.
+type Clock func() time.Time

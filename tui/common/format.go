@@ -1,0 +1,121 @@
+package common
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"charm.land/lipgloss/v2"
+	"github.com/charmbracelet/x/ansi"
+)
+
+// Bytes prints n compactly, in binary units: 0, 812B, 4.0K, 38K, 1.2M, 3.4G.
+// Table cells are narrow; the detail view prints exact figures.
+func Bytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%dB", n)
+	}
+	v := float64(n)
+	for _, u := range []string{"K", "M", "G", "T", "P"} {
+		v /= unit
+		if v < unit {
+			if v < 10 {
+				return fmt.Sprintf("%.1f%s", v, u)
+			}
+			return fmt.Sprintf("%.0f%s", v, u)
+		}
+	}
+	return fmt.Sprintf("%.0fE", v/unit)
+}
+
+// Duration prints d in its largest unit: 850ms, 42s, 5m, 3h, 2d.
+func Duration(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "0s"
+	case d < time.Second:
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+// Ago prints how long before now t was, or "" for the zero time.
+func Ago(now, t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return Duration(now.Sub(t)) + " ago"
+}
+
+// Stamp prints t in UTC to the second, as the CLI's -timestamp takes it.
+func Stamp(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// Fit pads or cuts s (plain text, no escapes) to exactly w cells; a cut is
+// marked with "…". Right-aligned when right is set.
+func Fit(s string, w int, right bool) string {
+	if w <= 0 {
+		return ""
+	}
+	sw := ansi.StringWidth(s)
+	if sw > w {
+		return ansi.Truncate(s, w, "…")
+	}
+	pad := strings.Repeat(" ", w-sw)
+	if right {
+		return pad + s
+	}
+	return s + pad
+}
+
+// Cut shortens s (which may hold escapes) to at most w cells.
+func Cut(s string, w int) string {
+	if ansi.StringWidth(s) <= w {
+		return s
+	}
+	return ansi.Truncate(s, w, "…")
+}
+
+// PadLines makes s exactly h lines of exactly w cells, so that a region of
+// the screen keeps its size whatever it holds.
+func PadLines(s string, w, h int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > h {
+		lines = lines[:h]
+	}
+	for i, l := range lines {
+		lw := ansi.StringWidth(l)
+		switch {
+		case lw > w:
+			lines[i] = ansi.Truncate(l, w, "")
+		case lw < w:
+			lines[i] = l + strings.Repeat(" ", w-lw)
+		}
+	}
+	for len(lines) < h {
+		lines = append(lines, strings.Repeat(" ", w))
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Spread puts left and right (styled) at the two ends of a width-wide
+// line; when both do not fit, the left side wins.
+func Spread(left, right string, width int) string {
+	lw, rw := lipgloss.Width(left), lipgloss.Width(right)
+	if lw+1+rw > width {
+		left = Cut(left, width)
+		return left + strings.Repeat(" ", max(width-lipgloss.Width(left), 0))
+	}
+	return left + strings.Repeat(" ", width-lw-rw) + right
+}

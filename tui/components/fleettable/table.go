@@ -1,0 +1,495 @@
+// Package fleettable is the fleet table: one row per tenant, its local
+// side and its S3 side side by side, coloured by status. Only the rows on
+// screen are drawn, so ten thousand tenants scroll as fast as ten.
+package fleettable
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"charm.land/bubbles/v2/key"
+	"charm.land/bubbles/v2/textinput"
+	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
+
+	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/tui/common"
+)
+
+// headerLines are the lines above the rows: the info or filter line, the
+// group titles and the column titles.
+const headerLines = 3
+
+// Model is the fleet table.
+type Model struct {
+	c             *common.Common
+	width, height int
+
+	at      time.Time   // when the rows were judged: ages are relative to it
+	rows    []fleet.Row // sorted
+	keys    []string    // identity of each row, for cursor and selection
+	search  []string    // lower-case text the filter matches, per row
+	visible []int       // indices into rows that pass the filter
+	sortKey fleet.SortKey
+	filter  string
+	layout  layout
+
+	filtering bool // the filter input has the keyboard
+	input     textinput.Model
+
+	cursor, offset int // into visible
+	selected       map[string]bool
+	replicating    map[string]bool // started here since the last refresh
+}
+
+// New returns an empty table sorted by name.
+func New(c *common.Common) *Model {
+	in := textinput.New()
+	in.Prompt = "/"
+	in.Placeholder = "tenant name"
+	st := c.Styles.Input
+	in.SetStyles(textinput.Styles{
+		Focused: textinput.StyleState{Prompt: st.Prompt, Text: st.Text, Placeholder: st.Placeholder},
+		Blurred: textinput.StyleState{Prompt: st.Prompt, Text: st.Text, Placeholder: st.Placeholder},
+	})
+	return &Model{c: c, input: in, sortKey: fleet.SortName, selected: map[string]bool{}, replicating: map[string]bool{}}
+}
+
+// SetSize sets the table's size, header lines included.
+func (m *Model) SetSize(w, h int) {
+	m.width, m.height = w, h
+	m.input.SetWidth(max(w-30, 10))
+	m.layout = computeLayout(w, m.rows)
+	m.clamp()
+}
+
+func rowKey(r *fleet.Row) string {
+	if r.Local != nil {
+		return r.Tenant + "\x00" + r.Local.Path
+	}
+	return r.Tenant + "\x00"
+}
+
+// SetView shows a new refresh, keeping the cursor on the same tenant, the
+// selection, the sort and the filter. sortedBy says the rows are already
+// in that order (sorted off the UI goroutine); "" when they are not.
+func (m *Model) SetView(v *fleet.View, sortedBy fleet.SortKey) {
+	cur := m.currentKey()
+	m.at = v.At
+	m.rows = append(m.rows[:0:0], v.Rows...)
+	m.replicating = map[string]bool{}
+	if sortedBy == m.sortKey {
+		m.index(cur)
+	} else {
+		m.resort(cur)
+	}
+	m.layout = computeLayout(m.width, m.rows)
+	// Forget selected tenants that are gone.
+	present := make(map[string]bool, len(m.keys))
+	for _, k := range m.keys {
+		present[k] = true
+	}
+	for k := range m.selected {
+		if !present[k] {
+			delete(m.selected, k)
+		}
+	}
+}
+
+func (m *Model) currentKey() string {
+	if m.cursor < len(m.visible) {
+		return m.keys[m.visible[m.cursor]]
+	}
+	return ""
+}
+
+// resort sorts the rows and reapplies the filter, putting the cursor back
+// on key when it is still visible.
+func (m *Model) resort(key string) {
+	fleet.Sort(m.rows, m.sortKey)
+	m.index(key)
+}
+
+// index computes the rows' keys and search text, then filters.
+func (m *Model) index(key string) {
+	m.keys = make([]string, len(m.rows))
+	m.search = make([]string, len(m.rows))
+	for i := range m.rows {
+		r := &m.rows[i]
+		m.keys[i] = rowKey(r)
+		s := strings.ToLower(r.Display())
+		if r.Local != nil {
+			s += "\x00" + strings.ToLower(fleet.Printable(r.Local.Path))
+		}
+		m.search[i] = s
+	}
+	m.refilter(key)
+}
+
+// refilter recomputes the visible rows. A filter matches the tenant name
+// or the local file's path, case-insensitively.
+func (m *Model) refilter(key string) {
+	prevCursor := m.cursor
+	m.visible = m.visible[:0]
+	f := strings.ToLower(m.filter)
+	for i := range m.rows {
+		if f == "" || strings.Contains(m.search[i], f) {
+			m.visible = append(m.visible, i)
+		}
+	}
+	m.cursor = prevCursor
+	if key != "" {
+		for vi, ri := range m.visible {
+			if m.keys[ri] == key {
+				m.cursor = vi
+				break
+			}
+		}
+	}
+	m.clamp()
+}
+
+// rowsHeight is the number of rows on screen.
+func (m *Model) rowsHeight() int { return max(m.height-headerLines, 1) }
+
+func (m *Model) clamp() {
+	m.cursor = max(min(m.cursor, len(m.visible)-1), 0)
+	h := m.rowsHeight()
+	if m.cursor < m.offset {
+		m.offset = m.cursor
+	}
+	if m.cursor >= m.offset+h {
+		m.offset = m.cursor - h + 1
+	}
+	m.offset = max(min(m.offset, len(m.visible)-h), 0)
+}
+
+// CycleSort moves to the next order: name, lag, size, last change, status.
+func (m *Model) CycleSort() fleet.SortKey {
+	i := 0
+	for j, k := range fleet.SortKeys {
+		if k == m.sortKey {
+			i = j
+		}
+	}
+	m.SetSort(fleet.SortKeys[(i+1)%len(fleet.SortKeys)])
+	return m.sortKey
+}
+
+// SetSort orders the rows by k.
+func (m *Model) SetSort(k fleet.SortKey) {
+	m.sortKey = k
+	m.resort(m.currentKey())
+}
+
+// Sort is the current order.
+func (m *Model) Sort() fleet.SortKey { return m.sortKey }
+
+// SetFilter shows only the rows matching f.
+func (m *Model) SetFilter(f string) {
+	m.filter = f
+	m.input.SetValue(f)
+	m.refilter(m.currentKey())
+}
+
+// Filter is the current filter.
+func (m *Model) Filter() string { return m.filter }
+
+// Filtering reports that the filter input has the keyboard.
+func (m *Model) Filtering() bool { return m.filtering }
+
+// Current is the row under the cursor, or nil.
+func (m *Model) Current() *fleet.Row {
+	if m.cursor < len(m.visible) {
+		return &m.rows[m.visible[m.cursor]]
+	}
+	return nil
+}
+
+// Targets are the rows an action applies to: the selected ones still
+// visible, or else the row under the cursor.
+func (m *Model) Targets() []fleet.Row {
+	var out []fleet.Row
+	for _, ri := range m.visible {
+		if m.selected[m.keys[ri]] {
+			out = append(out, m.rows[ri])
+		}
+	}
+	if len(out) == 0 {
+		if r := m.Current(); r != nil {
+			out = append(out, *r)
+		}
+	}
+	return out
+}
+
+// SelectedCount is the number of selected rows.
+func (m *Model) SelectedCount() int { return len(m.selected) }
+
+// ClearSelection unselects every row.
+func (m *Model) ClearSelection() { clear(m.selected) }
+
+// Rows is every row, sorted; Visible the number passing the filter.
+func (m *Model) Rows() []fleet.Row { return m.rows }
+
+// Visible is the number of rows passing the filter.
+func (m *Model) Visible() int { return len(m.visible) }
+
+// MarkReplicating shows a replication started or stopped here at once,
+// before the next refresh confirms it.
+func (m *Model) MarkReplicating(r fleet.Row, on bool) {
+	k := rowKey(&r)
+	for i := range m.rows {
+		if m.keys[i] == k {
+			m.rows[i].Replicating = on
+		}
+	}
+	m.replicating[k] = on
+}
+
+// Update handles a key meant for the table: moving, selecting, and the
+// filter input while it has the keyboard. It reports whether it used it.
+func (m *Model) Update(msg tea.KeyPressMsg) (bool, tea.Cmd) {
+	k := m.c.Keys
+	if m.filtering {
+		switch {
+		case msg.String() == "enter":
+			m.filtering = false
+			m.input.Blur()
+			return true, nil
+		case msg.String() == "esc":
+			m.filtering = false
+			m.input.Blur()
+			m.SetFilter("")
+			return true, nil
+		case msg.String() == "up" || msg.String() == "down":
+			// Arrows still move while typing, as in k9s.
+		default:
+			var cmd tea.Cmd
+			m.input, cmd = m.input.Update(msg)
+			if v := m.input.Value(); v != m.filter {
+				m.filter = v
+				m.refilter(m.currentKey())
+			}
+			return true, cmd
+		}
+	}
+	h := m.rowsHeight()
+	switch {
+	case key.Matches(msg, k.Up):
+		m.cursor--
+	case key.Matches(msg, k.Down):
+		m.cursor++
+	case key.Matches(msg, k.PageUp):
+		m.cursor -= h
+	case key.Matches(msg, k.PageDown):
+		m.cursor += h
+	case key.Matches(msg, k.Top):
+		m.cursor = 0
+	case key.Matches(msg, k.Bottom):
+		m.cursor = len(m.visible) - 1
+	case key.Matches(msg, k.Select):
+		if cur := m.currentKey(); cur != "" {
+			if m.selected[cur] {
+				delete(m.selected, cur)
+			} else {
+				m.selected[cur] = true
+			}
+			m.cursor++
+		}
+	case key.Matches(msg, k.Filter):
+		m.filtering = true
+		m.input.SetValue(m.filter)
+		m.input.CursorEnd()
+		return true, m.input.Focus()
+	case key.Matches(msg, k.Back) && m.filter != "":
+		m.SetFilter("")
+	default:
+		return false, nil
+	}
+	m.clamp()
+	return true, nil
+}
+
+// View draws the table: the info line, the group and column titles, and
+// the visible rows only.
+func (m *Model) View() string {
+	if m.width <= 0 || m.height <= 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.Grow((m.width + 64) * m.height)
+	b.WriteString(m.infoLine())
+	b.WriteByte('\n')
+	m.writeTitles(&b)
+	h := m.rowsHeight()
+	if len(m.visible) == 0 {
+		msg := "no tenants: nothing local in the -dir folders, nothing under the bucket's prefix"
+		if m.filter != "" {
+			msg = fmt.Sprintf("no tenant matches /%s (esc clears the filter)", fleet.Printable(m.filter))
+		}
+		b.WriteByte('\n')
+		b.WriteString(m.c.Styles.Table.NoRows.Render(common.Fit("  "+msg, m.width, false)))
+		for i := 1; i < h; i++ {
+			b.WriteByte('\n')
+		}
+		return common.PadLines(b.String(), m.width, m.height)
+	}
+	end := min(m.offset+h, len(m.visible))
+	for vi := m.offset; vi < end; vi++ {
+		b.WriteByte('\n')
+		m.writeRow(&b, vi)
+	}
+	for i := end - m.offset; i < h; i++ {
+		b.WriteByte('\n')
+		b.WriteString(strings.Repeat(" ", m.width))
+	}
+	return b.String()
+}
+
+// infoLine says what the table shows: the count, the order, the filter and
+// the selection; while typing a filter, it is the filter input.
+func (m *Model) infoLine() string {
+	st := m.c.Styles
+	right := fmt.Sprintf("sort: %s", m.sortKey)
+	if n := len(m.selected); n > 0 {
+		right = fmt.Sprintf("%d selected · %s", n, right)
+	}
+	if len(m.visible) > 0 {
+		right = fmt.Sprintf("%d/%d · %s", m.cursor+1, len(m.visible), right)
+	}
+	var left string
+	switch {
+	case m.filtering:
+		left = m.input.View()
+	case m.filter != "":
+		left = st.Table.FilterPrompt.Render("/") + st.Table.FilterText.Render(fleet.Printable(m.filter)) +
+			st.Table.Dim.Render(fmt.Sprintf("  %d of %d tenants", len(m.visible), len(m.rows)))
+	default:
+		left = st.Header.Title.Render("Tenants") + st.Table.Dim.Render(fmt.Sprintf(" %d", len(m.rows)))
+	}
+	right = st.Table.Dim.Render(right)
+	gap := m.width - lipgloss.Width(left) - lipgloss.Width(right)
+	if gap < 1 {
+		return common.Cut(left, m.width)
+	}
+	return left + strings.Repeat(" ", gap) + right
+}
+
+func (m *Model) writeTitles(b *strings.Builder) {
+	st := m.c.Styles.Table
+	var groups, titles strings.Builder
+	groups.WriteString(strings.Repeat(" ", markerWidth))
+	titles.WriteString(strings.Repeat(" ", markerWidth))
+	prev := -1
+	for i, ci := range m.layout.cols {
+		c := columns[ci]
+		newGroup := c.group != prev
+		if i > 0 {
+			if newGroup {
+				groups.WriteString(st.Sep.Render(groupSep))
+				titles.WriteString(st.Sep.Render(groupSep))
+			} else {
+				titles.WriteByte(' ')
+			}
+		}
+		if newGroup {
+			// The group's title spans all its columns.
+			gw := 0
+			for j := i; j < len(m.layout.cols) && columns[m.layout.cols[j]].group == c.group; j++ {
+				if j > i {
+					gw++
+				}
+				gw += m.layout.widths[j]
+			}
+			title := groupTitles[c.group]
+			groups.WriteString(st.Group.Render(common.Fit(title, gw, false)))
+		}
+		titles.WriteString(st.Column.Render(common.Fit(c.title, m.layout.widths[i], c.right)))
+		prev = c.group
+	}
+	b.WriteString(padTo(groups.String(), m.width))
+	b.WriteByte('\n')
+	b.WriteString(padTo(titles.String(), m.width))
+}
+
+func padTo(s string, w int) string {
+	sw := lipgloss.Width(s)
+	if sw > w {
+		return common.Cut(s, w)
+	}
+	return s + strings.Repeat(" ", w-sw)
+}
+
+// writeRow draws one row. Cells are plain text cut to width first, then
+// styled, so a hostile name can neither break the layout nor inject escapes
+// (Display quotes it).
+func (m *Model) writeRow(b *strings.Builder, vi int) {
+	ri := m.visible[vi]
+	r := &m.rows[ri]
+	st := m.c.Styles
+	isCursor := vi == m.cursor
+	plain, sep := st.Table.Cell, st.Table.Sep
+	status := st.StatusStyle(r.Status)
+	sel, repl := st.Table.Selected, st.Table.Replicating
+	if isCursor {
+		cur := st.Table.Cursor
+		plain, sep = cur, cur
+		status = mergeCursor(status, cur, st.Color)
+		sel, repl = mergeCursor(sel, cur, st.Color), mergeCursor(repl, cur, st.Color)
+	}
+	k := m.keys[ri]
+	switch {
+	case m.selected[k]:
+		b.WriteString(sel.Render("●"))
+	default:
+		b.WriteString(plain.Render(" "))
+	}
+	if r.Replicating {
+		b.WriteString(repl.Render("▶"))
+	} else {
+		b.WriteString(plain.Render(" "))
+	}
+	// Runs of plain cells are rendered at once: fewer escapes, faster.
+	var run strings.Builder
+	flush := func(s lipgloss.Style) {
+		if run.Len() > 0 {
+			b.WriteString(s.Render(run.String()))
+			run.Reset()
+		}
+	}
+	prev := -1
+	for i, ci := range m.layout.cols {
+		c := columns[ci]
+		if i > 0 {
+			if c.group != prev {
+				flush(plain)
+				b.WriteString(sep.Render(groupSep))
+			} else {
+				run.WriteByte(' ')
+			}
+		}
+		prev = c.group
+		text := common.Fit(c.cell(r, m.at), m.layout.widths[i], c.right)
+		if c.status {
+			flush(plain)
+			b.WriteString(status.Render(text))
+			continue
+		}
+		run.WriteString(text)
+	}
+	flush(plain)
+	if m.layout.total < m.width {
+		b.WriteString(plain.Render(strings.Repeat(" ", m.width-m.layout.total)))
+	}
+}
+
+// mergeCursor draws s on the cursor row: on the cursor's background with
+// colour, reversed without.
+func mergeCursor(s, cur lipgloss.Style, withColor bool) lipgloss.Style {
+	if withColor {
+		return s.Background(cur.GetBackground()).Bold(true)
+	}
+	return s.Reverse(true)
+}

@@ -1,0 +1,119 @@
+// Package header is the top of the screen: where the fleet lives, tenant
+// counts by status, the age of the last refresh, and the read-only badge.
+package header
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"charm.land/lipgloss/v2"
+
+	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/tui/common"
+)
+
+// Height is the header's height in lines.
+const Height = 2
+
+// Model draws the header.
+type Model struct {
+	c        *common.Common
+	width    int
+	view     *fleet.View
+	interval time.Duration
+}
+
+// New returns a header refreshed every interval (0: never by itself).
+func New(c *common.Common, interval time.Duration) *Model {
+	return &Model{c: c, interval: interval}
+}
+
+// SetWidth sets the header's width.
+func (m *Model) SetWidth(w int) { m.width = w }
+
+// SetView records the last refresh.
+func (m *Model) SetView(v *fleet.View) { m.view = v }
+
+// View draws the two header lines.
+func (m *Model) View() string {
+	return m.contextLine() + "\n" + m.countsLine()
+}
+
+// contextLine: litefleet, the bucket and prefix, endpoint, region or
+// profile, the read-only badge; on the right the refresh age and interval.
+func (m *Model) contextLine() string {
+	st := m.c.Styles.Header
+	ctx := m.c.Backend.Context()
+	parts := []string{st.Title.Render("litefleet")}
+	if ctx.Bucket != "" {
+		parts = append(parts, st.Value.Render("s3://"+fleet.Printable(ctx.Bucket)+"/"+fleet.Printable(strings.Trim(ctx.Prefix, "/"))))
+	} else {
+		parts = append(parts, st.Dim.Render("no bucket (local only)"))
+	}
+	if ctx.Endpoint != "" {
+		parts = append(parts, st.Label.Render("at ")+st.Value.Render(fleet.Printable(ctx.Endpoint)))
+	}
+	switch {
+	case ctx.Profile != "":
+		parts = append(parts, st.Label.Render("profile ")+st.Value.Render(fleet.Printable(ctx.Profile)))
+	case ctx.Region != "":
+		parts = append(parts, st.Label.Render("region ")+st.Value.Render(fleet.Printable(ctx.Region)))
+	}
+	if m.c.ReadOnly {
+		parts = append(parts, st.ReadOnly.Render(" READ-ONLY "))
+	}
+	left := strings.Join(parts, st.Dim.Render(" · "))
+
+	var right string
+	if m.view != nil {
+		if age := m.c.Now().Sub(m.view.At); age < time.Second {
+			right = "refreshed just now"
+		} else {
+			right = "refreshed " + common.Duration(age) + " ago"
+		}
+	} else {
+		right = "loading…"
+	}
+	if m.interval > 0 {
+		right += " · every " + m.interval.String()
+	} else {
+		right += " · auto-refresh off"
+	}
+	return common.Spread(left, st.Dim.Render(right), m.width)
+}
+
+// countsLine: tenants by status, most alarming first, and what is stale.
+func (m *Model) countsLine() string {
+	st := m.c.Styles
+	if m.view == nil {
+		return ""
+	}
+	v := m.view
+	parts := []string{st.Header.Count.Render(fmt.Sprintf("%d tenants", len(v.Rows)))}
+	for _, s := range fleet.Statuses {
+		if n := v.Counts[s]; n > 0 {
+			parts = append(parts, st.StatusStyle(s).Render(fmt.Sprintf("%d %s", n, s)))
+		}
+	}
+	line := strings.Join(parts, st.Header.Dim.Render(" · "))
+	var warn string
+	switch {
+	case v.LocalErr != "":
+		warn = "local: " + v.LocalErr
+	case v.RemoteErr != "" && v.RemoteAt.IsZero() && m.c.Backend.Context().Bucket != "":
+		warn = "S3 unknown: " + v.RemoteErr
+	case v.Stale() && m.c.Backend.Context().Bucket != "":
+		warn = "S3 side from " + common.Duration(v.RemoteAge()) + " ago"
+		if v.FromCache && v.RemoteErr == "" {
+			warn += " (cache)"
+		}
+		if v.RemoteErr != "" {
+			warn += ": " + v.RemoteErr
+		}
+	}
+	if warn != "" {
+		line += "  " + st.Header.Stale.Render("⚠ "+fleet.Printable(warn))
+	}
+	return common.Cut(line, m.width) + strings.Repeat(" ", max(m.width-lipgloss.Width(common.Cut(line, m.width)), 0))
+}

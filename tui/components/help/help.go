@@ -1,0 +1,74 @@
+// Package help is the full help overlay (`?`): every key, and what the
+// statuses and columns mean.
+package help
+
+import (
+	"strings"
+
+	"charm.land/bubbles/v2/help"
+	"charm.land/bubbles/v2/key"
+	"charm.land/lipgloss/v2"
+
+	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/tui/common"
+)
+
+// Model is the help overlay.
+type Model struct {
+	c *common.Common
+}
+
+// New returns the help overlay.
+func New(c *common.Common) *Model { return &Model{c: c} }
+
+// statusHelp says what each status means, in the table's words.
+var statusHelp = map[fleet.Status]string{
+	fleet.StatusError:          "something is wrong: enter shows the note",
+	fleet.StatusInvalid:        "bad name, or two databases on one prefix",
+	fleet.StatusLeased:         "another host writes the replica",
+	fleet.StatusLagging:        "a local change waits too long for S3",
+	fleet.StatusNotReplicating: "local changes and no replicator",
+	fleet.StatusRemoteOnly:     "in S3 only: restorable",
+	fleet.StatusInSync:         "the replica holds every local change",
+}
+
+// View draws the overlay box for a screen width×height: sections that do
+// not fit a short terminal are left out, the keys first of all kept.
+func (m *Model) View(width, height int) string {
+	st := m.c.Styles
+	k := m.c.Keys
+	h := help.New()
+	h.Styles = help.Styles{
+		FullKey: st.Box.Key, FullDesc: st.Box.Value, FullSeparator: st.Box.Dim,
+		ShortKey: st.Box.Key, ShortDesc: st.Box.Value, ShortSeparator: st.Box.Dim, Ellipsis: st.Box.Dim,
+	}
+	h.FullSeparator = "   "
+	inner := common.BoxWidth(width, 100) - 4
+	h.SetWidth(inner)
+
+	keys := st.Box.Title.Render("Keys")
+	if m.c.ReadOnly {
+		keys += st.Box.Warn.Render("  read-only: replicate, stop and restore are off")
+	}
+	keys += "\n\n" + h.FullHelpView(k.FullHelp())
+	dialogs := st.Box.Title.Render("In dialogs") + "  " + h.ShortHelpView([]key.Binding{k.Confirm, k.Cancel, k.NextField}) + "\n" +
+		st.Box.Dim.Render("commands: :bucket NAME  :prefix P  :sort KEY  :filter TEXT  :refresh  :q")
+	var sb strings.Builder
+	sb.WriteString(st.Box.Title.Render("Statuses"))
+	for _, s := range fleet.Statuses {
+		sb.WriteString("\n")
+		sb.WriteString(st.StatusStyle(s).Render(common.Fit(string(s), 17, false)))
+		sb.WriteString(st.Box.Dim.Render(statusHelp[s]))
+	}
+	legend := st.Box.Dim.Render("▶ replicating in this process · ● selected · LAG: transactions behind, oldest waiting") + "\n" +
+		st.Box.Dim.Render("narrow terminals drop columns: enter shows everything · esc or ? closes")
+
+	body := keys
+	for _, sec := range []string{dialogs, sb.String(), legend} {
+		if lipgloss.Height(body)+1+lipgloss.Height(sec)+2 > height {
+			continue
+		}
+		body += "\n\n" + sec
+	}
+	return st.Box.Frame.Width(min(inner+4, lipgloss.Width(body)+4)).Render(body)
+}

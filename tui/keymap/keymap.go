@@ -1,0 +1,90 @@
+// Package keymap holds every key binding of the terminal UI with its help
+// text: the footer, the help overlay and the README's key table read them.
+package keymap
+
+import "charm.land/bubbles/v2/key"
+
+// KeyMap is every binding, grouped as the help overlay shows them.
+type KeyMap struct {
+	// Moving.
+	Up, Down, PageUp, PageDown, Top, Bottom key.Binding
+	// Looking.
+	Open, Back, Filter, Sort, Refresh, Logs, Help, Command, Validate key.Binding
+	// Acting: all but Select write, and -readonly turns those off.
+	Select, Replicate, Stop, Restore key.Binding
+	// Dialogs.
+	Confirm, Cancel, NextField key.Binding
+	Quit                       key.Binding
+}
+
+// Default returns the key map; readOnly disables the bindings that write,
+// which hides them from help too.
+func Default(readOnly bool) *KeyMap {
+	k := &KeyMap{
+		Up:       key.NewBinding(key.WithKeys("k", "up"), key.WithHelp("k/↑", "up")),
+		Down:     key.NewBinding(key.WithKeys("j", "down"), key.WithHelp("j/↓", "down")),
+		PageUp:   key.NewBinding(key.WithKeys("pgup", "ctrl+u", "b"), key.WithHelp("pgup/ctrl+u", "page up")),
+		PageDown: key.NewBinding(key.WithKeys("pgdown", "ctrl+d", "f"), key.WithHelp("pgdn/ctrl+d", "page down")),
+		Top:      key.NewBinding(key.WithKeys("g", "home"), key.WithHelp("g/home", "first")),
+		Bottom:   key.NewBinding(key.WithKeys("G", "end"), key.WithHelp("G/end", "last")),
+
+		Open:     key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "detail")),
+		Back:     key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "back")),
+		Filter:   key.NewBinding(key.WithKeys("/"), key.WithHelp("/", "filter")),
+		Sort:     key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "sort")),
+		Refresh:  key.NewBinding(key.WithKeys("ctrl+r"), key.WithHelp("ctrl+r", "refresh")),
+		Logs:     key.NewBinding(key.WithKeys("l"), key.WithHelp("l", "log pane")),
+		Help:     key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
+		Command:  key.NewBinding(key.WithKeys(":"), key.WithHelp(":", "command")),
+		Validate: key.NewBinding(key.WithKeys("v"), key.WithHelp("v", "validate names")),
+
+		Select:    key.NewBinding(key.WithKeys("space"), key.WithHelp("space", "select")),
+		Replicate: key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "replicate")),
+		Stop:      key.NewBinding(key.WithKeys("x"), key.WithHelp("x", "stop replicating")),
+		Restore:   key.NewBinding(key.WithKeys("R"), key.WithHelp("R", "restore")),
+
+		Confirm:   key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "confirm")),
+		Cancel:    key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "cancel")),
+		NextField: key.NewBinding(key.WithKeys("tab"), key.WithHelp("tab", "next")),
+		Quit:      key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "quit")),
+	}
+	if readOnly {
+		for _, b := range k.Writes() {
+			b.SetEnabled(false)
+		}
+	}
+	return k
+}
+
+// Writes are the bindings of actions that write: to S3 (replicate, stop)
+// or to disk (restore).
+func (k *KeyMap) Writes() []*key.Binding {
+	return []*key.Binding{&k.Replicate, &k.Stop, &k.Restore}
+}
+
+// IsWrite reports whether s is the key of an action that writes, enabled or
+// not: -readonly refuses it with a message rather than ignoring it.
+func (k *KeyMap) IsWrite(s string) bool {
+	for _, b := range k.Writes() {
+		for _, kk := range b.Keys() {
+			if kk == s {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ShortHelp is the footer's line for the fleet table.
+func (k *KeyMap) ShortHelp() []key.Binding {
+	return []key.Binding{k.Open, k.Filter, k.Sort, k.Select, k.Replicate, k.Restore, k.Logs, k.Help, k.Quit}
+}
+
+// FullHelp is the help overlay, in columns.
+func (k *KeyMap) FullHelp() [][]key.Binding {
+	return [][]key.Binding{
+		{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom},
+		{k.Open, k.Back, k.Filter, k.Sort, k.Refresh, k.Validate},
+		{k.Select, k.Replicate, k.Stop, k.Restore, k.Logs, k.Command, k.Help, k.Quit},
+	}
+}
