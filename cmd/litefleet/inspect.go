@@ -34,13 +34,14 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	cf.register(fs)
 	asJSON := fs.Bool("json", false, "print JSON (documented in the README)")
 	files := fs.Int("files", 5, "newest files shown per level (all with -json); 0 for all")
-	if err := parseFlags(fs, reorderArgs(fs, args)); err != nil {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return errUsage("inspect takes one TENANT (a GUID or a name), got %d arguments", fs.NArg())
+	if len(pos) != 1 {
+		return errUsage("inspect takes one TENANT (a GUID or a name), got %d arguments", len(pos))
 	}
-	tenant := fs.Arg(0)
+	tenant := pos[0]
 	if err := s3browse.CheckName(tenant); err != nil {
 		return errUsage("%v", err)
 	}

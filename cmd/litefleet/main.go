@@ -143,39 +143,24 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-// reorderArgs moves positional arguments after the flags, so that flags may
-// follow them as operators type (`inspect GUID -json`): the flag package
-// stops at the first non-flag.
-func reorderArgs(fs *flag.FlagSet, args []string) []string {
-	var flags, pos []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			pos = append(pos, args[i+1:]...)
-			break
+// parseInterspersed parses flags placed before and after the positional
+// arguments (restore TENANT -o PATH), which flag.Parse alone stops at.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := parseFlags(fs, args); err != nil {
+			return nil, err
 		}
-		if !strings.HasPrefix(a, "-") || a == "-" {
-			pos = append(pos, a)
-			continue
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
 		}
-		flags = append(flags, a)
-		name := strings.TrimLeft(a, "-")
-		if strings.Contains(name, "=") {
-			continue
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			return append(pos, rest...), nil // everything after -- is positional
 		}
-		f := fs.Lookup(name)
-		if f == nil {
-			continue // flag.Parse reports it
-		}
-		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
-			continue
-		}
-		if i+1 < len(args) {
-			flags = append(flags, args[i+1])
-			i++
-		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
 	}
-	return append(flags, pos...)
 }
 
 // connFlags are the S3 connection flags every command shares.

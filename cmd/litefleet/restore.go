@@ -214,26 +214,6 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return nil
 }
 
-// parseInterspersed parses flags placed before and after the positional
-// arguments (restore TENANT -o PATH), which flag.Parse alone stops at.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := parseFlags(fs, args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
-			return append(pos, rest...), nil // everything after -- is positional
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
-}
-
 // parseTXID reads a TXID as LTX file names spell it (16 hex digits) or
 // as a decimal number.
 func parseTXID(s string) (uint64, error) {

@@ -32,13 +32,14 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := newFlagSet("validate", validateHelp, stderr)
 	recursive := fs.Bool("recursive", false, "descend into subfolders")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parseFlags(fs, reorderArgs(fs, args)); err != nil {
+	paths, err := parseInterspersed(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() == 0 {
+	if len(paths) == 0 {
 		return errUsage("validate needs at least one PATH (a database or a folder)")
 	}
-	locals, err := fleet.Discover(ctx, fleet.DiscoverOptions{Dirs: fs.Args(), Recursive: *recursive})
+	locals, err := fleet.Discover(ctx, fleet.DiscoverOptions{Dirs: paths, Recursive: *recursive})
 	if err != nil {
 		return err
 	}
