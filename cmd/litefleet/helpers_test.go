@@ -183,14 +183,20 @@ func insertRows(t testing.TB, db *sql.DB, from, n int) {
 // rows reads every row of t, in order.
 func rows(t testing.TB, path string) []string {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	return queryRows(t, "file:"+path+"?mode=ro")
+}
+
+// queryRows reads every row of t through dsn, in order.
+func queryRows(t testing.TB, dsn string) []string {
+	t.Helper()
+	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
 	rs, err := db.Query(`SELECT id, val FROM t ORDER BY id`)
 	if err != nil {
-		t.Fatalf("read %s: %v", path, err)
+		t.Fatalf("read %s: %v", dsn, err)
 	}
 	defer rs.Close()
 	var out []string

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -72,29 +71,7 @@ func restoreDirNames(t *testing.T, dir string) []string {
 // leaves no -wal or -shm beside it.
 func restoredRows(t *testing.T, path string) []string {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&immutable=1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	rs, err := db.Query(`SELECT id, val FROM t ORDER BY id`)
-	if err != nil {
-		t.Fatalf("read %s: %v", path, err)
-	}
-	defer rs.Close()
-	var out []string
-	for rs.Next() {
-		var id int
-		var val string
-		if err := rs.Scan(&id, &val); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, fmt.Sprintf("%d=%s", id, val))
-	}
-	if err := rs.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return queryRows(t, "file:"+path+"?mode=ro&immutable=1")
 }
 
 func TestRestoreCommand(t *testing.T) {
