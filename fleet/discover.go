@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -256,6 +257,8 @@ func (s *scanner) scanDir(dir, realDir string, root bool) error {
 			}
 		case !HasDBSuffix(name):
 			// -wal, -shm and -journal files end up here too.
+		case IsRestoredCopy(name):
+			// A restore's output beside the live file, not a tenant.
 		case t.IsRegular():
 			s.add(candidate{path: filepath.Join(dir, name), real: filepath.Join(realDir, name), dir: idx})
 		case t&fs.ModeSymlink != 0:
@@ -357,6 +360,17 @@ func (s *scanner) inspect(c candidate) (Local, bool) {
 	return l, true
 }
 
+// openRead opens a file to read a header from it. O_NONBLOCK spares the
+// four fcntl calls with which os.Open puts a descriptor in non-blocking
+// mode for the poller, then back when the poller refuses a regular file:
+// Discover opens two files per database, and this takes its system calls
+// per database from 23 to 15. It changes nothing for reads of a regular
+// file, and a file replaced by a FIFO since the listing opens at once
+// instead of blocking.
+func openRead(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+}
+
 // statMain returns the metadata of the database file and, when check is
 // set, verifies its first bytes. Empty files pass: SQLite creates databases
 // empty and writes the header with the first transaction.
@@ -371,7 +385,7 @@ func statMain(path string, check bool) (fs.FileInfo, error) {
 		}
 		return fi, nil
 	}
-	f, err := os.Open(path)
+	f, err := openRead(path)
 	if err != nil {
 		return nil, err
 	}

@@ -533,7 +533,7 @@ func TestDiscoverLitestreamPosition(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, g1+".db")
 
-	sqldb, err := sql.Open("sqlite", path)
+	sqldb, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -704,5 +704,22 @@ func BenchmarkDiscover10k(b *testing.B) {
 		if len(got) != n || got[0].TXID != 3 || got[0].Verdict != VerdictGUID {
 			b.Fatalf("got %d databases, first %+v", len(got), got[0])
 		}
+	}
+}
+
+// TestDiscoverSkipsRestoredCopies: a restore's output beside a live file
+// (NAME.restored-TIME.db) is a copy, not a tenant; listing it would make it
+// a fallback "default" tenant and, with two of them, a collision.
+func TestDiscoverSkipsRestoredCopies(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, g1+".db"), sqlitePage)
+	writeFile(t, filepath.Join(dir, g1+".restored-20261126T212000Z.db"), sqlitePage)
+	writeFile(t, filepath.Join(dir, g1+".restored-20261126T213000Z.db"), sqlitePage)
+	got, err := Discover(context.Background(), DiscoverOptions{Dirs: []string{dir}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Name != g1 || got[0].Verdict != VerdictGUID {
+		t.Fatalf("want only %s, got %+v", g1, got)
 	}
 }

@@ -125,7 +125,7 @@ func readL0(l *Local, meta string) bool {
 // without reading or verifying the rest: one read instead of the whole file
 // that ltx.Decoder.Verify would checksum.
 func readLTXHeader(path string) (ltx.Header, error) {
-	f, err := os.Open(path)
+	f, err := openRead(path)
 	if err != nil {
 		return ltx.Header{}, err
 	}

@@ -266,11 +266,14 @@ func TestIntegrationUntrustedNames(t *testing.T) {
 // then stops it with SIGTERM, as a service manager would.
 func replicateWhileWriting(t *testing.T, dbPath, bin string, args ...string) {
 	t.Helper()
-	db, err := sql.Open("sqlite", dbPath)
+	// A busy timeout, as any application beside Litestream needs: the
+	// replicator takes locks of its own (checkpoints, its read transaction).
+	db, err := sql.Open("sqlite", "file:"+dbPath+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
+	db.SetMaxOpenConns(1)
 	for _, q := range []string{"PRAGMA journal_mode=WAL", "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -35,58 +37,149 @@ type listVisitor struct {
 // them; a server that ignores the request sends them raw, which works too.
 // The error is wrapped with Explain.
 func list(ctx context.Context, api API, conn Conn, prefix, delimiter string, v listVisitor) error {
+	p := newPager(api, conn, listRange{prefix: prefix, delimiter: delimiter})
+	for {
+		more, err := p.next(ctx, v)
+		if err != nil || !more {
+			return err
+		}
+	}
+}
+
+// listRange is the part of a listing a pager walks: the keys (and common
+// prefixes) under prefix, from `from` (inclusive) to `until` (exclusive).
+// Empty bounds are open. Entries outside the bounds are dropped even when
+// the server sends them, so ranges that tile the key space never count an
+// entry twice, whatever the server does with StartAfter.
+type listRange struct {
+	prefix, delimiter string
+	from, until       string
+	// startAfter is sent as StartAfter with the first request: at most
+	// from, and close below it so that little is listed only to be dropped.
+	startAfter string
+	// pageSize is the MaxKeys of a full page; 0 means pageSize.
+	pageSize int32
+}
+
+// pager walks the pages of one listRange. The MaxKeys of its next page can
+// be changed between pages.
+type pager struct {
+	api  API
+	conn Conn
+	r    listRange
+	in   *s3.ListObjectsV2Input
+	page int
+	// last is the greatest name the server sent, kept or not: where the
+	// listing is, and where it continues without a token.
+	last      string
+	lastToken string
+	done      bool
+	// replaced says a page that was not URL-encoded held a name with
+	// U+FFFD: likely a stand-in for bytes XML cannot carry, so that the
+	// name is not the key the server sorts by (see Scan).
+	replaced bool
+}
+
+func newPager(api API, conn Conn, r listRange) *pager {
+	if r.pageSize <= 0 {
+		r.pageSize = pageSize
+	}
 	in := &s3.ListObjectsV2Input{
 		Bucket:       aws.String(conn.Bucket),
-		Prefix:       aws.String(prefix),
-		MaxKeys:      aws.Int32(pageSize),
+		Prefix:       aws.String(r.prefix),
+		MaxKeys:      aws.Int32(r.pageSize),
 		EncodingType: types.EncodingTypeUrl,
 	}
-	if delimiter != "" {
-		in.Delimiter = aws.String(delimiter)
+	if r.delimiter != "" {
+		in.Delimiter = aws.String(r.delimiter)
 	}
-	var lastToken, lastName string
-	for page := 1; ; page++ {
-		out, err := api.ListObjectsV2(ctx, in)
-		if err != nil {
-			return fmt.Errorf("list %s (page %d): %w", Printable(prefix), page, Explain(err, conn))
+	if r.startAfter != "" {
+		in.StartAfter = aws.String(r.startAfter)
+	}
+	return &pager{api: api, conn: conn, r: r, in: in}
+}
+
+// setMaxKeys sets the MaxKeys of the next request, at most a full page.
+func (p *pager) setMaxKeys(n int32) {
+	n = min(max(n, 1), p.r.pageSize)
+	if aws.ToInt32(p.in.MaxKeys) != n {
+		p.in = copyInput(p.in)
+		p.in.MaxKeys = aws.Int32(n)
+	}
+}
+
+// next requests one page and passes its entries within the range to v. It
+// reports whether more pages follow.
+func (p *pager) next(ctx context.Context, v listVisitor) (bool, error) {
+	if p.done {
+		return false, nil
+	}
+	p.page++
+	prefix := aws.ToString(p.in.Prefix)
+	out, err := p.api.ListObjectsV2(ctx, p.in, fastListDecoding)
+	if err != nil {
+		p.done = true
+		return false, fmt.Errorf("list %s (page %d): %w", Printable(prefix), p.page, Explain(err, p.conn))
+	}
+	encoded := out.EncodingType == types.EncodingTypeUrl
+	past := false // an entry at or after r.until was sent
+	for _, o := range out.Contents {
+		key := decodeKey(aws.ToString(o.Key), encoded)
+		p.last = max(p.last, key)
+		p.replaced = p.replaced || (!encoded && strings.ContainsRune(key, utf8.RuneError))
+		if !p.r.within(key, &past) {
+			continue
 		}
-		encoded := out.EncodingType == types.EncodingTypeUrl
-		for _, o := range out.Contents {
-			key := decodeKey(aws.ToString(o.Key), encoded)
-			lastName = max(lastName, key)
-			if v.object != nil {
-				v.object(object{key: key, size: aws.ToInt64(o.Size), modified: aws.ToTime(o.LastModified).UTC()})
-			}
-		}
-		for _, p := range out.CommonPrefixes {
-			name := decodeKey(aws.ToString(p.Prefix), encoded)
-			lastName = max(lastName, name)
-			if v.prefix != nil {
-				v.prefix(name)
-			}
-		}
-		if !aws.ToBool(out.IsTruncated) {
-			return nil
-		}
-		// Continue after a truncated page. Servers in the ListObjects v1
-		// style send no token: StartAfter the last name seen then. A token
-		// or position that does not move would loop forever.
-		in = copyInput(in)
-		if token := aws.ToString(out.NextContinuationToken); token != "" {
-			if token == lastToken {
-				return fmt.Errorf("list %s (page %d): the server repeated continuation token %q", Printable(prefix), page, token)
-			}
-			lastToken = token
-			in.ContinuationToken = aws.String(token)
-			in.StartAfter = nil
-		} else {
-			if lastName == "" || lastName == aws.ToString(in.StartAfter) {
-				return fmt.Errorf("list %s (page %d): truncated page without a continuation token", Printable(prefix), page)
-			}
-			in.ContinuationToken = nil
-			in.StartAfter = aws.String(lastName)
+		if v.object != nil {
+			v.object(object{key: key, size: aws.ToInt64(o.Size), modified: aws.ToTime(o.LastModified).UTC()})
 		}
 	}
+	for _, cp := range out.CommonPrefixes {
+		name := decodeKey(aws.ToString(cp.Prefix), encoded)
+		p.last = max(p.last, name)
+		p.replaced = p.replaced || (!encoded && strings.ContainsRune(name, utf8.RuneError))
+		if !p.r.within(name, &past) {
+			continue
+		}
+		if v.prefix != nil {
+			v.prefix(name)
+		}
+	}
+	if !aws.ToBool(out.IsTruncated) || past {
+		p.done = true
+		return false, nil
+	}
+	// Continue after a truncated page. Servers in the ListObjects v1
+	// style send no token: StartAfter the last name seen then. A token
+	// or position that does not move would loop forever.
+	p.in = copyInput(p.in)
+	if token := aws.ToString(out.NextContinuationToken); token != "" {
+		if token == p.lastToken {
+			p.done = true
+			return false, fmt.Errorf("list %s (page %d): the server repeated continuation token %q", Printable(prefix), p.page, token)
+		}
+		p.lastToken = token
+		p.in.ContinuationToken = aws.String(token)
+		p.in.StartAfter = nil
+	} else {
+		if p.last == "" || p.last == aws.ToString(p.in.StartAfter) {
+			p.done = true
+			return false, fmt.Errorf("list %s (page %d): truncated page without a continuation token", Printable(prefix), p.page)
+		}
+		p.in.ContinuationToken = nil
+		p.in.StartAfter = aws.String(p.last)
+	}
+	return true, nil
+}
+
+// within reports whether name lies in the range, and sets *past when it
+// lies at or after its end: nothing further in the listing is wanted then.
+func (r *listRange) within(name string, past *bool) bool {
+	if r.until != "" && name >= r.until {
+		*past = true
+		return false
+	}
+	return name >= r.from
 }
 
 func copyInput(in *s3.ListObjectsV2Input) *s3.ListObjectsV2Input {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,6 +14,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/tui/common"
 )
 
 const lsHelp = `Usage:
@@ -61,13 +64,16 @@ func runLs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fleet.Sort(v.Rows, key)
+	out := bufio.NewWriterSize(stdout, 64<<10)
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(v); err != nil {
-			return err
-		}
-	} else if err := printRows(stdout, v); err != nil {
+		err = writeViewJSON(out, v)
+	} else {
+		err = printRows(out, v)
+	}
+	if err == nil {
+		err = out.Flush()
+	}
+	if err != nil {
 		return err
 	}
 	if v.LocalErr != "" {
@@ -77,6 +83,63 @@ func runLs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%s", v.RemoteErr)
 	}
 	return nil
+}
+
+// writeViewJSON writes v as json.Encoder with a two-space indent would, byte
+// for byte, one row at a time: the whole view of 10,000 tenants would be
+// tens of megabytes, twice over (compact, then indented), before the first
+// byte is written.
+func writeViewJSON(w io.Writer, v *fleet.View) error {
+	if v.Rows == nil { // "tenants": null
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	// The view without rows gives everything around them:
+	// `{\n  "tenants": [` before, `],\n  "counts": ...}\n` after.
+	frame := *v
+	frame.Rows = []fleet.Row{}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(&frame); err != nil {
+		return err
+	}
+	const open = "{\n  \"tenants\": ["
+	head, tail, ok := bytes.Cut(buf.Bytes(), []byte(open+"]"))
+	if !ok || len(head) != 0 {
+		return fmt.Errorf("encode ls view: unexpected layout %.40q", buf.Bytes())
+	}
+	tail = bytes.Clone(tail)
+	if _, err := io.WriteString(w, open); err != nil {
+		return err
+	}
+	enc.SetIndent("    ", "  ")
+	for i := range v.Rows {
+		buf.Reset()
+		if i == 0 {
+			buf.WriteString("\n    ")
+		} else {
+			buf.WriteString(",\n    ")
+		}
+		if err := enc.Encode(&v.Rows[i]); err != nil {
+			return err
+		}
+		buf.Truncate(buf.Len() - 1) // Encode's newline
+		if _, err := w.Write(buf.Bytes()); err != nil {
+			return err
+		}
+	}
+	if len(v.Rows) > 0 {
+		if _, err := io.WriteString(w, "\n  "); err != nil {
+			return err
+		}
+	}
+	_, err := io.WriteString(w, "]")
+	if err == nil {
+		_, err = w.Write(tail)
+	}
+	return err
 }
 
 func printRows(w io.Writer, v *fleet.View) error {
@@ -100,7 +163,7 @@ func printRows(w io.Writer, v *fleet.View) error {
 		if r.Local != nil && r.Remote != nil {
 			lag = fmt.Sprintf("%d tx", r.LagTXIDs)
 			if r.LagTXIDs > 0 {
-				lag += " / " + shortDuration(r.Lag)
+				lag += " / " + common.Duration(r.Lag)
 			}
 		}
 		note := r.Note
@@ -133,7 +196,7 @@ func summaryLine(v *fleet.View) string {
 	case v.RemoteErr != "" && v.RemoteAt.IsZero():
 		line += " · S3 side unknown: " + v.RemoteErr
 	case v.Stale():
-		line += fmt.Sprintf(" · S3 side from %s ago", shortDuration(v.RemoteAge()))
+		line += fmt.Sprintf(" · S3 side from %s ago", common.Duration(v.RemoteAge()))
 		if v.RemoteErr != "" {
 			line += " (now: " + v.RemoteErr + ")"
 		}
@@ -146,22 +209,5 @@ func ago(now, t time.Time) string {
 	if t.IsZero() {
 		return "-"
 	}
-	return shortDuration(now.Sub(t)) + " ago"
-}
-
-// shortDuration prints d in its largest unit: 850ms, 42s, 5m, 3h, 2d.
-func shortDuration(d time.Duration) string {
-	switch {
-	case d < 0:
-		return "0s"
-	case d < time.Second:
-		return fmt.Sprintf("%dms", d.Milliseconds())
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh", int(d.Hours()))
-	}
-	return fmt.Sprintf("%dd", int(d.Hours()/24))
+	return common.Duration(now.Sub(t)) + " ago"
 }
