@@ -124,6 +124,14 @@ func HasDBSuffix(name string) bool {
 	return false
 }
 
+// RestoredMarker is in the name of a restored copy written beside a live
+// database (NAME.restored-TIME.db, the terminal UI's default): a copy for
+// the operator to look at, not a tenant to list or replicate.
+const RestoredMarker = ".restored-"
+
+// IsRestoredCopy reports whether a file name is a restored copy.
+func IsRestoredCopy(name string) bool { return strings.Contains(name, RestoredMarker) }
+
 // PrefixKey is the value two names must not share: S3 keys are
 // case-sensitive, but GUIDs that differ only in case name the same tenant.
 func PrefixKey(name string) string { return strings.ToLower(name) }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -279,5 +280,7 @@ func Sort(rows []Row, key SortKey) {
 	default:
 		f = byName
 	}
-	slices.SortStableFunc(rows, func(a, b Row) int { return f(&a, &b) })
+	// Compare in place: copies of Row whose addresses reach f would be
+	// moved to the heap, one allocation per comparison.
+	sort.SliceStable(rows, func(i, j int) bool { return f(&rows[i], &rows[j]) < 0 })
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/tui/common"
 )
 
 const inspectHelp = `Usage:
@@ -88,9 +89,9 @@ func printTenant(w io.Writer, t *s3browse.Tenant, now time.Time, files int) {
 	case l.Error != "":
 		fmt.Fprintf(w, "lease     unreadable: %s\n", s3browse.Printable(l.Error))
 	case l.Expired(now):
-		fmt.Fprintf(w, "lease     expired %s ago (last held by %s)\n", shortDuration(now.Sub(l.ExpiresAt)), s3browse.Printable(l.Owner))
+		fmt.Fprintf(w, "lease     expired %s ago (last held by %s)\n", common.Duration(now.Sub(l.ExpiresAt)), s3browse.Printable(l.Owner))
 	default:
-		fmt.Fprintf(w, "lease     held by %s for %s more (generation %d)\n", s3browse.Printable(l.Owner), shortDuration(l.ExpiresAt.Sub(now)), l.Generation)
+		fmt.Fprintf(w, "lease     held by %s for %s more (generation %d)\n", s3browse.Printable(l.Owner), common.Duration(l.ExpiresAt.Sub(now)), l.Generation)
 	}
 	if t.UnknownObjects > 0 {
 		fmt.Fprintf(w, "unknown   %d objects litestream would not restore from\n", t.UnknownObjects)

@@ -193,7 +193,7 @@ func (m *Model) buildChoices() {
 // with nothing local, as NAME.restored-TIME.db. It never names the live
 // file itself.
 func DefaultOutput(row fleet.Row, now time.Time) string {
-	name := row.Tenant + ".restored-" + now.UTC().Format("20060102T150405Z") + ".db"
+	name := row.Tenant + fleet.RestoredMarker + now.UTC().Format("20060102T150405Z") + ".db"
 	if row.Local != nil {
 		return filepath.Join(filepath.Dir(row.Local.Path), name)
 	}
