@@ -25,7 +25,7 @@ $(FREEZE):
 
 # The README's test command: unit and integration tests, race detector on,
 # against a real S3 server on 127.0.0.1 that this target starts and stops.
-test: tools
+test: tools tmux
 	@CGO_ENABLED=1 scripts/with-s3.sh $(GO) test -race -count=1 -timeout 25m $(TEST_ARGS) ./...
 
 # Fast tests only: no S3 server, no peers.
