@@ -38,9 +38,10 @@ type Conn struct {
 	Region   string
 	Endpoint string // custom S3 endpoint, e.g. http://127.0.0.1:7070
 	// ForcePathStyle is on by default with a custom endpoint, as in Litestream.
-	ForcePathStyle  bool
-	AccessKeyID     string
-	SecretAccessKey string
+	ForcePathStyle bool
+	// Credentials; never encoded: a Conn inside a JSON answer stays secret.
+	AccessKeyID     string `json:"-"`
+	SecretAccessKey string `json:"-"`
 }
 
 // String describes the connection for messages, without credentials.

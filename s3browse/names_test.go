@@ -1,7 +1,9 @@
 package s3browse
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -77,6 +79,21 @@ func TestPrintable(t *testing.T) {
 	} {
 		if got := Printable(in); got != want {
 			t.Errorf("Printable(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+// TestConnNeverPrintsCredentials: a Conn printed with %v or %+v, or encoded
+// as JSON inside an answer, carries no credential.
+func TestConnNeverPrintsCredentials(t *testing.T) {
+	c := Conn{Bucket: "b", Endpoint: "http://127.0.0.1:1", AccessKeyID: "AKIASECRETID", SecretAccessKey: "very-secret"}
+	b, err := json.Marshal(struct{ Conn Conn }{c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, out := range []string{fmt.Sprintf("%v", c), fmt.Sprintf("%+v", c), fmt.Sprint(c), string(b), c.URL("t")} {
+		if strings.Contains(out, "AKIASECRETID") || strings.Contains(out, "very-secret") {
+			t.Fatalf("credential printed: %s", out)
 		}
 	}
 }
