@@ -23,6 +23,7 @@ Usage:
   litefleet [tui] [-dir DIR]... [-bucket NAME] [-config FILE] [-readonly] [-refresh 5s]
   litefleet replicate -dsn PATH -bucket NAME [-db-name NAME] [flags]
   litefleet replicate -config litestream.yml
+  litefleet replicate -dir DIR -bucket NAME [-recursive]
   litefleet validate [-recursive] [-json] PATH...
   litefleet restore TENANT [-o PATH] [-timestamp T | -txid N] [-dry-run] [-force] [-json]
   litefleet restore -all -o DIR [-match GLOB] [-parallel N]
