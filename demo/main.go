@@ -32,6 +32,8 @@ import (
 
 	"github.com/superfly/ltx"
 	_ "modernc.org/sqlite"
+
+	"github.com/litefleet/litefleet/internal/s3test"
 )
 
 const (
@@ -218,16 +220,15 @@ func toolsBin() string {
 
 // startS3 starts versitygw on a free loopback port and waits until it answers.
 func startS3(dir, logFile string) (string, func(), error) {
-	bin := filepath.Join(toolsBin(), "versitygw")
-	if _, err := os.Stat(bin); err != nil {
-		return "", nil, fmt.Errorf("%s missing: run make tools", bin)
+	bin, err := s3test.FindTool("versitygw")
+	if err != nil {
+		return "", nil, fmt.Errorf("%w: run make tools", err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := s3test.FreePort()
 	if err != nil {
 		return "", nil, err
 	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	logf, err := os.Create(logFile)
 	if err != nil {
 		return "", nil, err
@@ -244,18 +245,11 @@ func startS3(dir, logFile string) (string, func(), error) {
 		logf.Close()
 	}
 	endpoint := "http://" + addr
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		resp, err := http.Get(endpoint)
-		if err == nil {
-			resp.Body.Close()
-			return endpoint, stop, nil
-		}
-		if time.Now().After(deadline) {
-			stop()
-			return "", nil, fmt.Errorf("versitygw did not start: see %s", logFile)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := s3test.WaitReady(endpoint, 10*time.Second); err != nil {
+		stop()
+		return "", nil, fmt.Errorf("versitygw did not start: see %s", logFile)
 	}
+	return endpoint, stop, nil
 }
 
 func writeConfig(path, dataDir, endpoint, proxy string) error {

@@ -95,9 +95,9 @@ func (f *Fleet) Refresh(ctx context.Context) (*View, error) {
 		f.remote, f.remoteAt, f.cached = remote, now, false
 		f.saveCache()
 	} else {
-		v.RemoteErr = s3browse.Explain(remoteErr, f.Conn).Error()
-		if f.API == nil {
-			v.RemoteErr = remoteErr.Error()
+		v.RemoteErr = remoteErr.Error()
+		if f.API != nil {
+			v.RemoteErr = s3browse.Explain(remoteErr, f.Conn).Error()
 		}
 		if f.remote == nil {
 			f.loadCache()
@@ -117,11 +117,9 @@ func (f *Fleet) Inspect(ctx context.Context, tenant string) (*s3browse.Tenant, e
 	if f.API == nil {
 		return nil, errors.New("no bucket: pass -bucket")
 	}
-	t, err := s3browse.Inspect(ctx, f.API, f.Conn, tenant)
-	if err != nil {
-		return nil, s3browse.Explain(err, f.Conn)
-	}
-	return t, nil
+	// Inspect explains its S3 errors itself; explaining again would dress
+	// a refused name or a cancellation as an S3 failure.
+	return s3browse.Inspect(ctx, f.API, f.Conn, tenant)
 }
 
 // cacheFile is what CacheFile holds.

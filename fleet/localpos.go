@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -90,10 +91,7 @@ func readL0(l *Local, meta string) bool {
 			}
 		}
 		slices.SortFunc(refs, func(a, b LTXRef) int {
-			if a.MinTXID != b.MinTXID {
-				return cmpUint64(a.MinTXID, b.MinTXID)
-			}
-			return cmpUint64(a.MaxTXID, b.MaxTXID)
+			return cmp.Or(cmp.Compare(a.MinTXID, b.MinTXID), cmp.Compare(a.MaxTXID, b.MaxTXID))
 		})
 		l.L0, l.TXID, l.TXIDTime, l.StateErr = refs, 0, time.Time{}, ""
 		if statErr != nil {
@@ -135,16 +133,6 @@ func readLTXHeader(path string) (ltx.Header, error) {
 		return ltx.Header{}, fmt.Errorf("decode ltx header: %w", err)
 	}
 	return hdr, nil
-}
-
-func cmpUint64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // OldestUnreplicated returns the time of the oldest local change a replica

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -41,13 +42,13 @@ type LeaseError struct {
 }
 
 func (e *LeaseError) Error() string {
-	owner := e.Owner
-	if owner == "" {
-		owner = "an unnamed replicator"
-	}
 	return fmt.Sprintf("tenant %s is already replicated by %s (lease until %s): stop that replicator first, or wait for its lease to expire",
-		Printable(e.Tenant), Printable(owner), e.ExpiresAt.Format(time.RFC3339))
+		Printable(e.Tenant), Printable(leaseHolder(e.Owner)), e.ExpiresAt.Format(time.RFC3339))
 }
+
+// leaseHolder names a lease's owner for messages; Litestream's leaser may
+// write none.
+func leaseHolder(owner string) string { return cmp.Or(owner, "an unnamed replicator") }
 
 func (e *LeaseError) Is(target error) bool { return target == ErrLeased }
 
@@ -96,15 +97,6 @@ func NewSupervisor(logger, libLogger *slog.Logger) *Supervisor {
 		running: map[string]*replication{},
 		clients: map[string]*s3.Client{},
 	}
-}
-
-// Check proves that t's bucket is reachable with its credentials.
-func (s *Supervisor) Check(ctx context.Context, c s3browse.Conn) error {
-	client, err := s.client(ctx, c)
-	if err != nil {
-		return err
-	}
-	return s3browse.Check(ctx, client, c, CheckTimeout)
 }
 
 func (s *Supervisor) client(ctx context.Context, c s3browse.Conn) (*s3.Client, error) {
@@ -205,17 +197,10 @@ func (s *Supervisor) start(ctx context.Context, r *replication) error {
 	}
 	r.leaser, r.lease = leaser, lease
 
-	rc := lss3.NewReplicaClient()
-	rc.Bucket = t.Conn.Bucket
-	rc.Path = t.Conn.TenantPath(name)
-	rc.Region = t.Conn.Region
-	rc.Endpoint = t.Conn.Endpoint
-	rc.ForcePathStyle = t.Conn.ForcePathStyle || t.Conn.Endpoint != ""
-	rc.AccessKeyID = t.Conn.AccessKeyID
-	rc.SecretAccessKey = t.Conn.SecretAccessKey
-	if err := rc.Init(ctx); err != nil {
+	rc, err := newReplicaClient(ctx, t.Conn, name, nil)
+	if err != nil {
 		s.releaseLease(r)
-		return fmt.Errorf("tenant %s: %w", Printable(name), s3browse.Explain(err, t.Conn))
+		return fmt.Errorf("tenant %s: %w", Printable(name), err)
 	}
 
 	db := litestream.NewDB(t.Path)

@@ -126,10 +126,6 @@ type RestorePlan struct {
 	// would go ahead.
 	Refusal string   `json:"refusal,omitempty"`
 	Notes   []string `json:"notes,omitempty"`
-
-	ltxInfos []*ltx.FileInfo // the LTX plan, in apply order
-	v3At     time.Time       // the timestamp handed to RestoreV3
-	sidecars []string        // -wal/-shm beside an existing or missing Output
 }
 
 // RestoreResult is what a restore did, and how the file it wrote compares
@@ -321,7 +317,7 @@ func planLTX(ctx context.Context, client s3browse.API, opt RestoreOptions, t *s3
 	// which saves ten LIST requests and a connection per tenant.
 	var rc litestream.ReplicaClient = newListedClient(t, client, opt.Conn)
 	if !opt.Timestamp.IsZero() {
-		lrc, err := newReplicaClient(ctx, opt.Conn, opt.Tenant)
+		lrc, err := newReplicaClient(ctx, opt.Conn, opt.Tenant, discardLogger)
 		if err != nil {
 			return fmt.Errorf("tenant %s: %w", name, err)
 		}
@@ -338,10 +334,9 @@ func planLTX(ctx context.Context, client s3browse.API, opt RestoreOptions, t *s3
 		return fmt.Errorf("tenant %s: no snapshot to start from at %s: the LTX files start at TXID %s; `litefleet inspect %s` lists them",
 			name, p.Replica, infosMin(infos), name)
 	}
-	p.ltxInfos = infos
 	for _, info := range infos {
 		p.Files = append(p.Files, PlanFile{
-			Key:   ltxKey(opt.Conn, opt.Tenant, info.Level, info.MinTXID, info.MaxTXID),
+			Key:   ltxKey(opt.Conn.TenantPath(opt.Tenant), info.Level, info.MinTXID, info.MaxTXID),
 			Level: info.Level, MinTXID: uint64(info.MinTXID), MaxTXID: uint64(info.MaxTXID),
 			Size: info.Size, Time: info.CreatedAt.UTC(),
 		})
@@ -404,9 +399,10 @@ func latestLTX(t *s3browse.Tenant) Position {
 	return txidPosition(t.LatestTXID, at)
 }
 
-// ltxKey is the object key of an LTX file, as Litestream's S3 client names it.
-func ltxKey(c s3browse.Conn, tenant string, level int, minTXID, maxTXID ltx.TXID) string {
-	return fmt.Sprintf("%s/%04x/%s", c.TenantPath(tenant), level, ltx.FormatFilename(minTXID, maxTXID))
+// ltxKey is the object key of an LTX file under a tenant's path (root), as
+// Litestream's S3 client names it.
+func ltxKey(root string, level int, minTXID, maxTXID ltx.TXID) string {
+	return fmt.Sprintf("%s/%04x/%s", root, level, ltx.FormatFilename(minTXID, maxTXID))
 }
 
 var discardLogger = slog.New(slog.DiscardHandler)
@@ -428,9 +424,10 @@ func explainS3(err error, c s3browse.Conn) error {
 	return err
 }
 
-// newReplicaClient returns Litestream's S3 client for a tenant, configured
-// as the Supervisor configures the replicas it writes.
-func newReplicaClient(ctx context.Context, c s3browse.Conn, tenant string) (*lss3.ReplicaClient, error) {
+// newReplicaClient returns Litestream's S3 client for a tenant, initialised:
+// the one client setup for the replicas the Supervisor writes and the
+// ones restore reads. A nil logger keeps Litestream's default.
+func newReplicaClient(ctx context.Context, c s3browse.Conn, tenant string, logger *slog.Logger) (*lss3.ReplicaClient, error) {
 	rc := lss3.NewReplicaClient()
 	rc.Bucket = c.Bucket
 	rc.Path = c.TenantPath(tenant)
@@ -439,7 +436,9 @@ func newReplicaClient(ctx context.Context, c s3browse.Conn, tenant string) (*lss
 	rc.ForcePathStyle = c.ForcePathStyle || c.Endpoint != ""
 	rc.AccessKeyID = c.AccessKeyID
 	rc.SecretAccessKey = c.SecretAccessKey
-	rc.SetLogger(discardLogger)
+	if logger != nil {
+		rc.SetLogger(logger)
+	}
 	if err := rc.Init(ctx); err != nil {
 		return nil, s3browse.Explain(err, c)
 	}
@@ -468,9 +467,10 @@ func checkOutput(opt RestoreOptions, p *RestorePlan) error {
 	default:
 		return fmt.Errorf("output %s: %w", Printable(out), err)
 	}
+	var sidecars []string // -wal/-shm beside an existing or missing output
 	for _, suf := range []string{"-wal", "-shm"} {
 		if _, err := os.Lstat(out + suf); err == nil {
-			p.sidecars = append(p.sidecars, out+suf)
+			sidecars = append(sidecars, out+suf)
 		}
 	}
 	live := p.Lease != nil && p.Lease.Error == "" && !p.Lease.Expired(time.Now())
@@ -490,10 +490,10 @@ func checkOutput(opt RestoreOptions, p *RestorePlan) error {
 	}
 	if p.OutputExists && live {
 		p.Refusal = fmt.Sprintf("tenant %s is being replicated by %s (lease until %s): stop that replicator before restoring over %s, or restore elsewhere with -o",
-			name, Printable(cmp.Or(p.Lease.Owner, "an unnamed replicator")), p.Lease.ExpiresAt.Format(time.RFC3339), Printable(out))
+			name, Printable(leaseHolder(p.Lease.Owner)), p.Lease.ExpiresAt.Format(time.RFC3339), Printable(out))
 		return nil
 	}
-	if p.OutputExists || len(p.sidecars) > 0 {
+	if p.OutputExists || len(sidecars) > 0 {
 		if pid, ok := openByOther(out); ok {
 			p.Refusal = fmt.Sprintf("%s is open in process %d: stop it before restoring over the file", Printable(out), pid)
 			return nil
@@ -502,13 +502,13 @@ func checkOutput(opt RestoreOptions, p *RestorePlan) error {
 	switch {
 	case p.OutputExists && !opt.Force:
 		p.Refusal = fmt.Sprintf("%s exists: pass -force to replace it (the old file and its -wal/-shm are kept as %s.bak-TIME)", Printable(out), Printable(filepath.Base(out)))
-	case !p.OutputExists && len(p.sidecars) > 0 && !opt.Force:
+	case !p.OutputExists && len(sidecars) > 0 && !opt.Force:
 		p.Refusal = fmt.Sprintf("%s exists without %s, and SQLite would replay it into the restored database: move it away, or pass -force to keep it as %s.bak-TIME%s",
-			Printable(p.sidecars[0]), Printable(filepath.Base(out)), Printable(filepath.Base(out)), strings.TrimPrefix(p.sidecars[0], out))
+			Printable(sidecars[0]), Printable(filepath.Base(out)), Printable(filepath.Base(out)), strings.TrimPrefix(sidecars[0], out))
 	}
 	if live && p.Refusal == "" {
 		p.Notes = append(p.Notes, fmt.Sprintf("tenant %s is being replicated by %s: the restored file is a copy as of %s, and the replica moves on",
-			name, Printable(cmp.Or(p.Lease.Owner, "an unnamed replicator")), p.Position))
+			name, Printable(leaseHolder(p.Lease.Owner)), p.Position))
 	}
 	return nil
 }
@@ -608,7 +608,6 @@ func Restore(ctx context.Context, client s3browse.API, opt RestoreOptions) (*Res
 
 	// Check the file against the replica as it is now: a live tenant may
 	// have moved on while the restore ran.
-	res.Latest = p.Latest
 	if t, err := s3browse.Inspect(ctx, client, opt.Conn, opt.Tenant); err == nil {
 		if p.Source == SourceLTX {
 			res.Latest = latestLTX(t)

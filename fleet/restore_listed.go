@@ -63,7 +63,7 @@ func (c *listedClient) OpenLTXFile(ctx context.Context, level int, minTXID, maxT
 	if size > 0 {
 		rng = fmt.Sprintf("bytes=%d-%d", offset, offset+size-1)
 	}
-	key := fmt.Sprintf("%s/%04x/%s", c.root, level, ltx.FormatFilename(minTXID, maxTXID))
+	key := ltxKey(c.root, level, minTXID, maxTXID)
 	out, err := c.api.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(c.conn.Bucket), Key: aws.String(key), Range: aws.String(rng)})
 	if err != nil {
 		return nil, fmt.Errorf("get %s: %w", key, s3browse.Explain(err, c.conn))

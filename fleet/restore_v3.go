@@ -103,7 +103,6 @@ func planGenerations(opt RestoreOptions, t *s3browse.Tenant, p *RestorePlan) err
 		p.Bytes += w.Size
 	}
 	p.Position = pt.position()
-	p.v3At = opt.Timestamp
 	return nil
 }
 
@@ -111,7 +110,7 @@ func planGenerations(opt RestoreOptions, t *s3browse.Tenant, p *RestorePlan) err
 // RestoreV3. Litestream writes tmp.tmp (and its -wal) and renames it to
 // tmp; the caller removes all of them on failure.
 func restoreGenerations(ctx context.Context, api s3browse.API, opt RestoreOptions, p *RestorePlan, tmp string, prog *progress) error {
-	rc, err := newReplicaClient(ctx, opt.Conn, opt.Tenant)
+	rc, err := newReplicaClient(ctx, opt.Conn, opt.Tenant, discardLogger)
 	if err != nil {
 		return err
 	}
@@ -122,7 +121,7 @@ func restoreGenerations(ctx context.Context, api s3browse.API, opt RestoreOption
 	r := litestream.NewReplicaWithClient(nil, &countingClient{ReplicaClient: rc, api: api, conn: opt.Conn, sizes: sizes, prog: prog})
 	ro := litestream.NewRestoreOptions()
 	ro.OutputPath = tmp
-	ro.Timestamp = p.v3At
+	ro.Timestamp = opt.Timestamp
 	// integrityCheck runs after, as for LTX restores: no second pass here.
 	ro.IntegrityCheck = litestream.IntegrityCheckNone
 	if err := r.RestoreV3(ctx, ro); err != nil {

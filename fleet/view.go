@@ -114,7 +114,7 @@ func Join(locals []Local, remote []s3browse.TenantSummary, now time.Time, opt Vi
 	byName := make(map[string]int, len(locals))
 	for i := range locals {
 		l := &locals[i]
-		if !l.Verdict.Usable() || l.Verdict == VerdictCollision {
+		if !l.Verdict.Usable() {
 			// Not joinable: its name is not the prefix it would use.
 			rows = append(rows, Row{Tenant: l.Name, Local: l, Status: StatusInvalid, Note: l.Note})
 			continue

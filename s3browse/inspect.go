@@ -83,7 +83,10 @@ func Inspect(ctx context.Context, api API, conn Conn, tenant string) (*Tenant, e
 	sum := newSummarizer(tenant)
 	files := make(map[int][]LTXFile)
 	gens := make(map[string]*Generation)
-	var lease *object
+	// The lease's listing entry, kept by value: taking the address of the
+	// visitor's parameter would move every listed object to the heap.
+	var lease object
+	hasLease := false
 	err := list(ctx, api, conn, root, "", listVisitor{object: func(o object) {
 		rest, ok := strings.CutPrefix(o.key, root)
 		if !ok {
@@ -93,7 +96,7 @@ func Inspect(ctx context.Context, api API, conn Conn, tenant string) (*Tenant, e
 		sum.add(k, o)
 		switch k.kind {
 		case keyLease:
-			lease = &o
+			lease, hasLease = o, true
 		case keyLTX:
 			files[k.level] = append(files[k.level], LTXFile{
 				Level: k.level, MinTXID: k.minTXID, MaxTXID: k.maxTXID,
@@ -149,8 +152,8 @@ func Inspect(ctx context.Context, api API, conn Conn, tenant string) (*Tenant, e
 	slices.SortFunc(t.Generations, func(a, b Generation) int {
 		return cmp.Or(a.FirstAt.Compare(b.FirstAt), strings.Compare(a.ID, b.ID))
 	})
-	if lease != nil {
-		if t.Lease, err = readLease(ctx, api, conn, root+leaseFile, *lease); err != nil {
+	if hasLease {
+		if t.Lease, err = readLease(ctx, api, conn, root+leaseFile, lease); err != nil {
 			return nil, err
 		}
 	}

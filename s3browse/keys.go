@@ -1,6 +1,7 @@
 package s3browse
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 
@@ -136,3 +137,25 @@ func isLowerHex(s string, n int) bool {
 // TXIDHex formats a TXID the way LTX file names and `litestream restore
 // -txid` spell it.
 func TXIDHex(txid uint64) string { return ltx.TXID(txid).String() }
+
+// ParseTXID reads a TXID as LTX file names spell it (16 hex digits), as
+// 0x…, or as a decimal number. TXIDs start at 1.
+func ParseTXID(s string) (uint64, error) {
+	var v uint64
+	var err error
+	switch {
+	case strings.HasPrefix(s, "0x"):
+		v, err = strconv.ParseUint(s[2:], 16, 64)
+	case len(s) == 16:
+		v, err = strconv.ParseUint(s, 16, 64)
+	default:
+		v, err = strconv.ParseUint(s, 10, 64)
+	}
+	if err != nil {
+		return 0, errors.New("write 16 hex digits as in LTX file names (0000000000000a3f), 0x…, or a decimal number")
+	}
+	if v == 0 {
+		return 0, errors.New("TXIDs start at 1")
+	}
+	return v, nil
+}

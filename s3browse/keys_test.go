@@ -70,3 +70,16 @@ func TestLTXKeyRoundTrip(t *testing.T) {
 		t.Errorf("TXIDHex(255) = %q", got)
 	}
 }
+
+func TestParseTXID(t *testing.T) {
+	for in, want := range map[string]uint64{"0000000000000a3f": 0xa3f, "0x10": 16, "42": 42} {
+		if got, err := ParseTXID(in); err != nil || got != want {
+			t.Errorf("parseTXID(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"0", "", "-1", "g000000000000000", "0x"} {
+		if _, err := ParseTXID(in); err == nil {
+			t.Errorf("parseTXID(%q) accepted", in)
+		}
+	}
+}

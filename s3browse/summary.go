@@ -2,6 +2,7 @@ package s3browse
 
 import (
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -108,7 +109,10 @@ func (a *summarizer) add(k tenantKey, o object) {
 		if a.gens == nil {
 			a.gens = make(map[string]struct{})
 		}
-		a.gens[k.generation] = struct{}{}
+		if _, ok := a.gens[k.generation]; !ok {
+			// A clone: the substring would keep its whole key alive.
+			a.gens[strings.Clone(k.generation)] = struct{}{}
+		}
 		s.Generations = len(a.gens)
 		s.LatestAt = later(s.LatestAt, o.modified)
 		if k.kind == keySnapshotV3 {

@@ -198,7 +198,6 @@ func (m *Model) replicated(msg replicationMsg) tea.Cmd {
 	if m.pending > 0 {
 		return nil
 	}
-	m.pending = 0
 	m.c.Tasks.Done("replication")
 	return m.refresh(false)
 }
@@ -270,9 +269,6 @@ func (m *Model) startRestore() tea.Cmd {
 		row = &r
 	} else {
 		row = m.table.Current()
-		if row != nil && (report == nil || report.Name != row.Tenant) {
-			report = nil
-		}
 	}
 	switch {
 	case row == nil:

@@ -32,55 +32,61 @@ func (f *fleetFlags) register(fs *flag.FlagSet) {
 }
 
 // resolveConn is the S3 connection from flags and, with -config, the file:
-// credentials from its top level, and bucket, endpoint, region and prefix
-// from its first replica unless flags give them. It also returns the
-// config's database paths and explicit names, for local discovery.
-func (f *connFlags) resolveConn() (s3browse.Conn, []string, map[string]string, error) {
+// credentials from its first replica (or its top level), and bucket,
+// endpoint, region, prefix and path style from that replica unless flags
+// give them. It also returns the file's databases, for discovery and for
+// restoring by path.
+func (f *connFlags) resolveConn() (s3browse.Conn, []fleet.Target, error) {
 	conn := f.conn()
 	if f.config == "" {
-		return conn, nil, nil, nil
+		return conn, nil, nil
 	}
 	cfg, targets, err := fleet.LoadConfig(f.config)
 	if err != nil {
-		return conn, nil, nil, err
+		return conn, nil, err
 	}
 	conn.AccessKeyID, conn.SecretAccessKey = cfg.AccessKeyID, cfg.SecretAccessKey
-	var paths []string
-	names := map[string]string{}
-	for i, t := range targets {
-		paths = append(paths, t.Path)
-		if t.Tenant.Verdict == fleet.VerdictExplicit {
-			names[t.Path] = t.Tenant.Name
-		}
-		if i > 0 {
-			continue
-		}
-		if conn.Bucket == "" {
-			conn.Bucket = t.Conn.Bucket
-		}
-		if conn.Endpoint == "" {
-			conn.Endpoint = t.Conn.Endpoint
-			conn.ForcePathStyle = conn.ForcePathStyle || t.Conn.ForcePathStyle
-		}
-		if conn.Region == "" {
-			conn.Region = t.Conn.Region
-		}
-		if f.prefix == s3browse.DefaultPrefix && t.Conn.Prefix != "" {
-			conn.Prefix = t.Conn.Prefix
-		}
-		if t.Conn.AccessKeyID != "" {
-			conn.AccessKeyID, conn.SecretAccessKey = t.Conn.AccessKeyID, t.Conn.SecretAccessKey
-		}
+	if len(targets) == 0 {
+		return conn, nil, nil
 	}
-	return conn, paths, names, nil
+	first := targets[0].Conn
+	if first.AccessKeyID != "" && first.SecretAccessKey != "" {
+		conn.AccessKeyID, conn.SecretAccessKey = first.AccessKeyID, first.SecretAccessKey
+	}
+	if !f.given("bucket") {
+		conn.Bucket = first.Bucket
+	}
+	if !f.given("endpoint") {
+		conn.Endpoint = first.Endpoint
+	}
+	if !f.given("region") {
+		conn.Region = first.Region
+	}
+	if !f.given("prefix") {
+		conn.Prefix = first.Prefix
+	}
+	if !f.given("force-path-style") {
+		// The config's own setting (path style by default with its
+		// endpoint), or path style for an endpoint given as a flag.
+		conn.ForcePathStyle = first.ForcePathStyle || f.given("endpoint")
+	}
+	return conn, targets, nil
 }
 
 // newFleet builds the fleet the flags describe. Without -bucket the view has
 // only the local side; without -dir or -config, only the S3 side.
 func (f *fleetFlags) newFleet(ctx context.Context) (*fleet.Fleet, error) {
-	conn, paths, names, err := f.resolveConn()
+	conn, targets, err := f.resolveConn()
 	if err != nil {
 		return nil, err
+	}
+	var paths []string
+	names := map[string]string{}
+	for _, t := range targets {
+		paths = append(paths, t.Path)
+		if t.Tenant.Verdict == fleet.VerdictExplicit {
+			names[t.Path] = t.Tenant.Name
+		}
 	}
 	fl := &fleet.Fleet{
 		Conn:     conn,

@@ -46,7 +46,7 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := s3browse.CheckName(tenant); err != nil {
 		return errUsage("%v", err)
 	}
-	conn, _, _, err := cf.resolveConn()
+	conn, _, err := cf.resolveConn()
 	if err != nil {
 		return err
 	}

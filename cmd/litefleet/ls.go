@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -205,9 +206,4 @@ func summaryLine(v *fleet.View) string {
 }
 
 // ago prints how long before now t was, or "-" for the zero time.
-func ago(now, t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	return common.Duration(now.Sub(t)) + " ago"
-}
+func ago(now, t time.Time) string { return cmp.Or(common.Ago(now, t), "-") }

@@ -168,9 +168,18 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 type connFlags struct {
 	bucket, prefix, region, endpoint, config string
 	forcePathStyle                           bool
+	fs                                       *flag.FlagSet // to tell a flag given from its default
+}
+
+// given reports whether the flag name was on the command line.
+func (c *connFlags) given(name string) bool {
+	found := false
+	c.fs.Visit(func(f *flag.Flag) { found = found || f.Name == name })
+	return found
 }
 
 func (c *connFlags) register(fs *flag.FlagSet) {
+	c.fs = fs
 	fs.StringVar(&c.bucket, "bucket", "", "S3 bucket holding the tenants' replicas")
 	fs.StringVar(&c.prefix, "prefix", s3browse.DefaultPrefix, "folder in the bucket holding one prefix per tenant")
 	fs.StringVar(&c.region, "region", "", "S3 region (default: AWS_REGION, or us-east-1 with -endpoint)")

@@ -72,7 +72,7 @@ func runReplicate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		if *dsn != "" || *dbName != "" {
 			return errUsage("-dir replicates a folder: give -dir or -dsn, not both")
 		}
-		conn, _, _, err := cf.resolveConn()
+		conn, _, err := cf.resolveConn()
 		if err != nil {
 			return err
 		}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -99,7 +98,7 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 	var txid uint64
 	if rf.txid != "" {
-		if txid, err = parseTXID(rf.txid); err != nil {
+		if txid, err = s3browse.ParseTXID(rf.txid); err != nil {
 			return errUsage("-txid %q: %v", rf.txid, err)
 		}
 	}
@@ -214,28 +213,6 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return nil
 }
 
-// parseTXID reads a TXID as LTX file names spell it (16 hex digits) or
-// as a decimal number.
-func parseTXID(s string) (uint64, error) {
-	var v uint64
-	var err error
-	switch {
-	case len(s) == 16:
-		v, err = strconv.ParseUint(s, 16, 64)
-	case strings.HasPrefix(s, "0x"):
-		v, err = strconv.ParseUint(s[2:], 16, 64)
-	default:
-		v, err = strconv.ParseUint(s, 10, 64)
-	}
-	if err != nil {
-		return 0, errors.New("write 16 hex digits as in LTX file names (0000000000000a3f), 0x…, or a decimal number")
-	}
-	if v == 0 {
-		return 0, errors.New("TXIDs start at 1")
-	}
-	return v, nil
-}
-
 // restoreTarget is the tenant named on the command line and its default
 // output file.
 type restoreTarget struct {
@@ -248,37 +225,10 @@ type restoreTarget struct {
 // or the path of a database listed in the -config file (as litestream
 // restore takes it).
 func restoreConn(rf restoreFlags, arg string) (s3browse.Conn, restoreTarget, error) {
-	conn := rf.conn.conn()
 	target := restoreTarget{tenant: arg}
-	var targets []fleet.Target
-	if rf.conn.config != "" {
-		cfg, ts, err := fleet.LoadConfig(rf.conn.config)
-		if err != nil {
-			return conn, target, err
-		}
-		targets = ts
-		conn.AccessKeyID, conn.SecretAccessKey = cfg.AccessKeyID, cfg.SecretAccessKey
-		if len(targets) > 0 {
-			first := targets[0].Conn
-			if conn.AccessKeyID == "" || conn.SecretAccessKey == "" {
-				conn.AccessKeyID, conn.SecretAccessKey = first.AccessKeyID, first.SecretAccessKey
-			}
-			if !rf.set["bucket"] {
-				conn.Bucket = first.Bucket
-			}
-			if !rf.set["endpoint"] {
-				conn.Endpoint = first.Endpoint
-			}
-			if !rf.set["region"] {
-				conn.Region = first.Region
-			}
-			if !rf.set["prefix"] {
-				conn.Prefix = first.Prefix
-			}
-			if !rf.set["force-path-style"] {
-				conn.ForcePathStyle = first.ForcePathStyle || conn.Endpoint != ""
-			}
-		}
+	conn, targets, err := rf.conn.resolveConn()
+	if err != nil {
+		return conn, target, err
 	}
 
 	switch {
@@ -322,11 +272,7 @@ func restoreConn(rf restoreFlags, arg string) (s3browse.Conn, restoreTarget, err
 		}
 		for _, t := range targets {
 			if t.Path == abs {
-				creds := conn
-				conn = t.Conn
-				if conn.AccessKeyID == "" {
-					conn.AccessKeyID, conn.SecretAccessKey = creds.AccessKeyID, creds.SecretAccessKey
-				}
+				conn = t.Conn // its credentials already fall back to the file's top level
 				target = restoreTarget{tenant: t.Tenant.Name, output: abs}
 				break
 			}

@@ -352,16 +352,3 @@ func TestRestoreCommandLineMistakes(t *testing.T) {
 		}
 	}
 }
-
-func TestParseTXID(t *testing.T) {
-	for in, want := range map[string]uint64{"0000000000000a3f": 0xa3f, "0x10": 16, "42": 42} {
-		if got, err := parseTXID(in); err != nil || got != want {
-			t.Errorf("parseTXID(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"0", "", "-1", "g000000000000000", "0x"} {
-		if _, err := parseTXID(in); err == nil {
-			t.Errorf("parseTXID(%q) accepted", in)
-		}
-	}
-}

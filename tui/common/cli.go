@@ -2,6 +2,8 @@ package common
 
 import (
 	"strings"
+
+	"github.com/litefleet/litefleet/s3browse"
 )
 
 // Flags are the command-line flags that select the fleet of c, for the
@@ -15,7 +17,7 @@ func (c Context) Flags(withDirs bool) []string {
 	if c.Bucket != "" {
 		f = append(f, "-bucket", c.Bucket)
 	}
-	if c.Prefix != "" && c.Prefix != "databases" {
+	if c.Prefix != "" && c.Prefix != s3browse.DefaultPrefix {
 		f = append(f, "-prefix", c.Prefix)
 	}
 	if c.Endpoint != "" {

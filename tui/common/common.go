@@ -102,9 +102,6 @@ func (s *Status) Set(text string, isErr bool, at time.Time) {
 	s.Text, s.Err, s.At = fleet.Printable(text), isErr, at
 }
 
-// Clear removes the message.
-func (s *Status) Clear() { *s = Status{} }
-
 // LogKind says where a log line came from.
 type LogKind int
 

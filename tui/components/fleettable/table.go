@@ -40,7 +40,6 @@ type Model struct {
 
 	cursor, offset int // into visible
 	selected       map[string]bool
-	replicating    map[string]bool // started here since the last refresh
 }
 
 // New returns an empty table sorted by name.
@@ -53,7 +52,7 @@ func New(c *common.Common) *Model {
 		Focused: textinput.StyleState{Prompt: st.Prompt, Text: st.Text, Placeholder: st.Placeholder},
 		Blurred: textinput.StyleState{Prompt: st.Prompt, Text: st.Text, Placeholder: st.Placeholder},
 	})
-	return &Model{c: c, input: in, sortKey: fleet.SortName, selected: map[string]bool{}, replicating: map[string]bool{}}
+	return &Model{c: c, input: in, sortKey: fleet.SortName, selected: map[string]bool{}}
 }
 
 // SetSize sets the table's size, header lines included.
@@ -78,7 +77,6 @@ func (m *Model) SetView(v *fleet.View, sortedBy fleet.SortKey) {
 	cur := m.currentKey()
 	m.at = v.At
 	m.rows = append(m.rows[:0:0], v.Rows...)
-	m.replicating = map[string]bool{}
 	if sortedBy == m.sortKey {
 		m.index(cur)
 	} else {
@@ -227,9 +225,6 @@ func (m *Model) Targets() []fleet.Row {
 // SelectedCount is the number of selected rows.
 func (m *Model) SelectedCount() int { return len(m.selected) }
 
-// ClearSelection unselects every row.
-func (m *Model) ClearSelection() { clear(m.selected) }
-
 // Rows is every row, sorted; Visible the number passing the filter.
 func (m *Model) Rows() []fleet.Row { return m.rows }
 
@@ -245,7 +240,6 @@ func (m *Model) MarkReplicating(r fleet.Row, on bool) {
 			m.rows[i].Replicating = on
 		}
 	}
-	m.replicating[k] = on
 }
 
 // Update handles a key meant for the table: moving, selecting, and the

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -645,17 +644,8 @@ func (m *Model) planLines(kv func(string, string), line func(string)) {
 // else decimal.
 func ParseTXID(s string) (uint64, error) {
 	s = strings.TrimSpace(s)
-	var v uint64
-	var err error
-	switch {
-	case strings.HasPrefix(s, "0x"):
-		v, err = strconv.ParseUint(s[2:], 16, 64)
-	case len(s) == 16:
-		v, err = strconv.ParseUint(s, 16, 64)
-	default:
-		v, err = strconv.ParseUint(s, 10, 64)
-	}
-	if err != nil || v == 0 {
+	v, err := s3browse.ParseTXID(s)
+	if err != nil {
 		return 0, fmt.Errorf("%q is not a TXID: give 16 hex digits (0000000000000042) or a decimal number", s)
 	}
 	return v, nil
