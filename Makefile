@@ -35,10 +35,14 @@ test-short:
 demo: tools build
 	@$(GO) run ./demo
 
+# staticcheck is pinned so that a new release cannot fail a clean tree.
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
 lint:
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }
+	$(GO) mod tidy -diff
 	$(GO) vet ./...
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@latest ./...
+	$(GO) run $(STATICCHECK) ./...
 
 bench: tools build
 	@scripts/with-s3.sh $(GO) test -run '^$$' -bench . -benchmem ./...

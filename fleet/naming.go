@@ -4,6 +4,7 @@
 package fleet
 
 import (
+	"cmp"
 	"fmt"
 	"path/filepath"
 	"regexp"
@@ -89,7 +90,7 @@ func NameFor(path, explicit string) Naming {
 		}
 		return Naming{Name: explicit, Verdict: VerdictExplicit}
 	}
-	stem := fileStem(path)
+	stem := FileStem(path)
 	if IsGUID(stem) {
 		return Naming{Name: stem, Verdict: VerdictGUID}
 	}
@@ -100,8 +101,8 @@ func NameFor(path, explicit string) Naming {
 	return Naming{Name: FallbackName, Verdict: VerdictFallback, Note: note}
 }
 
-// fileStem is the base name of path without its database extension.
-func fileStem(path string) string {
+// FileStem is the base name of path without its database extension.
+func FileStem(path string) string {
 	base := filepath.Base(path)
 	lower := strings.ToLower(base)
 	for _, suf := range dbSuffixes {
@@ -188,3 +189,7 @@ func Shorten(s string, n int) string {
 	}
 	return string(r[:n-1]) + "…"
 }
+
+// LeaseHolder names a lease's owner for messages; Litestream's leaser may
+// write none.
+func LeaseHolder(owner string) string { return cmp.Or(owner, "an unnamed replicator") }

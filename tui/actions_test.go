@@ -13,16 +13,17 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/tui/common"
 	"github.com/litefleet/litefleet/tui/components/cmdline"
 	"github.com/litefleet/litefleet/tui/components/logpane"
-	"github.com/litefleet/litefleet/tui/components/restore"
+	"github.com/litefleet/litefleet/tui/components/restoredialog"
 )
 
-func (d *driver) restores() []fleet.RestoreOptions {
+func (d *driver) restores() []restore.Options {
 	d.fake.mu.Lock()
 	defer d.fake.mu.Unlock()
-	return append([]fleet.RestoreOptions(nil), d.fake.restores...)
+	return append([]restore.Options(nil), d.fake.restores...)
 }
 
 func TestRestoreLatest(t *testing.T) {
@@ -71,14 +72,14 @@ func TestRestoreProgressBar(t *testing.T) {
 	_, cmd := d.m.Update(keyMsg("enter"))
 	spawn(cmd, out)
 	d.wantScreen("esc cancels", "0B of 4.0M downloaded")
-	progress := waitMsg(t, out, "restore.progressMsg")
+	progress := waitMsg(t, out, "restoredialog.progressMsg")
 	d.m.Update(progress)
 	d.wantScreen("2.0M of 4.0M downloaded", "50%", "restoring "+guidRemote[:20])
 	// Quitting during a restore is refused, not a torn file.
 	d.m.Update(keyMsg("ctrl+c"))
 	d.wantScreen("a restore is running")
 	close(gate)
-	d.send(waitMsg(t, out, "restore.doneMsg"))
+	d.send(waitMsg(t, out, "restoredialog.doneMsg"))
 	d.wantScreen("✓ restored")
 }
 
@@ -123,7 +124,7 @@ func TestRestoreSnapshotTXIDTime(t *testing.T) {
 	d.press("R", "j", "j", "j", "enter", "enter")
 	d.typeText(guidRemote)
 	d.press("enter")
-	if rs := d.restores(); len(rs) != 1 || rs[0].TXID != 1699 || rs[0].Source != fleet.SourceLTX {
+	if rs := d.restores(); len(rs) != 1 || rs[0].TXID != 1699 || rs[0].Source != restore.SourceLTX {
 		t.Fatalf("snapshot restore: %+v", rs)
 	}
 	d.press("esc")
@@ -233,13 +234,13 @@ func TestRestoreFromDetailReusesReport(t *testing.T) {
 
 func TestParseTXIDAndTime(t *testing.T) {
 	for in, want := range map[string]uint64{"0000000000000200": 512, "0x200": 512, "512": 512} {
-		got, err := restore.ParseTXID(in)
+		got, err := restoredialog.ParseTXID(in)
 		if err != nil || got != want {
 			t.Errorf("ParseTXID(%q) = %d, %v", in, got, err)
 		}
 	}
 	for _, bad := range []string{"", "0", "xyz", "-1"} {
-		if _, err := restore.ParseTXID(bad); err == nil {
+		if _, err := restoredialog.ParseTXID(bad); err == nil {
 			t.Errorf("ParseTXID(%q) accepted", bad)
 		}
 	}
@@ -250,12 +251,12 @@ func TestParseTXIDAndTime(t *testing.T) {
 		"1h":                        testNow.Add(-time.Hour),
 		"90s ago":                   testNow.Add(-90 * time.Second),
 	} {
-		got, err := restore.ParseTime(in, testNow)
+		got, err := restoredialog.ParseTime(in, testNow)
 		if err != nil || !got.Equal(want) {
 			t.Errorf("ParseTime(%q) = %s, %v; want %s", in, got, err, want)
 		}
 	}
-	if _, err := restore.ParseTime("yesterday", testNow); err == nil {
+	if _, err := restoredialog.ParseTime("yesterday", testNow); err == nil {
 		t.Error("ParseTime accepted yesterday")
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/replication"
+	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
 	"github.com/litefleet/litefleet/tui/common"
 )
@@ -18,11 +20,11 @@ type Backend = common.Backend
 type Finding = common.Finding
 
 // FleetBackend is the Backend of the real program: a *fleet.Fleet for the
-// view, a *fleet.Supervisor for replication in this process, and
-// fleet.PlanRestore/Restore. Safe for concurrent use: the UI calls it from
+// view, a *replication.Supervisor for replication in this process, and
+// restore.NewPlan/Restore. Safe for concurrent use: the UI calls it from
 // tea.Cmds, which run on their own goroutines.
 type FleetBackend struct {
-	sup     *fleet.Supervisor
+	sup     *replication.Supervisor
 	noCache bool
 	profile string
 	config  string
@@ -47,7 +49,7 @@ type FleetOptions struct {
 // sup, so the table shows replications started here, and so is
 // fl.Discover.InUse: discovery must not open and close a file this process
 // replicates, which would drop SQLite's POSIX locks on it.
-func NewFleetBackend(fl *fleet.Fleet, sup *fleet.Supervisor, opt FleetOptions) *FleetBackend {
+func NewFleetBackend(fl *fleet.Fleet, sup *replication.Supervisor, opt FleetOptions) *FleetBackend {
 	replicating := func(path string) bool {
 		_, ok := sup.Replicating(path)
 		return ok
@@ -126,7 +128,7 @@ func (b *FleetBackend) Validate(ctx context.Context) ([]common.Finding, error) {
 	return common.Findings(v, fl.Conn.URL), nil
 }
 
-func (b *FleetBackend) restoreOptions(opt fleet.RestoreOptions) (fleet.RestoreOptions, s3browse.API, error) {
+func (b *FleetBackend) restoreOptions(opt restore.Options) (restore.Options, s3browse.API, error) {
 	fl := b.fleet()
 	if fl.API == nil {
 		return opt, nil, errors.New("no bucket: restore needs -bucket or -config")
@@ -137,22 +139,22 @@ func (b *FleetBackend) restoreOptions(opt fleet.RestoreOptions) (fleet.RestoreOp
 }
 
 // PlanRestore plans a restore from the fleet's bucket.
-func (b *FleetBackend) PlanRestore(ctx context.Context, opt fleet.RestoreOptions) (*fleet.RestorePlan, error) {
+func (b *FleetBackend) PlanRestore(ctx context.Context, opt restore.Options) (*restore.Plan, error) {
 	opt, api, err := b.restoreOptions(opt)
 	if err != nil {
 		return nil, err
 	}
-	return fleet.PlanRestore(ctx, api, opt)
+	return restore.NewPlan(ctx, api, opt)
 }
 
 // Restore restores from the fleet's bucket; it never writes over a
 // database this process replicates.
-func (b *FleetBackend) Restore(ctx context.Context, opt fleet.RestoreOptions) (*fleet.RestoreResult, error) {
+func (b *FleetBackend) Restore(ctx context.Context, opt restore.Options) (*restore.Result, error) {
 	opt, api, err := b.restoreOptions(opt)
 	if err != nil {
 		return nil, err
 	}
-	return fleet.Restore(ctx, api, opt)
+	return restore.Run(ctx, api, opt)
 }
 
 // SetBucket points the S3 side at another bucket.

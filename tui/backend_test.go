@@ -14,6 +14,8 @@ import (
 
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/internal/s3test"
+	"github.com/litefleet/litefleet/replication"
+	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
 )
 
@@ -51,7 +53,7 @@ func TestFleetBackend(t *testing.T) {
 	}
 	fl := &fleet.Fleet{Conn: conn, API: client, Discover: fleet.DiscoverOptions{Dirs: []string{dir}}}
 	quiet := slog.New(slog.DiscardHandler)
-	b := NewFleetBackend(fl, fleet.NewSupervisor(quiet, quiet), FleetOptions{NoCache: true, Dirs: []string{dir}})
+	b := NewFleetBackend(fl, replication.NewSupervisor(quiet, quiet), FleetOptions{NoCache: true, Dirs: []string{dir}})
 	ctx := t.Context()
 	if c := b.Context(); c.Bucket != conn.Bucket || c.Endpoint != srv.Endpoint || c.Prefix != "databases" || len(c.Dirs) != 1 || len(c.Roots) != 1 {
 		t.Fatalf("context: %+v", c)
@@ -85,7 +87,7 @@ func TestFleetBackend(t *testing.T) {
 	}
 
 	// The database being replicated is never restored over.
-	plan, err := b.PlanRestore(ctx, fleet.RestoreOptions{Tenant: guid, Output: path, Force: true})
+	plan, err := b.PlanRestore(ctx, restore.Options{Tenant: guid, Output: path, Force: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +95,7 @@ func TestFleetBackend(t *testing.T) {
 		t.Fatalf("no refusal to restore over the replicated file: %q", plan.Refusal)
 	}
 	out := filepath.Join(t.TempDir(), guid+".restored.db")
-	res, err := b.Restore(ctx, fleet.RestoreOptions{Tenant: guid, Output: out})
+	res, err := b.Restore(ctx, restore.Options{Tenant: guid, Output: out})
 	if err != nil {
 		t.Fatal(err)
 	}

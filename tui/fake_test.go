@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
 	"github.com/litefleet/litefleet/tui/common"
 )
@@ -27,7 +28,7 @@ type fakeBackend struct {
 	reports     map[string]*s3browse.Tenant
 	replicating map[string]bool // by local path
 	calls       []string
-	restores    []fleet.RestoreOptions
+	restores    []restore.Options
 	refreshErr  error
 	gate        chan struct{} // when set, Restore waits on it half way
 	startErr    error
@@ -115,26 +116,26 @@ func (f *fakeBackend) Validate(ctx context.Context) ([]common.Finding, error) {
 	return common.Findings(v, func(t string) string { return "s3://" + f.ctx.Bucket + "/" + f.ctx.Prefix + "/" + t }), nil
 }
 
-func (f *fakeBackend) plan(opt fleet.RestoreOptions) (*fleet.RestorePlan, error) {
+func (f *fakeBackend) plan(opt restore.Options) (*restore.Plan, error) {
 	// Kept as given, unlike fleet's plan: goldens must not hold the
 	// folder the tests run in.
 	out := opt.Output
 	rep, ok := f.reports[opt.Tenant]
 	if !ok {
-		return nil, fmt.Errorf("tenant %s: %w", opt.Tenant, fleet.ErrNoBackup)
+		return nil, fmt.Errorf("tenant %s: %w", opt.Tenant, restore.ErrNoBackup)
 	}
 	txid := rep.LatestTXID
 	if opt.TXID != 0 {
 		txid = opt.TXID
 	}
-	p := &fleet.RestorePlan{
+	p := &restore.Plan{
 		Tenant: opt.Tenant, Replica: "s3://" + f.ctx.Bucket + "/" + f.ctx.Prefix + "/" + opt.Tenant,
-		Output: out, Source: fleet.SourceLTX, Target: "latest",
-		Files: []fleet.PlanFile{{Key: "x/0009/1.ltx", Level: 9, MinTXID: 1, MaxTXID: txid, Size: 3 << 20}, {Key: "x/0000/2.ltx", MaxTXID: txid, Size: 1 << 20}},
+		Output: out, Source: restore.SourceLTX, Target: "latest",
+		Files: []restore.PlanFile{{Key: "x/0009/1.ltx", Level: 9, MinTXID: 1, MaxTXID: txid, Size: 3 << 20}, {Key: "x/0000/2.ltx", MaxTXID: txid, Size: 1 << 20}},
 		Bytes: 4 << 20,
 	}
-	p.Position = fleet.Position{TXID: txid, TXIDHex: s3browse.TXIDHex(txid), Time: f.now.Add(-2 * time.Minute)}
-	p.Latest = fleet.Position{TXID: rep.LatestTXID, TXIDHex: s3browse.TXIDHex(rep.LatestTXID), Time: f.now.Add(-time.Minute)}
+	p.Position = restore.Position{TXID: txid, TXIDHex: s3browse.TXIDHex(txid), Time: f.now.Add(-2 * time.Minute)}
+	p.Latest = restore.Position{TXID: rep.LatestTXID, TXIDHex: s3browse.TXIDHex(rep.LatestTXID), Time: f.now.Add(-time.Minute)}
 	if _, err := os.Stat(out); err == nil {
 		p.OutputExists = true
 		if !opt.Force {
@@ -149,14 +150,14 @@ func (f *fakeBackend) plan(opt fleet.RestoreOptions) (*fleet.RestorePlan, error)
 	return p, nil
 }
 
-func (f *fakeBackend) PlanRestore(ctx context.Context, opt fleet.RestoreOptions) (*fleet.RestorePlan, error) {
+func (f *fakeBackend) PlanRestore(ctx context.Context, opt restore.Options) (*restore.Plan, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("plan %s -> %s force=%v", opt.Tenant, opt.Output, opt.Force)
 	return f.plan(opt)
 }
 
-func (f *fakeBackend) Restore(ctx context.Context, opt fleet.RestoreOptions) (*fleet.RestoreResult, error) {
+func (f *fakeBackend) Restore(ctx context.Context, opt restore.Options) (*restore.Result, error) {
 	f.mu.Lock()
 	f.record("restore %s -> %s force=%v", opt.Tenant, opt.Output, opt.Force)
 	f.restores = append(f.restores, opt)
@@ -166,7 +167,7 @@ func (f *fakeBackend) Restore(ctx context.Context, opt fleet.RestoreOptions) (*f
 		return nil, err
 	}
 	if p.Refusal != "" {
-		return nil, &fleet.RefusedError{Reason: p.Refusal}
+		return nil, &restore.RefusedError{Reason: p.Refusal}
 	}
 	f.mu.Lock()
 	gate := f.gate
@@ -183,7 +184,7 @@ func (f *fakeBackend) Restore(ctx context.Context, opt fleet.RestoreOptions) (*f
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return &fleet.RestoreResult{
+	return &restore.Result{
 		Tenant: opt.Tenant, Output: p.Output, Source: p.Source, Position: p.Position,
 		Integrity: "ok", Size: 5 << 20, Downloaded: p.Bytes, DurationMS: 420, Latest: p.Latest,
 		Current: p.Position.TXID == p.Latest.TXID, Plan: p,

@@ -23,7 +23,7 @@ import (
 	"github.com/litefleet/litefleet/tui/components/header"
 	"github.com/litefleet/litefleet/tui/components/help"
 	"github.com/litefleet/litefleet/tui/components/logpane"
-	"github.com/litefleet/litefleet/tui/components/restore"
+	"github.com/litefleet/litefleet/tui/components/restoredialog"
 	"github.com/litefleet/litefleet/tui/components/validate"
 	"github.com/litefleet/litefleet/tui/keymap"
 	"github.com/litefleet/litefleet/tui/styles"
@@ -66,7 +66,7 @@ type Model struct {
 	detail   *detail.Model
 	help     *help.Model
 	validate *validate.Model
-	restore  *restore.Model
+	restore  *restoredialog.Model
 	cmdline  *cmdline.Model
 	logs     *logpane.Model
 	footer   *footer.Model
@@ -111,7 +111,7 @@ func New(b Backend, opt Options) *Model {
 		detail:   detail.New(c),
 		help:     help.New(c),
 		validate: validate.New(c),
-		restore:  restore.New(c),
+		restore:  restoredialog.New(c),
 		cmdline:  cmdline.New(c),
 		logs:     logpane.New(c),
 		footer:   footer.New(c),

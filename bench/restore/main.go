@@ -33,8 +33,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	_ "modernc.org/sqlite"
 
-	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/internal/s3test"
+	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
 )
 
@@ -360,7 +360,7 @@ func (e *env) profile(path, out string) error {
 		return err
 	}
 	t0 := time.Now()
-	res, err := fleet.Restore(context.Background(), e.client, fleet.RestoreOptions{Conn: e.conn, Tenant: bigTenant, Output: out})
+	res, err := restore.Run(context.Background(), e.client, restore.Options{Conn: e.conn, Tenant: bigTenant, Output: out})
 	pprof.StopCPUProfile()
 	if err != nil {
 		return err

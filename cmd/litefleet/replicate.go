@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/replication"
 )
 
 const replicateHelp = `Usage:
@@ -65,7 +66,7 @@ func runReplicate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	sup := fleet.NewSupervisor(logger, libLogger)
+	sup := replication.NewSupervisor(logger, libLogger)
 
 	var scan func() []fleet.Target
 	if len(dirs) > 0 {
@@ -187,7 +188,7 @@ func failuresPaths(errs []error) []string {
 // startTargets starts every target not already replicating, refusing those
 // that would share a prefix. With quiet non-nil, a path refused before is
 // not logged again (rescans), and new refusals are added to it.
-func startTargets(ctx context.Context, sup *fleet.Supervisor, logger *slog.Logger, targets []fleet.Target, quiet map[string]bool) (int, []error) {
+func startTargets(ctx context.Context, sup *replication.Supervisor, logger *slog.Logger, targets []fleet.Target, quiet map[string]bool) (int, []error) {
 	refused := markTargetCollisions(targets)
 	var started int
 	var failures []error

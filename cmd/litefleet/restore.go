@@ -19,6 +19,7 @@ import (
 	"github.com/charmbracelet/x/term"
 
 	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
 )
 
@@ -88,7 +89,7 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.BoolVar(&rf.json, "json", false, "print the plan or result as JSON")
 	fs.BoolVar(&rf.all, "all", false, "restore every tenant in the bucket into the folder -o")
 	fs.StringVar(&rf.match, "match", "", "with -all: only tenants whose name matches this glob")
-	fs.IntVar(&rf.parallel, "parallel", fleet.DefaultRestoreParallel, "with -all: tenants restored at once")
+	fs.IntVar(&rf.parallel, "parallel", restore.DefaultParallel, "with -all: tenants restored at once")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -112,9 +113,9 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return errUsage("give -txid or -timestamp, not both")
 	}
 	switch rf.source {
-	case "", fleet.SourceLTX, fleet.SourceGenerations:
+	case "", restore.SourceLTX, restore.SourceGenerations:
 	default:
-		return errUsage("-source %q: use %s or %s", rf.source, fleet.SourceLTX, fleet.SourceGenerations)
+		return errUsage("-source %q: use %s or %s", rf.source, restore.SourceLTX, restore.SourceGenerations)
 	}
 
 	if rf.all {
@@ -161,7 +162,7 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if output == "" {
 		output = target.output
 	}
-	opt := fleet.RestoreOptions{
+	opt := restore.Options{
 		Conn: conn, Tenant: target.tenant, Output: output, TXID: txid, Timestamp: ts,
 		Source: rf.source, Force: rf.force, DryRun: rf.dryRun,
 	}
@@ -171,7 +172,7 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 
 	if rf.dryRun {
-		p, err := fleet.PlanRestore(ctx, client, opt)
+		p, err := restore.NewPlan(ctx, client, opt)
 		if err != nil {
 			return err
 		}
@@ -201,7 +202,7 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			bar.update(float64(done)/float64(max(total, 1)), label)
 		}
 	}
-	res, err := fleet.Restore(ctx, client, opt)
+	res, err := restore.Run(ctx, client, opt)
 	bar.clear()
 	if err != nil {
 		return err
@@ -297,10 +298,10 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 // printPlan prints a dry run.
-func printPlan(w io.Writer, p *fleet.RestorePlan) {
+func printPlan(w io.Writer, p *restore.Plan) {
 	fmt.Fprintf(w, "plan: restore tenant %s from %s (%s) into %s\n", fleet.Printable(p.Tenant), p.Replica, p.Source, fleet.Printable(p.Output))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	if p.Source == fleet.SourceLTX {
+	if p.Source == restore.SourceLTX {
 		fmt.Fprintln(tw, "  LEVEL\tMIN_TXID\tMAX_TXID\tSIZE\tUPLOADED\tKEY")
 		for _, f := range p.Files {
 			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\t%s\n", f.Level, s3browse.TXIDHex(f.MinTXID), s3browse.TXIDHex(f.MaxTXID),
@@ -328,7 +329,7 @@ func printPlan(w io.Writer, p *fleet.RestorePlan) {
 }
 
 // printResult prints a single restore's outcome.
-func printResult(w io.Writer, r *fleet.RestoreResult) {
+func printResult(w io.Writer, r *restore.Result) {
 	fmt.Fprintf(w, "restored tenant %s into %s\n", fleet.Printable(r.Tenant), fleet.Printable(r.Output))
 	fmt.Fprintf(w, "  from:      %s (%s: %s, %s downloaded, %s)\n", r.Plan.Replica, r.Source, plural(len(r.Plan.Files), "file"),
 		fmtBytes(r.Downloaded), (time.Duration(r.DurationMS) * time.Millisecond).String())
@@ -360,7 +361,7 @@ func restoreAll(ctx context.Context, rf restoreFlags, conn s3browse.Conn, ts tim
 	if err != nil {
 		return err
 	}
-	opt := fleet.RestoreAllOptions{
+	opt := restore.AllOptions{
 		Conn: conn, OutputDir: rf.output, Match: rf.match, Parallel: rf.parallel,
 		Timestamp: ts, Source: rf.source, Force: rf.force, DryRun: rf.dryRun,
 	}
@@ -368,11 +369,11 @@ func restoreAll(ctx context.Context, rf restoreFlags, conn s3browse.Conn, ts tim
 	if !rf.json {
 		bar = newProgressBar(stderr, "restore -all")
 	}
-	var events []fleet.RestoreEvent
+	var events []restore.Event
 	fleetProg := newFleetProgress()
-	sum, err := fleet.RestoreAll(ctx, client, opt, func(ev fleet.RestoreEvent) {
+	sum, err := restore.All(ctx, client, opt, func(ev restore.Event) {
 		if rf.json {
-			if ev.Kind != fleet.EventProgress && ev.Kind != fleet.EventStarted && ev.Kind != fleet.EventListed {
+			if ev.Kind != restore.EventProgress && ev.Kind != restore.EventStarted && ev.Kind != restore.EventListed {
 				events = append(events, ev)
 			}
 			return
@@ -380,7 +381,7 @@ func restoreAll(ctx context.Context, rf restoreFlags, conn s3browse.Conn, ts tim
 		fleetProg.see(ev)
 		if bar != nil {
 			bar.update(fleetProg.fraction(), fleetProg.label())
-			if ev.Kind == fleet.EventFailed || ev.Kind == fleet.EventSkipped {
+			if ev.Kind == restore.EventFailed || ev.Kind == restore.EventSkipped {
 				// Failures stay on screen above the bar.
 				bar.clear()
 				printEvent(stderr, ev)
@@ -392,11 +393,11 @@ func restoreAll(ctx context.Context, rf restoreFlags, conn s3browse.Conn, ts tim
 	bar.clear()
 	if rf.json {
 		if events == nil {
-			events = []fleet.RestoreEvent{}
+			events = []restore.Event{}
 		}
 		if werr := writeJSON(stdout, struct {
-			Tenants []fleet.RestoreEvent    `json:"tenants"`
-			Summary fleet.RestoreAllSummary `json:"summary"`
+			Tenants []restore.Event `json:"tenants"`
+			Summary restore.Summary `json:"summary"`
 		}{events, sum}); werr != nil {
 			return werr
 		}
@@ -418,10 +419,10 @@ func restoreAll(ctx context.Context, rf restoreFlags, conn s3browse.Conn, ts tim
 }
 
 // printEvent prints one line per tenant for restore -all.
-func printEvent(w io.Writer, ev fleet.RestoreEvent) {
+func printEvent(w io.Writer, ev restore.Event) {
 	name := fleet.Printable(ev.Tenant)
 	switch ev.Kind {
-	case fleet.EventRestored:
+	case restore.EventRestored:
 		r := ev.Result
 		state := "current"
 		if !r.Current {
@@ -433,21 +434,21 @@ func printEvent(w io.Writer, ev fleet.RestoreEvent) {
 		}
 		fmt.Fprintf(w, "restored %s -> %s: %s, %s in %s, integrity %s, %s%s\n", name, fleet.Printable(r.Output), r.Position,
 			fmtBytes(r.Downloaded), time.Duration(r.DurationMS)*time.Millisecond, r.Integrity, state, backup)
-	case fleet.EventPlanned:
+	case restore.EventPlanned:
 		p := ev.Plan
 		line := fmt.Sprintf("planned  %s -> %s: %s, %s, %s", name, fleet.Printable(p.Output), p.Position, plural(len(p.Files), "file"), fmtBytes(p.Bytes))
 		if p.Refusal != "" {
 			line += "; would be refused: " + p.Refusal
 		}
 		fmt.Fprintln(w, line)
-	case fleet.EventFailed:
+	case restore.EventFailed:
 		fmt.Fprintf(w, "FAILED   %s: %s\n", name, ev.Error)
-	case fleet.EventSkipped:
+	case restore.EventSkipped:
 		fmt.Fprintf(w, "skipped  %s: not usable as a tenant: %s\n", name, ev.Reason)
 	}
 }
 
-func printSummary(w io.Writer, s fleet.RestoreAllSummary, dryRun bool) {
+func printSummary(w io.Writer, s restore.Summary, dryRun bool) {
 	done := fmt.Sprintf("%d restored", s.Restored)
 	if dryRun {
 		done = fmt.Sprintf("%d planned", s.Planned)
@@ -468,22 +469,22 @@ type fleetProgress struct {
 
 func newFleetProgress() *fleetProgress { return &fleetProgress{tenants: map[string][2]int64{}} }
 
-func (f *fleetProgress) see(ev fleet.RestoreEvent) {
+func (f *fleetProgress) see(ev restore.Event) {
 	switch ev.Kind {
-	case fleet.EventListed:
+	case restore.EventListed:
 		f.total = int(ev.Total)
-	case fleet.EventStarted:
+	case restore.EventStarted:
 		f.started++
 		f.tenants[ev.Tenant] = [2]int64{}
-	case fleet.EventProgress:
+	case restore.EventProgress:
 		f.tenants[ev.Tenant] = [2]int64{ev.Done, ev.Total}
-	case fleet.EventRestored, fleet.EventPlanned:
+	case restore.EventRestored, restore.EventPlanned:
 		f.finished++
 		if ev.Result != nil {
 			f.bytes += ev.Result.Downloaded
 		}
 		delete(f.tenants, ev.Tenant)
-	case fleet.EventFailed:
+	case restore.EventFailed:
 		f.finished++
 		f.failed++
 		delete(f.tenants, ev.Tenant)

@@ -12,6 +12,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/replication"
 	"github.com/litefleet/litefleet/tui"
 	"github.com/litefleet/litefleet/tui/components/logpane"
 )
@@ -71,7 +72,7 @@ func runTUI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	prev := slog.Default()
 	slog.SetDefault(logger)
 	defer slog.SetDefault(prev)
-	sup := fleet.NewSupervisor(logger, slog.New(fleet.QuietInfo(h)))
+	sup := replication.NewSupervisor(logger, slog.New(fleet.QuietInfo(h)))
 
 	backend := tui.NewFleetBackend(fl, sup, tui.FleetOptions{NoCache: ff.noCache, Config: ff.config, Dirs: ff.dirs})
 	m := tui.New(backend, tui.Options{

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
 )
 
@@ -27,8 +28,8 @@ type Backend interface {
 	Validate(ctx context.Context) ([]Finding, error)
 	// PlanRestore and Restore fill in the connection and the replication
 	// guard themselves: the UI gives the tenant, point, output and force.
-	PlanRestore(ctx context.Context, opt fleet.RestoreOptions) (*fleet.RestorePlan, error)
-	Restore(ctx context.Context, opt fleet.RestoreOptions) (*fleet.RestoreResult, error)
+	PlanRestore(ctx context.Context, opt restore.Options) (*restore.Plan, error)
+	Restore(ctx context.Context, opt restore.Options) (*restore.Result, error)
 	// SetBucket and SetPrefix point the S3 side elsewhere and forget the
 	// last answer of the old one.
 	SetBucket(ctx context.Context, bucket string) error

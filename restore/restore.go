@@ -1,4 +1,4 @@
-package fleet
+package restore
 
 import (
 	"cmp"
@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/litefleet/litefleet/fleet"
 
 	"github.com/aws/smithy-go"
 	"github.com/benbjohnson/litestream"
@@ -28,8 +30,8 @@ const (
 	SourceGenerations = "generations" // v0.3 snapshots and WAL segments
 )
 
-// RestoreOptions says what to restore, from where and into which file.
-type RestoreOptions struct {
+// Options says what to restore, from where and into which file.
+type Options struct {
 	Conn   s3browse.Conn
 	Tenant string
 	// Output is the database file to create; "<Tenant>.db" in the current
@@ -105,9 +107,9 @@ type PlanFile struct {
 	Time    time.Time `json:"time"`
 }
 
-// RestorePlan is what a restore would do: the objects it reads, the point
+// Plan is what a restore would do: the objects it reads, the point
 // it reaches, and whether it may write Output at all.
-type RestorePlan struct {
+type Plan struct {
 	Tenant  string `json:"tenant"`
 	Replica string `json:"replica"` // s3:// URL, as litestream restore takes it
 	Output  string `json:"output"`
@@ -128,9 +130,9 @@ type RestorePlan struct {
 	Notes   []string `json:"notes,omitempty"`
 }
 
-// RestoreResult is what a restore did, and how the file it wrote compares
+// Result is what a restore did, and how the file it wrote compares
 // with the replica.
-type RestoreResult struct {
+type Result struct {
 	Tenant string `json:"tenant"`
 	Output string `json:"output"`
 	Source string `json:"source"`
@@ -148,11 +150,11 @@ type RestoreResult struct {
 	Backup string `json:"backup,omitempty"`
 	// Latest is the replica's newest point, read again after the restore;
 	// Current says the file holds it.
-	Latest  Position     `json:"latest"`
-	Current bool         `json:"current"`
-	Note    string       `json:"note,omitempty"`
-	DryRun  bool         `json:"dry_run,omitempty"`
-	Plan    *RestorePlan `json:"plan"`
+	Latest  Position `json:"latest"`
+	Current bool     `json:"current"`
+	Note    string   `json:"note,omitempty"`
+	DryRun  bool     `json:"dry_run,omitempty"`
+	Plan    *Plan    `json:"plan"`
 }
 
 // RefusedError is returned when a restore may not write its output: it
@@ -165,8 +167,8 @@ func (e *RefusedError) Error() string { return e.Reason }
 var ErrNoBackup = errors.New("no backup")
 
 // normalize validates opt and fills in the defaults.
-func (opt RestoreOptions) normalize() (RestoreOptions, error) {
-	if err := ValidateName(opt.Tenant); err != nil {
+func (opt Options) normalize() (Options, error) {
+	if err := fleet.ValidateName(opt.Tenant); err != nil {
 		return opt, err
 	}
 	if err := s3browse.CheckName(opt.Tenant); err != nil {
@@ -192,7 +194,7 @@ func (opt RestoreOptions) normalize() (RestoreOptions, error) {
 	}
 	abs, err := filepath.Abs(out)
 	if err != nil {
-		return opt, fmt.Errorf("output %s: %w", Printable(out), err)
+		return opt, fmt.Errorf("output %s: %w", fleet.Printable(out), err)
 	}
 	if st, err := os.Stat(abs); err == nil && st.IsDir() {
 		abs = filepath.Join(abs, opt.Tenant+".db")
@@ -201,10 +203,10 @@ func (opt RestoreOptions) normalize() (RestoreOptions, error) {
 	return opt, nil
 }
 
-// PlanRestore works out what Restore would do with opt, without writing
+// NewPlan works out what Restore would do with opt, without writing
 // anything: which objects it would read, the point it would reach, and
 // whether it would refuse to write the output (Refusal).
-func PlanRestore(ctx context.Context, client s3browse.API, opt RestoreOptions) (*RestorePlan, error) {
+func NewPlan(ctx context.Context, client s3browse.API, opt Options) (*Plan, error) {
 	opt, err := opt.normalize()
 	if err != nil {
 		return nil, err
@@ -215,13 +217,13 @@ func PlanRestore(ctx context.Context, client s3browse.API, opt RestoreOptions) (
 // planRestore plans opt (already normalized). exactTime reads the header
 // of the last LTX file for the time the plan reaches; a restore reads it
 // anyway and skips that request.
-func planRestore(ctx context.Context, client s3browse.API, opt RestoreOptions, exactTime bool) (*RestorePlan, error) {
-	name := Printable(opt.Tenant)
+func planRestore(ctx context.Context, client s3browse.API, opt Options, exactTime bool) (*Plan, error) {
+	name := fleet.Printable(opt.Tenant)
 	t, err := s3browse.Inspect(ctx, client, opt.Conn, opt.Tenant)
 	if err != nil {
 		return nil, fmt.Errorf("tenant %s: %w", name, err)
 	}
-	p := &RestorePlan{
+	p := &Plan{
 		Tenant:  opt.Tenant,
 		Replica: opt.Conn.URL(opt.Tenant),
 		Output:  opt.Output,
@@ -255,7 +257,7 @@ func planRestore(ctx context.Context, client s3browse.API, opt RestoreOptions, e
 	}
 
 	// Plan each layout allowed, then keep the one reaching the later point.
-	var ltxPlan, genPlan *RestorePlan
+	var ltxPlan, genPlan *Plan
 	var ltxErr, genErr error
 	if hasLTX && opt.Source != SourceGenerations {
 		lp := *p
@@ -306,8 +308,8 @@ func describeFormat(f s3browse.Format) string {
 
 // planLTX fills p from Litestream's own restore plan (CalcRestorePlan), so
 // that litefleet reads exactly the files `litestream restore` would.
-func planLTX(ctx context.Context, client s3browse.API, opt RestoreOptions, t *s3browse.Tenant, p *RestorePlan, exactTime bool) error {
-	name := Printable(opt.Tenant)
+func planLTX(ctx context.Context, client s3browse.API, opt Options, t *s3browse.Tenant, p *Plan, exactTime bool) error {
+	name := fleet.Printable(opt.Tenant)
 	p.Source = SourceLTX
 	p.Latest = latestLTX(t)
 
@@ -317,7 +319,7 @@ func planLTX(ctx context.Context, client s3browse.API, opt RestoreOptions, t *s3
 	// which saves ten LIST requests and a connection per tenant.
 	var rc litestream.ReplicaClient = newListedClient(t, client, opt.Conn)
 	if !opt.Timestamp.IsZero() {
-		lrc, err := newReplicaClient(ctx, opt.Conn, opt.Tenant, discardLogger)
+		lrc, err := NewReplicaClient(ctx, opt.Conn, opt.Tenant, discardLogger)
 		if err != nil {
 			return fmt.Errorf("tenant %s: %w", name, err)
 		}
@@ -362,8 +364,8 @@ func infosMin(infos []*ltx.FileInfo) string {
 }
 
 // notAvailable explains a TXID or time that no restore point matches.
-func notAvailable(opt RestoreOptions, t *s3browse.Tenant) error {
-	name := Printable(opt.Tenant)
+func notAvailable(opt Options, t *s3browse.Tenant) error {
+	name := fleet.Printable(opt.Tenant)
 	var first, last uint64
 	var firstAt time.Time
 	for _, l := range t.Levels {
@@ -424,10 +426,10 @@ func explainS3(err error, c s3browse.Conn) error {
 	return err
 }
 
-// newReplicaClient returns Litestream's S3 client for a tenant, initialised:
+// NewReplicaClient returns Litestream's S3 client for a tenant, initialised:
 // the one client setup for the replicas the Supervisor writes and the
 // ones restore reads. A nil logger keeps Litestream's default.
-func newReplicaClient(ctx context.Context, c s3browse.Conn, tenant string, logger *slog.Logger) (*lss3.ReplicaClient, error) {
+func NewReplicaClient(ctx context.Context, c s3browse.Conn, tenant string, logger *slog.Logger) (*lss3.ReplicaClient, error) {
 	rc := lss3.NewReplicaClient()
 	rc.Bucket = c.Bucket
 	rc.Path = c.TenantPath(tenant)
@@ -448,24 +450,24 @@ func newReplicaClient(ctx context.Context, c s3browse.Conn, tenant string, logge
 // checkOutput records the state of the output file in p and, when a
 // restore must not write it, why (p.Refusal). Only an unreadable folder is
 // an error.
-func checkOutput(opt RestoreOptions, p *RestorePlan) error {
+func checkOutput(opt Options, p *Plan) error {
 	out := opt.Output
-	name := Printable(opt.Tenant)
+	name := fleet.Printable(opt.Tenant)
 	st, err := os.Lstat(out)
 	switch {
 	case err == nil:
 		p.OutputExists = true
 		if st.Mode()&os.ModeSymlink != 0 {
-			p.Refusal = fmt.Sprintf("%s is a symbolic link: give the path of the file itself", Printable(out))
+			p.Refusal = fmt.Sprintf("%s is a symbolic link: give the path of the file itself", fleet.Printable(out))
 			return nil
 		}
 		if !st.Mode().IsRegular() {
-			p.Refusal = fmt.Sprintf("%s exists and is not a regular file", Printable(out))
+			p.Refusal = fmt.Sprintf("%s exists and is not a regular file", fleet.Printable(out))
 			return nil
 		}
 	case errors.Is(err, os.ErrNotExist):
 	default:
-		return fmt.Errorf("output %s: %w", Printable(out), err)
+		return fmt.Errorf("output %s: %w", fleet.Printable(out), err)
 	}
 	var sidecars []string // -wal/-shm beside an existing or missing output
 	for _, suf := range []string{"-wal", "-shm"} {
@@ -477,38 +479,38 @@ func checkOutput(opt RestoreOptions, p *RestorePlan) error {
 
 	// A file named after another GUID is that tenant's to a replicator,
 	// which would upload this tenant's data into the other's prefix.
-	if stem := fileStem(out); IsGUID(stem) && !strings.EqualFold(stem, opt.Tenant) {
+	if stem := fleet.FileStem(out); fleet.IsGUID(stem) && !strings.EqualFold(stem, opt.Tenant) {
 		p.Refusal = fmt.Sprintf("%s is named after tenant %s, but it would hold tenant %s's data, which a replicator would then upload into %s's prefix: restore to %s.db, or to a name that is not a GUID",
-			Printable(out), stem, name, stem, name)
+			fleet.Printable(out), stem, name, stem, name)
 		return nil
 	}
 	if opt.IsReplicating != nil {
 		if tenant, ok := opt.IsReplicating(out); ok {
-			p.Refusal = fmt.Sprintf("%s is being replicated by this process as tenant %s: stop replicating it before restoring over it, or restore elsewhere with -o", Printable(out), Printable(tenant))
+			p.Refusal = fmt.Sprintf("%s is being replicated by this process as tenant %s: stop replicating it before restoring over it, or restore elsewhere with -o", fleet.Printable(out), fleet.Printable(tenant))
 			return nil
 		}
 	}
 	if p.OutputExists && live {
 		p.Refusal = fmt.Sprintf("tenant %s is being replicated by %s (lease until %s): stop that replicator before restoring over %s, or restore elsewhere with -o",
-			name, Printable(leaseHolder(p.Lease.Owner)), p.Lease.ExpiresAt.Format(time.RFC3339), Printable(out))
+			name, fleet.Printable(fleet.LeaseHolder(p.Lease.Owner)), p.Lease.ExpiresAt.Format(time.RFC3339), fleet.Printable(out))
 		return nil
 	}
 	if p.OutputExists || len(sidecars) > 0 {
 		if pid, ok := openByOther(out); ok {
-			p.Refusal = fmt.Sprintf("%s is open in process %d: stop it before restoring over the file", Printable(out), pid)
+			p.Refusal = fmt.Sprintf("%s is open in process %d: stop it before restoring over the file", fleet.Printable(out), pid)
 			return nil
 		}
 	}
 	switch {
 	case p.OutputExists && !opt.Force:
-		p.Refusal = fmt.Sprintf("%s exists: pass -force to replace it (the old file and its -wal/-shm are kept as %s.bak-TIME)", Printable(out), Printable(filepath.Base(out)))
+		p.Refusal = fmt.Sprintf("%s exists: pass -force to replace it (the old file and its -wal/-shm are kept as %s.bak-TIME)", fleet.Printable(out), fleet.Printable(filepath.Base(out)))
 	case !p.OutputExists && len(sidecars) > 0 && !opt.Force:
 		p.Refusal = fmt.Sprintf("%s exists without %s, and SQLite would replay it into the restored database: move it away, or pass -force to keep it as %s.bak-TIME%s",
-			Printable(sidecars[0]), Printable(filepath.Base(out)), Printable(filepath.Base(out)), strings.TrimPrefix(sidecars[0], out))
+			fleet.Printable(sidecars[0]), fleet.Printable(filepath.Base(out)), fleet.Printable(filepath.Base(out)), strings.TrimPrefix(sidecars[0], out))
 	}
 	if live && p.Refusal == "" {
 		p.Notes = append(p.Notes, fmt.Sprintf("tenant %s is being replicated by %s: the restored file is a copy as of %s, and the replica moves on",
-			name, Printable(leaseHolder(p.Lease.Owner)), p.Position))
+			name, fleet.Printable(fleet.LeaseHolder(p.Lease.Owner)), p.Position))
 	}
 	return nil
 }
@@ -520,7 +522,7 @@ func checkOutput(opt RestoreOptions, p *RestorePlan) error {
 // An existing output is replaced only with opt.Force, and is kept as
 // Output.bak-TIME (with its -wal and -shm). With opt.DryRun only the plan
 // is made: the result has DryRun set and nothing is written.
-func Restore(ctx context.Context, client s3browse.API, opt RestoreOptions) (*RestoreResult, error) {
+func Run(ctx context.Context, client s3browse.API, opt Options) (*Result, error) {
 	opt, err := opt.normalize()
 	if err != nil {
 		return nil, err
@@ -530,7 +532,7 @@ func Restore(ctx context.Context, client s3browse.API, opt RestoreOptions) (*Res
 	if err != nil {
 		return nil, err
 	}
-	res := &RestoreResult{Tenant: p.Tenant, Output: p.Output, Source: p.Source, Plan: p, Latest: p.Latest}
+	res := &Result{Tenant: p.Tenant, Output: p.Output, Source: p.Source, Plan: p, Latest: p.Latest}
 	if opt.DryRun {
 		res.DryRun = true
 		res.Position = p.Position
@@ -539,7 +541,7 @@ func Restore(ctx context.Context, client s3browse.API, opt RestoreOptions) (*Res
 	if p.Refusal != "" {
 		return nil, &RefusedError{Reason: p.Refusal}
 	}
-	name := Printable(opt.Tenant)
+	name := fleet.Printable(opt.Tenant)
 
 	if err := os.MkdirAll(filepath.Dir(p.Output), 0o755); err != nil {
 		return nil, fmt.Errorf("tenant %s: create the output folder: %w", name, err)
@@ -586,7 +588,7 @@ func Restore(ctx context.Context, client s3browse.API, opt RestoreOptions) (*Res
 
 	if p.Target == "latest" && !res.Position.same(p.Latest) {
 		return nil, fmt.Errorf("tenant %s: the restore reached %s but the replica's latest is %s: files are missing in between; `litefleet inspect %s` lists them; nothing was written at %s",
-			name, res.Position, p.Latest, name, Printable(p.Output))
+			name, res.Position, p.Latest, name, fleet.Printable(p.Output))
 	}
 	integrity, err := integrityCheck(ctx, tmp)
 	if err != nil {
@@ -628,12 +630,12 @@ func Restore(ctx context.Context, client s3browse.API, opt RestoreOptions) (*Res
 
 // restoreFailed wraps a failed restore's error with what the operator needs
 // to know: which tenant, that nothing was written, and how to go on.
-func restoreFailed(ctx context.Context, opt RestoreOptions, err error) error {
-	name := Printable(opt.Tenant)
+func restoreFailed(ctx context.Context, opt Options, err error) error {
+	name := fleet.Printable(opt.Tenant)
 	if ctx.Err() != nil {
-		return fmt.Errorf("tenant %s: restore cancelled: nothing was written at %s: %w", name, Printable(opt.Output), err)
+		return fmt.Errorf("tenant %s: restore cancelled: nothing was written at %s: %w", name, fleet.Printable(opt.Output), err)
 	}
-	return fmt.Errorf("tenant %s: restore failed, nothing was written at %s: %w", name, Printable(opt.Output), err)
+	return fmt.Errorf("tenant %s: restore failed, nothing was written at %s: %w", name, fleet.Printable(opt.Output), err)
 }
 
 // tempPath returns a new, unused name beside out for the file being
@@ -680,7 +682,7 @@ func syncFile(path string) (int64, error) {
 // (-wal and -shm first, so that a crash never leaves an old WAL beside the
 // new database); without it, install refuses to replace a file that
 // appeared since the plan. It returns the backup path, if one was kept.
-func install(tmp string, p *RestorePlan, force bool) (string, error) {
+func install(tmp string, p *Plan, force bool) (string, error) {
 	out := p.Output
 	dir := filepath.Dir(out)
 	var backup string
@@ -693,18 +695,18 @@ func install(tmp string, p *RestorePlan, force bool) (string, error) {
 		}
 	}
 	if (exists || len(sidecars) > 0) && !force {
-		return "", &RefusedError{Reason: fmt.Sprintf("%s appeared while restoring: pass -force to replace it (it is kept as %s.bak-TIME)", Printable(out), Printable(filepath.Base(out)))}
+		return "", &RefusedError{Reason: fmt.Sprintf("%s appeared while restoring: pass -force to replace it (it is kept as %s.bak-TIME)", fleet.Printable(out), fleet.Printable(filepath.Base(out)))}
 	}
 	if exists || len(sidecars) > 0 {
 		backup = backupName(out)
 		for _, suf := range sidecars {
 			if err := os.Rename(out+suf, backup+suf); err != nil {
-				return "", fmt.Errorf("keep %s as %s: %w", Printable(out+suf), Printable(backup+suf), err)
+				return "", fmt.Errorf("keep %s as %s: %w", fleet.Printable(out+suf), fleet.Printable(backup+suf), err)
 			}
 		}
 		if exists {
 			if err := os.Rename(out, backup); err != nil {
-				return "", fmt.Errorf("keep %s as %s: %w", Printable(out), Printable(backup), err)
+				return "", fmt.Errorf("keep %s as %s: %w", fleet.Printable(out), fleet.Printable(backup), err)
 			}
 		} else {
 			// Only an orphan -wal/-shm was there: name what was kept.
@@ -715,7 +717,7 @@ func install(tmp string, p *RestorePlan, force bool) (string, error) {
 			backup = strings.Join(kept, ", ")
 		}
 		if err := os.Rename(tmp, out); err != nil {
-			return "", fmt.Errorf("rename the restored file to %s: %w", Printable(out), err)
+			return "", fmt.Errorf("rename the restored file to %s: %w", fleet.Printable(out), err)
 		}
 	} else {
 		// A hard link never replaces a file that appeared since the check;
@@ -723,9 +725,9 @@ func install(tmp string, p *RestorePlan, force bool) (string, error) {
 		if err := os.Link(tmp, out); err == nil {
 			_ = os.Remove(tmp)
 		} else if errors.Is(err, os.ErrExist) {
-			return "", &RefusedError{Reason: fmt.Sprintf("%s appeared while restoring: pass -force to replace it", Printable(out))}
+			return "", &RefusedError{Reason: fmt.Sprintf("%s appeared while restoring: pass -force to replace it", fleet.Printable(out))}
 		} else if err := os.Rename(tmp, out); err != nil {
-			return "", fmt.Errorf("rename the restored file to %s: %w", Printable(out), err)
+			return "", fmt.Errorf("rename the restored file to %s: %w", fleet.Printable(out), err)
 		}
 	}
 	if err := syncDir(dir); err != nil {
@@ -757,11 +759,11 @@ func backupName(out string) string {
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("sync folder %s: %w", Printable(dir), err)
+		return fmt.Errorf("sync folder %s: %w", fleet.Printable(dir), err)
 	}
 	defer d.Close()
 	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync folder %s: %w", Printable(dir), err)
+		return fmt.Errorf("sync folder %s: %w", fleet.Printable(dir), err)
 	}
 	return nil
 }

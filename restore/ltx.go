@@ -1,4 +1,4 @@
-package fleet
+package restore
 
 import (
 	"bufio"
@@ -60,7 +60,7 @@ var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 256
 
 // applyLTX writes the database of p's LTX files into a new file at tmp and
 // returns the point it holds and its verified checksum.
-func applyLTX(ctx context.Context, api s3browse.API, conn s3browse.Conn, p *RestorePlan, tmp string, prog *progress) (Position, string, error) {
+func applyLTX(ctx context.Context, api s3browse.API, conn s3browse.Conn, p *Plan, tmp string, prog *progress) (Position, string, error) {
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return Position{}, "", fmt.Errorf("create temporary file: %w", err)

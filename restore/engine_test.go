@@ -1,4 +1,4 @@
-package fleet
+package restore
 
 // Unit tests of the LTX restore engine: LTX files made here from the pages
 // of a real SQLite database at three points, with checksums tracked (which
@@ -190,7 +190,7 @@ func TestRestoreEngineAppliesPlans(t *testing.T) {
 		{1, states[0], []string{keys["L0-1"]}},
 	} {
 		out := filepath.Join(dir, fmt.Sprintf("txid-%d.db", tt.txid))
-		res, err := Restore(ctx, m, RestoreOptions{Conn: conn, Tenant: engineTenant, Output: out, TXID: tt.txid})
+		res, err := Run(ctx, m, Options{Conn: conn, Tenant: engineTenant, Output: out, TXID: tt.txid})
 		if err != nil {
 			t.Fatalf("TXID %d: %v", tt.txid, err)
 		}
@@ -218,7 +218,7 @@ func TestRestoreEngineReplansWhenAnObjectIsGone(t *testing.T) {
 	m, conn, states, keys := engReplica(t)
 	m.goneOnce[keys["L0-3"]] = true
 	out := filepath.Join(t.TempDir(), "x.db")
-	if _, err := Restore(context.Background(), m, RestoreOptions{Conn: conn, Tenant: engineTenant, Output: out}); err != nil {
+	if _, err := Run(context.Background(), m, Options{Conn: conn, Tenant: engineTenant, Output: out}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(out); !bytes.Equal(got, states[2]) {
@@ -265,7 +265,7 @@ func TestRestoreEngineRefusesWhatDoesNotAddUp(t *testing.T) {
 			m, conn, s, keys := engReplica(t)
 			tt.damage(m, keys, s, t)
 			dir := t.TempDir()
-			_, err := Restore(context.Background(), m, RestoreOptions{Conn: conn, Tenant: engineTenant, Output: filepath.Join(dir, "x.db")})
+			_, err := Run(context.Background(), m, Options{Conn: conn, Tenant: engineTenant, Output: filepath.Join(dir, "x.db")})
 			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "nothing was written") {
 				t.Fatalf("error %v, want %q", err, tt.want)
 			}
@@ -280,7 +280,7 @@ func TestRestoreEngineCancelled(t *testing.T) {
 	m, conn, _, _ := engReplica(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	dir := t.TempDir()
-	_, err := Restore(ctx, m, RestoreOptions{Conn: conn, Tenant: engineTenant, Output: filepath.Join(dir, "x.db"),
+	_, err := Run(ctx, m, Options{Conn: conn, Tenant: engineTenant, Output: filepath.Join(dir, "x.db"),
 		Progress: func(done, total int64) { cancel() }})
 	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "restore cancelled: nothing was written") {
 		t.Fatalf("error %v", err)

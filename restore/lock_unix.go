@@ -1,6 +1,6 @@
 //go:build unix
 
-package fleet
+package restore
 
 import (
 	"os"
@@ -13,7 +13,7 @@ import (
 // lock on the "dead man switch" byte of the -shm file for as long as it is
 // open; a rollback-journal database is locked only during a transaction,
 // on the pending/reserved/shared bytes of the file itself. Locks held by
-// this process do not show: use RestoreOptions.IsReplicating for those.
+// this process do not show: use Options.IsReplicating for those.
 func openByOther(path string) (int, bool) {
 	const (
 		shmDMS      = 128        // UNIX_SHM_DMS in SQLite's os_unix.c

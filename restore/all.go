@@ -1,4 +1,4 @@
-package fleet
+package restore
 
 import (
 	"context"
@@ -10,35 +10,37 @@ import (
 	"sync"
 	"time"
 
+	"github.com/litefleet/litefleet/fleet"
+
 	"golang.org/x/sync/errgroup"
 
 	"github.com/litefleet/litefleet/s3browse"
 )
 
-// DefaultRestoreParallel is how many tenants RestoreAll restores at once
+// DefaultParallel is how many tenants All restores at once
 // when not told: restores wait on S3 more than on the CPU.
-const DefaultRestoreParallel = 8
+const DefaultParallel = 8
 
-// RestoreAllOptions says which tenants to restore and where.
-type RestoreAllOptions struct {
+// AllOptions says which tenants to restore and where.
+type AllOptions struct {
 	Conn s3browse.Conn
 	// OutputDir receives one <tenant>.db per tenant; it is created if missing.
 	OutputDir string
 	// Match is a glob (path.Match) on tenant names; empty matches all.
 	Match string
 	// Parallel bounds how many tenants are restored at once;
-	// DefaultRestoreParallel when < 1.
+	// DefaultParallel when < 1.
 	Parallel int
 	// Timestamp restores every tenant to its state at that time; zero: latest.
 	Timestamp time.Time
 	Source    string
 	Force     bool
 	DryRun    bool
-	// IsReplicating: see RestoreOptions.
+	// IsReplicating: see Options.
 	IsReplicating func(path string) (tenant string, ok bool)
 }
 
-// RestoreEvent kinds.
+// Event kinds.
 const (
 	EventListed   = "listed"   // the tenants to restore are known (Total)
 	EventSkipped  = "skipped"  // a prefix whose name cannot be a tenant
@@ -49,51 +51,51 @@ const (
 	EventFailed   = "failed"   // a tenant could not be restored (Err)
 )
 
-// RestoreEvent reports one step of RestoreAll.
-type RestoreEvent struct {
+// Event reports one step of All.
+type Event struct {
 	Kind string `json:"kind"`
 	// Tenant is the name as listed: print it with Printable.
-	Tenant string         `json:"tenant"`
-	Output string         `json:"output,omitempty"`
-	Done   int64          `json:"done,omitempty"`  // EventProgress: bytes
-	Total  int64          `json:"total,omitempty"` // EventProgress: bytes; EventListed: tenants
-	Result *RestoreResult `json:"result,omitempty"`
-	Plan   *RestorePlan   `json:"plan,omitempty"`
-	Err    error          `json:"-"`
-	Error  string         `json:"error,omitempty"`
+	Tenant string  `json:"tenant"`
+	Output string  `json:"output,omitempty"`
+	Done   int64   `json:"done,omitempty"`  // EventProgress: bytes
+	Total  int64   `json:"total,omitempty"` // EventProgress: bytes; EventListed: tenants
+	Result *Result `json:"result,omitempty"`
+	Plan   *Plan   `json:"plan,omitempty"`
+	Err    error   `json:"-"`
+	Error  string  `json:"error,omitempty"`
 	// Reason says why a prefix was skipped.
 	Reason string `json:"reason,omitempty"`
 }
 
-// RestoreFailure is one tenant that was not restored.
-type RestoreFailure struct {
+// Failure is one tenant that was not restored.
+type Failure struct {
 	Tenant string `json:"tenant"`
 	Error  string `json:"error"`
 }
 
-// RestoreAllSummary is the outcome of RestoreAll.
-type RestoreAllSummary struct {
-	Tenants    int              `json:"tenants"` // matched and valid
-	Restored   int              `json:"restored"`
-	Planned    int              `json:"planned,omitempty"` // dry run
-	Refused    int              `json:"refused,omitempty"` // dry run: plans with a Refusal
-	Failed     int              `json:"failed"`
-	Skipped    int              `json:"skipped"` // invalid names
-	Downloaded int64            `json:"downloaded"`
-	DurationMS int64            `json:"duration_ms"`
-	Failures   []RestoreFailure `json:"failures,omitempty"`
+// Summary is the outcome of All.
+type Summary struct {
+	Tenants    int       `json:"tenants"` // matched and valid
+	Restored   int       `json:"restored"`
+	Planned    int       `json:"planned,omitempty"` // dry run
+	Refused    int       `json:"refused,omitempty"` // dry run: plans with a Refusal
+	Failed     int       `json:"failed"`
+	Skipped    int       `json:"skipped"` // invalid names
+	Downloaded int64     `json:"downloaded"`
+	DurationMS int64     `json:"duration_ms"`
+	Failures   []Failure `json:"failures,omitempty"`
 }
 
-// RestoreAll restores every tenant under opt.Conn (or those matching
+// All restores every tenant under opt.Conn (or those matching
 // opt.Match) into opt.OutputDir, at most opt.Parallel at a time. Each
 // tenant is restored as Restore does; a failure leaves the others going,
 // and the tenants that succeeded stay restored. onEvent (which may be nil)
 // hears of every step; its calls never overlap. The error is for what
 // stops the whole run (the listing failed, ctx was cancelled); per-tenant
 // failures are counted in the summary.
-func RestoreAll(ctx context.Context, client s3browse.API, opt RestoreAllOptions, onEvent func(RestoreEvent)) (RestoreAllSummary, error) {
+func All(ctx context.Context, client s3browse.API, opt AllOptions, onEvent func(Event)) (Summary, error) {
 	start := time.Now()
-	var sum RestoreAllSummary
+	var sum Summary
 	if opt.Match != "" {
 		if _, err := path.Match(opt.Match, ""); err != nil {
 			return sum, fmt.Errorf("-match %q: %w", opt.Match, err)
@@ -107,7 +109,7 @@ func RestoreAll(ctx context.Context, client s3browse.API, opt RestoreAllOptions,
 		return sum, err
 	}
 	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
-		return sum, fmt.Errorf("%s is a file: -o with -all names a folder", Printable(dir))
+		return sum, fmt.Errorf("%s is a file: -o with -all names a folder", fleet.Printable(dir))
 	}
 	prefixes, err := s3browse.ListTenants(ctx, client, opt.Conn)
 	if err != nil {
@@ -115,7 +117,7 @@ func RestoreAll(ctx context.Context, client s3browse.API, opt RestoreAllOptions,
 	}
 
 	var mu sync.Mutex
-	emit := func(ev RestoreEvent) {
+	emit := func(ev Event) {
 		if ev.Err != nil {
 			ev.Error = ev.Err.Error()
 		}
@@ -134,7 +136,7 @@ func RestoreAll(ctx context.Context, client s3browse.API, opt RestoreAllOptions,
 			}
 		case EventFailed:
 			sum.Failed++
-			sum.Failures = append(sum.Failures, RestoreFailure{Tenant: ev.Tenant, Error: ev.Error})
+			sum.Failures = append(sum.Failures, Failure{Tenant: ev.Tenant, Error: ev.Error})
 		}
 		if onEvent != nil {
 			onEvent(ev)
@@ -152,66 +154,66 @@ func RestoreAll(ctx context.Context, client s3browse.API, opt RestoreAllOptions,
 			}
 		}
 		if !p.Valid {
-			emit(RestoreEvent{Kind: EventSkipped, Tenant: p.Name, Reason: p.Problem})
+			emit(Event{Kind: EventSkipped, Tenant: p.Name, Reason: p.Problem})
 			continue
 		}
-		if err := ValidateName(p.Name); err != nil {
-			emit(RestoreEvent{Kind: EventSkipped, Tenant: p.Name, Reason: err.Error()})
+		if err := fleet.ValidateName(p.Name); err != nil {
+			emit(Event{Kind: EventSkipped, Tenant: p.Name, Reason: err.Error()})
 			continue
 		}
 		names = append(names, p.Name)
-		byKey[PrefixKey(p.Name)] = append(byKey[PrefixKey(p.Name)], p.Name)
+		byKey[fleet.PrefixKey(p.Name)] = append(byKey[fleet.PrefixKey(p.Name)], p.Name)
 	}
 	sum.Tenants = len(names)
-	emit(RestoreEvent{Kind: EventListed, Total: int64(len(names))})
+	emit(Event{Kind: EventListed, Total: int64(len(names))})
 	if !opt.DryRun && len(names) > 0 {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return sum, fmt.Errorf("create %s: %w", Printable(dir), err)
+			return sum, fmt.Errorf("create %s: %w", fleet.Printable(dir), err)
 		}
 	}
 
 	parallel := opt.Parallel
 	if parallel < 1 {
-		parallel = DefaultRestoreParallel
+		parallel = DefaultParallel
 	}
 	var g errgroup.Group
 	g.SetLimit(parallel)
 	for _, name := range names {
 		out := filepath.Join(dir, name+".db")
-		if others := byKey[PrefixKey(name)]; len(others) > 1 {
+		if others := byKey[fleet.PrefixKey(name)]; len(others) > 1 {
 			// Two prefixes that differ only in case are one tenant to
 			// litefleet; restoring both would pick one at random.
-			emit(RestoreEvent{Kind: EventFailed, Tenant: name, Output: out,
-				Err: fmt.Errorf("tenant %s: prefixes %q differ only in case: restore each one alone with -o", Printable(name), others)})
+			emit(Event{Kind: EventFailed, Tenant: name, Output: out,
+				Err: fmt.Errorf("tenant %s: prefixes %q differ only in case: restore each one alone with -o", fleet.Printable(name), others)})
 			continue
 		}
 		if ctx.Err() != nil {
 			break
 		}
 		g.Go(func() error {
-			ropt := RestoreOptions{
+			ropt := Options{
 				Conn: opt.Conn, Tenant: name, Output: out, Timestamp: opt.Timestamp,
 				Source: opt.Source, Force: opt.Force, DryRun: opt.DryRun, IsReplicating: opt.IsReplicating,
 			}
 			if opt.DryRun {
-				p, err := PlanRestore(ctx, client, ropt)
+				p, err := NewPlan(ctx, client, ropt)
 				if err != nil {
-					emit(RestoreEvent{Kind: EventFailed, Tenant: name, Output: out, Err: err})
+					emit(Event{Kind: EventFailed, Tenant: name, Output: out, Err: err})
 				} else {
-					emit(RestoreEvent{Kind: EventPlanned, Tenant: name, Output: out, Plan: p})
+					emit(Event{Kind: EventPlanned, Tenant: name, Output: out, Plan: p})
 				}
 				return nil
 			}
-			emit(RestoreEvent{Kind: EventStarted, Tenant: name, Output: out})
+			emit(Event{Kind: EventStarted, Tenant: name, Output: out})
 			ropt.Progress = func(done, total int64) {
-				emit(RestoreEvent{Kind: EventProgress, Tenant: name, Output: out, Done: done, Total: total})
+				emit(Event{Kind: EventProgress, Tenant: name, Output: out, Done: done, Total: total})
 			}
-			res, err := Restore(ctx, client, ropt)
+			res, err := Run(ctx, client, ropt)
 			if err != nil {
-				emit(RestoreEvent{Kind: EventFailed, Tenant: name, Output: out, Err: err})
+				emit(Event{Kind: EventFailed, Tenant: name, Output: out, Err: err})
 				return nil
 			}
-			emit(RestoreEvent{Kind: EventRestored, Tenant: name, Output: out, Result: res})
+			emit(Event{Kind: EventRestored, Tenant: name, Output: out, Result: res})
 			return nil
 		})
 	}

@@ -1,7 +1,6 @@
-package fleet
+package replication
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +12,9 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/restore"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/benbjohnson/litestream"
@@ -43,12 +45,8 @@ type LeaseError struct {
 
 func (e *LeaseError) Error() string {
 	return fmt.Sprintf("tenant %s is already replicated by %s (lease until %s): stop that replicator first, or wait for its lease to expire",
-		Printable(e.Tenant), Printable(leaseHolder(e.Owner)), e.ExpiresAt.Format(time.RFC3339))
+		fleet.Printable(e.Tenant), fleet.Printable(fleet.LeaseHolder(e.Owner)), e.ExpiresAt.Format(time.RFC3339))
 }
-
-// leaseHolder names a lease's owner for messages; Litestream's leaser may
-// write none.
-func leaseHolder(owner string) string { return cmp.Or(owner, "an unnamed replicator") }
 
 func (e *LeaseError) Is(target error) bool { return target == ErrLeased }
 
@@ -78,7 +76,7 @@ type storeGroup struct {
 
 // replication is one running tenant.
 type replication struct {
-	target  Target
+	target  fleet.Target
 	db      *litestream.DB
 	group   *storeGroup
 	leaser  *lss3.Leaser
@@ -114,16 +112,16 @@ func (s *Supervisor) client(ctx context.Context, c s3browse.Conn) (*s3.Client, e
 	return cl, nil
 }
 
-func runKey(t Target) string {
-	return t.Conn.Endpoint + "\x00" + t.Conn.Bucket + "\x00" + PrefixKey(t.Conn.TenantPath(t.Tenant.Name))
+func runKey(t fleet.Target) string {
+	return t.Conn.Endpoint + "\x00" + t.Conn.Bucket + "\x00" + fleet.PrefixKey(t.Conn.TenantPath(t.Tenant.Name))
 }
 
 // Start begins replicating t: it checks the database and the bucket, takes
 // the tenant's lease, and registers the database with Litestream. It
 // refuses a tenant whose prefix is already replicated, here or elsewhere.
-func (s *Supervisor) Start(ctx context.Context, t Target) error {
+func (s *Supervisor) Start(ctx context.Context, t fleet.Target) error {
 	if !t.Tenant.Verdict.Usable() {
-		return fmt.Errorf("%s: %s", Printable(t.Path), t.Tenant.Note)
+		return fmt.Errorf("%s: %s", fleet.Printable(t.Path), t.Tenant.Note)
 	}
 	key := runKey(t)
 	s.mu.Lock()
@@ -134,15 +132,15 @@ func (s *Supervisor) Start(ctx context.Context, t Target) error {
 	if r, ok := s.running[key]; ok {
 		s.mu.Unlock()
 		if r.target.Path == t.Path {
-			return fmt.Errorf("tenant %s is already replicating from %s", Printable(t.Tenant.Name), Printable(t.Path))
+			return fmt.Errorf("tenant %s is already replicating from %s", fleet.Printable(t.Tenant.Name), fleet.Printable(t.Path))
 		}
 		return fmt.Errorf("tenant %s: prefix %s is already replicated from %s: give %s its own -db-name",
-			Printable(t.Tenant.Name), t.Conn.URL(t.Tenant.Name), Printable(r.target.Path), Printable(t.Path))
+			fleet.Printable(t.Tenant.Name), t.Conn.URL(t.Tenant.Name), fleet.Printable(r.target.Path), fleet.Printable(t.Path))
 	}
 	for _, r := range s.running {
 		if r.target.Path == t.Path {
 			s.mu.Unlock()
-			return fmt.Errorf("%s is already replicating as tenant %s", Printable(t.Path), Printable(r.target.Tenant.Name))
+			return fmt.Errorf("%s is already replicating as tenant %s", fleet.Printable(t.Path), fleet.Printable(r.target.Tenant.Name))
 		}
 	}
 	// Reserve the key so a concurrent Start of the same tenant is refused.
@@ -174,10 +172,10 @@ func (s *Supervisor) start(ctx context.Context, r *replication) error {
 	name := t.Tenant.Name
 	client, err := s.client(ctx, t.Conn)
 	if err != nil {
-		return fmt.Errorf("tenant %s: %w", Printable(name), err)
+		return fmt.Errorf("tenant %s: %w", fleet.Printable(name), err)
 	}
 	if err := s3browse.Check(ctx, client, t.Conn, CheckTimeout); err != nil {
-		return fmt.Errorf("tenant %s: %w", Printable(name), err)
+		return fmt.Errorf("tenant %s: %w", fleet.Printable(name), err)
 	}
 
 	leaser := lss3.NewLeaser()
@@ -193,14 +191,14 @@ func (s *Supervisor) start(ctx context.Context, r *replication) error {
 		if errors.As(err, &held) {
 			return &LeaseError{Tenant: name, Owner: held.Owner, ExpiresAt: held.ExpiresAt}
 		}
-		return fmt.Errorf("tenant %s: take lease: %w", Printable(name), s3browse.Explain(err, t.Conn))
+		return fmt.Errorf("tenant %s: take lease: %w", fleet.Printable(name), s3browse.Explain(err, t.Conn))
 	}
 	r.leaser, r.lease = leaser, lease
 
-	rc, err := newReplicaClient(ctx, t.Conn, name, nil)
+	rc, err := restore.NewReplicaClient(ctx, t.Conn, name, nil)
 	if err != nil {
 		s.releaseLease(r)
-		return fmt.Errorf("tenant %s: %w", Printable(name), err)
+		return fmt.Errorf("tenant %s: %w", fleet.Printable(name), err)
 	}
 
 	db := litestream.NewDB(t.Path)
@@ -215,7 +213,7 @@ func (s *Supervisor) start(ctx context.Context, r *replication) error {
 		s.lib.forget(group, filepath.Base(t.Path))
 		s.mu.Unlock()
 		s.releaseLease(r)
-		return fmt.Errorf("tenant %s: open %s: %w", Printable(name), Printable(t.Path), err)
+		return fmt.Errorf("tenant %s: open %s: %w", fleet.Printable(name), fleet.Printable(t.Path), err)
 	}
 	r.started = time.Now()
 
@@ -295,12 +293,12 @@ func (s *Supervisor) keepLease(ctx context.Context, r *replication) {
 
 // Stop stops replicating the tenant of t after a final sync, and releases
 // its lease.
-func (s *Supervisor) Stop(ctx context.Context, t Target) error {
+func (s *Supervisor) Stop(ctx context.Context, t fleet.Target) error {
 	s.mu.Lock()
 	r, ok := s.running[runKey(t)]
 	s.mu.Unlock()
 	if !ok || r.db == nil {
-		return fmt.Errorf("tenant %s is not replicating in this process", Printable(t.Tenant.Name))
+		return fmt.Errorf("tenant %s is not replicating in this process", fleet.Printable(t.Tenant.Name))
 	}
 	return s.stopTenant(ctx, r, true)
 }
@@ -329,7 +327,7 @@ func (s *Supervisor) stopTenant(ctx context.Context, r *replication, release boo
 	}
 	if err != nil {
 		s.logger.Error("final sync failed", "db", name, "error", err)
-		return fmt.Errorf("tenant %s: final sync: %w", Printable(name), err)
+		return fmt.Errorf("tenant %s: final sync: %w", fleet.Printable(name), err)
 	}
 	pos := r.db.Replica.Pos()
 	s.logger.Info("stopped", "db", name, "txid", pos.TXID.String())
@@ -440,12 +438,12 @@ func (s *Supervisor) Running() []RunStatus {
 }
 
 // Sync forces an immediate sync of a running tenant to S3 and waits for it.
-func (s *Supervisor) Sync(ctx context.Context, t Target) error {
+func (s *Supervisor) Sync(ctx context.Context, t fleet.Target) error {
 	s.mu.Lock()
 	r, ok := s.running[runKey(t)]
 	s.mu.Unlock()
 	if !ok || r.db == nil {
-		return fmt.Errorf("tenant %s is not replicating in this process", Printable(t.Tenant.Name))
+		return fmt.Errorf("tenant %s is not replicating in this process", fleet.Printable(t.Tenant.Name))
 	}
 	_, err := r.group.store.SyncDB(ctx, r.db.Path(), true)
 	return err
@@ -457,24 +455,24 @@ func checkDatabaseFile(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("no database at %s: check -dsn or the config path", Printable(path))
+			return fmt.Errorf("no database at %s: check -dsn or the config path", fleet.Printable(path))
 		}
-		return fmt.Errorf("open %s: %w", Printable(path), err)
+		return fmt.Errorf("open %s: %w", fleet.Printable(path), err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("stat %s: %w", Printable(path), err)
+		return fmt.Errorf("stat %s: %w", fleet.Printable(path), err)
 	}
 	if st.IsDir() {
-		return fmt.Errorf("%s is a folder, not a database: give the .db file", Printable(path))
+		return fmt.Errorf("%s is a folder, not a database: give the .db file", fleet.Printable(path))
 	}
 	if st.Size() == 0 {
 		return nil // a new, empty database: SQLite writes the header on first use
 	}
 	head := make([]byte, 16)
 	if _, err := io.ReadFull(f, head); err != nil || string(head) != "SQLite format 3\x00" {
-		return fmt.Errorf("%s is not an SQLite database: check -dsn", Printable(path))
+		return fmt.Errorf("%s is not an SQLite database: check -dsn", fleet.Printable(path))
 	}
 	return nil
 }
@@ -509,7 +507,7 @@ func roundElapsed(d time.Duration) time.Duration {
 
 // Replicating reports whether this process replicates the database at path,
 // and as which tenant.
-// Paths are compared cleaned and absolute; Target paths are absolute.
+// Paths are compared cleaned and absolute; fleet.Target paths are absolute.
 func (s *Supervisor) Replicating(path string) (tenant string, ok bool) {
 	if abs, err := filepath.Abs(path); err == nil {
 		path = abs

@@ -1,4 +1,4 @@
-package fleet_test
+package restore_test
 
 // Integration tests of restore against a real S3 server (versitygw) with
 // replicas written by real replication: the Supervisor in this process, or
@@ -28,6 +28,8 @@ import (
 
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/internal/s3test"
+	"github.com/litefleet/litefleet/replication"
+	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
 )
 
@@ -316,8 +318,8 @@ func TestRestoreLatestAndPointInTime(t *testing.T) {
 
 	out := t.TempDir()
 	t.Run("dry run", func(t *testing.T) {
-		opt := fleet.RestoreOptions{Conn: conn, Tenant: tenantA, Output: filepath.Join(out, "dry.db")}
-		p, err := fleet.PlanRestore(ctx, client, opt)
+		opt := restore.Options{Conn: conn, Tenant: tenantA, Output: filepath.Join(out, "dry.db")}
+		p, err := restore.NewPlan(ctx, client, opt)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -328,11 +330,11 @@ func TestRestoreLatestAndPointInTime(t *testing.T) {
 			}
 			sum += f.Size
 		}
-		if len(p.Files) == 0 || p.Bytes != sum || p.Source != fleet.SourceLTX || p.TXID != p.Latest.TXID || p.TXID <= txB || p.Time.IsZero() || p.Refusal != "" {
+		if len(p.Files) == 0 || p.Bytes != sum || p.Source != restore.SourceLTX || p.TXID != p.Latest.TXID || p.TXID <= txB || p.Time.IsZero() || p.Refusal != "" {
 			t.Fatalf("plan %+v", p)
 		}
 		opt.DryRun = true
-		res, err := fleet.Restore(ctx, client, opt)
+		res, err := restore.Run(ctx, client, opt)
 		if err != nil || !res.DryRun || res.TXID != p.TXID {
 			t.Fatalf("dry-run Restore: %+v, %v", res, err)
 		}
@@ -341,9 +343,9 @@ func TestRestoreLatestAndPointInTime(t *testing.T) {
 
 	t.Run("latest", func(t *testing.T) {
 		var calls, last, total int64
-		opt := fleet.RestoreOptions{Conn: conn, Tenant: tenantA, Output: filepath.Join(out, tenantA+".db"),
+		opt := restore.Options{Conn: conn, Tenant: tenantA, Output: filepath.Join(out, tenantA+".db"),
 			Progress: func(done, all int64) { calls++; last, total = done, all }}
-		res, err := fleet.Restore(ctx, client, opt)
+		res, err := restore.Run(ctx, client, opt)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -358,8 +360,8 @@ func TestRestoreLatestAndPointInTime(t *testing.T) {
 	})
 
 	t.Run("txid", func(t *testing.T) {
-		opt := fleet.RestoreOptions{Conn: conn, Tenant: tenantA, Output: filepath.Join(out, "txid.db"), TXID: txA}
-		res, err := fleet.Restore(ctx, client, opt)
+		opt := restore.Options{Conn: conn, Tenant: tenantA, Output: filepath.Join(out, "txid.db"), TXID: txA}
+		res, err := restore.Run(ctx, client, opt)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -368,15 +370,15 @@ func TestRestoreLatestAndPointInTime(t *testing.T) {
 			t.Fatalf("result %+v", res)
 		}
 		// A TXID that ends no file is refused with the range that exists.
-		_, err = fleet.Restore(ctx, client, fleet.RestoreOptions{Conn: conn, Tenant: tenantA, Output: filepath.Join(out, "none.db"), TXID: 1 << 40})
+		_, err = restore.Run(ctx, client, restore.Options{Conn: conn, Tenant: tenantA, Output: filepath.Join(out, "none.db"), TXID: 1 << 40})
 		if err == nil || !strings.Contains(err.Error(), "is not a restore point") {
 			t.Fatalf("TXID 1<<40: %v", err)
 		}
 	})
 
 	t.Run("timestamp", func(t *testing.T) {
-		opt := fleet.RestoreOptions{Conn: conn, Tenant: tenantA, Output: filepath.Join(out, "ts.db"), Timestamp: atA}
-		res, err := fleet.Restore(ctx, client, opt)
+		opt := restore.Options{Conn: conn, Tenant: tenantA, Output: filepath.Join(out, "ts.db"), Timestamp: atA}
+		res, err := restore.Run(ctx, client, opt)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -416,26 +418,26 @@ func TestRestoreRefusesAndForceKeepsBackup(t *testing.T) {
 		}
 	}
 
-	opt := fleet.RestoreOptions{Conn: conn, Tenant: tenantB, Output: target}
-	_, err := fleet.Restore(ctx, client, opt)
-	var refused *fleet.RefusedError
+	opt := restore.Options{Conn: conn, Tenant: tenantB, Output: target}
+	_, err := restore.Run(ctx, client, opt)
+	var refused *restore.RefusedError
 	if !errors.As(err, &refused) || !strings.Contains(err.Error(), target+" exists: pass -force") || !strings.Contains(err.Error(), ".bak-TIME") {
 		t.Fatalf("existing output: %v", err)
 	}
 
 	opt.IsReplicating = func(p string) (string, bool) { return "someone", p == target }
-	if _, err := fleet.Restore(ctx, client, opt); err == nil || !strings.Contains(err.Error(), "being replicated by this process as tenant someone") {
+	if _, err := restore.Run(ctx, client, opt); err == nil || !strings.Contains(err.Error(), "being replicated by this process as tenant someone") {
 		t.Fatalf("replicating output: %v", err)
 	}
 	opt.IsReplicating = nil
 
-	other := fleet.RestoreOptions{Conn: conn, Tenant: tenantB, Output: filepath.Join(dir, tenantC+".db")}
-	if _, err := fleet.Restore(ctx, client, other); err == nil || !strings.Contains(err.Error(), "is named after tenant "+tenantC) {
+	other := restore.Options{Conn: conn, Tenant: tenantB, Output: filepath.Join(dir, tenantC+".db")}
+	if _, err := restore.Run(ctx, client, other); err == nil || !strings.Contains(err.Error(), "is named after tenant "+tenantC) {
 		t.Fatalf("output named after another tenant: %v", err)
 	}
 
 	opt.Force = true
-	res, err := fleet.Restore(ctx, client, opt)
+	res, err := restore.Run(ctx, client, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -518,14 +520,14 @@ func TestRestoreServerKilledMidway(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, tenantC+".db")
 	killed := false
-	opt := fleet.RestoreOptions{Conn: conn, Tenant: tenantC, Output: out, Progress: func(done, total int64) {
+	opt := restore.Options{Conn: conn, Tenant: tenantC, Output: out, Progress: func(done, total int64) {
 		if !killed && done > total/4 {
 			killed = true
 			srv.Kill()
 		}
 	}}
 	start := time.Now()
-	_, err := fleet.Restore(ctx, client, opt)
+	_, err := restore.Run(ctx, client, opt)
 	if !killed {
 		t.Fatal("the restore never reached a quarter of the download")
 	}
@@ -545,7 +547,7 @@ func TestRestoreServerKilledMidway(t *testing.T) {
 
 	srv.Restart(t)
 	opt.Progress = nil
-	res, err := fleet.Restore(ctx, client, opt)
+	res, err := restore.Run(ctx, client, opt)
 	if err != nil {
 		t.Fatalf("retry after restart: %v", err)
 	}
@@ -573,8 +575,8 @@ func TestRestoreDetectsCorruptObject(t *testing.T) {
 	r.close()
 
 	dir := t.TempDir()
-	opt := fleet.RestoreOptions{Conn: conn, Tenant: tenantA, Output: filepath.Join(dir, tenantA+".db")}
-	p, err := fleet.PlanRestore(ctx, client, opt)
+	opt := restore.Options{Conn: conn, Tenant: tenantA, Output: filepath.Join(dir, tenantA+".db")}
+	p, err := restore.NewPlan(ctx, client, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -592,7 +594,7 @@ func TestRestoreDetectsCorruptObject(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	_, err = fleet.Restore(ctx, client, opt)
+	_, err = restore.Run(ctx, client, opt)
 	if err == nil {
 		t.Fatal("restore of a corrupt object succeeded")
 	}
@@ -654,13 +656,13 @@ dbs:
 	want := rows(t, src)
 
 	out := filepath.Join(t.TempDir(), "restored.db")
-	opt := fleet.RestoreOptions{Conn: conn, Tenant: tenant, Output: out}
-	res, err := fleet.Restore(ctx, client, opt)
+	opt := restore.Options{Conn: conn, Tenant: tenant, Output: out}
+	res, err := restore.Run(ctx, client, opt)
 	if err != nil {
 		t.Fatalf("%v\nlitestream v0.3 output:\n%s", err, logs.String())
 	}
 	sameRows(t, restored(t, out), want)
-	if res.Source != fleet.SourceGenerations || res.Position.Generation == "" || !res.Current || res.Integrity != "ok" || res.Downloaded != res.Plan.Bytes {
+	if res.Source != restore.SourceGenerations || res.Position.Generation == "" || !res.Current || res.Integrity != "ok" || res.Downloaded != res.Plan.Bytes {
 		t.Fatalf("result %+v", res)
 	}
 	snap := 0
@@ -676,7 +678,7 @@ dbs:
 
 	// -txid cannot apply to v0.3 generations.
 	opt.TXID, opt.Output = 1, filepath.Join(t.TempDir(), "x.db")
-	if _, err := fleet.Restore(ctx, client, opt); err == nil || !strings.Contains(err.Error(), "no TXIDs") {
+	if _, err := restore.Run(ctx, client, opt); err == nil || !strings.Contains(err.Error(), "no TXIDs") {
 		t.Fatalf("-txid on v0.3: %v", err)
 	}
 }
@@ -691,7 +693,7 @@ func TestRestoreRefusesFileThisProcessReplicates(t *testing.T) {
 	path := filepath.Join(t.TempDir(), tenantC+".db")
 	insert(t, openDB(t, path), 0, 10, 10)
 	quiet := slog.New(slog.DiscardHandler)
-	sup := fleet.NewSupervisor(quiet, quiet)
+	sup := replication.NewSupervisor(quiet, quiet)
 	target := fleet.Target{Path: path, Tenant: fleet.NameFor(path, ""), Conn: conn}
 	if err := sup.Start(ctx, target); err != nil {
 		t.Fatal(err)
@@ -713,8 +715,8 @@ func TestRestoreRefusesFileThisProcessReplicates(t *testing.T) {
 	if _, ok := sup.Replicating(path + "x"); ok {
 		t.Fatal("IsReplicating of another path")
 	}
-	_, err := fleet.Restore(ctx, client, fleet.RestoreOptions{Conn: conn, Tenant: tenantC, Output: path, Force: true, IsReplicating: sup.Replicating})
-	var refused *fleet.RefusedError
+	_, err := restore.Run(ctx, client, restore.Options{Conn: conn, Tenant: tenantC, Output: path, Force: true, IsReplicating: sup.Replicating})
+	var refused *restore.RefusedError
 	if !errors.As(err, &refused) || !strings.Contains(err.Error(), "being replicated by this process as tenant "+tenantC) {
 		t.Fatalf("restore over a replicated file: %v", err)
 	}

@@ -1,4 +1,4 @@
-package fleet
+package restore
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"io"
 	"slices"
 	"time"
+
+	"github.com/litefleet/litefleet/fleet"
 
 	"github.com/benbjohnson/litestream"
 	lss3 "github.com/benbjohnson/litestream/s3"
@@ -82,12 +84,12 @@ func latestGeneration(t *s3browse.Tenant) Position {
 }
 
 // planGenerations fills p with a restore from t's v0.3 generations.
-func planGenerations(opt RestoreOptions, t *s3browse.Tenant, p *RestorePlan) error {
+func planGenerations(opt Options, t *s3browse.Tenant, p *Plan) error {
 	p.Source = SourceGenerations
 	p.Latest = latestGeneration(t)
 	pt, ok := findV3Point(t, opt.Timestamp)
 	if !ok {
-		return fmt.Errorf("tenant %s: no v0.3 snapshot at or before %s at %s", Printable(opt.Tenant), opt.Timestamp.UTC().Format(time.RFC3339), p.Replica)
+		return fmt.Errorf("tenant %s: no v0.3 snapshot at or before %s at %s", fleet.Printable(opt.Tenant), opt.Timestamp.UTC().Format(time.RFC3339), p.Replica)
 	}
 	root := opt.Conn.TenantPath(opt.Tenant)
 	p.Files = append(p.Files, PlanFile{
@@ -109,8 +111,8 @@ func planGenerations(opt RestoreOptions, t *s3browse.Tenant, p *RestorePlan) err
 // restoreGenerations restores p, a v0.3 plan, into tmp with Litestream's
 // RestoreV3. Litestream writes tmp.tmp (and its -wal) and renames it to
 // tmp; the caller removes all of them on failure.
-func restoreGenerations(ctx context.Context, api s3browse.API, opt RestoreOptions, p *RestorePlan, tmp string, prog *progress) error {
-	rc, err := newReplicaClient(ctx, opt.Conn, opt.Tenant, discardLogger)
+func restoreGenerations(ctx context.Context, api s3browse.API, opt Options, p *Plan, tmp string, prog *progress) error {
+	rc, err := NewReplicaClient(ctx, opt.Conn, opt.Tenant, discardLogger)
 	if err != nil {
 		return err
 	}

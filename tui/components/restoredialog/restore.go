@@ -3,7 +3,7 @@
 // by typing the tenant's name (and a second time before replacing a file),
 // watch the progress, read the result. Restore itself refuses a database
 // this process replicates; the dialog only ever adds confirmations.
-package restore
+package restoredialog
 
 import (
 	"context"
@@ -20,6 +20,7 @@ import (
 	"charm.land/lipgloss/v2"
 
 	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
 	"github.com/litefleet/litefleet/tui/common"
 )
@@ -53,7 +54,7 @@ type (
 	}
 	plannedMsg struct {
 		ID   int
-		Plan *fleet.RestorePlan
+		Plan *restore.Plan
 		// Overwrite says the plan replaces an existing file: allowed only
 		// after the second confirmation.
 		Overwrite bool
@@ -66,7 +67,7 @@ type (
 	}
 	doneMsg struct {
 		ID     int
-		Result *fleet.RestoreResult
+		Result *restore.Result
 		Err    error
 	}
 )
@@ -95,15 +96,15 @@ type Model struct {
 
 	input  textinput.Model
 	inErr  string
-	opt    fleet.RestoreOptions
+	opt    restore.Options
 	point  string // the point chosen, in words
-	plan   *fleet.RestorePlan
+	plan   *restore.Plan
 	force  bool // the plan replaces a file: needs stepOverwrite
 	bar    progress.Model
 	done   int64
 	total  int64
 	cancel context.CancelFunc
-	result *fleet.RestoreResult
+	result *restore.Result
 	err    error
 }
 
@@ -173,7 +174,7 @@ func (m *Model) buildChoices() {
 			f := lv.Files[i]
 			m.choices = append(m.choices, choice{
 				label: fmt.Sprintf("snapshot: TXID %s (%d), %s, %s", f.MaxTXIDHex, f.MaxTXID, common.Bytes(f.Size), common.Stamp(f.ModifiedAt)),
-				kind:  "point", txid: f.MaxTXID, source: fleet.SourceLTX,
+				kind:  "point", txid: f.MaxTXID, source: restore.SourceLTX,
 			})
 		}
 	}
@@ -181,7 +182,7 @@ func (m *Model) buildChoices() {
 		for _, s := range g.Snapshots {
 			m.choices = append(m.choices, choice{
 				label: fmt.Sprintf("v0.3 snapshot: generation %s index %08x, %s, %s", fleet.Printable(g.ID), s.Index, common.Bytes(s.Size), common.Stamp(s.ModifiedAt)),
-				kind:  "point", at: s.ModifiedAt, source: fleet.SourceGenerations,
+				kind:  "point", at: s.ModifiedAt, source: restore.SourceGenerations,
 			})
 		}
 	}
@@ -224,7 +225,7 @@ func (m *Model) Update(msg tea.KeyPressMsg) tea.Cmd {
 			m.cursor = min(m.cursor+1, len(m.choices)-1)
 		case key.Matches(msg, k.Confirm):
 			ch := m.choices[m.cursor]
-			m.opt = fleet.RestoreOptions{Tenant: m.row.Tenant, Source: ch.source}
+			m.opt = restore.Options{Tenant: m.row.Tenant, Source: ch.source}
 			switch ch.kind {
 			case "txid":
 				m.step = stepTXID

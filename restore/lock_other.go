@@ -1,6 +1,6 @@
 //go:build !unix
 
-package fleet
+package restore
 
 // openByOther cannot tell on this system whether another process has the
 // database open; the lease check still covers replicators.
