@@ -1,0 +1,164 @@
+package hosts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+)
+
+// HostInfo is what one listing of the hosts prefix says of a host.
+type HostInfo struct {
+	Name string `json:"host"`
+	// LastBeat is the LastModified of its heartbeat: S3's clock.
+	LastBeat time.Time `json:"last_beat"`
+	// Age is how old that heartbeat was by S3's clock at the listing.
+	Age time.Duration `json:"age_ns"`
+	// HasRecord says a host record is beside the heartbeat.
+	HasRecord  bool      `json:"has_record,omitempty"`
+	RecordSize int64     `json:"record_size,omitempty"`
+	RecordAt   time.Time `json:"record_at,omitzero"`
+	listedAt   time.Time // local clock at the listing
+}
+
+// AgeAt is the heartbeat's age at local time now.
+func (h HostInfo) AgeAt(now time.Time) time.Duration {
+	if h.listedAt.IsZero() {
+		return h.Age
+	}
+	return h.Age + max(now.Sub(h.listedAt), 0)
+}
+
+// Alive reports whether the host counted as alive at local time now, by
+// the default timing.
+func (h HostInfo) Alive(now time.Time) bool { return h.AliveWithin(now, DeadAfter) }
+
+// AliveWithin reports whether its heartbeat was younger than dead at now.
+func (h HostInfo) AliveWithin(now time.Time, dead time.Duration) bool { return h.AgeAt(now) < dead }
+
+// List lists every host with a heartbeat in the bucket: one LIST request
+// per 1,000 objects. Ages are measured by S3's clock (its Date header), so
+// hosts with skewed clocks agree.
+func List(ctx context.Context, api API, bucket string, now func() time.Time) (map[string]HostInfo, error) {
+	if now == nil {
+		now = time.Now
+	}
+	out := map[string]HostInfo{}
+	records := map[string]types.Object{}
+	in := &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(HostsPrefix)}
+	for {
+		page, err := api.ListObjectsV2(ctx, in)
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", HostsPrefix, err)
+		}
+		at := now()
+		srv := serverNow(page.ResultMetadata, func() time.Time { return at })
+		for _, o := range page.Contents {
+			key := aws.ToString(o.Key)
+			if host := hostFromKey(key); host != "" {
+				lm := aws.ToTime(o.LastModified)
+				out[host] = HostInfo{Name: host, LastBeat: lm.UTC(), Age: max(srv.Sub(lm), 0), listedAt: at}
+				continue
+			}
+			if rest, ok := cutRecord(key); ok {
+				records[rest] = o
+			}
+		}
+		if !aws.ToBool(page.IsTruncated) || page.NextContinuationToken == nil {
+			break
+		}
+		in.ContinuationToken = page.NextContinuationToken
+	}
+	for host, o := range records {
+		if h, ok := out[host]; ok {
+			h.HasRecord, h.RecordSize, h.RecordAt = true, aws.ToInt64(o.Size), aws.ToTime(o.LastModified).UTC()
+			out[host] = h
+		}
+	}
+	return out, nil
+}
+
+func cutRecord(key string) (string, bool) {
+	rest, ok := strings.CutPrefix(key, HostsPrefix)
+	if !ok {
+		return "", false
+	}
+	host, ok := strings.CutSuffix(rest, "/record.json.gz")
+	if !ok || ValidateHost(host) != nil {
+		return "", false
+	}
+	return host, true
+}
+
+// Sorted returns the hosts by name.
+func Sorted(m map[string]HostInfo) []HostInfo {
+	out := make([]HostInfo, 0, len(m))
+	for _, h := range m {
+		out = append(out, h)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Hosts returns the live-host table, listing the bucket when the last
+// listing is older than maxAge. Concurrent callers share one listing.
+func (b *Beater) Hosts(ctx context.Context, maxAge time.Duration) (map[string]HostInfo, error) {
+	b.listMu.Lock()
+	defer b.listMu.Unlock()
+	b.mu.Lock()
+	fresh := b.hosts != nil && b.opt.Now().Sub(b.hostsAt) < maxAge
+	hosts, err := b.hosts, b.hostsErr
+	b.mu.Unlock()
+	if fresh {
+		return hosts, err
+	}
+	rctx, cancel := context.WithTimeout(ctx, b.opt.Requests)
+	defer cancel()
+	hosts, err = List(rctx, b.opt.API, b.opt.Bucket, b.opt.Now)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err != nil {
+		return b.hosts, err
+	}
+	b.hosts, b.hostsAt, b.hostsErr = hosts, b.opt.Now(), nil
+	return hosts, nil
+}
+
+// IsConflict reports a failed conditional write: 412 Precondition Failed,
+// or 409 when a concurrent conditional write won.
+func IsConflict(err error) bool {
+	var resp *awshttp.ResponseError
+	if errors.As(err, &resp) {
+		switch resp.HTTPStatusCode() {
+		case http.StatusPreconditionFailed, http.StatusConflict:
+			return true
+		}
+	}
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		switch api.ErrorCode() {
+		case "PreconditionFailed", "ConditionalRequestConflict":
+			return true
+		}
+	}
+	return false
+}
+
+func isNotFound(err error) bool {
+	var noKey *types.NoSuchKey
+	var notFound *types.NotFound
+	if errors.As(err, &noKey) || errors.As(err, &notFound) {
+		return true
+	}
+	var resp *awshttp.ResponseError
+	return errors.As(err, &resp) && resp.HTTPStatusCode() == http.StatusNotFound
+}
