@@ -12,8 +12,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-
-	"github.com/litefleet/litefleet/s3browse"
 )
 
 // maxClaimBytes bounds how much of an untrusted lock.json is read.
@@ -62,9 +60,9 @@ func (e *HeldError) Error() string {
 	case e.Reason != "":
 		return fmt.Sprintf("%s: %s", e.Key, e.Reason)
 	case e.Host != "":
-		return fmt.Sprintf("held by live host %s (heartbeat %s ago)", s3browse.Printable(e.Host), e.Age.Round(time.Second))
+		return fmt.Sprintf("held by live host %s (heartbeat %s ago)", printable(e.Host), e.Age.Round(time.Second))
 	default:
-		return fmt.Sprintf("held by %s until %s (a Litestream lease)", s3browse.Printable(cmpOr(e.Owner, "an unnamed replicator")), e.ExpiresAt.UTC().Format(time.RFC3339))
+		return fmt.Sprintf("held by %s until %s (a Litestream lease)", printable(cmpOr(e.Owner, "an unnamed replicator")), e.ExpiresAt.UTC().Format(time.RFC3339))
 	}
 }
 
@@ -74,7 +72,7 @@ func ReadClaim(ctx context.Context, api API, bucket, tenantPath string) (*Claim,
 	key := ClaimKey(tenantPath)
 	out, err := api.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
 	if err != nil {
-		if isNotFound(err) {
+		if IsNotFound(err) {
 			return nil, nil
 		}
 		return nil, fmt.Errorf("read %s: %w", key, err)
@@ -160,7 +158,7 @@ func (b *Beater) judge(ctx context.Context, key string, cur *Claim) error {
 	case cur.Host != "":
 		hosts, err := b.Hosts(ctx, b.opt.Timing.BeatEvery)
 		if err != nil {
-			return fmt.Errorf("cannot tell whether host %s is alive: %w", s3browse.Printable(cur.Host), err)
+			return fmt.Errorf("cannot tell whether host %s is alive: %w", printable(cur.Host), err)
 		}
 		if h, ok := hosts[cur.Host]; ok && h.AliveWithin(now, b.opt.Timing.DeadAfter) {
 			return &HeldError{Key: key, Host: cur.Host, Owner: cur.Owner, Age: h.AgeAt(now)}
@@ -215,7 +213,7 @@ func (b *Beater) Verify(ctx context.Context, api API, tenantPath string, c *Clai
 	case cur == nil:
 		return fmt.Errorf("%w: %s was deleted", ErrClaimLost, ClaimKey(tenantPath))
 	case cur.Host != b.opt.Host:
-		return fmt.Errorf("%w: %s now names %s", ErrClaimLost, ClaimKey(tenantPath), s3browse.Printable(cmpOr(cur.Host, cur.Owner, "nobody")))
+		return fmt.Errorf("%w: %s now names %s", ErrClaimLost, ClaimKey(tenantPath), printable(cmpOr(cur.Host, cur.Owner, "nobody")))
 	}
 	c.ETag, c.Generation = cur.ETag, cur.Generation
 	return nil
@@ -236,7 +234,7 @@ func (b *Beater) Release(ctx context.Context, api API, tenantPath string, c *Cla
 	}
 	_, err := api.DeleteObject(rctx, in)
 	switch {
-	case err == nil, isNotFound(err):
+	case err == nil, IsNotFound(err):
 		return nil
 	case IsConflict(err):
 		return fmt.Errorf("%w: %s was rewritten by another host", ErrClaimLost, key)
@@ -251,4 +249,16 @@ func cmpOr(s ...string) string {
 		}
 	}
 	return ""
+}
+
+// printable quotes untrusted text that holds anything but printable ASCII,
+// so that a hostile name read from S3 cannot forge a log line or send a
+// terminal escape.
+func printable(s string) string {
+	for _, r := range s {
+		if r < 0x20 || r > 0x7e {
+			return fmt.Sprintf("%q", s)
+		}
+	}
+	return s
 }

@@ -55,6 +55,10 @@ type Options struct {
 	Now func() time.Time
 	// Requests bounds each heartbeat request; BeatEvery/2 when zero.
 	Requests time.Duration
+	// Fallback is the name used instead of Host when another live process
+	// on this machine already beats as Host (several replicators per
+	// machine, each with its own tenants); "" refuses to start instead.
+	Fallback string
 	// Timing is the protocol's timing; the package defaults when zero.
 	// Tests shorten it; every host of a bucket must use the same.
 	Timing Timing
@@ -140,7 +144,15 @@ func (e *HostInUseError) Error() string {
 // every BeatEvery until Stop. An error means S3 could not be written.
 func (b *Beater) Start(ctx context.Context) error {
 	if err := b.checkInUse(ctx); err != nil {
-		return err
+		var inUse *HostInUseError
+		if !errors.As(err, &inUse) || b.opt.Fallback == "" || inUse.Machine != b.machine {
+			return err
+		}
+		b.opt.Logger.Info("host name in use by another replicator on this machine: using its own", "host", b.opt.Host, "other_pid", inUse.PID, "name", b.opt.Fallback)
+		b.opt.Host, b.opt.Fallback = b.opt.Fallback, ""
+		if err := b.checkInUse(ctx); err != nil {
+			return err
+		}
 	}
 	b.probeConditional(ctx)
 	if err := b.Beat(ctx); err != nil {
@@ -247,7 +259,7 @@ func (b *Beater) Stop(ctx context.Context) error {
 	rctx, cancel := context.WithTimeout(ctx, b.opt.Requests)
 	defer cancel()
 	_, err := b.opt.API.DeleteObject(rctx, &s3.DeleteObjectInput{Bucket: aws.String(b.opt.Bucket), Key: aws.String(HeartbeatKey(b.opt.Host))})
-	if err != nil && !isNotFound(err) {
+	if err != nil && !IsNotFound(err) {
 		return fmt.Errorf("delete heartbeat: %w", err)
 	}
 	return nil
@@ -258,7 +270,7 @@ func (b *Beater) checkInUse(ctx context.Context) error {
 	defer cancel()
 	out, err := b.opt.API.GetObject(rctx, &s3.GetObjectInput{Bucket: aws.String(b.opt.Bucket), Key: aws.String(HeartbeatKey(b.opt.Host))})
 	if err != nil {
-		if isNotFound(err) {
+		if IsNotFound(err) {
 			return nil
 		}
 		return fmt.Errorf("read heartbeat %s: %w", HeartbeatKey(b.opt.Host), err)
@@ -268,7 +280,7 @@ func (b *Beater) checkInUse(ctx context.Context) error {
 	if json.NewDecoder(io.LimitReader(out.Body, 64<<10)).Decode(&hb) != nil {
 		return nil // unreadable: ours to overwrite
 	}
-	age := serverNow(out.ResultMetadata, b.opt.Now).Sub(aws.ToTime(out.LastModified))
+	age := max(serverNow(out.ResultMetadata, b.opt.Now).Sub(aws.ToTime(out.LastModified)), 0)
 	if age >= b.opt.Timing.DeadAfter || hb.Instance == b.instance {
 		return nil
 	}

@@ -45,10 +45,15 @@ func (h HostInfo) Alive(now time.Time) bool { return h.AliveWithin(now, DeadAfte
 // AliveWithin reports whether its heartbeat was younger than dead at now.
 func (h HostInfo) AliveWithin(now time.Time, dead time.Duration) bool { return h.AgeAt(now) < dead }
 
+// Lister is what List needs of an S3 client.
+type Lister interface {
+	ListObjectsV2(ctx context.Context, params *s3.ListObjectsV2Input, optFns ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
+}
+
 // List lists every host with a heartbeat in the bucket: one LIST request
 // per 1,000 objects. Ages are measured by S3's clock (its Date header), so
 // hosts with skewed clocks agree.
-func List(ctx context.Context, api API, bucket string, now func() time.Time) (map[string]HostInfo, error) {
+func List(ctx context.Context, api Lister, bucket string, now func() time.Time) (map[string]HostInfo, error) {
 	if now == nil {
 		now = time.Now
 	}
@@ -153,7 +158,8 @@ func IsConflict(err error) bool {
 	return false
 }
 
-func isNotFound(err error) bool {
+// IsNotFound reports a missing object (NoSuchKey, NotFound or HTTP 404).
+func IsNotFound(err error) bool {
 	var noKey *types.NoSuchKey
 	var notFound *types.NotFound
 	if errors.As(err, &noKey) || errors.As(err, &notFound) {

@@ -475,7 +475,7 @@ func checkOutput(opt Options, p *Plan) error {
 			sidecars = append(sidecars, out+suf)
 		}
 	}
-	live := p.Lease != nil && p.Lease.Error == "" && !p.Lease.Expired(time.Now())
+	live := p.Lease.Live(time.Now())
 
 	// A file named after another GUID is that tenant's to a replicator,
 	// which would upload this tenant's data into the other's prefix.
@@ -491,8 +491,8 @@ func checkOutput(opt Options, p *Plan) error {
 		}
 	}
 	if p.OutputExists && live {
-		p.Refusal = fmt.Sprintf("tenant %s is being replicated by %s (lease until %s): stop that replicator before restoring over %s, or restore elsewhere with -o",
-			name, fleet.Printable(fleet.LeaseHolder(p.Lease.Owner)), p.Lease.ExpiresAt.Format(time.RFC3339), fleet.Printable(out))
+		p.Refusal = fmt.Sprintf("tenant %s is being replicated by %s: stop that replicator before restoring over %s, or restore elsewhere with -o",
+			name, p.Lease.Holder(), fleet.Printable(out))
 		return nil
 	}
 	if p.OutputExists || len(sidecars) > 0 {
@@ -510,7 +510,7 @@ func checkOutput(opt Options, p *Plan) error {
 	}
 	if live && p.Refusal == "" {
 		p.Notes = append(p.Notes, fmt.Sprintf("tenant %s is being replicated by %s: the restored file is a copy as of %s, and the replica moves on",
-			name, fleet.Printable(fleet.LeaseHolder(p.Lease.Owner)), p.Position))
+			name, p.Lease.Holder(), p.Position))
 	}
 	return nil
 }

@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -692,21 +691,20 @@ func TestRestoreRefusesFileThisProcessReplicates(t *testing.T) {
 
 	path := filepath.Join(t.TempDir(), tenantC+".db")
 	insert(t, openDB(t, path), 0, 10, 10)
-	quiet := slog.New(slog.DiscardHandler)
-	sup := replication.NewSupervisor(quiet, quiet)
 	target := fleet.Target{Path: path, Tenant: fleet.NameFor(path, ""), Conn: conn}
-	if err := sup.Start(ctx, target); err != nil {
+	sup, err := replication.New(replication.Options{SleepAfter: -1}, replication.Source{Targets: []fleet.Target{target}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sup.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	defer func() {
-		// Let the store's first snapshot of this small database finish:
-		// stopping during it races inside Litestream (see replica).
-		time.Sleep(time.Second)
 		if err := sup.Close(ctx); err != nil {
 			t.Error(err)
 		}
 	}()
-	if err := sup.Sync(ctx, target); err != nil {
+	if err := sup.Sync(ctx, path); err != nil {
 		t.Fatal(err)
 	}
 	if name, ok := sup.Replicating(path); !ok || name != tenantC {
@@ -715,7 +713,7 @@ func TestRestoreRefusesFileThisProcessReplicates(t *testing.T) {
 	if _, ok := sup.Replicating(path + "x"); ok {
 		t.Fatal("IsReplicating of another path")
 	}
-	_, err := restore.Run(ctx, client, restore.Options{Conn: conn, Tenant: tenantC, Output: path, Force: true, IsReplicating: sup.Replicating})
+	_, err = restore.Run(ctx, client, restore.Options{Conn: conn, Tenant: tenantC, Output: path, Force: true, IsReplicating: sup.Replicating})
 	var refused *restore.RefusedError
 	if !errors.As(err, &refused) || !strings.Contains(err.Error(), "being replicated by this process as tenant "+tenantC) {
 		t.Fatalf("restore over a replicated file: %v", err)

@@ -13,6 +13,7 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/litefleet/litefleet/hosts"
 )
 
 // maxLeaseBytes bounds how much of lock.json is read: a real lease is about
@@ -32,6 +33,86 @@ type Lease struct {
 	// Error says why the lease could not be read or decoded; the other
 	// fields are then what is known from the listing.
 	Error string `json:"error,omitempty"`
+	// Host is the litefleet host whose claim this is ("" for a plain
+	// Litestream lease): the claim is held while that host's heartbeat is
+	// fresh, whatever ExpiresAt says. HostAlive and HostAge say how it was
+	// when the lease was read; HostBeat is false when it has no heartbeat.
+	Host      string        `json:"host,omitempty"`
+	HostAlive bool          `json:"host_alive,omitempty"`
+	HostAge   time.Duration `json:"host_age_ns,omitempty"`
+	HostBeat  bool          `json:"host_beat,omitempty"`
+}
+
+// Live reports whether the lease is held by someone alive at now: for a
+// litefleet claim, its host's heartbeat is fresh; for a Litestream lease,
+// it has not expired. An unreadable lease is not live. This is the one
+// rule of ls, inspect, restore and the terminal UI.
+func (l *Lease) Live(now time.Time) bool {
+	switch {
+	case l == nil || l.Error != "":
+		return false
+	case l.Host != "":
+		return l.HostAlive
+	}
+	return !l.Expired(now)
+}
+
+// Holder names who holds the lease, for messages; untrusted parts are
+// made printable.
+func (l *Lease) Holder() string {
+	switch {
+	case l == nil:
+		return "nobody"
+	case l.Host != "" && l.HostBeat:
+		return fmt.Sprintf("host %s (heartbeat %s ago)", Printable(l.Host), l.HostAge.Round(time.Second))
+	case l.Host != "":
+		return fmt.Sprintf("host %s (no heartbeat)", Printable(l.Host))
+	case l.Owner != "":
+		return Printable(l.Owner)
+	}
+	return "an unnamed replicator"
+}
+
+// Describe says in one line who holds the lease and whether it counts, the
+// same words in inspect and the terminal UI.
+func (l *Lease) Describe(now time.Time) string {
+	switch {
+	case l == nil:
+		return "none: no replicator holds this tenant"
+	case l.Error != "":
+		return "unreadable: " + Printable(l.Error)
+	case l.Host != "" && l.HostAlive:
+		return fmt.Sprintf("held by %s, claim generation %d", l.Holder(), l.Generation)
+	case l.Host != "":
+		return fmt.Sprintf("claimed by %s: its host is silent, another host may take it", l.Holder())
+	case l.Expired(now):
+		return fmt.Sprintf("expired %s ago (last held by %s)", now.Sub(l.ExpiresAt).Round(time.Second), l.Holder())
+	}
+	return fmt.Sprintf("held by %s for %s more (generation %d)", l.Holder(), l.ExpiresAt.Sub(now).Round(time.Second), l.Generation)
+}
+
+// judgeHost fills in the claim's host liveness from the bucket's
+// heartbeats.
+func judgeHost(ctx context.Context, api API, conn Conn, l *Lease) error {
+	if l == nil || l.Host == "" {
+		return nil
+	}
+	if err := hosts.ValidateHost(l.Host); err != nil {
+		l.Error = "lock.json names an invalid host"
+		return nil
+	}
+	list, err := hosts.List(ctx, api, conn.Bucket, nil)
+	if err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		l.Error = "cannot tell whether host " + Printable(l.Host) + " is alive: " + Explain(err, conn).Error()
+		return nil
+	}
+	if h, ok := list[l.Host]; ok {
+		l.HostBeat, l.HostAge, l.HostAlive = true, h.Age, h.Alive(time.Now())
+	}
+	return nil
 }
 
 // Expired reports whether the lease had expired at now. A lease that could
@@ -82,11 +163,12 @@ func readLease(ctx context.Context, api API, conn Conn, key string, listed objec
 		Generation int64     `json:"generation"`
 		ExpiresAt  time.Time `json:"expires_at"`
 		Owner      string    `json:"owner"`
+		Host       string    `json:"host"`
 	}
 	if err := json.Unmarshal(body, &doc); err != nil {
 		l.Error = fmt.Sprintf("decode %s: %v", leaseFile, err)
 		return l, nil
 	}
-	l.Owner, l.Generation, l.ExpiresAt = doc.Owner, doc.Generation, doc.ExpiresAt.UTC()
-	return l, nil
+	l.Owner, l.Generation, l.ExpiresAt, l.Host = doc.Owner, doc.Generation, doc.ExpiresAt.UTC(), doc.Host
+	return l, judgeHost(ctx, api, conn, l)
 }

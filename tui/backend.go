@@ -20,11 +20,11 @@ type Backend = common.Backend
 type Finding = common.Finding
 
 // FleetBackend is the Backend of the real program: a *fleet.Fleet for the
-// view, a *replication.Supervisor for replication in this process, and
+// view, a *replication.Engine for replication in this process, and
 // restore.NewPlan/Restore. Safe for concurrent use: the UI calls it from
 // tea.Cmds, which run on their own goroutines.
 type FleetBackend struct {
-	sup     *replication.Supervisor
+	eng     *replication.Engine
 	noCache bool
 	profile string
 	config  string
@@ -45,18 +45,18 @@ type FleetOptions struct {
 	Dirs    []string // -dir, for the equivalent command lines
 }
 
-// NewFleetBackend wraps fl and sup. fl.Options.Replicating is set to ask
-// sup, so the table shows replications started here, and so is
+// NewFleetBackend wraps fl and eng. fl.Options.Replicating is set to ask
+// eng, so the table shows replications started here, and so is
 // fl.Discover.InUse: discovery must not open and close a file this process
 // replicates, which would drop SQLite's POSIX locks on it.
-func NewFleetBackend(fl *fleet.Fleet, sup *replication.Supervisor, opt FleetOptions) *FleetBackend {
+func NewFleetBackend(fl *fleet.Fleet, eng *replication.Engine, opt FleetOptions) *FleetBackend {
 	replicating := func(path string) bool {
-		_, ok := sup.Replicating(path)
+		_, ok := eng.Replicating(path)
 		return ok
 	}
 	fl.Options.Replicating = replicating
 	fl.Discover.InUse = replicating
-	return &FleetBackend{fl: fl, sup: sup, noCache: opt.NoCache, profile: os.Getenv("AWS_PROFILE"), config: opt.Config, dirs: opt.Dirs}
+	return &FleetBackend{fl: fl, eng: eng, noCache: opt.NoCache, profile: os.Getenv("AWS_PROFILE"), config: opt.Config, dirs: opt.Dirs}
 }
 
 func (b *FleetBackend) fleet() *fleet.Fleet {
@@ -89,30 +89,16 @@ func (b *FleetBackend) Inspect(ctx context.Context, tenant string) (*s3browse.Te
 	return b.fleet().Inspect(ctx, tenant)
 }
 
-func (b *FleetBackend) target(l fleet.Local) (fleet.Target, error) {
-	fl := b.fleet()
-	if fl.API == nil {
-		return fleet.Target{}, errors.New("no bucket: replication needs -bucket or -config")
-	}
-	return fleet.Target{Path: l.Path, Tenant: l.Naming, Conn: fl.Conn}, nil
-}
-
-// StartReplication replicates l in this process, into the fleet's bucket.
+// StartReplication replicates l in this process. The target (bucket,
+// prefix, retention, credentials) is the one the replicate command would
+// build from the same flags, collisions included.
 func (b *FleetBackend) StartReplication(ctx context.Context, l fleet.Local) error {
-	t, err := b.target(l)
-	if err != nil {
-		return err
-	}
-	return b.sup.Start(ctx, t)
+	return b.eng.Replicate(l.Path)
 }
 
 // StopReplication stops replicating l after a final sync.
 func (b *FleetBackend) StopReplication(ctx context.Context, l fleet.Local) error {
-	t, err := b.target(l)
-	if err != nil {
-		return err
-	}
-	return b.sup.Stop(ctx, t)
+	return b.eng.Stop(ctx, l.Path)
 }
 
 // Validate refreshes the fleet and lists its naming problems.
@@ -134,7 +120,7 @@ func (b *FleetBackend) restoreOptions(opt restore.Options) (restore.Options, s3b
 		return opt, nil, errors.New("no bucket: restore needs -bucket or -config")
 	}
 	opt.Conn = fl.Conn
-	opt.IsReplicating = b.sup.Replicating
+	opt.IsReplicating = b.eng.Replicating
 	return opt, fl.API, nil
 }
 
@@ -200,6 +186,6 @@ func (b *FleetBackend) switchConn(ctx context.Context, change func(*s3browse.Con
 // Later calls return the first one's error: the program closes the
 // backend when the UI quits, and again on its way out after a signal.
 func (b *FleetBackend) Close(ctx context.Context) error {
-	b.closeOnce.Do(func() { b.closeErr = b.sup.Close(ctx) })
+	b.closeOnce.Do(func() { b.closeErr = b.eng.Close(ctx) })
 	return b.closeErr
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -52,9 +51,15 @@ func TestFleetBackend(t *testing.T) {
 		t.Fatal(err)
 	}
 	fl := &fleet.Fleet{Conn: conn, API: client, Discover: fleet.DiscoverOptions{Dirs: []string{dir}}}
-	quiet := slog.New(slog.DiscardHandler)
-	b := NewFleetBackend(fl, replication.NewSupervisor(quiet, quiet), FleetOptions{NoCache: true, Dirs: []string{dir}})
+	eng, err := replication.New(replication.Options{SleepAfter: -1}, replication.Source{Dirs: []string{dir}, DirConn: conn, OnRequest: true})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := t.Context()
+	if err := eng.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b := NewFleetBackend(fl, eng, FleetOptions{NoCache: true, Dirs: []string{dir}})
 	if c := b.Context(); c.Bucket != conn.Bucket || c.Endpoint != srv.Endpoint || c.Prefix != "databases" || len(c.Dirs) != 1 || len(c.Roots) != 1 {
 		t.Fatalf("context: %+v", c)
 	}

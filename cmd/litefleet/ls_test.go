@@ -209,7 +209,7 @@ func TestInspect(t *testing.T) {
 	db := openDB(t, path)
 	insertRows(t, db, 0, 3)
 	rep := startLitefleet(t, env, replicateArgs(srv, conn, "-dsn", path)...)
-	m := rep.waitFor(`lease_owner=(\S+)`, 20*time.Second)
+	m := rep.waitFor(`heartbeat started: host=(\S+)`, 20*time.Second)
 	rep.waitFor(seedTx(guid3), 20*time.Second)
 	insertRows(t, db, 3, 3)
 	rep.waitFor(`post=0000000000000002`, 20*time.Second)
@@ -232,7 +232,8 @@ func TestInspect(t *testing.T) {
 			} `json:"files"`
 		} `json:"levels"`
 		Lease *struct {
-			Owner string `json:"owner"`
+			Host      string `json:"host"`
+			HostAlive bool   `json:"host_alive"`
 		} `json:"lease"`
 	}
 	if err := json.Unmarshal([]byte(out), &tn); err != nil {
@@ -241,15 +242,15 @@ func TestInspect(t *testing.T) {
 	if tn.Format != "ltx" || tn.LatestTXID < 2 || len(tn.Levels) == 0 || tn.Levels[0].Level != 0 || len(tn.Levels[0].Files) < 2 {
 		t.Errorf("inspect: %+v", tn)
 	}
-	if tn.Lease == nil || tn.Lease.Owner != m[1] {
-		t.Errorf("lease %+v, want owner %s", tn.Lease, m[1])
+	if tn.Lease == nil || tn.Lease.Host != m[1] || !tn.Lease.HostAlive {
+		t.Errorf("lease %+v, want held by live host %s", tn.Lease, m[1])
 	}
 	if tn.URL != conn.URL(guid3) {
 		t.Errorf("url %q", tn.URL)
 	}
 
 	code, out, _ = runLitefleet(t, env, append(base, guid3)...)
-	if code != 0 || !strings.Contains(out, "held by "+m[1]) || !strings.Contains(out, "level 0 (one file per sync)") {
+	if code != 0 || !strings.Contains(out, "held by host "+m[1]) || !strings.Contains(out, "level 0 (one file per sync)") {
 		t.Errorf("inspect text (exit %d):\n%s", code, out)
 	}
 	code, out, _ = runLitefleet(t, env, append(base, guid1)...)

@@ -197,3 +197,7 @@ func (c *connFlags) conn() s3browse.Conn {
 		ForcePathStyle: c.forcePathStyle || c.endpoint != "",
 	}
 }
+
+// version is litefleet's version, written into heartbeats; the build can
+// set it with -ldflags "-X main.version=...".
+var version = "dev"

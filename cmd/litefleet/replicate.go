@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,16 +21,40 @@ import (
 const replicateHelp = `Usage:
   litefleet replicate -dsn PATH -bucket NAME [-db-name NAME] [flags]
   litefleet replicate -config litestream.yml [flags]
-  litefleet replicate -dir DIR -bucket NAME [-recursive] [-rescan 30s] [flags]
+  litefleet replicate -dir DIR -bucket NAME [-recursive] [flags]
 
 Replicates SQLite databases to S3 with Litestream, in this one process, each
 into its tenant's prefix s3://BUCKET/PREFIX/TENANT/. The tenant is the GUID in
 the file name, or -db-name; any other name falls back to "default" with a
-warning. Before writing, litefleet takes the tenant's lease (PREFIX/TENANT/lock.json),
-so a second replicator of the same tenant stops at once, naming the owner.
-Every synced change is logged as
+warning. Every synced change is logged as
   new transaction: db=TENANT pre=TXID post=TXID elapsed=DURATION
-SIGINT or SIGTERM makes a final sync, releases the leases and exits 0.
+and every change of a tenant's state as one line naming it (db=TENANT).
+
+It runs until stopped and never gives up: a tenant whose S3 is unreachable,
+whose claim is held by another live host, or whose file is missing or
+unusable is retried, and its state says why.
+
+Tenant states: starting, replicating, sleeping (idle for -sleep-after: closed
+and watched, a write wakes it within a second or two), leased elsewhere
+(another live host holds it), lease lost (retrying) (this host's heartbeat to
+S3 is failing: uploads wait), diverged, missing, failed, stopped.
+
+Leases: each host writes a heartbeat to .litefleet/hosts/HOST/ in the bucket
+every 10s; a tenant's claim (PREFIX/TENANT/lock.json) names its host and
+lasts while that heartbeat is fresh. A host whose heartbeat is 40s old is
+dead, and another host may take its tenants. A host that cannot write its
+heartbeat for 25s stops uploading until it can.
+
+Never overwriting history: before a tenant replicates, its local history is
+compared with the replica's. If the replica is ahead, or the files differ,
+the tenant is "diverged" and nothing is uploaded, unless the file is a
+restored copy of the replica. Restore the replica over the file, or pass
+-takeover TENANT to keep the replica's history under .litefleet/archive/ and
+start a new history from the local file.
+
+SIGINT or SIGTERM makes a final sync of every tenant, releases the claims
+and exits 0, or 1 naming the tenants whose final sync failed. A second
+signal stops without waiting.
 
 Credentials come from the -config file (access-key-id, secret-access-key) or
 the standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE).
@@ -39,21 +65,48 @@ Examples:
   litefleet replicate -dsn /data/legacy-client.db -bucket saas-backups -db-name legacy-client-001
     # -> s3://saas-backups/databases/legacy-client-001/
   litefleet replicate -config litestream.yml
-  litefleet replicate -dir /data -bucket saas-backups
-    # every tenant database in /data, each into its own prefix; new ones join within -rescan
+  litefleet replicate -dir /data -bucket saas-backups -host web-1
+    # every tenant database in /data, each into its own prefix; new ones join at once
 `
+
+// nameList is a repeatable flag of names.
+type nameList []string
+
+func (n *nameList) String() string     { return strings.Join(*n, ",") }
+func (n *nameList) Set(v string) error { *n = append(*n, v); return nil }
+
+// replicateFlags are replicate's flags, also used to build the terminal
+// UI's replication source.
+type replicateFlags struct {
+	cf         connFlags
+	dsn        string
+	dbName     string
+	dirs       dirList
+	recursive  bool
+	rescan     time.Duration
+	retention  time.Duration
+	host       string
+	sleepAfter time.Duration
+	takeover   nameList
+}
+
+func (f *replicateFlags) register(fs *flag.FlagSet) {
+	f.cf.register(fs)
+	fs.StringVar(&f.dsn, "dsn", "", "path of the SQLite database to replicate")
+	fs.StringVar(&f.dbName, "db-name", "", "tenant name when the file name is not a GUID (1-63 of a-z 0-9 . _ -)")
+	fs.Var(&f.dirs, "dir", "replicate every database in this folder (repeatable); new ones join at once")
+	fs.BoolVar(&f.recursive, "recursive", false, "with -dir: also scan subfolders")
+	fs.DurationVar(&f.rescan, "rescan", 30*time.Second, "with -dir: how often to list the folders again, behind the folder watcher")
+	fs.DurationVar(&f.retention, "retention", 0, "how long snapshots are kept in S3 (default 24h, Litestream's)")
+	fs.StringVar(&f.host, "host", "", "this replicator's name in heartbeats and claims (default: the machine's host name)")
+	fs.DurationVar(&f.sleepAfter, "sleep-after", time.Minute, "close a tenant after this long without a change; a write wakes it (negative: never)")
+	fs.Var(&f.takeover, "takeover", "replace TENANT's diverged replica with the local file, keeping the old history under .litefleet/archive/ (repeatable)")
+}
 
 func runReplicate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("replicate", replicateHelp, stderr)
-	var cf connFlags
-	cf.register(fs)
-	dsn := fs.String("dsn", "", "path of the SQLite database to replicate")
-	dbName := fs.String("db-name", "", "tenant name when the file name is not a GUID (1-63 of a-z 0-9 . _ -)")
-	var dirs dirList
-	fs.Var(&dirs, "dir", "replicate every database in this folder (repeatable); new ones are picked up")
-	recursive := fs.Bool("recursive", false, "with -dir: also scan subfolders")
-	rescan := fs.Duration("rescan", 30*time.Second, "with -dir: how often to look for new databases (0: only at start)")
-	retention := fs.Duration("retention", 0, "how long snapshots are kept in S3 (default 24h, Litestream's)")
+	var rf replicateFlags
+	rf.register(fs)
 	lf := logFlags{}
 	lf.register(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -62,88 +115,48 @@ func runReplicate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if fs.NArg() > 0 {
 		return errUsage("replicate takes flags only, got %q: did you mean -dsn %s?", fs.Arg(0), fs.Arg(0))
 	}
+	if rf.rescan <= 0 {
+		return errUsage("-rescan %s: give a positive duration", rf.rescan)
+	}
+	if rf.retention < 0 {
+		return errUsage("-retention %s: give a positive duration, e.g. 24h or 168h", rf.retention)
+	}
+	for _, name := range rf.takeover {
+		if err := fleet.ValidateName(name); err != nil {
+			return errUsage("-takeover: %v", err)
+		}
+	}
 	logger, libLogger, err := lf.loggers(stderr)
 	if err != nil {
 		return err
 	}
-	sup := replication.NewSupervisor(logger, libLogger)
-
-	var scan func() []fleet.Target
-	if len(dirs) > 0 {
-		if *dsn != "" || *dbName != "" {
-			return errUsage("-dir replicates a folder: give -dir or -dsn, not both")
-		}
-		conn, _, err := cf.resolveConn()
-		if err != nil {
-			return err
-		}
-		if err := conn.Validate(); err != nil {
-			return errUsage("%v", err)
-		}
-		opt := fleet.DiscoverOptions{Dirs: dirs, Recursive: *recursive, InUse: func(p string) bool {
-			_, ok := sup.Replicating(p)
-			return ok
-		}}
-		scan = func() []fleet.Target {
-			locals, err := fleet.Discover(ctx, opt)
-			if err != nil {
-				logger.Error("scan folders", "error", err)
-				return nil
-			}
-			ts := make([]fleet.Target, 0, len(locals))
-			for _, l := range locals {
-				ts = append(ts, fleet.Target{Path: l.Path, Tenant: l.Naming, Conn: conn, Retention: *retention})
-			}
-			return ts
-		}
-	} else {
-		targets, err := replicateTargets(cf, *dsn, *dbName, *retention)
-		if err != nil {
-			return err
-		}
-		scan = func() []fleet.Target { return targets }
+	src, err := rf.source(false)
+	if err != nil {
+		return err
 	}
-
-	started, failures := startTargets(ctx, sup, logger, scan(), nil)
-	if started == 0 {
-		_ = sup.Close(context.Background())
-		if len(failures) == 1 {
-			return failures[0]
-		}
-		if len(failures) == 0 {
-			return fmt.Errorf("no database found in %s: looked for *.db, *.sqlite, *.sqlite3", strings.Join(dirs, ", "))
-		}
-		return fmt.Errorf("no database is replicating (%d refused): see the errors above", len(failures))
+	eng, err := replication.New(replication.Options{
+		Logger: logger, LibLogger: libLogger, Host: rf.host, Version: version,
+		SleepAfter: rf.sleepAfter, Rescan: rf.rescan, Takeover: rf.takeover,
+	}, src)
+	if err != nil {
+		return errUsage("%v", err)
 	}
-	logger.Info("ready", "tenants", started, "refused", len(failures))
-
-	if len(dirs) > 0 && *rescan > 0 {
-		// Pick up new tenants; a refusal is logged once, not every scan.
-		refusedOnce := map[string]bool{}
-		for _, t := range failuresPaths(failures) {
-			refusedOnce[t] = true
+	if err := eng.Start(ctx); err != nil {
+		closeQuietly(eng)
+		var se *replication.StartError
+		if errors.As(err, &se) {
+			return &exitError{code: 1, err: err} // each tenant's reason is logged above, once
 		}
-		ticker := time.NewTicker(*rescan)
-		defer ticker.Stop()
-	loop:
-		for {
-			select {
-			case <-ctx.Done():
-				break loop
-			case <-ticker.C:
-				n, _ := startTargets(ctx, sup, logger, scan(), refusedOnce)
-				if n > 0 {
-					logger.Info("new tenants replicating", "tenants", n, "total", len(sup.Running()))
-				}
-			}
-		}
+		return err
 	}
+	st := eng.Status()
+	logger.Info("ready", "tenants", len(st), "host", hostName(rf.host))
 
 	<-ctx.Done()
-	logger.Info("shutting down: final sync", "tenants", len(sup.Running()))
+	logger.Info("shutting down: final sync", "tenants", len(st))
 	// A second signal stops waiting for the final sync.
 	hard := make(chan os.Signal, 1)
-	signal.Notify(hard, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(hard, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(hard)
 	closeCtx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -155,154 +168,102 @@ func runReplicate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		case <-closeCtx.Done():
 		}
 	}()
-	if err := sup.Close(closeCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	if err := eng.Close(closeCtx); err != nil {
+		return &exitError{code: 1, err: err}
 	}
 	logger.Info("stopped cleanly")
-	if len(failures) > 0 {
-		// The others ran; still say that not everything did.
-		return &exitError{code: 1, err: fmt.Errorf("%d database(s) were refused at start: see the errors above", len(failures))}
-	}
 	return nil
 }
 
-// refusal is a database that could not start, with its path.
-type refusal struct {
-	path string
-	err  error
+func closeQuietly(eng *replication.Engine) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = eng.Close(ctx)
 }
 
-func (r refusal) Error() string { return r.err.Error() }
-func (r refusal) Unwrap() error { return r.err }
-
-func failuresPaths(errs []error) []string {
-	var out []string
-	for _, e := range errs {
-		if r, ok := e.(refusal); ok {
-			out = append(out, r.path)
-		}
+func hostName(h string) string {
+	if h != "" {
+		return h
 	}
-	return out
+	n, _ := os.Hostname()
+	return n
 }
 
-// startTargets starts every target not already replicating, refusing those
-// that would share a prefix. With quiet non-nil, a path refused before is
-// not logged again (rescans), and new refusals are added to it.
-func startTargets(ctx context.Context, sup *replication.Supervisor, logger *slog.Logger, targets []fleet.Target, quiet map[string]bool) (int, []error) {
-	refused := markTargetCollisions(targets)
-	var started int
-	var failures []error
-	for _, t := range targets {
-		if _, running := sup.Replicating(t.Path); running {
-			continue
-		}
-		fail := func(err error) {
-			failures = append(failures, refusal{path: t.Path, err: err})
-			if quiet != nil {
-				if quiet[t.Path] {
-					return
-				}
-				quiet[t.Path] = true
-			}
-			logger.Error("cannot replicate", "db", t.Tenant.Name, "path", t.Path, "error", err)
-		}
-		if msg, ok := refused[t.Path]; ok {
-			fail(fmt.Errorf("%s: %s", fleet.Printable(t.Path), msg))
-			continue
-		}
-		if !t.Tenant.Verdict.Usable() {
-			fail(fmt.Errorf("%s: %s", fleet.Printable(t.Path), t.Tenant.Note))
-			continue
-		}
-		if t.Tenant.Verdict == fleet.VerdictFallback {
-			logger.Warn("fallback tenant name", "db", t.Tenant.Name, "path", t.Path, "note", t.Tenant.Note)
-		}
-		if err := sup.Start(ctx, t); err != nil {
-			fail(err)
-			continue
-		}
-		if quiet != nil {
-			delete(quiet, t.Path)
-		}
-		started++
-	}
-	return started, failures
-}
-
-// replicateTargets turns the flags into the databases to replicate.
-func replicateTargets(cf connFlags, dsn, dbName string, retention time.Duration) ([]fleet.Target, error) {
+// source turns the flags into the engine's source: the one way targets
+// are built, for replicate and for the terminal UI (onRequest).
+func (f *replicateFlags) source(onRequest bool) (replication.Source, error) {
+	src := replication.Source{OnRequest: onRequest, Retention: f.retention, Recursive: f.recursive}
 	var cfg *fleet.Config
 	var fromConfig []fleet.Target
-	if cf.config != "" {
-		c, ts, err := fleet.LoadConfig(cf.config)
+	if f.cf.config != "" {
+		c, ts, err := fleet.LoadConfig(f.cf.config)
 		if err != nil {
-			return nil, err
+			return src, err
 		}
 		cfg, fromConfig = c, ts
+		src.HostKeys.AccessKeyID, src.HostKeys.SecretAccessKey = cfg.AccessKeyID, cfg.SecretAccessKey
 	}
-	if dsn == "" {
-		if dbName != "" {
-			return nil, errUsage("-db-name needs -dsn")
+	if len(f.dirs) > 0 {
+		if f.dsn != "" || f.dbName != "" {
+			return src, errUsage("-dir replicates a folder: give -dir or -dsn, not both")
 		}
-		if cf.config == "" {
-			return nil, errUsage("nothing to replicate: give -dsn PATH -bucket NAME, or -config FILE (see -h)")
+		conn, _, err := f.cf.resolveConn()
+		if err != nil {
+			return src, err
 		}
-		if len(fromConfig) == 0 {
-			return nil, fmt.Errorf("%s lists no databases: add dbs: entries, or give -dsn", cf.config)
+		if err := conn.Validate(); err != nil {
+			return src, errUsage("%v", err)
 		}
-		if cf.bucket != "" || cf.endpoint != "" || cf.region != "" {
-			return nil, errUsage("-bucket, -endpoint and -region apply to -dsn; with -config alone, each replica in the file names its own")
+		src.Dirs, src.DirConn = f.dirs, conn
+		if onRequest {
+			src.Targets = fromConfig
+		}
+		return src, nil
+	}
+	if f.dsn == "" {
+		if f.dbName != "" {
+			return src, errUsage("-db-name needs -dsn")
+		}
+		if f.cf.config == "" {
+			if onRequest {
+				return src, nil
+			}
+			return src, errUsage("nothing to replicate: give -dsn PATH -bucket NAME, -dir DIR -bucket NAME, or -config FILE (see -h)")
+		}
+		if len(fromConfig) == 0 && !onRequest {
+			return src, fmt.Errorf("%s lists no databases: add dbs: entries, or give -dsn or -dir", f.cf.config)
+		}
+		if !onRequest && (f.cf.bucket != "" || f.cf.endpoint != "" || f.cf.region != "") {
+			return src, errUsage("-bucket, -endpoint and -region apply to -dsn and -dir; with -config alone, each replica in the file names its own")
 		}
 		for i := range fromConfig {
-			if retention > 0 && fromConfig[i].Retention == 0 {
-				fromConfig[i].Retention = retention
+			if f.retention > 0 && fromConfig[i].Retention == 0 {
+				fromConfig[i].Retention = f.retention
 			}
 		}
-		return fromConfig, nil
+		src.Targets = fromConfig
+		return src, nil
 	}
 	if len(fromConfig) > 0 {
-		return nil, errUsage("%s lists databases and -dsn names another: give one or the other (the file's credentials apply to -dsn when it lists no dbs)", cf.config)
+		return src, errUsage("%s lists databases and -dsn names another: give one or the other (the file's credentials apply to -dsn when it lists no dbs)", f.cf.config)
 	}
-	abs, err := filepath.Abs(dsn)
+	abs, err := filepath.Abs(f.dsn)
 	if err != nil {
-		return nil, err
+		return src, err
 	}
-	naming := fleet.NameFor(abs, dbName)
+	naming := fleet.NameFor(abs, f.dbName)
 	if naming.Verdict == fleet.VerdictInvalid {
-		return nil, errUsage("-db-name: %s", naming.Note)
+		return src, errUsage("-db-name: %s", naming.Note)
 	}
-	conn := cf.conn()
+	conn := f.cf.conn()
 	if cfg != nil {
 		conn.AccessKeyID, conn.SecretAccessKey = cfg.AccessKeyID, cfg.SecretAccessKey
 	}
 	if err := conn.Validate(); err != nil {
-		return nil, errUsage("%v", err)
+		return src, errUsage("%v", err)
 	}
-	return []fleet.Target{{Path: abs, Tenant: naming, Conn: conn, Retention: retention}}, nil
-}
-
-// markTargetCollisions finds databases that would share a prefix in the
-// same bucket, and returns a note for each refused path.
-func markTargetCollisions(ts []fleet.Target) map[string]string {
-	byBucket := map[string][]int{}
-	for i, t := range ts {
-		k := t.Conn.Endpoint + "\x00" + t.Conn.Bucket + "\x00" + strings.Trim(t.Conn.Prefix, "/")
-		byBucket[k] = append(byBucket[k], i)
-	}
-	refused := map[string]string{}
-	for _, idx := range byBucket {
-		entries := make([]fleet.Entry, len(idx))
-		for j, i := range idx {
-			entries[j] = fleet.Entry{Path: ts[i].Path, Naming: ts[i].Tenant}
-		}
-		fleet.MarkCollisions(entries)
-		for _, e := range entries {
-			if e.Verdict == fleet.VerdictCollision {
-				refused[e.Path] = e.Note
-			}
-		}
-	}
-	return refused
+	src.Targets = []fleet.Target{{Path: abs, Tenant: naming, Conn: conn, Retention: f.retention}}
+	return src, nil
 }
 
 // logFlags choose the log format and level.

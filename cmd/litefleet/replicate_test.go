@@ -182,8 +182,8 @@ func TestSecondReplicatorIsRefusedNamingTheOwner(t *testing.T) {
 	path := filepath.Join(t.TempDir(), guid3+".db")
 	insertRows(t, openDB(t, path), 0, 3)
 	first := startLitefleet(t, credEnv(srv), replicateArgs(srv, conn, "-dsn", path)...)
-	m := first.waitFor(`replicating: db=`+guid3+`.* lease_owner=(\S+)`, 20*time.Second)
-	owner := m[1]
+	owner := first.waitFor(`heartbeat started: host=(\S+)`, 20*time.Second)[1]
+	first.waitFor(`replicating: db=`+guid3, 20*time.Second)
 
 	// The same tenant from another copy of the file: refused at once.
 	other := filepath.Join(t.TempDir(), guid3+".db")
@@ -196,7 +196,7 @@ func TestSecondReplicatorIsRefusedNamingTheOwner(t *testing.T) {
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("refusal took %s", d)
 	}
-	if out := second.out.String(); !strings.Contains(out, "already replicated by "+owner) {
+	if out := second.out.String(); !strings.Contains(out, "leased elsewhere: db="+guid3) || !strings.Contains(out, "held by live host "+owner) {
 		t.Fatalf("refusal does not name the owner %s:\n%s", owner, out)
 	}
 
@@ -331,17 +331,17 @@ func TestReplicateFolderPicksUpNewTenants(t *testing.T) {
 	p := startLitefleet(t, credEnv(srv), replicateArgs(srv, conn, "-dir", dir, "-rescan", "500ms")...)
 	p.waitFor(seedTx(guid1), 20*time.Second)
 	p.waitFor(seedTx(guid2), 20*time.Second)
-	p.waitFor(`cannot replicate: db=default path=\S+notes.db error=.*not an SQLite database`, 10*time.Second)
+	p.waitFor(`failed: db=default reason=\S+notes.db is not an SQLite database`, 10*time.Second)
 
 	// A new tenant appears: it replicates without a restart.
 	db3 := openDB(t, filepath.Join(dir, guid3+".db"))
 	insertRows(t, db3, 0, 3)
 	p.waitFor(seedTx(guid3), 20*time.Second)
-	if n := strings.Count(p.out.String(), "notes.db error="); n != 1 {
+	if n := strings.Count(p.out.String(), "notes.db is not an SQLite database"); n != 1 {
 		t.Errorf("the refused file is logged %d times, want once", n)
 	}
 	if code := p.stop(60 * time.Second); code != 1 {
-		t.Fatalf("exit %d, want 1 (one database refused at start)", code)
+		t.Fatalf("exit %d, want 1 (one database never replicated)", code)
 	}
 	out := filepath.Join(t.TempDir(), "restored.db")
 	litestreamRestore(t, srv, conn, guid3, out)

@@ -191,7 +191,8 @@ func TestRestoreRefusedWhileLeased(t *testing.T) {
 	src := filepath.Join(t.TempDir(), guid2+".db")
 	insertRows(t, openDB(t, src), 0, 20)
 	p := startLitefleet(t, credEnv(srv), replicateArgs(srv, conn, "-dsn", src)...)
-	owner := p.waitFor(`replicating: db=`+guid2+`.* lease_owner=(\S+)`, 20*time.Second)[1]
+	owner := "host " + p.waitFor(`heartbeat started: host=(\S+)`, 20*time.Second)[1]
+	p.waitFor(`replicating: db=`+guid2, 20*time.Second)
 	p.waitFor(seedTx(guid2), 20*time.Second)
 	ep := []string{"-bucket", conn.Bucket, "-endpoint", srv.Endpoint}
 

@@ -72,9 +72,20 @@ func runTUI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	prev := slog.Default()
 	slog.SetDefault(logger)
 	defer slog.SetDefault(prev)
-	sup := replication.NewSupervisor(logger, slog.New(fleet.QuietInfo(h)))
+	rf := replicateFlags{cf: ff.connFlags, dirs: ff.dirs, recursive: ff.recursive, rescan: 30 * time.Second, sleepAfter: time.Minute}
+	src, err := rf.source(true)
+	if err != nil {
+		return err
+	}
+	eng, err := replication.New(replication.Options{Logger: logger, LibLogger: slog.New(fleet.QuietInfo(h)), Version: version}, src)
+	if err != nil {
+		return err
+	}
+	if err := eng.Start(ctx); err != nil {
+		return err
+	}
 
-	backend := tui.NewFleetBackend(fl, sup, tui.FleetOptions{NoCache: ff.noCache, Config: ff.config, Dirs: ff.dirs})
+	backend := tui.NewFleetBackend(fl, eng, tui.FleetOptions{NoCache: ff.noCache, Config: ff.config, Dirs: ff.dirs})
 	m := tui.New(backend, tui.Options{
 		ReadOnly: *readOnly,
 		Refresh:  *refresh,

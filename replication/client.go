@@ -1,0 +1,445 @@
+package replication
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/benbjohnson/litestream"
+	lss3 "github.com/benbjohnson/litestream/s3"
+	"github.com/superfly/ltx"
+
+	"github.com/litefleet/litefleet/hosts"
+)
+
+// objectAPI is the part of the S3 client a tenant's replica needs.
+type objectAPI interface {
+	hosts.API
+	HeadObject(ctx context.Context, params *s3.HeadObjectInput, optFns ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
+	DeleteObjects(ctx context.Context, params *s3.DeleteObjectsInput, optFns ...func(*s3.Options)) (*s3.DeleteObjectsOutput, error)
+	CopyObject(ctx context.Context, params *s3.CopyObjectInput, optFns ...func(*s3.Options)) (*s3.CopyObjectOutput, error)
+	manager.UploadAPIClient
+}
+
+var _ objectAPI = (*s3.Client)(nil)
+
+// singlePutMax is the largest LTX file sent in one PutObject; larger ones
+// go up in parts.
+const singlePutMax = 16 << 20
+
+// errFenced is returned for a write the tenant may not make: its host's
+// heartbeat is failing or its claim is gone.
+var errFenced = errors.New("not written: this host may not write the tenant now")
+
+// gate decides whether a tenant's data may be written, and by when a write
+// must be done.
+type gate interface {
+	// writeDeadline returns when a write sent now must have finished, or
+	// an error wrapping errFenced.
+	writeDeadline() (time.Time, error)
+}
+
+// ltxObject is one LTX file of the replica as the manifest knows it.
+type ltxObject struct {
+	info ltx.FileInfo
+	// exact says CreatedAt is the LTX header's timestamp (it was written
+	// here), not the listing's LastModified.
+	exact bool
+}
+
+// tenantClient is Litestream's ReplicaClient for one tenant, over an S3
+// client shared by every tenant with the same credentials. It answers
+// listings from a manifest of the tenant's LTX files, loaded with one LIST
+// and kept current by its own writes and deletes: Litestream lists levels
+// every few seconds (L0 retention, compaction checks, positions), and while
+// this host holds the tenant's claim nobody else writes the prefix.
+type tenantClient struct {
+	api    objectAPI
+	bucket string
+	path   string // tenant prefix, no trailing slash
+	tenant string
+	logger *slog.Logger // litefleet's: the seed's "new transaction" lines
+	gate   gate
+	stats  *tenantStats
+	// check runs before an upload; an error refuses it (the file at the
+	// tenant's path is no longer the one Litestream has open).
+	check func() error
+
+	mu       sync.Mutex
+	levels   map[int][]ltxObject // nil until loaded
+	loadedAt time.Time
+}
+
+var _ litestream.ReplicaClient = (*tenantClient)(nil)
+
+// tenantStats are a tenant's counters, kept across sleeps.
+type tenantStats struct {
+	uploadedBytes atomic.Int64
+	uploads       atomic.Int64
+	writeErrors   atomic.Int64
+	lastUpload    atomic.Int64 // unix nanoseconds
+}
+
+func (c *tenantClient) Type() string                  { return lss3.ReplicaClientType }
+func (c *tenantClient) Init(context.Context) error    { return nil }
+func (c *tenantClient) SetLogger(logger *slog.Logger) {}
+
+func (c *tenantClient) levelPrefix(level int) string { return fmt.Sprintf("%s/%04x/", c.path, level) }
+
+func (c *tenantClient) key(level int, minTXID, maxTXID ltx.TXID) string {
+	return c.levelPrefix(level) + ltx.FormatFilename(minTXID, maxTXID)
+}
+
+// load lists the tenant's prefix once and builds the manifest.
+func (c *tenantClient) load(ctx context.Context) error {
+	c.mu.Lock()
+	loaded := c.levels != nil
+	c.mu.Unlock()
+	if loaded {
+		return nil
+	}
+	levels := map[int][]ltxObject{}
+	in := &s3.ListObjectsV2Input{Bucket: aws.String(c.bucket), Prefix: aws.String(c.path + "/")}
+	for {
+		out, err := c.api.ListObjectsV2(ctx, in)
+		if err != nil {
+			return fmt.Errorf("list s3://%s/%s/: %w", c.bucket, c.path, err)
+		}
+		for _, o := range out.Contents {
+			level, info, ok := parseLTXKey(c.path, aws.ToString(o.Key))
+			if !ok {
+				continue
+			}
+			info.Size = aws.ToInt64(o.Size)
+			info.CreatedAt = aws.ToTime(o.LastModified).UTC()
+			levels[level] = append(levels[level], ltxObject{info: info})
+		}
+		if !aws.ToBool(out.IsTruncated) || out.NextContinuationToken == nil {
+			break
+		}
+		in.ContinuationToken = out.NextContinuationToken
+	}
+	for l := range levels {
+		sortObjects(levels[l])
+	}
+	c.mu.Lock()
+	if c.levels == nil {
+		c.levels, c.loadedAt = levels, time.Now()
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// parseLTXKey parses PATH/LLLL/MIN-MAX.ltx; keys from S3 are untrusted, so
+// anything else is skipped.
+func parseLTXKey(path, key string) (int, ltx.FileInfo, bool) {
+	rest, ok := strings.CutPrefix(key, path+"/")
+	if !ok {
+		return 0, ltx.FileInfo{}, false
+	}
+	dir, file, ok := strings.Cut(rest, "/")
+	if !ok || len(dir) != 4 || strings.Contains(file, "/") {
+		return 0, ltx.FileInfo{}, false
+	}
+	level, err := strconv.ParseUint(dir, 16, 16)
+	if err != nil || level > litestream.SnapshotLevel {
+		return 0, ltx.FileInfo{}, false
+	}
+	minTXID, maxTXID, err := ltx.ParseFilename(file)
+	if err != nil || minTXID > maxTXID || minTXID == 0 {
+		return 0, ltx.FileInfo{}, false
+	}
+	return int(level), ltx.FileInfo{Level: int(level), MinTXID: minTXID, MaxTXID: maxTXID}, true
+}
+
+func sortObjects(a []ltxObject) {
+	slices.SortFunc(a, func(x, y ltxObject) int {
+		if x.info.MinTXID != y.info.MinTXID {
+			return int(x.info.MinTXID) - int(y.info.MinTXID)
+		}
+		return int(x.info.MaxTXID) - int(y.info.MaxTXID)
+	})
+}
+
+// LTXFiles lists a level from the manifest.
+func (c *tenantClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID, useMetadata bool) (ltx.FileIterator, error) {
+	if err := c.load(ctx); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	objs := slices.Clone(c.levels[level])
+	c.mu.Unlock()
+	infos := make([]*ltx.FileInfo, 0, len(objs))
+	for _, o := range objs {
+		if o.info.MinTXID < seek {
+			continue
+		}
+		info := o.info
+		if useMetadata && !o.exact {
+			// Point-in-time restores want the LTX timestamp Litestream
+			// stores in the object's metadata.
+			if t, ok := c.headTimestamp(ctx, c.key(level, info.MinTXID, info.MaxTXID)); ok {
+				info.CreatedAt = t
+			}
+		}
+		infos = append(infos, &info)
+	}
+	return ltx.NewFileInfoSliceIterator(infos), nil
+}
+
+func (c *tenantClient) headTimestamp(ctx context.Context, key string) (time.Time, bool) {
+	out, err := c.api.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(c.bucket), Key: aws.String(key)})
+	if err != nil {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, out.Metadata[lss3.MetadataKeyTimestamp])
+	return t, err == nil
+}
+
+// latest returns the file with the highest MaxTXID of a level.
+func (c *tenantClient) latest(ctx context.Context, level int) (ltx.FileInfo, bool, error) {
+	if err := c.load(ctx); err != nil {
+		return ltx.FileInfo{}, false, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var best ltx.FileInfo
+	found := false
+	for _, o := range c.levels[level] {
+		if !found || o.info.MaxTXID > best.MaxTXID {
+			best, found = o.info, true
+		}
+	}
+	return best, found, nil
+}
+
+// maxTXID is the highest TXID of any level.
+func (c *tenantClient) maxTXID(ctx context.Context) (ltx.TXID, error) {
+	if err := c.load(ctx); err != nil {
+		return 0, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var m ltx.TXID
+	for _, objs := range c.levels {
+		for _, o := range objs {
+			m = max(m, o.info.MaxTXID)
+		}
+	}
+	return m, nil
+}
+
+// OpenLTXFile reads an LTX file, or a byte range of it.
+func (c *tenantClient) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
+	key := c.key(level, minTXID, maxTXID)
+	rng := fmt.Sprintf("bytes=%d-", offset)
+	if size > 0 {
+		rng = fmt.Sprintf("bytes=%d-%d", offset, offset+size-1)
+	}
+	in := &s3.GetObjectInput{Bucket: aws.String(c.bucket), Key: aws.String(key)}
+	if offset > 0 || size > 0 {
+		in.Range = aws.String(rng)
+	}
+	out, err := c.api.GetObject(ctx, in)
+	if err != nil {
+		if hosts.IsNotFound(err) {
+			return nil, os.ErrNotExist
+		}
+		return nil, fmt.Errorf("get %s: %w", key, err)
+	}
+	return out.Body, nil
+}
+
+// WriteLTXFile uploads an LTX file, if the tenant may be written, and
+// records it in the manifest. A level-0 upload is one synced change: it is
+// logged in the seed's shape.
+func (c *tenantClient) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
+	start := time.Now()
+	info, err := c.write(ctx, level, minTXID, maxTXID, r)
+	if err != nil {
+		c.stats.writeErrors.Add(1)
+		return nil, err
+	}
+	c.stats.uploadedBytes.Add(info.Size)
+	c.stats.uploads.Add(1)
+	c.stats.lastUpload.Store(time.Now().UnixNano())
+	if level == 0 {
+		pre := ltx.TXID(0)
+		if minTXID > 0 {
+			pre = minTXID - 1
+		}
+		c.logger.Info("new transaction", "db", c.tenant, "pre", pre.String(), "post", maxTXID.String(), "elapsed", roundElapsed(time.Since(start)))
+	}
+	return info, nil
+}
+
+func (c *tenantClient) write(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
+	key := c.key(level, minTXID, maxTXID)
+	if err := c.load(ctx); err != nil {
+		return nil, err
+	}
+	if c.check != nil {
+		if err := c.check(); err != nil {
+			return nil, fmt.Errorf("%w: %v", errFenced, err)
+		}
+	}
+	body, size, err := seekable(r)
+	if err != nil {
+		return nil, fmt.Errorf("read ltx file for %s: %w", key, err)
+	}
+	hdr, _, err := ltx.PeekHeader(body)
+	if err != nil {
+		return nil, fmt.Errorf("ltx header of %s: %w", key, err)
+	}
+	if _, err := body.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	ts := time.UnixMilli(hdr.Timestamp).UTC()
+	deadline, err := c.gate.writeDeadline()
+	if err != nil {
+		return nil, err
+	}
+	wctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	in := &s3.PutObjectInput{
+		Bucket:   aws.String(c.bucket),
+		Key:      aws.String(key),
+		Body:     body,
+		Metadata: map[string]string{lss3.MetadataKeyTimestamp: ts.Format(time.RFC3339Nano)},
+	}
+	if size <= singlePutMax {
+		in.ContentLength = aws.Int64(size)
+		_, err = c.api.PutObject(wctx, in)
+	} else {
+		_, err = manager.NewUploader(c.api, func(u *manager.Uploader) { u.PartSize = 8 << 20; u.Concurrency = 2 }).Upload(wctx, in)
+	}
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			return nil, fmt.Errorf("%w: put %s did not finish before this host's claims could be taken over", errFenced, key)
+		}
+		return nil, fmt.Errorf("put %s: %w", key, err)
+	}
+	info := ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: size, CreatedAt: ts}
+	c.mu.Lock()
+	objs := slices.DeleteFunc(c.levels[level], func(o ltxObject) bool {
+		return o.info.MinTXID == minTXID && o.info.MaxTXID == maxTXID
+	})
+	objs = append(objs, ltxObject{info: info, exact: true})
+	sortObjects(objs)
+	c.levels[level] = objs
+	c.mu.Unlock()
+	return &info, nil
+}
+
+// seekable returns r as a ReadSeeker positioned at 0, and its size.
+func seekable(r io.Reader) (io.ReadSeeker, int64, error) {
+	if rs, ok := r.(io.ReadSeeker); ok {
+		start, err := rs.Seek(0, io.SeekCurrent)
+		if err == nil {
+			end, err := rs.Seek(0, io.SeekEnd)
+			if err == nil && start == 0 {
+				_, err = rs.Seek(0, io.SeekStart)
+				return rs, end, err
+			}
+		}
+	}
+	b, err := io.ReadAll(r)
+	return bytes.NewReader(b), int64(len(b)), err
+}
+
+// DeleteLTXFiles deletes files, if the tenant may be written.
+func (c *tenantClient) DeleteLTXFiles(ctx context.Context, a []*ltx.FileInfo) error {
+	if len(a) == 0 {
+		return nil
+	}
+	deadline, err := c.gate.writeDeadline()
+	if err != nil {
+		return err
+	}
+	dctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	ids := make([]types.ObjectIdentifier, 0, len(a))
+	for _, info := range a {
+		ids = append(ids, types.ObjectIdentifier{Key: aws.String(c.key(info.Level, info.MinTXID, info.MaxTXID))})
+	}
+	for len(ids) > 0 {
+		n := min(len(ids), 1000)
+		out, err := c.api.DeleteObjects(dctx, &s3.DeleteObjectsInput{Bucket: aws.String(c.bucket), Delete: &types.Delete{Objects: ids[:n], Quiet: aws.Bool(true)}})
+		if err != nil {
+			return fmt.Errorf("delete %d objects under s3://%s/%s/: %w", n, c.bucket, c.path, err)
+		}
+		if len(out.Errors) > 0 {
+			e := out.Errors[0]
+			return fmt.Errorf("delete %s: %s %s", aws.ToString(e.Key), aws.ToString(e.Code), aws.ToString(e.Message))
+		}
+		ids = ids[n:]
+	}
+	c.mu.Lock()
+	for _, info := range a {
+		c.levels[info.Level] = slices.DeleteFunc(c.levels[info.Level], func(o ltxObject) bool {
+			return o.info.MinTXID == info.MinTXID && o.info.MaxTXID == info.MaxTXID
+		})
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// DeleteAll deletes every LTX file of the tenant; its claim stays.
+func (c *tenantClient) DeleteAll(ctx context.Context) error {
+	if err := c.load(ctx); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	var all []*ltx.FileInfo
+	for _, objs := range c.levels {
+		for _, o := range objs {
+			info := o.info
+			all = append(all, &info)
+		}
+	}
+	c.mu.Unlock()
+	return c.DeleteLTXFiles(ctx, all)
+}
+
+// readTrailer fetches the 16-byte trailer of a remote LTX file: its file
+// checksum identifies the file's exact bytes.
+func (c *tenantClient) readTrailer(ctx context.Context, info ltx.FileInfo) (ltx.Trailer, error) {
+	if info.Size < ltx.HeaderSize+ltx.TrailerSize {
+		return ltx.Trailer{}, fmt.Errorf("%s is %d bytes: too small for an LTX file", c.key(info.Level, info.MinTXID, info.MaxTXID), info.Size)
+	}
+	rc, err := c.OpenLTXFile(ctx, info.Level, info.MinTXID, info.MaxTXID, info.Size-ltx.TrailerSize, ltx.TrailerSize)
+	if err != nil {
+		return ltx.Trailer{}, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, ltx.TrailerSize+1))
+	if err != nil {
+		return ltx.Trailer{}, err
+	}
+	if len(b) != ltx.TrailerSize {
+		return ltx.Trailer{}, fmt.Errorf("trailer of %s: read %d bytes", c.key(info.Level, info.MinTXID, info.MaxTXID), len(b))
+	}
+	var t ltx.Trailer
+	return t, t.UnmarshalBinary(b)
+}
+
+func roundElapsed(d time.Duration) time.Duration {
+	if d >= time.Millisecond {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(time.Microsecond)
+}

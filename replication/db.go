@@ -1,0 +1,303 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/benbjohnson/litestream"
+	"github.com/superfly/ltx"
+
+	"github.com/litefleet/litefleet/fleet"
+)
+
+// awake is a tenant open in Litestream.
+type awake struct {
+	db     *litestream.DB
+	client *tenantClient
+	// lost stops every write of this tenant at once: the claim is gone,
+	// or the file under the database was replaced.
+	lost   atomic.Bool
+	opened identity
+	// nextCompact is when each compaction level is next due; the engine
+	// runs Litestream's compactions itself, per tenant, so that none runs
+	// while the tenant is being closed.
+	nextCompact map[int]time.Time
+	nextL0      time.Time
+	sleepRetry  time.Time
+}
+
+// tenantGate lets a tenant write while its bucket's host is not fenced and
+// its claim and file are still its own.
+type tenantGate struct {
+	b *bucket
+	a *awake
+}
+
+func (g tenantGate) writeDeadline() (time.Time, error) {
+	if g.a.lost.Load() {
+		return time.Time{}, fmt.Errorf("%w: its claim or its file is gone", errFenced)
+	}
+	if g.b.beat.Fenced() {
+		last, err := g.b.beat.LastBeat()
+		reason := "no heartbeat written yet"
+		if !last.IsZero() {
+			reason = fmt.Sprintf("last heartbeat %s ago", time.Since(last).Round(time.Second))
+		}
+		if err != nil {
+			reason += ": " + err.Error()
+		}
+		return time.Time{}, fmt.Errorf("%w: %s", errFenced, reason)
+	}
+	return g.b.beat.WriteDeadline(), nil
+}
+
+// newClient builds the tenant's replica client; its manifest is loaded
+// on first use.
+func (e *Engine) newClient(t *tenant, b *bucket, a *awake) *tenantClient {
+	c := &tenantClient{
+		api: t.api, bucket: t.target.Conn.Bucket, path: t.target.Conn.TenantPath(t.name),
+		tenant: t.name, logger: e.log, gate: tenantGate{b: b, a: a}, stats: t.stats,
+	}
+	c.check = func() error {
+		now, err := statID(t.path)
+		if err != nil {
+			return err
+		}
+		if !now.sameFile(a.opened.db) {
+			return fmt.Errorf("%s was replaced or deleted", fleet.Printable(t.path))
+		}
+		return nil
+	}
+	return c
+}
+
+// openDB opens the tenant in Litestream and makes its first local sync,
+// which is where Litestream meets a file it cannot use: read-only, not a
+// database, locked.
+func (e *Engine) openDB(ctx context.Context, t *tenant, a *awake) error {
+	db := litestream.NewDB(t.path)
+	db.SetLogger(e.opt.LibLogger.With("db", t.name))
+	db.Replica = litestream.NewReplicaWithClient(db, a.client)
+	if err := db.Open(); err != nil {
+		return fmt.Errorf("open %s: %w", fleet.Printable(t.path), err)
+	}
+	a.db = db
+	if err := db.Sync(ctx); err != nil {
+		e.closeDB(a, false)
+		return fmt.Errorf("%s: %w", fleet.Printable(t.path), explainLocal(err))
+	}
+	return nil
+}
+
+// explainLocal turns SQLite's words into what to check.
+func explainLocal(err error) error {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "readonly"), strings.Contains(msg, "read-only"):
+		return fmt.Errorf("cannot write the database (read-only file or folder): %w", err)
+	case strings.Contains(msg, "not a database"), strings.Contains(msg, "file is not a database"):
+		return fmt.Errorf("not an SQLite database: %w", err)
+	case strings.Contains(msg, "database is locked"), strings.Contains(msg, "SQLITE_BUSY"):
+		return fmt.Errorf("the database is locked by another process: %w", err)
+	case errors.Is(err, os.ErrPermission):
+		return fmt.Errorf("permission denied: %w", err)
+	}
+	return err
+}
+
+// closeDB closes the tenant's Litestream DB. With sync it makes a final
+// sync to S3 first; without, nothing more is written: the claim is gone or
+// the file was replaced.
+func (e *Engine) closeDB(a *awake, sync bool) error {
+	if a.db == nil {
+		return nil
+	}
+	if !sync {
+		a.lost.Store(true)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		a.db.ShutdownSyncTimeout = 0
+		_ = a.db.Close(ctx)
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	return a.db.Close(ctx)
+}
+
+// positions reads the local and replicated TXIDs of an open tenant.
+func (a *awake) positions() (local, replicated uint64) {
+	if pos, err := a.db.Pos(); err == nil {
+		local = uint64(pos.TXID)
+	}
+	a.client.mu.Lock()
+	for _, o := range a.client.levels[0] {
+		replicated = max(replicated, uint64(o.info.MaxTXID))
+	}
+	a.client.mu.Unlock()
+	return local, replicated
+}
+
+// store returns the Litestream Store whose compaction and retention logic
+// the engine runs for tenants of a snapshot retention. It is never opened:
+// its monitors would touch databases the engine is closing.
+func (e *Engine) store(retention time.Duration) *litestream.Store {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if s, ok := e.stores[retention]; ok {
+		return s
+	}
+	s := litestream.NewStore(nil, litestream.DefaultCompactionLevels)
+	if retention > 0 {
+		s.SnapshotRetention = retention
+	}
+	s.Logger = e.opt.LibLogger
+	e.stores[retention] = s
+	return s
+}
+
+// maintainDue reports whether a compaction or retention check is due.
+func (a *awake) maintainDue(now time.Time) bool {
+	if now.After(a.nextL0) {
+		return true
+	}
+	for _, at := range a.nextCompact {
+		if now.After(at) {
+			return true
+		}
+	}
+	return false
+}
+
+// maintain runs the compactions, snapshots and retention checks that are
+// due, as Litestream's Store monitors would.
+func (e *Engine) maintain(ctx context.Context, t *tenant, a *awake) {
+	store := e.store(t.target.Retention)
+	now := time.Now()
+	levels := append(litestream.CompactionLevels{}, litestream.DefaultCompactionLevels[1:]...)
+	levels = append(levels, store.SnapshotLevel())
+	for _, lvl := range levels {
+		if now.Before(a.nextCompact[lvl.Level]) {
+			continue
+		}
+		a.nextCompact[lvl.Level] = lvl.NextCompactionAt(now)
+		_, err := store.CompactDB(ctx, a.db, lvl)
+		switch {
+		case err == nil, errors.Is(err, litestream.ErrNoCompaction), errors.Is(err, litestream.ErrCompactionTooEarly), errors.Is(err, litestream.ErrDBNotReady):
+		case errors.Is(err, errFenced), ctx.Err() != nil:
+			return
+		default:
+			e.opt.LibLogger.Error("compaction failed", "db", t.name, "level", lvl.Level, "error", err)
+		}
+		if lvl.Level == litestream.SnapshotLevel {
+			if err := store.EnforceSnapshotRetention(ctx, a.db); err != nil && !errors.Is(err, errFenced) && ctx.Err() == nil {
+				e.opt.LibLogger.Error("retention enforcement failed", "db", t.name, "error", err)
+			}
+		}
+	}
+	if !now.Before(a.nextL0) {
+		a.nextL0 = now.Add(litestream.DefaultL0RetentionCheckInterval)
+		if err := a.db.EnforceL0RetentionByTime(ctx); err != nil && !errors.Is(err, errFenced) && ctx.Err() == nil {
+			e.opt.LibLogger.Error("l0 retention enforcement failed", "db", t.name, "error", err)
+		}
+	}
+}
+
+func newAwake(opened identity) *awake {
+	now := time.Now()
+	a := &awake{opened: opened, nextCompact: map[int]time.Time{}, nextL0: now.Add(litestream.DefaultL0RetentionCheckInterval)}
+	for _, lvl := range litestream.DefaultCompactionLevels[1:] {
+		a.nextCompact[lvl.Level] = lvl.NextCompactionAt(now)
+	}
+	a.nextCompact[litestream.SnapshotLevel] = now // a snapshot, if none is recent
+	return a
+}
+
+// dropUnreplicated removes the local L0 files above the replicated TXID:
+// after the file under an open database was replaced they may hold pages
+// of both files, and must never be uploaded.
+func dropUnreplicated(path string, replicated ltx.TXID) (int, error) {
+	dir := filepath.Join(metaDir(path), "ltx", "0")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return 0, nil
+		}
+		return 0, err
+	}
+	n := 0
+	for _, ent := range ents {
+		_, maxTXID, err := ltx.ParseFilename(ent.Name())
+		if err != nil || maxTXID <= replicated {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, ent.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// localL0 returns the newest local L0 file's range and its trailer, from
+// Litestream's state beside the database; zero when there is none.
+func localL0(path string) (minTXID, maxTXID ltx.TXID, trailer ltx.Trailer, err error) {
+	dir := filepath.Join(metaDir(path), "ltx", "0")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return 0, 0, ltx.Trailer{}, nil
+		}
+		return 0, 0, ltx.Trailer{}, err
+	}
+	var name string
+	for _, ent := range ents {
+		lo, hi, err := ltx.ParseFilename(ent.Name())
+		if err != nil || hi < maxTXID {
+			continue
+		}
+		minTXID, maxTXID, name = lo, hi, ent.Name()
+	}
+	if name == "" {
+		return 0, 0, ltx.Trailer{}, nil
+	}
+	trailer, err = readLocalTrailer(filepath.Join(dir, name))
+	return minTXID, maxTXID, trailer, err
+}
+
+// localTrailer reads the trailer of the local L0 file of exactly [lo, hi].
+func localTrailer(path string, lo, hi ltx.TXID) (ltx.Trailer, bool, error) {
+	file := filepath.Join(metaDir(path), "ltx", "0", ltx.FormatFilename(lo, hi))
+	t, err := readLocalTrailer(file)
+	if errors.Is(err, os.ErrNotExist) {
+		return ltx.Trailer{}, false, nil
+	}
+	return t, err == nil, err
+}
+
+func readLocalTrailer(file string) (ltx.Trailer, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return ltx.Trailer{}, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return ltx.Trailer{}, err
+	}
+	if st.Size() < ltx.HeaderSize+ltx.TrailerSize {
+		return ltx.Trailer{}, fmt.Errorf("%s is too small for an LTX file", file)
+	}
+	b := make([]byte, ltx.TrailerSize)
+	if _, err := f.ReadAt(b, st.Size()-ltx.TrailerSize); err != nil {
+		return ltx.Trailer{}, err
+	}
+	var t ltx.Trailer
+	return t, t.UnmarshalBinary(b)
+}

@@ -1,0 +1,747 @@
+// Package replication is litefleet's replication engine: a reconciler that
+// drives every tenant database it is given toward being replicated into
+// its tenant's prefix, with Litestream used as a library, for as long as
+// the process runs.
+//
+// For every tenant it knows what should be (from -dsn, -config, the -dir
+// folders or the terminal UI's selection) and what is (the file on disk,
+// the tenant's claim, Litestream's positions, the replica's), and it runs
+// one job at a time per tenant to close the gap: start, wake, sleep,
+// reopen, stop. Idle tenants sleep: their Litestream DB is closed, so they
+// hold no goroutine, descriptor or S3 request until a change wakes them.
+// Liveness is proven per host (package hosts), not per tenant.
+package replication
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/benbjohnson/litestream"
+
+	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/hosts"
+	"github.com/litefleet/litefleet/s3browse"
+)
+
+// Options tune the engine. Zero values take the defaults.
+type Options struct {
+	// Logger gets litefleet's own lines: state changes and the seed's
+	// "new transaction" line. LibLogger gets Litestream's, with db=TENANT.
+	Logger, LibLogger *slog.Logger
+	// Host names this replicator in claims and heartbeats (-host);
+	// the machine's host name by default.
+	Host    string
+	Version string
+	// SleepAfter is how long a tenant stays open without a change before it
+	// sleeps (-sleep-after, default 1m); negative: never sleep.
+	SleepAfter time.Duration
+	// Sweep is how often every file is checked with stat, behind the
+	// folder watcher (default 5s).
+	Sweep time.Duration
+	// Rescan is how often the -dir folders are listed again, behind the
+	// watcher (default 30s).
+	Rescan time.Duration
+	// MaxAwake is how many tenants may be open at once before the least
+	// recently changed idle ones are put to sleep early (default 128).
+	MaxAwake int
+	// Parallel bounds the jobs in flight (default 16).
+	Parallel int
+	// Takeover names tenants whose diverged replica may be replaced by the
+	// local file, after its history is kept under an archive prefix.
+	Takeover []string
+	// Timing is the host protocol's timing (tests shorten it).
+	Timing hosts.Timing
+	// Retry is the first retry delay of a failed or refused tenant; it
+	// doubles up to five minutes (default 5s).
+	Retry time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.LibLogger == nil {
+		o.LibLogger = o.Logger
+	}
+	if o.Host == "" {
+		o.Host = defaultHost()
+	}
+	if o.SleepAfter == 0 {
+		o.SleepAfter = time.Minute
+	}
+	if o.Sweep <= 0 {
+		o.Sweep = 5 * time.Second
+	}
+	if o.Rescan <= 0 {
+		o.Rescan = 30 * time.Second
+	}
+	if o.MaxAwake <= 0 {
+		o.MaxAwake = 128
+	}
+	if o.Parallel <= 0 {
+		o.Parallel = 16
+	}
+	if o.Timing == (hosts.Timing{}) {
+		o.Timing = hosts.DefaultTiming
+	}
+	if o.Retry <= 0 {
+		o.Retry = 5 * time.Second
+	}
+	return o
+}
+
+const maxRetry = 5 * time.Minute
+
+// defaultHost is the machine's host name, made a valid host name.
+func defaultHost() string {
+	h, _ := os.Hostname()
+	h = strings.Map(func(r rune) rune {
+		if r < 0x80 && (r == '-' || r == '_' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return r
+		}
+		return '-'
+	}, h)
+	h = strings.TrimLeft(h, ".")
+	if len(h) > 50 {
+		h = h[:50]
+	}
+	if h == "" {
+		h = "host"
+	}
+	return h
+}
+
+// Source says which databases to replicate. It is the one way targets are
+// built, for the replicate command and the terminal UI alike.
+type Source struct {
+	// Targets are databases named one by one (-dsn, a config's dbs).
+	Targets []fleet.Target
+	// Dirs are folders whose every database is a tenant, replicated into
+	// DirConn's bucket with Retention.
+	Dirs      []string
+	Recursive bool
+	DirConn   s3browse.Conn
+	Retention time.Duration
+	// HostKeys are the credentials of the host's own objects (heartbeats,
+	// host records); a bucket's first tenant's when empty.
+	HostKeys s3browse.Conn
+	// OnRequest replicates only what Replicate names (the terminal UI);
+	// otherwise every target and every database found in Dirs.
+	OnRequest bool
+}
+
+// Engine replicates a fleet of tenants. Its methods are safe for
+// concurrent use.
+type Engine struct {
+	opt Options
+	src Source
+	log *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	kick   chan struct{}
+	slots  chan struct{}
+
+	mu       sync.Mutex
+	tenants  map[string]*tenant // by prefix key
+	byPath   map[string]*tenant // by absolute path
+	buckets  map[string]*bucket
+	clients  map[string]*s3.Client
+	stores   map[time.Duration]*litestream.Store
+	ready    []*tenant // need a job now, in order
+	timers   timerHeap
+	awake    map[*tenant]bool
+	takeover map[string]bool
+	fallback string // the host name when another process here uses Host
+	started  bool
+	isReady  bool // Start succeeded: tenants that never replicate fail the stop
+	closing  bool
+	watch    *watcher
+}
+
+// New returns an engine for src; Start starts it.
+func New(opt Options, src Source) (*Engine, error) {
+	named := opt.Host != ""
+	opt = opt.withDefaults()
+	if err := hosts.ValidateHost(opt.Host); err != nil {
+		return nil, err
+	}
+	for _, d := range src.Dirs {
+		if err := src.DirConn.Validate(); err != nil {
+			return nil, fmt.Errorf("-dir %s: %w", fleet.Printable(d), err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &Engine{
+		opt: opt, src: src, log: opt.Logger,
+		ctx: ctx, cancel: cancel,
+		kick:     make(chan struct{}, 1),
+		slots:    make(chan struct{}, opt.Parallel),
+		tenants:  map[string]*tenant{},
+		byPath:   map[string]*tenant{},
+		buckets:  map[string]*bucket{},
+		clients:  map[string]*s3.Client{},
+		stores:   map[time.Duration]*litestream.Store{},
+		awake:    map[*tenant]bool{},
+		takeover: map[string]bool{},
+	}
+	for _, name := range opt.Takeover {
+		e.takeover[fleet.PrefixKey(name)] = true
+	}
+	if !named {
+		e.fallback = fmt.Sprintf("%s-%d", opt.Host, os.Getpid())
+	}
+	return e, nil
+}
+
+// Start adds the source's databases, starts the heartbeat of every bucket
+// they use and the folder watcher, and begins reconciling. With a source
+// that replicates everything, it waits until every tenant has left
+// "starting" (or ctx ends) and fails when none of them can replicate.
+func (e *Engine) Start(ctx context.Context) error {
+	e.mu.Lock()
+	if e.started {
+		e.mu.Unlock()
+		return errors.New("replication engine already started")
+	}
+	e.started = true
+	e.mu.Unlock()
+
+	var want []fleet.Target
+	want = append(want, e.src.Targets...)
+	found, err := e.scanDirs()
+	if err != nil {
+		return err
+	}
+	want = append(want, found...)
+
+	w, err := newWatcher(e)
+	if err != nil {
+		return err
+	}
+	e.watch = w
+
+	e.mu.Lock()
+	for _, t := range want {
+		e.addLocked(t, !e.src.OnRequest)
+	}
+	e.markCollisionsLocked()
+	tenants := e.sortedLocked()
+	e.mu.Unlock()
+
+	// Every bucket needs its heartbeat before any of its tenants is claimed.
+	for _, t := range tenants {
+		if t.wanted {
+			if _, err := e.bucketFor(ctx, t.target.Conn); err != nil {
+				return err
+			}
+		}
+	}
+	for _, t := range tenants {
+		e.watch.add(t.path)
+	}
+	for _, d := range e.src.Dirs {
+		e.watch.addDir(d, e.src.Recursive)
+	}
+
+	e.wg.Add(3)
+	go e.loop()
+	go e.watch.run(e.ctx)
+	go e.sweepLoop()
+
+	if !e.src.OnRequest && len(tenants) == 0 {
+		return e.nothingFound()
+	}
+	if !e.src.OnRequest {
+		if err := e.awaitFirst(ctx); err != nil {
+			return err
+		}
+	}
+	e.mu.Lock()
+	e.isReady = true
+	e.mu.Unlock()
+	return nil
+}
+
+func (e *Engine) nothingFound() error {
+	if len(e.src.Dirs) > 0 {
+		return fmt.Errorf("no database found in %s: looked for *.db, *.sqlite, *.sqlite3", strings.Join(e.src.Dirs, ", "))
+	}
+	return errors.New("nothing to replicate")
+}
+
+// StartError says no tenant could start; it lists each one's reason.
+type StartError struct{ Tenants []TenantStatus }
+
+func (e *StartError) Error() string {
+	by := map[State]int{}
+	for _, t := range e.Tenants {
+		by[t.State]++
+	}
+	var parts []string
+	for _, s := range States {
+		if n := by[s]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, s))
+		}
+	}
+	return fmt.Sprintf("no database can replicate (%s): see the lines above", strings.Join(parts, ", "))
+}
+
+// awaitFirst waits for every tenant's first verdict.
+func (e *Engine) awaitFirst(ctx context.Context) error {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		st := e.Status()
+		starting, ok := 0, 0
+		for _, s := range st {
+			switch s.State {
+			case StateStarting:
+				starting++
+			case StateReplicating, StateSleeping:
+				ok++
+			}
+		}
+		if starting == 0 {
+			if ok == 0 {
+				return &StartError{Tenants: st}
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil // stopping before every tenant started is no error
+		case <-tick.C:
+		}
+	}
+}
+
+// tenant is one database the engine knows, and everything it knows of it.
+// Fields are guarded by Engine.mu; a job owns the tenant while busy.
+type tenant struct {
+	key    string // PrefixKey of endpoint, bucket and tenant path
+	path   string
+	name   string
+	target fleet.Target
+	bucket *bucket
+	api    *s3.Client // with the tenant's credentials
+	stats  *tenantStats
+
+	wanted bool
+	state  State
+	reason string
+	holder string
+	since  time.Time
+	// refused is set for a collision: it never starts until resolved.
+	refused string
+
+	busy    bool
+	queued  bool
+	retryAt time.Time
+	backoff time.Duration
+
+	claim *hosts.Claim
+	run   *awake // open in Litestream
+	// base is the files' identity when the tenant went to sleep or was
+	// last checked; a change from it wakes or re-checks the tenant.
+	base identity
+	// dirty: a change was seen since base was taken.
+	dirty bool
+	// changed: the file's identity changed under an open database.
+	changed    bool
+	lastChange time.Time
+	// verified: the replica's history was checked against this identity.
+	verified   bool
+	localTXID  uint64
+	replTXID   uint64
+	lastSync   time.Time
+	oldestWait time.Time // first local change not yet replicated
+}
+
+func (t *tenant) status(now time.Time) TenantStatus {
+	st := TenantStatus{
+		Tenant: t.name, Path: t.path, Replica: t.target.Conn.URL(t.name),
+		State: t.state, Reason: t.reason, Since: t.since, Holder: t.holder,
+		LocalTXID: t.localTXID, ReplicatedTXID: t.replTXID, LastSync: t.lastSync,
+		SyncErrors: t.stats.writeErrors.Load(), UploadedBytes: t.stats.uploadedBytes.Load(),
+		Bucket: t.target.Conn.Bucket, Endpoint: t.target.Conn.Endpoint,
+	}
+	if !t.oldestWait.IsZero() && t.localTXID > t.replTXID {
+		st.Lag = max(now.Sub(t.oldestWait), 0)
+	}
+	return st
+}
+
+// setState records a state change with one log line naming the tenant.
+func (e *Engine) setState(t *tenant, s State, reason string) {
+	if t.state == s && t.reason == reason {
+		return
+	}
+	t.state, t.reason, t.since = s, reason, time.Now()
+	if s != StateLeased {
+		t.holder = ""
+	}
+	args := []any{"db", t.name}
+	if reason != "" {
+		args = append(args, "reason", reason)
+	}
+	switch s {
+	case StateFailed, StateDiverged, StateLeaseLost:
+		e.log.Error(string(s), args...)
+	case StateMissing, StateLeased:
+		e.log.Warn(string(s), args...)
+	default:
+		e.log.Info(string(s), args...)
+	}
+}
+
+func tenantKey(c s3browse.Conn, name string) string {
+	return c.Endpoint + "\x00" + c.Bucket + "\x00" + fleet.PrefixKey(c.TenantPath(name))
+}
+
+// addLocked adds a target, or updates the one at the same path.
+func (e *Engine) addLocked(tg fleet.Target, wanted bool) *tenant {
+	if abs, err := filepath.Abs(tg.Path); err == nil {
+		tg.Path = filepath.Clean(abs)
+	}
+	if t, ok := e.byPath[tg.Path]; ok {
+		t.wanted = t.wanted || wanted
+		return t
+	}
+	t := &tenant{
+		key: tenantKey(tg.Conn, tg.Tenant.Name), path: tg.Path, name: tg.Tenant.Name,
+		target: tg, wanted: wanted, state: StateStopped, since: time.Now(), stats: &tenantStats{},
+	}
+	if wanted {
+		t.state = StateStarting
+	}
+	if !tg.Tenant.Verdict.Usable() {
+		t.refused = tg.Tenant.Note
+	} else if tg.Tenant.Verdict == fleet.VerdictFallback {
+		e.log.Warn("fallback tenant name", "db", t.name, "path", t.path, "note", tg.Tenant.Note)
+	}
+	if other, ok := e.tenants[t.key]; ok && other.path != t.path {
+		// Two databases would write one prefix. The one already known keeps
+		// it if it runs; a new one is refused.
+		t.refused = fmt.Sprintf("prefix %s is already %s's: give %s its own -db-name", tg.Conn.URL(t.name), fleet.Printable(other.path), fleet.Printable(t.path))
+	} else {
+		e.tenants[t.key] = t
+	}
+	e.byPath[t.path] = t
+	if wanted {
+		e.enqueueLocked(t)
+	}
+	return t
+}
+
+// markCollisionsLocked refuses every database of a prefix that two or more
+// databases found at start would share: none of them is more right.
+func (e *Engine) markCollisionsLocked() {
+	by := map[string][]*tenant{}
+	for _, t := range e.byPath {
+		by[t.key] = append(by[t.key], t)
+	}
+	for _, ts := range by {
+		if len(ts) < 2 {
+			continue
+		}
+		paths := make([]string, len(ts))
+		for i, t := range ts {
+			paths[i] = fleet.Printable(t.path)
+		}
+		sort.Strings(paths)
+		for _, t := range ts {
+			t.refused = fmt.Sprintf("%s share prefix %s: give each its own -db-name", strings.Join(paths, " and "), t.target.Conn.URL(t.name))
+		}
+	}
+}
+
+func (e *Engine) sortedLocked() []*tenant {
+	out := make([]*tenant, 0, len(e.byPath))
+	for _, t := range e.byPath {
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].path < out[j].path })
+	return out
+}
+
+// Status lists every tenant the engine knows, by name then path.
+func (e *Engine) Status() []TenantStatus {
+	now := time.Now()
+	e.mu.Lock()
+	out := make([]TenantStatus, 0, len(e.byPath))
+	for _, t := range e.byPath {
+		out = append(out, t.status(now))
+	}
+	e.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Tenant != out[j].Tenant {
+			return out[i].Tenant < out[j].Tenant
+		}
+		return out[i].Path < out[j].Path
+	})
+	return out
+}
+
+// Lookup returns the status of the tenant at path, if the engine knows it.
+func (e *Engine) Lookup(path string) (TenantStatus, bool) {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = filepath.Clean(abs)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	t, ok := e.byPath[path]
+	if !ok {
+		return TenantStatus{}, false
+	}
+	return t.status(time.Now()), true
+}
+
+// Replicating reports whether this process has the database at path open
+// or holds it (replicating, sleeping or on its way), and as which tenant:
+// such a file is never restored over nor opened by discovery.
+func (e *Engine) Replicating(path string) (string, bool) {
+	st, ok := e.Lookup(path)
+	if !ok || !st.State.active() {
+		return "", false
+	}
+	return st.Tenant, true
+}
+
+func (s State) active() bool {
+	switch s {
+	case StateStopped, StateMissing, StateFailed, StateDiverged, StateLeased:
+		return false
+	}
+	return true
+}
+
+// Replicate asks for the database at path to be replicated (the terminal
+// UI's r). It must be one of the source's targets or lie in one of its
+// folders; the target is built as the replicate command would.
+func (e *Engine) Replicate(path string) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	abs = filepath.Clean(abs)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closing {
+		return errors.New("replication is shutting down")
+	}
+	t, ok := e.byPath[abs]
+	if !ok {
+		tg, err := e.dirTarget(abs)
+		if err != nil {
+			return err
+		}
+		t = e.addLocked(tg, false)
+		if e.watch != nil {
+			e.watch.add(t.path)
+		}
+	}
+	if t.refused != "" {
+		return fmt.Errorf("%s: %s", fleet.Printable(t.path), t.refused)
+	}
+	if t.wanted && t.state != StateStopped {
+		return fmt.Errorf("tenant %s is already %s", fleet.Printable(t.name), t.state)
+	}
+	t.wanted = true
+	t.backoff, t.retryAt = 0, time.Time{}
+	if t.bucket == nil {
+		// The bucket's heartbeat starts in the job.
+	}
+	e.enqueueLocked(t)
+	return nil
+}
+
+// Stop stops replicating the database at path after a final sync, and
+// releases its claim; it waits for that, up to ctx.
+func (e *Engine) Stop(ctx context.Context, path string) error {
+	abs, _ := filepath.Abs(path)
+	e.mu.Lock()
+	t, ok := e.byPath[filepath.Clean(abs)]
+	if !ok || !t.wanted {
+		e.mu.Unlock()
+		return fmt.Errorf("%s is not replicated by this process", fleet.Printable(path))
+	}
+	t.wanted = false
+	e.enqueueLocked(t)
+	e.mu.Unlock()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		e.mu.Lock()
+		done := !t.busy && t.state == StateStopped
+		reason := t.reason
+		e.mu.Unlock()
+		if done {
+			if reason != "" {
+				return fmt.Errorf("tenant %s: %s", fleet.Printable(t.name), reason)
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil // stopping before every tenant started is no error
+		case <-tick.C:
+		}
+	}
+}
+
+// Sync uploads every change of the tenant at path now, and waits for it.
+func (e *Engine) Sync(ctx context.Context, path string) error {
+	abs, _ := filepath.Abs(path)
+	e.mu.Lock()
+	t, ok := e.byPath[filepath.Clean(abs)]
+	var run *awake
+	if ok {
+		run = t.run
+	}
+	e.mu.Unlock()
+	if run == nil {
+		return fmt.Errorf("%s is not open for replication in this process", fleet.Printable(path))
+	}
+	return run.db.SyncAndWait(ctx)
+}
+
+// enqueueLocked puts t on the ready queue once.
+func (e *Engine) enqueueLocked(t *tenant) {
+	if t.queued {
+		return
+	}
+	t.queued = true
+	e.ready = append(e.ready, t)
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+// retryLocked schedules another attempt with a doubling delay.
+func (e *Engine) retryLocked(t *tenant) {
+	if t.backoff == 0 {
+		t.backoff = e.opt.Retry
+	} else {
+		t.backoff = min(t.backoff*2, maxRetry)
+	}
+	e.atLocked(t, time.Now().Add(t.backoff))
+}
+
+func (e *Engine) atLocked(t *tenant, when time.Time) {
+	t.retryAt = when
+	heap.Push(&e.timers, timer{when: when, t: t})
+}
+
+// loop is the scheduler: it starts jobs for ready tenants while job slots
+// are free, fires retries, and once a second looks at the open tenants.
+func (e *Engine) loop() {
+	defer e.wg.Done()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-tick.C:
+			e.tick()
+		case <-e.kick:
+		}
+		e.schedule()
+	}
+}
+
+// schedule launches the jobs of ready tenants, as long as slots are free.
+func (e *Engine) schedule() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := time.Now()
+	for e.timers.Len() > 0 && !e.timers[0].when.After(now) {
+		tm := heap.Pop(&e.timers).(timer)
+		if tm.t.retryAt.Equal(tm.when) {
+			tm.t.retryAt = time.Time{}
+			e.enqueueLocked(tm.t)
+		}
+	}
+	for len(e.ready) > 0 {
+		t := e.ready[0]
+		if t.busy {
+			// It is queued again when its job ends.
+			e.ready = e.ready[1:]
+			t.queued = false
+			continue
+		}
+		job := e.nextJobLocked(t)
+		if job == nil {
+			e.ready = e.ready[1:]
+			t.queued = false
+			continue
+		}
+		select {
+		case e.slots <- struct{}{}:
+		default:
+			return // no slot: the next job end kicks the loop
+		}
+		e.ready = e.ready[1:]
+		t.queued = false
+		t.busy = true
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			job(e.ctx)
+			<-e.slots
+			e.mu.Lock()
+			t.busy = false
+			if t.dirty || t.changed || (t.wanted == (t.state == StateStopped)) {
+				e.enqueueLocked(t)
+			}
+			e.mu.Unlock()
+			select {
+			case e.kick <- struct{}{}:
+			default:
+			}
+		}()
+	}
+}
+
+// timer is a tenant's scheduled retry.
+type timer struct {
+	when time.Time
+	t    *tenant
+}
+
+type timerHeap []timer
+
+func (h timerHeap) Len() int           { return len(h) }
+func (h timerHeap) Less(i, j int) bool { return h[i].when.Before(h[j].when) }
+func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *timerHeap) Push(x any)        { *h = append(*h, x.(timer)) }
+func (h *timerHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// sortedAwake returns the open tenants, least recently changed first.
+func (e *Engine) sortedAwakeLocked() []*tenant {
+	out := make([]*tenant, 0, len(e.awake))
+	for t := range e.awake {
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(a, b *tenant) int { return a.lastChange.Compare(b.lastChange) })
+	return out
+}

@@ -1,0 +1,124 @@
+package replication
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/litefleet/litefleet/fleet"
+)
+
+// fileID is what stat says of one file: enough to notice that it was
+// written (size, mtime) or replaced (device, inode).
+type fileID struct {
+	exists bool
+	dev    uint64
+	ino    uint64
+	size   int64
+	mtime  time.Time
+	mode   os.FileMode
+}
+
+// identity is a database and its WAL.
+type identity struct {
+	db, wal fileID
+}
+
+func statID(path string) (fileID, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fileID{}, nil
+		}
+		return fileID{}, err
+	}
+	id := fileID{exists: true, size: fi.Size(), mtime: fi.ModTime(), mode: fi.Mode()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		id.dev, id.ino = uint64(st.Dev), st.Ino
+	}
+	return id, nil
+}
+
+func statIdentity(path string) (identity, error) {
+	db, err := statID(path)
+	if err != nil {
+		return identity{}, err
+	}
+	wal, err := statID(path + "-wal")
+	if err != nil {
+		return identity{}, err
+	}
+	return identity{db: db, wal: wal}, nil
+}
+
+// sameFile: the same inode at the path.
+func (a fileID) sameFile(b fileID) bool {
+	return a.exists == b.exists && a.dev == b.dev && a.ino == b.ino
+}
+
+// replaced reports that the database at the path is no longer the file it
+// was: deleted, re-created, renamed over, or truncated below a header.
+func (a identity) replaced(b identity) bool {
+	return !a.db.sameFile(b.db) || (b.db.exists && b.db.size < a.db.size && b.db.size < 100)
+}
+
+// written reports any change to the database or its WAL.
+func (a identity) written(b identity) bool {
+	return a.replaced(b) || a.db.size != b.db.size || !a.db.mtime.Equal(b.db.mtime) || a.db.mode != b.db.mode ||
+		a.wal.exists != b.wal.exists || a.wal.ino != b.wal.ino || a.wal.size != b.wal.size || !a.wal.mtime.Equal(b.wal.mtime)
+}
+
+// changedAt is the latest mtime of the database and its WAL.
+func (a identity) changedAt() time.Time {
+	if a.wal.exists && a.wal.mtime.After(a.db.mtime) {
+		return a.wal.mtime
+	}
+	return a.db.mtime
+}
+
+// checkDatabase refuses, with the reason an operator can act on, a file
+// that cannot be replicated: not a regular file, not SQLite, or a file or
+// folder this process may not write (Litestream writes the WAL, the shm
+// and its own state beside the database).
+func checkDatabase(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, os.ErrPermission) {
+			return fmt.Errorf("cannot read %s: permission denied: give this user read and write access", fleet.Printable(path))
+		}
+		return fmt.Errorf("open %s: %w", fleet.Printable(path), err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", fleet.Printable(path), err)
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file: give the .db file", fleet.Printable(path))
+	}
+	if st.Size() > 0 {
+		head := make([]byte, 16)
+		if _, err := io.ReadFull(f, head); err != nil || string(head) != "SQLite format 3\x00" {
+			return fmt.Errorf("%s is not an SQLite database", fleet.Printable(path))
+		}
+	}
+	if unix.Access(path, unix.W_OK) != nil {
+		return fmt.Errorf("%s is read-only for this user: Litestream must write it (WAL mode, its bookkeeping tables)", fleet.Printable(path))
+	}
+	if dir := filepath.Dir(path); unix.Access(dir, unix.W_OK|unix.X_OK) != nil {
+		return fmt.Errorf("folder %s is read-only for this user: SQLite and Litestream create files beside the database (-wal, -shm, .%s-litestream)", fleet.Printable(dir), filepath.Base(path))
+	}
+	return nil
+}
+
+// metaDir is Litestream's local state folder of a database.
+func metaDir(path string) string {
+	dir, file := filepath.Split(path)
+	return filepath.Join(dir, "."+file+"-litestream")
+}

@@ -1,0 +1,513 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/superfly/ltx"
+
+	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/hosts"
+	"github.com/litefleet/litefleet/s3browse"
+)
+
+// bucket is one bucket's host side: the host's S3 client and heartbeat.
+type bucket struct {
+	key    string
+	conn   s3browse.Conn // with the host's credentials
+	mu     sync.Mutex    // held while starting the heartbeat
+	beat   *hosts.Beater
+	err    error
+	fenced bool
+	// okAt is the last successful beat seen by the engine's tick: the
+	// length of an outage decides whether claims must be checked again.
+	okAt     time.Time
+	reverify bool
+}
+
+// checkTimeout bounds the first request to a bucket, so that a wrong
+// endpoint or bucket is an error within seconds.
+const checkTimeout = 8 * time.Second
+
+// client returns the shared S3 client of a connection's credentials.
+func (e *Engine) client(ctx context.Context, c s3browse.Conn) (*s3.Client, error) {
+	key := c.Endpoint + "\x00" + c.Region + "\x00" + c.AccessKeyID + "\x00" + c.SecretAccessKey + "\x00" + fmt.Sprint(c.ForcePathStyle)
+	e.mu.Lock()
+	cl, ok := e.clients[key]
+	e.mu.Unlock()
+	if ok {
+		return cl, nil
+	}
+	cl, err := s3browse.NewClient(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if old, ok := e.clients[key]; ok {
+		return old, nil
+	}
+	e.clients[key] = cl
+	return cl, nil
+}
+
+// bucketFor returns the bucket of a tenant's connection, with its heartbeat
+// running: the first call checks the bucket and starts the heartbeat.
+func (e *Engine) bucketFor(ctx context.Context, c s3browse.Conn) (*bucket, error) {
+	key := c.Endpoint + "\x00" + c.Bucket
+	e.mu.Lock()
+	b, ok := e.buckets[key]
+	if !ok {
+		host := c
+		if e.src.HostKeys.AccessKeyID != "" {
+			host.AccessKeyID, host.SecretAccessKey = e.src.HostKeys.AccessKeyID, e.src.HostKeys.SecretAccessKey
+		}
+		b = &bucket{key: key, conn: host}
+		e.buckets[key] = b
+	}
+	e.mu.Unlock()
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.beat != nil {
+		return b, nil
+	}
+	api, err := e.client(ctx, b.conn)
+	if err != nil {
+		return nil, err
+	}
+	if err := s3browse.Check(ctx, api, b.conn, checkTimeout); err != nil {
+		return nil, err
+	}
+	beat, err := hosts.New(hosts.Options{API: api, Bucket: b.conn.Bucket, Host: e.opt.Host, Fallback: e.fallback, Version: e.opt.Version,
+		Logger: e.log, Timing: e.opt.Timing})
+	if err != nil {
+		return nil, err
+	}
+	sctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	if err := beat.Start(sctx); err != nil {
+		var inUse *hosts.HostInUseError
+		if errors.As(err, &inUse) {
+			return nil, err
+		}
+		return nil, s3browse.Explain(err, b.conn)
+	}
+	b.beat = beat
+	b.okAt = time.Now()
+	e.log.Info("heartbeat started", "host", beat.Host(), "bucket", b.conn.Bucket, "key", hosts.HeartbeatKey(beat.Host()))
+	return b, nil
+}
+
+// outcome is what a job decided; it is applied under the engine's lock.
+type outcome struct {
+	state     State
+	reason    string
+	holder    string
+	run       *awake // the tenant is open (nil: closed)
+	retry     bool   // try again later, with backoff
+	claim     *hosts.Claim
+	keepClaim bool
+	base      identity
+	baseOK    bool
+}
+
+// nextJobLocked returns the job that brings t closer to what it should be,
+// or nil when there is nothing to do now.
+func (e *Engine) nextJobLocked(t *tenant) func(context.Context) {
+	now := time.Now()
+	switch {
+	case !t.wanted:
+		if t.state == StateStopped && t.run == nil && t.claim == nil {
+			return nil
+		}
+		return func(ctx context.Context) { e.stopTenant(ctx, t) }
+	case e.closing:
+		return nil
+	case t.refused != "":
+		if t.state != StateFailed || t.reason != t.refused {
+			e.setState(t, StateFailed, t.refused)
+		}
+		return nil
+	case t.run != nil:
+		switch {
+		case t.changed:
+			return func(ctx context.Context) { e.reopen(ctx, t) }
+		case t.bucket != nil && t.bucket.fenced:
+			return nil
+		case t.state == StateLeaseLost:
+			return func(ctx context.Context) { e.resume(ctx, t) }
+		case e.shouldSleepLocked(t, now):
+			return func(ctx context.Context) { e.sleep(ctx, t) }
+		case t.run.maintainDue(now):
+			return func(ctx context.Context) { e.maintainJob(ctx, t) }
+		}
+		return nil
+	case !t.retryAt.IsZero() && t.retryAt.After(now) && !(t.dirty && t.state.fileDriven()):
+		return nil
+	}
+	switch t.state {
+	case StateSleeping:
+		if !t.dirty {
+			return nil
+		}
+		if t.bucket != nil && t.bucket.fenced {
+			return nil
+		}
+		return func(ctx context.Context) { e.wake(ctx, t) }
+	case StateDiverged:
+		if !t.dirty && !e.takeover[fleet.PrefixKey(t.name)] {
+			return nil
+		}
+	case StateMissing:
+		if !t.dirty {
+			return nil
+		}
+	case StateLeaseLost:
+		if t.bucket != nil && t.bucket.fenced {
+			return nil
+		}
+	}
+	return func(ctx context.Context) { e.startTenant(ctx, t) }
+}
+
+func (e *Engine) shouldSleepLocked(t *tenant, now time.Time) bool {
+	if e.opt.SleepAfter < 0 || t.run == nil || now.Before(t.run.sleepRetry) {
+		return false
+	}
+	idle := now.Sub(t.lastChange)
+	if idle >= e.opt.SleepAfter {
+		return true
+	}
+	// Over the cap, the least recently changed idle tenants go early.
+	return len(e.awake) > e.opt.MaxAwake && idle >= 5*time.Second
+}
+
+// fileDriven: a change to the file is a reason to try again at once.
+func (s State) fileDriven() bool {
+	switch s {
+	case StateFailed, StateMissing, StateDiverged, StateSleeping:
+		return true
+	}
+	return false
+}
+
+// apply records a job's outcome.
+func (e *Engine) apply(t *tenant, o outcome) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if o.run != nil {
+		t.run = o.run
+		e.awake[t] = true
+	} else {
+		t.run = nil
+		delete(e.awake, t)
+	}
+	if o.claim != nil {
+		t.claim = o.claim
+	} else if !o.keepClaim {
+		t.claim = nil
+	}
+	if o.baseOK {
+		t.base = o.base
+	}
+	if o.state == StateLeased {
+		t.holder = o.holder
+	}
+	e.setState(t, o.state, o.reason)
+	if o.state == StateLeased {
+		t.holder = o.holder
+	}
+	if o.retry {
+		e.retryLocked(t)
+	} else {
+		t.backoff, t.retryAt = 0, time.Time{}
+	}
+}
+
+// startTenant is the full check: the file, the bucket, the claim, the
+// history, then Litestream. Every start and every recovery goes through it.
+func (e *Engine) startTenant(ctx context.Context, t *tenant) {
+	e.mu.Lock()
+	e.setState(t, StateStarting, "")
+	t.dirty = false
+	claim := t.claim
+	e.mu.Unlock()
+	e.apply(t, e.start(ctx, t, claim))
+}
+
+func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outcome {
+	b, err := e.bucketFor(ctx, t.target.Conn)
+	if err != nil {
+		var inUse *hosts.HostInUseError
+		if errors.As(err, &inUse) {
+			return outcome{state: StateFailed, reason: err.Error(), retry: true}
+		}
+		return outcome{state: StateLeaseLost, reason: err.Error(), retry: true, claim: claim, keepClaim: true}
+	}
+	e.mu.Lock()
+	t.bucket = b
+	if t.api == nil {
+		e.mu.Unlock()
+		api, err := e.client(ctx, t.target.Conn)
+		if err != nil {
+			return outcome{state: StateFailed, reason: err.Error(), retry: true}
+		}
+		e.mu.Lock()
+		t.api = api
+	}
+	e.mu.Unlock()
+
+	base, err := statIdentity(t.path)
+	if err != nil {
+		return outcome{state: StateFailed, reason: err.Error(), retry: true, claim: claim, keepClaim: true}
+	}
+	if !base.db.exists {
+		return e.gone(ctx, t, b, claim, base)
+	}
+	if err := checkDatabase(t.path); err != nil {
+		return outcome{state: StateFailed, reason: err.Error(), retry: true, claim: claim, keepClaim: true, base: base, baseOK: true}
+	}
+	if b.beat.Fenced() {
+		return outcome{state: StateLeaseLost, reason: "heartbeat to S3 failing: waiting for it before claiming", claim: claim, keepClaim: true, base: base, baseOK: true}
+	}
+
+	tenantPath := t.target.Conn.TenantPath(t.name)
+	if claim == nil {
+		c, err := b.beat.Acquire(ctx, t.api, tenantPath)
+		var held *hosts.HeldError
+		switch {
+		case errors.As(err, &held):
+			return outcome{state: StateLeased, reason: held.Error(), holder: held.Host, retry: true, base: base, baseOK: true}
+		case err != nil:
+			return outcome{state: StateLeaseLost, reason: "cannot take the claim: " + s3browse.Explain(err, t.target.Conn).Error(), retry: true, base: base, baseOK: true}
+		}
+		claim = c
+		if c.TookFrom != "" {
+			e.log.Warn("took over tenant from a dead host", "db", t.name, "from", fleet.Printable(c.TookFrom))
+		}
+	}
+
+	a := newAwake(base)
+	a.client = e.newClient(t, b, a)
+	hist, err := e.checkHistory(ctx, t, a.client)
+	var div *DivergedError
+	switch {
+	case errors.As(err, &div):
+		if e.takingOver(t) {
+			url, err := e.archiveHistory(ctx, t, a.client)
+			if err != nil {
+				return outcome{state: StateDiverged, reason: "takeover failed: " + err.Error(), claim: claim, keepClaim: true, base: base, baseOK: true}
+			}
+			e.log.Warn("took over a diverged tenant: the replica's history is kept, the local file starts a new one", "db", t.name, "archive", url)
+			e.mu.Lock()
+			delete(e.takeover, fleet.PrefixKey(t.name))
+			e.mu.Unlock()
+			hist = historyRestored
+			break
+		}
+		// Holding the claim would keep the host with the right copy out.
+		e.release(ctx, t, b, claim)
+		return outcome{state: StateDiverged, reason: err.Error(), base: base, baseOK: true}
+	case err != nil:
+		return outcome{state: StateLeaseLost, reason: "cannot read the replica: " + s3browse.Explain(err, t.target.Conn).Error(), retry: true, claim: claim, keepClaim: true, base: base, baseOK: true}
+	}
+	if hist == historyRestored {
+		if err := resetLocalState(t.path); err != nil {
+			return outcome{state: StateFailed, reason: err.Error(), retry: true, claim: claim, keepClaim: true, base: base, baseOK: true}
+		}
+	}
+
+	if err := e.openDB(ctx, t, a); err != nil {
+		return outcome{state: StateFailed, reason: err.Error(), retry: true, claim: claim, keepClaim: true, base: base, baseOK: true}
+	}
+	return e.opened(ctx, t, a, claim, base)
+}
+
+// opened uploads what the first sync produced, and decides whether the
+// tenant stays open.
+func (e *Engine) opened(ctx context.Context, t *tenant, a *awake, claim *hosts.Claim, base identity) outcome {
+	e.mu.Lock()
+	t.lastChange = time.Now()
+	e.mu.Unlock()
+	if err := a.db.Replica.Sync(ctx); err != nil {
+		reason := "upload failed, retrying: " + s3browse.Explain(err, t.target.Conn).Error()
+		if errors.Is(err, errFenced) {
+			reason = err.Error()
+		}
+		return outcome{state: StateLeaseLost, reason: reason, run: a, claim: claim, base: base, baseOK: true}
+	}
+	local, repl := a.positions()
+	e.mu.Lock()
+	t.localTXID, t.replTXID, t.lastSync = local, repl, time.Now()
+	t.verified = true
+	// A database idle for longer than the sleep delay sleeps right away,
+	// so that starting 10,000 tenants never holds 10,000 open.
+	if e.opt.SleepAfter >= 0 && time.Since(base.changedAt()) >= e.opt.SleepAfter {
+		t.lastChange = base.changedAt()
+	}
+	e.mu.Unlock()
+	return outcome{state: StateReplicating, run: a, claim: claim, base: base, baseOK: true}
+}
+
+func (e *Engine) takingOver(t *tenant) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.takeover[fleet.PrefixKey(t.name)]
+}
+
+// gone handles a database whose file is missing: its claim is released so
+// that the host it moved to may take it.
+func (e *Engine) gone(ctx context.Context, t *tenant, b *bucket, claim *hosts.Claim, base identity) outcome {
+	e.release(ctx, t, b, claim)
+	reason := fmt.Sprintf("no database at %s: check -dsn, -dir or the config path; it replicates when it appears", fleet.Printable(t.path))
+	if claim != nil {
+		reason += "; its claim was released"
+	}
+	return outcome{state: StateMissing, reason: reason, base: base, baseOK: true}
+}
+
+func (e *Engine) release(ctx context.Context, t *tenant, b *bucket, claim *hosts.Claim) {
+	if claim == nil || b == nil || b.beat == nil {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), checkTimeout)
+	defer cancel()
+	if err := b.beat.Release(rctx, t.api, t.target.Conn.TenantPath(t.name), claim); err != nil {
+		e.log.Warn("release claim", "db", t.name, "error", err)
+	}
+}
+
+// wake reopens a sleeping tenant after a change. A file replaced while it
+// slept is checked in full, like a start.
+func (e *Engine) wake(ctx context.Context, t *tenant) {
+	e.mu.Lock()
+	t.dirty = false
+	claim, base, b := t.claim, t.base, t.bucket
+	e.mu.Unlock()
+	now, err := statIdentity(t.path)
+	if err != nil || !now.db.exists || base.replaced(now) || claim == nil || b == nil {
+		e.startTenant(ctx, t)
+		return
+	}
+	a := newAwake(now)
+	a.client = e.newClient(t, b, a)
+	if err := e.openDB(ctx, t, a); err != nil {
+		e.apply(t, outcome{state: StateFailed, reason: err.Error(), retry: true, claim: claim, base: now, baseOK: true})
+		return
+	}
+	e.apply(t, e.opened(ctx, t, a, claim, now))
+}
+
+// sleep makes a final sync and closes an idle tenant. The files' identity
+// is taken before that sync, so that a write racing it is seen as a change
+// and wakes the tenant again, never missed.
+func (e *Engine) sleep(ctx context.Context, t *tenant) {
+	e.mu.Lock()
+	a, claim := t.run, t.claim
+	t.dirty = false
+	e.mu.Unlock()
+	base, err := statIdentity(t.path)
+	if err != nil || base.replaced(a.opened) {
+		e.reopen(ctx, t)
+		return
+	}
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = a.db.SyncAndWait(sctx)
+	cancel()
+	if err != nil {
+		e.mu.Lock()
+		a.sleepRetry = time.Now().Add(10 * time.Second)
+		e.mu.Unlock()
+		return // stays open; uploads retry
+	}
+	local, repl := a.positions()
+	a.db.ShutdownSyncTimeout = 0
+	if err := e.closeDB(a, true); err != nil {
+		e.log.Warn("close before sleep", "db", t.name, "error", err)
+	}
+	e.mu.Lock()
+	t.localTXID, t.replTXID, t.lastSync = local, repl, time.Now()
+	e.mu.Unlock()
+	e.apply(t, outcome{state: StateSleeping, claim: claim, base: base, baseOK: true})
+}
+
+// reopen handles a file replaced under an open database: Litestream's DB is
+// closed without another write, the local changes it may have made from a
+// mix of both files are dropped, and the tenant is checked from scratch.
+func (e *Engine) reopen(ctx context.Context, t *tenant) {
+	e.mu.Lock()
+	a, claim := t.run, t.claim
+	t.changed = false
+	e.mu.Unlock()
+	_, repl := a.positions()
+	e.closeDB(a, false)
+	if n, err := dropUnreplicated(t.path, ltx.TXID(repl)); err != nil {
+		e.log.Warn("drop local changes of the replaced file", "db", t.name, "error", err)
+	} else if n > 0 {
+		e.log.Warn("the file was replaced: dropped local changes not yet in S3", "db", t.name, "files", n)
+	}
+	e.log.Warn("file replaced under replication: closed, checking again", "db", t.name, "path", t.path)
+	e.mu.Lock()
+	t.run = nil
+	delete(e.awake, t)
+	e.setState(t, StateStarting, "")
+	e.mu.Unlock()
+	e.apply(t, e.start(ctx, t, claim))
+}
+
+// resume continues a tenant whose host was fenced: after an outage long
+// enough for other hosts to count this one dead, the claim is checked
+// first; then Litestream's upload loop is restarted without its backoff.
+func (e *Engine) resume(ctx context.Context, t *tenant) {
+	e.mu.Lock()
+	a, claim, b := t.run, t.claim, t.bucket
+	reverify := b != nil && b.reverify
+	e.mu.Unlock()
+	if reverify && claim != nil {
+		if err := b.beat.Verify(ctx, t.api, t.target.Conn.TenantPath(t.name), claim); err != nil {
+			if errors.Is(err, hosts.ErrClaimLost) {
+				e.closeDB(a, false)
+				e.apply(t, outcome{state: StateLeased, reason: err.Error(), retry: true})
+				return
+			}
+			e.apply(t, outcome{state: StateLeaseLost, reason: "cannot check the claim: " + err.Error(), run: a, claim: claim, retry: true})
+			return
+		}
+	}
+	a.db.Replica.Start(e.ctx)
+	if err := a.db.Replica.Sync(ctx); err != nil {
+		e.apply(t, outcome{state: StateLeaseLost, reason: "upload failed, retrying: " + s3browse.Explain(err, t.target.Conn).Error(), run: a, claim: claim, retry: true})
+		return
+	}
+	e.log.Info("replication resumed", "db", t.name)
+	e.apply(t, outcome{state: StateReplicating, run: a, claim: claim})
+}
+
+func (e *Engine) maintainJob(ctx context.Context, t *tenant) {
+	e.mu.Lock()
+	a := t.run
+	e.mu.Unlock()
+	e.maintain(ctx, t, a)
+}
+
+// stopTenant closes a tenant no longer wanted, with a final sync, and
+// releases its claim.
+func (e *Engine) stopTenant(ctx context.Context, t *tenant) {
+	e.mu.Lock()
+	a, claim, b := t.run, t.claim, t.bucket
+	e.mu.Unlock()
+	reason := ""
+	if a != nil {
+		if err := e.closeDB(a, b != nil && !b.beat.Fenced()); err != nil {
+			reason = "final sync failed: " + err.Error()
+		}
+	}
+	e.release(ctx, t, b, claim)
+	e.log.Info("stopped", "db", t.name)
+	e.apply(t, outcome{state: StateStopped, reason: reason})
+}

@@ -1,0 +1,231 @@
+package replication
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/litefleet/litefleet/fleet"
+)
+
+// tick runs once a second: it notices a bucket's host being fenced or
+// coming back, and looks at every open tenant's positions and idleness.
+func (e *Engine) tick() {
+	now := time.Now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, b := range e.buckets {
+		if b.beat == nil {
+			continue
+		}
+		fenced := b.beat.Fenced()
+		last, beatErr := b.beat.LastBeat()
+		switch {
+		case fenced && !b.fenced:
+			b.fenced = true
+			reason := "heartbeat to S3 failing: uploads paused until it is back"
+			if beatErr != nil {
+				reason += " (" + beatErr.Error() + ")"
+			}
+			for _, t := range e.byPath {
+				if t.bucket == b && t.claim != nil && t.wanted {
+					e.setState(t, StateLeaseLost, reason)
+				}
+			}
+		case !fenced && b.fenced:
+			b.fenced = false
+			// Other hosts count this one dead DeadAfter after its last
+			// beat: after an outage that long, every claim is checked.
+			b.reverify = last.Sub(b.okAt) >= e.opt.Timing.DeadAfter-e.opt.Timing.WriteMargin
+			e.log.Info("heartbeat back: resuming", "bucket", b.conn.Bucket, "outage", last.Sub(b.okAt).Round(time.Second), "check_claims", b.reverify)
+			for _, t := range e.byPath {
+				if t.bucket != b || t.state != StateLeaseLost {
+					continue
+				}
+				if t.run == nil && t.claim != nil && !b.reverify {
+					e.setState(t, StateSleeping, "")
+				}
+				if t.run == nil && b.reverify {
+					t.claim = nil // checked again by the start
+				}
+				t.retryAt = time.Time{}
+				e.enqueueLocked(t)
+			}
+		}
+		if !fenced {
+			b.okAt = last
+		}
+	}
+	for t := range e.awake {
+		if t.busy || t.run == nil {
+			continue
+		}
+		local, repl := t.run.positions()
+		if local != t.localTXID {
+			t.lastChange = now
+		}
+		switch {
+		case local > repl && t.oldestWait.IsZero():
+			t.oldestWait = now
+		case local <= repl:
+			t.oldestWait = time.Time{}
+		}
+		if repl > t.replTXID {
+			t.lastSync = now
+		}
+		t.localTXID, t.replTXID = local, repl
+		if e.nextJobLocked(t) != nil {
+			e.enqueueLocked(t)
+		}
+	}
+}
+
+// ShutdownError names the tenants whose final sync did not succeed.
+type ShutdownError struct{ Failed []string }
+
+func (e *ShutdownError) Error() string {
+	return fmt.Sprintf("%d tenant(s) not fully replicated at shutdown (see the lines above): %s", len(e.Failed), strings.Join(e.Failed, ", "))
+}
+
+// Close stops reconciling, makes a final sync of every tenant with changes
+// not yet in S3 (waking sleeping ones that changed), closes them, releases
+// every claim and deletes the heartbeats. It returns a *ShutdownError
+// naming the tenants whose final sync failed. If ctx ends first, the
+// remaining work is abandoned.
+func (e *Engine) Close(ctx context.Context) error {
+	e.mu.Lock()
+	if e.closing {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closing = true
+	e.mu.Unlock()
+
+	// Jobs in flight finish (each is bounded by its own timeouts) unless
+	// ctx ends first.
+	wait := time.NewTicker(20 * time.Millisecond)
+	for e.anyBusy() {
+		select {
+		case <-ctx.Done():
+			e.cancel()
+		case <-wait.C:
+		}
+	}
+	wait.Stop()
+	e.cancel()
+	e.wg.Wait()
+	if e.watch != nil {
+		e.watch.close()
+	}
+
+	e.mu.Lock()
+	all := e.sortedLocked()
+	e.mu.Unlock()
+
+	var mu sync.Mutex
+	var failed []string
+	fail := func(t *tenant, why string) {
+		mu.Lock()
+		failed = append(failed, fleet.Printable(t.name))
+		mu.Unlock()
+		e.log.Error("not replicated at shutdown", "db", t.name, "reason", why)
+	}
+	g := new(errgroup.Group)
+	g.SetLimit(e.opt.Parallel)
+	for _, t := range all {
+		g.Go(func() error {
+			e.finalSync(ctx, t, fail)
+			return nil
+		})
+	}
+	_ = g.Wait()
+
+	e.mu.Lock()
+	buckets := make([]*bucket, 0, len(e.buckets))
+	for _, b := range e.buckets {
+		buckets = append(buckets, b)
+	}
+	e.mu.Unlock()
+	for _, b := range buckets {
+		if b.beat != nil {
+			if err := b.beat.Stop(ctx); err != nil {
+				e.log.Warn("stop heartbeat", "bucket", b.conn.Bucket, "error", err)
+			}
+		}
+	}
+	if len(failed) > 0 {
+		sort.Strings(failed)
+		return &ShutdownError{Failed: failed}
+	}
+	return nil
+}
+
+func (e *Engine) anyBusy() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, t := range e.byPath {
+		if t.busy {
+			return true
+		}
+	}
+	return false
+}
+
+// finalSync closes one tenant at shutdown: an open one with a final sync, a
+// sleeping one that changed after waking it for that sync; then its claim
+// is released.
+func (e *Engine) finalSync(ctx context.Context, t *tenant, fail func(*tenant, string)) {
+	e.mu.Lock()
+	a, claim, b, state, base, reason := t.run, t.claim, t.bucket, t.state, t.base, t.reason
+	t.run = nil
+	delete(e.awake, t)
+	e.mu.Unlock()
+	fenced := b != nil && b.beat != nil && b.beat.Fenced()
+	e.mu.Lock()
+	ready := e.isReady
+	e.mu.Unlock()
+	if ready && t.wanted && (state == StateFailed || state == StateDiverged) {
+		// Never replicated: the stop is not clean for it.
+		fail(t, fmt.Sprintf("%s: %s", state, reason))
+	}
+
+	if a == nil && claim != nil && b != nil && !fenced && (state == StateSleeping || state == StateLeaseLost) {
+		if now, err := statIdentity(t.path); err == nil && now.db.exists && base.written(now) && !base.replaced(now) {
+			// Changed while asleep: wake it for the last sync.
+			w := newAwake(now)
+			w.client = e.newClient(t, b, w)
+			if err := e.openDB(ctx, t, w); err != nil {
+				fail(t, err.Error())
+			} else {
+				a = w
+			}
+		}
+	}
+	if a != nil {
+		switch {
+		case fenced:
+			e.closeDB(a, false)
+			fail(t, "S3 unreachable: the heartbeat is failing, local changes are kept beside the database and uploaded at the next start")
+		default:
+			if err := e.closeDB(a, true); err != nil {
+				fail(t, err.Error())
+			} else if local, repl := a.positions(); local > repl {
+				fail(t, fmt.Sprintf("TXID %d of %d in S3", repl, local))
+			} else {
+				e.log.Info("stopped", "db", t.name, "txid", fmt.Sprintf("%016x", repl))
+			}
+		}
+	}
+	if claim != nil {
+		e.release(ctx, t, b, claim)
+	}
+	e.mu.Lock()
+	t.claim = nil
+	t.state, t.reason, t.since = StateStopped, "", time.Now()
+	e.mu.Unlock()
+}

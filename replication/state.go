@@ -1,0 +1,58 @@
+package replication
+
+import (
+	"time"
+)
+
+// State is where a tenant stands. The same words are used in the logs,
+// `ls`, `inspect`, the terminal UI and the metrics.
+type State string
+
+// The tenant states. Healthy ones are replicating, sleeping and leased
+// elsewhere; the others need the operator or are waiting for S3.
+const (
+	StateStarting    State = "starting"              // being checked and opened
+	StateReplicating State = "replicating"           // Litestream has it open; changes go to S3 within a second or two
+	StateSleeping    State = "sleeping"              // idle: closed, watched; a change wakes it
+	StateLeased      State = "leased elsewhere"      // a live host holds its claim
+	StateLeaseLost   State = "lease lost (retrying)" // this host cannot prove it may write: S3 failing, or the claim was taken
+	StateDiverged    State = "diverged"              // the local file's history and the replica's differ: nothing is uploaded
+	StateMissing     State = "missing"               // the file is gone; its claim was released
+	StateFailed      State = "failed"                // cannot be opened, written or locked: see the reason
+	StateStopped     State = "stopped"               // not replicated by this process
+)
+
+// States lists every state, the most alarming first.
+var States = []State{StateFailed, StateDiverged, StateLeaseLost, StateMissing, StateStarting, StateLeased, StateReplicating, StateSleeping, StateStopped}
+
+// Healthy reports a state that needs nobody's attention.
+func (s State) Healthy() bool {
+	switch s {
+	case StateReplicating, StateSleeping, StateLeased:
+		return true
+	}
+	return false
+}
+
+// TenantStatus is what the engine knows of one tenant.
+type TenantStatus struct {
+	Tenant  string `json:"tenant"`
+	Path    string `json:"path"`
+	Replica string `json:"replica"`
+	State   State  `json:"state"`
+	// Reason says why, for every state but replicating and sleeping.
+	Reason string    `json:"reason,omitempty"`
+	Since  time.Time `json:"since"` // when the state was entered
+	// Holder is the host holding the claim when leased elsewhere.
+	Holder         string    `json:"holder,omitempty"`
+	LocalTXID      uint64    `json:"local_txid"`
+	ReplicatedTXID uint64    `json:"replicated_txid"`
+	LastSync       time.Time `json:"last_sync,omitzero"`
+	// Lag is now − the time of the oldest local change not yet in S3; 0
+	// when in sync.
+	Lag           time.Duration `json:"lag_ns"`
+	SyncErrors    int64         `json:"sync_errors"`
+	UploadedBytes int64         `json:"uploaded_bytes"`
+	Bucket        string        `json:"bucket"`
+	Endpoint      string        `json:"endpoint,omitempty"`
+}

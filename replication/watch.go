@@ -1,0 +1,302 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/litefleet/litefleet/fleet"
+)
+
+// watcher turns inotify events on the tenants' folders into work: a write
+// wakes a sleeping tenant at once, a database replaced under an open one
+// stops its uploads at once, and a new database in a -dir folder joins.
+// The sweep and the rescan are its safety nets: events can be dropped.
+type watcher struct {
+	e  *Engine
+	fs *fsnotify.Watcher
+
+	mu   sync.Mutex
+	dirs map[string]bool
+}
+
+func newWatcher(e *Engine) (*watcher, error) {
+	w, err := fsnotify.NewBufferedWatcher(4096)
+	if err != nil {
+		return nil, fmt.Errorf("watch folders: %w", err)
+	}
+	return &watcher{e: e, fs: w, dirs: map[string]bool{}}, nil
+}
+
+// add watches the folder of a database.
+func (w *watcher) add(path string) { w.watchDir(filepath.Dir(path)) }
+
+// addDir watches a -dir folder, and its subfolders when recursive.
+func (w *watcher) addDir(dir string, recursive bool) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return
+	}
+	w.watchDir(abs)
+	if !recursive {
+		return
+	}
+	_ = filepath.WalkDir(abs, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() || p == abs {
+			return nil
+		}
+		if strings.HasPrefix(d.Name(), ".") {
+			return filepath.SkipDir
+		}
+		w.watchDir(p)
+		return nil
+	})
+}
+
+func (w *watcher) watchDir(dir string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.dirs[dir] {
+		return
+	}
+	if err := w.fs.Add(dir); err != nil {
+		// The sweep still sees every change, only later.
+		w.e.log.Warn("cannot watch folder: changes are seen by the periodic check only", "dir", dir, "error", err)
+		return
+	}
+	w.dirs[dir] = true
+}
+
+func (w *watcher) close() { _ = w.fs.Close() }
+
+func (w *watcher) run(ctx context.Context) {
+	defer w.e.wg.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-w.fs.Events:
+			if !ok {
+				return
+			}
+			w.e.onEvent(ev)
+		case err, ok := <-w.fs.Errors:
+			if !ok {
+				return
+			}
+			if errors.Is(err, fsnotify.ErrEventOverflow) {
+				w.e.log.Warn("folder watcher overflowed: checking every file now")
+				w.e.sweep()
+			}
+		}
+	}
+}
+
+// dbPathOf maps a database's file or one of its sidecars to the database.
+func dbPathOf(name string) (string, bool) {
+	for _, suf := range []string{"-wal", "-shm", "-journal"} {
+		if p, ok := strings.CutSuffix(name, suf); ok {
+			return p, false
+		}
+	}
+	return name, true
+}
+
+func (e *Engine) onEvent(ev fsnotify.Event) {
+	path, main := dbPathOf(ev.Name)
+	now := time.Now()
+	e.mu.Lock()
+	t, ok := e.byPath[path]
+	if !ok {
+		e.mu.Unlock()
+		if main && ev.Has(fsnotify.Create|fsnotify.Rename) {
+			e.discover(path)
+		}
+		return
+	}
+	if strings.HasSuffix(ev.Name, "-shm") {
+		e.mu.Unlock()
+		return
+	}
+	if t.run != nil {
+		if main && ev.Has(fsnotify.Remove|fsnotify.Rename|fsnotify.Create) {
+			// The file under the open database was replaced: no upload may
+			// mix the two files.
+			t.run.lost.Store(true)
+			t.changed = true
+		}
+		t.lastChange = now
+	} else {
+		t.dirty = true
+	}
+	if t.wanted && !t.busy {
+		e.enqueueLocked(t)
+	}
+	e.mu.Unlock()
+}
+
+// discover adds a database that appeared in a -dir folder.
+func (e *Engine) discover(path string) {
+	if !fleet.HasDBSuffix(filepath.Base(path)) || fleet.IsRestoredCopy(filepath.Base(path)) {
+		return
+	}
+	tg, err := e.dirTarget(path)
+	if err != nil {
+		return
+	}
+	if fi, err := os.Stat(path); err != nil || !fi.Mode().IsRegular() {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closing {
+		return
+	}
+	if _, ok := e.byPath[tg.Path]; ok {
+		return
+	}
+	t := e.addLocked(tg, !e.src.OnRequest)
+	e.log.Info("new database", "db", t.name, "path", t.path)
+}
+
+// dirTarget builds the target of a database inside one of the -dir folders.
+func (e *Engine) dirTarget(path string) (fleet.Target, error) {
+	for _, d := range e.src.Dirs {
+		root, err := filepath.Abs(d)
+		if err != nil {
+			continue
+		}
+		rel, err := filepath.Rel(root, path)
+		if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
+			continue
+		}
+		if !e.src.Recursive && strings.Contains(rel, string(filepath.Separator)) {
+			continue
+		}
+		return fleet.Target{Path: path, Tenant: fleet.NameFor(path, ""), Conn: e.src.DirConn, Retention: e.src.Retention}, nil
+	}
+	return fleet.Target{}, fmt.Errorf("%s is neither in a -dir folder nor in the config: give it with -dir or -config", fleet.Printable(path))
+}
+
+// scanDirs lists the -dir folders for databases. It reads folder listings
+// only: no database is opened.
+func (e *Engine) scanDirs() ([]fleet.Target, error) {
+	var out []fleet.Target
+	for _, d := range e.src.Dirs {
+		root, err := filepath.Abs(d)
+		if err != nil {
+			return nil, err
+		}
+		st, err := os.Stat(root)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			return nil, fmt.Errorf("folder %s does not exist: check -dir", fleet.Printable(d))
+		case err != nil:
+			return nil, fmt.Errorf("folder %s: %w", fleet.Printable(d), err)
+		case !st.IsDir():
+			return nil, fmt.Errorf("%s is not a folder: give the folder with -dir, or the file with -dsn", fleet.Printable(d))
+		}
+		err = filepath.WalkDir(root, func(p string, de fs.DirEntry, err error) error {
+			if err != nil {
+				if p == root {
+					return err
+				}
+				return nil
+			}
+			if de.IsDir() {
+				if p != root && (!e.src.Recursive || strings.HasPrefix(de.Name(), ".")) {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			name := de.Name()
+			if !fleet.HasDBSuffix(name) || fleet.IsRestoredCopy(name) || strings.HasPrefix(name, ".") {
+				return nil
+			}
+			if !de.Type().IsRegular() && de.Type()&fs.ModeSymlink == 0 {
+				return nil
+			}
+			out = append(out, fleet.Target{Path: p, Tenant: fleet.NameFor(p, ""), Conn: e.src.DirConn, Retention: e.src.Retention})
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", fleet.Printable(d), err)
+		}
+	}
+	return out, nil
+}
+
+// sweepLoop checks every file with stat, behind the watcher, and lists the
+// -dir folders again every Rescan.
+func (e *Engine) sweepLoop() {
+	defer e.wg.Done()
+	sweep := time.NewTicker(e.opt.Sweep)
+	defer sweep.Stop()
+	rescan := time.NewTicker(e.opt.Rescan)
+	defer rescan.Stop()
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-sweep.C:
+			e.sweep()
+		case <-rescan.C:
+			if found, err := e.scanDirs(); err == nil {
+				for _, tg := range found {
+					e.discover(tg.Path)
+				}
+			}
+		}
+	}
+}
+
+// sweep stats every known database and its WAL, and marks what changed.
+func (e *Engine) sweep() {
+	type item struct {
+		t      *tenant
+		open   bool
+		opened identity
+		base   identity
+	}
+	e.mu.Lock()
+	items := make([]item, 0, len(e.byPath))
+	for _, t := range e.byPath {
+		if !t.wanted {
+			continue
+		}
+		it := item{t: t, base: t.base}
+		if t.run != nil {
+			it.open, it.opened = true, t.run.opened
+		}
+		items = append(items, it)
+	}
+	e.mu.Unlock()
+	for _, it := range items {
+		now, err := statIdentity(it.t.path)
+		if err != nil {
+			continue
+		}
+		e.mu.Lock()
+		t := it.t
+		switch {
+		case it.open && t.run != nil && it.opened.replaced(now):
+			t.run.lost.Store(true)
+			t.changed = true
+			e.enqueueLocked(t)
+		case !it.open && t.run == nil && it.base.written(now):
+			t.dirty = true
+			if !t.busy {
+				e.enqueueLocked(t)
+			}
+		}
+		e.mu.Unlock()
+	}
+}
