@@ -181,13 +181,23 @@ func MarkCollisions(entries []Entry) int {
 // s3browse.Printable: one rule for every name litefleet prints.
 func Printable(s string) string { return s3browse.Printable(s) }
 
-// Shorten cuts s to at most n runes, marking the cut with "…".
+// Shorten cuts s to at most n runes by taking runes out of its middle,
+// marked with "…": both ends of a name are what tell names apart (the
+// last 12 hex digits of a GUID, a "-restored" suffix), so neither is lost.
 func Shorten(s string, n int) string {
 	r := []rune(s)
-	if len(r) <= n {
+	switch {
+	case len(r) <= n:
 		return s
+	case n <= 0:
+		return ""
+	case n == 1:
+		return "…"
 	}
-	return string(r[:n-1]) + "…"
+	// The head gets the odd rune: names are read from the left.
+	tail := (n - 1) / 2
+	head := n - 1 - tail
+	return string(r[:head]) + "…" + string(r[len(r)-tail:])
 }
 
 // LeaseHolder names a lease's owner for messages; Litestream's leaser may

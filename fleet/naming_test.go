@@ -3,6 +3,7 @@ package fleet
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestNameFor(t *testing.T) {
@@ -176,6 +177,30 @@ func TestPrintable(t *testing.T) {
 	for _, tt := range tests {
 		if got := Printable(tt.in); got != tt.want {
 			t.Errorf("Printable(%q) = %s, want %s", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestShortenKeepsBothEnds(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"12345678-1234-5678-9abc-123456789012", 36, "12345678-1234-5678-9abc-123456789012"},
+		{"12345678-1234-5678-9abc-123456789012", 21, "12345678-1…3456789012"},
+		{"abcdefghij", 5, "ab…ij"},
+		{"abcdefghij", 6, "abc…ij"},
+		{"abcdefghij", 1, "…"},
+		{"abcdefghij", 0, ""},
+		{"ééééé-ààààà", 5, "éé…àà"},
+	} {
+		got := Shorten(c.in, c.n)
+		if got != c.want {
+			t.Errorf("Shorten(%q, %d) = %q, want %q", c.in, c.n, got, c.want)
+		}
+		if n := utf8.RuneCountInString(got); n > max(c.n, 0) {
+			t.Errorf("Shorten(%q, %d) is %d runes long", c.in, c.n, n)
 		}
 	}
 }

@@ -83,10 +83,12 @@ type Row struct {
 // Display is the tenant name safe to print.
 func (r Row) Display() string { return Printable(r.Tenant) }
 
-// Size is the local database's bytes, or the replica's when nothing is local.
+// Size is the local database file's bytes (its WAL apart), or the
+// replica's bytes in S3 when nothing is local: what the SIZE column of
+// `ls` and of the terminal UI shows, and what -sort size orders by.
 func (r Row) Size() int64 {
 	if r.Local != nil {
-		return r.Local.Size + r.Local.WALSize
+		return r.Local.Size
 	}
 	if r.Remote != nil {
 		return r.Remote.Bytes

@@ -145,7 +145,8 @@ func TestJoinCollisionsAndCase(t *testing.T) {
 func TestSort(t *testing.T) {
 	rows := []Row{
 		{Tenant: "b", Lag: time.Second, Status: StatusInSync, Local: &Local{Size: 10, Changed: now.Add(-time.Hour)}},
-		{Tenant: "a", Lag: time.Minute, Status: StatusLagging, Local: &Local{Size: 5, Changed: now}},
+		// a's WAL is bigger than b's file: size sorts by the file, as SIZE shows.
+		{Tenant: "a", Lag: time.Minute, Status: StatusLagging, Local: &Local{Size: 5, WALSize: 100, Changed: now}},
 		{Tenant: "c", Status: StatusError, Remote: &s3browse.TenantSummary{Totals: s3browse.Totals{Bytes: 99, LatestAt: now.Add(-time.Minute)}}},
 	}
 	order := func() string {

@@ -12,6 +12,7 @@ import (
 	"github.com/litefleet/litefleet/s3browse"
 	"github.com/litefleet/litefleet/tui/common"
 	"github.com/litefleet/litefleet/tui/components/cmdline"
+	"github.com/litefleet/litefleet/tui/components/fleettable"
 )
 
 // Messages of the root's own tasks.
@@ -20,6 +21,7 @@ type (
 		id       int
 		view     *fleet.View
 		sortedBy fleet.SortKey
+		index    *fleettable.Index // the table's index of view.Rows, in that order
 		err      error
 	}
 	autoRefreshMsg struct{ gen int }
@@ -68,10 +70,11 @@ func (m *Model) refresh(manual bool) tea.Cmd {
 		if err != nil {
 			return refreshedMsg{id: id, err: err}
 		}
-		// Sorting 10,000 rows takes tens of milliseconds: do it here, off
-		// the UI goroutine, in the order the table had when asked.
+		// Sorting and indexing 10,000 rows takes tens of milliseconds: do
+		// it here, off the UI goroutine, in the order the table had when
+		// asked.
 		fleet.Sort(v.Rows, key)
-		return refreshedMsg{id: id, view: v, sortedBy: key}
+		return refreshedMsg{id: id, view: v, sortedBy: key, index: fleettable.NewIndex(v.Rows)}
 	}
 }
 
@@ -82,19 +85,63 @@ func (m *Model) refreshed(msg refreshedMsg) tea.Cmd {
 	}
 	m.refreshing = false
 	m.c.Tasks.Done("refresh")
+	var follow tea.Cmd
 	if msg.err != nil {
 		m.c.Error(fmt.Errorf("refresh: %w", msg.err))
 	} else {
 		m.view = msg.view
-		m.table.SetView(msg.view, msg.sortedBy)
+		m.table.SetView(msg.view, msg.sortedBy, msg.index)
 		m.header.SetView(msg.view)
+		m.logViewErrors(msg.view)
+		if m.showLogs {
+			m.layout() // the log pane takes the rows the table does not need
+		}
+		follow = m.follow()
 	}
 	if m.opt.Refresh <= 0 {
-		return nil
+		return follow
 	}
 	m.tickGen++
 	gen := m.tickGen
-	return m.tick(m.opt.Refresh, func(time.Time) tea.Msg { return autoRefreshMsg{gen: gen} })
+	return tea.Batch(follow, m.tick(m.opt.Refresh, func(time.Time) tea.Msg { return autoRefreshMsg{gen: gen} }))
+}
+
+// follow brings the detail page and the restore dialog to the refresh the
+// table shows: the same row, so status, lag and TXIDs agree everywhere,
+// and a new listing of the tenant's restore points, so that "latest" moves.
+func (m *Model) follow() tea.Cmd {
+	var cmds []tea.Cmd
+	if m.page == pageDetail {
+		r, ok := m.table.Find(m.detail.Row())
+		m.detail.SetRow(r, m.viewAt(), ok)
+		cmds = append(cmds, m.detail.Relist())
+	}
+	if m.restore.Open() {
+		r, ok := m.table.Find(m.restore.Row())
+		m.restore.SetRow(r, ok)
+		cmds = append(cmds, m.restore.Relist())
+	}
+	return tea.Batch(cmds...)
+}
+
+// logViewErrors puts what a refresh could not read in the log pane (and
+// the status line), once each time it changes: the header shows it only
+// while it lasts, and `:bucket nosuch` must leave a trace.
+func (m *Model) logViewErrors(v *fleet.View) {
+	remote := v.RemoteErr
+	if m.c.Backend.Context().Bucket == "" {
+		remote = "" // local only: "no bucket" is no error
+	}
+	switch {
+	case remote != "" && remote != m.remoteErr:
+		m.c.Error(fmt.Errorf("S3: %s", remote))
+	case remote == "" && m.remoteErr != "":
+		m.c.Log.Add(m.c.Now(), common.LogInfo, "S3 answers again")
+	}
+	if v.LocalErr != "" && v.LocalErr != m.localErr {
+		m.c.Error(fmt.Errorf("local databases: %s", v.LocalErr))
+	}
+	m.remoteErr, m.localErr = remote, v.LocalErr
 }
 
 func errReadOnly(k string) error {
@@ -303,8 +350,7 @@ func (m *Model) runCommand(msg cmdline.RunMsg) tea.Cmd {
 	case "refresh":
 		return m.refresh(true)
 	case "logs":
-		m.showLogs = !m.showLogs
-		m.layout()
+		m.toggleLogs()
 	case "help":
 		m.showHelp = true
 	}

@@ -32,12 +32,12 @@ func TestRestoreLatest(t *testing.T) {
 	if !d.m.restore.Open() {
 		t.Fatal("R does not open the restore dialog")
 	}
-	d.wantScreen("Restore "+guidRemote, "latest: TXID 0000000000000731", "a TXID…", "a time…", "snapshot: TXID 00000000000006a3")
+	d.wantScreen("Restore "+guidRemote, "latest: TXID 1841 (0000000000000731)", "a TXID…", "a time…", "snapshot: TXID 1699 (00000000000006a3)")
 	d.press("enter") // latest
 	want := "./" + guidRemote + ".restored-20261126T212000Z.db"
 	d.wantScreen("2/3 · output file", want)
 	d.press("enter") // keep the default output
-	d.wantScreen("reaches", "TXID 0000000000000731 (1841)", "3/3 · type the tenant's name")
+	d.wantScreen("reaches", "TXID 1841 (0000000000000731)", "3/3 · type the tenant's name")
 	d.typeText("0badc0de")
 	d.press("enter")
 	d.wantScreen("that is not the tenant's name")
@@ -50,7 +50,7 @@ func TestRestoreLatest(t *testing.T) {
 	if len(rs) != 1 || rs[0].Output != want || rs[0].Force || rs[0].TXID != 0 || !rs[0].Timestamp.IsZero() {
 		t.Fatalf("restore options: %+v", rs)
 	}
-	d.wantScreen("✓ restored", "reached", "TXID 0000000000000731 (1841)", "integrity ok")
+	d.wantScreen("✓ restored", "reached", "TXID 1841 (0000000000000731)", "integrity ok")
 	if !strings.Contains(d.logText(), "litefleet restore -bucket saas-backups -endpoint http://127.0.0.1:7070 -region us-east-1 -o "+want+" "+guidRemote) {
 		t.Fatalf("log lacks the restore line:\n%s", d.logText())
 	}
@@ -74,7 +74,7 @@ func TestRestoreProgressBar(t *testing.T) {
 	d.wantScreen("esc cancels", "0B of 4.0M downloaded")
 	progress := waitMsg(t, out, "restoredialog.progressMsg")
 	d.m.Update(progress)
-	d.wantScreen("2.0M of 4.0M downloaded", "50%", "restoring "+guidRemote[:20])
+	d.wantScreen("2.0M of 4.0M downloaded", "50%", "restoring "+guidRemote[:12]+"…"+guidRemote[len(guidRemote)-11:])
 	// Quitting during a restore is refused, not a torn file.
 	d.m.Update(keyMsg("ctrl+c"))
 	d.wantScreen("a restore is running")
@@ -120,8 +120,8 @@ func waitMsg(t *testing.T, out <-chan tea.Msg, typ string) tea.Msg {
 
 func TestRestoreSnapshotTXIDTime(t *testing.T) {
 	d := start(t)
-	// The newest snapshot: fourth choice.
-	d.press("R", "j", "j", "j", "enter", "enter")
+	// The newest snapshot: the last choice, snapshots oldest first.
+	d.press("R", "j", "j", "j", "j", "j", "enter", "enter")
 	d.typeText(guidRemote)
 	d.press("enter")
 	if rs := d.restores(); len(rs) != 1 || rs[0].TXID != 1699 || rs[0].Source != restore.SourceLTX {
@@ -229,7 +229,7 @@ func TestRestoreFromDetailReusesReport(t *testing.T) {
 	if len(d.fake.Calls()) != n {
 		t.Fatalf("the dialog listed again what the detail page has: %v", d.fake.Calls()[n:])
 	}
-	d.wantScreen("snapshot: TXID 00000000000006a3")
+	d.wantScreen("snapshot: TXID 1699 (00000000000006a3)")
 }
 
 func TestParseTXIDAndTime(t *testing.T) {

@@ -34,6 +34,21 @@ type fakeBackend struct {
 	startErr    error
 	closed      int
 	refreshes   int
+	// bucketErrs makes a refresh of that bucket fail on the S3 side, as
+	// fleet.Refresh reports it: in the view, not as an error.
+	bucketErrs map[string]string
+	// planNotes are added to every plan.
+	planNotes []string
+	// noDeadline lists the calls made with a context that never ends.
+	noDeadline []string
+}
+
+// checkDeadline records a call whose context has no deadline: a hung S3
+// would leave the UI waiting forever.
+func (f *fakeBackend) checkDeadline(ctx context.Context, call string) {
+	if _, ok := ctx.Deadline(); !ok {
+		f.noDeadline = append(f.noDeadline, call)
+	}
 }
 
 func (f *fakeBackend) record(format string, args ...any) {
@@ -68,15 +83,21 @@ func (f *fakeBackend) Refresh(ctx context.Context) (*fleet.View, error) {
 		repl[k] = v
 	}
 	now := f.now
+	remoteErr, bad := f.bucketErrs[f.ctx.Bucket]
 	f.mu.Unlock()
+	remoteAt := now
+	if bad {
+		remotes, remoteAt = nil, time.Time{}
+	}
 	rows := fleet.Join(locals, remotes, now, fleet.ViewOptions{Replicating: func(p string) bool { return repl[p] }})
-	return &fleet.View{Rows: rows, Counts: fleet.Counts(rows), At: now, RemoteAt: now}, nil
+	return &fleet.View{Rows: rows, Counts: fleet.Counts(rows), At: now, RemoteAt: remoteAt, RemoteErr: remoteErr}, nil
 }
 
 func (f *fakeBackend) Inspect(ctx context.Context, tenant string) (*s3browse.Tenant, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("inspect %s", tenant)
+	f.checkDeadline(ctx, "inspect")
 	if t, ok := f.reports[tenant]; ok {
 		return t, nil
 	}
@@ -113,6 +134,7 @@ func (f *fakeBackend) Validate(ctx context.Context) ([]common.Finding, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("validate")
+	f.checkDeadline(ctx, "validate")
 	return common.Findings(v, func(t string) string { return "s3://" + f.ctx.Bucket + "/" + f.ctx.Prefix + "/" + t }), nil
 }
 
@@ -132,7 +154,7 @@ func (f *fakeBackend) plan(opt restore.Options) (*restore.Plan, error) {
 		Tenant: opt.Tenant, Replica: "s3://" + f.ctx.Bucket + "/" + f.ctx.Prefix + "/" + opt.Tenant,
 		Output: out, Source: restore.SourceLTX, Target: "latest",
 		Files: []restore.PlanFile{{Key: "x/0009/1.ltx", Level: 9, MinTXID: 1, MaxTXID: txid, Size: 3 << 20}, {Key: "x/0000/2.ltx", MaxTXID: txid, Size: 1 << 20}},
-		Bytes: 4 << 20,
+		Bytes: 4 << 20, Notes: f.planNotes,
 	}
 	p.Position = restore.Position{TXID: txid, TXIDHex: s3browse.TXIDHex(txid), Time: f.now.Add(-2 * time.Minute)}
 	p.Latest = restore.Position{TXID: rep.LatestTXID, TXIDHex: s3browse.TXIDHex(rep.LatestTXID), Time: f.now.Add(-time.Minute)}
@@ -154,6 +176,7 @@ func (f *fakeBackend) PlanRestore(ctx context.Context, opt restore.Options) (*re
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("plan %s -> %s force=%v", opt.Tenant, opt.Output, opt.Force)
+	f.checkDeadline(ctx, "plan")
 	return f.plan(opt)
 }
 

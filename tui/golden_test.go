@@ -25,6 +25,7 @@ var screens = []struct {
 	{name: "validate", keys: []string{"v"}},
 	{name: "help", keys: []string{"?"}},
 	{name: "logs", keys: []string{"j", "j", "space", "r", "l"}},
+	{name: "logs_focused", keys: []string{"j", "j", "space", "r", "l", "tab", "right"}},
 	{name: "filter", keys: []string{"/"}, text: "abc"},
 	{name: "command", keys: []string{":"}, text: "bucket saas-backups-eu"},
 	{name: "readonly", opt: Options{ReadOnly: true}},

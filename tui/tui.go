@@ -32,6 +32,10 @@ import (
 // DefaultRefresh is how often the fleet is refreshed unless -refresh says.
 const DefaultRefresh = 5 * time.Second
 
+// StatusTTL is how long the status line keeps a message the operator has
+// not moved on from; the log pane keeps every error.
+const StatusTTL = 8 * time.Second
+
 // Options configure the UI.
 type Options struct {
 	// ReadOnly hides and refuses every action that writes.
@@ -76,10 +80,12 @@ type Model struct {
 	showLogs bool
 
 	view       *fleet.View
-	refreshID  int  // the refresh whose reply is awaited; older ones are dropped
-	refreshing bool // a refresh is in flight
-	tickGen    int  // the auto-refresh chain; older ticks are dropped
-	pending    int  // replication starts and stops in flight
+	remoteErr  string // the S3 error of the last refresh, logged once
+	localErr   string // the local discovery error of the last refresh, logged once
+	refreshID  int    // the refresh whose reply is awaited; older ones are dropped
+	refreshing bool   // a refresh is in flight
+	tickGen    int    // the auto-refresh chain; older ticks are dropped
+	pending    int    // replication starts and stops in flight
 
 	quitting bool // stopping replication before quitting
 	stopped  bool // replication stopped: the next QuitMsg really quits
@@ -155,7 +161,11 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		}
 		return m.refresh(false)
 	case clockMsg:
-		// Redraw, so the header's refresh age moves.
+		// Redraw, so the header's refresh age moves, and let an old
+		// message go.
+		if st := m.c.Status; st.Text != "" && m.c.Now().Sub(st.At) >= StatusTTL {
+			st.Clear()
+		}
 		return m.clockTick()
 	case replicationMsg:
 		return m.replicated(msg)
@@ -188,6 +198,11 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 	if m.quitting {
 		return nil
 	}
+	// The operator moves on: an error about what came before goes (the
+	// log pane keeps it). What this key does may set a new one.
+	if m.c.Status.Err {
+		m.c.Status.Clear()
+	}
 	switch {
 	case m.cmdline.Active():
 		return m.cmdline.Update(msg)
@@ -207,6 +222,10 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 	case m.page == pageTable && m.table.Filtering():
 		_, cmd := m.table.Update(msg)
 		return cmd
+	case m.showLogs && m.logs.Focused():
+		if ok, cmd := m.logs.Update(msg); ok {
+			return cmd
+		}
 	}
 
 	if k.IsWrite(msg.String()) && m.c.ReadOnly {
@@ -221,8 +240,9 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(msg, k.Command):
 		return m.cmdline.Open()
 	case key.Matches(msg, k.Logs):
-		m.showLogs = !m.showLogs
-		m.layout()
+		m.toggleLogs()
+	case key.Matches(msg, k.Focus) && m.showLogs:
+		m.logs.Focus(true)
 	case key.Matches(msg, k.Refresh):
 		return m.refresh(true)
 	case key.Matches(msg, k.Validate):
@@ -272,14 +292,27 @@ func (m *Model) viewAt() time.Time {
 	return m.c.Now()
 }
 
-// layout hands every component its share of the screen.
+// toggleLogs opens or closes the log pane; it opens without the keyboard.
+func (m *Model) toggleLogs() {
+	m.showLogs = !m.showLogs
+	m.logs.Focus(false)
+	m.layout()
+}
+
+// minTable is what the table keeps beside the log pane: its titles and a
+// few rows.
+const minTable = 6
+
+// layout hands every component its share of the screen. The log pane
+// takes half the body, or more: every line the table does not need.
 func (m *Model) layout() {
 	w, h := m.c.Width, m.c.Height
 	m.header.SetWidth(w)
 	m.footer.SetWidth(w)
 	body := max(h-header.Height-footer.Height, 1)
 	if m.showLogs {
-		lh := max(min(body/3, 12), 4)
+		lh := max(body/2, body-m.table.Needed())
+		lh = max(min(lh, body-minTable), min(body-1, 3))
 		m.logs.SetSize(w, lh)
 		body = max(body-lh, 1)
 	}
@@ -351,6 +384,8 @@ func (m *Model) helpKeys() []key.Binding {
 		return []key.Binding{k.Up, k.Down, k.Back}
 	case m.page == pageTable && m.table.Filtering():
 		return []key.Binding{key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "keep filter")), key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "clear"))}
+	case m.showLogs && m.logs.Focused():
+		return k.LogHelp()
 	case m.page == pageDetail:
 		return []key.Binding{k.Up, k.Down, k.PageDown, k.Restore, k.Replicate, k.Stop, k.Back, k.Help}
 	}

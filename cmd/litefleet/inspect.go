@@ -12,6 +12,7 @@ import (
 
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/tui/common"
 )
 
 const inspectHelp = `Usage:
@@ -79,7 +80,7 @@ func printTenant(w io.Writer, t *s3browse.Tenant, now time.Time, files int) {
 	fmt.Fprintf(w, "replica   %s\n", s3browse.Printable(t.URL))
 	fmt.Fprintf(w, "format    %s, %d objects, %s\n", t.Format, t.Objects, humanize.IBytes(uint64(t.Bytes)))
 	if t.LatestTXID > 0 || !t.LatestAt.IsZero() {
-		fmt.Fprintf(w, "latest    TXID %d (%s), last upload %s (%s)\n", t.LatestTXID, t.LatestTXIDHex, t.LatestAt.Format(time.RFC3339), ago(now, t.LatestAt))
+		fmt.Fprintf(w, "latest    TXID %s, last upload %s (%s)\n", common.TXID(t.LatestTXID), t.LatestAt.Format(time.RFC3339), ago(now, t.LatestAt))
 	}
 	fmt.Fprintf(w, "snapshots %d\n", t.Snapshots)
 	fmt.Fprintf(w, "lease     %s\n", t.Lease.Describe(now))
@@ -95,7 +96,7 @@ func printTenant(w io.Writer, t *s3browse.Tenant, now time.Time, files int) {
 			if n := len(lv.Files); n > 0 {
 				newest = lv.Files[n-1].ModifiedAt.Format(time.RFC3339)
 			}
-			fmt.Fprintf(tw, "  %d%s\t%d\t%s\t%d\t%s\n", lv.Level, levelName(lv.Level), lv.Count, humanize.IBytes(uint64(lv.Bytes)), lv.MaxTXID, newest)
+			fmt.Fprintf(tw, "  %d%s\t%d\t%s\t%s\t%s\n", lv.Level, levelName(lv.Level), lv.Count, humanize.IBytes(uint64(lv.Bytes)), common.TXID(lv.MaxTXID), newest)
 		}
 		tw.Flush()
 		for _, lv := range t.Levels {
@@ -107,7 +108,7 @@ func printTenant(w io.Writer, t *s3browse.Tenant, now time.Time, files int) {
 			tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "  MIN TXID\tMAX TXID\tSIZE\tUPLOADED")
 			for _, f := range shown {
-				fmt.Fprintf(tw, "  %d\t%d\t%s\t%s\n", f.MinTXID, f.MaxTXID, humanize.IBytes(uint64(f.Size)), f.ModifiedAt.Format(time.RFC3339))
+				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", common.TXID(f.MinTXID), common.TXID(f.MaxTXID), humanize.IBytes(uint64(f.Size)), f.ModifiedAt.Format(time.RFC3339))
 			}
 			tw.Flush()
 		}

@@ -143,6 +143,12 @@ func writeViewJSON(w io.Writer, v *fleet.View) error {
 	return err
 }
 
+// maxNameColumn caps the TENANT column: every valid name (63 characters
+// at most) fits whole; a longer one, which can only come from S3, is
+// shortened in its middle rather than widening every row. -json has it
+// whole.
+const maxNameColumn = 64
+
 func printRows(w io.Writer, v *fleet.View) error {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TENANT\tSTATUS\tLOCAL TXID\tREMOTE TXID\tLAG\tSIZE\tWAL\tCHANGED\tREPLICATED\tNOTE")
@@ -172,7 +178,7 @@ func printRows(w io.Writer, v *fleet.View) error {
 			note = fleet.Printable(note)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			r.Display(), r.Status, local, remote, lag, size, wal, changed, replicated, note)
+			fleet.Shorten(r.Display(), maxNameColumn), r.Status, local, remote, lag, size, wal, changed, replicated, note)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

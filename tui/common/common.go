@@ -13,6 +13,11 @@ import (
 	"github.com/litefleet/litefleet/tui/styles"
 )
 
+// CallTimeout bounds a backend call made for one screen (a tenant's
+// restore points, a restore plan, the name check): an S3 that does not
+// answer ends in an error on screen, not in a spinner forever.
+const CallTimeout = 15 * time.Second
+
 // Common is embedded (as a pointer) by every component. Only the root's
 // Update goroutine touches it, so it needs no lock.
 type Common struct {
@@ -97,6 +102,9 @@ type Status struct {
 	At   time.Time
 }
 
+// Clear empties the status line.
+func (s *Status) Clear() { *s = Status{} }
+
 // Set replaces the message.
 func (s *Status) Set(text string, isErr bool, at time.Time) {
 	s.Text, s.Err, s.At = fleet.Printable(text), isErr, at
@@ -109,6 +117,7 @@ const (
 	LogProcess LogKind = iota // a line from the replication supervisor (slog)
 	LogAction                 // the command line equivalent of an action
 	LogError                  // an error shown in the status line
+	LogInfo                   // a note of the UI's own: an error gone
 )
 
 // LogLine is one line of the log pane.

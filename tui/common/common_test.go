@@ -103,3 +103,45 @@ func TestTasksAndLog(t *testing.T) {
 		t.Fatal("Error does not set the status and the log")
 	}
 }
+
+func TestMiddleKeepsBothEnds(t *testing.T) {
+	guid := "12345678-1234-5678-9abc-123456789012"
+	for _, c := range []struct {
+		in   string
+		w    int
+		want string
+	}{
+		{guid, 36, guid},
+		{guid, 23, "12345678-12…23456789012"},
+		{"abcdefghij", 5, "ab…ij"},
+		{"abcdefghij", 1, "…"},
+		{"漢字漢字漢字", 6, "漢…字"},
+	} {
+		got := Middle(c.in, c.w)
+		if got != c.want {
+			t.Errorf("Middle(%q, %d) = %q, want %q", c.in, c.w, got, c.want)
+		}
+		if ansi.StringWidth(got) > c.w {
+			t.Errorf("Middle(%q, %d) is %d cells wide", c.in, c.w, ansi.StringWidth(got))
+		}
+	}
+	if got := FitMiddle("abcdefghij", 7, true); got != "abc…hij" {
+		t.Errorf("FitMiddle: %q", got)
+	}
+	if got := FitMiddle("ab", 4, true); got != "  ab" {
+		t.Errorf("FitMiddle pads: %q", got)
+	}
+}
+
+func TestTXIDAndStampNano(t *testing.T) {
+	if got := TXID(1841); got != "1841 (0000000000000731)" {
+		t.Errorf("TXID: %q", got)
+	}
+	if got := TXID(0); got != "-" {
+		t.Errorf("TXID(0): %q", got)
+	}
+	at := time.Date(2026, 11, 30, 0, 7, 35, 996081282, time.UTC)
+	if got := StampNano(at); got != "2026-11-30T00:07:35.996081282Z" {
+		t.Errorf("StampNano: %q", got)
+	}
+}

@@ -2,11 +2,14 @@ package common
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
 	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
+
+	"github.com/litefleet/litefleet/s3browse"
 )
 
 // Bytes prints n compactly, in binary units: 0, 812B, 4.0K, 38K, 1.2M, 3.4G.
@@ -60,6 +63,56 @@ func Stamp(t time.Time) string {
 		return "-"
 	}
 	return t.UTC().Format(time.RFC3339)
+}
+
+// TXID prints a Litestream transaction ID the one way litefleet shows it
+// where there is room: decimal, then the 16 hex digits of LTX file names
+// and `restore -txid`, as in "1841 (0000000000000731)". Narrow table
+// cells show the decimal alone.
+func TXID(txid uint64) string {
+	if txid == 0 {
+		return "-"
+	}
+	return strconv.FormatUint(txid, 10) + " (" + s3browse.TXIDHex(txid) + ")"
+}
+
+// StampNano prints t in UTC with every sub-second digit it has: a point in
+// time given to a restore must come back as the same point.
+func StampNano(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+// Middle shortens s (plain text, no escapes) to at most w cells by taking
+// cells out of its middle, marked with "…": both ends of a name tell it
+// apart from its neighbours (the last digits of a GUID), so neither is cut.
+func Middle(s string, w int) string {
+	sw := ansi.StringWidth(s)
+	switch {
+	case sw <= w:
+		return s
+	case w <= 0:
+		return ""
+	case w == 1:
+		return "…"
+	}
+	tail := (w - 1) / 2
+	head := ansi.Truncate(s, w-1-tail, "")
+	// A wide rune that does not fit leaves the head a cell short: give the
+	// cell to the tail.
+	tail = w - 1 - ansi.StringWidth(head)
+	end := ansi.TruncateLeft(s, sw-tail, "")
+	for cut := sw - tail + 1; ansi.StringWidth(end) > tail; cut++ {
+		end = ansi.TruncateLeft(s, cut, "") // a wide rune straddled the cut
+	}
+	return head + "…" + end
+}
+
+// FitMiddle is Fit for names: a cut is made in the middle.
+func FitMiddle(s string, w int, right bool) string {
+	return Fit(Middle(s, w), w, right)
 }
 
 // Fit pads or cuts s (plain text, no escapes) to exactly w cells; a cut is

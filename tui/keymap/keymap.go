@@ -8,6 +8,8 @@ import "charm.land/bubbles/v2/key"
 type KeyMap struct {
 	// Moving.
 	Up, Down, PageUp, PageDown, Top, Bottom key.Binding
+	// The log pane: focus it, scroll sideways, copy a line.
+	Focus, Left, Right, Copy key.Binding
 	// Looking.
 	Open, Back, Filter, Sort, Refresh, Logs, Help, Command, Validate key.Binding
 	// Acting: all but Select write, and -readonly turns those off.
@@ -27,6 +29,11 @@ func Default(readOnly bool) *KeyMap {
 		PageDown: key.NewBinding(key.WithKeys("pgdown", "ctrl+d", "f"), key.WithHelp("pgdn/ctrl+d", "page down")),
 		Top:      key.NewBinding(key.WithKeys("g", "home"), key.WithHelp("g/home", "first")),
 		Bottom:   key.NewBinding(key.WithKeys("G", "end"), key.WithHelp("G/end", "last")),
+
+		Focus: key.NewBinding(key.WithKeys("tab"), key.WithHelp("tab", "log focus")),
+		Left:  key.NewBinding(key.WithKeys("left"), key.WithHelp("←", "log: left")),
+		Right: key.NewBinding(key.WithKeys("right"), key.WithHelp("→", "log: right")),
+		Copy:  key.NewBinding(key.WithKeys("y"), key.WithHelp("y", "log: copy line")),
 
 		Open:     key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "detail")),
 		Back:     key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "back")),
@@ -80,11 +87,17 @@ func (k *KeyMap) ShortHelp() []key.Binding {
 	return []key.Binding{k.Open, k.Filter, k.Sort, k.Select, k.Replicate, k.Restore, k.Logs, k.Help, k.Quit}
 }
 
+// LogHelp is the footer's line while the log pane has the keyboard.
+func (k *KeyMap) LogHelp() []key.Binding {
+	return []key.Binding{k.Up, k.Down, k.Left, k.Right, k.Copy, k.Focus, k.Logs, k.Quit}
+}
+
 // FullHelp is the help overlay, in columns.
 func (k *KeyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
 		{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom},
 		{k.Open, k.Back, k.Filter, k.Sort, k.Refresh, k.Validate},
-		{k.Select, k.Replicate, k.Stop, k.Restore, k.Logs, k.Command, k.Help, k.Quit},
+		{k.Select, k.Replicate, k.Stop, k.Restore, k.Command, k.Help, k.Quit},
+		{k.Logs, k.Focus, k.Left, k.Right, k.Copy},
 	}
 }

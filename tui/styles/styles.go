@@ -51,7 +51,7 @@ type Styles struct {
 		Title, Section, Label, Value, Dim lipgloss.Style
 	}
 	Log struct {
-		Title, Time, Process, Action, Error lipgloss.Style
+		Title, Time, Process, Action, Error, Cursor lipgloss.Style
 	}
 	Input struct {
 		Prompt, Text, Placeholder lipgloss.Style
@@ -164,6 +164,7 @@ func DefaultStyles(withColor bool) *Styles {
 	s.Log.Process = plain
 	s.Log.Action = fg(cyan)
 	s.Log.Error = fg(red)
+	s.Log.Cursor = s.Table.Cursor
 	if !withColor {
 		s.Log.Action = bold
 		s.Log.Error = bold

@@ -7,11 +7,13 @@ package detail
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
 
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/s3browse"
@@ -34,12 +36,16 @@ type Model struct {
 	c             *common.Common
 	width, height int
 
-	id      int
-	row     fleet.Row
-	at      time.Time // when row was judged
-	report  *s3browse.Tenant
-	err     error
-	loading bool
+	id        int
+	row       fleet.Row
+	at        time.Time // when row was judged: the table's last refresh
+	gone      bool      // the tenant was not in the last refresh
+	report    *s3browse.Tenant
+	listedAt  time.Time // when report arrived
+	err       error     // the first listing failed
+	relistErr error     // a later listing failed; report is the last good one
+	loading   bool      // the first listing runs
+	relisting bool      // a later listing runs
 
 	lines  []string // rendered once per report, drawn a page at a time
 	offset int
@@ -54,33 +60,69 @@ func (m *Model) SetSize(w, h int) {
 	m.render()
 }
 
-// Open shows row and, when the fleet has a bucket, starts listing its
-// restore points.
+// Open shows row, judged at at, and, when the fleet has a bucket, starts
+// listing its restore points.
 func (m *Model) Open(row fleet.Row, at time.Time) tea.Cmd {
 	m.id++
-	m.row, m.at, m.report, m.err, m.offset = row, at, nil, nil, 0
-	m.loading = false
+	m.row, m.at, m.gone, m.report, m.err, m.relistErr, m.offset = row, at, false, nil, nil, nil, 0
+	m.loading, m.relisting = false, false
 	defer m.render()
 	ctx := m.c.Backend.Context()
-	if ctx.Bucket == "" || row.Remote == nil && row.Local == nil {
-		return nil
-	}
-	if err := s3browse.CheckName(row.Tenant); err != nil {
-		// An invalid name is never sent to S3.
-		m.err = err
+	if !m.listable() {
+		if err := s3browse.CheckName(row.Tenant); err != nil && ctx.Bucket != "" {
+			// An invalid name is never sent to S3.
+			m.err = err
+		}
 		return nil
 	}
 	m.loading = true
 	m.c.Tasks.Start(TaskID, "listing restore points of "+shortName(row.Display())+"…", m.c.Now())
 	m.c.Action(common.CommandLine(append([]string{"litefleet", "inspect", row.Tenant}, ctx.Flags(false)...)...))
-	id, tenant, b := m.id, row.Tenant, m.c.Backend
+	return m.inspectCmd()
+}
+
+// listable says the tenant's restore points can be listed: a bucket, and
+// a valid name.
+func (m *Model) listable() bool {
+	r := m.row
+	return m.c.Backend.Context().Bucket != "" && (r.Remote != nil || r.Local != nil) && s3browse.CheckName(r.Tenant) == nil
+}
+
+func (m *Model) inspectCmd() tea.Cmd {
+	id, tenant, b := m.id, m.row.Tenant, m.c.Backend
 	return func() tea.Msg {
-		t, err := b.Inspect(context.Background(), tenant)
+		ctx, cancel := context.WithTimeout(context.Background(), common.CallTimeout)
+		defer cancel()
+		t, err := b.Inspect(ctx, tenant)
 		return InspectedMsg{ID: id, Tenant: tenant, Report: t, Err: err}
 	}
 }
 
-func shortName(s string) string { return common.Cut(s, 40) }
+// SetRow shows the tenant as the table's last refresh, judged at at, has
+// it: status, lag and TXIDs on the page are always the table's. found
+// false says the tenant was not in that refresh; the page then keeps the
+// row it had and says so.
+func (m *Model) SetRow(row fleet.Row, at time.Time, found bool) {
+	m.gone = !found
+	if found {
+		m.row = row
+	}
+	m.at = at
+	m.render()
+}
+
+// Relist lists the restore points again, quietly (no task, no command
+// line): the root calls it after each refresh, so the page's S3 side
+// keeps up with the table. Nothing is asked while a listing runs.
+func (m *Model) Relist() tea.Cmd {
+	if m.loading || m.relisting || !m.listable() {
+		return nil
+	}
+	m.relisting = true
+	return m.inspectCmd()
+}
+
+func shortName(s string) string { return common.Middle(s, 40) }
 
 // Row is the tenant shown.
 func (m *Model) Row() fleet.Row { return m.row }
@@ -89,15 +131,27 @@ func (m *Model) Row() fleet.Row { return m.row }
 func (m *Model) Report() *s3browse.Tenant { return m.report }
 
 // Inspected shows a report; a stale one (another tenant since) is dropped.
+// A later listing that fails keeps the last good report on the page.
 func (m *Model) Inspected(msg InspectedMsg) {
 	if msg.ID != m.id {
 		return
 	}
+	first := m.loading
 	m.c.Tasks.Done(TaskID)
-	m.loading = false
-	m.report, m.err = msg.Report, msg.Err
-	if msg.Err != nil {
+	m.loading, m.relisting = false, false
+	if msg.Err == nil {
+		m.report, m.listedAt, m.err, m.relistErr = msg.Report, m.c.Now(), nil, nil
+		m.render()
+		return
+	}
+	if first || m.err == nil && m.relistErr == nil {
+		// Once, not at every refresh while S3 stays down.
 		m.c.Error(fmt.Errorf("inspect %s: %w", fleet.Printable(msg.Tenant), msg.Err))
+	}
+	if m.report == nil {
+		m.err = msg.Err
+	} else {
+		m.relistErr = msg.Err
 	}
 	m.render()
 }
@@ -135,7 +189,14 @@ func (m *Model) View() string {
 	end := min(m.offset+m.height-1, len(m.lines))
 	var b strings.Builder
 	pos := fmt.Sprintf("%d-%d/%d lines · j/k scroll · R restore · esc back", m.offset+1, end, len(m.lines))
-	b.WriteString(common.Spread(st.Title.Render("Tenant ")+m.c.Styles.StatusStyle(m.row.Status).Render(m.row.Display()), st.Dim.Render(pos), m.width))
+	// The position gives way to the name, the name is shortened in its
+	// middle when even that does not fit.
+	name := m.row.Display()
+	if 7+len([]rune(name))+1+len(pos) > m.width {
+		pos = fmt.Sprintf("%d-%d/%d", m.offset+1, end, len(m.lines))
+	}
+	name = common.Middle(name, max(m.width-7-1-len(pos), 8))
+	b.WriteString(common.Spread(st.Title.Render("Tenant ")+m.c.Styles.StatusStyle(m.row.Status).Render(name), st.Dim.Render(pos), m.width))
 	for _, l := range m.lines[m.offset:end] {
 		b.WriteByte('\n')
 		b.WriteString(l)
@@ -151,13 +212,15 @@ func (m *Model) render() {
 	w := max(m.width, 20)
 	var out []string
 	add := func(s string) { out = append(out, common.Cut(s, w)) }
-	kv := func(label, value string) { add(st.Label.Render(common.Fit(label, 11, false)) + st.Value.Render(value)) }
+	kv := func(label, value string) { out = append(out, kvLines(st.Label, st.Value, label, value, w)...) }
 	section := func(s string) {
 		out = append(out, "")
 		add(st.Section.Render(s))
 	}
 	r := m.row
 
+	// Status, TXIDs and lag come from one row of the table's last refresh:
+	// they agree with the table and with each other.
 	status := m.c.Styles.StatusStyle(r.Status).Render(string(r.Status))
 	if r.Replicating {
 		status += st.Value.Render(" · replicating in this process")
@@ -166,12 +229,17 @@ func (m *Model) render() {
 	if r.Note != "" {
 		kv("note", fleet.Printable(r.Note))
 	}
+	judged := "the table's refresh at " + common.Stamp(m.at)
+	if m.gone {
+		judged += st.Dim.Render(" · not in the last refresh")
+	}
+	kv("as of", judged)
 	if l := r.Local; l != nil {
 		kv("local", fleet.Printable(l.Path))
-		kv("", fmt.Sprintf("%s + WAL %s · changed %s (%s)", common.Bytes(l.Size), common.Bytes(l.WALSize), common.Stamp(l.Changed), common.Ago(now, l.Changed)))
+		kv("", fmt.Sprintf("%s file + %s WAL · changed %s (%s)", common.Bytes(l.Size), common.Bytes(l.WALSize), common.Stamp(l.Changed), common.Ago(now, l.Changed)))
 		txid := "none: Litestream never ran on it here"
 		if l.TXID > 0 {
-			txid = fmt.Sprintf("%d (%s) synced at %s", l.TXID, s3browse.TXIDHex(l.TXID), common.Stamp(l.TXIDTime))
+			txid = fmt.Sprintf("%s synced at %s", common.TXID(l.TXID), common.Stamp(l.TXIDTime))
 		}
 		kv("local TXID", txid)
 		kv("name", fmt.Sprintf("%s (%s)", fleet.Printable(l.Name), l.Verdict))
@@ -181,12 +249,9 @@ func (m *Model) render() {
 	} else {
 		kv("local", st.Dim.Render("nothing on this host"))
 	}
-	if r.Local != nil && r.Remote != nil {
-		lag := "none: the replica holds every local transaction"
-		if r.LagTXIDs > 0 {
-			lag = fmt.Sprintf("%d transaction(s) behind, oldest waiting %s", r.LagTXIDs, common.Duration(r.Lag))
-		}
-		kv("lag", lag)
+	kv("S3 TXID", remoteTXID(r, now))
+	if r.Local != nil {
+		kv("lag", Lag(r))
 	}
 
 	switch {
@@ -200,26 +265,88 @@ func (m *Model) render() {
 		section("S3")
 		add(m.c.Styles.Box.Error.Render(fleet.Printable(m.err.Error())))
 	case m.report != nil:
-		out = append(out, reportLines(m.c, m.report, now, w)...)
+		out = append(out, m.reportLines(now, w)...)
 	}
 	m.lines = out
 	m.offset = max(min(m.offset, len(m.lines)-1), 0)
 }
 
-func reportLines(c *common.Common, t *s3browse.Tenant, now time.Time, w int) []string {
+// labelWidth is the width of the page's labels.
+const labelWidth = 11
+
+// kvLines is a label and its value, the value wrapped under itself: a path
+// or a note is read whole, never cut.
+func kvLines(labelStyle, valueStyle lipgloss.Style, label, value string, w int) []string {
+	return strings.Split(lipgloss.JoinHorizontal(lipgloss.Top,
+		labelStyle.Render(common.Fit(label, labelWidth, false)),
+		valueStyle.Width(max(w-labelWidth, 10)).Render(value)), "\n")
+}
+
+// remoteTXID is the S3 side's position in the row: the replica's latest
+// TXID, or why there is none.
+func remoteTXID(r fleet.Row, now time.Time) string {
+	rm := r.Remote
+	switch {
+	case rm == nil:
+		return "none: nothing in S3"
+	case rm.Format == s3browse.FormatEmpty:
+		return "none: nothing replicated yet (format empty)"
+	case rm.LatestTXID == 0:
+		return fmt.Sprintf("none: the %s layout has no TXIDs · last upload %s (%s)", rm.Format, common.Stamp(rm.LatestAt), common.Ago(now, rm.LatestAt))
+	}
+	return fmt.Sprintf("%s · last upload %s (%s)", common.TXID(rm.LatestTXID), common.Stamp(rm.LatestAt), common.Ago(now, rm.LatestAt))
+}
+
+// Lag says how far S3 is behind the local database, from the row alone;
+// "unknown" when either side's TXID is.
+func Lag(r fleet.Row) string {
+	l, rm := r.Local, r.Remote
+	switch {
+	case l == nil:
+		return "unknown: nothing local"
+	case rm == nil || rm.Format == s3browse.FormatEmpty:
+		return "unknown: nothing replicated in S3"
+	case l.TXID == 0:
+		return "unknown: no local Litestream state to compare with"
+	case rm.LatestTXID == 0:
+		return fmt.Sprintf("unknown: the %s layout has no TXID to compare with", rm.Format)
+	case rm.LatestTXID > l.TXID:
+		return fmt.Sprintf("the replica is %d transaction(s) ahead of the local file", rm.LatestTXID-l.TXID)
+	case r.LagTXIDs == 0:
+		return "none: S3 holds local TXID " + strconv.FormatUint(l.TXID, 10)
+	case r.Lag > 0:
+		return fmt.Sprintf("%d transaction(s) behind, the oldest waiting %s", r.LagTXIDs, common.Duration(r.Lag))
+	}
+	return fmt.Sprintf("%d transaction(s) behind", r.LagTXIDs)
+}
+
+// reportLines is the S3 listing of the tenant. It is newer than the row
+// (listed after the refresh): where the two differ it says so, rather than
+// showing a TXID beside a status judged on another.
+func (m *Model) reportLines(now time.Time, w int) []string {
+	c, t := m.c, m.report
 	st := c.Styles.Detail
 	var out []string
 	add := func(s string) { out = append(out, common.Cut(s, w)) }
-	kv := func(label, value string) { add(st.Label.Render(common.Fit(label, 11, false)) + st.Value.Render(value)) }
+	kv := func(label, value string) { out = append(out, kvLines(st.Label, st.Value, label, value, w)...) }
 	section := func(s string) {
 		out = append(out, "")
 		add(st.Section.Render(s))
 	}
-	section("S3 replica")
+	section("Restore points in S3 · listed at " + common.Stamp(m.listedAt))
+	if m.relistErr != nil {
+		add(c.Styles.Box.Error.Render("listing again failed: " + fleet.Printable(m.relistErr.Error())))
+	}
 	kv("replica", fleet.Printable(t.URL))
 	kv("format", fmt.Sprintf("%s · %d objects · %s", t.Format, t.Objects, common.Bytes(t.Bytes)))
-	if t.LatestTXID > 0 || !t.LatestAt.IsZero() {
-		kv("latest", fmt.Sprintf("TXID %d (%s) · last upload %s (%s)", t.LatestTXID, t.LatestTXIDHex, common.Stamp(t.LatestAt), common.Ago(now, t.LatestAt)))
+	switch {
+	case t.LatestTXID > 0:
+		kv("latest", fmt.Sprintf("TXID %s · last upload %s (%s)", common.TXID(t.LatestTXID), common.Stamp(t.LatestAt), common.Ago(now, t.LatestAt)))
+	case !t.LatestAt.IsZero():
+		kv("latest", fmt.Sprintf("last upload %s (%s)", common.Stamp(t.LatestAt), common.Ago(now, t.LatestAt)))
+	}
+	if rm := m.row.Remote; rm != nil && t.LatestTXID != 0 && rm.LatestTXID != t.LatestTXID {
+		kv("", st.Dim.Render(fmt.Sprintf("S3 TXID was %d at the refresh above: the next refresh judges the new one", rm.LatestTXID)))
 	}
 	kv("snapshots", fmt.Sprint(t.Snapshots))
 	kv("lease", t.Lease.Describe(now))
@@ -228,34 +355,32 @@ func reportLines(c *common.Common, t *s3browse.Tenant, now time.Time, w int) []s
 	}
 	if len(t.Levels) > 0 {
 		section("LTX levels (Litestream v0.5): restore points are TXID ranges")
-		add(st.Label.Render("  LEVEL                      FILES    BYTES   MAX TXID"))
+		dw := len("MAX TXID")
 		for _, lv := range t.Levels {
-			add(fmt.Sprintf("  %-26s %5d %8s %10d", levelName(lv.Level), lv.Count, common.Bytes(lv.Bytes), lv.MaxTXID))
+			dw = max(dw, len(common.TXID(lv.MaxTXID)))
+		}
+		add(st.Label.Render(fmt.Sprintf("  %-26s %5s %8s  %-*s", "LEVEL", "FILES", "BYTES", dw, "MAX TXID")))
+		for _, lv := range t.Levels {
+			add(fmt.Sprintf("  %-26s %5d %8s  %-*s", levelName(lv.Level), lv.Count, common.Bytes(lv.Bytes), dw, common.TXID(lv.MaxTXID)))
 		}
 		for _, lv := range t.Levels {
-			section(fmt.Sprintf("level %s · %d files", levelName(lv.Level), len(lv.Files)))
-			add(st.Label.Render("  MIN TXID         MAX TXID           SIZE  UPLOADED"))
-			// Newest first: the restore points an operator looks for.
-			for i := len(lv.Files) - 1; i >= 0; i-- {
-				f := lv.Files[i]
-				add(fmt.Sprintf("  %s %s %6s  %s  %s", f.MinTXIDHex, f.MaxTXIDHex, common.Bytes(f.Size), common.Stamp(f.ModifiedAt), st.Dim.Render(common.Ago(now, f.ModifiedAt))))
-			}
+			section(fmt.Sprintf("level %s · %d files, oldest first", levelName(lv.Level), len(lv.Files)))
+			out = append(out, fileLines(c, lv.Files, now, w)...)
 		}
 	}
 	if len(t.Generations) > 0 {
-		section("Generations (Litestream v0.3)")
+		section("Generations (Litestream v0.3), oldest first")
 		for _, g := range t.Generations {
 			add(fmt.Sprintf("  %s  %s → %s · %d snapshot(s) · %d WAL segment(s) · %s",
 				fleet.Printable(g.ID), common.Stamp(g.FirstAt), common.Stamp(g.LastAt), len(g.Snapshots), len(g.WALSegments), common.Bytes(g.Bytes)))
 		}
 		for _, g := range t.Generations {
-			section("generation " + fleet.Printable(g.ID))
+			section("generation " + fleet.Printable(g.ID) + ", oldest first")
 			add(st.Label.Render("  KIND      INDEX      OFFSET    SIZE  UPLOADED"))
 			for _, s := range g.Snapshots {
 				add(fmt.Sprintf("  snapshot  %08x          - %6s  %s", s.Index, common.Bytes(s.Size), common.Stamp(s.ModifiedAt)))
 			}
-			for i := len(g.WALSegments) - 1; i >= 0; i-- {
-				s := g.WALSegments[i]
+			for _, s := range g.WALSegments {
 				add(fmt.Sprintf("  wal       %08x  %08x %6s  %s", s.Index, s.Offset, common.Bytes(s.Size), common.Stamp(s.ModifiedAt)))
 			}
 		}
@@ -263,6 +388,28 @@ func reportLines(c *common.Common, t *s3browse.Tenant, now time.Time, w int) []s
 	if len(t.Levels) == 0 && len(t.Generations) == 0 {
 		section("Restore points")
 		add(st.Dim.Render("none: nothing to restore from in this prefix"))
+	}
+	return out
+}
+
+// fileLines lists a level's files, oldest first as `inspect` does: TXIDs
+// in decimal, with their 16-hex form beside them when the page is wide
+// enough for both.
+func fileLines(c *common.Common, files []s3browse.LTXFile, now time.Time, w int) []string {
+	st := c.Styles.Detail
+	dw := 0
+	for _, f := range files {
+		dw = max(dw, len(strconv.FormatUint(f.MaxTXID, 10)))
+	}
+	const fixed = 2 + 2 + 2 + 6 + 2 + 20 + 2 + 8 // indent, gaps, size, time, age
+	txid := func(n uint64) string { return fmt.Sprintf("%*d", dw, n) }
+	if fixed+2*(dw+19) <= w {
+		txid = func(n uint64) string { return fmt.Sprintf("%*d (%s)", dw, n, s3browse.TXIDHex(n)) }
+	}
+	cw := max(len(txid(1)), len("MAX TXID"))
+	out := []string{common.Cut(st.Label.Render(fmt.Sprintf("  %-*s  %-*s  %6s  %s", cw, "MIN TXID", cw, "MAX TXID", "SIZE", "UPLOADED")), w)}
+	for _, f := range files {
+		out = append(out, common.Cut(fmt.Sprintf("  %-*s  %-*s  %6s  %s  %s", cw, txid(f.MinTXID), cw, txid(f.MaxTXID), common.Bytes(f.Size), common.Stamp(f.ModifiedAt), st.Dim.Render(common.Ago(now, f.ModifiedAt))), w))
 	}
 	return out
 }

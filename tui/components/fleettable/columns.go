@@ -21,15 +21,17 @@ const (
 
 var groupTitles = [...]string{"", "LOCAL", "REPLICATION", "S3"}
 
-// column is one column of the table. Flexible columns (tenant, file) take
-// the width the fixed ones leave; drop says in which order columns go when
-// the terminal is too narrow (higher goes first, 0 never).
+// column is one column of the table. The tenant column is as wide as the
+// longest name (a GUID, 36) and keeps that width while other columns go;
+// the file column takes what is left. drop says in which order columns go
+// when the terminal is too narrow (higher goes first, 0 never).
 type column struct {
 	title    string
 	group    int
 	width    int // fixed width; for flexible columns, their minimum
 	max      int // flexible: at most this wide; 0 for fixed columns
 	right    bool
+	name     bool // a name: shortened in the middle, never at the end
 	drop     int
 	status   bool // drawn in the row's status colour
 	cell     func(r *fleet.Row, now time.Time) string
@@ -37,18 +39,25 @@ type column struct {
 }
 
 var columns = []column{
-	{title: "TENANT", group: groupTenant, width: 24, max: 36, status: true, cell: tenantCell, flexWant: tenantWant},
-	{title: "FILE", group: groupLocal, width: 10, max: 28, drop: 9, cell: fileCell, flexWant: fileWant},
-	{title: "SIZE", group: groupLocal, width: 5, right: true, drop: 4, cell: sizeCell},
-	{title: "TXID", group: groupLocal, width: 6, right: true, drop: 1, cell: localTXIDCell},
-	{title: "WAL", group: groupLocal, width: 5, right: true, drop: 6, cell: walCell},
-	{title: "LAG", group: groupLink, width: 8, right: true, drop: 2, cell: lagCell},
+	{title: "TENANT", group: groupTenant, width: 6, max: tenantMax, name: true, status: true, cell: tenantCell, flexWant: tenantWant},
+	{title: "SIZE", group: groupTenant, width: 5, right: true, drop: 5, cell: sizeCell},
+	{title: "FILE", group: groupLocal, width: 10, max: 28, name: true, drop: 9, cell: fileCell, flexWant: fileWant},
+	{title: "TXID", group: groupLocal, width: 6, right: true, drop: 3, cell: localTXIDCell},
+	{title: "WAL", group: groupLocal, width: 5, right: true, drop: 7, cell: walCell},
+	{title: "LAG", group: groupLink, width: 8, right: true, drop: 1, cell: lagCell},
 	{title: "STATUS", group: groupLink, width: 16, status: true, cell: statusCell},
-	{title: "TXID", group: groupRemote, width: 6, right: true, drop: 1, cell: remoteTXIDCell},
-	{title: "SYNCED", group: groupRemote, width: 7, right: true, drop: 3, cell: syncedCell},
-	{title: "SNAPS", group: groupRemote, width: 6, right: true, drop: 5, cell: snapsCell},
-	{title: "BYTES", group: groupRemote, width: 5, right: true, drop: 7, cell: bytesCell},
+	{title: "TXID", group: groupRemote, width: 6, right: true, drop: 2, cell: remoteTXIDCell},
+	{title: "SYNCED", group: groupRemote, width: 7, right: true, drop: 4, cell: syncedCell},
+	{title: "SNAPS", group: groupRemote, width: 6, right: true, drop: 6, cell: snapsCell},
+	{title: "BYTES", group: groupRemote, width: 5, right: true, drop: 8, cell: bytesCell},
 }
+
+// tenantMax is the tenant column's width: a GUID, whole. Longer names are
+// shortened in the middle.
+const tenantMax = 36
+
+// Indices of the flexible columns.
+const colTenant, colFile = 0, 2
 
 func tenantCell(r *fleet.Row, _ time.Time) string { return r.Display() }
 
@@ -58,8 +67,8 @@ func tenantWant(rows []fleet.Row) int {
 		// Names are almost always ASCII: len is the width then, and a
 		// name with anything else is quoted by Printable, longer anyway.
 		w = max(w, len(rows[i].Display()))
-		if w >= 36 {
-			return 36
+		if w >= tenantMax {
+			return tenantMax
 		}
 	}
 	return w
@@ -85,11 +94,13 @@ func fileWant(rows []fleet.Row) int {
 	return w
 }
 
+// sizeCell is what `s` sorts by (fleet.Row.Size): the database file, or
+// the replica's bytes when nothing is local.
 func sizeCell(r *fleet.Row, _ time.Time) string {
-	if r.Local == nil {
+	if r.Local == nil && r.Remote == nil {
 		return ""
 	}
-	return common.Bytes(r.Local.Size)
+	return common.Bytes(r.Size())
 }
 
 func walCell(r *fleet.Row, _ time.Time) string {
@@ -109,13 +120,19 @@ func localTXIDCell(r *fleet.Row, _ time.Time) string {
 	return strconv.FormatUint(r.Local.TXID, 10)
 }
 
-// lagCell is "0" when the replica holds every local transaction, else the
-// transactions behind and how long the oldest has waited: "+12 3m".
+// lagCell is local TXID − S3 TXID, with how long the oldest local change
+// not in S3 has waited: "0", "+12 3m", or "-5" when the replica is ahead
+// of the local file. "?" when a side's TXID is unknown; empty when a side
+// is missing.
 func lagCell(r *fleet.Row, _ time.Time) string {
-	if r.Local == nil || r.Remote == nil || r.Local.TXID == 0 || r.Remote.LatestTXID == 0 {
+	switch {
+	case r.Local == nil || r.Remote == nil:
 		return ""
-	}
-	if r.LagTXIDs == 0 {
+	case r.Local.TXID == 0 || r.Remote.LatestTXID == 0:
+		return "?"
+	case r.Remote.LatestTXID > r.Local.TXID:
+		return "-" + strconv.FormatUint(r.Remote.LatestTXID-r.Local.TXID, 10)
+	case r.LagTXIDs == 0:
 		return "0"
 	}
 	s := "+" + strconv.FormatUint(r.LagTXIDs, 10)
@@ -185,33 +202,22 @@ const (
 	groupSep    = " │ "
 )
 
-// computeLayout fits the columns into width: columns are dropped in their
-// drop order until the rest fits at minimum widths, then the tenant column
-// grows to its want, then the file column takes what is left, or goes.
+// computeLayout fits the columns into width. The tenant column takes the
+// width of the longest name (at most a GUID's 36): a GUID is the tenant's
+// identity and its last digits tell tenants apart, so other columns are
+// dropped, in their drop order, before it is narrowed. The file column
+// then takes what is left, or goes.
 func computeLayout(width int, rows []fleet.Row) layout {
 	shown := make([]bool, len(columns))
 	for i := range shown {
 		shown[i] = true
 	}
-	need := func() int {
-		w, prevGroup, first := markerWidth, -1, true
-		for i, c := range columns {
-			if !shown[i] {
-				continue
-			}
-			switch {
-			case first:
-			case c.group != prevGroup:
-				w += len([]rune(groupSep))
-			default:
-				w++
-			}
-			first = false
-			prevGroup = c.group
-			w += c.width
-		}
-		return w
+	widths := make([]int, len(columns))
+	for i, c := range columns {
+		widths[i] = c.width
 	}
+	widths[colTenant] = max(min(columns[colTenant].flexWant(rows), tenantMax), columns[colTenant].width)
+	need := func() int { return rowWidth(shown, widths) }
 	for need() > width {
 		worst := -1
 		for i, c := range columns {
@@ -220,33 +226,22 @@ func computeLayout(width int, rows []fleet.Row) layout {
 			}
 		}
 		if worst < 0 {
+			// Only the tenant and its status are left: narrow the tenant.
+			widths[colTenant] = max(widths[colTenant]-(need()-width), columns[colTenant].width)
 			break
 		}
 		shown[worst] = false
 	}
-	spare := width - need()
-	widths := make([]int, len(columns))
-	for i, c := range columns {
-		widths[i] = c.width
-	}
-	const tenant, file = 0, 1
-	if shown[file] {
-		// Take the file column out; it comes back only if the tenant
-		// column, at full width, leaves room for it.
-		shown[file] = false
-		spare += widths[file] + 1
-	}
-	// The tenant first: a GUID is only useful whole.
-	if want := min(columns[tenant].flexWant(rows), columns[tenant].max); want > widths[tenant] && spare > 0 {
-		add := min(want-widths[tenant], spare)
-		widths[tenant] += add
-		spare -= add
-	}
-	if raw := columns[file].flexWant(rows); raw > 0 && spare >= 1+columns[file].width {
-		shown[file] = true
-		spare -= 1 + widths[file]
-		want := min(max(raw, columns[file].width), columns[file].max)
-		widths[file] += min(max(want-widths[file], 0), spare)
+	if shown[colFile] {
+		// The file column is flexible: it takes what the others leave.
+		widths[colFile] = 0
+		spare := width - need() // what is left beside its separator
+		shown[colFile] = false
+		raw := columns[colFile].flexWant(rows)
+		if raw > 0 && spare >= columns[colFile].width {
+			shown[colFile] = true
+			widths[colFile] = min(max(raw, columns[colFile].width), columns[colFile].max, spare)
+		}
 	}
 	var l layout
 	for i := range columns {
@@ -255,16 +250,28 @@ func computeLayout(width int, rows []fleet.Row) layout {
 			l.widths = append(l.widths, widths[i])
 		}
 	}
-	l.total = markerWidth
-	for i, w := range l.widths {
-		l.total += w
-		switch {
-		case i == 0:
-		case columns[l.cols[i]].group != columns[l.cols[i-1]].group:
-			l.total += len([]rune(groupSep))
-		default:
-			l.total++
-		}
-	}
+	l.total = rowWidth(shown, widths)
 	return l
+}
+
+// rowWidth is the cells a row of the shown columns takes: the marks, the
+// cells, a space between columns of a group and a rule between groups.
+func rowWidth(shown []bool, widths []int) int {
+	w, prevGroup, first := markerWidth, -1, true
+	for i, c := range columns {
+		if !shown[i] {
+			continue
+		}
+		switch {
+		case first:
+		case c.group != prevGroup:
+			w += len([]rune(groupSep))
+		default:
+			w++
+		}
+		first = false
+		prevGroup = c.group
+		w += widths[i]
+	}
+	return w
 }

@@ -1,38 +1,117 @@
 package fleettable
 
 import (
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/tui/common"
+	"github.com/litefleet/litefleet/tui/keymap"
+	"github.com/litefleet/litefleet/tui/styles"
 )
 
+func has(l layout, title string) bool {
+	for _, ci := range l.cols {
+		if columns[ci].title == title {
+			return true
+		}
+	}
+	return false
+}
+
+// A GUID is the tenant's identity, its last 12 digits what tells tenants
+// apart: every other column but the status goes before it is narrowed.
 func TestLayoutFitsAndKeepsGUIDsWhole(t *testing.T) {
 	guid := "12345678-1234-5678-9abc-123456789012"
 	rows := []fleet.Row{{Tenant: guid, Local: &fleet.Local{Entry: fleet.Entry{Path: "/data/" + guid + ".db"}}}}
 	for _, w := range []int{60, 80, 100, 120, 140, 200} {
 		l := computeLayout(w, rows)
-		if l.total > w && w >= 60 {
+		if l.total > w {
 			t.Errorf("width %d: layout takes %d", w, l.total)
 		}
-		if l.cols[0] != 0 {
-			t.Errorf("width %d: tenant column missing", w)
-		}
-		if w >= 120 && l.widths[0] < len(guid) {
+		if l.cols[0] != colTenant || l.widths[0] != len(guid) {
 			t.Errorf("width %d: tenant column %d wide, a GUID needs %d", w, l.widths[0], len(guid))
 		}
-		has := func(title string) bool {
-			for _, ci := range l.cols {
-				if columns[ci].title == title {
-					return true
-				}
-			}
-			return false
+		if !has(l, "STATUS") {
+			t.Errorf("width %d: status dropped", w)
 		}
-		if !has("STATUS") || !has("TXID") {
-			t.Errorf("width %d: status or TXID dropped", w)
+		if w >= 80 && (!has(l, "LAG") || !has(l, "TXID")) {
+			t.Errorf("width %d: lag or TXID dropped", w)
 		}
-		if w >= 140 && !has("FILE") {
+		if w >= 140 && !has(l, "FILE") {
 			t.Errorf("width %d: file column dropped", w)
 		}
+	}
+	// Too narrow for a GUID and its status: the tenant narrows, last.
+	l := computeLayout(50, rows)
+	if l.total > 50 || len(l.cols) != 2 || !has(l, "STATUS") {
+		t.Errorf("width 50: %+v", l)
+	}
+}
+
+// Long names (from S3: anything) are shortened in the middle, both ends
+// kept, in a column no wider than a GUID.
+func TestLongNameShortenedInTheMiddle(t *testing.T) {
+	long := "tenant-" + strings.Repeat("x", 240) + "-end"
+	rows := []fleet.Row{{Tenant: long, Status: fleet.StatusInvalid, Remote: &s3browse.TenantSummary{Prefix: s3browse.Prefix{Name: long}}}}
+	l := computeLayout(120, rows)
+	if l.widths[0] != tenantMax {
+		t.Fatalf("tenant column %d wide, want %d", l.widths[0], tenantMax)
+	}
+	m := &Model{layout: l, rows: rows, visible: []int{0}, keys: []string{rowKey(&rows[0])}, width: 120, height: 10}
+	m.c = testCommon()
+	var b strings.Builder
+	m.writeRow(&b, 0)
+	cell := plainCell(b.String(), tenantMax)
+	if !strings.HasPrefix(cell, "tenant-x") || !strings.HasSuffix(cell, "x-end") || !strings.Contains(cell, "…") {
+		t.Fatalf("tenant cell %q: want both ends of the name", cell)
+	}
+}
+
+func testCommon() *common.Common {
+	return &common.Common{Styles: styles.DefaultStyles(false), Keys: keymap.Default(false)}
+}
+
+// plainCell is the first cell of a drawn row, after the two marks.
+func plainCell(row string, w int) string {
+	return ansi.Cut(ansi.Strip(row), markerWidth, markerWidth+w)
+}
+
+// SIZE shows what `s` sorts by: the database file (its WAL apart), or the
+// replica's bytes when nothing is local.
+func TestSizeColumnIsTheSortKey(t *testing.T) {
+	rows := []fleet.Row{
+		{Tenant: "a", Local: &fleet.Local{Size: 1 << 20, WALSize: 8 << 20}},
+		{Tenant: "b", Local: &fleet.Local{Size: 2 << 20}},
+		{Tenant: "c", Remote: &s3browse.TenantSummary{Totals: s3browse.Totals{Bytes: 3 << 20}}},
+	}
+	fleet.Sort(rows, fleet.SortSize)
+	var got []string
+	for i := range rows {
+		got = append(got, sizeCell(&rows[i], time.Time{}))
+	}
+	if strings.Join(got, " ") != "3.0M 2.0M 1.0M" {
+		t.Fatalf("SIZE after sort size: %v", got)
+	}
+}
+
+// A refresh's index, built off the UI goroutine, is taken as is.
+func TestSetViewTakesTheIndex(t *testing.T) {
+	rows := []fleet.Row{{Tenant: "a"}, {Tenant: "b"}}
+	m := New(testCommon())
+	m.SetSize(120, 10)
+	idx := NewIndex(rows)
+	m.SetView(&fleet.View{Rows: rows}, fleet.SortName, idx)
+	if &m.keys[0] != &idx.keys[0] || &m.search[0] != &idx.search[0] {
+		t.Fatal("SetView indexed the rows again")
+	}
+	// Sorted another way since: indexed here, in the new order.
+	m.SetView(&fleet.View{Rows: rows}, fleet.SortLag, idx)
+	if &m.keys[0] == &idx.keys[0] || m.Visible() != 2 {
+		t.Fatal("a view in another order kept the stale index")
 	}
 }

@@ -70,17 +70,47 @@ func rowKey(r *fleet.Row) string {
 	return r.Tenant + "\x00"
 }
 
+// Index is what the table derives from a refresh's rows, in their order:
+// each row's identity and the lower-case text the filter matches. A
+// refresh builds it in its tea.Cmd: for ten thousand rows it is thousands
+// of allocations the UI goroutine should not make.
+type Index struct {
+	keys   []string
+	search []string
+}
+
+// NewIndex indexes rows as they are ordered.
+func NewIndex(rows []fleet.Row) *Index {
+	x := &Index{keys: make([]string, len(rows)), search: make([]string, len(rows))}
+	for i := range rows {
+		r := &rows[i]
+		x.keys[i] = rowKey(r)
+		s := strings.ToLower(r.Display())
+		if r.Local != nil {
+			s += "\x00" + strings.ToLower(fleet.Printable(r.Local.Path))
+		}
+		x.search[i] = s
+	}
+	return x
+}
+
 // SetView shows a new refresh, keeping the cursor on the same tenant, the
 // selection, the sort and the filter. sortedBy says the rows are already
-// in that order (sorted off the UI goroutine); "" when they are not.
-func (m *Model) SetView(v *fleet.View, sortedBy fleet.SortKey) {
+// in that order (sorted off the UI goroutine), and idx, when not nil, is
+// their index; when the order asked for has changed since, the rows are
+// sorted and indexed again here.
+func (m *Model) SetView(v *fleet.View, sortedBy fleet.SortKey, idx *Index) {
 	cur := m.currentKey()
 	m.at = v.At
 	m.rows = append(m.rows[:0:0], v.Rows...)
-	if sortedBy == m.sortKey {
-		m.index(cur)
-	} else {
+	switch {
+	case sortedBy != m.sortKey:
 		m.resort(cur)
+	case idx == nil || len(idx.keys) != len(m.rows):
+		m.index(cur)
+	default:
+		m.keys, m.search = idx.keys, idx.search
+		m.refilter(cur)
 	}
 	m.layout = computeLayout(m.width, m.rows)
 	// Forget selected tenants that are gone.
@@ -111,17 +141,8 @@ func (m *Model) resort(key string) {
 
 // index computes the rows' keys and search text, then filters.
 func (m *Model) index(key string) {
-	m.keys = make([]string, len(m.rows))
-	m.search = make([]string, len(m.rows))
-	for i := range m.rows {
-		r := &m.rows[i]
-		m.keys[i] = rowKey(r)
-		s := strings.ToLower(r.Display())
-		if r.Local != nil {
-			s += "\x00" + strings.ToLower(fleet.Printable(r.Local.Path))
-		}
-		m.search[i] = s
-	}
+	x := NewIndex(m.rows)
+	m.keys, m.search = x.keys, x.search
 	m.refilter(key)
 }
 
@@ -147,6 +168,10 @@ func (m *Model) refilter(key string) {
 	}
 	m.clamp()
 }
+
+// Needed is the height that shows every row, filter or not: the log pane
+// takes the rest, and must not jump as a filter is typed.
+func (m *Model) Needed() int { return headerLines + max(len(m.rows), 1) }
 
 // rowsHeight is the number of rows on screen.
 func (m *Model) rowsHeight() int { return max(m.height-headerLines, 1) }
@@ -220,6 +245,19 @@ func (m *Model) Targets() []fleet.Row {
 		}
 	}
 	return out
+}
+
+// Find returns the row of the last refresh that is r's tenant (and local
+// file): the detail page and the restore dialog show that one, so that
+// they never contradict the table.
+func (m *Model) Find(r fleet.Row) (fleet.Row, bool) {
+	k := rowKey(&r)
+	for i, x := range m.keys {
+		if x == k {
+			return m.rows[i], true
+		}
+	}
+	return fleet.Row{}, false
 }
 
 // SelectedCount is the number of selected rows.
@@ -465,7 +503,12 @@ func (m *Model) writeRow(b *strings.Builder, vi int) {
 			}
 		}
 		prev = c.group
-		text := common.Fit(c.cell(r, m.at), m.layout.widths[i], c.right)
+		var text string
+		if c.name {
+			text = common.FitMiddle(c.cell(r, m.at), m.layout.widths[i], c.right)
+		} else {
+			text = common.Fit(c.cell(r, m.at), m.layout.widths[i], c.right)
+		}
 		if c.status {
 			flush(plain)
 			b.WriteString(status.Render(text))

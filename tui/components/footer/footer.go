@@ -11,6 +11,7 @@ import (
 	"charm.land/bubbles/v2/key"
 	"charm.land/bubbles/v2/spinner"
 	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
 
 	"github.com/litefleet/litefleet/tui/common"
 )
@@ -98,6 +99,11 @@ func (m *Model) StatusLine() string {
 		}
 	}
 	line := strings.Join(parts, st.Sep.Render(" · "))
+	if m.c.Status.Err && lipgloss.Width(line) > m.width {
+		// The whole error is in the log pane: say so where it is cut.
+		const more = " (l: whole error)"
+		line = common.Cut(line, max(m.width-len(more), 1)) + st.Desc.Render(more)
+	}
 	return common.PadLines(common.Cut(line, m.width), m.width, 1)
 }
 

@@ -42,45 +42,86 @@ func (m *Model) View() string {
 
 // contextLine: litefleet, the bucket and prefix, endpoint, region or
 // profile, the read-only badge; on the right the refresh age and interval.
+// The refresh age always shows: when the line is too narrow, the region,
+// then the endpoint give way, then the age takes a shorter form, then the
+// bucket URL is shortened in its middle.
 func (m *Model) contextLine() string {
 	st := m.c.Styles.Header
 	ctx := m.c.Backend.Context()
-	parts := []string{st.Title.Render("litefleet")}
+	sep := st.Dim.Render(" · ")
+
+	url := st.Dim.Render("no bucket (local only)")
+	urlText := ""
 	if ctx.Bucket != "" {
-		parts = append(parts, st.Value.Render("s3://"+fleet.Printable(ctx.Bucket)+"/"+fleet.Printable(strings.Trim(ctx.Prefix, "/"))))
-	} else {
-		parts = append(parts, st.Dim.Render("no bucket (local only)"))
+		urlText = "s3://" + fleet.Printable(ctx.Bucket) + "/" + fleet.Printable(strings.Trim(ctx.Prefix, "/"))
+		url = st.Value.Render(urlText)
 	}
+	var endpoint, where string
 	if ctx.Endpoint != "" {
-		parts = append(parts, st.Label.Render("at ")+st.Value.Render(fleet.Printable(ctx.Endpoint)))
+		endpoint = st.Label.Render("at ") + st.Value.Render(fleet.Printable(ctx.Endpoint))
 	}
 	switch {
 	case ctx.Profile != "":
-		parts = append(parts, st.Label.Render("profile ")+st.Value.Render(fleet.Printable(ctx.Profile)))
+		where = st.Label.Render("profile ") + st.Value.Render(fleet.Printable(ctx.Profile))
 	case ctx.Region != "":
-		parts = append(parts, st.Label.Render("region ")+st.Value.Render(fleet.Printable(ctx.Region)))
+		where = st.Label.Render("region ") + st.Value.Render(fleet.Printable(ctx.Region))
 	}
+	var badge string
 	if m.c.ReadOnly {
-		parts = append(parts, st.ReadOnly.Render(" READ-ONLY "))
+		badge = st.ReadOnly.Render(" READ-ONLY ")
 	}
-	left := strings.Join(parts, st.Dim.Render(" · "))
-
-	var right string
-	if m.view != nil {
-		if age := m.c.Now().Sub(m.view.At); age < time.Second {
-			right = "refreshed just now"
-		} else {
-			right = "refreshed " + common.Duration(age) + " ago"
+	left := func() string {
+		parts := []string{st.Title.Render("litefleet"), url}
+		for _, p := range []string{endpoint, where, badge} {
+			if p != "" {
+				parts = append(parts, p)
+			}
 		}
-	} else {
-		right = "loading…"
+		return strings.Join(parts, sep)
+	}
+
+	age, every := "loading…", "auto-refresh off"
+	if m.view != nil {
+		if d := m.c.Now().Sub(m.view.At); d < time.Second {
+			age = "just now"
+		} else {
+			age = common.Duration(d) + " ago"
+		}
 	}
 	if m.interval > 0 {
-		right += " · every " + m.interval.String()
-	} else {
-		right += " · auto-refresh off"
+		every = "every " + m.interval.String()
 	}
-	return common.Spread(left, st.Dim.Render(right), m.width)
+	right := "refreshed " + age + " · " + every
+	if m.view == nil {
+		right = age + " · " + every
+	}
+	fits := func() bool { return lipgloss.Width(left())+1+lipgloss.Width(right) <= m.width }
+	// shorten gives the URL what the rest leaves, down to min cells.
+	shorten := func(min int) {
+		if urlText == "" || fits() {
+			return
+		}
+		room := m.width - 1 - lipgloss.Width(right) - (lipgloss.Width(left()) - lipgloss.Width(url))
+		url = st.Value.Render(common.Middle(urlText, max(room, min)))
+	}
+	if !fits() {
+		where = ""
+	}
+	if !fits() {
+		endpoint = ""
+	}
+	if !fits() {
+		right = "refreshed " + age // the age is what the operator checks
+		if m.view == nil {
+			right = age
+		}
+	}
+	shorten(24)
+	if !fits() {
+		right = age
+	}
+	shorten(8)
+	return common.Spread(left(), st.Dim.Render(right), m.width)
 }
 
 // countsLine: tenants by status, most alarming first, and what is stale.

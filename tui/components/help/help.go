@@ -50,7 +50,15 @@ func (m *Model) View(width, height int) string {
 	if m.c.ReadOnly {
 		keys += st.Box.Warn.Render("  read-only: replicate, stop and restore are off")
 	}
-	keys += "\n\n" + h.FullHelpView(k.FullHelp())
+	cols := k.FullHelp()
+	full := h.FullHelpView(cols)
+	if lipgloss.Width(full) > inner {
+		// Narrow: the last column goes under the second.
+		last := len(cols) - 1
+		cols = [][]key.Binding{cols[0], append(append([]key.Binding(nil), cols[1]...), cols[last]...), cols[2]}
+		full = h.FullHelpView(cols)
+	}
+	keys += "\n\n" + full
 	dialogs := st.Box.Title.Render("In dialogs") + "  " + h.ShortHelpView([]key.Binding{k.Confirm, k.Cancel, k.NextField}) + "\n" +
 		st.Box.Dim.Render("commands: :bucket NAME  :prefix P  :sort KEY  :filter TEXT  :refresh  :q")
 	var sb strings.Builder
@@ -60,8 +68,12 @@ func (m *Model) View(width, height int) string {
 		sb.WriteString(st.StatusStyle(s).Render(common.Fit(string(s), 17, false)))
 		sb.WriteString(st.Box.Dim.Render(statusHelp[s]))
 	}
-	legend := st.Box.Dim.Render("▶ replicating in this process · ● selected · LAG: transactions behind, oldest waiting") + "\n" +
-		st.Box.Dim.Render("narrow terminals drop columns: enter shows everything · esc or ? closes")
+	legend := strings.Join([]string{
+		st.Box.Dim.Render("▶ replicating in this process · ● selected · LAG: local TXID − S3 TXID, and the oldest wait"),
+		st.Box.Dim.Render("SIZE: the database file (S3 bytes when nothing is local), what s sorts by"),
+		st.Box.Dim.Render("TXIDs: decimal, with the 16-hex LTX form beside where there is room"),
+		st.Box.Dim.Render("narrow terminals drop columns: enter shows everything · esc or ? closes"),
+	}, "\n")
 
 	body := keys
 	for _, sec := range []string{dialogs, sb.String(), legend} {

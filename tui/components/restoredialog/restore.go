@@ -51,6 +51,7 @@ type (
 		ID     int
 		Report *s3browse.Tenant
 		Err    error
+		Again  bool // a listing made while the dialog is open: keep the old one on error
 	}
 	plannedMsg struct {
 		ID   int
@@ -88,11 +89,16 @@ type Model struct {
 	id   int
 	step step
 
-	row     fleet.Row
-	report  *s3browse.Tenant
-	loading bool
-	choices []choice
-	cursor  int
+	row       fleet.Row
+	report    *s3browse.Tenant
+	listedAt  time.Time // when report arrived
+	loading   bool      // the first listing runs
+	relisting bool      // a later listing runs
+	listErr   error     // the last listing failed
+	listings  int       // listings received: a plan knows which it followed
+	planSeq   int       // listings when the plan arrived
+	choices   []choice
+	cursor    int
 
 	input  textinput.Model
 	inErr  string
@@ -137,53 +143,92 @@ func (m *Model) Start(row fleet.Row, report *s3browse.Tenant) tea.Cmd {
 	m.id++
 	*m = Model{c: m.c, input: m.input, bar: m.bar, id: m.id, open: true, row: row, report: report}
 	m.input.Blur()
+	if report != nil {
+		m.listedAt = m.c.Now()
+	}
 	m.buildChoices()
 	if report != nil || m.c.Backend.Context().Bucket == "" {
 		return nil
 	}
 	m.loading = true
-	id, b, tenant := m.id, m.c.Backend, row.Tenant
+	return m.inspectCmd(false)
+}
+
+func (m *Model) inspectCmd(again bool) tea.Cmd {
+	id, b, tenant := m.id, m.c.Backend, m.row.Tenant
 	return func() tea.Msg {
-		t, err := b.Inspect(context.Background(), tenant)
-		return reportMsg{ID: id, Report: t, Err: err}
+		ctx, cancel := context.WithTimeout(context.Background(), common.CallTimeout)
+		defer cancel()
+		t, err := b.Inspect(ctx, tenant)
+		return reportMsg{ID: id, Report: t, Err: err, Again: again}
 	}
 }
 
-// buildChoices lists latest, a TXID, a time, then every snapshot: LTX
-// level-9 files (a TXID) and v0.3 snapshots (a time in their generation).
+// Row is the tenant being restored.
+func (m *Model) Row() fleet.Row { return m.row }
+
+// SetRow shows the tenant as the table's last refresh has it; found false
+// keeps the row the dialog had.
+func (m *Model) SetRow(row fleet.Row, found bool) {
+	if found {
+		m.row = row
+	}
+}
+
+// Relist lists the restore points again, so that "latest" is not frozen at
+// the moment the dialog opened: the root calls it after each refresh.
+// Nothing is asked once the restore runs, nor while a listing runs.
+func (m *Model) Relist() tea.Cmd {
+	if !m.open || m.loading || m.relisting || m.step >= stepRunning || m.c.Backend.Context().Bucket == "" {
+		return nil
+	}
+	m.relisting = true
+	return m.inspectCmd(true)
+}
+
+// buildChoices lists latest, a TXID, a time, then every snapshot, oldest
+// first as everywhere else: LTX level-9 files (a TXID) and v0.3 snapshots
+// (a time in their generation). The cursor stays on the point it was on.
 func (m *Model) buildChoices() {
+	var was choice
+	if m.cursor < len(m.choices) {
+		was = m.choices[m.cursor]
+	}
 	m.choices = []choice{
 		{label: "latest", kind: "latest"},
 		{label: "a TXID…", kind: "txid"},
 		{label: "a time…", kind: "time"},
 	}
-	t := m.report
-	if t == nil {
-		return
-	}
-	if t.LatestTXID > 0 {
-		m.choices[0].label = fmt.Sprintf("latest: TXID %s (%d), uploaded %s", t.LatestTXIDHex, t.LatestTXID, common.Stamp(t.LatestAt))
-	} else if !t.LatestAt.IsZero() {
-		m.choices[0].label = "latest: uploaded " + common.Stamp(t.LatestAt)
-	}
-	for _, lv := range t.Levels {
-		if lv.Level != s3browse.SnapshotLevel {
-			continue
+	if t := m.report; t != nil {
+		if t.LatestTXID > 0 {
+			m.choices[0].label = fmt.Sprintf("latest: TXID %s, uploaded %s", common.TXID(t.LatestTXID), common.Stamp(t.LatestAt))
+		} else if !t.LatestAt.IsZero() {
+			m.choices[0].label = "latest: uploaded " + common.Stamp(t.LatestAt)
 		}
-		for i := len(lv.Files) - 1; i >= 0; i-- {
-			f := lv.Files[i]
-			m.choices = append(m.choices, choice{
-				label: fmt.Sprintf("snapshot: TXID %s (%d), %s, %s", f.MaxTXIDHex, f.MaxTXID, common.Bytes(f.Size), common.Stamp(f.ModifiedAt)),
-				kind:  "point", txid: f.MaxTXID, source: restore.SourceLTX,
-			})
+		for _, lv := range t.Levels {
+			if lv.Level != s3browse.SnapshotLevel {
+				continue
+			}
+			for _, f := range lv.Files {
+				m.choices = append(m.choices, choice{
+					label: fmt.Sprintf("snapshot: TXID %s, %s, %s", common.TXID(f.MaxTXID), common.Bytes(f.Size), common.Stamp(f.ModifiedAt)),
+					kind:  "point", txid: f.MaxTXID, source: restore.SourceLTX,
+				})
+			}
+		}
+		for _, g := range t.Generations {
+			for _, s := range g.Snapshots {
+				m.choices = append(m.choices, choice{
+					label: fmt.Sprintf("v0.3 snapshot: generation %s index %08x, %s, %s", fleet.Printable(g.ID), s.Index, common.Bytes(s.Size), common.Stamp(s.ModifiedAt)),
+					kind:  "point", at: s.ModifiedAt, source: restore.SourceGenerations,
+				})
+			}
 		}
 	}
-	for _, g := range t.Generations {
-		for _, s := range g.Snapshots {
-			m.choices = append(m.choices, choice{
-				label: fmt.Sprintf("v0.3 snapshot: generation %s index %08x, %s, %s", fleet.Printable(g.ID), s.Index, common.Bytes(s.Size), common.Stamp(s.ModifiedAt)),
-				kind:  "point", at: s.ModifiedAt, source: restore.SourceGenerations,
-			})
+	m.cursor = 0
+	for i, c := range m.choices {
+		if c.kind == was.kind && c.txid == was.txid && c.at.Equal(was.at) && c.source == was.source {
+			m.cursor = i
 		}
 	}
 }
@@ -256,14 +301,14 @@ func (m *Model) Update(msg tea.KeyPressMsg) tea.Cmd {
 					m.inErr = err.Error()
 					return nil
 				}
-				m.opt.TXID, m.point = txid, fmt.Sprintf("TXID %s (%d)", s3browse.TXIDHex(txid), txid)
+				m.opt.TXID, m.point = txid, "TXID "+common.TXID(txid)
 			} else {
 				at, err := ParseTime(m.input.Value(), m.c.Now())
 				if err != nil {
 					m.inErr = err.Error()
 					return nil
 				}
-				m.opt.Timestamp, m.point = at, "time "+common.Stamp(at)
+				m.opt.Timestamp, m.point = at, "time "+common.StampNano(at)
 			}
 			m.step = stepOutput
 			return m.focusInput(DefaultOutput(m.row, m.c.Now()), "output file")
@@ -350,7 +395,8 @@ func (m *Model) planCmd() tea.Cmd {
 	id, b, opt := m.id, m.c.Backend, m.opt
 	m.c.Tasks.Start(TaskID, "planning the restore…", m.c.Now())
 	return func() tea.Msg {
-		ctx := context.Background()
+		ctx, cancel := context.WithTimeout(context.Background(), common.CallTimeout)
+		defer cancel()
 		p, err := b.PlanRestore(ctx, opt)
 		if err != nil || p.Refusal == "" || (!p.OutputExists && !strings.Contains(p.Refusal, "-force")) {
 			return plannedMsg{ID: id, Plan: p, Err: err}
@@ -375,7 +421,7 @@ func (m *Model) run() tea.Cmd {
 	m.done, m.total = 0, m.plan.Bytes
 	ctx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
-	m.c.Tasks.Start(TaskID, "restoring "+common.Cut(m.row.Display(), 24), m.c.Now())
+	m.c.Tasks.Start(TaskID, "restoring "+common.Middle(m.row.Display(), 24), m.c.Now())
 	m.c.Action(m.commandLine())
 
 	id, b, opt := m.id, m.c.Backend, m.opt
@@ -421,7 +467,8 @@ func (m *Model) commandLine() string {
 		w = append(w, "-txid", s3browse.TXIDHex(m.opt.TXID))
 	}
 	if !m.opt.Timestamp.IsZero() {
-		w = append(w, "-timestamp", m.opt.Timestamp.UTC().Format(time.RFC3339))
+		// Every digit: the command must restore the same point.
+		w = append(w, "-timestamp", common.StampNano(m.opt.Timestamp))
 	}
 	if m.opt.Source != "" {
 		w = append(w, "-source", m.opt.Source)
@@ -436,14 +483,21 @@ func (m *Model) commandLine() string {
 func (m *Model) Handle(msg tea.Msg) (bool, tea.Cmd) {
 	switch msg := msg.(type) {
 	case reportMsg:
-		if msg.ID == m.id {
-			m.loading = false
-			if msg.Err != nil {
+		if msg.ID != m.id {
+			return true, nil
+		}
+		m.loading, m.relisting = false, false
+		if msg.Err != nil {
+			if !msg.Again || m.listErr == nil {
+				// Once, not at every refresh while S3 stays down.
 				m.c.Error(fmt.Errorf("restore points of %s: %w", m.row.Display(), msg.Err))
 			}
-			m.report = msg.Report
-			m.buildChoices()
+			m.listErr = msg.Err
+			return true, nil // the last good listing, if any, stays
 		}
+		m.report, m.listedAt, m.listErr = msg.Report, m.c.Now(), nil
+		m.listings++
+		m.buildChoices()
 		return true, nil
 	case plannedMsg:
 		if msg.ID != m.id || m.step != stepPlanning {
@@ -456,7 +510,7 @@ func (m *Model) Handle(msg tea.Msg) (bool, tea.Cmd) {
 			m.inErr = msg.Err.Error()
 			return true, m.focusInput(m.opt.Output, "output file")
 		}
-		m.plan, m.force = msg.Plan, msg.Overwrite
+		m.plan, m.force, m.planSeq = msg.Plan, msg.Overwrite, m.listings
 		m.opt.Output = msg.Plan.Output
 		m.step = stepConfirm
 		if msg.Plan.Refusal != "" {
@@ -486,7 +540,7 @@ func (m *Model) Handle(msg tea.Msg) (bool, tea.Cmd) {
 			m.c.Error(msg.Err)
 		} else {
 			r := msg.Result
-			m.c.Info("restored %s to %s: %s, integrity %s", m.row.Display(), r.Output, r.Position, r.Integrity)
+			m.c.Info("restored %s to %s: %s, integrity %s", m.row.Display(), fleet.Printable(r.Output), Position(r.Position), r.Integrity)
 		}
 		return true, nil
 	}
@@ -503,17 +557,25 @@ func (m *Model) View(width int) string {
 		b.WriteString(common.Cut(s, inner))
 		b.WriteByte('\n')
 	}
+	// kv wraps its value under itself: paths, notes and errors are read
+	// whole, never cut.
 	kv := func(label, value string) {
-		line(st.Label.Render(common.Fit(label, 10, false)) + st.Value.Render(value))
+		b.WriteString(lipgloss.JoinHorizontal(lipgloss.Top,
+			st.Label.Render(common.Fit(label, kvLabel, false)),
+			st.Value.Width(inner-kvLabel).Render(value)))
+		b.WriteByte('\n')
 	}
 	// para wraps a message that must be read whole: a refusal, a warning.
 	para := func(style lipgloss.Style, s string) {
 		b.WriteString(style.Width(inner).Render(s))
 		b.WriteByte('\n')
 	}
-	line(st.Title.Render("Restore ") + m.c.Styles.StatusStyle(m.row.Status).Render(m.row.Display()))
+	line(st.Title.Render("Restore ") + m.c.Styles.StatusStyle(m.row.Status).Render(common.Middle(m.row.Display(), inner-8)))
 	if ctx := m.c.Backend.Context(); ctx.Bucket != "" {
 		kv("from", s3browse.Conn{Bucket: ctx.Bucket, Prefix: ctx.Prefix}.URL(fleet.Printable(m.row.Tenant)))
+	}
+	if m.listErr != nil {
+		para(st.Error, "✗ listing the restore points failed: "+fleet.Printable(m.listErr.Error()))
 	}
 	line("")
 
@@ -599,7 +661,7 @@ func (m *Model) View(width int) string {
 			r := m.result
 			line(st.OK.Render("✓ restored"))
 			kv("output", fleet.Printable(r.Output))
-			kv("reached", r.Position.String())
+			kv("reached", Position(r.Position))
 			kv("integrity", r.Integrity)
 			if r.Checksum != "" {
 				kv("checksum", r.Checksum+" (matches the replica's)")
@@ -628,10 +690,14 @@ func (m *Model) planLines(kv func(string, string), line func(string)) {
 	p := m.plan
 	kv("point", m.point)
 	kv("output", fleet.Printable(p.Output))
-	kv("reaches", p.Position.String())
+	kv("reaches", Position(p.Position))
 	kv("reads", fmt.Sprintf("%d file(s), %s, from the %s layout", len(p.Files), common.Bytes(p.Bytes), p.Source))
-	if p.Latest.TXID != 0 || p.Latest.Generation != "" {
-		kv("latest", p.Latest.String())
+	switch t := m.report; {
+	case t != nil && t.LatestTXID != 0 && m.listings > m.planSeq:
+		// Listed again since the plan: the replica's latest now.
+		kv("latest", fmt.Sprintf("TXID %s at %s (listed %s)", common.TXID(t.LatestTXID), common.Stamp(t.LatestAt), common.Stamp(m.listedAt)))
+	case p.Latest.TXID != 0 || p.Latest.Generation != "":
+		kv("latest", Position(p.Latest))
 	}
 	for _, n := range p.Notes {
 		kv("note", fleet.Printable(n))
@@ -639,6 +705,27 @@ func (m *Model) planLines(kv func(string, string), line func(string)) {
 	if m.force {
 		kv("replaces", "the existing file, after a second confirmation")
 	}
+}
+
+// kvLabel is the width of the dialog's labels.
+const kvLabel = 10
+
+// Position describes a restore point as the rest of the UI shows one: TXID
+// in decimal, then its 16-hex form, and the time.
+func Position(p restore.Position) string {
+	var s string
+	switch {
+	case p.Generation != "":
+		s = fmt.Sprintf("generation %s, WAL %08x/%08x", fleet.Printable(p.Generation), p.Index, p.Offset)
+	case p.TXID != 0:
+		s = "TXID " + common.TXID(p.TXID)
+	default:
+		return "nothing"
+	}
+	if !p.Time.IsZero() {
+		s += " at " + common.Stamp(p.Time)
+	}
+	return s
 }
 
 // ParseTXID reads a TXID: 16 hex digits as in LTX file names (or 0x…),

@@ -33,6 +33,11 @@ type Model struct {
 	findings []common.Finding
 	offset   int
 	height   int
+
+	// The overlay's lines, built once per check and width, not per frame.
+	lines  []string
+	linesW int
+	counts map[string]int
 }
 
 // New returns a closed overlay.
@@ -58,7 +63,9 @@ func (m *Model) Start() tea.Cmd {
 	}
 	b := m.c.Backend
 	return func() tea.Msg {
-		f, err := b.Validate(context.Background())
+		ctx, cancel := context.WithTimeout(context.Background(), common.CallTimeout)
+		defer cancel()
+		f, err := b.Validate(ctx)
 		return DoneMsg{ID: id, Findings: f, Err: err}
 	}
 }
@@ -74,6 +81,7 @@ func (m *Model) Done(msg DoneMsg) {
 		return
 	}
 	m.findings, m.offset, m.open = msg.Findings, 0, true
+	m.lines, m.linesW = nil, -1
 	if len(msg.Findings) == 0 {
 		m.c.Info("name check: every tenant name is valid, no fallback, no collision")
 	} else {
@@ -109,23 +117,19 @@ var kinds = []struct{ kind, title string }{
 	{"collision", "Collisions"},
 }
 
-// View draws the overlay for a screen width×height.
-func (m *Model) View(width, height int) string {
+// build lays the findings out as lines inner cells wide.
+func (m *Model) build(inner int) {
 	st := m.c.Styles.Box
-	w := common.BoxWidth(width, 110)
-	inner := w - 4
-	m.height = max(height-8, 3)
-
-	var lines []string
-	counts := map[string]int{}
+	m.lines, m.linesW = nil, inner
+	m.counts = map[string]int{}
 	for _, f := range m.findings {
-		counts[f.Kind]++
+		m.counts[f.Kind]++
 	}
 	for _, k := range kinds {
-		if counts[k.kind] == 0 {
+		if m.counts[k.kind] == 0 {
 			continue
 		}
-		lines = append(lines, st.Title.Render(fmt.Sprintf("%s (%d)", k.title, counts[k.kind])))
+		m.lines = append(m.lines, st.Title.Render(fmt.Sprintf("%s (%d)", k.title, m.counts[k.kind])))
 		for _, f := range m.findings {
 			if f.Kind != k.kind {
 				continue
@@ -134,16 +138,32 @@ func (m *Model) View(width, height int) string {
 			if f.Kind == "fallback" {
 				style = st.Warn
 			}
-			head := common.Fit(f.Side, 6, false) + fleet.Printable(f.Tenant)
-			lines = append(lines, style.Render(common.Cut(head, inner)))
+			head := common.Fit(f.Side, 6, false) + common.Middle(fleet.Printable(f.Tenant), inner-6)
+			m.lines = append(m.lines, style.Render(common.Cut(head, inner)))
 			if f.Path != "" {
-				lines = append(lines, st.Dim.Render(common.Cut("      "+fleet.Printable(f.Path), inner)))
+				m.lines = append(m.lines, st.Dim.Render("      "+common.Middle(fleet.Printable(f.Path), inner-6)))
 			}
 			if f.Note != "" {
-				lines = append(lines, st.Value.Render(common.Cut("      "+fleet.Printable(f.Note), inner)))
+				// Wrapped: the note says what to do, read whole.
+				note := st.Value.Width(max(inner-6, 10)).Render(fleet.Printable(f.Note))
+				for _, l := range strings.Split(note, "\n") {
+					m.lines = append(m.lines, "      "+l)
+				}
 			}
 		}
 	}
+}
+
+// View draws the overlay for a screen width×height.
+func (m *Model) View(width, height int) string {
+	st := m.c.Styles.Box
+	w := common.BoxWidth(width, 110)
+	inner := w - 4
+	m.height = max(height-8, 3)
+	if m.linesW != inner {
+		m.build(inner)
+	}
+	lines, counts := m.lines, m.counts
 	title := st.Title.Render("Name check")
 	var summary string
 	if len(m.findings) == 0 {
