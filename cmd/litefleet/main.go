@@ -89,6 +89,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return code
 		}
 	}
+	// A refusal says everything in one line, whichever request met it:
+	// where, with which key, and whose policy to read.
+	if denied, ok := errors.AsType[*s3browse.AccessDeniedError](err); ok {
+		err = denied
+	}
 	fmt.Fprintln(stderr, "litefleet:", err)
 	return code
 }
