@@ -20,6 +20,7 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/litefleet/litefleet/access"
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/policy"
 	"github.com/litefleet/litefleet/s3browse"
@@ -340,4 +341,151 @@ func TestPerTenantPermissions(t *testing.T) {
 	if _, err := os.Stat(restored); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a refused restore left %s: %v", restored, err)
 	}
+}
+
+// checkAccessJSON runs validate -check-access -json and decodes its answer.
+func checkAccessJSON(t *testing.T, env []string, config string) (int, map[string]access.Result) {
+	t.Helper()
+	code, text := restoreRun(t, env, "validate", "-config", config, "-check-access", "-json")
+	var v struct {
+		Tenants  []access.Result `json:"tenants"`
+		Problems int             `json:"problems"`
+	}
+	body := text
+	if i := strings.LastIndex(text, "}"); i >= 0 {
+		body = text[:i+1] // a failing run adds its one-line summary
+	}
+	if err := json.Unmarshal([]byte(body), &v); err != nil {
+		t.Fatalf("validate -check-access -json: %v\n%s", err, text)
+	}
+	out := map[string]access.Result{}
+	for _, r := range v.Tenants {
+		out[r.Tenant] = r
+	}
+	return code, out
+}
+
+// noProbesLeft fails if any probe object is in the bucket.
+func (f *permFleet) noProbesLeft(t *testing.T) {
+	t.Helper()
+	out, err := f.rootClient(t).ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String(f.root.Bucket)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range out.Contents {
+		if strings.Contains(aws.ToString(o.Key), access.ProbeName) {
+			t.Errorf("probe object left behind: %s", aws.ToString(o.Key))
+		}
+	}
+}
+
+// TestValidateCheckAccess: validate -check-access, on a server that
+// enforces policies, finds every tenant confined under the generated
+// policy, finds the one given a broad policy NOT CONFINED, and a tenant
+// that cannot write its own prefix in error; it leaves no probe behind.
+func TestValidateCheckAccess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	f := newPermFleet(t, "replicate")
+	ok := func(o access.Ops) bool {
+		return o == access.Ops{Write: access.Allowed, List: access.Allowed, Delete: access.Allowed}
+	}
+	no := func(o access.Ops) bool {
+		return o == access.Ops{Write: access.Denied, List: access.Denied, Delete: access.Denied}
+	}
+
+	code, text := restoreRun(t, f.env, "validate", "-config", f.config, "-check-access")
+	if code != 0 {
+		t.Fatalf("validate -check-access: exit %d:\n%s", code, text)
+	}
+	for tn, u := range f.tenants {
+		if !lineHas(text, tn, u.key, "write, list, delete allowed", "write, list, delete denied", "confined") {
+			t.Errorf("no confined row for %s:\n%s", tn, text)
+		}
+	}
+	code, res := checkAccessJSON(t, f.env, f.config)
+	if code != 0 || len(res) != 2 {
+		t.Fatalf("-json: exit %d, %+v", code, res)
+	}
+	for tn, r := range res {
+		other := guid1
+		if tn == guid1 {
+			other = guid2
+		}
+		if r.Verdict != access.Confined || !ok(r.OwnOps) || !no(r.NeighOps) || r.KeyID != f.tenants[tn].key ||
+			!strings.HasSuffix(r.Neighbour, "/databases/"+other) || len(r.Notes) != 0 {
+			t.Errorf("%s: %+v", tn, r)
+		}
+	}
+	f.noProbesLeft(t)
+
+	// One tenant alone: the neighbour is a prefix no tenant uses.
+	lone := filepath.Join(t.TempDir(), "lone.yml")
+	cfg, _ := os.ReadFile(f.config)
+	head, _, _ := strings.Cut(string(cfg), "  - path: "+f.paths[guid2])
+	if err := os.WriteFile(lone, []byte(head), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, res := checkAccessJSON(t, f.env, lone); code != 0 || len(res) != 1 || res[guid1].Verdict != access.Confined ||
+		!strings.HasSuffix(res[guid1].Neighbour, "/databases/"+access.LoneNeighbour) {
+		t.Errorf("one tenant: exit %d, %+v", code, res)
+	}
+
+	// Tenant B given a broad policy besides its own: B reaches A's prefix.
+	ub := f.tenants[guid2]
+	arn := "arn:aws:s3:::" + f.root.Bucket
+	f.applyPolicy(t, "replicate",
+		policy.Statement{Sid: "TooBroadList", Effect: "Allow", Principal: &policy.Principal{AWS: ub.key}, Action: []string{"s3:ListBucket"}, Resource: []string{arn}},
+		policy.Statement{Sid: "TooBroadObjects", Effect: "Allow", Principal: &policy.Principal{AWS: ub.key}, Action: []string{"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}, Resource: []string{arn + "/*"}})
+	code, text = restoreRun(t, f.env, "validate", "-config", f.config, "-check-access")
+	if code != 1 || !lineHas(text, guid2, ub.key, "write, list, delete ALLOWED", "NOT CONFINED") ||
+		!lineHas(text, guid1, f.tenants[guid1].key, "confined") || !strings.Contains(text, "1 of 2 tenant(s) not confined") {
+		t.Fatalf("broad policy: exit %d:\n%s", code, text)
+	}
+	code, res = checkAccessJSON(t, f.env, f.config)
+	if code != 1 || res[guid2].Verdict != access.NotConfined || res[guid2].NeighOps != (access.Ops{Write: access.Allowed, List: access.Allowed, Delete: access.Allowed}) ||
+		res[guid1].Verdict != access.Confined {
+		t.Fatalf("broad policy -json: exit %d, %+v", code, res)
+	}
+	f.noProbesLeft(t)
+
+	// Read-only policies: no tenant can write its own prefix; that is an
+	// error, not confinement.
+	f.applyPolicy(t, "read")
+	code, res = checkAccessJSON(t, f.env, f.config)
+	if code != 1 {
+		t.Fatalf("read policy: exit %d", code)
+	}
+	for tn, r := range res {
+		if r.Verdict != access.Error || r.OwnOps.Write != access.Denied || r.OwnOps.List != access.Allowed || !no(r.NeighOps) || len(r.Notes) == 0 {
+			t.Errorf("read policy, %s: %+v", tn, r)
+		}
+	}
+	f.noProbesLeft(t)
+
+	for _, s := range []string{f.host.secret, f.tenants[guid1].secret, ub.secret} {
+		if strings.Contains(text, s) {
+			t.Fatalf("a secret is printed:\n%s", text)
+		}
+	}
+}
+
+// lineHas reports whether one line of text holds every part, in order.
+func lineHas(text string, parts ...string) bool {
+	for line := range strings.SplitSeq(text, "\n") {
+		rest, found := line, true
+		for _, p := range parts {
+			i := strings.Index(rest, p)
+			if i < 0 {
+				found = false
+				break
+			}
+			rest = rest[i+len(p):]
+		}
+		if found {
+			return true
+		}
+	}
+	return false
 }
