@@ -100,6 +100,19 @@ func (d Document) JSON() []byte {
 	return append(b, '\n')
 }
 
+// MaxBucketPolicy is the largest bucket policy AWS S3 accepts, in bytes.
+const MaxBucketPolicy = 20 * 1024
+
+// Size is the document's size without insignificant whitespace: what a
+// size limit on policies counts.
+func (d Document) Size() int {
+	b, err := json.Marshal(d)
+	if err != nil {
+		panic(err)
+	}
+	return len(b)
+}
+
 // Tenant is one tenant to confine, with where its replica lives.
 type Tenant struct {
 	Name   string

@@ -129,6 +129,10 @@ func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err != nil {
 			return err
 		}
+		if n := doc.Size(); n > policy.MaxBucketPolicy {
+			fmt.Fprintf(stderr, "litefleet: warning: this bucket policy is %d KiB even without spaces, and AWS S3 refuses bucket policies over %d KiB: for %d tenants use identity policies (drop -bucket-policy) or -abac\n",
+				(n+1023)/1024, policy.MaxBucketPolicy/1024, len(ts))
+		}
 		return writePolicy(stdout, stderr, doc, opt, ts[0].Bucket)
 	}
 

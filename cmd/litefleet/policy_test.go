@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -178,5 +179,29 @@ func TestPolicyABAC(t *testing.T) {
 	}
 	if !strings.Contains(out, "arn:aws:s3:::saas-backups/databases/${aws:PrincipalTag/tenant}/*") {
 		t.Fatalf("no tag in the resource:\n%s", out)
+	}
+}
+
+// A bucket policy for more tenants than AWS's 20 KiB allows still prints,
+// with a one-line warning that says what to use instead.
+func TestPolicyBucketTooLarge(t *testing.T) {
+	var body strings.Builder
+	body.WriteString("dbs:\n")
+	for i := range 40 {
+		fmt.Fprintf(&body, "  - path: /data/t%d.db\n    replica: {bucket: b, path: databases/tenant-%03d}\n", i, i)
+	}
+	cfg := filepath.Join(t.TempDir(), "litestream.yml")
+	if err := os.WriteFile(cfg, []byte(body.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runInProcess("policy", "-config", cfg, "-bucket-policy", "-principal", "p-{tenant}")
+	var doc policy.Document
+	decodeStrict(t, out, &doc)
+	if code != 0 || len(doc.Statement) != 160 || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "over 20 KiB") || !strings.Contains(errOut, "-abac") {
+		t.Fatalf("exit %d, %d statements, stderr %q", code, len(doc.Statement), errOut)
+	}
+	_, _, errOut = runInProcess("policy", "-config", cfg, "-bucket-policy", "-principal", "p-{tenant}", "-role", "read")
+	if errOut != "" {
+		t.Errorf("a read policy for 40 tenants fits: %q", errOut)
 	}
 }
