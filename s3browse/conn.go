@@ -168,6 +168,24 @@ func Check(ctx context.Context, client *s3.Client, c Conn, timeout time.Duration
 	return nil
 }
 
+// CheckTenant is Check for credentials confined to one tenant: it lists
+// PREFIX/TENANT/ only, which a tenant's policy allows, where Check lists
+// every tenant's folder, which it must not.
+func CheckTenant(ctx context.Context, client *s3.Client, c Conn, tenant string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	prefix := c.TenantPath(tenant) + "/"
+	_, err := client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
+		Bucket:  aws.String(c.Bucket),
+		Prefix:  aws.String(prefix),
+		MaxKeys: aws.Int32(1),
+	})
+	if err != nil {
+		return ExplainKey(err, c, prefix)
+	}
+	return nil
+}
+
 // Explain turns an S3 error into a one-line message naming what to check.
 // The original error stays wrapped for errors.Is/As.
 func Explain(err error, c Conn) error { return ExplainKey(err, c, "") }

@@ -276,6 +276,15 @@ func TestPerTenantPermissions(t *testing.T) {
 	_, err = a.PutObject(ctx, &s3.PutObjectInput{Bucket: bucket, Key: aws.String(".litefleet/hosts/h1/heartbeat.json"), Body: strings.NewReader("{}")})
 	wantDenied(t, "A writes a host heartbeat", err)
 
+	// The replicator's start-up check: a tenant's keys pass the one that
+	// lists its own prefix, and are refused the one that lists every tenant.
+	if err := s3browse.CheckTenant(ctx, a, f.conn(f.tenants[guid1]), guid1, 10*time.Second); err != nil {
+		t.Errorf("CheckTenant with A's keys: %v", err)
+	}
+	if err := s3browse.Check(ctx, a, f.conn(f.tenants[guid1]), 10*time.Second); !s3browse.IsAccessDenied(err) {
+		t.Errorf("Check (lists databases/) with A's keys: %v, want access denied", err)
+	}
+
 	// The host's keys: heartbeats and host records, nothing of a tenant's.
 	h := f.client(t, f.host)
 	hb := ".litefleet/hosts/h1/heartbeat.json"
