@@ -350,6 +350,38 @@ func TestPerTenantPermissions(t *testing.T) {
 	if _, err := os.Stat(restored); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a refused restore left %s: %v", restored, err)
 	}
+
+	// The narrower roles on the same data. An expired lease, so that a
+	// restore is not refused for it, and so that read has a lease to read.
+	lease := `{"generation":3,"expires_at":"2000-01-01T00:00:00Z","owner":"host-x:1"}`
+	if _, err := f.rootClient(t).PutObject(ctx, &s3.PutObjectInput{Bucket: bucket, Key: aws.String("databases/" + guid1 + "/lock.json"), Body: strings.NewReader(lease)}); err != nil {
+		t.Fatal(err)
+	}
+	// restore: reads everything of its own, writes nothing.
+	f.applyPolicy(t, "restore")
+	restored = filepath.Join(t.TempDir(), guid1+".db")
+	if code, text := restoreRun(t, f.env, "restore", guid1, "-config", f.config, "-o", restored); code != 0 {
+		t.Fatalf("restore under -role restore: exit %d:\n%s", code, text)
+	}
+	equalRows(t, restoredRows(t, restored), rows(t, f.paths[guid1]))
+	_, err = a.PutObject(ctx, &s3.PutObjectInput{Bucket: bucket, Key: aws.String(own), Body: strings.NewReader("x")})
+	wantDenied(t, "A writes its prefix under -role restore", err)
+	_, err = a.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: bucket, Key: aws.String(keyA)})
+	wantDenied(t, "A deletes its LTX file under -role restore", err)
+	_, err = a.GetObject(ctx, &s3.GetObjectInput{Bucket: bucket, Key: aws.String(keyB)})
+	wantDenied(t, "A reads B's LTX file under -role restore", err)
+	// read: the restore points and the lease, not the data.
+	f.applyPolicy(t, "read")
+	if code, text := restoreRun(t, f.env, "inspect", guid1, "-config", f.config); code != 0 || !strings.Contains(text, "format    ltx") ||
+		!strings.Contains(text, "(last held by host-x:1)") {
+		t.Fatalf("inspect under -role read: exit %d:\n%s", code, text)
+	}
+	restored = filepath.Join(t.TempDir(), guid1+".db")
+	code, text = restoreRun(t, f.env, "restore", guid1, "-config", f.config, "-o", restored)
+	wantA := fmt.Sprintf("litefleet: access denied to s3://%s/databases/%s (key %s): check that credential's policy\n", f.root.Bucket, guid1, ua.key)
+	if code != 1 || text != wantA {
+		t.Fatalf("restore under -role read: exit %d:\n%q\nwant\n%q", code, text, wantA)
+	}
 }
 
 // checkAccessJSON runs validate -check-access -json and decodes its answer.
