@@ -20,6 +20,9 @@ import (
 // subset of Litestream's that a per-tenant S3 fleet uses. Litestream's own
 // parser lives in its package main and cannot be imported.
 type Config struct {
+	// The top-level keys are the host's: its heartbeats and host records,
+	// fleet-wide listings, and any database that carries no keys of its
+	// own. Empty: the standard AWS chain.
 	AccessKeyID     string     `yaml:"access-key-id"`
 	SecretAccessKey string     `yaml:"secret-access-key"`
 	DBs             []DBConfig `yaml:"dbs"`
@@ -28,6 +31,10 @@ type Config struct {
 // DBConfig is one entry of dbs:.
 type DBConfig struct {
 	Path string `yaml:"path"`
+	// The tenant's own keys, for everything under its prefix; a replica's
+	// keys win over these, and these over the top-level ones.
+	AccessKeyID     string `yaml:"access-key-id"`
+	SecretAccessKey string `yaml:"secret-access-key"`
 	// Replica is the single-replica form of Litestream v0.5; Replicas the
 	// older list form the seed uses. At most one replica per database.
 	Replica  *ReplicaConfig  `yaml:"replica"`
@@ -118,6 +125,9 @@ func lineOf(f *ast.File, p string) int {
 func (cfg *Config) targets(line func(string) int) ([]Target, error) {
 	// A file without dbs is valid: it can carry credentials for -dsn,
 	// ls or restore. Commands that need databases say so.
+	if err := (keyPair{"$", cfg.AccessKeyID, cfg.SecretAccessKey}).check(line); err != nil {
+		return nil, err
+	}
 	var out []Target
 	var errs []error
 	for i, db := range cfg.DBs {
@@ -147,17 +157,29 @@ func (cfg *Config) target(db DBConfig, at string, line func(string) int) (Target
 	if err != nil {
 		return Target{}, fail(".replicas", "%v", err)
 	}
+	dbAt := at
 	at += key
 	if rc.Type != "" && rc.Type != "s3" {
 		return Target{}, fail(".type", "replica type %q is not supported: litefleet replicates to S3 (type: s3)", rc.Type)
 	}
 	conn := s3browse.Conn{
-		Bucket:          rc.Bucket,
-		Region:          rc.Region,
-		Endpoint:        rc.Endpoint,
-		AccessKeyID:     firstNonEmpty(rc.AccessKeyID, cfg.AccessKeyID),
-		SecretAccessKey: firstNonEmpty(rc.SecretAccessKey, cfg.SecretAccessKey),
-		ForcePathStyle:  rc.Endpoint != "",
+		Bucket:         rc.Bucket,
+		Region:         rc.Region,
+		Endpoint:       rc.Endpoint,
+		ForcePathStyle: rc.Endpoint != "",
+	}
+	// Keys come as a pair from one level, the nearest that gives any:
+	// a replica's key id with the host's secret would sign as nobody.
+	// The top level was checked once, in targets.
+	for _, l := range []keyPair{{at, rc.AccessKeyID, rc.SecretAccessKey}, {dbAt, db.AccessKeyID, db.SecretAccessKey}, {"$", cfg.AccessKeyID, cfg.SecretAccessKey}} {
+		if l.id == "" && l.secret == "" {
+			continue
+		}
+		if err := l.check(line); err != nil {
+			return Target{}, err
+		}
+		conn.AccessKeyID, conn.SecretAccessKey = l.id, l.secret
+		break
 	}
 	if rc.ForcePathStyle != nil {
 		conn.ForcePathStyle = *rc.ForcePathStyle
@@ -242,11 +264,21 @@ func ParseS3URL(u string) (bucket, key string, err error) {
 	return bucket, strings.Trim(key, "/"), nil
 }
 
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
+// keyPair is the credentials given at one level of the file (at is its
+// YAML path).
+type keyPair struct {
+	at, id, secret string
+}
+
+// check refuses half a pair: a key id signed with another level's secret
+// would be refused by S3 with a message that points nowhere near the file.
+func (k keyPair) check(line func(string) int) error {
+	if (k.id == "") == (k.secret == "") {
+		return nil
 	}
-	return ""
+	given, missing := "access-key-id", "secret-access-key"
+	if k.id == "" {
+		given, missing = missing, given
+	}
+	return fmt.Errorf("line %d: %s is given without %s (empty after $VAR expansion?): give both, or neither", line(k.at+"."+given), given, missing)
 }

@@ -182,3 +182,68 @@ func TestLoadConfigNeverPrintsSecrets(t *testing.T) {
 		t.Fatalf("error leaks a credential: %v", err)
 	}
 }
+
+// A database's own keys are its tenant's: a replica's keys win over the
+// database's, the database's over the top level's (the host's), and the
+// top level stays the host's in Config.
+func TestLoadConfigPerTenantCredentials(t *testing.T) {
+	t.Setenv("LF_TENANT_B_KEY", "key-b")
+	t.Setenv("LF_TENANT_B_SECRET", "secret-b")
+	body := `access-key-id: host-key
+secret-access-key: host-secret
+dbs:
+  - path: /data/a.db
+    access-key-id: key-a
+    secret-access-key: secret-a
+    replica: {bucket: b, path: databases/tenant-a}
+  - path: /data/b.db
+    access-key-id: $LF_TENANT_B_KEY
+    secret-access-key: ${LF_TENANT_B_SECRET}
+    replica:
+      bucket: b
+      path: databases/tenant-b
+      access-key-id: replica-key-b
+      secret-access-key: replica-secret-b
+  - path: /data/c.db
+    replica: {bucket: b, path: databases/tenant-c}
+`
+	cfg, ts, err := LoadConfig(writeConfig(t, body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.AccessKeyID != "host-key" || cfg.SecretAccessKey != "host-secret" {
+		t.Errorf("host keys %q", cfg.AccessKeyID)
+	}
+	want := [][2]string{{"key-a", "secret-a"}, {"replica-key-b", "replica-secret-b"}, {"host-key", "host-secret"}}
+	for i, w := range want {
+		if got := [2]string{ts[i].Conn.AccessKeyID, ts[i].Conn.SecretAccessKey}; got != w {
+			t.Errorf("%s: keys %q, want %q", ts[i].Tenant.Name, got[0], w[0])
+		}
+	}
+	if cfg.DBs[1].AccessKeyID != "key-b" || cfg.DBs[1].SecretAccessKey != "secret-b" {
+		t.Errorf("$VAR not expanded at the database level: %q", cfg.DBs[1].AccessKeyID)
+	}
+}
+
+// Half a pair, at any level, is an error naming the line and never the value.
+func TestLoadConfigHalfCredentials(t *testing.T) {
+	t.Setenv("LF_EMPTY", "")
+	tests := []struct {
+		name, body, want string
+	}{
+		{"database key without secret", "dbs:\n  - path: /x.db\n    access-key-id: AKIAHALFKEY\n    replica: {bucket: b}\n", "line 3: access-key-id is given without secret-access-key"},
+		{"replica secret from an empty variable", "dbs:\n  - path: /x.db\n    replica:\n      bucket: b\n      access-key-id: AKIAHALFKEY\n      secret-access-key: $LF_EMPTY\n", "line 5: access-key-id is given without secret-access-key"},
+		{"top-level secret alone, once", "secret-access-key: verysecretvalue\ndbs:\n  - path: /x.db\n    replica: {bucket: b}\n  - path: /y.db\n    replica: {bucket: b}\n", "line 1: secret-access-key is given without access-key-id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := LoadConfig(writeConfig(t, tt.body))
+			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error %v, want one line with %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "AKIAHALFKEY") || strings.Contains(err.Error(), "verysecretvalue") {
+				t.Fatalf("error prints a credential: %v", err)
+			}
+		})
+	}
+}

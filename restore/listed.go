@@ -66,7 +66,7 @@ func (c *listedClient) OpenLTXFile(ctx context.Context, level int, minTXID, maxT
 	key := ltxKey(c.root, level, minTXID, maxTXID)
 	out, err := c.api.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(c.conn.Bucket), Key: aws.String(key), Range: aws.String(rng)})
 	if err != nil {
-		return nil, fmt.Errorf("get %s: %w", key, s3browse.Explain(err, c.conn))
+		return nil, fmt.Errorf("get %s: %w", key, s3browse.ExplainKey(err, c.conn, key))
 	}
 	return out.Body, nil
 }

@@ -444,8 +444,11 @@ func (r *objectReader) fail(err error) error {
 		return &goneError{key: r.key}
 	}
 	r.retries++
+	if s3browse.IsAccessDenied(err) {
+		r.retries = readRetries + 1 // a policy does not change in a second
+	}
 	if r.retries > readRetries {
-		return &downloadError{key: r.key, off: r.off, size: r.size, err: s3browse.Explain(err, r.conn)}
+		return &downloadError{key: r.key, off: r.off, size: r.size, err: s3browse.ExplainKey(err, r.conn, r.key)}
 	}
 	select {
 	case <-r.ctx.Done():

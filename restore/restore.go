@@ -330,7 +330,7 @@ func planLTX(ctx context.Context, client s3browse.API, opt Options, t *s3browse.
 		if errors.Is(err, litestream.ErrTxNotAvailable) {
 			return notAvailable(opt, t)
 		}
-		return fmt.Errorf("tenant %s: plan the restore: %w", name, explainS3(err, opt.Conn))
+		return fmt.Errorf("tenant %s: plan the restore: %w", name, explainS3(err, opt.Conn, opt.Tenant))
 	}
 	if len(infos) == 0 || infos[0].MinTXID != 1 {
 		return fmt.Errorf("tenant %s: no snapshot to start from at %s: the LTX files start at TXID %s; `litefleet inspect %s` lists them",
@@ -410,9 +410,9 @@ func ltxKey(root string, level int, minTXID, maxTXID ltx.TXID) string {
 var discardLogger = slog.New(slog.DiscardHandler)
 
 // explainS3 explains err with s3browse.Explain when it comes from an S3
-// request, and leaves it alone otherwise: Explain would call any error an
-// S3 failure.
-func explainS3(err error, c s3browse.Conn) error {
+// request about tenant, and leaves it alone otherwise: Explain would call
+// any error an S3 failure.
+func explainS3(err error, c s3browse.Conn, tenant string) error {
 	var dl *downloadError
 	var gone *goneError
 	if errors.As(err, &dl) || errors.As(err, &gone) {
@@ -421,7 +421,7 @@ func explainS3(err error, c s3browse.Conn) error {
 	var op *smithy.OperationError
 	var api smithy.APIError
 	if errors.As(err, &op) || errors.As(err, &api) {
-		return s3browse.Explain(err, c)
+		return s3browse.ExplainKey(err, c, c.TenantPath(tenant)+"/")
 	}
 	return err
 }
@@ -442,7 +442,7 @@ func NewReplicaClient(ctx context.Context, c s3browse.Conn, tenant string, logge
 		rc.SetLogger(logger)
 	}
 	if err := rc.Init(ctx); err != nil {
-		return nil, s3browse.Explain(err, c)
+		return nil, s3browse.ExplainKey(err, c, c.TenantPath(tenant)+"/")
 	}
 	return rc, nil
 }

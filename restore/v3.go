@@ -130,7 +130,7 @@ func restoreGenerations(ctx context.Context, api s3browse.API, opt Options, p *P
 		if errors.Is(err, litestream.ErrNoSnapshots) {
 			return fmt.Errorf("the v0.3 snapshots are gone since the plan: run the restore again: %w", err)
 		}
-		return fmt.Errorf("v0.3 restore: %w", explainS3(err, opt.Conn))
+		return fmt.Errorf("v0.3 restore: %w", explainS3(err, opt.Conn, opt.Tenant))
 	}
 	return nil
 }

@@ -168,18 +168,47 @@ func Check(ctx context.Context, client *s3.Client, c Conn, timeout time.Duration
 	return nil
 }
 
+// CheckTenant is Check for credentials confined to one tenant: it lists
+// PREFIX/TENANT/ only, which a tenant's policy allows, where Check lists
+// every tenant's folder, which it must not.
+func CheckTenant(ctx context.Context, client *s3.Client, c Conn, tenant string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	prefix := c.TenantPath(tenant) + "/"
+	_, err := client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
+		Bucket:  aws.String(c.Bucket),
+		Prefix:  aws.String(prefix),
+		MaxKeys: aws.Int32(1),
+	})
+	if err != nil {
+		return ExplainKey(err, c, prefix)
+	}
+	return nil
+}
+
 // Explain turns an S3 error into a one-line message naming what to check.
 // The original error stays wrapped for errors.Is/As.
-func Explain(err error, c Conn) error {
+func Explain(err error, c Conn) error { return ExplainKey(err, c, "") }
+
+// ExplainKey is Explain for a request about key (an object key or a listing
+// prefix): a refusal names the tenant the key belongs to.
+func ExplainKey(err error, c Conn, key string) error {
 	if err == nil {
 		return nil
+	}
+	var denied *AccessDeniedError
+	if errors.As(err, &denied) {
+		return err // explained already
 	}
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) {
 		switch apiErr.ErrorCode() {
 		case "NoSuchBucket":
 			return fmt.Errorf("bucket %q does not exist%s: create it or check -bucket: %w", c.Bucket, at(c), errShort(err))
-		case "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "Forbidden", "InvalidToken", "ExpiredToken":
+		case "AccessDenied":
+			// The signature was good: the credential's policy said no.
+			return &AccessDeniedError{URL: c.deniedURL(key), KeyID: c.keyID(), Err: err}
+		case "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden", "InvalidToken", "ExpiredToken":
 			return fmt.Errorf("S3 refused the credentials for bucket %q%s (%s): check access-key-id/secret-access-key in the config or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_PROFILE: %w", c.Bucket, at(c), apiErr.ErrorCode(), errShort(err))
 		}
 	}
@@ -204,6 +233,60 @@ func Explain(err error, c Conn) error {
 		return fmt.Errorf("no S3 credentials found: set access-key-id/secret-access-key in the -config file, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE: %w", errShort(err))
 	}
 	return fmt.Errorf("S3 request to bucket %q%s failed: %w", c.Bucket, at(c), err)
+}
+
+// AccessDeniedError is S3 refusing a correctly signed request: the
+// credential's policy does not allow it. It names where and which key id
+// (a public identifier; the secret is never printed), so that the operator
+// knows whose policy to read. Every command prints it the same way.
+type AccessDeniedError struct {
+	URL   string // s3://BUCKET/PREFIX/TENANT, or the part of the bucket asked for
+	KeyID string // empty when the AWS chain supplied credentials litefleet cannot name
+	Err   error
+}
+
+func (e *AccessDeniedError) Error() string {
+	key := "credentials from the AWS chain"
+	if e.KeyID != "" {
+		key = "key " + Printable(e.KeyID)
+	}
+	return fmt.Sprintf("access denied to %s (%s): check that credential's policy", Printable(e.URL), key)
+}
+
+func (e *AccessDeniedError) Unwrap() error { return e.Err }
+
+// IsAccessDenied reports whether err is S3 refusing a request by policy
+// (AccessDenied), as opposed to refusing the credentials themselves.
+func IsAccessDenied(err error) bool {
+	if _, ok := errors.AsType[*AccessDeniedError](err); ok {
+		return true
+	}
+	api, ok := errors.AsType[smithy.APIError](err)
+	return ok && api.ErrorCode() == "AccessDenied"
+}
+
+// deniedURL is what a refused request was about: the tenant's replica when
+// key lies under a tenant prefix, else the key itself, else the folder of
+// tenants.
+func (c Conn) deniedURL(key string) string {
+	if key == "" {
+		return strings.TrimSuffix("s3://"+c.Bucket+"/"+c.prefix(), "/")
+	}
+	if rest, ok := strings.CutPrefix(key, c.TenantsPrefix()); ok {
+		if tenant, _, _ := strings.Cut(rest, "/"); tenant != "" {
+			return c.URL(tenant)
+		}
+	}
+	return strings.TrimSuffix("s3://"+c.Bucket+"/"+key, "/")
+}
+
+// keyID is the access key id requests are signed with, when litefleet can
+// tell: the Conn's own, or the environment's (first in the AWS chain).
+func (c Conn) keyID() string {
+	if c.AccessKeyID != "" && c.SecretAccessKey != "" {
+		return c.AccessKeyID
+	}
+	return os.Getenv("AWS_ACCESS_KEY_ID")
 }
 
 func at(c Conn) string {

@@ -137,7 +137,7 @@ func readLease(ctx context.Context, api API, conn Conn, key string, listed objec
 		case errors.As(err, &noKey), errors.As(err, &resp) && resp.HTTPStatusCode() == http.StatusNotFound:
 			return nil, nil
 		}
-		l.Error = fmt.Sprintf("read %s: %v", key, Explain(err, conn))
+		l.Error = fmt.Sprintf("read %s: %v", key, ExplainKey(err, conn, key))
 		return l, nil
 	}
 	defer out.Body.Close()

@@ -119,7 +119,7 @@ func (p *pager) next(ctx context.Context, v listVisitor) (bool, error) {
 	out, err := p.api.ListObjectsV2(ctx, p.in, fastListDecoding)
 	if err != nil {
 		p.done = true
-		return false, fmt.Errorf("list %s (page %d): %w", Printable(prefix), p.page, Explain(err, p.conn))
+		return false, fmt.Errorf("list %s (page %d): %w", Printable(prefix), p.page, ExplainKey(err, p.conn, prefix))
 	}
 	encoded := out.EncodingType == types.EncodingTypeUrl
 	past := false // an entry at or after r.until was sent

@@ -31,12 +31,21 @@ func (f *fleetFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.noCache, "no-cache", false, "do not keep or use the last good S3 answer in the user cache folder")
 }
 
-// resolveConn is the S3 connection from flags and, with -config, the file:
-// credentials from its first replica (or its top level), and bucket,
-// endpoint, region, prefix and path style from that replica unless flags
-// give them. It also returns the file's databases, for discovery and for
-// restoring by path.
+// resolveConn is the S3 connection for the whole fleet from flags and,
+// with -config, the file: bucket, endpoint, region, prefix and path style
+// from its first replica unless flags give them, and the host's
+// credentials: the file's top-level keys, or for a file without them its
+// first replica's. It also returns the file's databases, for discovery and
+// for restoring by path.
 func (f *connFlags) resolveConn() (s3browse.Conn, []fleet.Target, error) {
+	return f.resolveTenantConn("")
+}
+
+// resolveTenantConn is resolveConn for one tenant: when the -config file
+// lists a database of that tenant, its replica gives the place (unless
+// flags do) and its own credentials (the replica's, the database's, then
+// the top level's) are used for everything under the tenant's prefix.
+func (f *connFlags) resolveTenantConn(tenant string) (s3browse.Conn, []fleet.Target, error) {
 	conn := f.conn()
 	if f.config == "" {
 		return conn, nil, nil
@@ -49,28 +58,50 @@ func (f *connFlags) resolveConn() (s3browse.Conn, []fleet.Target, error) {
 	if len(targets) == 0 {
 		return conn, nil, nil
 	}
-	first := targets[0].Conn
-	if first.AccessKeyID != "" && first.SecretAccessKey != "" {
-		conn.AccessKeyID, conn.SecretAccessKey = first.AccessKeyID, first.SecretAccessKey
+	place := targets[0].Conn
+	own := false
+	if tenant != "" {
+		for _, t := range targets {
+			if t.Tenant.Name == tenant {
+				place, own = t.Conn, true
+				break
+			}
+		}
+	}
+	if own || (conn.AccessKeyID == "" && place.AccessKeyID != "") {
+		conn.AccessKeyID, conn.SecretAccessKey = place.AccessKeyID, place.SecretAccessKey
 	}
 	if !f.given("bucket") {
-		conn.Bucket = first.Bucket
+		conn.Bucket = place.Bucket
 	}
 	if !f.given("endpoint") {
-		conn.Endpoint = first.Endpoint
+		conn.Endpoint = place.Endpoint
 	}
 	if !f.given("region") {
-		conn.Region = first.Region
+		conn.Region = place.Region
 	}
 	if !f.given("prefix") {
-		conn.Prefix = first.Prefix
+		conn.Prefix = place.Prefix
 	}
 	if !f.given("force-path-style") {
 		// The config's own setting (path style by default with its
 		// endpoint), or path style for an endpoint given as a flag.
-		conn.ForcePathStyle = first.ForcePathStyle || f.given("endpoint")
+		conn.ForcePathStyle = place.ForcePathStyle || f.given("endpoint")
 	}
 	return conn, targets, nil
+}
+
+// ownCredentials gives conn the credentials of tenant's database in
+// targets when that database replicates to conn's bucket and prefix: a
+// tenant named by URL uses its own keys as it would by name.
+func ownCredentials(conn s3browse.Conn, targets []fleet.Target, tenant string) s3browse.Conn {
+	for _, t := range targets {
+		if t.Tenant.Name == tenant && t.Conn.Bucket == conn.Bucket && t.Conn.TenantPath(tenant) == conn.TenantPath(tenant) {
+			conn.AccessKeyID, conn.SecretAccessKey = t.Conn.AccessKeyID, t.Conn.SecretAccessKey
+			break
+		}
+	}
+	return conn
 }
 
 // newFleet builds the fleet the flags describe. Without -bucket the view has

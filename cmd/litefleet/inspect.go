@@ -24,6 +24,8 @@ upload times), snapshots, the latest TXID and time, the bytes it holds, and
 the lease (who replicates it, until when). For a v0.3 replica, each
 generation with its snapshots and WAL segments.
 
+With -config, a tenant the file lists is read with its own credentials.
+
 Examples:
   litefleet inspect -bucket saas-backups 12345678-1234-5678-9abc-123456789012
   litefleet inspect -config litestream.yml -json legacy-client-001
@@ -46,7 +48,7 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := s3browse.CheckName(tenant); err != nil {
 		return errUsage("%v", err)
 	}
-	conn, _, err := cf.resolveConn()
+	conn, _, err := cf.resolveTenantConn(tenant)
 	if err != nil {
 		return err
 	}

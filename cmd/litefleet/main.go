@@ -29,6 +29,7 @@ Usage:
   litefleet restore -all -o DIR [-match GLOB] [-parallel N]
   litefleet ls [-dir DIR]... [-bucket NAME] [-sort name|lag|size|changed|status] [-json]
   litefleet inspect TENANT [-bucket NAME] [-json]
+  litefleet policy TENANT -bucket NAME | -dir DIR | -config FILE | -abac [-role R] [-bucket-policy -principal T]
 
 Commands:
   tui         the terminal UI over the fleet (the default, with no command)
@@ -37,6 +38,7 @@ Commands:
   restore     restore a tenant, at any point in time, or the whole fleet
   ls          every tenant: local database beside S3 prefix, status and lag
   inspect     one tenant's restore points, generations and lease in S3
+  policy      the S3 policies that confine each tenant to its own prefix
 
 Run 'litefleet COMMAND -h' for a command's flags and examples.
 `
@@ -87,6 +89,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return code
 		}
 	}
+	// A refusal says everything in one line, whichever request met it:
+	// where, with which key, and whose policy to read.
+	if denied, ok := errors.AsType[*s3browse.AccessDeniedError](err); ok {
+		err = denied
+	}
 	fmt.Fprintln(stderr, "litefleet:", err)
 	return code
 }
@@ -109,6 +116,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runLs(ctx, rest, stdout, stderr)
 	case "inspect":
 		return runInspect(ctx, rest, stdout, stderr)
+	case "policy":
+		return runPolicy(ctx, rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

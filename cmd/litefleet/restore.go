@@ -49,7 +49,10 @@ is 1 if any failed.
 
 Credentials come from the -config file (access-key-id, secret-access-key) or
 the standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE).
-With -config, the bucket, endpoint and region default to its first replica's.
+With -config, a tenant the file lists is read with its own keys (its
+replica's, its database's, else the top level's) from its replica's bucket,
+endpoint and region; any other tenant, and -all, with the top-level keys from
+the first replica's bucket.
 
 Examples:
   litefleet restore 12345678-1234-5678-9abc-123456789012 -bucket saas-backups
@@ -227,7 +230,9 @@ type restoreTarget struct {
 // restore takes it).
 func restoreConn(rf restoreFlags, arg string) (s3browse.Conn, restoreTarget, error) {
 	target := restoreTarget{tenant: arg}
-	conn, targets, err := rf.conn.resolveConn()
+	// A tenant by name uses its own credentials from -config; by URL or
+	// by path, below.
+	conn, targets, err := rf.conn.resolveTenantConn(arg)
 	if err != nil {
 		return conn, target, err
 	}
@@ -266,6 +271,7 @@ func restoreConn(rf restoreFlags, arg string) (s3browse.Conn, restoreTarget, err
 		if v, _ := strconv.ParseBool(q.Get("forcePathStyle")); v {
 			conn.ForcePathStyle = true
 		}
+		conn = ownCredentials(conn, targets, target.tenant)
 	case arg != "" && (strings.ContainsRune(arg, filepath.Separator) || fleet.HasDBSuffix(arg)) && fleet.ValidateName(arg) != nil:
 		abs, err := filepath.Abs(arg)
 		if err != nil {

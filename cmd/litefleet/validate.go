@@ -12,6 +12,7 @@ import (
 
 const validateHelp = `Usage:
   litefleet validate [-recursive] [-json] PATH...
+  litefleet validate -config litestream.yml -check-access [-json]
 
 Checks the tenant name each database would replicate under. PATH is a
 database file or a folder of them (*.db, *.sqlite, *.sqlite3). Prints each
@@ -23,18 +24,36 @@ database, its tenant name and a verdict:
   collision  two databases would share one S3 prefix
 Exits 1 when any name is invalid or any two databases collide.
 
+-check-access proves each tenant of the -config file is confined to its own
+prefix, on the S3 server itself, with the tenant's own credentials: it must
+be able to write, list and delete under PREFIX/TENANT/ (a probe object
+.litefleet-probe-<random>, deleted again), and be refused writing, listing
+and deleting under a neighbour's prefix (another tenant of the file, or
+PREFIX/litefleet-probe-neighbour/). Prints TENANT, KEY ID, OWN PREFIX,
+NEIGHBOUR and a verdict (confined, NOT CONFINED, error); exits 1 unless
+every tenant is confined.
+
 Examples:
   litefleet validate /data
   litefleet validate -recursive -json /srv/tenants
+  litefleet validate -config litestream.yml -check-access
 `
 
 func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("validate", validateHelp, stderr)
 	recursive := fs.Bool("recursive", false, "descend into subfolders")
 	asJSON := fs.Bool("json", false, "print JSON")
+	config := fs.String("config", "", "litestream.yml whose tenants -check-access probes")
+	checkAccess := fs.Bool("check-access", false, "with -config: prove on S3 that each tenant's keys reach its own prefix only")
 	paths, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
+	}
+	if *checkAccess || *config != "" {
+		if !*checkAccess || *config == "" || len(paths) > 0 {
+			return errUsage("-check-access and -config go together, without PATH: litefleet validate -config FILE -check-access")
+		}
+		return runCheckAccess(ctx, *config, *asJSON, stdout)
 	}
 	if len(paths) == 0 {
 		return errUsage("validate needs at least one PATH (a database or a folder)")

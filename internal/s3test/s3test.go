@@ -214,6 +214,7 @@ type Private struct {
 	bin  string
 	addr string
 	log  string
+	args []string // before the backend: extra server options
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 }
@@ -221,6 +222,13 @@ type Private struct {
 // StartPrivate starts a dedicated versitygw on a free port, with its own
 // backend folder (Dir).
 func StartPrivate(tb testing.TB) *Private {
+	tb.Helper()
+	return startPrivate(tb, nil)
+}
+
+// startPrivate starts a dedicated versitygw; extra builds its extra options
+// from the test's temporary folder.
+func startPrivate(tb testing.TB, extra func(dir string) []string) *Private {
 	tb.Helper()
 	bin, err := FindTool("versitygw")
 	if err != nil {
@@ -239,6 +247,9 @@ func StartPrivate(tb testing.TB) *Private {
 		Server: Server{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port), AccessKey: "litefleet-private",
 			SecretKey: "litefleet-private-secret", Dir: data},
 		bin: bin, addr: fmt.Sprintf("127.0.0.1:%d", port), log: filepath.Join(dir, "versitygw.log"),
+	}
+	if extra != nil {
+		p.args = extra(dir)
 	}
 	tb.Cleanup(p.Kill)
 	p.Restart(tb)
@@ -272,7 +283,8 @@ func (p *Private) Restart(tb testing.TB) {
 		tb.Fatal(err)
 	}
 	defer logFile.Close() // the child keeps its own descriptor
-	cmd := exec.Command(p.bin, "--access", p.AccessKey, "--secret", p.SecretKey, "--port", p.addr, "--quiet", "posix", p.Dir)
+	args := append([]string{"--access", p.AccessKey, "--secret", p.SecretKey, "--port", p.addr, "--quiet"}, p.args...)
+	cmd := exec.Command(p.bin, append(args, "posix", p.Dir)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("start versitygw: %v", err)
@@ -281,5 +293,57 @@ func (p *Private) Restart(tb testing.TB) {
 	if err := WaitReady(p.Endpoint, 10*time.Second); err != nil {
 		log, _ := os.ReadFile(p.log)
 		tb.Fatalf("%v\n%s", err, log)
+	}
+}
+
+// IAM is a private versitygw with its internal IAM (--iam-dir): the root
+// account (AccessKey, SecretKey) passes every check, while users made with
+// CreateUser may do only what a bucket policy allows them. It is killed
+// when the test ends.
+type IAM struct {
+	*Private
+	IAMDir string
+}
+
+// StartIAM starts a versitygw with internal IAM on a free loopback port.
+func StartIAM(tb testing.TB) *IAM {
+	tb.Helper()
+	var iamDir string
+	p := startPrivate(tb, func(dir string) []string {
+		iamDir = filepath.Join(dir, "iam")
+		if err := os.Mkdir(iamDir, 0o700); err != nil {
+			tb.Fatal(err)
+		}
+		return []string{"--iam-dir", iamDir}
+	})
+	return &IAM{Private: p, IAMDir: iamDir}
+}
+
+// CreateUser adds an account with role "user" (no bucket of its own, no
+// access beyond bucket policies), the way an operator does: with
+// `versitygw admin create-user`, signed by the root account.
+func (s *IAM) CreateUser(tb testing.TB, accessKey, secretKey string) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, s.bin, "admin", "--access", s.AccessKey, "--secret", s.SecretKey, "--endpoint-url", s.Endpoint,
+		"create-user", "--access", accessKey, "--secret", secretKey, "--role", "user")
+	// The admin command reads no credentials of the caller's environment.
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("versitygw admin create-user %s: %v\n%s", accessKey, err, out)
+	}
+}
+
+// PutBucketPolicy sets a bucket's policy as the root account; the server
+// checks the document (principals must exist) and refuses a bad one.
+func (s *IAM) PutBucketPolicy(tb testing.TB, bucket string, policy []byte) {
+	tb.Helper()
+	cl := s.Client(tb, s3browse.Conn{Bucket: bucket, Endpoint: s.Endpoint, AccessKeyID: s.AccessKey, SecretAccessKey: s.SecretKey})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cl.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: aws.String(bucket), Policy: aws.String(string(policy))}); err != nil {
+		log, _ := os.ReadFile(s.log)
+		tb.Fatalf("put bucket policy on %s: %v\n%s\nserver log:\n%s", bucket, err, policy, log)
 	}
 }

@@ -1,0 +1,49 @@
+package s3browse
+
+import (
+	"context"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// Clients hands out one S3 client per distinct endpoint, region, path
+// style and credential: tenants that share keys share a client and its
+// connections, and tenants with their own keys never sign with another's.
+// Safe for concurrent use; the zero value is ready.
+type Clients struct {
+	mu sync.Mutex
+	m  map[clientKey]*s3.Client
+}
+
+type clientKey struct {
+	endpoint, region string
+	pathStyle        bool
+	keyID, secret    string
+}
+
+// For returns the client for c, making it on first use.
+func (cs *Clients) For(ctx context.Context, c Conn) (*s3.Client, error) {
+	k := clientKey{c.Endpoint, c.EffectiveRegion(), c.ForcePathStyle, c.AccessKeyID, c.SecretAccessKey}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cl, ok := cs.m[k]; ok {
+		return cl, nil
+	}
+	cl, err := NewClient(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if cs.m == nil {
+		cs.m = map[clientKey]*s3.Client{}
+	}
+	cs.m[k] = cl
+	return cl, nil
+}
+
+// Len is how many distinct clients were made.
+func (cs *Clients) Len() int {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return len(cs.m)
+}
