@@ -27,6 +27,10 @@ type bucket struct {
 	// length of an outage decides whether claims must be checked again.
 	okAt     time.Time
 	reverify bool
+	// The host record: what was last published, and when.
+	recordSum   [32]byte
+	recordAt    time.Time
+	publishing  bool
 }
 
 // checkTimeout bounds the first request to a bucket, so that a wrong
@@ -80,8 +84,13 @@ func (e *Engine) bucketFor(ctx context.Context, c s3browse.Conn) (*bucket, error
 	if err != nil {
 		return nil, err
 	}
-	if err := s3browse.Check(ctx, api, b.conn, checkTimeout); err != nil {
-		return nil, err
+	// The host's own keys may be confined to .litefleet/ (litefleet policy
+	// -host-principal): check the bucket there.
+	cctx, ccancel := context.WithTimeout(ctx, checkTimeout)
+	_, err = hosts.List(cctx, api, b.conn.Bucket, nil)
+	ccancel()
+	if err != nil {
+		return nil, s3browse.ExplainKey(err, b.conn, hosts.HostsPrefix)
 	}
 	beat, err := hosts.New(hosts.Options{API: api, Bucket: b.conn.Bucket, Host: e.opt.Host, Fallback: e.fallback, Version: e.opt.Version,
 		Logger: e.log, Timing: e.opt.Timing})
@@ -284,7 +293,7 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 		case errors.As(err, &held):
 			return outcome{state: StateLeased, reason: held.Error(), holder: held.Host, retry: true, base: base, baseOK: true}
 		case err != nil:
-			return outcome{state: StateLeaseLost, reason: "cannot take the claim: " + s3browse.Explain(err, t.target.Conn).Error(), retry: true, base: base, baseOK: true}
+			return outcome{state: StateLeaseLost, reason: "cannot take the claim: " + s3browse.ExplainKey(err, t.target.Conn, hosts.ClaimKey(tenantPath)).Error(), retry: true, base: base, baseOK: true}
 		}
 		claim = c
 		if c.TookFrom != "" {
@@ -314,7 +323,7 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 		e.release(ctx, t, b, claim)
 		return outcome{state: StateDiverged, reason: err.Error(), base: base, baseOK: true}
 	case err != nil:
-		return outcome{state: StateLeaseLost, reason: "cannot read the replica: " + s3browse.Explain(err, t.target.Conn).Error(), retry: true, claim: claim, keepClaim: true, base: base, baseOK: true}
+		return outcome{state: StateLeaseLost, reason: "cannot read the replica: " + s3browse.ExplainKey(err, t.target.Conn, tenantPath+"/").Error(), retry: true, claim: claim, keepClaim: true, base: base, baseOK: true}
 	}
 	if hist == historyRestored {
 		if err := resetLocalState(t.path); err != nil {

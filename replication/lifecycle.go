@@ -2,6 +2,7 @@ package replication
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"sort"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/hosts"
 )
 
 // tick runs once a second: it notices a bucket's host being fenced or
@@ -61,6 +63,7 @@ func (e *Engine) tick() {
 			b.okAt = last
 		}
 	}
+	e.publishLocked(now)
 	for t := range e.awake {
 		if t.busy || t.run == nil {
 			continue
@@ -83,6 +86,74 @@ func (e *Engine) tick() {
 			e.enqueueLocked(t)
 		}
 	}
+}
+
+// publishLocked writes each bucket's host record when it changed, at most
+// once per heartbeat interval, in the background.
+func (e *Engine) publishLocked(now time.Time) {
+	for _, b := range e.buckets {
+		if b.beat == nil || b.publishing || b.fenced || now.Sub(b.recordAt) < e.opt.Timing.BeatEvery {
+			continue
+		}
+		rec := &hosts.Record{At: now.UTC()}
+		for _, t := range e.sortedLocked() {
+			if t.bucket != b && !(t.bucket == nil && t.target.Conn.Endpoint+"\x00"+t.target.Conn.Bucket == b.key) {
+				continue
+			}
+			if !t.wanted && t.state == StateStopped {
+				continue
+			}
+			st := t.status(now)
+			tr := hosts.TenantRecord{Name: st.Tenant, State: string(st.State), Reason: clip(st.Reason, 160),
+				Local: st.LocalTXID, Replicated: st.ReplicatedTXID, LagMillis: st.Lag.Milliseconds(), Since: st.Since.Unix()}
+			if p := t.target.Conn.TenantsPrefix(); p != "databases/" {
+				tr.Prefix = strings.TrimSuffix(p, "/")
+			}
+			if !st.LastSync.IsZero() {
+				tr.LastSync = st.LastSync.Unix()
+			}
+			rec.Tenants = append(rec.Tenants, tr)
+		}
+		sum := recordSum(rec)
+		if sum == b.recordSum {
+			continue
+		}
+		b.publishing, b.recordAt = true, now
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			ctx, cancel := context.WithTimeout(e.ctx, e.opt.Timing.BeatEvery)
+			err := b.beat.Publish(ctx, rec)
+			cancel()
+			e.mu.Lock()
+			b.publishing = false
+			if err == nil {
+				b.recordSum = sum
+			}
+			e.mu.Unlock()
+			if err != nil && e.ctx.Err() == nil {
+				e.log.Warn("host record not written", "bucket", b.conn.Bucket, "error", err)
+			}
+		}()
+	}
+}
+
+// recordSum identifies a record's content, its time aside.
+func recordSum(r *hosts.Record) [32]byte {
+	h := sha256.New()
+	for _, t := range r.Tenants {
+		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%d\x00%d\x00%d\x00%d\n", t.Name, t.Prefix, t.State, t.Reason, t.Local, t.Replicated, t.LagMillis/1000, t.LastSync)
+	}
+	var out [32]byte
+	copy(out[:], h.Sum(nil))
+	return out
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
 }
 
 // ShutdownError names the tenants whose final sync did not succeed.
