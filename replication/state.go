@@ -56,3 +56,13 @@ type TenantStatus struct {
 	Bucket        string        `json:"bucket"`
 	Endpoint      string        `json:"endpoint,omitempty"`
 }
+
+// HeartbeatStatus is one bucket's heartbeat as this process keeps it.
+type HeartbeatStatus struct {
+	Bucket   string    `json:"bucket"`
+	Endpoint string    `json:"endpoint,omitempty"`
+	Host     string    `json:"host"`
+	LastBeat time.Time `json:"last_beat,omitzero"` // when the last successful beat was sent
+	Fenced   bool      `json:"fenced"`             // uploads paused: the heartbeat is failing
+	Error    string    `json:"error,omitempty"`    // the last beat's error, if it failed
+}
