@@ -10,7 +10,7 @@
 //
 //	.litefleet/hosts/<host>/heartbeat.json   written every BeatEvery
 //	.litefleet/hosts/<host>/record.json.gz   the host record, when it changes
-//	.litefleet/archive/<prefix>/<tenant>/<time>/...  history kept by -takeover
+//	.litefleet/archive/<prefix>/<tenant>.at-<time>/...  history kept by -takeover
 package hosts
 
 import (
@@ -46,11 +46,13 @@ func HeartbeatKey(host string) string { return HostsPrefix + host + "/heartbeat.
 // RecordKey is the key of a host's record.
 func RecordKey(host string) string { return HostsPrefix + host + "/record.json.gz" }
 
-// ArchivePrefix is where -takeover keeps a tenant's replaced history: the
-// same layout as the tenant's own prefix, so `litestream restore
-// s3://BUCKET/<ArchivePrefix>` restores it.
+// ArchivePrefix is where -takeover keeps a tenant's replaced history, as
+// a tenant of its own named TENANT.at-TIME in the prefix
+// .litefleet/archive/PREFIX: the same layout as the tenant's own prefix, so
+// `litestream restore s3://BUCKET/<ArchivePrefix>` and `litefleet restore
+// TENANT.at-TIME -prefix .litefleet/archive/PREFIX` restore it.
 func ArchivePrefix(tenantPath string, at time.Time) string {
-	return Root + "archive/" + strings.Trim(tenantPath, "/") + "/" + at.UTC().Format("20060102T150405Z")
+	return Root + "archive/" + strings.Trim(tenantPath, "/") + ".at-" + at.UTC().Format("20060102-150405")
 }
 
 var hostShape = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9._-]{0,62}$`)

@@ -78,6 +78,8 @@ type tenantClient struct {
 	// check runs before an upload; an error refuses it (the file at the
 	// tenant's path is no longer the one Litestream has open).
 	check func() error
+	// pages follows the replicated state's pages from each L0 upload.
+	pages *pageTable
 
 	mu       sync.Mutex
 	levels   map[int][]ltxObject // nil until loaded
@@ -334,6 +336,13 @@ func (c *tenantClient) write(ctx context.Context, level int, minTXID, maxTXID lt
 		return nil, fmt.Errorf("put %s: %w", key, err)
 	}
 	info := ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: size, CreatedAt: ts}
+	if level == 0 && c.pages != nil {
+		if _, err := body.Seek(0, io.SeekStart); err == nil {
+			c.pages.apply(body)
+		} else {
+			c.pages.invalidate()
+		}
+	}
 	c.mu.Lock()
 	objs := slices.DeleteFunc(c.levels[level], func(o ltxObject) bool {
 		return o.info.MinTXID == minTXID && o.info.MaxTXID == maxTXID

@@ -30,6 +30,7 @@ type awake struct {
 	nextCompact map[int]time.Time
 	nextL0      time.Time
 	sleepRetry  time.Time
+	pages       *pageTable
 }
 
 // tenantGate lets a tenant write while its bucket's host is not fenced and
@@ -62,7 +63,7 @@ func (g tenantGate) writeDeadline() (time.Time, error) {
 func (e *Engine) newClient(t *tenant, b *bucket, a *awake) *tenantClient {
 	c := &tenantClient{
 		api: t.api, bucket: t.target.Conn.Bucket, path: t.target.Conn.TenantPath(t.name),
-		tenant: t.name, logger: e.log, gate: tenantGate{b: b, a: a}, stats: t.stats,
+		tenant: t.name, logger: e.log, gate: tenantGate{b: b, a: a}, stats: t.stats, pages: a.pages,
 	}
 	c.check = func() error {
 		now, err := statID(t.path)
@@ -93,6 +94,35 @@ func (e *Engine) openDB(ctx context.Context, t *tenant, a *awake) error {
 		return fmt.Errorf("%s: %w", fleet.Printable(t.path), explainLocal(err))
 	}
 	return nil
+}
+
+// prepareOpen runs before Litestream opens a tenant with local state: when
+// the WAL Litestream last read is gone (checkpointed, restarted, deleted
+// while the tenant slept), it writes the next LTX file from the pages that
+// changed, so that Litestream continues instead of snapshotting the whole
+// database. The returned func must be called once Litestream is open.
+func (e *Engine) prepareOpen(ctx context.Context, t *tenant, a *awake) func() {
+	last, ok, err := lastLocalHeader(t.path)
+	if err != nil || !ok {
+		return func() {}
+	}
+	st, err := readState(ctx, t.path)
+	if err != nil || continues(last, st) {
+		return func() {}
+	}
+	table, pageSize, valid := a.pages.at(last.MaxTXID)
+	if !valid {
+		e.log.Debug("wake without a page table: Litestream snapshots", "db", t.name, "txid", last.MaxTXID.String())
+		return func() {}
+	}
+	n, wrote, release, err := writeDiff(ctx, t.path, last, table, pageSize)
+	switch {
+	case err != nil:
+		e.log.Warn("incremental wake failed: Litestream snapshots instead", "db", t.name, "error", err)
+	case wrote:
+		e.log.Debug("incremental wake", "db", t.name, "txid", (last.MaxTXID + 1).String(), "pages", n)
+	}
+	return release
 }
 
 // explainLocal turns SQLite's words into what to check.
@@ -209,9 +239,12 @@ func (e *Engine) maintain(ctx context.Context, t *tenant, a *awake) {
 	}
 }
 
-func newAwake(opened identity) *awake {
+func newAwake(opened identity, pages *pageTable) *awake {
 	now := time.Now()
-	a := &awake{opened: opened, nextCompact: map[int]time.Time{}, nextL0: now.Add(litestream.DefaultL0RetentionCheckInterval)}
+	if pages == nil {
+		pages = &pageTable{}
+	}
+	a := &awake{opened: opened, pages: pages, nextCompact: map[int]time.Time{}, nextL0: now.Add(litestream.DefaultL0RetentionCheckInterval)}
 	for _, lvl := range litestream.DefaultCompactionLevels[1:] {
 		a.nextCompact[lvl.Level] = lvl.NextCompactionAt(now)
 	}

@@ -262,9 +262,12 @@ func (e *Engine) Start(ctx context.Context) error {
 	go e.sweepLoop()
 
 	if !e.src.OnRequest && len(tenants) == 0 {
-		return e.nothingFound()
+		if len(e.src.Dirs) == 0 {
+			return e.nothingFound()
+		}
+		e.log.Warn("no database yet: watching the folders", "dirs", strings.Join(e.src.Dirs, ","))
 	}
-	if !e.src.OnRequest {
+	if !e.src.OnRequest && len(tenants) > 0 {
 		if err := e.awaitFirst(ctx); err != nil {
 			return err
 		}
@@ -354,6 +357,9 @@ type tenant struct {
 
 	claim *hosts.Claim
 	run   *awake // open in Litestream
+	// pages is the replicated state's page table while the tenant is open;
+	// a sleeping tenant's is saved beside its database.
+	pages *pageTable
 	// base is the files' identity when the tenant went to sleep or was
 	// last checked; a change from it wakes or re-checks the tenant.
 	base identity

@@ -301,7 +301,7 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 		}
 	}
 
-	a := newAwake(base)
+	a := newAwake(base, loadPageTable(t.path))
 	a.client = e.newClient(t, b, a)
 	hist, err := e.checkHistory(ctx, t, a.client)
 	var div *DivergedError
@@ -321,17 +321,27 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 		}
 		// Holding the claim would keep the host with the right copy out.
 		e.release(ctx, t, b, claim)
+		// The comparison opened the database: its files moved, not its data.
+		if after, serr := statIdentity(t.path); serr == nil {
+			base = after
+		}
 		return outcome{state: StateDiverged, reason: err.Error(), base: base, baseOK: true}
 	case err != nil:
 		return outcome{state: StateLeaseLost, reason: "cannot read the replica: " + s3browse.ExplainKey(err, t.target.Conn, tenantPath+"/").Error(), retry: true, claim: claim, keepClaim: true, base: base, baseOK: true}
 	}
-	if hist == historyRestored {
+	release := func() {}
+	switch hist {
+	case historyRestored:
 		if err := resetLocalState(t.path); err != nil {
 			return outcome{state: StateFailed, reason: err.Error(), retry: true, claim: claim, keepClaim: true, base: base, baseOK: true}
 		}
+		a.pages.invalidate()
+	case historySame:
+		release = e.prepareOpen(ctx, t, a)
 	}
-
-	if err := e.openDB(ctx, t, a); err != nil {
+	err = e.openDB(ctx, t, a)
+	release()
+	if err != nil {
 		return outcome{state: StateFailed, reason: err.Error(), retry: true, claim: claim, keepClaim: true, base: base, baseOK: true}
 	}
 	return e.opened(ctx, t, a, claim, base)
@@ -403,13 +413,45 @@ func (e *Engine) wake(ctx context.Context, t *tenant) {
 		e.startTenant(ctx, t)
 		return
 	}
-	a := newAwake(now)
+	pages := t.pages
+	if pages == nil {
+		pages = loadPageTable(t.path)
+	}
+	if e.unchanged(ctx, t, pages) {
+		// A checkpoint or a close moved the files, not the data: stay asleep.
+		e.apply(t, outcome{state: StateSleeping, claim: claim, base: now, baseOK: true})
+		return
+	}
+	a := newAwake(now, pages)
 	a.client = e.newClient(t, b, a)
-	if err := e.openDB(ctx, t, a); err != nil {
+	release := e.prepareOpen(ctx, t, a)
+	err = e.openDB(ctx, t, a)
+	release()
+	if err != nil {
 		e.apply(t, outcome{state: StateFailed, reason: err.Error(), retry: true, claim: claim, base: now, baseOK: true})
 		return
 	}
 	e.apply(t, e.opened(ctx, t, a, claim, now))
+}
+
+// unchanged reports whether the database's pages are still the replicated
+// state, by the page table. The files' identity is taken before they are
+// read, so a write racing the read is seen by the next check.
+func (e *Engine) unchanged(ctx context.Context, t *tenant, pages *pageTable) bool {
+	last, ok, err := lastLocalHeader(t.path)
+	if err != nil || !ok {
+		return false
+	}
+	table, pageSize, valid := pages.at(last.MaxTXID)
+	if !valid {
+		return false
+	}
+	st, err := readState(ctx, t.path)
+	if err != nil {
+		return false
+	}
+	same, err := st.sameAs(table, pageSize)
+	return err == nil && same
 }
 
 // sleep makes a final sync and closes an idle tenant. The files' identity
@@ -439,8 +481,31 @@ func (e *Engine) sleep(ctx context.Context, t *tenant) {
 	if err := e.closeDB(a, true); err != nil {
 		e.log.Warn("close before sleep", "db", t.name, "error", err)
 	}
+	// Closing may have checkpointed the WAL (SQLite does when the last
+	// connection closes). With the page table, the files as they are now
+	// are compared with the replicated state: equal, they are the
+	// baseline; different, a write raced the close and the tenant wakes.
+	// Without it, the baseline taken before the final sync stands, and the
+	// close itself may wake the tenant once.
+	dirty := false
+	if table, pageSize, ok := a.pages.at(ltx.TXID(repl)); ok && local == repl {
+		after, err := statIdentity(t.path)
+		if err == nil {
+			if st, err := readState(ctx, t.path); err == nil {
+				same, err := st.sameAs(table, pageSize)
+				if err == nil {
+					base, dirty = after, !same
+				}
+			}
+		}
+	}
+	if err := a.pages.save(t.path); err != nil {
+		e.log.Warn("save page table", "db", t.name, "error", err)
+	}
 	e.mu.Lock()
 	t.localTXID, t.replTXID, t.lastSync = local, repl, time.Now()
+	t.pages = nil
+	t.dirty = t.dirty || dirty
 	e.mu.Unlock()
 	e.apply(t, outcome{state: StateSleeping, claim: claim, base: base, baseOK: true})
 }

@@ -268,7 +268,7 @@ func (e *Engine) finalSync(ctx context.Context, t *tenant, fail func(*tenant, st
 	if a == nil && claim != nil && b != nil && !fenced && (state == StateSleeping || state == StateLeaseLost) {
 		if now, err := statIdentity(t.path); err == nil && now.db.exists && base.written(now) && !base.replaced(now) {
 			// Changed while asleep: wake it for the last sync.
-			w := newAwake(now)
+			w := newAwake(now, loadPageTable(t.path))
 			w.client = e.newClient(t, b, w)
 			if err := e.openDB(ctx, t, w); err != nil {
 				fail(t, err.Error())

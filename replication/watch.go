@@ -126,6 +126,21 @@ func (e *Engine) onEvent(ev fsnotify.Event) {
 		e.mu.Unlock()
 		return
 	}
+	if t.run == nil {
+		// A closed tenant changes only if its files say so: litefleet's own
+		// checks and the application's checkpoints move them too.
+		base := t.base
+		e.mu.Unlock()
+		now, err := statIdentity(path)
+		if err != nil || !base.written(now) {
+			return
+		}
+		e.mu.Lock()
+		if t.run != nil {
+			e.mu.Unlock()
+			return
+		}
+	}
 	if t.run != nil {
 		if main && ev.Has(fsnotify.Remove|fsnotify.Rename|fsnotify.Create) {
 			// The file under the open database was replaced: no upload may

@@ -1,0 +1,296 @@
+package replication_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/hosts"
+	"github.com/litefleet/litefleet/internal/s3test"
+	"github.com/litefleet/litefleet/replication"
+)
+
+// TestSleepWakeUnderCheckpointingWriter: a tenant sleeps when idle, holding
+// no descriptor, and every write made while it sleeps reaches S3 although
+// the writer checkpoints, closes (SQLite then deletes the WAL) and reopens
+// the database; point-in-time restore still reaches each round's state.
+func TestSleepWakeUnderCheckpointingWriter(t *testing.T) {
+	integration(t)
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, guid1+".db")
+	writeAndClose(t, path, 0, 10)
+	// Half a megabyte that never changes: a wake that re-snapshotted the
+	// database would upload it again.
+	db := openDB(t, path)
+	if _, err := db.Exec(`CREATE TABLE big (b BLOB); INSERT INTO big VALUES (randomblob(512*1024))`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	eng, _ := start(t, replication.Options{SleepAfter: time.Second}, replication.Source{Dirs: []string{dir}, DirConn: conn})
+	waitSynced(t, eng, path, 20*time.Second)
+	waitState(t, eng, path, 10*time.Second, replication.StateSleeping)
+	uploaded := status(t, eng, path).UploadedBytes
+	if n, _ := openUnder(t, dir); n != 0 {
+		t.Fatalf("a sleeping tenant holds %d descriptors in its folder", n)
+	}
+
+	type point struct {
+		txid uint64
+		rows []string
+	}
+	var points []point
+	prev := status(t, eng, path).ReplicatedTXID
+	for round := range 5 {
+		first := 10 + round*5
+		switch round % 3 {
+		case 0: // commit and close: the WAL is checkpointed and deleted
+			writeAndClose(t, path, first, 5)
+		case 1: // checkpoint by hand, keep writing, then close
+			db := openDB(t, path)
+			insert(t, db, first, 2)
+			if _, err := db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+				t.Fatal(err)
+			}
+			insert(t, db, first+2, 3)
+			db.Close()
+		case 2: // a long-lived connection that stays open while the tenant sleeps
+			db := openDB(t, path)
+			insert(t, db, first, 5)
+			defer db.Close()
+		}
+		want := rows(t, path)
+		waitRestorable(t, conn, guid1, want, 20*time.Second)
+		// Asleep again, its positions are final for the round.
+		st := waitState(t, eng, path, 10*time.Second, replication.StateSleeping)
+		if st.ReplicatedTXID <= prev || st.ReplicatedTXID != st.LocalTXID {
+			t.Fatalf("round %d: replicated TXID %d of local %d, before %d", round, st.ReplicatedTXID, st.LocalTXID, prev)
+		}
+		prev = st.ReplicatedTXID
+		points = append(points, point{st.ReplicatedTXID, want})
+	}
+	// Five wakes moved a few pages each, not the database.
+	if d := status(t, eng, path).UploadedBytes - uploaded; d > 256<<10 {
+		t.Errorf("5 wakes uploaded %d bytes: a whole database went up again", d)
+	}
+	for i, p := range points {
+		equalRows(t, "point-in-time restore of round "+string(rune('0'+i)), restored(t, conn, guid1, p.txid), p.rows)
+	}
+	equalRows(t, "litestream restore", litestreamRestored(t, srv, conn, guid1), rows(t, path))
+}
+
+// TestFileReplacedUnderReplication: a database deleted and re-created, or
+// renamed over, under an open replication is noticed, the old file's
+// descriptors are released, and the new file's rows are what S3 restores.
+func TestFileReplacedUnderReplication(t *testing.T) {
+	integration(t)
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, guid2+".db")
+	db := openDB(t, path)
+	insert(t, db, 0, 5)
+
+	eng, _ := start(t, replication.Options{SleepAfter: -1}, replication.Source{Dirs: []string{dir}, DirConn: conn})
+	waitSynced(t, eng, path, 20*time.Second)
+	db.Close()
+
+	// rm and re-create with other rows.
+	for _, suf := range []string{"", "-wal", "-shm"} {
+		os.Remove(path + suf)
+	}
+	writeAndClose(t, path, 100, 8)
+	want := rows(t, path)
+	waitRestorable(t, conn, guid2, want, 20*time.Second)
+
+	// mv another database over it.
+	other := filepath.Join(t.TempDir(), "new.db")
+	writeAndClose(t, other, 200, 3)
+	if err := os.Rename(other, path); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(path + "-wal")
+	want = rows(t, path)
+	waitRestorable(t, conn, guid2, want, 20*time.Second)
+	waitFor(t, 10*time.Second, "no descriptor of a deleted file", func() bool {
+		_, deleted := openUnder(t, dir)
+		return len(deleted) == 0
+	})
+	equalRows(t, "litestream restore", litestreamRestored(t, srv, conn, guid2), want)
+}
+
+// TestMissingReleasesClaimAndMoves: a deleted tenant's claim is released
+// within 10 s, and a tenant moved from host A's folder to host B's is
+// replicated by B, continuing its history.
+func TestMissingReleasesClaimAndMoves(t *testing.T) {
+	integration(t)
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	dirA, dirB := t.TempDir(), t.TempDir()
+	pathA := filepath.Join(dirA, guid3+".db")
+	writeAndClose(t, pathA, 0, 7)
+
+	a, _ := start(t, replication.Options{Host: "host-a", SleepAfter: -1}, replication.Source{Dirs: []string{dirA}, DirConn: conn})
+	waitSynced(t, a, pathA, 20*time.Second)
+	b, _ := start(t, replication.Options{Host: "host-b", SleepAfter: -1}, replication.Source{Dirs: []string{dirB}, DirConn: conn})
+
+	api := srv.Client(t, conn)
+	claim, err := hosts.ReadClaim(context.Background(), api, conn.Bucket, conn.TenantPath(guid3))
+	if err != nil || claim == nil || claim.Host != "host-a" {
+		t.Fatalf("claim before the move: %+v %v", claim, err)
+	}
+	pathB := filepath.Join(dirB, guid3+".db")
+	for _, suf := range []string{"", "-wal", "-shm"} {
+		if err := os.Rename(pathA+suf, pathB+suf); err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+	}
+	moved := time.Now()
+	waitState(t, a, pathA, 10*time.Second, replication.StateMissing)
+	waitFor(t, 10*time.Second-time.Since(moved), "host-a's claim released", func() bool {
+		c, err := hosts.ReadClaim(context.Background(), api, conn.Bucket, conn.TenantPath(guid3))
+		return err == nil && (c == nil || c.Host == "host-b")
+	})
+	// The moved file carries its Litestream state? No: it stayed behind in
+	// dirA's .<file>-litestream, so host-b sees a restored copy.
+	waitSynced(t, b, pathB, 30*time.Second)
+	writeAndClose(t, pathB, 7, 3)
+	waitRestorable(t, conn, guid3, rows(t, pathB), 20*time.Second)
+	if c, _ := hosts.ReadClaim(context.Background(), api, conn.Bucket, conn.TenantPath(guid3)); c == nil || c.Host != "host-b" {
+		t.Fatalf("claim after the move: %+v", c)
+	}
+}
+
+// TestTwoCopiesNeverOverwrite: two hosts with different copies of one
+// tenant, started in either order for 10 rounds: the copy whose history is
+// not the replica's is diverged and uploads nothing; restore always gives
+// the first writer's rows.
+func TestTwoCopiesNeverOverwrite(t *testing.T) {
+	integration(t)
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	dirA, dirB := t.TempDir(), t.TempDir()
+	pathA, pathB := filepath.Join(dirA, guid1+".db"), filepath.Join(dirB, guid1+".db")
+	writeAndClose(t, pathA, 0, 5)
+	writeAndClose(t, pathB, 1000, 9)
+
+	run := func(host, dir string) (*replication.Engine, *logBuffer, func()) {
+		logs := &logBuffer{}
+		eng, err := replication.New(replication.Options{Host: host, SleepAfter: -1, Timing: fast, Sweep: 300 * time.Millisecond, Retry: 200 * time.Millisecond,
+			Logger: newLogger(logs)}, replication.Source{Dirs: []string{dir}, DirConn: conn, OnRequest: false})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = eng.Start(context.Background())
+		stop := func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			_ = eng.Close(ctx)
+		}
+		var se *replication.StartError
+		if err != nil && !errors.As(err, &se) {
+			t.Fatalf("%s: %v", host, err)
+		}
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("%s log:\n%s", host, logs)
+			}
+		})
+		return eng, logs, stop
+	}
+
+	// The first writer's history.
+	a, _, stopA := run("host-a", dirA)
+	waitSynced(t, a, pathA, 20*time.Second)
+	stopA()
+	want := rows(t, pathA)
+
+	for round := range 10 {
+		// B's copy is never uploaded, whoever starts first.
+		var b *replication.Engine
+		var stopB func()
+		var logsB *logBuffer
+		if round%2 == 0 {
+			b, logsB, stopB = run("host-b", dirB)
+			a, _, stopA = run("host-a", dirA)
+		} else {
+			a, _, stopA = run("host-a", dirA)
+			b, logsB, stopB = run("host-b", dirB)
+		}
+		stB := waitState(t, b, pathB, 20*time.Second, replication.StateDiverged, replication.StateLeased)
+		if stB.State == replication.StateLeased && round%2 == 1 {
+			// A holds it: stop A, then B takes the claim and finds the
+			// histories differ.
+			waitSynced(t, a, pathA, 20*time.Second)
+			stopA()
+			stB = waitState(t, b, pathB, 20*time.Second, replication.StateDiverged)
+		} else {
+			waitSynced(t, a, pathA, 20*time.Second)
+			stopA()
+		}
+		if stB.State != replication.StateDiverged {
+			stB = waitState(t, b, pathB, 20*time.Second, replication.StateDiverged)
+		}
+		if !strings.Contains(stB.Reason, "-takeover "+guid1) || !strings.Contains(stB.Reason, "restore") {
+			t.Fatalf("round %d: the diverged reason does not give both ways out: %s", round, stB.Reason)
+		}
+		if strings.Contains(logsB.String(), "new transaction: db="+guid1) {
+			t.Fatalf("round %d: host-b uploaded its copy:\n%s", round, logsB)
+		}
+		stopB()
+		// A keeps writing between rounds.
+		writeAndClose(t, pathA, 5+round, 1)
+		a, _, stopA = run("host-a", dirA)
+		waitSynced(t, a, pathA, 20*time.Second)
+		stopA()
+		want = rows(t, pathA)
+		equalRows(t, "round restore", restored(t, conn, guid1, 0), want)
+	}
+	equalRows(t, "litestream restore", litestreamRestored(t, srv, conn, guid1), want)
+}
+
+// TestTakeoverKeepsTheOldHistory: -takeover replaces a diverged replica
+// with the local file after copying the old history to an archive prefix,
+// from which it still restores.
+func TestTakeoverKeepsTheOldHistory(t *testing.T) {
+	integration(t)
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	dirA, dirB := t.TempDir(), t.TempDir()
+	pathA, pathB := filepath.Join(dirA, guid2+".db"), filepath.Join(dirB, guid2+".db")
+	writeAndClose(t, pathA, 0, 4)
+	writeAndClose(t, pathB, 500, 6)
+	a, _ := start(t, replication.Options{Host: "host-a", SleepAfter: -1}, replication.Source{Dirs: []string{dirA}, DirConn: conn})
+	waitSynced(t, a, pathA, 20*time.Second)
+	ctx := context.Background()
+	if err := a.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	old := rows(t, pathA)
+
+	b, logs := start(t, replication.Options{Host: "host-b", SleepAfter: -1, Takeover: []string{guid2}}, replication.Source{Dirs: []string{dirB}, DirConn: conn})
+	waitSynced(t, b, pathB, 30*time.Second)
+	equalRows(t, "after takeover", restored(t, conn, guid2, 0), rows(t, pathB))
+	m := strings.Index(logs.String(), "archive=s3://")
+	if m < 0 {
+		t.Fatalf("no archive named in the log:\n%s", logs)
+	}
+	archive := strings.Fields(logs.String()[m+len("archive=s3://"):])[0]
+	_, key, _ := strings.Cut(archive, "/")
+	if !strings.HasPrefix(key, hosts.Root+"archive/databases/"+guid2+".at-") {
+		t.Fatalf("archive %s is not under %sarchive/databases/", archive, hosts.Root)
+	}
+	arch := conn
+	arch.Prefix = key[:strings.LastIndex(key, "/")]
+	equalRows(t, "the archived history", restored(t, arch, key[strings.LastIndex(key, "/")+1:], 0), old)
+}
+
+func newLogger(w *logBuffer) *slog.Logger { return slog.New(fleet.NewLineHandler(w, slog.LevelDebug)) }

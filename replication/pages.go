@@ -1,0 +1,437 @@
+package replication
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/benbjohnson/litestream"
+	"github.com/cespare/xxhash/v2"
+	"github.com/superfly/ltx"
+)
+
+// A sleeping tenant holds no read transaction, so the application may
+// checkpoint its WAL into the database, restart it, or delete it on close.
+// Litestream then cannot continue from the WAL and snapshots the whole
+// database on the next open. To avoid that, litefleet keeps a hash of
+// every page of the replicated state (the page table, built from the LTX
+// files as they are uploaded), and on waking writes the next LTX file
+// itself with only the pages that differ, positioned so that Litestream
+// continues incrementally from the WAL as it is now.
+
+// pageTable is a hash of each page of the database at TXID txid.
+type pageTable struct {
+	mu       sync.Mutex
+	txid     ltx.TXID
+	pageSize uint32
+	hashes   []uint64 // index pgno-1; 0: unknown
+	valid    bool
+}
+
+const pageTableFile = "litefleet-pages"
+
+var pageTableMagic = [8]byte{'L', 'F', 'P', 'A', 'G', 'E', 'S', '1'}
+
+// apply updates the table with an L0 LTX file: a file that follows the
+// table's TXID, or one holding every page (a snapshot), which starts it
+// afresh. Any other file invalidates it.
+func (pt *pageTable) apply(r io.Reader) {
+	dec := ltx.NewDecoder(r)
+	if err := dec.DecodeHeader(); err != nil {
+		pt.invalidate()
+		return
+	}
+	hdr := dec.Header()
+	pages := make(map[uint32]uint64)
+	buf := make([]byte, hdr.PageSize)
+	for {
+		var ph ltx.PageHeader
+		if err := dec.DecodePage(&ph, buf); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			pt.invalidate()
+			return
+		}
+		pages[ph.Pgno] = xxhash.Sum64(buf)
+	}
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	full := len(pages) == int(hdr.Commit)-lockPageIn(hdr.PageSize, hdr.Commit)
+	switch {
+	case full:
+		pt.hashes = make([]uint64, hdr.Commit)
+		pt.pageSize, pt.valid = hdr.PageSize, true
+	case !pt.valid || hdr.MinTXID != pt.txid+1 || hdr.PageSize != pt.pageSize:
+		pt.valid = false
+		return
+	}
+	for pgno, h := range pages {
+		if int(pgno) <= len(pt.hashes) {
+			pt.hashes[pgno-1] = h
+		} else if int(pgno) <= int(hdr.Commit) {
+			pt.hashes = append(pt.hashes, make([]uint64, int(pgno)-len(pt.hashes))...)
+			pt.hashes[pgno-1] = h
+		}
+	}
+	if int(hdr.Commit) < len(pt.hashes) {
+		pt.hashes = pt.hashes[:hdr.Commit]
+	} else if int(hdr.Commit) > len(pt.hashes) {
+		pt.valid = false // pages the file did not carry
+		return
+	}
+	pt.txid = hdr.MaxTXID
+}
+
+func (pt *pageTable) invalidate() {
+	pt.mu.Lock()
+	pt.valid = false
+	pt.mu.Unlock()
+}
+
+// at returns the table if it is valid for txid.
+func (pt *pageTable) at(txid ltx.TXID) ([]uint64, uint32, bool) {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	if !pt.valid || pt.txid != txid {
+		return nil, 0, false
+	}
+	return pt.hashes, pt.pageSize, true
+}
+
+func lockPageIn(pageSize, commit uint32) int {
+	if ltx.LockPgno(pageSize) <= commit {
+		return 1
+	}
+	return 0
+}
+
+// save writes the table beside Litestream's state, for the next wake and
+// the next start.
+func (pt *pageTable) save(path string) error {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	file := filepath.Join(metaDir(path), pageTableFile)
+	if !pt.valid {
+		_ = os.Remove(file)
+		return nil
+	}
+	tmp := file + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(f)
+	var hdr [24]byte
+	copy(hdr[:8], pageTableMagic[:])
+	binary.BigEndian.PutUint64(hdr[8:], uint64(pt.txid))
+	binary.BigEndian.PutUint32(hdr[16:], pt.pageSize)
+	binary.BigEndian.PutUint32(hdr[20:], uint32(len(pt.hashes)))
+	w.Write(hdr[:])
+	var b [8]byte
+	for _, h := range pt.hashes {
+		binary.BigEndian.PutUint64(b[:], h)
+		w.Write(b[:])
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, file)
+}
+
+// loadPageTable reads the saved table; an absent or damaged one is invalid.
+func loadPageTable(path string) *pageTable {
+	pt := &pageTable{}
+	b, err := os.ReadFile(filepath.Join(metaDir(path), pageTableFile))
+	if err != nil || len(b) < 24 || [8]byte(b[:8]) != pageTableMagic {
+		return pt
+	}
+	n := int(binary.BigEndian.Uint32(b[20:]))
+	if len(b) != 24+8*n {
+		return pt
+	}
+	pt.txid = ltx.TXID(binary.BigEndian.Uint64(b[8:]))
+	pt.pageSize = binary.BigEndian.Uint32(b[16:])
+	pt.hashes = make([]uint64, n)
+	for i := range pt.hashes {
+		pt.hashes[i] = binary.BigEndian.Uint64(b[24+8*i:])
+	}
+	pt.valid = true
+	return pt
+}
+
+// dbState is a database as its files say now: the main file with the
+// committed frames of its WAL over it.
+type dbState struct {
+	path       string
+	pageSize   uint32
+	commit     uint32
+	walExists  bool
+	salt1      uint32
+	salt2      uint32
+	walEnd     int64            // end of the last committed frame; 32 with none
+	walPages   map[uint32]int64 // page → offset of its newest committed frame
+	lastFrame  uint32           // the page of the last committed frame, 0 with none
+}
+
+// readState reads a database's files without SQLite and without a lock:
+// callers either hold SQLite's write lock or only need to tell whether
+// anything changed.
+func readState(ctx context.Context, path string) (*dbState, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var head [100]byte
+	if _, err := io.ReadFull(f, head[:]); err != nil {
+		return nil, fmt.Errorf("read the header of %s: %w", path, err)
+	}
+	st := &dbState{path: path, pageSize: uint32(binary.BigEndian.Uint16(head[16:])), walEnd: litestream.WALHeaderSize}
+	if st.pageSize == 1 {
+		st.pageSize = 65536
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	st.commit = uint32(fi.Size() / int64(st.pageSize))
+
+	wal, err := os.Open(path + "-wal")
+	if errors.Is(err, os.ErrNotExist) {
+		return st, nil
+	} else if err != nil {
+		return nil, err
+	}
+	defer wal.Close()
+	var wh [litestream.WALHeaderSize]byte
+	if n, _ := io.ReadFull(wal, wh[:]); n < litestream.WALHeaderSize {
+		return st, nil // empty or zeroed: no frames
+	}
+	st.walExists = true
+	st.salt1, st.salt2 = binary.BigEndian.Uint32(wh[16:]), binary.BigEndian.Uint32(wh[20:])
+	rd, err := litestream.NewWALReader(wal, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return st, nil // not a WAL SQLite would replay
+	}
+	m, maxOffset, commit, err := rd.PageMap(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read the WAL of %s: %w", path, err)
+	}
+	if maxOffset > 0 && commit > 0 {
+		st.walPages, st.walEnd, st.commit = m, maxOffset, commit
+		frame := int64(litestream.WALFrameHeaderSize) + int64(st.pageSize)
+		for pgno, off := range m {
+			if off == maxOffset-frame {
+				st.lastFrame = pgno
+			}
+		}
+	}
+	return st, nil
+}
+
+// each calls fn with every page of the state, in order, reusing one buffer.
+func (st *dbState) each(fn func(pgno uint32, data []byte) error) error {
+	f, err := os.Open(st.path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var wal *os.File
+	if len(st.walPages) > 0 {
+		if wal, err = os.Open(st.path + "-wal"); err != nil {
+			return err
+		}
+		defer wal.Close()
+	}
+	r := bufio.NewReaderSize(f, 1<<20)
+	buf := make([]byte, st.pageSize)
+	lock := ltx.LockPgno(st.pageSize)
+	for pgno := uint32(1); pgno <= st.commit; pgno++ {
+		n, err := io.ReadFull(r, buf)
+		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+			return err
+		}
+		clear(buf[n:]) // past the file's end: the WAL must have the page
+		if pgno == lock {
+			continue
+		}
+		if off, ok := st.walPages[pgno]; ok {
+			if _, err := wal.ReadAt(buf, off+litestream.WALFrameHeaderSize); err != nil {
+				return err
+			}
+		}
+		if err := fn(pgno, buf); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// hashes hashes every page of the state.
+func (st *dbState) hashes() ([]uint64, error) {
+	out := make([]uint64, st.commit)
+	err := st.each(func(pgno uint32, data []byte) error {
+		out[pgno-1] = xxhash.Sum64(data)
+		return nil
+	})
+	return out, err
+}
+
+// sameAs reports whether the state's pages are the table's.
+func (st *dbState) sameAs(table []uint64, pageSize uint32) (bool, error) {
+	if st.pageSize != pageSize || int(st.commit) != len(table) {
+		return false, nil
+	}
+	h, err := st.hashes()
+	if err != nil {
+		return false, err
+	}
+	lock := ltx.LockPgno(pageSize)
+	for i := range h {
+		if uint32(i+1) != lock && h[i] != table[i] {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// lastLocalHeader reads the header of the newest local L0 file.
+func lastLocalHeader(path string) (ltx.Header, bool, error) {
+	minTXID, maxTXID, _, err := localL0(path)
+	if err != nil || maxTXID == 0 {
+		return ltx.Header{}, false, err
+	}
+	f, err := os.Open(filepath.Join(metaDir(path), "ltx", "0", ltx.FormatFilename(minTXID, maxTXID)))
+	if err != nil {
+		return ltx.Header{}, false, err
+	}
+	defer f.Close()
+	hdr, _, err := ltx.PeekHeader(f)
+	return hdr, err == nil, err
+}
+
+// continues reports whether Litestream can go on from the WAL as it is:
+// the WAL it last read is still there, same salt, not shorter.
+func continues(last ltx.Header, st *dbState) bool {
+	if !st.walExists || st.salt1 != last.WALSalt1 || st.salt2 != last.WALSalt2 {
+		return false
+	}
+	fi, err := os.Stat(st.path + "-wal")
+	return err == nil && fi.Size() >= last.WALOffset+last.WALSize
+}
+
+// writeDiff writes the next L0 LTX file of a waking tenant from its files:
+// only the pages that differ from the table at the last TXID, positioned at
+// the end of the WAL as it is under SQLite's write lock, so that Litestream
+// continues from the WAL incrementally. It reports false when it could not
+// (busy database, no table): Litestream then snapshots as it would.
+//
+// The returned release closes its connection: call it only once Litestream
+// holds its own, or SQLite, closing the last connection, would checkpoint
+// and delete the very WAL the file was positioned on.
+func writeDiff(ctx context.Context, path string, last ltx.Header, table []uint64, pageSize uint32) (n int, ok bool, release func(), err error) {
+	release = func() {}
+	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?_pragma=busy_timeout(2000)"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return 0, false, release, err
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		db.Close()
+		return 0, false, release, err
+	}
+	release = func() {
+		conn.Close()
+		db.Close()
+	}
+	n, ok, err = diffLocked(ctx, conn, path, last, table, pageSize)
+	return n, ok, release, err
+}
+
+func diffLocked(ctx context.Context, conn *sql.Conn, path string, last ltx.Header, table []uint64, pageSize uint32) (int, bool, error) {
+	// A write starts (or continues) a WAL with a header Litestream can
+	// resume from; Litestream makes the same write when it finds none.
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS _litestream_seq (id INTEGER PRIMARY KEY, seq INTEGER)`); err != nil {
+		return 0, false, nil
+	}
+	if _, err := conn.ExecContext(ctx, `INSERT INTO _litestream_seq (id, seq) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET seq = seq + 1`); err != nil {
+		return 0, false, nil
+	}
+	if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+		return 0, false, nil // busy: let Litestream snapshot
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`)
+
+	st, err := readState(ctx, path)
+	if err != nil {
+		return 0, false, err
+	}
+	if !st.walExists || st.pageSize != pageSize || st.lastFrame == 0 {
+		return 0, false, nil
+	}
+	txid := last.MaxTXID + 1
+	dir := filepath.Join(metaDir(path), "ltx", "0")
+	file := filepath.Join(dir, ltx.FormatFilename(txid, txid))
+	tmp := file + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return 0, false, err
+	}
+	defer os.Remove(tmp)
+	enc, err := ltx.NewEncoder(f)
+	if err != nil {
+		f.Close()
+		return 0, false, err
+	}
+	err = enc.EncodeHeader(ltx.Header{
+		Version: ltx.Version, Flags: ltx.HeaderFlagNoChecksum, PageSize: pageSize, Commit: st.commit,
+		MinTXID: txid, MaxTXID: txid, Timestamp: time.Now().UnixMilli(),
+		WALOffset: litestream.WALHeaderSize, WALSize: st.walEnd - litestream.WALHeaderSize,
+		WALSalt1: st.salt1, WALSalt2: st.salt2,
+	})
+	n := 0
+	if err == nil {
+		err = st.each(func(pgno uint32, data []byte) error {
+			// The last frame's page always goes in: Litestream checks it
+			// against this file to trust the WAL position.
+			if int(pgno) <= len(table) && table[pgno-1] == xxhash.Sum64(data) && pgno != st.lastFrame {
+				return nil
+			}
+			n++
+			return enc.EncodePage(ltx.PageHeader{Pgno: pgno}, data)
+		})
+	}
+	if err == nil {
+		err = enc.Close()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("write %s: %w", file, err)
+	}
+	if err := os.Rename(tmp, file); err != nil {
+		return 0, false, err
+	}
+	return n, true, nil
+}
