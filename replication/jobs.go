@@ -28,9 +28,9 @@ type bucket struct {
 	okAt     time.Time
 	reverify bool
 	// The host record: what was last published, and when.
-	recordSum   [32]byte
-	recordAt    time.Time
-	publishing  bool
+	recordSum  [32]byte
+	recordAt   time.Time
+	publishing bool
 }
 
 // checkTimeout bounds the first request to a bucket, so that a wrong

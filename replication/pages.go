@@ -178,15 +178,15 @@ func loadPageTable(path string) *pageTable {
 // dbState is a database as its files say now: the main file with the
 // committed frames of its WAL over it.
 type dbState struct {
-	path       string
-	pageSize   uint32
-	commit     uint32
-	walExists  bool
-	salt1      uint32
-	salt2      uint32
-	walEnd     int64            // end of the last committed frame; 32 with none
-	walPages   map[uint32]int64 // page → offset of its newest committed frame
-	lastFrame  uint32           // the page of the last committed frame, 0 with none
+	path      string
+	pageSize  uint32
+	commit    uint32
+	walExists bool
+	salt1     uint32
+	salt2     uint32
+	walEnd    int64            // end of the last committed frame; 32 with none
+	walPages  map[uint32]int64 // page → offset of its newest committed frame
+	lastFrame uint32           // the page of the last committed frame, 0 with none
 }
 
 // readState reads a database's files without SQLite and without a lock:
