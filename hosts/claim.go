@@ -105,9 +105,26 @@ func ReadClaim(ctx context.Context, api API, bucket, tenantPath string) (*Claim,
 // takers only one wins. api is the client with the tenant's credentials.
 // A claim held by someone alive is a *HeldError.
 func (b *Beater) Acquire(ctx context.Context, api API, tenantPath string) (*Claim, error) {
+	return b.acquire(ctx, api, tenantPath, false)
+}
+
+// AcquireAbsent is Acquire for a tenant whose listing, a moment ago, had
+// no lock.json: it writes the claim at once (If-None-Match), and reads it
+// only if someone wrote one meanwhile. It saves a request per tenant when a
+// fleet starts.
+func (b *Beater) AcquireAbsent(ctx context.Context, api API, tenantPath string) (*Claim, error) {
+	return b.acquire(ctx, api, tenantPath, true)
+}
+
+func (b *Beater) acquire(ctx context.Context, api API, tenantPath string, absent bool) (*Claim, error) {
 	key := ClaimKey(tenantPath)
 	for range 3 {
-		cur, err := ReadClaim(ctx, api, b.opt.Bucket, tenantPath)
+		var cur *Claim
+		var err error
+		if !absent {
+			cur, err = ReadClaim(ctx, api, b.opt.Bucket, tenantPath)
+		}
+		absent = false
 		if err != nil {
 			return nil, err
 		}

@@ -84,6 +84,12 @@ func (e *Engine) newClient(t *tenant, b *bucket, a *awake) *tenantClient {
 func (e *Engine) openDB(ctx context.Context, t *tenant, a *awake) error {
 	db := litestream.NewDB(t.path)
 	db.SetLogger(e.opt.LibLogger.With("db", t.name))
+	// Litestream's time-based checkpoint makes an LTX file (its own
+	// bookkeeping write) a minute after any change, which would keep an
+	// idle tenant awake a minute more and cost a PUT. A tenant that sleeps
+	// releases the WAL to the application's checkpoints anyway; the size
+	// thresholds (MinCheckpointPageN, TruncatePageN) still apply awake.
+	db.CheckpointInterval = 0
 	db.Replica = litestream.NewReplicaWithClient(db, a.client)
 	if err := db.Open(); err != nil {
 		return fmt.Errorf("open %s: %w", fleet.Printable(t.path), err)

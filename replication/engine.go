@@ -47,7 +47,7 @@ type Options struct {
 	// sleeps (-sleep-after, default 1m); negative: never sleep.
 	SleepAfter time.Duration
 	// Sweep is how often every file is checked with stat, behind the
-	// folder watcher (default 5s).
+	// folder watcher (default 10s: a replaced file is noticed within it).
 	Sweep time.Duration
 	// Rescan is how often the -dir folders are listed again, behind the
 	// watcher (default 30s).
@@ -81,7 +81,7 @@ func (o Options) withDefaults() Options {
 		o.SleepAfter = time.Minute
 	}
 	if o.Sweep <= 0 {
-		o.Sweep = 5 * time.Second
+		o.Sweep = 10 * time.Second
 	}
 	if o.Rescan <= 0 {
 		o.Rescan = 30 * time.Second
@@ -249,6 +249,7 @@ func (e *Engine) Start(ctx context.Context) error {
 			}
 		}
 	}
+	e.seedFleet(ctx, tenants)
 	for _, t := range tenants {
 		e.watch.add(t.path)
 	}
@@ -357,6 +358,9 @@ type tenant struct {
 
 	claim *hosts.Claim
 	run   *awake // open in Litestream
+	// seed is what the start listing said of the tenant, used once.
+	seed   *seedTenant
+	seedAt time.Time
 	// pages is the replicated state's page table while the tenant is open;
 	// a sleeping tenant's is saved beside its database.
 	pages *pageTable
@@ -696,6 +700,15 @@ func (e *Engine) schedule() {
 			t.queued = false
 			continue
 		}
+		if t.run == nil && len(e.awake) >= 2*e.opt.MaxAwake && t.wanted {
+			// Twice the cap open: opening more waits for sleeps to free
+			// room; the sleeps are scheduled by the tick.
+			e.ready = append(e.ready[1:], t)
+			if e.allClosedWaitingLocked() {
+				return
+			}
+			continue
+		}
 		select {
 		case e.slots <- struct{}{}:
 		default:
@@ -721,6 +734,17 @@ func (e *Engine) schedule() {
 			}
 		}()
 	}
+}
+
+// allClosedWaitingLocked reports that every ready tenant waits to be
+// opened, so that schedule stops cycling through them.
+func (e *Engine) allClosedWaitingLocked() bool {
+	for _, t := range e.ready {
+		if t.run != nil || !t.wanted {
+			return false
+		}
+	}
+	return true
 }
 
 // timer is a tenant's scheduled retry.

@@ -286,8 +286,13 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 	}
 
 	tenantPath := t.target.Conn.TenantPath(t.name)
+	seed := e.takeSeed(t)
 	if claim == nil {
-		c, err := b.beat.Acquire(ctx, t.api, tenantPath)
+		acquire := b.beat.Acquire
+		if seed != nil && !seed.claim {
+			acquire = b.beat.AcquireAbsent
+		}
+		c, err := acquire(ctx, t.api, tenantPath)
 		var held *hosts.HeldError
 		switch {
 		case errors.As(err, &held):
@@ -303,6 +308,9 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 
 	a := newAwake(base, loadPageTable(t.path))
 	a.client = e.newClient(t, b, a)
+	if seed != nil {
+		a.client.levels, a.client.loadedAt = seed.levels, time.Now()
+	}
 	hist, err := e.checkHistory(ctx, t, a.client)
 	var div *DivergedError
 	switch {
@@ -330,6 +338,12 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 		return outcome{state: StateLeaseLost, reason: "cannot read the replica: " + s3browse.ExplainKey(err, t.target.Conn, tenantPath+"/").Error(), retry: true, claim: claim, keepClaim: true, base: base, baseOK: true}
 	}
 	release := func() {}
+	if hist == historyFresh || hist == historyRestored {
+		// A new history starts with a full snapshot in L0: the daily one
+		// waits for the next day.
+		lvl := e.store(t.target.Retention).SnapshotLevel()
+		a.nextCompact[lvl.Level] = lvl.NextCompactionAt(time.Now())
+	}
 	switch hist {
 	case historyRestored:
 		if err := resetLocalState(t.path); err != nil {
@@ -337,6 +351,11 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 		}
 		a.pages.invalidate()
 	case historySame:
+		// Nothing changed since this host last synced it (a restart): the
+		// tenant sleeps without Litestream opening it.
+		if e.opt.SleepAfter >= 0 && e.inSync(ctx, t, a) {
+			return outcome{state: StateSleeping, claim: claim, base: base, baseOK: true}
+		}
 		release = e.prepareOpen(ctx, t, a)
 	}
 	err = e.openDB(ctx, t, a)
@@ -344,7 +363,20 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 	if err != nil {
 		return outcome{state: StateFailed, reason: err.Error(), retry: true, claim: claim, keepClaim: true, base: base, baseOK: true}
 	}
-	return e.opened(ctx, t, a, claim, base)
+	o := e.opened(ctx, t, a, claim, base)
+	if o.state == StateReplicating && e.crowded() {
+		// Starting a fleet: once its first snapshot is up, a tenant beyond
+		// the open cap sleeps at once; a write wakes it.
+		return e.sleepNow(ctx, t, a, claim)
+	}
+	return o
+}
+
+// crowded reports that the open tenants reached the cap.
+func (e *Engine) crowded() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.awake) >= e.opt.MaxAwake
 }
 
 // opened uploads what the first sync produced, and decides whether the
@@ -434,6 +466,23 @@ func (e *Engine) wake(ctx context.Context, t *tenant) {
 	e.apply(t, e.opened(ctx, t, a, claim, now))
 }
 
+// inSync reports that the replica holds the local history's last TXID and
+// the files still hold exactly that state, by the saved page table.
+func (e *Engine) inSync(ctx context.Context, t *tenant, a *awake) bool {
+	_, localMax, _, err := localL0(t.path)
+	if err != nil || localMax == 0 {
+		return false
+	}
+	remote, ok, err := a.client.latest(ctx, 0)
+	if err != nil || !ok || remote.MaxTXID != localMax || !e.unchanged(ctx, t, a.pages) {
+		return false
+	}
+	e.mu.Lock()
+	t.localTXID, t.replTXID = uint64(localMax), uint64(localMax)
+	e.mu.Unlock()
+	return true
+}
+
 // unchanged reports whether the database's pages are still the replicated
 // state, by the page table. The files' identity is taken before they are
 // read, so a write racing the read is seen by the next check.
@@ -462,10 +511,23 @@ func (e *Engine) sleep(ctx context.Context, t *tenant) {
 	a, claim := t.run, t.claim
 	t.dirty = false
 	e.mu.Unlock()
-	base, err := statIdentity(t.path)
-	if err != nil || base.replaced(a.opened) {
+	if now, err := statIdentity(t.path); err != nil || now.replaced(a.opened) {
 		e.reopen(ctx, t)
 		return
+	}
+	o := e.sleepNow(ctx, t, a, claim)
+	if o.state == StateReplicating {
+		return // stays open; uploads retry
+	}
+	e.apply(t, o)
+}
+
+// sleepNow makes the final sync and closes the tenant. When the sync
+// fails the tenant stays open (state replicating, uploads retrying).
+func (e *Engine) sleepNow(ctx context.Context, t *tenant, a *awake, claim *hosts.Claim) outcome {
+	base, err := statIdentity(t.path)
+	if err != nil {
+		return outcome{state: StateReplicating, run: a, claim: claim}
 	}
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	err = a.db.SyncAndWait(sctx)
@@ -474,7 +536,7 @@ func (e *Engine) sleep(ctx context.Context, t *tenant) {
 		e.mu.Lock()
 		a.sleepRetry = time.Now().Add(10 * time.Second)
 		e.mu.Unlock()
-		return // stays open; uploads retry
+		return outcome{state: StateReplicating, run: a, claim: claim}
 	}
 	local, repl := a.positions()
 	a.db.ShutdownSyncTimeout = 0
@@ -507,7 +569,7 @@ func (e *Engine) sleep(ctx context.Context, t *tenant) {
 	t.pages = nil
 	t.dirty = t.dirty || dirty
 	e.mu.Unlock()
-	e.apply(t, outcome{state: StateSleeping, claim: claim, base: base, baseOK: true})
+	return outcome{state: StateSleeping, claim: claim, base: base, baseOK: true}
 }
 
 // reopen handles a file replaced under an open database: Litestream's DB is

@@ -112,7 +112,6 @@ func dbPathOf(name string) (string, bool) {
 
 func (e *Engine) onEvent(ev fsnotify.Event) {
 	path, main := dbPathOf(ev.Name)
-	now := time.Now()
 	e.mu.Lock()
 	t, ok := e.byPath[path]
 	if !ok {
@@ -142,13 +141,15 @@ func (e *Engine) onEvent(ev fsnotify.Event) {
 		}
 	}
 	if t.run != nil {
+		// Litestream's own checkpoints move an open tenant's files too:
+		// its activity is read from its positions (tick), and only a
+		// replaced file matters here.
 		if main && ev.Has(fsnotify.Remove|fsnotify.Rename|fsnotify.Create) {
 			// The file under the open database was replaced: no upload may
 			// mix the two files.
 			t.run.lost.Store(true)
 			t.changed = true
 		}
-		t.lastChange = now
 	} else {
 		t.dirty = true
 	}
