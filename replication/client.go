@@ -229,6 +229,35 @@ func (c *tenantClient) latest(ctx context.Context, level int) (ltx.FileInfo, boo
 	return best, found, nil
 }
 
+// lastFullState is when the replica last received the whole database: its
+// newest snapshot (level 9), or else the start of its history (the oldest
+// file, which begins at TXID 1 with every page).
+func (c *tenantClient) lastFullState() (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.levels == nil {
+		return time.Time{}, false
+	}
+	var newest time.Time
+	for _, o := range c.levels[litestream.SnapshotLevel] {
+		if o.info.CreatedAt.After(newest) {
+			newest = o.info.CreatedAt
+		}
+	}
+	if !newest.IsZero() {
+		return newest, true
+	}
+	var oldest time.Time
+	for _, objs := range c.levels {
+		for _, o := range objs {
+			if o.info.MinTXID == 1 && (oldest.IsZero() || o.info.CreatedAt.Before(oldest)) {
+				oldest = o.info.CreatedAt
+			}
+		}
+	}
+	return oldest, !oldest.IsZero()
+}
+
 // maxTXID is the highest TXID of any level.
 func (c *tenantClient) maxTXID(ctx context.Context) (ltx.TXID, error) {
 	if err := c.load(ctx); err != nil {

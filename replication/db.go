@@ -106,29 +106,41 @@ func (e *Engine) openDB(ctx context.Context, t *tenant, a *awake) error {
 // the WAL Litestream last read is gone (checkpointed, restarted, deleted
 // while the tenant slept), it writes the next LTX file from the pages that
 // changed, so that Litestream continues instead of snapshotting the whole
-// database. The returned func must be called once Litestream is open.
+// database. It pins the WAL with a read transaction of its own until
+// Litestream is open: call the returned func then.
 func (e *Engine) prepareOpen(ctx context.Context, t *tenant, a *awake) func() {
+	noop := func() {}
 	last, ok, err := lastLocalHeader(t.path)
 	if err != nil || !ok {
-		return func() {}
+		return noop
+	}
+	p, err := openPin(ctx, t.path)
+	if err != nil {
+		return noop
 	}
 	st, err := readState(ctx, t.path)
-	if err != nil || continues(last, st) {
-		return func() {}
+	if err != nil {
+		return p.release
+	}
+	if continues(last, st) {
+		e.log.Debug("wake: the WAL continues", "db", t.name, "txid", last.MaxTXID.String(), "wal_end", st.walEnd, "synced_to", last.WALOffset+last.WALSize)
+		return p.release
 	}
 	table, pageSize, valid := a.pages.at(last.MaxTXID)
 	if !valid {
 		e.log.Debug("wake without a page table: Litestream snapshots", "db", t.name, "txid", last.MaxTXID.String())
-		return func() {}
+		return p.release
 	}
-	n, wrote, release, err := writeDiff(ctx, t.path, last, table, pageSize)
+	p.drop()
+	n, wrote, err := writeDiff(ctx, p.conn, t.path, last, table, pageSize)
 	switch {
 	case err != nil:
 		e.log.Warn("incremental wake failed: Litestream snapshots instead", "db", t.name, "error", err)
 	case wrote:
 		e.log.Debug("incremental wake", "db", t.name, "txid", (last.MaxTXID + 1).String(), "pages", n)
 	}
-	return release
+	_ = p.hold(ctx)
+	return p.release
 }
 
 // explainLocal turns SQLite's words into what to check.
@@ -223,6 +235,15 @@ func (e *Engine) maintain(ctx context.Context, t *tenant, a *awake) {
 			continue
 		}
 		a.nextCompact[lvl.Level] = lvl.NextCompactionAt(now)
+		if lvl.Level == litestream.SnapshotLevel {
+			if since, ok := a.client.lastFullState(); ok && now.Sub(since) < store.SnapshotInterval {
+				// The newest snapshot, or the full first file of the
+				// history, is recent: a wake must not upload the whole
+				// database again.
+				a.nextCompact[lvl.Level] = since.Add(store.SnapshotInterval)
+				continue
+			}
+		}
 		_, err := store.CompactDB(ctx, a.db, lvl)
 		switch {
 		case err == nil, errors.Is(err, litestream.ErrNoCompaction), errors.Is(err, litestream.ErrCompactionTooEarly), errors.Is(err, litestream.ErrDBNotReady):
@@ -254,7 +275,7 @@ func newAwake(opened identity, pages *pageTable) *awake {
 	for _, lvl := range litestream.DefaultCompactionLevels[1:] {
 		a.nextCompact[lvl.Level] = lvl.NextCompactionAt(now)
 	}
-	a.nextCompact[litestream.SnapshotLevel] = now // a snapshot, if none is recent
+	a.nextCompact[litestream.SnapshotLevel] = now // a snapshot, if none is recent (see maintain)
 	return a
 }
 

@@ -257,6 +257,24 @@ func tryRestore(t *testing.T, conn s3browse.Conn, tenant string) ([]string, erro
 	return rows(t, out), nil
 }
 
+// l0BytesAfter sums the sizes of the tenant's level-0 files after txid.
+func l0BytesAfter(t *testing.T, srv *s3test.Server, conn s3browse.Conn, tenant string, txid uint64) int64 {
+	t.Helper()
+	rep, err := s3browse.Inspect(context.Background(), srv.Client(t, conn), conn, tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, lv := range rep.Levels {
+		for _, f := range lv.Files {
+			if f.Level == 0 && f.MinTXID > txid {
+				n += f.Size
+			}
+		}
+	}
+	return n
+}
+
 // litestreamRestored restores with the real litestream command.
 func litestreamRestored(t *testing.T, srv *s3test.Server, conn s3browse.Conn, tenant string) []string {
 	t.Helper()

@@ -267,13 +267,19 @@ func (e *Engine) finalSync(ctx context.Context, t *tenant, fail func(*tenant, st
 
 	if a == nil && claim != nil && b != nil && !fenced && (state == StateSleeping || state == StateLeaseLost) {
 		if now, err := statIdentity(t.path); err == nil && now.db.exists && base.written(now) && !base.replaced(now) {
-			// Changed while asleep: wake it for the last sync.
-			w := newAwake(now, loadPageTable(t.path))
-			w.client = e.newClient(t, b, w)
-			if err := e.openDB(ctx, t, w); err != nil {
-				fail(t, err.Error())
-			} else {
-				a = w
+			pages := loadPageTable(t.path)
+			if !e.unchanged(ctx, t, pages) {
+				// Changed while asleep: wake it for the last sync.
+				w := newAwake(now, pages)
+				w.client = e.newClient(t, b, w)
+				release := e.prepareOpen(ctx, t, w)
+				err := e.openDB(ctx, t, w)
+				release()
+				if err != nil {
+					fail(t, err.Error())
+				} else {
+					a = w
+				}
 			}
 		}
 	}

@@ -336,33 +336,61 @@ func continues(last ltx.Header, st *dbState) bool {
 	return err == nil && fi.Size() >= last.WALOffset+last.WALSize
 }
 
-// writeDiff writes the next L0 LTX file of a waking tenant from its files:
-// only the pages that differ from the table at the last TXID, positioned at
-// the end of the WAL as it is under SQLite's write lock, so that Litestream
-// continues from the WAL incrementally. It reports false when it could not
-// (busy database, no table): Litestream then snapshots as it would.
-//
-// The returned release closes its connection: call it only once Litestream
-// holds its own, or SQLite, closing the last connection, would checkpoint
-// and delete the very WAL the file was positioned on.
-func writeDiff(ctx context.Context, path string, last ltx.Header, table []uint64, pageSize uint32) (n int, ok bool, release func(), err error) {
-	release = func() {}
+// pin is a connection of litefleet's own to a database, holding a read
+// transaction: while it is held, no checkpoint can restart or truncate the
+// WAL, so that what was decided from the files stays true until Litestream
+// holds its own read transaction. Release it only then: SQLite, closing
+// the last connection, would checkpoint and delete the WAL.
+type pin struct {
+	db   *sql.DB
+	conn *sql.Conn
+}
+
+func openPin(ctx context.Context, path string) (*pin, error) {
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?_pragma=busy_timeout(2000)"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
-		return 0, false, release, err
+		return nil, err
 	}
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		db.Close()
-		return 0, false, release, err
+		return nil, err
 	}
-	release = func() {
-		conn.Close()
-		db.Close()
+	p := &pin{db: db, conn: conn}
+	if err := p.hold(ctx); err != nil {
+		p.release()
+		return nil, err
 	}
-	n, ok, err = diffLocked(ctx, conn, path, last, table, pageSize)
-	return n, ok, release, err
+	return p, nil
+}
+
+// hold starts the read transaction.
+func (p *pin) hold(ctx context.Context) error {
+	if _, err := p.conn.ExecContext(ctx, `BEGIN`); err != nil {
+		return err
+	}
+	_, err := p.conn.ExecContext(ctx, `SELECT count(*) FROM sqlite_master`)
+	return err
+}
+
+// drop ends the read transaction.
+func (p *pin) drop() { _, _ = p.conn.ExecContext(context.Background(), `ROLLBACK`) }
+
+func (p *pin) release() {
+	p.drop()
+	p.conn.Close()
+	p.db.Close()
+}
+
+// writeDiff writes the next L0 LTX file of a waking tenant from its files:
+// only the pages that differ from the table at the last TXID, positioned at
+// the end of the WAL as it is under SQLite's write lock, so that Litestream
+// continues from the WAL incrementally. It reports false when it could not
+// (busy database): Litestream then snapshots as it would. conn holds no
+// transaction when it is called.
+func writeDiff(ctx context.Context, conn *sql.Conn, path string, last ltx.Header, table []uint64, pageSize uint32) (int, bool, error) {
+	return diffLocked(ctx, conn, path, last, table, pageSize)
 }
 
 func diffLocked(ctx context.Context, conn *sql.Conn, path string, last ltx.Header, table []uint64, pageSize uint32) (int, bool, error) {
