@@ -107,6 +107,10 @@ func (c Conn) Validate() error {
 	return nil
 }
 
+// ResponseTimeout bounds how long S3 may take to start answering one
+// attempt of a request.
+const ResponseTimeout = 6 * time.Second
+
 // NewClient returns an S3 client for c. It honours AWS_CA_BUNDLE (a custom CA
 // is added to the system roots), the standard AWS credential chain when c
 // has no keys, and fails requests fast enough for an operator to see why.
@@ -118,14 +122,18 @@ func NewClient(ctx context.Context, c Conn) (*s3.Client, error) {
 		d.Timeout = 5 * time.Second
 	}).WithTransportOptions(func(tr *http.Transport) {
 		tr.MaxIdleConnsPerHost = 64
-		tr.ResponseHeaderTimeout = 30 * time.Second
+		// An endpoint that accepts connections and never answers must be
+		// an error within 15 s, retries included: S3 answers a request's
+		// headers in well under a second, whatever the object's size.
+		tr.ResponseHeaderTimeout = ResponseTimeout
+		tr.TLSHandshakeTimeout = 5 * time.Second
 	})
 	opts := []func(*config.LoadOptions) error{
 		config.WithRegion(c.EffectiveRegion()),
 		config.WithHTTPClient(httpClient),
 		config.WithRetryer(func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
-				o.MaxAttempts = 3
+				o.MaxAttempts = 2
 				o.MaxBackoff = 500 * time.Millisecond
 			})
 		}),
@@ -220,6 +228,10 @@ func ExplainKey(err error, c Conn, key string) error {
 		case http.StatusForbidden, http.StatusUnauthorized:
 			return fmt.Errorf("S3 refused the credentials for bucket %q%s: check access-key-id/secret-access-key in the config or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_PROFILE: %w", c.Bucket, at(c), errShort(err))
 		}
+	}
+	var timeout net.Error
+	if errors.As(err, &timeout) && timeout.Timeout() && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("S3%s did not answer within %s: check -endpoint, the network and that the server is up: %w", at(c), ResponseTimeout, errShort(err))
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("S3%s did not answer in time: check -endpoint, the network and that the server is up: %w", at(c), errShort(err))

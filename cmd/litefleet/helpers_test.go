@@ -31,6 +31,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	// Readable by every user: a test runs it as nobody to meet a
+	// read-only folder as root cannot.
+	_ = os.Chmod(dir, 0o755)
 	binary = filepath.Join(dir, "litefleet")
 	build := exec.Command("go", "build", "-race", "-o", binary, ".")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
@@ -82,8 +85,17 @@ func credEnv(srv *s3test.Server) []string {
 
 func startLitefleet(t testing.TB, env []string, args ...string) *proc {
 	t.Helper()
+	return startLitefleetAs(t, nil, env, args...)
+}
+
+// startLitefleetAs runs litefleet as another user when cred is set.
+func startLitefleetAs(t testing.TB, cred *syscall.Credential, env []string, args ...string) *proc {
+	t.Helper()
 	cmd := exec.Command(binary, args...)
 	cmd.Env = env
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
 	p := &proc{t: t, cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {

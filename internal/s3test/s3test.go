@@ -347,3 +347,18 @@ func (s *IAM) PutBucketPolicy(tb testing.TB, bucket string, policy []byte) {
 		tb.Fatalf("put bucket policy on %s: %v\n%s\nserver log:\n%s", bucket, err, policy, log)
 	}
 }
+
+// Freeze stops the server's process (SIGSTOP): connections are accepted by
+// the kernel and never answered, as with a hung server. Thaw resumes it.
+func (p *Private) Freeze() { p.signal(syscall.SIGSTOP) }
+
+// Thaw resumes a frozen server (SIGCONT).
+func (p *Private) Thaw() { p.signal(syscall.SIGCONT) }
+
+func (p *Private) signal(sig syscall.Signal) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd != nil {
+		_ = p.cmd.Process.Signal(sig)
+	}
+}

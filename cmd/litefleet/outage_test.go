@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/litefleet/litefleet/internal/s3test"
+	"github.com/litefleet/litefleet/restore"
+	"github.com/litefleet/litefleet/s3browse"
+)
+
+// outage replicates while a writer commits a row every 100 ms, takes S3
+// away for 45 s (longer than a host is given to prove it is alive), brings
+// it back, and checks that every committed row is restorable, with
+// litefleet's restore and with litestream's, and that the replicator said
+// what happened and stopped cleanly.
+func outage(t *testing.T, args func(srv *s3test.Private, conn s3browse.Conn, dir, path string) []string, down, up func(*s3test.Private)) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	t.Parallel()
+	srv := s3test.StartPrivate(t)
+	conn := srv.Conn(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, guid1+".db")
+	db := openDB(t, path)
+	insertRows(t, db, 0, 5)
+	p := startLitefleet(t, credEnv(&srv.Server), args(srv, conn, dir, path)...)
+	p.waitFor(`replicating: db=`+guid1, 20*time.Second)
+
+	var committed atomic.Int64
+	committed.Store(5)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 5; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			if _, err := db.Exec(`INSERT INTO t (id, val) VALUES (?, ?)`, i, "row"); err != nil {
+				t.Errorf("commit %d: %v", i, err)
+				return
+			}
+			committed.Add(1)
+		}
+	})
+	time.Sleep(2 * time.Second)
+	down(srv)
+	time.Sleep(45 * time.Second)
+	up(srv)
+	time.Sleep(3 * time.Second)
+	close(stop)
+	wg.Wait()
+	want := rows(t, path)
+	if int64(len(want)) != committed.Load() {
+		t.Fatalf("the writer committed %d rows, the file holds %d", committed.Load(), len(want))
+	}
+	p.waitFor(`lease lost \(retrying\): db=`+guid1, time.Second)
+	p.waitFor(`replication resumed: db=`+guid1, 30*time.Second)
+	// Everything committed during and after the outage reaches S3.
+	deadline := time.Now().Add(40 * time.Second)
+	for {
+		got := restoreRowsQuiet(t, &srv.Server, conn, guid1)
+		if len(got) == len(want) {
+			equalRows(t, got, want)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the outage S3 restores %d of %d committed rows", len(got), len(want))
+		}
+		time.Sleep(time.Second)
+	}
+	if code := p.stop(60 * time.Second); code != 0 {
+		t.Fatalf("exit %d after SIGTERM, want 0", code)
+	}
+	if !strings.Contains(p.out.String(), "stopped cleanly") {
+		t.Fatal("no clean stop")
+	}
+	out := filepath.Join(t.TempDir(), "litestream.db")
+	litestreamRestore(t, &srv.Server, conn, guid1, out)
+	equalRows(t, rows(t, out), want)
+}
+
+// restoreRowsQuiet restores the tenant's latest state with litefleet's
+// restore; nil when it cannot yet.
+func restoreRowsQuiet(t *testing.T, srv *s3test.Server, conn s3browse.Conn, tenant string) []string {
+	t.Helper()
+	api, err := s3browse.NewClient(context.Background(), conn)
+	if err != nil {
+		return nil
+	}
+	out := filepath.Join(t.TempDir(), "restored.db")
+	if _, err := restore.Run(context.Background(), api, restore.Options{Conn: conn, Tenant: tenant, Output: out}); err != nil {
+		return nil
+	}
+	return rows(t, out)
+}
+
+// TestOutageFrozenDSN: S3 hangs (SIGSTOP) for 45 s under -dsn.
+func TestOutageFrozenDSN(t *testing.T) {
+	outage(t, func(srv *s3test.Private, conn s3browse.Conn, _, path string) []string {
+		return []string{"replicate", "-dsn", path, "-bucket", conn.Bucket, "-endpoint", srv.Endpoint}
+	}, (*s3test.Private).Freeze, (*s3test.Private).Thaw)
+}
+
+// TestOutageKilledDir: S3 is killed and restarted after 45 s, under -dir.
+func TestOutageKilledDir(t *testing.T) {
+	outage(t, func(srv *s3test.Private, conn s3browse.Conn, dir, _ string) []string {
+		return []string{"replicate", "-dir", dir, "-bucket", conn.Bucket, "-endpoint", srv.Endpoint, "-sleep-after", "5s"}
+	}, (*s3test.Private).Kill, func(p *s3test.Private) { p.Restart(t) })
+}
