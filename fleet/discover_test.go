@@ -3,7 +3,6 @@ package fleet
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -16,7 +15,8 @@ import (
 	"github.com/benbjohnson/litestream"
 	"github.com/benbjohnson/litestream/file"
 	"github.com/superfly/ltx"
-	_ "modernc.org/sqlite"
+
+	"github.com/litefleet/litefleet/internal/testpeer"
 )
 
 const (
@@ -533,19 +533,7 @@ func TestDiscoverLitestreamPosition(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, g1+".db")
 
-	sqldb, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sqldb.Close()
-	mustExec := func(q string) {
-		t.Helper()
-		if _, err := sqldb.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	mustExec(`PRAGMA journal_mode = wal`)
-	mustExec(`CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)`)
+	sqldb := testpeer.OpenDB(t, path)
 
 	db := litestream.NewDB(path)
 	db.MonitorInterval = 0 // syncs happen when the test says so
@@ -563,7 +551,7 @@ func TestDiscoverLitestreamPosition(t *testing.T) {
 	}()
 
 	start := time.Now().Truncate(time.Millisecond)
-	mustExec(`INSERT INTO t (v) VALUES ('replicated')`)
+	testpeer.InsertRows(t, sqldb, 0, 1) // replicated
 	if err := db.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -573,7 +561,7 @@ func TestDiscoverLitestreamPosition(t *testing.T) {
 	remote := uint64(r.Pos().TXID)
 
 	beforeLocal := time.Now().Truncate(time.Millisecond)
-	mustExec(`INSERT INTO t (v) VALUES ('local only')`)
+	testpeer.InsertRows(t, sqldb, 1, 1) // local only
 	if err := db.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -632,7 +620,7 @@ func TestDiscoverLitestreamPosition(t *testing.T) {
 	}
 
 	// Litestream carries on as if Discover had not run.
-	mustExec(`INSERT INTO t (v) VALUES ('after discover')`)
+	testpeer.InsertRows(t, sqldb, 2, 1) // after Discover
 	if err := db.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/litefleet/litefleet/internal/s3test"
+	"github.com/litefleet/litefleet/internal/testpeer"
 	"github.com/litefleet/litefleet/s3browse"
 )
 
@@ -21,9 +22,7 @@ import (
 // listing finds, with names in every part of the key space (versitygw
 // keeps them as file names: no control characters, no "." or "..").
 func TestIntegrationScanRanges(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration test")
-	}
+	testpeer.Integration(t)
 	srv := s3test.Start(t)
 	conn := srv.Conn(t)
 	client := srv.Client(t, conn)

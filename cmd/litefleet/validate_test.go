@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/litefleet/litefleet/internal/testpeer"
 )
 
 func TestValidate(t *testing.T) {
@@ -18,14 +20,14 @@ func TestValidate(t *testing.T) {
 	}
 	newDB := func(path string) {
 		t.Helper()
-		insertRows(t, openDB(t, path), 0, 1)
+		testpeer.NewDB(t, path, 1)
 	}
 	newDB(filepath.Join(a, guid1+".db"))
 	newDB(filepath.Join(a, guid2+".sqlite"))
 	newDB(filepath.Join(a, "legacy-client.db"))
 
 	// A clean folder: exit 0, every database named, the fallback noted.
-	code, out, _ := runLitefleet(t, os.Environ(), "validate", a)
+	code, out := runLitefleet(t, os.Environ(), "validate", a)
 	if code != 0 {
 		t.Fatalf("validate clean folder: exit %d:\n%s", code, out)
 	}
@@ -38,7 +40,7 @@ func TestValidate(t *testing.T) {
 	// The same GUID in another folder, and a second fallback: collisions.
 	newDB(filepath.Join(b, guid1+".db"))
 	newDB(filepath.Join(b, "system.db"))
-	code, out, _ = runLitefleet(t, os.Environ(), "validate", "-recursive", "-json", root)
+	code, out = runLitefleet(t, os.Environ(), "validate", "-recursive", "-json", root)
 	if code != 1 {
 		t.Fatalf("validate with collisions: exit %d, want 1:\n%s", code, out)
 	}
@@ -75,10 +77,10 @@ func TestValidate(t *testing.T) {
 	}
 
 	// Bad input: no path, a missing folder.
-	if code, out, _ := runLitefleet(t, os.Environ(), "validate"); code != 2 {
+	if code, out := runLitefleet(t, os.Environ(), "validate"); code != 2 {
 		t.Errorf("validate without PATH: exit %d, want 2:\n%s", code, out)
 	}
-	if code, out, _ := runLitefleet(t, os.Environ(), "validate", filepath.Join(root, "nope")); code != 1 || !strings.Contains(out, "nope") {
+	if code, out := runLitefleet(t, os.Environ(), "validate", filepath.Join(root, "nope")); code != 1 || !strings.Contains(out, "nope") {
 		t.Errorf("validate of a missing folder: exit %d:\n%s", code, out)
 	}
 }
