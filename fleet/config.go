@@ -6,6 +6,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -62,14 +63,19 @@ type Target struct {
 }
 
 // LoadConfig reads a litestream.yml-style file, expanding $VAR and ${VAR}
-// from the environment, and resolves each database into a Target. Unknown
-// keys and bad values are errors naming the key and the line.
+// from the environment ($$ is a literal $), and resolves each database into
+// a Target. Unknown keys, bad values and unset variables are errors naming
+// the key or variable and the line.
 func LoadConfig(file string) (*Config, []Target, error) {
 	raw, err := os.ReadFile(file)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read config: %w", err)
 	}
-	data := []byte(os.ExpandEnv(string(raw)))
+	expanded, err := expandEnv(string(raw))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", file, err)
+	}
+	data := []byte(expanded)
 	var cfg Config
 	if err := yaml.UnmarshalWithOptions(data, &cfg, yaml.DisallowUnknownField()); err != nil {
 		return nil, nil, fmt.Errorf("%s: %s", file, oneLineYAMLError(err))
@@ -84,6 +90,43 @@ func LoadConfig(file string) (*Config, []Target, error) {
 	}
 	return &cfg, targets, nil
 }
+
+// expandEnv replaces $VAR and ${VAR} with their values from the
+// environment, as Litestream does, except that a variable that is not set
+// is an error naming it and its line: Litestream would put "" in its place,
+// and an empty secret-access-key fails far from its cause. $$ stands for a
+// literal $; a $ followed by no name stays as it is. Comment lines are left
+// alone.
+func expandEnv(data string) (string, error) {
+	lines := strings.SplitAfter(data, "\n")
+	for i, line := range lines {
+		if strings.HasPrefix(strings.TrimSpace(line), "#") {
+			continue
+		}
+		var unset string
+		lines[i] = os.Expand(line, func(name string) string {
+			if name == "$" {
+				return "$"
+			}
+			if v, ok := os.LookupEnv(name); ok {
+				return v
+			}
+			if !envName.MatchString(name) {
+				return "$" + name // $1, $@: a shell's, not a variable
+			}
+			if unset == "" {
+				unset = name
+			}
+			return ""
+		})
+		if unset != "" {
+			return "", fmt.Errorf("line %d: $%s is not set: export it, or write $$ for a literal $", i+1, unset)
+		}
+	}
+	return strings.Join(lines, ""), nil
+}
+
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // oneLineYAMLError keeps the "[line:col] message" head of a go-yaml error,
 // dropping the source excerpt it appends.

@@ -182,3 +182,29 @@ func TestLoadConfigNeverPrintsSecrets(t *testing.T) {
 		t.Fatalf("error leaks a credential: %v", err)
 	}
 }
+
+// TestLoadConfigEnv: $VAR and ${VAR} come from the environment; an unset
+// one is an error naming it and its line, not an empty value; $$ is a
+// literal $; a variable set to "" is taken as set.
+func TestLoadConfigEnv(t *testing.T) {
+	t.Setenv("LF_TEST_KEY", "AKIAFROMENV")
+	t.Setenv("LF_TEST_EMPTY", "")
+	body := "access-key-id: $LF_TEST_KEY\nsecret-access-key: pa$$word${LF_TEST_EMPTY}\n# $LF_TEST_UNSET in a comment is left alone\n"
+	cfg, _, err := LoadConfig(writeConfig(t, body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.AccessKeyID != "AKIAFROMENV" || cfg.SecretAccessKey != "pa$word" {
+		t.Fatalf("access key %q, secret %q", cfg.AccessKeyID, cfg.SecretAccessKey)
+	}
+
+	for _, body := range []string{
+		"access-key-id: AKIA\nsecret-access-key: $LF_TEST_UNSET\n",
+		"access-key-id: AKIA\nsecret-access-key: ${LF_TEST_UNSET}\n",
+	} {
+		_, _, err = LoadConfig(writeConfig(t, body))
+		if err == nil || !strings.Contains(err.Error(), "line 2: $LF_TEST_UNSET is not set") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%q: %v", body, err)
+		}
+	}
+}
