@@ -205,7 +205,7 @@ func (cfg *Config) target(db DBConfig, at string, line func(string) int) (Target
 	if rc.ForcePathStyle != nil {
 		conn.ForcePathStyle = *rc.ForcePathStyle
 	}
-	replicaPath := rc.Path
+	replicaPath, pathKey := rc.Path, ".path"
 	if rc.URL != "" {
 		bucket, key, err := ParseS3URL(rc.URL)
 		if err != nil {
@@ -214,10 +214,17 @@ func (cfg *Config) target(db DBConfig, at string, line func(string) int) (Target
 		if conn.Bucket != "" && conn.Bucket != bucket {
 			return Target{}, fail(".url", "url names bucket %q but bucket: says %q: keep one", bucket, conn.Bucket)
 		}
-		conn.Bucket, replicaPath = bucket, key
+		conn.Bucket, replicaPath, pathKey = bucket, key, ".url"
 	}
 	if conn.Bucket == "" {
 		return Target{}, fail("", "replica has no bucket: add bucket: NAME")
+	}
+	if err := s3browse.CheckBucketName(conn.Bucket); err != nil {
+		key := ".bucket"
+		if rc.Bucket == "" {
+			key = ".url"
+		}
+		return Target{}, fail(key, "%v", err)
 	}
 	if err := conn.Validate(); err != nil {
 		return Target{}, fail(".endpoint", "%v", err)
@@ -247,13 +254,17 @@ func (cfg *Config) target(db DBConfig, at string, line func(string) int) (Target
 	if t.Conn.Prefix == "" {
 		t.Conn.Prefix = "/" // tenant prefixes at the bucket root
 	}
+	// databases/../../etc must not quietly become tenant "etc" at the root.
+	if err := s3browse.CheckPrefix(t.Conn.Prefix); err != nil {
+		return Target{}, fail(pathKey, "replica path %s: %v", Printable(replicaPath), err)
+	}
 	t.Tenant = NameFor(abs, name)
 	if fromFile := NameFor(abs, ""); fromFile.Verdict == VerdictGUID && fromFile.Name == name {
 		// The seed's layout written out: the file's own GUID.
 		t.Tenant = fromFile
 	}
 	if t.Tenant.Verdict == VerdictInvalid {
-		return Target{}, fail(".path", "replica path %q: %s", replicaPath, t.Tenant.Note)
+		return Target{}, fail(pathKey, "replica path %q: %s", replicaPath, t.Tenant.Note)
 	}
 	return t, nil
 }

@@ -112,7 +112,7 @@ dbs:
       url: s3://other/tenants/12345678-1234-5678-9abc-123456789012
   - path: /data/98765432-4321-8765-cba9-876543210987.db
     replica:
-      bucket: b
+      bucket: bkt
 `
 	_, ts, err := LoadConfig(writeConfig(t, body))
 	if err != nil {
@@ -130,7 +130,7 @@ dbs:
 	if got := ts[1].Conn.URL(ts[1].Tenant.Name); got != "s3://other/tenants/12345678-1234-5678-9abc-123456789012" {
 		t.Errorf("url form = %q", got)
 	}
-	if got := ts[2].Conn.URL(ts[2].Tenant.Name); got != "s3://b/databases/98765432-4321-8765-cba9-876543210987" {
+	if got := ts[2].Conn.URL(ts[2].Tenant.Name); got != "s3://bkt/databases/98765432-4321-8765-cba9-876543210987" {
 		t.Errorf("no path: want the seed layout, got %q", got)
 	}
 }
@@ -141,17 +141,20 @@ func TestLoadConfigErrors(t *testing.T) {
 		body string
 		want []string // substrings of the error
 	}{
-		{"unknown top-level key", "dbs:\n  - path: /x.db\n    replica: {bucket: b}\nbogus: 1\n", []string{"line 4", "bogus"}},
-		{"unknown replica key", "dbs:\n  - path: /x.db\n    replica:\n      bucket: b\n      buckit: c\n", []string{"line 5", "buckit"}},
-		{"bad retention", "dbs:\n  - path: /x.db\n    replica:\n      bucket: b\n      retention: sevendays\n", []string{"line 5", "retention", "sevendays"}},
-		{"two replicas", "dbs:\n  - path: /x.db\n    replicas:\n      - bucket: a\n      - bucket: b\n", []string{"line 4", "one replica"}},
+		{"unknown top-level key", "dbs:\n  - path: /x.db\n    replica: {bucket: bkt}\nbogus: 1\n", []string{"line 4", "bogus"}},
+		{"unknown replica key", "dbs:\n  - path: /x.db\n    replica:\n      bucket: bkt\n      buckit: c\n", []string{"line 5", "buckit"}},
+		{"bad retention", "dbs:\n  - path: /x.db\n    replica:\n      bucket: bkt\n      retention: sevendays\n", []string{"line 5", "retention", "sevendays"}},
+		{"two replicas", "dbs:\n  - path: /x.db\n    replicas:\n      - bucket: akt\n      - bucket: bkt\n", []string{"line 4", "one replica"}},
 		{"no bucket", "dbs:\n  - path: /x.db\n    replica:\n      type: s3\n", []string{"line 4", "bucket"}},
-		{"not s3", "dbs:\n  - path: /x.db\n    replica:\n      type: gcs\n      bucket: b\n", []string{"line 4", "gcs"}},
-		{"no path", "dbs:\n  - replica:\n      bucket: b\n", []string{"line 2", "path"}},
+		{"not s3", "dbs:\n  - path: /x.db\n    replica:\n      type: gcs\n      bucket: bkt\n", []string{"line 4", "gcs"}},
+		{"no path", "dbs:\n  - replica:\n      bucket: bkt\n", []string{"line 2", "path"}},
 		{"no replica", "dbs:\n  - path: /x.db\n", []string{"line 2", "replica"}},
-		{"bad tenant in path", "dbs:\n  - path: /x.db\n    replica:\n      bucket: b\n      path: databases/Bad Name\n", []string{"line 5", "Bad Name"}},
-		{"endpoint without scheme", "dbs:\n  - path: /x.db\n    replica:\n      bucket: b\n      endpoint: 127.0.0.1:9000\n", []string{"line 5", "scheme"}},
+		{"bad tenant in path", "dbs:\n  - path: /x.db\n    replica:\n      bucket: bkt\n      path: databases/Bad Name\n", []string{"line 5", "Bad Name"}},
+		{"endpoint without scheme", "dbs:\n  - path: /x.db\n    replica:\n      bucket: bkt\n      endpoint: 127.0.0.1:9000\n", []string{"line 5", "scheme"}},
 		{"not yaml", "dbs: [\n", []string{"line"}},
+		{"path climbing out", "dbs:\n  - path: /x.db\n    replica:\n      bucket: bkt\n      path: databases/../../etc\n", []string{"line 5", "databases/../../etc", `".." part`}},
+		{"url climbing out", "dbs:\n  - path: /x.db\n    replica:\n      url: s3://bkt/databases/../etc\n", []string{"line 4", `".." part`}},
+		{"bad bucket", "dbs:\n  - path: /x.db\n    replica:\n      bucket: Bad_Bucket!\n", []string{"line 4", "not a valid S3 bucket name"}},
 		{"wrong type", "dbs:\n  - path: [1, 2]\n", []string{"line 2"}},
 	}
 	for _, tt := range tests {
@@ -173,7 +176,7 @@ func TestLoadConfigErrors(t *testing.T) {
 }
 
 func TestLoadConfigNeverPrintsSecrets(t *testing.T) {
-	body := "access-key-id: AKIASECRETKEYID\nsecret-access-key: verysecretvalue\ndbs:\n  - path: /x.db\n    replica:\n      bucket: b\n      bogus: 1\n"
+	body := "access-key-id: AKIASECRETKEYID\nsecret-access-key: verysecretvalue\ndbs:\n  - path: /x.db\n    replica:\n      bucket: bkt\n      bogus: 1\n"
 	_, _, err := LoadConfig(writeConfig(t, body))
 	if err == nil {
 		t.Fatal("no error")

@@ -53,6 +53,10 @@ type Options struct {
 	// path, and as which tenant (Supervisor.Replicating). Such a file is
 	// never restored over.
 	IsReplicating func(path string) (tenant string, ok bool)
+
+	// dirLater says the output's folder is made before writing (All makes
+	// its -o folder): a dry run does not refuse it for being missing.
+	dirLater bool
 }
 
 // Position is a point of a replica: a TXID and its time for the LTX layout;
@@ -469,6 +473,17 @@ func checkOutput(opt Options, p *Plan) error {
 	default:
 		return fmt.Errorf("output %s: %w", fleet.Printable(out), err)
 	}
+	// A restore never makes folders: a mistyped -o would create a tree
+	// somewhere unexpected.
+	if dir := filepath.Dir(out); !p.OutputExists {
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			if !opt.dirLater {
+				p.Refusal = fmt.Sprintf("folder %s does not exist: create it first, or give -o a path in an existing folder", fleet.Printable(dir))
+				return nil
+			}
+			p.Notes = append(p.Notes, fmt.Sprintf("folder %s will be created", fleet.Printable(dir)))
+		}
+	}
 	var sidecars []string // -wal/-shm beside an existing or missing output
 	for _, suf := range []string{"-wal", "-shm"} {
 		if _, err := os.Lstat(out + suf); err == nil {
@@ -543,9 +558,6 @@ func Run(ctx context.Context, client s3browse.API, opt Options) (*Result, error)
 	}
 	name := fleet.Printable(opt.Tenant)
 
-	if err := os.MkdirAll(filepath.Dir(p.Output), 0o755); err != nil {
-		return nil, fmt.Errorf("tenant %s: create the output folder: %w", name, err)
-	}
 	tmp, err := tempPath(p.Output)
 	if err != nil {
 		return nil, fmt.Errorf("tenant %s: %w", name, err)

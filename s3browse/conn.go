@@ -7,9 +7,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 )
 
 // DefaultPrefix is the folder in the bucket that holds one prefix per tenant.
@@ -93,16 +96,88 @@ func (c Conn) EffectiveRegion() string {
 	return DefaultRegion
 }
 
-// Validate checks the settings that need no network.
+// Validate checks the settings that need no network: the bucket name by
+// S3's rules, the prefix, and the endpoint's scheme.
 func (c Conn) Validate() error {
 	if c.Bucket == "" {
 		return errors.New("no bucket: pass -bucket NAME or set one in the -config file")
 	}
-	if strings.ContainsAny(c.Bucket, "/ \t\n") {
-		return fmt.Errorf("bucket %q is not a bucket name: give the name alone, without s3:// or a path", c.Bucket)
+	if err := CheckBucketName(c.Bucket); err != nil {
+		return err
+	}
+	if err := CheckPrefix(c.Prefix); err != nil {
+		return err
 	}
 	if c.Endpoint != "" && !strings.HasPrefix(c.Endpoint, "http://") && !strings.HasPrefix(c.Endpoint, "https://") {
 		return fmt.Errorf("endpoint %q has no scheme: write http://HOST:PORT or https://HOST", c.Endpoint)
+	}
+	return nil
+}
+
+// CheckBucketName checks a bucket name by S3's rules for general purpose
+// buckets, so that a typo fails here in one line rather than as a long
+// SDK error from the server.
+func CheckBucketName(name string) error {
+	bad := func(why string) error {
+		return fmt.Errorf("bucket %s is not a valid S3 bucket name: %s", strconv.QuoteToGraphic(name), why)
+	}
+	if strings.HasPrefix(name, "s3://") || strings.ContainsRune(name, '/') {
+		return bad("give the name alone, without s3:// or a path")
+	}
+	if n := len(name); n < 3 || n > 63 {
+		return bad(fmt.Sprintf("it is %d characters long; a bucket name has 3 to 63", n))
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '-') {
+			return bad(fmt.Sprintf("%q is not allowed; use lower-case letters, digits, '.' and '-'", r))
+		}
+	}
+	alnum := func(b byte) bool { return b >= 'a' && b <= 'z' || b >= '0' && b <= '9' }
+	switch {
+	case !alnum(name[0]) || !alnum(name[len(name)-1]):
+		return bad("it must start and end with a letter or a digit")
+	case strings.Contains(name, ".."):
+		return bad("it has two periods in a row")
+	case net.ParseIP(name) != nil:
+		return bad("it is an IP address")
+	}
+	for _, p := range []string{"xn--", "sthree-", "amzn-s3-demo-"} {
+		if strings.HasPrefix(name, p) {
+			return bad(fmt.Sprintf("names starting with %q are reserved", p))
+		}
+	}
+	for _, suf := range []string{"-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"} {
+		if strings.HasSuffix(name, suf) {
+			return bad(fmt.Sprintf("names ending in %q are reserved", suf))
+		}
+	}
+	return nil
+}
+
+// CheckPrefix checks the folder that holds the tenant prefixes: relative
+// (no leading '/'), no empty, "." or ".." part, nothing unprintable. The
+// empty prefix means DefaultPrefix, and "/" the bucket's root. The same
+// rule holds for -prefix, a config file's replica path and :prefix, so that
+// no spelling reaches another tenant's keys, or keys outside the fleet.
+func CheckPrefix(p string) error {
+	if p == "" || p == "/" {
+		return nil
+	}
+	bad := func(why string) error {
+		return fmt.Errorf("prefix %s %s: write a folder such as %s", strconv.QuoteToGraphic(p), why, DefaultPrefix)
+	}
+	if strings.HasPrefix(p, "/") {
+		return bad("starts with '/' (keys are relative to the bucket)")
+	}
+	for _, part := range strings.Split(strings.TrimSuffix(p, "/"), "/") {
+		switch {
+		case part == "":
+			return bad("has an empty part ('//')")
+		case part == "." || part == "..":
+			return bad(fmt.Sprintf("has a %q part", part))
+		case !isPrintable(part) || strings.ContainsRune(part, '\\'):
+			return bad("has a character that is not printable, or '\\'")
+		}
 	}
 	return nil
 }
@@ -121,6 +196,7 @@ func NewClient(ctx context.Context, c Conn) (*s3.Client, error) {
 		tr.ResponseHeaderTimeout = 30 * time.Second
 	})
 	opts := []func(*config.LoadOptions) error{
+		config.WithLogger(sdkLogger{}),
 		config.WithRegion(c.EffectiveRegion()),
 		config.WithHTTPClient(httpClient),
 		config.WithRetryer(func() aws.Retryer {
@@ -149,6 +225,17 @@ func NewClient(ctx context.Context, c Conn) (*s3.Client, error) {
 			o.UsePathStyle = c.ForcePathStyle
 		}
 	}), nil
+}
+
+// sdkLogger sends the AWS SDK's own messages to slog at debug level. The
+// SDK's default logger writes them to stderr, where "falling back to
+// IMDSv1" and the like would cut into litefleet's output (and into the
+// terminal UI) on any host without credentials; the error that follows
+// says what matters.
+type sdkLogger struct{}
+
+func (sdkLogger) Logf(c logging.Classification, format string, v ...any) {
+	slog.Debug("aws sdk: "+fmt.Sprintf(format, v...), "level", string(c))
 }
 
 // Check makes one cheap request to prove the bucket exists and the

@@ -69,12 +69,12 @@ func decodeBothWays(t *testing.T, doc string, code int) (fast, sdk *s3.ListObjec
 	t.Helper()
 	srv := httptest.NewServer(&xmlServer{docs: []string{doc}, code: []int{code}})
 	defer srv.Close()
-	conn := Conn{Bucket: "b", Endpoint: srv.URL, AccessKeyID: "id", SecretAccessKey: "secret"}
+	conn := Conn{Bucket: "bkt", Endpoint: srv.URL, AccessKeyID: "id", SecretAccessKey: "secret"}
 	client, err := NewClient(context.Background(), conn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := &s3.ListObjectsV2Input{Bucket: aws.String("b"), EncodingType: types.EncodingTypeUrl}
+	in := &s3.ListObjectsV2Input{Bucket: aws.String("bkt"), EncodingType: types.EncodingTypeUrl}
 	fast, fastErr = client.ListObjectsV2(context.Background(), in, fastListDecoding)
 	sdk, sdkErr = client.ListObjectsV2(context.Background(), in)
 	return fast, sdk, fastErr, sdkErr

@@ -216,7 +216,7 @@ func TestScanUntrustedNames(t *testing.T) {
 			{Contents: raw},
 			{Contents: encoded, EncodingType: types.EncodingTypeUrl},
 		} {
-			got, err := Scan(context.Background(), &pagesAPI{pages: []*s3.ListObjectsV2Output{page}}, Conn{Bucket: "b"})
+			got, err := Scan(context.Background(), &pagesAPI{pages: []*s3.ListObjectsV2Output{page}}, Conn{Bucket: "bkt"})
 			if err != nil {
 				t.Fatal(err)
 			}

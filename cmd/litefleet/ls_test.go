@@ -6,10 +6,14 @@ import (
 	"encoding/json"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -303,4 +307,33 @@ func (p *tcpProxy) close() {
 		c.Close()
 	}
 	p.conns = nil
+}
+
+// TestNoSDKWarningOnStderr: on a host without credentials whose metadata
+// service refuses IMDSv2 tokens, the AWS SDK warns "falling back to
+// IMDSv1" on stderr by default; litefleet keeps it out (slog, debug) and
+// says in one line that no credentials were found.
+func TestNoSDKWarningOnStderr(t *testing.T) {
+	var tokens atomic.Int64
+	imds := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut {
+			tokens.Add(1)
+		}
+		http.Error(w, "forbidden", http.StatusForbidden)
+	}))
+	defer imds.Close()
+	env := append(testpeer.Without(os.Environ(), "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+		"AWS_EC2_METADATA_DISABLED", "AWS_EC2_METADATA_V1_DISABLED"),
+		"HOME="+t.TempDir(), "AWS_CONFIG_FILE="+filepath.Join(t.TempDir(), "none"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(t.TempDir(), "none"),
+		"AWS_EC2_METADATA_SERVICE_ENDPOINT="+imds.URL)
+	code, out := runLitefleet(t, env, "ls", "-bucket", "no-creds", "-endpoint", "http://127.0.0.1:1", "-no-cache")
+	if tokens.Load() == 0 {
+		t.Fatalf("the SDK never asked the metadata service (exit %d):\n%s", code, out)
+	}
+	if code != 1 || !strings.Contains(out, "no S3 credentials found") {
+		t.Errorf("exit %d, want 1 saying no credentials were found:\n%s", code, out)
+	}
+	if strings.Contains(out, "IMDSv1") || strings.Contains(out, "WARN") {
+		t.Errorf("the SDK's warning reached stderr:\n%s", out)
+	}
 }

@@ -226,7 +226,7 @@ func TestReplicateFailsFastWithOneLine(t *testing.T) {
 		{"not a database", testpeer.CredEnv(srv), replicateArgs(srv, conn, "-dsn", "/etc/hostname"), 1, "not an SQLite database"},
 		{"invalid -db-name", testpeer.CredEnv(srv), replicateArgs(srv, conn, "-dsn", path, "-db-name", "Bad Name"), 2, "-db-name"},
 		{"no bucket", testpeer.CredEnv(srv), []string{"replicate", "-dsn", path}, 2, "no bucket"},
-		{"endpoint without scheme", testpeer.CredEnv(srv), []string{"replicate", "-dsn", path, "-bucket", "b", "-endpoint", "127.0.0.1:9"}, 2, "no scheme"},
+		{"endpoint without scheme", testpeer.CredEnv(srv), []string{"replicate", "-dsn", path, "-bucket", "bkt", "-endpoint", "127.0.0.1:9"}, 2, "no scheme"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -114,9 +114,21 @@ func TestRestoreCommand(t *testing.T) {
 		t.Fatalf("folder holds %q", got)
 	}
 
-	// The seed's form, the arguments of litestream restore.
+	// The seed's form, the arguments of litestream restore. A folder that
+	// does not exist is refused, not made.
 	seed := filepath.Join(t.TempDir(), "restore", guid1+".db")
-	code, text = runLitefleet(t, testpeer.CredEnv(srv), "restore", "-endpoint", srv.Endpoint, "-o", seed, "s3://"+conn.Bucket+"/databases/"+guid1)
+	seedArgs := []string{"restore", "-endpoint", srv.Endpoint, "-o", seed, "s3://" + conn.Bucket + "/databases/" + guid1}
+	code, text = runLitefleet(t, testpeer.CredEnv(srv), seedArgs...)
+	if code != 1 || !strings.Contains(text, "folder "+filepath.Dir(seed)+" does not exist") {
+		t.Fatalf("restore into a missing folder: exit %d:\n%s", code, text)
+	}
+	if _, err := os.Stat(filepath.Dir(seed)); !os.IsNotExist(err) {
+		t.Fatalf("the refused restore made %s: %v", filepath.Dir(seed), err)
+	}
+	if err := os.Mkdir(filepath.Dir(seed), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	code, text = runLitefleet(t, testpeer.CredEnv(srv), seedArgs...)
 	if code != 0 {
 		t.Fatalf("seed form exit %d:\n%s", code, text)
 	}
@@ -287,17 +299,17 @@ func TestRestoreCommandLineMistakes(t *testing.T) {
 		want string
 	}{
 		{[]string{"restore"}, "restore needs a tenant"},
-		{[]string{"restore", guid1, "-bucket", "b", "-txid", "5", "-timestamp", "2026-01-01T00:00:00Z"}, "not both"},
-		{[]string{"restore", guid1, "-bucket", "b", "-txid", "xyz"}, "-txid"},
-		{[]string{"restore", guid1, "-bucket", "b", "-timestamp", "yesterday"}, "RFC 3339"},
-		{[]string{"restore", "-all", "-bucket", "b"}, "-all needs -o DIR"},
-		{[]string{"restore", "-all", "-o", "d", "-bucket", "b", "-txid", "3"}, "use -timestamp with -all"},
-		{[]string{"restore", "Bad Name", "-bucket", "b"}, "tenant name"},
+		{[]string{"restore", guid1, "-bucket", "bkt", "-txid", "5", "-timestamp", "2026-01-01T00:00:00Z"}, "not both"},
+		{[]string{"restore", guid1, "-bucket", "bkt", "-txid", "xyz"}, "-txid"},
+		{[]string{"restore", guid1, "-bucket", "bkt", "-timestamp", "yesterday"}, "RFC 3339"},
+		{[]string{"restore", "-all", "-bucket", "bkt"}, "-all needs -o DIR"},
+		{[]string{"restore", "-all", "-o", "d", "-bucket", "bkt", "-txid", "3"}, "use -timestamp with -all"},
+		{[]string{"restore", "Bad Name", "-bucket", "bkt"}, "tenant name"},
 		{[]string{"restore", guid1}, "no bucket"},
 		{[]string{"restore", "-o", "x.db", "s3://"}, "no bucket"},
-		{[]string{"restore", "/data/" + guid1 + ".db", "-bucket", "b"}, "is a path, not a tenant name"},
-		{[]string{"restore", guid1, "-bucket", "b", "-match", "x*"}, "go with -all"},
-		{[]string{"restore", guid1, "-bucket", "b", "-source", "v4"}, "-source"},
+		{[]string{"restore", "/data/" + guid1 + ".db", "-bucket", "bkt"}, "is a path, not a tenant name"},
+		{[]string{"restore", guid1, "-bucket", "bkt", "-match", "x*"}, "go with -all"},
+		{[]string{"restore", guid1, "-bucket", "bkt", "-source", "v4"}, "-source"},
 	} {
 		code, text := runLitefleet(t, env, tt.args...)
 		if code != 2 || !strings.Contains(text, tt.want) {

@@ -50,9 +50,6 @@ func runTUI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if fs.NArg() > 0 {
 		return errUsage("the terminal UI takes flags only, got %q: did you mean -dir %s?", fs.Arg(0), fs.Arg(0))
 	}
-	if *refresh < 0 {
-		return errUsage("-refresh %s: give a positive duration, or 0 for none", *refresh)
-	}
 	if ff.bucket == "" && len(ff.dirs) == 0 && ff.config == "" {
 		fmt.Fprint(stderr, usage)
 		fmt.Fprintln(stderr)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -82,5 +83,41 @@ func TestValidate(t *testing.T) {
 	}
 	if code, out := runLitefleet(t, os.Environ(), "validate", filepath.Join(root, "nope")); code != 1 || !strings.Contains(out, "nope") {
 		t.Errorf("validate of a missing folder: exit %d:\n%s", code, out)
+	}
+}
+
+// TestFlagMistakesAreOneLine: a bad flag or value is one line that names
+// it and points at -h, exit 2, for every command, and the values a config
+// file refuses (a negative duration, a prefix climbing out of the bucket,
+// a bucket name S3 would refuse) are refused as flags too.
+func TestFlagMistakesAreOneLine(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"ls", "-bucket", "Bad_Bucket!"}, `bucket "Bad_Bucket!" is not a valid S3 bucket name`},
+		{[]string{"inspect", "-bucket", "ab", guid1}, "3 to 63"},
+		{[]string{"restore", guid1, "-bucket", "192.168.1.1"}, "IP address"},
+		{[]string{"ls", "-bucket", "bkt", "-prefix", "../x"}, `prefix "../x" has a ".." part`},
+		{[]string{"ls", "-bucket", "bkt", "-prefix", "/etc"}, "starts with '/'"},
+		{[]string{"ls", "-bucket", "bkt", "-prefix", "a/\x1b[31m"}, "not printable"},
+		{[]string{"replicate", "-dsn", "x.db", "-bucket", "bkt", "-retention", "-5h"}, "-retention -5h0m0s is negative"},
+		{[]string{"replicate", "-dir", ".", "-bucket", "bkt", "-rescan", "-1s"}, "-rescan -1s is negative"},
+		{[]string{"-dir", ".", "-refresh", "-1s"}, "-refresh -1s is negative"},
+		{[]string{"restore", "-all", "-o", "d", "-parallel", "x"}, `invalid value "x" for flag -parallel`},
+		{[]string{"ls", "-bogus"}, "flag provided but not defined: -bogus"},
+		{[]string{"validate", "-recursive=maybe", "."}, "-recursive"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(tt.args, &stdout, &stderr)
+		out := stderr.String()
+		if code != 2 || !strings.Contains(out, tt.want) || strings.Count(out, "\n") != 1 || !strings.Contains(out, "-h')") || strings.Contains(out, "\x1b") {
+			t.Errorf("%q: exit %d, want 2 and one line saying %q and pointing at -h:\n%s", tt.args, code, tt.want, out)
+		}
+	}
+	// -h still prints the whole help, and exits 0.
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"ls", "-h"}, &stdout, &stderr); code != 0 || !strings.Contains(stderr.String(), "Usage:") || !strings.Contains(stderr.String(), "-bucket") {
+		t.Errorf("ls -h: exit %d:\n%s", code, stderr.String())
 	}
 }
