@@ -38,6 +38,21 @@ type DiscoverOptions struct {
 	InUse func(path string) bool
 }
 
+// AddTargets adds a config file's databases: their paths to look at, and
+// the tenant names their replica paths give. validate, ls and the terminal
+// UI all read a config this way, so they judge its names alike.
+func (o *DiscoverOptions) AddTargets(targets []Target) {
+	for _, t := range targets {
+		o.Dirs = append(o.Dirs, t.Path)
+		if t.Tenant.Verdict == VerdictExplicit {
+			if o.Names == nil {
+				o.Names = map[string]string{}
+			}
+			o.Names[t.Path] = t.Tenant.Name
+		}
+	}
+}
+
 // Local is one database found on this host, with what the disk says about
 // it and its local Litestream position.
 //
@@ -199,7 +214,8 @@ func (s *scanner) addRoot(d string) error {
 	}
 	fi, err := os.Stat(abs)
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("no such folder: %s: check -dir: %w", Printable(abs), fs.ErrNotExist)
+		// No flag named: validate takes paths, ls takes -dir and -config.
+		return fmt.Errorf("no such file or folder: %s: %w", Printable(abs), fs.ErrNotExist)
 	} else if err != nil {
 		return fmt.Errorf("folder %s: %w", Printable(abs), err)
 	}
@@ -214,7 +230,7 @@ func (s *scanner) addRoot(d string) error {
 		s.add(candidate{path: abs, real: real})
 		return nil
 	default:
-		return fmt.Errorf("%s is neither a folder nor a file (%s): check -dir", Printable(abs), fi.Mode().Type())
+		return fmt.Errorf("%s is neither a folder nor a file (%s)", Printable(abs), fi.Mode().Type())
 	}
 }
 

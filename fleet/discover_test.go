@@ -311,7 +311,7 @@ func TestDiscoverMissingDir(t *testing.T) {
 	if err == nil {
 		t.Fatal("no error for a missing folder")
 	}
-	if want := "no such folder: " + missing + ": check -dir"; !strings.HasPrefix(err.Error(), want) {
+	if want := "no such file or folder: " + missing; !strings.HasPrefix(err.Error(), want) || strings.Contains(err.Error(), "-dir") {
 		t.Errorf("error %q does not start with %q", err, want)
 	}
 	if !errors.Is(err, fs.ErrNotExist) {

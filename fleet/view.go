@@ -105,6 +105,10 @@ func (r Row) Changed() time.Time {
 	return time.Time{}
 }
 
+// CaseCollisionNote is the note of an S3 prefix that differs from another
+// only in case: two spellings of one tenant.
+const CaseCollisionNote = "another prefix differs from this one only in case"
+
 // Join puts local databases and S3 tenant prefixes side by side, one row per
 // tenant name, judged at now. Prefixes of GUIDs that differ only in case are
 // distinct rows in S3 and both marked invalid.
@@ -139,15 +143,16 @@ func Join(locals []Local, remote []s3browse.TenantSummary, now time.Time, opt Vi
 			continue
 		}
 		row := Row{Tenant: r.Name, Remote: r}
+		nameErr := ValidateName(r.Name)
 		switch {
 		case !r.Valid:
+			// The listing judged it already, by the same rule ValidateName
+			// applies first: its reason is the one to show.
 			row.Status, row.Note = StatusInvalid, r.Problem
+		case nameErr != nil:
+			row.Status, row.Note = StatusInvalid, "not a tenant name: "+nameErr.Error()
 		case lowerRemote[PrefixKey(r.Name)] > 1:
-			row.Status, row.Note = StatusInvalid, "another prefix differs from this one only in case"
-		default:
-			if err := ValidateName(r.Name); err != nil {
-				row.Status, row.Note = StatusInvalid, "not a tenant name: "+err.Error()
-			}
+			row.Status, row.Note = StatusInvalid, CaseCollisionNote
 		}
 		rows = append(rows, row)
 	}

@@ -154,10 +154,6 @@ func All(ctx context.Context, client s3browse.API, opt AllOptions, onEvent func(
 				continue
 			}
 		}
-		if !p.Valid {
-			emit(Event{Kind: EventSkipped, Tenant: p.Name, Reason: p.Problem})
-			continue
-		}
 		if err := fleet.ValidateName(p.Name); err != nil {
 			emit(Event{Kind: EventSkipped, Tenant: p.Name, Reason: err.Error()})
 			continue

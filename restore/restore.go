@@ -175,9 +175,6 @@ func (opt Options) normalize() (Options, error) {
 	if err := fleet.ValidateName(opt.Tenant); err != nil {
 		return opt, err
 	}
-	if err := s3browse.CheckName(opt.Tenant); err != nil {
-		return opt, err
-	}
 	if err := opt.Conn.Validate(); err != nil {
 		return opt, err
 	}

@@ -43,7 +43,8 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return errUsage("inspect takes one TENANT (a GUID or a name), got %d arguments", len(pos))
 	}
 	tenant := pos[0]
-	if err := s3browse.CheckName(tenant); err != nil {
+	// Refused here, as restore refuses it, before any request.
+	if err := fleet.ValidateName(tenant); err != nil {
 		return errUsage("%v", err)
 	}
 	conn, _, err := cf.resolveConn()

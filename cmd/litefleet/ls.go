@@ -78,7 +78,7 @@ func runLs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if v.LocalErr != "" {
-		return fmt.Errorf("local databases: %s", v.LocalErr)
+		return fmt.Errorf("local databases: %s: check -dir and the -config file's paths", v.LocalErr)
 	}
 	if v.RemoteErr != "" && fl.API != nil {
 		return fmt.Errorf("%s", v.RemoteErr)

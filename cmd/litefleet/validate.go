@@ -11,11 +11,13 @@ import (
 )
 
 const validateHelp = `Usage:
-  litefleet validate [-recursive] [-json] PATH...
+  litefleet validate [-recursive] [-json] [-config FILE] [PATH...]
 
 Checks the tenant name each database would replicate under. PATH is a
-database file or a folder of them (*.db, *.sqlite, *.sqlite3). Prints each
-database, its tenant name and a verdict:
+database file or a folder of them (*.db, *.sqlite, *.sqlite3); -config adds
+the databases a litestream.yml lists, named as its replica paths say (as
+replicate, ls and the terminal UI name them). Prints each database, its
+tenant name and a verdict:
   guid       the GUID in the file name, format kept
   explicit   a name given in a config file
   fallback   neither: replicates as "default" (rename it or pass -db-name)
@@ -25,6 +27,7 @@ Exits 1 when any name is invalid or any two databases collide.
 
 Examples:
   litefleet validate /data
+  litefleet validate -config litestream.yml
   litefleet validate -recursive -json /srv/tenants
 `
 
@@ -32,14 +35,24 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := newFlagSet("validate", validateHelp, stderr)
 	recursive := fs.Bool("recursive", false, "descend into subfolders")
 	asJSON := fs.Bool("json", false, "print JSON")
+	config := fs.String("config", "", "litestream.yml: check its databases under the names its replica paths give")
 	paths, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(paths) == 0 {
-		return errUsage("validate needs at least one PATH (a database or a folder)")
+	if len(paths) == 0 && *config == "" {
+		return errUsage("validate needs a PATH (a database or a folder) or -config FILE")
 	}
-	locals, err := fleet.Discover(ctx, fleet.DiscoverOptions{Dirs: paths, Recursive: *recursive})
+	opt := fleet.DiscoverOptions{Recursive: *recursive}
+	if *config != "" {
+		_, targets, err := fleet.LoadConfig(*config)
+		if err != nil {
+			return err
+		}
+		opt.AddTargets(targets)
+	}
+	opt.Dirs = append(opt.Dirs, paths...)
+	locals, err := fleet.Discover(ctx, opt)
 	if err != nil {
 		return err
 	}

@@ -81,8 +81,42 @@ func TestValidate(t *testing.T) {
 	if code, out := runLitefleet(t, os.Environ(), "validate"); code != 2 {
 		t.Errorf("validate without PATH: exit %d, want 2:\n%s", code, out)
 	}
-	if code, out := runLitefleet(t, os.Environ(), "validate", filepath.Join(root, "nope")); code != 1 || !strings.Contains(out, "nope") {
-		t.Errorf("validate of a missing folder: exit %d:\n%s", code, out)
+	if code, out := runLitefleet(t, os.Environ(), "validate", filepath.Join(root, "nope")); code != 1 || !strings.Contains(out, "nope") || strings.Contains(out, "-dir") {
+		t.Errorf("validate of a missing folder: exit %d, want 1 naming the path and no flag validate lacks:\n%s", code, out)
+	}
+}
+
+// TestValidateConfig: with -config, the databases a config lists are judged
+// under the names its replica paths give, as replicate, ls and the terminal
+// UI judge them; without it the same file falls back to "default".
+func TestValidateConfig(t *testing.T) {
+	dir := t.TempDir()
+	legacy := filepath.Join(dir, "legacy-client.db")
+	testpeer.NewDB(t, legacy, 1)
+	cfg := filepath.Join(dir, "litestream.yml")
+	if err := os.WriteFile(cfg, []byte("dbs:\n  - path: "+legacy+"\n    replica:\n      bucket: saas-backups\n      path: databases/legacy-client-001\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out := runLitefleet(t, os.Environ(), "validate", "-config", cfg)
+	if code != 0 || !strings.Contains(out, "legacy-client-001  explicit") || strings.Contains(out, "fallback") {
+		t.Errorf("validate -config: exit %d, want the config's name, explicit:\n%s", code, out)
+	}
+	code, out = runLitefleet(t, os.Environ(), "validate", dir)
+	if code != 0 || !strings.Contains(out, "default") || !strings.Contains(out, "fallback") {
+		t.Errorf("validate without -config: exit %d, want the fallback:\n%s", code, out)
+	}
+}
+
+// TestInspectRefusesInvalidNameLocally: inspect refuses a name that is no
+// tenant name as restore does, before any request (the endpoint here
+// answers nothing, which would be exit 1 and "cannot reach S3").
+func TestInspectRefusesInvalidNameLocally(t *testing.T) {
+	for _, cmd := range []string{"inspect", "restore"} {
+		var stdout, stderr bytes.Buffer
+		code := run([]string{cmd, "Bad Name", "-bucket", "bkt", "-endpoint", "http://127.0.0.1:1"}, &stdout, &stderr)
+		if code != 2 || !strings.Contains(stderr.String(), "tenant name Bad Name has characters outside") {
+			t.Errorf("%s 'Bad Name': exit %d, want 2 and the naming rule:\n%s", cmd, code, stderr.String())
+		}
 	}
 }
 
