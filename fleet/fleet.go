@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/litefleet/litefleet/s3browse"
 )
 
@@ -78,6 +80,9 @@ func (f *Fleet) Refresh(ctx context.Context) (*View, error) {
 	var remoteErr error
 	if f.API != nil {
 		remote, remoteErr = s3browse.Scan(ctx, f.API, f.Conn)
+		if remoteErr == nil {
+			remoteErr = f.readLeases(ctx, remote, now)
+		}
 	} else {
 		remoteErr = errors.New("no bucket: pass -bucket to see the S3 side")
 	}
@@ -110,6 +115,32 @@ func (f *Fleet) Refresh(ctx context.Context) (*View, error) {
 	v.Rows = Join(locals, append([]s3browse.TenantSummary(nil), remote...), now, f.Options)
 	v.Counts = Counts(v.Rows)
 	return v, nil
+}
+
+// leaseReaders bounds the lock.json reads of one refresh.
+const leaseReaders = 16
+
+// readLeases reads the lock.json of every tenant whose listing shows it
+// written within the lease's lifetime: whether a lease is live is what its
+// content says (JudgeLease), not only that the file was written lately. A
+// tenant whose lock.json is older cannot hold a live lease and costs no
+// request.
+func (f *Fleet) readLeases(ctx context.Context, remote []s3browse.TenantSummary, now time.Time) error {
+	fresh := f.Options.withDefaults().LeaseFresh
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(leaseReaders)
+	for i := range remote {
+		s := &remote[i]
+		if !s.Valid || !s.HasLease || now.Sub(s.LeaseModifiedAt) >= fresh {
+			continue
+		}
+		g.Go(func() error {
+			l, err := s3browse.ReadLease(ctx, f.API, f.Conn, s.Name)
+			s.Lease = l
+			return err
+		})
+	}
+	return g.Wait()
 }
 
 // Inspect reports one tenant's restore points.

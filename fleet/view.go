@@ -175,7 +175,16 @@ func judge(r *Row, now time.Time, opt ViewOptions) {
 	}
 	l, rem := r.Local, r.Remote
 	hasRemote := rem != nil && rem.Format != s3browse.FormatEmpty
+	// A lock.json written lately holds a live lease; when it was read,
+	// JudgeLease decides, and a junk one is said so on the row.
 	leaseFresh := rem != nil && rem.HasLease && now.Sub(rem.LeaseModifiedAt) < opt.LeaseFresh
+	if rem != nil && rem.Lease != nil {
+		state, text := JudgeLease(rem.Lease, now)
+		leaseFresh = state == LeaseLive
+		if state == LeaseUnreadable {
+			defer func() { r.Note = strings.TrimPrefix(r.Note+"; lease "+text, "; ") }()
+		}
+	}
 	switch {
 	case l == nil:
 		r.Status = StatusRemoteOnly

@@ -40,6 +40,16 @@ func (l *Lease) Expired(now time.Time) bool {
 	return l.ExpiresAt.IsZero() || !now.Before(l.ExpiresAt)
 }
 
+// ReadLease reads a tenant's lock.json: nil when there is none, and a
+// Lease with Error set when it cannot be read or decoded. Only a cancelled
+// context is returned as an error.
+func ReadLease(ctx context.Context, api API, conn Conn, tenant string) (*Lease, error) {
+	if err := CheckName(tenant); err != nil {
+		return nil, err
+	}
+	return readLease(ctx, api, conn, conn.TenantPath(tenant)+"/"+leaseFile, object{})
+}
+
 // readLease fetches lock.json at key. It returns nil when the object is gone
 // (released between the listing and the GET), and a Lease with Error set
 // when it cannot be read or decoded: a bad lease must not hide the rest of

@@ -12,7 +12,6 @@ import (
 
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/s3browse"
-	"github.com/litefleet/litefleet/tui/common"
 )
 
 const inspectHelp = `Usage:
@@ -84,16 +83,8 @@ func printTenant(w io.Writer, t *s3browse.Tenant, now time.Time, files int) {
 		fmt.Fprintf(w, "latest    TXID %d (%s), last upload %s (%s)\n", t.LatestTXID, t.LatestTXIDHex, t.LatestAt.Format(time.RFC3339), ago(now, t.LatestAt))
 	}
 	fmt.Fprintf(w, "snapshots %d\n", t.Snapshots)
-	switch l := t.Lease; {
-	case l == nil:
-		fmt.Fprintln(w, "lease     none: no replicator holds this tenant")
-	case l.Error != "":
-		fmt.Fprintf(w, "lease     unreadable: %s\n", s3browse.Printable(l.Error))
-	case l.Expired(now):
-		fmt.Fprintf(w, "lease     expired %s ago (last held by %s)\n", common.Duration(now.Sub(l.ExpiresAt)), s3browse.Printable(l.Owner))
-	default:
-		fmt.Fprintf(w, "lease     held by %s for %s more (generation %d)\n", s3browse.Printable(l.Owner), common.Duration(l.ExpiresAt.Sub(now)), l.Generation)
-	}
+	_, lease := fleet.JudgeLease(t.Lease, now)
+	fmt.Fprintf(w, "lease     %s\n", lease)
 	if t.UnknownObjects > 0 {
 		fmt.Fprintf(w, "unknown   %d objects litestream would not restore from\n", t.UnknownObjects)
 	}

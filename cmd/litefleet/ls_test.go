@@ -337,3 +337,35 @@ func TestNoSDKWarningOnStderr(t *testing.T) {
 		t.Errorf("the SDK's warning reached stderr:\n%s", out)
 	}
 }
+
+// TestJunkLeaseReadsOneWay: a lock.json that is not a lease holds no one's
+// lease, and ls and inspect say so in the same words.
+func TestJunkLeaseReadsOneWay(t *testing.T) {
+	testpeer.Integration(t)
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	client := srv.Client(t, conn)
+	for key, body := range map[string]string{
+		conn.TenantPath(guid3) + "/0000/0000000000000001-0000000000000001.ltx": "x",
+		conn.TenantPath(guid3) + "/lock.json":                                  "garbage",
+	} {
+		if _, err := client.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(conn.Bucket), Key: aws.String(key), Body: strings.NewReader(body)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := testpeer.CredEnv(srv)
+	code, out := runLitefleet(t, env, "ls", "-bucket", conn.Bucket, "-endpoint", srv.Endpoint, "-no-cache", "-json")
+	var v lsJSON
+	if err := json.Unmarshal([]byte(out), &v); err != nil || code != 0 || len(v.Tenants) != 1 {
+		t.Fatalf("ls: exit %d, %v:\n%s", code, err, out)
+	}
+	row := v.Tenants[0]
+	_, reason, ok := strings.Cut(row.Note, "lease unreadable: ")
+	if row.Status != "remote only" || !ok || !strings.HasPrefix(reason, "decode lock.json: ") {
+		t.Fatalf("ls: status %q, note %q: want remote only, lease unreadable", row.Status, row.Note)
+	}
+	code, out = runLitefleet(t, env, "inspect", guid3, "-bucket", conn.Bucket, "-endpoint", srv.Endpoint)
+	if code != 0 || !strings.Contains(out, "lease     unreadable: "+reason+"\n") {
+		t.Fatalf("inspect (exit %d) does not say %q:\n%s", code, "unreadable: "+reason, out)
+	}
+}

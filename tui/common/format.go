@@ -7,6 +7,8 @@ import (
 
 	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
+
+	"github.com/litefleet/litefleet/fleet"
 )
 
 // Bytes prints n compactly, in binary units: 0, 812B, 4.0K, 38K, 1.2M, 3.4G.
@@ -29,22 +31,9 @@ func Bytes(n int64) string {
 	return fmt.Sprintf("%.0fE", v/unit)
 }
 
-// Duration prints d in its largest unit: 850ms, 42s, 5m, 3h, 2d.
-func Duration(d time.Duration) string {
-	switch {
-	case d < 0:
-		return "0s"
-	case d < time.Second:
-		return fmt.Sprintf("%dms", d.Milliseconds())
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh", int(d.Hours()))
-	}
-	return fmt.Sprintf("%dd", int(d.Hours()/24))
-}
+// Duration prints d in its largest unit: 850ms, 42s, 5m, 3h, 2d
+// (fleet.Duration: the command line prints the same).
+func Duration(d time.Duration) string { return fleet.Duration(d) }
 
 // Ago prints how long before now t was, or "" for the zero time.
 func Ago(now, t time.Time) string {
@@ -55,12 +44,7 @@ func Ago(now, t time.Time) string {
 }
 
 // Stamp prints t in UTC to the second, as the CLI's -timestamp takes it.
-func Stamp(t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	return t.UTC().Format(time.RFC3339)
-}
+func Stamp(t time.Time) string { return fleet.Stamp(t) }
 
 // Fit pads or cuts s (plain text, no escapes) to exactly w cells; a cut is
 // marked with "…". Right-aligned when right is set.

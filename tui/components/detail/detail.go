@@ -222,16 +222,8 @@ func reportLines(c *common.Common, t *s3browse.Tenant, now time.Time, w int) []s
 		kv("latest", fmt.Sprintf("TXID %d (%s) · last upload %s (%s)", t.LatestTXID, t.LatestTXIDHex, common.Stamp(t.LatestAt), common.Ago(now, t.LatestAt)))
 	}
 	kv("snapshots", fmt.Sprint(t.Snapshots))
-	switch l := t.Lease; {
-	case l == nil:
-		kv("lease", "none: no replicator holds this tenant")
-	case l.Error != "":
-		kv("lease", "unreadable: "+fleet.Printable(l.Error))
-	case l.Expired(now):
-		kv("lease", fmt.Sprintf("expired %s ago, last held by %s", common.Duration(now.Sub(l.ExpiresAt)), fleet.Printable(l.Owner)))
-	default:
-		kv("lease", fmt.Sprintf("held by %s until %s (%s left, generation %d)", fleet.Printable(l.Owner), common.Stamp(l.ExpiresAt), common.Duration(l.ExpiresAt.Sub(now)), l.Generation))
-	}
+	_, lease := fleet.JudgeLease(t.Lease, now)
+	kv("lease", lease)
 	if t.UnknownObjects > 0 {
 		kv("unknown", fmt.Sprintf("%d objects Litestream would not restore from", t.UnknownObjects))
 	}
