@@ -95,24 +95,37 @@ func (f *Fleet) Refresh(ctx context.Context) (*View, error) {
 	if localErr != nil {
 		v.LocalErr = localErr.Error()
 	}
+	opt := f.Options
 	f.mu.Lock()
-	if remoteErr == nil {
+	switch {
+	case remoteErr == nil:
 		f.remote, f.remoteAt, f.cached = remote, now, false
 		f.saveCache()
-	} else {
-		v.RemoteErr = remoteErr.Error()
-		if f.API != nil {
-			v.RemoteErr = s3browse.Explain(remoteErr, f.Conn).Error()
-		}
+		remote, v.RemoteAt, v.FromCache = f.remote, f.remoteAt, f.cached
+	case f.API != nil && s3browse.Classify(remoteErr) == s3browse.FailureUnreachable:
+		// S3 is out of reach, not changed: the last good answer stands in,
+		// marked with its age.
+		v.RemoteErr = s3browse.Why(remoteErr, f.Conn).Error()
 		if f.remote == nil {
 			f.loadCache()
 		}
+		remote, v.RemoteAt, v.FromCache = f.remote, f.remoteAt, f.cached
+	default:
+		// A missing bucket, refused or missing credentials, no bucket at
+		// all: no earlier answer is known to hold, and nothing is shown
+		// as if it were. Local rows say "unknown" and why.
+		v.RemoteErr = remoteErr.Error()
+		opt.remoteUnknown = "no bucket given"
+		if f.API != nil {
+			v.RemoteErr = s3browse.Why(remoteErr, f.Conn).Error()
+			opt.remoteUnknown = s3browse.Classify(remoteErr).String()
+		}
+		remote = nil
 	}
-	remote, v.RemoteAt, v.FromCache = f.remote, f.remoteAt, f.cached
 	f.mu.Unlock()
 
 	// Join works on copies: rows point into them, and the cache is shared.
-	v.Rows = Join(locals, append([]s3browse.TenantSummary(nil), remote...), now, f.Options)
+	v.Rows = Join(locals, append([]s3browse.TenantSummary(nil), remote...), now, opt)
 	v.Counts = Counts(v.Rows)
 	return v, nil
 }

@@ -18,6 +18,7 @@ type Status string
 const (
 	StatusError          Status = "error"            // something is wrong: see the note
 	StatusInvalid        Status = "invalid"          // invalid name or a collision
+	StatusUnknown        Status = "unknown"          // local, and S3 could not be asked: see the note
 	StatusLeased         Status = "leased elsewhere" // another host writes the replica
 	StatusLagging        Status = "lagging"          // local changes not yet in S3 for too long
 	StatusNotReplicating Status = "not replicating"  // local only, or local changes nobody replicates
@@ -26,7 +27,7 @@ const (
 )
 
 // Statuses lists every status in display order.
-var Statuses = []Status{StatusError, StatusInvalid, StatusLeased, StatusLagging, StatusNotReplicating, StatusRemoteOnly, StatusInSync}
+var Statuses = []Status{StatusError, StatusInvalid, StatusUnknown, StatusLeased, StatusLagging, StatusNotReplicating, StatusRemoteOnly, StatusInSync}
 
 // rank orders statuses by urgency, for sorting.
 func (s Status) rank() int {
@@ -48,6 +49,10 @@ type ViewOptions struct {
 	LeaseFresh time.Duration
 	// Replicating reports tenants replicated by this process.
 	Replicating func(path string) bool
+
+	// remoteUnknown, set by Refresh, says why S3's side is not known: a
+	// local row then has no status to show but "unknown".
+	remoteUnknown string
 }
 
 func (o ViewOptions) withDefaults() ViewOptions {
@@ -172,6 +177,10 @@ func judge(r *Row, now time.Time, opt ViewOptions) {
 	}
 	if r.Status != "" {
 		return // invalid, decided by Join
+	}
+	if opt.remoteUnknown != "" && r.Local != nil && r.Local.StateErr == "" {
+		r.Status, r.Note = StatusUnknown, "S3: "+opt.remoteUnknown
+		return
 	}
 	l, rem := r.Local, r.Remote
 	hasRemote := rem != nil && rem.Format != s3browse.FormatEmpty

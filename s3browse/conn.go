@@ -255,42 +255,130 @@ func Check(ctx context.Context, client *s3.Client, c Conn, timeout time.Duration
 	return nil
 }
 
-// Explain turns an S3 error into a one-line message naming what to check.
-// The original error stays wrapped for errors.Is/As.
-func Explain(err error, c Conn) error {
-	if err == nil {
-		return nil
+// Failure is the kind of trouble an S3 request ran into.
+type Failure int
+
+// The failures Classify tells apart.
+const (
+	FailureOther         Failure = iota // the request failed otherwise
+	FailureNoBucket                     // the bucket does not exist
+	FailureRefused                      // S3 refused the credentials
+	FailureNoCredentials                // no credentials in the config or the AWS chain
+	FailureUnreachable                  // no connection, or no answer in time
+)
+
+// String names the failure in a few words, for a table's note.
+func (f Failure) String() string {
+	switch f {
+	case FailureNoBucket:
+		return "bucket does not exist"
+	case FailureRefused:
+		return "credentials refused"
+	case FailureNoCredentials:
+		return "no credentials found"
+	case FailureUnreachable:
+		return "unreachable"
+	}
+	return "request failed"
+}
+
+// Classify says what kind of failure err is. Only FailureUnreachable
+// leaves S3 as it was, with the way to it broken: the one case where an
+// older answer may stand in for the one that failed. A refused or missing
+// credential, or a missing bucket, says the older answer is no longer
+// known to hold.
+func Classify(err error) Failure {
+	var ex *explained
+	if errors.As(err, &ex) {
+		return ex.kind
+	}
+	// Before the network: the credential chain's own requests (the EC2
+	// metadata service) fail with network errors where there is none.
+	if msg := err.Error(); strings.Contains(msg, "failed to retrieve credentials") || strings.Contains(msg, "no EC2 IMDS role found") {
+		return FailureNoCredentials
 	}
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) {
 		switch apiErr.ErrorCode() {
 		case "NoSuchBucket":
-			return fmt.Errorf("bucket %q does not exist%s: create it or check -bucket: %w", c.Bucket, at(c), errShort(err))
+			return FailureNoBucket
 		case "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "Forbidden", "InvalidToken", "ExpiredToken":
-			return fmt.Errorf("S3 refused the credentials for bucket %q%s (%s): check access-key-id/secret-access-key in the config or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_PROFILE: %w", c.Bucket, at(c), apiErr.ErrorCode(), errShort(err))
+			return FailureRefused
 		}
 	}
 	var respErr *awshttp.ResponseError
 	if errors.As(err, &respErr) {
 		switch respErr.HTTPStatusCode() {
 		case http.StatusNotFound:
-			return fmt.Errorf("bucket %q does not exist%s: create it or check -bucket: %w", c.Bucket, at(c), errShort(err))
+			return FailureNoBucket
 		case http.StatusForbidden, http.StatusUnauthorized:
-			return fmt.Errorf("S3 refused the credentials for bucket %q%s: check access-key-id/secret-access-key in the config or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_PROFILE: %w", c.Bucket, at(c), errShort(err))
+			return FailureRefused
 		}
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("S3%s did not answer in time: check -endpoint, the network and that the server is up: %w", at(c), errShort(err))
 	}
 	var netErr net.Error
 	var opErr *net.OpError
-	if errors.As(err, &opErr) || errors.As(err, &netErr) {
-		return fmt.Errorf("cannot reach S3%s: check -endpoint and that the server is running: %w", at(c), errShort(err))
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &opErr) || errors.As(err, &netErr) {
+		return FailureUnreachable
 	}
-	if strings.Contains(err.Error(), "failed to retrieve credentials") || strings.Contains(err.Error(), "no EC2 IMDS role found") {
-		return fmt.Errorf("no S3 credentials found: set access-key-id/secret-access-key in the -config file, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE: %w", errShort(err))
+	return FailureOther
+}
+
+// explained is an error Explain has worded; explaining it again keeps it.
+type explained struct {
+	msg  string
+	kind Failure
+	err  error
+}
+
+func (e *explained) Error() string { return e.msg }
+func (e *explained) Unwrap() error { return e.err }
+
+// Explain turns an S3 error into a one-line message naming what to check.
+// The original error stays wrapped for errors.Is/As, and an error already
+// explained (wrapped in more context or not) is returned as it is.
+func Explain(err error, c Conn) error {
+	if err == nil {
+		return nil
 	}
-	return fmt.Errorf("S3 request to bucket %q%s failed: %w", c.Bucket, at(c), err)
+	var ex *explained
+	if errors.As(err, &ex) {
+		return err
+	}
+	kind := Classify(err)
+	var msg string
+	switch kind {
+	case FailureNoBucket:
+		msg = fmt.Sprintf("bucket %q does not exist%s: create it or check -bucket: %v", c.Bucket, at(c), errShort(err))
+	case FailureRefused:
+		code := ""
+		var apiErr smithy.APIError
+		if errors.As(err, &apiErr) {
+			code = " (" + apiErr.ErrorCode() + ")"
+		}
+		msg = fmt.Sprintf("S3 refused the credentials for bucket %q%s%s: check access-key-id/secret-access-key in the config or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_PROFILE: %v", c.Bucket, at(c), code, errShort(err))
+	case FailureNoCredentials:
+		msg = fmt.Sprintf("no S3 credentials found: set access-key-id/secret-access-key in the -config file, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE: %v", errShort(err))
+	case FailureUnreachable:
+		if errors.Is(err, context.DeadlineExceeded) {
+			msg = fmt.Sprintf("S3%s did not answer in time: check -endpoint, the network and that the server is up: %v", at(c), errShort(err))
+		} else {
+			msg = fmt.Sprintf("cannot reach S3%s: check -endpoint and that the server is running: %v", at(c), errShort(err))
+		}
+	default:
+		msg = fmt.Sprintf("S3 request to bucket %q%s failed: %v", c.Bucket, at(c), err)
+	}
+	return &explained{msg: msg, kind: kind, err: err}
+}
+
+// Why is the explanation of err alone, without the context wrapped around
+// it on its way up (which listing, which page): the line that says what to
+// check, for a summary.
+func Why(err error, c Conn) error {
+	var ex *explained
+	if errors.As(err, &ex) {
+		return ex
+	}
+	return Explain(err, c)
 }
 
 func at(c Conn) string {

@@ -369,3 +369,55 @@ func TestJunkLeaseReadsOneWay(t *testing.T) {
 		t.Fatalf("inspect (exit %d) does not say %q:\n%s", code, "unreadable: "+reason, out)
 	}
 }
+
+// TestLsUnknownWhenS3Refuses: with S3 refusing the credentials or the
+// bucket missing, ls does not show the cached answer as if S3 were down:
+// local rows are "unknown" with the reason, and one line says what to fix.
+func TestLsUnknownWhenS3Refuses(t *testing.T) {
+	testpeer.Integration(t)
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	cacheHome := t.TempDir()
+	env := append(testpeer.CredEnv(srv), "XDG_CACHE_HOME="+cacheHome)
+	dir := t.TempDir()
+	path := filepath.Join(dir, guid2+".db")
+	testpeer.NewDB(t, path, 3)
+	rep := startLitefleet(t, env, replicateArgs(srv, conn, "-dsn", path)...)
+	rep.WaitFor(seedTx(guid2), 20*time.Second)
+	if code := rep.Stop(60 * time.Second); code != 0 {
+		t.Fatalf("replicator exit %d", code)
+	}
+	args := []string{"ls", "-dir", dir, "-bucket", conn.Bucket, "-endpoint", srv.Endpoint, "-json"}
+	if code, out := runLitefleet(t, env, args...); code != 0 {
+		t.Fatalf("ls exit %d:\n%s", code, out) // this answer is now in the cache
+	}
+
+	badSecret := append(testpeer.CredEnv(srv), "XDG_CACHE_HOME="+cacheHome, "AWS_SECRET_ACCESS_KEY=wrong-secret")
+	for _, tt := range []struct {
+		name string
+		env  []string
+		args []string
+		note string
+		says string
+	}{
+		{"refused credentials", badSecret, args, "S3: credentials refused", "S3 refused the credentials"},
+		{"no such bucket", env, []string{"ls", "-dir", dir, "-bucket", "nosuch-bucket", "-endpoint", srv.Endpoint, "-json"}, "S3: bucket does not exist", `bucket "nosuch-bucket" does not exist`},
+	} {
+		code, out := runLitefleet(t, tt.env, tt.args...)
+		var v lsJSON
+		if err := json.Unmarshal([]byte(out[:strings.LastIndex(out, "}")+1]), &v); err != nil {
+			t.Fatalf("%s: %v\n%s", tt.name, err, out)
+		}
+		if code != 1 || v.FromCache || len(v.Tenants) != 1 || v.Tenants[0].Status != "unknown" || v.Tenants[0].Note != tt.note || v.Tenants[0].Remote != nil {
+			t.Errorf("%s: exit %d, %+v: want 1, no cached answer, %s unknown (%s)", tt.name, code, v, guid2, tt.note)
+		}
+		last := out[strings.LastIndex(strings.TrimSpace(out), "\n")+1:]
+		if !strings.HasPrefix(last, "litefleet: ") || !strings.Contains(last, tt.says) || strings.Contains(out, "wrong-secret") {
+			t.Errorf("%s: the last line does not say %q:\n%s", tt.name, tt.says, out)
+		}
+	}
+	code, out := runLitefleet(t, badSecret, "ls", "-dir", dir, "-bucket", conn.Bucket, "-endpoint", srv.Endpoint)
+	if code != 1 || !strings.Contains(out, "unknown") || !strings.Contains(out, "S3 side unknown") || strings.Contains(out, "S3 side from") {
+		t.Errorf("text form, refused (exit %d):\n%s", code, out)
+	}
+}
