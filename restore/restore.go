@@ -502,8 +502,11 @@ func checkOutput(opt Options, p *Plan) error {
 			return nil
 		}
 	}
-	if p.OutputExists && live {
-		p.Refusal = fmt.Sprintf("tenant %s is being replicated by %s (lease until %s): stop that replicator before restoring over %s, or restore elsewhere with -o",
+	// The live database is the file the lease holder replicates: one with
+	// Litestream's state beside it. A copy of the tenant elsewhere (an
+	// earlier restore) is replaced with -force like any other file.
+	if p.OutputExists && live && fleet.HasLitestreamState(out) {
+		p.Refusal = fmt.Sprintf("tenant %s is being replicated by %s (lease until %s) and %s has Litestream's state beside it: stop that replicator before restoring over it, or restore elsewhere with -o",
 			name, fleet.Printable(fleet.LeaseHolder(p.Lease.Owner)), p.Lease.ExpiresAt.Format(time.RFC3339), fleet.Printable(out))
 		return nil
 	}

@@ -84,6 +84,15 @@ func TestFleetBackend(t *testing.T) {
 	if res.Integrity != "ok" || res.TXID == 0 {
 		t.Fatalf("restore: %+v", res)
 	}
+	// The overwrite flow over that copy: the tenant is live (this process
+	// holds its lease), but the copy is not the database it replicates.
+	plan, err = b.PlanRestore(ctx, restore.Options{Tenant: guid, Output: out, Force: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan.Refusal != "" || !plan.OutputExists {
+		t.Fatalf("overwriting a copy of a live tenant is refused: %q", plan.Refusal)
+	}
 
 	if f, err := b.Validate(ctx); err != nil || len(f) != 0 {
 		t.Fatalf("validate: %v %+v", err, f)

@@ -37,8 +37,9 @@ PRAGMA integrity_check, synced, then renamed to PATH: PATH is either the
 whole, checked database or untouched, and nothing else is left behind. An
 existing PATH is replaced only with -force, which first keeps it, with its
 -wal and -shm, as PATH.bak-TIME. A database that a replicator is writing
-(the tenant's lease is live) or that a process has open is never restored
-over; the refusal names the owner. Afterwards litefleet says which TXID and
+(the tenant's lease is live and Litestream's state is beside the file) or
+that a process has open is never restored over; the refusal names the
+owner. A copy of a live tenant is replaced with -force like any file. Afterwards litefleet says which TXID and
 time the file holds and compares them with the replica's latest.
 
 -dry-run prints the plan and writes nothing: the objects, their bytes, and

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/internal/testpeer"
 )
@@ -177,6 +178,32 @@ func TestRestoreRefusedWhileLeased(t *testing.T) {
 		t.Fatalf("restore of a live tenant to a new file: exit %d:\n%s", code, text)
 	}
 	testpeer.SameRows(t, testpeer.Restored(t, copyPath), testpeer.Rows(t, src))
+
+	// That copy is not the live database: -force replaces it, keeping it.
+	code, text = runLitefleet(t, testpeer.CredEnv(srv), append([]string{"restore", guid2, "-o", copyPath, "-force"}, ep...)...)
+	if code != 0 || !strings.Contains(text, "kept:      the old database as "+copyPath+".bak-") {
+		t.Fatalf("restore -force over a copy of a live tenant: exit %d:\n%s", code, text)
+	}
+	testpeer.SameRows(t, testpeer.Restored(t, copyPath), testpeer.Rows(t, src))
+	// A file with Litestream's state beside it is the replicated one.
+	if err := os.Mkdir(fleet.LitestreamStateDir(copyPath), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	code, text = runLitefleet(t, testpeer.CredEnv(srv), append([]string{"restore", guid2, "-o", copyPath, "-force"}, ep...)...)
+	if code != 1 || !strings.Contains(text, "has Litestream's state beside it: stop that replicator") {
+		t.Fatalf("restore -force over a file with Litestream state: exit %d:\n%s", code, text)
+	}
+
+	// The whole fleet, twice, into one folder, while the tenant is live:
+	// the second run replaces the first one's copies.
+	out := filepath.Join(t.TempDir(), "fleet")
+	for run := 1; run <= 2; run++ {
+		code, text = runLitefleet(t, testpeer.CredEnv(srv), append([]string{"restore", "-all", "-o", out, "-force"}, ep...)...)
+		if code != 0 || !strings.Contains(text, "restore -all: 1 restored, 0 failed") {
+			t.Fatalf("restore -all -force, run %d: exit %d:\n%s", run, code, text)
+		}
+	}
+	testpeer.SameRows(t, testpeer.Restored(t, filepath.Join(out, guid2+".db")), testpeer.Rows(t, src))
 	if code := p.Stop(60 * time.Second); code != 0 {
 		t.Fatalf("replicate exit %d", code)
 	}
