@@ -7,17 +7,14 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"os"
 	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
-	"github.com/charmbracelet/x/term"
-
+	"github.com/dustin/go-humanize"
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
@@ -190,9 +187,9 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return nil
 	}
 
-	var bar *progressBar
+	var bar *termProgress
 	if !rf.json {
-		bar = newProgressBar(stderr, "restore "+fleet.Shorten(fleet.Printable(target.tenant), 40))
+		bar = newTermProgress(stderr, "restore "+fleet.Shorten(fleet.Printable(target.tenant), 40))
 	}
 	if bar != nil {
 		opt.Progress = func(done, total int64) {
@@ -200,11 +197,11 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			if done >= total {
 				label += ", checking integrity"
 			}
-			bar.update(float64(done)/float64(max(total, 1)), label)
+			bar.Set(float64(done)/float64(max(total, 1)), label)
 		}
 	}
 	res, err := restore.Run(ctx, client, opt)
-	bar.clear()
+	bar.Close()
 	if err != nil {
 		return err
 	}
@@ -366,10 +363,13 @@ func restoreAll(ctx context.Context, rf restoreFlags, conn s3browse.Conn, ts tim
 		Conn: conn, OutputDir: rf.output, Match: rf.match, Parallel: rf.parallel,
 		Timestamp: ts, Source: rf.source, Force: rf.force, DryRun: rf.dryRun,
 	}
-	var bar *progressBar
+	var bar *termProgress
 	if !rf.json {
-		bar = newProgressBar(stderr, "restore -all")
+		bar = newTermProgress(stderr, "restore -all")
 	}
+	// Each tenant's line goes above the bar when both are on the terminal,
+	// and to stdout as it is otherwise (a file keeps every line).
+	above := bar != nil && isTerminal(stdout)
 	var events []restore.Event
 	fleetProg := newFleetProgress()
 	sum, err := restore.All(ctx, client, opt, func(ev restore.Event) {
@@ -380,18 +380,17 @@ func restoreAll(ctx context.Context, rf restoreFlags, conn s3browse.Conn, ts tim
 			return
 		}
 		fleetProg.see(ev)
-		if bar != nil {
-			bar.update(fleetProg.fraction(), fleetProg.label())
-			if ev.Kind == restore.EventFailed || ev.Kind == restore.EventSkipped {
-				// Failures stay on screen above the bar.
-				bar.clear()
-				printEvent(stderr, ev)
-			}
-			return
+		bar.Set(fleetProg.fraction(), fleetProg.label())
+		line := eventLine(ev)
+		switch {
+		case line == "":
+		case above:
+			bar.Println(line)
+		default:
+			fmt.Fprintln(stdout, line)
 		}
-		printEvent(stdout, ev)
 	})
-	bar.clear()
+	bar.Close()
 	if rf.json {
 		if events == nil {
 			events = []restore.Event{}
@@ -419,8 +418,9 @@ func restoreAll(ctx context.Context, rf restoreFlags, conn s3browse.Conn, ts tim
 	return nil
 }
 
-// printEvent prints one line per tenant for restore -all.
-func printEvent(w io.Writer, ev restore.Event) {
+// eventLine is restore -all's line for a tenant's outcome, or "" for an
+// event that has none.
+func eventLine(ev restore.Event) string {
 	name := fleet.Printable(ev.Tenant)
 	switch ev.Kind {
 	case restore.EventRestored:
@@ -433,7 +433,7 @@ func printEvent(w io.Writer, ev restore.Event) {
 		if r.Backup != "" {
 			backup = ", old file kept as " + fleet.Printable(r.Backup)
 		}
-		fmt.Fprintf(w, "restored %s -> %s: %s, %s in %s, integrity %s, %s%s\n", name, fleet.Printable(r.Output), r.Position,
+		return fmt.Sprintf("restored %s -> %s: %s, %s in %s, integrity %s, %s%s", name, fleet.Printable(r.Output), r.Position,
 			fmtBytes(r.Downloaded), time.Duration(r.DurationMS)*time.Millisecond, r.Integrity, state, backup)
 	case restore.EventPlanned:
 		p := ev.Plan
@@ -441,12 +441,13 @@ func printEvent(w io.Writer, ev restore.Event) {
 		if p.Refusal != "" {
 			line += "; would be refused: " + p.Refusal
 		}
-		fmt.Fprintln(w, line)
+		return line
 	case restore.EventFailed:
-		fmt.Fprintf(w, "FAILED   %s: %s\n", name, ev.Error)
+		return fmt.Sprintf("FAILED   %s: %s", name, ev.Error)
 	case restore.EventSkipped:
-		fmt.Fprintf(w, "skipped  %s: not usable as a tenant: %s\n", name, ev.Reason)
+		return fmt.Sprintf("skipped  %s: not usable as a tenant: %s", name, ev.Reason)
 	}
+	return ""
 }
 
 func printSummary(w io.Writer, s restore.Summary, dryRun bool) {
@@ -516,60 +517,6 @@ func (f *fleetProgress) label() string {
 	return s
 }
 
-// progressBar draws a one-line bar on a terminal; on anything else it is
-// nil, and its methods do nothing.
-type progressBar struct {
-	mu    sync.Mutex
-	w     io.Writer
-	title string
-	start time.Time
-	last  time.Time
-	shown bool
-}
-
-func newProgressBar(w io.Writer, title string) *progressBar {
-	f, ok := w.(*os.File)
-	if !ok || !term.IsTerminal(f.Fd()) {
-		return nil
-	}
-	return &progressBar{w: w, title: title, start: time.Now()}
-}
-
-// update redraws the bar, at most ten times a second.
-func (b *progressBar) update(frac float64, label string) {
-	if b == nil {
-		return
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	now := time.Now()
-	if b.shown && now.Sub(b.last) < 100*time.Millisecond && frac < 1 {
-		return
-	}
-	b.last, b.shown = now, true
-	frac = min(max(frac, 0), 1)
-	const width = 30
-	n := int(frac * width)
-	bar := strings.Repeat("=", n)
-	if n < width {
-		bar += ">" + strings.Repeat(" ", width-n-1)
-	}
-	fmt.Fprintf(b.w, "\r\x1b[K%s [%s] %3.0f%% %s %s", b.title, bar, frac*100, label, now.Sub(b.start).Round(100*time.Millisecond))
-}
-
-// clear erases the bar so that the next line starts clean.
-func (b *progressBar) clear() {
-	if b == nil {
-		return
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.shown {
-		fmt.Fprint(b.w, "\r\x1b[K")
-		b.shown = false
-	}
-}
-
 func plural(n int, word string) string {
 	if n == 1 {
 		return "1 " + word
@@ -577,16 +524,6 @@ func plural(n int, word string) string {
 	return fmt.Sprintf("%d %ss", n, word)
 }
 
-// fmtBytes prints a byte count in binary units.
-func fmtBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+// fmtBytes prints a byte count in binary units: go-humanize's, as ls and
+// inspect print them.
+func fmtBytes(n int64) string { return humanize.IBytes(uint64(max(n, 0))) }

@@ -1,34 +1,22 @@
 package common
 
 import (
-	"fmt"
 	"strings"
 	"time"
 
 	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
+	"github.com/dustin/go-humanize"
 
 	"github.com/litefleet/litefleet/fleet"
 )
 
-// Bytes prints n compactly, in binary units: 0, 812B, 4.0K, 38K, 1.2M, 3.4G.
-// Table cells are narrow; the detail view prints exact figures.
+// Bytes prints n compactly, in binary units: 0B, 812B, 4.0K, 38K, 1.2M,
+// 3.4G. It is go-humanize's IBytes, the command line's format, without its
+// space and "iB": table cells are narrow.
 func Bytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%dB", n)
-	}
-	v := float64(n)
-	for _, u := range []string{"K", "M", "G", "T", "P"} {
-		v /= unit
-		if v < unit {
-			if v < 10 {
-				return fmt.Sprintf("%.1f%s", v, u)
-			}
-			return fmt.Sprintf("%.0f%s", v, u)
-		}
-	}
-	return fmt.Sprintf("%.0fE", v/unit)
+	s := strings.Replace(humanize.IBytes(uint64(max(n, 0))), " ", "", 1)
+	return strings.TrimSuffix(s, "iB")
 }
 
 // Duration prints d in its largest unit: 850ms, 42s, 5m, 3h, 2d
