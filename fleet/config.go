@@ -1,8 +1,10 @@
 package fleet
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -10,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/benbjohnson/litestream"
+	lss3 "github.com/benbjohnson/litestream/s3"
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
@@ -207,14 +211,21 @@ func (cfg *Config) target(db DBConfig, at string, line func(string) int) (Target
 	}
 	replicaPath, pathKey := rc.Path, ".path"
 	if rc.URL != "" {
-		bucket, key, err := ParseS3URL(rc.URL)
+		u, err := ParseS3URL(rc.URL)
 		if err != nil {
 			return Target{}, fail(".url", "%v", err)
 		}
-		if conn.Bucket != "" && conn.Bucket != bucket {
-			return Target{}, fail(".url", "url names bucket %q but bucket: says %q: keep one", bucket, conn.Bucket)
+		if conn.Bucket != "" && conn.Bucket != u.Bucket {
+			return Target{}, fail(".url", "url names bucket %q but bucket: says %q: keep one", u.Bucket, conn.Bucket)
 		}
-		conn.Bucket, replicaPath, pathKey = bucket, key, ".url"
+		conn.Bucket, replicaPath, pathKey = u.Bucket, u.Path, ".url"
+		conn.Region = cmp.Or(conn.Region, u.Region)
+		if conn.Endpoint == "" && u.Endpoint != "" {
+			conn.Endpoint = u.Endpoint
+		}
+		if rc.ForcePathStyle == nil {
+			conn.ForcePathStyle = conn.ForcePathStyle || u.ForcePathStyle
+		}
 	}
 	if conn.Bucket == "" {
 		return Target{}, fail("", "replica has no bucket: add bucket: NAME")
@@ -283,17 +294,54 @@ func (db DBConfig) replica() (ReplicaConfig, string, error) {
 	return ReplicaConfig{}, "", errors.New("database has no replica: add a replica with type s3 and a bucket")
 }
 
-// ParseS3URL splits s3://BUCKET/KEY into its bucket and key.
-func ParseS3URL(u string) (bucket, key string, err error) {
-	rest, ok := strings.CutPrefix(u, "s3://")
-	if !ok {
-		return "", "", fmt.Errorf("url %q is not an s3:// URL: write s3://BUCKET/databases/TENANT", u)
+// ReplicaURL is where an s3:// replica URL points, as Litestream reads it.
+type ReplicaURL struct {
+	Bucket, Path     string
+	Region, Endpoint string
+	ForcePathStyle   bool
+}
+
+// ParseS3URL reads s3://BUCKET/PATH, with Litestream's query options
+// (?endpoint=…&region=…&forcePathStyle=true) and bucket host forms
+// (BUCKET.s3.REGION.amazonaws.com), with Litestream's own parser, so that a
+// URL means to litefleet what it means to `litestream restore`. Its parser
+// cleans the path; litefleet refuses a "." or ".." part instead, which
+// would otherwise name a tenant outside the prefix written
+// (databases/../../etc would become etc).
+func ParseS3URL(raw string) (ReplicaURL, error) {
+	// Named without the query or any user:password@ part.
+	shown := raw
+	if u, err := url.Parse(raw); err == nil {
+		shown = u.Scheme + "://" + u.Host + u.EscapedPath()
 	}
-	bucket, key, _ = strings.Cut(rest, "/")
-	if bucket == "" {
-		return "", "", fmt.Errorf("url %q has no bucket: write s3://BUCKET/databases/TENANT", u)
+	bad := func(why string) (ReplicaURL, error) {
+		return ReplicaURL{}, fmt.Errorf("url %s %s: write s3://BUCKET/databases/TENANT", Printable(shown), why)
 	}
-	return bucket, strings.Trim(key, "/"), nil
+	scheme, host, urlPath, query, userinfo, err := litestream.ParseReplicaURLWithQuery(raw)
+	switch {
+	case err != nil && scheme == "":
+		return bad("is not an s3:// URL")
+	case err != nil:
+		return bad("cannot be read (" + err.Error() + ")")
+	case scheme != "s3":
+		return bad("is not an s3:// URL")
+	case host == "":
+		return bad("has no bucket")
+	}
+	rest, _, _ := strings.Cut(strings.TrimPrefix(raw, "s3://"), "?")
+	if _, p, ok := strings.Cut(rest, "/"); ok {
+		for _, part := range strings.Split(p, "/") {
+			if part == "." || part == ".." {
+				return bad(fmt.Sprintf("has a %q part", part))
+			}
+		}
+	}
+	rc, err := lss3.NewReplicaClientFromURL(scheme, host, urlPath, query, userinfo)
+	if err != nil {
+		return bad("cannot be read (" + err.Error() + ")")
+	}
+	c := rc.(*lss3.ReplicaClient)
+	return ReplicaURL{Bucket: c.Bucket, Path: strings.Trim(c.Path, "/"), Region: c.Region, Endpoint: c.Endpoint, ForcePathStyle: c.ForcePathStyle}, nil
 }
 
 func firstNonEmpty(s ...string) string {

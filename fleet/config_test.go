@@ -211,3 +211,34 @@ func TestLoadConfigEnv(t *testing.T) {
 		}
 	}
 }
+
+// TestParseS3URL: a replica URL means what it means to Litestream (whose
+// parser reads it), except that "." and ".." parts are refused rather than
+// cleaned away.
+func TestParseS3URL(t *testing.T) {
+	for raw, want := range map[string]ReplicaURL{
+		"s3://bkt/databases/t1":  {Bucket: "bkt", Path: "databases/t1"},
+		"s3://bkt/databases/t1/": {Bucket: "bkt", Path: "databases/t1"},
+		"s3://bkt/t1?endpoint=http://127.0.0.1:7070&region=eu-west-1": {Bucket: "bkt", Path: "t1", Endpoint: "http://127.0.0.1:7070", Region: "eu-west-1", ForcePathStyle: true},
+		"s3://bkt/t1?endpoint=127.0.0.1:7070&forcePathStyle=false":    {Bucket: "bkt", Path: "t1", Endpoint: "http://127.0.0.1:7070"},
+		"s3://bkt.s3.us-west-2.amazonaws.com/databases/t1":            {Bucket: "bkt", Path: "databases/t1", Region: "us-west-2"},
+	} {
+		got, err := ParseS3URL(raw)
+		if err != nil || got != want {
+			t.Errorf("%s: %+v, %v; want %+v", raw, got, err, want)
+		}
+	}
+	for raw, why := range map[string]string{
+		"s3://bkt/databases/../../etc": `".." part`,
+		"s3://bkt/./t1":                `"." part`,
+		"gs://bkt/t1":                  "not an s3:// URL",
+		"/data/t1.db":                  "not an s3:// URL",
+		"s3:///t1":                     "no bucket",
+		"s3://AKIAKEY:secret@bkt/../x": `".." part`,
+	} {
+		_, err := ParseS3URL(raw)
+		if err == nil || !strings.Contains(err.Error(), why) || strings.Contains(err.Error(), "secret") || strings.Contains(err.Error(), "AKIAKEY") {
+			t.Errorf("%s: %v, want an error saying %q, without credentials", raw, err, why)
+		}
+	}
+}

@@ -6,10 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
 	"path"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -232,38 +230,30 @@ func restoreConn(rf restoreFlags, arg string) (s3browse.Conn, restoreTarget, err
 
 	switch {
 	case strings.HasPrefix(arg, "s3://"):
-		u, err := url.Parse(arg)
-		if err != nil {
-			return conn, target, errUsage("%q is not an s3:// URL: write s3://BUCKET/databases/TENANT", arg)
-		}
-		bucket, key, err := fleet.ParseS3URL("s3://" + u.Host + u.Path)
+		// Litestream's reading of the URL, options included, so that a
+		// litestream restore command line works as it is.
+		u, err := fleet.ParseS3URL(arg)
 		if err != nil {
 			return conn, target, errUsage("%v", err)
 		}
-		if rf.set["bucket"] && rf.conn.bucket != bucket {
-			return conn, target, errUsage("the URL names bucket %q but -bucket says %q: keep one", bucket, rf.conn.bucket)
+		if rf.set["bucket"] && rf.conn.bucket != u.Bucket {
+			return conn, target, errUsage("the URL names bucket %q but -bucket says %q: keep one", u.Bucket, rf.conn.bucket)
 		}
-		dir, name := path.Split(key)
+		dir, name := path.Split(u.Path)
 		if name == "" {
-			return conn, target, errUsage("%q names no tenant: write s3://BUCKET/databases/TENANT", arg)
+			return conn, target, errUsage("%s names no tenant: write s3://BUCKET/databases/TENANT", fleet.Printable("s3://"+u.Bucket+"/"+u.Path))
 		}
-		conn.Bucket, conn.Prefix, target.tenant = bucket, strings.Trim(dir, "/"), name
+		conn.Bucket, conn.Prefix, target.tenant = u.Bucket, strings.Trim(dir, "/"), name
 		if conn.Prefix == "" {
 			conn.Prefix = "/" // tenants at the bucket's root
 		}
-		// Litestream's URL options, so that a litestream restore command
-		// line works as it is.
-		q := u.Query()
-		if v := q.Get("endpoint"); v != "" && !rf.set["endpoint"] {
-			conn.Endpoint = v
-			conn.ForcePathStyle = true
+		if u.Endpoint != "" && !rf.set["endpoint"] {
+			conn.Endpoint = u.Endpoint
 		}
-		if v := q.Get("region"); v != "" && !rf.set["region"] {
-			conn.Region = v
+		if u.Region != "" && !rf.set["region"] {
+			conn.Region = u.Region
 		}
-		if v, _ := strconv.ParseBool(q.Get("forcePathStyle")); v {
-			conn.ForcePathStyle = true
-		}
+		conn.ForcePathStyle = conn.ForcePathStyle || u.ForcePathStyle
 	case arg != "" && (strings.ContainsRune(arg, filepath.Separator) || fleet.HasDBSuffix(arg)) && fleet.ValidateName(arg) != nil:
 		abs, err := filepath.Abs(arg)
 		if err != nil {
