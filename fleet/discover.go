@@ -10,10 +10,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // DiscoverOptions says where Discover looks for tenant databases.
@@ -108,20 +108,18 @@ func Discover(ctx context.Context, opt DiscoverOptions) ([]Local, error) {
 
 	found := make([]Local, len(s.cands))
 	keep := make([]bool, len(s.cands))
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range min(discoverWorkers, len(s.cands)) {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(s.cands) || ctx.Err() != nil {
-					return
-				}
-				found[i], keep[i] = s.inspect(s.cands[i])
-			}
+	var g errgroup.Group
+	g.SetLimit(discoverWorkers)
+	for i := range s.cands {
+		if ctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			found[i], keep[i] = s.inspect(s.cands[i])
+			return nil
 		})
 	}
-	wg.Wait()
+	_ = g.Wait() // inspect reports problems in the Local it returns
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("discover: %w", err)
 	}
