@@ -246,7 +246,7 @@ func TestScanListError(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Nanosecond)
 	defer cancel()
-	time.Sleep(time.Millisecond)
+	<-ctx.Done()
 	if _, err := Scan(ctx, f.client, f.conn); err == nil {
 		t.Error("Scan with an expired context succeeded")
 	}
