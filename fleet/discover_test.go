@@ -711,3 +711,32 @@ func TestDiscoverSkipsRestoredCopies(t *testing.T) {
 		t.Fatalf("want only %s, got %+v", g1, got)
 	}
 }
+
+// TestDiscoverJournalMode: Discover reads the journal mode from the header
+// (a WAL database, a rollback-journal one, an empty file) without opening
+// the database.
+func TestDiscoverJournalMode(t *testing.T) {
+	dir := t.TempDir()
+	testpeer.NewDB(t, filepath.Join(dir, g1+".db"), 1)
+	rollback := filepath.Join(dir, g2+".db")
+	header := []byte(sqlitePage)
+	header[18], header[19] = 1, 1
+	writeFile(t, rollback, string(header))
+	writeFile(t, filepath.Join(dir, g3+".db"), "")
+	got, err := Discover(context.Background(), DiscoverOptions{Dirs: []string{dir}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{g1: JournalWAL, g2: JournalRollback, g3: ""}
+	for _, l := range got {
+		if l.Journal != want[l.Name] {
+			t.Errorf("%s: journal %q, want %q", l.Name, l.Journal, want[l.Name])
+		}
+	}
+	if mode, err := JournalMode(rollback); err != nil || mode != JournalRollback {
+		t.Errorf("JournalMode: %q, %v", mode, err)
+	}
+	if _, err := JournalMode(filepath.Join(dir, "missing.db")); err == nil {
+		t.Error("JournalMode of a missing file: no error")
+	}
+}

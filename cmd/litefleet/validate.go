@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/litefleet/litefleet/fleet"
@@ -23,7 +24,9 @@ tenant name and a verdict:
   fallback   neither: replicates as "default" (rename it or pass -db-name)
   invalid    a name or file that cannot be replicated
   collision  two databases would share one S3 prefix
-Exits 1 when any name is invalid or any two databases collide.
+Exits 1 when any name is invalid or any two databases collide. A database in
+rollback-journal mode is noted: Litestream switches it to WAL for good when
+it starts replicating it (validate reads the header and changes nothing).
 
 Examples:
   litefleet validate /data
@@ -60,6 +63,10 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	entries := make([]fleet.Entry, len(locals))
 	for i, l := range locals {
 		entries[i] = l.Entry
+		if l.Journal == fleet.JournalRollback {
+			// Read from the header: validate never switches it itself.
+			entries[i].Note = strings.TrimPrefix(entries[i].Note+"; "+fleet.RollbackNote, "; ")
+		}
 		if l.Verdict == fleet.VerdictInvalid || l.Verdict == fleet.VerdictCollision {
 			bad++
 		}

@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"database/sql"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/internal/testpeer"
 )
 
@@ -153,5 +155,37 @@ func TestFlagMistakesAreOneLine(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if code := run([]string{"ls", "-h"}, &stdout, &stderr); code != 0 || !strings.Contains(stderr.String(), "Usage:") || !strings.Contains(stderr.String(), "-bucket") {
 		t.Errorf("ls -h: exit %d:\n%s", code, stderr.String())
+	}
+}
+
+// TestValidateRollbackJournal: validate says once that a database in
+// rollback-journal mode will be switched to WAL, and leaves it as it is.
+func TestValidateRollbackJournal(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, guid1+".db")
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(delete)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TABLE t (id INTEGER PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	testpeer.NewDB(t, filepath.Join(dir, guid2+".db"), 1) // WAL
+	if mode, err := fleet.JournalMode(path); err != nil || mode != fleet.JournalRollback {
+		t.Fatalf("journal mode of %s: %q, %v", path, mode, err)
+	}
+	code, out := runLitefleet(t, os.Environ(), "validate", dir)
+	if code != 0 || strings.Count(out, "rollback-journal mode") != 1 || !strings.Contains(out, "switches it to WAL") {
+		t.Fatalf("validate: exit %d, want one note on the rollback-journal database:\n%s", code, out)
+	}
+	if line := out[strings.Index(out, guid1):]; !strings.Contains(line[:strings.Index(line, "\n")], "rollback-journal mode") {
+		t.Errorf("the note is not on %s's line:\n%s", guid1, out)
+	}
+	if mode, err := fleet.JournalMode(path); err != nil || mode != fleet.JournalRollback {
+		t.Fatalf("validate switched the database: %q, %v", mode, err)
+	}
+	if _, err := os.Stat(path + "-wal"); !os.IsNotExist(err) {
+		t.Errorf("validate left a -wal beside the database: %v", err)
 	}
 }
