@@ -104,3 +104,52 @@ func TestRestoreAllOnTerminal(t *testing.T) {
 		t.Logf("screen:\n%s", screen)
 	}
 }
+
+// TestTUITerminalClosed: closing the terminal (tmux kill-session, SIGHUP)
+// stops the UI as q does: the replication started in it gets its final
+// sync and its lease is released, and nothing of it is left running.
+func TestTUITerminalClosed(t *testing.T) {
+	testpeer.Integration(t)
+	requireTmux(t)
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, guid3+".db")
+	db := testpeer.OpenDB(t, path)
+	testpeer.InsertRows(t, db, 0, 5)
+
+	rc := filepath.Join(t.TempDir(), "rc")
+	env := append(testpeer.CredEnv(srv), "NO_COLOR=", "HOME="+t.TempDir(), "XDG_CACHE_HOME="+t.TempDir())
+	s := startTmux(t, 120, 36, env, rc, "-dir", dir, "-bucket", conn.Bucket, "-endpoint", srv.Endpoint, "-refresh", "1s")
+	s.waitScreen(30*time.Second, guid3, "not replicating")
+	s.keys("r")
+	s.waitScreen(30*time.Second, "replicating "+guid3, "▶", "in sync")
+	// Rows committed just before the terminal closes: the final sync's.
+	testpeer.InsertRows(t, db, 5, 20)
+
+	out, err := exec.Command("tmux", "-L", s.socket, "display-message", "-p", "-t", s.name, "#{pane_pid}").Output()
+	if err != nil {
+		t.Fatalf("tmux display-message: %v", err)
+	}
+	pane, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids := append([]int{pane}, testpeer.Descendants(pane)...)
+	if len(pids) < 2 {
+		t.Fatalf("no litefleet under the pane's shell %d", pane)
+	}
+	if err := exec.Command("tmux", "-L", s.socket, "kill-session", "-t", s.name).Run(); err != nil {
+		t.Fatalf("tmux kill-session: %v", err)
+	}
+	testpeer.WaitGone(t, pids, 60*time.Second)
+
+	code, text := runLitefleet(t, testpeer.CredEnv(srv), "inspect", guid3, "-bucket", conn.Bucket, "-endpoint", srv.Endpoint)
+	if code != 0 || !strings.Contains(text, "lease     none") {
+		b, _ := os.ReadFile(rc + ".stderr")
+		t.Fatalf("after the terminal closed, the lease is not released (inspect exit %d):\n%s\nstderr of the UI:\n%s", code, text, b)
+	}
+	restored := filepath.Join(t.TempDir(), "restored.db")
+	testpeer.Restore(t, srv, conn, guid3, restored)
+	testpeer.SameRows(t, testpeer.Rows(t, restored), testpeer.Rows(t, path))
+}
