@@ -80,11 +80,21 @@ func run() error {
 	withTUI := flag.Bool("tui", true, "end in the terminal UI; -tui=false replicates until Ctrl-C")
 	flag.Parse()
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGHUP: the terminal closed (tmux kill-session, a closed window).
+	// Everything the demo started stops as on Ctrl-C: the S3 server, the
+	// replicator and the writers run in process groups of their own, so
+	// the terminal's hangup does not reach them.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 
 	abs, err := filepath.Abs(*root)
 	if err != nil {
+		return err
+	}
+	// The UI runs in the demo's folder (its default restore output for a
+	// tenant with nothing local is ./NAME.restored-TIME.db): the binary's
+	// path must not depend on where the demo was started.
+	if *litefleet, err = filepath.Abs(*litefleet); err != nil {
 		return err
 	}
 	if err := os.RemoveAll(abs); err != nil {
@@ -102,7 +112,7 @@ func run() error {
 		return err
 	}
 	defer stopS3()
-	fmt.Printf("demo: S3 server (versitygw) at %s, bucket %s\n", endpoint, bucket)
+	fmt.Printf("demo: S3 server (versitygw) at %s, bucket %s, access key %s, secret key %s\n", endpoint, bucket, accessKey, secretKey)
 
 	proxy, releaseProxy, stopProxy, err := startDelayProxy(endpoint, uploadDelay)
 	if err != nil {
@@ -110,7 +120,7 @@ func run() error {
 	}
 	defer stopProxy()
 
-	env := append(os.Environ(), "DEMO_ACCESS_KEY="+accessKey, "DEMO_SECRET_KEY="+secretKey)
+	env := os.Environ()
 	if err := seedRemoteOnly(ctx, *litefleet, filepath.Join(abs, "remote-only"), endpoint, env, filepath.Join(abs, "remote-only.log")); err != nil {
 		return err
 	}
@@ -120,6 +130,7 @@ func run() error {
 	if err := writeConfig(cfgPath, dataDir, endpoint, proxy); err != nil {
 		return err
 	}
+	fmt.Printf("demo: %s names the demo's S3 and its tenants: try, in another terminal,\n  %s ls -config %s\n", cfgPath, *litefleet, cfgPath)
 	var wg sync.WaitGroup
 	writeCtx, stopWriters := context.WithCancel(ctx)
 	defer stopWriters()
@@ -252,9 +263,14 @@ func startS3(dir, logFile string) (string, func(), error) {
 	return endpoint, stop, nil
 }
 
+// writeConfig writes the demo fleet's litestream.yml: what replicate runs
+// from, and what an operator passes with -config to ls, inspect, restore
+// or the UI. The keys are the demo server's own, written out so that the
+// file works as it is.
 func writeConfig(path, dataDir, endpoint, proxy string) error {
 	var b strings.Builder
-	b.WriteString("# The demo fleet. Credentials come from the environment.\naccess-key-id: $DEMO_ACCESS_KEY\nsecret-access-key: $DEMO_SECRET_KEY\ndbs:\n")
+	fmt.Fprintf(&b, "# The demo fleet (make demo): litefleet ls|inspect|restore -config %s\n", path)
+	fmt.Fprintf(&b, "# The keys are the demo S3 server's, valid only while it runs.\naccess-key-id: %s\nsecret-access-key: %s\ndbs:\n", accessKey, secretKey)
 	for _, tn := range tenants {
 		name := tn.name
 		if name == "" {
@@ -373,6 +389,9 @@ func runTUI(ctx context.Context, litefleet, cfgPath, dataDir string, env []strin
 	cmd := exec.Command(litefleet, "-config", cfgPath, "-dir", dataDir, "-no-cache")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.Env = env
+	// In the demo's folder: a restore of a tenant with nothing local lands
+	// there by default, not in the repository.
+	cmd.Dir = filepath.Dir(cfgPath)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start the terminal UI: %w", err)
 	}

@@ -1,14 +1,19 @@
 package fleet
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
+	"github.com/benbjohnson/litestream"
+	lss3 "github.com/benbjohnson/litestream/s3"
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
@@ -69,14 +74,19 @@ type Target struct {
 }
 
 // LoadConfig reads a litestream.yml-style file, expanding $VAR and ${VAR}
-// from the environment, and resolves each database into a Target. Unknown
-// keys and bad values are errors naming the key and the line.
+// from the environment ($$ is a literal $), and resolves each database into
+// a Target. Unknown keys, bad values and unset variables are errors naming
+// the key or variable and the line.
 func LoadConfig(file string) (*Config, []Target, error) {
 	raw, err := os.ReadFile(file)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read config: %w", err)
 	}
-	data := []byte(os.ExpandEnv(string(raw)))
+	expanded, err := expandEnv(string(raw))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", file, err)
+	}
+	data := []byte(expanded)
 	var cfg Config
 	if err := yaml.UnmarshalWithOptions(data, &cfg, yaml.DisallowUnknownField()); err != nil {
 		return nil, nil, fmt.Errorf("%s: %s", file, oneLineYAMLError(err))
@@ -91,6 +101,43 @@ func LoadConfig(file string) (*Config, []Target, error) {
 	}
 	return &cfg, targets, nil
 }
+
+// expandEnv replaces $VAR and ${VAR} with their values from the
+// environment, as Litestream does, except that a variable that is not set
+// is an error naming it and its line: Litestream would put "" in its place,
+// and an empty secret-access-key fails far from its cause. $$ stands for a
+// literal $; a $ followed by no name stays as it is. Comment lines are left
+// alone.
+func expandEnv(data string) (string, error) {
+	lines := strings.SplitAfter(data, "\n")
+	for i, line := range lines {
+		if strings.HasPrefix(strings.TrimSpace(line), "#") {
+			continue
+		}
+		var unset string
+		lines[i] = os.Expand(line, func(name string) string {
+			if name == "$" {
+				return "$"
+			}
+			if v, ok := os.LookupEnv(name); ok {
+				return v
+			}
+			if !envName.MatchString(name) {
+				return "$" + name // $1, $@: a shell's, not a variable
+			}
+			if unset == "" {
+				unset = name
+			}
+			return ""
+		})
+		if unset != "" {
+			return "", fmt.Errorf("line %d: $%s is not set: export it, or write $$ for a literal $", i+1, unset)
+		}
+	}
+	return strings.Join(lines, ""), nil
+}
+
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // oneLineYAMLError keeps the "[line:col] message" head of a go-yaml error,
 // dropping the source excerpt it appends.
@@ -184,19 +231,33 @@ func (cfg *Config) target(db DBConfig, at string, line func(string) int) (Target
 	if rc.ForcePathStyle != nil {
 		conn.ForcePathStyle = *rc.ForcePathStyle
 	}
-	replicaPath := rc.Path
+	replicaPath, pathKey := rc.Path, ".path"
 	if rc.URL != "" {
-		bucket, key, err := ParseS3URL(rc.URL)
+		u, err := ParseS3URL(rc.URL)
 		if err != nil {
 			return Target{}, fail(".url", "%v", err)
 		}
-		if conn.Bucket != "" && conn.Bucket != bucket {
-			return Target{}, fail(".url", "url names bucket %q but bucket: says %q: keep one", bucket, conn.Bucket)
+		if conn.Bucket != "" && conn.Bucket != u.Bucket {
+			return Target{}, fail(".url", "url names bucket %q but bucket: says %q: keep one", u.Bucket, conn.Bucket)
 		}
-		conn.Bucket, replicaPath = bucket, key
+		conn.Bucket, replicaPath, pathKey = u.Bucket, u.Path, ".url"
+		conn.Region = cmp.Or(conn.Region, u.Region)
+		if conn.Endpoint == "" && u.Endpoint != "" {
+			conn.Endpoint = u.Endpoint
+		}
+		if rc.ForcePathStyle == nil {
+			conn.ForcePathStyle = conn.ForcePathStyle || u.ForcePathStyle
+		}
 	}
 	if conn.Bucket == "" {
 		return Target{}, fail("", "replica has no bucket: add bucket: NAME")
+	}
+	if err := s3browse.CheckBucketName(conn.Bucket); err != nil {
+		key := ".bucket"
+		if rc.Bucket == "" {
+			key = ".url"
+		}
+		return Target{}, fail(key, "%v", err)
 	}
 	if err := conn.Validate(); err != nil {
 		return Target{}, fail(".endpoint", "%v", err)
@@ -226,13 +287,17 @@ func (cfg *Config) target(db DBConfig, at string, line func(string) int) (Target
 	if t.Conn.Prefix == "" {
 		t.Conn.Prefix = "/" // tenant prefixes at the bucket root
 	}
+	// databases/../../etc must not quietly become tenant "etc" at the root.
+	if err := s3browse.CheckPrefix(t.Conn.Prefix); err != nil {
+		return Target{}, fail(pathKey, "replica path %s: %v", Printable(replicaPath), err)
+	}
 	t.Tenant = NameFor(abs, name)
 	if fromFile := NameFor(abs, ""); fromFile.Verdict == VerdictGUID && fromFile.Name == name {
 		// The seed's layout written out: the file's own GUID.
 		t.Tenant = fromFile
 	}
 	if t.Tenant.Verdict == VerdictInvalid {
-		return Target{}, fail(".path", "replica path %q: %s", replicaPath, t.Tenant.Note)
+		return Target{}, fail(pathKey, "replica path %q: %s", replicaPath, t.Tenant.Note)
 	}
 	return t, nil
 }
@@ -251,17 +316,54 @@ func (db DBConfig) replica() (ReplicaConfig, string, error) {
 	return ReplicaConfig{}, "", errors.New("database has no replica: add a replica with type s3 and a bucket")
 }
 
-// ParseS3URL splits s3://BUCKET/KEY into its bucket and key.
-func ParseS3URL(u string) (bucket, key string, err error) {
-	rest, ok := strings.CutPrefix(u, "s3://")
-	if !ok {
-		return "", "", fmt.Errorf("url %q is not an s3:// URL: write s3://BUCKET/databases/TENANT", u)
+// ReplicaURL is where an s3:// replica URL points, as Litestream reads it.
+type ReplicaURL struct {
+	Bucket, Path     string
+	Region, Endpoint string
+	ForcePathStyle   bool
+}
+
+// ParseS3URL reads s3://BUCKET/PATH, with Litestream's query options
+// (?endpoint=…&region=…&forcePathStyle=true) and bucket host forms
+// (BUCKET.s3.REGION.amazonaws.com), with Litestream's own parser, so that a
+// URL means to litefleet what it means to `litestream restore`. Its parser
+// cleans the path; litefleet refuses a "." or ".." part instead, which
+// would otherwise name a tenant outside the prefix written
+// (databases/../../etc would become etc).
+func ParseS3URL(raw string) (ReplicaURL, error) {
+	// Named without the query or any user:password@ part.
+	shown := raw
+	if u, err := url.Parse(raw); err == nil {
+		shown = u.Scheme + "://" + u.Host + u.EscapedPath()
 	}
-	bucket, key, _ = strings.Cut(rest, "/")
-	if bucket == "" {
-		return "", "", fmt.Errorf("url %q has no bucket: write s3://BUCKET/databases/TENANT", u)
+	bad := func(why string) (ReplicaURL, error) {
+		return ReplicaURL{}, fmt.Errorf("url %s %s: write s3://BUCKET/databases/TENANT", Printable(shown), why)
 	}
-	return bucket, strings.Trim(key, "/"), nil
+	scheme, host, urlPath, query, userinfo, err := litestream.ParseReplicaURLWithQuery(raw)
+	switch {
+	case err != nil && scheme == "":
+		return bad("is not an s3:// URL")
+	case err != nil:
+		return bad("cannot be read (" + err.Error() + ")")
+	case scheme != "s3":
+		return bad("is not an s3:// URL")
+	case host == "":
+		return bad("has no bucket")
+	}
+	rest, _, _ := strings.Cut(strings.TrimPrefix(raw, "s3://"), "?")
+	if _, p, ok := strings.Cut(rest, "/"); ok {
+		for _, part := range strings.Split(p, "/") {
+			if part == "." || part == ".." {
+				return bad(fmt.Sprintf("has a %q part", part))
+			}
+		}
+	}
+	rc, err := lss3.NewReplicaClientFromURL(scheme, host, urlPath, query, userinfo)
+	if err != nil {
+		return bad("cannot be read (" + err.Error() + ")")
+	}
+	c := rc.(*lss3.ReplicaClient)
+	return ReplicaURL{Bucket: c.Bucket, Path: strings.Trim(c.Path, "/"), Region: c.Region, Endpoint: c.Endpoint, ForcePathStyle: c.ForcePathStyle}, nil
 }
 
 // keyPair is the credentials given at one level of the file (at is its

@@ -112,7 +112,7 @@ dbs:
       url: s3://other/tenants/12345678-1234-5678-9abc-123456789012
   - path: /data/98765432-4321-8765-cba9-876543210987.db
     replica:
-      bucket: b
+      bucket: bkt
 `
 	_, ts, err := LoadConfig(writeConfig(t, body))
 	if err != nil {
@@ -130,7 +130,7 @@ dbs:
 	if got := ts[1].Conn.URL(ts[1].Tenant.Name); got != "s3://other/tenants/12345678-1234-5678-9abc-123456789012" {
 		t.Errorf("url form = %q", got)
 	}
-	if got := ts[2].Conn.URL(ts[2].Tenant.Name); got != "s3://b/databases/98765432-4321-8765-cba9-876543210987" {
+	if got := ts[2].Conn.URL(ts[2].Tenant.Name); got != "s3://bkt/databases/98765432-4321-8765-cba9-876543210987" {
 		t.Errorf("no path: want the seed layout, got %q", got)
 	}
 }
@@ -141,17 +141,20 @@ func TestLoadConfigErrors(t *testing.T) {
 		body string
 		want []string // substrings of the error
 	}{
-		{"unknown top-level key", "dbs:\n  - path: /x.db\n    replica: {bucket: b}\nbogus: 1\n", []string{"line 4", "bogus"}},
-		{"unknown replica key", "dbs:\n  - path: /x.db\n    replica:\n      bucket: b\n      buckit: c\n", []string{"line 5", "buckit"}},
-		{"bad retention", "dbs:\n  - path: /x.db\n    replica:\n      bucket: b\n      retention: sevendays\n", []string{"line 5", "retention", "sevendays"}},
-		{"two replicas", "dbs:\n  - path: /x.db\n    replicas:\n      - bucket: a\n      - bucket: b\n", []string{"line 4", "one replica"}},
+		{"unknown top-level key", "dbs:\n  - path: /x.db\n    replica: {bucket: bkt}\nbogus: 1\n", []string{"line 4", "bogus"}},
+		{"unknown replica key", "dbs:\n  - path: /x.db\n    replica:\n      bucket: bkt\n      buckit: c\n", []string{"line 5", "buckit"}},
+		{"bad retention", "dbs:\n  - path: /x.db\n    replica:\n      bucket: bkt\n      retention: sevendays\n", []string{"line 5", "retention", "sevendays"}},
+		{"two replicas", "dbs:\n  - path: /x.db\n    replicas:\n      - bucket: akt\n      - bucket: bkt\n", []string{"line 4", "one replica"}},
 		{"no bucket", "dbs:\n  - path: /x.db\n    replica:\n      type: s3\n", []string{"line 4", "bucket"}},
-		{"not s3", "dbs:\n  - path: /x.db\n    replica:\n      type: gcs\n      bucket: b\n", []string{"line 4", "gcs"}},
-		{"no path", "dbs:\n  - replica:\n      bucket: b\n", []string{"line 2", "path"}},
+		{"not s3", "dbs:\n  - path: /x.db\n    replica:\n      type: gcs\n      bucket: bkt\n", []string{"line 4", "gcs"}},
+		{"no path", "dbs:\n  - replica:\n      bucket: bkt\n", []string{"line 2", "path"}},
 		{"no replica", "dbs:\n  - path: /x.db\n", []string{"line 2", "replica"}},
-		{"bad tenant in path", "dbs:\n  - path: /x.db\n    replica:\n      bucket: b\n      path: databases/Bad Name\n", []string{"line 5", "Bad Name"}},
-		{"endpoint without scheme", "dbs:\n  - path: /x.db\n    replica:\n      bucket: b\n      endpoint: 127.0.0.1:9000\n", []string{"line 5", "scheme"}},
+		{"bad tenant in path", "dbs:\n  - path: /x.db\n    replica:\n      bucket: bkt\n      path: databases/Bad Name\n", []string{"line 5", "Bad Name"}},
+		{"endpoint without scheme", "dbs:\n  - path: /x.db\n    replica:\n      bucket: bkt\n      endpoint: 127.0.0.1:9000\n", []string{"line 5", "scheme"}},
 		{"not yaml", "dbs: [\n", []string{"line"}},
+		{"path climbing out", "dbs:\n  - path: /x.db\n    replica:\n      bucket: bkt\n      path: databases/../../etc\n", []string{"line 5", "databases/../../etc", `".." part`}},
+		{"url climbing out", "dbs:\n  - path: /x.db\n    replica:\n      url: s3://bkt/databases/../etc\n", []string{"line 4", `".." part`}},
+		{"bad bucket", "dbs:\n  - path: /x.db\n    replica:\n      bucket: Bad_Bucket!\n", []string{"line 4", "not a valid S3 bucket name"}},
 		{"wrong type", "dbs:\n  - path: [1, 2]\n", []string{"line 2"}},
 	}
 	for _, tt := range tests {
@@ -173,13 +176,70 @@ func TestLoadConfigErrors(t *testing.T) {
 }
 
 func TestLoadConfigNeverPrintsSecrets(t *testing.T) {
-	body := "access-key-id: AKIASECRETKEYID\nsecret-access-key: verysecretvalue\ndbs:\n  - path: /x.db\n    replica:\n      bucket: b\n      bogus: 1\n"
+	body := "access-key-id: AKIASECRETKEYID\nsecret-access-key: verysecretvalue\ndbs:\n  - path: /x.db\n    replica:\n      bucket: bkt\n      bogus: 1\n"
 	_, _, err := LoadConfig(writeConfig(t, body))
 	if err == nil {
 		t.Fatal("no error")
 	}
 	if strings.Contains(err.Error(), "verysecretvalue") || strings.Contains(err.Error(), "AKIASECRETKEYID") {
 		t.Fatalf("error leaks a credential: %v", err)
+	}
+}
+
+// TestLoadConfigEnv: $VAR and ${VAR} come from the environment; an unset
+// one is an error naming it and its line, not an empty value; $$ is a
+// literal $; a variable set to "" is taken as set.
+func TestLoadConfigEnv(t *testing.T) {
+	t.Setenv("LF_TEST_KEY", "AKIAFROMENV")
+	t.Setenv("LF_TEST_EMPTY", "")
+	body := "access-key-id: $LF_TEST_KEY\nsecret-access-key: pa$$word${LF_TEST_EMPTY}\n# $LF_TEST_UNSET in a comment is left alone\n"
+	cfg, _, err := LoadConfig(writeConfig(t, body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.AccessKeyID != "AKIAFROMENV" || cfg.SecretAccessKey != "pa$word" {
+		t.Fatalf("access key %q, secret %q", cfg.AccessKeyID, cfg.SecretAccessKey)
+	}
+
+	for _, body := range []string{
+		"access-key-id: AKIA\nsecret-access-key: $LF_TEST_UNSET\n",
+		"access-key-id: AKIA\nsecret-access-key: ${LF_TEST_UNSET}\n",
+	} {
+		_, _, err = LoadConfig(writeConfig(t, body))
+		if err == nil || !strings.Contains(err.Error(), "line 2: $LF_TEST_UNSET is not set") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%q: %v", body, err)
+		}
+	}
+}
+
+// TestParseS3URL: a replica URL means what it means to Litestream (whose
+// parser reads it), except that "." and ".." parts are refused rather than
+// cleaned away.
+func TestParseS3URL(t *testing.T) {
+	for raw, want := range map[string]ReplicaURL{
+		"s3://bkt/databases/t1":  {Bucket: "bkt", Path: "databases/t1"},
+		"s3://bkt/databases/t1/": {Bucket: "bkt", Path: "databases/t1"},
+		"s3://bkt/t1?endpoint=http://127.0.0.1:7070&region=eu-west-1": {Bucket: "bkt", Path: "t1", Endpoint: "http://127.0.0.1:7070", Region: "eu-west-1", ForcePathStyle: true},
+		"s3://bkt/t1?endpoint=127.0.0.1:7070&forcePathStyle=false":    {Bucket: "bkt", Path: "t1", Endpoint: "http://127.0.0.1:7070"},
+		"s3://bkt.s3.us-west-2.amazonaws.com/databases/t1":            {Bucket: "bkt", Path: "databases/t1", Region: "us-west-2"},
+	} {
+		got, err := ParseS3URL(raw)
+		if err != nil || got != want {
+			t.Errorf("%s: %+v, %v; want %+v", raw, got, err, want)
+		}
+	}
+	for raw, why := range map[string]string{
+		"s3://bkt/databases/../../etc": `".." part`,
+		"s3://bkt/./t1":                `"." part`,
+		"gs://bkt/t1":                  "not an s3:// URL",
+		"/data/t1.db":                  "not an s3:// URL",
+		"s3:///t1":                     "no bucket",
+		"s3://AKIAKEY:secret@bkt/../x": `".." part`,
+	} {
+		_, err := ParseS3URL(raw)
+		if err == nil || !strings.Contains(err.Error(), why) || strings.Contains(err.Error(), "secret") || strings.Contains(err.Error(), "AKIAKEY") {
+			t.Errorf("%s: %v, want an error saying %q, without credentials", raw, err, why)
+		}
 	}
 }
 
@@ -195,17 +255,17 @@ dbs:
   - path: /data/a.db
     access-key-id: key-a
     secret-access-key: secret-a
-    replica: {bucket: b, path: databases/tenant-a}
+    replica: {bucket: bkt, path: databases/tenant-a}
   - path: /data/b.db
     access-key-id: $LF_TENANT_B_KEY
     secret-access-key: ${LF_TENANT_B_SECRET}
     replica:
-      bucket: b
+      bucket: bkt
       path: databases/tenant-b
       access-key-id: replica-key-b
       secret-access-key: replica-secret-b
   - path: /data/c.db
-    replica: {bucket: b, path: databases/tenant-c}
+    replica: {bucket: bkt, path: databases/tenant-c}
 `
 	cfg, ts, err := LoadConfig(writeConfig(t, body))
 	if err != nil {
@@ -231,9 +291,9 @@ func TestLoadConfigHalfCredentials(t *testing.T) {
 	tests := []struct {
 		name, body, want string
 	}{
-		{"database key without secret", "dbs:\n  - path: /x.db\n    access-key-id: AKIAHALFKEY\n    replica: {bucket: b}\n", "line 3: access-key-id is given without secret-access-key"},
+		{"database key without secret", "dbs:\n  - path: /x.db\n    access-key-id: AKIAHALFKEY\n    replica: {bucket: bkt}\n", "line 3: access-key-id is given without secret-access-key"},
 		{"replica secret from an empty variable", "dbs:\n  - path: /x.db\n    replica:\n      bucket: b\n      access-key-id: AKIAHALFKEY\n      secret-access-key: $LF_EMPTY\n", "line 5: access-key-id is given without secret-access-key"},
-		{"top-level secret alone, once", "secret-access-key: verysecretvalue\ndbs:\n  - path: /x.db\n    replica: {bucket: b}\n  - path: /y.db\n    replica: {bucket: b}\n", "line 1: secret-access-key is given without access-key-id"},
+		{"top-level secret alone, once", "secret-access-key: verysecretvalue\ndbs:\n  - path: /x.db\n    replica: {bucket: bkt}\n  - path: /y.db\n    replica: {bucket: bkt}\n", "line 1: secret-access-key is given without access-key-id"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

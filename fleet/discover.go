@@ -10,10 +10,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // DiscoverOptions says where Discover looks for tenant databases.
@@ -38,6 +38,21 @@ type DiscoverOptions struct {
 	InUse func(path string) bool
 }
 
+// AddTargets adds a config file's databases: their paths to look at, and
+// the tenant names their replica paths give. validate, ls and the terminal
+// UI all read a config this way, so they judge its names alike.
+func (o *DiscoverOptions) AddTargets(targets []Target) {
+	for _, t := range targets {
+		o.Dirs = append(o.Dirs, t.Path)
+		if t.Tenant.Verdict == VerdictExplicit {
+			if o.Names == nil {
+				o.Names = map[string]string{}
+			}
+			o.Names[t.Path] = t.Tenant.Name
+		}
+	}
+}
+
 // Local is one database found on this host, with what the disk says about
 // it and its local Litestream position.
 //
@@ -60,6 +75,10 @@ type Local struct {
 	// StateErr describes a problem reading the .<file>-litestream state.
 	// It is for display: the rest of the entry is still valid.
 	StateErr string `json:"state_error,omitempty"`
+	// Journal is the journal mode the file's header records: JournalWAL,
+	// JournalRollback, or "" when unknown (an empty file, or a file this
+	// process replicates and so does not open).
+	Journal string `json:"journal,omitempty"`
 }
 
 // discoverWorkers bounds the goroutines doing per-database syscalls: enough
@@ -93,20 +112,18 @@ func Discover(ctx context.Context, opt DiscoverOptions) ([]Local, error) {
 
 	found := make([]Local, len(s.cands))
 	keep := make([]bool, len(s.cands))
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range min(discoverWorkers, len(s.cands)) {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(s.cands) || ctx.Err() != nil {
-					return
-				}
-				found[i], keep[i] = s.inspect(s.cands[i])
-			}
+	var g errgroup.Group
+	g.SetLimit(discoverWorkers)
+	for i := range s.cands {
+		if ctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			found[i], keep[i] = s.inspect(s.cands[i])
+			return nil
 		})
 	}
-	wg.Wait()
+	_ = g.Wait() // inspect reports problems in the Local it returns
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("discover: %w", err)
 	}
@@ -199,7 +216,8 @@ func (s *scanner) addRoot(d string) error {
 	}
 	fi, err := os.Stat(abs)
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("no such folder: %s: check -dir: %w", Printable(abs), fs.ErrNotExist)
+		// No flag named: validate takes paths, ls takes -dir and -config.
+		return fmt.Errorf("no such file or folder: %s: %w", Printable(abs), fs.ErrNotExist)
 	} else if err != nil {
 		return fmt.Errorf("folder %s: %w", Printable(abs), err)
 	}
@@ -214,7 +232,7 @@ func (s *scanner) addRoot(d string) error {
 		s.add(candidate{path: abs, real: real})
 		return nil
 	default:
-		return fmt.Errorf("%s is neither a folder nor a file (%s): check -dir", Printable(abs), fi.Mode().Type())
+		return fmt.Errorf("%s is neither a folder nor a file (%s)", Printable(abs), fi.Mode().Type())
 	}
 }
 
@@ -330,7 +348,8 @@ func (s *scanner) inspect(c candidate) (Local, bool) {
 	}
 	l := Local{Entry: Entry{Path: c.path, Naming: NameFor(c.path, explicit)}}
 	inUse := s.inUse != nil && (s.inUse(c.path) || (c.real != c.path && s.inUse(c.real)))
-	fi, err := statMain(c.real, !inUse)
+	fi, journal, err := statMain(c.real, !inUse)
+	l.Journal = journal
 	if errors.Is(err, fs.ErrNotExist) {
 		return l, false
 	}
@@ -372,43 +391,100 @@ func openRead(path string) (*os.File, error) {
 }
 
 // statMain returns the metadata of the database file and, when check is
-// set, verifies its first bytes. Empty files pass: SQLite creates databases
-// empty and writes the header with the first transaction.
-func statMain(path string, check bool) (fs.FileInfo, error) {
+// set, verifies its first bytes and reads the journal mode its header
+// records. Empty files pass: SQLite creates databases empty and writes the
+// header with the first transaction.
+func statMain(path string, check bool) (fs.FileInfo, string, error) {
 	if !check {
 		fi, err := os.Stat(path)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		if !fi.Mode().IsRegular() {
-			return fi, fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
+			return fi, "", fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
 		}
-		return fi, nil
+		return fi, "", nil
 	}
 	f, err := openRead(path)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if !fi.Mode().IsRegular() {
-		return fi, fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
+		return fi, "", fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
 	}
 	if fi.Size() == 0 {
-		return fi, nil
+		return fi, "", nil
 	}
-	var magic [len(sqliteMagic)]byte
-	if n, err := f.ReadAt(magic[:], 0); n < len(magic) {
-		if err != nil && !errors.Is(err, io.EOF) {
-			return fi, err
-		}
-		return fi, errNotSQLite
+	var head [headerBytes]byte
+	n, err := f.ReadAt(head[:], 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fi, "", err
 	}
-	if string(magic[:]) != sqliteMagic {
-		return fi, errNotSQLite
+	journal, err := readJournal(head[:n])
+	return fi, journal, err
+}
+
+// Journal modes, as a database's header records them.
+const (
+	JournalWAL      = "wal"
+	JournalRollback = "rollback"
+)
+
+// RollbackNote says, once per database, what replicating a database in
+// rollback-journal mode does to it: validate shows it, and a replicator
+// logs it before Litestream opens the file.
+const RollbackNote = "rollback-journal mode: Litestream switches it to WAL, for good, when it starts replicating it (litefleet needs WAL)"
+
+// headerBytes is how much of a database's header Discover reads: the
+// magic string and the file format versions at bytes 18 and 19.
+const headerBytes = 20
+
+// readJournal checks the start of a database file and returns the
+// journal mode it records: the file format versions are 2 in WAL mode and
+// 1 with a rollback journal.
+func readJournal(head []byte) (string, error) {
+	if len(head) < len(sqliteMagic) || string(head[:len(sqliteMagic)]) != sqliteMagic {
+		return "", errNotSQLite
 	}
-	return fi, nil
+	if len(head) < headerBytes {
+		return "", nil
+	}
+	switch {
+	case head[18] == 2 && head[19] == 2:
+		return JournalWAL, nil
+	case head[18] == 1 && head[19] == 1:
+		return JournalRollback, nil
+	}
+	return "", nil
+}
+
+// JournalMode reads the journal mode recorded in the header of the
+// database at path, without opening it with SQLite (which would take
+// locks, and could leave a -wal behind): JournalWAL, JournalRollback, or ""
+// for an empty file. Litestream switches a rollback-journal database to
+// WAL when it starts replicating it, for good: callers say so first.
+func JournalMode(path string) (string, error) {
+	f, err := openRead(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	var head [headerBytes]byte
+	n, err := f.ReadAt(head[:], 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	if n == 0 {
+		return "", nil
+	}
+	journal, err := readJournal(head[:n])
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", Printable(path), err)
+	}
+	return journal, nil
 }

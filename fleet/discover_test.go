@@ -3,7 +3,6 @@ package fleet
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -16,7 +15,8 @@ import (
 	"github.com/benbjohnson/litestream"
 	"github.com/benbjohnson/litestream/file"
 	"github.com/superfly/ltx"
-	_ "modernc.org/sqlite"
+
+	"github.com/litefleet/litefleet/internal/testpeer"
 )
 
 const (
@@ -311,7 +311,7 @@ func TestDiscoverMissingDir(t *testing.T) {
 	if err == nil {
 		t.Fatal("no error for a missing folder")
 	}
-	if want := "no such folder: " + missing + ": check -dir"; !strings.HasPrefix(err.Error(), want) {
+	if want := "no such file or folder: " + missing; !strings.HasPrefix(err.Error(), want) || strings.Contains(err.Error(), "-dir") {
 		t.Errorf("error %q does not start with %q", err, want)
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
@@ -533,19 +533,7 @@ func TestDiscoverLitestreamPosition(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, g1+".db")
 
-	sqldb, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sqldb.Close()
-	mustExec := func(q string) {
-		t.Helper()
-		if _, err := sqldb.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	mustExec(`PRAGMA journal_mode = wal`)
-	mustExec(`CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)`)
+	sqldb := testpeer.OpenDB(t, path)
 
 	db := litestream.NewDB(path)
 	db.MonitorInterval = 0 // syncs happen when the test says so
@@ -563,7 +551,7 @@ func TestDiscoverLitestreamPosition(t *testing.T) {
 	}()
 
 	start := time.Now().Truncate(time.Millisecond)
-	mustExec(`INSERT INTO t (v) VALUES ('replicated')`)
+	testpeer.InsertRows(t, sqldb, 0, 1) // replicated
 	if err := db.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -573,7 +561,7 @@ func TestDiscoverLitestreamPosition(t *testing.T) {
 	remote := uint64(r.Pos().TXID)
 
 	beforeLocal := time.Now().Truncate(time.Millisecond)
-	mustExec(`INSERT INTO t (v) VALUES ('local only')`)
+	testpeer.InsertRows(t, sqldb, 1, 1) // local only
 	if err := db.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -632,7 +620,7 @@ func TestDiscoverLitestreamPosition(t *testing.T) {
 	}
 
 	// Litestream carries on as if Discover had not run.
-	mustExec(`INSERT INTO t (v) VALUES ('after discover')`)
+	testpeer.InsertRows(t, sqldb, 2, 1) // after Discover
 	if err := db.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -721,5 +709,34 @@ func TestDiscoverSkipsRestoredCopies(t *testing.T) {
 	}
 	if len(got) != 1 || got[0].Name != g1 || got[0].Verdict != VerdictGUID {
 		t.Fatalf("want only %s, got %+v", g1, got)
+	}
+}
+
+// TestDiscoverJournalMode: Discover reads the journal mode from the header
+// (a WAL database, a rollback-journal one, an empty file) without opening
+// the database.
+func TestDiscoverJournalMode(t *testing.T) {
+	dir := t.TempDir()
+	testpeer.NewDB(t, filepath.Join(dir, g1+".db"), 1)
+	rollback := filepath.Join(dir, g2+".db")
+	header := []byte(sqlitePage)
+	header[18], header[19] = 1, 1
+	writeFile(t, rollback, string(header))
+	writeFile(t, filepath.Join(dir, g3+".db"), "")
+	got, err := Discover(context.Background(), DiscoverOptions{Dirs: []string{dir}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{g1: JournalWAL, g2: JournalRollback, g3: ""}
+	for _, l := range got {
+		if l.Journal != want[l.Name] {
+			t.Errorf("%s: journal %q, want %q", l.Name, l.Journal, want[l.Name])
+		}
+	}
+	if mode, err := JournalMode(rollback); err != nil || mode != JournalRollback {
+		t.Errorf("JournalMode: %q, %v", mode, err)
+	}
+	if _, err := JournalMode(filepath.Join(dir, "missing.db")); err == nil {
+		t.Error("JournalMode of a missing file: no error")
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/litefleet/litefleet/s3browse"
 )
 
@@ -78,6 +80,9 @@ func (f *Fleet) Refresh(ctx context.Context) (*View, error) {
 	var remoteErr error
 	if f.API != nil {
 		remote, remoteErr = s3browse.Scan(ctx, f.API, f.Conn)
+		if remoteErr == nil {
+			remoteErr = f.readLeases(ctx, remote, now)
+		}
 	} else {
 		remoteErr = errors.New("no bucket: pass -bucket to see the S3 side")
 	}
@@ -90,26 +95,65 @@ func (f *Fleet) Refresh(ctx context.Context) (*View, error) {
 	if localErr != nil {
 		v.LocalErr = localErr.Error()
 	}
+	opt := f.Options
 	f.mu.Lock()
-	if remoteErr == nil {
+	switch {
+	case remoteErr == nil:
 		f.remote, f.remoteAt, f.cached = remote, now, false
 		f.saveCache()
-	} else {
-		v.RemoteErr = remoteErr.Error()
-		if f.API != nil {
-			v.RemoteErr = s3browse.Explain(remoteErr, f.Conn).Error()
-		}
+		remote, v.RemoteAt, v.FromCache = f.remote, f.remoteAt, f.cached
+	case f.API != nil && s3browse.Classify(remoteErr) == s3browse.FailureUnreachable:
+		// S3 is out of reach, not changed: the last good answer stands in,
+		// marked with its age.
+		v.RemoteErr = s3browse.Why(remoteErr, f.Conn).Error()
 		if f.remote == nil {
 			f.loadCache()
 		}
+		remote, v.RemoteAt, v.FromCache = f.remote, f.remoteAt, f.cached
+	default:
+		// A missing bucket, refused or missing credentials, no bucket at
+		// all: no earlier answer is known to hold, and nothing is shown
+		// as if it were. Local rows say "unknown" and why.
+		v.RemoteErr = remoteErr.Error()
+		opt.remoteUnknown = "no bucket given"
+		if f.API != nil {
+			v.RemoteErr = s3browse.Why(remoteErr, f.Conn).Error()
+			opt.remoteUnknown = s3browse.Classify(remoteErr).String()
+		}
+		remote = nil
 	}
-	remote, v.RemoteAt, v.FromCache = f.remote, f.remoteAt, f.cached
 	f.mu.Unlock()
 
 	// Join works on copies: rows point into them, and the cache is shared.
-	v.Rows = Join(locals, append([]s3browse.TenantSummary(nil), remote...), now, f.Options)
+	v.Rows = Join(locals, append([]s3browse.TenantSummary(nil), remote...), now, opt)
 	v.Counts = Counts(v.Rows)
 	return v, nil
+}
+
+// leaseReaders bounds the lock.json reads of one refresh.
+const leaseReaders = 16
+
+// readLeases reads the lock.json of every tenant whose listing shows it
+// written within the lease's lifetime: whether a lease is live is what its
+// content says (JudgeLease), not only that the file was written lately. A
+// tenant whose lock.json is older cannot hold a live lease and costs no
+// request.
+func (f *Fleet) readLeases(ctx context.Context, remote []s3browse.TenantSummary, now time.Time) error {
+	fresh := f.Options.withDefaults().LeaseFresh
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(leaseReaders)
+	for i := range remote {
+		s := &remote[i]
+		if !s.Valid || !s.HasLease || now.Sub(s.LeaseModifiedAt) >= fresh {
+			continue
+		}
+		g.Go(func() error {
+			l, err := s3browse.ReadLease(ctx, f.API, f.Conn, s.Name)
+			s.Lease = l
+			return err
+		})
+	}
+	return g.Wait()
 }
 
 // Inspect reports one tenant's restore points.

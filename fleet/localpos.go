@@ -33,6 +33,17 @@ func metaDir(path string) string {
 	return filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+metaDirSuffix)
 }
 
+// LitestreamStateDir is the folder where Litestream keeps the state of the
+// database at path: <dir>/.<file>-litestream.
+func LitestreamStateDir(path string) string { return metaDir(path) }
+
+// HasLitestreamState reports whether Litestream keeps state beside the
+// database at path: a file some replicator was pointed at, not a copy.
+func HasLitestreamState(path string) bool {
+	st, err := os.Stat(metaDir(path))
+	return err == nil && st.IsDir()
+}
+
 // readLocalState fills l's position from Litestream's local state, looking
 // next to the path as found and, for a symlink, next to its target, since
 // Litestream may have been pointed at either.

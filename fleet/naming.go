@@ -62,24 +62,38 @@ func IsGUID(s string) bool {
 	return err == nil
 }
 
-// ValidateName checks a tenant name given explicitly (-db-name, a config
-// path, a name typed by an operator): a GUID, or 1–63 characters of
-// lower-case letters, digits, '.', '_' and '-', not starting with '.'.
+// ValidateName is the one check of a tenant name, whoever gives it (-db-name,
+// a config path, a name typed by an operator, a prefix listed in S3): a
+// GUID, or 1–63 characters of lower-case letters, digits, '.', '_' and '-',
+// not starting with '.'. A name that passes is also safe as an S3 key
+// segment, a file name and terminal output (s3browse.CheckName, whose
+// reason it gives first for a name that is not). Its errors wrap
+// s3browse.ErrInvalidName.
 func ValidateName(name string) error {
+	if name == "" {
+		return nameError("tenant name is empty: give 1-63 characters of a-z, 0-9, '.', '_' or '-'")
+	}
+	if err := s3browse.CheckName(name); err != nil {
+		return err
+	}
 	switch {
-	case name == "":
-		return fmt.Errorf("tenant name is empty: give 1-63 characters of a-z, 0-9, '.', '_' or '-'")
 	case IsGUID(name):
 		return nil
 	case len(name) > 63:
-		return fmt.Errorf("tenant name %s is %d bytes long: the limit is 63", Printable(Shorten(name, 40)), len(name))
+		return nameError(fmt.Sprintf("tenant name %s is %d bytes long: the limit is 63", Printable(Shorten(name, 40)), len(name)))
 	case strings.HasPrefix(name, "."):
-		return fmt.Errorf("tenant name %s starts with '.': start with a letter, digit, '_' or '-'", Printable(name))
+		return nameError(fmt.Sprintf("tenant name %s starts with '.': start with a letter, digit, '_' or '-'", Printable(name)))
 	case !explicitShape.MatchString(name):
-		return fmt.Errorf("tenant name %s has characters outside a-z, 0-9, '.', '_', '-'", Printable(name))
+		return nameError(fmt.Sprintf("tenant name %s has characters outside a-z, 0-9, '.', '_', '-'", Printable(name)))
 	}
 	return nil
 }
+
+// nameError is a name that breaks the naming rules.
+type nameError string
+
+func (e nameError) Error() string { return string(e) }
+func (e nameError) Unwrap() error { return s3browse.ErrInvalidName }
 
 // NameFor names the database at path: the explicit name when one is given,
 // else the GUID in the file name with its format kept, else "default".

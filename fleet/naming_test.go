@@ -1,9 +1,12 @@
 package fleet
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/litefleet/litefleet/s3browse"
 )
 
 func TestNameFor(t *testing.T) {
@@ -177,6 +180,31 @@ func TestPrintable(t *testing.T) {
 	for _, tt := range tests {
 		if got := Printable(tt.in); got != tt.want {
 			t.Errorf("Printable(%q) = %s, want %s", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestValidateNameIsTheOneCheck: every name ValidateName accepts is safe as
+// a key segment, a file name and output (s3browse.CheckName), and every
+// refusal wraps s3browse.ErrInvalidName, whichever rule it breaks.
+func TestValidateNameIsTheOneCheck(t *testing.T) {
+	for _, name := range []string{
+		"", ".", "..", ".hidden", "a/b", `a\b`, "red\x1b[31m", "bell\a", "rtl\u202eexe", "bad\xffutf8", "U+FFFD\uFFFD",
+		strings.Repeat("a", 64), strings.Repeat("a", 300), "Bad Name", "UPPER", "ok-name", "legacy-client-001",
+		"12345678-1234-5678-9abc-123456789012", "12345678-1234-5678-9ABC-123456789012", "{12345678-1234-5678-9abc-123456789012}",
+	} {
+		err := ValidateName(name)
+		if err == nil {
+			if cerr := s3browse.CheckName(name); cerr != nil {
+				t.Errorf("%q passes ValidateName but not CheckName: %v", name, cerr)
+			}
+			continue
+		}
+		if !errors.Is(err, s3browse.ErrInvalidName) {
+			t.Errorf("%q: %v does not wrap ErrInvalidName", name, err)
+		}
+		if strings.ContainsAny(err.Error(), "\x1b\a\n") {
+			t.Errorf("%q: the error prints raw control characters: %q", name, err)
 		}
 	}
 }

@@ -18,6 +18,7 @@ type Status string
 const (
 	StatusError          Status = "error"            // something is wrong: see the note
 	StatusInvalid        Status = "invalid"          // invalid name or a collision
+	StatusUnknown        Status = "unknown"          // local, and S3 could not be asked: see the note
 	StatusLeased         Status = "leased elsewhere" // another host writes the replica
 	StatusLagging        Status = "lagging"          // local changes not yet in S3 for too long
 	StatusNotReplicating Status = "not replicating"  // local only, or local changes nobody replicates
@@ -26,7 +27,7 @@ const (
 )
 
 // Statuses lists every status in display order.
-var Statuses = []Status{StatusError, StatusInvalid, StatusLeased, StatusLagging, StatusNotReplicating, StatusRemoteOnly, StatusInSync}
+var Statuses = []Status{StatusError, StatusInvalid, StatusUnknown, StatusLeased, StatusLagging, StatusNotReplicating, StatusRemoteOnly, StatusInSync}
 
 // rank orders statuses by urgency, for sorting.
 func (s Status) rank() int {
@@ -48,6 +49,10 @@ type ViewOptions struct {
 	LeaseFresh time.Duration
 	// Replicating reports tenants replicated by this process.
 	Replicating func(path string) bool
+
+	// remoteUnknown, set by Refresh, says why S3's side is not known: a
+	// local row then has no status to show but "unknown".
+	remoteUnknown string
 }
 
 func (o ViewOptions) withDefaults() ViewOptions {
@@ -107,6 +112,10 @@ func (r Row) Changed() time.Time {
 	return time.Time{}
 }
 
+// CaseCollisionNote is the note of an S3 prefix that differs from another
+// only in case: two spellings of one tenant.
+const CaseCollisionNote = "another prefix differs from this one only in case"
+
 // Join puts local databases and S3 tenant prefixes side by side, one row per
 // tenant name, judged at now. Prefixes of GUIDs that differ only in case are
 // distinct rows in S3 and both marked invalid.
@@ -141,15 +150,16 @@ func Join(locals []Local, remote []s3browse.TenantSummary, now time.Time, opt Vi
 			continue
 		}
 		row := Row{Tenant: r.Name, Remote: r}
+		nameErr := ValidateName(r.Name)
 		switch {
 		case !r.Valid:
+			// The listing judged it already, by the same rule ValidateName
+			// applies first: its reason is the one to show.
 			row.Status, row.Note = StatusInvalid, r.Problem
+		case nameErr != nil:
+			row.Status, row.Note = StatusInvalid, "not a tenant name: "+nameErr.Error()
 		case lowerRemote[PrefixKey(r.Name)] > 1:
-			row.Status, row.Note = StatusInvalid, "another prefix differs from this one only in case"
-		default:
-			if err := ValidateName(r.Name); err != nil {
-				row.Status, row.Note = StatusInvalid, "not a tenant name: "+err.Error()
-			}
+			row.Status, row.Note = StatusInvalid, CaseCollisionNote
 		}
 		rows = append(rows, row)
 	}
@@ -170,9 +180,22 @@ func judge(r *Row, now time.Time, opt ViewOptions) {
 	if r.Status != "" {
 		return // invalid, decided by Join
 	}
+	if opt.remoteUnknown != "" && r.Local != nil && r.Local.StateErr == "" {
+		r.Status, r.Note = StatusUnknown, "S3: "+opt.remoteUnknown
+		return
+	}
 	l, rem := r.Local, r.Remote
 	hasRemote := rem != nil && rem.Format != s3browse.FormatEmpty
+	// A lock.json written lately holds a live lease; when it was read,
+	// JudgeLease decides, and a junk one is said so on the row.
 	leaseFresh := rem != nil && rem.HasLease && now.Sub(rem.LeaseModifiedAt) < opt.LeaseFresh
+	if rem != nil && rem.Lease != nil {
+		state, text := JudgeLease(rem.Lease, now)
+		leaseFresh = state == LeaseLive
+		if state == LeaseUnreadable {
+			defer func() { r.Note = strings.TrimPrefix(r.Note+"; lease "+text, "; ") }()
+		}
+	}
 	switch {
 	case l == nil:
 		r.Status = StatusRemoteOnly

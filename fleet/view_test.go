@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -164,5 +165,57 @@ func TestSort(t *testing.T) {
 	}
 	if _, err := ParseSortKey("bogus"); err == nil {
 		t.Error("ParseSortKey accepted bogus")
+	}
+}
+
+func TestJudgeLease(t *testing.T) {
+	for _, tt := range []struct {
+		lease *s3browse.Lease
+		state LeaseState
+		text  string
+	}{
+		{nil, LeaseNone, "none: no replicator holds this tenant"},
+		{&s3browse.Lease{Error: "decode lock.json: invalid character 'g'"}, LeaseUnreadable, "unreadable: decode lock.json: invalid character 'g'"},
+		{&s3browse.Lease{Error: "red\x1b[31m"}, LeaseUnreadable, `unreadable: "red\x1b[31m"`},
+		{&s3browse.Lease{Owner: "a:1"}, LeaseUnreadable, "unreadable: lock.json has no expires_at: not a Litestream lease"},
+		{&s3browse.Lease{Owner: "a:1", Generation: 3, ExpiresAt: now.Add(-3 * time.Minute)}, LeaseExpired, "expired 3m ago, last held by a:1"},
+		{&s3browse.Lease{Owner: "a:1", Generation: 3, ExpiresAt: now.Add(25 * time.Second)}, LeaseLive, "held by a:1 until 2026-11-26T03:00:25Z (25s left, generation 3)"},
+		{&s3browse.Lease{Generation: 3, ExpiresAt: now.Add(25 * time.Second)}, LeaseLive, "held by an unnamed replicator until 2026-11-26T03:00:25Z (25s left, generation 3)"},
+	} {
+		state, text := JudgeLease(tt.lease, now)
+		if state != tt.state || text != tt.text {
+			t.Errorf("%+v: %s %q, want %s %q", tt.lease, state, text, tt.state, tt.text)
+		}
+	}
+}
+
+// TestJoinJunkLease: a lock.json written seconds ago whose content is junk
+// holds no lease: the row is judged as without one, and says why.
+func TestJoinJunkLease(t *testing.T) {
+	junk := func(name string, txid uint64) s3browse.TenantSummary {
+		s := remote(name, txid, time.Second, time.Second)
+		s.Lease = &s3browse.Lease{Error: "decode lock.json: invalid character 'g' looking for beginning of value"}
+		return s
+	}
+	for _, tt := range []struct {
+		name   string
+		locals []Local
+		remote s3browse.TenantSummary
+		status Status
+	}{
+		{"remote only", nil, junk(vg1, 42), StatusRemoteOnly},
+		{"replica ahead", []Local{local(vg1, 10, time.Hour)}, junk(vg1, 42), StatusError},
+		{"local changes", []Local{local(vg1, 50, time.Minute, LTXRef{MinTXID: 43, MaxTXID: 50, ModTime: now.Add(-time.Minute)})}, junk(vg1, 42), StatusNotReplicating},
+	} {
+		rows := Join(tt.locals, []s3browse.TenantSummary{tt.remote}, now, ViewOptions{})
+		if len(rows) != 1 || rows[0].Status != tt.status || !strings.HasSuffix(rows[0].Note, "lease unreadable: decode lock.json: invalid character 'g' looking for beginning of value") {
+			t.Errorf("%s: %+v, want %q noting the unreadable lease", tt.name, rows, tt.status)
+		}
+	}
+	// The same lock.json with a live lease in it.
+	live := remote(vg1, 42, time.Second, time.Second)
+	live.Lease = &s3browse.Lease{Owner: "b:2", ExpiresAt: now.Add(20 * time.Second)}
+	if rows := Join(nil, []s3browse.TenantSummary{live}, now, ViewOptions{}); rows[0].Status != StatusLeased {
+		t.Errorf("a live lease read: %+v", rows[0])
 	}
 }

@@ -106,8 +106,10 @@ func (e *Engine) bucketFor(ctx context.Context, c s3browse.Conn) (*bucket, error
 		}
 		return nil, s3browse.Explain(err, b.conn)
 	}
+	e.mu.Lock() // tick reads beat under the engine's lock
 	b.beat = beat
 	b.okAt = time.Now()
+	e.mu.Unlock()
 	e.log.Info("heartbeat started", "host", beat.Host(), "bucket", b.conn.Bucket, "key", hosts.HeartbeatKey(beat.Host()))
 	return b, nil
 }

@@ -24,7 +24,8 @@ const DefaultParallel = 8
 // AllOptions says which tenants to restore and where.
 type AllOptions struct {
 	Conn s3browse.Conn
-	// OutputDir receives one <tenant>.db per tenant; it is created if missing.
+	// OutputDir receives one <tenant>.db per tenant; it is created if
+	// missing, in a parent folder that exists.
 	OutputDir string
 	// Match is a glob (path.Match) on tenant names; empty matches all.
 	Match string
@@ -153,10 +154,6 @@ func All(ctx context.Context, client s3browse.API, opt AllOptions, onEvent func(
 				continue
 			}
 		}
-		if !p.Valid {
-			emit(Event{Kind: EventSkipped, Tenant: p.Name, Reason: p.Problem})
-			continue
-		}
 		if err := fleet.ValidateName(p.Name); err != nil {
 			emit(Event{Kind: EventSkipped, Tenant: p.Name, Reason: err.Error()})
 			continue
@@ -167,8 +164,9 @@ func All(ctx context.Context, client s3browse.API, opt AllOptions, onEvent func(
 	sum.Tenants = len(names)
 	emit(Event{Kind: EventListed, Total: int64(len(names))})
 	if !opt.DryRun && len(names) > 0 {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return sum, fmt.Errorf("create %s: %w", fleet.Printable(dir), err)
+		// The folder itself, not a tree: a mistyped parent is an error.
+		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return sum, fmt.Errorf("create %s: %w: -o names the folder to fill, in a folder that exists", fleet.Printable(dir), err)
 		}
 	}
 
@@ -194,6 +192,7 @@ func All(ctx context.Context, client s3browse.API, opt AllOptions, onEvent func(
 			ropt := Options{
 				Conn: opt.Conn, Tenant: name, Output: out, Timestamp: opt.Timestamp,
 				Source: opt.Source, Force: opt.Force, DryRun: opt.DryRun, IsReplicating: opt.IsReplicating,
+				dirLater: true,
 			}
 			if opt.DryRun {
 				p, err := NewPlan(ctx, client, ropt)

@@ -159,7 +159,7 @@ func engEncodeLTX(t *testing.T, minTXID, maxTXID ltx.TXID, prev, next []byte, po
 func engReplica(t *testing.T) (*engS3, s3browse.Conn, [][]byte, map[string]string) {
 	t.Helper()
 	s := engStates(t)
-	conn := s3browse.Conn{Bucket: "b", Prefix: "databases"}
+	conn := s3browse.Conn{Bucket: "bkt", Prefix: "databases"}
 	root := conn.TenantPath(engineTenant)
 	keys := map[string]string{
 		"L0-1": root + "/0000/" + ltx.FormatFilename(1, 1),

@@ -24,6 +24,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/superfly/ltx"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/litefleet/litefleet/s3browse"
 )
@@ -42,9 +44,12 @@ import (
 const (
 	// prefetchMax is the largest LTX object downloaded ahead into memory;
 	// larger ones (snapshots, big compactions) are streamed when their turn
-	// comes. prefetchAhead bounds how many objects are held ahead.
+	// comes. prefetchAhead bounds the downloads in flight, and
+	// prefetchBytes the bytes downloaded and not yet applied: a slow disk
+	// makes the prefetch wait, not buffer the plan.
 	prefetchMax   = 16 << 20
 	prefetchAhead = 8
+	prefetchBytes = 64 << 20
 	// writeRun is how many bytes of consecutive pages go in one write.
 	writeRun = 4 << 20
 	// readRetries is how often a broken download is resumed before giving up.
@@ -69,7 +74,7 @@ func applyLTX(ctx context.Context, api s3browse.API, conn s3browse.Conn, p *Plan
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	fetched := prefetch(ctx, api, conn, p.Files, prog)
+	pre := prefetch(ctx, api, conn, p.Files, prog, prefetchBytes)
 
 	a := newApplier(f)
 	defer a.release()
@@ -77,12 +82,13 @@ func applyLTX(ctx context.Context, api s3browse.API, conn s3browse.Conn, p *Plan
 	var lastTrailer ltx.Trailer
 	for i, pf := range p.Files {
 		var r io.Reader
-		if fut := fetched[i]; fut != nil {
+		var held int64 // prefetch budget to give back once applied
+		if fut := pre.futures[i]; fut != nil {
 			res := <-fut
 			if res.err != nil {
 				return Position{}, "", objectError(pf.Key, res.err)
 			}
-			r = bytes.NewReader(res.data)
+			r, held = bytes.NewReader(res.data), pf.Size
 		} else {
 			or := newObjectReader(ctx, api, conn, pf.Key, pf.Size, prog)
 			defer or.Close()
@@ -92,6 +98,7 @@ func applyLTX(ctx context.Context, api s3browse.API, conn s3browse.Conn, p *Plan
 			r = br
 		}
 		hdr, trailer, err := a.apply(r, i, lastHdr)
+		pre.budget.Release(held)
 		if err != nil {
 			if ctx.Err() != nil {
 				return Position{}, "", ctx.Err()
@@ -297,38 +304,57 @@ type fetched struct {
 	err  error
 }
 
+// prefetched are the futures of a plan's small objects, downloaded ahead
+// of the applier. The applier takes future i in plan order, and gives its
+// bytes back to budget once it has applied them.
+type prefetched struct {
+	futures []chan fetched // nil for an object left to stream
+	budget  *semaphore.Weighted
+}
+
 // prefetch downloads the small objects of a plan ahead of the applier, at
-// most prefetchAhead at a time, so that a plan of many small files costs
-// about one round trip per prefetchAhead files instead of one per file.
-// The first file and the large ones are left to stream (nil future).
-func prefetch(ctx context.Context, api s3browse.API, conn s3browse.Conn, files []PlanFile, prog *progress) []chan fetched {
-	futures := make([]chan fetched, len(files))
-	sem := make(chan struct{}, prefetchAhead)
+// most prefetchAhead at a time and at most budget bytes ahead of it, so
+// that a plan of many small files costs about one round trip per
+// prefetchAhead files instead of one per file, however slowly they are
+// applied. Downloads take their budget in plan order: the object the
+// applier waits for is never kept waiting by later ones. The first object
+// and the large ones are left to stream (nil future).
+func prefetch(ctx context.Context, api s3browse.API, conn s3browse.Conn, files []PlanFile, prog *progress, budget int64) *prefetched {
+	pre := &prefetched{futures: make([]chan fetched, len(files)), budget: semaphore.NewWeighted(budget)}
+	var todo []int
 	for i, pf := range files {
-		if i == 0 || pf.Size > prefetchMax {
+		if i == 0 || pf.Size > min(prefetchMax, budget) {
 			continue
 		}
-		ch := make(chan fetched, 1)
-		futures[i] = ch
-		go func() {
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				ch <- fetched{err: ctx.Err()}
-				return
-			}
-			defer func() { <-sem }()
-			r := newObjectReader(ctx, api, conn, pf.Key, pf.Size, prog)
-			defer r.Close()
-			buf := bytes.NewBuffer(make([]byte, 0, pf.Size))
-			if _, err := buf.ReadFrom(r); err != nil {
-				ch <- fetched{err: err}
-				return
-			}
-			ch <- fetched{data: buf.Bytes()}
-		}()
+		pre.futures[i] = make(chan fetched, 1)
+		todo = append(todo, i)
 	}
-	return futures
+	go func() {
+		var g errgroup.Group
+		g.SetLimit(prefetchAhead)
+		for n, i := range todo {
+			pf := files[i]
+			if err := pre.budget.Acquire(ctx, pf.Size); err != nil {
+				for _, j := range todo[n:] {
+					pre.futures[j] <- fetched{err: err}
+				}
+				break
+			}
+			g.Go(func() error {
+				r := newObjectReader(ctx, api, conn, pf.Key, pf.Size, prog)
+				defer r.Close()
+				buf := bytes.NewBuffer(make([]byte, 0, pf.Size))
+				if _, err := buf.ReadFrom(r); err != nil {
+					pre.futures[i] <- fetched{err: err}
+					return nil
+				}
+				pre.futures[i] <- fetched{data: buf.Bytes()}
+				return nil
+			})
+		}
+		_ = g.Wait() // each download reports through its future
+	}()
+	return pre
 }
 
 // objectReader reads one S3 object, resuming from where it broke off

@@ -53,6 +53,10 @@ type Options struct {
 	// path, and as which tenant (Supervisor.Replicating). Such a file is
 	// never restored over.
 	IsReplicating func(path string) (tenant string, ok bool)
+
+	// dirLater says the output's folder is made before writing (All makes
+	// its -o folder): a dry run does not refuse it for being missing.
+	dirLater bool
 }
 
 // Position is a point of a replica: a TXID and its time for the LTX layout;
@@ -169,9 +173,6 @@ var ErrNoBackup = errors.New("no backup")
 // normalize validates opt and fills in the defaults.
 func (opt Options) normalize() (Options, error) {
 	if err := fleet.ValidateName(opt.Tenant); err != nil {
-		return opt, err
-	}
-	if err := s3browse.CheckName(opt.Tenant); err != nil {
 		return opt, err
 	}
 	if err := opt.Conn.Validate(); err != nil {
@@ -469,6 +470,17 @@ func checkOutput(opt Options, p *Plan) error {
 	default:
 		return fmt.Errorf("output %s: %w", fleet.Printable(out), err)
 	}
+	// A restore never makes folders: a mistyped -o would create a tree
+	// somewhere unexpected.
+	if dir := filepath.Dir(out); !p.OutputExists {
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			if !opt.dirLater {
+				p.Refusal = fmt.Sprintf("folder %s does not exist: create it first, or give -o a path in an existing folder", fleet.Printable(dir))
+				return nil
+			}
+			p.Notes = append(p.Notes, fmt.Sprintf("folder %s will be created", fleet.Printable(dir)))
+		}
+	}
 	var sidecars []string // -wal/-shm beside an existing or missing output
 	for _, suf := range []string{"-wal", "-shm"} {
 		if _, err := os.Lstat(out + suf); err == nil {
@@ -490,8 +502,11 @@ func checkOutput(opt Options, p *Plan) error {
 			return nil
 		}
 	}
-	if p.OutputExists && live {
-		p.Refusal = fmt.Sprintf("tenant %s is being replicated by %s: stop that replicator before restoring over %s, or restore elsewhere with -o",
+	// The live database is the file the lease holder replicates: one with
+	// Litestream's state beside it. A copy of the tenant elsewhere (an
+	// earlier restore) is replaced with -force like any other file.
+	if p.OutputExists && live && fleet.HasLitestreamState(out) {
+		p.Refusal = fmt.Sprintf("tenant %s is being replicated by %s and %s has Litestream's state beside it: stop that replicator before restoring over it, or restore elsewhere with -o",
 			name, p.Lease.Holder(), fleet.Printable(out))
 		return nil
 	}
@@ -543,9 +558,6 @@ func Run(ctx context.Context, client s3browse.API, opt Options) (*Result, error)
 	}
 	name := fleet.Printable(opt.Tenant)
 
-	if err := os.MkdirAll(filepath.Dir(p.Output), 0o755); err != nil {
-		return nil, fmt.Errorf("tenant %s: create the output folder: %w", name, err)
-	}
 	tmp, err := tempPath(p.Output)
 	if err != nil {
 		return nil, fmt.Errorf("tenant %s: %w", name, err)

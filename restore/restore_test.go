@@ -1,15 +1,15 @@
 package restore_test
 
 // Integration tests of restore against a real S3 server (versitygw) with
-// replicas written by real replication: the Supervisor in this process, or
-// the legacy litestream v0.3.14 command. Skipped with -short. Run them with
-// scripts/with-s3.sh so that they share one server.
+// replicas written by the real litestream commands, v0.5.18 and the legacy
+// v0.3.14 (testpeer). Running Litestream apart keeps this test binary clear
+// of a data race inside Litestream's store (DB.Close against the snapshot
+// it takes of a new database), which the race detector reports when a
+// Supervisor in this process stops early. Skipped with -short. Run them
+// with scripts/with-s3.sh so that they share one server.
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -23,10 +23,9 @@ import (
 	"testing"
 	"time"
 
-	_ "modernc.org/sqlite"
-
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/internal/s3test"
+	"github.com/litefleet/litefleet/internal/testpeer"
 	"github.com/litefleet/litefleet/replication"
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
@@ -54,236 +53,10 @@ func integration(t *testing.T) {
 	})
 }
 
-// openDB opens a database as a tenant's application would (WAL, busy timeout).
-func openDB(t testing.TB, path string) *sql.DB {
-	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(wal)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.SetMaxOpenConns(1)
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.Exec(`CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, val BLOB NOT NULL)`); err != nil {
-		t.Fatal(err)
-	}
-	return db
-}
-
-// insert commits n rows from id first, each with size random bytes, in
-// one transaction.
-func insert(t testing.TB, db *sql.DB, first, n, size int) {
-	t.Helper()
-	tx, err := db.Begin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := first; i < first+n; i++ {
-		val := make([]byte, size)
-		_, _ = rand.Read(val)
-		if _, err := tx.Exec(`INSERT INTO t (id, val) VALUES (?, ?)`, i, val); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// rows returns every row of t in a live database (one with a -wal) as
-// "id=hex-prefix:len", in order.
-func rows(t testing.TB, path string) []string {
-	t.Helper()
-	return query(t, "file:"+path+"?mode=ro")
-}
-
-// restored returns the rows of a restored database, opened immutable so
-// that reading it leaves no -wal or -shm behind.
-func restored(t testing.TB, path string) []string {
-	t.Helper()
-	return query(t, "file:"+path+"?mode=ro&immutable=1")
-}
-
-// rowsOfCopy returns the rows of a database left with a -wal and -shm by a
-// crashed writer, reading a copy so that the files stay as they are.
-func rowsOfCopy(t testing.TB, path string) []string {
-	t.Helper()
-	dir := t.TempDir()
-	for _, suf := range []string{"", "-wal", "-shm"} {
-		data, err := os.ReadFile(path + suf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, "copy.db"+suf), data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return query(t, "file:"+filepath.Join(dir, "copy.db"))
-}
-
-func query(t testing.TB, dsn string) []string {
-	t.Helper()
-	db, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	rs, err := db.Query(`SELECT id, val FROM t ORDER BY id`)
-	if err != nil {
-		t.Fatalf("read %s: %v", dsn, err)
-	}
-	defer rs.Close()
-	var out []string
-	for rs.Next() {
-		var id int
-		var val []byte
-		if err := rs.Scan(&id, &val); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, fmt.Sprintf("%d=%x:%d", id, val[:min(len(val), 8)], len(val)))
-	}
-	if err := rs.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-func sameRows(t testing.TB, got, want []string) {
-	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("restored %d rows, want %d", len(got), len(want))
-	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("row %d: restored %s, want %s", i, got[i], want[i])
-		}
-	}
-}
-
-// replica is the real litestream v0.5.18 command replicating one database
-// for a test. Litestream is the writer whose files restore must read, and
-// running it apart keeps this test binary clear of a data race inside
-// Litestream's store (DB.Close against the snapshot it takes of a new
-// database), which the race detector reports when a Supervisor in this
-// process stops early.
-type replica struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	done   chan error
-	logs   *syncBuffer
-	client s3browse.API
-	conn   s3browse.Conn
-	tenant string
-	txid   uint64 // the latest TXID seen in the replica
-}
-
-func replicate(t *testing.T, srv *s3test.Server, conn s3browse.Conn, path, tenant string) *replica {
-	t.Helper()
-	bin, err := s3test.FindTool("litestream")
-	if err != nil {
-		t.Fatalf("%v: run make tools", err)
-	}
-	config := filepath.Join(t.TempDir(), "litestream.yml")
-	if err := os.WriteFile(config, fmt.Appendf(nil, `
-access-key-id: %s
-secret-access-key: %s
-dbs:
-  - path: %s
-    replica:
-      type: s3
-      bucket: %s
-      path: %s
-      endpoint: %s
-      region: us-east-1
-      force-path-style: true
-      sync-interval: 100ms
-`, srv.AccessKey, srv.SecretKey, path, conn.Bucket, conn.TenantPath(tenant), srv.Endpoint), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	r := &replica{t: t, done: make(chan error, 1), logs: &syncBuffer{}, conn: conn, tenant: tenant, client: srv.Client(t, conn)}
-	r.cmd = exec.Command(bin, "replicate", "-config", config)
-	// litestream's S3 client fails with AWS_CA_BUNDLE set (DESIGN.md).
-	r.cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "AWS_CA_BUNDLE=") })
-	r.cmd.Stdout, r.cmd.Stderr = r.logs, r.logs
-	if err := r.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { r.done <- r.cmd.Wait() }()
-	t.Cleanup(func() {
-		if r.cmd.ProcessState == nil {
-			_ = r.cmd.Process.Kill()
-			<-r.done
-		}
-		if t.Failed() {
-			t.Logf("litestream output:\n%s", r.logs.String())
-		}
-	})
-	return r
-}
-
-// sync waits until what was committed is in the replica: its latest TXID
-// has moved past the last one seen and then stays put, and returns it.
-func (r *replica) sync() uint64 {
-	r.t.Helper()
-	var last uint64
-	var stable time.Time
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		tn, err := s3browse.Inspect(context.Background(), r.client, r.conn, r.tenant)
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		switch {
-		case tn.LatestTXID <= r.txid:
-		case tn.LatestTXID != last:
-			last, stable = tn.LatestTXID, time.Now()
-		case time.Since(stable) > 400*time.Millisecond:
-			r.txid = last
-			return last
-		}
-	}
-	r.t.Fatalf("the replica did not move past TXID %d within 30s:\n%s", r.txid, r.logs.String())
-	return 0
-}
-
-// close stops litestream as a service manager would (SIGTERM: final sync).
-func (r *replica) close() {
-	r.t.Helper()
-	_ = r.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-r.done:
-	case <-time.After(30 * time.Second):
-		r.t.Fatalf("litestream did not stop within 30s of SIGTERM")
-	}
-}
-
-// syncBuffer is an io.Writer safe to read while a process writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // noLeftovers fails when dir holds anything but the names given.
 func noLeftovers(t testing.TB, dir string, want ...string) {
 	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, e := range ents {
-		got = append(got, e.Name())
-	}
+	got := testpeer.DirNames(t, dir)
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
 		t.Fatalf("%s holds %q, want %q", dir, got, want)
@@ -298,19 +71,19 @@ func TestRestoreLatestAndPointInTime(t *testing.T) {
 	ctx := context.Background()
 
 	src := filepath.Join(t.TempDir(), tenantA+".db")
-	db := openDB(t, src)
-	insert(t, db, 0, 200, 300)
-	r := replicate(t, srv, conn, src, tenantA)
-	txA := r.sync()
-	rowsA := rows(t, src)
+	db := testpeer.OpenDB(t, src)
+	testpeer.InsertBlobs(t, db, 0, 200, 300)
+	r := testpeer.Replicate(t, srv, conn, testpeer.V5, src, tenantA)
+	txA := r.Sync()
+	rowsA := testpeer.Rows(t, src)
 	time.Sleep(50 * time.Millisecond)
 	atA := time.Now()
 	time.Sleep(50 * time.Millisecond)
-	insert(t, db, 200, 200, 300)
-	txB := r.sync()
-	insert(t, db, 400, 100, 300)
-	r.close()
-	rowsAll := rows(t, src)
+	testpeer.InsertBlobs(t, db, 200, 200, 300)
+	txB := r.Sync()
+	testpeer.InsertBlobs(t, db, 400, 100, 300)
+	r.Stop()
+	rowsAll := testpeer.Rows(t, src)
 	if txB <= txA {
 		t.Fatalf("TXIDs did not move: %d then %d", txA, txB)
 	}
@@ -348,7 +121,7 @@ func TestRestoreLatestAndPointInTime(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sameRows(t, restored(t, opt.Output), rowsAll)
+		testpeer.SameRows(t, testpeer.Restored(t, opt.Output), rowsAll)
 		if !res.Current || res.TXID != res.Latest.TXID || res.Integrity != "ok" || res.Time.IsZero() || res.Note != "" {
 			t.Fatalf("result %+v", res)
 		}
@@ -364,7 +137,7 @@ func TestRestoreLatestAndPointInTime(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sameRows(t, restored(t, opt.Output), rowsA)
+		testpeer.SameRows(t, testpeer.Restored(t, opt.Output), rowsA)
 		if res.TXID != txA || res.Current || !strings.Contains(res.Note, "as asked") {
 			t.Fatalf("result %+v", res)
 		}
@@ -381,7 +154,7 @@ func TestRestoreLatestAndPointInTime(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sameRows(t, restored(t, opt.Output), rowsA)
+		testpeer.SameRows(t, testpeer.Restored(t, opt.Output), rowsA)
 		if res.TXID != txA || res.Time.After(atA) {
 			t.Fatalf("result %+v, want TXID %d before %s", res, txA, atA)
 		}
@@ -396,18 +169,18 @@ func TestRestoreRefusesAndForceKeepsBackup(t *testing.T) {
 	ctx := context.Background()
 
 	src := filepath.Join(t.TempDir(), tenantB+".db")
-	insert(t, openDB(t, src), 0, 50, 100)
-	r := replicate(t, srv, conn, src, tenantB)
-	r.sync()
-	r.close()
-	want := rows(t, src)
+	testpeer.InsertBlobs(t, testpeer.OpenDB(t, src), 0, 50, 100)
+	r := testpeer.Replicate(t, srv, conn, testpeer.V5, src, tenantB)
+	r.Sync()
+	r.Stop()
+	want := testpeer.Rows(t, src)
 
 	// The old database: a crashed application's file, with rows that are
 	// only in its -wal.
 	dir := t.TempDir()
 	target := filepath.Join(dir, tenantB+".db")
 	crashedWriter(t, target)
-	oldRows := rowsOfCopy(t, target)
+	oldRows := testpeer.RowsOfCopy(t, target)
 	if len(oldRows) != 7 {
 		t.Fatalf("old database has %d rows, want 7", len(oldRows))
 	}
@@ -440,7 +213,7 @@ func TestRestoreRefusesAndForceKeepsBackup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sameRows(t, restored(t, target), want)
+	testpeer.SameRows(t, testpeer.Restored(t, target), want)
 	if !strings.HasPrefix(res.Backup, target+".bak-") {
 		t.Fatalf("backup %q", res.Backup)
 	}
@@ -449,7 +222,7 @@ func TestRestoreRefusesAndForceKeepsBackup(t *testing.T) {
 			t.Errorf("backup%s: %v", suf, err)
 		}
 	}
-	sameRows(t, rowsOfCopy(t, res.Backup), oldRows)
+	testpeer.SameRows(t, testpeer.RowsOfCopy(t, res.Backup), oldRows)
 	noLeftovers(t, dir, tenantB+".db", filepath.Base(res.Backup), filepath.Base(res.Backup)+"-wal", filepath.Base(res.Backup)+"-shm")
 }
 
@@ -485,15 +258,15 @@ func TestHelperCrashedWriter(t *testing.T) {
 	if path == "" {
 		t.Skip("helper process")
 	}
-	db := openDB(t, path)
-	insert(t, db, 0, 5, 10)
+	db := testpeer.OpenDB(t, path)
+	testpeer.InsertBlobs(t, db, 0, 5, 10)
 	if _, err := db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.Exec(`PRAGMA wal_autocheckpoint=0`); err != nil {
 		t.Fatal(err)
 	}
-	insert(t, db, 5, 2, 10)
+	testpeer.InsertBlobs(t, db, 5, 2, 10)
 	fmt.Print("ready")
 	time.Sleep(time.Minute) // killed before
 }
@@ -508,13 +281,13 @@ func TestRestoreServerKilledMidway(t *testing.T) {
 	// About 40 MB of random data: far more than the socket buffers hold,
 	// so the server dies with most of the object unsent.
 	src := filepath.Join(t.TempDir(), tenantC+".db")
-	db := openDB(t, src)
+	db := testpeer.OpenDB(t, src)
 	for i := 0; i < 8; i++ {
-		insert(t, db, i*1000, 1000, 5000)
+		testpeer.InsertBlobs(t, db, i*1000, 1000, 5000)
 	}
-	r := replicate(t, &srv.Server, conn, src, tenantC)
-	r.sync()
-	r.close()
+	r := testpeer.Replicate(t, &srv.Server, conn, testpeer.V5, src, tenantC)
+	r.Sync()
+	r.Stop()
 
 	dir := t.TempDir()
 	out := filepath.Join(dir, tenantC+".db")
@@ -550,7 +323,7 @@ func TestRestoreServerKilledMidway(t *testing.T) {
 	if err != nil {
 		t.Fatalf("retry after restart: %v", err)
 	}
-	sameRows(t, restored(t, out), rows(t, src))
+	testpeer.SameRows(t, testpeer.Restored(t, out), testpeer.Rows(t, src))
 	if !res.Current {
 		t.Fatalf("result %+v", res)
 	}
@@ -568,10 +341,10 @@ func TestRestoreDetectsCorruptObject(t *testing.T) {
 	ctx := context.Background()
 
 	src := filepath.Join(t.TempDir(), tenantA+".db")
-	insert(t, openDB(t, src), 0, 300, 1000)
-	r := replicate(t, srv, conn, src, tenantA)
-	r.sync()
-	r.close()
+	testpeer.InsertBlobs(t, testpeer.OpenDB(t, src), 0, 300, 1000)
+	r := testpeer.Replicate(t, srv, conn, testpeer.V5, src, tenantA)
+	r.Sync()
+	r.Stop()
 
 	dir := t.TempDir()
 	opt := restore.Options{Conn: conn, Tenant: tenantA, Output: filepath.Join(dir, tenantA+".db")}
@@ -606,61 +379,33 @@ func TestRestoreDetectsCorruptObject(t *testing.T) {
 
 func TestRestoreGenerationsV3(t *testing.T) {
 	integration(t)
-	bin, err := s3test.FindTool("v3/litestream")
-	if err != nil {
-		t.Skipf("legacy litestream v0.3.14 not installed (scripts/install-litestream-v3.sh): %v", err)
-	}
 	srv := s3test.Start(t)
 	conn := srv.Conn(t)
 	client := srv.Client(t, conn)
 	ctx := context.Background()
 	const tenant = "legacy-client-001"
 
-	dir := t.TempDir()
-	src := filepath.Join(dir, "legacy-client.db")
-	db := openDB(t, src)
-	insert(t, db, 0, 100, 200)
-	config := filepath.Join(dir, "litestream.yml")
-	if err := os.WriteFile(config, fmt.Appendf(nil, `
-access-key-id: %s
-secret-access-key: %s
-dbs:
-  - path: %s
-    monitor-interval: 100ms
-    replicas:
-      - type: s3
-        bucket: %s
-        path: %s
-        endpoint: %s
-        region: us-east-1
-        force-path-style: true
-        sync-interval: 200ms
-`, srv.AccessKey, srv.SecretKey, src, conn.Bucket, conn.TenantPath(tenant), srv.Endpoint), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var logs bytes.Buffer
-	cmd := exec.Command(bin, "replicate", "-config", config)
-	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "AWS_CA_BUNDLE=") })
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 10; i++ {
-		insert(t, db, 100+i*10, 10, 200)
-		time.Sleep(150 * time.Millisecond)
-	}
-	time.Sleep(1500 * time.Millisecond) // the last commits reach the replica
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	_ = cmd.Wait()
-	want := rows(t, src)
+	src := filepath.Join(t.TempDir(), "legacy-client.db")
+	db := testpeer.OpenDB(t, src)
+	testpeer.InsertBlobs(t, db, 0, 100, 200)
+	r := testpeer.Replicate(t, srv, conn, testpeer.V3, src, tenant)
+	// An application writes while v0.3 replicates: a snapshot, then WAL
+	// segments after it.
+	w := testpeer.StartWriter(db, 100, 20*time.Millisecond)
+	testpeer.WaitInS3(t, client, conn, tenant, "a generation with WAL segments", func(tn *s3browse.Tenant) bool {
+		return len(tn.Generations) == 1 && len(tn.Generations[0].Snapshots) == 1 && len(tn.Generations[0].WALSegments) > 1
+	})
+	w.Stop(t)
+	r.Stop() // a final sync
+	want := testpeer.Rows(t, src)
 
 	out := filepath.Join(t.TempDir(), "restored.db")
 	opt := restore.Options{Conn: conn, Tenant: tenant, Output: out}
 	res, err := restore.Run(ctx, client, opt)
 	if err != nil {
-		t.Fatalf("%v\nlitestream v0.3 output:\n%s", err, logs.String())
+		t.Fatalf("%v\nlitestream v0.3 output:\n%s", err, r.Out.String())
 	}
-	sameRows(t, restored(t, out), want)
+	testpeer.SameRows(t, testpeer.Restored(t, out), want)
 	if res.Source != restore.SourceGenerations || res.Position.Generation == "" || !res.Current || res.Integrity != "ok" || res.Downloaded != res.Plan.Bytes {
 		t.Fatalf("result %+v", res)
 	}
@@ -690,7 +435,7 @@ func TestRestoreRefusesFileThisProcessReplicates(t *testing.T) {
 	ctx := context.Background()
 
 	path := filepath.Join(t.TempDir(), tenantC+".db")
-	insert(t, openDB(t, path), 0, 10, 10)
+	testpeer.InsertBlobs(t, testpeer.OpenDB(t, path), 0, 10, 10)
 	target := fleet.Target{Path: path, Tenant: fleet.NameFor(path, ""), Conn: conn}
 	sup, err := replication.New(replication.Options{SleepAfter: -1}, replication.Source{Targets: []fleet.Target{target}})
 	if err != nil {
@@ -718,7 +463,7 @@ func TestRestoreRefusesFileThisProcessReplicates(t *testing.T) {
 	if !errors.As(err, &refused) || !strings.Contains(err.Error(), "being replicated by this process as tenant "+tenantC) {
 		t.Fatalf("restore over a replicated file: %v", err)
 	}
-	if got := rows(t, path); len(got) != 10 {
+	if got := testpeer.Rows(t, path); len(got) != 10 {
 		t.Fatalf("the replicated file changed: %d rows", len(got))
 	}
 }

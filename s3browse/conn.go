@@ -7,9 +7,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 )
 
 // DefaultPrefix is the folder in the bucket that holds one prefix per tenant.
@@ -93,16 +96,88 @@ func (c Conn) EffectiveRegion() string {
 	return DefaultRegion
 }
 
-// Validate checks the settings that need no network.
+// Validate checks the settings that need no network: the bucket name by
+// S3's rules, the prefix, and the endpoint's scheme.
 func (c Conn) Validate() error {
 	if c.Bucket == "" {
 		return errors.New("no bucket: pass -bucket NAME or set one in the -config file")
 	}
-	if strings.ContainsAny(c.Bucket, "/ \t\n") {
-		return fmt.Errorf("bucket %q is not a bucket name: give the name alone, without s3:// or a path", c.Bucket)
+	if err := CheckBucketName(c.Bucket); err != nil {
+		return err
+	}
+	if err := CheckPrefix(c.Prefix); err != nil {
+		return err
 	}
 	if c.Endpoint != "" && !strings.HasPrefix(c.Endpoint, "http://") && !strings.HasPrefix(c.Endpoint, "https://") {
 		return fmt.Errorf("endpoint %q has no scheme: write http://HOST:PORT or https://HOST", c.Endpoint)
+	}
+	return nil
+}
+
+// CheckBucketName checks a bucket name by S3's rules for general purpose
+// buckets, so that a typo fails here in one line rather than as a long
+// SDK error from the server.
+func CheckBucketName(name string) error {
+	bad := func(why string) error {
+		return fmt.Errorf("bucket %s is not a valid S3 bucket name: %s", strconv.QuoteToGraphic(name), why)
+	}
+	if strings.HasPrefix(name, "s3://") || strings.ContainsRune(name, '/') {
+		return bad("give the name alone, without s3:// or a path")
+	}
+	if n := len(name); n < 3 || n > 63 {
+		return bad(fmt.Sprintf("it is %d characters long; a bucket name has 3 to 63", n))
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '-') {
+			return bad(fmt.Sprintf("%q is not allowed; use lower-case letters, digits, '.' and '-'", r))
+		}
+	}
+	alnum := func(b byte) bool { return b >= 'a' && b <= 'z' || b >= '0' && b <= '9' }
+	switch {
+	case !alnum(name[0]) || !alnum(name[len(name)-1]):
+		return bad("it must start and end with a letter or a digit")
+	case strings.Contains(name, ".."):
+		return bad("it has two periods in a row")
+	case net.ParseIP(name) != nil:
+		return bad("it is an IP address")
+	}
+	for _, p := range []string{"xn--", "sthree-", "amzn-s3-demo-"} {
+		if strings.HasPrefix(name, p) {
+			return bad(fmt.Sprintf("names starting with %q are reserved", p))
+		}
+	}
+	for _, suf := range []string{"-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"} {
+		if strings.HasSuffix(name, suf) {
+			return bad(fmt.Sprintf("names ending in %q are reserved", suf))
+		}
+	}
+	return nil
+}
+
+// CheckPrefix checks the folder that holds the tenant prefixes: relative
+// (no leading '/'), no empty, "." or ".." part, nothing unprintable. The
+// empty prefix means DefaultPrefix, and "/" the bucket's root. The same
+// rule holds for -prefix, a config file's replica path and :prefix, so that
+// no spelling reaches another tenant's keys, or keys outside the fleet.
+func CheckPrefix(p string) error {
+	if p == "" || p == "/" {
+		return nil
+	}
+	bad := func(why string) error {
+		return fmt.Errorf("prefix %s %s: write a folder such as %s", strconv.QuoteToGraphic(p), why, DefaultPrefix)
+	}
+	if strings.HasPrefix(p, "/") {
+		return bad("starts with '/' (keys are relative to the bucket)")
+	}
+	for _, part := range strings.Split(strings.TrimSuffix(p, "/"), "/") {
+		switch {
+		case part == "":
+			return bad("has an empty part ('//')")
+		case part == "." || part == "..":
+			return bad(fmt.Sprintf("has a %q part", part))
+		case !isPrintable(part) || strings.ContainsRune(part, '\\'):
+			return bad("has a character that is not printable, or '\\'")
+		}
 	}
 	return nil
 }
@@ -129,6 +204,7 @@ func NewClient(ctx context.Context, c Conn) (*s3.Client, error) {
 		tr.TLSHandshakeTimeout = 5 * time.Second
 	})
 	opts := []func(*config.LoadOptions) error{
+		config.WithLogger(sdkLogger{}),
 		config.WithRegion(c.EffectiveRegion()),
 		config.WithHTTPClient(httpClient),
 		config.WithRetryer(func() aws.Retryer {
@@ -157,6 +233,17 @@ func NewClient(ctx context.Context, c Conn) (*s3.Client, error) {
 			o.UsePathStyle = c.ForcePathStyle
 		}
 	}), nil
+}
+
+// sdkLogger sends the AWS SDK's own messages to slog at debug level. The
+// SDK's default logger writes them to stderr, where "falling back to
+// IMDSv1" and the like would cut into litefleet's output (and into the
+// terminal UI) on any host without credentials; the error that follows
+// says what matters.
+type sdkLogger struct{}
+
+func (sdkLogger) Logf(c logging.Classification, format string, v ...any) {
+	slog.Debug("aws sdk: "+fmt.Sprintf(format, v...), "level", string(c))
 }
 
 // Check makes one cheap request to prove the bucket exists and the
@@ -194,57 +281,147 @@ func CheckTenant(ctx context.Context, client *s3.Client, c Conn, tenant string, 
 	return nil
 }
 
-// Explain turns an S3 error into a one-line message naming what to check.
-// The original error stays wrapped for errors.Is/As.
-func Explain(err error, c Conn) error { return ExplainKey(err, c, "") }
+// Failure is the kind of trouble an S3 request ran into.
+type Failure int
 
-// ExplainKey is Explain for a request about key (an object key or a listing
-// prefix): a refusal names the tenant the key belongs to.
-func ExplainKey(err error, c Conn, key string) error {
-	if err == nil {
-		return nil
+// The failures Classify tells apart.
+const (
+	FailureOther         Failure = iota // the request failed otherwise
+	FailureNoBucket                     // the bucket does not exist
+	FailureRefused                      // S3 refused the credentials
+	FailureNoCredentials                // no credentials in the config or the AWS chain
+	FailureUnreachable                  // no connection, or no answer in time
+	FailureDenied                       // the credential's policy refused the request
+)
+
+// String names the failure in a few words, for a table's note.
+func (f Failure) String() string {
+	switch f {
+	case FailureNoBucket:
+		return "bucket does not exist"
+	case FailureRefused:
+		return "credentials refused"
+	case FailureNoCredentials:
+		return "no credentials found"
+	case FailureUnreachable:
+		return "unreachable"
+	case FailureDenied:
+		return "access denied"
 	}
-	var denied *AccessDeniedError
-	if errors.As(err, &denied) {
-		return err // explained already
+	return "request failed"
+}
+
+// Classify says what kind of failure err is. Only FailureUnreachable
+// leaves S3 as it was, with the way to it broken: the one case where an
+// older answer may stand in for the one that failed. A refused or missing
+// credential, or a missing bucket, says the older answer is no longer
+// known to hold.
+func Classify(err error) Failure {
+	var ex *explained
+	if errors.As(err, &ex) {
+		return ex.kind
+	}
+	if IsAccessDenied(err) {
+		return FailureDenied
+	}
+	// Before the network: the credential chain's own requests (the EC2
+	// metadata service) fail with network errors where there is none.
+	if msg := err.Error(); strings.Contains(msg, "failed to retrieve credentials") || strings.Contains(msg, "no EC2 IMDS role found") {
+		return FailureNoCredentials
 	}
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) {
 		switch apiErr.ErrorCode() {
 		case "NoSuchBucket":
-			return fmt.Errorf("bucket %q does not exist%s: create it or check -bucket: %w", c.Bucket, at(c), errShort(err))
-		case "AccessDenied":
-			// The signature was good: the credential's policy said no.
-			return &AccessDeniedError{URL: c.deniedURL(key), KeyID: c.keyID(), Err: err}
-		case "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden", "InvalidToken", "ExpiredToken":
-			return fmt.Errorf("S3 refused the credentials for bucket %q%s (%s): check access-key-id/secret-access-key in the config or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_PROFILE: %w", c.Bucket, at(c), apiErr.ErrorCode(), errShort(err))
+			return FailureNoBucket
+		case "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "Forbidden", "InvalidToken", "ExpiredToken":
+			return FailureRefused
 		}
 	}
 	var respErr *awshttp.ResponseError
 	if errors.As(err, &respErr) {
 		switch respErr.HTTPStatusCode() {
 		case http.StatusNotFound:
-			return fmt.Errorf("bucket %q does not exist%s: create it or check -bucket: %w", c.Bucket, at(c), errShort(err))
+			return FailureNoBucket
 		case http.StatusForbidden, http.StatusUnauthorized:
-			return fmt.Errorf("S3 refused the credentials for bucket %q%s: check access-key-id/secret-access-key in the config or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_PROFILE: %w", c.Bucket, at(c), errShort(err))
+			return FailureRefused
 		}
-	}
-	var timeout net.Error
-	if errors.As(err, &timeout) && timeout.Timeout() && !errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("S3%s did not answer within %s: check -endpoint, the network and that the server is up: %w", at(c), ResponseTimeout, errShort(err))
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("S3%s did not answer in time: check -endpoint, the network and that the server is up: %w", at(c), errShort(err))
 	}
 	var netErr net.Error
 	var opErr *net.OpError
-	if errors.As(err, &opErr) || errors.As(err, &netErr) {
-		return fmt.Errorf("cannot reach S3%s: check -endpoint and that the server is running: %w", at(c), errShort(err))
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &opErr) || errors.As(err, &netErr) {
+		return FailureUnreachable
 	}
-	if strings.Contains(err.Error(), "failed to retrieve credentials") || strings.Contains(err.Error(), "no EC2 IMDS role found") {
-		return fmt.Errorf("no S3 credentials found: set access-key-id/secret-access-key in the -config file, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE: %w", errShort(err))
+	return FailureOther
+}
+
+// explained is an error Explain has worded; explaining it again keeps it.
+type explained struct {
+	msg  string
+	kind Failure
+	err  error
+}
+
+func (e *explained) Error() string { return e.msg }
+func (e *explained) Unwrap() error { return e.err }
+
+// Explain turns an S3 error into a one-line message naming what to check.
+// The original error stays wrapped for errors.Is/As, and an error already
+// explained (wrapped in more context or not) is returned as it is.
+func Explain(err error, c Conn) error { return ExplainKey(err, c, "") }
+
+// ExplainKey is Explain for a request about key (an object key or a listing
+// prefix): a refusal by policy names the tenant the key belongs to.
+func ExplainKey(err error, c Conn, key string) error {
+	if err == nil {
+		return nil
 	}
-	return fmt.Errorf("S3 request to bucket %q%s failed: %w", c.Bucket, at(c), err)
+	var ex *explained
+	var denied *AccessDeniedError
+	if errors.As(err, &ex) || errors.As(err, &denied) {
+		return err
+	}
+	kind := Classify(err)
+	var msg string
+	switch kind {
+	case FailureDenied:
+		// The signature was good: the credential's policy said no.
+		return &AccessDeniedError{URL: c.deniedURL(key), KeyID: c.keyID(), Err: err}
+	case FailureNoBucket:
+		msg = fmt.Sprintf("bucket %q does not exist%s: create it or check -bucket: %v", c.Bucket, at(c), errShort(err))
+	case FailureRefused:
+		code := ""
+		var apiErr smithy.APIError
+		if errors.As(err, &apiErr) {
+			code = " (" + apiErr.ErrorCode() + ")"
+		}
+		msg = fmt.Sprintf("S3 refused the credentials for bucket %q%s%s: check access-key-id/secret-access-key in the config or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_PROFILE: %v", c.Bucket, at(c), code, errShort(err))
+	case FailureNoCredentials:
+		msg = fmt.Sprintf("no S3 credentials found: set access-key-id/secret-access-key in the -config file, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE: %v", errShort(err))
+	case FailureUnreachable:
+		var timeout net.Error
+		if errors.Is(err, context.DeadlineExceeded) {
+			msg = fmt.Sprintf("S3%s did not answer in time: check -endpoint, the network and that the server is up: %v", at(c), errShort(err))
+		} else if errors.As(err, &timeout) && timeout.Timeout() {
+			msg = fmt.Sprintf("S3%s did not answer within %s: check -endpoint, the network and that the server is up: %v", at(c), ResponseTimeout, errShort(err))
+		} else {
+			msg = fmt.Sprintf("cannot reach S3%s: check -endpoint and that the server is running: %v", at(c), errShort(err))
+		}
+	default:
+		msg = fmt.Sprintf("S3 request to bucket %q%s failed: %v", c.Bucket, at(c), err)
+	}
+	return &explained{msg: msg, kind: kind, err: err}
+}
+
+// Why is the explanation of err alone, without the context wrapped around
+// it on its way up (which listing, which page): the line that says what to
+// check, for a summary.
+func Why(err error, c Conn) error {
+	var ex *explained
+	if errors.As(err, &ex) {
+		return ex
+	}
+	return Explain(err, c)
 }
 
 // AccessDeniedError is S3 refusing a correctly signed request: the

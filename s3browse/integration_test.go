@@ -8,66 +8,39 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"database/sql"
-	"debug/buildinfo"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	_ "modernc.org/sqlite"
 
 	"github.com/litefleet/litefleet/internal/s3test"
+	"github.com/litefleet/litefleet/internal/testpeer"
 	"github.com/litefleet/litefleet/s3browse"
 )
 
-// litestreamV3 is where make tools (scripts/tools.sh) puts v0.3.14,
-// relative to .tools/bin.
-const litestreamV3 = "v3/litestream"
-
 func TestIntegrationLitestreamV5(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration test")
-	}
-	bin, err := s3test.FindTool("litestream")
-	if err != nil {
-		t.Fatalf("%v: install it with `GOBIN=$PWD/.tools/bin CGO_ENABLED=0 go install github.com/benbjohnson/litestream/cmd/litestream@v0.5.18`", err)
-	}
-	requireVersion(t, bin, "v0.5.")
+	testpeer.Integration(t)
 	srv := s3test.Start(t)
 	conn := srv.Conn(t)
 	client := srv.Client(t, conn)
 	const tenant = "6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b"
 
-	dir := t.TempDir()
-	dbPath := filepath.Join(dir, tenant+".db")
-	config := writeFile(t, dir, "litestream.yml", fmt.Sprintf(`
-access-key-id: %s
-secret-access-key: %s
-dbs:
-  - path: %s
-    replica:
-      type: s3
-      bucket: %s
-      path: %s
-      endpoint: %s
-      region: us-east-1
-      force-path-style: true
-      sync-interval: 200ms
-`, srv.AccessKey, srv.SecretKey, dbPath, conn.Bucket, conn.TenantPath(tenant), srv.Endpoint))
-
+	dbPath := filepath.Join(t.TempDir(), tenant+".db")
 	start := time.Now().Add(-time.Second).Truncate(time.Second)
-	replicateWhileWriting(t, dbPath, bin, "replicate", "-config", config)
+	db := testpeer.OpenDB(t, dbPath)
+	r := testpeer.Replicate(t, srv, conn, testpeer.V5, dbPath, tenant)
+	for i := range 10 { // ten syncs, each a level-0 file
+		testpeer.InsertRows(t, db, i*5, 5)
+		r.Sync()
+	}
+	r.Stop()
 
 	// Litestream's own listing is the oracle for what is on the server.
 	var oracle []struct {
@@ -76,7 +49,7 @@ dbs:
 		MaxTXID string `json:"max_txid"`
 		Size    int64  `json:"size"`
 	}
-	out := run(t, bin, "ltx", "-config", config, "-level", "all", "-json", dbPath)
+	out := r.Command("ltx", "-config", r.Config, "-level", "all", "-json", dbPath)
 	if err := json.Unmarshal(out, &oracle); err != nil || len(oracle) == 0 {
 		t.Fatalf("litestream ltx: %v: %s", err, out)
 	}
@@ -131,45 +104,28 @@ dbs:
 }
 
 func TestIntegrationLitestreamV3(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration test")
-	}
-	bin, err := s3test.FindTool(litestreamV3)
-	if err != nil {
-		t.Fatalf("legacy litestream v0.3.14 not found at .tools/bin/%s: run make tools (it builds v0.3.14 with cgo and a C compiler): %v", litestreamV3, err)
-	}
-	requireVersion(t, bin, "v0.3.")
+	testpeer.Integration(t)
 	srv := s3test.Start(t)
 	conn := srv.Conn(t)
 	client := srv.Client(t, conn)
 	const tenant = "legacy-001"
 
-	dir := t.TempDir()
-	dbPath := filepath.Join(dir, "legacy-client.db")
-	config := writeFile(t, dir, "litestream.yml", fmt.Sprintf(`
-access-key-id: %s
-secret-access-key: %s
-dbs:
-  - path: %s
-    monitor-interval: 100ms
-    replicas:
-      - type: s3
-        bucket: %s
-        path: %s
-        endpoint: %s
-        region: us-east-1
-        force-path-style: true
-        sync-interval: 200ms
-`, srv.AccessKey, srv.SecretKey, dbPath, conn.Bucket, conn.TenantPath(tenant), srv.Endpoint))
-
-	replicateWhileWriting(t, dbPath, bin, "replicate", "-config", config)
+	dbPath := filepath.Join(t.TempDir(), "legacy-client.db")
+	db := testpeer.OpenDB(t, dbPath)
+	r := testpeer.Replicate(t, srv, conn, testpeer.V3, dbPath, tenant)
+	w := testpeer.StartWriter(db, 0, 20*time.Millisecond)
+	testpeer.WaitInS3(t, client, conn, tenant, "a snapshot and WAL segments", func(tn *s3browse.Tenant) bool {
+		return tn.Snapshots > 0 && tn.WALSegments > 3
+	})
+	w.Stop(t)
+	r.Stop()
 
 	// The v0.3 command's own listings are the oracle.
 	var wantSnaps, wantWAL []string
-	for _, row := range table(t, run(t, bin, "snapshots", "-config", config, dbPath)) {
+	for _, row := range table(t, r.Command("snapshots", "-config", r.Config, dbPath)) {
 		wantSnaps = append(wantSnaps, fmt.Sprintf("%s %s %s", row["generation"], row["index"], row["size"]))
 	}
-	for _, row := range table(t, run(t, bin, "wal", "-config", config, dbPath)) {
+	for _, row := range table(t, r.Command("wal", "-config", r.Config, dbPath)) {
 		wantWAL = append(wantWAL, fmt.Sprintf("%s %s %s %s", row["generation"], row["index"], row["offset"], row["size"]))
 	}
 
@@ -219,9 +175,7 @@ dbs:
 // spaces, '+', '%' and control characters survive the URL-encoded listing
 // and that hostile ones are refused.
 func TestIntegrationUntrustedNames(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration test")
-	}
+	testpeer.Integration(t)
 	srv := s3test.Start(t)
 	conn := srv.Conn(t)
 	client := srv.Client(t, conn)
@@ -261,106 +215,6 @@ func TestIntegrationUntrustedNames(t *testing.T) {
 	}
 }
 
-// replicateWhileWriting creates a WAL-mode database at dbPath, runs the
-// litestream command args for about three seconds while committing rows,
-// then stops it with SIGTERM, as a service manager would.
-func replicateWhileWriting(t *testing.T, dbPath, bin string, args ...string) {
-	t.Helper()
-	// A busy timeout, as any application beside Litestream needs: the
-	// replicator takes locks of its own (checkpoints, its read transaction).
-	db, err := sql.Open("sqlite", "file:"+dbPath+"?_pragma=busy_timeout(10000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	db.SetMaxOpenConns(1)
-	for _, q := range []string{"PRAGMA journal_mode=WAL", "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"} {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-
-	var logs bytes.Buffer
-	cmd := exec.Command(bin, args...)
-	cmd.Env = environWithout("AWS_CA_BUNDLE") // breaks litestream's S3 client
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	stopped := false
-	defer func() {
-		if !stopped {
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("%s output:\n%s", filepath.Base(bin), logs.String())
-		}
-	}()
-
-	deadline := time.Now().Add(3 * time.Second)
-	for i := 0; time.Now().Before(deadline); i++ {
-		if _, err := db.Exec("INSERT INTO t (v) VALUES (?)", strings.Repeat("row", 100+i)); err != nil {
-			t.Fatalf("insert: %v", err)
-		}
-		select {
-		case err := <-done:
-			stopped = true
-			t.Fatalf("litestream exited early: %v\n%s", err, logs.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	// Let the last commits reach the replica before stopping.
-	time.Sleep(time.Second)
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-done:
-		stopped = true
-		var exit *exec.ExitError
-		if err != nil && !errors.As(err, &exit) {
-			t.Fatalf("litestream: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatalf("litestream did not stop within 15s of SIGTERM\n%s", logs.String())
-	}
-}
-
-// requireVersion fails unless bin was built from litestream at a version
-// starting with prefix. It reads the module version Go records in the
-// binary: `litestream version` says "(development build)" for v0.3 built
-// with go install.
-func requireVersion(t *testing.T, bin, prefix string) {
-	t.Helper()
-	info, err := buildinfo.ReadFile(bin)
-	if err != nil {
-		t.Fatalf("%s: %v", bin, err)
-	}
-	if info.Main.Path != "github.com/benbjohnson/litestream" || !strings.HasPrefix(info.Main.Version, prefix) {
-		t.Fatalf("%s is %s@%s, want github.com/benbjohnson/litestream@%s*", bin, info.Main.Path, info.Main.Version, prefix)
-	}
-}
-
-func environWithout(name string) []string {
-	return slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, name+"=") })
-}
-
-func run(t *testing.T, bin string, args ...string) []byte {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Env = environWithout("AWS_CA_BUNDLE")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s%s", filepath.Base(bin), strings.Join(args, " "), err, out, stderr.String())
-	}
-	return out
-}
-
 // table parses the tab-aligned output of litestream's list commands into
 // rows keyed by the header's column names.
 func table(t *testing.T, out []byte) []map[string]string {
@@ -387,13 +241,4 @@ func table(t *testing.T, out []byte) []map[string]string {
 		rows = append(rows, row)
 	}
 	return rows
-}
-
-func writeFile(t *testing.T, dir, name, content string) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }

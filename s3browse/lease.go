@@ -73,24 +73,6 @@ func (l *Lease) Holder() string {
 	return "an unnamed replicator"
 }
 
-// Describe says in one line who holds the lease and whether it counts, the
-// same words in inspect and the terminal UI.
-func (l *Lease) Describe(now time.Time) string {
-	switch {
-	case l == nil:
-		return "none: no replicator holds this tenant"
-	case l.Error != "":
-		return "unreadable: " + Printable(l.Error)
-	case l.Host != "" && l.HostAlive:
-		return fmt.Sprintf("held by %s, claim generation %d", l.Holder(), l.Generation)
-	case l.Host != "":
-		return fmt.Sprintf("claimed by %s: its host is silent, another host may take it", l.Holder())
-	case l.Expired(now):
-		return fmt.Sprintf("expired %s ago (last held by %s)", now.Sub(l.ExpiresAt).Round(time.Second), l.Holder())
-	}
-	return fmt.Sprintf("held by %s for %s more (generation %d)", l.Holder(), l.ExpiresAt.Sub(now).Round(time.Second), l.Generation)
-}
-
 // judgeHost fills in the claim's host liveness from the bucket's
 // heartbeats.
 func judgeHost(ctx context.Context, api API, conn Conn, l *Lease) error {
@@ -119,6 +101,16 @@ func judgeHost(ctx context.Context, api API, conn Conn, l *Lease) error {
 // not be decoded has no expiry and counts as expired.
 func (l *Lease) Expired(now time.Time) bool {
 	return l.ExpiresAt.IsZero() || !now.Before(l.ExpiresAt)
+}
+
+// ReadLease reads a tenant's lock.json: nil when there is none, and a
+// Lease with Error set when it cannot be read or decoded. Only a cancelled
+// context is returned as an error.
+func ReadLease(ctx context.Context, api API, conn Conn, tenant string) (*Lease, error) {
+	if err := CheckName(tenant); err != nil {
+		return nil, err
+	}
+	return readLease(ctx, api, conn, conn.TenantPath(tenant)+"/"+leaseFile, object{})
 }
 
 // readLease fetches lock.json at key. It returns nil when the object is gone

@@ -220,16 +220,25 @@ func (d *xmlDoc) root() (name string, empty bool, ok bool) {
 	for {
 		d.space()
 		switch {
-		case d.has("<?xml"):
-			end := bytes.Index(d.b[d.i:], []byte("?>"))
-			if end < 0 {
+		case d.has("<?"):
+			// The XML declaration, checked as encoding/xml checks it; any
+			// other processing instruction is the SDK's to read.
+			j := d.i + 2
+			for j < len(d.b) && (d.b[j] >= utf8.RuneSelf || isNameByte(d.b[j])) {
+				j++
+			}
+			end := bytes.Index(d.b[j:], []byte("?>"))
+			if string(d.b[d.i+2:j]) != "xml" || end < 0 {
 				return "", false, false
 			}
-			decl := strings.ToLower(string(d.b[d.i : d.i+end]))
-			if strings.Contains(decl, "encoding") && !strings.Contains(decl, "utf-8") {
+			decl := string(d.b[j : j+end])
+			if v := procInst("version", decl); v != "" && v != "1.0" {
 				return "", false, false
 			}
-			d.i += end + 2
+			if e := procInst("encoding", decl); e != "" && !strings.EqualFold(e, "utf-8") {
+				return "", false, false
+			}
+			d.i = j + end + 2
 		case d.has("<!--"):
 			if !d.comment() {
 				return "", false, false
@@ -507,4 +516,32 @@ func (d *xmlDoc) space() {
 
 func (d *xmlDoc) has(s string) bool {
 	return len(d.b)-d.i >= len(s) && string(d.b[d.i:d.i+len(s)]) == s
+}
+
+// procInst returns the value of param in an XML declaration's content, as
+// encoding/xml reads it (its procInst, whose leniency it shares).
+func procInst(param, s string) string {
+	param += "="
+	i := 0
+	var sep byte
+	for i < len(s) {
+		sub := s[i:]
+		k := strings.Index(sub, param)
+		if k < 0 || len(param)+k >= len(sub) {
+			return ""
+		}
+		i += len(param) + k + 1
+		if c := sub[len(param)+k]; c == '\'' || c == '"' {
+			sep = c
+			break
+		}
+	}
+	if sep == 0 {
+		return ""
+	}
+	j := strings.IndexByte(s[i:], sep)
+	if j < 0 {
+		return ""
+	}
+	return s[i : i+j]
 }

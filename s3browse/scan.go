@@ -7,8 +7,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"unicode/utf8"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // Scan summarizes every tenant under conn.TenantsPrefix from a flat,
@@ -263,33 +264,14 @@ func listRanges(ctx context.Context, api API, conn Conn, opt scanOptions, agg *a
 		ranges = append(ranges, r)
 	}
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		next     atomic.Int64
-		wg       sync.WaitGroup
-		errOnce  sync.Once
-		firstErr error
-	)
 	v := listVisitor{object: agg.add}
-	for range min(opt.parallel, len(ranges)) {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(ranges) {
-					return
-				}
-				if err := ranges[i].run(ctx, v, perTenant); err != nil {
-					errOnce.Do(func() { firstErr = err })
-					cancel()
-					return
-				}
-			}
-		})
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(opt.parallel, 1))
+	for _, r := range ranges {
+		g.Go(func() error { return r.run(gctx, v, perTenant) })
 	}
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	for _, r := range ranges {
 		if r.p.replaced {

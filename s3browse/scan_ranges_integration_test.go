@@ -5,14 +5,15 @@ import (
 	"context"
 	"fmt"
 	"reflect"
-	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/litefleet/litefleet/internal/s3test"
+	"github.com/litefleet/litefleet/internal/testpeer"
 	"github.com/litefleet/litefleet/s3browse"
 )
 
@@ -21,9 +22,7 @@ import (
 // listing finds, with names in every part of the key space (versitygw
 // keeps them as file names: no control characters, no "." or "..").
 func TestIntegrationScanRanges(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration test")
-	}
+	testpeer.Integration(t)
 	srv := s3test.Start(t)
 	conn := srv.Conn(t)
 	client := srv.Client(t, conn)
@@ -47,25 +46,17 @@ func TestIntegrationScanRanges(t *testing.T) {
 		}
 	}
 	keys = append(keys, conn.TenantsPrefix()+"stray.txt")
-	var wg sync.WaitGroup
-	var failed atomic.Value
-	work := make(chan string)
-	for range 16 {
-		wg.Go(func() {
-			for k := range work {
-				_, err := client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(conn.Bucket), Key: aws.String(k), Body: bytes.NewReader([]byte("x"))})
-				if err != nil {
-					failed.CompareAndSwap(nil, fmt.Errorf("put %q: %w", k, err))
-				}
+	var g errgroup.Group
+	g.SetLimit(16)
+	for _, k := range keys {
+		g.Go(func() error {
+			if _, err := client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(conn.Bucket), Key: aws.String(k), Body: bytes.NewReader([]byte("x"))}); err != nil {
+				return fmt.Errorf("put %q: %w", k, err)
 			}
+			return nil
 		})
 	}
-	for _, k := range keys {
-		work <- k
-	}
-	close(work)
-	wg.Wait()
-	if err, ok := failed.Load().(error); ok {
+	if err := g.Wait(); err != nil {
 		t.Fatal(err)
 	}
 

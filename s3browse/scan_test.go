@@ -216,7 +216,7 @@ func TestScanUntrustedNames(t *testing.T) {
 			{Contents: raw},
 			{Contents: encoded, EncodingType: types.EncodingTypeUrl},
 		} {
-			got, err := Scan(context.Background(), &pagesAPI{pages: []*s3.ListObjectsV2Output{page}}, Conn{Bucket: "b"})
+			got, err := Scan(context.Background(), &pagesAPI{pages: []*s3.ListObjectsV2Output{page}}, Conn{Bucket: "bkt"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -246,7 +246,7 @@ func TestScanListError(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Nanosecond)
 	defer cancel()
-	time.Sleep(time.Millisecond)
+	<-ctx.Done()
 	if _, err := Scan(ctx, f.client, f.conn); err == nil {
 		t.Error("Scan with an expired context succeeded")
 	}

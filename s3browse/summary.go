@@ -71,6 +71,9 @@ type TenantSummary struct {
 	// written (a live holder renews it well within its 30 s TTL).
 	HasLease        bool      `json:"has_lease"`
 	LeaseModifiedAt time.Time `json:"lease_modified_at,omitzero"`
+	// Lease is lock.json as read (ReadLease) when the listing showed it
+	// written recently; nil when it was not read.
+	Lease *Lease `json:"lease,omitempty"`
 }
 
 // summarizer aggregates a tenant's objects as they are listed, without

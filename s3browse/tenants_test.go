@@ -240,7 +240,7 @@ func TestListTenantsRawServer(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			api := &pagesAPI{pages: tt.pages}
-			got, err := ListTenants(context.Background(), api, Conn{Bucket: "b"})
+			got, err := ListTenants(context.Background(), api, Conn{Bucket: "bkt"})
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("err = %v, want %q", err, tt.err)

@@ -2,17 +2,14 @@ package tui
 
 import (
 	"context"
-	"database/sql"
-	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	_ "modernc.org/sqlite"
-
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/internal/s3test"
+	"github.com/litefleet/litefleet/internal/testpeer"
 	"github.com/litefleet/litefleet/replication"
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
@@ -23,28 +20,13 @@ import (
 // guard on a replicated database, a restore, the name check, and a switch
 // of bucket and prefix.
 func TestFleetBackend(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration")
-	}
+	testpeer.Integration(t)
 	srv := s3test.Start(t)
 	conn := srv.Conn(t)
 	dir := t.TempDir()
 	const guid = "12345678-1234-5678-9abc-123456789012"
 	path := filepath.Join(dir, guid+".db")
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(wal)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.SetMaxOpenConns(1)
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.Exec(`CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)`); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 10 {
-		if _, err := db.Exec(`INSERT INTO t (v) VALUES (?)`, fmt.Sprint("row ", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testpeer.NewDB(t, path, 10)
 
 	client, err := s3browse.NewClient(context.Background(), conn)
 	if err != nil {
@@ -106,6 +88,15 @@ func TestFleetBackend(t *testing.T) {
 	}
 	if res.Integrity != "ok" || res.TXID == 0 {
 		t.Fatalf("restore: %+v", res)
+	}
+	// The overwrite flow over that copy: the tenant is live (this process
+	// holds its lease), but the copy is not the database it replicates.
+	plan, err = b.PlanRestore(ctx, restore.Options{Tenant: guid, Output: out, Force: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan.Refusal != "" || !plan.OutputExists {
+		t.Fatalf("overwriting a copy of a live tenant is refused: %q", plan.Refusal)
 	}
 
 	if f, err := b.Validate(ctx); err != nil || len(f) != 0 {

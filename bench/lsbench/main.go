@@ -30,7 +30,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -39,6 +38,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/superfly/ltx"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/litefleet/litefleet/s3browse"
 )
@@ -314,33 +314,21 @@ func seedRemote(ctx context.Context, client *s3.Client, conn s3browse.Conn, n, o
 		}
 		return ks[:objects]
 	}
-	work := make(chan string)
-	var wg sync.WaitGroup
-	var firstErr atomic.Value
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(32)
 	var done atomic.Int64
-	for w := 0; w < 32; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for key := range work {
-				_, err := client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(conn.Bucket), Key: aws.String(key), Body: bytes.NewReader(body)})
-				if err != nil {
-					firstErr.CompareAndSwap(nil, err)
-				}
+	for i := 0; i < n && gctx.Err() == nil; i++ {
+		for _, key := range keys(guid(i)) {
+			g.Go(func() error {
+				_, err := client.PutObject(gctx, &s3.PutObjectInput{Bucket: aws.String(conn.Bucket), Key: aws.String(key), Body: bytes.NewReader(body)})
 				if d := done.Add(1); d%10000 == 0 {
 					fmt.Fprintf(os.Stderr, "  %d objects\n", d)
 				}
-			}
-		}()
-	}
-	for i := 0; i < n; i++ {
-		for _, k := range keys(guid(i)) {
-			work <- k
+				return err
+			})
 		}
 	}
-	close(work)
-	wg.Wait()
-	if err, ok := firstErr.Load().(error); ok {
+	if err := g.Wait(); err != nil {
 		return fmt.Errorf("seed S3: %w", err)
 	}
 	return nil

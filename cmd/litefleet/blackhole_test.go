@@ -52,17 +52,17 @@ func TestBlackHoledEndpoint(t *testing.T) {
 	env := append(os.Environ(), "AWS_ACCESS_KEY_ID=k", "AWS_SECRET_ACCESS_KEY=s")
 	out := filepath.Join(t.TempDir(), "x.db")
 	for _, args := range [][]string{
-		{"ls", "-bucket", "b", "-endpoint", ep, "-no-cache"},
-		{"inspect", guid1, "-bucket", "b", "-endpoint", ep},
-		{"restore", guid1, "-o", out, "-bucket", "b", "-endpoint", ep},
+		{"ls", "-bucket", "bkt", "-endpoint", ep, "-no-cache"},
+		{"inspect", guid1, "-bucket", "bkt", "-endpoint", ep},
+		{"restore", guid1, "-o", out, "-bucket", "bkt", "-endpoint", ep},
 	} {
 		t.Run(args[0], func(t *testing.T) {
 			t.Parallel()
 			start := time.Now()
 			p := startLitefleet(t, env, args...)
-			code := p.wait(30 * time.Second)
+			code := p.Wait(30 * time.Second)
 			took := time.Since(start)
-			text := strings.TrimSpace(p.out.String())
+			text := strings.TrimSpace(p.Out.String())
 			if code == 0 {
 				t.Fatalf("exit 0 against a black hole:\n%s", text)
 			}

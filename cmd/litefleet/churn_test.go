@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/litefleet/litefleet/internal/s3test"
+	"github.com/litefleet/litefleet/internal/testpeer"
 )
 
 // TestChurn: 50 tenant slots in a folder for 60 s of creating, writing,
@@ -34,8 +35,8 @@ func TestChurn(t *testing.T) {
 	}
 	next := 0 // row ids never repeat, so a stale copy cannot pass for the new file
 	write := func(i, n int) {
-		db := openDB(t, path(i))
-		insertRows(t, db, next, n)
+		db := testpeer.OpenDB(t, path(i))
+		testpeer.InsertRows(t, db, next, n)
 		next += n
 		db.Close()
 	}
@@ -44,8 +45,8 @@ func TestChurn(t *testing.T) {
 		write(i, 3)
 		live[i] = true
 	}
-	p := startLitefleet(t, credEnv(srv), replicateArgs(srv, conn, "-dir", dir, "-sleep-after", "2s")...)
-	p.waitFor(`ready: `, 30*time.Second)
+	p := startLitefleet(t, testpeer.CredEnv(srv), replicateArgs(srv, conn, "-dir", dir, "-sleep-after", "2s")...)
+	p.WaitFor(`ready: `, 30*time.Second)
 
 	rng := rand.New(rand.NewPCG(1, 2))
 	var creations, deletions, writes int
@@ -74,7 +75,7 @@ func TestChurn(t *testing.T) {
 	var bad []string
 	for i := range live {
 		wg.Go(func() {
-			want := rows(t, path(i))
+			want := testpeer.Rows(t, path(i))
 			deadline := time.Now().Add(60 * time.Second)
 			for {
 				got := restoreRowsQuiet(t, srv, conn, guid(i))
@@ -96,11 +97,11 @@ func TestChurn(t *testing.T) {
 		slices.Sort(bad)
 		t.Fatalf("%d of %d surviving tenants do not restore their file:\n%s", len(bad), len(live), strings.Join(bad, "\n"))
 	}
-	deleted := deletedDescriptors(t, p.cmd.Process.Pid, dir)
+	deleted := deletedDescriptors(t, p.Cmd.Process.Pid, dir)
 	if len(deleted) > 0 {
 		t.Fatalf("the replicator holds %d descriptors of deleted files: %v", len(deleted), deleted)
 	}
-	if code := p.stop(60 * time.Second); code != 0 {
+	if code := p.Stop(60 * time.Second); code != 0 {
 		t.Fatalf("exit %d after SIGTERM", code)
 	}
 }

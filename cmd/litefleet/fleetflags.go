@@ -111,18 +111,9 @@ func (f *fleetFlags) newFleet(ctx context.Context) (*fleet.Fleet, error) {
 	if err != nil {
 		return nil, err
 	}
-	var paths []string
-	names := map[string]string{}
-	for _, t := range targets {
-		paths = append(paths, t.Path)
-		if t.Tenant.Verdict == fleet.VerdictExplicit {
-			names[t.Path] = t.Tenant.Name
-		}
-	}
-	fl := &fleet.Fleet{
-		Conn:     conn,
-		Discover: fleet.DiscoverOptions{Dirs: append(paths, f.dirs...), Recursive: f.recursive, Names: names},
-	}
+	fl := &fleet.Fleet{Conn: conn, Discover: fleet.DiscoverOptions{Recursive: f.recursive}}
+	fl.Discover.AddTargets(targets)
+	fl.Discover.Dirs = append(fl.Discover.Dirs, f.dirs...)
 	if conn.Bucket == "" && len(fl.Discover.Dirs) == 0 {
 		return nil, errUsage("nothing to show: give -bucket NAME (the S3 side), -dir DIR (this host's databases), or -config FILE")
 	}

@@ -45,7 +45,8 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return errUsage("inspect takes one TENANT (a GUID or a name), got %d arguments", len(pos))
 	}
 	tenant := pos[0]
-	if err := s3browse.CheckName(tenant); err != nil {
+	// Refused here, as restore refuses it, before any request.
+	if err := fleet.ValidateName(tenant); err != nil {
 		return errUsage("%v", err)
 	}
 	conn, _, err := cf.resolveTenantConn(tenant)
@@ -85,7 +86,8 @@ func printTenant(w io.Writer, t *s3browse.Tenant, now time.Time, files int) {
 		fmt.Fprintf(w, "latest    TXID %s, last upload %s (%s)\n", common.TXID(t.LatestTXID), t.LatestAt.Format(time.RFC3339), ago(now, t.LatestAt))
 	}
 	fmt.Fprintf(w, "snapshots %d\n", t.Snapshots)
-	fmt.Fprintf(w, "lease     %s\n", t.Lease.Describe(now))
+	_, lease := fleet.JudgeLease(t.Lease, now)
+	fmt.Fprintf(w, "lease     %s\n", lease)
 	if t.UnknownObjects > 0 {
 		fmt.Fprintf(w, "unknown   %d objects litestream would not restore from\n", t.UnknownObjects)
 	}

@@ -29,10 +29,12 @@ in time), and when the replica last received data.
 Statuses: in sync, lagging (a local change waited longer than 10s), not
 replicating (local only, or local changes and no live lease), remote only
 (restorable, nothing local), leased elsewhere (another host writes the
-replica), invalid (a bad name or two databases on one prefix), error.
+replica), invalid (a bad name or two databases on one prefix), error, and
+unknown (S3 could not be asked: no bucket, refused or missing credentials).
 
 When S3 cannot be reached, ls shows the last good answer (kept in the user's
-cache folder), says how old it is, and exits 1.
+cache folder), says how old it is, and exits 1. When S3 refuses the request,
+it shows no earlier answer as S3's, and says what to fix.
 
 Examples:
   litefleet ls -dir /data -bucket saas-backups
@@ -78,7 +80,7 @@ func runLs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if v.LocalErr != "" {
-		return fmt.Errorf("local databases: %s", v.LocalErr)
+		return fmt.Errorf("local databases: %s: check -dir and the -config file's paths", v.LocalErr)
 	}
 	if v.RemoteErr != "" && fl.API != nil {
 		return fmt.Errorf("%s", v.RemoteErr)

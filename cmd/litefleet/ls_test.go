@@ -6,9 +6,14 @@ import (
 	"encoding/json"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +21,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/litefleet/litefleet/internal/s3test"
+	"github.com/litefleet/litefleet/internal/testpeer"
+	"github.com/litefleet/litefleet/s3browse"
 )
 
 // lsJSON is the part of `ls -json` the tests read; the README documents it.
@@ -42,42 +49,30 @@ type lsJSON struct {
 	FromCache   bool           `json:"remote_from_cache"`
 }
 
-// runLitefleet runs the binary to completion and returns its exit code,
-// stdout and stderr.
-func runLitefleet(t *testing.T, env []string, args ...string) (int, string, string) {
-	t.Helper()
-	p := startLitefleet(t, env, args...)
-	code := p.wait(60 * time.Second)
-	out := p.out.String()
-	return code, out, out
-}
-
 func TestLsJoinsLocalAndRemote(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration")
-	}
+	testpeer.Integration(t)
 	srv := s3test.Start(t)
 	conn := srv.Conn(t)
-	env := credEnv(srv)
+	env := testpeer.CredEnv(srv)
 	dir := t.TempDir()
 
 	// guid1: replicated now, by a litefleet replicate that keeps running.
 	inSync := filepath.Join(dir, guid1+".db")
-	insertRows(t, openDB(t, inSync), 0, 5)
+	testpeer.NewDB(t, inSync, 5)
 	rep := startLitefleet(t, env, replicateArgs(srv, conn, "-dsn", inSync)...)
-	rep.waitFor(seedTx(guid1), 20*time.Second)
+	rep.WaitFor(seedTx(guid1), 20*time.Second)
 
 	// guid2: never replicated.
-	insertRows(t, openDB(t, filepath.Join(dir, guid2+".db")), 0, 2)
+	testpeer.NewDB(t, filepath.Join(dir, guid2+".db"), 2)
 	// A file that is not a GUID: falls back to "default".
-	insertRows(t, openDB(t, filepath.Join(dir, "legacy-client.db")), 0, 2)
+	testpeer.NewDB(t, filepath.Join(dir, "legacy-client.db"), 2)
 
 	// guid3: replicated from elsewhere, then stopped: remote only.
 	elsewhere := filepath.Join(t.TempDir(), guid3+".db")
-	insertRows(t, openDB(t, elsewhere), 0, 3)
+	testpeer.NewDB(t, elsewhere, 3)
 	other := startLitefleet(t, env, replicateArgs(srv, conn, "-dsn", elsewhere)...)
-	other.waitFor(seedTx(guid3), 20*time.Second)
-	if code := other.stop(60 * time.Second); code != 0 {
+	other.WaitFor(seedTx(guid3), 20*time.Second)
+	if code := other.Stop(60 * time.Second); code != 0 {
 		t.Fatalf("replicator of %s exit %d", guid3, code)
 	}
 
@@ -88,10 +83,16 @@ func TestLsJoinsLocalAndRemote(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1500 * time.Millisecond) // let the running replicator settle at its last TXID
+	// The running replicator has uploaded its whole local position (no
+	// one writes to guid1 any more).
+	testpeer.Eventually(t, 20*time.Second, guid1+" uploaded up to its local position", func() bool {
+		m := regexp.MustCompile(seedTx(guid1)).FindAllStringSubmatch(rep.Out.String(), -1)
+		local := testpeer.LocalTXID(t, inSync)
+		return local != 0 && len(m) > 0 && m[len(m)-1][1] == s3browse.TXIDHex(local)
+	})
 
 	args := []string{"ls", "-dir", dir, "-bucket", conn.Bucket, "-endpoint", srv.Endpoint, "-json", "-no-cache"}
-	code, out, _ := runLitefleet(t, env, args...)
+	code, out := runLitefleet(t, env, args...)
 	if code != 0 {
 		t.Fatalf("ls exit %d:\n%s", code, out)
 	}
@@ -131,7 +132,7 @@ func TestLsJoinsLocalAndRemote(t *testing.T) {
 	}
 
 	// The text form: a header, one line per tenant, a summary.
-	code, out, _ = runLitefleet(t, env, "ls", "-dir", dir, "-bucket", conn.Bucket, "-endpoint", srv.Endpoint, "-no-cache", "-sort", "status")
+	code, out = runLitefleet(t, env, "ls", "-dir", dir, "-bucket", conn.Bucket, "-endpoint", srv.Endpoint, "-no-cache", "-sort", "status")
 	if code != 0 {
 		t.Fatalf("ls exit %d:\n%s", code, out)
 	}
@@ -142,7 +143,7 @@ func TestLsJoinsLocalAndRemote(t *testing.T) {
 	if !strings.HasPrefix(lines[1], "Bad Name ") {
 		t.Errorf("-sort status: invalid first: %q", lines[1])
 	}
-	if code := rep.stop(60 * time.Second); code != 0 {
+	if code := rep.Stop(60 * time.Second); code != 0 {
 		t.Fatalf("replicator exit %d", code)
 	}
 }
@@ -150,30 +151,28 @@ func TestLsJoinsLocalAndRemote(t *testing.T) {
 // TestLsKeepsLastGoodAnswer: when S3 stops answering, ls shows the last
 // good answer from the cache, says how old it is, and exits 1.
 func TestLsKeepsLastGoodAnswer(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration")
-	}
+	testpeer.Integration(t)
 	srv := s3test.Start(t)
 	conn := srv.Conn(t)
-	env := append(credEnv(srv), "XDG_CACHE_HOME="+t.TempDir())
+	env := append(testpeer.CredEnv(srv), "XDG_CACHE_HOME="+t.TempDir())
 	path := filepath.Join(t.TempDir(), guid2+".db")
-	insertRows(t, openDB(t, path), 0, 3)
+	testpeer.NewDB(t, path, 3)
 	rep := startLitefleet(t, env, replicateArgs(srv, conn, "-dsn", path)...)
-	rep.waitFor(seedTx(guid2), 20*time.Second)
-	if code := rep.stop(60 * time.Second); code != 0 {
+	rep.WaitFor(seedTx(guid2), 20*time.Second)
+	if code := rep.Stop(60 * time.Second); code != 0 {
 		t.Fatalf("replicator exit %d", code)
 	}
 
 	proxy := newTCPProxy(t, strings.TrimPrefix(srv.Endpoint, "http://"))
 	args := []string{"ls", "-bucket", conn.Bucket, "-endpoint", "http://" + proxy.addr, "-json"}
-	code, out, _ := runLitefleet(t, env, args...)
+	code, out := runLitefleet(t, env, args...)
 	if code != 0 {
 		t.Fatalf("ls exit %d:\n%s", code, out)
 	}
 
 	proxy.close() // S3 is gone
 	start := time.Now()
-	code, out, _ = runLitefleet(t, env, args...)
+	code, out = runLitefleet(t, env, args...)
 	if code != 1 {
 		t.Fatalf("ls with S3 down: exit %d, want 1:\n%s", code, out)
 	}
@@ -192,30 +191,28 @@ func TestLsKeepsLastGoodAnswer(t *testing.T) {
 		t.Errorf("no one-line error:\n%s", out)
 	}
 
-	code, out, _ = runLitefleet(t, env, "ls", "-bucket", conn.Bucket, "-endpoint", "http://"+proxy.addr)
+	code, out = runLitefleet(t, env, "ls", "-bucket", conn.Bucket, "-endpoint", "http://"+proxy.addr)
 	if code != 1 || !strings.Contains(out, "S3 side from ") || !strings.Contains(out, guid2) {
 		t.Errorf("text form does not show the cached answer and its age (exit %d):\n%s", code, out)
 	}
 }
 
 func TestInspect(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration")
-	}
+	testpeer.Integration(t)
 	srv := s3test.Start(t)
 	conn := srv.Conn(t)
-	env := credEnv(srv)
+	env := testpeer.CredEnv(srv)
 	path := filepath.Join(t.TempDir(), guid3+".db")
-	db := openDB(t, path)
-	insertRows(t, db, 0, 3)
+	db := testpeer.OpenDB(t, path)
+	testpeer.InsertRows(t, db, 0, 3)
 	rep := startLitefleet(t, env, replicateArgs(srv, conn, "-dsn", path)...)
-	m := rep.waitFor(`heartbeat started: host=(\S+)`, 20*time.Second)
-	rep.waitFor(seedTx(guid3), 20*time.Second)
-	insertRows(t, db, 3, 3)
-	rep.waitFor(`post=0000000000000002`, 20*time.Second)
+	m := rep.WaitFor(`heartbeat started: host=(\S+)`, 20*time.Second)
+	rep.WaitFor(seedTx(guid3), 20*time.Second)
+	testpeer.InsertRows(t, db, 3, 3)
+	rep.WaitFor(`post=0000000000000002`, 20*time.Second)
 
 	base := []string{"inspect", "-bucket", conn.Bucket, "-endpoint", srv.Endpoint}
-	code, out, _ := runLitefleet(t, env, append(base, guid3, "-json")...)
+	code, out := runLitefleet(t, env, append(base, guid3, "-json")...)
 	if code != 0 {
 		t.Fatalf("inspect exit %d:\n%s", code, out)
 	}
@@ -249,19 +246,19 @@ func TestInspect(t *testing.T) {
 		t.Errorf("url %q", tn.URL)
 	}
 
-	code, out, _ = runLitefleet(t, env, append(base, guid3)...)
+	code, out = runLitefleet(t, env, append(base, guid3)...)
 	if code != 0 || !strings.Contains(out, "held by host "+m[1]) || !strings.Contains(out, "level 0 (one file per sync)") {
 		t.Errorf("inspect text (exit %d):\n%s", code, out)
 	}
-	code, out, _ = runLitefleet(t, env, append(base, guid1)...)
+	code, out = runLitefleet(t, env, append(base, guid1)...)
 	if code != 1 || !strings.Contains(out, "nothing in s3://") {
 		t.Errorf("inspect of an absent tenant: exit %d:\n%s", code, out)
 	}
-	code, out, _ = runLitefleet(t, env, append(base, "../etc")...)
+	code, out = runLitefleet(t, env, append(base, "../etc")...)
 	if code != 2 {
 		t.Errorf("inspect ../etc: exit %d, want 2:\n%s", code, out)
 	}
-	if code := rep.stop(60 * time.Second); code != 0 {
+	if code := rep.Stop(60 * time.Second); code != 0 {
 		t.Fatalf("replicator exit %d", code)
 	}
 }
@@ -311,4 +308,117 @@ func (p *tcpProxy) close() {
 		c.Close()
 	}
 	p.conns = nil
+}
+
+// TestNoSDKWarningOnStderr: on a host without credentials whose metadata
+// service refuses IMDSv2 tokens, the AWS SDK warns "falling back to
+// IMDSv1" on stderr by default; litefleet keeps it out (slog, debug) and
+// says in one line that no credentials were found.
+func TestNoSDKWarningOnStderr(t *testing.T) {
+	var tokens atomic.Int64
+	imds := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut {
+			tokens.Add(1)
+		}
+		http.Error(w, "forbidden", http.StatusForbidden)
+	}))
+	defer imds.Close()
+	env := append(testpeer.Without(os.Environ(), "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+		"AWS_EC2_METADATA_DISABLED", "AWS_EC2_METADATA_V1_DISABLED"),
+		"HOME="+t.TempDir(), "AWS_CONFIG_FILE="+filepath.Join(t.TempDir(), "none"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(t.TempDir(), "none"),
+		"AWS_EC2_METADATA_SERVICE_ENDPOINT="+imds.URL)
+	code, out := runLitefleet(t, env, "ls", "-bucket", "no-creds", "-endpoint", "http://127.0.0.1:1", "-no-cache")
+	if tokens.Load() == 0 {
+		t.Fatalf("the SDK never asked the metadata service (exit %d):\n%s", code, out)
+	}
+	if code != 1 || !strings.Contains(out, "no S3 credentials found") {
+		t.Errorf("exit %d, want 1 saying no credentials were found:\n%s", code, out)
+	}
+	if strings.Contains(out, "IMDSv1") || strings.Contains(out, "WARN") {
+		t.Errorf("the SDK's warning reached stderr:\n%s", out)
+	}
+}
+
+// TestJunkLeaseReadsOneWay: a lock.json that is not a lease holds no one's
+// lease, and ls and inspect say so in the same words.
+func TestJunkLeaseReadsOneWay(t *testing.T) {
+	testpeer.Integration(t)
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	client := srv.Client(t, conn)
+	for key, body := range map[string]string{
+		conn.TenantPath(guid3) + "/0000/0000000000000001-0000000000000001.ltx": "x",
+		conn.TenantPath(guid3) + "/lock.json":                                  "garbage",
+	} {
+		if _, err := client.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(conn.Bucket), Key: aws.String(key), Body: strings.NewReader(body)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := testpeer.CredEnv(srv)
+	code, out := runLitefleet(t, env, "ls", "-bucket", conn.Bucket, "-endpoint", srv.Endpoint, "-no-cache", "-json")
+	var v lsJSON
+	if err := json.Unmarshal([]byte(out), &v); err != nil || code != 0 || len(v.Tenants) != 1 {
+		t.Fatalf("ls: exit %d, %v:\n%s", code, err, out)
+	}
+	row := v.Tenants[0]
+	_, reason, ok := strings.Cut(row.Note, "lease unreadable: ")
+	if row.Status != "remote only" || !ok || !strings.HasPrefix(reason, "decode lock.json: ") {
+		t.Fatalf("ls: status %q, note %q: want remote only, lease unreadable", row.Status, row.Note)
+	}
+	code, out = runLitefleet(t, env, "inspect", guid3, "-bucket", conn.Bucket, "-endpoint", srv.Endpoint)
+	if code != 0 || !strings.Contains(out, "lease     unreadable: "+reason+"\n") {
+		t.Fatalf("inspect (exit %d) does not say %q:\n%s", code, "unreadable: "+reason, out)
+	}
+}
+
+// TestLsUnknownWhenS3Refuses: with S3 refusing the credentials or the
+// bucket missing, ls does not show the cached answer as if S3 were down:
+// local rows are "unknown" with the reason, and one line says what to fix.
+func TestLsUnknownWhenS3Refuses(t *testing.T) {
+	testpeer.Integration(t)
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	cacheHome := t.TempDir()
+	env := append(testpeer.CredEnv(srv), "XDG_CACHE_HOME="+cacheHome)
+	dir := t.TempDir()
+	path := filepath.Join(dir, guid2+".db")
+	testpeer.NewDB(t, path, 3)
+	rep := startLitefleet(t, env, replicateArgs(srv, conn, "-dsn", path)...)
+	rep.WaitFor(seedTx(guid2), 20*time.Second)
+	if code := rep.Stop(60 * time.Second); code != 0 {
+		t.Fatalf("replicator exit %d", code)
+	}
+	args := []string{"ls", "-dir", dir, "-bucket", conn.Bucket, "-endpoint", srv.Endpoint, "-json"}
+	if code, out := runLitefleet(t, env, args...); code != 0 {
+		t.Fatalf("ls exit %d:\n%s", code, out) // this answer is now in the cache
+	}
+
+	badSecret := append(testpeer.CredEnv(srv), "XDG_CACHE_HOME="+cacheHome, "AWS_SECRET_ACCESS_KEY=wrong-secret")
+	for _, tt := range []struct {
+		name string
+		env  []string
+		args []string
+		note string
+		says string
+	}{
+		{"refused credentials", badSecret, args, "S3: credentials refused", "S3 refused the credentials"},
+		{"no such bucket", env, []string{"ls", "-dir", dir, "-bucket", "nosuch-bucket", "-endpoint", srv.Endpoint, "-json"}, "S3: bucket does not exist", `bucket "nosuch-bucket" does not exist`},
+	} {
+		code, out := runLitefleet(t, tt.env, tt.args...)
+		var v lsJSON
+		if err := json.Unmarshal([]byte(out[:strings.LastIndex(out, "}")+1]), &v); err != nil {
+			t.Fatalf("%s: %v\n%s", tt.name, err, out)
+		}
+		if code != 1 || v.FromCache || len(v.Tenants) != 1 || v.Tenants[0].Status != "unknown" || v.Tenants[0].Note != tt.note || v.Tenants[0].Remote != nil {
+			t.Errorf("%s: exit %d, %+v: want 1, no cached answer, %s unknown (%s)", tt.name, code, v, guid2, tt.note)
+		}
+		last := out[strings.LastIndex(strings.TrimSpace(out), "\n")+1:]
+		if !strings.HasPrefix(last, "litefleet: ") || !strings.Contains(last, tt.says) || strings.Contains(out, "wrong-secret") {
+			t.Errorf("%s: the last line does not say %q:\n%s", tt.name, tt.says, out)
+		}
+	}
+	code, out := runLitefleet(t, badSecret, "ls", "-dir", dir, "-bucket", conn.Bucket, "-endpoint", srv.Endpoint)
+	if code != 1 || !strings.Contains(out, "unknown") || !strings.Contains(out, "S3 side unknown") || strings.Contains(out, "S3 side from") {
+		t.Errorf("text form, refused (exit %d):\n%s", code, out)
+	}
 }

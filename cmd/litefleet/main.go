@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/litefleet/litefleet/s3browse"
 )
@@ -71,7 +72,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "litefleet:", err)
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGHUP (the terminal closed) stops a command as SIGTERM does: with a
+	// final sync, not mid-way.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 
 	err := dispatch(ctx, args, stdout, stderr)
@@ -142,14 +145,63 @@ func newFlagSet(name, help string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// parseFlags parses args, mapping flag errors to a usage exit code.
+// parseFlags parses args. -h prints the command's help; a mistake (an
+// unknown flag, a bad or negative value) is one line that points at -h,
+// exit code 2, instead of the whole help.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return &exitError{code: 2} // flag already printed the problem
+	usage, out := fs.Usage, fs.Output()
+	fs.Usage = func() {}
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	fs.Usage = usage
+	fs.SetOutput(out)
+	if errors.Is(err, flag.ErrHelp) {
+		fs.Usage()
+		return err
 	}
+	if err == nil {
+		err = checkDurations(fs)
+	}
+	if err != nil {
+		return errUsage("%v (see 'litefleet %s -h')", err, fs.Name())
+	}
+	return nil
+}
+
+// checkDurations refuses a negative value for any duration flag given:
+// none of litefleet's (-retention, -rescan, -refresh) means anything below
+// zero, and a config file refuses the same values.
+func checkDurations(fs *flag.FlagSet) error {
+	var err error
+	fs.Visit(func(f *flag.Flag) {
+		if g, ok := f.Value.(flag.Getter); ok && err == nil {
+			if d, ok := g.Get().(time.Duration); ok && d < 0 {
+				err = fmt.Errorf("-%s %s is negative: give a duration such as 30s or 24h", f.Name, d)
+			}
+		}
+	})
+	return err
+}
+
+// checkedString is a string flag checked as it is parsed, so that a bad
+// value fails like any bad flag value.
+type checkedString struct {
+	p     *string
+	check func(string) error
+}
+
+func (c checkedString) String() string {
+	if c.p == nil {
+		return ""
+	}
+	return *c.p
+}
+
+func (c checkedString) Set(v string) error {
+	if err := c.check(v); err != nil {
+		return err
+	}
+	*c.p = v
 	return nil
 }
 
@@ -189,8 +241,9 @@ func (c *connFlags) given(name string) bool {
 
 func (c *connFlags) register(fs *flag.FlagSet) {
 	c.fs = fs
-	fs.StringVar(&c.bucket, "bucket", "", "S3 bucket holding the tenants' replicas")
-	fs.StringVar(&c.prefix, "prefix", s3browse.DefaultPrefix, "folder in the bucket holding one prefix per tenant")
+	fs.Var(checkedString{&c.bucket, s3browse.CheckBucketName}, "bucket", "S3 bucket holding the tenants' replicas")
+	c.prefix = s3browse.DefaultPrefix
+	fs.Var(checkedString{&c.prefix, s3browse.CheckPrefix}, "prefix", "folder in the bucket holding one prefix per tenant")
 	fs.StringVar(&c.region, "region", "", "S3 region (default: AWS_REGION, or us-east-1 with -endpoint)")
 	fs.StringVar(&c.endpoint, "endpoint", "", "custom S3 endpoint, e.g. http://127.0.0.1:7070 (path-style addressing)")
 	fs.StringVar(&c.config, "config", "", "litestream.yml-style file: credentials and dbs")

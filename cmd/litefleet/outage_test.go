@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/litefleet/litefleet/internal/s3test"
+	"github.com/litefleet/litefleet/internal/testpeer"
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
 )
@@ -28,10 +29,10 @@ func outage(t *testing.T, args func(srv *s3test.Private, conn s3browse.Conn, dir
 	conn := srv.Conn(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, guid1+".db")
-	db := openDB(t, path)
-	insertRows(t, db, 0, 5)
-	p := startLitefleet(t, credEnv(&srv.Server), args(srv, conn, dir, path)...)
-	p.waitFor(`replicating: db=`+guid1, 20*time.Second)
+	db := testpeer.OpenDB(t, path)
+	testpeer.InsertRows(t, db, 0, 5)
+	p := startLitefleet(t, testpeer.CredEnv(&srv.Server), args(srv, conn, dir, path)...)
+	p.WaitFor(`replicating: db=`+guid1, 20*time.Second)
 
 	var committed atomic.Int64
 	committed.Store(5)
@@ -58,18 +59,18 @@ func outage(t *testing.T, args func(srv *s3test.Private, conn s3browse.Conn, dir
 	time.Sleep(3 * time.Second)
 	close(stop)
 	wg.Wait()
-	want := rows(t, path)
+	want := testpeer.Rows(t, path)
 	if int64(len(want)) != committed.Load() {
 		t.Fatalf("the writer committed %d rows, the file holds %d", committed.Load(), len(want))
 	}
-	p.waitFor(`lease lost \(retrying\): db=`+guid1, time.Second)
-	p.waitFor(`replication resumed: db=`+guid1, 30*time.Second)
+	p.WaitFor(`lease lost \(retrying\): db=`+guid1, time.Second)
+	p.WaitFor(`replication resumed: db=`+guid1, 30*time.Second)
 	// Everything committed during and after the outage reaches S3.
 	deadline := time.Now().Add(40 * time.Second)
 	for {
 		got := restoreRowsQuiet(t, &srv.Server, conn, guid1)
 		if len(got) == len(want) {
-			equalRows(t, got, want)
+			testpeer.SameRows(t, got, want)
 			break
 		}
 		if time.Now().After(deadline) {
@@ -77,15 +78,15 @@ func outage(t *testing.T, args func(srv *s3test.Private, conn s3browse.Conn, dir
 		}
 		time.Sleep(time.Second)
 	}
-	if code := p.stop(60 * time.Second); code != 0 {
+	if code := p.Stop(60 * time.Second); code != 0 {
 		t.Fatalf("exit %d after SIGTERM, want 0", code)
 	}
-	if !strings.Contains(p.out.String(), "stopped cleanly") {
+	if !strings.Contains(p.Out.String(), "stopped cleanly") {
 		t.Fatal("no clean stop")
 	}
 	out := filepath.Join(t.TempDir(), "litestream.db")
-	litestreamRestore(t, &srv.Server, conn, guid1, out)
-	equalRows(t, rows(t, out), want)
+	testpeer.Restore(t, &srv.Server, conn, guid1, out)
+	testpeer.SameRows(t, testpeer.Rows(t, out), want)
 }
 
 // restoreRowsQuiet restores the tenant's latest state with litefleet's
@@ -100,7 +101,7 @@ func restoreRowsQuiet(t *testing.T, srv *s3test.Server, conn s3browse.Conn, tena
 	if _, err := restore.Run(context.Background(), api, restore.Options{Conn: conn, Tenant: tenant, Output: out}); err != nil {
 		return nil
 	}
-	return rows(t, out)
+	return testpeer.Rows(t, out)
 }
 
 // TestOutageFrozenDSN: S3 hangs (SIGSTOP) for 45 s under -dsn.

@@ -22,6 +22,7 @@ import (
 
 	"github.com/litefleet/litefleet/access"
 	"github.com/litefleet/litefleet/internal/s3test"
+	"github.com/litefleet/litefleet/internal/testpeer"
 	"github.com/litefleet/litefleet/policy"
 	"github.com/litefleet/litefleet/s3browse"
 )
@@ -71,7 +72,7 @@ func newPermFleet(t *testing.T, role string) *permFleet {
 		iam.CreateUser(t, u.key, u.secret)
 		f.tenants[tn] = u
 		f.paths[tn] = filepath.Join(dir, tn+".db")
-		insertRows(t, openDB(t, f.paths[tn]), i*1000, 50+i*10)
+		testpeer.InsertRows(t, testpeer.OpenDB(t, f.paths[tn]), i*1000, 50+i*10)
 		fmt.Fprintf(&cfg, "  - path: %s\n    access-key-id: %s\n    secret-access-key: %s\n    replica:\n      bucket: %s\n      path: databases/%s\n      endpoint: %s\n",
 			f.paths[tn], u.key, u.secret, f.root.Bucket, tn, iam.Endpoint)
 	}
@@ -129,10 +130,10 @@ func (f *permFleet) replicateWithOwnKeys(t *testing.T) {
 	if err := os.WriteFile(config, []byte(cfg.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testpeer.Buffer{}
 	cmd := exec.Command(bin, "replicate", "-config", config)
 	// litestream's S3 client fails with AWS_CA_BUNDLE set (DESIGN.md).
-	cmd.Env = withoutEnv(f.env, "AWS_CA_BUNDLE")
+	cmd.Env = testpeer.Without(f.env, "AWS_CA_BUNDLE")
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -303,12 +304,12 @@ func TestPerTenantPermissions(t *testing.T) {
 	// top-level ones, the host's, could read nothing of a tenant's).
 	for tn := range f.tenants {
 		restored := filepath.Join(t.TempDir(), tn+".db")
-		code, text := restoreRun(t, f.env, "restore", tn, "-config", f.config, "-o", restored)
+		code, text := runLitefleet(t, f.env, "restore", tn, "-config", f.config, "-o", restored)
 		if code != 0 {
 			t.Fatalf("restore %s -config: exit %d:\n%s", tn, code, text)
 		}
-		equalRows(t, restoredRows(t, restored), rows(t, f.paths[tn]))
-		code, text = restoreRun(t, f.env, "inspect", tn, "-config", f.config)
+		testpeer.SameRows(t, testpeer.Restored(t, restored), testpeer.Rows(t, f.paths[tn]))
+		code, text = runLitefleet(t, f.env, "inspect", tn, "-config", f.config)
 		if code != 0 || !strings.Contains(text, "format    ltx") {
 			t.Fatalf("inspect %s -config: exit %d:\n%s", tn, code, text)
 		}
@@ -319,7 +320,7 @@ func TestPerTenantPermissions(t *testing.T) {
 	ua := f.tenants[guid1]
 	restored := filepath.Join(t.TempDir(), guid2+".db")
 	env := append(slices.Clone(f.env), "AWS_ACCESS_KEY_ID="+ua.key, "AWS_SECRET_ACCESS_KEY="+ua.secret)
-	code, text := restoreRun(t, env, "restore", guid2, "-bucket", f.root.Bucket, "-endpoint", f.iam.Endpoint, "-o", restored)
+	code, text := runLitefleet(t, env, "restore", guid2, "-bucket", f.root.Bucket, "-endpoint", f.iam.Endpoint, "-o", restored)
 	want := fmt.Sprintf("litefleet: access denied to s3://%s/databases/%s (key %s): check that credential's policy\n", f.root.Bucket, guid2, ua.key)
 	if code != 1 || text != want {
 		t.Fatalf("restore B with A's keys: exit %d:\n%q\nwant\n%q", code, text, want)
@@ -337,7 +338,7 @@ func TestPerTenantPermissions(t *testing.T) {
 		{"inspect", guid2, "-config", bad},
 		{"restore", "s3://" + f.root.Bucket + "/databases/" + guid2, "-config", bad, "-o", restored},
 	} {
-		code, text = restoreRun(t, f.env, args...)
+		code, text = runLitefleet(t, f.env, args...)
 		if code != 1 || text != want {
 			t.Errorf("%s with A's keys in the config: exit %d:\n%q\nwant\n%q", args[0], code, text, want)
 		}
@@ -360,10 +361,10 @@ func TestPerTenantPermissions(t *testing.T) {
 	// restore: reads everything of its own, writes nothing.
 	f.applyPolicy(t, "restore")
 	restored = filepath.Join(t.TempDir(), guid1+".db")
-	if code, text := restoreRun(t, f.env, "restore", guid1, "-config", f.config, "-o", restored); code != 0 {
+	if code, text := runLitefleet(t, f.env, "restore", guid1, "-config", f.config, "-o", restored); code != 0 {
 		t.Fatalf("restore under -role restore: exit %d:\n%s", code, text)
 	}
-	equalRows(t, restoredRows(t, restored), rows(t, f.paths[guid1]))
+	testpeer.SameRows(t, testpeer.Restored(t, restored), testpeer.Rows(t, f.paths[guid1]))
 	_, err = a.PutObject(ctx, &s3.PutObjectInput{Bucket: bucket, Key: aws.String(own), Body: strings.NewReader("x")})
 	wantDenied(t, "A writes its prefix under -role restore", err)
 	_, err = a.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: bucket, Key: aws.String(keyA)})
@@ -372,12 +373,12 @@ func TestPerTenantPermissions(t *testing.T) {
 	wantDenied(t, "A reads B's LTX file under -role restore", err)
 	// read: the restore points and the lease, not the data.
 	f.applyPolicy(t, "read")
-	if code, text := restoreRun(t, f.env, "inspect", guid1, "-config", f.config); code != 0 || !strings.Contains(text, "format    ltx") ||
-		!strings.Contains(text, "(last held by host-x:1)") {
+	if code, text := runLitefleet(t, f.env, "inspect", guid1, "-config", f.config); code != 0 || !strings.Contains(text, "format    ltx") ||
+		!strings.Contains(text, "last held by host-x:1") {
 		t.Fatalf("inspect under -role read: exit %d:\n%s", code, text)
 	}
 	restored = filepath.Join(t.TempDir(), guid1+".db")
-	code, text = restoreRun(t, f.env, "restore", guid1, "-config", f.config, "-o", restored)
+	code, text = runLitefleet(t, f.env, "restore", guid1, "-config", f.config, "-o", restored)
 	wantA := fmt.Sprintf("litefleet: access denied to s3://%s/databases/%s (key %s): check that credential's policy\n", f.root.Bucket, guid1, ua.key)
 	if code != 1 || text != wantA {
 		t.Fatalf("restore under -role read: exit %d:\n%q\nwant\n%q", code, text, wantA)
@@ -387,7 +388,7 @@ func TestPerTenantPermissions(t *testing.T) {
 // checkAccessJSON runs validate -check-access -json and decodes its answer.
 func checkAccessJSON(t *testing.T, env []string, config string) (int, map[string]access.Result) {
 	t.Helper()
-	code, text := restoreRun(t, env, "validate", "-config", config, "-check-access", "-json")
+	code, text := runLitefleet(t, env, "validate", "-config", config, "-check-access", "-json")
 	var v struct {
 		Tenants  []access.Result `json:"tenants"`
 		Problems int             `json:"problems"`
@@ -436,7 +437,7 @@ func TestValidateCheckAccess(t *testing.T) {
 		return o == access.Ops{Write: access.Denied, List: access.Denied, Delete: access.Denied}
 	}
 
-	code, text := restoreRun(t, f.env, "validate", "-config", f.config, "-check-access")
+	code, text := runLitefleet(t, f.env, "validate", "-config", f.config, "-check-access")
 	if code != 0 {
 		t.Fatalf("validate -check-access: exit %d:\n%s", code, text)
 	}
@@ -479,7 +480,7 @@ func TestValidateCheckAccess(t *testing.T) {
 	f.applyPolicy(t, "replicate",
 		policy.Statement{Sid: "TooBroadList", Effect: "Allow", Principal: &policy.Principal{AWS: ub.key}, Action: []string{"s3:ListBucket"}, Resource: []string{arn}},
 		policy.Statement{Sid: "TooBroadObjects", Effect: "Allow", Principal: &policy.Principal{AWS: ub.key}, Action: []string{"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}, Resource: []string{arn + "/*"}})
-	code, text = restoreRun(t, f.env, "validate", "-config", f.config, "-check-access")
+	code, text = runLitefleet(t, f.env, "validate", "-config", f.config, "-check-access")
 	if code != 1 || !lineHas(text, guid2, ub.key, "write, list, delete ALLOWED", "NOT CONFINED") ||
 		!lineHas(text, guid1, f.tenants[guid1].key, "confined") || !strings.Contains(text, "1 of 2 tenant(s) not confined") {
 		t.Fatalf("broad policy: exit %d:\n%s", code, text)

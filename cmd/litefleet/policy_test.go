@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/litefleet/litefleet/internal/testpeer"
 	"github.com/litefleet/litefleet/policy"
 )
 
@@ -56,8 +57,8 @@ func TestPolicyOneTenant(t *testing.T) {
 		t.Fatalf("-json exit %d:\n%s", code, outJSON)
 	}
 	// -prefix moves the tenant's folder.
-	_, out, _ = runInProcess("policy", guid1, "-bucket", "b", "-prefix", "tenants/eu")
-	if !strings.Contains(out, "arn:aws:s3:::b/tenants/eu/"+guid1+"/*") || strings.Contains(out, "databases/") {
+	_, out, _ = runInProcess("policy", guid1, "-bucket", "bkt", "-prefix", "tenants/eu")
+	if !strings.Contains(out, "arn:aws:s3:::bkt/tenants/eu/"+guid1+"/*") || strings.Contains(out, "databases/") {
 		t.Fatalf("-prefix ignored:\n%s", out)
 	}
 }
@@ -65,7 +66,7 @@ func TestPolicyOneTenant(t *testing.T) {
 func TestPolicyFolderAndConfig(t *testing.T) {
 	dir := t.TempDir()
 	for _, n := range []string{guid1 + ".db", guid2 + ".sqlite"} {
-		insertRows(t, openDB(t, filepath.Join(dir, n)), 0, 1)
+		testpeer.InsertRows(t, testpeer.OpenDB(t, filepath.Join(dir, n)), 0, 1)
 	}
 
 	// A folder: an array of identity policies, one per tenant, in -json.
@@ -124,17 +125,17 @@ func TestPolicyFolderAndConfig(t *testing.T) {
 // one line naming the file and the problem.
 func TestPolicyRefusesUnconfinableNames(t *testing.T) {
 	dir := t.TempDir()
-	insertRows(t, openDB(t, filepath.Join(dir, guid1+".db")), 0, 1)
-	insertRows(t, openDB(t, filepath.Join(dir, "legacy.db")), 0, 1)
-	code, out, errOut := runInProcess("policy", "-dir", dir, "-bucket", "b")
+	testpeer.InsertRows(t, testpeer.OpenDB(t, filepath.Join(dir, guid1+".db")), 0, 1)
+	testpeer.InsertRows(t, testpeer.OpenDB(t, filepath.Join(dir, "legacy.db")), 0, 1)
+	code, out, errOut := runInProcess("policy", "-dir", dir, "-bucket", "bkt")
 	if code != 1 || out != "" || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, filepath.Join(dir, "legacy.db")) || !strings.Contains(errOut, "not a GUID") {
 		t.Fatalf("fallback: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 
 	cfg := filepath.Join(t.TempDir(), "litestream.yml")
 	body := "dbs:\n" +
-		"  - path: /a/x.db\n    replica: {bucket: b, path: databases/shared}\n" +
-		"  - path: /b/y.db\n    replica: {bucket: b, path: databases/shared}\n"
+		"  - path: /a/x.db\n    replica: {bucket: bkt, path: databases/shared}\n" +
+		"  - path: /b/y.db\n    replica: {bucket: bkt, path: databases/shared}\n"
 	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -148,15 +149,15 @@ func TestPolicyRefusesUnconfinableNames(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"policy", "Bad*Name", "-bucket", "b"}, "characters outside"},
-		{[]string{"policy", "default", "-bucket", "b"}, "fallback"},
+		{[]string{"policy", "Bad*Name", "-bucket", "bkt"}, "characters outside"},
+		{[]string{"policy", "default", "-bucket", "bkt"}, "fallback"},
 		{[]string{"policy", guid1}, "-bucket"},
-		{[]string{"policy", "-bucket", "b"}, "give one of"},
-		{[]string{"policy", guid1, "-abac", "-bucket", "b"}, "give one of"},
-		{[]string{"policy", guid1, "-bucket", "b", "-principal", "p-{tenant}"}, "-bucket-policy"},
-		{[]string{"policy", guid1, "-bucket", "b", "-bucket-policy"}, "-principal"},
-		{[]string{"policy", guid1, "-bucket", "b", "-bucket-policy", "-principal", "everyone"}, "{tenant}"},
-		{[]string{"policy", guid1, "-bucket", "b", "-role", "admin"}, "-role"},
+		{[]string{"policy", "-bucket", "bkt"}, "give one of"},
+		{[]string{"policy", guid1, "-abac", "-bucket", "bkt"}, "give one of"},
+		{[]string{"policy", guid1, "-bucket", "bkt", "-principal", "p-{tenant}"}, "-bucket-policy"},
+		{[]string{"policy", guid1, "-bucket", "bkt", "-bucket-policy"}, "-principal"},
+		{[]string{"policy", guid1, "-bucket", "bkt", "-bucket-policy", "-principal", "everyone"}, "{tenant}"},
+		{[]string{"policy", guid1, "-bucket", "bkt", "-role", "admin"}, "-role"},
 	} {
 		code, out, errOut := runInProcess(tc.args...)
 		if code == 0 || out != "" || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, tc.want) {
@@ -188,7 +189,7 @@ func TestPolicyBucketTooLarge(t *testing.T) {
 	var body strings.Builder
 	body.WriteString("dbs:\n")
 	for i := range 40 {
-		fmt.Fprintf(&body, "  - path: /data/t%d.db\n    replica: {bucket: b, path: databases/tenant-%03d}\n", i, i)
+		fmt.Fprintf(&body, "  - path: /data/t%d.db\n    replica: {bucket: bkt, path: databases/tenant-%03d}\n", i, i)
 	}
 	cfg := filepath.Join(t.TempDir(), "litestream.yml")
 	if err := os.WriteFile(cfg, []byte(body.String()), 0o600); err != nil {

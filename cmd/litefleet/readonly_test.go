@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/litefleet/litefleet/internal/s3test"
+	"github.com/litefleet/litefleet/internal/testpeer"
 )
 
 // TestReadOnlyFolderFailsAtOnce: a database in a folder this user cannot
@@ -25,7 +26,7 @@ func TestReadOnlyFolderFailsAtOnce(t *testing.T) {
 	conn := srv.Conn(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, guid2+".db")
-	insertRows(t, openDB(t, path), 0, 3)
+	testpeer.InsertRows(t, testpeer.OpenDB(t, path), 0, 3)
 
 	var cred *syscall.Credential
 	if os.Geteuid() == 0 {
@@ -48,14 +49,14 @@ func TestReadOnlyFolderFailsAtOnce(t *testing.T) {
 	}
 	home := t.TempDir()
 	_ = os.Chmod(home, 0o777)
-	env := append(credEnv(srv), "HOME="+home)
+	env := append(testpeer.CredEnv(srv), "HOME="+home)
 	start := time.Now()
 	p := startLitefleetAs(t, cred, env, replicateArgs(srv, conn, "-dsn", path)...)
-	code := p.wait(30 * time.Second)
+	code := p.Wait(30 * time.Second)
 	if took := time.Since(start); took > 10*time.Second {
 		t.Errorf("took %s, want the failure at once", took.Round(time.Millisecond))
 	}
-	out := p.out.String()
+	out := p.Out.String()
 	if code != 1 {
 		t.Fatalf("exit %d, want 1:\n%s", code, out)
 	}

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/litefleet/litefleet/internal/s3test"
+	"github.com/litefleet/litefleet/internal/testpeer"
 	"github.com/litefleet/litefleet/s3browse"
 )
 
@@ -40,75 +40,62 @@ func replicateArgs(srv *s3test.Server, conn s3browse.Conn, extra ...string) []st
 }
 
 func TestReplicateWhileWritingRestoresEveryRow(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration")
-	}
+	testpeer.Integration(t)
 	srv := s3test.Start(t)
 	conn := srv.Conn(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, guid1+".db")
-	db := openDB(t, path)
-	insertRows(t, db, 0, 10)
+	db := testpeer.OpenDB(t, path)
+	testpeer.InsertRows(t, db, 0, 10)
 
-	p := startLitefleet(t, credEnv(srv), replicateArgs(srv, conn, "-dsn", path)...)
-	p.waitFor(`replicating: db=`+guid1, 20*time.Second)
+	p := startLitefleet(t, testpeer.CredEnv(srv), replicateArgs(srv, conn, "-dsn", path)...)
+	p.WaitFor(`replicating: db=`+guid1, 20*time.Second)
 
-	// A writer commits rows while replication runs.
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for i := 0; i < 30; i++ {
-			insertRows(t, db, 10+i*20, 20)
-			time.Sleep(80 * time.Millisecond)
-		}
-	}()
-	wg.Wait()
-	p.waitFor(seedTx(guid1), 20*time.Second)
-	if code := p.stop(60 * time.Second); code != 0 {
+	// An application commits rows while replication runs, through five
+	// syncs at least.
+	w := testpeer.StartWriter(db, 10, 10*time.Millisecond)
+	p.WaitFor(`(?s)(?:new transaction: db=`+guid1+`.*){5}`, 30*time.Second)
+	n := w.Stop(t)
+	if code := p.Stop(60 * time.Second); code != 0 {
 		t.Fatalf("exit code %d after SIGTERM, want 0", code)
 	}
-	if !strings.Contains(p.out.String(), "stopped cleanly") {
+	if !strings.Contains(p.Out.String(), "stopped cleanly") {
 		t.Fatalf("no clean stop in output")
 	}
 
 	out := filepath.Join(t.TempDir(), "restored.db")
-	litestreamRestore(t, srv, conn, guid1, out)
-	equalRows(t, rows(t, out), rows(t, path))
-	if n := len(rows(t, out)); n != 610 {
-		t.Fatalf("restored %d rows, want 610", n)
+	testpeer.Restore(t, srv, conn, guid1, out)
+	testpeer.SameRows(t, testpeer.Rows(t, out), testpeer.Rows(t, path))
+	if got := len(testpeer.Rows(t, out)); got != n {
+		t.Fatalf("restored %d rows, want %d", got, n)
 	}
 }
 
 func TestSIGTERMLosesNoCommittedRow(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration")
-	}
+	testpeer.Integration(t)
 	srv := s3test.Start(t)
 	conn := srv.Conn(t)
 	path := filepath.Join(t.TempDir(), guid2+".db")
-	db := openDB(t, path)
-	insertRows(t, db, 0, 5)
-	p := startLitefleet(t, credEnv(srv), replicateArgs(srv, conn, "-dsn", path)...)
-	p.waitFor(seedTx(guid2), 20*time.Second)
+	db := testpeer.OpenDB(t, path)
+	testpeer.InsertRows(t, db, 0, 5)
+	p := startLitefleet(t, testpeer.CredEnv(srv), replicateArgs(srv, conn, "-dsn", path)...)
+	p.WaitFor(seedTx(guid2), 20*time.Second)
 
 	// Commit a last burst and stop at once, before the next sync tick.
-	insertRows(t, db, 5, 200)
-	if code := p.stop(60 * time.Second); code != 0 {
+	testpeer.InsertRows(t, db, 5, 200)
+	if code := p.Stop(60 * time.Second); code != 0 {
 		t.Fatalf("exit code %d after SIGTERM, want 0", code)
 	}
 	out := filepath.Join(t.TempDir(), "restored.db")
-	litestreamRestore(t, srv, conn, guid2, out)
-	equalRows(t, rows(t, out), rows(t, path))
-	if n := len(rows(t, out)); n != 205 {
+	testpeer.Restore(t, srv, conn, guid2, out)
+	testpeer.SameRows(t, testpeer.Rows(t, out), testpeer.Rows(t, path))
+	if n := len(testpeer.Rows(t, out)); n != 205 {
 		t.Fatalf("restored %d rows, want 205", n)
 	}
 }
 
 func TestSeedExamplesLandInSeedPrefixes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration")
-	}
+	testpeer.Integration(t)
 	srv := s3test.Start(t)
 	conn := srv.Conn(t)
 	dir := t.TempDir()
@@ -118,30 +105,30 @@ func TestSeedExamplesLandInSeedPrefixes(t *testing.T) {
 	fmt.Fprintf(&cfg, "access-key-id: $LF_KEY\nsecret-access-key: $LF_SECRET\ndbs:\n")
 	for _, g := range []string{guid1, guid2, guid3} {
 		path := filepath.Join(dir, g+".db")
-		insertRows(t, openDB(t, path), 0, 3)
+		testpeer.NewDB(t, path, 3)
 		fmt.Fprintf(&cfg, "  - path: %s\n    replicas:\n      - type: s3\n        bucket: %s\n        path: databases/%s\n        endpoint: %s\n        region: us-east-1\n", path, conn.Bucket, g, srv.Endpoint)
 	}
 	cfgPath := filepath.Join(dir, "litestream.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := append(withoutEnv(withoutEnv(os.Environ(), "AWS_ACCESS_KEY_ID"), "AWS_SECRET_ACCESS_KEY"),
+	env := append(testpeer.Without(os.Environ(), "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
 		"LF_KEY="+srv.AccessKey, "LF_SECRET="+srv.SecretKey)
 	p := startLitefleet(t, env, "replicate", "-config", cfgPath)
 
 	// The seed's -db-name example, from flags.
 	legacy := filepath.Join(dir, "legacy-client.db")
-	insertRows(t, openDB(t, legacy), 0, 3)
-	q := startLitefleet(t, credEnv(srv), replicateArgs(srv, conn, "-dsn", legacy, "-db-name", "legacy-client-001")...)
+	testpeer.NewDB(t, legacy, 3)
+	q := startLitefleet(t, testpeer.CredEnv(srv), replicateArgs(srv, conn, "-dsn", legacy, "-db-name", "legacy-client-001")...)
 
 	for _, g := range []string{guid1, guid2, guid3} {
-		p.waitFor(seedTx(g), 30*time.Second)
+		p.WaitFor(seedTx(g), 30*time.Second)
 	}
-	q.waitFor(seedTx("legacy-client-001"), 30*time.Second)
-	if code := p.stop(60 * time.Second); code != 0 {
+	q.WaitFor(seedTx("legacy-client-001"), 30*time.Second)
+	if code := p.Stop(60 * time.Second); code != 0 {
 		t.Fatalf("config replicator exit %d", code)
 	}
-	if code := q.stop(60 * time.Second); code != 0 {
+	if code := q.Stop(60 * time.Second); code != 0 {
 		t.Fatalf("-db-name replicator exit %d", code)
 	}
 
@@ -174,51 +161,47 @@ func TestSeedExamplesLandInSeedPrefixes(t *testing.T) {
 }
 
 func TestSecondReplicatorIsRefusedNamingTheOwner(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration")
-	}
+	testpeer.Integration(t)
 	srv := s3test.Start(t)
 	conn := srv.Conn(t)
 	path := filepath.Join(t.TempDir(), guid3+".db")
-	insertRows(t, openDB(t, path), 0, 3)
-	first := startLitefleet(t, credEnv(srv), replicateArgs(srv, conn, "-dsn", path)...)
-	owner := first.waitFor(`heartbeat started: host=(\S+)`, 20*time.Second)[1]
-	first.waitFor(`replicating: db=`+guid3, 20*time.Second)
+	testpeer.NewDB(t, path, 3)
+	first := startLitefleet(t, testpeer.CredEnv(srv), replicateArgs(srv, conn, "-dsn", path)...)
+	owner := first.WaitFor(`heartbeat started: host=(\S+)`, 20*time.Second)[1]
+	first.WaitFor(`replicating: db=`+guid3, 20*time.Second)
 
 	// The same tenant from another copy of the file: refused at once.
 	other := filepath.Join(t.TempDir(), guid3+".db")
-	insertRows(t, openDB(t, other), 0, 3)
+	testpeer.NewDB(t, other, 3)
 	start := time.Now()
-	second := startLitefleet(t, credEnv(srv), replicateArgs(srv, conn, "-dsn", other)...)
-	if code := second.wait(15 * time.Second); code != 1 {
+	second := startLitefleet(t, testpeer.CredEnv(srv), replicateArgs(srv, conn, "-dsn", other)...)
+	if code := second.Wait(15 * time.Second); code != 1 {
 		t.Fatalf("second replicator exit %d, want 1", code)
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("refusal took %s", d)
 	}
-	if out := second.out.String(); !strings.Contains(out, "leased elsewhere: db="+guid3) || !strings.Contains(out, "held by live host "+owner) {
+	if out := second.Out.String(); !strings.Contains(out, "leased elsewhere: db="+guid3) || !strings.Contains(out, "held by live host "+owner) {
 		t.Fatalf("refusal does not name the owner %s:\n%s", owner, out)
 	}
 
 	// After a clean stop the lease is released and another may start.
-	if code := first.stop(60 * time.Second); code != 0 {
+	if code := first.Stop(60 * time.Second); code != 0 {
 		t.Fatalf("first exit %d", code)
 	}
-	third := startLitefleet(t, credEnv(srv), replicateArgs(srv, conn, "-dsn", path)...)
-	third.waitFor(`replicating: db=`+guid3, 20*time.Second)
-	if code := third.stop(60 * time.Second); code != 0 {
+	third := startLitefleet(t, testpeer.CredEnv(srv), replicateArgs(srv, conn, "-dsn", path)...)
+	third.WaitFor(`replicating: db=`+guid3, 20*time.Second)
+	if code := third.Stop(60 * time.Second); code != 0 {
 		t.Fatalf("third exit %d", code)
 	}
 }
 
 func TestReplicateFailsFastWithOneLine(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration")
-	}
+	testpeer.Integration(t)
 	srv := s3test.Start(t)
 	conn := srv.Conn(t)
 	path := filepath.Join(t.TempDir(), guid1+".db")
-	insertRows(t, openDB(t, path), 0, 1)
+	testpeer.NewDB(t, path, 1)
 
 	// A port nothing listens on.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -236,27 +219,27 @@ func TestReplicateFailsFastWithOneLine(t *testing.T) {
 		code int
 		want string
 	}{
-		{"missing bucket", credEnv(srv), []string{"replicate", "-dsn", path, "-bucket", "no-such-bucket", "-endpoint", srv.Endpoint}, 1, `bucket "no-such-bucket" does not exist`},
+		{"missing bucket", testpeer.CredEnv(srv), []string{"replicate", "-dsn", path, "-bucket", "no-such-bucket", "-endpoint", srv.Endpoint}, 1, `bucket "no-such-bucket" does not exist`},
 		{"wrong credentials", badCreds, replicateArgs(srv, conn, "-dsn", path), 1, "refused the credentials"},
-		{"unreachable endpoint", credEnv(srv), []string{"replicate", "-dsn", path, "-bucket", conn.Bucket, "-endpoint", deadEndpoint}, 1, "cannot reach S3"},
-		{"no database", credEnv(srv), replicateArgs(srv, conn, "-dsn", filepath.Join(t.TempDir(), guid1+".db")), 1, "no database at"},
-		{"not a database", credEnv(srv), replicateArgs(srv, conn, "-dsn", "/etc/hostname"), 1, "not an SQLite database"},
-		{"invalid -db-name", credEnv(srv), replicateArgs(srv, conn, "-dsn", path, "-db-name", "Bad Name"), 2, "-db-name"},
-		{"no bucket", credEnv(srv), []string{"replicate", "-dsn", path}, 2, "no bucket"},
-		{"endpoint without scheme", credEnv(srv), []string{"replicate", "-dsn", path, "-bucket", "b", "-endpoint", "127.0.0.1:9"}, 2, "no scheme"},
+		{"unreachable endpoint", testpeer.CredEnv(srv), []string{"replicate", "-dsn", path, "-bucket", conn.Bucket, "-endpoint", deadEndpoint}, 1, "cannot reach S3"},
+		{"no database", testpeer.CredEnv(srv), replicateArgs(srv, conn, "-dsn", filepath.Join(t.TempDir(), guid1+".db")), 1, "no database at"},
+		{"not a database", testpeer.CredEnv(srv), replicateArgs(srv, conn, "-dsn", "/etc/hostname"), 1, "not an SQLite database"},
+		{"invalid -db-name", testpeer.CredEnv(srv), replicateArgs(srv, conn, "-dsn", path, "-db-name", "Bad Name"), 2, "-db-name"},
+		{"no bucket", testpeer.CredEnv(srv), []string{"replicate", "-dsn", path}, 2, "no bucket"},
+		{"endpoint without scheme", testpeer.CredEnv(srv), []string{"replicate", "-dsn", path, "-bucket", "bkt", "-endpoint", "127.0.0.1:9"}, 2, "no scheme"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			start := time.Now()
 			p := startLitefleet(t, tt.env, tt.args...)
-			code := p.wait(20 * time.Second)
+			code := p.Wait(20 * time.Second)
 			if d := time.Since(start); d > 10*time.Second {
 				t.Errorf("took %s, want under 10s", d)
 			}
 			if code != tt.code {
-				t.Fatalf("exit %d, want %d:\n%s", code, tt.code, p.out.String())
+				t.Fatalf("exit %d, want %d:\n%s", code, tt.code, p.Out.String())
 			}
-			out := p.out.String()
+			out := p.Out.String()
 			if !strings.Contains(out, tt.want) {
 				t.Fatalf("output does not say %q:\n%s", tt.want, out)
 			}
@@ -275,9 +258,7 @@ func TestReplicateFailsFastWithOneLine(t *testing.T) {
 // a private CA: it must trust the CA named by AWS_CA_BUNDLE, where
 // Litestream's own client fails, and must still verify certificates.
 func TestReplicateHonoursAWSCABundle(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration")
-	}
+	testpeer.Integration(t)
 	srv := s3test.Start(t)
 	conn := srv.Conn(t)
 	target, err := url.Parse(srv.Endpoint)
@@ -294,56 +275,54 @@ func TestReplicateHonoursAWSCABundle(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), guid1+".db")
-	insertRows(t, openDB(t, path), 0, 5)
+	testpeer.NewDB(t, path, 5)
 	args := []string{"replicate", "-dsn", path, "-bucket", conn.Bucket, "-endpoint", proxy.URL}
 
 	// Without the CA: certificate verification fails, quickly and plainly.
-	p := startLitefleet(t, withoutEnv(credEnv(srv), "AWS_CA_BUNDLE"), args...)
-	if code := p.wait(20 * time.Second); code != 1 || !strings.Contains(p.out.String(), "certificate") {
-		t.Fatalf("without the CA: exit %d, want 1 with a certificate error:\n%s", code, p.out.String())
+	p := startLitefleet(t, testpeer.Without(testpeer.CredEnv(srv), "AWS_CA_BUNDLE"), args...)
+	if code := p.Wait(20 * time.Second); code != 1 || !strings.Contains(p.Out.String(), "certificate") {
+		t.Fatalf("without the CA: exit %d, want 1 with a certificate error:\n%s", code, p.Out.String())
 	}
 
 	// With AWS_CA_BUNDLE naming it: replication works end to end.
-	env := append(withoutEnv(credEnv(srv), "AWS_CA_BUNDLE"), "AWS_CA_BUNDLE="+caFile)
+	env := append(testpeer.Without(testpeer.CredEnv(srv), "AWS_CA_BUNDLE"), "AWS_CA_BUNDLE="+caFile)
 	q := startLitefleet(t, env, args...)
-	q.waitFor(seedTx(guid1), 30*time.Second)
-	if code := q.stop(60 * time.Second); code != 0 {
+	q.WaitFor(seedTx(guid1), 30*time.Second)
+	if code := q.Stop(60 * time.Second); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
 	out := filepath.Join(t.TempDir(), "restored.db")
-	litestreamRestore(t, srv, conn, guid1, out)
-	equalRows(t, rows(t, out), rows(t, path))
+	testpeer.Restore(t, srv, conn, guid1, out)
+	testpeer.SameRows(t, testpeer.Rows(t, out), testpeer.Rows(t, path))
 }
 
 func TestReplicateFolderPicksUpNewTenants(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration")
-	}
+	testpeer.Integration(t)
 	srv := s3test.Start(t)
 	conn := srv.Conn(t)
 	dir := t.TempDir()
-	insertRows(t, openDB(t, filepath.Join(dir, guid1+".db")), 0, 3)
-	insertRows(t, openDB(t, filepath.Join(dir, guid2+".sqlite")), 0, 3)
+	testpeer.NewDB(t, filepath.Join(dir, guid1+".db"), 3)
+	testpeer.NewDB(t, filepath.Join(dir, guid2+".sqlite"), 3)
 	if err := os.WriteFile(filepath.Join(dir, "notes.db"), []byte("not a database"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
-	p := startLitefleet(t, credEnv(srv), replicateArgs(srv, conn, "-dir", dir, "-rescan", "500ms")...)
-	p.waitFor(seedTx(guid1), 20*time.Second)
-	p.waitFor(seedTx(guid2), 20*time.Second)
-	p.waitFor(`failed: db=default reason=\S+notes.db is not an SQLite database`, 10*time.Second)
+	p := startLitefleet(t, testpeer.CredEnv(srv), replicateArgs(srv, conn, "-dir", dir, "-rescan", "500ms")...)
+	p.WaitFor(seedTx(guid1), 20*time.Second)
+	p.WaitFor(seedTx(guid2), 20*time.Second)
+	p.WaitFor(`failed: db=default reason=\S+notes.db is not an SQLite database`, 10*time.Second)
 
 	// A new tenant appears: it replicates without a restart.
-	db3 := openDB(t, filepath.Join(dir, guid3+".db"))
-	insertRows(t, db3, 0, 3)
-	p.waitFor(seedTx(guid3), 20*time.Second)
-	if n := strings.Count(p.out.String(), "notes.db is not an SQLite database"); n != 1 {
+	db3 := testpeer.OpenDB(t, filepath.Join(dir, guid3+".db"))
+	testpeer.InsertRows(t, db3, 0, 3)
+	p.WaitFor(seedTx(guid3), 20*time.Second)
+	if n := strings.Count(p.Out.String(), "notes.db is not an SQLite database"); n != 1 {
 		t.Errorf("the refused file is logged %d times, want once", n)
 	}
-	if code := p.stop(60 * time.Second); code != 1 {
+	if code := p.Stop(60 * time.Second); code != 1 {
 		t.Fatalf("exit %d, want 1 (one database never replicated)", code)
 	}
 	out := filepath.Join(t.TempDir(), "restored.db")
-	litestreamRestore(t, srv, conn, guid3, out)
-	equalRows(t, rows(t, out), rows(t, filepath.Join(dir, guid3+".db")))
+	testpeer.Restore(t, srv, conn, guid3, out)
+	testpeer.SameRows(t, testpeer.Rows(t, out), testpeer.Rows(t, filepath.Join(dir, guid3+".db")))
 }

@@ -6,18 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
-	"os"
 	"path"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
-	"github.com/charmbracelet/x/term"
-
+	"github.com/dustin/go-humanize"
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
@@ -37,8 +32,9 @@ PRAGMA integrity_check, synced, then renamed to PATH: PATH is either the
 whole, checked database or untouched, and nothing else is left behind. An
 existing PATH is replaced only with -force, which first keeps it, with its
 -wal and -shm, as PATH.bak-TIME. A database that a replicator is writing
-(the tenant's lease is live) or that a process has open is never restored
-over; the refusal names the owner. Afterwards litefleet says which TXID and
+(the tenant's lease is live and Litestream's state is beside the file) or
+that a process has open is never restored over; the refusal names the
+owner. A copy of a live tenant is replaced with -force like any file. Afterwards litefleet says which TXID and
 time the file holds and compares them with the replica's latest.
 
 -dry-run prints the plan and writes nothing: the objects, their bytes, and
@@ -192,9 +188,9 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return nil
 	}
 
-	var bar *progressBar
+	var bar *termProgress
 	if !rf.json {
-		bar = newProgressBar(stderr, "restore "+fleet.Shorten(fleet.Printable(target.tenant), 40))
+		bar = newTermProgress(stderr, "restore "+fleet.Shorten(fleet.Printable(target.tenant), 40))
 	}
 	if bar != nil {
 		opt.Progress = func(done, total int64) {
@@ -202,11 +198,11 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			if done >= total {
 				label += ", checking integrity"
 			}
-			bar.update(float64(done)/float64(max(total, 1)), label)
+			bar.Set(float64(done)/float64(max(total, 1)), label)
 		}
 	}
 	res, err := restore.Run(ctx, client, opt)
-	bar.clear()
+	bar.Close()
 	if err != nil {
 		return err
 	}
@@ -239,39 +235,31 @@ func restoreConn(rf restoreFlags, arg string) (s3browse.Conn, restoreTarget, err
 
 	switch {
 	case strings.HasPrefix(arg, "s3://"):
-		u, err := url.Parse(arg)
-		if err != nil {
-			return conn, target, errUsage("%q is not an s3:// URL: write s3://BUCKET/databases/TENANT", arg)
-		}
-		bucket, key, err := fleet.ParseS3URL("s3://" + u.Host + u.Path)
+		// Litestream's reading of the URL, options included, so that a
+		// litestream restore command line works as it is.
+		u, err := fleet.ParseS3URL(arg)
 		if err != nil {
 			return conn, target, errUsage("%v", err)
 		}
-		if rf.set["bucket"] && rf.conn.bucket != bucket {
-			return conn, target, errUsage("the URL names bucket %q but -bucket says %q: keep one", bucket, rf.conn.bucket)
+		if rf.set["bucket"] && rf.conn.bucket != u.Bucket {
+			return conn, target, errUsage("the URL names bucket %q but -bucket says %q: keep one", u.Bucket, rf.conn.bucket)
 		}
-		dir, name := path.Split(key)
+		dir, name := path.Split(u.Path)
 		if name == "" {
-			return conn, target, errUsage("%q names no tenant: write s3://BUCKET/databases/TENANT", arg)
+			return conn, target, errUsage("%s names no tenant: write s3://BUCKET/databases/TENANT", fleet.Printable("s3://"+u.Bucket+"/"+u.Path))
 		}
-		conn.Bucket, conn.Prefix, target.tenant = bucket, strings.Trim(dir, "/"), name
+		conn.Bucket, conn.Prefix, target.tenant = u.Bucket, strings.Trim(dir, "/"), name
 		if conn.Prefix == "" {
 			conn.Prefix = "/" // tenants at the bucket's root
 		}
-		// Litestream's URL options, so that a litestream restore command
-		// line works as it is.
-		q := u.Query()
-		if v := q.Get("endpoint"); v != "" && !rf.set["endpoint"] {
-			conn.Endpoint = v
-			conn.ForcePathStyle = true
+		if u.Endpoint != "" && !rf.set["endpoint"] {
+			conn.Endpoint = u.Endpoint
 		}
-		if v := q.Get("region"); v != "" && !rf.set["region"] {
-			conn.Region = v
-		}
-		if v, _ := strconv.ParseBool(q.Get("forcePathStyle")); v {
-			conn.ForcePathStyle = true
+		if u.Region != "" && !rf.set["region"] {
+			conn.Region = u.Region
 		}
 		conn = ownCredentials(conn, targets, target.tenant)
+		conn.ForcePathStyle = conn.ForcePathStyle || u.ForcePathStyle
 	case arg != "" && (strings.ContainsRune(arg, filepath.Separator) || fleet.HasDBSuffix(arg)) && fleet.ValidateName(arg) != nil:
 		abs, err := filepath.Abs(arg)
 		if err != nil {
@@ -371,10 +359,13 @@ func restoreAll(ctx context.Context, rf restoreFlags, conn s3browse.Conn, ts tim
 		Conn: conn, OutputDir: rf.output, Match: rf.match, Parallel: rf.parallel,
 		Timestamp: ts, Source: rf.source, Force: rf.force, DryRun: rf.dryRun,
 	}
-	var bar *progressBar
+	var bar *termProgress
 	if !rf.json {
-		bar = newProgressBar(stderr, "restore -all")
+		bar = newTermProgress(stderr, "restore -all")
 	}
+	// Each tenant's line goes above the bar when both are on the terminal,
+	// and to stdout as it is otherwise (a file keeps every line).
+	above := bar != nil && isTerminal(stdout)
 	var events []restore.Event
 	fleetProg := newFleetProgress()
 	sum, err := restore.All(ctx, client, opt, func(ev restore.Event) {
@@ -385,18 +376,17 @@ func restoreAll(ctx context.Context, rf restoreFlags, conn s3browse.Conn, ts tim
 			return
 		}
 		fleetProg.see(ev)
-		if bar != nil {
-			bar.update(fleetProg.fraction(), fleetProg.label())
-			if ev.Kind == restore.EventFailed || ev.Kind == restore.EventSkipped {
-				// Failures stay on screen above the bar.
-				bar.clear()
-				printEvent(stderr, ev)
-			}
-			return
+		bar.Set(fleetProg.fraction(), fleetProg.label())
+		line := eventLine(ev)
+		switch {
+		case line == "":
+		case above:
+			bar.Println(line)
+		default:
+			fmt.Fprintln(stdout, line)
 		}
-		printEvent(stdout, ev)
 	})
-	bar.clear()
+	bar.Close()
 	if rf.json {
 		if events == nil {
 			events = []restore.Event{}
@@ -424,8 +414,9 @@ func restoreAll(ctx context.Context, rf restoreFlags, conn s3browse.Conn, ts tim
 	return nil
 }
 
-// printEvent prints one line per tenant for restore -all.
-func printEvent(w io.Writer, ev restore.Event) {
+// eventLine is restore -all's line for a tenant's outcome, or "" for an
+// event that has none.
+func eventLine(ev restore.Event) string {
 	name := fleet.Printable(ev.Tenant)
 	switch ev.Kind {
 	case restore.EventRestored:
@@ -438,7 +429,7 @@ func printEvent(w io.Writer, ev restore.Event) {
 		if r.Backup != "" {
 			backup = ", old file kept as " + fleet.Printable(r.Backup)
 		}
-		fmt.Fprintf(w, "restored %s -> %s: %s, %s in %s, integrity %s, %s%s\n", name, fleet.Printable(r.Output), r.Position,
+		return fmt.Sprintf("restored %s -> %s: %s, %s in %s, integrity %s, %s%s", name, fleet.Printable(r.Output), r.Position,
 			fmtBytes(r.Downloaded), time.Duration(r.DurationMS)*time.Millisecond, r.Integrity, state, backup)
 	case restore.EventPlanned:
 		p := ev.Plan
@@ -446,12 +437,13 @@ func printEvent(w io.Writer, ev restore.Event) {
 		if p.Refusal != "" {
 			line += "; would be refused: " + p.Refusal
 		}
-		fmt.Fprintln(w, line)
+		return line
 	case restore.EventFailed:
-		fmt.Fprintf(w, "FAILED   %s: %s\n", name, ev.Error)
+		return fmt.Sprintf("FAILED   %s: %s", name, ev.Error)
 	case restore.EventSkipped:
-		fmt.Fprintf(w, "skipped  %s: not usable as a tenant: %s\n", name, ev.Reason)
+		return fmt.Sprintf("skipped  %s: not usable as a tenant: %s", name, ev.Reason)
 	}
+	return ""
 }
 
 func printSummary(w io.Writer, s restore.Summary, dryRun bool) {
@@ -521,60 +513,6 @@ func (f *fleetProgress) label() string {
 	return s
 }
 
-// progressBar draws a one-line bar on a terminal; on anything else it is
-// nil, and its methods do nothing.
-type progressBar struct {
-	mu    sync.Mutex
-	w     io.Writer
-	title string
-	start time.Time
-	last  time.Time
-	shown bool
-}
-
-func newProgressBar(w io.Writer, title string) *progressBar {
-	f, ok := w.(*os.File)
-	if !ok || !term.IsTerminal(f.Fd()) {
-		return nil
-	}
-	return &progressBar{w: w, title: title, start: time.Now()}
-}
-
-// update redraws the bar, at most ten times a second.
-func (b *progressBar) update(frac float64, label string) {
-	if b == nil {
-		return
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	now := time.Now()
-	if b.shown && now.Sub(b.last) < 100*time.Millisecond && frac < 1 {
-		return
-	}
-	b.last, b.shown = now, true
-	frac = min(max(frac, 0), 1)
-	const width = 30
-	n := int(frac * width)
-	bar := strings.Repeat("=", n)
-	if n < width {
-		bar += ">" + strings.Repeat(" ", width-n-1)
-	}
-	fmt.Fprintf(b.w, "\r\x1b[K%s [%s] %3.0f%% %s %s", b.title, bar, frac*100, label, now.Sub(b.start).Round(100*time.Millisecond))
-}
-
-// clear erases the bar so that the next line starts clean.
-func (b *progressBar) clear() {
-	if b == nil {
-		return
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.shown {
-		fmt.Fprint(b.w, "\r\x1b[K")
-		b.shown = false
-	}
-}
-
 func plural(n int, word string) string {
 	if n == 1 {
 		return "1 " + word
@@ -582,16 +520,6 @@ func plural(n int, word string) string {
 	return fmt.Sprintf("%d %ss", n, word)
 }
 
-// fmtBytes prints a byte count in binary units.
-func fmtBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+// fmtBytes prints a byte count in binary units: go-humanize's, as ls and
+// inspect print them.
+func fmtBytes(n int64) string { return humanize.IBytes(uint64(max(n, 0))) }

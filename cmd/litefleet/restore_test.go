@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -17,96 +16,55 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/internal/s3test"
+	"github.com/litefleet/litefleet/internal/testpeer"
 )
-
-// restoreRun runs the binary to completion and returns its exit code and
-// combined output.
-func restoreRun(t *testing.T, env []string, args ...string) (int, string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, args...)
-	cmd.Env = env
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("litefleet %s: %v", strings.Join(args, " "), err)
-	}
-	return code, out.String()
-}
 
 // restoreReplicate replicates the databases with one litefleet process until
 // each tenant has synced, then stops it cleanly.
 func restoreReplicate(t *testing.T, srv *s3test.Server, args []string, tenants ...string) {
 	t.Helper()
-	p := startLitefleet(t, credEnv(srv), args...)
+	p := startLitefleet(t, testpeer.CredEnv(srv), args...)
 	for _, tn := range tenants {
-		p.waitFor(seedTx(tn), 30*time.Second)
+		p.WaitFor(seedTx(tn), 30*time.Second)
 	}
-	if code := p.stop(60 * time.Second); code != 0 {
-		t.Fatalf("replicate exit %d:\n%s", code, p.out.String())
+	if code := p.Stop(60 * time.Second); code != 0 {
+		t.Fatalf("replicate exit %d:\n%s", code, p.Out.String())
 	}
-}
-
-// restoreDirNames lists the names in dir.
-func restoreDirNames(t *testing.T, dir string) []string {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range ents {
-		out = append(out, e.Name())
-	}
-	return out
-}
-
-// restoredRows reads a restored database, immutable, so that reading it
-// leaves no -wal or -shm beside it.
-func restoredRows(t *testing.T, path string) []string {
-	t.Helper()
-	return queryRows(t, "file:"+path+"?mode=ro&immutable=1")
 }
 
 func TestRestoreCommand(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration")
-	}
+	testpeer.Integration(t)
 	srv := s3test.Start(t)
 	conn := srv.Conn(t)
 	src := filepath.Join(t.TempDir(), guid1+".db")
-	db := openDB(t, src)
-	insertRows(t, db, 0, 300)
+	db := testpeer.OpenDB(t, src)
+	testpeer.InsertRows(t, db, 0, 300)
 	restoreReplicate(t, srv, replicateArgs(srv, conn, "-dsn", src), guid1)
-	want := rows(t, src)
+	want := testpeer.Rows(t, src)
 	ep := []string{"-bucket", conn.Bucket, "-endpoint", srv.Endpoint}
 
 	dir := t.TempDir()
 	out := filepath.Join(dir, guid1+".db")
 
 	// Dry run: the plan, and nothing written.
-	code, text := restoreRun(t, credEnv(srv), append([]string{"restore", guid1, "-o", out, "-dry-run"}, ep...)...)
+	code, text := runLitefleet(t, testpeer.CredEnv(srv), append([]string{"restore", guid1, "-o", out, "-dry-run"}, ep...)...)
 	if code != 0 || !regexp.MustCompile(`databases/`+guid1+`/\d{4}/0000000000000001-[0-9a-f]{16}\.ltx`).MatchString(text) ||
 		!regexp.MustCompile(`\d+ files?, [\d.]+ [KM]iB to download; the file would hold TXID [0-9a-f]{16}`).MatchString(text) ||
 		!strings.Contains(text, "nothing was written") {
 		t.Fatalf("dry run exit %d:\n%s", code, text)
 	}
-	if got := restoreDirNames(t, dir); len(got) != 0 {
+	if got := testpeer.DirNames(t, dir); len(got) != 0 {
 		t.Fatalf("dry run wrote %q", got)
 	}
 
 	// The tenant, with flags after it.
-	code, text = restoreRun(t, credEnv(srv), append([]string{"restore", guid1, "-o", out}, ep...)...)
+	code, text = runLitefleet(t, testpeer.CredEnv(srv), append([]string{"restore", guid1, "-o", out}, ep...)...)
 	if code != 0 {
 		t.Fatalf("restore exit %d:\n%s", code, text)
 	}
-	equalRows(t, restoredRows(t, out), want)
+	testpeer.SameRows(t, testpeer.Restored(t, out), want)
 	if !regexp.MustCompile(`holds: +TXID [0-9a-f]{16} \(\d+\) at \d{4}-`).MatchString(text) ||
 		!strings.Contains(text, "integrity_check ok") || !strings.Contains(text, "the file is current") {
 		t.Fatalf("restore output:\n%s", text)
@@ -114,7 +72,7 @@ func TestRestoreCommand(t *testing.T) {
 
 	// Byte for byte what the real litestream restores.
 	ls := filepath.Join(t.TempDir(), "litestream.db")
-	litestreamRestore(t, srv, conn, guid1, ls)
+	testpeer.Restore(t, srv, conn, guid1, ls)
 	a, _ := os.ReadFile(out)
 	b, _ := os.ReadFile(ls)
 	if !bytes.Equal(a, b) {
@@ -122,11 +80,11 @@ func TestRestoreCommand(t *testing.T) {
 	}
 
 	// An existing file is refused, and kept with -force.
-	code, text = restoreRun(t, credEnv(srv), append([]string{"restore", guid1, "-o", out}, ep...)...)
+	code, text = runLitefleet(t, testpeer.CredEnv(srv), append([]string{"restore", guid1, "-o", out}, ep...)...)
 	if code != 1 || !strings.Contains(text, out+" exists: pass -force") {
 		t.Fatalf("restore over an existing file: exit %d:\n%s", code, text)
 	}
-	code, text = restoreRun(t, credEnv(srv), append([]string{"restore", guid1, "-o", out, "-force", "-json"}, ep...)...)
+	code, text = runLitefleet(t, testpeer.CredEnv(srv), append([]string{"restore", guid1, "-o", out, "-force", "-json"}, ep...)...)
 	if code != 0 {
 		t.Fatalf("restore -force exit %d:\n%s", code, text)
 	}
@@ -152,74 +110,108 @@ func TestRestoreCommand(t *testing.T) {
 		!strings.HasPrefix(res.Backup, out+".bak-") || len(res.Plan.Files) == 0 {
 		t.Fatalf("-json result: %+v", res)
 	}
-	equalRows(t, restoredRows(t, res.Backup), want)
-	if got := restoreDirNames(t, dir); !slices.Equal(got, []string{guid1 + ".db", filepath.Base(res.Backup)}) {
+	testpeer.SameRows(t, testpeer.Restored(t, res.Backup), want)
+	if got := testpeer.DirNames(t, dir); !slices.Equal(got, []string{guid1 + ".db", filepath.Base(res.Backup)}) {
 		t.Fatalf("folder holds %q", got)
 	}
 
-	// The seed's form, the arguments of litestream restore.
+	// The seed's form, the arguments of litestream restore. A folder that
+	// does not exist is refused, not made.
 	seed := filepath.Join(t.TempDir(), "restore", guid1+".db")
-	code, text = restoreRun(t, credEnv(srv), "restore", "-endpoint", srv.Endpoint, "-o", seed, "s3://"+conn.Bucket+"/databases/"+guid1)
+	seedArgs := []string{"restore", "-endpoint", srv.Endpoint, "-o", seed, "s3://" + conn.Bucket + "/databases/" + guid1}
+	code, text = runLitefleet(t, testpeer.CredEnv(srv), seedArgs...)
+	if code != 1 || !strings.Contains(text, "folder "+filepath.Dir(seed)+" does not exist") {
+		t.Fatalf("restore into a missing folder: exit %d:\n%s", code, text)
+	}
+	if _, err := os.Stat(filepath.Dir(seed)); !os.IsNotExist(err) {
+		t.Fatalf("the refused restore made %s: %v", filepath.Dir(seed), err)
+	}
+	if err := os.Mkdir(filepath.Dir(seed), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	code, text = runLitefleet(t, testpeer.CredEnv(srv), seedArgs...)
 	if code != 0 {
 		t.Fatalf("seed form exit %d:\n%s", code, text)
 	}
-	equalRows(t, restoredRows(t, seed), want)
+	testpeer.SameRows(t, testpeer.Restored(t, seed), want)
 
 	// A -config file without dbs gives the credentials.
 	cfg := filepath.Join(t.TempDir(), "creds.yml")
 	if err := os.WriteFile(cfg, []byte("access-key-id: $LF_KEY\nsecret-access-key: $LF_SECRET\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := append(withoutEnv(withoutEnv(os.Environ(), "AWS_ACCESS_KEY_ID"), "AWS_SECRET_ACCESS_KEY"), "LF_KEY="+srv.AccessKey, "LF_SECRET="+srv.SecretKey)
+	env := append(testpeer.Without(os.Environ(), "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"), "LF_KEY="+srv.AccessKey, "LF_SECRET="+srv.SecretKey)
 	viaConfig := filepath.Join(t.TempDir(), "cfg.db")
-	code, text = restoreRun(t, env, append([]string{"restore", "-config", cfg, guid1, "-o", viaConfig}, ep...)...)
+	code, text = runLitefleet(t, env, append([]string{"restore", "-config", cfg, guid1, "-o", viaConfig}, ep...)...)
 	if code != 0 {
 		t.Fatalf("-config exit %d:\n%s", code, text)
 	}
-	equalRows(t, restoredRows(t, viaConfig), want)
+	testpeer.SameRows(t, testpeer.Restored(t, viaConfig), want)
 	if strings.Contains(text, srv.SecretKey) {
 		t.Fatal("the secret key was printed")
 	}
 }
 
 func TestRestoreRefusedWhileLeased(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration")
-	}
+	testpeer.Integration(t)
 	srv := s3test.Start(t)
 	conn := srv.Conn(t)
 	src := filepath.Join(t.TempDir(), guid2+".db")
-	insertRows(t, openDB(t, src), 0, 20)
-	p := startLitefleet(t, credEnv(srv), replicateArgs(srv, conn, "-dsn", src)...)
-	owner := "host " + p.waitFor(`heartbeat started: host=(\S+)`, 20*time.Second)[1]
-	p.waitFor(`replicating: db=`+guid2, 20*time.Second)
-	p.waitFor(seedTx(guid2), 20*time.Second)
+	testpeer.NewDB(t, src, 20)
+	p := startLitefleet(t, testpeer.CredEnv(srv), replicateArgs(srv, conn, "-dsn", src)...)
+	owner := "host " + p.WaitFor(`heartbeat started: host=(\S+)`, 20*time.Second)[1]
+	p.WaitFor(`replicating: db=`+guid2, 20*time.Second)
+	p.WaitFor(seedTx(guid2), 20*time.Second)
 	ep := []string{"-bucket", conn.Bucket, "-endpoint", srv.Endpoint}
 
 	// Over the live file itself, -force or not: refused, naming the owner.
-	code, text := restoreRun(t, credEnv(srv), append([]string{"restore", guid2, "-o", src, "-force"}, ep...)...)
+	code, text := runLitefleet(t, testpeer.CredEnv(srv), append([]string{"restore", guid2, "-o", src, "-force"}, ep...)...)
 	if code != 1 || !strings.Contains(text, "is being replicated by "+owner) || !strings.Contains(text, "stop that replicator") {
 		t.Fatalf("restore over a leased tenant: exit %d:\n%s", code, text)
 	}
-	if n := len(rows(t, src)); n != 20 {
+	if n := len(testpeer.Rows(t, src)); n != 20 {
 		t.Fatalf("the live database now has %d rows", n)
 	}
 	// A copy elsewhere is fine, with a note that the tenant is live.
 	copyPath := filepath.Join(t.TempDir(), guid2+".db")
-	code, text = restoreRun(t, credEnv(srv), append([]string{"restore", guid2, "-o", copyPath}, ep...)...)
+	code, text = runLitefleet(t, testpeer.CredEnv(srv), append([]string{"restore", guid2, "-o", copyPath}, ep...)...)
 	if code != 0 || !strings.Contains(text, "is being replicated by "+owner) {
 		t.Fatalf("restore of a live tenant to a new file: exit %d:\n%s", code, text)
 	}
-	equalRows(t, restoredRows(t, copyPath), rows(t, src))
-	if code := p.stop(60 * time.Second); code != 0 {
+	testpeer.SameRows(t, testpeer.Restored(t, copyPath), testpeer.Rows(t, src))
+
+	// That copy is not the live database: -force replaces it, keeping it.
+	code, text = runLitefleet(t, testpeer.CredEnv(srv), append([]string{"restore", guid2, "-o", copyPath, "-force"}, ep...)...)
+	if code != 0 || !strings.Contains(text, "kept:      the old database as "+copyPath+".bak-") {
+		t.Fatalf("restore -force over a copy of a live tenant: exit %d:\n%s", code, text)
+	}
+	testpeer.SameRows(t, testpeer.Restored(t, copyPath), testpeer.Rows(t, src))
+	// A file with Litestream's state beside it is the replicated one.
+	if err := os.Mkdir(fleet.LitestreamStateDir(copyPath), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	code, text = runLitefleet(t, testpeer.CredEnv(srv), append([]string{"restore", guid2, "-o", copyPath, "-force"}, ep...)...)
+	if code != 1 || !strings.Contains(text, "has Litestream's state beside it: stop that replicator") {
+		t.Fatalf("restore -force over a file with Litestream state: exit %d:\n%s", code, text)
+	}
+
+	// The whole fleet, twice, into one folder, while the tenant is live:
+	// the second run replaces the first one's copies.
+	out := filepath.Join(t.TempDir(), "fleet")
+	for run := 1; run <= 2; run++ {
+		code, text = runLitefleet(t, testpeer.CredEnv(srv), append([]string{"restore", "-all", "-o", out, "-force"}, ep...)...)
+		if code != 0 || !strings.Contains(text, "restore -all: 1 restored, 0 failed") {
+			t.Fatalf("restore -all -force, run %d: exit %d:\n%s", run, code, text)
+		}
+	}
+	testpeer.SameRows(t, testpeer.Restored(t, filepath.Join(out, guid2+".db")), testpeer.Rows(t, src))
+	if code := p.Stop(60 * time.Second); code != 0 {
 		t.Fatalf("replicate exit %d", code)
 	}
 }
 
 func TestRestoreAllMatchParallelOneFails(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration")
-	}
+	testpeer.Integration(t)
 	srv := s3test.Start(t)
 	if srv.Dir == "" {
 		t.Skip("the S3 server's folder is unknown (set " + s3test.EnvDataDir + ")")
@@ -232,9 +224,9 @@ func TestRestoreAllMatchParallelOneFails(t *testing.T) {
 	want := map[string][]string{}
 	for i, tn := range tenants {
 		path := filepath.Join(dir, tn+".db")
-		insertRows(t, openDB(t, path), 0, 10+i*10)
+		testpeer.InsertRows(t, testpeer.OpenDB(t, path), 0, 10+i*10)
 		fmt.Fprintf(&cfg, "  - path: %s\n    replica:\n      type: s3\n      bucket: %s\n      path: databases/%s\n      endpoint: %s\n", path, conn.Bucket, tn, srv.Endpoint)
-		want[tn] = rows(t, path)
+		want[tn] = testpeer.Rows(t, path)
 	}
 	cfgPath := filepath.Join(dir, "litestream.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o600); err != nil {
@@ -271,7 +263,7 @@ func TestRestoreAllMatchParallelOneFails(t *testing.T) {
 	}
 
 	out := filepath.Join(t.TempDir(), "restored")
-	code, text := restoreRun(t, credEnv(srv), "restore", "-all", "-o", out, "-match", "????????-*", "-parallel", "2",
+	code, text := runLitefleet(t, testpeer.CredEnv(srv), "restore", "-all", "-o", out, "-match", "????????-*", "-parallel", "2",
 		"-bucket", conn.Bucket, "-endpoint", srv.Endpoint)
 	if code != 1 {
 		t.Fatalf("restore -all exit %d, want 1:\n%s", code, text)
@@ -291,17 +283,17 @@ func TestRestoreAllMatchParallelOneFails(t *testing.T) {
 	if t.Failed() {
 		t.Fatalf("output:\n%s", text)
 	}
-	if got := restoreDirNames(t, out); !slices.Equal(got, []string{guid1 + ".db", guid2 + ".db"}) {
+	if got := testpeer.DirNames(t, out); !slices.Equal(got, []string{guid1 + ".db", guid2 + ".db"}) {
 		t.Fatalf("%s holds %q, want the two restored tenants only", out, got)
 	}
 	for _, tn := range []string{guid1, guid2} {
-		equalRows(t, restoredRows(t, filepath.Join(out, tn+".db")), want[tn])
+		testpeer.SameRows(t, testpeer.Restored(t, filepath.Join(out, tn+".db")), want[tn])
 	}
 
 	// The dry run of the whole fleet, as JSON: every tenant planned, and
 	// nothing written, not even the folder.
 	fresh := filepath.Join(t.TempDir(), "fresh")
-	code, text = restoreRun(t, credEnv(srv), "restore", "-all", "-dry-run", "-json", "-o", fresh, "-bucket", conn.Bucket, "-endpoint", srv.Endpoint)
+	code, text = runLitefleet(t, testpeer.CredEnv(srv), "restore", "-all", "-dry-run", "-json", "-o", fresh, "-bucket", conn.Bucket, "-endpoint", srv.Endpoint)
 	var doc struct {
 		Tenants []struct {
 			Kind   string `json:"kind"`
@@ -322,7 +314,7 @@ func TestRestoreAllMatchParallelOneFails(t *testing.T) {
 	}
 	// Over the folder already restored, the dry run says the restore would
 	// be refused for the two files there, and exits 1.
-	code, text = restoreRun(t, credEnv(srv), "restore", "-all", "-dry-run", "-o", out, "-match", "????????-*", "-bucket", conn.Bucket, "-endpoint", srv.Endpoint)
+	code, text = runLitefleet(t, testpeer.CredEnv(srv), "restore", "-all", "-dry-run", "-o", out, "-match", "????????-*", "-bucket", conn.Bucket, "-endpoint", srv.Endpoint)
 	if code != 1 || strings.Count(text, "would be refused: ") != 2 {
 		t.Fatalf("-all -dry-run over restored files: exit %d:\n%s", code, text)
 	}
@@ -335,19 +327,19 @@ func TestRestoreCommandLineMistakes(t *testing.T) {
 		want string
 	}{
 		{[]string{"restore"}, "restore needs a tenant"},
-		{[]string{"restore", guid1, "-bucket", "b", "-txid", "5", "-timestamp", "2026-01-01T00:00:00Z"}, "not both"},
-		{[]string{"restore", guid1, "-bucket", "b", "-txid", "xyz"}, "-txid"},
-		{[]string{"restore", guid1, "-bucket", "b", "-timestamp", "yesterday"}, "RFC 3339"},
-		{[]string{"restore", "-all", "-bucket", "b"}, "-all needs -o DIR"},
-		{[]string{"restore", "-all", "-o", "d", "-bucket", "b", "-txid", "3"}, "use -timestamp with -all"},
-		{[]string{"restore", "Bad Name", "-bucket", "b"}, "tenant name"},
+		{[]string{"restore", guid1, "-bucket", "bkt", "-txid", "5", "-timestamp", "2026-01-01T00:00:00Z"}, "not both"},
+		{[]string{"restore", guid1, "-bucket", "bkt", "-txid", "xyz"}, "-txid"},
+		{[]string{"restore", guid1, "-bucket", "bkt", "-timestamp", "yesterday"}, "RFC 3339"},
+		{[]string{"restore", "-all", "-bucket", "bkt"}, "-all needs -o DIR"},
+		{[]string{"restore", "-all", "-o", "d", "-bucket", "bkt", "-txid", "3"}, "use -timestamp with -all"},
+		{[]string{"restore", "Bad Name", "-bucket", "bkt"}, "tenant name"},
 		{[]string{"restore", guid1}, "no bucket"},
 		{[]string{"restore", "-o", "x.db", "s3://"}, "no bucket"},
-		{[]string{"restore", "/data/" + guid1 + ".db", "-bucket", "b"}, "is a path, not a tenant name"},
-		{[]string{"restore", guid1, "-bucket", "b", "-match", "x*"}, "go with -all"},
-		{[]string{"restore", guid1, "-bucket", "b", "-source", "v4"}, "-source"},
+		{[]string{"restore", "/data/" + guid1 + ".db", "-bucket", "bkt"}, "is a path, not a tenant name"},
+		{[]string{"restore", guid1, "-bucket", "bkt", "-match", "x*"}, "go with -all"},
+		{[]string{"restore", guid1, "-bucket", "bkt", "-source", "v4"}, "-source"},
 	} {
-		code, text := restoreRun(t, env, tt.args...)
+		code, text := runLitefleet(t, env, tt.args...)
 		if code != 2 || !strings.Contains(text, tt.want) {
 			t.Errorf("%q: exit %d, want 2 and %q:\n%s", tt.args, code, tt.want, text)
 		}

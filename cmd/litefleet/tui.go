@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	tea "charm.land/bubbletea/v2"
@@ -27,7 +29,8 @@ R restore, v check names, / filter, s sort, : command (:bucket, :prefix, :q),
 l log pane, ? every key. Quitting stops what it replicates with a final sync.
 
 -readonly hides and refuses every action that writes (replicate, stop,
-restore). NO_COLOR is honoured.
+restore). NO_COLOR is honoured. Closing the terminal (SIGHUP) stops the UI as
+q does: what it replicates gets a final sync.
 
 Examples:
   litefleet -dir /data -bucket saas-backups
@@ -49,9 +52,6 @@ func runTUI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if fs.NArg() > 0 {
 		return errUsage("the terminal UI takes flags only, got %q: did you mean -dir %s?", fs.Arg(0), fs.Arg(0))
-	}
-	if *refresh < 0 {
-		return errUsage("-refresh %s: give a positive duration, or 0 for none", *refresh)
 	}
 	if ff.bucket == "" && len(ff.dirs) == 0 && ff.config == "" {
 		fmt.Fprint(stderr, usage)
@@ -93,7 +93,22 @@ func runTUI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		Logs:     sink,
 	})
 	p := tea.NewProgram(m, tea.WithFilter(tui.Filter), tea.WithOutput(stdout))
+	// Bubble Tea turns SIGINT and SIGTERM into a clean quit. SIGHUP means
+	// the terminal is gone and no one can answer the UI: stop it now; the
+	// replications it started get their final sync below.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	ran := make(chan struct{})
+	go func() {
+		select {
+		case <-hup:
+			p.Kill()
+		case <-ran:
+		}
+	}()
 	_, runErr := p.Run()
+	close(ran)
 
 	// The UI stops its replications before quitting; after a crash or a
 	// second signal it may not have: stop them now, with a final sync.

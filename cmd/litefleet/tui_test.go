@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/litefleet/litefleet/internal/s3test"
+	"github.com/litefleet/litefleet/internal/testpeer"
 )
 
 // tmuxSession is the real binary running in a detached tmux session of a
@@ -112,26 +113,24 @@ func (s *tmuxSession) alive() bool {
 // local-only tenant with r, and quits with q, which stops that replication
 // with a final sync: the tenant is then in S3.
 func TestTUIEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration")
-	}
+	testpeer.Integration(t)
 	requireTmux(t)
 	srv := s3test.Start(t)
 	conn := srv.Conn(t)
 	dir := t.TempDir()
 
 	replicated := filepath.Join(dir, guid1+".db")
-	insertRows(t, openDB(t, replicated), 0, 20)
-	p := startLitefleet(t, credEnv(srv), replicateArgs(srv, conn, "-dsn", replicated)...)
-	p.waitFor(seedTx(guid1), 30*time.Second)
-	if code := p.stop(30 * time.Second); code != 0 {
-		t.Fatalf("replicate exited %d:\n%s", code, p.out.String())
+	testpeer.NewDB(t, replicated, 20)
+	p := startLitefleet(t, testpeer.CredEnv(srv), replicateArgs(srv, conn, "-dsn", replicated)...)
+	p.WaitFor(seedTx(guid1), 30*time.Second)
+	if code := p.Stop(30 * time.Second); code != 0 {
+		t.Fatalf("replicate exited %d:\n%s", code, p.Out.String())
 	}
 	localOnly := filepath.Join(dir, guid3+".db")
-	insertRows(t, openDB(t, localOnly), 0, 5)
+	testpeer.NewDB(t, localOnly, 5)
 
 	rc := filepath.Join(t.TempDir(), "rc")
-	env := append(credEnv(srv), "NO_COLOR=", "HOME="+t.TempDir(), "XDG_CACHE_HOME="+t.TempDir())
+	env := append(testpeer.CredEnv(srv), "NO_COLOR=", "HOME="+t.TempDir(), "XDG_CACHE_HOME="+t.TempDir())
 	s := startTmux(t, 120, 36, env, rc, "-dir", dir, "-bucket", conn.Bucket, "-endpoint", srv.Endpoint, "-refresh", "1s")
 	defer func() {
 		if t.Failed() {
@@ -185,7 +184,7 @@ func TestTUIEndToEnd(t *testing.T) {
 	// The tenant replicated from the TUI is in S3, with its lease released.
 	out := &bytes.Buffer{}
 	cmd := exec.Command(binary, "inspect", guid3, "-bucket", conn.Bucket, "-endpoint", srv.Endpoint)
-	cmd.Env, cmd.Stdout, cmd.Stderr = credEnv(srv), out, out
+	cmd.Env, cmd.Stdout, cmd.Stderr = testpeer.CredEnv(srv), out, out
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("inspect after the TUI: %v\n%s", err, out)
 	}

@@ -5,24 +5,29 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/litefleet/litefleet/fleet"
 )
 
 const validateHelp = `Usage:
-  litefleet validate [-recursive] [-json] PATH...
+  litefleet validate [-recursive] [-json] [-config FILE] [PATH...]
   litefleet validate -config litestream.yml -check-access [-json]
 
 Checks the tenant name each database would replicate under. PATH is a
-database file or a folder of them (*.db, *.sqlite, *.sqlite3). Prints each
-database, its tenant name and a verdict:
+database file or a folder of them (*.db, *.sqlite, *.sqlite3); -config adds
+the databases a litestream.yml lists, named as its replica paths say (as
+replicate, ls and the terminal UI name them). Prints each database, its
+tenant name and a verdict:
   guid       the GUID in the file name, format kept
   explicit   a name given in a config file
   fallback   neither: replicates as "default" (rename it or pass -db-name)
   invalid    a name or file that cannot be replicated
   collision  two databases would share one S3 prefix
-Exits 1 when any name is invalid or any two databases collide.
+Exits 1 when any name is invalid or any two databases collide. A database in
+rollback-journal mode is noted: Litestream switches it to WAL for good when
+it starts replicating it (validate reads the header and changes nothing).
 
 -check-access proves each tenant of the -config file is confined to its own
 prefix, on the S3 server itself, with the tenant's own credentials: it must
@@ -35,6 +40,7 @@ every tenant is confined.
 
 Examples:
   litefleet validate /data
+  litefleet validate -config litestream.yml
   litefleet validate -recursive -json /srv/tenants
   litefleet validate -config litestream.yml -check-access
 `
@@ -43,22 +49,31 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := newFlagSet("validate", validateHelp, stderr)
 	recursive := fs.Bool("recursive", false, "descend into subfolders")
 	asJSON := fs.Bool("json", false, "print JSON")
-	config := fs.String("config", "", "litestream.yml whose tenants -check-access probes")
+	config := fs.String("config", "", "litestream.yml: check its databases under the names its replica paths give (and, with -check-access, their keys)")
 	checkAccess := fs.Bool("check-access", false, "with -config: prove on S3 that each tenant's keys reach its own prefix only")
 	paths, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
-	if *checkAccess || *config != "" {
-		if !*checkAccess || *config == "" || len(paths) > 0 {
-			return errUsage("-check-access and -config go together, without PATH: litefleet validate -config FILE -check-access")
+	if *checkAccess {
+		if *config == "" || len(paths) > 0 {
+			return errUsage("-check-access needs -config and no PATH: litefleet validate -config FILE -check-access")
 		}
 		return runCheckAccess(ctx, *config, *asJSON, stdout)
 	}
-	if len(paths) == 0 {
-		return errUsage("validate needs at least one PATH (a database or a folder)")
+	if len(paths) == 0 && *config == "" {
+		return errUsage("validate needs a PATH (a database or a folder) or -config FILE")
 	}
-	locals, err := fleet.Discover(ctx, fleet.DiscoverOptions{Dirs: paths, Recursive: *recursive})
+	opt := fleet.DiscoverOptions{Recursive: *recursive}
+	if *config != "" {
+		_, targets, err := fleet.LoadConfig(*config)
+		if err != nil {
+			return err
+		}
+		opt.AddTargets(targets)
+	}
+	opt.Dirs = append(opt.Dirs, paths...)
+	locals, err := fleet.Discover(ctx, opt)
 	if err != nil {
 		return err
 	}
@@ -66,6 +81,10 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	entries := make([]fleet.Entry, len(locals))
 	for i, l := range locals {
 		entries[i] = l.Entry
+		if l.Journal == fleet.JournalRollback {
+			// Read from the header: validate never switches it itself.
+			entries[i].Note = strings.TrimPrefix(entries[i].Note+"; "+fleet.RollbackNote, "; ")
+		}
 		if l.Verdict == fleet.VerdictInvalid || l.Verdict == fleet.VerdictCollision {
 			bad++
 		}

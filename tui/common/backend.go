@@ -83,8 +83,9 @@ func Findings(v *fleet.View, conn func(tenant string) string) []Finding {
 			continue
 		}
 		if rm := r.Remote; rm != nil && r.Status == fleet.StatusInvalid {
+			// A valid name is invalid here only as one of two spellings.
 			kind := "invalid"
-			if rm.Valid {
+			if fleet.ValidateName(rm.Name) == nil {
 				kind = "collision"
 			}
 			url := ""

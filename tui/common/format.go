@@ -1,53 +1,29 @@
 package common
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
 	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
+	"github.com/dustin/go-humanize"
 
+	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/s3browse"
 )
 
-// Bytes prints n compactly, in binary units: 0, 812B, 4.0K, 38K, 1.2M, 3.4G.
-// Table cells are narrow; the detail view prints exact figures.
+// Bytes prints n compactly, in binary units: 0B, 812B, 4.0K, 38K, 1.2M,
+// 3.4G. It is go-humanize's IBytes, the command line's format, without its
+// space and "iB": table cells are narrow.
 func Bytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%dB", n)
-	}
-	v := float64(n)
-	for _, u := range []string{"K", "M", "G", "T", "P"} {
-		v /= unit
-		if v < unit {
-			if v < 10 {
-				return fmt.Sprintf("%.1f%s", v, u)
-			}
-			return fmt.Sprintf("%.0f%s", v, u)
-		}
-	}
-	return fmt.Sprintf("%.0fE", v/unit)
+	s := strings.Replace(humanize.IBytes(uint64(max(n, 0))), " ", "", 1)
+	return strings.TrimSuffix(s, "iB")
 }
 
-// Duration prints d in its largest unit: 850ms, 42s, 5m, 3h, 2d.
-func Duration(d time.Duration) string {
-	switch {
-	case d < 0:
-		return "0s"
-	case d < time.Second:
-		return fmt.Sprintf("%dms", d.Milliseconds())
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh", int(d.Hours()))
-	}
-	return fmt.Sprintf("%dd", int(d.Hours()/24))
-}
+// Duration prints d in its largest unit: 850ms, 42s, 5m, 3h, 2d
+// (fleet.Duration: the command line prints the same).
+func Duration(d time.Duration) string { return fleet.Duration(d) }
 
 // Ago prints how long before now t was, or "" for the zero time.
 func Ago(now, t time.Time) string {
@@ -58,12 +34,7 @@ func Ago(now, t time.Time) string {
 }
 
 // Stamp prints t in UTC to the second, as the CLI's -timestamp takes it.
-func Stamp(t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	return t.UTC().Format(time.RFC3339)
-}
+func Stamp(t time.Time) string { return fleet.Stamp(t) }
 
 // TXID prints a Litestream transaction ID the one way litefleet shows it
 // where there is room: decimal, then the 16 hex digits of LTX file names

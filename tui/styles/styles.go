@@ -108,6 +108,7 @@ func DefaultStyles(withColor bool) *Styles {
 	s.Status = map[fleet.Status]lipgloss.Style{
 		fleet.StatusError:          fg(red).Bold(true),
 		fleet.StatusInvalid:        fg(red),
+		fleet.StatusUnknown:        dim,
 		fleet.StatusLeased:         fg(magenta),
 		fleet.StatusLagging:        fg(yellow).Bold(true),
 		fleet.StatusNotReplicating: fg(orange),

@@ -349,7 +349,8 @@ func (m *Model) reportLines(now time.Time, w int) []string {
 		kv("", st.Dim.Render(fmt.Sprintf("S3 TXID was %d at the refresh above: the next refresh judges the new one", rm.LatestTXID)))
 	}
 	kv("snapshots", fmt.Sprint(t.Snapshots))
-	kv("lease", t.Lease.Describe(now))
+	_, lease := fleet.JudgeLease(t.Lease, now)
+	kv("lease", lease)
 	if t.UnknownObjects > 0 {
 		kv("unknown", fmt.Sprintf("%d objects Litestream would not restore from", t.UnknownObjects))
 	}

@@ -25,6 +25,7 @@ func New(c *common.Common) *Model { return &Model{c: c} }
 var statusHelp = map[fleet.Status]string{
 	fleet.StatusError:          "something is wrong: enter shows the note",
 	fleet.StatusInvalid:        "bad name, or two databases on one prefix",
+	fleet.StatusUnknown:        "S3 could not be asked (no bucket, refused): the note says why",
 	fleet.StatusLeased:         "another host writes the replica",
 	fleet.StatusLagging:        "a local change waits too long for S3",
 	fleet.StatusNotReplicating: "local changes and no replicator",
