@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"os"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -53,7 +52,8 @@ type Options struct {
 	Logger  *slog.Logger
 	// Now is the clock; time.Now when nil. Tests move it.
 	Now func() time.Time
-	// Requests bounds each heartbeat request; BeatEvery/2 when zero.
+	// Requests bounds each heartbeat request; BeatEvery/2 (at least 2 s)
+	// when zero.
 	Requests time.Duration
 	// Fallback is the name used instead of Host when another live process
 	// on this machine already beats as Host (several replicators per
@@ -113,7 +113,7 @@ func New(opt Options) (*Beater, error) {
 		opt.Timing = DefaultTiming
 	}
 	if opt.Requests <= 0 {
-		opt.Requests = opt.Timing.BeatEvery / 2
+		opt.Requests = max(opt.Timing.BeatEvery/2, 2*time.Second)
 	}
 	machine, _ := os.Hostname()
 	var id [8]byte
@@ -327,12 +327,4 @@ func serverNow(md middleware.Metadata, now func() time.Time) time.Time {
 		return t
 	}
 	return now()
-}
-
-func processAlive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
 }

@@ -38,3 +38,9 @@ func lockHolder(path string, start, length int64) (int, bool) {
 	}
 	return int(lk.Pid), true
 }
+
+// lockFile takes an exclusive flock on f without waiting. flock locks are
+// apart from SQLite's POSIX locks, and die with their process.
+func lockFile(f *os.File) error {
+	return syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+}

@@ -345,3 +345,53 @@ func TestRestoreCommandLineMistakes(t *testing.T) {
 		}
 	}
 }
+
+// TestRestoreKilledLeavesNothingForLong: a restore killed with SIGKILL
+// leaves its temporary file; the next restore into the same folder removes
+// it, and finishes.
+func TestRestoreKilledLeavesNothingForLong(t *testing.T) {
+	testpeer.Integration(t)
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	src := filepath.Join(t.TempDir(), guid3+".db")
+	db := testpeer.OpenDB(t, src)
+	testpeer.InsertBlobs(t, db, 0, 40, 1<<20) // 40 MB: long enough to kill mid-way
+	ls := testpeer.Replicate(t, srv, conn, testpeer.V5, src, guid3)
+	ls.Sync()
+	ls.Stop()
+
+	dir := t.TempDir()
+	out := filepath.Join(dir, guid3+".db")
+	env := testpeer.CredEnv(srv)
+	args := []string{"restore", guid3, "-o", out, "-bucket", conn.Bucket, "-endpoint", srv.Endpoint}
+	temps := func() []string {
+		m, _ := filepath.Glob(filepath.Join(dir, ".*.restore-*"))
+		return m
+	}
+	p := startLitefleet(t, env, args...)
+	testpeer.Eventually(t, 30*time.Second, "the restore's temporary file", func() bool {
+		for _, m := range temps() {
+			if fi, err := os.Stat(m); err == nil && strings.HasSuffix(m, ".tmp") && fi.Size() > 0 {
+				return true
+			}
+		}
+		return false
+	})
+	if err := p.Cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	p.Wait(10 * time.Second)
+	if len(temps()) == 0 {
+		t.Fatal("the killed restore left nothing: the test did not kill it mid-way")
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Fatal("a killed restore left a file at the output")
+	}
+	if code, text := runLitefleet(t, env, args...); code != 0 {
+		t.Fatalf("the next restore: exit %d:\n%s", code, text)
+	}
+	if left := temps(); len(left) > 0 {
+		t.Fatalf("stale temporaries left: %v", left)
+	}
+	testpeer.SameRows(t, testpeer.Restored(t, out), testpeer.Rows(t, src))
+}

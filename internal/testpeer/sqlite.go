@@ -133,7 +133,9 @@ func (w *Writer) Stop(tb testing.TB) int {
 // read-only, in id order.
 func Rows(tb testing.TB, path string) []string {
 	tb.Helper()
-	return Query(tb, "file:"+path+"?mode=ro")
+	// Waits out a writer's lock, as an application's reader would:
+	// replicators and checkpoints take it briefly.
+	return Query(tb, "file:"+path+"?mode=ro&_pragma=busy_timeout(10000)")
 }
 
 // Restored reads every row of a restored database, opened immutable so
