@@ -60,8 +60,10 @@ type Options struct {
 	// Takeover names tenants whose diverged replica may be replaced by the
 	// local file, after its history is kept under an archive prefix.
 	Takeover []string
-	// Timing is the host protocol's timing (tests shorten it).
+	// Timing is the host protocol's timing (tests shorten it), and Now its
+	// clock (time.Now when nil): tests move it to fence the host.
 	Timing hosts.Timing
+	Now    func() time.Time
 	// Retry is the first retry delay of a failed or refused tenant; it
 	// doubles up to five minutes (default 5s).
 	Retry time.Duration

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -297,3 +298,57 @@ func TestTakeoverKeepsTheOldHistory(t *testing.T) {
 }
 
 func newLogger(w *logBuffer) *slog.Logger { return slog.New(fleet.NewLineHandler(w, slog.LevelDebug)) }
+
+// skewClock is a clock a test can move ahead of the real one.
+type skewClock struct {
+	mu   sync.Mutex
+	skew time.Duration
+}
+
+func (c *skewClock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return time.Now().Add(c.skew) }
+func (c *skewClock) Add(d time.Duration) { c.mu.Lock(); c.skew += d; c.mu.Unlock() }
+
+// TestFencedHostUploadsNothing: when the host's last good heartbeat is
+// FenceAfter old (the clock moved, as it does while S3 is unreachable), its
+// tenants are "lease lost (retrying)" and nothing more is uploaded; the
+// next good beat resumes them, and everything committed meanwhile reaches
+// S3. A clean stop then releases the claim and deletes the heartbeat.
+func TestFencedHostUploadsNothing(t *testing.T) {
+	integration(t)
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, guid3+".db")
+	writeAndClose(t, path, 0, 3)
+	clk := &skewClock{}
+	slow := hosts.Timing{BeatEvery: 3 * time.Second, FenceAfter: 7500 * time.Millisecond, DeadAfter: 12 * time.Second, WriteMargin: time.Second}
+	eng, logs := start(t, replication.Options{Host: "fenced", SleepAfter: -1, Timing: slow, Now: clk.Now}, replication.Source{Dirs: []string{dir}, DirConn: conn})
+	st := waitSynced(t, eng, path, 20*time.Second)
+
+	clk.Add(slow.FenceAfter + time.Second)
+	waitState(t, eng, path, 5*time.Second, replication.StateLeaseLost)
+	before := strings.Count(logs.String(), "new transaction: db="+guid3)
+	writeAndClose(t, path, 3, 4)
+	time.Sleep(1500 * time.Millisecond) // Litestream's sync runs each second
+	if after := strings.Count(logs.String(), "new transaction: db="+guid3); after != before {
+		t.Fatalf("a fenced host uploaded %d transaction(s)", after-before)
+	}
+	if got := status(t, eng, path).ReplicatedTXID; got != st.ReplicatedTXID {
+		t.Fatalf("replicated TXID moved from %d to %d while fenced", st.ReplicatedTXID, got)
+	}
+	// The next beat (within BeatEvery) is good: replication resumes.
+	waitRestorable(t, conn, guid3, rows(t, path), 20*time.Second)
+	waitState(t, eng, path, 5*time.Second, replication.StateReplicating)
+
+	ctx := context.Background()
+	if err := eng.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	api := srv.Client(t, conn)
+	if c, _ := hosts.ReadClaim(ctx, api, conn.Bucket, conn.TenantPath(guid3)); c != nil {
+		t.Fatalf("claim left after a clean stop: %+v", c)
+	}
+	if l, _ := hosts.List(ctx, api, conn.Bucket, nil); len(l) != 0 {
+		t.Fatalf("heartbeat left after a clean stop: %v", l)
+	}
+}

@@ -93,7 +93,7 @@ func (e *Engine) bucketFor(ctx context.Context, c s3browse.Conn) (*bucket, error
 		return nil, s3browse.ExplainKey(err, b.conn, hosts.HostsPrefix)
 	}
 	beat, err := hosts.New(hosts.Options{API: api, Bucket: b.conn.Bucket, Host: e.opt.Host, Fallback: e.fallback, Version: e.opt.Version,
-		Logger: e.log, Timing: e.opt.Timing})
+		Logger: e.log, Timing: e.opt.Timing, Now: e.opt.Now})
 	if err != nil {
 		return nil, err
 	}

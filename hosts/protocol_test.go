@@ -1,0 +1,292 @@
+package hosts_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/litefleet/litefleet/hosts"
+)
+
+// The lease protocol's state machine, without S3: an in-memory bucket
+// that honours conditional writes, and a clock the test moves.
+
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
+
+type object struct {
+	body     []byte
+	etag     string
+	modified time.Time
+}
+
+// memBucket is one bucket in memory. fail, when set, fails every request
+// as an unreachable server would.
+type memBucket struct {
+	mu      sync.Mutex
+	clock   *clock
+	objects map[string]object
+	seq     int
+	fail    bool
+}
+
+func newMem(c *clock) *memBucket { return &memBucket{clock: c, objects: map[string]object{}} }
+
+func (m *memBucket) setFail(v bool) { m.mu.Lock(); m.fail = v; m.mu.Unlock() }
+
+var errDown = errors.New("dial tcp 127.0.0.1:1: connection refused")
+
+func status(code int) error {
+	return &awshttp.ResponseError{ResponseError: &smithyhttp.ResponseError{
+		Response: &smithyhttp.Response{Response: &http.Response{StatusCode: code}},
+		Err:      fmt.Errorf("status %d", code),
+	}}
+}
+
+func (m *memBucket) PutObject(_ context.Context, in *s3.PutObjectInput, _ ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
+	body, _ := io.ReadAll(in.Body)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fail {
+		return nil, errDown
+	}
+	key := aws.ToString(in.Key)
+	cur, exists := m.objects[key]
+	switch {
+	case aws.ToString(in.IfNoneMatch) == "*" && exists:
+		return nil, status(http.StatusPreconditionFailed)
+	case in.IfMatch != nil && (!exists || cur.etag != aws.ToString(in.IfMatch)):
+		return nil, status(http.StatusPreconditionFailed)
+	}
+	m.seq++
+	o := object{body: body, etag: fmt.Sprintf(`"%d"`, m.seq), modified: m.clock.Now()}
+	m.objects[key] = o
+	return &s3.PutObjectOutput{ETag: aws.String(o.etag)}, nil
+}
+
+func (m *memBucket) GetObject(_ context.Context, in *s3.GetObjectInput, _ ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fail {
+		return nil, errDown
+	}
+	o, ok := m.objects[aws.ToString(in.Key)]
+	if !ok {
+		return nil, &types.NoSuchKey{}
+	}
+	return &s3.GetObjectOutput{Body: io.NopCloser(bytes.NewReader(o.body)), ETag: aws.String(o.etag), LastModified: aws.Time(o.modified)}, nil
+}
+
+func (m *memBucket) DeleteObject(_ context.Context, in *s3.DeleteObjectInput, _ ...func(*s3.Options)) (*s3.DeleteObjectOutput, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fail {
+		return nil, errDown
+	}
+	key := aws.ToString(in.Key)
+	cur, ok := m.objects[key]
+	if !ok {
+		return nil, &types.NoSuchKey{}
+	}
+	if in.IfMatch != nil && cur.etag != aws.ToString(in.IfMatch) {
+		return nil, status(http.StatusPreconditionFailed)
+	}
+	delete(m.objects, key)
+	return &s3.DeleteObjectOutput{}, nil
+}
+
+func (m *memBucket) ListObjectsV2(_ context.Context, in *s3.ListObjectsV2Input, _ ...func(*s3.Options)) (*s3.ListObjectsV2Output, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fail {
+		return nil, errDown
+	}
+	out := &s3.ListObjectsV2Output{}
+	for k, o := range m.objects {
+		if strings.HasPrefix(k, aws.ToString(in.Prefix)) {
+			out.Contents = append(out.Contents, types.Object{Key: aws.String(k), LastModified: aws.Time(o.modified), Size: aws.Int64(int64(len(o.body)))})
+		}
+	}
+	return out, nil
+}
+
+func beater(t *testing.T, m *memBucket, c *clock, host string) *hosts.Beater {
+	t.Helper()
+	b, err := hosts.New(hosts.Options{API: m, Bucket: "bkt", Host: host, Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One beat, no background loop: the test beats by hand.
+	if err := b.Beat(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+const tenant = "databases/12345678-1234-5678-9abc-123456789012"
+
+// TestFenceFollowsFailedBeats: a host stays allowed to write while its
+// beats succeed; once its last good beat began FenceAfter ago it is fenced,
+// its write deadline is before anyone could take its tenants, and one good
+// beat lifts the fence.
+func TestFenceFollowsFailedBeats(t *testing.T) {
+	c := &clock{now: time.Date(2026, 11, 30, 3, 0, 0, 0, time.UTC)}
+	m := newMem(c)
+	a := beater(t, m, c, "host-a")
+	if a.Fenced() {
+		t.Fatal("fenced after a good beat")
+	}
+	last, _ := a.LastBeat()
+	if d := a.WriteDeadline(); !d.Equal(last.Add(hosts.DeadAfter - hosts.WriteMargin)) {
+		t.Fatalf("write deadline %s, want the earliest takeover %s minus the margin", d, last.Add(hosts.DeadAfter))
+	}
+	m.setFail(true)
+	for range 2 {
+		c.Add(hosts.BeatEvery)
+		if err := a.Beat(context.Background()); err == nil {
+			t.Fatal("a beat succeeded against a dead server")
+		}
+	}
+	if a.Fenced() {
+		t.Fatal("fenced at 20 s")
+	}
+	c.Add(5 * time.Second)
+	if !a.Fenced() {
+		t.Fatal("not fenced 25 s after the last good beat")
+	}
+	if _, err := a.LastBeat(); err == nil {
+		t.Fatal("LastBeat hides the failing beat's error")
+	}
+	m.setFail(false)
+	if err := a.Beat(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if a.Fenced() {
+		t.Fatal("still fenced after a good beat")
+	}
+}
+
+// TestClaimLifecycle: a claim is created, adopted by its own host after a
+// restart, refused to others while its host beats, taken once the host is
+// dead, and lost for the old holder, whose stale release cannot delete the
+// new claim.
+func TestClaimLifecycle(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{now: time.Date(2026, 11, 30, 3, 0, 0, 0, time.UTC)}
+	m := newMem(c)
+	a, b := beater(t, m, c, "host-a"), beater(t, m, c, "host-b")
+
+	ca, err := a.Acquire(ctx, m, tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := beater(t, m, c, "host-a") // host-a restarted: same name
+	if cb, err := again.Acquire(ctx, m, tenant); err != nil || cb.ETag != ca.ETag {
+		t.Fatalf("a restarted host did not adopt its claim: %+v %v", cb, err)
+	}
+
+	// host-a keeps beating: host-b never gets the tenant.
+	for range 6 {
+		c.Add(hosts.BeatEvery)
+		_ = a.Beat(ctx)
+		_ = b.Beat(ctx)
+		var held *hosts.HeldError
+		if _, err := b.Acquire(ctx, m, tenant); !errors.As(err, &held) || held.Host != "host-a" {
+			t.Fatalf("a live host's tenant was taken: %v", err)
+		}
+	}
+	// host-a stops beating: DeadAfter later, host-b takes it.
+	c.Add(hosts.DeadAfter - time.Second)
+	_ = b.Beat(ctx)
+	if _, err := b.Acquire(ctx, m, tenant); err == nil {
+		t.Fatal("taken before DeadAfter")
+	}
+	c.Add(2 * time.Second)
+	cb, err := b.Acquire(ctx, m, tenant)
+	if err != nil || cb.TookFrom != "host-a" || cb.Generation != ca.Generation+1 {
+		t.Fatalf("takeover: %+v %v", cb, err)
+	}
+	if err := a.Verify(ctx, m, tenant, ca); !errors.Is(err, hosts.ErrClaimLost) {
+		t.Fatalf("the old holder did not learn it lost the claim: %v", err)
+	}
+	if err := a.Release(ctx, m, tenant, ca); !errors.Is(err, hosts.ErrClaimLost) {
+		t.Fatalf("stale release: %v", err)
+	}
+	if cur, _ := hosts.ReadClaim(ctx, m, "bkt", tenant); cur == nil || cur.Host != "host-b" {
+		t.Fatalf("the new claim is gone: %+v", cur)
+	}
+	// A clean stop: the claim released, the heartbeat deleted.
+	if err := b.Release(ctx, m, tenant, cb); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if cur, _ := hosts.ReadClaim(ctx, m, "bkt", tenant); cur != nil {
+		t.Fatalf("claim left after a clean stop: %+v", cur)
+	}
+	if list, _ := hosts.List(ctx, m, "bkt", c.Now); func() bool { _, ok := list["host-b"]; return ok }() {
+		t.Fatal("heartbeat left after a clean stop")
+	}
+}
+
+// TestTakeoverRaceInMemory: eight hosts race for a dead host's tenant, 20
+// rounds: exactly one wins each time.
+func TestTakeoverRaceInMemory(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{now: time.Date(2026, 11, 30, 3, 0, 0, 0, time.UTC)}
+	m := newMem(c)
+	dead := beater(t, m, c, "dead")
+	takers := make([]*hosts.Beater, 8)
+	for i := range takers {
+		takers[i] = beater(t, m, c, fmt.Sprintf("taker-%d", i))
+	}
+	for round := range 20 {
+		key := fmt.Sprintf("databases/race-%02d", round)
+		if _, err := dead.Acquire(ctx, m, key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Add(hosts.DeadAfter + time.Second)
+	for _, tk := range takers {
+		_ = tk.Beat(ctx)
+	}
+	for round := range 20 {
+		key := fmt.Sprintf("databases/race-%02d", round)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var won []string
+		for _, tk := range takers {
+			wg.Go(func() {
+				if cl, err := tk.Acquire(ctx, m, key); err == nil {
+					mu.Lock()
+					won = append(won, cl.Host)
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		cur, _ := hosts.ReadClaim(ctx, m, "bkt", key)
+		if len(won) != 1 || cur == nil || cur.Host != won[0] {
+			t.Fatalf("round %d: winners %v, claim %+v", round, won, cur)
+		}
+	}
+}
