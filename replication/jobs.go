@@ -283,6 +283,9 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 	if err := checkDatabase(t.path); err != nil {
 		return outcome{state: StateFailed, reason: err.Error(), retry: true, claim: claim, keepClaim: true, base: base, baseOK: true}
 	}
+	if mode, err := fleet.JournalMode(t.path); err == nil && mode == fleet.JournalRollback {
+		e.log.Warn("switching to WAL", "db", t.name, "path", t.path, "note", fleet.RollbackNote)
+	}
 	if b.beat.Fenced() {
 		return outcome{state: StateLeaseLost, reason: "heartbeat to S3 failing: waiting for it before claiming", claim: claim, keepClaim: true, base: base, baseOK: true}
 	}
