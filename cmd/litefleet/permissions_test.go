@@ -531,3 +531,50 @@ func lineHas(text string, parts ...string) bool {
 	}
 	return false
 }
+
+// TestReplicateWithPerTenantKeys: `replicate -config` whose top-level keys
+// are the host's (confined to .litefleet/) and whose databases carry their
+// own tenant's keys (confined to their prefix) replicates every tenant: the
+// heartbeat with the host's keys, each tenant's LTX files and claim with its
+// own. Nothing is printed of a secret.
+func TestReplicateWithPerTenantKeys(t *testing.T) {
+	testpeer.Integration(t)
+	f := newPermFleet(t, "replicate")
+	p := startLitefleet(t, f.env, "replicate", "-config", f.config, "-sleep-after", "0")
+	for tn := range f.tenants {
+		p.WaitFor(seedTx(tn), 30*time.Second)
+	}
+	ctx := context.Background()
+	root := f.rootClient(t)
+	for tn := range f.tenants {
+		lock, err := root.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(f.root.Bucket), Key: aws.String("databases/" + tn + "/lock.json")})
+		if err != nil {
+			t.Fatalf("%s has no claim: %v", tn, err)
+		}
+		lock.Body.Close()
+	}
+	out, err := root.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(f.root.Bucket), Prefix: aws.String(".litefleet/hosts/")})
+	if err != nil || len(out.Contents) == 0 {
+		t.Fatalf("no heartbeat written with the host's keys: %v", err)
+	}
+	if code := p.Stop(60 * time.Second); code != 0 {
+		t.Fatalf("exit %d after SIGTERM", code)
+	}
+	text := p.Out.String()
+	if strings.Contains(text, "AccessDenied") || strings.Contains(text, "access denied") {
+		t.Fatalf("a request was refused:\n%s", text)
+	}
+	for _, u := range append([]fleetUser{f.host}, f.tenants[guid1], f.tenants[guid2]) {
+		if strings.Contains(text, u.secret) {
+			t.Fatal("a secret key reached the output")
+		}
+	}
+	for tn, u := range f.tenants {
+		restored := filepath.Join(t.TempDir(), tn+".db")
+		if code, text := runLitefleet(t, f.env, "restore", tn, "-config", f.config, "-o", restored); code != 0 {
+			t.Fatalf("restore %s with its own keys: exit %d:\n%s", tn, code, text)
+		}
+		testpeer.SameRows(t, testpeer.Restored(t, restored), testpeer.Rows(t, f.paths[tn]))
+		_ = u
+	}
+}

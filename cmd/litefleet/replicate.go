@@ -99,7 +99,7 @@ func (f *replicateFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.rescan, "rescan", 30*time.Second, "with -dir: how often to list the folders again, behind the folder watcher")
 	fs.DurationVar(&f.retention, "retention", 0, "how long snapshots are kept in S3 (default 24h, Litestream's)")
 	fs.StringVar(&f.host, "host", "", "this replicator's name in heartbeats and claims (default: the machine's host name)")
-	fs.DurationVar(&f.sleepAfter, "sleep-after", time.Minute, "close a tenant after this long without a change; a write wakes it (negative: never)")
+	fs.DurationVar(&f.sleepAfter, "sleep-after", time.Minute, "close a tenant after this long without a change; a write wakes it (0: never)")
 	fs.Var(&f.takeover, "takeover", "replace TENANT's diverged replica with the local file, keeping the old history under .litefleet/archive/ (repeatable)")
 }
 
@@ -134,9 +134,13 @@ func runReplicate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
+	sleepAfter := rf.sleepAfter
+	if sleepAfter == 0 {
+		sleepAfter = -1 // never
+	}
 	eng, err := replication.New(replication.Options{
 		Logger: logger, LibLogger: libLogger, Host: rf.host, Version: version,
-		SleepAfter: rf.sleepAfter, Rescan: rf.rescan, Takeover: rf.takeover,
+		SleepAfter: sleepAfter, Rescan: rf.rescan, Takeover: rf.takeover,
 	}, src)
 	if err != nil {
 		return errUsage("%v", err)
