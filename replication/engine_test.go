@@ -14,6 +14,7 @@ import (
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/internal/s3test"
+	"github.com/litefleet/litefleet/internal/testpeer"
 	"github.com/litefleet/litefleet/replication"
 )
 
@@ -30,7 +31,7 @@ func TestSleepWakeUnderCheckpointingWriter(t *testing.T) {
 	writeAndClose(t, path, 0, 10)
 	// Half a megabyte that never changes: a wake that re-snapshotted the
 	// database would upload it again.
-	db := openDB(t, path)
+	db := testpeer.OpenDB(t, path)
 	if _, err := db.Exec(`CREATE TABLE big (b BLOB); INSERT INTO big VALUES (randomblob(512*1024))`); err != nil {
 		t.Fatal(err)
 	}
@@ -56,16 +57,16 @@ func TestSleepWakeUnderCheckpointingWriter(t *testing.T) {
 		case 0: // commit and close: the WAL is checkpointed and deleted
 			writeAndClose(t, path, first, 5)
 		case 1: // checkpoint by hand, keep writing, then close
-			db := openDB(t, path)
-			insert(t, db, first, 2)
+			db := testpeer.OpenDB(t, path)
+			testpeer.InsertRows(t, db, first, 2)
 			if _, err := db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
 				t.Fatal(err)
 			}
-			insert(t, db, first+2, 3)
+			testpeer.InsertRows(t, db, first+2, 3)
 			db.Close()
 		case 2: // a long-lived connection that stays open while the tenant sleeps
-			db := openDB(t, path)
-			insert(t, db, first, 5)
+			db := testpeer.OpenDB(t, path)
+			testpeer.InsertRows(t, db, first, 5)
 			defer db.Close()
 		}
 		want := rows(t, path)
@@ -100,8 +101,8 @@ func TestFileReplacedUnderReplication(t *testing.T) {
 	conn := srv.Conn(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, guid2+".db")
-	db := openDB(t, path)
-	insert(t, db, 0, 5)
+	db := testpeer.OpenDB(t, path)
+	testpeer.InsertRows(t, db, 0, 5)
 
 	eng, _ := start(t, replication.Options{SleepAfter: -1}, replication.Source{Dirs: []string{dir}, DirConn: conn})
 	waitSynced(t, eng, path, 20*time.Second)
@@ -124,7 +125,7 @@ func TestFileReplacedUnderReplication(t *testing.T) {
 	os.Remove(path + "-wal")
 	want = rows(t, path)
 	waitRestorable(t, conn, guid2, want, 20*time.Second)
-	waitFor(t, 10*time.Second, "no descriptor of a deleted file", func() bool {
+	testpeer.Eventually(t, 10*time.Second, "no descriptor of a deleted file", func() bool {
 		_, deleted := openUnder(t, dir)
 		return len(deleted) == 0
 	})
@@ -159,7 +160,7 @@ func TestMissingReleasesClaimAndMoves(t *testing.T) {
 	}
 	moved := time.Now()
 	waitState(t, a, pathA, 10*time.Second, replication.StateMissing)
-	waitFor(t, 10*time.Second-time.Since(moved), "host-a's claim released", func() bool {
+	testpeer.Eventually(t, 10*time.Second-time.Since(moved), "host-a's claim released", func() bool {
 		c, err := hosts.ReadClaim(context.Background(), api, conn.Bucket, conn.TenantPath(guid3))
 		return err == nil && (c == nil || c.Host == "host-b")
 	})
@@ -186,8 +187,8 @@ func TestTwoCopiesNeverOverwrite(t *testing.T) {
 	writeAndClose(t, pathA, 0, 5)
 	writeAndClose(t, pathB, 1000, 9)
 
-	run := func(host, dir string) (*replication.Engine, *logBuffer, func()) {
-		logs := &logBuffer{}
+	run := func(host, dir string) (*replication.Engine, *testpeer.Buffer, func()) {
+		logs := &testpeer.Buffer{}
 		eng, err := replication.New(replication.Options{Host: host, SleepAfter: -1, Timing: fast, Sweep: 300 * time.Millisecond, Retry: 200 * time.Millisecond,
 			Logger: newLogger(logs)}, replication.Source{Dirs: []string{dir}, DirConn: conn, OnRequest: false})
 		if err != nil {
@@ -221,7 +222,7 @@ func TestTwoCopiesNeverOverwrite(t *testing.T) {
 		// B's copy is never uploaded, whoever starts first.
 		var b *replication.Engine
 		var stopB func()
-		var logsB *logBuffer
+		var logsB *testpeer.Buffer
 		if round%2 == 0 {
 			b, logsB, stopB = run("host-b", dirB)
 			a, _, stopA = run("host-a", dirA)
@@ -297,7 +298,9 @@ func TestTakeoverKeepsTheOldHistory(t *testing.T) {
 	equalRows(t, "the archived history", restored(t, arch, key[strings.LastIndex(key, "/")+1:], 0), old)
 }
 
-func newLogger(w *logBuffer) *slog.Logger { return slog.New(fleet.NewLineHandler(w, slog.LevelDebug)) }
+func newLogger(w *testpeer.Buffer) *slog.Logger {
+	return slog.New(fleet.NewLineHandler(w, slog.LevelDebug))
+}
 
 // skewClock is a clock a test can move ahead of the real one.
 type skewClock struct {

@@ -1,17 +1,13 @@
 package replication_test
 
 import (
-	"bytes"
 	"context"
-	"database/sql"
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +16,7 @@ import (
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/internal/s3test"
+	"github.com/litefleet/litefleet/internal/testpeer"
 	"github.com/litefleet/litefleet/replication"
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
@@ -43,28 +40,10 @@ func integration(t *testing.T) {
 	}
 }
 
-// logBuffer collects log lines from several goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // start runs an engine for the test and closes it at the end.
-func start(t *testing.T, opt replication.Options, src replication.Source) (*replication.Engine, *logBuffer) {
+func start(t *testing.T, opt replication.Options, src replication.Source) (*replication.Engine, *testpeer.Buffer) {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &testpeer.Buffer{}
 	if opt.Logger == nil {
 		opt.Logger = slog.New(fleet.NewLineHandler(logs, slog.LevelDebug))
 	}
@@ -141,74 +120,33 @@ func waitSynced(t *testing.T, eng *replication.Engine, path string, d time.Durat
 	}
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// openDB opens a database as an application would, in WAL mode.
-func openDB(t *testing.T, path string) *sql.DB {
-	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(wal)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v TEXT)`); err != nil {
-		t.Fatal(err)
-	}
-	return db
-}
-
-// insert commits n rows, one transaction each, from id first.
-func insert(t *testing.T, db *sql.DB, first, n int) {
-	t.Helper()
-	for i := first; i < first+n; i++ {
-		if _, err := db.Exec(`INSERT INTO t (id, v) VALUES (?, ?)`, i, fmt.Sprintf("row %d", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // writeAndClose opens the database, commits rows and closes it: with no
 // other connection, SQLite checkpoints and deletes the WAL on close.
 func writeAndClose(t *testing.T, path string, first, n int) {
 	t.Helper()
-	db := openDB(t, path)
-	insert(t, db, first, n)
+	db := testpeer.OpenDB(t, path)
+	testpeer.InsertRows(t, db, first, n)
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // rows lists a database's rows.
-func rows(t *testing.T, path string) []string {
+func rows(t *testing.T, path string) []string { t.Helper(); return testpeer.Rows(t, path) }
+
+// litestreamRestored restores with the real litestream command.
+func litestreamRestored(t *testing.T, srv *s3test.Server, conn s3browse.Conn, tenant string) []string {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(5000)")
-	if err != nil {
-		t.Fatal(err)
+	out := filepath.Join(t.TempDir(), "litestream.db")
+	testpeer.Restore(t, srv, conn, tenant, out)
+	return testpeer.Rows(t, out)
+}
+
+func equalRows(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	if !slices.Equal(got, want) {
+		t.Fatalf("%s: %d rows, want %d (first difference: %s)", what, len(got), len(want), firstDiff(got, want))
 	}
-	defer db.Close()
-	rs, err := db.Query(`SELECT id, v FROM t ORDER BY id`)
-	if err != nil {
-		t.Fatalf("read %s: %v", path, err)
-	}
-	defer rs.Close()
-	var out []string
-	for rs.Next() {
-		var id int
-		var v string
-		if err := rs.Scan(&id, &v); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, fmt.Sprintf("%d=%s", id, v))
-	}
-	return out
 }
 
 // restored restores the tenant with litefleet's restore and returns its rows.
@@ -273,36 +211,6 @@ func l0BytesAfter(t *testing.T, srv *s3test.Server, conn s3browse.Conn, tenant s
 		}
 	}
 	return n
-}
-
-// litestreamRestored restores with the real litestream command.
-func litestreamRestored(t *testing.T, srv *s3test.Server, conn s3browse.Conn, tenant string) []string {
-	t.Helper()
-	bin, err := s3test.FindTool("litestream")
-	if err != nil {
-		t.Skip(err)
-	}
-	out := filepath.Join(t.TempDir(), "litestream.db")
-	url := "s3://" + conn.Bucket + "/" + conn.TenantPath(tenant) + "?endpoint=" + srv.Endpoint + "&forcePathStyle=true"
-	cmd := exec.Command(bin, "restore", "-o", out, url)
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "AWS_CA_BUNDLE=") { // litestream's own client fails with it set
-			env = append(env, kv)
-		}
-	}
-	cmd.Env = append(env, "AWS_ACCESS_KEY_ID="+srv.AccessKey, "AWS_SECRET_ACCESS_KEY="+srv.SecretKey, "AWS_REGION=us-east-1")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("litestream restore: %v\n%s", err, b)
-	}
-	return rows(t, out)
-}
-
-func equalRows(t *testing.T, what string, got, want []string) {
-	t.Helper()
-	if !slices.Equal(got, want) {
-		t.Fatalf("%s: %d rows, want %d (first difference: %s)", what, len(got), len(want), firstDiff(got, want))
-	}
 }
 
 func firstDiff(a, b []string) string {
