@@ -103,7 +103,10 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-const maxRetry = 5 * time.Minute
+const (
+	maxRetry       = 5 * time.Minute
+	maxLeasedRetry = 30 * time.Second
+)
 
 // defaultHost is the machine's host name, made a valid host name.
 func defaultHost() string {
@@ -316,7 +319,9 @@ func (e *Engine) awaitFirst(ctx context.Context) error {
 			switch s.State {
 			case StateStarting:
 				starting++
-			case StateReplicating, StateSleeping:
+			case StateReplicating, StateSleeping, StateLeased:
+				// Leased elsewhere is a standby's normal state: the tenant
+				// is taken when its host dies.
 				ok++
 			}
 		}
@@ -645,10 +650,17 @@ func (e *Engine) enqueueLocked(t *tenant) {
 
 // retryLocked schedules another attempt with a doubling delay.
 func (e *Engine) retryLocked(t *tenant) {
+	limit := maxRetry
+	if t.state == StateLeased {
+		// A claim released by a live holder (its file moved away) is
+		// seen within this; a dead holder's tenants are retried at once
+		// by the tick (watchHolders).
+		limit = maxLeasedRetry
+	}
 	if t.backoff == 0 {
-		t.backoff = e.opt.Retry
+		t.backoff = min(e.opt.Retry, limit)
 	} else {
-		t.backoff = min(t.backoff*2, maxRetry)
+		t.backoff = min(t.backoff*2, limit)
 	}
 	e.atLocked(t, time.Now().Add(t.backoff))
 }

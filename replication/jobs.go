@@ -27,6 +27,10 @@ type bucket struct {
 	// length of an outage decides whether claims must be checked again.
 	okAt     time.Time
 	reverify bool
+	// holdersAt is when the hosts holding this bucket's leased-elsewhere
+	// tenants were last listed; listing is one request for all of them.
+	holdersAt   time.Time
+	listingHost bool
 	// The host record: what was last published, and when.
 	recordSum  [32]byte
 	recordAt   time.Time

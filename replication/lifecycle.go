@@ -64,6 +64,7 @@ func (e *Engine) tick() {
 		}
 	}
 	e.publishLocked(now)
+	e.watchHoldersLocked(now)
 	for t := range e.awake {
 		if t.busy || t.run == nil {
 			continue
@@ -85,6 +86,49 @@ func (e *Engine) tick() {
 		if e.nextJobLocked(t) != nil {
 			e.enqueueLocked(t)
 		}
+	}
+}
+
+// watchHoldersLocked lists, once per heartbeat interval, the hosts of each
+// bucket that has tenants leased elsewhere, and retries at once those whose
+// holder is dead: another host takes a dead host's tenants within a minute
+// of its last heartbeat, for one request per bucket, not per tenant.
+func (e *Engine) watchHoldersLocked(now time.Time) {
+	for _, b := range e.buckets {
+		if b.beat == nil || b.fenced || b.listingHost || now.Sub(b.holdersAt) < e.opt.Timing.BeatEvery {
+			continue
+		}
+		var leased []*tenant
+		for _, t := range e.byPath {
+			if t.bucket == b && t.state == StateLeased && t.holder != "" && !t.busy {
+				leased = append(leased, t)
+			}
+		}
+		if len(leased) == 0 {
+			continue
+		}
+		b.listingHost, b.holdersAt = true, now
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			ctx, cancel := context.WithTimeout(e.ctx, e.opt.Timing.BeatEvery)
+			list, err := b.beat.Hosts(ctx, e.opt.Timing.BeatEvery)
+			cancel()
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			b.listingHost = false
+			if err != nil {
+				return
+			}
+			at := time.Now()
+			for _, t := range leased {
+				h, ok := list[t.holder]
+				if t.state == StateLeased && (!ok || !h.AliveWithin(at, e.opt.Timing.DeadAfter)) {
+					t.retryAt = time.Time{}
+					e.enqueueLocked(t)
+				}
+			}
+		}()
 	}
 }
 

@@ -160,7 +160,12 @@ func TestSeedExamplesLandInSeedPrefixes(t *testing.T) {
 	}
 }
 
-func TestSecondReplicatorIsRefusedNamingTheOwner(t *testing.T) {
+// TestSecondReplicatorWaitsNamingTheOwner: a second replicator of a
+// tenant another live host holds waits ("leased elsewhere", naming the
+// host) instead of writing; when the holder stops cleanly it takes the
+// claim, finds that its copy is not the tenant's history, and uploads
+// nothing ("diverged"); the original file replicates again.
+func TestSecondReplicatorWaitsNamingTheOwner(t *testing.T) {
 	testpeer.Integration(t)
 	srv := s3test.Start(t)
 	conn := srv.Conn(t)
@@ -170,30 +175,43 @@ func TestSecondReplicatorIsRefusedNamingTheOwner(t *testing.T) {
 	owner := first.WaitFor(`heartbeat started: host=(\S+)`, 20*time.Second)[1]
 	first.WaitFor(`replicating: db=`+guid3, 20*time.Second)
 
-	// The same tenant from another copy of the file: refused at once.
+	// The same tenant from another copy of the file: it waits, at once.
 	other := filepath.Join(t.TempDir(), guid3+".db")
-	testpeer.NewDB(t, other, 3)
+	db := testpeer.OpenDB(t, other)
+	testpeer.InsertRows(t, db, 500, 4)
+	db.Close()
 	start := time.Now()
 	second := startLitefleet(t, testpeer.CredEnv(srv), replicateArgs(srv, conn, "-dsn", other)...)
-	if code := second.Wait(15 * time.Second); code != 1 {
-		t.Fatalf("second replicator exit %d, want 1", code)
-	}
+	second.WaitFor(`leased elsewhere: db=`+guid3+` reason="held by live host `+regexp.QuoteMeta(owner), 15*time.Second)
 	if d := time.Since(start); d > 10*time.Second {
-		t.Errorf("refusal took %s", d)
+		t.Errorf("the refusal took %s", d)
 	}
-	if out := second.Out.String(); !strings.Contains(out, "leased elsewhere: db="+guid3) || !strings.Contains(out, "held by live host "+owner) {
-		t.Fatalf("refusal does not name the owner %s:\n%s", owner, out)
+	select {
+	case <-second.Done():
+		t.Fatalf("a replicator waiting for a live host's tenant exited:\n%s", second.Out.String())
+	case <-time.After(2 * time.Second):
 	}
 
-	// After a clean stop the lease is released and another may start.
+	// After a clean stop the claim is released: the second takes it, and
+	// its different copy is diverged, never uploaded.
 	if code := first.Stop(60 * time.Second); code != 0 {
 		t.Fatalf("first exit %d", code)
+	}
+	second.WaitFor(`diverged: db=`+guid3, 40*time.Second)
+	if strings.Contains(second.Out.String(), "new transaction: db="+guid3) {
+		t.Fatalf("the second replicator uploaded its copy:\n%s", second.Out.String())
+	}
+	if code := second.Stop(60 * time.Second); code != 1 {
+		t.Fatalf("second exit %d, want 1 (a diverged tenant is not replicated)", code)
 	}
 	third := startLitefleet(t, testpeer.CredEnv(srv), replicateArgs(srv, conn, "-dsn", path)...)
 	third.WaitFor(`replicating: db=`+guid3, 20*time.Second)
 	if code := third.Stop(60 * time.Second); code != 0 {
 		t.Fatalf("third exit %d", code)
 	}
+	out := filepath.Join(t.TempDir(), "restored.db")
+	testpeer.Restore(t, srv, conn, guid3, out)
+	testpeer.SameRows(t, testpeer.Rows(t, out), testpeer.Rows(t, path))
 }
 
 func TestReplicateFailsFastWithOneLine(t *testing.T) {
