@@ -95,11 +95,26 @@ func (e *Engine) openDB(ctx context.Context, t *tenant, a *awake) error {
 		return fmt.Errorf("open %s: %w", fleet.Printable(t.path), err)
 	}
 	a.db = db
-	if err := db.Sync(ctx); err != nil {
+	// An application's write, or its checkpoint, may hold the database's
+	// lock a moment: that is no failure.
+	var err error
+	for attempt := 0; attempt < 8; attempt++ {
+		if err = db.Sync(ctx); err == nil || !isLocked(err) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(time.Duration(250*(attempt+1)) * time.Millisecond)
+	}
+	if err != nil {
 		e.closeDB(a, false)
 		return fmt.Errorf("%s: %w", fleet.Printable(t.path), explainLocal(err))
 	}
 	return nil
+}
+
+// isLocked reports SQLite's "database is locked" (SQLITE_BUSY).
+func isLocked(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "database is locked") || strings.Contains(msg, "SQLITE_BUSY")
 }
 
 // prepareOpen runs before Litestream opens a tenant with local state: when

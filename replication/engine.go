@@ -20,7 +20,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -379,8 +378,6 @@ type tenant struct {
 	// changed: the file's identity changed under an open database.
 	changed    bool
 	lastChange time.Time
-	// verified: the replica's history was checked against this identity.
-	verified   bool
 	localTXID  uint64
 	replTXID   uint64
 	lastSync   time.Time
@@ -578,9 +575,7 @@ func (e *Engine) Replicate(path string) error {
 	}
 	t.wanted = true
 	t.backoff, t.retryAt = 0, time.Time{}
-	if t.bucket == nil {
-		// The bucket's heartbeat starts in the job.
-	}
+	e.setState(t, StateStarting, "")
 	e.enqueueLocked(t)
 	return nil
 }
@@ -778,41 +773,4 @@ func (h *timerHeap) Pop() any {
 	x := old[len(old)-1]
 	*h = old[:len(old)-1]
 	return x
-}
-
-// sortedAwake returns the open tenants, least recently changed first.
-func (e *Engine) sortedAwakeLocked() []*tenant {
-	out := make([]*tenant, 0, len(e.awake))
-	for t := range e.awake {
-		out = append(out, t)
-	}
-	slices.SortFunc(out, func(a, b *tenant) int { return a.lastChange.Compare(b.lastChange) })
-	return out
-}
-
-// Heartbeats lists the heartbeat of every bucket this process writes to.
-func (e *Engine) Heartbeats() []HeartbeatStatus {
-	e.mu.Lock()
-	buckets := make([]*bucket, 0, len(e.buckets))
-	for _, b := range e.buckets {
-		buckets = append(buckets, b)
-	}
-	e.mu.Unlock()
-	var out []HeartbeatStatus
-	for _, b := range buckets {
-		b.mu.Lock()
-		beat := b.beat
-		b.mu.Unlock()
-		if beat == nil {
-			continue
-		}
-		last, err := beat.LastBeat()
-		hs := HeartbeatStatus{Bucket: b.conn.Bucket, Endpoint: b.conn.Endpoint, Host: beat.Host(), LastBeat: last, Fenced: beat.Fenced()}
-		if err != nil {
-			hs.Error = err.Error()
-		}
-		out = append(out, hs)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Bucket < out[j].Bucket })
-	return out
 }

@@ -74,10 +74,6 @@ func start(t *testing.T, opt replication.Options, src replication.Source) (*repl
 	return eng, logs
 }
 
-func target(conn s3browse.Conn, path string) fleet.Target {
-	return fleet.Target{Path: path, Tenant: fleet.NameFor(path, ""), Conn: conn}
-}
-
 // status returns the engine's view of the tenant at path.
 func status(t *testing.T, eng *replication.Engine, path string) replication.TenantStatus {
 	t.Helper()

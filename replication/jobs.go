@@ -21,7 +21,6 @@ type bucket struct {
 	conn   s3browse.Conn // with the host's credentials
 	mu     sync.Mutex    // held while starting the heartbeat
 	beat   *hosts.Beater
-	err    error
 	fenced bool
 	// okAt is the last successful beat seen by the engine's tick: the
 	// length of an outage decides whether claims must be checked again.
@@ -404,7 +403,6 @@ func (e *Engine) opened(ctx context.Context, t *tenant, a *awake, claim *hosts.C
 	local, repl := a.positions()
 	e.mu.Lock()
 	t.localTXID, t.replTXID, t.lastSync = local, repl, time.Now()
-	t.verified = true
 	// A database idle for longer than the sleep delay sleeps right away,
 	// so that starting 10,000 tenants never holds 10,000 open.
 	if e.opt.SleepAfter >= 0 && time.Since(base.changedAt()) >= e.opt.SleepAfter {
@@ -424,10 +422,7 @@ func (e *Engine) takingOver(t *tenant) bool {
 // that the host it moved to may take it.
 func (e *Engine) gone(ctx context.Context, t *tenant, b *bucket, claim *hosts.Claim, base identity) outcome {
 	e.release(ctx, t, b, claim)
-	reason := fmt.Sprintf("no database at %s: check -dsn, -dir or the config path; it replicates when it appears", fleet.Printable(t.path))
-	if claim != nil {
-		reason += "; its claim was released"
-	}
+	reason := fmt.Sprintf("no database at %s: its claim is released; check -dsn, -dir or the config path: it replicates when it appears", fleet.Printable(t.path))
 	return outcome{state: StateMissing, reason: reason, base: base, baseOK: true}
 }
 
