@@ -21,7 +21,7 @@ const inspectHelp = `Usage:
 Shows a tenant's replica in S3: its layout (Litestream v0.5 LTX files, v0.3
 generations, or both), the restore points per level (TXID ranges, sizes,
 upload times), snapshots, the latest TXID and time, the bytes it holds, and
-the lease (who replicates it, until when). For a v0.3 replica, each
+the lease (which host replicates it, and whether that host is alive). For a v0.3 replica, each
 generation with its snapshots and WAL segments.
 
 With -config, a tenant the file lists is read with its own credentials.

@@ -34,7 +34,7 @@ Usage:
 
 Commands:
   tui         the terminal UI over the fleet (the default, with no command)
-  replicate   replicate databases to S3 with Litestream, one lease per tenant
+  replicate   replicate databases to S3 with Litestream: one claim per tenant, idle ones asleep
   validate    check the tenant names of database files and folders
   restore     restore a tenant, at any point in time, or the whole fleet
   ls          every tenant: local database beside S3 prefix, status and lag
