@@ -196,7 +196,11 @@ func NewClient(ctx context.Context, c Conn) (*s3.Client, error) {
 	httpClient := awshttp.NewBuildableClient().WithDialerOptions(func(d *net.Dialer) {
 		d.Timeout = 5 * time.Second
 	}).WithTransportOptions(func(tr *http.Transport) {
-		tr.MaxIdleConnsPerHost = 64
+		// A process replicating thousands of tenants shares one client per
+		// credential: bound its sockets, which count against the
+		// descriptor budget; requests beyond them wait their turn.
+		tr.MaxConnsPerHost = 48
+		tr.MaxIdleConnsPerHost = 16
 		// An endpoint that accepts connections and never answers must be
 		// an error within 15 s, retries included: S3 answers a request's
 		// headers in well under a second, whatever the object's size.
