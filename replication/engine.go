@@ -570,12 +570,15 @@ func (e *Engine) Replicate(path string) error {
 	if t.refused != "" {
 		return fmt.Errorf("%s: %s", fleet.Printable(t.path), t.refused)
 	}
-	if t.wanted && t.state != StateStopped {
+	if t.wanted && (t.state.active() || t.busy) {
 		return fmt.Errorf("tenant %s is already %s", fleet.Printable(t.name), t.state)
 	}
-	t.wanted = true
+	// Asked again for a tenant that failed, diverged or waits: try now.
+	t.wanted, t.dirty = true, true
 	t.backoff, t.retryAt = 0, time.Time{}
-	e.setState(t, StateStarting, "")
+	if t.state == StateStopped {
+		e.setState(t, StateStarting, "")
+	}
 	e.enqueueLocked(t)
 	return nil
 }
