@@ -71,7 +71,15 @@ type TenantSummary struct {
 	// written (a live holder renews it well within its 30 s TTL).
 	HasLease        bool      `json:"has_lease"`
 	LeaseModifiedAt time.Time `json:"lease_modified_at,omitzero"`
+	// Source says where the figures come from: "" for a listing of the
+	// tenant's objects, SourceHostRecord for the record of the host that
+	// replicates it, which knows the replicated TXID and the last upload
+	// but not the objects, their bytes or snapshots (all 0).
+	Source string `json:"source,omitempty"`
 }
+
+// SourceHostRecord marks a TenantSummary made from a host record.
+const SourceHostRecord = "host record"
 
 // summarizer aggregates a tenant's objects as they are listed, without
 // keeping keys: its size does not grow with the number of objects, except
