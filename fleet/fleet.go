@@ -127,14 +127,7 @@ func (f *Fleet) Refresh(ctx context.Context) (*View, error) {
 
 	// Join works on copies: rows point into them, and the cache is shared.
 	v.Rows = Join(locals, append([]s3browse.TenantSummary(nil), remote...), now, f.Options)
-	if len(reports) > 0 {
-		opt := f.Options.withDefaults()
-		for i := range v.Rows {
-			if rs := reports[v.Rows[i].Tenant]; len(rs) > 0 {
-				applyHost(&v.Rows[i], &rs[0], opt)
-			}
-		}
-	}
+	ApplyHostReports(v.Rows, reports, f.Options)
 	v.Counts = Counts(v.Rows)
 	return v, nil
 }

@@ -299,6 +299,20 @@ func (f *Fleet) remoteSide(ctx context.Context, now time.Time) ([]s3browse.Tenan
 	return remote, hostList, reports, nil
 }
 
+// ApplyHostReports adds to joined rows what the best report of each
+// tenant's hosts says (reports sorted best first, as Refresh has them).
+func ApplyHostReports(rows []Row, reports map[string][]HostReport, opt ViewOptions) {
+	if len(reports) == 0 {
+		return
+	}
+	opt = opt.withDefaults()
+	for i := range rows {
+		if rs := reports[rows[i].Tenant]; len(rs) > 0 {
+			applyHost(&rows[i], &rs[0], opt)
+		}
+	}
+}
+
 // applyHost adds to a joined row what the best host report says of its
 // tenant: the host, its state and, where it replicates the tenant, the lag
 // as that host measures it. A host whose heartbeat is stale makes the row

@@ -90,7 +90,7 @@ func TestRefreshFromHostRecords(t *testing.T) {
 		{Name: gA, State: "replicating", Local: 12, Replicated: 12, LastSync: sync},
 		{Name: gB, State: "diverged", Reason: "the replica's TXID 5 is not the local file's", Local: 5, Replicated: 5},
 		{Name: gD, State: "leased elsewhere", Reason: "held by web-2"},
-		{Name: "../../etc", State: "replicating"}, // no tenant name: ignored
+		{Name: "../../etc", State: "replicating"},      // no tenant name: ignored
 		{Name: gA, Prefix: "staging", State: "failed"}, // another prefix's tenant
 	}})
 	putHost(t, client, conn.Bucket, &hosts.Record{Host: "web-2", Tenants: []hosts.TenantRecord{
