@@ -54,8 +54,8 @@ type HostReport struct {
 	Reason     string `json:"reason,omitempty"`
 	LocalTXID  uint64 `json:"local_txid"`
 	Replicated uint64 `json:"replicated_txid"`
-	// Lag is now − the oldest local change not yet in S3, as of the
-	// record, plus the record's age when it was not 0.
+	// Lag is now − the oldest local change not yet in S3: the record's
+	// lag plus the record's age, when the record had changes to upload.
 	Lag      time.Duration `json:"lag_ns"`
 	LastSync time.Time     `json:"last_sync,omitzero"`
 	Since    time.Time     `json:"since,omitzero"`
@@ -172,8 +172,10 @@ func (hr *hostRecords) read(ctx context.Context, api s3browse.API, conn s3browse
 				LocalTXID: t.Local, Replicated: t.Replicated,
 				HostAge: age, Silent: hs.Silent,
 			}
-			if t.LagMillis > 0 {
-				rep.Lag = time.Duration(t.LagMillis)*time.Millisecond + recordAge
+			if t.Local > t.Replicated {
+				// The change it waited for was there when the record was
+				// written: it has waited that much longer since.
+				rep.Lag = time.Duration(max(t.LagMillis, 0))*time.Millisecond + recordAge
 			}
 			if t.LastSync > 0 {
 				rep.LastSync = time.Unix(t.LastSync, 0).UTC()

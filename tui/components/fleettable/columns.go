@@ -151,6 +151,10 @@ func localTXIDCell(r *fleet.Row, _ time.Time) string {
 // is missing.
 func lagCell(r *fleet.Row, _ time.Time) string {
 	switch {
+	case r.Local == nil && r.Remote != nil && r.Host != "" && !r.HostSilent && r.LagTXIDs == 0:
+		return "0" // as the replicating host measures it
+	case r.Local == nil && r.Remote != nil && r.Host != "" && !r.HostSilent:
+		return "+" + strconv.FormatUint(r.LagTXIDs, 10) + " " + common.Duration(r.Lag)
 	case r.Local == nil || r.Remote == nil:
 		return ""
 	case r.Local.TXID == 0 || r.Remote.LatestTXID == 0:
