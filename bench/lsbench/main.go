@@ -1,4 +1,9 @@
-// Command lsbench measures `litefleet ls` on a large fleet: it seeds N tenant
+// Command lsbench measures `litefleet ls` on a large fleet. With -hosts H
+// it runs H real `litefleet replicate -host hN` processes over N real
+// databases, through a request-counting proxy, and times `ls -json` over
+// the bucket alone (positions from the host records) against `ls -json
+// -scan`, with their S3 requests and those of a terminal UI refresh (see
+// hosts.go). Without, it seeds N tenant
 // prefixes (a few LTX objects each) in a real S3 server and N local
 // databases with Litestream state, then times `litefleet ls` over both
 // (after one untimed run, as an operator's folder and bucket are warm) and
@@ -61,6 +66,7 @@ func run() error {
 	dir := flag.String("dir", filepath.Join(os.TempDir(), "litefleet-lsbench"), "folder for the local databases (recreated when seeding)")
 	seed := flag.String("seed", "true", "true: seed S3 and -dir from scratch; false: reuse what an earlier run seeded; auto: seed only a side that is not there yet")
 	split := flag.Bool("split", false, "also time the S3 side alone (no -dir) and the local side alone (no -bucket)")
+	nHosts := flag.Int("hosts", 0, "instead: replicate -tenants real databases with this many `litefleet replicate -host hN` processes, then time ls over the bucket alone (host records) and with -scan")
 	flag.Parse()
 	if *seed != "true" && *seed != "false" && *seed != "auto" {
 		return fmt.Errorf("-seed %q: use true, false or auto", *seed)
@@ -72,6 +78,13 @@ func run() error {
 	endpoint := os.Getenv("LITEFLEET_TEST_S3_ENDPOINT")
 	if endpoint == "" {
 		return errors.New("no S3 server: run through scripts/with-s3.sh (make bench-ls)")
+	}
+	if *nHosts > 0 {
+		if *n%*nHosts != 0 {
+			return fmt.Errorf("-tenants %d is not a multiple of -hosts %d", *n, *nHosts)
+		}
+		return runHosts(*bin, endpoint, os.Getenv("LITEFLEET_TEST_S3_ACCESS_KEY"), os.Getenv("LITEFLEET_TEST_S3_SECRET_KEY"),
+			filepath.Join(os.TempDir(), "litefleet-lsbench-hosts"), *n, *nHosts, *runs)
 	}
 	conn := s3browse.Conn{
 		Bucket: "lsbench", Prefix: "databases", Endpoint: endpoint,
