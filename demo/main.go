@@ -211,8 +211,9 @@ demo: try, in another terminal:
   %[1]s validate %[4]s
   curl -s http://%[5]s/healthz; curl -s http://%[5]s/metrics | grep litefleet_tenant_lag
   AWS_ACCESS_KEY_ID=%[6]s AWS_SECRET_ACCESS_KEY=%[7]s %[1]s ls -bucket %[8]s -endpoint %[9]s
+  AWS_ACCESS_KEY_ID=%[6]s AWS_SECRET_ACCESS_KEY=%[7]s %[10]s/litestream restore -o /tmp/restored.db 's3://%[8]s/databases/%[11]s?endpoint=%[9]s&region=us-east-1'
 demo: Ctrl-C stops the writers, makes a final sync and stops the S3 server.
-`, *litefleet, hosts[0].cfg, hosts[1].cfg, dataDir, metricsAddr, accessKey, secretKey, bucket, endpoint)
+`, *litefleet, hosts[0].cfg, hosts[1].cfg, dataDir, metricsAddr, accessKey, secretKey, bucket, endpoint, toolsBin(), strings.TrimSuffix(tenants[0].file, ".db"))
 
 	select {
 	case <-ctx.Done():
