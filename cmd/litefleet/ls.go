@@ -233,7 +233,11 @@ func hostsLine(v *fleet.View) string {
 		}
 		parts = append(parts, p)
 	}
-	return fmt.Sprintf("%d hosts: %s", len(v.Hosts), strings.Join(parts, ", "))
+	hostsWord := "hosts"
+	if len(v.Hosts) == 1 {
+		hostsWord = "host"
+	}
+	return fmt.Sprintf("%d %s: %s", len(v.Hosts), hostsWord, strings.Join(parts, ", "))
 }
 
 // summaryLine counts tenants by status and says how fresh the S3 side is.

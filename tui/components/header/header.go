@@ -57,7 +57,11 @@ func (m *Model) View() string {
 // a silent one in the alarm colour with its heartbeat's age.
 func (m *Model) hostsLine() string {
 	st := m.c.Styles
-	parts := []string{st.Header.Count.Render(fmt.Sprintf("%d hosts", len(m.view.Hosts)))}
+	hostsWord := "hosts"
+	if len(m.view.Hosts) == 1 {
+		hostsWord = "host"
+	}
+	parts := []string{st.Header.Count.Render(fmt.Sprintf("%d %s", len(m.view.Hosts), hostsWord))}
 	for _, h := range m.view.Hosts {
 		text := fmt.Sprintf("%s %d", fleet.Printable(h.Name), h.Tenants)
 		switch {
