@@ -166,7 +166,16 @@ func runHosts(bin, endpoint, accessKey, secretKey, root string, n, nHosts, runs 
 		}
 	}()
 	start = time.Now()
-	for _, p := range procs {
+	for i, p := range procs {
+		if i == 1 {
+			// The first host creates .litefleet/hosts/ alone: versitygw's
+			// posix backend answers 409 ExistingObjectIsDirectory to PUTs
+			// racing to create one new folder, and a replicator whose
+			// first heartbeat fails stops.
+			if err := waitLog(procs[0], "heartbeat started", time.Minute); err != nil {
+				return err
+			}
+		}
 		port, err := freePort()
 		if err != nil {
 			return err
@@ -292,6 +301,26 @@ func runHosts(bin, endpoint, accessKey, secretKey, root string, n, nHosts, runs 
 		nHosts, replProxy.n.Load()-rate0, idle.Round(time.Second), float64(replProxy.n.Load()-rate0)/idle.Minutes(),
 		float64(replProxy.n.Load()-rate0)/idle.Minutes()*60*24/float64(len(want)), loadavg())
 	return nil
+}
+
+// waitLog waits until the replicator's log holds text.
+func waitLog(p *hostProc, text string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		b, _ := os.ReadFile(p.logFile)
+		if bytes.Contains(b, []byte(text)) {
+			return nil
+		}
+		select {
+		case err := <-p.done:
+			return fmt.Errorf("replicator %s exited: %v (see %s)", p.name, err, p.logFile)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("replicator %s did not log %q within %s (see %s)", p.name, text, timeout, p.logFile)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // timeLs times runs of `ls` (after one untimed run) and counts the S3
