@@ -231,6 +231,24 @@ func runHosts(bin, endpoint, accessKey, secretKey, root string, n, nHosts, runs 
 	fmt.Printf("%d hosts replicated %d tenants in %s (%d S3 requests through the proxy); load %s\n",
 		nHosts, len(want), time.Since(start).Round(time.Second), replProxy.n.Load(), loadavg())
 
+	// An operator's fleet is mostly idle: time ls once every tenant sleeps
+	// (-sleep-after 5s), as long as that takes up to 5 minutes.
+	for settle := time.Now(); time.Since(settle) < 5*time.Minute; time.Sleep(5 * time.Second) {
+		states := map[string]int{}
+		for _, p := range procs {
+			if doc, err := p.status(); err == nil {
+				for _, t := range doc.Tenants {
+					states[t.State]++
+				}
+			}
+		}
+		if states["sleeping"] == len(want) {
+			fmt.Printf("every tenant asleep after %s more; load %s\n", time.Since(settle).Round(time.Second), loadavg())
+			break
+		}
+		fmt.Fprintf(os.Stderr, "  settling: %v, load %s\n", states, loadavg())
+	}
+
 	lsEnv := env
 	args := []string{"-bucket", conn.Bucket, "-endpoint", lsProxy.url, "-json", "-no-cache"}
 	// The host records are published at most once per 10 s: wait until ls
@@ -330,7 +348,7 @@ func timeLs(bin string, env []string, what string, args []string, runs int, prox
 	if err != nil {
 		return err
 	}
-	var walls []time.Duration
+	var walls, cpus []time.Duration
 	var rss, reqs []int64
 	for i := -1; i < runs; i++ {
 		cmd := exec.Command(self, append([]string{bin, "ls"}, args...)...)
@@ -343,24 +361,25 @@ func timeLs(bin string, env []string, what string, args []string, runs int, prox
 		}
 		n := proxy.n.Load()
 		text := strings.TrimRight(errb.String(), "\n")
-		var wall time.Duration
+		var wall, cpu time.Duration
 		var maxRSS int64
-		if _, err := fmt.Sscanf(text[strings.LastIndexByte(text, '\n')+1:], measureFormat, &wall, &maxRSS); err != nil {
+		if _, err := fmt.Sscanf(text[strings.LastIndexByte(text, '\n')+1:], measureFormat, &wall, &maxRSS, &cpu); err != nil {
 			return fmt.Errorf("no measurement in %q: %w", text, err)
 		}
 		if err := checkHosts(out.Bytes(), want); err != nil {
 			return fmt.Errorf("ls (%s), run %d: %w", what, i+1, err)
 		}
 		if i >= 0 {
-			walls, rss, reqs = append(walls, wall), append(rss, maxRSS), append(reqs, n)
+			walls, rss, reqs, cpus = append(walls, wall), append(rss, maxRSS), append(reqs, n), append(cpus, cpu)
 		}
 	}
 	sort.Slice(walls, func(i, j int) bool { return walls[i] < walls[j] })
 	sort.Slice(rss, func(i, j int) bool { return rss[i] < rss[j] })
 	sort.Slice(reqs, func(i, j int) bool { return reqs[i] < reqs[j] })
-	fmt.Printf("litefleet ls -json, no -dir, %d tenants (%s), %d runs: wall median %s (min %s, max %s); S3 requests median %d (max %d); peak RSS median %.1f MiB; load %s\n",
+	sort.Slice(cpus, func(i, j int) bool { return cpus[i] < cpus[j] })
+	fmt.Printf("litefleet ls -json, no -dir, %d tenants (%s), %d runs: wall median %s (min %s, max %s); its CPU median %s; S3 requests median %d (max %d); peak RSS median %.1f MiB; load %s\n",
 		len(want), what, runs, walls[len(walls)/2].Round(time.Millisecond), walls[0].Round(time.Millisecond), walls[len(walls)-1].Round(time.Millisecond),
-		reqs[len(reqs)/2], reqs[len(reqs)-1], float64(rss[len(rss)/2])/1024, loadavg())
+		cpus[len(cpus)/2].Round(time.Millisecond), reqs[len(reqs)/2], reqs[len(reqs)-1], float64(rss[len(rss)/2])/1024, loadavg())
 	return nil
 }
 

@@ -195,9 +195,9 @@ func (c benchCase) run(bin string, env []string, runs, n int) error {
 		}
 		// The last line of stderr is the measurement.
 		text := strings.TrimRight(errb.String(), "\n")
-		var wall time.Duration
+		var wall, cpu time.Duration
 		var maxRSS int64
-		if _, err := fmt.Sscanf(text[strings.LastIndexByte(text, '\n')+1:], measureFormat, &wall, &maxRSS); err != nil {
+		if _, err := fmt.Sscanf(text[strings.LastIndexByte(text, '\n')+1:], measureFormat, &wall, &maxRSS, &cpu); err != nil {
 			return fmt.Errorf("litefleet %s: no measurement in %q: %w", strings.Join(args[1:], " "), text, err)
 		}
 		if i >= 0 {
@@ -218,7 +218,8 @@ func (c benchCase) run(bin string, env []string, runs, n int) error {
 
 // measureEnv makes lsbench run as a thin parent of one command: it runs the
 // command with its own stdout and stderr, then prints to stderr the wall
-// time and peak RSS of the command, in measureFormat.
+// time, peak RSS and CPU time (user and system) of the command, in
+// measureFormat.
 //
 // Why a separate process: Go starts children with vfork (CLONE_VM), and
 // Linux folds the peak RSS of the memory the child shared until exec (the
@@ -227,7 +228,7 @@ func (c benchCase) run(bin string, env []string, runs, n int) error {
 // to use that much. A fresh, small parent keeps the figure the command's own.
 const measureEnv = "LSBENCH_MEASURE"
 
-const measureFormat = "lsbench-measure wall=%d maxrss_kib=%d"
+const measureFormat = "lsbench-measure wall=%d maxrss_kib=%d cpu=%d"
 
 func measure(args []string) int {
 	cmd := exec.Command(args[0], args[1:]...)
@@ -239,7 +240,8 @@ func measure(args []string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	fmt.Fprintf(os.Stderr, "\n"+measureFormat+"\n", int64(wall), cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss) // KiB on Linux
+	cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	fmt.Fprintf(os.Stderr, "\n"+measureFormat+"\n", int64(wall), cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss, int64(cpu)) // KiB on Linux
 	return 0
 }
 
