@@ -232,8 +232,8 @@ func runHosts(bin, endpoint, accessKey, secretKey, root string, n, nHosts, runs 
 		nHosts, len(want), time.Since(start).Round(time.Second), replProxy.n.Load(), loadavg())
 
 	// An operator's fleet is mostly idle: time ls once every tenant sleeps
-	// (-sleep-after 5s), as long as that takes up to 5 minutes.
-	for settle := time.Now(); time.Since(settle) < 5*time.Minute; time.Sleep(5 * time.Second) {
+	// (-sleep-after 5s), as long as that takes up to 2 minutes.
+	for settle := time.Now(); time.Since(settle) < 2*time.Minute; time.Sleep(5 * time.Second) {
 		states := map[string]int{}
 		for _, p := range procs {
 			if doc, err := p.status(); err == nil {
@@ -318,6 +318,26 @@ func runHosts(bin, endpoint, accessKey, secretKey, root string, n, nHosts, runs 
 	fmt.Printf("the %d replicators, idle: %d S3 requests in %s (%.0f a minute, %.1f per tenant a day); load %s\n",
 		nHosts, replProxy.n.Load()-rate0, idle.Round(time.Second), float64(replProxy.n.Load()-rate0)/idle.Minutes(),
 		float64(replProxy.n.Load()-rate0)/idle.Minutes()*60*24/float64(len(want)), loadavg())
+
+	// ls itself on a quiet machine: the replicators are killed, which
+	// leaves their heartbeats and records in place, so for 40 s their
+	// hosts still count as alive. Their own load no longer weighs on the
+	// server and the cores.
+	for _, p := range procs {
+		_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	}
+	for _, p := range procs {
+		<-p.done
+		p.done = nil
+	}
+	killed := time.Now()
+	time.Sleep(2 * time.Second)
+	if err := timeLs(bin, lsEnv, "host records, the replicators just killed: a quiet server", args, runs, lsProxy, want); err != nil {
+		return fmt.Errorf("%w (%s after the kill: the hosts may have turned silent)", err, time.Since(killed).Round(time.Second))
+	}
+	if d := time.Since(killed); d >= 40*time.Second {
+		return fmt.Errorf("the quiet runs took %s: the hosts turned silent before the end", d.Round(time.Second))
+	}
 	return nil
 }
 
