@@ -146,16 +146,29 @@ func (p *prober) prefix(ctx context.Context, prefix string, own bool) Ops {
 	return ops
 }
 
-// outcome runs one request and classifies its answer.
+// outcome runs one request and classifies its answer. An answer that is
+// neither yes nor no is asked once more: servers answer a conflict now and
+// then when probes of neighbouring prefixes run side by side, and a
+// verdict should not rest on one such moment.
 func (p *prober) outcome(ctx context.Context, do func(context.Context) error) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
-	defer cancel()
-	err := do(ctx)
-	switch {
-	case err == nil:
-		return Allowed, nil
-	case s3browse.IsAccessDenied(err):
-		return Denied, nil
+	var err error
+	for attempt := 0; attempt < 2; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return Failed, err
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+		actx, cancel := context.WithTimeout(ctx, ProbeTimeout)
+		err = do(actx)
+		cancel()
+		switch {
+		case err == nil:
+			return Allowed, nil
+		case s3browse.IsAccessDenied(err):
+			return Denied, nil
+		}
 	}
 	return Failed, err
 }

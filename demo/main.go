@@ -1,9 +1,10 @@
 // Command demo runs litefleet on a demo fleet: a local versitygw S3 server,
-// a handful of tenant databases with writers, `litefleet replicate`
-// replicating them, and then the terminal UI over that fleet, showing
-// tenants in sync, one lagging (its uploads go through a slow proxy), one
-// local only (not in the replicate config) and one remote only (replicated
-// briefly from a folder that is then deleted). `make demo` runs it; q in
+// a handful of tenant databases with writers, two `litefleet replicate`
+// hosts (demo-a and demo-b, each with its own share of the tenants, demo-a
+// serving /metrics) replicating them, and then the terminal UI over that
+// fleet, showing both hosts, tenants in sync, one lagging (its uploads go
+// through a slow proxy), one local only (in no replicate config) and one
+// remote only (replicated briefly from a folder that is then deleted). `make demo` runs it; q in
 // the UI, or Ctrl-C, stops everything it started.
 package main
 
@@ -126,11 +127,29 @@ func run() error {
 	}
 	fmt.Printf("demo: tenant %s replicated, then its local file deleted: remote only\n", strings.TrimSuffix(remoteOnly, ".db"))
 
+	// The whole fleet's config, for the UI; each host replicates its half.
 	cfgPath := filepath.Join(abs, "litestream.yml")
-	if err := writeConfig(cfgPath, dataDir, endpoint, proxy); err != nil {
+	if err := writeConfig(cfgPath, dataDir, endpoint, proxy, "", func(int) bool { return true }); err != nil {
 		return err
 	}
 	fmt.Printf("demo: %s names the demo's S3 and its tenants: try, in another terminal,\n  %s ls -config %s\n", cfgPath, *litefleet, cfgPath)
+	metricsPort, err := s3test.FreePort()
+	if err != nil {
+		return err
+	}
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", metricsPort)
+	hosts := []demoHost{
+		// demo-b replicates the lagging tenant, through the slow proxy: a
+		// host reaches one bucket through one endpoint (its heartbeat is
+		// per endpoint and bucket).
+		{name: "demo-a", cfg: filepath.Join(abs, "demo-a.yml"), log: filepath.Join(abs, "replicate-demo-a.log"), addr: metricsAddr, mine: func(i int) bool { return !tenants[i].lagging }},
+		{name: "demo-b", cfg: filepath.Join(abs, "demo-b.yml"), log: filepath.Join(abs, "replicate-demo-b.log"), mine: func(i int) bool { return tenants[i].lagging }},
+	}
+	for _, h := range hosts {
+		if err := writeConfig(h.cfg, dataDir, endpoint, proxy, h.addr, h.mine); err != nil {
+			return err
+		}
+	}
 	var wg sync.WaitGroup
 	writeCtx, stopWriters := context.WithCancel(ctx)
 	defer stopWriters()
@@ -153,33 +172,37 @@ func run() error {
 	}
 	fmt.Printf("demo: %d tenant databases in %s, each with a writer; %s is not in the replicate config\n", len(files), dataDir, localOnly)
 
-	cmd := exec.Command(*litefleet, "replicate", "-config", cfgPath)
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	replLog := filepath.Join(abs, "replicate.log")
-	if *withTUI {
-		// The terminal belongs to the UI: the replicator logs to a file.
-		lf, err := os.Create(replLog)
+	var procs []*replicator
+	stopAll := func() error {
+		var first error
+		for _, p := range procs {
+			if err := p.stop(); err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	}
+	for _, h := range hosts {
+		p, err := startReplicator(*litefleet, h, env, *withTUI)
 		if err != nil {
+			_ = stopAll()
 			return err
 		}
-		defer lf.Close()
-		cmd.Stdout, cmd.Stderr = lf, lf
+		procs = append(procs, p)
 	}
-	cmd.Env = env
-	// Its own process group: Ctrl-C reaches it through us, once, in order.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w (run make build)", *litefleet, err)
+	exited := make(chan error, len(procs))
+	for _, p := range procs {
+		go func() { exited <- p.wait() }()
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
 
 	if *withTUI {
-		fmt.Printf("demo: replicating with %s replicate -config %s (log: %s)\n", *litefleet, cfgPath, replLog)
+		fmt.Printf("demo: replicating on two hosts, demo-a (%s, log %s) and demo-b (%s, log %s)\n", hosts[0].cfg, hosts[0].log, hosts[1].cfg, hosts[1].log)
+		fmt.Printf("demo: demo-a serves http://%s/metrics, /healthz and /status\n", metricsAddr)
 		fmt.Println("demo: opening the terminal UI: q quits and stops the demo")
-		// A moment for the first syncs, so the UI opens on a live fleet.
+		// A moment for the first syncs and host records, so the UI opens
+		// on a live fleet with both hosts.
 		select {
-		case <-time.After(3 * time.Second):
+		case <-time.After(4 * time.Second):
 		case <-ctx.Done():
 		}
 		uiErr := runTUI(ctx, *litefleet, cfgPath, dataDir, env)
@@ -187,20 +210,21 @@ func run() error {
 		stopWriters()
 		wg.Wait()
 		releaseProxy() // the final sync need not wait
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		if err := <-exited; err != nil {
-			return fmt.Errorf("litefleet replicate: %w (see %s)", err, replLog)
+		if err := stopAll(); err != nil {
+			return err
 		}
 		fmt.Println("demo: stopped; data kept in", abs)
 		return uiErr
 	}
 
-	fmt.Printf(`demo: replicating with: %s replicate -config %s
+	fmt.Printf(`demo: replicating with: %[1]s replicate -config %[2]s -host demo-a, and -config %[3]s -host demo-b
 demo: try, in another terminal:
-  %s validate %s
-  AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s %s/litestream restore -o /tmp/restored.db 's3://%s/databases/%s?endpoint=%s&region=us-east-1'
+  %[1]s validate %[4]s
+  curl -s http://%[5]s/healthz; curl -s http://%[5]s/metrics | grep litefleet_tenant_lag
+  AWS_ACCESS_KEY_ID=%[6]s AWS_SECRET_ACCESS_KEY=%[7]s %[1]s ls -bucket %[8]s -endpoint %[9]s
+  AWS_ACCESS_KEY_ID=%[6]s AWS_SECRET_ACCESS_KEY=%[7]s %[10]s/litestream restore -o /tmp/restored.db 's3://%[8]s/databases/%[11]s?endpoint=%[9]s&region=us-east-1'
 demo: Ctrl-C stops the writers, makes a final sync and stops the S3 server.
-`, *litefleet, cfgPath, *litefleet, dataDir, accessKey, secretKey, toolsBin(), bucket, strings.TrimSuffix(tenants[0].file, ".db"), endpoint)
+`, *litefleet, hosts[0].cfg, hosts[1].cfg, dataDir, metricsAddr, accessKey, secretKey, bucket, endpoint, toolsBin(), strings.TrimSuffix(tenants[0].file, ".db"))
 
 	select {
 	case <-ctx.Done():
@@ -208,11 +232,11 @@ demo: Ctrl-C stops the writers, makes a final sync and stops the S3 server.
 		stopWriters()
 		wg.Wait()
 		releaseProxy()
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		err = <-exited
+		err = stopAll()
 	case err = <-exited:
 		stopWriters()
 		wg.Wait()
+		_ = stopAll()
 		if err == nil {
 			err = errors.New("litefleet replicate stopped by itself")
 		}
@@ -221,6 +245,70 @@ demo: Ctrl-C stops the writers, makes a final sync and stops the S3 server.
 		return fmt.Errorf("litefleet replicate: %w", err)
 	}
 	fmt.Println("demo: stopped; data kept in", abs)
+	return nil
+}
+
+// demoHost is one replicating host of the demo: its name, its share of
+// the tenants, its config and log, and where it serves its metrics.
+type demoHost struct {
+	name, cfg, log, addr string
+	mine                 func(i int) bool
+}
+
+// replicator is a running `litefleet replicate`.
+type replicator struct {
+	h    demoHost
+	cmd  *exec.Cmd
+	logf *os.File
+	done chan struct{}
+	err  error
+}
+
+func startReplicator(litefleet string, h demoHost, env []string, quiet bool) (*replicator, error) {
+	cmd := exec.Command(litefleet, "replicate", "-config", h.cfg, "-host", h.name)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	r := &replicator{h: h, cmd: cmd, done: make(chan struct{})}
+	if quiet {
+		// The terminal belongs to the UI: the replicator logs to a file.
+		lf, err := os.Create(h.log)
+		if err != nil {
+			return nil, err
+		}
+		r.logf = lf
+		cmd.Stdout, cmd.Stderr = lf, lf
+	}
+	cmd.Env = env
+	// Its own process group: Ctrl-C reaches it through us, once, in order.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w (run make build)", litefleet, err)
+	}
+	go func() {
+		r.err = cmd.Wait()
+		if r.logf != nil {
+			r.logf.Close()
+		}
+		close(r.done)
+	}()
+	return r, nil
+}
+
+func (r *replicator) wait() error {
+	<-r.done
+	return r.err
+}
+
+// stop asks for a clean stop (a final sync) and waits for it.
+func (r *replicator) stop() error {
+	select {
+	case <-r.done:
+	default:
+		_ = r.cmd.Process.Signal(syscall.SIGTERM)
+		<-r.done
+	}
+	if r.err != nil {
+		return fmt.Errorf("host %s: %w (see %s)", r.h.name, r.err, r.h.log)
+	}
 	return nil
 }
 
@@ -263,15 +351,22 @@ func startS3(dir, logFile string) (string, func(), error) {
 	return endpoint, stop, nil
 }
 
-// writeConfig writes the demo fleet's litestream.yml: what replicate runs
-// from, and what an operator passes with -config to ls, inspect, restore
-// or the UI. The keys are the demo server's own, written out so that the
-// file works as it is.
-func writeConfig(path, dataDir, endpoint, proxy string) error {
+// writeConfig writes a litestream.yml of the tenants mine picks, serving
+// the monitor on addr when it is not empty. The whole fleet's file is what
+// an operator passes with -config to ls, inspect, restore or the UI: the
+// keys are the demo server's own, written out so that it works as it is.
+func writeConfig(path, dataDir, endpoint, proxy, addr string, mine func(i int) bool) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# The demo fleet (make demo): litefleet ls|inspect|restore -config %s\n", path)
-	fmt.Fprintf(&b, "# The keys are the demo S3 server's, valid only while it runs.\naccess-key-id: %s\nsecret-access-key: %s\ndbs:\n", accessKey, secretKey)
-	for _, tn := range tenants {
+	fmt.Fprintf(&b, "# The keys are the demo S3 server's, valid only while it runs.\naccess-key-id: %s\nsecret-access-key: %s\n", accessKey, secretKey)
+	if addr != "" {
+		fmt.Fprintf(&b, "addr: %s\n", addr)
+	}
+	b.WriteString("dbs:\n")
+	for i, tn := range tenants {
+		if !mine(i) {
+			continue
+		}
 		name := tn.name
 		if name == "" {
 			name = strings.TrimSuffix(tn.file, ".db")

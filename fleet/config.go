@@ -31,6 +31,9 @@ type Config struct {
 	AccessKeyID     string     `yaml:"access-key-id"`
 	SecretAccessKey string     `yaml:"secret-access-key"`
 	DBs             []DBConfig `yaml:"dbs"`
+	// Addr is where `replicate` serves /metrics, /healthz and /status
+	// (HOST:PORT), as Litestream names the key; -addr wins.
+	Addr string `yaml:"addr"`
 }
 
 // DBConfig is one entry of dbs:.

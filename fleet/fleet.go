@@ -26,9 +26,17 @@ type Fleet struct {
 	Discover  DiscoverOptions
 	Options   ViewOptions
 	CacheFile string // where the last good S3 answer is kept between runs; "" for none
+	// FullScan lists every object of every tenant at each refresh (ls
+	// -scan), instead of taking the positions of the tenants a live host
+	// replicates from its host record.
+	FullScan bool
+
+	records hostRecords // the host records read so far, by host
 
 	mu       sync.Mutex
 	remote   []s3browse.TenantSummary
+	hosts    []HostSummary
+	reports  map[string][]HostReport
 	remoteAt time.Time
 	cached   bool // remote came from CacheFile
 }
@@ -47,6 +55,9 @@ type View struct {
 	FromCache bool `json:"remote_from_cache,omitempty"`
 	// LocalErr says why local discovery failed.
 	LocalErr string `json:"local_error,omitempty"`
+	// Hosts are the replicating hosts of the bucket, by name, from their
+	// heartbeats and host records.
+	Hosts []HostSummary `json:"hosts"`
 }
 
 // RemoteAge is how old the S3 side of the view is.
@@ -60,8 +71,12 @@ func (v *View) RemoteAge() time.Duration {
 // Stale reports that the S3 side is not from this refresh.
 func (v *View) Stale() bool { return v.RemoteErr != "" || v.FromCache }
 
-// Refresh discovers local databases and scans the bucket, concurrently, and
-// joins them. Errors on either side are reported in the View, not returned:
+// Refresh discovers local databases and reads the bucket, concurrently,
+// and joins them. The bucket is read as cheaply as it can be: the host
+// records of the replicators (one listing, and a GET of each record that
+// changed), the tenant prefixes (one delimited listing per 1,000 tenants),
+// and the objects only of the tenants that no live host reports, or of
+// every tenant with FullScan. Errors on either side are reported in the View, not returned:
 // an operator still wants the half that works. The error returned is only
 // ctx's.
 func (f *Fleet) Refresh(ctx context.Context) (*View, error) {
@@ -77,9 +92,11 @@ func (f *Fleet) Refresh(ctx context.Context) (*View, error) {
 		}()
 	}
 	var remote []s3browse.TenantSummary
+	var hostList []HostSummary
+	var reports map[string][]HostReport
 	var remoteErr error
 	if f.API != nil {
-		remote, remoteErr = s3browse.Scan(ctx, f.API, f.Conn)
+		remote, hostList, reports, remoteErr = f.remoteSide(ctx, now)
 		if remoteErr == nil {
 			remoteErr = f.readLeases(ctx, remote, now)
 		}
@@ -99,9 +116,10 @@ func (f *Fleet) Refresh(ctx context.Context) (*View, error) {
 	f.mu.Lock()
 	switch {
 	case remoteErr == nil:
-		f.remote, f.remoteAt, f.cached = remote, now, false
+		f.remote, f.hosts, f.reports, f.remoteAt, f.cached = remote, hostList, reports, now, false
 		f.saveCache()
-		remote, v.RemoteAt, v.FromCache = f.remote, f.remoteAt, f.cached
+		remote, v.RemoteAt, v.FromCache, reports = f.remote, f.remoteAt, f.cached, f.reports
+		v.Hosts = append([]HostSummary{}, f.hosts...)
 	case f.API != nil && s3browse.Classify(remoteErr) == s3browse.FailureUnreachable:
 		// S3 is out of reach, not changed: the last good answer stands in,
 		// marked with its age.
@@ -109,7 +127,8 @@ func (f *Fleet) Refresh(ctx context.Context) (*View, error) {
 		if f.remote == nil {
 			f.loadCache()
 		}
-		remote, v.RemoteAt, v.FromCache = f.remote, f.remoteAt, f.cached
+		remote, v.RemoteAt, v.FromCache, reports = f.remote, f.remoteAt, f.cached, f.reports
+		v.Hosts = append([]HostSummary{}, f.hosts...)
 	default:
 		// A missing bucket, refused or missing credentials, no bucket at
 		// all: no earlier answer is known to hold, and nothing is shown
@@ -120,12 +139,13 @@ func (f *Fleet) Refresh(ctx context.Context) (*View, error) {
 			v.RemoteErr = s3browse.Why(remoteErr, f.Conn).Error()
 			opt.remoteUnknown = s3browse.Classify(remoteErr).String()
 		}
-		remote = nil
+		remote, reports = nil, nil
 	}
 	f.mu.Unlock()
 
 	// Join works on copies: rows point into them, and the cache is shared.
 	v.Rows = Join(locals, append([]s3browse.TenantSummary(nil), remote...), now, opt)
+	ApplyHostReports(v.Rows, reports, opt)
 	v.Counts = Counts(v.Rows)
 	return v, nil
 }
@@ -171,13 +191,15 @@ type cacheFile struct {
 	Conn    string                   `json:"conn"` // Conn.String(): no credentials
 	At      time.Time                `json:"at"`
 	Tenants []s3browse.TenantSummary `json:"tenants"`
+	Hosts   []HostSummary            `json:"hosts,omitempty"`
+	Reports map[string][]HostReport  `json:"reports,omitempty"`
 }
 
 func (f *Fleet) saveCache() {
 	if f.CacheFile == "" {
 		return
 	}
-	b, err := json.Marshal(cacheFile{Conn: f.Conn.String(), At: f.remoteAt, Tenants: f.remote})
+	b, err := json.Marshal(cacheFile{Conn: f.Conn.String(), At: f.remoteAt, Tenants: f.remote, Hosts: f.hosts, Reports: f.reports})
 	if err != nil {
 		return
 	}
@@ -209,7 +231,12 @@ func (f *Fleet) loadCache() {
 			p.Valid, p.Problem = false, err.Error()
 		}
 	}
-	f.remote, f.remoteAt, f.cached = c.Tenants, c.At, true
+	for name := range c.Reports {
+		if s3browse.CheckName(name) != nil {
+			delete(c.Reports, name)
+		}
+	}
+	f.remote, f.hosts, f.reports, f.remoteAt, f.cached = c.Tenants, c.Hosts, c.Reports, c.At, true
 }
 
 // DefaultCacheFile is where the last good S3 answer for conn is kept:

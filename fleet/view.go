@@ -16,18 +16,28 @@ type Status string
 
 // The statuses, from the most to the least alarming.
 const (
-	StatusError          Status = "error"            // something is wrong: see the note
-	StatusInvalid        Status = "invalid"          // invalid name or a collision
-	StatusUnknown        Status = "unknown"          // local, and S3 could not be asked: see the note
-	StatusLeased         Status = "leased elsewhere" // another host writes the replica
-	StatusLagging        Status = "lagging"          // local changes not yet in S3 for too long
-	StatusNotReplicating Status = "not replicating"  // local only, or local changes nobody replicates
-	StatusRemoteOnly     Status = "remote only"      // restorable; nothing local
+	StatusError          Status = "error"                 // something is wrong: see the note
+	StatusFailed         Status = "failed"                // its host cannot open, write or lock it: see the note
+	StatusDiverged       Status = "diverged"              // its host found the local history and the replica's differ: nothing is uploaded
+	StatusHostSilent     Status = "host silent"           // the host replicating it stopped beating: down or cut off from S3
+	StatusLeaseLost      Status = "lease lost (retrying)" // its host cannot prove it may write: uploads wait
+	StatusInvalid        Status = "invalid"               // invalid name or a collision
+	StatusUnknown        Status = "unknown"               // local, and S3 could not be asked: see the note
+	StatusMissing        Status = "missing"               // its host's file is gone
+	StatusLeased         Status = "leased elsewhere"      // another host writes the replica
+	StatusLagging        Status = "lagging"               // local changes not yet in S3 for too long
+	StatusStarting       Status = "starting"              // its host is checking and opening it
+	StatusNotReplicating Status = "not replicating"       // local only, or local changes nobody replicates
+	StatusRemoteOnly     Status = "remote only"           // restorable; nothing local
 	StatusInSync         Status = "in sync"
 )
 
 // Statuses lists every status in display order.
-var Statuses = []Status{StatusError, StatusInvalid, StatusUnknown, StatusLeased, StatusLagging, StatusNotReplicating, StatusRemoteOnly, StatusInSync}
+var Statuses = []Status{StatusError, StatusFailed, StatusDiverged, StatusHostSilent, StatusLeaseLost, StatusInvalid, StatusUnknown, StatusMissing,
+	StatusLeased, StatusLagging, StatusStarting, StatusNotReplicating, StatusRemoteOnly, StatusInSync}
+
+// known reports one of Statuses.
+func (s Status) known() bool { return slices.Contains(Statuses, s) }
 
 // rank orders statuses by urgency, for sorting.
 func (s Status) rank() int {
@@ -83,6 +93,17 @@ type Row struct {
 	Staleness time.Duration `json:"staleness_ns"`
 	// Replicating says this process replicates the tenant.
 	Replicating bool `json:"replicating,omitempty"`
+	// Host is the replicator (its -host) whose host record reports the
+	// tenant: the one replicating it, or else one for which another host
+	// holds it; "" when no host record names it. State is that host's
+	// state for the tenant, in replicate's words, and Reason why. HostAge
+	// is the age of its heartbeat; HostSilent says it is 40 s or more, and
+	// the status is then "host silent".
+	Host       string        `json:"host,omitempty"`
+	State      string        `json:"state,omitempty"`
+	Reason     string        `json:"reason,omitempty"`
+	HostAge    time.Duration `json:"host_age_ns,omitempty"`
+	HostSilent bool          `json:"host_silent,omitempty"`
 }
 
 // Display is the tenant name safe to print.

@@ -777,3 +777,30 @@ func (h *timerHeap) Pop() any {
 	*h = old[:len(old)-1]
 	return x
 }
+
+// Heartbeats lists the heartbeat of every bucket this process writes to.
+func (e *Engine) Heartbeats() []HeartbeatStatus {
+	e.mu.Lock()
+	buckets := make([]*bucket, 0, len(e.buckets))
+	for _, b := range e.buckets {
+		buckets = append(buckets, b)
+	}
+	e.mu.Unlock()
+	var out []HeartbeatStatus
+	for _, b := range buckets {
+		b.mu.Lock()
+		beat := b.beat
+		b.mu.Unlock()
+		if beat == nil {
+			continue
+		}
+		last, err := beat.LastBeat()
+		hs := HeartbeatStatus{Bucket: b.conn.Bucket, Endpoint: b.conn.Endpoint, Host: beat.Host(), LastBeat: last, Fenced: beat.Fenced()}
+		if err != nil {
+			hs.Error = err.Error()
+		}
+		out = append(out, hs)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Bucket < out[j].Bucket })
+	return out
+}

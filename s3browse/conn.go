@@ -189,6 +189,7 @@ const ResponseTimeout = 6 * time.Second
 // NewClient returns an S3 client for c. It honours AWS_CA_BUNDLE (a custom CA
 // is added to the system roots), the standard AWS credential chain when c
 // has no keys, and fails requests fast enough for an operator to see why.
+// Every request attempt it makes is counted (RequestCounts).
 func NewClient(ctx context.Context, c Conn) (*s3.Client, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -227,6 +228,7 @@ func NewClient(ctx context.Context, c Conn) (*s3.Client, error) {
 		return nil, fmt.Errorf("load AWS configuration: %w", err)
 	}
 	return s3.NewFromConfig(cfg, func(o *s3.Options) {
+		o.APIOptions = append(o.APIOptions, countRequests)
 		if c.Endpoint != "" {
 			o.BaseEndpoint = aws.String(c.Endpoint)
 			o.UsePathStyle = true

@@ -74,7 +74,15 @@ type TenantSummary struct {
 	// Lease is lock.json as read (ReadLease) when the listing showed it
 	// written recently; nil when it was not read.
 	Lease *Lease `json:"lease,omitempty"`
+	// Source says where the figures come from: "" for a listing of the
+	// tenant's objects, SourceHostRecord for the record of the host that
+	// replicates it, which knows the replicated TXID and the last upload
+	// but not the objects, their bytes or snapshots (all 0).
+	Source string `json:"source,omitempty"`
 }
+
+// SourceHostRecord marks a TenantSummary made from a host record.
+const SourceHostRecord = "host record"
 
 // summarizer aggregates a tenant's objects as they are listed, without
 // keeping keys: its size does not grow with the number of objects, except

@@ -91,10 +91,13 @@ func (m *Model) refreshed(msg refreshedMsg) tea.Cmd {
 	} else {
 		m.view = msg.view
 		m.table.SetView(msg.view, msg.sortedBy, msg.index)
+		headerWas := m.header.Height()
 		m.header.SetView(msg.view)
 		m.logViewErrors(msg.view)
-		if m.showLogs {
-			m.layout() // the log pane takes the rows the table does not need
+		if m.showLogs || m.header.Height() != headerWas {
+			// The log pane takes the rows the table does not need; the
+			// header has a line of hosts when the bucket has any.
+			m.layout()
 		}
 		follow = m.follow()
 	}
@@ -347,6 +350,13 @@ func (m *Model) runCommand(msg cmdline.RunMsg) tea.Cmd {
 		m.c.Info("sorted by %s", k)
 	case "filter":
 		m.table.SetFilter(msg.Arg)
+	case "host":
+		m.table.SetHost(msg.Arg)
+		if msg.Arg == "" {
+			m.c.Info("every host's tenants")
+		} else {
+			m.c.Info("only the tenants of host %s: %d", fleet.Printable(msg.Arg), m.table.Visible())
+		}
 	case "refresh":
 		return m.refresh(true)
 	case "logs":

@@ -348,6 +348,8 @@ func TestParseCommand(t *testing.T) {
 		"prefix":       {Verb: "prefix"},
 		"sort  size ":  {Verb: "sort", Arg: "size"},
 		"filter ab cd": {Verb: "filter", Arg: "ab cd"},
+		"host web-1":   {Verb: "host", Arg: "web-1"},
+		"ho":           {Verb: "host"},
 		"":             {},
 	} {
 		got, err := cmdline.Parse(in)

@@ -172,7 +172,7 @@ func (b *FleetBackend) switchConn(ctx context.Context, change func(*s3browse.Con
 	if err != nil {
 		return err
 	}
-	nf := &fleet.Fleet{Conn: conn, API: client, Discover: old.Discover, Options: old.Options}
+	nf := &fleet.Fleet{Conn: conn, API: client, Discover: old.Discover, Options: old.Options, FullScan: old.FullScan}
 	if !b.noCache {
 		nf.CacheFile = fleet.DefaultCacheFile(conn)
 	}

@@ -41,6 +41,10 @@ type fakeBackend struct {
 	planNotes []string
 	// noDeadline lists the calls made with a context that never ends.
 	noDeadline []string
+	// hosts and hostReports are the bucket's host records, as
+	// fleet.Refresh reads them.
+	hosts       []fleet.HostSummary
+	hostReports map[string][]fleet.HostReport
 }
 
 // checkDeadline records a call whose context has no deadline: a hung S3
@@ -89,8 +93,13 @@ func (f *fakeBackend) Refresh(ctx context.Context) (*fleet.View, error) {
 	if bad {
 		remotes, remoteAt = nil, time.Time{}
 	}
-	rows := fleet.Join(locals, remotes, now, fleet.ViewOptions{Replicating: func(p string) bool { return repl[p] }})
-	return &fleet.View{Rows: rows, Counts: fleet.Counts(rows), At: now, RemoteAt: remoteAt, RemoteErr: remoteErr}, nil
+	f.mu.Lock()
+	hostList, reports := append([]fleet.HostSummary(nil), f.hosts...), f.hostReports
+	f.mu.Unlock()
+	opt := fleet.ViewOptions{Replicating: func(p string) bool { return repl[p] }}
+	rows := fleet.Join(locals, remotes, now, opt)
+	fleet.ApplyHostReports(rows, reports, opt)
+	return &fleet.View{Rows: rows, Counts: fleet.Counts(rows), At: now, RemoteAt: remoteAt, RemoteErr: remoteErr, Hosts: hostList}, nil
 }
 
 func (f *fakeBackend) Inspect(ctx context.Context, tenant string) (*s3browse.Tenant, error) {

@@ -309,7 +309,7 @@ func (m *Model) layout() {
 	w, h := m.c.Width, m.c.Height
 	m.header.SetWidth(w)
 	m.footer.SetWidth(w)
-	body := max(h-header.Height-footer.Height, 1)
+	body := max(h-m.header.Height()-footer.Height, 1)
 	if m.showLogs {
 		lh := max(body/2, body-m.table.Needed())
 		lh = max(min(lh, body-minTable), min(body-1, 3))
@@ -322,7 +322,7 @@ func (m *Model) layout() {
 
 // bodyHeight is the height of the table or detail page.
 func (m *Model) bodyHeight() int {
-	body := max(m.c.Height-header.Height-footer.Height, 1)
+	body := max(m.c.Height-m.header.Height()-footer.Height, 1)
 	if m.showLogs {
 		body = max(body-m.logs.Height(), 1)
 	}

@@ -1,4 +1,9 @@
-// Command lsbench measures `litefleet ls` on a large fleet: it seeds N tenant
+// Command lsbench measures `litefleet ls` on a large fleet. With -hosts H
+// it runs H real `litefleet replicate -host hN` processes over N real
+// databases, through a request-counting proxy, and times `ls -json` over
+// the bucket alone (positions from the host records) against `ls -json
+// -scan`, with their S3 requests and those of a terminal UI refresh (see
+// hosts.go). Without, it seeds N tenant
 // prefixes (a few LTX objects each) in a real S3 server and N local
 // databases with Litestream state, then times `litefleet ls` over both
 // (after one untimed run, as an operator's folder and bucket are warm) and
@@ -61,6 +66,7 @@ func run() error {
 	dir := flag.String("dir", filepath.Join(os.TempDir(), "litefleet-lsbench"), "folder for the local databases (recreated when seeding)")
 	seed := flag.String("seed", "true", "true: seed S3 and -dir from scratch; false: reuse what an earlier run seeded; auto: seed only a side that is not there yet")
 	split := flag.Bool("split", false, "also time the S3 side alone (no -dir) and the local side alone (no -bucket)")
+	nHosts := flag.Int("hosts", 0, "instead: replicate -tenants real databases with this many `litefleet replicate -host hN` processes, then time ls over the bucket alone (host records) and with -scan")
 	flag.Parse()
 	if *seed != "true" && *seed != "false" && *seed != "auto" {
 		return fmt.Errorf("-seed %q: use true, false or auto", *seed)
@@ -72,6 +78,13 @@ func run() error {
 	endpoint := os.Getenv("LITEFLEET_TEST_S3_ENDPOINT")
 	if endpoint == "" {
 		return errors.New("no S3 server: run through scripts/with-s3.sh (make bench-ls)")
+	}
+	if *nHosts > 0 {
+		if *n%*nHosts != 0 {
+			return fmt.Errorf("-tenants %d is not a multiple of -hosts %d", *n, *nHosts)
+		}
+		return runHosts(*bin, endpoint, os.Getenv("LITEFLEET_TEST_S3_ACCESS_KEY"), os.Getenv("LITEFLEET_TEST_S3_SECRET_KEY"),
+			filepath.Join(os.TempDir(), "litefleet-lsbench-hosts"), *n, *nHosts, *runs)
 	}
 	conn := s3browse.Conn{
 		Bucket: "lsbench", Prefix: "databases", Endpoint: endpoint,
@@ -182,9 +195,9 @@ func (c benchCase) run(bin string, env []string, runs, n int) error {
 		}
 		// The last line of stderr is the measurement.
 		text := strings.TrimRight(errb.String(), "\n")
-		var wall time.Duration
+		var wall, cpu time.Duration
 		var maxRSS int64
-		if _, err := fmt.Sscanf(text[strings.LastIndexByte(text, '\n')+1:], measureFormat, &wall, &maxRSS); err != nil {
+		if _, err := fmt.Sscanf(text[strings.LastIndexByte(text, '\n')+1:], measureFormat, &wall, &maxRSS, &cpu); err != nil {
 			return fmt.Errorf("litefleet %s: no measurement in %q: %w", strings.Join(args[1:], " "), text, err)
 		}
 		if i >= 0 {
@@ -205,7 +218,8 @@ func (c benchCase) run(bin string, env []string, runs, n int) error {
 
 // measureEnv makes lsbench run as a thin parent of one command: it runs the
 // command with its own stdout and stderr, then prints to stderr the wall
-// time and peak RSS of the command, in measureFormat.
+// time, peak RSS and CPU time (user and system) of the command, in
+// measureFormat.
 //
 // Why a separate process: Go starts children with vfork (CLONE_VM), and
 // Linux folds the peak RSS of the memory the child shared until exec (the
@@ -214,7 +228,7 @@ func (c benchCase) run(bin string, env []string, runs, n int) error {
 // to use that much. A fresh, small parent keeps the figure the command's own.
 const measureEnv = "LSBENCH_MEASURE"
 
-const measureFormat = "lsbench-measure wall=%d maxrss_kib=%d"
+const measureFormat = "lsbench-measure wall=%d maxrss_kib=%d cpu=%d"
 
 func measure(args []string) int {
 	cmd := exec.Command(args[0], args[1:]...)
@@ -226,7 +240,8 @@ func measure(args []string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	fmt.Fprintf(os.Stderr, "\n"+measureFormat+"\n", int64(wall), cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss) // KiB on Linux
+	cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	fmt.Fprintf(os.Stderr, "\n"+measureFormat+"\n", int64(wall), cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss, int64(cpu)) // KiB on Linux
 	return 0
 }
 

@@ -22,6 +22,7 @@ type fleetFlags struct {
 	dirs      dirList
 	recursive bool
 	noCache   bool
+	fullScan  bool
 }
 
 func (f *fleetFlags) register(fs *flag.FlagSet) {
@@ -29,6 +30,7 @@ func (f *fleetFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.dirs, "dir", "folder of tenant databases on this host (repeatable)")
 	fs.BoolVar(&f.recursive, "recursive", false, "also scan subfolders of each -dir")
 	fs.BoolVar(&f.noCache, "no-cache", false, "do not keep or use the last good S3 answer in the user cache folder")
+	fs.BoolVar(&f.fullScan, "scan", false, "list every object of every tenant, even those a live host's record reports")
 }
 
 // resolveConn is the S3 connection for the whole fleet from flags and,
@@ -114,6 +116,7 @@ func (f *fleetFlags) newFleet(ctx context.Context) (*fleet.Fleet, error) {
 	fl := &fleet.Fleet{Conn: conn, Discover: fleet.DiscoverOptions{Recursive: f.recursive}}
 	fl.Discover.AddTargets(targets)
 	fl.Discover.Dirs = append(fl.Discover.Dirs, f.dirs...)
+	fl.FullScan = f.fullScan
 	if conn.Bucket == "" && len(fl.Discover.Dirs) == 0 {
 		return nil, errUsage("nothing to show: give -bucket NAME (the S3 side), -dir DIR (this host's databases), or -config FILE")
 	}

@@ -20,9 +20,11 @@ const inspectHelp = `Usage:
 
 Shows a tenant's replica in S3: its layout (Litestream v0.5 LTX files, v0.3
 generations, or both), the restore points per level (TXID ranges, sizes,
-upload times), snapshots, the latest TXID and time, the bytes it holds, and
-the lease (which host replicates it, and whether that host is alive). For a v0.3 replica, each
-generation with its snapshots and WAL segments.
+upload times), snapshots, the latest TXID and time, the bytes it holds, the
+lease (which host replicates it, and whether that host is alive), and what
+each replicating host's record says of it (its state, TXIDs, lag, and
+whether the host is silent). For a v0.3 replica, each generation with its
+snapshots and WAL segments.
 
 With -config, a tenant the file lists is read with its own credentials.
 
@@ -66,12 +68,30 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	// The hosts' records: a key that may not list .litefleet/ (a tenant's
+	// own) sees none, and the report says so.
+	reports, herr := fleet.HostReports(ctx, client, conn, tenant)
+	hostErr := ""
+	if herr != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		hostErr = s3browse.Explain(herr, conn).Error()
+	}
+	if reports == nil {
+		reports = []fleet.HostReport{}
+	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(t)
+		return enc.Encode(struct {
+			*s3browse.Tenant
+			Hosts     []fleet.HostReport `json:"hosts"`
+			HostError string             `json:"hosts_error,omitempty"`
+		}{t, reports, hostErr})
 	}
 	printTenant(stdout, t, time.Now(), *files)
+	printHosts(stdout, reports, hostErr, time.Now())
 	if t.Format == s3browse.FormatEmpty {
 		return fmt.Errorf("nothing in %s: check the tenant name, -bucket and -prefix", conn.URL(tenant))
 	}
@@ -143,6 +163,38 @@ func printTenant(w io.Writer, t *s3browse.Tenant, now time.Time, files int) {
 			tw.Flush()
 		}
 	}
+}
+
+// printHosts says what each host's record says of the tenant, the host
+// replicating it first.
+func printHosts(w io.Writer, reports []fleet.HostReport, hostErr string, now time.Time) {
+	switch {
+	case hostErr != "":
+		fmt.Fprintf(w, "hosts     unknown: %s\n", fleet.Printable(hostErr))
+		return
+	case len(reports) == 0:
+		fmt.Fprintln(w, "hosts     no host record names it")
+		return
+	}
+	fmt.Fprintln(w, "\nhosts (their records):")
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  HOST\tSTATE\tLOCAL TXID\tREPLICATED TXID\tLAG\tLAST SYNC\tHEARTBEAT")
+	for _, r := range reports {
+		beat := common.Duration(r.HostAge) + " ago"
+		if r.Silent {
+			beat += " (silent)"
+		}
+		lag := "0"
+		if r.LocalTXID > r.Replicated {
+			lag = fmt.Sprintf("%d tx / %s", r.LocalTXID-r.Replicated, common.Duration(r.Lag))
+		}
+		state := fleet.Printable(r.State)
+		if r.Reason != "" {
+			state += ": " + fleet.Printable(r.Reason)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", fleet.Printable(r.Host), state, common.TXID(r.LocalTXID), common.TXID(r.Replicated), lag, ago(now, r.LastSync), beat)
+	}
+	tw.Flush()
 }
 
 func levelName(level int) string {

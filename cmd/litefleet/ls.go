@@ -15,6 +15,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/s3browse"
 	"github.com/litefleet/litefleet/tui/common"
 )
 
@@ -23,14 +24,23 @@ const lsHelp = `Usage:
 
 Lists every tenant once: its database on this host (from -dir folders or the
 -config file's paths) beside its prefix in S3 (s3://BUCKET/PREFIX/<tenant>/),
-with a status, the lag of the replica behind the local database (in TXIDs and
-in time), and when the replica last received data.
+with a status, the host that replicates it and that host's state for it, the
+lag of the replica behind the local database (in TXIDs and in time), and when
+the replica last received data.
+
+Every replicator publishes a host record in the bucket: ls reads them (one
+listing and a GET per changed record), lists the tenant prefixes, and lists
+the objects only of the tenants no live host reports; -scan lists every
+object of every tenant instead.
 
 Statuses: in sync, lagging (a local change waited longer than 10s), not
 replicating (local only, or local changes and no live lease), remote only
 (restorable, nothing local), leased elsewhere (another host writes the
-replica), invalid (a bad name or two databases on one prefix), error, and
-unknown (S3 could not be asked: no bucket, refused or missing credentials).
+replica), invalid (a bad name or two databases on one prefix), error,
+unknown (S3 could not be asked: no bucket, refused or missing credentials),
+host silent (the host replicating it has not beaten for 40s), and the
+replicating host's own states that need attention: failed, diverged, lease
+lost (retrying), missing, starting.
 
 When S3 cannot be reached, ls shows the last good answer (kept in the user's
 cache folder), says how old it is, and exits 1. When S3 refuses the request,
@@ -40,6 +50,7 @@ Examples:
   litefleet ls -dir /data -bucket saas-backups
   litefleet ls -config litestream.yml -sort lag
   litefleet ls -bucket saas-backups -json | jq '.tenants[] | select(.status=="lagging")'
+  litefleet ls -bucket saas-backups -json | jq '.tenants[] | select(.host=="web-1") | .tenant'
 `
 
 func runLs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -153,9 +164,10 @@ const maxNameColumn = 64
 
 func printRows(w io.Writer, v *fleet.View) error {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TENANT\tSTATUS\tLOCAL TXID\tREMOTE TXID\tLAG\tSIZE\tWAL\tCHANGED\tREPLICATED\tNOTE")
+	fmt.Fprintln(tw, "TENANT\tSTATUS\tHOST\tLOCAL TXID\tREMOTE TXID\tLAG\tSIZE\tWAL\tCHANGED\tREPLICATED\tNOTE")
 	for _, r := range v.Rows {
 		local, remote, lag, size, wal, changed, replicated := "-", "-", "-", "-", "-", "-", "-"
+		host := hostCell(&r)
 		if l := r.Local; l != nil {
 			local = fmt.Sprint(l.TXID)
 			size = humanize.IBytes(uint64(l.Size))
@@ -169,7 +181,10 @@ func printRows(w io.Writer, v *fleet.View) error {
 				size = humanize.IBytes(uint64(rm.Bytes))
 			}
 		}
-		if r.Local != nil && r.Remote != nil {
+		if rm := r.Remote; rm != nil && rm.Source == s3browse.SourceHostRecord && r.Local == nil {
+			size = "-" // a host record has no sizes
+		}
+		if (r.Local != nil && r.Remote != nil) || (r.Host != "" && r.Remote != nil && !r.HostSilent) {
 			lag = fmt.Sprintf("%d tx", r.LagTXIDs)
 			if r.LagTXIDs > 0 {
 				lag += " / " + common.Duration(r.Lag)
@@ -179,14 +194,52 @@ func printRows(w io.Writer, v *fleet.View) error {
 		if note != "" {
 			note = fleet.Printable(note)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			fleet.Shorten(r.Display(), maxNameColumn), r.Status, local, remote, lag, size, wal, changed, replicated, note)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			fleet.Shorten(r.Display(), maxNameColumn), r.Status, host, local, remote, lag, size, wal, changed, replicated, note)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	fmt.Fprintln(w, summaryLine(v))
+	if line := hostsLine(v); line != "" {
+		fmt.Fprintln(w, line)
+	}
 	return nil
+}
+
+// hostCell is the HOST column: the host and its state for the tenant
+// ("web-1 replicating"), or "-" when no host record names it.
+func hostCell(r *fleet.Row) string {
+	if r.Host == "" {
+		return "-"
+	}
+	if r.HostSilent {
+		return fleet.Printable(r.Host) + " silent " + common.Duration(r.HostAge)
+	}
+	return fleet.Printable(r.Host) + " " + fleet.Printable(r.State)
+}
+
+// hostsLine counts tenants per replicating host, and says which are silent.
+func hostsLine(v *fleet.View) string {
+	if len(v.Hosts) == 0 {
+		return ""
+	}
+	parts := make([]string, 0, len(v.Hosts))
+	for _, h := range v.Hosts {
+		p := fmt.Sprintf("%s %d", fleet.Printable(h.Name), h.Tenants)
+		switch {
+		case h.Silent:
+			p += fmt.Sprintf(" (silent %s)", common.Duration(h.Age))
+		case h.Error != "":
+			p += " (record unreadable: " + fleet.Printable(h.Error) + ")"
+		}
+		parts = append(parts, p)
+	}
+	hostsWord := "hosts"
+	if len(v.Hosts) == 1 {
+		hostsWord = "host"
+	}
+	return fmt.Sprintf("%d %s: %s", len(v.Hosts), hostsWord, strings.Join(parts, ", "))
 }
 
 // summaryLine counts tenants by status and says how fresh the S3 side is.

@@ -136,8 +136,10 @@ func TestLsJoinsLocalAndRemote(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("ls exit %d:\n%s", code, out)
 	}
+	// The replicator's host record adds a line of hosts.
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 7 || !strings.HasPrefix(lines[0], "TENANT") || !strings.HasPrefix(lines[6], "5 tenants: 1 invalid, 2 not replicating, 1 remote only, 1 in sync") {
+	if len(lines) != 8 || !strings.HasPrefix(lines[0], "TENANT") || !strings.HasPrefix(lines[6], "5 tenants: 1 invalid, 2 not replicating, 1 remote only, 1 in sync") ||
+		!strings.HasPrefix(lines[7], "1 host: ") {
 		t.Errorf("text output:\n%s", out)
 	}
 	if !strings.HasPrefix(lines[1], "Bad Name ") {

@@ -28,13 +28,13 @@ Usage:
   litefleet validate [-recursive] [-json] PATH...
   litefleet restore TENANT [-o PATH] [-timestamp T | -txid N] [-dry-run] [-force] [-json]
   litefleet restore -all -o DIR [-match GLOB] [-parallel N]
-  litefleet ls [-dir DIR]... [-bucket NAME] [-sort name|lag|size|changed|status] [-json]
+  litefleet ls [-dir DIR]... [-bucket NAME] [-sort name|lag|size|changed|status] [-json] [-scan]
   litefleet inspect TENANT [-bucket NAME] [-json]
   litefleet policy TENANT -bucket NAME | -dir DIR | -config FILE | -abac [-role R] [-bucket-policy -principal T]
 
 Commands:
   tui         the terminal UI over the fleet (the default, with no command)
-  replicate   replicate databases to S3 with Litestream: one claim per tenant, idle ones asleep
+  replicate   replicate databases to S3 with Litestream: one claim per tenant, idle ones asleep (-addr: metrics, health)
   validate    check the tenant names of database files and folders
   restore     restore a tenant, at any point in time, or the whole fleet
   ls          every tenant: local database beside S3 prefix, status and lag

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/monitor"
 	"github.com/litefleet/litefleet/replication"
 )
 
@@ -56,6 +58,16 @@ SIGINT or SIGTERM makes a final sync of every tenant, releases the claims
 and exits 0, or 1 naming the tenants whose final sync failed. A second
 signal stops without waiting.
 
+-addr HOST:PORT (or addr: at the top of the -config file) serves, for
+machines: /metrics (Prometheus text format: per tenant, labelled
+tenant="NAME", its state, local and replicated TXIDs, lag, last sync,
+upload errors and bytes; per process, S3 requests by operation and errors
+by code), /healthz (200 when every tenant is replicating, sleeping or
+leased elsewhere, else 503 naming each other tenant and its state) and
+/status (JSON, one object per tenant). Bind it to loopback, or to a
+network only your monitoring reaches: it needs no credentials and shows
+none.
+
 Credentials come from the -config file (access-key-id, secret-access-key) or
 the standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE).
 
@@ -67,6 +79,8 @@ Examples:
   litefleet replicate -config litestream.yml
   litefleet replicate -dir /data -bucket saas-backups -host web-1
     # every tenant database in /data, each into its own prefix; new ones join at once
+  litefleet replicate -dir /data -bucket saas-backups -addr 127.0.0.1:9090
+    # and: curl -s 127.0.0.1:9090/healthz; curl -s 127.0.0.1:9090/metrics
 `
 
 // nameList is a repeatable flag of names.
@@ -88,6 +102,9 @@ type replicateFlags struct {
 	host       string
 	sleepAfter time.Duration
 	takeover   nameList
+	addr       string
+	// configAddr is the -config file's addr:, set by source.
+	configAddr string
 }
 
 func (f *replicateFlags) register(fs *flag.FlagSet) {
@@ -101,6 +118,7 @@ func (f *replicateFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.host, "host", "", "this replicator's name in heartbeats and claims (default: the machine's host name)")
 	fs.DurationVar(&f.sleepAfter, "sleep-after", time.Minute, "close a tenant after this long without a change; a write wakes it (0: never)")
 	fs.Var(&f.takeover, "takeover", "replace TENANT's diverged replica with the local file, keeping the old history under .litefleet/archive/ (repeatable)")
+	fs.StringVar(&f.addr, "addr", "", "serve /metrics, /healthz and /status on HOST:PORT, e.g. 127.0.0.1:9090 (default: the config's addr:, else none)")
 }
 
 func runReplicate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -144,6 +162,22 @@ func runReplicate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}, src)
 	if err != nil {
 		return errUsage("%v", err)
+	}
+	// The monitor listens before the tenants start: a probe sees them
+	// starting, and a port in use fails at once.
+	var mon *monitor.Server
+	if addr := cmp.Or(rf.addr, rf.configAddr); addr != "" {
+		mon, err = monitor.Listen(addr, monitor.NewHandler(eng, monitor.Options{Logger: logger}))
+		if err != nil {
+			closeQuietly(eng)
+			return err
+		}
+		logger.Info("monitor listening", "addr", mon.Addr(), "paths", "/metrics /healthz /status")
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = mon.Close(ctx)
+		}()
 	}
 	if err := eng.Start(ctx); err != nil {
 		closeQuietly(eng)
@@ -205,6 +239,7 @@ func (f *replicateFlags) source(onRequest bool) (replication.Source, error) {
 			return src, err
 		}
 		cfg, fromConfig = c, ts
+		f.configAddr = c.Addr
 		src.HostKeys.AccessKeyID, src.HostKeys.SecretAccessKey = cfg.AccessKeyID, cfg.SecretAccessKey
 	}
 	if len(f.dirs) > 0 {

@@ -25,7 +25,7 @@ const tuiHelp = `Usage:
 Opens the terminal UI over the fleet: every tenant's local database beside
 its S3 prefix, with status and lag, refreshed every -refresh. Keys: enter a
 tenant's restore points, r/x start and stop replicating it in this process,
-R restore, v check names, / filter, s sort, : command (:bucket, :prefix, :q),
+R restore, v check names, / filter, s sort, : command (:bucket, :prefix, :host, :q),
 l log pane, ? every key. Quitting stops what it replicates with a final sync.
 
 -readonly hides and refuses every action that writes (replicate, stop,

@@ -109,6 +109,12 @@ func DefaultStyles(withColor bool) *Styles {
 		fleet.StatusError:          fg(red).Bold(true),
 		fleet.StatusInvalid:        fg(red),
 		fleet.StatusUnknown:        dim,
+		fleet.StatusFailed:         fg(red).Bold(true),
+		fleet.StatusDiverged:       fg(red).Bold(true),
+		fleet.StatusHostSilent:     fg(red).Bold(true),
+		fleet.StatusLeaseLost:      fg(orange).Bold(true),
+		fleet.StatusMissing:        fg(orange),
+		fleet.StatusStarting:       fg(yellow),
 		fleet.StatusLeased:         fg(magenta),
 		fleet.StatusLagging:        fg(yellow).Bold(true),
 		fleet.StatusNotReplicating: fg(orange),
@@ -119,6 +125,9 @@ func DefaultStyles(withColor bool) *Styles {
 		// Without colour the alarming ones still stand out.
 		s.Status[fleet.StatusError] = bold
 		s.Status[fleet.StatusInvalid] = bold
+		s.Status[fleet.StatusFailed] = bold
+		s.Status[fleet.StatusDiverged] = bold
+		s.Status[fleet.StatusHostSilent] = bold
 		s.Status[fleet.StatusLagging] = bold
 	}
 

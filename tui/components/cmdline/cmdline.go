@@ -14,12 +14,12 @@ import (
 
 // RunMsg is a command the operator entered; the root carries it out.
 type RunMsg struct {
-	Verb string // bucket, prefix, sort, filter, refresh, logs, help, quit
+	Verb string // bucket, prefix, sort, filter, host, refresh, logs, help, quit
 	Arg  string
 }
 
 // Verbs are the commands, for completion and help.
-var Verbs = []string{"bucket", "prefix", "sort", "filter", "refresh", "logs", "help", "quit", "q"}
+var Verbs = []string{"bucket", "prefix", "sort", "filter", "host", "help", "refresh", "logs", "quit", "q"}
 
 // Model is the command line.
 type Model struct {
@@ -107,7 +107,7 @@ func Parse(line string) (RunMsg, error) {
 		}
 	}
 	if len(match) != 1 {
-		return RunMsg{}, fmt.Errorf("unknown command :%s: try :bucket NAME, :prefix P, :sort KEY, :filter TEXT, :refresh or :q", common.ShellQuote(verb))
+		return RunMsg{}, fmt.Errorf("unknown command :%s: try :bucket NAME, :prefix P, :sort KEY, :filter TEXT, :host NAME, :refresh or :q", common.ShellQuote(verb))
 	}
 	verb = match[0]
 	switch verb {

@@ -229,6 +229,13 @@ func (m *Model) render() {
 	if r.Note != "" {
 		kv("note", fleet.Printable(r.Note))
 	}
+	if r.Host != "" {
+		host := fmt.Sprintf("%s: %s · heartbeat %s ago", fleet.Printable(r.Host), fleet.Printable(r.State), common.Duration(r.HostAge))
+		if r.HostSilent {
+			host += " (silent)"
+		}
+		kv("host", host)
+	}
 	judged := "the table's refresh at " + common.Stamp(m.at)
 	if m.gone {
 		judged += st.Dim.Render(" · not in the last refresh")

@@ -46,6 +46,7 @@ var columns = []column{
 	{title: "WAL", group: groupLocal, width: 5, right: true, drop: 7, cell: walCell},
 	{title: "LAG", group: groupLink, width: 8, right: true, drop: 1, cell: lagCell},
 	{title: "STATUS", group: groupLink, width: 16, status: true, cell: statusCell},
+	{title: "HOST", group: groupLink, width: 4, max: hostMax, name: true, drop: 5, cell: hostCell, flexWant: hostWant},
 	{title: "TXID", group: groupRemote, width: 6, right: true, drop: 2, cell: remoteTXIDCell},
 	{title: "SYNCED", group: groupRemote, width: 7, right: true, drop: 4, cell: syncedCell},
 	{title: "SNAPS", group: groupRemote, width: 6, right: true, drop: 6, cell: snapsCell},
@@ -57,7 +58,31 @@ var columns = []column{
 const tenantMax = 36
 
 // Indices of the flexible columns.
-const colTenant, colFile = 0, 2
+const colTenant, colFile, colHost = 0, 2, 7
+
+// hostMax is the HOST column's widest: longer host names are shortened in
+// the middle.
+const hostMax = 16
+
+// hostCell is the host whose record reports the tenant: the one
+// replicating it (its state is the row's status, or the detail page's).
+func hostCell(r *fleet.Row, _ time.Time) string {
+	if r.Host == "" {
+		return ""
+	}
+	return fleet.Printable(r.Host)
+}
+
+func hostWant(rows []fleet.Row) int {
+	w := 0
+	for i := range rows {
+		w = max(w, len(rows[i].Host))
+		if w >= hostMax {
+			return hostMax
+		}
+	}
+	return w
+}
 
 func tenantCell(r *fleet.Row, _ time.Time) string { return r.Display() }
 
@@ -126,6 +151,10 @@ func localTXIDCell(r *fleet.Row, _ time.Time) string {
 // is missing.
 func lagCell(r *fleet.Row, _ time.Time) string {
 	switch {
+	case r.Local == nil && r.Remote != nil && r.Host != "" && !r.HostSilent && r.LagTXIDs == 0:
+		return "0" // as the replicating host measures it
+	case r.Local == nil && r.Remote != nil && r.Host != "" && !r.HostSilent:
+		return "+" + strconv.FormatUint(r.LagTXIDs, 10) + " " + common.Duration(r.Lag)
 	case r.Local == nil || r.Remote == nil:
 		return ""
 	case r.Local.TXID == 0 || r.Remote.LatestTXID == 0:
@@ -217,6 +246,12 @@ func computeLayout(width int, rows []fleet.Row) layout {
 		widths[i] = c.width
 	}
 	widths[colTenant] = max(min(columns[colTenant].flexWant(rows), tenantMax), columns[colTenant].width)
+	// The HOST column shows only when a host record names a tenant.
+	if hw := columns[colHost].flexWant(rows); hw > 0 {
+		widths[colHost] = min(max(hw, columns[colHost].width), hostMax)
+	} else {
+		shown[colHost] = false
+	}
 	need := func() int { return rowWidth(shown, widths) }
 	for need() > width {
 		worst := -1

@@ -33,6 +33,7 @@ type Model struct {
 	visible []int       // indices into rows that pass the filter
 	sortKey fleet.SortKey
 	filter  string
+	host    string // :host NAME: only the tenants that host reports
 	layout  layout
 
 	filtering bool // the filter input has the keyboard
@@ -153,7 +154,7 @@ func (m *Model) refilter(key string) {
 	m.visible = m.visible[:0]
 	f := strings.ToLower(m.filter)
 	for i := range m.rows {
-		if f == "" || strings.Contains(m.search[i], f) {
+		if (f == "" || strings.Contains(m.search[i], f)) && (m.host == "" || m.rows[i].Host == m.host) {
 			m.visible = append(m.visible, i)
 		}
 	}
@@ -218,6 +219,16 @@ func (m *Model) SetFilter(f string) {
 
 // Filter is the current filter.
 func (m *Model) Filter() string { return m.filter }
+
+// SetHost shows only the tenants whose host record is host's (:host NAME);
+// "" shows every tenant again.
+func (m *Model) SetHost(host string) {
+	m.host = host
+	m.refilter(m.currentKey())
+}
+
+// Host is the host the table is limited to, or "".
+func (m *Model) Host() string { return m.host }
 
 // Filtering reports that the filter input has the keyboard.
 func (m *Model) Filtering() bool { return m.filtering }
@@ -337,6 +348,8 @@ func (m *Model) Update(msg tea.KeyPressMsg) (bool, tea.Cmd) {
 		return true, m.input.Focus()
 	case key.Matches(msg, k.Back) && m.filter != "":
 		m.SetFilter("")
+	case key.Matches(msg, k.Back) && m.host != "":
+		m.SetHost("")
 	default:
 		return false, nil
 	}
@@ -358,8 +371,11 @@ func (m *Model) View() string {
 	h := m.rowsHeight()
 	if len(m.visible) == 0 {
 		msg := "no tenants: nothing local in the -dir folders, nothing under the bucket's prefix"
-		if m.filter != "" {
+		switch {
+		case m.filter != "":
 			msg = fmt.Sprintf("no tenant matches /%s (esc clears the filter)", fleet.Printable(m.filter))
+		case m.host != "":
+			msg = fmt.Sprintf("no tenant of host %s (esc or :host shows every host)", fleet.Printable(m.host))
 		}
 		b.WriteByte('\n')
 		b.WriteString(m.c.Styles.Table.NoRows.Render(common.Fit("  "+msg, m.width, false)))
@@ -398,8 +414,14 @@ func (m *Model) infoLine() string {
 	case m.filter != "":
 		left = st.Table.FilterPrompt.Render("/") + st.Table.FilterText.Render(fleet.Printable(m.filter)) +
 			st.Table.Dim.Render(fmt.Sprintf("  %d of %d tenants", len(m.visible), len(m.rows)))
+	case m.host != "":
+		left = st.Table.FilterPrompt.Render(":host ") + st.Table.FilterText.Render(fleet.Printable(m.host)) +
+			st.Table.Dim.Render(fmt.Sprintf("  %d of %d tenants", len(m.visible), len(m.rows)))
 	default:
 		left = st.Header.Title.Render("Tenants") + st.Table.Dim.Render(fmt.Sprintf(" %d", len(m.rows)))
+	}
+	if m.host != "" && m.filter != "" && !m.filtering {
+		left += st.Table.Dim.Render(" · host " + fleet.Printable(m.host))
 	}
 	right = st.Table.Dim.Render(right)
 	gap := m.width - lipgloss.Width(left) - lipgloss.Width(right)

@@ -13,8 +13,17 @@ import (
 	"github.com/litefleet/litefleet/tui/common"
 )
 
-// Height is the header's height in lines.
+// Height is the header's height in lines without replicating hosts; with
+// them, a third line counts each host's tenants (see Model.Height).
 const Height = 2
+
+// Height is the header's height in lines for the last refresh.
+func (m *Model) Height() int {
+	if m.view != nil && len(m.view.Hosts) > 0 {
+		return Height + 1
+	}
+	return Height
+}
 
 // Model draws the header.
 type Model struct {
@@ -35,9 +44,38 @@ func (m *Model) SetWidth(w int) { m.width = w }
 // SetView records the last refresh.
 func (m *Model) SetView(v *fleet.View) { m.view = v }
 
-// View draws the two header lines.
+// View draws the header lines.
 func (m *Model) View() string {
-	return m.contextLine() + "\n" + m.countsLine()
+	out := m.contextLine() + "\n" + m.countsLine()
+	if m.Height() > Height {
+		out += "\n" + m.hostsLine()
+	}
+	return out
+}
+
+// hostsLine: each replicating host with the number of tenants it reports,
+// a silent one in the alarm colour with its heartbeat's age.
+func (m *Model) hostsLine() string {
+	st := m.c.Styles
+	hostsWord := "hosts"
+	if len(m.view.Hosts) == 1 {
+		hostsWord = "host"
+	}
+	parts := []string{st.Header.Count.Render(fmt.Sprintf("%d %s", len(m.view.Hosts), hostsWord))}
+	for _, h := range m.view.Hosts {
+		text := fmt.Sprintf("%s %d", fleet.Printable(h.Name), h.Tenants)
+		switch {
+		case h.Silent:
+			parts = append(parts, st.StatusStyle(fleet.StatusHostSilent).Render(text+" silent "+common.Duration(h.Age)))
+		case h.Error != "":
+			parts = append(parts, st.Header.Stale.Render(text+" (record unreadable)"))
+		default:
+			parts = append(parts, st.Header.Label.Render(text))
+		}
+	}
+	line := strings.Join(parts, st.Header.Dim.Render(" · "))
+	line = common.Cut(line, m.width)
+	return line + strings.Repeat(" ", max(m.width-lipgloss.Width(line), 0))
 }
 
 // contextLine: litefleet, the bucket and prefix, endpoint, region or

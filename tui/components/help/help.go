@@ -26,6 +26,12 @@ var statusHelp = map[fleet.Status]string{
 	fleet.StatusError:          "something is wrong: enter shows the note",
 	fleet.StatusInvalid:        "bad name, or two databases on one prefix",
 	fleet.StatusUnknown:        "S3 could not be asked (no bucket, refused): the note says why",
+	fleet.StatusFailed:         "its host cannot open, write or lock it: enter shows why",
+	fleet.StatusDiverged:       "its host found local and replica histories differ: nothing uploads",
+	fleet.StatusHostSilent:     "the host replicating it stopped beating 40s ago or more",
+	fleet.StatusLeaseLost:      "its host cannot reach S3 to prove its claim: uploads wait",
+	fleet.StatusMissing:        "its host's file is gone",
+	fleet.StatusStarting:       "its host is checking and opening it",
 	fleet.StatusLeased:         "another host writes the replica",
 	fleet.StatusLagging:        "a local change waits too long for S3",
 	fleet.StatusNotReplicating: "local changes and no replicator",
@@ -61,7 +67,7 @@ func (m *Model) View(width, height int) string {
 	}
 	keys += "\n\n" + full
 	dialogs := st.Box.Title.Render("In dialogs") + "  " + h.ShortHelpView([]key.Binding{k.Confirm, k.Cancel, k.NextField}) + "\n" +
-		st.Box.Dim.Render("commands: :bucket NAME  :prefix P  :sort KEY  :filter TEXT  :refresh  :q")
+		st.Box.Dim.Render("commands: :bucket NAME  :prefix P  :sort KEY  :filter TEXT  :host NAME  :refresh  :q")
 	var sb strings.Builder
 	sb.WriteString(st.Box.Title.Render("Statuses"))
 	for _, s := range fleet.Statuses {
@@ -72,6 +78,7 @@ func (m *Model) View(width, height int) string {
 	legend := strings.Join([]string{
 		st.Box.Dim.Render("▶ replicating in this process · ● selected · LAG: local TXID − S3 TXID, and the oldest wait"),
 		st.Box.Dim.Render("SIZE: the database file (S3 bytes when nothing is local), what s sorts by"),
+		st.Box.Dim.Render("HOST: the replicator whose host record reports the tenant; the header counts them"),
 		st.Box.Dim.Render("TXIDs: decimal, with the 16-hex LTX form beside where there is room"),
 		st.Box.Dim.Render("narrow terminals drop columns: enter shows everything · esc or ? closes"),
 	}, "\n")

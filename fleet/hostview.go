@@ -1,0 +1,374 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/litefleet/litefleet/hosts"
+	"github.com/litefleet/litefleet/s3browse"
+)
+
+// The host states a replicator publishes for a tenant (the replicate
+// command's words; package replication defines them, and imports this
+// one).
+const (
+	hostStateReplicating = "replicating"
+	hostStateSleeping    = "sleeping"
+	hostStateLeased      = "leased elsewhere"
+	hostStateStopped     = "stopped"
+)
+
+// HostSummary is one replicating host of the bucket, as its heartbeat and
+// its host record show it.
+type HostSummary struct {
+	Name string `json:"host"`
+	// Age is its heartbeat's age at the refresh, by S3's clock.
+	Age time.Duration `json:"heartbeat_age_ns"`
+	// Silent says the heartbeat is hosts.DeadAfter old or more: the host
+	// is down or cut off, and other hosts may take its tenants.
+	Silent bool `json:"silent"`
+	// Tenants counts the tenants of this prefix it reports.
+	Tenants  int       `json:"tenants"`
+	Version  string    `json:"version,omitempty"`
+	Started  time.Time `json:"started,omitzero"`
+	RecordAt time.Time `json:"record_at,omitzero"`
+	// Error says why its record could not be read.
+	Error string `json:"error,omitempty"`
+}
+
+// HostReport is what one host's record says of one tenant.
+type HostReport struct {
+	Tenant string `json:"tenant"`
+	Host   string `json:"host"`
+	// State is the host's state for the tenant (replicating, sleeping,
+	// leased elsewhere, lease lost (retrying), diverged, missing, failed,
+	// starting, stopped) and Reason why, for the states that have one.
+	State      string `json:"state"`
+	Reason     string `json:"reason,omitempty"`
+	LocalTXID  uint64 `json:"local_txid"`
+	Replicated uint64 `json:"replicated_txid"`
+	// Lag is now − the oldest local change not yet in S3: the record's
+	// lag plus the record's age, when the record had changes to upload.
+	Lag      time.Duration `json:"lag_ns"`
+	LastSync time.Time     `json:"last_sync,omitzero"`
+	Since    time.Time     `json:"since,omitzero"`
+	HostAge  time.Duration `json:"host_age_ns"`
+	Silent   bool          `json:"host_silent,omitempty"`
+}
+
+// replicates reports a host that replicates the tenant or tries to: it is
+// the one to show, before a host for which another holds it.
+func (r *HostReport) replicates() bool {
+	return r.State != hostStateLeased && r.State != hostStateStopped
+}
+
+// better orders the reports of one tenant: a live host before a silent
+// one, one that replicates it before one for which another holds it, then
+// the furthest replicated position.
+func better(a, b *HostReport) bool {
+	if a.Silent != b.Silent {
+		return !a.Silent
+	}
+	if a.replicates() != b.replicates() {
+		return a.replicates()
+	}
+	if a.Replicated != b.Replicated {
+		return a.Replicated > b.Replicated
+	}
+	return a.Host < b.Host
+}
+
+// hostRecords reads the bucket's host records: one LIST of the hosts'
+// folder, then a GET of each record that changed since the last refresh.
+// Safe for concurrent use.
+type hostRecords struct {
+	mu    sync.Mutex
+	cache map[string]cachedRecord
+}
+
+type cachedRecord struct {
+	at   time.Time
+	size int64
+	rec  *hosts.Record
+}
+
+// errNoHosts says the bucket has no host record: no litefleet replicator
+// of the current kind writes to it.
+var errNoHosts = errors.New("no host records")
+
+// read lists the hosts and reads their records, reporting every tenant of
+// conn's prefix; reports are sorted best first per tenant.
+func (hr *hostRecords) read(ctx context.Context, api s3browse.API, conn s3browse.Conn, now time.Time) ([]HostSummary, map[string][]HostReport, error) {
+	infos, err := hosts.List(ctx, api, conn.Bucket, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	list := hosts.Sorted(infos)
+	recs := make([]*hosts.Record, len(list))
+	errs := make([]error, len(list))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	hr.mu.Lock()
+	if hr.cache == nil {
+		hr.cache = map[string]cachedRecord{}
+	}
+	for i, h := range list {
+		if !h.HasRecord {
+			continue
+		}
+		if c, ok := hr.cache[h.Name]; ok && c.at.Equal(h.RecordAt) && c.size == h.RecordSize {
+			recs[i] = c.rec
+			continue
+		}
+		g.Go(func() error {
+			r, err := hosts.ReadRecord(gctx, api, conn.Bucket, h.Name)
+			if err != nil && gctx.Err() == nil {
+				errs[i] = err
+				return nil
+			}
+			recs[i] = r
+			return gctx.Err()
+		})
+	}
+	hr.mu.Unlock()
+	if err := g.Wait(); err != nil {
+		return nil, nil, err
+	}
+
+	prefix := strings.TrimSuffix(conn.TenantsPrefix(), "/")
+	summaries := make([]HostSummary, 0, len(list))
+	reports := map[string][]HostReport{}
+	hr.mu.Lock()
+	defer hr.mu.Unlock()
+	for i, h := range list {
+		age := h.AgeAt(now)
+		hs := HostSummary{Name: h.Name, Age: age, Silent: age >= hosts.DeadAfter, RecordAt: h.RecordAt}
+		if errs[i] != nil {
+			hs.Error = s3browse.Explain(errs[i], conn).Error()
+		}
+		r := recs[i]
+		if r == nil {
+			summaries = append(summaries, hs)
+			continue
+		}
+		hr.cache[h.Name] = cachedRecord{at: h.RecordAt, size: h.RecordSize, rec: r}
+		hs.Version, hs.Started = r.Version, r.Started
+		// The record's age by S3's clock: the heartbeat's age plus how
+		// much older the record is than the heartbeat.
+		recordAge := max(age+h.LastBeat.Sub(h.RecordAt), 0)
+		for _, t := range r.Tenants {
+			if cmpOr(t.Prefix, "databases") != prefix || s3browse.CheckName(t.Name) != nil {
+				continue
+			}
+			rep := HostReport{
+				Tenant: t.Name, Host: h.Name, State: t.State, Reason: t.Reason,
+				LocalTXID: t.Local, Replicated: t.Replicated,
+				HostAge: age, Silent: hs.Silent,
+			}
+			if t.Local > t.Replicated {
+				// The change it waited for was there when the record was
+				// written: it has waited that much longer since.
+				rep.Lag = time.Duration(max(t.LagMillis, 0))*time.Millisecond + recordAge
+			}
+			if t.LastSync > 0 {
+				rep.LastSync = time.Unix(t.LastSync, 0).UTC()
+			}
+			if t.Since > 0 {
+				rep.Since = time.Unix(t.Since, 0).UTC()
+			}
+			reports[t.Name] = append(reports[t.Name], rep)
+			hs.Tenants++
+		}
+		summaries = append(summaries, hs)
+	}
+	for name := range hr.cache {
+		if _, ok := infos[name]; !ok {
+			delete(hr.cache, name) // a host that is gone
+		}
+	}
+	for _, rs := range reports {
+		sort.Slice(rs, func(i, j int) bool { return better(&rs[i], &rs[j]) })
+	}
+	if len(reports) == 0 {
+		return summaries, nil, errNoHosts
+	}
+	return summaries, reports, nil
+}
+
+func cmpOr(s, or string) string {
+	if s == "" {
+		return or
+	}
+	return s
+}
+
+// live reports whether a live host that replicates the tenant reports it:
+// then its position comes from the record, and its objects need no
+// listing.
+func live(rs []HostReport) bool { return len(rs) > 0 && !rs[0].Silent && rs[0].replicates() }
+
+// recordSummary is a tenant's S3 side as its host's record tells it.
+func recordSummary(name string, r *HostReport) s3browse.TenantSummary {
+	s := s3browse.TenantSummary{Prefix: s3browse.Prefix{Name: name, Valid: true}, Source: s3browse.SourceHostRecord, HasLease: true}
+	s.Format = s3browse.FormatEmpty
+	if r.Replicated > 0 {
+		s.Format = s3browse.FormatLTX
+		s.LatestTXID, s.LatestTXIDHex = r.Replicated, s3browse.TXIDHex(r.Replicated)
+		s.LatestAt, s.LatestLTXAt = r.LastSync, r.LastSync
+	}
+	return s
+}
+
+// perTenantLimit is how many tenants are listed one prefix at a time
+// before a full listing of the bucket is cheaper: a tenant has about ten
+// objects (LTX files of several levels, its claim), so a full listing
+// costs about one request per hundred tenants.
+func perTenantLimit(tenants int) int { return max(16, tenants/100) }
+
+// remoteSide is the S3 side of a refresh: the host records, and the
+// objects of the tenants no live host reports (or of every tenant with
+// full). It returns the tenants' summaries (sorted by name), the hosts,
+// each tenant's reports, and an error that says the bucket could not be
+// listed.
+func (f *Fleet) remoteSide(ctx context.Context, now time.Time) ([]s3browse.TenantSummary, []HostSummary, map[string][]HostReport, error) {
+	hostList, reports, herr := f.records.read(ctx, f.API, f.Conn, now)
+	switch {
+	case herr == nil, errors.Is(herr, errNoHosts):
+	case ctx.Err() != nil:
+		return nil, nil, nil, ctx.Err()
+	case s3browse.IsAccessDenied(herr):
+		// A key that may list the tenants but not .litefleet/: no host
+		// view, the full listing as before.
+		hostList, reports = nil, nil
+	default:
+		return nil, nil, nil, herr
+	}
+	if f.FullScan || len(reports) == 0 {
+		remote, err := s3browse.Scan(ctx, f.API, f.Conn)
+		return remote, hostList, reports, err
+	}
+	prefixes, err := s3browse.ListTenants(ctx, f.API, f.Conn)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var unreported []string
+	inS3 := make(map[string]bool, len(prefixes))
+	for _, p := range prefixes {
+		inS3[p.Name] = true
+		if !live(reports[p.Name]) {
+			unreported = append(unreported, p.Name)
+		}
+	}
+	if len(unreported) > perTenantLimit(len(prefixes)) {
+		remote, err := s3browse.Scan(ctx, f.API, f.Conn)
+		return remote, hostList, reports, err
+	}
+	remote := make([]s3browse.TenantSummary, 0, len(prefixes)+len(reports))
+	listed := make([]s3browse.TenantSummary, len(unreported))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i, name := range unreported {
+		g.Go(func() error {
+			s, err := s3browse.Summarize(gctx, f.API, f.Conn, name)
+			listed[i] = s
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, nil, nil, err
+	}
+	remote = append(remote, listed...)
+	for _, p := range prefixes {
+		if rs := reports[p.Name]; live(rs) {
+			remote = append(remote, recordSummary(p.Name, &rs[0]))
+		}
+	}
+	// A tenant a live host reports before its first upload has no prefix
+	// yet: it still has a row, with nothing in S3.
+	for name, rs := range reports {
+		if !inS3[name] && live(rs) {
+			remote = append(remote, recordSummary(name, &rs[0]))
+		}
+	}
+	sort.Slice(remote, func(i, j int) bool { return remote[i].Name < remote[j].Name })
+	return remote, hostList, reports, nil
+}
+
+// ApplyHostReports adds to joined rows what the best report of each
+// tenant's hosts says (reports sorted best first, as Refresh has them).
+func ApplyHostReports(rows []Row, reports map[string][]HostReport, opt ViewOptions) {
+	if len(reports) == 0 {
+		return
+	}
+	opt = opt.withDefaults()
+	for i := range rows {
+		if rs := reports[rows[i].Tenant]; len(rs) > 0 {
+			applyHost(&rows[i], &rs[0], opt)
+		}
+	}
+}
+
+// applyHost adds to a joined row what the best host report says of its
+// tenant: the host, its state and, where it replicates the tenant, the lag
+// as that host measures it. A host whose heartbeat is stale makes the row
+// "host silent"; a host state that needs attention (diverged, failed,
+// missing, lease lost, starting) becomes the row's status, whatever the
+// TXIDs say.
+func applyHost(r *Row, rep *HostReport, opt ViewOptions) {
+	r.Host, r.State, r.Reason, r.HostAge, r.HostSilent = rep.Host, rep.State, rep.Reason, rep.HostAge, rep.Silent
+	if r.Status == StatusInvalid {
+		return
+	}
+	host := Printable(rep.Host)
+	switch {
+	case rep.Silent:
+		r.Status = StatusHostSilent
+		r.Note = fmt.Sprintf("host %s is silent: last heartbeat %s ago (it last said %s)", host, rep.HostAge.Round(time.Second), Printable(rep.State))
+	case rep.State == hostStateReplicating || rep.State == hostStateSleeping:
+		r.LagTXIDs, r.Lag = 0, 0
+		if rep.LocalTXID > rep.Replicated {
+			r.LagTXIDs = rep.LocalTXID - rep.Replicated
+			r.Lag = rep.Lag
+		}
+		r.Status, r.Note = StatusInSync, ""
+		if r.Lag >= opt.LagThreshold {
+			r.Status = StatusLagging
+			r.Note = fmt.Sprintf("%d transaction(s) not in S3 for %s (host %s)", r.LagTXIDs, r.Lag.Round(time.Second), host)
+		}
+	case rep.State == hostStateLeased:
+		r.Status = StatusLeased
+		r.Note = "host " + host + " reports it held by another host"
+		if rep.Reason != "" {
+			r.Note += ": " + Printable(rep.Reason)
+		}
+	case rep.State == hostStateStopped:
+		// Being stopped there: the listing's judgement stands.
+	default:
+		r.Status = Status(rep.State)
+		if !r.Status.known() {
+			r.Status = StatusError
+		}
+		r.Note = "host " + host + ": " + Printable(rep.State)
+		if rep.Reason != "" {
+			r.Note += ": " + Printable(rep.Reason)
+		}
+	}
+}
+
+// HostReports reads every host record of conn's bucket and returns what
+// each says of tenant, best first, with the hosts: what inspect shows.
+func HostReports(ctx context.Context, api s3browse.API, conn s3browse.Conn, tenant string) ([]HostReport, error) {
+	var hr hostRecords
+	_, reports, err := hr.read(ctx, api, conn, time.Now())
+	if err != nil && !errors.Is(err, errNoHosts) {
+		return nil, err
+	}
+	return reports[tenant], nil
+}

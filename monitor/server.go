@@ -1,0 +1,172 @@
+package monitor
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/replication"
+)
+
+// Options configure the handler.
+type Options struct {
+	// Now is the clock; time.Now when nil.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// NewHandler serves /metrics, /healthz and /status from src.
+func NewHandler(src Source, opt Options) http.Handler {
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metricsHandler(src, runtimeRegistry(), opt.Now, opt.Logger))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { healthz(w, src) })
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) { status(w, src, opt.Now()) })
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "litefleet replicate: /metrics (Prometheus), /healthz, /status (JSON)")
+	})
+	return mux
+}
+
+// healthz answers 200 when every tenant is replicating, sleeping or leased
+// elsewhere, and 503 otherwise, naming each failing tenant and its state
+// on a line of its own.
+func healthz(w http.ResponseWriter, src Source) {
+	st := src.Status()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	var bad []replication.TenantStatus
+	for _, s := range st {
+		if !s.State.Healthy() {
+			bad = append(bad, s)
+		}
+	}
+	if len(bad) == 0 {
+		fmt.Fprintf(w, "ok: %d tenant(s) replicating, sleeping or leased elsewhere\n", len(st))
+		return
+	}
+	w.WriteHeader(http.StatusServiceUnavailable)
+	bw := bufio.NewWriter(w)
+	for _, s := range bad {
+		line := fleet.Printable(s.Tenant) + ": " + string(s.State)
+		if s.Reason != "" {
+			line += ": " + fleet.Printable(s.Reason)
+		}
+		fmt.Fprintln(bw, line)
+	}
+	_ = bw.Flush()
+}
+
+// Tenant is one tenant in /status: the engine's status with the names
+// `ls -json` gives the same facts (tenant, host, state, reason, lag_txids,
+// lag_ns).
+type Tenant struct {
+	replication.TenantStatus
+	Host     string `json:"host"`
+	LagTXIDs uint64 `json:"lag_txids"`
+}
+
+// StatusDoc is the body of /status.
+type StatusDoc struct {
+	Tenants    []Tenant                      `json:"tenants"`
+	Heartbeats []replication.HeartbeatStatus `json:"heartbeats"`
+	Counts     map[replication.State]int     `json:"counts"`
+	At         time.Time                     `json:"at"`
+}
+
+func status(w http.ResponseWriter, src Source, now time.Time) {
+	beats := src.Heartbeats()
+	if beats == nil {
+		beats = []replication.HeartbeatStatus{}
+	}
+	hostOf := map[string]string{}
+	for i := range beats {
+		beats[i].Endpoint = Redact(beats[i].Endpoint)
+		hostOf[beats[i].Endpoint+"\x00"+beats[i].Bucket] = beats[i].Host
+	}
+	st := src.Status()
+	doc := StatusDoc{Tenants: make([]Tenant, 0, len(st)), Heartbeats: beats, Counts: map[replication.State]int{}, At: now.UTC()}
+	for _, s := range st {
+		s.Endpoint = Redact(s.Endpoint)
+		t := Tenant{TenantStatus: s, Host: hostOf[s.Endpoint+"\x00"+s.Bucket]}
+		if s.LocalTXID > s.ReplicatedTXID {
+			t.LagTXIDs = s.LocalTXID - s.ReplicatedTXID
+		}
+		doc.Tenants = append(doc.Tenants, t)
+		doc.Counts[s.State]++
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(doc)
+}
+
+// Redact drops any user information from an endpoint URL: an endpoint
+// written as http://KEY:SECRET@host must not carry the secret out.
+func Redact(endpoint string) string {
+	if endpoint == "" {
+		return ""
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return "(unparsable endpoint)"
+	}
+	if u.User == nil {
+		return endpoint
+	}
+	u.User = nil
+	return u.String()
+}
+
+// Server is the monitor's HTTP server.
+type Server struct {
+	ln  net.Listener
+	srv *http.Server
+	ch  chan error
+}
+
+// Listen binds addr (HOST:PORT; port 0 picks one) and serves h until
+// Close. A bind failure says what to change.
+func Listen(addr string, h http.Handler) (*Server, error) {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return nil, fmt.Errorf("-addr %q is not HOST:PORT (e.g. 127.0.0.1:9090): %w", addr, err)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("-addr %s: cannot listen (%w): choose a free port, or another address", addr, errors.Unwrap(err))
+	}
+	s := &Server{ln: ln, ch: make(chan error, 1), srv: &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		WriteTimeout:      time.Minute,
+	}}
+	go func() { s.ch <- s.srv.Serve(ln) }()
+	return s, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Close stops the server, letting requests in flight finish until ctx ends.
+func (s *Server) Close(ctx context.Context) error {
+	err := s.srv.Shutdown(ctx)
+	if serveErr := <-s.ch; serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) && err == nil {
+		err = serveErr
+	}
+	return err
+}
