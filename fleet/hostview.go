@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -142,7 +141,7 @@ func (hr *hostRecords) read(ctx context.Context, api s3browse.API, conn s3browse
 		return nil, nil, err
 	}
 
-	prefix := strings.TrimSuffix(conn.TenantsPrefix(), "/")
+	prefix := hosts.RecordPrefix(conn.TenantsPrefix())
 	summaries := make([]HostSummary, 0, len(list))
 	reports := map[string][]HostReport{}
 	hr.mu.Lock()
@@ -164,7 +163,7 @@ func (hr *hostRecords) read(ctx context.Context, api s3browse.API, conn s3browse
 		// much older the record is than the heartbeat.
 		recordAge := max(age+h.LastBeat.Sub(h.RecordAt), 0)
 		for _, t := range r.Tenants {
-			if cmpOr(t.Prefix, "databases") != prefix || s3browse.CheckName(t.Name) != nil {
+			if t.Prefix != prefix || s3browse.CheckName(t.Name) != nil {
 				continue
 			}
 			rep := HostReport{
@@ -200,13 +199,6 @@ func (hr *hostRecords) read(ctx context.Context, api s3browse.API, conn s3browse
 		return summaries, nil, errNoHosts
 	}
 	return summaries, reports, nil
-}
-
-func cmpOr(s, or string) string {
-	if s == "" {
-		return or
-	}
-	return s
 }
 
 // live reports whether a live host that replicates the tenant reports it:

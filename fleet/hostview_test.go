@@ -92,6 +92,7 @@ func TestRefreshFromHostRecords(t *testing.T) {
 		{Name: gD, State: "leased elsewhere", Reason: "held by web-2"},
 		{Name: "../../etc", State: "replicating"},      // no tenant name: ignored
 		{Name: gA, Prefix: "staging", State: "failed"}, // another prefix's tenant
+		{Name: gC, Prefix: "/", State: "failed"},       // a tenant at the bucket's root
 	}})
 	putHost(t, client, conn.Bucket, &hosts.Record{Host: "web-2", Tenants: []hosts.TenantRecord{
 		{Name: gD, State: "replicating", Local: 15, Replicated: 10, LagMillis: 30_000, LastSync: sync},

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -29,11 +30,24 @@ type Record struct {
 	Tenants []TenantRecord `json:"tenants"`
 }
 
+// RecordPrefix is how a record names the prefix its tenants sit under
+// (a Conn's TenantsPrefix, "" for the bucket's root): the usual
+// "databases/" is left out to keep records small, so the root is "/".
+func RecordPrefix(tenantsPrefix string) string {
+	switch tenantsPrefix {
+	case "databases/":
+		return ""
+	case "":
+		return "/"
+	}
+	return strings.TrimSuffix(tenantsPrefix, "/")
+}
+
 // TenantRecord is one tenant in a host record. Names read back from S3 are
 // untrusted: validate them before use.
 type TenantRecord struct {
 	Name   string `json:"n"`
-	Prefix string `json:"p,omitempty"` // the tenants' prefix, when not "databases"
+	Prefix string `json:"p,omitempty"` // see RecordPrefix
 	State  string `json:"s"`
 	Reason string `json:"e,omitempty"`
 	// Local and Replicated are TXIDs; Lag is in milliseconds; LastSync and

@@ -48,3 +48,19 @@ func TestRecordSizePerTenant(t *testing.T) {
 		}
 	}
 }
+
+// A record names each tenant's prefix so that readers of another prefix
+// (or of the bucket's root) never take it for theirs.
+func TestRecordPrefixKeepsPrefixesApart(t *testing.T) {
+	seen := map[string]string{}
+	for _, p := range []string{"databases/", "", "staging/", "a/b/"} {
+		got := RecordPrefix(p)
+		if other, dup := seen[got]; dup {
+			t.Errorf("prefixes %q and %q are both recorded as %q", other, p, got)
+		}
+		seen[got] = p
+	}
+	if got := RecordPrefix("databases/"); got != "" {
+		t.Errorf("the usual prefix is recorded as %q, want it left out", got)
+	}
+}

@@ -149,10 +149,8 @@ func (e *Engine) publishLocked(now time.Time) {
 			}
 			st := t.status(now)
 			tr := hosts.TenantRecord{Name: st.Tenant, State: string(st.State), Reason: clip(st.Reason, 160),
-				Local: st.LocalTXID, Replicated: st.ReplicatedTXID, LagMillis: st.Lag.Milliseconds(), Since: st.Since.Unix()}
-			if p := t.target.Conn.TenantsPrefix(); p != "databases/" {
-				tr.Prefix = strings.TrimSuffix(p, "/")
-			}
+				Local: st.LocalTXID, Replicated: st.ReplicatedTXID, LagMillis: st.Lag.Milliseconds(), Since: st.Since.Unix(),
+				Prefix: hosts.RecordPrefix(t.target.Conn.TenantsPrefix())}
 			if !st.LastSync.IsZero() {
 				tr.LastSync = st.LastSync.Unix()
 			}
