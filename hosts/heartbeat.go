@@ -78,7 +78,8 @@ var DefaultTiming = Timing{BeatEvery: BeatEvery, FenceAfter: FenceAfter, DeadAft
 // alive. Safe for concurrent use.
 type Beater struct {
 	opt      Options
-	instance string
+	instance string // processInstance
+	probeID  string // this Beater's, so that two probes never meet
 	machine  string
 	started  time.Time
 
@@ -116,9 +117,18 @@ func New(opt Options) (*Beater, error) {
 		opt.Requests = max(opt.Timing.BeatEvery/2, 2*time.Second)
 	}
 	machine, _ := os.Hostname()
+	return &Beater{opt: opt, instance: processInstance, probeID: randomID(), machine: machine, started: opt.Now(), conditional: true}, nil
+}
+
+// processInstance identifies this process in its heartbeats: Beaters of
+// one process under one name (one bucket reached through two endpoints)
+// are one replicator, not two.
+var processInstance = randomID()
+
+func randomID() string {
 	var id [8]byte
-	_, _ = rand.Read(id[:])
-	return &Beater{opt: opt, instance: hex.EncodeToString(id[:]), machine: machine, started: opt.Now(), conditional: true}, nil
+	_, _ = rand.Read(id[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(id[:])
 }
 
 // Host is the host name this Beater beats for.
@@ -293,7 +303,7 @@ func (b *Beater) checkInUse(ctx context.Context) error {
 // probeConditional writes a probe object twice with If-None-Match: *. A
 // server that accepts the second write ignores conditional writes.
 func (b *Beater) probeConditional(ctx context.Context) {
-	key := HostsPrefix + b.opt.Host + "/probe-" + b.instance
+	key := HostsPrefix + b.opt.Host + "/probe-" + b.probeID
 	put := func() error {
 		rctx, cancel := context.WithTimeout(ctx, b.opt.Requests)
 		defer cancel()

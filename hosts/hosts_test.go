@@ -1,7 +1,9 @@
 package hosts_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"strings"
@@ -87,16 +89,30 @@ func TestHeartbeatListedAlive(t *testing.T) {
 
 func TestHostNameInUseRefused(t *testing.T) {
 	b := newBucket(t)
-	b.started(t, "web-1")
+	// Another live process on this machine (our parent) beats as web-1.
+	machine, _ := os.Hostname()
+	now := time.Now().UTC()
+	body, _ := json.Marshal(hosts.Heartbeat{Host: "web-1", Instance: "another-process", Machine: machine, PID: os.Getppid(), Started: now, At: now, Seq: 1})
+	if _, err := b.api.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(b.name), Key: aws.String(hosts.HeartbeatKey("web-1")), Body: bytes.NewReader(body)}); err != nil {
+		t.Fatal(err)
+	}
 	second := b.beater(t, "web-1", fast)
 	err := second.Start(context.Background())
 	var inUse *hosts.HostInUseError
 	if !errors.As(err, &inUse) {
 		t.Fatalf("a second live replicator named web-1 started: %v", err)
 	}
-	if inUse.PID != os.Getpid() {
-		t.Fatalf("error names pid %d, want %d", inUse.PID, os.Getpid())
+	if inUse.PID != os.Getppid() {
+		t.Fatalf("error names pid %d, want %d", inUse.PID, os.Getppid())
 	}
+}
+
+// One process reaching one bucket through two endpoints beats twice under
+// its one name: that is not a second replicator.
+func TestSameProcessTwoBeatersOneName(t *testing.T) {
+	b := newBucket(t)
+	b.started(t, "web-1")
+	b.started(t, "web-1")
 }
 
 func TestFencedWhenBeatsFail(t *testing.T) {

@@ -376,7 +376,9 @@ type tenant struct {
 	// dirty: a change was seen since base was taken.
 	dirty bool
 	// changed: the file's identity changed under an open database.
-	changed    bool
+	changed bool
+	// denied: this process may no longer read or write the open database.
+	denied     bool
 	lastChange time.Time
 	localTXID  uint64
 	replTXID   uint64
@@ -736,7 +738,7 @@ func (e *Engine) schedule() {
 			<-e.slots
 			e.mu.Lock()
 			t.busy = false
-			if t.dirty || t.changed || (t.wanted == (t.state == StateStopped)) {
+			if t.dirty || t.changed || t.denied || (t.wanted == (t.state == StateStopped)) {
 				e.enqueueLocked(t)
 			}
 			e.mu.Unlock()

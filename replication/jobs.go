@@ -100,9 +100,7 @@ func (e *Engine) bucketFor(ctx context.Context, c s3browse.Conn) (*bucket, error
 	if err != nil {
 		return nil, err
 	}
-	sctx, cancel := context.WithTimeout(ctx, checkTimeout)
-	defer cancel()
-	if err := beat.Start(sctx); err != nil {
+	if err := startBeat(ctx, beat); err != nil {
 		var inUse *hosts.HostInUseError
 		if errors.As(err, &inUse) {
 			return nil, err
@@ -115,6 +113,31 @@ func (e *Engine) bucketFor(ctx context.Context, c s3browse.Conn) (*bucket, error
 	e.mu.Unlock()
 	e.log.Info("heartbeat started", "host", beat.Host(), "bucket", b.conn.Bucket, "key", hosts.HeartbeatKey(beat.Host()))
 	return b, nil
+}
+
+// startBeat starts a heartbeat, asking up to three times: a server busy
+// with a fleet's first writes may refuse one (versitygw answers 409 to a
+// PUT racing a sibling's), and a refused first beat would stop the process.
+// A name in use or a refusal of access is final.
+func startBeat(ctx context.Context, beat *hosts.Beater) error {
+	var err error
+	for attempt := range 3 {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return err
+			case <-time.After(time.Duration(attempt) * 500 * time.Millisecond):
+			}
+		}
+		sctx, cancel := context.WithTimeout(ctx, checkTimeout)
+		err = beat.Start(sctx)
+		cancel()
+		var inUse *hosts.HostInUseError
+		if err == nil || errors.As(err, &inUse) || s3browse.IsAccessDenied(err) {
+			return err
+		}
+	}
+	return err
 }
 
 // outcome is what a job decided; it is applied under the engine's lock.
@@ -151,6 +174,8 @@ func (e *Engine) nextJobLocked(t *tenant) func(context.Context) {
 		switch {
 		case t.changed:
 			return func(ctx context.Context) { e.reopen(ctx, t) }
+		case t.denied:
+			return func(ctx context.Context) { e.closeDenied(ctx, t) }
 		case t.bucket != nil && t.bucket.fenced:
 			return nil
 		case t.state == StateLeaseLost:
@@ -574,6 +599,26 @@ func (e *Engine) sleepNow(ctx context.Context, t *tenant, a *awake, claim *hosts
 	t.dirty = t.dirty || dirty
 	e.mu.Unlock()
 	return outcome{state: StateSleeping, claim: claim, base: base, baseOK: true}
+}
+
+// closeDenied closes a database whose permissions were taken away while it
+// was open, and checks it again: the check fails, naming the permission,
+// until they are given back (a mode change marks the file written, and it
+// is tried again at once). Nothing local is dropped: what the application
+// wrote before is uploaded then.
+func (e *Engine) closeDenied(ctx context.Context, t *tenant) {
+	e.mu.Lock()
+	a, claim := t.run, t.claim
+	t.denied = false
+	e.mu.Unlock()
+	e.closeDB(a, false)
+	e.log.Warn("permissions of an open database taken away: closed", "db", t.name, "path", t.path)
+	e.mu.Lock()
+	t.run = nil
+	delete(e.awake, t)
+	e.setState(t, StateStarting, "")
+	e.mu.Unlock()
+	e.apply(t, e.start(ctx, t, claim))
 }
 
 // reopen handles a file replaced under an open database: Litestream's DB is

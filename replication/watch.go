@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+	"golang.org/x/sys/unix"
 
 	"github.com/litefleet/litefleet/fleet"
 )
@@ -300,12 +301,18 @@ func (e *Engine) sweep() {
 		if err != nil {
 			continue
 		}
+		// An open database's permissions are taken away (chmod, chown)
+		// without a write: Litestream would fail on every sync, quietly.
+		denied := it.open && now.db.exists && unix.Access(it.t.path, unix.R_OK|unix.W_OK) != nil
 		e.mu.Lock()
 		t := it.t
 		switch {
 		case it.open && t.run != nil && it.opened.replaced(now):
 			t.run.lost.Store(true)
 			t.changed = true
+			e.enqueueLocked(t)
+		case denied && t.run != nil && !t.denied:
+			t.denied = true
 			e.enqueueLocked(t)
 		case !it.open && t.run == nil && it.base.written(now):
 			t.dirty = true

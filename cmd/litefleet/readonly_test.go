@@ -72,3 +72,71 @@ func TestReadOnlyFolderFailsAtOnce(t *testing.T) {
 		t.Errorf("a failed start claims a clean stop:\n%s", out)
 	}
 }
+
+// TestPermissionsTakenFromOpenTenant: a database open for replication whose
+// permissions are taken away (chmod 000) is "failed" with the reason within
+// a sweep, not left failing quietly inside Litestream; given back, it
+// replicates again and every row is restorable. Runs as nobody, since root
+// may read and write any file.
+func TestPermissionsTakenFromOpenTenant(t *testing.T) {
+	testpeer.Integration(t)
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to run the replicator as another user")
+	}
+	u, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("no user nobody")
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	dir := t.TempDir()
+	for d := dir; d != filepath.Dir(d) && strings.HasPrefix(d, os.TempDir()); d = filepath.Dir(d) {
+		_ = os.Chmod(d, 0o755)
+	}
+	path := filepath.Join(dir, guid2+".db")
+	db := testpeer.OpenDB(t, path)
+	testpeer.InsertRows(t, db, 0, 3)
+	_ = db.Close()
+	for _, p := range []string{dir, path, path + "-wal", path + "-shm"} {
+		_ = os.Chown(p, uid, gid)
+	}
+	home := t.TempDir()
+	_ = os.Chmod(home, 0o777)
+	env := append(testpeer.CredEnv(srv), "HOME="+home)
+	p := startLitefleetAs(t, &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, env,
+		replicateArgs(srv, conn, "-dir", dir, "-sleep-after", "0")...)
+	p.WaitFor(`replicating: db=`+guid2, 30*time.Second)
+
+	if err := os.Chmod(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	p.WaitFor(`failed: db=`+guid2+`.*permission denied`, 30*time.Second)
+
+	// Given back, with rows the application wrote meanwhile (as root).
+	db = testpeer.OpenDB(t, path)
+	testpeer.InsertRows(t, db, 3, 4)
+	_ = db.Close()
+	for _, f := range []string{path + "-wal", path + "-shm"} {
+		_ = os.Chown(f, uid, gid)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base := len(p.Out.String())
+	testpeer.Eventually(t, 30*time.Second, "replicating again", func() bool {
+		return strings.Contains(p.Out.String()[base:], "replicating: db="+guid2)
+	})
+	if code := p.Stop(30 * time.Second); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, p.Out.String())
+	}
+	want := testpeer.Rows(t, path)
+	restored := filepath.Join(t.TempDir(), "r.db")
+	if code, text := runLitefleet(t, testpeer.CredEnv(srv), "restore", guid2, "-o", restored, "-bucket", conn.Bucket, "-endpoint", srv.Endpoint); code != 0 {
+		t.Fatalf("restore: exit %d:\n%s", code, text)
+	}
+	if got := testpeer.Rows(t, restored); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("restored %d rows, want %d (%v)", len(got), len(want), got)
+	}
+}
