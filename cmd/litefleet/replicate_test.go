@@ -201,6 +201,14 @@ func TestSecondReplicatorWaitsNamingTheOwner(t *testing.T) {
 	if strings.Contains(second.Out.String(), "new transaction: db="+guid3) {
 		t.Fatalf("the second replicator uploaded its copy:\n%s", second.Out.String())
 	}
+	// The operator sees it from anywhere: ls reads the host's record.
+	eventually(t, 30*time.Second, func() string {
+		_, rows := lsHostsJSON(t, srv, conn)
+		if r := rows[guid3]; r.Status != "diverged" || r.State != "diverged" {
+			return fmt.Sprintf("ls shows %s as %q (host state %q), want diverged", guid3, r.Status, r.State)
+		}
+		return ""
+	})
 	if code := second.Stop(60 * time.Second); code != 1 {
 		t.Fatalf("second exit %d, want 1 (a diverged tenant is not replicated)", code)
 	}
