@@ -16,6 +16,8 @@ import (
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/internal/testpeer"
 	"github.com/litefleet/litefleet/replication"
+	"github.com/litefleet/litefleet/restore"
+	"github.com/litefleet/litefleet/s3browse"
 )
 
 // TestSleepWakeUnderCheckpointingWriter: a tenant sleeps when idle, holding
@@ -353,5 +355,72 @@ func TestFencedHostUploadsNothing(t *testing.T) {
 	}
 	if l, _ := hosts.List(ctx, api, conn.Bucket, nil); len(l) != 0 {
 		t.Fatalf("heartbeat left after a clean stop: %v", l)
+	}
+}
+
+// TestRestoredDatabaseResumesHistory is the operator's flow after losing a
+// host: restore the replica (with litefleet's restore or with litestream's),
+// replicate the restored file on another host. It is the tenant's history,
+// not diverged: replication continues from there, and every row, old and
+// new, restores. Restored in place, with Litestream's old local state still
+// beside the file, it is the same.
+func TestRestoredDatabaseResumesHistory(t *testing.T) {
+	integration(t)
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	dirA := t.TempDir()
+	pathA := filepath.Join(dirA, guid1+".db")
+	writeAndClose(t, pathA, 0, 5)
+	a, _ := start(t, replication.Options{Host: "host-a", SleepAfter: -1}, replication.Source{Dirs: []string{dirA}, DirConn: conn})
+	waitSynced(t, a, pathA, 20*time.Second)
+	closeEngine(t, a)
+
+	api, err := s3browse.NewClient(context.Background(), conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := 5
+	for _, how := range []string{"litefleet restore", "litestream restore", "litefleet restore in place"} {
+		dir, path := dirA, pathA
+		if how != "litefleet restore in place" {
+			dir = t.TempDir()
+			path = filepath.Join(dir, guid1+".db")
+		} else {
+			for _, suf := range []string{"", "-wal", "-shm"} {
+				_ = os.Remove(path + suf) // the lost file; its .db-litestream stays
+			}
+		}
+		switch how {
+		case "litestream restore":
+			testpeer.Restore(t, srv, conn, guid1, path)
+		default:
+			if _, err := restore.Run(context.Background(), api, restore.Options{Conn: conn, Tenant: guid1, Output: path}); err != nil {
+				t.Fatalf("%s: %v", how, err)
+			}
+		}
+		eng, logs := start(t, replication.Options{Host: "host-b", SleepAfter: -1}, replication.Source{Dirs: []string{dir}, DirConn: conn})
+		st := waitSynced(t, eng, path, 20*time.Second)
+		if st.State != replication.StateReplicating {
+			t.Fatalf("%s: the restored file is %q (%s), want replicating", how, st.State, st.Reason)
+		}
+		writeAndClose(t, path, next, 3)
+		next += 3
+		want := rows(t, path)
+		waitRestorable(t, conn, guid1, want, 20*time.Second)
+		if strings.Contains(logs.String(), "diverged") {
+			t.Fatalf("%s: diverged:\n%s", how, logs)
+		}
+		closeEngine(t, eng)
+		equalRows(t, how+", then litestream restore", litestreamRestored(t, srv, conn, guid1), want)
+	}
+}
+
+// closeEngine stops an engine now (start's cleanup closes it again: a no-op).
+func closeEngine(t *testing.T, eng *replication.Engine) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := eng.Close(ctx); err != nil {
+		t.Fatalf("close: %v", err)
 	}
 }
