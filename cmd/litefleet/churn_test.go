@@ -97,6 +97,21 @@ func TestChurn(t *testing.T) {
 		slices.Sort(bad)
 		t.Fatalf("%d of %d surviving tenants do not restore their file:\n%s", len(bad), len(live), strings.Join(bad, "\n"))
 	}
+	// ls says so too: every surviving tenant in sync, each deleted one
+	// no longer replicated here (missing, or gone from the host's record).
+	eventually(t, 30*time.Second, func() string {
+		_, rows := lsHostsJSON(t, srv, conn, "-dir", dir)
+		for i := range 50 {
+			r := rows[guid(i)]
+			switch {
+			case live[i] && r.Status != "in sync":
+				return fmt.Sprintf("ls -json: surviving %s is %q (host state %q, note %q), want in sync", guid(i), r.Status, r.State, r.Note)
+			case !live[i] && (r.State == "replicating" || r.State == "sleeping"):
+				return fmt.Sprintf("ls -json: deleted %s is still %q on its host", guid(i), r.State)
+			}
+		}
+		return ""
+	})
 	deleted := deletedDescriptors(t, p.Cmd.Process.Pid, dir)
 	if len(deleted) > 0 {
 		t.Fatalf("the replicator holds %d descriptors of deleted files: %v", len(deleted), deleted)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -78,6 +79,14 @@ func outage(t *testing.T, args func(srv *s3test.Private, conn s3browse.Conn, dir
 		}
 		time.Sleep(time.Second)
 	}
+	// ls, from the file and the host's record, agrees.
+	eventually(t, 30*time.Second, func() string {
+		_, rows := lsHostsJSON(t, &srv.Server, conn, "-dir", dir)
+		if r := rows[guid1]; r.Status != "in sync" || (r.State != "replicating" && r.State != "sleeping") {
+			return fmt.Sprintf("ls -json after the outage: %s is %q (host state %q, note %q), want in sync", guid1, r.Status, r.State, r.Note)
+		}
+		return ""
+	})
 	if code := p.Stop(60 * time.Second); code != 0 {
 		t.Fatalf("exit %d after SIGTERM, want 0", code)
 	}
