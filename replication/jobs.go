@@ -607,36 +607,36 @@ func (e *Engine) sleepNow(ctx context.Context, t *tenant, a *awake, claim *hosts
 // is tried again at once). Nothing local is dropped: what the application
 // wrote before is uploaded then.
 func (e *Engine) closeDenied(ctx context.Context, t *tenant) {
-	e.mu.Lock()
-	a, claim := t.run, t.claim
-	t.denied = false
-	e.mu.Unlock()
-	e.closeDB(a, false)
-	e.log.Warn("permissions of an open database taken away: closed", "db", t.name, "path", t.path)
-	e.mu.Lock()
-	t.run = nil
-	delete(e.awake, t)
-	e.setState(t, StateStarting, "")
-	e.mu.Unlock()
-	e.apply(t, e.start(ctx, t, claim))
+	e.closeAndCheck(ctx, t, func(uint64) {
+		e.log.Warn("permissions of an open database taken away: closed", "db", t.name, "path", t.path)
+	})
 }
 
 // reopen handles a file replaced under an open database: Litestream's DB is
 // closed without another write, the local changes it may have made from a
 // mix of both files are dropped, and the tenant is checked from scratch.
 func (e *Engine) reopen(ctx context.Context, t *tenant) {
+	e.closeAndCheck(ctx, t, func(repl uint64) {
+		if n, err := dropUnreplicated(t.path, ltx.TXID(repl)); err != nil {
+			e.log.Warn("drop local changes of the replaced file", "db", t.name, "error", err)
+		} else if n > 0 {
+			e.log.Warn("the file was replaced: dropped local changes not yet in S3", "db", t.name, "files", n)
+		}
+		e.log.Warn("file replaced under replication: closed, checking again", "db", t.name, "path", t.path)
+	})
+}
+
+// closeAndCheck closes an open tenant without another upload, tells
+// closed the replicated TXID it had reached, and runs the full start check
+// again, keeping its claim.
+func (e *Engine) closeAndCheck(ctx context.Context, t *tenant, closed func(replicated uint64)) {
 	e.mu.Lock()
 	a, claim := t.run, t.claim
-	t.changed = false
+	t.changed, t.denied = false, false
 	e.mu.Unlock()
 	_, repl := a.positions()
 	e.closeDB(a, false)
-	if n, err := dropUnreplicated(t.path, ltx.TXID(repl)); err != nil {
-		e.log.Warn("drop local changes of the replaced file", "db", t.name, "error", err)
-	} else if n > 0 {
-		e.log.Warn("the file was replaced: dropped local changes not yet in S3", "db", t.name, "files", n)
-	}
-	e.log.Warn("file replaced under replication: closed, checking again", "db", t.name, "path", t.path)
+	closed(repl)
 	e.mu.Lock()
 	t.run = nil
 	delete(e.awake, t)
