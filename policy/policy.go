@@ -204,14 +204,7 @@ func Bucket(tenants []Tenant, o Options) (Document, error) {
 		}
 		sts = append(sts, ts...)
 	}
-	if o.HostPrincipal != "" {
-		hs, err := hostStatements(bucket, o.HostPrincipal)
-		if err != nil {
-			return Document{}, err
-		}
-		sts = append(sts, hs...)
-	}
-	return Document{Version: Version, Statement: sts}, nil
+	return withHost(bucket, o.HostPrincipal, sts)
 }
 
 // ABAC is one policy for every tenant: each principal is confined to the
@@ -246,8 +239,14 @@ func ABAC(bucket, prefix string, o Options) (Document, error) {
 		}
 		sts[i].Condition["Null"] = tagged
 	}
-	if o.HostPrincipal != "" {
-		hs, err := hostStatements(bucket, o.HostPrincipal)
+	return withHost(bucket, o.HostPrincipal, sts)
+}
+
+// withHost is the document of sts, with the host principal's statements
+// when there is one.
+func withHost(bucket, hostPrincipal string, sts []Statement) (Document, error) {
+	if hostPrincipal != "" {
+		hs, err := hostStatements(bucket, hostPrincipal)
 		if err != nil {
 			return Document{}, err
 		}
