@@ -71,6 +71,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "litefleet:", err)
 		return 1
 	}
+	if err := pprofFromEnv(); err != nil {
+		fmt.Fprintln(stderr, "litefleet:", err)
+		return 1
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
