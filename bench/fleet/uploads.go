@@ -1,0 +1,181 @@
+package main
+
+import (
+	"maps"
+	"math"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/litefleet/litefleet/internal/s3proxy"
+)
+
+// span is one successful L0 upload as the proxy saw it.
+type span struct{ start, end time.Time }
+
+// uploads follows every tenant's level-0 LTX uploads (PREFIX/TENANT/0000/
+// MIN-MAX.ltx, the layout of Litestream v0.5 and litefleet alike) through
+// the proxy's hook: the first one is a tenant's first snapshot, and each
+// one ends the wait of the commits made before it started.
+type uploads struct {
+	prefix string // "databases/"
+
+	mu      sync.Mutex
+	puts    map[string][]span // tenant -> its L0 uploads, in the order they ended
+	first   map[string]time.Time
+	changed chan struct{} // closed and replaced on every upload
+	// control counts the requests on the control prefix by kind and file
+	// name ("PUT heartbeat.json"): which of the host's objects cost what.
+	control map[string]int64
+}
+
+func newUploads(prefix string) *uploads {
+	return &uploads{prefix: strings.Trim(prefix, "/") + "/", puts: map[string][]span{}, first: map[string]time.Time{},
+		changed: make(chan struct{}), control: map[string]int64{}}
+}
+
+// hook is the proxy's per-request hook.
+func (u *uploads) hook(r s3proxy.Request) {
+	if r.Control {
+		u.mu.Lock()
+		u.control[r.Kind.String()+" "+path.Base(r.Key)]++
+		u.mu.Unlock()
+		return
+	}
+	if r.Kind != s3proxy.Put || r.Status/100 != 2 {
+		return
+	}
+	tenant, ok := l0Tenant(u.prefix, r.Key)
+	if !ok {
+		return
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.puts[tenant] = append(u.puts[tenant], span{r.Start, r.End})
+	if _, seen := u.first[tenant]; !seen {
+		u.first[tenant] = r.End
+	}
+	close(u.changed)
+	u.changed = make(chan struct{})
+}
+
+// wait returns a channel closed at the next upload.
+func (u *uploads) wait() <-chan struct{} {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.changed
+}
+
+// controlCounts returns the requests on the control prefix so far, by
+// kind and file name.
+func (u *uploads) controlCounts() map[string]int64 {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return maps.Clone(u.control)
+}
+
+// l0Tenant returns the tenant of a level-0 LTX key, PREFIX/TENANT/0000/F.ltx.
+func l0Tenant(prefix, key string) (string, bool) {
+	rest, ok := strings.CutPrefix(key, prefix)
+	if !ok {
+		return "", false
+	}
+	parts := strings.Split(rest, "/")
+	if len(parts) != 3 || parts[0] == "" || parts[1] != "0000" || !strings.HasSuffix(parts[2], ".ltx") {
+		return "", false
+	}
+	return parts[0], true
+}
+
+// firstCount is how many tenants have had a first upload.
+func (u *uploads) firstCount() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.first)
+}
+
+// firstTimes returns the first upload's end of each tenant that has one.
+func (u *uploads) firstTimes() map[string]time.Time {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	m := make(map[string]time.Time, len(u.first))
+	for k, v := range u.first {
+		m[k] = v
+	}
+	return m
+}
+
+// notUploaded is the latency of a commit no upload followed in time.
+const notUploaded = time.Duration(math.MaxInt64)
+
+// latency is the time from a commit to the end of the tenant's first L0
+// upload that started after it, or notUploaded.
+func (u *uploads) latency(c commit) time.Duration {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return latencyOf(u.puts[c.tenant], c.at)
+}
+
+func latencyOf(puts []span, at time.Time) time.Duration {
+	best := -1
+	for i, p := range puts {
+		if p.start.After(at) && (best < 0 || p.start.Before(puts[best].start)) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return notUploaded
+	}
+	return puts[best].end.Sub(at)
+}
+
+// latencies returns each commit's latency, in the commits' order.
+func (u *uploads) latencies(cs []commit) []time.Duration {
+	out := make([]time.Duration, len(cs))
+	for i, c := range cs {
+		out[i] = u.latency(c)
+	}
+	return out
+}
+
+// pending returns the commits no upload has followed yet.
+func (u *uploads) pending(cs []commit) []commit {
+	var rest []commit
+	for _, c := range cs {
+		if u.latency(c) == notUploaded {
+			rest = append(rest, c)
+		}
+	}
+	return rest
+}
+
+// dist summarises latencies: the count, how many were never uploaded (in
+// time), and nearest-rank percentiles in which those count as longest.
+type dist struct {
+	n, missing    int
+	p50, p99, max time.Duration
+}
+
+func distOf(lat []time.Duration) dist {
+	d := dist{n: len(lat)}
+	if len(lat) == 0 {
+		return d
+	}
+	s := slices.Clone(lat)
+	slices.Sort(s)
+	for _, v := range s {
+		if v == notUploaded {
+			d.missing++
+		}
+	}
+	d.p50, d.p99, d.max = rank(s, 50), rank(s, 99), s[len(s)-1]
+	return d
+}
+
+// rank is the nearest-rank percentile p of sorted values.
+func rank(sorted []time.Duration, p int) time.Duration {
+	i := (p*len(sorted)+99)/100 - 1
+	return sorted[max(i, 0)]
+}
