@@ -122,6 +122,7 @@ type procLog struct {
 	mu       sync.Mutex
 	state    map[string]string // tenant -> its last state (litefleet)
 	count    map[string]int    // state -> tenants in it
+	sleeps   map[string]int    // tenant -> times it fell asleep
 	txns     int               // "new transaction" lines
 	warns    int
 	errs     int
@@ -131,7 +132,7 @@ type procLog struct {
 }
 
 func newProcLog(json bool) *procLog {
-	return &procLog{json: json, state: map[string]string{}, count: map[string]int{}, problems: map[string]int{}, changed: make(chan struct{})}
+	return &procLog{json: json, state: map[string]string{}, count: map[string]int{}, sleeps: map[string]int{}, problems: map[string]int{}, changed: make(chan struct{})}
 }
 
 const tailLines = 20
@@ -186,6 +187,9 @@ func (l *procLog) line(b []byte) {
 		}
 		l.state[rec.DB] = rec.Msg
 		l.count[rec.Msg]++
+		if rec.Msg == "sleeping" {
+			l.sleeps[rec.DB]++
+		}
 		close(l.changed)
 		l.changed = make(chan struct{})
 	}
@@ -228,6 +232,17 @@ func (l *procLog) inState(s string) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.count[s]
+}
+
+// sleepCounts returns how many times each tenant fell asleep.
+func (l *procLog) sleepCounts(tenants []string) []int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]int, len(tenants))
+	for i, t := range tenants {
+		out[i] = l.sleeps[t]
+	}
+	return out
 }
 
 func (l *procLog) stateOf(t string) string {

@@ -126,6 +126,18 @@ var rows = []row{
 		}
 		return r.firstAll.Seconds(), fmt.Sprintf("%.1f s", r.firstAll.Seconds())
 	}, true},
+	{"every tenant asleep, from start", func(r *result) (float64, string) {
+		if r.sys != sysLitefleet {
+			return 0, "never sleeps"
+		}
+		if r.asleep < r.n {
+			return 0, fmt.Sprintf("only %s of %s after %.0f s", commaInt(r.asleep), commaInt(r.n), r.asleepAt.Seconds())
+		}
+		return r.asleepAt.Seconds(), fmt.Sprintf("%.0f s", r.asleepAt.Seconds())
+	}, false},
+	{"peak RSS since start (VmHWM, at the idle window's end)", func(r *result) (float64, string) {
+		return float64(r.idle.hwm), mib(r.idle.hwm)
+	}, true},
 	{"RSS after the idle window", func(r *result) (float64, string) {
 		return float64(r.idle.rss), mib(r.idle.rss)
 	}, true},
@@ -178,6 +190,13 @@ var rows = []row{
 		}
 		return r.wake.p99.Seconds(), s
 	}, true},
+	{"S3 requests per wake (litefleet: until asleep again)", func(r *result) (float64, string) {
+		if r.wake.n == 0 {
+			return 0, "—"
+		}
+		v := float64(r.wakeReq.Total()) / float64(r.wake.n)
+		return v, num(v)
+	}, false},
 	{"SIGTERM to exit", func(r *result) (float64, string) {
 		s := fmt.Sprintf("%.1f s, exit %d", r.stopTook.Seconds(), r.exitCode)
 		if r.killed {
@@ -246,7 +265,7 @@ func (b *bench) summary(results []*result) {
 		sb.WriteString("\n")
 	}
 	fmt.Fprint(b.out, sb.String())
-	fmt.Fprintf(b.out, "\nCommand: `make build && go run ./bench/fleet %s` (or `make bench-fleet BENCH_FLEET_ARGS='%s'`)\n",
+	fmt.Fprintf(b.out, "\nCommand: `make build && go run ./bench/fleet %s` (or `make bench-fleet BENCH_FLEET_ARGS=\"%s\"`)\n",
 		strings.Join(quoteArgs(os.Args[1:]), " "), strings.Join(quoteArgs(os.Args[1:]), " "))
 	for _, r := range results {
 		if r.err != nil {

@@ -36,8 +36,9 @@ type result struct {
 	firstAll  time.Duration    // from start to the last of them
 	startup   s3proxy.Snapshot // requests until then
 
-	asleep int           // tenants asleep when the idle window began (litefleet)
-	settle time.Duration // waiting for them to fall asleep
+	asleep   int           // tenants asleep when the idle window began (litefleet)
+	settle   time.Duration // waiting for them to fall asleep
+	asleepAt time.Duration // from start until they had
 
 	window  time.Duration // the idle window
 	idleReq s3proxy.Snapshot
@@ -49,12 +50,13 @@ type result struct {
 	warm      dist // the writers' first commits, all at once (wakes of 100)
 	active    dist // then about one commit a second each
 	writeReq  s3proxy.Snapshot
+	writeOwn  s3proxy.Counts // on the writers' prefixes
 	writePeak peak
 	writeErrs []error
 
-	wakeAsleep int // wake tenants that were asleep before their write
+	wakeAsleep int // woken tenants that fell asleep again (litefleet)
 	wake       dist
-	wakeReq    s3proxy.Snapshot
+	wakeReq    s3proxy.Counts // on the woken tenants' prefixes
 
 	stopTook time.Duration
 	exitCode int
@@ -181,7 +183,7 @@ func (b *bench) measure(ctx context.Context, res *result, c *child, proxy *s3pro
 		if err != nil && err != errTimeout {
 			return err
 		}
-		res.settle, res.asleep = time.Since(start), log.inState("sleeping")
+		res.settle, res.asleep, res.asleepAt = time.Since(start), log.inState("sleeping"), time.Since(t0)
 		b.say("asleep: %s of %s tenants after %s more; states: %v", commaInt(res.asleep), commaInt(n), round(res.settle), log.states())
 	}
 	b.say("idle window: %s", b.idle)
@@ -271,7 +273,7 @@ func (b *bench) writePhase(ctx context.Context, res *result, c *child, proxy *s3
 	}
 	b.say("  first commits (%d %s): p50 %s, p99 %s, max %s%s", res.warm.n, what, latText(res.warm.p50), latText(res.warm.p99), latText(res.warm.max), missingText(res.warm))
 
-	s0 := proxy.Snapshot()
+	s0, own0 := proxy.Snapshot(), up.tenantCounts(writers)
 	wctx, cancel := context.WithTimeout(ctx, b.writeFor)
 	defer cancel()
 	for i, t := range writers {
@@ -330,11 +332,13 @@ sampling:
 		return err
 	}
 	res.writeReq = proxy.Snapshot().Sub(s0)
+	res.writeOwn = up.tenantCounts(writers).Sub(own0)
 	res.active = distOf(up.latencies(active))
 	b.say("  then %s commits: commit-to-S3 p50 %s, p99 %s, max %s%s", commaInt(res.active.n), latText(res.active.p50), latText(res.active.p99), latText(res.active.max), missingText(res.active))
 	b.say("  while writing (peak): RSS %s, %s descriptors, %s threads, %s goroutines", mib(res.writePeak.rss), commaInt(res.writePeak.fds),
 		commaInt(res.writePeak.threads), goroutineText(res.writePeak.goroutines))
-	b.say("  S3 requests while writing: %s (%.2f L0+other PUTs per commit)", kinds(res.writeReq.Data, 1), float64(res.writeReq.Data[s3proxy.Put])/float64(max(res.active.n, 1)))
+	b.say("  S3 requests on the writers' prefixes, per commit: %s", perTenant(res.writeOwn, max(res.active.n, 1)))
+	b.say("  all S3 requests while they wrote: %s; heartbeats and host records: %s", kinds(res.writeReq.Data, 1), kinds(res.writeReq.Control, 1))
 	if len(res.writeErrs) > 0 {
 		b.say("  %d writes failed, e.g. %v", len(res.writeErrs), res.writeErrs[0])
 	}
@@ -357,12 +361,11 @@ func (b *bench) wakePhase(ctx context.Context, res *result, c *child, proxy *s3p
 		return nil
 	}
 	if res.sys == sysLitefleet {
-		res.wakeAsleep = len(picked)
 		b.say("wakes: one write to each of %d sleeping tenants, one every second (the connection stays open until the upload)", len(picked))
 	} else {
 		b.say("writes to idle tenants (Litestream keeps them open): one write to each of %d, one every second", len(picked))
 	}
-	s0 := proxy.Snapshot()
+	own0, slept0 := up.tenantCounts(picked), log.sleepCounts(picked)
 	var cl commitLog
 	var wg sync.WaitGroup
 	tick := time.NewTicker(time.Second)
@@ -402,9 +405,30 @@ func (b *bench) wakePhase(ctx context.Context, res *result, c *child, proxy *s3p
 	wakes, errs := cl.take()
 	res.writeErrs = append(res.writeErrs, errs...)
 	res.wake = distOf(up.latencies(wakes))
-	res.wakeReq = proxy.Snapshot().Sub(s0)
 	b.say("  commit-to-S3 p50 %s, p99 %s, max %s%s", latText(res.wake.p50), latText(res.wake.p99), latText(res.wake.max), missingText(res.wake))
-	b.say("  S3 requests per wake: %s", perTenant(res.wakeReq.Data, max(res.wake.n, 1)))
+	until := "during the phase"
+	if res.sys == sysLitefleet {
+		// A wake's cost includes its way back to sleep.
+		start := time.Now()
+		again := func() int {
+			n := 0
+			for i, s := range log.sleepCounts(picked) {
+				if s > slept0[i] {
+					n++
+				}
+			}
+			return n
+		}
+		err := b.waitUntil(ctx, c, b.sleepAfter+3*time.Minute, log.wait, func() bool { return again() == len(picked) },
+			func() string { return fmt.Sprintf("asleep again: %d of %d", again(), len(picked)) })
+		if err != nil && err != errTimeout {
+			return err
+		}
+		res.wakeAsleep = again()
+		until = fmt.Sprintf("until asleep again (%d of %d, %s after the last upload)", res.wakeAsleep, len(picked), round(time.Since(start)))
+	}
+	res.wakeReq = up.tenantCounts(picked).Sub(own0)
+	b.say("  S3 requests on the woken tenants' prefixes, per wake, %s: %s", until, perTenant(res.wakeReq, max(res.wake.n, 1)))
 	return nil
 }
 

@@ -29,11 +29,15 @@ type uploads struct {
 	// control counts the requests on the control prefix by kind and file
 	// name ("PUT heartbeat.json"): which of the host's objects cost what.
 	control map[string]int64
+	// byTenant counts the requests on each tenant's prefix (keys under it,
+	// listings of it), so that a phase's cost is its tenants' alone.
+	byTenant map[string]*s3proxy.Counts
 }
 
 func newUploads(prefix string) *uploads {
 	return &uploads{prefix: strings.Trim(prefix, "/") + "/", puts: map[string][]span{}, first: map[string]time.Time{},
-		changed: make(chan struct{}), control: map[string]int64{}}
+		changed: make(chan struct{}), control: map[string]int64{},
+		byTenant: map[string]*s3proxy.Counts{}}
 }
 
 // hook is the proxy's per-request hook.
@@ -43,6 +47,16 @@ func (u *uploads) hook(r s3proxy.Request) {
 		u.control[r.Kind.String()+" "+path.Base(r.Key)]++
 		u.mu.Unlock()
 		return
+	}
+	if t, ok := tenantOf(u.prefix, r.Key); ok {
+		u.mu.Lock()
+		c := u.byTenant[t]
+		if c == nil {
+			c = new(s3proxy.Counts)
+			u.byTenant[t] = c
+		}
+		c[r.Kind]++
+		u.mu.Unlock()
 	}
 	if r.Kind != s3proxy.Put || r.Status/100 != 2 {
 		return
@@ -74,6 +88,32 @@ func (u *uploads) controlCounts() map[string]int64 {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return maps.Clone(u.control)
+}
+
+// tenantCounts sums the requests on the prefixes of tenants.
+func (u *uploads) tenantCounts(tenants []string) s3proxy.Counts {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var sum s3proxy.Counts
+	for _, t := range tenants {
+		if c := u.byTenant[t]; c != nil {
+			for k := range sum {
+				sum[k] += c[k]
+			}
+		}
+	}
+	return sum
+}
+
+// tenantOf returns the tenant whose prefix a key (or listed prefix) is in:
+// PREFIX/TENANT/...
+func tenantOf(prefix, key string) (string, bool) {
+	rest, ok := strings.CutPrefix(key, prefix)
+	if !ok {
+		return "", false
+	}
+	t, _, ok := strings.Cut(rest, "/")
+	return t, ok && t != ""
 }
 
 // l0Tenant returns the tenant of a level-0 LTX key, PREFIX/TENANT/0000/F.ltx.
