@@ -198,14 +198,21 @@ func (b *bench) main(ctx context.Context, keep bool) error {
 func (b *bench) machine() {
 	var lim syscall.Rlimit
 	_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
-	load, _ := os.ReadFile("/proc/loadavg")
-	b.say("machine: %d CPUs, open-file limit %d, load average %s", runtime.NumCPU(), lim.Cur, strings.Join(strings.Fields(string(load))[:min(3, len(strings.Fields(string(load))))], " "))
+	b.say("machine: %d CPUs, open-file limit %d, load average %s", runtime.NumCPU(), lim.Cur, loadAvg())
 	for _, n := range b.ns {
 		if uint64(n) > lim.Cur/2 {
 			b.say("note: N=%d is more than half the open-file limit (%d): a replicator holding every tenant open will run out of descriptors", n, lim.Cur)
 		}
 	}
 	b.say("work folder: %s", b.work)
+}
+
+// loadAvg is the machine's 1, 5 and 15 minute load averages: other work
+// on the machine moves the figures.
+func loadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	return strings.Join(f[:min(3, len(f))], " ")
 }
 
 // startS3 starts a private versitygw with its data in the work folder.

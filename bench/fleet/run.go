@@ -69,7 +69,7 @@ func (r *result) label() string { return fmt.Sprintf("%s N=%s", r.sys, commaInt(
 // replicating into a new bucket.
 func (b *bench) run(ctx context.Context, sys string, tenants []string) (res *result) {
 	res = &result{sys: sys, n: len(tenants), exitCode: -1}
-	b.say("=== %s", res.label())
+	b.say("=== %s (load average %s)", res.label(), loadAvg())
 	dir := filepath.Join(b.work, fmt.Sprintf("%s-%d", sys, len(tenants)))
 	dbs := filepath.Join(dir, "dbs")
 	if err := os.MkdirAll(dbs, 0o755); err != nil {
