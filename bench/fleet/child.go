@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -149,7 +150,7 @@ func (l *procLog) line(b []byte) {
 		switch {
 		case strings.Contains(s, "level=ERROR"):
 			l.errs++
-			l.problems["ERROR "+textMsg(s)]++
+			l.problems["ERROR "+guids.ReplaceAllString(textMsg(s), "GUID")]++
 		case strings.Contains(s, "level=WARN"):
 			l.warns++
 			l.problems["WARN "+textMsg(s)]++
@@ -176,7 +177,7 @@ func (l *procLog) line(b []byte) {
 		} else if rec.Error != "" {
 			what += ": " + rec.Error
 		}
-		l.problems[clip(what, 200)]++
+		l.problems[clip(guids.ReplaceAllString(what, "GUID"), 200)]++
 	}
 	if rec.Msg == "new transaction" {
 		l.txns++
@@ -194,6 +195,10 @@ func (l *procLog) line(b []byte) {
 		l.changed = make(chan struct{})
 	}
 }
+
+// guids matches tenant names, so that one message about many tenants is
+// counted as one.
+var guids = regexp.MustCompile(`[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}`)
 
 // textMsg is the msg= of a Litestream text log line.
 func textMsg(s string) string {

@@ -136,6 +136,12 @@ func TestProcLog(t *testing.T) {
 	if l.txns != 1 || l.warns != 1 || l.errs != 1 || l.problems["ERROR failed: not a database"] != 1 || l.problems["WARN host record not written: timeout"] != 1 {
 		t.Errorf("counts: %d txns, %d warns, %d errs, %v", l.txns, l.warns, l.errs, l.problems)
 	}
+	g := newProcLog(true)
+	g.line([]byte(`{"level":"ERROR","msg":"failed","db":"0b6f0000-0000-4000-8000-000000000001","reason":"open /d/0b6f0000-0000-4000-8000-000000000001.db: too many open files"}`))
+	g.line([]byte(`{"level":"ERROR","msg":"failed","db":"0b6f0000-0000-4000-8000-000000000002","reason":"open /d/0b6f0000-0000-4000-8000-000000000002.db: too many open files"}`))
+	if n := g.problems["ERROR failed: open /d/GUID.db: too many open files"]; n != 2 || len(g.problems) != 1 {
+		t.Errorf("one message about two tenants: %v", g.problems)
+	}
 	text := newProcLog(false)
 	text.line([]byte(`time=2026-01-01T00:00:00Z level=ERROR msg="sync error" db=/x.db error="too many open files"`))
 	text.line([]byte(`time=2026-01-01T00:00:00Z level=INFO msg=replicating db=/x.db`))

@@ -187,7 +187,18 @@ func (b *bench) measure(ctx context.Context, res *result, c *child, proxy *s3pro
 		b.say("asleep: %s of %s tenants after %s more; states: %v", commaInt(res.asleep), commaInt(n), round(res.settle), log.states())
 	}
 	b.say("idle window: %s", b.idle)
+	// The tenants asleep as the window opens, and the others: what an idle
+	// tenant costs is the sleepers' figure.
+	var sleepers, awake []string
+	for _, t := range tenants {
+		if res.sys == sysLitefleet && log.stateOf(t) == "sleeping" {
+			sleepers = append(sleepers, t)
+		} else {
+			awake = append(awake, t)
+		}
+	}
 	s0, ctl0 := proxy.Snapshot(), up.controlCounts()
+	sl0, aw0 := up.tenantCounts(sleepers), up.tenantCounts(awake)
 	cpu0, err := cpuTime(c.pid())
 	if err != nil {
 		return err
@@ -217,6 +228,11 @@ func (b *bench) measure(ctx context.Context, res *result, c *child, proxy *s3pro
 		round(res.window), mib(res.idle.rss), mib(res.idle.hwm), commaInt(res.idle.fds), commaInt(res.idle.threads), goroutineText(res.idle.goroutines),
 		res.idleCPU, res.vgwCPU)
 	b.say("  S3 requests per idle tenant per day: %s", perDay(res.idleReq.Data, n, res.window))
+	if res.sys == sysLitefleet && len(awake) > 0 {
+		b.say("    of which on the %s tenants asleep as the window opened, per tenant per day: %s", commaInt(len(sleepers)),
+			perDay(up.tenantCounts(sleepers).Sub(sl0), max(len(sleepers), 1), res.window))
+		b.say("    and on the %s awake, per tenant per day: %s", commaInt(len(awake)), perDay(up.tenantCounts(awake).Sub(aw0), len(awake), res.window))
+	}
 	b.say("  heartbeats and host records per process per day: %s: %s", perDay(res.idleReq.Control, 1, res.window),
 		perDayByName(ctl0, up.controlCounts(), res.window))
 	if e := res.idleReq.ClientErrors + res.idleReq.ServerErrors; e > 0 {
