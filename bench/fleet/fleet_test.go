@@ -2,28 +2,32 @@ package main
 
 import (
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/litefleet/litefleet/internal/s3proxy"
 )
 
-func TestL0Tenant(t *testing.T) {
+func TestLTXKey(t *testing.T) {
 	tests := []struct {
 		key, tenant string
+		level       int
 		ok          bool
 	}{
-		{"databases/0b6f-a/0000/0000000000000001-0000000000000001.ltx", "0b6f-a", true},
-		{"databases/0b6f-a/0001/0000000000000001-0000000000000004.ltx", "", false}, // L1
-		{"databases/0b6f-a/lock.json", "", false},
-		{"databases/0b6f-a/0000/sub/x.ltx", "", false},
-		{".litefleet/hosts/bench/heartbeat.json", "", false},
-		{"other/0b6f-a/0000/x.ltx", "", false},
+		{"databases/0b6f-a/0000/0000000000000001-0000000000000001.ltx", "0b6f-a", 0, true},
+		{"databases/0b6f-a/0001/0000000000000001-0000000000000004.ltx", "0b6f-a", 1, true},
+		{"databases/0b6f-a/0009/0000000000000001-0000000000000004.ltx", "0b6f-a", 9, true},
+		{"databases/0b6f-a/lock.json", "", 0, false},
+		{"databases/0b6f-a/000g/x.ltx", "", 0, false},
+		{"databases/0b6f-a/0000/sub/x.ltx", "", 0, false},
+		{".litefleet/hosts/bench/heartbeat.json", "", 0, false},
+		{"other/0b6f-a/0000/x.ltx", "", 0, false},
 	}
 	for _, tt := range tests {
-		tenant, ok := l0Tenant("databases/", tt.key)
-		if tenant != tt.tenant || ok != tt.ok {
-			t.Errorf("%s: got %q %v, want %q %v", tt.key, tenant, ok, tt.tenant, tt.ok)
+		tenant, level, ok := ltxKey("databases/", tt.key)
+		if tenant != tt.tenant || level != tt.level || ok != tt.ok {
+			t.Errorf("%s: got %q %d %v, want %q %d %v", tt.key, tenant, level, ok, tt.tenant, tt.level, tt.ok)
 		}
 	}
 }
@@ -32,6 +36,8 @@ func TestUploadsLatency(t *testing.T) {
 	base := time.Now()
 	at := func(ms int) time.Time { return base.Add(time.Duration(ms) * time.Millisecond) }
 	u := newUploads("databases")
+	var reqLog strings.Builder
+	u.logTo(&reqLog)
 	put := func(key string, start, end, status int) {
 		u.hook(s3proxy.Request{Kind: s3proxy.Put, Key: key, Start: at(start), End: at(end), Status: status})
 	}
@@ -61,8 +67,18 @@ func TestUploadsLatency(t *testing.T) {
 			t.Errorf("commit of %s at +%s: latency %s, want %s", tt.c.tenant, tt.c.at.Sub(base), got, tt.want)
 		}
 	}
-	if n := u.firstCount(); n != 1 {
-		t.Errorf("%d tenants with a first upload, want 1 (b's failed, its L1 is not a first snapshot)", n)
+	if n := u.firstCount(); n != 2 {
+		t.Errorf("%d tenants with a first upload, want 2 (b's L0 failed, its L1 is in S3)", n)
+	}
+	if n := u.failedUploads(); n != 1 {
+		t.Errorf("%d failed uploads, want b's L0", n)
+	}
+	if err := u.flush(); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(reqLog.String()), "\n")
+	if len(lines) != 8 || !strings.HasSuffix(lines[4], "\t503\tPUT\t\tdatabases/b/0000/0000000000000002-0000000000000002.ltx") {
+		t.Errorf("request log: header and 7 requests wanted, got:\n%s", reqLog.String())
 	}
 	if first := u.firstTimes()["a"]; !first.Equal(at(300)) {
 		t.Errorf("a's first upload ended at +%s, want +300ms", first.Sub(base))

@@ -5,7 +5,7 @@
 // (internal/s3proxy) that the replicator's S3 endpoint points at.
 //
 // For each N it prints: the time from start until every tenant's first
-// snapshot is in S3; after an idle window, the replicator's RSS,
+// snapshot is in S3 (its first LTX upload of any level, answered 2xx); after an idle window, the replicator's RSS,
 // descriptors, OS threads, goroutines and CPU, and the S3 requests per idle
 // tenant per day by kind (heartbeats and host records per process apart);
 // the commit-to-S3 latency of 100 writing tenants and of wakes of sleeping
@@ -17,7 +17,9 @@
 //	make build && go run ./bench/fleet -n 1000,10000          # the README's figures
 //
 // It starts its own versitygw (from .tools/bin: `make tools`) with its data
-// in the work folder, which is removed at the end unless -keep.
+// in the work folder, which is removed at the end unless -keep; there each
+// run leaves the replicator's log and requests.tsv, every request the proxy
+// saw (start, duration, status, kind, key).
 package main
 
 import (

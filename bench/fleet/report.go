@@ -120,7 +120,7 @@ type row struct {
 }
 
 var rows = []row{
-	{"first snapshot of every tenant in S3, from start", func(r *result) (float64, string) {
+	{"every tenant's first LTX upload to S3, from start", func(r *result) (float64, string) {
 		if r.firstGot < r.n {
 			return 0, fmt.Sprintf("only %s of %s", commaInt(r.firstGot), commaInt(r.n))
 		}
@@ -246,6 +246,7 @@ func (b *bench) summary(results []*result) {
 	fmt.Fprintf(b.out, "\n## Summary\n\n")
 	fmt.Fprintf(b.out, "%s, versitygw on 127.0.0.1 behind a request-counting proxy; idle window %s after every tenant slept (litefleet -sleep-after %s) or after the first snapshots (litestream); %d writing tenants committing about once a second for %s; %d wakes of sleeping tenants.\n",
 		machineLine(), b.idle, b.sleepAfter, b.writers, b.writeFor, b.wakes)
+	fmt.Fprintf(b.out, "A tenant's first snapshot is its first LTX upload (any level) answered 2xx at the proxy. ")
 	fmt.Fprintf(b.out, "Commit-to-S3 latency is measured from COMMIT returning in the writer to the end (at the proxy) of the tenant's first level-0 LTX upload that started after it.\n\n")
 	var sb strings.Builder
 	sb.WriteString("| per process / per tenant |")

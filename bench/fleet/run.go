@@ -90,12 +90,24 @@ func (b *bench) run(ctx context.Context, sys string, tenants []string) (res *res
 		return res
 	}
 	up := newUploads("databases")
+	reqFile, err := os.Create(filepath.Join(dir, "requests.tsv"))
+	if err != nil {
+		res.err = err
+		return res
+	}
+	defer reqFile.Close()
+	up.logTo(reqFile)
 	proxy, err := s3proxy.Start(s3proxy.Options{Target: b.s3.Endpoint, Hook: up.hook})
 	if err != nil {
 		res.err = err
 		return res
 	}
-	defer proxy.Close()
+	defer func() {
+		_ = proxy.Close()
+		if err := up.flush(); err != nil {
+			b.say("request log: %v", err)
+		}
+	}()
 
 	port, err := s3test.FreePort()
 	if err != nil {
@@ -169,8 +181,8 @@ func (b *bench) measure(ctx context.Context, res *result, c *child, proxy *s3pro
 	} else {
 		b.say("first snapshots: all %s tenants in %s (half in %s)", commaInt(n), round(res.firstAll), round(res.firstHalf))
 	}
-	b.say("  requests until then, per tenant: %s; heartbeats and host records: %s",
-		perTenant(res.startup.Data, n), kinds(res.startup.Control, 1))
+	b.say("  requests until then, per tenant: %s; heartbeats and host records: %s; %d LTX uploads answered with an error or none",
+		perTenant(res.startup.Data, n), kinds(res.startup.Control, 1), up.failedUploads())
 
 	// 2. Idle: litefleet's tenants fall asleep after -sleep-after;
 	// Litestream's stay open, idle from their first sync.

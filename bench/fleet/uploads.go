@@ -1,10 +1,14 @@
 package main
 
 import (
+	"bufio"
+	"fmt"
+	"io"
 	"maps"
 	"math"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -15,16 +19,18 @@ import (
 // span is one successful L0 upload as the proxy saw it.
 type span struct{ start, end time.Time }
 
-// uploads follows every tenant's level-0 LTX uploads (PREFIX/TENANT/0000/
-// MIN-MAX.ltx, the layout of Litestream v0.5 and litefleet alike) through
-// the proxy's hook: the first one is a tenant's first snapshot, and each
-// one ends the wait of the commits made before it started.
+// uploads follows every tenant's LTX uploads (PREFIX/TENANT/LLLL/MIN-MAX.ltx,
+// the layout of Litestream v0.5 and litefleet alike) through the proxy's
+// hook: a tenant's first successful one, of any level, puts its data in S3
+// (its first snapshot), and each level-0 one ends the wait of the commits
+// made before it started.
 type uploads struct {
 	prefix string // "databases/"
 
 	mu      sync.Mutex
 	puts    map[string][]span // tenant -> its L0 uploads, in the order they ended
 	first   map[string]time.Time
+	failed  int           // LTX uploads answered with an error (or none)
 	changed chan struct{} // closed and replaced on every upload
 	// control counts the requests on the control prefix by kind and file
 	// name ("PUT heartbeat.json"): which of the host's objects cost what.
@@ -32,47 +38,79 @@ type uploads struct {
 	// byTenant counts the requests on each tenant's prefix (keys under it,
 	// listings of it), so that a phase's cost is its tenants' alone.
 	byTenant map[string]*s3proxy.Counts
+	// reqLog, if set, gets one line per request, for reading afterwards.
+	reqLog *bufio.Writer
+	began  time.Time
 }
 
 func newUploads(prefix string) *uploads {
 	return &uploads{prefix: strings.Trim(prefix, "/") + "/", puts: map[string][]span{}, first: map[string]time.Time{},
 		changed: make(chan struct{}), control: map[string]int64{},
-		byTenant: map[string]*s3proxy.Counts{}}
+		byTenant: map[string]*s3proxy.Counts{}, began: time.Now()}
+}
+
+// logTo writes every request to w from now on: start (seconds since the
+// tracker began), duration, status, kind, bucket and key, tab-separated.
+func (u *uploads) logTo(w io.Writer) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.reqLog = bufio.NewWriterSize(w, 64<<10)
+	fmt.Fprintln(u.reqLog, "start_s\tduration_ms\tstatus\tkind\tbucket\tkey")
+}
+
+// flush writes out the request log.
+func (u *uploads) flush() error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.reqLog == nil {
+		return nil
+	}
+	return u.reqLog.Flush()
 }
 
 // hook is the proxy's per-request hook.
 func (u *uploads) hook(r s3proxy.Request) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.reqLog != nil {
+		fmt.Fprintf(u.reqLog, "%.3f\t%.1f\t%d\t%s\t%s\t%s\n", r.Start.Sub(u.began).Seconds(),
+			float64(r.End.Sub(r.Start).Microseconds())/1000, r.Status, r.Kind, r.Bucket, r.Key)
+	}
 	if r.Control {
-		u.mu.Lock()
 		u.control[r.Kind.String()+" "+path.Base(r.Key)]++
-		u.mu.Unlock()
 		return
 	}
 	if t, ok := tenantOf(u.prefix, r.Key); ok {
-		u.mu.Lock()
 		c := u.byTenant[t]
 		if c == nil {
 			c = new(s3proxy.Counts)
 			u.byTenant[t] = c
 		}
 		c[r.Kind]++
-		u.mu.Unlock()
 	}
-	if r.Kind != s3proxy.Put || r.Status/100 != 2 {
+	tenant, level, ok := ltxKey(u.prefix, r.Key)
+	if r.Kind != s3proxy.Put || !ok {
 		return
 	}
-	tenant, ok := l0Tenant(u.prefix, r.Key)
-	if !ok {
+	if r.Status/100 != 2 {
+		u.failed++
 		return
 	}
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.puts[tenant] = append(u.puts[tenant], span{r.Start, r.End})
+	if level == 0 {
+		u.puts[tenant] = append(u.puts[tenant], span{r.Start, r.End})
+	}
 	if _, seen := u.first[tenant]; !seen {
 		u.first[tenant] = r.End
 	}
 	close(u.changed)
 	u.changed = make(chan struct{})
+}
+
+// failedUploads is how many LTX uploads were answered with an error.
+func (u *uploads) failedUploads() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.failed
 }
 
 // wait returns a channel closed at the next upload.
@@ -116,17 +154,22 @@ func tenantOf(prefix, key string) (string, bool) {
 	return t, ok && t != ""
 }
 
-// l0Tenant returns the tenant of a level-0 LTX key, PREFIX/TENANT/0000/F.ltx.
-func l0Tenant(prefix, key string) (string, bool) {
+// ltxKey returns the tenant and level of an LTX file's key,
+// PREFIX/TENANT/LLLL/MIN-MAX.ltx (the level in four hex digits).
+func ltxKey(prefix, key string) (string, int, bool) {
 	rest, ok := strings.CutPrefix(key, prefix)
 	if !ok {
-		return "", false
+		return "", 0, false
 	}
 	parts := strings.Split(rest, "/")
-	if len(parts) != 3 || parts[0] == "" || parts[1] != "0000" || !strings.HasSuffix(parts[2], ".ltx") {
-		return "", false
+	if len(parts) != 3 || parts[0] == "" || len(parts[1]) != 4 || !strings.HasSuffix(parts[2], ".ltx") {
+		return "", 0, false
 	}
-	return parts[0], true
+	level, err := strconv.ParseUint(parts[1], 16, 16)
+	if err != nil {
+		return "", 0, false
+	}
+	return parts[0], int(level), true
 }
 
 // firstCount is how many tenants have had a first upload.
