@@ -4,7 +4,7 @@ GO        ?= go
 TOOLS     := .tools/bin
 TEST_ARGS ?=
 
-.PHONY: all build tools tmux test test-short demo lint bench bench-ls screenshots clean
+.PHONY: all build tools tmux test test-short demo lint bench bench-ls bench-fleet screenshots clean
 
 all: build
 
@@ -53,6 +53,12 @@ bench: tools build
 bench-ls: tools build
 	@scripts/with-s3.sh $(GO) run ./bench/lsbench -tenants 10000
 	@scripts/with-s3.sh $(GO) run ./bench/lsbench -tenants 10000 -hosts 10
+
+# A fleet of idle and writing tenants under litefleet replicate -dir and
+# litestream replicate (issue 9); flags in BENCH_FLEET_ARGS (go run ./bench/fleet -h).
+BENCH_FLEET_ARGS ?= -n 1000,10000
+bench-fleet: tools build
+	@$(GO) run ./bench/fleet $(BENCH_FLEET_ARGS)
 
 # The README's screenshots: golden screens of the terminal UI (120x36, fixed
 # clock and colour profile), checked by the tests first, then rendered to PNG.

@@ -72,6 +72,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "litefleet:", err)
 		return 1
 	}
+	if err := pprofFromEnv(); err != nil {
+		fmt.Fprintln(stderr, "litefleet:", err)
+		return 1
+	}
 	// SIGHUP (the terminal closed) stops a command as SIGTERM does: with a
 	// final sync, not mid-way.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)

@@ -1,0 +1,314 @@
+// Package s3proxy is a request-counting HTTP reverse proxy for an S3
+// server on 127.0.0.1: a replicator's -endpoint points at the proxy, and a
+// benchmark or test reads how many requests of each kind it sent, and when
+// each one started and ended.
+//
+// Requests are counted by the S3 pricing classes they fall in (LIST, GET,
+// HEAD, PUT, DELETE, and OTHER for bucket configuration and the like), and
+// separately for keys under litefleet's control prefix (.litefleet/:
+// heartbeats, host records), which cost per host, not per tenant.
+//
+// The proxy expects path-style requests (http://HOST/BUCKET/KEY), which
+// the AWS SDK sends with a custom endpoint and path-style addressing, as
+// litefleet and Litestream both do. It forwards every request unchanged,
+// Host header included, so that SigV4 signatures stay valid.
+package s3proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/litefleet/litefleet/hosts"
+)
+
+// Kind is the class of an S3 request.
+type Kind int
+
+// The kinds, in the order S3 prices them (LIST and PUT share a price; GET
+// and HEAD another).
+const (
+	List   Kind = iota // ListObjects(V2), ListObjectVersions, ListMultipartUploads, ListParts
+	Get                // GetObject
+	Head               // HeadObject, HeadBucket
+	Put                // PutObject, UploadPart, CopyObject, Create/CompleteMultipartUpload
+	Delete             // DeleteObject, DeleteObjects (POST ?delete), AbortMultipartUpload
+	Other              // bucket configuration, CreateBucket, ListBuckets, anything else
+	NumKinds
+)
+
+var kindNames = [NumKinds]string{"LIST", "GET", "HEAD", "PUT", "DELETE", "OTHER"}
+
+func (k Kind) String() string {
+	if k < 0 || k >= NumKinds {
+		return fmt.Sprintf("Kind(%d)", int(k))
+	}
+	return kindNames[k]
+}
+
+// Counts are request counts by kind.
+type Counts [NumKinds]int64
+
+// Total is the sum over every kind.
+func (c Counts) Total() int64 {
+	var n int64
+	for _, v := range c {
+		n += v
+	}
+	return n
+}
+
+// Sub returns c - prev, kind by kind.
+func (c Counts) Sub(prev Counts) Counts {
+	for k := range c {
+		c[k] -= prev[k]
+	}
+	return c
+}
+
+// Snapshot is what the proxy has counted since it started.
+type Snapshot struct {
+	// Data counts requests on everything but the control prefix: tenants'
+	// LTX files, claims, listings of their prefixes.
+	Data Counts
+	// Control counts requests on keys (or listings of prefixes) under the
+	// control prefix.
+	Control Counts
+	// ClientErrors and ServerErrors count responses with a 4xx and a 5xx
+	// status; a request the server could not be reached for counts as a
+	// 502 from the proxy.
+	ClientErrors, ServerErrors int64
+}
+
+// Sub returns the requests counted between prev and s.
+func (s Snapshot) Sub(prev Snapshot) Snapshot {
+	return Snapshot{
+		Data:         s.Data.Sub(prev.Data),
+		Control:      s.Control.Sub(prev.Control),
+		ClientErrors: s.ClientErrors - prev.ClientErrors,
+		ServerErrors: s.ServerErrors - prev.ServerErrors,
+	}
+}
+
+// Request describes one proxied request, for Options.Hook.
+type Request struct {
+	Method string
+	Kind   Kind
+	Bucket string
+	// Key is the object key; for a listing, the prefix listed.
+	Key string
+	// Control is true for requests on the control prefix.
+	Control bool
+	// Start is when the proxy received the request; End when it had
+	// written the whole response back to the client.
+	Start, End time.Time
+	Status     int
+}
+
+// Options configure a proxy.
+type Options struct {
+	// Target is the S3 server's base URL, e.g. http://127.0.0.1:7070.
+	Target string
+	// Hook, if set, is called once per request after its response has been
+	// written, from the request's own goroutine: it must be safe for
+	// concurrent use, and quick.
+	Hook func(Request)
+	// ControlPrefix is the key prefix counted apart; litefleet's
+	// .litefleet/ by default.
+	ControlPrefix string
+}
+
+// Proxy is a running request-counting proxy.
+type Proxy struct {
+	opt     Options
+	ln      net.Listener
+	srv     *http.Server
+	rp      *httputil.ReverseProxy
+	data    [NumKinds]atomic.Int64
+	control [NumKinds]atomic.Int64
+	status4 atomic.Int64
+	status5 atomic.Int64
+	done    chan struct{}
+}
+
+// Start starts a proxy on a free port of 127.0.0.1 in front of
+// opt.Target.
+func Start(opt Options) (*Proxy, error) {
+	target, err := url.Parse(opt.Target)
+	if err != nil || (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" {
+		return nil, fmt.Errorf("s3proxy: target %q: give the S3 server's base URL, e.g. http://127.0.0.1:7070", opt.Target)
+	}
+	if opt.ControlPrefix == "" {
+		opt.ControlPrefix = hosts.Root
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("s3proxy: listen: %w", err)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	// A fleet's replicator keeps many connections open; reusing them keeps
+	// the proxy from adding connection setup to every request it times.
+	tr.MaxIdleConns = 0
+	tr.MaxIdleConnsPerHost = 4096
+	tr.DisableCompression = true
+	tr.Proxy = nil
+	p := &Proxy{opt: opt, ln: ln, done: make(chan struct{})}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			// The signature covers the Host header the client sent.
+			pr.Out.Host = pr.In.Host
+		},
+		Transport: tr,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			w.WriteHeader(http.StatusBadGateway)
+		},
+	}
+	p.srv = &http.Server{Handler: p, ReadHeaderTimeout: time.Minute}
+	go func() {
+		defer close(p.done)
+		_ = p.srv.Serve(ln)
+	}()
+	return p, nil
+}
+
+// URL is the proxy's base URL, to give a client as its S3 endpoint.
+func (p *Proxy) URL() string { return "http://" + p.ln.Addr().String() }
+
+// Snapshot returns the counts so far.
+func (p *Proxy) Snapshot() Snapshot {
+	var s Snapshot
+	for k := range NumKinds {
+		s.Data[k] = p.data[k].Load()
+		s.Control[k] = p.control[k].Load()
+	}
+	s.ClientErrors = p.status4.Load()
+	s.ServerErrors = p.status5.Load()
+	return s
+}
+
+// Close stops the proxy, waiting up to ten seconds for requests in flight.
+func (p *Proxy) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := p.srv.Shutdown(ctx)
+	<-p.done
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = p.srv.Close()
+	}
+	p.rp.Transport.(*http.Transport).CloseIdleConnections()
+	return err
+}
+
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	kind, bucket, key := Classify(r)
+	control := strings.HasPrefix(key, p.opt.ControlPrefix)
+	rec := &statusWriter{ResponseWriter: w}
+	p.rp.ServeHTTP(rec, r)
+	end := time.Now()
+	status := rec.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	if control {
+		p.control[kind].Add(1)
+	} else {
+		p.data[kind].Add(1)
+	}
+	switch {
+	case status >= 500:
+		p.status5.Add(1)
+	case status >= 400:
+		p.status4.Add(1)
+	}
+	if p.opt.Hook != nil {
+		p.opt.Hook(Request{Method: r.Method, Kind: kind, Bucket: bucket, Key: key, Control: control, Start: start, End: end, Status: status})
+	}
+}
+
+// statusWriter remembers the status the proxied response was sent with.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	// 1xx are interim (100 Continue); the final status comes after.
+	if w.status == 0 && code >= 200 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the server's writer (flushes).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// listParams are the query parameters of a bucket listing; a GET on a
+// bucket with none of them and no other parameter is a ListObjects (v1)
+// too.
+var listParams = []string{"list-type", "prefix", "delimiter", "continuation-token", "start-after", "marker",
+	"max-keys", "encoding-type", "fetch-owner", "versions", "uploads"}
+
+// Classify returns a path-style request's kind, bucket and key (for a
+// listing, the prefix listed).
+func Classify(r *http.Request) (kind Kind, bucket, key string) {
+	path := strings.TrimPrefix(r.URL.Path, "/")
+	bucket, key, hasKey := strings.Cut(path, "/")
+	hasKey = hasKey && key != ""
+	q := r.URL.Query()
+	switch r.Method {
+	case http.MethodHead:
+		return Head, bucket, key
+	case http.MethodGet:
+		switch {
+		case bucket == "":
+			return Other, "", "" // ListBuckets
+		case hasKey && q.Has("uploadId"):
+			return List, bucket, key // ListParts
+		case hasKey:
+			return Get, bucket, key
+		case len(q) == 0:
+			return List, bucket, ""
+		}
+		for _, p := range listParams {
+			if q.Has(p) {
+				return List, bucket, q.Get("prefix")
+			}
+		}
+		return Other, bucket, ""
+	case http.MethodPut:
+		if hasKey {
+			return Put, bucket, key // objects, parts, copies
+		}
+		return Other, bucket, ""
+	case http.MethodPost:
+		switch {
+		case !hasKey && q.Has("delete"):
+			return Delete, bucket, ""
+		case hasKey && (q.Has("uploads") || q.Has("uploadId")):
+			return Put, bucket, key
+		}
+		return Other, bucket, key
+	case http.MethodDelete:
+		if hasKey {
+			return Delete, bucket, key
+		}
+		return Other, bucket, ""
+	}
+	return Other, bucket, key
+}
