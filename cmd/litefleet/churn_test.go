@@ -73,9 +73,12 @@ func TestChurn(t *testing.T) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var bad []string
+	wants := map[int][]string{}
 	for i := range live {
+		wants[i] = testpeer.Rows(t, path(i))
+	}
+	for i, want := range wants {
 		wg.Go(func() {
-			want := testpeer.Rows(t, path(i))
 			deadline := time.Now().Add(60 * time.Second)
 			for {
 				got := restoreRowsQuiet(t, srv, conn, guid(i))

@@ -166,14 +166,23 @@ func RowsOfCopy(tb testing.TB, path string) []string {
 // "id=HASH:LEN" of its value, so that large rows compare cheaply.
 func Query(tb testing.TB, dsn string) []string {
 	tb.Helper()
-	db, err := sql.Open("sqlite", dsn)
+	out, err := QueryErr(dsn)
 	if err != nil {
 		tb.Fatal(err)
+	}
+	return out
+}
+
+// QueryErr is Query for goroutines, which must not call Fatal.
+func QueryErr(dsn string) ([]string, error) {
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, err
 	}
 	defer db.Close()
 	rs, err := db.Query(`SELECT id, val FROM t ORDER BY id`)
 	if err != nil {
-		tb.Fatalf("read %s: %v", dsn, err)
+		return nil, fmt.Errorf("read %s: %w", dsn, err)
 	}
 	defer rs.Close()
 	var out []string
@@ -181,15 +190,15 @@ func Query(tb testing.TB, dsn string) []string {
 		var id int
 		var val []byte
 		if err := rs.Scan(&id, &val); err != nil {
-			tb.Fatal(err)
+			return nil, fmt.Errorf("read %s: %w", dsn, err)
 		}
 		sum := sha256.Sum256(val)
 		out = append(out, fmt.Sprintf("%d=%x:%d", id, sum[:6], len(val)))
 	}
 	if err := rs.Err(); err != nil {
-		tb.Fatal(err)
+		return nil, fmt.Errorf("read %s: %w", dsn, err)
 	}
-	return out
+	return out, nil
 }
 
 // SameRows fails the test unless got holds exactly the rows of want.
