@@ -315,7 +315,10 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 		e.log.Warn("switching to WAL", "db", t.name, "path", t.path, "note", fleet.RollbackNote)
 	}
 	if b.beat.Fenced() {
-		return outcome{state: StateLeaseLost, reason: "heartbeat to S3 failing: waiting for it before claiming", claim: claim, keepClaim: true, base: base, baseOK: true}
+		// Retried on its own too: the tick resumes lease-lost tenants when
+		// it sees the fence lift, but a fence shorter than a tick is
+		// seen here and never there.
+		return outcome{state: StateLeaseLost, reason: "heartbeat to S3 failing: waiting for it before claiming", retry: true, claim: claim, keepClaim: true, base: base, baseOK: true}
 	}
 
 	tenantPath := t.target.Conn.TenantPath(t.name)
