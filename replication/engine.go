@@ -158,14 +158,18 @@ type Engine struct {
 	kick   chan struct{}
 	slots  chan struct{}
 
-	mu       sync.Mutex
-	tenants  map[string]*tenant // by prefix key
-	byPath   map[string]*tenant // by absolute path
-	buckets  map[string]*bucket
-	clients  map[string]*s3.Client
-	stores   map[time.Duration]*litestream.Store
-	ready    []*tenant // need a job now, in order
-	timers   timerHeap
+	mu      sync.Mutex
+	tenants map[string]*tenant // by prefix key
+	byPath  map[string]*tenant // by absolute path
+	buckets map[string]*bucket
+	clients map[string]*s3.Client
+	stores  map[time.Duration]*litestream.Store
+	ready   []*tenant // need a job now, in order
+	timers  timerHeap
+	// gen counts changes a host record may show (states, jobs queued and
+	// done): an idle fleet's record is not rebuilt every tick to find
+	// that nothing changed.
+	gen      uint64
 	awake    map[*tenant]bool
 	takeover map[string]bool
 	fallback string // the host name when another process here uses Host
@@ -406,6 +410,7 @@ func (e *Engine) setState(t *tenant, s State, reason string) {
 		return
 	}
 	t.state, t.reason, t.since = s, reason, time.Now()
+	e.gen++
 	if s != StateLeased {
 		t.holder = ""
 	}
@@ -637,6 +642,7 @@ func (e *Engine) Sync(ctx context.Context, path string) error {
 
 // enqueueLocked puts t on the ready queue once.
 func (e *Engine) enqueueLocked(t *tenant) {
+	e.gen++
 	if t.queued {
 		return
 	}

@@ -30,10 +30,13 @@ type bucket struct {
 	// tenants were last listed; listing is one request for all of them.
 	holdersAt   time.Time
 	listingHost bool
-	// The host record: what was last published, and when.
+	// The host record: what was last published, and when; the engine's
+	// gen and the time when it was last built.
 	recordSum  [32]byte
 	recordAt   time.Time
 	publishing bool
+	builtGen   uint64
+	builtAt    time.Time
 }
 
 // checkTimeout bounds the first request to a bucket, so that a wrong
@@ -239,6 +242,7 @@ func (s State) fileDriven() bool {
 func (e *Engine) apply(t *tenant, o outcome) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.gen++
 	if o.run != nil {
 		t.run = o.run
 		e.awake[t] = true

@@ -139,6 +139,13 @@ func (e *Engine) publishLocked(now time.Time) {
 		if b.beat == nil || b.publishing || b.fenced || now.Sub(b.recordAt) < e.opt.Timing.BeatEvery {
 			continue
 		}
+		// Awake tenants' positions and lag move between jobs; a sleeping
+		// fleet's record changes only with gen (or, for what a job does
+		// not see, within a beat).
+		if len(e.awake) == 0 && b.builtGen == e.gen && now.Sub(b.builtAt) < e.opt.Timing.BeatEvery {
+			continue
+		}
+		b.builtGen, b.builtAt = e.gen, now
 		rec := &hosts.Record{At: now.UTC()}
 		for _, t := range e.sortedLocked() {
 			if t.bucket != b && !(t.bucket == nil && t.target.Conn.Endpoint+"\x00"+t.target.Conn.Bucket == b.key) {
