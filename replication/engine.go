@@ -102,6 +102,10 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
+// maxCompacting is how many tenants' compactions run at once: a level-1
+// compaction of 30 s of one-a-second commits holds about 30 files open.
+const maxCompacting = 4
+
 const (
 	maxRetry       = 5 * time.Minute
 	maxLeasedRetry = 30 * time.Second
@@ -157,6 +161,10 @@ type Engine struct {
 	wg     sync.WaitGroup
 	kick   chan struct{}
 	slots  chan struct{}
+	// compacting bounds the maintenance jobs in flight: a compaction
+	// opens every file it merges at once, and 100 tenants woken together
+	// compact together.
+	compacting chan struct{}
 
 	mu      sync.Mutex
 	tenants map[string]*tenant // by prefix key
@@ -195,15 +203,16 @@ func New(opt Options, src Source) (*Engine, error) {
 	e := &Engine{
 		opt: opt, src: src, log: opt.Logger,
 		ctx: ctx, cancel: cancel,
-		kick:     make(chan struct{}, 1),
-		slots:    make(chan struct{}, opt.Parallel),
-		tenants:  map[string]*tenant{},
-		byPath:   map[string]*tenant{},
-		buckets:  map[string]*bucket{},
-		clients:  map[string]*s3.Client{},
-		stores:   map[time.Duration]*litestream.Store{},
-		awake:    map[*tenant]bool{},
-		takeover: map[string]bool{},
+		kick:       make(chan struct{}, 1),
+		slots:      make(chan struct{}, opt.Parallel),
+		compacting: make(chan struct{}, maxCompacting),
+		tenants:    map[string]*tenant{},
+		byPath:     map[string]*tenant{},
+		buckets:    map[string]*bucket{},
+		clients:    map[string]*s3.Client{},
+		stores:     map[time.Duration]*litestream.Store{},
+		awake:      map[*tenant]bool{},
+		takeover:   map[string]bool{},
 	}
 	for _, name := range opt.Takeover {
 		e.takeover[fleet.PrefixKey(name)] = true

@@ -185,7 +185,7 @@ func (e *Engine) nextJobLocked(t *tenant) func(context.Context) {
 			return func(ctx context.Context) { e.resume(ctx, t) }
 		case e.shouldSleepLocked(t, now):
 			return func(ctx context.Context) { e.sleep(ctx, t) }
-		case t.run.maintainDue(now):
+		case t.run.maintainDue(now) && len(e.compacting) < cap(e.compacting):
 			return func(ctx context.Context) { e.maintainJob(ctx, t) }
 		}
 		return nil
@@ -681,6 +681,12 @@ func (e *Engine) resume(ctx context.Context, t *tenant) {
 }
 
 func (e *Engine) maintainJob(ctx context.Context, t *tenant) {
+	select {
+	case e.compacting <- struct{}{}:
+		defer func() { <-e.compacting }()
+	case <-ctx.Done():
+		return
+	}
 	e.mu.Lock()
 	a := t.run
 	e.mu.Unlock()
