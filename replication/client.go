@@ -24,6 +24,7 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/litefleet/litefleet/hosts"
+	"github.com/litefleet/litefleet/s3browse"
 )
 
 // objectAPI is the part of the S3 client a tenant's replica needs.
@@ -354,9 +355,12 @@ func (c *tenantClient) write(ctx context.Context, level int, minTXID, maxTXID lt
 	}
 	if size <= singlePutMax {
 		in.ContentLength = aws.Int64(size)
-		_, err = c.api.PutObject(wctx, in)
+		_, err = c.api.PutObject(wctx, in, s3browse.ForUploads)
 	} else {
-		_, err = manager.NewUploader(c.api, func(u *manager.Uploader) { u.PartSize = 8 << 20; u.Concurrency = 2 }).Upload(wctx, in)
+		_, err = manager.NewUploader(c.api, func(u *manager.Uploader) {
+			u.PartSize, u.Concurrency = 8<<20, 2
+			u.ClientOptions = append(u.ClientOptions, s3browse.ForUploads)
+		}).Upload(wctx, in)
 	}
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {

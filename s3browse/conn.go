@@ -13,6 +13,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -186,6 +187,32 @@ func CheckPrefix(p string) error {
 // attempt of a request.
 const ResponseTimeout = 6 * time.Second
 
+// UploadResponseTimeout bounds how long S3 may take to answer an upload
+// sent with ForUploads. A replicator's uploads have a deadline of their own
+// (the time its claims are sure to hold); a slow server that takes seconds
+// to store an object must not fail them at ResponseTimeout.
+const UploadResponseTimeout = 30 * time.Second
+
+var uploadHTTP = sync.OnceValue(func() *awshttp.BuildableClient { return newHTTPClient(UploadResponseTimeout) })
+
+// ForUploads is a per-request option for PutObject and multipart uploads:
+// the request waits up to UploadResponseTimeout for S3's answer.
+func ForUploads(o *s3.Options) { o.HTTPClient = uploadHTTP() }
+
+func newHTTPClient(responseTimeout time.Duration) *awshttp.BuildableClient {
+	return awshttp.NewBuildableClient().WithDialerOptions(func(d *net.Dialer) {
+		d.Timeout = 5 * time.Second
+	}).WithTransportOptions(func(tr *http.Transport) {
+		// A process replicating thousands of tenants shares one client per
+		// credential: bound its sockets, which count against the
+		// descriptor budget; requests beyond them wait their turn.
+		tr.MaxConnsPerHost = 48
+		tr.MaxIdleConnsPerHost = 16
+		tr.ResponseHeaderTimeout = responseTimeout
+		tr.TLSHandshakeTimeout = 5 * time.Second
+	})
+}
+
 // NewClient returns an S3 client for c. It honours AWS_CA_BUNDLE (a custom CA
 // is added to the system roots), the standard AWS credential chain when c
 // has no keys, and fails requests fast enough for an operator to see why.
@@ -194,20 +221,10 @@ func NewClient(ctx context.Context, c Conn) (*s3.Client, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	httpClient := awshttp.NewBuildableClient().WithDialerOptions(func(d *net.Dialer) {
-		d.Timeout = 5 * time.Second
-	}).WithTransportOptions(func(tr *http.Transport) {
-		// A process replicating thousands of tenants shares one client per
-		// credential: bound its sockets, which count against the
-		// descriptor budget; requests beyond them wait their turn.
-		tr.MaxConnsPerHost = 48
-		tr.MaxIdleConnsPerHost = 16
-		// An endpoint that accepts connections and never answers must be
-		// an error within 15 s, retries included: S3 answers a request's
-		// headers in well under a second, whatever the object's size.
-		tr.ResponseHeaderTimeout = ResponseTimeout
-		tr.TLSHandshakeTimeout = 5 * time.Second
-	})
+	// An endpoint that accepts connections and never answers must be an
+	// error within 15 s, retries included: S3 answers a request's headers
+	// in well under a second, whatever the object's size.
+	httpClient := newHTTPClient(ResponseTimeout)
 	opts := []func(*config.LoadOptions) error{
 		config.WithLogger(sdkLogger{}),
 		config.WithRegion(c.EffectiveRegion()),
