@@ -351,6 +351,39 @@ func (e *Engine) awaitFirst(ctx context.Context) error {
 	}
 }
 
+// seenTXID is a local TXID and when the engine first saw it.
+type seenTXID struct {
+	txid uint64
+	at   time.Time
+}
+
+// maxPending bounds a tenant's pending list: past it, the newest entries
+// are merged, so lag stays right and memory bounded for any backlog.
+const maxPending = 64
+
+// notePending records the positions seen at now: a new local TXID joins
+// the list, and those the replica holds leave it.
+func (t *tenant) notePending(local, repl uint64, now time.Time) {
+	if n := len(t.pending); n > 0 && local < t.pending[n-1].txid {
+		t.pending = nil // another history: the file was replaced
+	}
+	if local > repl && (len(t.pending) == 0 || local > t.pending[len(t.pending)-1].txid) {
+		if len(t.pending) == maxPending {
+			t.pending[len(t.pending)-1].txid = local
+		} else {
+			t.pending = append(t.pending, seenTXID{txid: local, at: now})
+		}
+	}
+	i := 0
+	for i < len(t.pending) && t.pending[i].txid <= repl {
+		i++
+	}
+	t.pending = t.pending[i:]
+	if len(t.pending) == 0 {
+		t.pending = nil
+	}
+}
+
 // tenant is one database the engine knows, and everything it knows of it.
 // Fields are guarded by Engine.mu; a job owns the tenant while busy.
 type tenant struct {
@@ -396,7 +429,11 @@ type tenant struct {
 	localTXID  uint64
 	replTXID   uint64
 	lastSync   time.Time
-	oldestWait time.Time // first local change not yet replicated
+	// pending is when each local TXID not yet replicated was first seen,
+	// oldest first: lag is the age of the oldest one, so a tenant written
+	// without pause through a slow upload path lags by its real delay,
+	// not by the time since it was last fully in sync.
+	pending []seenTXID
 }
 
 func (t *tenant) status(now time.Time) TenantStatus {
@@ -407,8 +444,8 @@ func (t *tenant) status(now time.Time) TenantStatus {
 		SyncErrors: t.stats.writeErrors.Load(), UploadedBytes: t.stats.uploadedBytes.Load(),
 		Bucket: t.target.Conn.Bucket, Endpoint: t.target.Conn.Endpoint,
 	}
-	if !t.oldestWait.IsZero() && t.localTXID > t.replTXID {
-		st.Lag = max(now.Sub(t.oldestWait), 0)
+	if len(t.pending) > 0 && t.localTXID > t.replTXID {
+		st.Lag = max(now.Sub(t.pending[0].at), 0)
 	}
 	return st
 }

@@ -73,12 +73,7 @@ func (e *Engine) tick() {
 		if local != t.localTXID {
 			t.lastChange = now
 		}
-		switch {
-		case local > repl && t.oldestWait.IsZero():
-			t.oldestWait = now
-		case local <= repl:
-			t.oldestWait = time.Time{}
-		}
+		t.notePending(local, repl, now)
 		if repl > t.replTXID {
 			t.lastSync = now
 		}
