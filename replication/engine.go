@@ -752,7 +752,11 @@ func (e *Engine) schedule() {
 			e.enqueueLocked(tm.t)
 		}
 	}
-	for len(e.ready) > 0 {
+	// The tenants that must wait to be opened go to the back of the queue;
+	// while the cap holds (all of this call, under the lock) they stay
+	// there, so the loop ends when only they are left.
+	waiting := 0
+	for len(e.ready) > waiting {
 		t := e.ready[0]
 		if t.busy {
 			// It is queued again when its job ends.
@@ -770,9 +774,7 @@ func (e *Engine) schedule() {
 			// Twice the cap open: opening more waits for sleeps to free
 			// room; the sleeps are scheduled by the tick.
 			e.ready = append(e.ready[1:], t)
-			if e.allClosedWaitingLocked() {
-				return
-			}
+			waiting++
 			continue
 		}
 		select {
@@ -800,17 +802,6 @@ func (e *Engine) schedule() {
 			}
 		}()
 	}
-}
-
-// allClosedWaitingLocked reports that every ready tenant waits to be
-// opened, so that schedule stops cycling through them.
-func (e *Engine) allClosedWaitingLocked() bool {
-	for _, t := range e.ready {
-		if t.run != nil || !t.wanted {
-			return false
-		}
-	}
-	return true
 }
 
 // timer is a tenant's scheduled retry.

@@ -93,6 +93,9 @@ func (e *Engine) watchHoldersLocked(now time.Time) {
 		if b.beat == nil || b.fenced || b.listingHost || now.Sub(b.holdersAt) < e.opt.Timing.BeatEvery {
 			continue
 		}
+		// Looked at once per beat even when no tenant is leased elsewhere:
+		// this walks every tenant.
+		b.holdersAt = now
 		var leased []*tenant
 		for _, t := range e.byPath {
 			if t.bucket == b && t.state == StateLeased && t.holder != "" && !t.busy {
@@ -102,7 +105,7 @@ func (e *Engine) watchHoldersLocked(now time.Time) {
 		if len(leased) == 0 {
 			continue
 		}
-		b.listingHost, b.holdersAt = true, now
+		b.listingHost = true
 		e.wg.Add(1)
 		go func() {
 			defer e.wg.Done()
