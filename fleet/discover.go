@@ -420,12 +420,12 @@ func statMain(path string, check bool) (fs.FileInfo, string, error) {
 	if fi.Size() == 0 {
 		return fi, "", nil
 	}
-	var head [headerBytes]byte
+	var head [HeaderBytes]byte
 	n, err := f.ReadAt(head[:], 0)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return fi, "", err
 	}
-	journal, err := readJournal(head[:n])
+	journal, err := HeaderJournal(head[:n])
 	return fi, journal, err
 }
 
@@ -440,18 +440,18 @@ const (
 // logs it before Litestream opens the file.
 const RollbackNote = "rollback-journal mode: Litestream switches it to WAL, for good, when it starts replicating it (litefleet needs WAL)"
 
-// headerBytes is how much of a database's header Discover reads: the
+// HeaderBytes is how much of a database's header Discover reads: the
 // magic string and the file format versions at bytes 18 and 19.
-const headerBytes = 20
+const HeaderBytes = 20
 
-// readJournal checks the start of a database file and returns the
+// HeaderJournal checks the start of a database file and returns the
 // journal mode it records: the file format versions are 2 in WAL mode and
 // 1 with a rollback journal.
-func readJournal(head []byte) (string, error) {
+func HeaderJournal(head []byte) (string, error) {
 	if len(head) < len(sqliteMagic) || string(head[:len(sqliteMagic)]) != sqliteMagic {
 		return "", errNotSQLite
 	}
-	if len(head) < headerBytes {
+	if len(head) < HeaderBytes {
 		return "", nil
 	}
 	switch {
@@ -474,7 +474,7 @@ func JournalMode(path string) (string, error) {
 		return "", err
 	}
 	defer f.Close()
-	var head [headerBytes]byte
+	var head [HeaderBytes]byte
 	n, err := f.ReadAt(head[:], 0)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return "", err
@@ -482,7 +482,7 @@ func JournalMode(path string) (string, error) {
 	if n == 0 {
 		return "", nil
 	}
-	journal, err := readJournal(head[:n])
+	journal, err := HeaderJournal(head[:n])
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", Printable(path), err)
 	}

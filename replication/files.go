@@ -86,35 +86,36 @@ func (a identity) changedAt() time.Time {
 // that cannot be replicated: not a regular file, not SQLite, or a file or
 // folder this process may not write (Litestream writes the WAL, the shm
 // and its own state beside the database).
-func checkDatabase(path string) error {
+func checkDatabase(path string) (journal string, err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, os.ErrPermission) {
-			return fmt.Errorf("cannot read %s: permission denied: give this user read and write access", fleet.Printable(path))
+			return "", fmt.Errorf("cannot read %s: permission denied: give this user read and write access", fleet.Printable(path))
 		}
-		return fmt.Errorf("open %s: %w", fleet.Printable(path), err)
+		return "", fmt.Errorf("open %s: %w", fleet.Printable(path), err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("stat %s: %w", fleet.Printable(path), err)
+		return "", fmt.Errorf("stat %s: %w", fleet.Printable(path), err)
 	}
 	if !st.Mode().IsRegular() {
-		return fmt.Errorf("%s is not a regular file: give the .db file", fleet.Printable(path))
+		return "", fmt.Errorf("%s is not a regular file: give the .db file", fleet.Printable(path))
 	}
 	if st.Size() > 0 {
-		head := make([]byte, 16)
-		if _, err := io.ReadFull(f, head); err != nil || string(head) != "SQLite format 3\x00" {
-			return fmt.Errorf("%s is not an SQLite database", fleet.Printable(path))
+		head := make([]byte, fleet.HeaderBytes)
+		n, _ := io.ReadFull(f, head)
+		if journal, err = fleet.HeaderJournal(head[:n]); err != nil {
+			return "", fmt.Errorf("%s is not an SQLite database", fleet.Printable(path))
 		}
 	}
 	if unix.Access(path, unix.W_OK) != nil {
-		return fmt.Errorf("%s is read-only for this user: Litestream must write it (WAL mode, its bookkeeping tables)", fleet.Printable(path))
+		return "", fmt.Errorf("%s is read-only for this user: Litestream must write it (WAL mode, its bookkeeping tables)", fleet.Printable(path))
 	}
 	if dir := filepath.Dir(path); unix.Access(dir, unix.W_OK|unix.X_OK) != nil {
-		return fmt.Errorf("folder %s is read-only for this user: SQLite and Litestream create files beside the database (-wal, -shm, .%s-litestream)", fleet.Printable(dir), filepath.Base(path))
+		return "", fmt.Errorf("folder %s is read-only for this user: SQLite and Litestream create files beside the database (-wal, -shm, .%s-litestream)", fleet.Printable(dir), filepath.Base(path))
 	}
-	return nil
+	return journal, nil
 }
 
 // metaDir is Litestream's local state folder of a database.

@@ -312,10 +312,11 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 	if !base.db.exists {
 		return e.gone(ctx, t, b, claim, base)
 	}
-	if err := checkDatabase(t.path); err != nil {
+	journal, err := checkDatabase(t.path)
+	if err != nil {
 		return outcome{state: StateFailed, reason: err.Error(), retry: true, claim: claim, keepClaim: true, base: base, baseOK: true}
 	}
-	if mode, err := fleet.JournalMode(t.path); err == nil && mode == fleet.JournalRollback {
+	if journal == fleet.JournalRollback {
 		e.log.Warn("switching to WAL", "db", t.name, "path", t.path, "note", fleet.RollbackNote)
 	}
 	if b.beat.Fenced() {
