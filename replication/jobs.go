@@ -528,16 +528,8 @@ func (e *Engine) unchanged(ctx context.Context, t *tenant, pages *pageTable) boo
 	if err != nil || !ok {
 		return false
 	}
-	table, pageSize, valid := pages.at(last.MaxTXID)
-	if !valid {
-		return false
-	}
-	st, err := readState(ctx, t.path)
-	if err != nil {
-		return false
-	}
-	same, err := st.sameAs(table, pageSize)
-	return err == nil && same
+	same, known := pages.matches(ctx, t.path, last.MaxTXID)
+	return known && same
 }
 
 // sleep makes a final sync and closes an idle tenant. The files' identity
@@ -587,15 +579,10 @@ func (e *Engine) sleepNow(ctx context.Context, t *tenant, a *awake, claim *hosts
 	// Without it, the baseline taken before the final sync stands, and the
 	// close itself may wake the tenant once.
 	dirty := false
-	if table, pageSize, ok := a.pages.at(ltx.TXID(repl)); ok && local == repl {
+	if local == repl {
 		after, err := statIdentity(t.path)
-		if err == nil {
-			if st, err := readState(ctx, t.path); err == nil {
-				same, err := st.sameAs(table, pageSize)
-				if err == nil {
-					base, dirty = after, !same
-				}
-			}
+		if same, known := a.pages.matches(ctx, t.path, ltx.TXID(repl)); err == nil && known {
+			base, dirty = after, !same
 		}
 	}
 	if err := a.pages.save(t.path); err != nil {

@@ -108,6 +108,22 @@ func (pt *pageTable) at(txid ltx.TXID) ([]uint64, uint32, bool) {
 	return pt.hashes, pt.pageSize, true
 }
 
+// matches compares the database file as it is now with the table valid
+// for txid: known is false when there is no such table or the file cannot
+// be read.
+func (pt *pageTable) matches(ctx context.Context, path string, txid ltx.TXID) (same, known bool) {
+	table, pageSize, ok := pt.at(txid)
+	if !ok {
+		return false, false
+	}
+	st, err := readState(ctx, path)
+	if err != nil {
+		return false, false
+	}
+	same, err = st.sameAs(table, pageSize)
+	return same, err == nil
+}
+
 func lockPageIn(pageSize, commit uint32) int {
 	if ltx.LockPgno(pageSize) <= commit {
 		return 1
