@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/litefleet/litefleet/dbfile"
 )
 
 // DiscoverOptions says where Discover looks for tenant databases.
@@ -405,28 +407,34 @@ func statMain(path string, check bool) (fs.FileInfo, string, error) {
 		}
 		return fi, "", nil
 	}
-	f, err := openRead(path)
-	if err != nil {
-		return nil, "", err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, "", err
-	}
-	if !fi.Mode().IsRegular() {
+	// Through dbfile: this process may hold SQLite connections to the
+	// file (the UI replicates in-process), and closing a descriptor of
+	// our own would drop their locks.
+	var (
+		info    fs.FileInfo
+		journal string
+	)
+	err := dbfile.Read(path, func(f *os.File, fi fs.FileInfo) error {
+		info = fi
+		if fi.Size() == 0 {
+			return nil
+		}
+		var head [HeaderBytes]byte
+		n, err := f.ReadAt(head[:], 0)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+		journal, err = HeaderJournal(head[:n])
+		return err
+	})
+	if errors.Is(err, dbfile.ErrNotRegular) {
+		fi, serr := os.Stat(path)
+		if serr != nil {
+			return nil, "", serr
+		}
 		return fi, "", fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
 	}
-	if fi.Size() == 0 {
-		return fi, "", nil
-	}
-	var head [HeaderBytes]byte
-	n, err := f.ReadAt(head[:], 0)
-	if err != nil && !errors.Is(err, io.EOF) {
-		return fi, "", err
-	}
-	journal, err := HeaderJournal(head[:n])
-	return fi, journal, err
+	return info, journal, err
 }
 
 // Journal modes, as a database's header records them.
@@ -469,22 +477,12 @@ func HeaderJournal(head []byte) (string, error) {
 // for an empty file. Litestream switches a rollback-journal database to
 // WAL when it starts replicating it, for good: callers say so first.
 func JournalMode(path string) (string, error) {
-	f, err := openRead(path)
+	_, journal, err := statMain(path, true)
 	if err != nil {
+		if errors.Is(err, errNotSQLite) {
+			return "", fmt.Errorf("%s: %w", Printable(path), err)
+		}
 		return "", err
-	}
-	defer f.Close()
-	var head [HeaderBytes]byte
-	n, err := f.ReadAt(head[:], 0)
-	if err != nil && !errors.Is(err, io.EOF) {
-		return "", err
-	}
-	if n == 0 {
-		return "", nil
-	}
-	journal, err := HeaderJournal(head[:n])
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", Printable(path), err)
 	}
 	return journal, nil
 }
