@@ -35,7 +35,7 @@ type fileKey struct{ dev, ino uint64 }
 
 // entry is one database file this process reads or holds connections to.
 type entry struct {
-	f     *os.File   // the descriptor reads go through
+	f     *os.File    // the descriptor reads go through
 	fi    fs.FileInfo // as of when it was opened; Read stats again
 	spare []*os.File  // further descriptors of the same file, closed with f
 	holds int         // Acquire calls not yet released
