@@ -35,6 +35,11 @@ type awake struct {
 	// hold is the tenant's dbfile hold, from before its first SQLite
 	// connection (the pin's, Litestream's) until after the last closed.
 	hold *dbfile.Hold
+	// pageSize is the page size of the history Litestream continues (its
+	// last local LTX file's), 0 for a new one; reshaped is set when an
+	// upload of another page size was refused.
+	pageSize uint32
+	reshaped atomic.Bool
 }
 
 // tenantGate lets a tenant write while its bucket's host is not fenced and
@@ -79,6 +84,27 @@ func (e *Engine) newClient(t *tenant, b *bucket, a *awake) *tenantClient {
 		}
 		return nil
 	}
+	c.checkHeader = func(hdr ltx.Header) error {
+		// The page size can change between the engine's look at the file
+		// and Litestream's open (the application's VACUUM finishing in
+		// between): Litestream then snapshots at the next TXID in the new
+		// size, which no restore could combine with the history. Refused
+		// here, the tenant is closed and started again, and the start
+		// archives the old history (see start).
+		if a.pageSize == 0 || hdr.PageSize == a.pageSize {
+			return nil
+		}
+		if a.reshaped.CompareAndSwap(false, true) {
+			a.lost.Store(true)
+			e.mu.Lock()
+			t.changed = true
+			if t.wanted && !t.busy {
+				e.enqueueLocked(t)
+			}
+			e.mu.Unlock()
+		}
+		return fmt.Errorf("the page size changed (%d to %d bytes): this history cannot continue", a.pageSize, hdr.PageSize)
+	}
 	return c
 }
 
@@ -93,6 +119,9 @@ func (e *Engine) openAwake(ctx context.Context, t *tenant, a *awake, prepare boo
 		return fmt.Errorf("open %s: %w", fleet.Printable(t.path), err)
 	}
 	a.hold = h
+	if last, ok, _ := lastLocalHeader(t.path); ok {
+		a.pageSize = last.PageSize
+	}
 	release := func() {}
 	if prepare {
 		release = e.prepareOpen(ctx, t, a)

@@ -449,6 +449,10 @@ func (e *Engine) opened(ctx context.Context, t *tenant, a *awake, claim *hosts.C
 	t.lastChange = time.Now()
 	e.mu.Unlock()
 	if err := a.db.Replica.Sync(ctx); err != nil {
+		if a.reshaped.Load() {
+			// Closed and started again at once (see newClient).
+			return outcome{state: StateStarting, reason: "the page size changed: starting a new history", run: a, claim: claim, base: base, baseOK: true}
+		}
 		reason := "upload failed, retrying: " + s3browse.Explain(err, t.target.Conn).Error()
 		if errors.Is(err, errFenced) {
 			reason = err.Error()
@@ -625,7 +629,7 @@ func (e *Engine) sleepNow(ctx context.Context, t *tenant, a *awake, claim *hosts
 // is tried again at once). Nothing local is dropped: what the application
 // wrote before is uploaded then.
 func (e *Engine) closeDenied(ctx context.Context, t *tenant) {
-	e.closeAndCheck(ctx, t, func(uint64) {
+	e.closeAndCheck(ctx, t, func(*awake, uint64) {
 		e.log.Warn("permissions of an open database taken away: closed", "db", t.name, "path", t.path)
 	})
 }
@@ -634,11 +638,15 @@ func (e *Engine) closeDenied(ctx context.Context, t *tenant) {
 // closed without another write, the local changes it may have made from a
 // mix of both files are dropped, and the tenant is checked from scratch.
 func (e *Engine) reopen(ctx context.Context, t *tenant) {
-	e.closeAndCheck(ctx, t, func(repl uint64) {
+	e.closeAndCheck(ctx, t, func(a *awake, repl uint64) {
 		if n, err := dropUnreplicated(t.path, ltx.TXID(repl)); err != nil {
 			e.log.Warn("drop local changes of the replaced file", "db", t.name, "error", err)
 		} else if n > 0 {
 			e.log.Warn("the file was replaced: dropped local changes not yet in S3", "db", t.name, "files", n)
+		}
+		if a.reshaped.Load() {
+			e.log.Warn("the page size changed under replication: closed, checking again", "db", t.name, "path", t.path)
+			return
 		}
 		e.log.Warn("file replaced under replication: closed, checking again", "db", t.name, "path", t.path)
 	})
@@ -647,14 +655,14 @@ func (e *Engine) reopen(ctx context.Context, t *tenant) {
 // closeAndCheck closes an open tenant without another upload, tells
 // closed the replicated TXID it had reached, and runs the full start check
 // again, keeping its claim.
-func (e *Engine) closeAndCheck(ctx context.Context, t *tenant, closed func(replicated uint64)) {
+func (e *Engine) closeAndCheck(ctx context.Context, t *tenant, closed func(a *awake, replicated uint64)) {
 	e.mu.Lock()
 	a, claim := t.run, t.claim
 	t.changed, t.denied = false, false
 	e.mu.Unlock()
 	_, repl := a.positions()
 	e.closeDB(a, false)
-	closed(repl)
+	closed(a, repl)
 	e.mu.Lock()
 	t.run = nil
 	delete(e.awake, t)

@@ -74,7 +74,7 @@ func (a *App) Pid() int { return a.cmd.Process.Pid }
 
 // Try sends one command and returns its answer:
 //
-//	open                 a new connection (busy timeout 5 s; journal mode untouched)
+//	open [BUSY_MS]       a new connection (busy timeout 5 s by default; journal mode untouched)
 //	exec SQL             run SQL on it
 //	query SQL            the first column of the first row
 //	insert FROM N        N rows into t (id, val), one transaction each
@@ -134,7 +134,11 @@ func runApp(path string, in io.Reader, out io.Writer) int {
 			if db != nil {
 				db.Close()
 			}
-			db, err = sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
+			busy := 5000
+			if arg != "" {
+				busy, _ = strconv.Atoi(arg)
+			}
+			db, err = sql.Open("sqlite", fmt.Sprintf("file:%s?_pragma=busy_timeout(%d)", path, busy))
 			if err == nil {
 				db.SetMaxOpenConns(1)
 				err = db.PingContext(ctx)
