@@ -72,6 +72,11 @@ func lockFolder(ctx context.Context, dir string) (unlock func(), err error) {
 	d, err := os.Open(dir)
 	if err != nil {
 		leave()
+		if errors.Is(err, os.ErrPermission) {
+			// A folder one may write but not read: nobody who cannot
+			// list it can clean it either.
+			return nil, errors.Join(errNoFolderLock, err)
+		}
 		return nil, err
 	}
 	wait := time.Millisecond
