@@ -38,7 +38,7 @@ func TestStaleTempsCleanedLiveKept(t *testing.T) {
 		t.Fatalf("a live restore's temporary was removed: %v", err)
 	}
 	// The first one dies without cleaning up: its lock dies with it (here:
-	// the descriptor closes, the lock file stays).
+	// the lock is let go and its files are put back).
 	orphan := tmp + ".lock"
 	unlockKeepFile(t, unlock, orphan)
 	// A temporary of an older version, with no lock file at all.
