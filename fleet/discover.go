@@ -274,6 +274,8 @@ func (s *scanner) scanDir(dir, realDir string, root bool) error {
 			// Hidden folders include Litestream's own .<file>-litestream state.
 			if s.recursive && !strings.HasPrefix(name, ".") {
 				subdirs = append(subdirs, name)
+			} else if HasDBSuffix(name) && !strings.HasPrefix(name, ".") {
+				s.notAFile(filepath.Join(dir, name), "a folder")
 			}
 		case !HasDBSuffix(name):
 			// -wal, -shm and -journal files end up here too.
@@ -283,8 +285,12 @@ func (s *scanner) scanDir(dir, realDir string, root bool) error {
 			s.add(candidate{path: filepath.Join(dir, name), real: filepath.Join(realDir, name), dir: idx})
 		case t&fs.ModeSymlink != 0:
 			s.addLink(filepath.Join(dir, name))
+		case t&fs.ModeNamedPipe != 0:
+			s.notAFile(filepath.Join(dir, name), "a named pipe (FIFO)")
+		default:
+			s.notAFile(filepath.Join(dir, name), "not a regular file")
 		}
-		// Sockets, pipes and devices are never databases, and opening a pipe blocks.
+		// Sockets, pipes and devices are never opened: opening a pipe blocks.
 	}
 	slices.Sort(subdirs)
 	for _, name := range subdirs {
@@ -293,6 +299,15 @@ func (s *scanner) scanDir(dir, realDir string, root bool) error {
 		}
 	}
 	return nil
+}
+
+// notAFile lists something named like a database that is not a file, so
+// that it is not skipped without a word.
+func (s *scanner) notAFile(path, what string) {
+	s.problems = append(s.problems, Local{Entry: Entry{Path: path, Naming: Naming{
+		Verdict: VerdictInvalid,
+		Note:    what + ", not a database file: rename it or move it out of the folder",
+	}}})
 }
 
 func (s *scanner) addLink(path string) {

@@ -92,9 +92,14 @@ func checkDatabase(path string) (journal string, err error) {
 		return "", fmt.Errorf("stat %s: %w", fleet.Printable(path), err)
 	}
 	if lst.Mode()&os.ModeSymlink != 0 {
-		if _, err := os.Stat(path); err != nil {
-			return "", fmt.Errorf("%s is a symbolic link to a file that cannot be reached (%v): give the database's real path", fleet.Printable(path), errors.Unwrap(err))
+		// SQLite resolves the link and keeps the -wal and -shm beside the
+		// file it points to, where Litestream, given the link, would not
+		// look.
+		real, err := filepath.EvalSymlinks(path)
+		if err != nil {
+			return "", fmt.Errorf("%s is a symbolic link to a file that cannot be reached: give the database's real path", fleet.Printable(path))
 		}
+		return "", fmt.Errorf("%s is a symbolic link to %s: SQLite keeps the -wal beside %s, where Litestream would not look: give that path (-dsn, or -dir its folder)", fleet.Printable(path), fleet.Printable(real), fleet.Printable(filepath.Base(real)))
 	}
 	// Through dbfile: the engine may hold connections to the file (a
 	// restart check of a tenant the process already has open).
