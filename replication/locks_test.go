@@ -202,3 +202,63 @@ func TestNotADatabaseFile(t *testing.T) {
 	writeAndClose(t, empty, 0, 4)
 	waitRestorable(t, conn, guid3, rows(t, empty), 20*time.Second)
 }
+
+// TestApplicationChurnAcrossSleeps: an application in its own process
+// opens, writes and closes connections continuously (each close of the
+// last connection checkpoints and deletes the WAL when it can), checkpoints
+// by hand, and pauses long enough for the tenant to sleep, over many sleep
+// and wake cycles. At the end every committed row is restorable (by
+// litefleet and by litestream restore), and the local file is intact.
+func TestApplicationChurnAcrossSleeps(t *testing.T) {
+	integration(t)
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, guid1+".db")
+	writeAndClose(t, path, 0, 5)
+	eng, logs := start(t, replication.Options{SleepAfter: 700 * time.Millisecond}, replication.Source{Dirs: []string{dir}, DirConn: conn})
+	waitSynced(t, eng, path, 20*time.Second)
+
+	app := testpeer.StartApp(t, path)
+	id := 100
+	sleeps := 0
+	for round := range 24 {
+		app.Do("open")
+		app.Do(fmt.Sprintf("insert %d 3", id))
+		id += 3
+		switch round % 4 {
+		case 1:
+			app.Do("exec PRAGMA wal_checkpoint(TRUNCATE)")
+			app.Do(fmt.Sprintf("insert %d 2", id))
+			id += 2
+		case 2:
+			// Held open across the tenant's wake, then closed.
+			time.Sleep(400 * time.Millisecond)
+			app.Do(fmt.Sprintf("insert %d 1", id))
+			id++
+		}
+		app.Do("close")
+		if round%3 == 0 {
+			// Long enough to fall asleep.
+			if st, ok := eng.Lookup(path); ok && st.State == replication.StateSleeping {
+				sleeps++
+			}
+			time.Sleep(1500 * time.Millisecond)
+			if st, ok := eng.Lookup(path); ok && st.State == replication.StateSleeping {
+				sleeps++
+			}
+		}
+	}
+	want := rows(t, path)
+	if len(want) != 5+id-100 {
+		t.Fatalf("the application committed %d rows, the file holds %d", 5+id-100, len(want))
+	}
+	waitRestorable(t, conn, guid1, want, 30*time.Second)
+	equalRows(t, "litestream restore", litestreamRestored(t, srv, conn, guid1), want)
+	integrity(t, path)
+	assertWALKept(t, logs)
+	if sleeps < 4 {
+		t.Errorf("the tenant was seen asleep %d times: the test did not cross sleeps", sleeps)
+	}
+	t.Logf("%d rows over 24 rounds; asleep at %d looks", len(want), sleeps)
+}
