@@ -409,7 +409,10 @@ type tenant struct {
 	backoff time.Duration
 
 	claim *hosts.Claim
-	run   *awake // open in Litestream
+	// claimEpoch is the heartbeat epoch in which claim was last proven
+	// (acquired or read back): see hosts.Beater.Epoch.
+	claimEpoch uint64
+	run        *awake // open in Litestream
 	// seed is what the start listing said of the tenant, used once.
 	seed   *seedTenant
 	seedAt time.Time

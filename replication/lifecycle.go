@@ -41,19 +41,17 @@ func (e *Engine) tick() {
 			}
 		case !fenced && b.fenced:
 			b.fenced = false
-			// Other hosts count this one dead DeadAfter after its last
-			// beat: after an outage that long, every claim is checked.
-			b.reverify = last.Sub(b.okAt) >= e.opt.Timing.DeadAfter-e.opt.Timing.WriteMargin
-			e.log.Info("heartbeat back: resuming", "bucket", b.conn.Bucket, "outage", last.Sub(b.okAt).Round(time.Second), "check_claims", b.reverify)
+			// Each claim is read again before its tenant's next upload
+			// (the gate refuses it until then: see hosts.Beater.Epoch):
+			// the open ones now, by resume; the sleeping ones when they
+			// wake.
+			e.log.Info("heartbeat back: checking claims before uploading", "bucket", b.conn.Bucket, "outage", last.Sub(b.okAt).Round(time.Second))
 			for _, t := range e.byPath {
 				if t.bucket != b || t.state != StateLeaseLost {
 					continue
 				}
-				if t.run == nil && t.claim != nil && !b.reverify {
+				if t.run == nil && t.claim != nil {
 					e.setState(t, StateSleeping, "")
-				}
-				if t.run == nil && b.reverify {
-					t.claim = nil // checked again by the start
 				}
 				t.retryAt = time.Time{}
 				e.enqueueLocked(t)
@@ -68,6 +66,11 @@ func (e *Engine) tick() {
 	for t := range e.awake {
 		if t.busy || t.run == nil {
 			continue
+		}
+		if b := t.bucket; b != nil && b.beat != nil && !b.fenced && t.state == StateReplicating && t.run.verified.Load() != b.beat.Epoch() {
+			// A beat failed and came back between two ticks: the gate
+			// refuses uploads until resume has read the claim again.
+			e.setState(t, StateLeaseLost, "a heartbeat failed: checking the claim before the next upload")
 		}
 		local, repl := t.run.positions()
 		if local != t.localTXID {
