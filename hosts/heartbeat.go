@@ -83,14 +83,14 @@ type Beater struct {
 	machine  string
 	started  time.Time
 
-	mu          sync.Mutex
-	seq         uint64
-	lastOK      time.Time // when the last successful beat was sent
-	lastErr     error
+	mu      sync.Mutex
+	seq     uint64
+	lastOK  time.Time // when the last successful beat was sent
+	lastErr error
 	// epoch counts the beats that succeeded after a failed one or after
 	// the host was fenced: a claim proven in an earlier epoch is checked
 	// again before the tenant's next upload (Epoch).
-	epoch uint64
+	epoch       uint64
 	beating     bool
 	conditional bool // the server honours If-None-Match/If-Match
 	hosts       map[string]HostInfo
