@@ -280,7 +280,17 @@ func (e *Engine) closeDB(a *awake, sync bool) error {
 		_ = a.db.Close(ctx)
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	return e.closeDBWithin(context.Background(), a)
+}
+
+// closeDBWithin closes the tenant's Litestream DB with a final sync, for
+// at most two minutes and never past ctx.
+func (e *Engine) closeDBWithin(ctx context.Context, a *awake) error {
+	defer a.hold.Release()
+	if a.db == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	return a.db.Close(ctx)
 }

@@ -667,7 +667,10 @@ func (e *Engine) Stop(ctx context.Context, path string) error {
 		}
 		select {
 		case <-ctx.Done():
-			return nil // stopping before every tenant started is no error
+			e.mu.Lock()
+			state := t.state
+			e.mu.Unlock()
+			return fmt.Errorf("tenant %s: not stopped yet (%s): %w; it stops when its job ends", fleet.Printable(t.name), state, context.Cause(ctx))
 		case <-tick.C:
 		}
 	}

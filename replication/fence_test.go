@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -96,4 +97,48 @@ func equalKeys(a, b map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// TestFencedStopSendsNoRequestPerClaim is issue 17's lifecycle: a fenced
+// host stops without a request per claim (deleting its heartbeat frees
+// them all: a host without one is dead), and reports its tenants as not
+// replicated; Stop of one tenant reports a context that ends first.
+func TestFencedStopSendsNoRequestPerClaim(t *testing.T) {
+	integration(t)
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	dir := t.TempDir()
+	paths := []string{filepath.Join(dir, guid1+".db"), filepath.Join(dir, guid2+".db"), filepath.Join(dir, guid3+".db")}
+	for _, p := range paths {
+		writeAndClose(t, p, 0, 3)
+	}
+	clk := &skewClock{}
+	slow := hosts.Timing{BeatEvery: 5 * time.Second, FenceAfter: 12 * time.Second, DeadAfter: 20 * time.Second, WriteMargin: time.Second}
+	eng, _ := start(t, replication.Options{Host: "fenced", SleepAfter: -1, Timing: slow, Now: clk.Now}, replication.Source{Dirs: []string{dir}, DirConn: conn})
+	for _, p := range paths {
+		waitSynced(t, eng, p, 20*time.Second)
+	}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := eng.Stop(cancelled, paths[0]); err == nil {
+		if st := status(t, eng, paths[0]); st.State != replication.StateStopped {
+			t.Fatalf("Stop with an ended context returned nil, and the tenant is %s", st.State)
+		}
+	}
+
+	clk.Add(slow.FenceAfter + time.Second)
+	waitState(t, eng, paths[2], 5*time.Second, replication.StateLeaseLost)
+	ctx := context.Background()
+	err := eng.Close(ctx)
+	var sd *replication.ShutdownError
+	if !errors.As(err, &sd) || len(sd.Failed) == 0 {
+		t.Errorf("a fenced host's stop: %v, want the tenants it could not sync", err)
+	}
+	api := srv.Client(t, conn)
+	if c, _ := hosts.ReadClaim(ctx, api, conn.Bucket, conn.TenantPath(guid3)); c == nil {
+		t.Error("the fenced host released its claim with a request of its own")
+	}
+	if l, _ := hosts.List(ctx, api, conn.Bucket, nil); len(l) != 0 {
+		t.Fatalf("heartbeat left after the stop: %v", l)
+	}
 }

@@ -230,10 +230,14 @@ func (e *Engine) Close(ctx context.Context) error {
 	// Jobs in flight finish (each is bounded by its own timeouts) unless
 	// ctx ends first.
 	wait := time.NewTicker(20 * time.Millisecond)
+	done := ctx.Done()
 	for e.anyBusy() {
 		select {
-		case <-ctx.Done():
+		case <-done:
+			// Once: a done channel is always ready, and selecting on it
+			// again would spin.
 			e.cancel()
+			done = nil
 		case <-wait.C:
 		}
 	}
@@ -320,17 +324,31 @@ func (e *Engine) finalSync(ctx context.Context, t *tenant, fail func(*tenant, st
 			pages := loadPageTable(t.path)
 			if !e.unchanged(ctx, t, pages) {
 				// Changed while asleep: wake it for the last sync.
-				w := newAwake(now, pages)
-				w.client = e.newClient(t, b, w)
-				release := e.prepareOpen(ctx, t, w)
-				err := e.openDB(ctx, t, w)
-				release()
-				if err != nil {
-					fail(t, err.Error())
+				if o, ok := e.checkClaim(ctx, t, b, claim); !ok {
+					fail(t, o.reason)
 				} else {
-					a = w
+					w := newAwake(now, pages)
+					w.verified.Store(e.claimEpochOf(t))
+					w.client = e.newClient(t, b, w)
+					if err := e.openAwake(ctx, t, w, true); err != nil {
+						fail(t, err.Error())
+					} else {
+						a = w
+					}
 				}
 			}
+		}
+	}
+	lost := false
+	if a != nil && !fenced {
+		// The heartbeat may have failed and come back since the claim was
+		// last read (the tick had no time to see it): read it first.
+		if o, ok := e.checkClaim(ctx, t, b, claim); !ok {
+			e.closeDB(a, false)
+			a, lost = nil, o.state == StateLeased
+			fail(t, o.reason)
+		} else {
+			a.verified.Store(e.claimEpochOf(t))
 		}
 	}
 	if a != nil {
@@ -339,7 +357,7 @@ func (e *Engine) finalSync(ctx context.Context, t *tenant, fail func(*tenant, st
 			e.closeDB(a, false)
 			fail(t, "S3 unreachable: the heartbeat is failing, local changes are kept beside the database and uploaded at the next start")
 		default:
-			if err := e.closeDB(a, true); err != nil {
+			if err := e.closeDBWithin(ctx, a); err != nil {
 				fail(t, err.Error())
 			} else if local, repl := a.positions(); local > repl {
 				fail(t, fmt.Sprintf("TXID %d of %d in S3", repl, local))
@@ -348,7 +366,10 @@ func (e *Engine) finalSync(ctx context.Context, t *tenant, fail func(*tenant, st
 			}
 		}
 	}
-	if claim != nil {
+	// A fenced host's claims are freed by its heartbeat's deletion (a
+	// host without one is dead): S3 is failing, and a request per claim
+	// would only hold the stop up.
+	if claim != nil && !fenced && !lost {
 		e.release(ctx, t, b, claim)
 	}
 	e.mu.Lock()
