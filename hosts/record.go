@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -59,11 +60,24 @@ type TenantRecord struct {
 	Since      int64  `json:"c,omitempty"`
 }
 
-// maxRecordBytes bounds what is read of an untrusted record, compressed
-// and not.
+// Limits on a host record read back from S3, checked while it is read
+// (the record is untrusted: anyone who may write .litefleet/ can put
+// anything there). A real record of 100,000 tenants is 3.6 MiB gzipped and
+// 10.8 MiB of JSON (TestRecordLimitsFitLargeFleet), so each limit is four to
+// six times what such a fleet needs; beyond them a record is refused whole,
+// before it can cost more memory than the view it feeds.
 const (
-	maxRecordBytes   = 16 << 20
-	maxRecordExpands = 256 << 20
+	// MaxRecordBytes bounds the record as stored, gzipped.
+	MaxRecordBytes = 16 << 20
+	// MaxRecordExpanded bounds its JSON, once gunzipped: a few megabytes of
+	// gzip can expand to gigabytes.
+	MaxRecordExpanded = 64 << 20
+	// MaxRecordTenants bounds its entries.
+	MaxRecordTenants = 500_000
+	// maxRecordValue bounds one value of the record (a tenant's entry, the
+	// version): what the JSON decoder holds at once. A real entry is under
+	// 200 bytes; a reason is one line.
+	maxRecordValue = 1 << 20
 )
 
 // Publish writes this host's record.
@@ -101,7 +115,23 @@ func EncodeRecord(r *Record) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// ReadRecord reads a host's record; nil when it has none.
+// RecordError says a host record was read but refused: over a limit, or
+// not a host record. The record is ignored as a whole; its host's tenants
+// are shown from what S3 holds of them.
+type RecordError struct {
+	Host string
+	Why  string // "is over 64 MiB uncompressed", "is not gzip: ..."
+}
+
+func (e *RecordError) Error() string {
+	return fmt.Sprintf("host record of %s %s: ignored, its tenants are shown from their S3 prefixes; delete %s if host %s does not write it, and check who may write .litefleet/",
+		printable(e.Host), e.Why, RecordKey(e.Host), printable(e.Host))
+}
+
+// ReadRecord reads a host's record; nil when it has none. A record over a
+// limit (MaxRecordBytes, MaxRecordExpanded, MaxRecordTenants) or not a
+// record is a *RecordError; the limits are checked as the record streams
+// in, so that a refused record costs no more memory than the limits allow.
 func ReadRecord(ctx context.Context, api interface {
 	GetObject(ctx context.Context, params *s3.GetObjectInput, optFns ...func(*s3.Options)) (*s3.GetObjectOutput, error)
 }, bucket, host string) (*Record, error) {
@@ -113,24 +143,184 @@ func ReadRecord(ctx context.Context, api interface {
 		return nil, fmt.Errorf("read %s: %w", RecordKey(host), err)
 	}
 	defer out.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(out.Body, maxRecordBytes+1))
+	if n := aws.ToInt64(out.ContentLength); n > MaxRecordBytes {
+		return nil, &RecordError{Host: host, Why: fmt.Sprintf("is %s gzipped, over %s", mib(n), mib(MaxRecordBytes))}
+	}
+	return decodeRecord(out.Body, host)
+}
+
+// decodeRecord reads a stored record from body (gzipped JSON), one tenant
+// at a time, checking every limit as it goes.
+func decodeRecord(body io.Reader, host string) (*Record, error) {
+	stored := &capReader{r: body, left: MaxRecordBytes}
+	zr, err := gzip.NewReader(stored)
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", RecordKey(host), err)
+		if stored.over() {
+			return nil, &RecordError{Host: host, Why: "is over " + mib(MaxRecordBytes) + " gzipped"}
+		}
+		if stored.readErr != nil {
+			return nil, fmt.Errorf("read %s: %w", RecordKey(host), stored.readErr)
+		}
+		return nil, &RecordError{Host: host, Why: "is not gzip (" + err.Error() + ")"}
 	}
-	if len(raw) > maxRecordBytes {
-		return nil, fmt.Errorf("%s is larger than %d bytes: not a host record", RecordKey(host), maxRecordBytes)
-	}
-	zr, err := gzip.NewReader(bytes.NewReader(raw))
-	if err != nil {
-		return nil, fmt.Errorf("%s is not gzip: %w", RecordKey(host), err)
-	}
+	expanded := &capReader{r: zr, left: MaxRecordExpanded, window: maxRecordValue}
 	var r Record
-	dec := json.NewDecoder(io.LimitReader(zr, maxRecordExpands))
-	if err := dec.Decode(&r); err != nil {
-		return nil, fmt.Errorf("decode %s: %w", RecordKey(host), err)
-	}
-	if r.Host != host {
-		return nil, fmt.Errorf("%s names host %s", RecordKey(host), printable(r.Host))
+	err = decodeRecordJSON(json.NewDecoder(expanded), expanded, &r)
+	switch {
+	case stored.over():
+		return nil, &RecordError{Host: host, Why: "is over " + mib(MaxRecordBytes) + " gzipped"}
+	case expanded.over():
+		return nil, &RecordError{Host: host, Why: "is over " + mib(MaxRecordExpanded) + " uncompressed"}
+	case expanded.overWindow():
+		return nil, &RecordError{Host: host, Why: "holds a value over " + mib(maxRecordValue) + " (a tenant's entry is under 1 KiB)"}
+	case errors.Is(err, errTooManyTenants):
+		return nil, &RecordError{Host: host, Why: fmt.Sprintf("lists over %d tenants", MaxRecordTenants)}
+	case err != nil && stored.readErr != nil:
+		// The body broke off (the network, S3): not the record's fault.
+		return nil, fmt.Errorf("read %s: %w", RecordKey(host), stored.readErr)
+	case err != nil:
+		return nil, &RecordError{Host: host, Why: "is not a host record (" + printable(err.Error()) + ")"}
+	case r.Host != host:
+		return nil, &RecordError{Host: host, Why: "names host " + printable(r.Host)}
 	}
 	return &r, nil
+}
+
+var errTooManyTenants = errors.New("too many tenants")
+
+// decodeRecordJSON decodes a Record from dec one value at a time, resetting
+// cr's window before each: encoding/json's Decode would hold the whole
+// document in its buffer, and then every tenant beside it. Keys match
+// struct tags case-insensitively, as json.Unmarshal matches them.
+func decodeRecordJSON(dec *json.Decoder, cr *capReader, r *Record) error {
+	if err := expectDelim(dec, '{'); err != nil {
+		return err
+	}
+	for dec.More() {
+		cr.resetWindow()
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		key, _ := tok.(string)
+		cr.resetWindow()
+		var dst any
+		switch {
+		case strings.EqualFold(key, "tenants"):
+			if err := decodeTenants(dec, cr, r); err != nil {
+				return err
+			}
+			continue
+		case strings.EqualFold(key, "host"):
+			dst = &r.Host
+		case strings.EqualFold(key, "machine"):
+			dst = &r.Machine
+		case strings.EqualFold(key, "pid"):
+			dst = &r.PID
+		case strings.EqualFold(key, "version"):
+			dst = &r.Version
+		case strings.EqualFold(key, "started"):
+			dst = &r.Started
+		case strings.EqualFold(key, "at"):
+			dst = &r.At
+		default:
+			dst = &json.RawMessage{} // a newer writer's field: skipped, within the window
+		}
+		if err := dec.Decode(dst); err != nil {
+			return err
+		}
+	}
+	return expectDelim(dec, '}')
+}
+
+// decodeTenants decodes the tenants array (or null), one entry at a time.
+func decodeTenants(dec *json.Decoder, cr *capReader, r *Record) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if tok == nil {
+		r.Tenants = nil
+		return nil
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '[' {
+		return fmt.Errorf("tenants is %v, not an array", tok)
+	}
+	r.Tenants = r.Tenants[:0]
+	for dec.More() {
+		if len(r.Tenants) >= MaxRecordTenants {
+			return errTooManyTenants
+		}
+		cr.resetWindow()
+		var t TenantRecord
+		if err := dec.Decode(&t); err != nil {
+			return err
+		}
+		r.Tenants = append(r.Tenants, t)
+	}
+	return expectDelim(dec, ']')
+}
+
+func expectDelim(dec *json.Decoder, want json.Delim) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if d, ok := tok.(json.Delim); !ok || d != want {
+		return fmt.Errorf("found %v where %v was expected", tok, want)
+	}
+	return nil
+}
+
+// capReader reads at most left bytes of r, and at most window bytes
+// between two calls of resetWindow (when window > 0); past either it fails
+// with errOverLimit, and remembers which limit it met, and any error of r
+// itself other than io.EOF.
+type capReader struct {
+	r            io.Reader
+	left         int64
+	window       int64
+	inWindow     int64
+	tripped      bool
+	trippedValue bool
+	readErr      error
+}
+
+var errOverLimit = errors.New("over the size limit")
+
+func (c *capReader) Read(p []byte) (int, error) {
+	if c.tripped || c.trippedValue {
+		return 0, errOverLimit
+	}
+	// One byte more than allowed tells "exactly at the limit" from "over".
+	if int64(len(p)) > c.left+1 {
+		p = p[:c.left+1]
+	}
+	n, err := c.r.Read(p)
+	if err != nil && err != io.EOF && c.readErr == nil {
+		c.readErr = err
+	}
+	c.left -= int64(n)
+	c.inWindow += int64(n)
+	if c.left < 0 {
+		c.tripped = true
+		return n + int(c.left), errOverLimit
+	}
+	if c.window > 0 && c.inWindow > c.window {
+		c.trippedValue = true
+		return n, errOverLimit
+	}
+	return n, err
+}
+
+func (c *capReader) resetWindow()     { c.inWindow = 0 }
+func (c *capReader) over() bool       { return c.tripped }
+func (c *capReader) overWindow() bool { return c.trippedValue }
+
+// mib writes a byte count in MiB (or KiB), as the limits are documented.
+func mib(n int64) string {
+	if n >= 1<<20 {
+		return fmt.Sprintf("%.3g MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%.3g KiB", float64(n)/(1<<10))
 }
