@@ -78,6 +78,7 @@ func TestRefreshIgnoresHostRecordOverLimit(t *testing.T) {
 	putHost(t, client, conn.Bucket, &hosts.Record{Host: "web-1", Tenants: []hosts.TenantRecord{
 		{Name: gA, State: "replicating", Local: 12, Replicated: 12, LastSync: sync},
 		{Name: gB, State: "sleeping", Local: 5, Replicated: 5, LastSync: sync},
+		{Name: gA, State: "failed", Reason: "a repeated name"}, // the first one stands
 	}})
 	// web-2 is alive, and replicates gC and gD; its record is a bomb.
 	put(t, client, conn.Bucket, hosts.HeartbeatKey("web-2"), []byte(`{"host":"web-2"}`))
@@ -118,6 +119,9 @@ func TestRefreshIgnoresHostRecordOverLimit(t *testing.T) {
 	want := "host record of web-2 is over 64 MiB uncompressed: ignored, its tenants are shown from their S3 prefixes; delete .litefleet/hosts/web-2/record.json.gz"
 	if web2 == nil || !strings.HasPrefix(web2.Error, want) || strings.ContainsAny(web2.Error, "\r\n") || web2.Tenants != 0 {
 		t.Fatalf("hosts %+v, want web-2 with one line starting %q", v.Hosts, want)
+	}
+	if v.Hosts[0].Name != "web-1" || v.Hosts[0].Tenants != 2 || v.Hosts[0].Error != "" {
+		t.Errorf("hosts %+v, want web-1 first with its 2 tenants (one named twice)", v.Hosts)
 	}
 	if _, gets := api.take(); gets != 2 {
 		t.Errorf("%d GETs, want 2 (the two records)", gets)

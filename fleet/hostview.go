@@ -177,6 +177,12 @@ func (hr *hostRecords) read(ctx context.Context, api s3browse.API, conn s3browse
 			if t.Prefix != prefix || s3browse.CheckName(t.Name) != nil {
 				continue
 			}
+			if rs := reports[t.Name]; len(rs) > 0 && rs[len(rs)-1].Host == h.Name {
+				// Named twice by one record (none of litefleet's): the
+				// first stands, so that a record that repeats a name costs
+				// one report, not one per repetition.
+				continue
+			}
 			rep := HostReport{
 				Tenant: t.Name, Host: h.Name, State: t.State, Reason: t.Reason,
 				LocalTXID: t.Local, Replicated: t.Replicated,

@@ -143,47 +143,130 @@ func ReadRecord(ctx context.Context, api interface {
 		return nil, fmt.Errorf("read %s: %w", RecordKey(host), err)
 	}
 	defer out.Body.Close()
-	if n := aws.ToInt64(out.ContentLength); n > MaxRecordBytes {
+	n := aws.ToInt64(out.ContentLength)
+	if n > MaxRecordBytes {
 		return nil, &RecordError{Host: host, Why: fmt.Sprintf("is %s gzipped, over %s", mib(n), mib(MaxRecordBytes))}
 	}
-	return decodeRecord(out.Body, host)
+	return decodeRecord(out.Body, n, host)
 }
 
-// decodeRecord reads a stored record from body (gzipped JSON), one tenant
-// at a time, checking every limit as it goes.
-func decodeRecord(body io.Reader, host string) (*Record, error) {
+// decodeRecord reads a stored record from body (gzipped JSON), checking
+// every limit as it goes. sizeHint is the body's announced length (0 when
+// unknown). The stored bytes are kept (at most MaxRecordBytes) and read
+// twice: once to measure what they expand to and how many entries they
+// hold, keeping nothing, then, only when that is within the limits, to
+// decode them one tenant at a time. A refused record so costs its
+// compressed bytes, not the tenants decoded before a limit is met.
+func decodeRecord(body io.Reader, sizeHint int64, host string) (*Record, error) {
+	refuse := func(why string) error { return &RecordError{Host: host, Why: why} }
 	stored := &capReader{r: body, left: MaxRecordBytes}
-	zr, err := gzip.NewReader(stored)
-	if err != nil {
-		if stored.over() {
-			return nil, &RecordError{Host: host, Why: "is over " + mib(MaxRecordBytes) + " gzipped"}
-		}
-		if stored.readErr != nil {
-			return nil, fmt.Errorf("read %s: %w", RecordKey(host), stored.readErr)
-		}
-		return nil, &RecordError{Host: host, Why: "is not gzip (" + err.Error() + ")"}
+	var buf bytes.Buffer
+	if sizeHint > 0 && sizeHint <= MaxRecordBytes {
+		buf.Grow(int(sizeHint) + bytes.MinRead)
 	}
-	expanded := &capReader{r: zr, left: MaxRecordExpanded, window: maxRecordValue}
-	var r Record
-	err = decodeRecordJSON(json.NewDecoder(expanded), expanded, &r)
+	_, err := buf.ReadFrom(stored)
 	switch {
 	case stored.over():
-		return nil, &RecordError{Host: host, Why: "is over " + mib(MaxRecordBytes) + " gzipped"}
-	case expanded.over():
-		return nil, &RecordError{Host: host, Why: "is over " + mib(MaxRecordExpanded) + " uncompressed"}
-	case expanded.overWindow():
-		return nil, &RecordError{Host: host, Why: "holds a value over " + mib(maxRecordValue) + " (a tenant's entry is under 1 KiB)"}
-	case errors.Is(err, errTooManyTenants):
-		return nil, &RecordError{Host: host, Why: fmt.Sprintf("lists over %d tenants", MaxRecordTenants)}
-	case err != nil && stored.readErr != nil:
-		// The body broke off (the network, S3): not the record's fault.
-		return nil, fmt.Errorf("read %s: %w", RecordKey(host), stored.readErr)
+		return nil, refuse("is over " + mib(MaxRecordBytes) + " gzipped")
 	case err != nil:
-		return nil, &RecordError{Host: host, Why: "is not a host record (" + printable(err.Error()) + ")"}
+		// The body broke off (the network, S3): not the record's fault.
+		return nil, fmt.Errorf("read %s: %w", RecordKey(host), err)
+	}
+	raw := buf.Bytes()
+	entries, why := measureRecord(raw)
+	if why != "" {
+		return nil, refuse(why)
+	}
+
+	zr, err := gzip.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		return nil, refuse("is not gzip (" + err.Error() + ")")
+	}
+	// The limits again, now on what is kept: the measure counted objects,
+	// this counts tenants, and bounds each value the decoder holds.
+	expanded := &capReader{r: zr, left: MaxRecordExpanded, window: maxRecordValue}
+	// Sized by the count: no copy of a growing slice of 100,000 tenants.
+	r := Record{Tenants: make([]TenantRecord, 0, entries)}
+	err = decodeRecordJSON(json.NewDecoder(expanded), expanded, &r)
+	switch {
+	case expanded.over():
+		return nil, refuse("is over " + mib(MaxRecordExpanded) + " uncompressed")
+	case expanded.overWindow():
+		return nil, refuse("holds a value over " + mib(maxRecordValue) + " (a tenant's entry is under 1 KiB)")
+	case errors.Is(err, errTooManyTenants):
+		return nil, refuse(fmt.Sprintf("lists over %d tenants", MaxRecordTenants))
+	case err != nil:
+		return nil, refuse("is not a host record (" + printable(err.Error()) + ")")
 	case r.Host != host:
-		return nil, &RecordError{Host: host, Why: "names host " + printable(r.Host)}
+		return nil, refuse("names host " + printable(r.Host))
 	}
 	return &r, nil
+}
+
+// measureRecord gunzips a stored record and reads its JSON once without
+// keeping any of it. It counts its entries (objects two levels down, where
+// tenant entries are) and says why it is refused ("" when it is not): over
+// MaxRecordExpanded, more entries than MaxRecordTenants, or not gzip.
+func measureRecord(raw []byte) (entries int, why string) {
+	zr, err := gzip.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		return 0, "is not gzip (" + err.Error() + ")"
+	}
+	cr := &capReader{r: zr, left: MaxRecordExpanded}
+	var sc shapeScanner
+	chunk := make([]byte, 32<<10)
+	for {
+		n, err := cr.Read(chunk)
+		sc.scan(chunk[:n])
+		switch {
+		case sc.entries > MaxRecordTenants:
+			return 0, fmt.Sprintf("lists over %d tenants", MaxRecordTenants)
+		case cr.over():
+			return 0, "is over " + mib(MaxRecordExpanded) + " uncompressed"
+		case err == io.EOF:
+			return sc.entries, ""
+		case err != nil:
+			return 0, "is not gzip (" + err.Error() + ")"
+		}
+	}
+}
+
+// shapeScanner counts the objects that open three levels deep in JSON
+// text ({"tenants":[{...}]}), skipping strings; it is not a validator (the
+// decoder that follows is), only a cheap count to refuse a record before
+// decoding it.
+type shapeScanner struct {
+	depth    int
+	inString bool
+	escaped  bool
+	entries  int
+}
+
+func (s *shapeScanner) scan(b []byte) {
+	for _, c := range b {
+		if s.inString {
+			switch {
+			case s.escaped:
+				s.escaped = false
+			case c == '\\':
+				s.escaped = true
+			case c == '"':
+				s.inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			s.inString = true
+		case '{', '[':
+			s.depth++
+			if c == '{' && s.depth == 3 {
+				s.entries++
+			}
+		case '}', ']':
+			s.depth--
+		}
+	}
 }
 
 var errTooManyTenants = errors.New("too many tenants")
@@ -246,7 +329,7 @@ func decodeTenants(dec *json.Decoder, cr *capReader, r *Record) error {
 	if d, ok := tok.(json.Delim); !ok || d != '[' {
 		return fmt.Errorf("tenants is %v, not an array", tok)
 	}
-	r.Tenants = r.Tenants[:0]
+	r.Tenants = r.Tenants[:0] // a second "tenants" key replaces the first, as in json.Unmarshal
 	for dec.More() {
 		if len(r.Tenants) >= MaxRecordTenants {
 			return errTooManyTenants
@@ -274,8 +357,7 @@ func expectDelim(dec *json.Decoder, want json.Delim) error {
 
 // capReader reads at most left bytes of r, and at most window bytes
 // between two calls of resetWindow (when window > 0); past either it fails
-// with errOverLimit, and remembers which limit it met, and any error of r
-// itself other than io.EOF.
+// with errOverLimit, and remembers which limit it met.
 type capReader struct {
 	r            io.Reader
 	left         int64
@@ -283,7 +365,6 @@ type capReader struct {
 	inWindow     int64
 	tripped      bool
 	trippedValue bool
-	readErr      error
 }
 
 var errOverLimit = errors.New("over the size limit")
@@ -297,9 +378,6 @@ func (c *capReader) Read(p []byte) (int, error) {
 		p = p[:c.left+1]
 	}
 	n, err := c.r.Read(p)
-	if err != nil && err != io.EOF && c.readErr == nil {
-		c.readErr = err
-	}
 	c.left -= int64(n)
 	c.inWindow += int64(n)
 	if c.left < 0 {

@@ -30,7 +30,7 @@ func TestRecordLimitsFitLargeFleet(t *testing.T) {
 		t.Errorf("limits %d gzipped, %d expanded, %d tenants leave less than four times a 100,000-tenant record (%d, %d)",
 			MaxRecordBytes, MaxRecordExpanded, MaxRecordTenants, len(body), len(js))
 	}
-	got, err := decodeRecord(bytes.NewReader(body), rec.Host)
+	got, err := decodeRecord(bytes.NewReader(body), int64(len(body)), rec.Host)
 	if err != nil {
 		t.Fatalf("decode the 100,000-tenant record: %v", err)
 	}
@@ -146,7 +146,7 @@ func TestReadRecordRefusesHostileRecords(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r, stop := hostileRecord(tc.level, tc.write)
 			defer stop()
-			rec, err := decodeRecord(r, "web-1")
+			rec, err := decodeRecord(r, 0, "web-1")
 			var refused *RecordError
 			if !errors.As(err, &refused) {
 				t.Fatalf("got record %v and error %v, want a *RecordError", rec != nil, err)
@@ -161,21 +161,21 @@ func TestReadRecordRefusesHostileRecords(t *testing.T) {
 	}
 
 	// A gzip bomb of valid JSON, 256 MiB expanded.
-	if _, err := decodeRecord(bombRecord(t, "web-1", 200, 900), "web-1"); err == nil || !strings.Contains(err.Error(), "host record of web-1 is over 64 MiB uncompressed: ignored") {
+	if _, err := decodeRecord(bombRecord(t, "web-1", 200, 900), 0, "web-1"); err == nil || !strings.Contains(err.Error(), "host record of web-1 is over 64 MiB uncompressed: ignored") {
 		t.Errorf("a gzip bomb of valid JSON: %v, want it refused as over 64 MiB uncompressed", err)
 	}
 
 	// Small entries: the count is met first (45 MB).
-	if _, err := decodeRecord(bombRecord(t, "web-1", 0, MaxRecordTenants/1000+1), "web-1"); err == nil || !strings.Contains(err.Error(), "host record of web-1 lists over 500000 tenants: ignored") {
+	if _, err := decodeRecord(bombRecord(t, "web-1", 0, MaxRecordTenants/1000+1), 0, "web-1"); err == nil || !strings.Contains(err.Error(), "host record of web-1 lists over 500000 tenants: ignored") {
 		t.Errorf("%d small entries: %v, want them refused as over %d tenants", MaxRecordTenants+1000, err, MaxRecordTenants)
 	}
 
 	// Not gzip at all, and a body cut short.
-	if _, err := decodeRecord(strings.NewReader(`{"host":"web-1"}`), "web-1"); err == nil || !strings.Contains(err.Error(), "is not gzip") {
+	if _, err := decodeRecord(strings.NewReader(`{"host":"web-1"}`), 0, "web-1"); err == nil || !strings.Contains(err.Error(), "is not gzip") {
 		t.Errorf("plain JSON: %v, want it refused as not gzip", err)
 	}
 	body, _ := EncodeRecord(&Record{Host: "web-1", Tenants: []TenantRecord{{Name: "a", State: "sleeping"}}})
-	if _, err := decodeRecord(io.MultiReader(bytes.NewReader(body[:len(body)/2]), errReader{}), "web-1"); err == nil || !strings.Contains(err.Error(), "connection reset") {
+	if _, err := decodeRecord(io.MultiReader(bytes.NewReader(body[:len(body)/2]), errReader{}), 0, "web-1"); err == nil || !strings.Contains(err.Error(), "connection reset") {
 		t.Errorf("a body that broke off: %v, want the read error, not a verdict on the record", err)
 	}
 }
