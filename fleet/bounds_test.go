@@ -64,6 +64,7 @@ func gzipBomb(t *testing.T, host string) *os.File {
 // every tenant still has its row, those of the other host from its record,
 // those of the bomb's host from their S3 prefixes. The refusal is kept
 // while the record stays the same, so a refresh does not fetch it again.
+// An oversized lock.json beside them is one line on its tenant's row.
 func TestRefreshIgnoresHostRecordOverLimit(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration")
@@ -86,6 +87,10 @@ func TestRefreshIgnoresHostRecordOverLimit(t *testing.T) {
 	if _, err := client.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(conn.Bucket), Key: aws.String(hosts.RecordKey("web-2")), Body: bomb}); err != nil {
 		t.Fatal(err)
 	}
+
+	// And gC has a lock.json of 1 MiB of junk, written just now, so that
+	// ls reads it.
+	put(t, client, conn.Bucket, conn.TenantPath(gC)+"/lock.json", bytes.Repeat([]byte("{"), 1<<20))
 
 	api := &countingAPI{API: client}
 	fl := &Fleet{Conn: conn, API: api}
@@ -110,6 +115,9 @@ func TestRefreshIgnoresHostRecordOverLimit(t *testing.T) {
 			t.Errorf("%s: host %q status %q remote %+v, want its S3 prefix listed (TXID %d)", name, r.Host, r.Status, r.Remote, txid)
 		}
 	}
+	if note := rows[gC].Note; !strings.Contains(note, "lease unreadable: lock.json is over 64 KiB, where a lease is about 200 bytes: ignored, it holds nothing; delete databases/"+gC+"/lock.json") || strings.ContainsAny(note, "\r\n") {
+		t.Errorf("%s: note %q, want its oversized lock.json said in one line", gC, note)
+	}
 	var web2 *HostSummary
 	for i := range v.Hosts {
 		if v.Hosts[i].Name == "web-2" {
@@ -123,8 +131,8 @@ func TestRefreshIgnoresHostRecordOverLimit(t *testing.T) {
 	if v.Hosts[0].Name != "web-1" || v.Hosts[0].Tenants != 2 || v.Hosts[0].Error != "" {
 		t.Errorf("hosts %+v, want web-1 first with its 2 tenants (one named twice)", v.Hosts)
 	}
-	if _, gets := api.take(); gets != 2 {
-		t.Errorf("%d GETs, want 2 (the two records)", gets)
+	if _, gets := api.take(); gets != 3 {
+		t.Errorf("%d GETs, want 3 (the two records, gC's lock.json)", gets)
 	}
 
 	// The same bomb is not fetched again; the verdict stays.
@@ -132,8 +140,8 @@ func TestRefreshIgnoresHostRecordOverLimit(t *testing.T) {
 	if err != nil || len(v.Rows) != 4 {
 		t.Fatalf("second refresh: %v, %d rows", err, len(v.Rows))
 	}
-	if _, gets := api.take(); gets != 0 {
-		t.Errorf("second refresh: %d GETs, want 0 (neither record changed)", gets)
+	if _, gets := api.take(); gets != 1 {
+		t.Errorf("second refresh: %d GETs, want 1 (gC's lock.json; neither record changed)", gets)
 	}
 	for _, h := range v.Hosts {
 		if h.Name == "web-2" && !strings.HasPrefix(h.Error, want) {
