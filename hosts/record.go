@@ -130,8 +130,9 @@ func (e *RecordError) Error() string {
 
 // ReadRecord reads a host's record; nil when it has none. A record over a
 // limit (MaxRecordBytes, MaxRecordExpanded, MaxRecordTenants) or not a
-// record is a *RecordError; the limits are checked as the record streams
-// in, so that a refused record costs no more memory than the limits allow.
+// record is a *RecordError. The limits are checked as the record streams
+// in: its announced length, its stored bytes as they arrive, then their
+// expansion, before any tenant is decoded (decodeRecord).
 func ReadRecord(ctx context.Context, api interface {
 	GetObject(ctx context.Context, params *s3.GetObjectInput, optFns ...func(*s3.Options)) (*s3.GetObjectOutput, error)
 }, bucket, host string) (*Record, error) {
@@ -395,10 +396,15 @@ func (c *capReader) resetWindow()     { c.inWindow = 0 }
 func (c *capReader) over() bool       { return c.tripped }
 func (c *capReader) overWindow() bool { return c.trippedValue }
 
-// mib writes a byte count in MiB (or KiB), as the limits are documented.
+// mib writes a byte count in MiB (or KiB below one), as the limits are
+// documented: 64 MiB, 10.2 MiB, 1536 MiB.
 func mib(n int64) string {
-	if n >= 1<<20 {
-		return fmt.Sprintf("%.3g MiB", float64(n)/(1<<20))
+	unit, v := "MiB", float64(n)/(1<<20)
+	if n < 1<<20 {
+		unit, v = "KiB", float64(n)/(1<<10)
 	}
-	return fmt.Sprintf("%.3g KiB", float64(n)/(1<<10))
+	if v == float64(int64(v)) {
+		return fmt.Sprintf("%d %s", int64(v), unit)
+	}
+	return fmt.Sprintf("%.1f %s", v, unit)
 }

@@ -183,3 +183,11 @@ func TestReadRecordRefusesHostileRecords(t *testing.T) {
 type errReader struct{}
 
 func (errReader) Read([]byte) (int, error) { return 0, errors.New("connection reset") }
+
+func TestMiB(t *testing.T) {
+	for n, want := range map[int64]string{64 << 10: "64 KiB", 16 << 20: "16 MiB", 10695475: "10.2 MiB", 1536 << 20: "1536 MiB"} {
+		if got := mib(n); got != want {
+			t.Errorf("mib(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
