@@ -213,12 +213,12 @@ func (e *Engine) prepareOpen(ctx context.Context, t *tenant, a *awake) func() {
 		e.log.Debug("wake: the WAL continues", "db", t.name, "txid", last.MaxTXID.String(), "wal_end", st.walEnd, "synced_to", last.WALOffset+last.WALSize)
 		return p.release
 	}
-	table, pageSize, valid := a.pages.at(last.MaxTXID)
-	if !valid || pageSize != st.pageSize {
+	table, valid := a.pages.at(last.MaxTXID)
+	if !valid || table.pageSize != st.pageSize {
 		e.log.Debug("wake without a page table: Litestream snapshots", "db", t.name, "txid", last.MaxTXID.String())
 		return p.release
 	}
-	n, wrote, err := writeDiff(ctx, p, t.path, last, table, pageSize)
+	n, wrote, err := writeDiff(ctx, p, t.path, last, table)
 	switch {
 	case err != nil:
 		e.log.Warn("incremental wake failed: Litestream snapshots instead", "db", t.name, "error", err)

@@ -3,6 +3,7 @@ package replication
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"encoding/binary"
 	"errors"
@@ -16,8 +17,8 @@ import (
 	"time"
 
 	"github.com/benbjohnson/litestream"
-	"github.com/cespare/xxhash/v2"
 	"github.com/superfly/ltx"
+	"github.com/zeebo/blake3"
 
 	"github.com/litefleet/litefleet/dbfile"
 	"github.com/litefleet/litefleet/fleet"
@@ -33,17 +34,62 @@ import (
 // continues incrementally from the WAL as it is now.
 
 // pageTable is a hash of each page of the database at TXID txid.
+//
+// The hash is keyed (BLAKE3 with a random key kept with the table, cut to
+// 64 bits): the tenant's application writes its pages' bytes, and with an
+// unkeyed hash it could make a changed page hash like the old one, which
+// the wake's diff would then leave out of the replica.
 type pageTable struct {
 	mu       sync.Mutex
 	txid     ltx.TXID
 	pageSize uint32
+	key      [32]byte
 	hashes   []uint64 // index pgno-1; 0: unknown
 	valid    bool
 }
 
+// tableView is a valid table as of one TXID, to compare files with.
+type tableView struct {
+	hashes   []uint64
+	pageSize uint32
+	key      [32]byte
+}
+
 const pageTableFile = "litefleet-pages"
 
-var pageTableMagic = [8]byte{'L', 'F', 'P', 'A', 'G', 'E', 'S', '1'}
+// LFPAGES1 files held unkeyed hashes: they load as invalid (the next wake
+// snapshots once) and are replaced.
+var pageTableMagic = [8]byte{'L', 'F', 'P', 'A', 'G', 'E', 'S', '2'}
+
+// pageHasher hashes pages with a table's key, reusing one hasher.
+type pageHasher struct {
+	h   *blake3.Hasher
+	out [32]byte
+}
+
+func newPageHasher(key [32]byte) *pageHasher {
+	h, err := blake3.NewKeyed(key[:])
+	if err != nil {
+		panic(err) // only for a key that is not 32 bytes
+	}
+	return &pageHasher{h: h}
+}
+
+func (p *pageHasher) sum(data []byte) uint64 {
+	p.h.Reset()
+	p.h.Write(data)
+	p.h.Sum(p.out[:0])
+	return binary.LittleEndian.Uint64(p.out[:8])
+}
+
+// ensureKeyLocked gives the table a random key if it has none.
+func (pt *pageTable) ensureKeyLocked() {
+	if pt.key == ([32]byte{}) {
+		if _, err := rand.Read(pt.key[:]); err != nil {
+			panic(err) // crypto/rand does not fail on Linux
+		}
+	}
+}
 
 // apply updates the table with an L0 LTX file: a file that follows the
 // table's TXID, or one holding every page (a snapshot), which starts it
@@ -55,6 +101,10 @@ func (pt *pageTable) apply(r io.Reader) {
 		return
 	}
 	hdr := dec.Header()
+	pt.mu.Lock()
+	pt.ensureKeyLocked()
+	hasher := newPageHasher(pt.key)
+	pt.mu.Unlock()
 	pages := make(map[uint32]uint64)
 	buf := make([]byte, hdr.PageSize)
 	for {
@@ -65,7 +115,7 @@ func (pt *pageTable) apply(r io.Reader) {
 			pt.invalidate()
 			return
 		}
-		pages[ph.Pgno] = xxhash.Sum64(buf)
+		pages[ph.Pgno] = hasher.sum(buf)
 	}
 	pt.mu.Lock()
 	defer pt.mu.Unlock()
@@ -102,20 +152,20 @@ func (pt *pageTable) invalidate() {
 }
 
 // at returns the table if it is valid for txid.
-func (pt *pageTable) at(txid ltx.TXID) ([]uint64, uint32, bool) {
+func (pt *pageTable) at(txid ltx.TXID) (tableView, bool) {
 	pt.mu.Lock()
 	defer pt.mu.Unlock()
 	if !pt.valid || pt.txid != txid {
-		return nil, 0, false
+		return tableView{}, false
 	}
-	return pt.hashes, pt.pageSize, true
+	return tableView{hashes: pt.hashes, pageSize: pt.pageSize, key: pt.key}, true
 }
 
 // matches compares the database file as it is now with the table valid
 // for txid: known is false when there is no such table or the file cannot
 // be read.
 func (pt *pageTable) matches(ctx context.Context, path string, txid ltx.TXID) (same, known bool) {
-	table, pageSize, ok := pt.at(txid)
+	table, ok := pt.at(txid)
 	if !ok {
 		return false, false
 	}
@@ -123,7 +173,7 @@ func (pt *pageTable) matches(ctx context.Context, path string, txid ltx.TXID) (s
 	if err != nil {
 		return false, false
 	}
-	same, err = st.sameAs(table, pageSize)
+	same, err = st.sameAs(table)
 	return same, err == nil
 }
 
@@ -150,11 +200,12 @@ func (pt *pageTable) save(path string) error {
 		return err
 	}
 	w := bufio.NewWriter(f)
-	var hdr [24]byte
+	var hdr [pageTableHeader]byte
 	copy(hdr[:8], pageTableMagic[:])
 	binary.BigEndian.PutUint64(hdr[8:], uint64(pt.txid))
 	binary.BigEndian.PutUint32(hdr[16:], pt.pageSize)
 	binary.BigEndian.PutUint32(hdr[20:], uint32(len(pt.hashes)))
+	copy(hdr[24:], pt.key[:])
 	w.Write(hdr[:])
 	var b [8]byte
 	for _, h := range pt.hashes {
@@ -173,22 +224,31 @@ func (pt *pageTable) save(path string) error {
 	return os.Rename(tmp, file)
 }
 
+// pageTableHeader is the saved table's header: magic, TXID, page size,
+// page count, key.
+const pageTableHeader = 56
+
 // loadPageTable reads the saved table; an absent or damaged one is invalid.
 func loadPageTable(path string) *pageTable {
 	pt := &pageTable{}
 	b, err := os.ReadFile(filepath.Join(metaDir(path), pageTableFile))
-	if err != nil || len(b) < 24 || [8]byte(b[:8]) != pageTableMagic {
+	if err != nil || len(b) < pageTableHeader || [8]byte(b[:8]) != pageTableMagic {
 		return pt
 	}
 	n := int(binary.BigEndian.Uint32(b[20:]))
-	if len(b) != 24+8*n {
+	pageSize := binary.BigEndian.Uint32(b[16:])
+	if len(b) != pageTableHeader+8*n || pageSize < 512 || pageSize > 65536 || pageSize&(pageSize-1) != 0 {
 		return pt
 	}
 	pt.txid = ltx.TXID(binary.BigEndian.Uint64(b[8:]))
-	pt.pageSize = binary.BigEndian.Uint32(b[16:])
+	pt.pageSize = pageSize
+	copy(pt.key[:], b[24:pageTableHeader])
+	if pt.key == ([32]byte{}) {
+		return pt
+	}
 	pt.hashes = make([]uint64, n)
 	for i := range pt.hashes {
-		pt.hashes[i] = binary.BigEndian.Uint64(b[24+8*i:])
+		pt.hashes[i] = binary.BigEndian.Uint64(b[pageTableHeader+8*i:])
 	}
 	pt.valid = true
 	return pt
@@ -308,32 +368,25 @@ func (st *dbState) each(fn func(pgno uint32, data []byte) error) error {
 	})
 }
 
-// hashes hashes every page of the state.
-func (st *dbState) hashes() ([]uint64, error) {
-	out := make([]uint64, st.commit)
-	err := st.each(func(pgno uint32, data []byte) error {
-		out[pgno-1] = xxhash.Sum64(data)
-		return nil
-	})
-	return out, err
-}
-
 // sameAs reports whether the state's pages are the table's.
-func (st *dbState) sameAs(table []uint64, pageSize uint32) (bool, error) {
-	if st.pageSize != pageSize || int(st.commit) != len(table) {
+func (st *dbState) sameAs(table tableView) (bool, error) {
+	if st.pageSize != table.pageSize || int(st.commit) != len(table.hashes) {
 		return false, nil
 	}
-	h, err := st.hashes()
-	if err != nil {
+	hasher := newPageHasher(table.key)
+	same := true
+	errDiffer := errors.New("differ")
+	err := st.each(func(pgno uint32, data []byte) error {
+		if hasher.sum(data) != table.hashes[pgno-1] {
+			same = false
+			return errDiffer // no need to read further
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errDiffer) {
 		return false, err
 	}
-	lock := ltx.LockPgno(pageSize)
-	for i := range h {
-		if uint32(i+1) != lock && h[i] != table[i] {
-			return false, nil
-		}
-	}
-	return true, nil
+	return same, nil
 }
 
 // lastLocalHeader reads the header of the newest local L0 file.
@@ -439,7 +492,7 @@ func (p *pin) release() {
 // (busy database): Litestream then snapshots as it would. The pin holds its
 // read transaction throughout, on another connection than the diff's write,
 // and is moved to the diff's position before the write lock is let go.
-func writeDiff(ctx context.Context, p *pin, path string, last ltx.Header, table []uint64, pageSize uint32) (int, bool, error) {
+func writeDiff(ctx context.Context, p *pin, path string, last ltx.Header, table tableView) (int, bool, error) {
 	conn, err := p.db.Conn(ctx)
 	if err != nil {
 		return 0, false, err
@@ -462,10 +515,10 @@ func writeDiff(ctx context.Context, p *pin, path string, last ltx.Header, table 
 	if err != nil {
 		return 0, false, err
 	}
-	if !st.walExists || st.pageSize != pageSize || st.lastFrame == 0 {
+	if !st.walExists || st.pageSize != table.pageSize || st.lastFrame == 0 {
 		return 0, false, nil
 	}
-	n, err := encodeDiff(path, st, last, table, pageSize)
+	n, err := encodeDiff(path, st, last, table)
 	if err != nil {
 		return 0, false, err
 	}
@@ -478,7 +531,9 @@ func writeDiff(ctx context.Context, p *pin, path string, last ltx.Header, table 
 
 // encodeDiff writes the LTX file of TXID last+1 with the pages of st that
 // differ from table (and the last frame's page).
-func encodeDiff(path string, st *dbState, last ltx.Header, table []uint64, pageSize uint32) (int, error) {
+func encodeDiff(path string, st *dbState, last ltx.Header, table tableView) (int, error) {
+	pageSize := table.pageSize
+	hasher := newPageHasher(table.key)
 	txid := last.MaxTXID + 1
 	dir := filepath.Join(metaDir(path), "ltx", "0")
 	file := filepath.Join(dir, ltx.FormatFilename(txid, txid))
@@ -504,7 +559,7 @@ func encodeDiff(path string, st *dbState, last ltx.Header, table []uint64, pageS
 		err = st.each(func(pgno uint32, data []byte) error {
 			// The last frame's page always goes in: Litestream checks it
 			// against this file to trust the WAL position.
-			if int(pgno) <= len(table) && table[pgno-1] == xxhash.Sum64(data) && pgno != st.lastFrame {
+			if int(pgno) <= len(table.hashes) && table.hashes[pgno-1] == hasher.sum(data) && pgno != st.lastFrame {
 				return nil
 			}
 			n++
