@@ -447,6 +447,14 @@ func (t *tenant) status(now time.Time) TenantStatus {
 	if len(t.pending) > 0 && t.localTXID > t.replTXID {
 		st.Lag = max(now.Sub(t.pending[0].at), 0)
 	}
+	if done, total, phrase := t.stats.progress.read(); phrase != "" {
+		st.UploadDone, st.UploadTotal = done, total
+		if st.Reason == "" {
+			st.Reason = phrase
+		} else {
+			st.Reason += "; " + phrase
+		}
+	}
 	return st
 }
 
