@@ -89,6 +89,8 @@ type tenantClient struct {
 	// onConflict is told when an LTX key held another object: the tenant
 	// must stop.
 	onConflict func(*ConflictError)
+	// unconditional: the server rejected a conditional write (501).
+	unconditional atomic.Bool
 
 	mu       sync.Mutex
 	levels   map[int][]ltxObject // nil until loaded

@@ -220,7 +220,7 @@ func (p precondition) apply(ifNoneMatch, ifMatch **string) {
 // again over the same range): it is replaced only if it is still the
 // object this host knows. Any other key is created only if absent.
 func (c *tenantClient) condition(ctx context.Context, level int, minTXID, maxTXID ltx.TXID) (precondition, error) {
-	if !c.gate.conditional() {
+	if !c.gate.conditional() || c.unconditional.Load() {
 		return precondition{}, nil
 	}
 	c.mu.Lock()
@@ -289,6 +289,17 @@ func isPreconditionFailed(err error) bool {
 	return errors.As(err, &api) && api.ErrorCode() == "PreconditionFailed"
 }
 
+// isNotImplemented reports S3's 501: a header or an operation the server
+// does not support.
+func isNotImplemented(err error) bool {
+	var resp *awshttp.ResponseError
+	if errors.As(err, &resp) && resp.HTTPStatusCode() == http.StatusNotImplemented {
+		return true
+	}
+	var api smithy.APIError
+	return errors.As(err, &api) && api.ErrorCode() == "NotImplemented"
+}
+
 // put sends the file in one request, or in parts when it is bigger than
 // singlePutMax (a stream: than a part); a refused condition is resolved by
 // comparing the object S3 holds. It returns the object's ETag.
@@ -314,6 +325,14 @@ func (c *tenantClient) put(ctx context.Context, level int, minTXID, maxTXID ltx.
 			continue
 		case isPreconditionFailed(err) && (cond.create || cond.ifMatch != ""):
 			return c.existing(ctx, level, minTXID, maxTXID, src)
+		case isNotImplemented(err) && (cond.create || cond.ifMatch != ""):
+			// A server that rejects the condition, where the start's probe
+			// could not tell: written as before, unconditionally.
+			if !c.unconditional.Swap(true) {
+				c.logger.Warn("this S3 server rejects conditional writes: this tenant's LTX files are written unconditionally", "db", c.tenant, "error", err)
+			}
+			cond = precondition{}
+			continue
 		}
 		return "", err
 	}
@@ -351,7 +370,7 @@ func (c *tenantClient) putOnce(ctx context.Context, level int, minTXID, maxTXID 
 	defer cancel()
 	out, err := c.api.PutObject(wctx, in, s3browse.ForUploads)
 	if err != nil {
-		if isPreconditionFailed(err) || hosts.IsNotFound(err) {
+		if isPreconditionFailed(err) || isNotImplemented(err) || hosts.IsNotFound(err) {
 			return "", err
 		}
 		return "", late(ctx, err, "put "+key)
@@ -486,7 +505,7 @@ func (c *tenantClient) multipart(ctx context.Context, level int, minTXID, maxTXI
 	defer cancel()
 	out, err := c.api.CompleteMultipartUpload(wctx, in, s3browse.ForUploads)
 	if err != nil {
-		if isPreconditionFailed(err) || hosts.IsNotFound(err) {
+		if isPreconditionFailed(err) || isNotImplemented(err) || hosts.IsNotFound(err) {
 			return "", err
 		}
 		return "", late(ctx, err, "complete multipart upload of "+key)
