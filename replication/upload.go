@@ -406,11 +406,10 @@ func (c *tenantClient) multipart(ctx context.Context, level int, minTXID, maxTXI
 			return "", err
 		}
 	}
-	kind := "upload"
-	if level == litestream.SnapshotLevel || minTXID == 1 {
-		kind = "snapshot"
-	}
-	prog := c.stats.progress.begin(src.size, kind == "snapshot")
+	// A history's first file and the daily snapshot hold the whole
+	// database; compactions are uploads.
+	snapshot := level == litestream.SnapshotLevel || (level == 0 && minTXID == 1)
+	prog := c.stats.progress.begin(src.size, snapshot)
 	defer c.stats.progress.end(prog)
 
 	wctx, cancel, err := c.deadline(ctx)
