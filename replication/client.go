@@ -91,6 +91,8 @@ type tenantClient struct {
 	onConflict func(*ConflictError)
 	// unconditional: the server rejected a conditional write (501).
 	unconditional atomic.Bool
+	// unsure are uploads that failed but may have landed, by key (mu).
+	unsure map[string][]unsure
 
 	mu       sync.Mutex
 	levels   map[int][]ltxObject // nil until loaded
@@ -355,11 +357,16 @@ func (c *tenantClient) write(ctx context.Context, level int, minTXID, maxTXID lt
 	}
 	ts := time.UnixMilli(hdr.Timestamp).UTC()
 	meta := map[string]string{lss3.MetadataKeyTimestamp: ts.Format(time.RFC3339Nano)}
-	etag, err := c.put(ctx, level, minTXID, maxTXID, src, meta)
+	etag, landed, err := c.put(ctx, level, minTXID, maxTXID, src, meta, ts)
 	if err != nil {
 		return nil, err
 	}
 	info := ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: src.length(), CreatedAt: ts}
+	if landed != nil {
+		// An earlier attempt is what S3 holds (a snapshot of the same
+		// state, taken a moment before).
+		info.Size, info.CreatedAt = landed.size, landed.ts
+	}
 	if level == 0 && c.pages != nil {
 		if src.ra != nil {
 			c.pages.apply(io.NewSectionReader(src.ra, 0, src.size))

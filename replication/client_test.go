@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,7 +16,9 @@ import (
 	"github.com/benbjohnson/litestream"
 	"github.com/superfly/ltx"
 
+	"github.com/litefleet/litefleet/internal/s3proxy"
 	"github.com/litefleet/litefleet/internal/s3test"
+	"github.com/litefleet/litefleet/s3browse"
 )
 
 // openGate lets every write through, with a minute to finish.
@@ -175,5 +178,55 @@ func TestClientUnconditional(t *testing.T) {
 	}
 	if got := c.object(t, 0, 1, 1); !bytes.Equal(got, ours) {
 		t.Fatal("an unconditional write did not land")
+	}
+}
+
+// TestClientSnapshotWhoseAnswerWasLost: a snapshot upload that reached S3
+// although its answer was lost is not taken for another host's object
+// when the snapshot is taken again (same state, another timestamp, so
+// other bytes): S3 keeps the first, which the manifest records.
+func TestClientSnapshotWhoseAnswerWasLost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	ctx := context.Background()
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	var lose atomic.Bool
+	lose.Store(true)
+	p, err := s3proxy.Start(s3proxy.Options{Target: srv.Endpoint, Fault: func(r s3proxy.Request) s3proxy.Fault {
+		return s3proxy.Fault{DropResponse: lose.Load() && r.Method == "PUT"}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	viaProxy := conn
+	viaProxy.Endpoint = p.URL()
+	api, err := s3browse.NewClient(ctx, viaProxy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conflicts int
+	c := &tenantClient{api: api, bucket: conn.Bucket, path: conn.TenantPath("t1"), tenant: "t1",
+		logger: slog.New(slog.DiscardHandler), gate: openGate{cond: true}, stats: &tenantStats{},
+		onConflict: func(*ConflictError) { conflicts++ }}
+	lvl := litestream.SnapshotLevel
+
+	first := makeLTX(t, 1, 5, 4)
+	if _, err := c.WriteLTXFile(ctx, lvl, 1, 5, io.MultiReader(bytes.NewReader(first))); err == nil {
+		t.Fatal("a write whose every answer was lost succeeded")
+	}
+	lose.Store(false)
+	again := makeLTX(t, 1, 5, 4)
+	info, err := c.WriteLTXFile(ctx, lvl, 1, 5, io.MultiReader(bytes.NewReader(again)))
+	if err != nil || conflicts > 0 {
+		t.Fatalf("snapshot taken again: %v (%d conflicts)", err, conflicts)
+	}
+	if got := c.object(t, lvl, 1, 5); !bytes.Equal(got, first) {
+		t.Fatal("S3 does not hold the first snapshot")
+	}
+	if info.Size != int64(len(first)) {
+		t.Fatalf("recorded size %d, want the first snapshot's %d", info.Size, len(first))
 	}
 }

@@ -105,6 +105,7 @@ type ltxSource struct {
 	head *[]byte
 	n    int64
 	tail []byte
+	eof  bool // read to its end
 	// buf is a pooled buffer to give back.
 	buf *[]byte
 }
@@ -246,35 +247,74 @@ func (c *tenantClient) condition(ctx context.Context, level int, minTXID, maxTXI
 	return precondition{ifMatch: etag}, nil
 }
 
+// unsure is an upload of this client that failed after it may have
+// reached S3: its bytes may have landed.
+type unsure struct {
+	size    int64
+	trailer ltx.Trailer
+	ts      time.Time
+}
+
+// noteUnsure remembers an upload whose outcome is unknown. Only a stream
+// read to its end has a trailer; a few per key are kept, for a few keys.
+func (c *tenantClient) noteUnsure(key string, src *ltxSource, ts time.Time) {
+	if src.ra == nil && !src.eof {
+		return
+	}
+	t, err := src.trailer()
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.unsure == nil || len(c.unsure) >= 32 {
+		c.unsure = map[string][]unsure{}
+	}
+	c.unsure[key] = append(c.unsure[key][max(len(c.unsure[key])-3, 0):], unsure{size: src.length(), trailer: t, ts: ts})
+}
+
 // existing compares the object at key with the local file: a write whose
 // condition failed may be a retry of one that landed (the same bytes: a
 // success) or another host's object (a conflict). Size and the LTX
-// trailer's checksums identify an LTX file's bytes.
-func (c *tenantClient) existing(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, src *ltxSource) (etag string, err error) {
+// trailer's checksums identify an LTX file's bytes. An earlier attempt of
+// this client that failed but landed is a success too, with that
+// attempt's size and time: within one open of the database a key's
+// content is one state, and only a snapshot's timestamp differs between
+// two writes of it.
+func (c *tenantClient) existing(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, src *ltxSource) (string, *unsure, error) {
 	key := c.key(level, minTXID, maxTXID)
 	local, err := src.trailer()
 	if err != nil {
-		return "", fmt.Errorf("ltx trailer of %s: %w", key, err)
+		return "", nil, fmt.Errorf("ltx trailer of %s: %w", key, err)
 	}
 	out, err := c.api.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(c.bucket), Key: aws.String(key)})
 	if err != nil {
-		return "", fmt.Errorf("head %s: %w", key, err)
+		return "", nil, fmt.Errorf("head %s: %w", key, err)
 	}
+	etag := aws.ToString(out.ETag)
 	conflict := &ConflictError{URL: "s3://" + c.bucket + "/" + key, Size: src.length(), Checksum: local.FileChecksum, RemoteSize: aws.ToInt64(out.ContentLength)}
-	if conflict.RemoteSize == conflict.Size {
+	c.mu.Lock()
+	earlier := slices.Clone(c.unsure[key])
+	c.mu.Unlock()
+	if conflict.RemoteSize == conflict.Size || slices.ContainsFunc(earlier, func(u unsure) bool { return u.size == conflict.RemoteSize }) {
 		remote, err := c.readTrailer(ctx, ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: conflict.RemoteSize})
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
-		if remote == local {
-			return aws.ToString(out.ETag), nil
+		if conflict.RemoteSize == conflict.Size && remote == local {
+			return etag, nil, nil
+		}
+		for _, u := range earlier {
+			if u.size == conflict.RemoteSize && u.trailer == remote {
+				return etag, &u, nil
+			}
 		}
 		conflict.RemoteChecksum = remote.FileChecksum
 	}
 	if c.onConflict != nil {
 		c.onConflict(conflict)
 	}
-	return "", conflict
+	return "", nil, conflict
 }
 
 // isPreconditionFailed reports S3's 412: the object exists (If-None-Match)
@@ -302,29 +342,41 @@ func isNotImplemented(err error) bool {
 
 // put sends the file in one request, or in parts when it is bigger than
 // singlePutMax (a stream: than a part); a refused condition is resolved by
-// comparing the object S3 holds. It returns the object's ETag.
-func (c *tenantClient) put(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, src *ltxSource, meta map[string]string) (string, error) {
+// comparing the object S3 holds. It returns the object's ETag, and the
+// earlier attempt S3 holds when that is what it found.
+func (c *tenantClient) put(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, src *ltxSource, meta map[string]string, ts time.Time) (string, *unsure, error) {
+	key := c.key(level, minTXID, maxTXID)
 	cond, err := c.condition(ctx, level, minTXID, maxTXID)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	for attempt := 0; ; attempt++ {
 		var etag string
+		var landed *unsure
 		if src.ra != nil && src.size <= singlePutMax {
 			etag, err = c.putOnce(ctx, level, minTXID, maxTXID, src, meta, cond)
 		} else {
-			etag, err = c.multipart(ctx, level, minTXID, maxTXID, src, meta, cond)
+			etag, landed, err = c.multipart(ctx, level, minTXID, maxTXID, src, meta, cond)
 		}
 		switch {
 		case err == nil:
-			return etag, nil
+			c.mu.Lock()
+			delete(c.unsure, key)
+			c.mu.Unlock()
+			return etag, landed, nil
 		case cond.ifMatch != "" && hosts.IsNotFound(err) && attempt == 0:
 			// The object this host knew is gone: creating it again
 			// overwrites nobody's.
 			cond = precondition{create: true}
 			continue
 		case isPreconditionFailed(err) && (cond.create || cond.ifMatch != ""):
-			return c.existing(ctx, level, minTXID, maxTXID, src)
+			etag, landed, err := c.existing(ctx, level, minTXID, maxTXID, src)
+			if err == nil {
+				c.mu.Lock()
+				delete(c.unsure, key)
+				c.mu.Unlock()
+			}
+			return etag, landed, err
 		case isNotImplemented(err) && (cond.create || cond.ifMatch != ""):
 			// A server that rejects the condition, where the start's probe
 			// could not tell: written as before, unconditionally.
@@ -334,7 +386,10 @@ func (c *tenantClient) put(ctx context.Context, level int, minTXID, maxTXID ltx.
 			cond = precondition{}
 			continue
 		}
-		return "", err
+		// It may have landed (a lost answer); one refused before it was
+		// sent is noted too, harmlessly: no other object has its trailer.
+		c.noteUnsure(key, src, ts)
+		return "", nil, err
 	}
 }
 
@@ -395,15 +450,15 @@ func streamPartSize(n int) int { return partSize << min((n-1)/2000, 4) }
 // multipart uploads the file in parts. Each part gets the fencing deadline
 // as of when it starts; the completion is conditional. A failed upload is
 // aborted, so that no parts stay in the bucket.
-func (c *tenantClient) multipart(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, src *ltxSource, meta map[string]string, cond precondition) (etag string, err error) {
+func (c *tenantClient) multipart(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, src *ltxSource, meta map[string]string, cond precondition) (etag string, landed *unsure, err error) {
 	key := c.key(level, minTXID, maxTXID)
 	if src.ra != nil && cond.create {
 		// A retry of a big file whose first upload landed costs a HEAD,
 		// not the file again.
-		if etag, err := c.existing(ctx, level, minTXID, maxTXID, src); err == nil {
-			return etag, nil
+		if etag, landed, err := c.existing(ctx, level, minTXID, maxTXID, src); err == nil {
+			return etag, landed, nil
 		} else if !hosts.IsNotFound(err) {
-			return "", err
+			return "", nil, err
 		}
 	}
 	// A history's first file and the daily snapshot hold the whole
@@ -414,12 +469,12 @@ func (c *tenantClient) multipart(ctx context.Context, level int, minTXID, maxTXI
 
 	wctx, cancel, err := c.deadline(ctx)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	created, err := c.api.CreateMultipartUpload(wctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(c.bucket), Key: aws.String(key), Metadata: meta}, s3browse.ForUploads)
 	cancel()
 	if err != nil {
-		return "", late(ctx, err, "start multipart upload of "+key)
+		return "", nil, late(ctx, err, "start multipart upload of "+key)
 	}
 	id := aws.ToString(created.UploadId)
 	start := time.Now()
@@ -479,19 +534,20 @@ func (c *tenantClient) multipart(ctx context.Context, level int, minTXID, maxTXI
 				partBuffers.Put(buf)
 			}
 			if errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF) {
+				src.eof = true
 				break
 			}
 			if rerr != nil {
 				_ = g.Wait()
-				return "", fmt.Errorf("read ltx file for %s: %w", key, rerr)
+				return "", nil, fmt.Errorf("read ltx file for %s: %w", key, rerr)
 			}
 		}
 	}
 	if err := g.Wait(); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if err := ctx.Err(); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	slices.SortFunc(parts, func(a, b types.CompletedPart) int { return int(aws.ToInt32(a.PartNumber) - aws.ToInt32(b.PartNumber)) })
 	in := &s3.CompleteMultipartUploadInput{Bucket: aws.String(c.bucket), Key: aws.String(key), UploadId: aws.String(id),
@@ -499,18 +555,18 @@ func (c *tenantClient) multipart(ctx context.Context, level int, minTXID, maxTXI
 	cond.apply(&in.IfNoneMatch, &in.IfMatch)
 	wctx, cancel, err = c.deadline(ctx)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	defer cancel()
 	out, err := c.api.CompleteMultipartUpload(wctx, in, s3browse.ForUploads)
 	if err != nil {
 		if isPreconditionFailed(err) || isNotImplemented(err) || hosts.IsNotFound(err) {
-			return "", err
+			return "", nil, err
 		}
-		return "", late(ctx, err, "complete multipart upload of "+key)
+		return "", nil, late(ctx, err, "complete multipart upload of "+key)
 	}
 	c.logger.Debug("multipart upload", "db", c.tenant, "key", key, "bytes", src.length(), "parts", len(parts), "elapsed", roundElapsed(time.Since(start)))
-	return aws.ToString(out.ETag), nil
+	return aws.ToString(out.ETag), nil, nil
 }
 
 // uploadPart sends one part, in a process-wide slot, with the fencing
