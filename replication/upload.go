@@ -127,12 +127,24 @@ func openSource(r io.Reader) (*ltxSource, error) {
 			}
 		}
 	}
+	// Most streams are small compactions: a part's buffer is taken only
+	// for a stream longer than smallStream.
+	small := make([]byte, smallStream)
+	n, err := io.ReadFull(r, small)
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return &ltxSource{ra: bytes.NewReader(small[:n]), size: int64(n)}, nil
+	case err != nil:
+		return nil, err
+	}
 	buf := partBuffers.Get().(*[]byte)
 	if cap(*buf) < partSize {
 		*buf = make([]byte, partSize)
 	}
 	*buf = (*buf)[:partSize]
-	n, err := io.ReadFull(r, *buf)
+	copy(*buf, small)
+	m, err := io.ReadFull(r, (*buf)[n:])
+	n += m
 	switch {
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return &ltxSource{ra: bytes.NewReader((*buf)[:n]), size: int64(n), buf: buf}, nil
@@ -144,6 +156,9 @@ func openSource(r io.Reader) (*ltxSource, error) {
 	s.note((*buf)[:n])
 	return s, nil
 }
+
+// smallStream is what is read of a stream before a part's buffer is taken.
+const smallStream = 64 << 10
 
 func (s *ltxSource) release() {
 	if s.buf != nil {
