@@ -467,11 +467,12 @@ func (t *tenant) status(now time.Time) TenantStatus {
 		st.Lag = max(now.Sub(t.pending[0].at), 0)
 	}
 	if done, total, phrase := t.stats.progress.read(); phrase != "" {
+		// First: the host record (ls) keeps a reason's first 160 bytes.
 		st.UploadDone, st.UploadTotal = done, total
 		if st.Reason == "" {
 			st.Reason = phrase
 		} else {
-			st.Reason += "; " + phrase
+			st.Reason = phrase + "; " + st.Reason
 		}
 	}
 	return st
