@@ -230,3 +230,31 @@ func TestClientSnapshotWhoseAnswerWasLost(t *testing.T) {
 		t.Fatalf("recorded size %d, want the first snapshot's %d", info.Size, len(first))
 	}
 }
+
+// TestUploadProgressWords: the status reason an operator reads during a
+// long first snapshot.
+func TestUploadProgressWords(t *testing.T) {
+	var p uploadProgress
+	if _, _, phrase := p.read(); phrase != "" {
+		t.Fatalf("idle: %q", phrase)
+	}
+	u := p.begin(1_200_000_000, true)
+	u.add(520_000_000)
+	done, total, phrase := p.read()
+	if done != 520_000_000 || total != 1_200_000_000 || phrase != "snapshotting 43 %, 520 MB of 1.2 GB" {
+		t.Fatalf("got %d of %d, %q", done, total, phrase)
+	}
+	s := p.begin(-1, false) // a compaction's stream, size unknown
+	s.add(8_000_000)
+	if _, total, phrase := p.read(); total != 0 || phrase != "snapshotting, 528 MB sent" {
+		t.Fatalf("with a stream: total %d, %q", total, phrase)
+	}
+	p.end(u)
+	if _, _, phrase := p.read(); phrase != "uploading, 8 MB sent" {
+		t.Fatalf("the stream alone: %q", phrase)
+	}
+	p.end(s)
+	if done, total, phrase := p.read(); done != 0 || total != 0 || phrase != "" {
+		t.Fatalf("after both: %d %d %q", done, total, phrase)
+	}
+}
