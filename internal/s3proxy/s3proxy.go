@@ -11,7 +11,11 @@
 // The proxy expects path-style requests (http://HOST/BUCKET/KEY), which
 // the AWS SDK sends with a custom endpoint and path-style addressing, as
 // litefleet and Litestream both do. It forwards every request unchanged,
-// Host header included, so that SigV4 signatures stay valid.
+// Host header included, so that SigV4 signatures stay valid. For fault
+// tests it can drop a request, drop the answer of one that reached the
+// server, delay one (Options.Fault), and limit the uplink's bandwidth
+// (Options.Uplink); it never rewrites a header, which would break the
+// signature.
 package s3proxy
 
 import (
