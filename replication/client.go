@@ -1,7 +1,6 @@
 package replication
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -24,7 +23,6 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/litefleet/litefleet/hosts"
-	"github.com/litefleet/litefleet/s3browse"
 )
 
 // objectAPI is the part of the S3 client a tenant's replica needs.
@@ -33,13 +31,14 @@ type objectAPI interface {
 	HeadObject(ctx context.Context, params *s3.HeadObjectInput, optFns ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
 	DeleteObjects(ctx context.Context, params *s3.DeleteObjectsInput, optFns ...func(*s3.Options)) (*s3.DeleteObjectsOutput, error)
 	CopyObject(ctx context.Context, params *s3.CopyObjectInput, optFns ...func(*s3.Options)) (*s3.CopyObjectOutput, error)
+	ListParts(ctx context.Context, params *s3.ListPartsInput, optFns ...func(*s3.Options)) (*s3.ListPartsOutput, error)
 	manager.UploadAPIClient
 }
 
 var _ objectAPI = (*s3.Client)(nil)
 
 // singlePutMax is the largest LTX file sent in one PutObject; larger ones
-// go up in parts.
+// go up in parts (upload.go).
 const singlePutMax = 16 << 20
 
 // errFenced is returned for a write the tenant may not make: its host's
@@ -52,6 +51,9 @@ type gate interface {
 	// writeDeadline returns when a write sent now must have finished, or
 	// an error wrapping errFenced.
 	writeDeadline() (time.Time, error)
+	// conditional reports whether the server honours conditional writes;
+	// without them writes are made as before, unconditional.
+	conditional() bool
 }
 
 // ltxObject is one LTX file of the replica as the manifest knows it.
@@ -60,6 +62,9 @@ type ltxObject struct {
 	// exact says CreatedAt is the LTX header's timestamp (it was written
 	// here), not the listing's LastModified.
 	exact bool
+	// etag is the object's, when known: rewriting the key (a compaction
+	// or snapshot of the same range) is conditional on it.
+	etag string
 }
 
 // tenantClient is Litestream's ReplicaClient for one tenant, over an S3
@@ -84,6 +89,13 @@ type tenantClient struct {
 	checkHeader func(ltx.Header) error
 	// pages follows the replicated state's pages from each L0 upload.
 	pages *pageTable
+	// onConflict is told when an LTX key held another object: the tenant
+	// must stop.
+	onConflict func(*ConflictError)
+	// unconditional: the server rejected a conditional write (501).
+	unconditional atomic.Bool
+	// unsure are uploads that failed but may have landed, by key (mu).
+	unsure map[string][]unsure
 
 	mu       sync.Mutex
 	levels   map[int][]ltxObject // nil until loaded
@@ -98,6 +110,7 @@ type tenantStats struct {
 	uploads       atomic.Int64
 	writeErrors   atomic.Int64
 	lastUpload    atomic.Int64 // unix nanoseconds
+	progress      uploadProgress
 }
 
 func (c *tenantClient) Type() string                  { return lss3.ReplicaClientType }
@@ -132,7 +145,7 @@ func (c *tenantClient) load(ctx context.Context) error {
 			}
 			info.Size = aws.ToInt64(o.Size)
 			info.CreatedAt = aws.ToTime(o.LastModified).UTC()
-			levels[level] = append(levels[level], ltxObject{info: info})
+			levels[level] = append(levels[level], ltxObject{info: info, etag: aws.ToString(o.ETag)})
 		}
 		if !aws.ToBool(out.IsTruncated) || out.NextContinuationToken == nil {
 			break
@@ -332,11 +345,16 @@ func (c *tenantClient) write(ctx context.Context, level int, minTXID, maxTXID lt
 			return nil, fmt.Errorf("%w: %v", errFenced, err)
 		}
 	}
-	body, size, err := seekable(r)
+	// Refused before the file is read: a stream read ahead would be lost.
+	if _, err := c.gate.writeDeadline(); err != nil {
+		return nil, err
+	}
+	src, err := openSource(r)
 	if err != nil {
 		return nil, fmt.Errorf("read ltx file for %s: %w", key, err)
 	}
-	hdr, _, err := ltx.PeekHeader(body)
+	defer src.release()
+	hdr, err := src.header()
 	if err != nil {
 		return nil, fmt.Errorf("ltx header of %s: %w", key, err)
 	}
@@ -345,41 +363,21 @@ func (c *tenantClient) write(ctx context.Context, level int, minTXID, maxTXID lt
 			return nil, fmt.Errorf("%w: %v", errFenced, err)
 		}
 	}
-	if _, err := body.Seek(0, io.SeekStart); err != nil {
-		return nil, err
-	}
 	ts := time.UnixMilli(hdr.Timestamp).UTC()
-	deadline, err := c.gate.writeDeadline()
+	meta := map[string]string{lss3.MetadataKeyTimestamp: ts.Format(time.RFC3339Nano)}
+	etag, landed, err := c.put(ctx, level, minTXID, maxTXID, src, meta, ts)
 	if err != nil {
 		return nil, err
 	}
-	wctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-	in := &s3.PutObjectInput{
-		Bucket:   aws.String(c.bucket),
-		Key:      aws.String(key),
-		Body:     body,
-		Metadata: map[string]string{lss3.MetadataKeyTimestamp: ts.Format(time.RFC3339Nano)},
+	info := ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: src.length(), CreatedAt: ts}
+	if landed != nil {
+		// An earlier attempt is what S3 holds (a snapshot of the same
+		// state, taken a moment before).
+		info.Size, info.CreatedAt = landed.size, landed.ts
 	}
-	if size <= singlePutMax {
-		in.ContentLength = aws.Int64(size)
-		_, err = c.api.PutObject(wctx, in, s3browse.ForUploads)
-	} else {
-		_, err = manager.NewUploader(c.api, func(u *manager.Uploader) {
-			u.PartSize, u.Concurrency = 8<<20, 2
-			u.ClientOptions = append(u.ClientOptions, s3browse.ForUploads)
-		}).Upload(wctx, in)
-	}
-	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			return nil, fmt.Errorf("%w: put %s did not finish before this host's claims could be taken over", errFenced, key)
-		}
-		return nil, fmt.Errorf("put %s: %w", key, err)
-	}
-	info := ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: size, CreatedAt: ts}
 	if level == 0 && c.pages != nil {
-		if _, err := body.Seek(0, io.SeekStart); err == nil {
-			c.pages.apply(body)
+		if src.ra != nil {
+			c.pages.apply(io.NewSectionReader(src.ra, 0, src.size))
 		} else {
 			c.pages.invalidate()
 		}
@@ -388,27 +386,11 @@ func (c *tenantClient) write(ctx context.Context, level int, minTXID, maxTXID lt
 	objs := slices.DeleteFunc(c.levels[level], func(o ltxObject) bool {
 		return o.info.MinTXID == minTXID && o.info.MaxTXID == maxTXID
 	})
-	objs = append(objs, ltxObject{info: info, exact: true})
+	objs = append(objs, ltxObject{info: info, exact: true, etag: etag})
 	sortObjects(objs)
 	c.levels[level] = objs
 	c.mu.Unlock()
 	return &info, nil
-}
-
-// seekable returns r as a ReadSeeker positioned at 0, and its size.
-func seekable(r io.Reader) (io.ReadSeeker, int64, error) {
-	if rs, ok := r.(io.ReadSeeker); ok {
-		start, err := rs.Seek(0, io.SeekCurrent)
-		if err == nil {
-			end, err := rs.Seek(0, io.SeekEnd)
-			if err == nil && start == 0 {
-				_, err = rs.Seek(0, io.SeekStart)
-				return rs, end, err
-			}
-		}
-	}
-	b, err := io.ReadAll(r)
-	return bytes.NewReader(b), int64(len(b)), err
 }
 
 // DeleteLTXFiles deletes files, if the tenant may be written.

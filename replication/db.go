@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,13 +44,17 @@ type awake struct {
 	// verified is the heartbeat epoch in which the tenant's claim was last
 	// proven; the gate refuses uploads in any other (hosts.Beater.Epoch).
 	verified atomic.Uint64
+	// conflict is set when S3 refused an upload because its key held
+	// another object: the tenant stops (stopConflicted).
+	conflict atomic.Pointer[ConflictError]
 }
 
 // tenantGate lets a tenant write while its bucket's host is not fenced and
 // its claim and file are still its own.
 type tenantGate struct {
-	b *bucket
-	a *awake
+	b   *bucket
+	a   *awake
+	log *slog.Logger
 }
 
 func (g tenantGate) writeDeadline() (time.Time, error) {
@@ -76,12 +81,30 @@ func (g tenantGate) writeDeadline() (time.Time, error) {
 	return g.b.beat.WriteDeadline(), nil
 }
 
+// conditional reports the bucket's probe of conditional writes; a server
+// that ignores them gets today's unconditional writes, and one warning.
+func (g tenantGate) conditional() bool {
+	if g.b.beat.Conditional() {
+		return true
+	}
+	g.b.unconditional.Do(func() {
+		g.log.Warn("this S3 server ignores conditional writes: LTX files are written unconditionally, so a deposed host's late upload could replace an object", "bucket", g.b.conn.Bucket)
+	})
+	return false
+}
+
 // newClient builds the tenant's replica client; its manifest is loaded
 // on first use.
 func (e *Engine) newClient(t *tenant, b *bucket, a *awake) *tenantClient {
 	c := &tenantClient{
 		api: t.api, bucket: t.target.Conn.Bucket, path: t.target.Conn.TenantPath(t.name),
-		tenant: t.name, logger: e.log, gate: tenantGate{b: b, a: a}, stats: t.stats, pages: a.pages,
+		tenant: t.name, logger: e.log, gate: tenantGate{b: b, a: a, log: e.log}, stats: t.stats, pages: a.pages,
+	}
+	c.onConflict = func(err *ConflictError) {
+		// Nothing more of this tenant is written, at once; the engine
+		// closes it (nextJobLocked).
+		a.lost.Store(true)
+		a.conflict.CompareAndSwap(nil, err)
 	}
 	c.check = func() error {
 		now, err := statID(t.path)

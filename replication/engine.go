@@ -326,14 +326,19 @@ func (e *Engine) awaitFirst(ctx context.Context) error {
 	defer tick.Stop()
 	for {
 		st := e.Status()
+		open := e.openWithClaim()
 		starting, ok := 0, 0
 		for _, s := range st {
-			switch s.State {
-			case StateStarting:
+			switch {
+			case s.State == StateStarting:
 				starting++
-			case StateReplicating, StateSleeping, StateLeased:
+			case s.State == StateReplicating, s.State == StateSleeping, s.State == StateLeased:
 				// Leased elsewhere is a standby's normal state: the tenant
 				// is taken when its host dies.
+				ok++
+			case s.State == StateLeaseLost && open[s.Path]:
+				// Open, its claim held, its first upload failed (a big
+				// snapshot cut halfway): it retries, as any open tenant.
 				ok++
 			}
 		}
@@ -349,6 +354,20 @@ func (e *Engine) awaitFirst(ctx context.Context) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// openWithClaim lists the paths of the tenants open in Litestream with
+// their claim held.
+func (e *Engine) openWithClaim() map[string]bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := map[string]bool{}
+	for _, t := range e.byPath {
+		if t.run != nil && t.claim != nil {
+			out[t.path] = true
+		}
+	}
+	return out
 }
 
 // seenTXID is a local TXID and when the engine first saw it.
@@ -449,6 +468,15 @@ func (t *tenant) status(now time.Time) TenantStatus {
 	}
 	if len(t.pending) > 0 && t.localTXID > t.replTXID {
 		st.Lag = max(now.Sub(t.pending[0].at), 0)
+	}
+	if done, total, phrase := t.stats.progress.read(); phrase != "" {
+		// First: the host record (ls) keeps a reason's first 160 bytes.
+		st.UploadDone, st.UploadTotal = done, total
+		if st.Reason == "" {
+			st.Reason = phrase
+		} else {
+			st.Reason = phrase + "; " + st.Reason
+		}
 	}
 	return st
 }

@@ -46,6 +46,13 @@ func integration(t *testing.T) {
 // start runs an engine for the test and closes it at the end.
 func start(t *testing.T, opt replication.Options, src replication.Source) (*replication.Engine, *testpeer.Buffer) {
 	t.Helper()
+	return startWith(t, opt, src, nil)
+}
+
+// startWith is start, telling made about the engine before it starts
+// (Start returns once every tenant's first snapshot is up).
+func startWith(t *testing.T, opt replication.Options, src replication.Source, made func(*replication.Engine)) (*replication.Engine, *testpeer.Buffer) {
+	t.Helper()
 	logs := &testpeer.Buffer{}
 	if opt.Logger == nil {
 		opt.Logger = slog.New(fleet.NewLineHandler(logs, slog.LevelDebug))
@@ -62,6 +69,9 @@ func start(t *testing.T, opt replication.Options, src replication.Source) (*repl
 	eng, err := replication.New(opt, src)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if made != nil {
+		made(eng)
 	}
 	if err := eng.Start(context.Background()); err != nil {
 		t.Fatalf("start: %v\n%s", err, logs)

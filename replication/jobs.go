@@ -22,6 +22,8 @@ type bucket struct {
 	mu     sync.Mutex    // held while starting the heartbeat
 	beat   *hosts.Beater
 	fenced bool
+	// unconditional warns once that the server ignores conditional writes.
+	unconditional sync.Once
 	// okAt is the last successful beat seen by the engine's tick: the
 	// length of an outage decides whether claims must be checked again.
 	okAt time.Time
@@ -178,6 +180,8 @@ func (e *Engine) nextJobLocked(t *tenant) func(context.Context) {
 			return func(ctx context.Context) { e.reopen(ctx, t) }
 		case t.denied:
 			return func(ctx context.Context) { e.closeDenied(ctx, t) }
+		case t.run.conflict.Load() != nil:
+			return func(ctx context.Context) { e.stopConflicted(ctx, t) }
 		case t.bucket != nil && t.bucket.fenced:
 			return nil
 		case t.state == StateLeaseLost:

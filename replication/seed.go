@@ -83,7 +83,7 @@ func (e *Engine) seedFleet(ctx context.Context, tenants []*tenant) {
 				}
 				info.Size = aws.ToInt64(o.Size)
 				info.CreatedAt = aws.ToTime(o.LastModified).UTC()
-				st.levels[level] = append(st.levels[level], ltxObject{info: info})
+				st.levels[level] = append(st.levels[level], ltxObject{info: info, etag: aws.ToString(o.ETag)})
 			}
 			if !aws.ToBool(out.IsTruncated) || out.NextContinuationToken == nil {
 				break

@@ -55,6 +55,12 @@ type TenantStatus struct {
 	UploadedBytes int64         `json:"uploaded_bytes"`
 	Bucket        string        `json:"bucket"`
 	Endpoint      string        `json:"endpoint,omitempty"`
+
+	// UploadDone and UploadTotal are what the tenant's big uploads in
+	// flight (a first snapshot) have sent of their size; UploadTotal is 0
+	// when a stream's size is not known yet. Reason says it in words.
+	UploadDone  int64 `json:"upload_done_bytes,omitempty"`
+	UploadTotal int64 `json:"upload_total_bytes,omitempty"`
 }
 
 // HeartbeatStatus is one bucket's heartbeat as this process keeps it.

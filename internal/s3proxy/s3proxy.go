@@ -11,18 +11,24 @@
 // The proxy expects path-style requests (http://HOST/BUCKET/KEY), which
 // the AWS SDK sends with a custom endpoint and path-style addressing, as
 // litefleet and Litestream both do. It forwards every request unchanged,
-// Host header included, so that SigV4 signatures stay valid.
+// Host header included, so that SigV4 signatures stay valid. For fault
+// tests it can drop a request, drop the answer of one that reached the
+// server, delay one (Options.Fault), and limit the uplink's bandwidth
+// (Options.Uplink); it never rewrites a header, which would break the
+// signature.
 package s3proxy
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -110,6 +116,22 @@ type Request struct {
 	// written the whole response back to the client.
 	Start, End time.Time
 	Status     int
+	// Query is the request's raw query (partNumber, uploadId, ...).
+	Query string
+}
+
+// Fault is what the proxy does to one request instead of forwarding it
+// plainly (Options.Fault).
+type Fault struct {
+	// Drop closes the client's connection without forwarding the
+	// request: a connection broken before the server saw anything.
+	Drop bool
+	// DropResponse forwards the request, lets the server answer, and
+	// closes the client's connection without passing the answer on: a
+	// write that landed although its client saw it fail.
+	DropResponse bool
+	// Delay holds the request this long before forwarding it.
+	Delay time.Duration
 }
 
 // Options configure a proxy.
@@ -123,6 +145,13 @@ type Options struct {
 	// ControlPrefix is the key prefix counted apart; litefleet's
 	// .litefleet/ by default.
 	ControlPrefix string
+	// Fault, if set, is asked before each request is forwarded (Start set,
+	// End and Status not yet) what to do to it; the zero Fault forwards
+	// it. It must be safe for concurrent use.
+	Fault func(Request) Fault
+	// Uplink, if positive, limits the bytes per second of every request
+	// body together, as a slow link from the client to S3 would.
+	Uplink int64
 }
 
 // Proxy is a running request-counting proxy.
@@ -136,6 +165,7 @@ type Proxy struct {
 	status4 atomic.Int64
 	status5 atomic.Int64
 	done    chan struct{}
+	uplink  *limiter
 }
 
 // Start starts a proxy on a free port of 127.0.0.1 in front of
@@ -160,6 +190,9 @@ func Start(opt Options) (*Proxy, error) {
 	tr.DisableCompression = true
 	tr.Proxy = nil
 	p := &Proxy{opt: opt, ln: ln, done: make(chan struct{})}
+	if opt.Uplink > 0 {
+		p.uplink = &limiter{rate: opt.Uplink}
+	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
@@ -211,8 +244,32 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	kind, bucket, key := Classify(r)
 	control := strings.HasPrefix(key, p.opt.ControlPrefix)
+	var fault Fault
+	if p.opt.Fault != nil {
+		fault = p.opt.Fault(Request{Method: r.Method, Kind: kind, Bucket: bucket, Key: key, Control: control, Start: start, Query: r.URL.RawQuery})
+	}
+	if fault.Delay > 0 {
+		select {
+		case <-time.After(fault.Delay):
+		case <-r.Context().Done():
+		}
+	}
+	if p.uplink != nil && r.Body != nil && r.Body != http.NoBody {
+		r.Body = &slowBody{ReadCloser: r.Body, l: p.uplink, ctx: r.Context()}
+	}
 	rec := &statusWriter{ResponseWriter: w}
-	p.rp.ServeHTTP(rec, r)
+	switch {
+	case fault.Drop:
+		rec.status = http.StatusBadGateway
+		hangUp(w)
+	case fault.DropResponse:
+		lost := &statusWriter{ResponseWriter: discard{}}
+		p.rp.ServeHTTP(lost, r)
+		rec.status = lost.status
+		hangUp(w)
+	default:
+		p.rp.ServeHTTP(rec, r)
+	}
 	end := time.Now()
 	status := rec.status
 	if status == 0 {
@@ -230,8 +287,73 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.status4.Add(1)
 	}
 	if p.opt.Hook != nil {
-		p.opt.Hook(Request{Method: r.Method, Kind: kind, Bucket: bucket, Key: key, Control: control, Start: start, End: end, Status: status})
+		p.opt.Hook(Request{Method: r.Method, Kind: kind, Bucket: bucket, Key: key, Control: control, Start: start, End: end, Status: status, Query: r.URL.RawQuery})
 	}
+}
+
+// hangUp closes the client's connection without an answer.
+func hangUp(w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		panic(http.ErrAbortHandler) // closes the connection just as well
+	}
+	_ = conn.Close()
+}
+
+// discard is a ResponseWriter that keeps nothing: the answer of a request
+// whose response is dropped.
+type discard struct{}
+
+func (discard) Header() http.Header         { return http.Header{} }
+func (discard) Write(b []byte) (int, error) { return len(b), nil }
+func (discard) WriteHeader(int)             {}
+
+// limiter spreads bytes over time at rate bytes per second, for every
+// request body together.
+type limiter struct {
+	rate int64
+	mu   sync.Mutex
+	next time.Time // when the link is free again
+}
+
+// wait blocks until n more bytes may pass.
+func (l *limiter) wait(ctx context.Context, n int) error {
+	l.mu.Lock()
+	now := time.Now()
+	if l.next.Before(now) {
+		l.next = now
+	}
+	l.next = l.next.Add(time.Duration(int64(n) * int64(time.Second) / l.rate))
+	at := l.next
+	l.mu.Unlock()
+	t := time.NewTimer(time.Until(at))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// slowBody is a request body read through the uplink's limiter.
+type slowBody struct {
+	io.ReadCloser
+	l   *limiter
+	ctx context.Context // the request's: a client gone stops the wait
+}
+
+func (b *slowBody) Read(p []byte) (int, error) {
+	if len(p) > 16<<10 {
+		p = p[:16<<10]
+	}
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		if werr := b.l.wait(b.ctx, n); werr != nil {
+			return n, werr
+		}
+	}
+	return n, err
 }
 
 // statusWriter remembers the status the proxied response was sent with.

@@ -206,3 +206,64 @@ func TestStartRejectsBadTarget(t *testing.T) {
 		}
 	}
 }
+
+// TestProxyFaults: a dropped request never reaches the server; a dropped
+// answer does, and its client sees a broken connection; the uplink limit
+// spreads request bodies over time.
+func TestProxyFaults(t *testing.T) {
+	be := &backend{done: map[string]time.Time{}}
+	srv := httptest.NewServer(be)
+	defer srv.Close()
+	var statuses sync.Map
+	p, err := Start(Options{Target: srv.URL, Uplink: 64 << 10,
+		Fault: func(r Request) Fault {
+			switch r.Key {
+			case "drop":
+				return Fault{Drop: true}
+			case "lost":
+				return Fault{DropResponse: true}
+			}
+			return Fault{}
+		},
+		Hook: func(r Request) { statuses.Store(r.Key, r.Status) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	put := func(key string, body []byte) error {
+		req, err := http.NewRequest("PUT", p.URL()+"/b/"+key, strings.NewReader(string(body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return nil
+	}
+	if err := put("drop", []byte("x")); err == nil {
+		t.Error("a dropped request was answered")
+	}
+	if err := put("lost", []byte("y")); err == nil {
+		t.Error("a request whose answer was dropped was answered")
+	}
+	start := time.Now()
+	if err := put("slow", make([]byte, 32<<10)); err != nil {
+		t.Fatal(err)
+	}
+	// 32 KiB at 64 KiB/s: half a second at least (a lower bound only).
+	if d := time.Since(start); d < 400*time.Millisecond {
+		t.Errorf("32 KiB went through a 64 KiB/s uplink in %s", d)
+	}
+	be.mu.Lock()
+	seen := strings.Join(be.seen, "\n")
+	be.mu.Unlock()
+	if strings.Contains(seen, "/b/drop") || !strings.Contains(seen, "/b/lost") || !strings.Contains(seen, "/b/slow") {
+		t.Errorf("the server received:\n%s\nwant lost and slow, not drop", seen)
+	}
+	if s, _ := statuses.Load("lost"); s != 200 {
+		t.Errorf("hook status of the lost answer: %v, want the server's 200", s)
+	}
+}
