@@ -427,11 +427,12 @@ func (e *Engine) opened(ctx context.Context, t *tenant, a *awake, claim *hosts.C
 	t.lastChange = time.Now()
 	e.mu.Unlock()
 	if err := a.db.Replica.Sync(ctx); err != nil {
-		reason := "upload failed, retrying: " + s3browse.Explain(err, t.target.Conn).Error()
 		if errors.Is(err, errFenced) {
-			reason = err.Error()
+			return outcome{state: StateLeaseLost, reason: err.Error(), run: a, claim: claim, base: base, baseOK: true}
 		}
-		return outcome{state: StateLeaseLost, reason: reason, run: a, claim: claim, base: base, baseOK: true}
+		// The host may write, S3 did not take the change: Litestream's
+		// replica loop retries, and the tick says replicating once it is in.
+		return outcome{state: StateSyncFailing, reason: syncFailingReason(t), run: a, claim: claim, base: base, baseOK: true}
 	}
 	local, repl := a.positions()
 	e.mu.Lock()

@@ -78,6 +78,7 @@ func (e *Engine) tick() {
 			t.lastSync = now
 		}
 		t.localTXID, t.replTXID = local, repl
+		e.judgeSyncLocked(t, local, repl)
 		if e.nextJobLocked(t) != nil {
 			e.enqueueLocked(t)
 		}

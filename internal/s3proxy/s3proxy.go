@@ -123,6 +123,11 @@ type Options struct {
 	// ControlPrefix is the key prefix counted apart; litefleet's
 	// .litefleet/ by default.
 	ControlPrefix string
+	// Fault, if set, is asked before each request is forwarded (Start set,
+	// End and Status not): a status of 400 or more is answered at once
+	// with an S3 error of that status, and the request never reaches the
+	// server, as a failing S3 does; 0 forwards it. Safe for concurrent use.
+	Fault func(Request) int
 }
 
 // Proxy is a running request-counting proxy.
@@ -212,7 +217,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	kind, bucket, key := Classify(r)
 	control := strings.HasPrefix(key, p.opt.ControlPrefix)
 	rec := &statusWriter{ResponseWriter: w}
-	p.rp.ServeHTTP(rec, r)
+	if code := p.fault(r, kind, bucket, key, control, start); code >= 400 {
+		rec.Header().Set("Content-Type", "application/xml")
+		rec.WriteHeader(code)
+		fmt.Fprintf(rec, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>%s</Code><Message>injected by s3proxy</Message></Error>", faultCode(code))
+	} else {
+		p.rp.ServeHTTP(rec, r)
+	}
 	end := time.Now()
 	status := rec.status
 	if status == 0 {
@@ -232,6 +243,26 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if p.opt.Hook != nil {
 		p.opt.Hook(Request{Method: r.Method, Kind: kind, Bucket: bucket, Key: key, Control: control, Start: start, End: end, Status: status})
 	}
+}
+
+func (p *Proxy) fault(r *http.Request, kind Kind, bucket, key string, control bool, start time.Time) int {
+	if p.opt.Fault == nil {
+		return 0
+	}
+	return p.opt.Fault(Request{Method: r.Method, Kind: kind, Bucket: bucket, Key: key, Control: control, Start: start})
+}
+
+// faultCode is the S3 error code an injected status is answered with.
+func faultCode(status int) string {
+	switch status {
+	case http.StatusServiceUnavailable:
+		return "ServiceUnavailable"
+	case http.StatusForbidden:
+		return "AccessDenied"
+	case http.StatusNotFound:
+		return "NoSuchKey"
+	}
+	return "InternalError"
 }
 
 // statusWriter remembers the status the proxied response was sent with.

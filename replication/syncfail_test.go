@@ -1,0 +1,101 @@
+package replication_test
+
+import (
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/litefleet/litefleet/internal/s3proxy"
+	"github.com/litefleet/litefleet/internal/s3test"
+	"github.com/litefleet/litefleet/internal/testpeer"
+	"github.com/litefleet/litefleet/replication"
+)
+
+// failingUploads puts a proxy in front of the test's S3 server that answers
+// 503 to every upload of a tenant's change (a level-0 PUT) while failing is
+// set; heartbeats, claims and listings pass, so the host is never fenced.
+func failingUploads(t *testing.T, srv *s3test.Server) (endpoint string, failing *atomic.Bool, refused *atomic.Int64) {
+	t.Helper()
+	failing, refused = &atomic.Bool{}, &atomic.Int64{}
+	p, err := s3proxy.Start(s3proxy.Options{Target: srv.Endpoint, Fault: func(r s3proxy.Request) int {
+		if failing.Load() && r.Kind == s3proxy.Put && !r.Control && strings.Contains(r.Key, "/0000/") {
+			refused.Add(1)
+			return http.StatusServiceUnavailable
+		}
+		return 0
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p.URL(), failing, refused
+}
+
+// A tenant whose uploads fail while its host's heartbeat works is "sync
+// failing", with the reason and since when, never replicating with a
+// replicated TXID S3 does not hold; every failed sync is counted, those of
+// Litestream's own replica loop included; it is replicating again once S3
+// takes the change.
+func TestSyncFailingWhileS3RefusesUploads(t *testing.T) {
+	integration(t)
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	endpoint, failing, refused := failingUploads(t, srv)
+	conn.Endpoint = endpoint
+	dir := t.TempDir()
+	path := filepath.Join(dir, guid1+".db")
+	writeAndClose(t, path, 0, 3)
+	eng, logs := start(t, replication.Options{Host: "h", SleepAfter: -1}, replication.Source{Dirs: []string{dir}, DirConn: conn})
+	synced := waitSynced(t, eng, path, 20*time.Second)
+	if synced.SyncErrors != 0 {
+		t.Fatalf("sync errors %d before any fault", synced.SyncErrors)
+	}
+
+	failing.Store(true)
+	before := time.Now()
+	db := testpeer.OpenDB(t, path) // kept open: the WAL stays for Litestream
+	testpeer.InsertRows(t, db, 100, 5)
+	st := waitState(t, eng, path, 30*time.Second, replication.StateSyncFailing)
+	if !strings.Contains(st.Reason, "upload to S3 failed") || !strings.Contains(st.Reason, "503") && !strings.Contains(st.Reason, "ServiceUnavailable") {
+		t.Errorf("reason %q, want the failed upload and S3's answer", st.Reason)
+	}
+	if st.Since.Before(before.Add(-time.Second)) || st.Since.After(time.Now()) {
+		t.Errorf("since %s, want when the uploads began failing (after %s)", st.Since, before)
+	}
+	if st.ReplicatedTXID != synced.ReplicatedTXID || st.LocalTXID <= st.ReplicatedTXID {
+		t.Errorf("positions local %d replicated %d, want local ahead of the %d S3 holds", st.LocalTXID, st.ReplicatedTXID, synced.ReplicatedTXID)
+	}
+	if st.State.Healthy() {
+		t.Errorf("%q counts as healthy", st.State)
+	}
+	// Litestream's replica loop keeps retrying; each refused upload is one
+	// failed sync.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st = status(t, eng, path)
+		if n := refused.Load(); n >= 2 && st.SyncErrors >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sync errors %d after %d refused uploads, want each counted", st.SyncErrors, refused.Load())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if st.State != replication.StateSyncFailing {
+		t.Fatalf("state %q while uploads still fail", st.State)
+	}
+	if !strings.Contains(logs.String(), "sync failing: db="+guid1) {
+		t.Errorf("no log line for the state change:\n%s", logs)
+	}
+
+	failing.Store(false)
+	st = waitState(t, eng, path, 60*time.Second, replication.StateReplicating)
+	st = waitSynced(t, eng, path, 20*time.Second)
+	waitRestorable(t, conn, guid1, rows(t, path), 20*time.Second)
+	if st.Reason != "" {
+		t.Errorf("replicating with reason %q", st.Reason)
+	}
+}
