@@ -127,6 +127,12 @@ func (f *Fleet) Refresh(ctx context.Context) (*View, error) {
 		if f.remote == nil {
 			f.loadCache()
 		}
+		// A tenant the older answer does not list may be in S3 by now;
+		// with no older answer, S3's side is unknown for every tenant.
+		opt.remoteStale = fmt.Sprintf("%s; its last answer, %s old, does not list it", s3browse.Classify(remoteErr), now.Sub(f.remoteAt).Round(time.Second))
+		if f.remoteAt.IsZero() {
+			opt.remoteUnknown = s3browse.Classify(remoteErr).String()
+		}
 		remote, v.RemoteAt, v.FromCache, reports = f.remote, f.remoteAt, f.cached, f.reports
 		v.Hosts = append([]HostSummary{}, f.hosts...)
 	default:
