@@ -194,3 +194,81 @@ func TestSyncFailingEverywhere(t *testing.T) {
 		t.Fatalf("exit %d after SIGTERM", code)
 	}
 }
+
+// The issue's 12 s stall: S3 holds the uploads of changes (they neither
+// finish nor fail) while the heartbeats get through. /status and ls agree
+// on what S3 has acknowledged: the same TXIDs behind, never "in sync, lag
+// 0" from a record written before the stall; then, once the uploads land,
+// both say in sync.
+func TestStalledUploadsLagAlike(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	release := make(chan struct{})
+	var stalling atomic.Bool
+	proxy, err := s3proxy.Start(s3proxy.Options{Target: srv.Endpoint, Fault: func(r s3proxy.Request) int {
+		if stalling.Load() && r.Kind == s3proxy.Put && !r.Control && strings.Contains(r.Key, "/0000/") {
+			select { // held, as a stalled S3 holds a request
+			case <-release:
+			case <-time.After(15 * time.Second):
+			}
+		}
+		return 0
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	dir := t.TempDir()
+	path := filepath.Join(dir, guid1+".db")
+	db := testpeer.OpenDB(t, path)
+	testpeer.InsertRows(t, db, 0, 5)
+	p := startLitefleet(t, testpeer.CredEnv(srv), "replicate", "-bucket", conn.Bucket, "-endpoint", proxy.URL(),
+		"-dir", dir, "-host", "stall-2", "-addr", "127.0.0.1:0", "-sleep-after", "0")
+	base := "http://" + p.WaitFor(`monitor listening: addr=(\S+)`, 20*time.Second)[1]
+	p.WaitFor(`replicating: db=`+guid1, 30*time.Second)
+	synced := lastPost(t, p, guid1)
+	// The record says in sync before the stall.
+	eventually(t, 30*time.Second, func() string {
+		_, rows := lsHostsJSON(t, srv, conn, "-dir", dir)
+		if r := rows[guid1]; r.Status != "in sync" || r.Remote == nil || r.Remote.LatestTXID != synced {
+			return fmt.Sprintf("ls before the stall: %+v", r)
+		}
+		return ""
+	})
+
+	stalling.Store(true)
+	testpeer.InsertRows(t, db, 5, 11)
+	var st statusTenant
+	eventually(t, 10*time.Second, func() string {
+		st = statusOf(t, base, guid1)
+		if st.LagTXIDs == 0 {
+			return fmt.Sprintf("/status: %+v, want TXIDs not in S3", st)
+		}
+		return ""
+	})
+	if st.ReplicatedTXID != synced {
+		t.Fatalf("/status replicated %d during the stall, want the %d S3 acknowledged", st.ReplicatedTXID, synced)
+	}
+	_, rows := lsHostsJSON(t, srv, conn, "-dir", dir)
+	r := rows[guid1]
+	if r.LagTXIDs != st.LagTXIDs || r.Remote == nil || r.Remote.LatestTXID != synced {
+		t.Errorf("ls -json during the stall: lag %d tx, S3 TXID %v; /status: lag %d tx at %d: they must agree", r.LagTXIDs, r.Remote, st.LagTXIDs, st.ReplicatedTXID)
+	}
+	if r.Status == "in sync" && r.LagTXIDs == 0 {
+		t.Errorf("ls -json during the stall: in sync, lag 0")
+	}
+
+	stalling.Store(false)
+	close(release)
+	eventually(t, 60*time.Second, func() string {
+		st := statusOf(t, base, guid1)
+		_, rows := lsHostsJSON(t, srv, conn, "-dir", dir)
+		if r := rows[guid1]; st.LagTXIDs != 0 || r.Status != "in sync" || r.LagTXIDs != 0 {
+			return fmt.Sprintf("after the stall: /status %+v, ls %+v", st, r)
+		}
+		return ""
+	})
+}
