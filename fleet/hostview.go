@@ -47,8 +47,9 @@ type HostReport struct {
 	Tenant string `json:"tenant"`
 	Host   string `json:"host"`
 	// State is the host's state for the tenant (replicating, sleeping,
-	// leased elsewhere, lease lost (retrying), diverged, missing, failed,
-	// starting, stopped) and Reason why, for the states that have one.
+	// leased elsewhere, lease lost (retrying), sync failing, diverged,
+	// missing, failed, starting, stopped) and Reason why, for the states
+	// that have one.
 	State      string `json:"state"`
 	Reason     string `json:"reason,omitempty"`
 	LocalTXID  uint64 `json:"local_txid"`
