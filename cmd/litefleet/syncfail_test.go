@@ -272,3 +272,43 @@ func TestStalledUploadsLagAlike(t *testing.T) {
 		return ""
 	})
 }
+
+// The issue's clean stop: the last write came well before the stop (more
+// than the 10 s a change may wait), the stop's own checkpoint moved the
+// file's mtime, and local TXID = S3 TXID: ls says in sync, not "not
+// replicating: changed since the last sync". A write after the stop is
+// such a change, and ls says so.
+func TestCleanStopIsInSync(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, guid1+".db")
+	db := testpeer.OpenDB(t, path)
+	testpeer.InsertRows(t, db, 0, 5)
+	if err := db.Close(); err != nil { // the application is gone: litefleet's close is the last
+		t.Fatal(err)
+	}
+	p := startLitefleet(t, testpeer.CredEnv(srv), replicateArgs(srv, conn, "-dir", dir, "-host", "stop-1")...)
+	p.WaitFor(`replicating: db=`+guid1, 30*time.Second)
+	time.Sleep(12 * time.Second) // past ls's 10 s: an mtime rule would call the stop's checkpoint a change
+	if code := p.Stop(60 * time.Second); code != 0 {
+		t.Fatalf("exit %d after SIGTERM", code)
+	}
+	_, rows := lsHostsJSON(t, srv, conn, "-dir", dir)
+	r := rows[guid1]
+	if r.Status != "in sync" || r.Remote == nil || r.LagTXIDs != 0 {
+		t.Fatalf("ls -json after a clean stop: %+v (remote %+v), want in sync", r, r.Remote)
+	}
+
+	// The application writes again, nobody replicates: changed since the
+	// last sync.
+	db = testpeer.OpenDB(t, path)
+	testpeer.InsertRows(t, db, 5, 1)
+	_, rows = lsHostsJSON(t, srv, conn, "-dir", dir)
+	if r := rows[guid1]; r.Status != "not replicating" || !strings.Contains(r.Note, "changed since the last sync") {
+		t.Fatalf("ls -json after a write nobody replicates: %+v, want not replicating: changed since the last sync", r)
+	}
+}
