@@ -312,3 +312,37 @@ func TestCleanStopIsInSync(t *testing.T) {
 		t.Fatalf("ls -json after a write nobody replicates: %+v, want not replicating: changed since the last sync", r)
 	}
 }
+
+// S3 stopped, no earlier answer: a local tenant's row is unknown, its lag
+// null, never "not replicating: nothing in S3".
+func TestLsUnknownWhenS3Stopped(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	srv := s3test.StartPrivate(t)
+	conn := srv.Conn(t)
+	dir := t.TempDir()
+	testpeer.InsertRows(t, testpeer.OpenDB(t, filepath.Join(dir, guid1+".db")), 0, 3)
+	srv.Kill()
+	cmd := exec.Command(binary, "ls", "-bucket", conn.Bucket, "-endpoint", srv.Endpoint, "-dir", dir, "-json", "-no-cache")
+	cmd.Env = testpeer.CredEnv(&srv.Server)
+	out, err := cmd.Output()
+	if err == nil {
+		t.Fatal("ls exits 0 with S3 stopped")
+	}
+	var doc struct {
+		Tenants []struct {
+			Tenant   string  `json:"tenant"`
+			Status   string  `json:"status"`
+			Note     string  `json:"note"`
+			LagTXIDs *uint64 `json:"lag_txids"`
+		} `json:"tenants"`
+		RemoteErr string `json:"remote_error"`
+	}
+	if err := json.Unmarshal(out, &doc); err != nil {
+		t.Fatalf("ls -json: %v\n%s", err, out)
+	}
+	if len(doc.Tenants) != 1 || doc.Tenants[0].Status != "unknown" || doc.Tenants[0].LagTXIDs != nil || doc.RemoteErr == "" {
+		t.Fatalf("ls -json with S3 stopped: %s, want one row unknown, lag null, and S3's error", out)
+	}
+}
