@@ -138,6 +138,19 @@ func TestUnreachableS3IsUnknown(t *testing.T) {
 	if r := v.Rows[0]; r.Status != StatusUnknown || !strings.Contains(r.Note, "does not list it") {
 		t.Errorf("with an older answer: row %q (%s), want unknown", r.Status, r.Note)
 	}
+
+	// An older answer that lists it, from a host record: the record is as
+	// old as it was when read plus the answer's age.
+	rep := HostReport{Tenant: g1, Host: "web-1", State: "replicating", LocalTXID: 3, Replicated: 3, RecordAge: 5 * time.Second}
+	fl.remote = []s3browse.TenantSummary{recordSummary(g1, &rep)}
+	fl.reports = map[string][]HostReport{g1: {rep}}
+	v, _ = fl.Refresh(context.Background())
+	if r := v.Rows[0]; r.RecordAge < time.Minute+5*time.Second || r.Remote == nil || r.Remote.LatestTXID != 3 {
+		t.Errorf("with an older answer from a record: record age %s, remote %+v: want 1m5s or more, TXID 3", r.RecordAge, r.Remote)
+	}
+	if fl.reports[g1][0].RecordAge != 5*time.Second {
+		t.Errorf("the kept answer was aged in place: %s", fl.reports[g1][0].RecordAge)
+	}
 }
 
 // "Changed since the last sync" is judged from the WAL against
