@@ -2,7 +2,6 @@ package replication
 
 import (
 	"errors"
-	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -137,11 +136,16 @@ func (e *Engine) judgeSyncLocked(t *tenant, local, repl uint64) {
 	}
 }
 
-// syncFailingReason is the reason of an open tenant whose first sync after
-// opening failed, as judgeSyncLocked would word it.
-func syncFailingReason(t *tenant) string {
+// syncFailed records a sync of an open tenant that failed in the engine's
+// own call (the first after opening, or the one resuming it), unless its
+// client already did (a failed upload), and returns the reason to show:
+// the tick then keeps the tenant sync failing until a sync succeeds.
+func syncFailed(t *tenant, err error) string {
 	if reason, _, ok := t.stats.health.failing(t.target.Conn); ok {
 		return reason
 	}
-	return fmt.Sprintf("the first sync of %s failed", t.name)
+	t.stats.syncErrors.Add(1)
+	t.stats.health.uploadFailed(err, time.Now())
+	reason, _, _ := t.stats.health.failing(t.target.Conn)
+	return reason
 }

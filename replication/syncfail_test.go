@@ -99,3 +99,29 @@ func TestSyncFailingWhileS3RefusesUploads(t *testing.T) {
 		t.Errorf("replicating with reason %q", st.Reason)
 	}
 }
+
+// A sleeping tenant woken by a write while S3 refuses uploads (its
+// heartbeat fine) is sync failing, not "lease lost": this host may write,
+// S3 has not taken the change. It catches up once S3 takes it.
+func TestWakeWhileS3RefusesUploads(t *testing.T) {
+	integration(t)
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	endpoint, failing, _ := failingUploads(t, srv)
+	conn.Endpoint = endpoint
+	dir := t.TempDir()
+	path := filepath.Join(dir, guid2+".db")
+	writeAndClose(t, path, 0, 3)
+	eng, _ := start(t, replication.Options{Host: "h", SleepAfter: time.Second}, replication.Source{Dirs: []string{dir}, DirConn: conn})
+	waitState(t, eng, path, 30*time.Second, replication.StateSleeping)
+
+	failing.Store(true)
+	writeAndClose(t, path, 3, 2)
+	st := waitState(t, eng, path, 30*time.Second, replication.StateSyncFailing, replication.StateLeaseLost)
+	if st.State != replication.StateSyncFailing || !strings.Contains(st.Reason, "upload to S3 failed") || st.SyncErrors == 0 {
+		t.Fatalf("woken while S3 refuses uploads: %q (%s), %d sync errors; want sync failing, counted", st.State, st.Reason, st.SyncErrors)
+	}
+	failing.Store(false)
+	waitRestorable(t, conn, guid2, rows(t, path), 60*time.Second)
+	waitState(t, eng, path, 30*time.Second, replication.StateReplicating, replication.StateSleeping)
+}
