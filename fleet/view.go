@@ -274,6 +274,8 @@ func judge(r *Row, now time.Time, opt ViewOptions) {
 	}
 	switch {
 	case l == nil:
+		// No local TXID here: a live host's report may give one (hostLag).
+		r.unknownLag("nothing local")
 		r.Status = StatusRemoteOnly
 		if leaseFresh {
 			r.Status, r.Note = StatusLeased, "a live replicator writes it, not from this host's folders"

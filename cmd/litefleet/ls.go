@@ -198,7 +198,7 @@ func printRows(w io.Writer, v *fleet.View) error {
 				}
 			}
 		}
-		if r.Remote != nil && (local != "-" || r.LagUnknown != "") {
+		if r.Remote != nil && (r.Local != nil || local != "-") {
 			lag = lagText(&r)
 		}
 		note := r.Note
