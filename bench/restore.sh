@@ -7,6 +7,8 @@
 #   bench/restore.sh                                  # 200 MB + 100 × 2 MB, 3 runs
 #   bench/restore.sh -big-mb 50 -tenants 20 -runs 1   # a quick look
 #   bench/restore.sh -cpuprofile /tmp/restore.prof    # and a CPU profile
+#   bench/restore.sh -all-runs 20 -tenants 1000 -tenant-kb 64 -parallel 16
+#                                  # only restore -all, 20 times in a row (issue 16)
 #
 # It builds the tools and bin/litefleet, and runs against a fresh versitygw
 # started by scripts/with-s3.sh.

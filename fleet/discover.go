@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/litefleet/litefleet/dbfile"
 )
 
 // DiscoverOptions says where Discover looks for tenant databases.
@@ -275,6 +277,8 @@ func (s *scanner) scanDir(dir, realDir string, root bool) error {
 			// Hidden folders include Litestream's own .<file>-litestream state.
 			if s.recursive && !strings.HasPrefix(name, ".") {
 				subdirs = append(subdirs, name)
+			} else if HasDBSuffix(name) && !strings.HasPrefix(name, ".") {
+				s.notAFile(filepath.Join(dir, name), "a folder")
 			}
 		case !HasDBSuffix(name):
 			// -wal, -shm and -journal files end up here too.
@@ -284,8 +288,12 @@ func (s *scanner) scanDir(dir, realDir string, root bool) error {
 			s.add(candidate{path: filepath.Join(dir, name), real: filepath.Join(realDir, name), dir: idx})
 		case t&fs.ModeSymlink != 0:
 			s.addLink(filepath.Join(dir, name))
+		case t&fs.ModeNamedPipe != 0:
+			s.notAFile(filepath.Join(dir, name), "a named pipe (FIFO)")
+		default:
+			s.notAFile(filepath.Join(dir, name), "not a regular file")
 		}
-		// Sockets, pipes and devices are never databases, and opening a pipe blocks.
+		// Sockets, pipes and devices are never opened: opening a pipe blocks.
 	}
 	slices.Sort(subdirs)
 	for _, name := range subdirs {
@@ -294,6 +302,15 @@ func (s *scanner) scanDir(dir, realDir string, root bool) error {
 		}
 	}
 	return nil
+}
+
+// notAFile lists something named like a database that is not a file, so
+// that it is not skipped without a word.
+func (s *scanner) notAFile(path, what string) {
+	s.problems = append(s.problems, Local{Entry: Entry{Path: path, Naming: Naming{
+		Verdict: VerdictInvalid,
+		Note:    what + ", not a database file: rename it or move it out of the folder",
+	}}})
 }
 
 func (s *scanner) addLink(path string) {
@@ -408,28 +425,34 @@ func statMain(path string, check bool) (fs.FileInfo, string, error) {
 		}
 		return fi, "", nil
 	}
-	f, err := openRead(path)
-	if err != nil {
-		return nil, "", err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, "", err
-	}
-	if !fi.Mode().IsRegular() {
+	// Through dbfile: this process may hold SQLite connections to the
+	// file (the UI replicates in-process), and closing a descriptor of
+	// our own would drop their locks.
+	var (
+		info    fs.FileInfo
+		journal string
+	)
+	err := dbfile.Read(path, func(f *os.File, fi fs.FileInfo) error {
+		info = fi
+		if fi.Size() == 0 {
+			return nil
+		}
+		var head [HeaderBytes]byte
+		n, err := f.ReadAt(head[:], 0)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+		journal, err = HeaderJournal(head[:n])
+		return err
+	})
+	if errors.Is(err, dbfile.ErrNotRegular) {
+		fi, serr := os.Stat(path)
+		if serr != nil {
+			return nil, "", serr
+		}
 		return fi, "", fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
 	}
-	if fi.Size() == 0 {
-		return fi, "", nil
-	}
-	var head [HeaderBytes]byte
-	n, err := f.ReadAt(head[:], 0)
-	if err != nil && !errors.Is(err, io.EOF) {
-		return fi, "", err
-	}
-	journal, err := HeaderJournal(head[:n])
-	return fi, journal, err
+	return info, journal, err
 }
 
 // Journal modes, as a database's header records them.
@@ -472,22 +495,12 @@ func HeaderJournal(head []byte) (string, error) {
 // for an empty file. Litestream switches a rollback-journal database to
 // WAL when it starts replicating it, for good: callers say so first.
 func JournalMode(path string) (string, error) {
-	f, err := openRead(path)
+	_, journal, err := statMain(path, true)
 	if err != nil {
+		if errors.Is(err, errNotSQLite) {
+			return "", fmt.Errorf("%s: %w", Printable(path), err)
+		}
 		return "", err
-	}
-	defer f.Close()
-	var head [HeaderBytes]byte
-	n, err := f.ReadAt(head[:], 0)
-	if err != nil && !errors.Is(err, io.EOF) {
-		return "", err
-	}
-	if n == 0 {
-		return "", nil
-	}
-	journal, err := HeaderJournal(head[:n])
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", Printable(path), err)
 	}
 	return journal, nil
 }

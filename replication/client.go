@@ -79,6 +79,9 @@ type tenantClient struct {
 	// check runs before an upload; an error refuses it (the file at the
 	// tenant's path is no longer the one Litestream has open).
 	check func() error
+	// checkHeader runs before an upload with the LTX file's header; an
+	// error refuses it (a file that cannot continue the history).
+	checkHeader func(ltx.Header) error
 	// pages follows the replicated state's pages from each L0 upload.
 	pages *pageTable
 
@@ -353,6 +356,11 @@ func (c *tenantClient) write(ctx context.Context, level int, minTXID, maxTXID lt
 	hdr, _, err := ltx.PeekHeader(body)
 	if err != nil {
 		return nil, fmt.Errorf("ltx header of %s: %w", key, err)
+	}
+	if c.checkHeader != nil {
+		if err := c.checkHeader(hdr); err != nil {
+			return nil, fmt.Errorf("%w: %v", errFenced, err)
+		}
 	}
 	if _, err := body.Seek(0, io.SeekStart); err != nil {
 		return nil, err

@@ -13,6 +13,7 @@ import (
 	"github.com/benbjohnson/litestream"
 	"github.com/superfly/ltx"
 
+	"github.com/litefleet/litefleet/dbfile"
 	"github.com/litefleet/litefleet/fleet"
 )
 
@@ -31,6 +32,14 @@ type awake struct {
 	nextL0      time.Time
 	sleepRetry  time.Time
 	pages       *pageTable
+	// hold is the tenant's dbfile hold, from before its first SQLite
+	// connection (the pin's, Litestream's) until after the last closed.
+	hold *dbfile.Hold
+	// pageSize is the page size of the history Litestream continues (its
+	// last local LTX file's), 0 for a new one; reshaped is set when an
+	// upload of another page size was refused.
+	pageSize uint32
+	reshaped atomic.Bool
 }
 
 // tenantGate lets a tenant write while its bucket's host is not fenced and
@@ -75,12 +84,60 @@ func (e *Engine) newClient(t *tenant, b *bucket, a *awake) *tenantClient {
 		}
 		return nil
 	}
+	c.checkHeader = func(hdr ltx.Header) error {
+		// The page size can change between the engine's look at the file
+		// and Litestream's open (the application's VACUUM finishing in
+		// between): Litestream then snapshots at the next TXID in the new
+		// size, which no restore could combine with the history. Refused
+		// here, the tenant is closed and started again, and the start
+		// archives the old history (see start).
+		if a.pageSize == 0 || hdr.PageSize == a.pageSize {
+			return nil
+		}
+		if a.reshaped.CompareAndSwap(false, true) {
+			a.lost.Store(true)
+			e.mu.Lock()
+			t.changed = true
+			if t.wanted && !t.busy {
+				e.enqueueLocked(t)
+			}
+			e.mu.Unlock()
+		}
+		return fmt.Errorf("the page size changed (%d to %d bytes): this history cannot continue", a.pageSize, hdr.PageSize)
+	}
 	return c
+}
+
+// openAwake opens the tenant in Litestream under its dbfile hold. With
+// prepare, the WAL is pinned and an incremental wake prepared first (see
+// prepareOpen); the pin is let go once Litestream holds its own read
+// transaction, and before Litestream's DB may close: closing its descriptor
+// of the file would drop the pin's locks.
+func (e *Engine) openAwake(ctx context.Context, t *tenant, a *awake, prepare bool) error {
+	h, err := dbfile.Acquire(t.path)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", fleet.Printable(t.path), err)
+	}
+	a.hold = h
+	if last, ok, _ := lastLocalHeader(t.path); ok {
+		a.pageSize = last.PageSize
+	}
+	release := func() {}
+	if prepare {
+		release = e.prepareOpen(ctx, t, a)
+	}
+	err = e.openDB(ctx, t, a)
+	release()
+	if err != nil {
+		e.closeDB(a, false)
+		return err
+	}
+	return nil
 }
 
 // openDB opens the tenant in Litestream and makes its first local sync,
 // which is where Litestream meets a file it cannot use: read-only, not a
-// database, locked.
+// database, locked. On failure the caller closes it.
 func (e *Engine) openDB(ctx context.Context, t *tenant, a *awake) error {
 	db := litestream.NewDB(t.path)
 	db.SetLogger(e.opt.LibLogger.With("db", t.name))
@@ -105,7 +162,6 @@ func (e *Engine) openDB(ctx context.Context, t *tenant, a *awake) error {
 		time.Sleep(time.Duration(250*(attempt+1)) * time.Millisecond)
 	}
 	if err != nil {
-		e.closeDB(a, false)
 		return fmt.Errorf("%s: %w", fleet.Printable(t.path), explainLocal(err))
 	}
 	return nil
@@ -122,11 +178,17 @@ func isLocked(err error) bool {
 // while the tenant slept), it writes the next LTX file from the pages that
 // changed, so that Litestream continues instead of snapshotting the whole
 // database. It pins the WAL with a read transaction of its own until
-// Litestream is open: call the returned func then.
+// Litestream is open: call the returned func then. A database in rollback
+// mode is not pinned: there is no WAL to keep, and a shared lock would
+// block Litestream's switch back to WAL (and, while Litestream waits for
+// it, the application's readers).
 func (e *Engine) prepareOpen(ctx context.Context, t *tenant, a *awake) func() {
 	noop := func() {}
 	last, ok, err := lastLocalHeader(t.path)
 	if err != nil || !ok {
+		return noop
+	}
+	if st, err := readState(ctx, t.path); err != nil || !st.wal {
 		return noop
 	}
 	p, err := openPin(ctx, t.path)
@@ -134,28 +196,45 @@ func (e *Engine) prepareOpen(ctx context.Context, t *tenant, a *awake) func() {
 		return noop
 	}
 	st, err := readState(ctx, t.path)
-	if err != nil {
-		return p.release
+	if err != nil || !st.wal {
+		p.release()
+		return noop
 	}
 	if continues(last, st) {
 		e.log.Debug("wake: the WAL continues", "db", t.name, "txid", last.MaxTXID.String(), "wal_end", st.walEnd, "synced_to", last.WALOffset+last.WALSize)
 		return p.release
 	}
 	table, pageSize, valid := a.pages.at(last.MaxTXID)
-	if !valid {
+	if !valid || pageSize != st.pageSize {
 		e.log.Debug("wake without a page table: Litestream snapshots", "db", t.name, "txid", last.MaxTXID.String())
 		return p.release
 	}
-	p.drop()
-	n, wrote, err := writeDiff(ctx, p.conn, t.path, last, table, pageSize)
+	n, wrote, err := writeDiff(ctx, p, t.path, last, table, pageSize)
 	switch {
 	case err != nil:
 		e.log.Warn("incremental wake failed: Litestream snapshots instead", "db", t.name, "error", err)
 	case wrote:
 		e.log.Debug("incremental wake", "db", t.name, "txid", (last.MaxTXID + 1).String(), "pages", n)
 	}
-	_ = p.hold(ctx)
 	return p.release
+}
+
+// pageSizeChanged reports that the database's page size is no longer the
+// one of Litestream's last local LTX file: the application changed it
+// (journal_mode=DELETE, page_size, VACUUM) while the tenant slept. LTX files
+// of two page sizes cannot be compacted or restored together, and
+// Litestream cannot read the WAL from its old position: the history cannot
+// continue.
+func pageSizeChanged(ctx context.Context, path string) (from, to uint32, changed bool) {
+	last, ok, err := lastLocalHeader(path)
+	if err != nil || !ok {
+		return 0, 0, false
+	}
+	st, err := readState(ctx, path)
+	if err != nil || st.pageSize == last.PageSize {
+		return 0, 0, false
+	}
+	return last.PageSize, st.pageSize, true
 }
 
 // explainLocal turns SQLite's words into what to check.
@@ -178,6 +257,9 @@ func explainLocal(err error) error {
 // sync to S3 first; without, nothing more is written: the claim is gone or
 // the file was replaced.
 func (e *Engine) closeDB(a *awake, sync bool) error {
+	// The hold goes after Litestream's DB, the last connection of the
+	// process to the file, has closed.
+	defer a.hold.Release()
 	if a.db == nil {
 		return nil
 	}

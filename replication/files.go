@@ -3,7 +3,6 @@ package replication
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -11,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/litefleet/litefleet/dbfile"
 	"github.com/litefleet/litefleet/fleet"
 )
 
@@ -87,27 +87,56 @@ func (a identity) changedAt() time.Time {
 // folder this process may not write (Litestream writes the WAL, the shm
 // and its own state beside the database).
 func checkDatabase(path string) (journal string, err error) {
-	f, err := os.Open(path)
-	if err != nil {
-		if errors.Is(err, os.ErrPermission) {
-			return "", fmt.Errorf("cannot read %s: permission denied: give this user read and write access", fleet.Printable(path))
-		}
-		return "", fmt.Errorf("open %s: %w", fleet.Printable(path), err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
+	lst, err := os.Lstat(path)
 	if err != nil {
 		return "", fmt.Errorf("stat %s: %w", fleet.Printable(path), err)
 	}
-	if !st.Mode().IsRegular() {
-		return "", fmt.Errorf("%s is not a regular file: give the .db file", fleet.Printable(path))
-	}
-	if st.Size() > 0 {
-		head := make([]byte, fleet.HeaderBytes)
-		n, _ := io.ReadFull(f, head)
-		if journal, err = fleet.HeaderJournal(head[:n]); err != nil {
-			return "", fmt.Errorf("%s is not an SQLite database", fleet.Printable(path))
+	if lst.Mode()&os.ModeSymlink != 0 {
+		// SQLite resolves the link and keeps the -wal and -shm beside the
+		// file it points to, where Litestream, given the link, would not
+		// look.
+		real, err := filepath.EvalSymlinks(path)
+		if err != nil {
+			return "", fmt.Errorf("%s is a symbolic link to a file that cannot be reached: give the database's real path", fleet.Printable(path))
 		}
+		return "", fmt.Errorf("%s is a symbolic link to %s: SQLite keeps the -wal beside %s, where Litestream would not look: give that path (-dsn, or -dir its folder)", fleet.Printable(path), fleet.Printable(real), fleet.Printable(filepath.Base(real)))
+	}
+	// Through dbfile: the engine may hold connections to the file (a
+	// restart check of a tenant the process already has open).
+	err = dbfile.Read(path, func(f *os.File, st os.FileInfo) error {
+		if st.Size() == 0 {
+			return fmt.Errorf("%s is empty (0 bytes), not an SQLite database yet: it replicates once the application has written it (litefleet never turns an empty file into a database)", fleet.Printable(path))
+		}
+		head := make([]byte, fleet.HeaderBytes)
+		n, _ := f.ReadAt(head, 0)
+		var herr error
+		if journal, herr = fleet.HeaderJournal(head[:n]); herr != nil {
+			return fmt.Errorf("%s is not an SQLite database (its first bytes are not SQLite's header): give a database file", fleet.Printable(path))
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, dbfile.ErrNotRegular):
+		kind := "not a regular file"
+		if fi, serr := os.Stat(path); serr == nil {
+			switch {
+			case fi.IsDir():
+				kind = "a folder"
+			case fi.Mode()&os.ModeNamedPipe != 0:
+				kind = "a named pipe (FIFO)"
+			case fi.Mode()&os.ModeDevice != 0:
+				kind = "a device"
+			case fi.Mode()&os.ModeSocket != 0:
+				kind = "a socket"
+			}
+		}
+		return "", fmt.Errorf("%s is %s, not a database file: rename it or move it out of the folder", fleet.Printable(path), kind)
+	case errors.Is(err, os.ErrPermission):
+		return "", fmt.Errorf("cannot read %s: permission denied: give this user read and write access", fleet.Printable(path))
+	case err != nil && errors.Is(err, os.ErrNotExist):
+		return "", fmt.Errorf("open %s: %w", fleet.Printable(path), err)
+	case err != nil:
+		return "", err
 	}
 	if unix.Access(path, unix.W_OK) != nil {
 		return "", fmt.Errorf("%s is read-only for this user: Litestream must write it (WAL mode, its bookkeeping tables)", fleet.Printable(path))

@@ -22,7 +22,10 @@ import (
 	"github.com/litefleet/litefleet/s3browse"
 )
 
-func TestMain(m *testing.M) { os.Exit(s3test.Main(m)) }
+func TestMain(m *testing.M) {
+	testpeer.AppMain()
+	os.Exit(s3test.Main(m))
+}
 
 const (
 	guid1 = "12345678-1234-5678-9abc-123456789012"

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/superfly/ltx"
 
+	"github.com/litefleet/litefleet/dbfile"
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/restore"
@@ -139,6 +140,13 @@ func (e *Engine) sameAsReplica(ctx context.Context, t *tenant, txid uint64) (boo
 // pageDigest hashes a database's pages as SQLite sees them (the file with
 // its WAL), in one read transaction.
 func pageDigest(ctx context.Context, path string) ([]byte, int, error) {
+	// The file may be a live tenant's: its connection is made under a
+	// dbfile hold, like every SQLite connection of the engine.
+	hold, err := dbfile.Acquire(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer hold.Release()
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?_pragma=busy_timeout(5000)&_pragma=query_only(1)"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {

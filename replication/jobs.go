@@ -378,7 +378,20 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 	case err != nil:
 		return outcome{state: StateLeaseLost, reason: "cannot read the replica: " + s3browse.ExplainKey(err, t.target.Conn, tenantPath+"/").Error(), retry: true, claim: claim, keepClaim: true, base: base, baseOK: true}
 	}
-	release := func() {}
+	if hist == historySame {
+		if from, to, changed := pageSizeChanged(ctx, t.path); changed {
+			// The old history's files cannot be compacted or restored
+			// with the new ones: it is archived (restorable on its own)
+			// and the file starts a new one with a full snapshot.
+			url, err := e.archiveHistory(ctx, t, a.client)
+			if err != nil {
+				return outcome{state: StateFailed, reason: fmt.Sprintf("the page size changed (%d to %d bytes) and the old history could not be archived: %v", from, to, err), retry: true, claim: claim, keepClaim: true, base: base, baseOK: true}
+			}
+			e.log.Warn("the page size changed: the replica's history is archived and a new one starts from the file", "db", t.name, "from", from, "to", to, "archive", url)
+			hist = historyRestored
+		}
+	}
+	prepare := false
 	if hist == historyFresh || hist == historyRestored {
 		// A new history starts with a full snapshot in L0: the daily one
 		// waits for the next day.
@@ -397,12 +410,10 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 		if e.opt.SleepAfter >= 0 && e.inSync(ctx, t, a) {
 			return outcome{state: StateSleeping, claim: claim, base: base, baseOK: true}
 		}
-		release = e.prepareOpen(ctx, t, a)
+		prepare = true
 	}
-	err = e.openDB(ctx, t, a)
-	release()
-	if err != nil {
-		return outcome{state: StateFailed, reason: err.Error(), retry: true, claim: claim, keepClaim: true, base: base, baseOK: true}
+	if err := e.openAwake(ctx, t, a, prepare); err != nil {
+		return outcome{state: StateFailed, reason: err.Error(), retry: true, claim: claim, keepClaim: true, base: afterFailure(t.path, base), baseOK: true}
 	}
 	o := e.opened(ctx, t, a, claim, base)
 	if o.state == StateReplicating && e.crowded() {
@@ -411,6 +422,17 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 		return e.sleepNow(ctx, t, a, claim)
 	}
 	return o
+}
+
+// afterFailure is the baseline of a tenant whose open failed: the files as
+// the failed attempt left them. Litestream's and the pin's own writes and
+// closes move them; taken for the application's, they would retry the
+// tenant at once, again and again, past its backoff.
+func afterFailure(path string, before identity) identity {
+	if after, err := statIdentity(path); err == nil {
+		return after
+	}
+	return before
 }
 
 // crowded reports that the open tenants reached the cap.
@@ -427,6 +449,10 @@ func (e *Engine) opened(ctx context.Context, t *tenant, a *awake, claim *hosts.C
 	t.lastChange = time.Now()
 	e.mu.Unlock()
 	if err := a.db.Replica.Sync(ctx); err != nil {
+		if a.reshaped.Load() {
+			// Closed and started again at once (see newClient).
+			return outcome{state: StateStarting, reason: "the page size changed: starting a new history", run: a, claim: claim, base: base, baseOK: true}
+		}
 		if errors.Is(err, errFenced) {
 			return outcome{state: StateLeaseLost, reason: err.Error(), run: a, claim: claim, base: base, baseOK: true}
 		}
@@ -487,6 +513,10 @@ func (e *Engine) wake(ctx context.Context, t *tenant) {
 	if pages == nil {
 		pages = loadPageTable(t.path)
 	}
+	if _, _, changed := pageSizeChanged(ctx, t.path); changed {
+		e.startTenant(ctx, t) // a new history: see start
+		return
+	}
 	if e.unchanged(ctx, t, pages) {
 		// A checkpoint or a close moved the files, not the data: stay asleep.
 		e.apply(t, outcome{state: StateSleeping, claim: claim, base: now, baseOK: true})
@@ -494,11 +524,8 @@ func (e *Engine) wake(ctx context.Context, t *tenant) {
 	}
 	a := newAwake(now, pages)
 	a.client = e.newClient(t, b, a)
-	release := e.prepareOpen(ctx, t, a)
-	err = e.openDB(ctx, t, a)
-	release()
-	if err != nil {
-		e.apply(t, outcome{state: StateFailed, reason: err.Error(), retry: true, claim: claim, base: now, baseOK: true})
+	if err := e.openAwake(ctx, t, a, true); err != nil {
+		e.apply(t, outcome{state: StateFailed, reason: err.Error(), retry: true, claim: claim, base: afterFailure(t.path, now), baseOK: true})
 		return
 	}
 	e.apply(t, e.opened(ctx, t, a, claim, now))
@@ -603,7 +630,7 @@ func (e *Engine) sleepNow(ctx context.Context, t *tenant, a *awake, claim *hosts
 // is tried again at once). Nothing local is dropped: what the application
 // wrote before is uploaded then.
 func (e *Engine) closeDenied(ctx context.Context, t *tenant) {
-	e.closeAndCheck(ctx, t, func(uint64) {
+	e.closeAndCheck(ctx, t, func(*awake, uint64) {
 		e.log.Warn("permissions of an open database taken away: closed", "db", t.name, "path", t.path)
 	})
 }
@@ -612,11 +639,15 @@ func (e *Engine) closeDenied(ctx context.Context, t *tenant) {
 // closed without another write, the local changes it may have made from a
 // mix of both files are dropped, and the tenant is checked from scratch.
 func (e *Engine) reopen(ctx context.Context, t *tenant) {
-	e.closeAndCheck(ctx, t, func(repl uint64) {
+	e.closeAndCheck(ctx, t, func(a *awake, repl uint64) {
 		if n, err := dropUnreplicated(t.path, ltx.TXID(repl)); err != nil {
 			e.log.Warn("drop local changes of the replaced file", "db", t.name, "error", err)
 		} else if n > 0 {
 			e.log.Warn("the file was replaced: dropped local changes not yet in S3", "db", t.name, "files", n)
+		}
+		if a.reshaped.Load() {
+			e.log.Warn("the page size changed under replication: closed, checking again", "db", t.name, "path", t.path)
+			return
 		}
 		e.log.Warn("file replaced under replication: closed, checking again", "db", t.name, "path", t.path)
 	})
@@ -625,14 +656,14 @@ func (e *Engine) reopen(ctx context.Context, t *tenant) {
 // closeAndCheck closes an open tenant without another upload, tells
 // closed the replicated TXID it had reached, and runs the full start check
 // again, keeping its claim.
-func (e *Engine) closeAndCheck(ctx context.Context, t *tenant, closed func(replicated uint64)) {
+func (e *Engine) closeAndCheck(ctx context.Context, t *tenant, closed func(a *awake, replicated uint64)) {
 	e.mu.Lock()
 	a, claim := t.run, t.claim
 	t.changed, t.denied = false, false
 	e.mu.Unlock()
 	_, repl := a.positions()
 	e.closeDB(a, false)
-	closed(repl)
+	closed(a, repl)
 	e.mu.Lock()
 	t.run = nil
 	delete(e.awake, t)

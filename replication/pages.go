@@ -18,6 +18,9 @@ import (
 	"github.com/benbjohnson/litestream"
 	"github.com/cespare/xxhash/v2"
 	"github.com/superfly/ltx"
+
+	"github.com/litefleet/litefleet/dbfile"
+	"github.com/litefleet/litefleet/fleet"
 )
 
 // A sleeping tenant holds no read transaction, so the application may
@@ -196,6 +199,7 @@ func loadPageTable(path string) *pageTable {
 type dbState struct {
 	path      string
 	pageSize  uint32
+	wal       bool // the header says WAL mode (not a rollback journal)
 	commit    uint32
 	walExists bool
 	salt1     uint32
@@ -207,26 +211,30 @@ type dbState struct {
 
 // readState reads a database's files without SQLite and without a lock:
 // callers either hold SQLite's write lock or only need to tell whether
-// anything changed.
+// anything changed. The database file is read through dbfile (this process
+// may hold SQLite connections to it); the WAL carries no POSIX lock of
+// SQLite's, and is opened directly.
 func readState(ctx context.Context, path string) (*dbState, error) {
-	f, err := os.Open(path)
+	st := &dbState{path: path, walEnd: litestream.WALHeaderSize}
+	err := dbfile.Read(path, func(f *os.File, fi os.FileInfo) error {
+		var head [100]byte
+		if _, err := f.ReadAt(head[:], 0); err != nil {
+			return fmt.Errorf("read the header of %s: %w", fleet.Printable(path), err)
+		}
+		st.pageSize = uint32(binary.BigEndian.Uint16(head[16:]))
+		if st.pageSize == 1 {
+			st.pageSize = 65536
+		}
+		if st.pageSize < 512 || st.pageSize&(st.pageSize-1) != 0 {
+			return fmt.Errorf("%s: page size %d in its header: not an SQLite database", fleet.Printable(path), st.pageSize)
+		}
+		st.wal = head[18] == 2 && head[19] == 2
+		st.commit = uint32(fi.Size() / int64(st.pageSize))
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	var head [100]byte
-	if _, err := io.ReadFull(f, head[:]); err != nil {
-		return nil, fmt.Errorf("read the header of %s: %w", path, err)
-	}
-	st := &dbState{path: path, pageSize: uint32(binary.BigEndian.Uint16(head[16:])), walEnd: litestream.WALHeaderSize}
-	if st.pageSize == 1 {
-		st.pageSize = 65536
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	st.commit = uint32(fi.Size() / int64(st.pageSize))
 
 	wal, err := os.Open(path + "-wal")
 	if errors.Is(err, os.ErrNotExist) {
@@ -241,13 +249,16 @@ func readState(ctx context.Context, path string) (*dbState, error) {
 	}
 	st.walExists = true
 	st.salt1, st.salt2 = binary.BigEndian.Uint32(wh[16:]), binary.BigEndian.Uint32(wh[20:])
+	if binary.BigEndian.Uint32(wh[8:]) != st.pageSize {
+		return st, nil // a WAL of another page size: SQLite ignores it
+	}
 	rd, err := litestream.NewWALReader(wal, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return st, nil // not a WAL SQLite would replay
 	}
 	m, maxOffset, commit, err := rd.PageMap(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("read the WAL of %s: %w", path, err)
+		return nil, fmt.Errorf("read the WAL of %s: %w", fleet.Printable(path), err)
 	}
 	if maxOffset > 0 && commit > 0 {
 		st.walPages, st.walEnd, st.commit = m, maxOffset, commit
@@ -263,40 +274,38 @@ func readState(ctx context.Context, path string) (*dbState, error) {
 
 // each calls fn with every page of the state, in order, reusing one buffer.
 func (st *dbState) each(fn func(pgno uint32, data []byte) error) error {
-	f, err := os.Open(st.path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
 	var wal *os.File
 	if len(st.walPages) > 0 {
+		var err error
 		if wal, err = os.Open(st.path + "-wal"); err != nil {
 			return err
 		}
 		defer wal.Close()
 	}
-	r := bufio.NewReaderSize(f, 1<<20)
-	buf := make([]byte, st.pageSize)
-	lock := ltx.LockPgno(st.pageSize)
-	for pgno := uint32(1); pgno <= st.commit; pgno++ {
-		n, err := io.ReadFull(r, buf)
-		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-			return err
-		}
-		clear(buf[n:]) // past the file's end: the WAL must have the page
-		if pgno == lock {
-			continue
-		}
-		if off, ok := st.walPages[pgno]; ok {
-			if _, err := wal.ReadAt(buf, off+litestream.WALFrameHeaderSize); err != nil {
+	return dbfile.Read(st.path, func(f *os.File, fi os.FileInfo) error {
+		r := bufio.NewReaderSize(io.NewSectionReader(f, 0, fi.Size()), 1<<20)
+		buf := make([]byte, st.pageSize)
+		lock := ltx.LockPgno(st.pageSize)
+		for pgno := uint32(1); pgno <= st.commit; pgno++ {
+			n, err := io.ReadFull(r, buf)
+			if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+				return err
+			}
+			clear(buf[n:]) // past the file's end: the WAL must have the page
+			if pgno == lock {
+				continue
+			}
+			if off, ok := st.walPages[pgno]; ok {
+				if _, err := wal.ReadAt(buf, off+litestream.WALFrameHeaderSize); err != nil {
+					return err
+				}
+			}
+			if err := fn(pgno, buf); err != nil {
 				return err
 			}
 		}
-		if err := fn(pgno, buf); err != nil {
-			return err
-		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // hashes hashes every page of the state.
@@ -352,18 +361,23 @@ func continues(last ltx.Header, st *dbState) bool {
 	return err == nil && fi.Size() >= last.WALOffset+last.WALSize
 }
 
-// pin is a connection of litefleet's own to a database, holding a read
-// transaction: while it is held, no checkpoint can restart or truncate the
-// WAL, so that what was decided from the files stays true until Litestream
-// holds its own read transaction. Release it only then: SQLite, closing
-// the last connection, would checkpoint and delete the WAL.
+// pin holds a read transaction on a database from the moment the engine
+// decides how a tenant wakes until Litestream holds its own: while a read
+// transaction is held, no checkpoint can restart or truncate the WAL, so
+// what was decided from the files stays true. Release it only then.
+//
+// The pin's connections, like Litestream's, are made under the tenant's
+// dbfile hold; the pin is closed before Litestream's DB, whose close of its
+// own descriptor would drop the pin's locks.
 type pin struct {
 	db   *sql.DB
 	conn *sql.Conn
 }
 
 func openPin(ctx context.Context, path string) (*pin, error) {
-	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?_pragma=busy_timeout(2000)"
+	// wal_autocheckpoint(0): the pin's own write (the diff's) must not
+	// checkpoint the WAL it is pinning.
+	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?_pragma=busy_timeout(2000)&_pragma=wal_autocheckpoint(0)"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, err
@@ -374,27 +388,46 @@ func openPin(ctx context.Context, path string) (*pin, error) {
 		return nil, err
 	}
 	p := &pin{db: db, conn: conn}
-	if err := p.hold(ctx); err != nil {
+	if err := hold(ctx, conn); err != nil {
 		p.release()
 		return nil, err
 	}
 	return p, nil
 }
 
-// hold starts the read transaction.
-func (p *pin) hold(ctx context.Context) error {
-	if _, err := p.conn.ExecContext(ctx, `BEGIN`); err != nil {
+// hold starts a read transaction on conn.
+func hold(ctx context.Context, conn *sql.Conn) error {
+	if _, err := conn.ExecContext(ctx, `BEGIN`); err != nil {
 		return err
 	}
-	_, err := p.conn.ExecContext(ctx, `SELECT count(*) FROM sqlite_master`)
-	return err
+	if _, err := conn.ExecContext(ctx, `SELECT count(*) FROM sqlite_master`); err != nil {
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`)
+		return err
+	}
+	return nil
 }
 
-// drop ends the read transaction.
-func (p *pin) drop() { _, _ = p.conn.ExecContext(context.Background(), `ROLLBACK`) }
+// move takes a new read transaction, at the database as it is now, on
+// another connection, then lets the old one go: one of them holds the WAL
+// at every moment.
+func (p *pin) move(ctx context.Context) error {
+	conn, err := p.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	if err := hold(ctx, conn); err != nil {
+		conn.Close()
+		return err
+	}
+	old := p.conn
+	p.conn = conn
+	_, _ = old.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`)
+	old.Close()
+	return nil
+}
 
 func (p *pin) release() {
-	p.drop()
+	_, _ = p.conn.ExecContext(context.Background(), `ROLLBACK`)
 	p.conn.Close()
 	p.db.Close()
 }
@@ -403,13 +436,15 @@ func (p *pin) release() {
 // only the pages that differ from the table at the last TXID, positioned at
 // the end of the WAL as it is under SQLite's write lock, so that Litestream
 // continues from the WAL incrementally. It reports false when it could not
-// (busy database): Litestream then snapshots as it would. conn holds no
-// transaction when it is called.
-func writeDiff(ctx context.Context, conn *sql.Conn, path string, last ltx.Header, table []uint64, pageSize uint32) (int, bool, error) {
-	return diffLocked(ctx, conn, path, last, table, pageSize)
-}
-
-func diffLocked(ctx context.Context, conn *sql.Conn, path string, last ltx.Header, table []uint64, pageSize uint32) (int, bool, error) {
+// (busy database): Litestream then snapshots as it would. The pin holds its
+// read transaction throughout, on another connection than the diff's write,
+// and is moved to the diff's position before the write lock is let go.
+func writeDiff(ctx context.Context, p *pin, path string, last ltx.Header, table []uint64, pageSize uint32) (int, bool, error) {
+	conn, err := p.db.Conn(ctx)
+	if err != nil {
+		return 0, false, err
+	}
+	defer conn.Close()
 	// A write starts (or continues) a WAL with a header Litestream can
 	// resume from; Litestream makes the same write when it finds none.
 	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS _litestream_seq (id INTEGER PRIMARY KEY, seq INTEGER)`); err != nil {
@@ -430,19 +465,33 @@ func diffLocked(ctx context.Context, conn *sql.Conn, path string, last ltx.Heade
 	if !st.walExists || st.pageSize != pageSize || st.lastFrame == 0 {
 		return 0, false, nil
 	}
+	n, err := encodeDiff(path, st, last, table, pageSize)
+	if err != nil {
+		return 0, false, err
+	}
+	// Still under the write lock: the WAL is where the file says it is.
+	if err := p.move(ctx); err != nil {
+		return n, true, fmt.Errorf("pin the WAL after the diff: %w", err)
+	}
+	return n, true, nil
+}
+
+// encodeDiff writes the LTX file of TXID last+1 with the pages of st that
+// differ from table (and the last frame's page).
+func encodeDiff(path string, st *dbState, last ltx.Header, table []uint64, pageSize uint32) (int, error) {
 	txid := last.MaxTXID + 1
 	dir := filepath.Join(metaDir(path), "ltx", "0")
 	file := filepath.Join(dir, ltx.FormatFilename(txid, txid))
 	tmp := file + ".tmp"
 	f, err := os.Create(tmp)
 	if err != nil {
-		return 0, false, err
+		return 0, err
 	}
 	defer os.Remove(tmp)
 	enc, err := ltx.NewEncoder(f)
 	if err != nil {
 		f.Close()
-		return 0, false, err
+		return 0, err
 	}
 	err = enc.EncodeHeader(ltx.Header{
 		Version: ltx.Version, Flags: ltx.HeaderFlagNoChecksum, PageSize: pageSize, Commit: st.commit,
@@ -472,10 +521,10 @@ func diffLocked(ctx context.Context, conn *sql.Conn, path string, last ltx.Heade
 		err = cerr
 	}
 	if err != nil {
-		return 0, false, fmt.Errorf("write %s: %w", file, err)
+		return 0, fmt.Errorf("write %s: %w", file, err)
 	}
 	if err := os.Rename(tmp, file); err != nil {
-		return 0, false, err
+		return 0, err
 	}
-	return n, true, nil
+	return n, nil
 }

@@ -169,7 +169,10 @@ func (e *Engine) discover(path string) {
 	if err != nil {
 		return
 	}
-	if fi, err := os.Stat(path); err != nil || !fi.Mode().IsRegular() {
+	// A folder, a FIFO or a link named like a database is added too: its
+	// start refuses it with the reason (checkDatabase), where an operator
+	// sees it, instead of being skipped without a word.
+	if _, err := os.Lstat(path); err != nil {
 		return
 	}
 	e.mu.Lock()
@@ -228,17 +231,23 @@ func (e *Engine) scanDirs() ([]fleet.Target, error) {
 				}
 				return nil
 			}
+			name := de.Name()
+			dbName := fleet.HasDBSuffix(name) && !fleet.IsRestoredCopy(name) && !strings.HasPrefix(name, ".")
 			if de.IsDir() {
-				if p != root && (!e.src.Recursive || strings.HasPrefix(de.Name(), ".")) {
+				if p == root {
+					return nil
+				}
+				if !e.src.Recursive && dbName {
+					// A folder named like a database: refused at its
+					// start, with the reason.
+					out = append(out, fleet.Target{Path: p, Tenant: fleet.NameFor(p, ""), Conn: e.src.DirConn, Retention: e.src.Retention})
+				}
+				if !e.src.Recursive || strings.HasPrefix(name, ".") {
 					return filepath.SkipDir
 				}
 				return nil
 			}
-			name := de.Name()
-			if !fleet.HasDBSuffix(name) || fleet.IsRestoredCopy(name) || strings.HasPrefix(name, ".") {
-				return nil
-			}
-			if !de.Type().IsRegular() && de.Type()&fs.ModeSymlink == 0 {
+			if !dbName {
 				return nil
 			}
 			out = append(out, fleet.Target{Path: p, Tenant: fleet.NameFor(p, ""), Conn: e.src.DirConn, Retention: e.src.Retention})

@@ -3,8 +3,6 @@ package restore
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -558,13 +556,12 @@ func Run(ctx context.Context, client s3browse.API, opt Options) (*Result, error)
 	}
 	name := fleet.Printable(opt.Tenant)
 
-	tmp, unlock, err := claimTemp(p.Output)
+	tmp, release, err := claimTemp(ctx, p.Output)
 	if err != nil {
 		return nil, fmt.Errorf("tenant %s: %w", name, err)
 	}
-	defer unlock()
 	// Whatever happens from here, no temporary file outlives this call.
-	defer removeTemps(tmp)
+	defer release()
 
 	var prog *progress
 	for attempt := 1; ; attempt++ {
@@ -649,78 +646,6 @@ func restoreFailed(ctx context.Context, opt Options, err error) error {
 		return fmt.Errorf("tenant %s: restore cancelled: nothing was written at %s: %w", name, fleet.Printable(opt.Output), err)
 	}
 	return fmt.Errorf("tenant %s: restore failed, nothing was written at %s: %w", name, fleet.Printable(opt.Output), err)
-}
-
-// tempPath returns a new, unused name beside out for the file being
-// restored. It is hidden and ends in .tmp, so that discovery never takes it
-// for a database.
-func tempPath(out string) (string, error) {
-	var b [6]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
-	}
-	return filepath.Join(filepath.Dir(out), "."+filepath.Base(out)+".restore-"+hex.EncodeToString(b[:])+".tmp"), nil
-}
-
-// claimTemp names the temporary file of a restore into out and locks it
-// (flock on TMP.lock, held until unlock): a restore killed with SIGKILL
-// leaves its temporaries behind, and the next restore into the same folder
-// removes them, but only litefleet's, and only those whose lock no live
-// process holds.
-func claimTemp(out string) (tmp string, unlock func(), err error) {
-	cleanStaleTemps(filepath.Dir(out))
-	tmp, err = tempPath(out)
-	if err != nil {
-		return "", nil, err
-	}
-	f, err := os.OpenFile(tmp+".lock", os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return "", nil, fmt.Errorf("lock the temporary file beside %s: %w", fleet.Printable(out), err)
-	}
-	if err := lockFile(f); err != nil {
-		f.Close()
-		os.Remove(tmp + ".lock")
-		return "", nil, fmt.Errorf("lock the temporary file beside %s: %w", fleet.Printable(out), err)
-	}
-	return tmp, func() {
-		os.Remove(tmp + ".lock")
-		f.Close()
-	}, nil
-}
-
-// cleanStaleTemps removes the temporaries of earlier restores into dir
-// that no live process holds: a lock file nobody holds, with the files of
-// its restore; a temporary file with no lock file at all.
-func cleanStaleTemps(dir string) {
-	locks, _ := filepath.Glob(filepath.Join(dir, ".*.restore-*.tmp.lock"))
-	for _, lock := range locks {
-		f, err := os.OpenFile(lock, os.O_RDWR, 0)
-		if err != nil {
-			continue
-		}
-		if lockFile(f) == nil {
-			removeTemps(strings.TrimSuffix(lock, ".lock"))
-			os.Remove(lock)
-		}
-		f.Close()
-	}
-	tmps, _ := filepath.Glob(filepath.Join(dir, ".*.restore-*.tmp"))
-	for _, tmp := range tmps {
-		if _, err := os.Stat(tmp + ".lock"); errors.Is(err, os.ErrNotExist) {
-			removeTemps(tmp)
-		}
-	}
-}
-
-// removeTemps removes a temporary restore file and everything that may have
-// been made beside it: SQLite's -wal, -shm and -journal, and the .tmp
-// (with its own -wal and -shm) that Litestream's v0.3 restore writes.
-func removeTemps(tmp string) {
-	for _, base := range []string{tmp, tmp + ".tmp"} {
-		for _, suf := range []string{"", "-wal", "-shm", "-journal"} {
-			_ = os.Remove(base + suf)
-		}
-	}
 }
 
 // syncFile flushes the file at path to disk and returns its size.

@@ -3,10 +3,16 @@
 // database, and a fleet of small tenants (`restore -all` against a loop of
 // `litestream restore`, the way an operator would script it).
 //
+// With -all-runs N it only checks `restore -all` at scale instead: the
+// small tenants restored N times in a row into one folder, each run's
+// restored count, failures, leftover temporaries and wall time printed
+// (issue 16: restore -all must never lose a tenant to itself).
+//
 // It needs an S3 server: run it through scripts/with-s3.sh, as
 // bench/restore.sh does, which also builds bin/litefleet.
 //
 //	scripts/with-s3.sh go run ./bench/restore -litefleet bin/litefleet
+//	scripts/with-s3.sh go run ./bench/restore -litefleet bin/litefleet -all-runs 20 -tenants 1000 -tenant-kb 64 -parallel 16
 package main
 
 import (
@@ -15,6 +21,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -53,9 +60,18 @@ func main() {
 		work      = flag.String("dir", "", "working folder (default: a new temporary folder, removed at the end)")
 		litefleet = flag.String("litefleet", "bin/litefleet", "the litefleet binary to time")
 		profile   = flag.String("cpuprofile", "", "also restore the large tenant in this process and write a CPU profile here")
+		allRuns   = flag.Int("all-runs", 0, "only run restore -all of the small tenants this many times in a row into one folder, and report each run")
+		smallKB   = flag.Int("tenant-kb", 0, "size of each small tenant, in KB (overrides -tenant-mb)")
 	)
 	flag.Parse()
-	if err := run(*bigMB, *tenants, *smallMB, *parallel, *runs, *work, *litefleet, *profile); err != nil {
+	small := *smallMB * 1000
+	if *smallKB > 0 {
+		small = *smallKB
+	}
+	if *allRuns > 0 {
+		*bigMB = 0 // no large database, no litestream comparison
+	}
+	if err := run(*bigMB, *tenants, small, *parallel, *runs, *allRuns, *work, *litefleet, *profile); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -69,7 +85,9 @@ type env struct {
 	environ    []string // credentials the standard AWS way, no AWS_CA_BUNDLE
 }
 
-func run(bigMB, tenants, smallMB, parallel, runs int, work, litefleet, profile string) error {
+// run benchmarks; smallKB is the size of each small tenant. With allRuns
+// > 0 it runs repeatAll instead, and bigMB is 0.
+func run(bigMB, tenants, smallKB, parallel, runs, allRuns int, work, litefleet, profile string) error {
 	if _, err := s3browse.AdoptCABundle(); err != nil {
 		return err
 	}
@@ -120,13 +138,16 @@ func run(bigMB, tenants, smallMB, parallel, runs int, work, litefleet, profile s
 		return err
 	}
 	start := time.Now()
-	names := []string{bigTenant}
-	if err := makeDB(filepath.Join(src, bigTenant+".db"), bigMB*1000); err != nil {
-		return err
+	var names []string
+	if bigMB > 0 {
+		names = append(names, bigTenant)
+		if err := makeDB(filepath.Join(src, bigTenant+".db"), bigMB*1000); err != nil {
+			return err
+		}
 	}
 	for i := range tenants {
 		names = append(names, smallTenant(i))
-		if err := makeDB(filepath.Join(src, smallTenant(i)+".db"), smallMB*1000); err != nil {
+		if err := makeDB(filepath.Join(src, smallTenant(i)+".db"), smallKB); err != nil {
 			return err
 		}
 	}
@@ -134,13 +155,20 @@ func run(bigMB, tenants, smallMB, parallel, runs int, work, litefleet, profile s
 	for i := range tenants {
 		smallSize += fileSize(filepath.Join(src, smallTenant(i)+".db"))
 	}
-	fmt.Printf("databases: one of %.1f MB and %d totalling %.1f MB, written in %s\n", float64(bigSize)/1e6, tenants,
-		float64(smallSize)/1e6, time.Since(start).Round(time.Millisecond))
+	if bigMB > 0 {
+		fmt.Printf("databases: one of %.1f MB and %d totalling %.1f MB, written in %s\n", float64(bigSize)/1e6, tenants,
+			float64(smallSize)/1e6, time.Since(start).Round(time.Millisecond))
+	} else {
+		fmt.Printf("databases: %d totalling %.1f MB, written in %s\n", tenants, float64(smallSize)/1e6, time.Since(start).Round(time.Millisecond))
+	}
 	start = time.Now()
 	if err := e.replicate(work, src, names); err != nil {
 		return err
 	}
 	fmt.Printf("replicated by litefleet replicate in %s\n", time.Since(start).Round(time.Millisecond))
+	if allRuns > 0 {
+		return e.repeatAll(filepath.Join(work, "out", "fleet"), tenants, smallKB, parallel, allRuns)
+	}
 
 	out := filepath.Join(work, "out")
 	big := bigResult{}
@@ -217,7 +245,7 @@ func run(bigMB, tenants, smallMB, parallel, runs int, work, litefleet, profile s
 	}
 
 	bigLS, bigLF := median(big.ls), median(big.lf)
-	fmt.Printf("\nreproduce: bench/restore.sh -big-mb %d -tenants %d -tenant-mb %d -parallel %d -runs %d\n", bigMB, tenants, smallMB, parallel, runs)
+	fmt.Printf("\nreproduce: bench/restore.sh -big-mb %d -tenants %d -tenant-kb %d -parallel %d -runs %d\n", bigMB, tenants, smallKB, parallel, runs)
 	loopLS, allLF := median(fleetLS), median(fleetLF)
 	fmt.Printf("restore of one %.1f MB database (median of %d runs; %s, %d CPUs):\n", float64(bigSize)/1e6, runs, runtime.GOOS+"/"+runtime.GOARCH, runtime.NumCPU())
 	fmt.Printf("  litestream restore   %8s   %s\n", bigLS.Round(time.Millisecond), fmtRuns(big.ls))
@@ -235,6 +263,68 @@ func run(bigMB, tenants, smallMB, parallel, runs int, work, litefleet, profile s
 }
 
 type bigResult struct{ ls, lf []time.Duration }
+
+// repeatAll runs `litefleet restore -all` of the small tenants runs times
+// in a row into one folder, emptied of its databases between runs, and
+// prints each run's restored count, failures, leftover temporaries and
+// wall time. Any failure or leftover fails the benchmark, after every run.
+func (e *env) repeatAll(dir string, tenants, smallKB, parallel, runs int) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	fmt.Printf("restore -all -parallel %d of %d tenants into one folder, %d runs (%s, %d CPUs):\n", parallel, tenants, runs, runtime.GOOS+"/"+runtime.GOARCH, runtime.NumCPU())
+	var bad, total int
+	var walls []time.Duration
+	for r := 1; r <= runs; r++ {
+		cmd := e.litefleetCmd(dir, "-all", "-json", "-match", "5a11*", "-parallel", fmt.Sprint(parallel))
+		cmd.Env = e.environ
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		t0 := time.Now()
+		runErr := cmd.Run()
+		wall := time.Since(t0)
+		walls = append(walls, wall)
+		var out struct {
+			Summary restore.Summary `json:"summary"`
+		}
+		if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
+			return fmt.Errorf("run %d: %v: %w\n%s", r, runErr, err, stderr.String())
+		}
+		sum := out.Summary
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			return err
+		}
+		dbs, leftovers := 0, 0
+		for _, ent := range ents {
+			switch {
+			case strings.HasSuffix(ent.Name(), ".db"):
+				dbs++
+				if err := os.Remove(filepath.Join(dir, ent.Name())); err != nil {
+					return err
+				}
+			default:
+				leftovers++
+			}
+		}
+		fmt.Printf("  run %2d: restored %d of %d, failed %d, files %d, leftovers %d, wall %s\n",
+			r, sum.Restored, tenants, sum.Failed, dbs, leftovers, wall.Round(time.Millisecond))
+		for _, f := range sum.Failures[:min(len(sum.Failures), 3)] {
+			fmt.Printf("          FAILED %s: %s\n", f.Tenant, f.Error)
+		}
+		total += sum.Failed
+		if sum.Restored != tenants || sum.Failed > 0 || dbs != tenants || leftovers > 0 {
+			bad++
+		}
+	}
+	fmt.Printf("  %d of %d runs restored every tenant (%d failures in all); wall median %s, max %s\n",
+		runs-bad, runs, total, median(walls).Round(time.Millisecond), slices.Max(walls).Round(time.Millisecond))
+	fmt.Printf("reproduce: bench/restore.sh -all-runs %d -tenants %d -tenant-kb %d -parallel %d\n", runs, tenants, smallKB, parallel)
+	if bad > 0 {
+		return fmt.Errorf("%d of %d runs of restore -all did not restore every tenant cleanly", bad, runs)
+	}
+	return nil
+}
 
 // makeDB writes a database of about rows KB: each row ~1 KB, half random
 // (hex) and half repetitive, with an index, as a tenant's data might be.

@@ -227,3 +227,15 @@ func DirNames(tb testing.TB, dir string) []string {
 	}
 	return out
 }
+
+// OpenRO opens a database that may be live read-only, waiting out a
+// writer's lock as an application's reader would.
+func OpenRO(tb testing.TB, path string) *sql.DB {
+	tb.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(10000)")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return db
+}
