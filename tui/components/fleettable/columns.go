@@ -149,8 +149,13 @@ func walCell(r *fleet.Row, _ time.Time) string {
 	return common.Bytes(r.Local.WALSize)
 }
 
+// localTXIDCell is the local TXID: this host's file's, or else the one the
+// replicating host reports (what LAG subtracts from).
 func localTXIDCell(r *fleet.Row, _ time.Time) string {
 	if r.Local == nil {
+		if r.HostLocalTXID > 0 && !r.HostSilent {
+			return strconv.FormatUint(r.HostLocalTXID, 10)
+		}
 		return ""
 	}
 	if r.Local.TXID == 0 {

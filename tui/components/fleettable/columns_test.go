@@ -159,4 +159,9 @@ func TestLagCellIsTheRowsArithmetic(t *testing.T) {
 			t.Errorf("lag of %+v: %q, want %q", tc.row, got, tc.want)
 		}
 	}
+	// The local TXID it subtracts from is in the row.
+	r := fleet.Row{Remote: rem, Host: "web-1", HostLocalTXID: 16, LagTXIDs: 6}
+	if got := localTXIDCell(&r, time.Now()); got != "16" {
+		t.Errorf("local TXID of a row whose host reports 16: %q", got)
+	}
 }
