@@ -50,6 +50,12 @@ func TestLagIsTheRowsOwnTXIDs(t *testing.T) {
 	if doc.LagTXIDs == nil || *doc.LagTXIDs != doc.Local.TXID-doc.Remote.LatestTXID || doc.RecordAge != int64(12*time.Second) {
 		t.Errorf("ls -json row %s: lag_txids is not local.txid - remote.latest_txid, or no record age", b)
 	}
+	// The sizes a host record does not know are null, never 0.
+	for _, k := range []string{`"objects":null`, `"bytes":null`, `"snapshots":null`} {
+		if !strings.Contains(string(b), k) {
+			t.Errorf("ls -json row %s: no %s", b, k)
+		}
+	}
 
 	// Nothing local (ls over the bucket alone): the host's local TXID is
 	// the row's, and the lag is its own arithmetic too.
