@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/benbjohnson/litestream"
 	lss3 "github.com/benbjohnson/litestream/s3"
+	"github.com/dustin/go-humanize"
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
@@ -76,33 +78,87 @@ type Target struct {
 	Line int
 }
 
+// Limits on a config file, checked before it is parsed: YAML parsing
+// costs about 50 times the file in memory (goccy/go-yaml's tokens and
+// tree), so a file is refused by its size first, read through a limit
+// (a FIFO or a file that grows has no size to trust), and its entries
+// counted in the tree before any is decoded. A database entry is 100 to
+// 300 bytes; 4 MiB holds the largest list one process is meant for
+// (20,000 databases, twice the 10,000 it is measured at) in any of the
+// documented forms. A larger fleet is replicated by folder (-dir) or
+// split over processes.
+const (
+	MaxConfigBytes = 4 << 20
+	MaxConfigDBs   = 20_000
+)
+
 // LoadConfig reads a litestream.yml-style file, expanding $VAR and ${VAR}
 // from the environment ($$ is a literal $), and resolves each database into
 // a Target. Unknown keys, bad values and unset variables are errors naming
-// the key or variable and the line.
+// the key or variable and the line. A file over MaxConfigBytes or with
+// more than MaxConfigDBs databases is refused before it is decoded.
 func LoadConfig(file string) (*Config, []Target, error) {
-	raw, err := os.ReadFile(file)
+	raw, err := readConfig(file)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read config: %w", err)
+		return nil, nil, err
 	}
 	expanded, err := expandEnv(string(raw))
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", file, err)
 	}
+	raw = nil // the parse below is what costs: let this copy go
 	data := []byte(expanded)
-	var cfg Config
-	if err := yaml.UnmarshalWithOptions(data, &cfg, yaml.DisallowUnknownField()); err != nil {
-		return nil, nil, fmt.Errorf("%s: %s", file, oneLineYAMLError(err))
-	}
+	// Parsed once: the tree gives the values and the lines of errors.
 	astFile, err := parser.ParseBytes(data, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %s", file, oneLineYAMLError(err))
+	}
+	var body ast.Node
+	for _, doc := range astFile.Docs {
+		if doc.Body != nil {
+			body = doc.Body
+			break
+		}
+	}
+	if n := lineOf(astFile, fmt.Sprintf("$.dbs[%d]", MaxConfigDBs)); n > 0 {
+		return nil, nil, fmt.Errorf("%s: line %d: more than %s databases in dbs: replicate a folder with -dir, or split the list over several configs and processes", file, n, humanize.Comma(MaxConfigDBs))
+	}
+	var cfg Config
+	if body != nil {
+		if err := yaml.NodeToValue(body, &cfg, yaml.DisallowUnknownField()); err != nil {
+			return nil, nil, fmt.Errorf("%s: %s", file, oneLineYAMLError(err))
+		}
 	}
 	targets, err := cfg.targets(func(p string) int { return lineOf(astFile, p) })
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", file, err)
 	}
 	return &cfg, targets, nil
+}
+
+// readConfig reads file whole, refusing one over MaxConfigBytes by its
+// size before reading, and by what it gives while reading.
+func readConfig(file string) ([]byte, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	defer f.Close()
+	tooLarge := func(size string) error {
+		return fmt.Errorf("%s is %s, over the %d MiB a config may be (about %s databases): replicate a folder with -dir, or split the list over several configs and processes",
+			file, size, MaxConfigBytes>>20, humanize.Comma(MaxConfigDBs))
+	}
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Size() > MaxConfigBytes {
+		return nil, tooLarge(humanize.IBytes(uint64(st.Size())))
+	}
+	raw, err := io.ReadAll(io.LimitReader(f, MaxConfigBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	if len(raw) > MaxConfigBytes {
+		return nil, tooLarge("more than that")
+	}
+	return raw, nil
 }
 
 // expandEnv replaces $VAR and ${VAR} with their values from the

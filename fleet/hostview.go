@@ -103,6 +103,10 @@ type cachedRecord struct {
 	at   time.Time
 	size int64
 	rec  *hosts.Record
+	// refused is why the record was refused (*hosts.RecordError): kept
+	// so that a hostile record is not fetched and decoded again at every
+	// refresh while it stays the same.
+	refused error
 }
 
 // errNoHosts says the bucket has no host record: no litefleet replicator
@@ -130,7 +134,7 @@ func (hr *hostRecords) read(ctx context.Context, api s3browse.API, conn s3browse
 			continue
 		}
 		if c, ok := hr.cache[h.Name]; ok && c.at.Equal(h.RecordAt) && c.size == h.RecordSize {
-			recs[i] = c.rec
+			recs[i], errs[i] = c.rec, c.refused
 			continue
 		}
 		g.Go(func() error {
@@ -156,7 +160,14 @@ func (hr *hostRecords) read(ctx context.Context, api s3browse.API, conn s3browse
 	for i, h := range list {
 		age := h.AgeAt(now)
 		hs := HostSummary{Name: h.Name, Age: age, Silent: age >= hosts.DeadAfter, RecordAt: h.RecordAt}
-		if errs[i] != nil {
+		var refused *hosts.RecordError
+		switch {
+		case errors.As(errs[i], &refused):
+			// Said as it is: it is about the record, not about S3. Its
+			// host's tenants are listed from S3, as if it had none.
+			hs.Error = errs[i].Error()
+			hr.cache[h.Name] = cachedRecord{at: h.RecordAt, size: h.RecordSize, refused: errs[i]}
+		case errs[i] != nil:
 			hs.Error = s3browse.Explain(errs[i], conn).Error()
 		}
 		r := recs[i]
@@ -171,6 +182,12 @@ func (hr *hostRecords) read(ctx context.Context, api s3browse.API, conn s3browse
 		recordAge := max(age+h.LastBeat.Sub(h.RecordAt), 0)
 		for _, t := range r.Tenants {
 			if t.Prefix != prefix || s3browse.CheckName(t.Name) != nil {
+				continue
+			}
+			if rs := reports[t.Name]; len(rs) > 0 && rs[len(rs)-1].Host == h.Name {
+				// Named twice by one record (none of litefleet's): the
+				// first stands, so that a record that repeats a name costs
+				// one report, not one per repetition.
 				continue
 			}
 			rep := HostReport{

@@ -14,8 +14,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
-// maxClaimBytes bounds how much of an untrusted lock.json is read.
-const maxClaimBytes = 64 << 10
+// MaxClaimBytes bounds how much of an untrusted lock.json is read: a claim
+// is about 200 bytes. A larger one is not read past the limit: it is
+// unreadable, and taken like any junk claim once it is DeadAfter old.
+const MaxClaimBytes = 64 << 10
 
 // ClaimFile is the claim's file name in a tenant's prefix: Litestream's
 // lease file, so Litestream's tools and older readers still name the owner.
@@ -79,12 +81,17 @@ func ReadClaim(ctx context.Context, api API, bucket, tenantPath string) (*Claim,
 	}
 	defer out.Body.Close()
 	c := &Claim{ETag: aws.ToString(out.ETag), ModifiedAt: aws.ToTime(out.LastModified).UTC()}
-	body, err := io.ReadAll(io.LimitReader(out.Body, maxClaimBytes+1))
+	tooLarge := fmt.Sprintf("over %s, where a claim is about 200 bytes", mib(MaxClaimBytes))
+	if aws.ToInt64(out.ContentLength) > MaxClaimBytes {
+		c.Unreadable = tooLarge // not even read
+		return c, nil
+	}
+	body, err := io.ReadAll(io.LimitReader(out.Body, MaxClaimBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", key, err)
 	}
-	if len(body) > maxClaimBytes {
-		c.Unreadable = fmt.Sprintf("larger than %d bytes", maxClaimBytes)
+	if len(body) > MaxClaimBytes {
+		c.Unreadable = tooLarge
 		return c, nil
 	}
 	etag, modified := c.ETag, c.ModifiedAt

@@ -83,10 +83,14 @@ type Beater struct {
 	machine  string
 	started  time.Time
 
-	mu          sync.Mutex
-	seq         uint64
-	lastOK      time.Time // when the last successful beat was sent
-	lastErr     error
+	mu      sync.Mutex
+	seq     uint64
+	lastOK  time.Time // when the last successful beat was sent
+	lastErr error
+	// epoch counts the beats that succeeded after a failed one or after
+	// the host was fenced: a claim proven in an earlier epoch is checked
+	// again before the tenant's next upload (Epoch).
+	epoch       uint64
 	beating     bool
 	conditional bool // the server honours If-None-Match/If-Match
 	hosts       map[string]HostInfo
@@ -219,11 +223,25 @@ func (b *Beater) Beat(ctx context.Context) error {
 		b.lastErr = err
 		return fmt.Errorf("write heartbeat %s: %w", HeartbeatKey(b.opt.Host), err)
 	}
+	if b.lastErr != nil || (!b.lastOK.IsZero() && sent.Sub(b.lastOK) >= b.opt.Timing.FenceAfter) {
+		b.epoch++
+	}
 	if sent.After(b.lastOK) {
 		b.lastOK = sent
 	}
 	b.lastErr = nil
 	return nil
+}
+
+// Epoch changes each time the heartbeat comes back from a failure or a
+// fence. While it failed, other hosts may have counted this one dead and
+// taken its tenants: a claim proven (acquired or verified) in an earlier
+// epoch must be read again before the tenant uploads anything. Read it
+// before the request that proves a claim.
+func (b *Beater) Epoch() uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.epoch
 }
 
 // Fenced reports that the host may no longer write tenant data: its last

@@ -40,6 +40,9 @@ type awake struct {
 	// upload of another page size was refused.
 	pageSize uint32
 	reshaped atomic.Bool
+	// verified is the heartbeat epoch in which the tenant's claim was last
+	// proven; the gate refuses uploads in any other (hosts.Beater.Epoch).
+	verified atomic.Uint64
 }
 
 // tenantGate lets a tenant write while its bucket's host is not fenced and
@@ -52,6 +55,12 @@ type tenantGate struct {
 func (g tenantGate) writeDeadline() (time.Time, error) {
 	if g.a.lost.Load() {
 		return time.Time{}, fmt.Errorf("%w: its claim or its file is gone", errFenced)
+	}
+	if g.b.beat.Epoch() != g.a.verified.Load() {
+		// The heartbeat failed since the claim was last proven: another
+		// host may hold the tenant now. The engine reads the claim again
+		// (resume) before anything more is sent.
+		return time.Time{}, fmt.Errorf("%w: the heartbeat failed since the claim was last checked: checking it before uploading", errFenced)
 	}
 	if g.b.beat.Fenced() {
 		last, err := g.b.beat.LastBeat()
@@ -271,7 +280,17 @@ func (e *Engine) closeDB(a *awake, sync bool) error {
 		_ = a.db.Close(ctx)
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	return e.closeDBWithin(context.Background(), a)
+}
+
+// closeDBWithin closes the tenant's Litestream DB with a final sync, for
+// at most two minutes and never past ctx.
+func (e *Engine) closeDBWithin(ctx context.Context, a *awake) error {
+	defer a.hold.Release()
+	if a.db == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	return a.db.Close(ctx)
 }

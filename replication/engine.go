@@ -409,7 +409,10 @@ type tenant struct {
 	backoff time.Duration
 
 	claim *hosts.Claim
-	run   *awake // open in Litestream
+	// claimEpoch is the heartbeat epoch in which claim was last proven
+	// (acquired or read back): see hosts.Beater.Epoch.
+	claimEpoch uint64
+	run        *awake // open in Litestream
 	// seed is what the start listing said of the tenant, used once.
 	seed   *seedTenant
 	seedAt time.Time
@@ -664,7 +667,10 @@ func (e *Engine) Stop(ctx context.Context, path string) error {
 		}
 		select {
 		case <-ctx.Done():
-			return nil // stopping before every tenant started is no error
+			e.mu.Lock()
+			state := t.state
+			e.mu.Unlock()
+			return fmt.Errorf("tenant %s: not stopped yet (%s): %w; it stops when its job ends", fleet.Printable(t.name), state, context.Cause(ctx))
 		case <-tick.C:
 		}
 	}

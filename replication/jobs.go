@@ -24,8 +24,7 @@ type bucket struct {
 	fenced bool
 	// okAt is the last successful beat seen by the engine's tick: the
 	// length of an outage decides whether claims must be checked again.
-	okAt     time.Time
-	reverify bool
+	okAt time.Time
 	// holdersAt is when the hosts holding this bucket's leased-elsewhere
 	// tenants were last listed; listing is one request for all of them.
 	holdersAt   time.Time
@@ -328,6 +327,13 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 
 	tenantPath := t.target.Conn.TenantPath(t.name)
 	seed := e.takeSeed(t)
+	epoch := b.beat.Epoch()
+	if claim != nil {
+		if o, ok := e.checkClaim(ctx, t, b, claim); !ok {
+			o.base, o.baseOK = base, true
+			return o
+		}
+	}
 	if claim == nil {
 		acquire := b.beat.Acquire
 		if seed != nil && !seed.claim {
@@ -342,12 +348,14 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 			return outcome{state: StateLeaseLost, reason: "cannot take the claim: " + s3browse.ExplainKey(err, t.target.Conn, hosts.ClaimKey(tenantPath)).Error(), retry: true, base: base, baseOK: true}
 		}
 		claim = c
+		e.setClaimEpoch(t, epoch)
 		if c.TookFrom != "" {
 			e.log.Warn("took over tenant from a dead host", "db", t.name, "from", fleet.Printable(c.TookFrom))
 		}
 	}
 
 	a := newAwake(base, loadPageTable(t.path))
+	a.verified.Store(e.claimEpochOf(t))
 	a.client = e.newClient(t, b, a)
 	if seed != nil {
 		a.client.levels, a.client.loadedAt = seed.levels, time.Now()
@@ -422,6 +430,42 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 		return e.sleepNow(ctx, t, a, claim)
 	}
 	return o
+}
+
+// checkClaim reads the tenant's claim again when the heartbeat failed since
+// it was last proven (its epoch is not the heartbeat's): another host may
+// have counted this one dead and taken it. ok is false with the outcome to
+// apply when the claim is lost (leased elsewhere) or cannot be read.
+func (e *Engine) checkClaim(ctx context.Context, t *tenant, b *bucket, claim *hosts.Claim) (outcome, bool) {
+	if claim == nil || b == nil || b.beat == nil {
+		return outcome{}, true
+	}
+	epoch := b.beat.Epoch()
+	if e.claimEpochOf(t) == epoch {
+		return outcome{}, true
+	}
+	err := b.beat.Verify(ctx, t.api, t.target.Conn.TenantPath(t.name), claim)
+	switch {
+	case errors.Is(err, hosts.ErrClaimLost):
+		e.log.Warn("claim lost while the heartbeat failed: nothing more is uploaded", "db", t.name, "reason", err)
+		return outcome{state: StateLeased, reason: err.Error(), retry: true}, false
+	case err != nil:
+		return outcome{state: StateLeaseLost, reason: "heartbeat back, but the claim cannot be checked: " + s3browse.Explain(err, t.target.Conn).Error(), claim: claim, keepClaim: true, retry: true}, false
+	}
+	e.setClaimEpoch(t, epoch)
+	return outcome{}, true
+}
+
+func (e *Engine) claimEpochOf(t *tenant) uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return t.claimEpoch
+}
+
+func (e *Engine) setClaimEpoch(t *tenant, epoch uint64) {
+	e.mu.Lock()
+	t.claimEpoch = epoch
+	e.mu.Unlock()
 }
 
 // afterFailure is the baseline of a tenant whose open failed: the files as
@@ -522,7 +566,13 @@ func (e *Engine) wake(ctx context.Context, t *tenant) {
 		e.apply(t, outcome{state: StateSleeping, claim: claim, base: now, baseOK: true})
 		return
 	}
+	if o, ok := e.checkClaim(ctx, t, b, claim); !ok {
+		o.base, o.baseOK = now, true
+		e.apply(t, o)
+		return
+	}
 	a := newAwake(now, pages)
+	a.verified.Store(e.claimEpochOf(t))
 	a.client = e.newClient(t, b, a)
 	if err := e.openAwake(ctx, t, a, true); err != nil {
 		e.apply(t, outcome{state: StateFailed, reason: err.Error(), retry: true, claim: claim, base: afterFailure(t.path, now), baseOK: true})
@@ -678,19 +728,17 @@ func (e *Engine) closeAndCheck(ctx context.Context, t *tenant, closed func(a *aw
 func (e *Engine) resume(ctx context.Context, t *tenant) {
 	e.mu.Lock()
 	a, claim, b := t.run, t.claim, t.bucket
-	reverify := b != nil && b.reverify
 	e.mu.Unlock()
-	if reverify && claim != nil {
-		if err := b.beat.Verify(ctx, t.api, t.target.Conn.TenantPath(t.name), claim); err != nil {
-			if errors.Is(err, hosts.ErrClaimLost) {
-				e.closeDB(a, false)
-				e.apply(t, outcome{state: StateLeased, reason: err.Error(), retry: true})
-				return
-			}
-			e.apply(t, outcome{state: StateLeaseLost, reason: "cannot check the claim: " + err.Error(), run: a, claim: claim, retry: true})
-			return
+	if o, ok := e.checkClaim(ctx, t, b, claim); !ok {
+		if o.state == StateLeased {
+			e.closeDB(a, false)
+		} else {
+			o.run = a
 		}
+		e.apply(t, o)
+		return
 	}
+	a.verified.Store(e.claimEpochOf(t))
 	a.db.Replica.Start(e.ctx)
 	if err := a.db.Replica.Sync(ctx); err != nil {
 		if !errors.Is(err, errFenced) {

@@ -41,19 +41,17 @@ func (e *Engine) tick() {
 			}
 		case !fenced && b.fenced:
 			b.fenced = false
-			// Other hosts count this one dead DeadAfter after its last
-			// beat: after an outage that long, every claim is checked.
-			b.reverify = last.Sub(b.okAt) >= e.opt.Timing.DeadAfter-e.opt.Timing.WriteMargin
-			e.log.Info("heartbeat back: resuming", "bucket", b.conn.Bucket, "outage", last.Sub(b.okAt).Round(time.Second), "check_claims", b.reverify)
+			// Each claim is read again before its tenant's next upload
+			// (the gate refuses it until then: see hosts.Beater.Epoch):
+			// the open ones now, by resume; the sleeping ones when they
+			// wake.
+			e.log.Info("heartbeat back: checking claims before uploading", "bucket", b.conn.Bucket, "outage", last.Sub(b.okAt).Round(time.Second))
 			for _, t := range e.byPath {
 				if t.bucket != b || t.state != StateLeaseLost {
 					continue
 				}
-				if t.run == nil && t.claim != nil && !b.reverify {
+				if t.run == nil && t.claim != nil {
 					e.setState(t, StateSleeping, "")
-				}
-				if t.run == nil && b.reverify {
-					t.claim = nil // checked again by the start
 				}
 				t.retryAt = time.Time{}
 				e.enqueueLocked(t)
@@ -68,6 +66,11 @@ func (e *Engine) tick() {
 	for t := range e.awake {
 		if t.busy || t.run == nil {
 			continue
+		}
+		if b := t.bucket; b != nil && b.beat != nil && !b.fenced && t.state == StateReplicating && t.run.verified.Load() != b.beat.Epoch() {
+			// A beat failed and came back between two ticks: the gate
+			// refuses uploads until resume has read the claim again.
+			e.setState(t, StateLeaseLost, "a heartbeat failed: checking the claim before the next upload")
 		}
 		local, repl := t.run.positions()
 		if local != t.localTXID {
@@ -228,10 +231,14 @@ func (e *Engine) Close(ctx context.Context) error {
 	// Jobs in flight finish (each is bounded by its own timeouts) unless
 	// ctx ends first.
 	wait := time.NewTicker(20 * time.Millisecond)
+	done := ctx.Done()
 	for e.anyBusy() {
 		select {
-		case <-ctx.Done():
+		case <-done:
+			// Once: a done channel is always ready, and selecting on it
+			// again would spin.
 			e.cancel()
+			done = nil
 		case <-wait.C:
 		}
 	}
@@ -318,17 +325,31 @@ func (e *Engine) finalSync(ctx context.Context, t *tenant, fail func(*tenant, st
 			pages := loadPageTable(t.path)
 			if !e.unchanged(ctx, t, pages) {
 				// Changed while asleep: wake it for the last sync.
-				w := newAwake(now, pages)
-				w.client = e.newClient(t, b, w)
-				release := e.prepareOpen(ctx, t, w)
-				err := e.openDB(ctx, t, w)
-				release()
-				if err != nil {
-					fail(t, err.Error())
+				if o, ok := e.checkClaim(ctx, t, b, claim); !ok {
+					fail(t, o.reason)
 				} else {
-					a = w
+					w := newAwake(now, pages)
+					w.verified.Store(e.claimEpochOf(t))
+					w.client = e.newClient(t, b, w)
+					if err := e.openAwake(ctx, t, w, true); err != nil {
+						fail(t, err.Error())
+					} else {
+						a = w
+					}
 				}
 			}
+		}
+	}
+	lost := false
+	if a != nil && !fenced {
+		// The heartbeat may have failed and come back since the claim was
+		// last read (the tick had no time to see it): read it first.
+		if o, ok := e.checkClaim(ctx, t, b, claim); !ok {
+			e.closeDB(a, false)
+			a, lost = nil, o.state == StateLeased
+			fail(t, o.reason)
+		} else {
+			a.verified.Store(e.claimEpochOf(t))
 		}
 	}
 	if a != nil {
@@ -337,7 +358,7 @@ func (e *Engine) finalSync(ctx context.Context, t *tenant, fail func(*tenant, st
 			e.closeDB(a, false)
 			fail(t, "S3 unreachable: the heartbeat is failing, local changes are kept beside the database and uploaded at the next start")
 		default:
-			if err := e.closeDB(a, true); err != nil {
+			if err := e.closeDBWithin(ctx, a); err != nil {
 				fail(t, err.Error())
 			} else if local, repl := a.positions(); local > repl {
 				fail(t, fmt.Sprintf("TXID %d of %d in S3", repl, local))
@@ -346,7 +367,10 @@ func (e *Engine) finalSync(ctx context.Context, t *tenant, fail func(*tenant, st
 			}
 		}
 	}
-	if claim != nil {
+	// A fenced host's claims are freed by its heartbeat's deletion (a
+	// host without one is dead): S3 is failing, and a request per claim
+	// would only hold the stop up.
+	if claim != nil && !fenced && !lost {
 		e.release(ctx, t, b, claim)
 	}
 	e.mu.Lock()

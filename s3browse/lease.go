@@ -17,8 +17,9 @@ import (
 )
 
 // maxLeaseBytes bounds how much of lock.json is read: a real lease is about
-// 100 bytes, and the file is untrusted.
-const maxLeaseBytes = 64 << 10
+// 200 bytes, and the file is untrusted. The same limit as the replicator's
+// (hosts.MaxClaimBytes), so that both call the same file unreadable.
+const maxLeaseBytes = hosts.MaxClaimBytes
 
 // Lease is the content of a tenant's lock.json, the lease Litestream's
 // s3.Leaser writes (litestream.Lease). Owner is untrusted text: print it
@@ -139,6 +140,11 @@ func readLease(ctx context.Context, api API, conn Conn, key string, listed objec
 	if out.ContentLength != nil {
 		l.Size = *out.ContentLength
 	}
+	tooLarge := fmt.Sprintf("%s is over %d KiB, where a lease is about 200 bytes: ignored, it holds nothing; delete %s if no replicator of this tenant wrote it", leaseFile, maxLeaseBytes>>10, Printable(key))
+	if l.Size > maxLeaseBytes {
+		l.Error = tooLarge // not even read
+		return l, nil
+	}
 	body, err := io.ReadAll(io.LimitReader(out.Body, maxLeaseBytes+1))
 	switch {
 	case err != nil:
@@ -148,7 +154,7 @@ func readLease(ctx context.Context, api API, conn Conn, key string, listed objec
 		l.Error = fmt.Sprintf("read %s: %v", key, err)
 		return l, nil
 	case len(body) > maxLeaseBytes:
-		l.Error = fmt.Sprintf("%s is larger than %d bytes: not a Litestream lease", leaseFile, maxLeaseBytes)
+		l.Error = tooLarge
 		return l, nil
 	}
 	var doc struct {

@@ -2,6 +2,7 @@ package s3browse
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -117,6 +118,12 @@ func (p *pager) next(ctx context.Context, v listVisitor) (bool, error) {
 	p.page++
 	prefix := aws.ToString(p.in.Prefix)
 	out, err := p.api.ListObjectsV2(ctx, p.in, fastListDecoding)
+	if errors.Is(err, errPageTooLarge) {
+		p.done = true
+		return false, &explained{kind: FailureOther, err: err, msg: fmt.Sprintf(
+			"list %s (page %d): S3%s answered with over %d MiB for one page of at most %d keys (under 4 MiB): refused; check that the endpoint is an S3 server",
+			Printable(prefix), p.page, at(p.conn), MaxListPageBytes>>20, aws.ToInt32(p.in.MaxKeys))}
+	}
 	if err != nil {
 		p.done = true
 		return false, fmt.Errorf("list %s (page %d): %w", Printable(prefix), p.page, ExplainKey(err, p.conn, prefix))

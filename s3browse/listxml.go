@@ -3,6 +3,7 @@ package s3browse
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -69,18 +70,37 @@ func (d *listDeserializer) HandleDeserialize(ctx context.Context, in middleware.
 		}))
 }
 
+// MaxListPageBytes bounds one page of a listing as read from the server.
+// A page of 1,000 keys of the longest kind (1,024 bytes, up to three times
+// that URL-encoded) with S3's other fields is under 4 MiB; a larger answer
+// is refused before it is read, or as soon as it is (a chunked one has no
+// length), so that a broken or hostile server cannot make a listing hold
+// gigabytes.
+const MaxListPageBytes = 16 << 20
+
+// errPageTooLarge says a listing page was over MaxListPageBytes.
+var errPageTooLarge = errors.New("listing page over the size limit")
+
 // readBody reads a response body whole, in one buffer of its announced
 // length (a page of 1,000 keys is some 300 KB: io.ReadAll would copy it
-// through a dozen growing buffers).
+// through a dozen growing buffers), and at most MaxListPageBytes of it.
 func readBody(resp *smithyhttp.Response) ([]byte, error) {
-	if n := resp.ContentLength; n > 0 && n <= 64<<20 {
+	n := resp.ContentLength
+	switch {
+	case n > MaxListPageBytes:
+		return nil, errPageTooLarge
+	case n > 0:
 		body := make([]byte, n)
 		if _, err := io.ReadFull(resp.Body, body); err != nil {
 			return nil, err
 		}
 		return body, nil
 	}
-	return io.ReadAll(resp.Body)
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxListPageBytes+1))
+	if err == nil && len(body) > MaxListPageBytes {
+		return nil, errPageTooLarge
+	}
+	return body, err
 }
 
 // decodeListV2 decodes a ListObjectsV2 result: the fields the inventory
