@@ -125,3 +125,54 @@ func TestWakeWhileS3RefusesUploads(t *testing.T) {
 	waitRestorable(t, conn, guid2, rows(t, path), 60*time.Second)
 	waitState(t, eng, path, 30*time.Second, replication.StateReplicating, replication.StateSleeping)
 }
+
+// A heartbeat that fails once while a tenant is sync failing: the tenant's
+// claim is read again (the gate refuses its uploads until then), and it
+// replicates again once S3 takes its uploads; it never stays refused.
+func TestSyncFailingThroughAHeartbeatBlip(t *testing.T) {
+	integration(t)
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	var failUploads, failBeats atomic.Bool
+	p, err := s3proxy.Start(s3proxy.Options{Target: srv.Endpoint, Fault: func(r s3proxy.Request) int {
+		switch {
+		case failUploads.Load() && r.Kind == s3proxy.Put && !r.Control && strings.Contains(r.Key, "/0000/"):
+			return http.StatusServiceUnavailable
+		case failBeats.Load() && r.Kind == s3proxy.Put && r.Control && strings.HasSuffix(r.Key, "heartbeat.json"):
+			failBeats.Store(false) // one beat fails, the next succeeds: no fence
+			return http.StatusBadRequest
+		}
+		return 0
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	conn.Endpoint = p.URL()
+	dir := t.TempDir()
+	path := filepath.Join(dir, guid3+".db")
+	writeAndClose(t, path, 0, 3)
+	eng, logs := start(t, replication.Options{Host: "h", SleepAfter: -1}, replication.Source{Dirs: []string{dir}, DirConn: conn})
+	waitSynced(t, eng, path, 20*time.Second)
+
+	failUploads.Store(true)
+	db := testpeer.OpenDB(t, path)
+	testpeer.InsertRows(t, db, 100, 3)
+	waitState(t, eng, path, 30*time.Second, replication.StateSyncFailing)
+	failBeats.Store(true)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "heartbeat failed") {
+		if time.Now().After(deadline) {
+			t.Fatal("no heartbeat failed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The next beat succeeds: a comeback, with no fence in between.
+	time.Sleep(3 * fast.BeatEvery)
+	if strings.Contains(logs.String(), "lease lost (retrying): db="+guid3+" reason=\"heartbeat to S3 failing") {
+		t.Fatal("the host was fenced: the blip was too long to test the unfenced comeback")
+	}
+	failUploads.Store(false)
+	waitRestorable(t, conn, guid3, rows(t, path), 60*time.Second)
+	waitState(t, eng, path, 30*time.Second, replication.StateReplicating)
+}

@@ -261,6 +261,8 @@ func faultCode(status int) string {
 		return "AccessDenied"
 	case http.StatusNotFound:
 		return "NoSuchKey"
+	case http.StatusBadRequest:
+		return "InvalidRequest" // not retried by the SDK: one request, one failure
 	}
 	return "InternalError"
 }
