@@ -74,6 +74,9 @@ type Local struct {
 	TXID     uint64    `json:"txid"`      // max TXID of the local level-0 LTX files, 0 if Litestream never ran
 	TXIDTime time.Time `json:"txid_time"` // timestamp in the header of that LTX file
 	L0       []LTXRef  `json:"l0,omitempty"`
+	// WALAhead says the -wal holds frames Litestream's last local sync did
+	// not read: the database changed since that sync.
+	WALAhead bool `json:"wal_ahead,omitempty"`
 	// StateErr describes a problem reading the .<file>-litestream state.
 	// It is for display: the rest of the entry is still valid.
 	StateErr string `json:"state_error,omitempty"`

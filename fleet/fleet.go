@@ -127,7 +127,14 @@ func (f *Fleet) Refresh(ctx context.Context) (*View, error) {
 		if f.remote == nil {
 			f.loadCache()
 		}
-		remote, v.RemoteAt, v.FromCache, reports = f.remote, f.remoteAt, f.cached, f.reports
+		// A tenant the older answer does not list may be in S3 by now;
+		// with no older answer, S3's side is unknown for every tenant.
+		opt.remoteStale = fmt.Sprintf("%s; its last answer, %s old, does not list it", s3browse.Classify(remoteErr), now.Sub(f.remoteAt).Round(time.Second))
+		if f.remoteAt.IsZero() {
+			opt.remoteUnknown = s3browse.Classify(remoteErr).String()
+		}
+		remote, v.RemoteAt, v.FromCache = f.remote, f.remoteAt, f.cached
+		reports = aged(f.reports, now.Sub(f.remoteAt))
 		v.Hosts = append([]HostSummary{}, f.hosts...)
 	default:
 		// A missing bucket, refused or missing credentials, no bucket at
@@ -148,6 +155,28 @@ func (f *Fleet) Refresh(ctx context.Context) (*View, error) {
 	ApplyHostReports(v.Rows, reports, opt)
 	v.Counts = Counts(v.Rows)
 	return v, nil
+}
+
+// aged returns copies of reports as old as an answer read d ago is now:
+// their records and states are d older than when read. (The heartbeat's
+// age stays as read: with it, whether the host was silent then.)
+func aged(reports map[string][]HostReport, d time.Duration) map[string][]HostReport {
+	if d <= 0 || len(reports) == 0 {
+		return reports
+	}
+	out := make(map[string][]HostReport, len(reports))
+	for name, rs := range reports {
+		cp := make([]HostReport, len(rs))
+		for i, r := range rs {
+			r.RecordAge += d
+			if r.StateAge > 0 {
+				r.StateAge += d
+			}
+			cp[i] = r
+		}
+		out[name] = cp
+	}
+	return out
 }
 
 // leaseReaders bounds the lock.json reads of one refresh.

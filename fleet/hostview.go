@@ -47,8 +47,9 @@ type HostReport struct {
 	Tenant string `json:"tenant"`
 	Host   string `json:"host"`
 	// State is the host's state for the tenant (replicating, sleeping,
-	// leased elsewhere, lease lost (retrying), diverged, missing, failed,
-	// starting, stopped) and Reason why, for the states that have one.
+	// leased elsewhere, lease lost (retrying), sync failing, diverged,
+	// missing, failed, starting, stopped) and Reason why, for the states
+	// that have one.
 	State      string `json:"state"`
 	Reason     string `json:"reason,omitempty"`
 	LocalTXID  uint64 `json:"local_txid"`
@@ -60,6 +61,12 @@ type HostReport struct {
 	Since    time.Time     `json:"since,omitzero"`
 	HostAge  time.Duration `json:"host_age_ns"`
 	Silent   bool          `json:"host_silent,omitempty"`
+	// RecordAge is how old the record is, by S3's clock: its TXIDs and
+	// state are as of then. StateAge is how long the host has been in
+	// State, as of now: the state's age when the record was written (both
+	// times the host's own) plus the record's age; 0 when unknown.
+	RecordAge time.Duration `json:"record_age_ns"`
+	StateAge  time.Duration `json:"state_age_ns,omitempty"`
 }
 
 // replicates reports a host that replicates the tenant or tries to: it is
@@ -198,7 +205,11 @@ func (hr *hostRecords) read(ctx context.Context, api s3browse.API, conn s3browse
 			}
 			if t.Since > 0 {
 				rep.Since = time.Unix(t.Since, 0).UTC()
+				if !r.At.IsZero() {
+					rep.StateAge = max(r.At.Sub(rep.Since), 0) + recordAge
+				}
 			}
+			rep.RecordAge = recordAge
 			reports[t.Name] = append(reports[t.Name], rep)
 			hs.Tenants++
 		}
@@ -325,29 +336,36 @@ func ApplyHostReports(rows []Row, reports map[string][]HostReport, opt ViewOptio
 }
 
 // applyHost adds to a joined row what the best host report says of its
-// tenant: the host, its state and, where it replicates the tenant, the lag
-// as that host measures it. A host whose heartbeat is stale makes the row
-// "host silent"; a host state that needs attention (diverged, failed,
-// missing, lease lost, starting) becomes the row's status, whatever the
-// TXIDs say.
+// tenant: the host, its state and how old the record is. A host whose
+// heartbeat is stale makes the row "host silent"; a host state that needs
+// attention (sync failing, diverged, failed, missing, lease lost,
+// starting) becomes the row's status, whatever the TXIDs say. The lag is
+// always the row's own local TXID − its S3 TXID: this host's file's when
+// it has one, else the TXID the replicating host reports, never a lag the
+// record computed from other numbers than the row shows.
 func applyHost(r *Row, rep *HostReport, opt ViewOptions) {
 	r.Host, r.State, r.Reason, r.HostAge, r.HostSilent = rep.Host, rep.State, rep.Reason, rep.HostAge, rep.Silent
+	r.HostLocalTXID, r.RecordAge, r.StateAge = rep.LocalTXID, rep.RecordAge, rep.StateAge
 	if r.Status == StatusInvalid {
 		return
 	}
 	host := Printable(rep.Host)
+	if r.Local == nil {
+		hostLag(r, rep)
+	}
 	switch {
 	case rep.Silent:
 		r.Status = StatusHostSilent
 		r.Note = fmt.Sprintf("host %s is silent: last heartbeat %s ago (it last said %s)", host, rep.HostAge.Round(time.Second), Printable(rep.State))
 	case rep.State == hostStateReplicating || rep.State == hostStateSleeping:
-		r.LagTXIDs, r.Lag = 0, 0
-		if rep.LocalTXID > rep.Replicated {
-			r.LagTXIDs = rep.LocalTXID - rep.Replicated
-			r.Lag = rep.Lag
+		if r.LagUnknown != "" {
+			if r.Local == nil {
+				r.Status, r.Note = StatusUnknown, "lag unknown: "+r.LagUnknown
+			}
+			return // judged from the listing and the file
 		}
 		r.Status, r.Note = StatusInSync, ""
-		if r.Lag >= opt.LagThreshold {
+		if r.LagTXIDs > 0 && r.Lag >= opt.LagThreshold {
 			r.Status = StatusLagging
 			r.Note = fmt.Sprintf("%d transaction(s) not in S3 for %s (host %s)", r.LagTXIDs, r.Lag.Round(time.Second), host)
 		}
@@ -365,9 +383,37 @@ func applyHost(r *Row, rep *HostReport, opt ViewOptions) {
 			r.Status = StatusError
 		}
 		r.Note = "host " + host + ": " + Printable(rep.State)
+		if rep.StateAge > 0 {
+			r.Note += " for " + rep.StateAge.Round(time.Second).String()
+		}
 		if rep.Reason != "" {
 			r.Note += ": " + Printable(rep.Reason)
 		}
+	}
+}
+
+// hostLag is the lag of a row with nothing local: the local TXID the host
+// reports minus the row's S3 TXID (the record's own, or a listing's with
+// -scan), with the wait the host measured; unknown where the host is
+// silent or either TXID is.
+func hostLag(r *Row, rep *HostReport) {
+	switch {
+	case rep.Silent:
+		r.unknownLag("host silent")
+		return
+	case !rep.replicates():
+		return // another host holds it: the listing's judgement stands
+	case r.Remote == nil || r.Remote.Format == s3browse.FormatEmpty:
+		r.unknownLag("nothing replicated in S3")
+		return
+	case rep.LocalTXID == 0 || r.Remote.LatestTXID == 0:
+		r.unknownLag("no TXID to compare with")
+		return
+	}
+	r.LagUnknown, r.LagTXIDs, r.Lag = "", 0, 0
+	if rep.LocalTXID > r.Remote.LatestTXID {
+		r.LagTXIDs = rep.LocalTXID - r.Remote.LatestTXID
+		r.Lag = rep.Lag
 	}
 }
 

@@ -2,8 +2,10 @@ package fleet
 
 import (
 	"cmp"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -56,10 +58,56 @@ func readLocalState(l *Local, c candidate) {
 		if c.dir != nil && !c.dir.has(filepath.Base(d)) {
 			continue
 		}
-		if found := readL0(l, d); found {
+		if found, hdr, ok := readL0(l, d); found {
+			if ok {
+				l.WALAhead = walAhead(c.real+"-wal", l.WALSize, hdr)
+			}
 			return
 		}
 	}
+}
+
+// The WAL's header: its magic (either byte order of the checksums) and
+// where its salts are.
+const (
+	walHeaderSize = 32
+	walMagicLE    = 0x377f0682
+	walMagicBE    = 0x377f0683
+)
+
+// walAhead reports whether the WAL holds frames that Litestream's last
+// local sync, whose LTX header is hdr, did not read: the same WAL (same
+// salts) grown past the end that sync read, or a WAL restarted since
+// (other salts), which SQLite only does to write a new transaction. A WAL
+// truncated or deleted by a checkpoint, a clean stop's included, holds
+// nothing new: what the checkpoint moved into the file was synced. An
+// LTX file without a WAL position (a snapshot) tells nothing.
+//
+// The -wal is opened and closed outside SQLite, which is safe beside the
+// process's own connections: SQLite takes no POSIX lock on the -wal (its
+// locks are on the database and the -shm), so closing this descriptor
+// releases none of them.
+func walAhead(walPath string, walSize int64, hdr ltx.Header) bool {
+	if (hdr.WALSalt1 == 0 && hdr.WALSalt2 == 0) || walSize <= walHeaderSize {
+		return false
+	}
+	f, err := openRead(walPath)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var b [walHeaderSize]byte
+	if _, err := io.ReadFull(f, b[:]); err != nil {
+		return false
+	}
+	if magic := binary.BigEndian.Uint32(b[0:4]); magic != walMagicLE && magic != walMagicBE {
+		return false
+	}
+	salt1, salt2 := binary.BigEndian.Uint32(b[16:20]), binary.BigEndian.Uint32(b[20:24])
+	if salt1 != hdr.WALSalt1 || salt2 != hdr.WALSalt2 {
+		return true
+	}
+	return walSize > hdr.WALOffset+hdr.WALSize
 }
 
 // readL0 reads the level-0 listing under meta and the header of its newest
@@ -68,17 +116,17 @@ func readLocalState(l *Local, c candidate) {
 // database behind its replica, the whole folder, at any moment: files gone
 // between the listing and their stat are skipped, and a newest file gone
 // before its header is read starts the listing over once.
-func readL0(l *Local, meta string) bool {
+func readL0(l *Local, meta string) (found bool, newest ltx.Header, hdrOK bool) {
 	// Concatenation, not litestream.LTXLevelDir: its path.Join allocates
 	// twice per database for parts already clean.
 	dir := meta + sep + "ltx" + sep + "0"
 	for attempt := 0; ; attempt++ {
 		ents, err := os.ReadDir(dir)
 		if errors.Is(err, fs.ErrNotExist) {
-			return false
+			return false, ltx.Header{}, false
 		} else if err != nil {
 			l.StateErr = fmt.Sprintf("cannot list local Litestream state %s: %v", Printable(dir), err)
-			return true
+			return true, ltx.Header{}, false
 		}
 		refs := make([]LTXRef, 0, len(ents))
 		var statErr error
@@ -109,7 +157,7 @@ func readL0(l *Local, meta string) bool {
 			l.StateErr = fmt.Sprintf("local Litestream state %s: %v", Printable(dir), statErr)
 		}
 		if len(refs) == 0 {
-			return true
+			return true, ltx.Header{}, false
 		}
 		l.TXID = newestTXID
 		name := dir + sep + newestName
@@ -125,8 +173,9 @@ func readL0(l *Local, meta string) bool {
 			l.StateErr = fmt.Sprintf("header of %s says TXID %d: the file name says %d", Printable(name), hdr.MaxTXID, newestTXID)
 		default:
 			l.TXIDTime = time.UnixMilli(hdr.Timestamp)
+			return true, hdr, true
 		}
-		return true
+		return true, ltx.Header{}, false
 	}
 }
 

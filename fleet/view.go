@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
@@ -21,6 +22,7 @@ const (
 	StatusDiverged       Status = "diverged"              // its host found the local history and the replica's differ: nothing is uploaded
 	StatusHostSilent     Status = "host silent"           // the host replicating it stopped beating: down or cut off from S3
 	StatusLeaseLost      Status = "lease lost (retrying)" // its host cannot prove it may write: uploads wait
+	StatusSyncFailing    Status = "sync failing"          // its host may write, but its last sync failed: S3 does not hold its latest changes
 	StatusInvalid        Status = "invalid"               // invalid name or a collision
 	StatusUnknown        Status = "unknown"               // local, and S3 could not be asked: see the note
 	StatusMissing        Status = "missing"               // its host's file is gone
@@ -33,7 +35,7 @@ const (
 )
 
 // Statuses lists every status in display order.
-var Statuses = []Status{StatusError, StatusFailed, StatusDiverged, StatusHostSilent, StatusLeaseLost, StatusInvalid, StatusUnknown, StatusMissing,
+var Statuses = []Status{StatusError, StatusFailed, StatusDiverged, StatusHostSilent, StatusLeaseLost, StatusSyncFailing, StatusInvalid, StatusUnknown, StatusMissing,
 	StatusLeased, StatusLagging, StatusStarting, StatusNotReplicating, StatusRemoteOnly, StatusInSync}
 
 // known reports one of Statuses.
@@ -63,6 +65,10 @@ type ViewOptions struct {
 	// remoteUnknown, set by Refresh, says why S3's side is not known: a
 	// local row then has no status to show but "unknown".
 	remoteUnknown string
+	// remoteStale, set by Refresh, says S3 could not be reached and an
+	// older answer stands in: a local tenant that answer does not list may
+	// be in S3 by now, so it is "unknown", not "not replicating".
+	remoteStale string
 }
 
 func (o ViewOptions) withDefaults() ViewOptions {
@@ -85,10 +91,15 @@ type Row struct {
 	Local *Local `json:"local"`
 	// Remote is nil for a tenant with nothing in S3.
 	Remote *s3browse.TenantSummary `json:"remote"`
-	// LagTXIDs is local TXID − replicated TXID, when the local side is ahead.
+	// LagTXIDs is the row's local TXID − its S3 TXID, when the local side
+	// is ahead: local.txid (or, with nothing local, host_local_txid) −
+	// remote.latest_txid, the same numbers the row shows.
 	LagTXIDs uint64 `json:"lag_txids"`
 	// Lag is now − the time of the oldest local change not yet replicated.
 	Lag time.Duration `json:"lag_ns"`
+	// LagUnknown says why the lag cannot be known (a side's TXID is
+	// unknown); lag_txids and lag_ns are then null, never 0.
+	LagUnknown string `json:"lag_unknown,omitempty"`
 	// Staleness is now − the last time the replica received data.
 	Staleness time.Duration `json:"staleness_ns"`
 	// Replicating says this process replicates the tenant.
@@ -104,6 +115,44 @@ type Row struct {
 	Reason     string        `json:"reason,omitempty"`
 	HostAge    time.Duration `json:"host_age_ns,omitempty"`
 	HostSilent bool          `json:"host_silent,omitempty"`
+	// HostLocalTXID is the local TXID the host's record reports: the row's
+	// local TXID when nothing is local here.
+	HostLocalTXID uint64 `json:"host_local_txid,omitempty"`
+	// RecordAge is how old that record is, by S3's clock: what the row
+	// takes from it (its state, the S3 TXID when remote.source is "host
+	// record", host_local_txid) is as of then.
+	RecordAge time.Duration `json:"record_age_ns,omitempty"`
+	// StateAge is how long the host has been in State, as of now: the
+	// record's own age of the state plus the record's age.
+	StateAge time.Duration `json:"state_age_ns,omitempty"`
+}
+
+// MarshalJSON writes an unknown lag as null: a 0 would say "in sync".
+func (r Row) MarshalJSON() ([]byte, error) {
+	type plain Row // without this method
+	out := struct {
+		plain
+		LagTXIDs *uint64        `json:"lag_txids"`
+		Lag      *time.Duration `json:"lag_ns"`
+	}{plain: plain(r)}
+	if r.LagUnknown == "" {
+		out.LagTXIDs, out.Lag = &r.LagTXIDs, &r.Lag
+	}
+	return json.Marshal(out)
+}
+
+// LocalTXID is the row's local TXID: this host's file's, or else the one
+// its replicating host reports; 0 when unknown.
+func (r Row) LocalTXID() uint64 {
+	if r.Local != nil {
+		return r.Local.TXID
+	}
+	return r.HostLocalTXID
+}
+
+// unknownLag marks the row's lag unknown, and why.
+func (r *Row) unknownLag(why string) {
+	r.LagTXIDs, r.Lag, r.LagUnknown = 0, 0, why
 }
 
 // Display is the tenant name safe to print.
@@ -203,6 +252,12 @@ func judge(r *Row, now time.Time, opt ViewOptions) {
 	}
 	if opt.remoteUnknown != "" && r.Local != nil && r.Local.StateErr == "" {
 		r.Status, r.Note = StatusUnknown, "S3: "+opt.remoteUnknown
+		r.unknownLag("S3 side unknown")
+		return
+	}
+	if opt.remoteStale != "" && r.Local != nil && r.Remote == nil && r.Local.StateErr == "" {
+		r.Status, r.Note = StatusUnknown, "S3: "+opt.remoteStale
+		r.unknownLag("S3 side unknown")
 		return
 	}
 	l, rem := r.Local, r.Remote
@@ -219,6 +274,8 @@ func judge(r *Row, now time.Time, opt ViewOptions) {
 	}
 	switch {
 	case l == nil:
+		// No local TXID here: a live host's report may give one (hostLag).
+		r.unknownLag("nothing local")
 		r.Status = StatusRemoteOnly
 		if leaseFresh {
 			r.Status, r.Note = StatusLeased, "a live replicator writes it, not from this host's folders"
@@ -226,8 +283,10 @@ func judge(r *Row, now time.Time, opt ViewOptions) {
 		return
 	case l.StateErr != "":
 		r.Status, r.Note = StatusError, l.StateErr
+		r.unknownLag("local Litestream state unreadable")
 		return
 	case !hasRemote:
+		r.unknownLag("nothing replicated in S3")
 		r.Status = StatusNotReplicating
 		if rem != nil && rem.Format == s3browse.FormatEmpty && rem.HasLease {
 			r.Note = "lease taken, nothing replicated yet"
@@ -242,7 +301,15 @@ func judge(r *Row, now time.Time, opt ViewOptions) {
 	remoteTXID := rem.LatestTXID
 	switch {
 	case l.TXID == 0:
+		r.unknownLag("no local Litestream state")
 		r.Status, r.Note = StatusNotReplicating, "no local Litestream state: not replicated from this host"
+		if leaseFresh {
+			r.Status, r.Note = StatusLeased, "replica written by another host"
+		}
+	case remoteTXID == 0:
+		// A v0.3 replica has generations, not TXIDs: nothing to subtract.
+		r.unknownLag(fmt.Sprintf("the %s layout has no TXIDs", rem.Format))
+		r.Status, r.Note = StatusUnknown, fmt.Sprintf("the replica (%s layout) has no TXID to compare with local TXID %d", rem.Format, l.TXID)
 		if leaseFresh {
 			r.Status, r.Note = StatusLeased, "replica written by another host"
 		}
@@ -267,9 +334,12 @@ func judge(r *Row, now time.Time, opt ViewOptions) {
 		}
 	default:
 		r.Status = StatusInSync
-		// Changes after the last local sync that nobody picks up.
-		if !leaseFresh && !r.Replicating && l.Changed.Sub(l.TXIDTime) > opt.LagThreshold {
-			r.Status, r.Note = StatusNotReplicating, "changed since the last sync and no live lease: no replicator is running"
+		// Changes after the last local sync that nobody picks up: frames
+		// in the WAL past what Litestream's last sync read. The file's
+		// mtime says nothing of it: a checkpoint (a clean stop's own)
+		// moves it without a change.
+		if !leaseFresh && !r.Replicating && l.WALAhead {
+			r.Status, r.Note = StatusNotReplicating, "changed since the last sync (the WAL holds frames Litestream has not read) and no live lease: no replicator is running"
 		}
 	}
 }

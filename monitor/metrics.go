@@ -52,12 +52,12 @@ type family struct{ name, typ, help string }
 
 var (
 	famState = family{MetricTenantState, "gauge",
-		"1 for the tenant's current state (starting, replicating, sleeping, leased elsewhere, lease lost (retrying), diverged, missing, failed, stopped); one series per tenant, of its current state."}
+		"1 for the tenant's current state (starting, replicating, sleeping, leased elsewhere, lease lost (retrying), sync failing, diverged, missing, failed, stopped); one series per tenant, of its current state."}
 	famLocal      = family{MetricTenantLocalTXID, "gauge", "The local database's TXID, as Litestream last saw it."}
 	famReplicated = family{MetricTenantReplicatedTXID, "gauge", "The TXID the replica in S3 holds."}
 	famLag        = family{MetricTenantLag, "gauge", "Now minus the time of the oldest local change not yet in S3; 0 when in sync."}
 	famLastSync   = family{MetricTenantLastSync, "gauge", "Unix time of the last upload to S3 (no series before the first)."}
-	famSyncErrors = family{MetricTenantSyncErrors, "counter", "Failed uploads to S3 since the process started."}
+	famSyncErrors = family{MetricTenantSyncErrors, "counter", "Failed syncs since the process started: uploads of a change to S3 that failed or were refused, and Litestream's local syncs seen failing, its background loops' included."}
 	famUploaded   = family{MetricTenantUploadedBytes, "counter", "Bytes uploaded to S3 since the process started."}
 	famTenants    = family{MetricTenants, "gauge", "Tenants of this process by state."}
 	famBeatAge    = family{MetricHeartbeatAge, "gauge", "Seconds since this host's last successful heartbeat to the bucket; other hosts count it dead at 40."}

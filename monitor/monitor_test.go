@@ -347,3 +347,52 @@ func TestMetricsGzip(t *testing.T) {
 		t.Fatalf("local TXID of %s = %v (present %v), want 12", tA, v, ok)
 	}
 }
+
+// A tenant whose last sync failed is unhealthy, and every endpoint says
+// so in the same words: /healthz names it with since when and why,
+// /metrics has its state series and counts its failed syncs, /status gives
+// the state, reason, since and the TXIDs S3 lacks.
+func TestSyncFailingOnEveryEndpoint(t *testing.T) {
+	src := fleetOf3()
+	st := src.Status()
+	since := now.Add(-12 * time.Second)
+	st[1] = replication.TenantStatus{Tenant: tB, State: replication.StateSyncFailing, Reason: "upload to S3 failed: 503 ServiceUnavailable",
+		Since: since, LocalTXID: 21, ReplicatedTXID: 10, SyncErrors: 4, Bucket: "b"}
+	src.set(st)
+	h := monitor.NewHandler(src, monitor.Options{Now: func() time.Time { return now }})
+
+	code, body := get(t, h, "/healthz")
+	want := tB + ": sync failing since 2026-11-30T11:59:48Z (12s): upload to S3 failed: 503 ServiceUnavailable\n"
+	if code != http.StatusServiceUnavailable || body != want {
+		t.Errorf("/healthz: %d %q, want 503 %q", code, body, want)
+	}
+
+	_, text := get(t, h, "/metrics")
+	mf := parse(t, text)
+	if v, ok := value(mf, monitor.MetricTenantState, map[string]string{"tenant": tB, "state": "sync failing"}); !ok || v != 1 {
+		t.Errorf("%s{state=sync failing} = %v %v, want 1", monitor.MetricTenantState, v, ok)
+	}
+	if v, _ := value(mf, monitor.MetricTenantSyncErrors, map[string]string{"tenant": tB}); v != 4 {
+		t.Errorf("%s = %v, want 4", monitor.MetricTenantSyncErrors, v)
+	}
+	if v, _ := value(mf, monitor.MetricTenants, map[string]string{"state": "sync failing"}); v != 1 {
+		t.Errorf("%s{state=sync failing} = %v, want 1", monitor.MetricTenants, v)
+	}
+
+	_, body = get(t, h, "/status")
+	var doc struct {
+		Tenants []struct {
+			Tenant, State, Reason string
+			Since                 time.Time
+			LagTXIDs              uint64 `json:"lag_txids"`
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range doc.Tenants {
+		if x.Tenant == tB && (x.State != "sync failing" || !x.Since.Equal(since) || x.LagTXIDs != 11 || !strings.Contains(x.Reason, "503")) {
+			t.Errorf("/status: %+v, want sync failing since %s, 11 TXIDs not in S3, with the reason", x, since)
+		}
+	}
+}

@@ -33,7 +33,7 @@ func NewHandler(src Source, opt Options) http.Handler {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", metricsHandler(src, runtimeRegistry(), opt.Now, opt.Logger))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { healthz(w, src) })
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { healthz(w, src, opt.Now()) })
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) { status(w, src, opt.Now()) })
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -45,7 +45,7 @@ func NewHandler(src Source, opt Options) http.Handler {
 // healthz answers 200 when every tenant is replicating, sleeping or leased
 // elsewhere, and 503 otherwise, naming each failing tenant and its state
 // on a line of its own.
-func healthz(w http.ResponseWriter, src Source) {
+func healthz(w http.ResponseWriter, src Source, now time.Time) {
 	st := src.Status()
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
@@ -63,6 +63,10 @@ func healthz(w http.ResponseWriter, src Source) {
 	bw := bufio.NewWriter(w)
 	for _, s := range bad {
 		line := fleet.Printable(s.Tenant) + ": " + string(s.State)
+		if s.State == replication.StateSyncFailing && !s.Since.IsZero() {
+			// How long S3 has not taken its changes: the alert's urgency.
+			line += fmt.Sprintf(" since %s (%s)", s.Since.UTC().Format(time.RFC3339), max(now.Sub(s.Since), 0).Round(time.Second))
+		}
 		if s.Reason != "" {
 			line += ": " + fleet.Printable(s.Reason)
 		}

@@ -108,9 +108,12 @@ var _ litestream.ReplicaClient = (*tenantClient)(nil)
 type tenantStats struct {
 	uploadedBytes atomic.Int64
 	uploads       atomic.Int64
-	writeErrors   atomic.Int64
-	lastUpload    atomic.Int64 // unix nanoseconds
-	progress      uploadProgress
+	// syncErrors counts failed syncs: uploads of a change (level 0) that
+	// failed or were refused, and Litestream's local syncs seen failing.
+	syncErrors atomic.Int64
+	lastUpload atomic.Int64 // unix nanoseconds
+	health     syncHealth
+	progress   uploadProgress
 }
 
 func (c *tenantClient) Type() string                  { return lss3.ReplicaClientType }
@@ -136,7 +139,13 @@ func (c *tenantClient) load(ctx context.Context) error {
 	for {
 		out, err := c.api.ListObjectsV2(ctx, in)
 		if err != nil {
-			return fmt.Errorf("list s3://%s/%s/: %w", c.bucket, c.path, err)
+			err = fmt.Errorf("list s3://%s/%s/: %w", c.bucket, c.path, err)
+			// Without the manifest no sync can find the replica's position.
+			if ctx.Err() == nil {
+				c.stats.syncErrors.Add(1)
+				c.stats.health.uploadFailed(err, time.Now())
+			}
+			return err
 		}
 		for _, o := range out.Contents {
 			level, info, ok := parseLTXKey(c.path, aws.ToString(o.Key))
@@ -319,8 +328,16 @@ func (c *tenantClient) WriteLTXFile(ctx context.Context, level int, minTXID, max
 	start := time.Now()
 	info, err := c.write(ctx, level, minTXID, maxTXID, r)
 	if err != nil {
-		c.stats.writeErrors.Add(1)
+		if level == 0 {
+			// A change not uploaded: a failed sync, whether Litestream's
+			// replica loop or the engine asked for it.
+			c.stats.syncErrors.Add(1)
+			c.stats.health.uploadFailed(err, time.Now())
+		}
 		return nil, err
+	}
+	if level == 0 {
+		c.stats.health.uploadOK()
 	}
 	c.stats.uploadedBytes.Add(info.Size)
 	c.stats.uploads.Add(1)

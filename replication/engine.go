@@ -463,7 +463,7 @@ func (t *tenant) status(now time.Time) TenantStatus {
 		Tenant: t.name, Path: t.path, Replica: t.target.Conn.URL(t.name),
 		State: t.state, Reason: t.reason, Since: t.since, Holder: t.holder,
 		LocalTXID: t.localTXID, ReplicatedTXID: t.replTXID, LastSync: t.lastSync,
-		SyncErrors: t.stats.writeErrors.Load(), UploadedBytes: t.stats.uploadedBytes.Load(),
+		SyncErrors: t.stats.syncErrors.Load(), UploadedBytes: t.stats.uploadedBytes.Load(),
 		Bucket: t.target.Conn.Bucket, Endpoint: t.target.Conn.Endpoint,
 	}
 	if len(t.pending) > 0 && t.localTXID > t.replTXID {
@@ -496,7 +496,7 @@ func (e *Engine) setState(t *tenant, s State, reason string) {
 		args = append(args, "reason", reason)
 	}
 	switch s {
-	case StateFailed, StateDiverged, StateLeaseLost:
+	case StateFailed, StateDiverged, StateLeaseLost, StateSyncFailing:
 		e.log.Error(string(s), args...)
 	case StateMissing, StateLeased:
 		e.log.Warn(string(s), args...)

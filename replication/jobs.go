@@ -501,11 +501,12 @@ func (e *Engine) opened(ctx context.Context, t *tenant, a *awake, claim *hosts.C
 			// Closed and started again at once (see newClient).
 			return outcome{state: StateStarting, reason: "the page size changed: starting a new history", run: a, claim: claim, base: base, baseOK: true}
 		}
-		reason := "upload failed, retrying: " + s3browse.Explain(err, t.target.Conn).Error()
 		if errors.Is(err, errFenced) {
-			reason = err.Error()
+			return outcome{state: StateLeaseLost, reason: err.Error(), run: a, claim: claim, base: base, baseOK: true}
 		}
-		return outcome{state: StateLeaseLost, reason: reason, run: a, claim: claim, base: base, baseOK: true}
+		// The host may write, S3 did not take the change: Litestream's
+		// replica loop retries, and the tick says replicating once it is in.
+		return outcome{state: StateSyncFailing, reason: syncFailed(t, err), run: a, claim: claim, base: base, baseOK: true}
 	}
 	local, repl := a.positions()
 	e.mu.Lock()
@@ -744,6 +745,12 @@ func (e *Engine) resume(ctx context.Context, t *tenant) {
 	a.verified.Store(e.claimEpochOf(t))
 	a.db.Replica.Start(e.ctx)
 	if err := a.db.Replica.Sync(ctx); err != nil {
+		if !errors.Is(err, errFenced) {
+			// The host may write again; S3 did not take the change:
+			// Litestream's replica loop, just started, retries it.
+			e.apply(t, outcome{state: StateSyncFailing, reason: syncFailed(t, err), run: a, claim: claim})
+			return
+		}
 		e.apply(t, outcome{state: StateLeaseLost, reason: "upload failed, retrying: " + s3browse.Explain(err, t.target.Conn).Error(), run: a, claim: claim, retry: true})
 		return
 	}

@@ -67,7 +67,7 @@ func (e *Engine) tick() {
 		if t.busy || t.run == nil {
 			continue
 		}
-		if b := t.bucket; b != nil && b.beat != nil && !b.fenced && t.state == StateReplicating && t.run.verified.Load() != b.beat.Epoch() {
+		if b := t.bucket; b != nil && b.beat != nil && !b.fenced && (t.state == StateReplicating || t.state == StateSyncFailing) && t.run.verified.Load() != b.beat.Epoch() {
 			// A beat failed and came back between two ticks: the gate
 			// refuses uploads until resume has read the claim again.
 			e.setState(t, StateLeaseLost, "a heartbeat failed: checking the claim before the next upload")
@@ -81,6 +81,7 @@ func (e *Engine) tick() {
 			t.lastSync = now
 		}
 		t.localTXID, t.replTXID = local, repl
+		e.judgeSyncLocked(t, local, repl)
 		if e.nextJobLocked(t) != nil {
 			e.enqueueLocked(t)
 		}

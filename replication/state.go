@@ -16,6 +16,7 @@ const (
 	StateSleeping    State = "sleeping"              // idle: closed, watched; a change wakes it
 	StateLeased      State = "leased elsewhere"      // a live host holds its claim
 	StateLeaseLost   State = "lease lost (retrying)" // this host cannot prove it may write: S3 failing, or the claim was taken
+	StateSyncFailing State = "sync failing"          // open, the host may write, but its last sync failed (local or upload): see the reason and since
 	StateDiverged    State = "diverged"              // the local file's history and the replica's differ: nothing is uploaded
 	StateMissing     State = "missing"               // the file is gone; its claim was released
 	StateFailed      State = "failed"                // cannot be opened, written or locked: see the reason
@@ -23,7 +24,7 @@ const (
 )
 
 // States lists every state, the most alarming first.
-var States = []State{StateFailed, StateDiverged, StateLeaseLost, StateMissing, StateStarting, StateLeased, StateReplicating, StateSleeping, StateStopped}
+var States = []State{StateFailed, StateDiverged, StateLeaseLost, StateSyncFailing, StateMissing, StateStarting, StateLeased, StateReplicating, StateSleeping, StateStopped}
 
 // Healthy reports a state that needs nobody's attention.
 func (s State) Healthy() bool {
@@ -41,8 +42,10 @@ type TenantStatus struct {
 	Replica string `json:"replica"`
 	State   State  `json:"state"`
 	// Reason says why, for every state but replicating and sleeping.
-	Reason string    `json:"reason,omitempty"`
-	Since  time.Time `json:"since"` // when the state was entered
+	Reason string `json:"reason,omitempty"`
+	// Since is when the state was entered; for sync failing, when the
+	// syncs began failing.
+	Since time.Time `json:"since"`
 	// Holder is the host holding the claim when leased elsewhere.
 	Holder         string    `json:"holder,omitempty"`
 	LocalTXID      uint64    `json:"local_txid"`
@@ -50,11 +53,14 @@ type TenantStatus struct {
 	LastSync       time.Time `json:"last_sync,omitzero"`
 	// Lag is now − the time of the oldest local change not yet in S3; 0
 	// when in sync.
-	Lag           time.Duration `json:"lag_ns"`
-	SyncErrors    int64         `json:"sync_errors"`
-	UploadedBytes int64         `json:"uploaded_bytes"`
-	Bucket        string        `json:"bucket"`
-	Endpoint      string        `json:"endpoint,omitempty"`
+	Lag time.Duration `json:"lag_ns"`
+	// SyncErrors counts failed syncs since the process started: uploads of
+	// a change that failed or were refused, and Litestream's local syncs
+	// seen failing.
+	SyncErrors    int64  `json:"sync_errors"`
+	UploadedBytes int64  `json:"uploaded_bytes"`
+	Bucket        string `json:"bucket"`
+	Endpoint      string `json:"endpoint,omitempty"`
 
 	// UploadDone and UploadTotal are what the tenant's big uploads in
 	// flight (a first snapshot) have sent of their size; UploadTotal is 0

@@ -1,6 +1,7 @@
 package s3browse
 
 import (
+	"encoding/json"
 	"slices"
 	"strings"
 	"time"
@@ -77,12 +78,31 @@ type TenantSummary struct {
 	// Source says where the figures come from: "" for a listing of the
 	// tenant's objects, SourceHostRecord for the record of the host that
 	// replicates it, which knows the replicated TXID and the last upload
-	// but not the objects, their bytes or snapshots (all 0).
+	// but not the objects, their bytes or snapshots (0 here, null in JSON).
 	Source string `json:"source,omitempty"`
 }
 
 // SourceHostRecord marks a TenantSummary made from a host record.
 const SourceHostRecord = "host record"
+
+// MarshalJSON writes the figures a host record does not know (objects,
+// bytes, snapshots, WAL segments, generations) as null for a summary made
+// from one: a 0 would say the replica is empty.
+func (s TenantSummary) MarshalJSON() ([]byte, error) {
+	type plain TenantSummary // without this method
+	if s.Source != SourceHostRecord {
+		return json.Marshal(plain(s))
+	}
+	return json.Marshal(struct {
+		plain
+		Objects        *int   `json:"objects"`
+		Bytes          *int64 `json:"bytes"`
+		UnknownObjects *int   `json:"unknown_objects"`
+		Snapshots      *int   `json:"snapshots"`
+		WALSegments    *int   `json:"wal_segments"`
+		Generations    *int   `json:"generations"`
+	}{plain: plain(s)})
+}
 
 // summarizer aggregates a tenant's objects as they are listed, without
 // keeping keys: its size does not grow with the number of objects, except

@@ -178,7 +178,7 @@ func printHosts(w io.Writer, reports []fleet.HostReport, hostErr string, now tim
 	}
 	fmt.Fprintln(w, "\nhosts (their records):")
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  HOST\tSTATE\tLOCAL TXID\tREPLICATED TXID\tLAG\tLAST SYNC\tHEARTBEAT")
+	fmt.Fprintln(tw, "  HOST\tSTATE\tLOCAL TXID\tREPLICATED TXID\tLAG\tLAST SYNC\tHEARTBEAT\tRECORD")
 	for _, r := range reports {
 		beat := common.Duration(r.HostAge) + " ago"
 		if r.Silent {
@@ -189,10 +189,15 @@ func printHosts(w io.Writer, reports []fleet.HostReport, hostErr string, now tim
 			lag = fmt.Sprintf("%d tx / %s", r.LocalTXID-r.Replicated, common.Duration(r.Lag))
 		}
 		state := fleet.Printable(r.State)
+		if r.StateAge > 0 {
+			state += " for " + common.Duration(r.StateAge)
+		}
 		if r.Reason != "" {
 			state += ": " + fleet.Printable(r.Reason)
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", fleet.Printable(r.Host), state, common.TXID(r.LocalTXID), common.TXID(r.Replicated), lag, ago(now, r.LastSync), beat)
+		// The record's values are as of its age, by S3's clock.
+		record := common.Duration(r.RecordAge) + " old"
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", fleet.Printable(r.Host), state, common.TXID(r.LocalTXID), common.TXID(r.Replicated), lag, ago(now, r.LastSync), beat, record)
 	}
 	tw.Flush()
 }

@@ -39,8 +39,14 @@ replicating (local only, or local changes and no live lease), remote only
 replica), invalid (a bad name or two databases on one prefix), error,
 unknown (S3 could not be asked: no bucket, refused or missing credentials),
 host silent (the host replicating it has not beaten for 40s), and the
-replicating host's own states that need attention: failed, diverged, lease
-lost (retrying), missing, starting.
+replicating host's own states that need attention: sync failing (its last
+sync failed: S3 lacks its latest changes), failed, diverged, lease lost
+(retrying), missing, starting.
+
+LAG is the row's LOCAL TXID minus its REMOTE TXID, "?" when either is
+unknown. With nothing local, LOCAL TXID is what the replicating host
+reports. A REMOTE TXID read from a host record says how old that record
+is ("10 as of 12s ago"); SIZE a host record does not know is "—".
 
 When S3 cannot be reached, ls shows the last good answer (kept in the user's
 cache folder), says how old it is, and exits 1. When S3 refuses the request,
@@ -169,26 +175,31 @@ func printRows(w io.Writer, v *fleet.View) error {
 		local, remote, lag, size, wal, changed, replicated := "-", "-", "-", "-", "-", "-", "-"
 		host := hostCell(&r)
 		if l := r.Local; l != nil {
-			local = fmt.Sprint(l.TXID)
+			if l.TXID > 0 {
+				local = fmt.Sprint(l.TXID)
+			}
 			size = humanize.IBytes(uint64(l.Size))
 			wal = humanize.IBytes(uint64(l.WALSize))
 			changed = ago(v.At, l.Changed)
+		} else if r.HostLocalTXID > 0 && !r.HostSilent {
+			local = fmt.Sprint(r.HostLocalTXID) // as its host reports it
 		}
 		if rm := r.Remote; rm != nil {
 			remote = fmt.Sprint(rm.LatestTXID)
+			if rm.Source == s3browse.SourceHostRecord {
+				// Not listed: what the host's record said, as of its age.
+				remote += " as of " + common.Duration(r.RecordAge) + " ago"
+			}
 			replicated = ago(v.At, rm.LatestAt)
 			if r.Local == nil {
 				size = humanize.IBytes(uint64(rm.Bytes))
+				if rm.Source == s3browse.SourceHostRecord {
+					size = "—" // a host record has no sizes: unknown, not 0
+				}
 			}
 		}
-		if rm := r.Remote; rm != nil && rm.Source == s3browse.SourceHostRecord && r.Local == nil {
-			size = "-" // a host record has no sizes
-		}
-		if (r.Local != nil && r.Remote != nil) || (r.Host != "" && r.Remote != nil && !r.HostSilent) {
-			lag = fmt.Sprintf("%d tx", r.LagTXIDs)
-			if r.LagTXIDs > 0 {
-				lag += " / " + common.Duration(r.Lag)
-			}
+		if r.Remote != nil && (r.Local != nil || local != "-") {
+			lag = lagText(&r)
 		}
 		note := r.Note
 		if note != "" {
@@ -205,6 +216,23 @@ func printRows(w io.Writer, v *fleet.View) error {
 		fmt.Fprintln(w, line)
 	}
 	return nil
+}
+
+// lagText is the LAG column: the row's local TXID minus its S3 TXID, as
+// shown beside it, with how long the oldest change not in S3 has waited;
+// "?" when either TXID is unknown, never 0.
+func lagText(r *fleet.Row) string {
+	switch {
+	case r.LagUnknown != "":
+		return "?"
+	case r.Remote.LatestTXID > r.LocalTXID():
+		return fmt.Sprintf("-%d tx", r.Remote.LatestTXID-r.LocalTXID())
+	}
+	lag := fmt.Sprintf("%d tx", r.LagTXIDs)
+	if r.LagTXIDs > 0 {
+		lag += " / " + common.Duration(r.Lag)
+	}
+	return lag
 }
 
 // hostCell is the HOST column: the host and its state for the tenant

@@ -39,7 +39,9 @@ unusable is retried, and its state says why.
 Tenant states: starting, replicating, sleeping (idle for -sleep-after: closed
 and watched, a write wakes it within a second or two), leased elsewhere
 (another live host holds it), lease lost (retrying) (this host's heartbeat to
-S3 is failing: uploads wait), diverged, missing, failed, stopped.
+S3 is failing: uploads wait), sync failing (this host may write, but its last
+sync failed: S3 lacks its latest changes; the reason and since when are in
+/status, /healthz and ls), diverged, missing, failed, stopped.
 
 Leases: each host writes a heartbeat to .litefleet/hosts/HOST/ in the bucket
 every 10s; a tenant's claim (PREFIX/TENANT/lock.json) names its host and

@@ -132,6 +132,10 @@ type Fault struct {
 	DropResponse bool
 	// Delay holds the request this long before forwarding it.
 	Delay time.Duration
+	// Status, 400 or more, answers the request at once with an S3 error
+	// of that status, and the request never reaches the server, as a
+	// failing S3 does.
+	Status int
 }
 
 // Options configure a proxy.
@@ -259,6 +263,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rec := &statusWriter{ResponseWriter: w}
 	switch {
+	case fault.Status >= 400:
+		rec.Header().Set("Content-Type", "application/xml")
+		rec.WriteHeader(fault.Status)
+		fmt.Fprintf(rec, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>%s</Code><Message>injected by s3proxy</Message></Error>", faultCode(fault.Status))
 	case fault.Drop:
 		rec.status = http.StatusBadGateway
 		hangUp(w)
@@ -354,6 +362,21 @@ func (b *slowBody) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// faultCode is the S3 error code an injected status is answered with.
+func faultCode(status int) string {
+	switch status {
+	case http.StatusServiceUnavailable:
+		return "ServiceUnavailable"
+	case http.StatusForbidden:
+		return "AccessDenied"
+	case http.StatusNotFound:
+		return "NoSuchKey"
+	case http.StatusBadRequest:
+		return "InvalidRequest" // not retried by the SDK: one request, one failure
+	}
+	return "InternalError"
 }
 
 // statusWriter remembers the status the proxied response was sent with.

@@ -113,6 +113,7 @@ func DefaultStyles(withColor bool) *Styles {
 		fleet.StatusDiverged:       fg(red).Bold(true),
 		fleet.StatusHostSilent:     fg(red).Bold(true),
 		fleet.StatusLeaseLost:      fg(orange).Bold(true),
+		fleet.StatusSyncFailing:    fg(red).Bold(true),
 		fleet.StatusMissing:        fg(orange),
 		fleet.StatusStarting:       fg(yellow),
 		fleet.StatusLeased:         fg(magenta),
@@ -128,6 +129,7 @@ func DefaultStyles(withColor bool) *Styles {
 		s.Status[fleet.StatusFailed] = bold
 		s.Status[fleet.StatusDiverged] = bold
 		s.Status[fleet.StatusHostSilent] = bold
+		s.Status[fleet.StatusSyncFailing] = bold
 		s.Status[fleet.StatusLagging] = bold
 	}
 

@@ -230,7 +230,11 @@ func (m *Model) render() {
 		kv("note", fleet.Printable(r.Note))
 	}
 	if r.Host != "" {
-		host := fmt.Sprintf("%s: %s · heartbeat %s ago", fleet.Printable(r.Host), fleet.Printable(r.State), common.Duration(r.HostAge))
+		state := fleet.Printable(r.State)
+		if r.StateAge > 0 {
+			state += " for " + common.Duration(r.StateAge)
+		}
+		host := fmt.Sprintf("%s: %s · heartbeat %s ago · record %s old", fleet.Printable(r.Host), state, common.Duration(r.HostAge), common.Duration(r.RecordAge))
 		if r.HostSilent {
 			host += " (silent)"
 		}
@@ -301,26 +305,33 @@ func remoteTXID(r fleet.Row, now time.Time) string {
 	case rm.LatestTXID == 0:
 		return fmt.Sprintf("none: the %s layout has no TXIDs · last upload %s (%s)", rm.Format, common.Stamp(rm.LatestAt), common.Ago(now, rm.LatestAt))
 	}
-	return fmt.Sprintf("%s · last upload %s (%s)", common.TXID(rm.LatestTXID), common.Stamp(rm.LatestAt), common.Ago(now, rm.LatestAt))
+	s := fmt.Sprintf("%s · last upload %s (%s)", common.TXID(rm.LatestTXID), common.Stamp(rm.LatestAt), common.Ago(now, rm.LatestAt))
+	if rm.Source == s3browse.SourceHostRecord {
+		// Not listed: what the host's record said, as of its age.
+		s += fmt.Sprintf(" · from %s's record, as of %s ago", fleet.Printable(r.Host), common.Duration(r.RecordAge))
+	}
+	return s
 }
 
-// Lag says how far S3 is behind the local database, from the row alone;
-// "unknown" when either side's TXID is.
+// Lag says how far S3 is behind the local database, from the row alone:
+// its local TXID minus its S3 TXID; "unknown" when either side's TXID is.
 func Lag(r fleet.Row) string {
-	l, rm := r.Local, r.Remote
+	rm := r.Remote
 	switch {
-	case l == nil:
+	case r.LagUnknown != "":
+		return "unknown: " + r.LagUnknown
+	case r.Local == nil && r.HostLocalTXID == 0:
 		return "unknown: nothing local"
 	case rm == nil || rm.Format == s3browse.FormatEmpty:
 		return "unknown: nothing replicated in S3"
-	case l.TXID == 0:
+	case r.LocalTXID() == 0:
 		return "unknown: no local Litestream state to compare with"
 	case rm.LatestTXID == 0:
 		return fmt.Sprintf("unknown: the %s layout has no TXID to compare with", rm.Format)
-	case rm.LatestTXID > l.TXID:
-		return fmt.Sprintf("the replica is %d transaction(s) ahead of the local file", rm.LatestTXID-l.TXID)
+	case rm.LatestTXID > r.LocalTXID():
+		return fmt.Sprintf("the replica is %d transaction(s) ahead of the local file", rm.LatestTXID-r.LocalTXID())
 	case r.LagTXIDs == 0:
-		return "none: S3 holds local TXID " + strconv.FormatUint(l.TXID, 10)
+		return "none: S3 holds local TXID " + strconv.FormatUint(r.LocalTXID(), 10)
 	case r.Lag > 0:
 		return fmt.Sprintf("%d transaction(s) behind, the oldest waiting %s", r.LagTXIDs, common.Duration(r.Lag))
 	}

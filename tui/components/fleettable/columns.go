@@ -120,12 +120,26 @@ func fileWant(rows []fleet.Row) int {
 }
 
 // sizeCell is what `s` sorts by (fleet.Row.Size): the database file, or
-// the replica's bytes when nothing is local.
+// the replica's bytes when nothing is local; "—" when those bytes are
+// unknown (a host record has no sizes), never 0B.
 func sizeCell(r *fleet.Row, _ time.Time) string {
 	if r.Local == nil && r.Remote == nil {
 		return ""
 	}
+	if r.Local == nil && sizesUnknown(r.Remote) {
+		return unknownCell
+	}
 	return common.Bytes(r.Size())
+}
+
+// unknownCell is a value nobody knows: not 0, not absent.
+const unknownCell = "—"
+
+// sizesUnknown reports an S3 side read from a host record, which knows the
+// replicated TXID and the last upload but not the objects, their bytes or
+// the snapshots.
+func sizesUnknown(rm *s3browse.TenantSummary) bool {
+	return rm != nil && rm.Source == s3browse.SourceHostRecord
 }
 
 func walCell(r *fleet.Row, _ time.Time) string {
@@ -135,8 +149,13 @@ func walCell(r *fleet.Row, _ time.Time) string {
 	return common.Bytes(r.Local.WALSize)
 }
 
+// localTXIDCell is the local TXID: this host's file's, or else the one the
+// replicating host reports (what LAG subtracts from).
 func localTXIDCell(r *fleet.Row, _ time.Time) string {
 	if r.Local == nil {
+		if r.HostLocalTXID > 0 && !r.HostSilent {
+			return strconv.FormatUint(r.HostLocalTXID, 10)
+		}
 		return ""
 	}
 	if r.Local.TXID == 0 {
@@ -145,22 +164,20 @@ func localTXIDCell(r *fleet.Row, _ time.Time) string {
 	return strconv.FormatUint(r.Local.TXID, 10)
 }
 
-// lagCell is local TXID − S3 TXID, with how long the oldest local change
-// not in S3 has waited: "0", "+12 3m", or "-5" when the replica is ahead
-// of the local file. "?" when a side's TXID is unknown; empty when a side
-// is missing.
+// lagCell is the row's local TXID − its S3 TXID (the local side being
+// this host's file, or else the TXID its replicating host reports), with
+// how long the oldest local change not in S3 has waited: "0", "+12 3m",
+// or "-5" when the replica is ahead of the local file. "?" when a side's
+// TXID is unknown; empty when a side is missing.
 func lagCell(r *fleet.Row, _ time.Time) string {
+	hasLocal := r.Local != nil || (r.Host != "" && !r.HostSilent && r.HostLocalTXID > 0)
 	switch {
-	case r.Local == nil && r.Remote != nil && r.Host != "" && !r.HostSilent && r.LagTXIDs == 0:
-		return "0" // as the replicating host measures it
-	case r.Local == nil && r.Remote != nil && r.Host != "" && !r.HostSilent:
-		return "+" + strconv.FormatUint(r.LagTXIDs, 10) + " " + common.Duration(r.Lag)
-	case r.Local == nil || r.Remote == nil:
+	case !hasLocal || r.Remote == nil:
 		return ""
-	case r.Local.TXID == 0 || r.Remote.LatestTXID == 0:
+	case r.LagUnknown != "":
 		return "?"
-	case r.Remote.LatestTXID > r.Local.TXID:
-		return "-" + strconv.FormatUint(r.Remote.LatestTXID-r.Local.TXID, 10)
+	case r.Remote.LatestTXID > r.LocalTXID():
+		return "-" + strconv.FormatUint(r.Remote.LatestTXID-r.LocalTXID(), 10)
 	case r.LagTXIDs == 0:
 		return "0"
 	}
@@ -205,6 +222,9 @@ func snapsCell(r *fleet.Row, _ time.Time) string {
 	if rm == nil {
 		return ""
 	}
+	if sizesUnknown(rm) {
+		return unknownCell
+	}
 	s := strconv.Itoa(rm.Snapshots)
 	if rm.Generations > 0 {
 		s += " " + strconv.Itoa(rm.Generations) + "g"
@@ -215,6 +235,9 @@ func snapsCell(r *fleet.Row, _ time.Time) string {
 func bytesCell(r *fleet.Row, _ time.Time) string {
 	if r.Remote == nil {
 		return ""
+	}
+	if sizesUnknown(r.Remote) {
+		return unknownCell
 	}
 	return common.Bytes(r.Remote.Bytes)
 }

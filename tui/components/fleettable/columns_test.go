@@ -115,3 +115,53 @@ func TestSetViewTakesTheIndex(t *testing.T) {
 		t.Fatal("a view in another order kept the stale index")
 	}
 }
+
+// A tenant read from a host record has no object sizes or snapshot count:
+// BYTES, SNAPS and SIZE say unknown ("—"), never 0B and 0; a listed one
+// shows its figures. The tenant page had 59 objects, 73K, when the table
+// said 0B.
+func TestHostRecordSizesAreUnknown(t *testing.T) {
+	rec := &s3browse.TenantSummary{Source: s3browse.SourceHostRecord}
+	rec.Format, rec.LatestTXID = s3browse.FormatLTX, 10
+	r := fleet.Row{Tenant: "t", Remote: rec, Host: "web-1", HostLocalTXID: 16}
+	for name, cell := range map[string]func(*fleet.Row, time.Time) string{"BYTES": bytesCell, "SNAPS": snapsCell, "SIZE": sizeCell} {
+		if got := cell(&r, time.Now()); got != "—" {
+			t.Errorf("%s of a host-record row: %q, want —", name, got)
+		}
+	}
+	listed := &s3browse.TenantSummary{}
+	listed.Format, listed.Bytes, listed.Snapshots, listed.Objects = s3browse.FormatLTX, 73<<10, 2, 59
+	r.Remote = listed
+	if got := bytesCell(&r, time.Now()); got != "73K" {
+		t.Errorf("BYTES of a listed row: %q, want 73K", got)
+	}
+	if got := snapsCell(&r, time.Now()); got != "2" {
+		t.Errorf("SNAPS of a listed row: %q, want 2", got)
+	}
+}
+
+// LAG is the row's local TXID minus its S3 TXID, and "?" when unknown.
+func TestLagCellIsTheRowsArithmetic(t *testing.T) {
+	rem := &s3browse.TenantSummary{}
+	rem.Format, rem.LatestTXID = s3browse.FormatLTX, 10
+	l := &fleet.Local{TXID: 16}
+	for _, tc := range []struct {
+		row  fleet.Row
+		want string
+	}{
+		{fleet.Row{Local: l, Remote: rem, LagTXIDs: 6, Lag: 3 * time.Second}, "+6 3s"},
+		{fleet.Row{Remote: rem, Host: "web-1", HostLocalTXID: 16, LagTXIDs: 6}, "+6"},
+		{fleet.Row{Local: &fleet.Local{}, Remote: rem, LagUnknown: "no local Litestream state"}, "?"},
+		{fleet.Row{Local: &fleet.Local{TXID: 4}, Remote: rem}, "-6"},
+		{fleet.Row{Remote: rem}, ""},
+	} {
+		if got := lagCell(&tc.row, time.Now()); got != tc.want {
+			t.Errorf("lag of %+v: %q, want %q", tc.row, got, tc.want)
+		}
+	}
+	// The local TXID it subtracts from is in the row.
+	r := fleet.Row{Remote: rem, Host: "web-1", HostLocalTXID: 16, LagTXIDs: 6}
+	if got := localTXIDCell(&r, time.Now()); got != "16" {
+		t.Errorf("local TXID of a row whose host reports 16: %q", got)
+	}
+}

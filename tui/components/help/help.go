@@ -30,6 +30,7 @@ var statusHelp = map[fleet.Status]string{
 	fleet.StatusDiverged:       "its host found local and replica histories differ: nothing uploads",
 	fleet.StatusHostSilent:     "the host replicating it stopped beating 40s ago or more",
 	fleet.StatusLeaseLost:      "its host cannot reach S3 to prove its claim: uploads wait",
+	fleet.StatusSyncFailing:    "its host's last sync failed: S3 lacks its latest changes",
 	fleet.StatusMissing:        "its host's file is gone",
 	fleet.StatusStarting:       "its host is checking and opening it",
 	fleet.StatusLeased:         "another host writes the replica",
