@@ -3,6 +3,7 @@ package monitor_test
 import (
 	"compress/gzip"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -200,34 +201,66 @@ func TestMetricsOneSeriesPerTenantName(t *testing.T) {
 	}
 }
 
-func TestHealthz(t *testing.T) {
+// TestReadyz: /readyz and /healthz?tenants answer for every tenant.
+func TestReadyz(t *testing.T) {
 	src := fleetOf3()
 	h := monitor.NewHandler(src, monitor.Options{})
-	code, body := get(t, h, "/healthz")
+	for _, path := range []string{"/readyz", "/healthz?tenants"} {
+		src.set(fleetOf3().Status())
+		readyz(t, src, h, path)
+	}
+}
+
+func readyz(t *testing.T, src *fakeSource, h http.Handler, path string) {
+	t.Helper()
+	code, body := get(t, h, path)
 	if code != http.StatusServiceUnavailable {
-		t.Fatalf("/healthz with a failed tenant: %d, want 503\n%s", code, body)
+		t.Fatalf("%s with a failed tenant: %d, want 503\n%s", path, code, body)
 	}
 	want := tB + ": failed: open: permission denied\n"
 	if body != want {
-		t.Fatalf("/healthz body %q, want %q (one line per failing tenant, the healthy ones left out)", body, want)
+		t.Fatalf("%s body %q, want %q (one line per failing tenant, the healthy ones left out)", path, body, want)
 	}
 
 	st := src.Status()
 	st[1].State, st[1].Reason = replication.StateLeased, "held by web-2"
 	src.set(st)
-	code, body = get(t, h, "/healthz")
+	code, body = get(t, h, path)
 	if code != http.StatusOK || !strings.HasPrefix(body, "ok: 3 tenant(s)") {
-		t.Fatalf("/healthz with every tenant replicating, sleeping or leased elsewhere: %d %q, want 200 ok", code, body)
+		t.Fatalf("%s with every tenant replicating, sleeping or leased elsewhere: %d %q, want 200 ok", path, code, body)
 	}
 
 	for _, s := range []replication.State{replication.StateDiverged, replication.StateLeaseLost, replication.StateMissing, replication.StateStarting, replication.StateStopped} {
 		st[1].State = s
 		src.set(st)
-		if code, body := get(t, h, "/healthz"); code != http.StatusServiceUnavailable || !strings.Contains(body, string(s)) {
-			t.Errorf("/healthz with a tenant %s: %d %q, want 503 naming it", s, code, body)
+		if code, body := get(t, h, path); code != http.StatusServiceUnavailable || !strings.Contains(body, string(s)) {
+			t.Errorf("%s with a tenant %s: %d %q, want 503 naming it", path, s, code, body)
 		}
 	}
 }
+
+// TestHealthzIsLiveness: /healthz answers whether the process works, not
+// whether every tenant does: a liveness probe must not restart a fleet for
+// one failing tenant; a stalled engine is 503.
+func TestHealthzIsLiveness(t *testing.T) {
+	src := fleetOf3() // one tenant failed
+	h := monitor.NewHandler(src, monitor.Options{})
+	if code, body := get(t, h, "/healthz"); code != http.StatusOK || !strings.Contains(body, "1 unhealthy") {
+		t.Fatalf("/healthz with a failed tenant: %d %q, want 200 saying one is unhealthy", code, body)
+	}
+	stalled := &stalledSource{fakeSource: src, err: errors.New("the scheduler last ran 41s ago")}
+	h = monitor.NewHandler(stalled, monitor.Options{})
+	if code, body := get(t, h, "/healthz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "41s") {
+		t.Fatalf("/healthz of a stalled engine: %d %q, want 503 saying why", code, body)
+	}
+}
+
+type stalledSource struct {
+	*fakeSource
+	err error
+}
+
+func (s *stalledSource) Alive() error { return s.err }
 
 func TestStatusJSON(t *testing.T) {
 	h := monitor.NewHandler(fleetOf3(), monitor.Options{Now: func() time.Time { return now }})
@@ -361,7 +394,7 @@ func TestSyncFailingOnEveryEndpoint(t *testing.T) {
 	src.set(st)
 	h := monitor.NewHandler(src, monitor.Options{Now: func() time.Time { return now }})
 
-	code, body := get(t, h, "/healthz")
+	code, body := get(t, h, "/readyz")
 	want := tB + ": sync failing since 2026-11-30T11:59:48Z (12s): upload to S3 failed: 503 ServiceUnavailable\n"
 	if code != http.StatusServiceUnavailable || body != want {
 		t.Errorf("/healthz: %d %q, want 503 %q", code, body, want)

@@ -33,19 +33,54 @@ func NewHandler(src Source, opt Options) http.Handler {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", metricsHandler(src, runtimeRegistry(), opt.Now, opt.Logger))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { healthz(w, src, opt.Now()) })
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Has("tenants") {
+			tenantsHealth(w, src, opt.Now())
+			return
+		}
+		liveness(w, src)
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { tenantsHealth(w, src, opt.Now()) })
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) { status(w, src, opt.Now()) })
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "litefleet replicate: /metrics (Prometheus), /healthz, /status (JSON)")
+		fmt.Fprintln(w, "litefleet replicate: /metrics (Prometheus), /healthz (the process works), /readyz or /healthz?tenants (every tenant healthy), /status (JSON)")
 	})
 	return mux
 }
 
-// healthz answers 200 when every tenant is replicating, sleeping or leased
-// elsewhere, and 503 otherwise, naming each failing tenant and its state
-// on a line of its own.
-func healthz(w http.ResponseWriter, src Source, now time.Time) {
+// alive is what a Source may say of the process itself (the engine:
+// whether its scheduler runs).
+type alive interface{ Alive() error }
+
+// liveness answers 200 while the process works, whatever its tenants do:
+// as a liveness probe, /healthz must not restart a fleet of thousands for
+// one failing tenant (that is /readyz's question). 503 when the engine's
+// scheduler has stopped running.
+func liveness(w http.ResponseWriter, src Source) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if a, ok := src.(alive); ok {
+		if err := a.Alive(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "not alive: %s\n", err)
+			return
+		}
+	}
+	st := src.Status()
+	bad := 0
+	for _, s := range st {
+		if !s.State.Healthy() {
+			bad++
+		}
+	}
+	fmt.Fprintf(w, "ok: alive, %d tenant(s), %d unhealthy (see /readyz)\n", len(st), bad)
+}
+
+// tenantsHealth (/readyz, /healthz?tenants) answers 200 when every tenant
+// is replicating, sleeping or leased elsewhere, and 503 otherwise, naming
+// each failing tenant and its state on a line of its own.
+func tenantsHealth(w http.ResponseWriter, src Source, now time.Time) {
 	st := src.Status()
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")

@@ -23,6 +23,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -161,6 +162,8 @@ type Engine struct {
 	wg     sync.WaitGroup
 	kick   chan struct{}
 	slots  chan struct{}
+	// looped is when the scheduler last ran (unix ns): Alive.
+	looped atomic.Int64
 	// compacting bounds the maintenance jobs in flight: a compaction
 	// opens every file it merges at once, and 100 tenants woken together
 	// compact together.
@@ -771,7 +774,25 @@ func (e *Engine) loop() {
 		case <-e.kick:
 		}
 		e.schedule()
+		e.looped.Store(time.Now().UnixNano())
 	}
+}
+
+// Alive reports whether the engine's scheduler runs: it loops at least
+// once a second, and a stall of 30 s (a deadlock, a starved process) is an
+// error that a liveness probe should restart it for.
+func (e *Engine) Alive() error {
+	if e.ctx.Err() != nil {
+		return errors.New("the engine is stopping")
+	}
+	last := e.looped.Load()
+	if last == 0 {
+		return nil // starting
+	}
+	if d := time.Since(time.Unix(0, last)); d > 30*time.Second {
+		return fmt.Errorf("the scheduler last ran %s ago", d.Round(time.Second))
+	}
+	return nil
 }
 
 // schedule launches the jobs of ready tenants, as long as slots are free.

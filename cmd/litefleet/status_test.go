@@ -336,7 +336,7 @@ func TestMonitorEndpoints(t *testing.T) {
 	if puts < 2 {
 		t.Errorf("litefleet_s3_requests_total{op=PutObject} = %v, want the uploads counted", puts)
 	}
-	if code, body := httpGet(t, base+"/healthz"); code != http.StatusOK {
+	if code, body := httpGet(t, base+"/healthz?tenants"); code != http.StatusOK {
 		t.Fatalf("/healthz: %d %q, want 200 with every tenant replicating", code, body)
 	}
 	code, body := httpGet(t, base+"/status")
@@ -366,18 +366,23 @@ func TestMonitorEndpoints(t *testing.T) {
 	}
 	testpeer.InsertRows(t, dbB, 100, 1) // a change that wakes it
 	eventually(t, 60*time.Second, func() string {
-		code, body := httpGet(t, base+"/healthz")
+		code, body := httpGet(t, base+"/healthz?tenants")
 		if code != http.StatusServiceUnavailable || !strings.HasPrefix(body, guid2+": ") || strings.Contains(body, guid1) {
-			return fmt.Sprintf("/healthz: %d %q, want 503 naming %s alone", code, body, guid2)
+			return fmt.Sprintf("/healthz?tenants: %d %q, want 503 naming %s alone", code, body, guid2)
 		}
 		return ""
 	})
+	// As a liveness probe /healthz stays 200: one tenant failing is no
+	// reason to restart the process.
+	if code, body := httpGet(t, base+"/healthz"); code != http.StatusOK || !strings.Contains(body, "1 unhealthy") {
+		t.Fatalf("/healthz with one tenant failing: %d %q, want 200 naming one unhealthy", code, body)
+	}
 	// Fixed: 200 again.
 	if err := os.Chmod(pathB, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 90*time.Second, func() string {
-		code, body := httpGet(t, base+"/healthz")
+		code, body := httpGet(t, base+"/healthz?tenants")
 		if code != http.StatusOK {
 			return fmt.Sprintf("/healthz after the fix: %d %q, want 200", code, body)
 		}

@@ -99,7 +99,7 @@ func TestSyncFailingEverywhere(t *testing.T) {
 	if !strings.Contains(st.Reason, "upload to S3 failed") || st.Since.Before(before.Add(-time.Second)) {
 		t.Errorf("/status: reason %q since %s, want the failed upload, since after %s", st.Reason, st.Since, before)
 	}
-	code, body := httpGet(t, base+"/healthz")
+	code, body := httpGet(t, base+"/readyz")
 	if code != http.StatusServiceUnavailable || !strings.HasPrefix(body, guid1+": sync failing since ") || !strings.Contains(body, "upload to S3 failed") {
 		t.Errorf("/healthz: %d %q, want 503 naming the tenant sync failing, since when and why", code, body)
 	}
@@ -169,7 +169,7 @@ func TestSyncFailingEverywhere(t *testing.T) {
 	// S3 takes the uploads again.
 	failing.Store(false)
 	eventually(t, 60*time.Second, func() string {
-		if code, body := httpGet(t, base+"/healthz"); code != http.StatusOK {
+		if code, body := httpGet(t, base+"/readyz"); code != http.StatusOK {
 			return fmt.Sprintf("/healthz: %d %q after S3 came back", code, body)
 		}
 		return ""
