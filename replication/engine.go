@@ -339,7 +339,7 @@ func (e *Engine) awaitFirst(ctx context.Context) error {
 				// Leased elsewhere is a standby's normal state: the tenant
 				// is taken when its host dies.
 				ok++
-			case s.State == StateLeaseLost && open[s.Path]:
+			case (s.State == StateLeaseLost || s.State == StateSyncFailing) && open[s.Path]:
 				// Open, its claim held, its first upload failed (a big
 				// snapshot cut halfway): it retries, as any open tenant.
 				ok++
