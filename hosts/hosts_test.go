@@ -67,7 +67,7 @@ func TestHeartbeatListedAlive(t *testing.T) {
 		t.Fatal(err)
 	}
 	h, ok := list["web-1"]
-	if !ok || !h.AliveWithin(time.Now(), fast.DeadAfter) {
+	if !ok || h.Stale(time.Now()) {
 		t.Fatalf("web-1 not listed alive: %+v", list)
 	}
 	// The probe object is gone and nothing but the heartbeat remains.
@@ -205,9 +205,16 @@ func TestClaimLitestreamLeaseRespected(t *testing.T) {
 		t.Fatalf("an unexpired Litestream lease was taken: %v", err)
 	}
 	put(`{"generation":4,"expires_at":"` + time.Now().Add(-time.Minute).UTC().Format(time.RFC3339) + `","owner":"old-box:77"}`)
-	c, err := a.Acquire(ctx, b.api, tenant)
-	if err != nil || c.Generation != 5 {
-		t.Fatalf("expired Litestream lease not taken with the next generation: %+v %v", c, err)
+	// Expired by this host's clock, and then unchanged for DeadAfter
+	// (the writer's clock may be behind): taken with the next generation.
+	var c *hosts.Claim
+	waitFor(t, 2*fast.DeadAfter, "expired Litestream lease taken", func() bool {
+		var err error
+		c, err = a.Acquire(ctx, b.api, tenant)
+		return err == nil
+	})
+	if c.Generation != 5 {
+		t.Fatalf("expired Litestream lease not taken with the next generation: %+v", c)
 	}
 }
 
@@ -225,10 +232,17 @@ func TestTakeoverRace(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Let the dead host's heartbeat age past DeadAfter.
-	waitFor(t, 10*time.Second, "dead host counted dead", func() bool {
-		l, err := hosts.List(ctx, b.api, b.name, nil)
-		return err == nil && !l["dead"].AliveWithin(time.Now(), fast.DeadAfter)
+	// Both takers watch the dead host's heartbeat until it has stayed
+	// unchanged for DeadAfter.
+	for _, w := range []string{"databases/warm-x", "databases/warm-y"} {
+		if _, err := dead.Acquire(ctx, b.api, w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 10*time.Second, "dead host counted dead by both", func() bool {
+		_, ex := x.Acquire(ctx, b.api, "databases/warm-x")
+		_, ey := y.Acquire(ctx, b.api, "databases/warm-y")
+		return ex == nil && ey == nil
 	})
 	for round := range 20 {
 		tenant := "databases/race-" + string(rune('a'+round))

@@ -122,7 +122,7 @@ func (m *memBucket) ListObjectsV2(_ context.Context, in *s3.ListObjectsV2Input, 
 	out := &s3.ListObjectsV2Output{}
 	for k, o := range m.objects {
 		if strings.HasPrefix(k, aws.ToString(in.Prefix)) {
-			out.Contents = append(out.Contents, types.Object{Key: aws.String(k), LastModified: aws.Time(o.modified), Size: aws.Int64(int64(len(o.body)))})
+			out.Contents = append(out.Contents, types.Object{Key: aws.String(k), ETag: aws.String(o.etag), LastModified: aws.Time(o.modified), Size: aws.Int64(int64(len(o.body)))})
 		}
 	}
 	return out, nil
@@ -134,7 +134,10 @@ func beater(t *testing.T, m *memBucket, c *clock, host string) *hosts.Beater {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// One beat, no background loop: the test beats by hand.
+	// A probe and one beat, no background loop: the test beats by hand.
+	if tr := b.ProbeConditional(context.Background()); !tr.OK {
+		t.Fatalf("probe of the in-memory bucket: %+v", tr)
+	}
 	if err := b.Beat(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -263,6 +266,14 @@ func TestTakeoverRaceInMemory(t *testing.T) {
 		key := fmt.Sprintf("databases/race-%02d", round)
 		if _, err := dead.Acquire(ctx, m, key); err != nil {
 			t.Fatal(err)
+		}
+	}
+	// Each taker sees the host's heartbeat once; it is dead to them once
+	// it has stayed the same for DeadAfter after that.
+	for _, tk := range takers {
+		var held *hosts.HeldError
+		if _, err := tk.Acquire(ctx, m, "databases/race-00"); !errors.As(err, &held) {
+			t.Fatalf("a host first seen now was not held alive: %v", err)
 		}
 	}
 	c.Add(hosts.DeadAfter + time.Second)
