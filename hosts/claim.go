@@ -283,6 +283,13 @@ var ErrClaimLost = errors.New("claim lost")
 // unchanged since this host took or adopted it, or this process rewrote
 // it. It refreshes c's ETag.
 func (b *Beater) Verify(ctx context.Context, api API, tenantPath string, c *Claim) error {
+	b.mu.Lock()
+	usurped := b.usurped
+	b.mu.Unlock()
+	if usurped != nil {
+		// Another process took this host's name, and with it its claims.
+		return fmt.Errorf("%w: %w", ErrClaimLost, usurped)
+	}
 	cur, err := ReadClaim(ctx, api, b.opt.Bucket, tenantPath)
 	if err != nil {
 		return err

@@ -46,6 +46,9 @@ type memBucket struct {
 	objects map[string]object
 	seq     int
 	fail    bool
+	// skew moves the LastModified the bucket stamps, as an S3 node
+	// whose clock is off would.
+	skew time.Duration
 }
 
 func newMem(c *clock) *memBucket { return &memBucket{clock: c, objects: map[string]object{}} }
@@ -77,7 +80,7 @@ func (m *memBucket) PutObject(_ context.Context, in *s3.PutObjectInput, _ ...fun
 		return nil, status(http.StatusPreconditionFailed)
 	}
 	m.seq++
-	o := object{body: body, etag: fmt.Sprintf(`"%d"`, m.seq), modified: m.clock.Now()}
+	o := object{body: body, etag: fmt.Sprintf(`"%d"`, m.seq), modified: m.clock.Now().Add(m.skew)}
 	m.objects[key] = o
 	return &s3.PutObjectOutput{ETag: aws.String(o.etag)}, nil
 }
@@ -299,5 +302,47 @@ func TestTakeoverRaceInMemory(t *testing.T) {
 		if len(won) != 1 || cur == nil || cur.Host != won[0] {
 			t.Fatalf("round %d: winners %v, claim %+v", round, won, cur)
 		}
+	}
+}
+
+// TestSkewedLastModifiedInMemory: whatever the LastModified S3 stamps (an
+// hour behind or ahead of every host's clock), a host that beats is never
+// dead to another, and one that stopped is dead exactly DeadAfter after
+// the other first saw its last heartbeat, by the other's own clock.
+func TestSkewedLastModifiedInMemory(t *testing.T) {
+	for _, skew := range []time.Duration{-time.Hour, time.Hour} {
+		t.Run(skew.String(), func(t *testing.T) {
+			ctx := context.Background()
+			c := &clock{now: time.Date(2026, 11, 30, 3, 0, 0, 0, time.UTC)}
+			m := newMem(c)
+			m.skew = skew
+			a, b := beater(t, m, c, "host-a"), beater(t, m, c, "host-b")
+			if _, err := a.Acquire(ctx, m, tenant); err != nil {
+				t.Fatal(err)
+			}
+			for range 12 {
+				var held *hosts.HeldError
+				if _, err := b.Acquire(ctx, m, tenant); !errors.As(err, &held) || held.Host != "host-a" {
+					t.Fatalf("a live host's tenant was taken with LastModified skewed %s: %v", skew, err)
+				}
+				c.Add(hosts.BeatEvery)
+				_ = a.Beat(ctx)
+				_ = b.Beat(ctx)
+			}
+			// host-a stops; host-b sees its last heartbeat now.
+			var held *hosts.HeldError
+			if _, err := b.Acquire(ctx, m, tenant); !errors.As(err, &held) {
+				t.Fatalf("taken at once: %v", err)
+			}
+			c.Add(hosts.DeadAfter - time.Second)
+			_ = b.Beat(ctx)
+			if _, err := b.Acquire(ctx, m, tenant); !errors.As(err, &held) {
+				t.Fatalf("taken before DeadAfter: %v", err)
+			}
+			c.Add(time.Second)
+			if cl, err := b.Acquire(ctx, m, tenant); err != nil || cl.TookFrom != "host-a" {
+				t.Fatalf("not taken DeadAfter after host-a's last heartbeat was first seen: %+v %v", cl, err)
+			}
+		})
 	}
 }

@@ -123,6 +123,9 @@ type Options struct {
 	// ControlPrefix is the key prefix counted apart; litefleet's
 	// .litefleet/ by default.
 	ControlPrefix string
+	// DateSkew, when not zero, moves the Date header of every response by
+	// that much, as a proxy or an S3 node with its own clock would.
+	DateSkew time.Duration
 }
 
 // Proxy is a running request-counting proxy.
@@ -167,6 +170,17 @@ func Start(opt Options) (*Proxy, error) {
 			pr.Out.Host = pr.In.Host
 		},
 		Transport: tr,
+		ModifyResponse: func(resp *http.Response) error {
+			if opt.DateSkew == 0 {
+				return nil
+			}
+			at := time.Now()
+			if d, err := http.ParseTime(resp.Header.Get("Date")); err == nil {
+				at = d
+			}
+			resp.Header.Set("Date", at.Add(opt.DateSkew).UTC().Format(http.TimeFormat))
+			return nil
+		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			w.WriteHeader(http.StatusBadGateway)
 		},
