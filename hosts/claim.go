@@ -75,7 +75,9 @@ type HeldError struct {
 	Key       string
 	Host      string        // the litefleet host holding it, "" for a Litestream lease
 	Owner     string        // lock.json's owner text (untrusted)
-	Age       time.Duration // how long this host has seen its heartbeat unchanged
+	Age       time.Duration // how long this host has seen its heartbeat unchanged (or missing)
+	NoBeat    bool          // the host has no heartbeat: it stopped, or it was deleted
+	DeadAfter time.Duration // when it is taken: Age reaches it
 	ExpiresAt time.Time     // a Litestream lease's expiry
 	Reason    string        // why it counts as held when it is not a live host's
 }
@@ -85,7 +87,10 @@ func (e *HeldError) Error() string {
 	case e.Reason != "":
 		return fmt.Sprintf("%s: %s", e.Key, e.Reason)
 	case e.Host != "":
-		return fmt.Sprintf("held by live host %s (heartbeat unchanged for %s; it is taken once unchanged for the protocol's dead time)", printable(e.Host), e.Age.Round(time.Second))
+		if e.NoBeat {
+			return fmt.Sprintf("held by host %s, which has no heartbeat (seen missing for %s; taken once missing for %s)", printable(e.Host), e.Age.Round(time.Second), e.DeadAfter)
+		}
+		return fmt.Sprintf("held by live host %s (heartbeat unchanged for %s; taken once unchanged for %s)", printable(e.Host), e.Age.Round(time.Second), e.DeadAfter)
 	default:
 		return fmt.Sprintf("held by %s until %s (a Litestream lease)", printable(cmpOr(e.Owner, "an unnamed replicator")), e.ExpiresAt.UTC().Format(time.RFC3339))
 	}
@@ -204,12 +209,12 @@ func (b *Beater) judge(ctx context.Context, key string, cur *Claim) error {
 	case cur.Host == b.opt.Host:
 		return nil
 	case cur.Host != "":
-		d, err := b.unchanged(ctx, cur.Host, key, cur.ETag)
+		d, missing, err := b.unchanged(ctx, cur.Host, key, cur.ETag)
 		if err != nil {
 			return fmt.Errorf("cannot tell whether host %s is alive: %w", printable(cur.Host), err)
 		}
 		if d < dead {
-			return &HeldError{Key: key, Host: cur.Host, Owner: cur.Owner, Age: d}
+			return &HeldError{Key: key, Host: cur.Host, Owner: cur.Owner, Age: d, NoBeat: missing, DeadAfter: dead}
 		}
 		return nil
 	default:
@@ -231,27 +236,32 @@ func (b *Beater) judge(ctx context.Context, key string, cur *Claim) error {
 // missing heartbeat is watched together with the claim (claimKey,
 // claimETag): the claim is free once the heartbeat has been missing, and
 // the claim the same, for DeadAfter.
-func (b *Beater) unchanged(ctx context.Context, host, claimKey, claimETag string) (time.Duration, error) {
-	key := HeartbeatKey(host)
+func (b *Beater) unchanged(ctx context.Context, host, claimKey, claimETag string) (d time.Duration, missing bool, err error) {
+	key, nobeat := HeartbeatKey(host), claimKey+"#nobeat"
 	if list, err := b.Hosts(ctx, b.opt.Timing.BeatEvery); err == nil {
 		if _, ok := list[host]; ok {
+			// A heartbeat seen ends any watch of its absence.
+			b.seen.See(nobeat, "beat")
 			if d, seen := b.seen.Unchanged(key); seen && d < b.opt.Timing.DeadAfter {
-				return d, nil
+				return d, false, nil
 			}
+		} else if d := b.seen.See(nobeat, absentVersion(claimETag)); d < b.opt.Timing.DeadAfter {
+			// Missing from the listing: the watch of its absence starts
+			// (no later than now); a verdict still needs a fresh read.
+			return d, true, nil
 		}
 	}
 	rctx, cancel := context.WithTimeout(ctx, b.opt.Requests)
 	r, err := ReadBeat(rctx, b.opt.API, b.opt.Bucket, host)
 	cancel()
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	if !r.Found {
-		return b.seen.See(claimKey+"#nobeat", absentVersion(claimETag)), nil
+		return b.seen.See(nobeat, absentVersion(claimETag)), true, nil
 	}
-	// A heartbeat seen again ends any watch of its absence.
-	b.seen.See(claimKey+"#nobeat", "beat")
-	return b.seen.See(key, r.Version), nil
+	b.seen.See(nobeat, "beat")
+	return b.seen.See(key, r.Version), false, nil
 }
 
 func (b *Beater) putClaim(ctx context.Context, api API, key string, c *Claim, ifMatch string) (string, error) {

@@ -43,8 +43,9 @@ import (
 type Observer struct {
 	now func() time.Time // monotonic in production (time.Now)
 
-	mu   sync.Mutex
-	seen map[string]sighting
+	mu    sync.Mutex
+	seen  map[string]sighting
+	limit int // prune when seen grows past it (amortized: it doubles)
 }
 
 type sighting struct {
@@ -60,7 +61,7 @@ func NewObserver(now func() time.Time) *Observer {
 	if now == nil {
 		now = time.Now
 	}
-	return &Observer{now: now, seen: map[string]sighting{}}
+	return &Observer{now: now, seen: map[string]sighting{}, limit: 4096}
 }
 
 // See records that key held version at a look that ended now, and
@@ -77,8 +78,11 @@ func (o *Observer) See(key, version string) time.Duration {
 	}
 	s.last = now
 	o.seen[key] = s
-	if len(o.seen) > 4096 {
+	if len(o.seen) > o.limit {
 		o.pruneLocked(now)
+		if len(o.seen) > o.limit/2 {
+			o.limit *= 2
+		}
 	}
 	return now.Sub(s.since)
 }

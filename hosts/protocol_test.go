@@ -346,3 +346,75 @@ func TestSkewedLastModifiedInMemory(t *testing.T) {
 		})
 	}
 }
+
+// TestTakeoverReadsHeartbeatFresh: a takeover is never decided on a
+// listing. host-b's last listing says host-a's heartbeat has not changed
+// for DeadAfter; host-a beats again (it was paused); host-b, asked within
+// the listing's lifetime, reads the heartbeat fresh and leaves the tenant.
+func TestTakeoverReadsHeartbeatFresh(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{now: time.Date(2026, 11, 30, 3, 0, 0, 0, time.UTC)}
+	m := newMem(c)
+	a, b := beater(t, m, c, "host-a"), beater(t, m, c, "host-b")
+	if _, err := a.Acquire(ctx, m, tenant); err != nil {
+		t.Fatal(err)
+	}
+	var held *hosts.HeldError
+	if _, err := b.Acquire(ctx, m, tenant); !errors.As(err, &held) {
+		t.Fatal(err)
+	}
+	c.Add(hosts.DeadAfter + time.Second) // host-a paused (SIGSTOP)
+	if _, err := b.Hosts(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !b.Silent("host-a") {
+		t.Fatal("the listing does not show host-a silent")
+	}
+	if err := a.Beat(ctx); err != nil { // resumed
+		t.Fatal(err)
+	}
+	c.Add(time.Second)
+	if _, err := b.Acquire(ctx, m, tenant); !errors.As(err, &held) || held.Host != "host-a" {
+		t.Fatalf("host-b took host-a's tenant on a listing older than host-a's last beat: %v", err)
+	}
+}
+
+// TestNoHeartbeatWatchedForDeadAfter: a claim whose host has no heartbeat
+// (it stopped without releasing, or the heartbeat was deleted) is taken
+// once the heartbeat has been seen missing, and the claim unchanged, for
+// DeadAfter; a heartbeat that reappears meanwhile starts the watch again.
+func TestNoHeartbeatWatchedForDeadAfter(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{now: time.Date(2026, 11, 30, 3, 0, 0, 0, time.UTC)}
+	m := newMem(c)
+	a, b := beater(t, m, c, "host-a"), beater(t, m, c, "host-b")
+	if _, err := a.Acquire(ctx, m, tenant); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Stop(ctx); err != nil { // a stop that left its claim
+		t.Fatal(err)
+	}
+	var held *hosts.HeldError
+	if _, err := b.Acquire(ctx, m, tenant); !errors.As(err, &held) || !held.NoBeat {
+		t.Fatalf("a claim without a heartbeat taken at first sight: %v", err)
+	}
+	c.Add(hosts.DeadAfter / 2)
+	if err := a.Beat(ctx); err != nil { // host-a is back
+		t.Fatal(err)
+	}
+	c.Add(hosts.BeatEvery + time.Second)
+	if _, err := b.Acquire(ctx, m, tenant); !errors.As(err, &held) || held.NoBeat {
+		t.Fatalf("host-a beats again: %v", err)
+	}
+	if err := a.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.Add(hosts.BeatEvery + time.Second)
+	if _, err := b.Acquire(ctx, m, tenant); !errors.As(err, &held) || !held.NoBeat {
+		t.Fatalf("taken before its heartbeat was missing for DeadAfter: %v", err)
+	}
+	c.Add(hosts.DeadAfter)
+	if cl, err := b.Acquire(ctx, m, tenant); err != nil || cl.TookFrom != "host-a" {
+		t.Fatalf("not taken after its heartbeat was missing for DeadAfter: %+v %v", cl, err)
+	}
+}
