@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"regexp"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/internal/s3proxy"
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/internal/testpeer"
@@ -78,5 +80,42 @@ func TestSecondProcessSameHostRefused(t *testing.T) {
 	}
 	if strings.Contains(out, "replicating: db=") {
 		t.Fatalf("the second process replicated:\n%s", out)
+	}
+}
+
+// TestIgnoredConditionsNoTakeover: host-b reaches S3 through a proxy that
+// drops If-Match and If-None-Match, as a server that ignores them would.
+// Its probe finds out, and when host-a is killed host-b does not take
+// its tenant (of two such takers both could win): the tenant says why, and
+// the claim still names host-a.
+func TestIgnoredConditionsNoTakeover(t *testing.T) {
+	testpeer.Integration(t)
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	proxy, err := s3proxy.Start(s3proxy.Options{Target: srv.Endpoint, IgnoreConditions: true, AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proxy.Close() })
+	dir := t.TempDir()
+	testpeer.NewDB(t, filepath.Join(dir, guid1+".db"), 3)
+	env := testpeer.CredEnv(srv)
+	a := startLitefleet(t, env, replicateArgs(srv, conn, "-dir", dir, "-host", "host-a")...)
+	a.WaitFor(`replicating: db=`+guid1, 20*time.Second)
+	b := startLitefleet(t, env, "replicate", "-bucket", conn.Bucket, "-endpoint", proxy.URL(), "-dir", dir, "-host", "host-b")
+	b.WaitFor(`does not honour conditional writes`, 20*time.Second)
+	b.WaitFor(`leased elsewhere: db=`+guid1, 20*time.Second)
+
+	if err := a.Cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	a.Wait(10 * time.Second)
+	b.WaitFor(`lease lost \(retrying\): db=`+guid1+` reason="[^"]*not trusted`, 90*time.Second)
+	if out := b.Out.String(); strings.Contains(out, "took over tenant") || strings.Contains(out, "replicating: db=") {
+		t.Fatalf("host-b took a tenant on a server that ignores conditional writes:\n%s", out)
+	}
+	claim, err := hosts.ReadClaim(context.Background(), srv.Client(t, conn), conn.Bucket, conn.TenantPath(guid1))
+	if err != nil || claim == nil || claim.Host != "host-a" {
+		t.Fatalf("the claim is %+v, %v: want host-a's", claim, err)
 	}
 }
