@@ -159,16 +159,12 @@ type HostInUseError struct {
 	Host, Machine string
 	PID           int
 	Started       time.Time
-	// Beating says its heartbeat was seen to change; otherwise it was
-	// judged by its process id on this machine.
+	// Beating says its heartbeat was seen to change.
 	Beating bool
 }
 
 func (e *HostInUseError) Error() string {
-	seen := "its process is running on this machine"
-	if e.Beating {
-		seen = "its heartbeat is being written"
-	}
+	seen := "its heartbeat is being written"
 	return fmt.Sprintf("host name %s is in use by a live replicator (machine %s, pid %d, started %s; %s): give each replicator its own -host, or stop the other one",
 		printable(e.Host), printable(cmpOr(e.Machine, "unknown")), e.PID, e.Started.UTC().Format(time.RFC3339), seen)
 }
@@ -177,9 +173,10 @@ func (e *HostInUseError) Error() string {
 // server honours conditional writes, makes the first beat, and then beats
 // every BeatEvery until Stop. An error means S3 could not be written.
 //
-// When the name's heartbeat was last written by a process on another
-// machine, Start watches it: if it changes, that process lives and Start
-// refuses; if it stays unchanged for DeadAfter, that process is dead and
+// When the name's heartbeat was last written by another process that may
+// live (on another machine, or a live pid here), Start watches it: if it
+// changes, that process lives and Start refuses (or, on this machine, takes
+// Fallback); if it stays unchanged for DeadAfter, that process is dead and
 // this one takes the name and, with it, the claims it held. So Start may
 // take up to DeadAfter plus a beat: give its context that long.
 func (b *Beater) Start(ctx context.Context) error {
@@ -414,10 +411,10 @@ func (b *Beater) Stop(ctx context.Context) error {
 // checkInUse decides whether this process may beat under its name. It
 // returns the ETag of the heartbeat it finds ("" when none), which the
 // first beat replaces conditionally. A heartbeat of this process, or of
-// an ended process on this machine, is ours at once; one written from
-// another machine is watched, on this process's clock, until it changes
-// (its process lives: refused) or stays unchanged for DeadAfter (it is
-// dead: the name, and its claims, are this process's).
+// an ended process on this machine, is ours at once; any other is watched,
+// on this process's clock, until it changes (its process lives: refused)
+// or stays unchanged for DeadAfter (it is dead: the name, and its claims,
+// are this process's).
 func (b *Beater) checkInUse(ctx context.Context) (string, error) {
 	var (
 		first    string
@@ -434,15 +431,16 @@ func (b *Beater) checkInUse(ctx context.Context) (string, error) {
 			return "", nil // free, or its process stopped and deleted it
 		case r.Beat.Instance == b.instance:
 			return r.ETag, nil
-		case r.Unreadable == "" && r.Beat.Machine == b.machine:
-			if processAlive(r.Beat.PID) {
-				return "", &HostInUseError{Host: b.opt.Host, Machine: r.Beat.Machine, PID: r.Beat.PID, Started: r.Beat.Started}
-			}
-			return r.ETag, nil // this machine's earlier process, gone
+		case r.Unreadable == "" && r.Beat.Machine == b.machine && (r.Beat.PID == os.Getpid() || !processAlive(r.Beat.PID)):
+			// This machine's earlier process, gone (a restarted container
+			// is pid 1 again: that pid is this process).
+			return r.ETag, nil
 		}
+		// A live pid on this machine may be a reused one: the heartbeat
+		// decides, as for another machine's.
 		if !watching {
 			watching, first = true, r.Version
-			b.opt.Logger.Info("host name last used by a replicator on another machine: watching its heartbeat before taking the name",
+			b.opt.Logger.Info("host name last used by another replicator: watching its heartbeat before taking the name",
 				"host", b.opt.Host, "machine", printable(r.Beat.Machine), "pid", r.Beat.PID, "up_to", b.opt.Timing.DeadAfter)
 		} else if r.Version != first {
 			return "", &HostInUseError{Host: b.opt.Host, Machine: r.Beat.Machine, PID: r.Beat.PID, Started: r.Beat.Started, Beating: true}

@@ -91,11 +91,29 @@ func TestHostNameInUseRefused(t *testing.T) {
 	b := newBucket(t)
 	// Another live process on this machine (our parent) beats as web-1.
 	machine, _ := os.Hostname()
-	now := time.Now().UTC()
-	body, _ := json.Marshal(hosts.Heartbeat{Host: "web-1", Instance: "another-process", Machine: machine, PID: os.Getppid(), Started: now, At: now, Seq: 1})
-	if _, err := b.api.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(b.name), Key: aws.String(hosts.HeartbeatKey("web-1")), Body: bytes.NewReader(body)}); err != nil {
-		t.Fatal(err)
+	started := time.Now().UTC()
+	beat := func(seq uint64) {
+		now := time.Now().UTC()
+		body, _ := json.Marshal(hosts.Heartbeat{Host: "web-1", Instance: "another-process", Machine: machine, PID: os.Getppid(), Started: started, At: now, Seq: seq})
+		if _, err := b.api.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(b.name), Key: aws.String(hosts.HeartbeatKey("web-1")), Body: bytes.NewReader(body)}); err != nil {
+			t.Error(err)
+		}
 	}
+	beat(1)
+	stop := make(chan struct{})
+	beating := make(chan struct{})
+	go func() {
+		defer close(beating)
+		for seq := uint64(2); ; seq++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(fast.BeatEvery):
+			}
+			beat(seq)
+		}
+	}()
+	defer func() { close(stop); <-beating }()
 	second := b.beater(t, "web-1", fast)
 	err := second.Start(context.Background())
 	var inUse *hosts.HostInUseError

@@ -3,14 +3,17 @@ package hosts_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/litefleet/litefleet/hosts"
@@ -333,4 +336,24 @@ func TestProbeThatCannotTellFailsClosed(t *testing.T) {
 	if _, err := x.Acquire(ctx, api, tenant); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestRestartedContainerTakesItsName: a heartbeat written on this machine
+// under this process's own pid is an earlier run of it (a restarted
+// container is pid 1 again): the name is taken at once, not refused.
+func TestRestartedContainerTakesItsName(t *testing.T) {
+	b := newBucket(t)
+	machine, _ := os.Hostname()
+	now := time.Now().UTC()
+	body, _ := json.Marshal(hosts.Heartbeat{Host: "web-1", Instance: "earlier-run", Machine: machine, PID: os.Getpid(), Started: now, At: now, Seq: 9})
+	if _, err := b.api.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(b.name), Key: aws.String(hosts.HeartbeatKey("web-1")), Body: bytes.NewReader(body)}); err != nil {
+		t.Fatal(err)
+	}
+	bt := b.beater(t, "web-1", hosts.Timing{BeatEvery: time.Minute, FenceAfter: 2 * time.Minute, DeadAfter: 3 * time.Minute, WriteMargin: time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second) // far less than DeadAfter
+	defer cancel()
+	if err := bt.Start(ctx); err != nil {
+		t.Fatalf("a restart under its own pid was not given its name: %v", err)
+	}
+	_ = bt.Stop(context.Background())
 }
