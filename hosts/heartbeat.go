@@ -164,9 +164,8 @@ type HostInUseError struct {
 }
 
 func (e *HostInUseError) Error() string {
-	seen := "its heartbeat is being written"
-	return fmt.Sprintf("host name %s is in use by a live replicator (machine %s, pid %d, started %s; %s): give each replicator its own -host, or stop the other one",
-		printable(e.Host), printable(cmpOr(e.Machine, "unknown")), e.PID, e.Started.UTC().Format(time.RFC3339), seen)
+	return fmt.Sprintf("host name %s is in use by a live replicator (machine %s, pid %d, started %s; its heartbeat is being written): give each replicator its own -host, or stop the other one",
+		printable(e.Host), printable(cmpOr(e.Machine, "unknown")), e.PID, e.Started.UTC().Format(time.RFC3339))
 }
 
 // Start refuses a host name another live process uses, probes whether the
