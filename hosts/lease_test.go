@@ -15,6 +15,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/benbjohnson/litestream"
+	lss3 "github.com/benbjohnson/litestream/s3"
 
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/internal/s3proxy"
@@ -358,4 +360,26 @@ func TestRestartedContainerTakesItsName(t *testing.T) {
 		t.Fatalf("a restart under its own pid was not given its name: %v", err)
 	}
 	_ = bt.Stop(context.Background())
+}
+
+// TestLitestreamLeaserRefusesClaim: a tool built on Litestream's own
+// leaser (which takes a lease once its expires_at passed) refuses a
+// litefleet claim however long after it was made, since nothing renews a
+// claim per tenant.
+func TestLitestreamLeaserRefusesClaim(t *testing.T) {
+	ctx := context.Background()
+	b := newBucket(t)
+	a := b.started(t, "host-a")
+	if _, err := a.Acquire(ctx, b.api, tenant); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(fast.DeadAfter + time.Second) // the claim's old expiry
+	l := lss3.NewLeaser()
+	l.SetClient(b.api)
+	l.Bucket, l.Path = b.name, tenant
+	lease, err := l.AcquireLease(ctx)
+	var exists *litestream.LeaseExistsError
+	if !errors.As(err, &exists) || !strings.Contains(exists.Owner, "host-a") {
+		t.Fatalf("Litestream's leaser took a litefleet claim: %+v %v", lease, err)
+	}
 }

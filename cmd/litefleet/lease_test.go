@@ -119,3 +119,43 @@ func TestIgnoredConditionsNoTakeover(t *testing.T) {
 		t.Fatalf("the claim is %+v, %v: want host-a's", claim, err)
 	}
 }
+
+// TestRestoreOverLiveDatabaseUnderSkew: restore reaches S3 through a
+// proxy whose Date runs 120 s ahead, so the live host's heartbeat looks
+// two minutes old. Over the live database it is still refused, -force or
+// not: it watched the heartbeat change. Once that host is killed, the
+// same restore goes ahead: it saw the heartbeat unchanged for DeadAfter.
+func TestRestoreOverLiveDatabaseUnderSkew(t *testing.T) {
+	testpeer.Integration(t)
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	proxy, err := s3proxy.Start(s3proxy.Options{Target: srv.Endpoint, DateSkew: 120 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proxy.Close() })
+	src := filepath.Join(t.TempDir(), guid2+".db")
+	testpeer.NewDB(t, src, 20)
+	env := testpeer.CredEnv(srv)
+	p := startLitefleet(t, env, replicateArgs(srv, conn, "-dsn", src, "-host", "host-a")...)
+	p.WaitFor(`replicating: db=`+guid2, 20*time.Second)
+	p.WaitFor(seedTx(guid2), 20*time.Second)
+	viaProxy := []string{"-bucket", conn.Bucket, "-endpoint", proxy.URL()}
+
+	code, text := runLitefleet(t, env, append([]string{"restore", guid2, "-o", src, "-force"}, viaProxy...)...)
+	if code != 1 || !strings.Contains(text, "is being replicated by host host-a") {
+		t.Fatalf("restore over a live database with Date skewed +120 s: exit %d:\n%s", code, text)
+	}
+	if n := len(testpeer.Rows(t, src)); n != 20 {
+		t.Fatalf("the live database now has %d rows", n)
+	}
+
+	if err := p.Cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	p.Wait(10 * time.Second)
+	code, text = runLitefleet(t, env, append([]string{"restore", guid2, "-o", src, "-force"}, viaProxy...)...)
+	if code != 0 {
+		t.Fatalf("restore over a killed host's database: exit %d:\n%s", code, text)
+	}
+}
