@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/s3browse"
 )
 
@@ -30,11 +31,18 @@ func JudgeLease(l *s3browse.Lease, now time.Time) (LeaseState, string) {
 		return LeaseNone, "none: no replicator holds this tenant"
 	case l.Error != "":
 		return LeaseUnreadable, "unreadable: " + Printable(l.Error)
+	case l.Host != "" && l.HostWatched && l.HostDead:
+		return LeaseExpired, fmt.Sprintf("claimed by %s: another host may take the tenant", l.Holder())
+	case l.Host != "" && l.HostStale:
+		// One look proves no host dead (s3browse.Lease.Live): S3's clock
+		// is only a hint that it may be.
+		return LeaseLive, fmt.Sprintf("held by %s, claim generation %d: it may be dead; another host takes the tenant once it has seen the heartbeat unchanged for %s",
+			l.Holder(), l.Generation, Duration(hosts.DeadAfter))
 	case l.Host != "" && l.HostAlive:
-		// A litefleet claim: held while its host's heartbeat is fresh.
+		// A litefleet claim: held while its host's heartbeat changes.
 		return LeaseLive, fmt.Sprintf("held by %s, claim generation %d", l.Holder(), l.Generation)
 	case l.Host != "":
-		return LeaseExpired, fmt.Sprintf("claimed by %s: that host is silent, another host may take the tenant", l.Holder())
+		return LeaseExpired, fmt.Sprintf("claimed by %s: that host stopped; another host takes the tenant once it has seen no heartbeat for %s", l.Holder(), Duration(hosts.DeadAfter))
 	case l.ExpiresAt.IsZero():
 		return LeaseUnreadable, "unreadable: lock.json has no expires_at: not a Litestream lease"
 	case l.Expired(now):

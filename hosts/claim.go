@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -27,17 +28,26 @@ const ClaimFile = "lock.json"
 func ClaimKey(tenantPath string) string { return strings.TrimSuffix(tenantPath, "/") + "/" + ClaimFile }
 
 // Claim is a tenant's lock.json: Litestream's lease fields (generation,
-// expires_at, owner) and the litefleet host that holds it. A claim with a
-// Host is held while that host's heartbeat is fresh, whatever ExpiresAt
-// says; ExpiresAt is when it was written plus DeadAfter, for Litestream's
-// tools. A claim without a Host is a plain Litestream lease, held until it
-// expires.
+// expires_at, owner), the litefleet host that holds it and the process
+// that wrote it. A claim with a Host is held while that host's heartbeat
+// keeps changing (see Observer), whatever ExpiresAt says. Its ExpiresAt is
+// HeldUntilReleased: a litefleet claim is never renewed per tenant, so no
+// expiry could be true, and a tool built on Litestream's leaser (which
+// takes a lease once expired) must refuse it rather than take it after a
+// few seconds. A claim without a Host is a plain Litestream lease, held
+// until it expires.
 type Claim struct {
 	Generation int64     `json:"generation"`
 	ExpiresAt  time.Time `json:"expires_at"`
 	Owner      string    `json:"owner,omitempty"`
 	Host       string    `json:"host,omitempty"`
 	ClaimedAt  time.Time `json:"claimed_at,omitzero"`
+	// The process that wrote it (its heartbeat's Instance), for messages
+	// and for Verify: two processes never share a host name for long,
+	// but a claim says which one wrote it.
+	Instance string `json:"instance,omitempty"`
+	Machine  string `json:"machine,omitempty"`
+	PID      int    `json:"pid,omitempty"`
 
 	ETag       string    `json:"-"`
 	ModifiedAt time.Time `json:"-"` // LastModified, S3's clock
@@ -47,12 +57,29 @@ type Claim struct {
 	TookFrom string `json:"-"`
 }
 
+// HeldUntilReleased is the expires_at of every litefleet claim: far
+// enough that Litestream's leaser never counts it expired.
+var HeldUntilReleased = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+
+// UntrustedError says a claim cannot be made or taken because the server
+// was not found to honour conditional writes (Beater.Trusted).
+type UntrustedError struct {
+	Key    string
+	Reason string
+}
+
+func (e *UntrustedError) Error() string {
+	return fmt.Sprintf("%s: not claimed: the S3 server's conditional writes are not trusted (%s), and without them two hosts could both hold the tenant", e.Key, e.Reason)
+}
+
 // HeldError says a tenant's claim belongs to someone alive.
 type HeldError struct {
 	Key       string
 	Host      string        // the litefleet host holding it, "" for a Litestream lease
 	Owner     string        // lock.json's owner text (untrusted)
-	Age       time.Duration // that host's heartbeat age, when known
+	Age       time.Duration // how long this host has seen its heartbeat unchanged (or missing)
+	NoBeat    bool          // the host has no heartbeat: it stopped, or it was deleted
+	DeadAfter time.Duration // when it is taken: Age reaches it
 	ExpiresAt time.Time     // a Litestream lease's expiry
 	Reason    string        // why it counts as held when it is not a live host's
 }
@@ -62,7 +89,10 @@ func (e *HeldError) Error() string {
 	case e.Reason != "":
 		return fmt.Sprintf("%s: %s", e.Key, e.Reason)
 	case e.Host != "":
-		return fmt.Sprintf("held by live host %s (heartbeat %s ago)", printable(e.Host), e.Age.Round(time.Second))
+		if e.NoBeat {
+			return fmt.Sprintf("held by host %s, which has no heartbeat (seen missing for %s; taken once missing for %s)", printable(e.Host), e.Age.Round(time.Second), e.DeadAfter)
+		}
+		return fmt.Sprintf("held by live host %s (heartbeat unchanged for %s; taken once unchanged for %s)", printable(e.Host), e.Age.Round(time.Second), e.DeadAfter)
 	default:
 		return fmt.Sprintf("held by %s until %s (a Litestream lease)", printable(cmpOr(e.Owner, "an unnamed replicator")), e.ExpiresAt.UTC().Format(time.RFC3339))
 	}
@@ -106,11 +136,13 @@ func ReadClaim(ctx context.Context, api API, bucket, tenantPath string) (*Claim,
 }
 
 // Acquire takes the tenant's claim for this host. The claim is adopted
-// without a write when it already names this host (a restart); created with
-// If-None-Match when there is none; and taken with If-Match on its ETag
-// when its host is dead or its Litestream lease expired, so that of two
-// takers only one wins. api is the client with the tenant's credentials.
-// A claim held by someone alive is a *HeldError.
+// without a write when it already names this host (a restart: Start made
+// sure no other live process uses the name); created with If-None-Match
+// when there is none; and taken with If-Match on its ETag when its host is
+// dead or its Litestream lease expired, so that of two takers only one
+// wins. Creating and taking need a server that honours conditional writes
+// (an *UntrustedError otherwise). api is the client with the tenant's
+// credentials. A claim held by someone alive is a *HeldError.
 func (b *Beater) Acquire(ctx context.Context, api API, tenantPath string) (*Claim, error) {
 	return b.acquire(ctx, api, tenantPath, false)
 }
@@ -137,7 +169,8 @@ func (b *Beater) acquire(ctx context.Context, api API, tenantPath string, absent
 		}
 		now := b.opt.Now()
 		next := &Claim{Generation: 1, Owner: "litefleet host " + b.opt.Host, Host: b.opt.Host,
-			ClaimedAt: now.UTC(), ExpiresAt: now.Add(b.opt.Timing.DeadAfter).UTC()}
+			ClaimedAt: now.UTC(), ExpiresAt: HeldUntilReleased,
+			Instance: b.instance, Machine: b.machine, PID: os.Getpid()}
 		ifMatch := ""
 		if cur != nil {
 			if err := b.judge(ctx, key, cur); err != nil {
@@ -146,13 +179,14 @@ func (b *Beater) acquire(ctx context.Context, api API, tenantPath string, absent
 			if cur.Host == b.opt.Host && cur.Unreadable == "" {
 				return cur, nil
 			}
-			if !b.Conditional() {
-				return nil, &HeldError{Key: key, Host: cur.Host, Owner: cur.Owner,
-					Reason: "the S3 server ignores conditional writes, so taking over a claim could let two hosts win: delete lock.json by hand once its holder is stopped"}
-			}
 			next.Generation = cur.Generation + 1
 			next.TookFrom = cmpOr(cur.Host, cur.Owner)
 			ifMatch = cur.ETag
+		}
+		if tr := b.Trusted(); !tr.OK {
+			// A takeover or a new claim rests on If-Match/If-None-Match:
+			// where they may be ignored, two hosts could both win.
+			return nil, &UntrustedError{Key: key, Reason: tr.Reason}
 		}
 		etag, err := b.putClaim(ctx, api, key, next, ifMatch)
 		if IsConflict(err) {
@@ -167,39 +201,74 @@ func (b *Beater) acquire(ctx context.Context, api API, tenantPath string, absent
 	return nil, &HeldError{Key: key, Reason: "the claim changed three times while taking it: another host is taking it"}
 }
 
-// judge returns a *HeldError when cur belongs to someone alive.
+// judge returns a *HeldError when cur belongs to someone alive, or may be:
+// a verdict of dead is only ever given on a fresh read.
 func (b *Beater) judge(ctx context.Context, key string, cur *Claim) error {
-	now := b.opt.Now()
+	dead := b.opt.Timing.DeadAfter
 	switch {
 	case cur.Unreadable != "":
-		// Junk someone wrote: let it age like a heartbeat before taking it.
-		if age := b.serverAge(cur.ModifiedAt); age < b.opt.Timing.DeadAfter {
-			return &HeldError{Key: key, Reason: fmt.Sprintf("lock.json is unreadable (%s), written %s ago: it is taken once %s old", cur.Unreadable, age.Round(time.Second), b.opt.Timing.DeadAfter)}
+		// Junk someone wrote: it is taken once it has stayed the same
+		// for DeadAfter, as a heartbeat would be.
+		if d := b.seen.See(key, Version(cur.ETag, cur.ModifiedAt, 0)); d < dead {
+			return &HeldError{Key: key, Reason: fmt.Sprintf("lock.json is unreadable (%s), unchanged for %s: it is taken once unchanged for %s", cur.Unreadable, d.Round(time.Second), dead)}
 		}
 		return nil
 	case cur.Host == b.opt.Host:
 		return nil
 	case cur.Host != "":
-		hosts, err := b.Hosts(ctx, b.opt.Timing.BeatEvery)
+		d, missing, err := b.unchanged(ctx, cur.Host, key, cur.ETag)
 		if err != nil {
 			return fmt.Errorf("cannot tell whether host %s is alive: %w", printable(cur.Host), err)
 		}
-		if h, ok := hosts[cur.Host]; ok && h.AliveWithin(now, b.opt.Timing.DeadAfter) {
-			return &HeldError{Key: key, Host: cur.Host, Owner: cur.Owner, Age: h.AgeAt(now)}
+		if d < dead {
+			return &HeldError{Key: key, Host: cur.Host, Owner: cur.Owner, Age: d, NoBeat: missing, DeadAfter: dead}
 		}
 		return nil
 	default:
-		if now.Before(cur.ExpiresAt) {
+		// A plain Litestream lease: its expiry is its writer's clock, so
+		// it must also have stayed unchanged (not renewed) for DeadAfter
+		// here before it is taken.
+		d := b.seen.See(key, Version(cur.ETag, cur.ModifiedAt, 0))
+		if b.opt.Now().Before(cur.ExpiresAt) || d < dead {
 			return &HeldError{Key: key, Owner: cur.Owner, ExpiresAt: cur.ExpiresAt}
 		}
 		return nil
 	}
 }
 
-// serverAge is how old an object is, by the local clock: only junk claims
-// are judged this way, and a few seconds of skew only delay taking them.
-func (b *Beater) serverAge(modified time.Time) time.Duration {
-	return max(b.opt.Now().Sub(modified), 0)
+// unchanged is how long host's heartbeat has been seen unchanged by this
+// process. A recent listing that shows it changing within DeadAfter
+// answers without a request; any longer answer is checked with a fresh
+// read of the heartbeat, so that no takeover is decided on a listing. A
+// missing heartbeat is watched together with the claim (claimKey,
+// claimETag): the claim is free once the heartbeat has been missing, and
+// the claim the same, for DeadAfter.
+func (b *Beater) unchanged(ctx context.Context, host, claimKey, claimETag string) (d time.Duration, missing bool, err error) {
+	key, nobeat := HeartbeatKey(host), claimKey+"#nobeat"
+	if list, err := b.Hosts(ctx, b.opt.Timing.BeatEvery); err == nil {
+		if _, ok := list[host]; ok {
+			// A heartbeat seen ends any watch of its absence.
+			b.seen.See(nobeat, "beat")
+			if d, seen := b.seen.Unchanged(key); seen && d < b.opt.Timing.DeadAfter {
+				return d, false, nil
+			}
+		} else if d := b.seen.See(nobeat, absentVersion(claimETag)); d < b.opt.Timing.DeadAfter {
+			// Missing from the listing: the watch of its absence starts
+			// (no later than now); a verdict still needs a fresh read.
+			return d, true, nil
+		}
+	}
+	rctx, cancel := context.WithTimeout(ctx, b.opt.Requests)
+	r, err := ReadBeat(rctx, b.opt.API, b.opt.Bucket, host)
+	cancel()
+	if err != nil {
+		return 0, false, err
+	}
+	if !r.Found {
+		return b.seen.See(nobeat, absentVersion(claimETag)), true, nil
+	}
+	b.seen.See(nobeat, "beat")
+	return b.seen.See(key, r.Version), false, nil
 }
 
 func (b *Beater) putClaim(ctx context.Context, api API, key string, c *Claim, ifMatch string) (string, error) {
@@ -226,9 +295,18 @@ func (b *Beater) putClaim(ctx context.Context, api API, key string, c *Claim, if
 // ErrClaimLost says a claim this host held is gone or names another host.
 var ErrClaimLost = errors.New("claim lost")
 
-// Verify checks that this host still holds the claim (after an outage long
-// enough for others to count it dead), refreshing c's ETag.
+// Verify checks with a fresh read that this host still holds the claim
+// (after an outage long enough for others to count it dead): it is
+// unchanged since this host took or adopted it, or this process rewrote
+// it. It refreshes c's ETag.
 func (b *Beater) Verify(ctx context.Context, api API, tenantPath string, c *Claim) error {
+	b.mu.Lock()
+	usurped := b.usurped
+	b.mu.Unlock()
+	if usurped != nil {
+		// Another process took this host's name, and with it its claims.
+		return fmt.Errorf("%w: %w", ErrClaimLost, usurped)
+	}
 	cur, err := ReadClaim(ctx, api, b.opt.Bucket, tenantPath)
 	if err != nil {
 		return err
@@ -238,6 +316,8 @@ func (b *Beater) Verify(ctx context.Context, api API, tenantPath string, c *Clai
 		return fmt.Errorf("%w: %s was deleted", ErrClaimLost, ClaimKey(tenantPath))
 	case cur.Host != b.opt.Host:
 		return fmt.Errorf("%w: %s now names %s", ErrClaimLost, ClaimKey(tenantPath), printable(cmpOr(cur.Host, cur.Owner, "nobody")))
+	case cur.ETag != c.ETag && cur.Instance != b.instance:
+		return fmt.Errorf("%w: %s was rewritten by another process under this host name (machine %s, pid %d)", ErrClaimLost, ClaimKey(tenantPath), printable(cmpOr(cur.Machine, "unknown")), cur.PID)
 	}
 	c.ETag, c.Generation = cur.ETag, cur.Generation
 	return nil
@@ -250,12 +330,16 @@ func (b *Beater) Release(ctx context.Context, api API, tenantPath string, c *Cla
 		return nil
 	}
 	key := ClaimKey(tenantPath)
+	if tr := b.Trusted(); !tr.OK || c.ETag == "" {
+		// A DELETE whose If-Match may be ignored could delete the claim
+		// of a host that took the tenant since: leave it. It is free
+		// once this host's heartbeat is gone for DeadAfter.
+		b.opt.Logger.Info("claim left in place: conditional DELETE is not trusted on this server", "key", key, "reason", tr.Reason)
+		return nil
+	}
 	rctx, cancel := context.WithTimeout(ctx, b.opt.Requests)
 	defer cancel()
-	in := &s3.DeleteObjectInput{Bucket: aws.String(b.opt.Bucket), Key: aws.String(key)}
-	if c.ETag != "" {
-		in.IfMatch = aws.String(c.ETag)
-	}
+	in := &s3.DeleteObjectInput{Bucket: aws.String(b.opt.Bucket), Key: aws.String(key), IfMatch: aws.String(c.ETag)}
 	_, err := api.DeleteObject(rctx, in)
 	switch {
 	case err == nil, IsNotFound(err):

@@ -9,3 +9,9 @@ func (b *Beater) Halt() {
 		b.cancel = nil
 	}
 }
+
+// PretendProcess makes this Beater act as another process on another
+// machine: tests run two replicators in one process.
+func (b *Beater) PretendProcess(instance, machine string) {
+	b.instance, b.machine = instance, machine
+}

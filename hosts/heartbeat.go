@@ -8,14 +8,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go/middleware"
 )
@@ -31,7 +32,9 @@ type API interface {
 var _ API = (*s3.Client)(nil)
 
 // Heartbeat is the content of a host's heartbeat object. Readers judge a
-// host by the object's LastModified, S3's own clock, not by At.
+// host by whether the object changes (see Observer), never by At or by
+// LastModified; Instance and Seq make every beat's body, and so its ETag,
+// new.
 type Heartbeat struct {
 	Host     string    `json:"host"`
 	Instance string    `json:"instance"` // random per process
@@ -50,7 +53,8 @@ type Options struct {
 	Host    string // -host, validated with ValidateHost
 	Version string
 	Logger  *slog.Logger
-	// Now is the clock; time.Now when nil. Tests move it.
+	// Now is the clock; time.Now when nil. Tests move it. Liveness is
+	// measured on it, so in production it must be time.Now (monotonic).
 	Now func() time.Time
 	// Requests bounds each heartbeat request; BeatEvery/2 (at least 2 s)
 	// when zero.
@@ -82,6 +86,7 @@ type Beater struct {
 	probeID  string // this Beater's, so that two probes never meet
 	machine  string
 	started  time.Time
+	seen     *Observer // other hosts' heartbeats, on this process's clock
 
 	mu      sync.Mutex
 	seq     uint64
@@ -90,12 +95,20 @@ type Beater struct {
 	// epoch counts the beats that succeeded after a failed one or after
 	// the host was fenced: a claim proven in an earlier epoch is checked
 	// again before the tenant's next upload (Epoch).
-	epoch       uint64
-	beating     bool
-	conditional bool // the server honours If-None-Match/If-Match
-	hosts       map[string]HostInfo
-	hostsAt     time.Time // local time of the listing
-	hostsErr    error
+	epoch   uint64
+	beating bool
+	trust   Trust // what the probe found of conditional writes
+	// beatETag is the ETag of this Beater's heartbeat as last written (or,
+	// before the first beat, of the ended process's it replaces; "" when
+	// there was none): beats are conditional on it, so a second process
+	// writing under this name is noticed at the next beat.
+	beatETag string
+	// usurped is set once another process was found beating under this
+	// name: the host is fenced for good.
+	usurped  *HostInUseError
+	hosts    map[string]HostInfo
+	hostsAt  time.Time // local time of the listing
+	hostsErr error
 
 	listMu sync.Mutex // one listing at a time
 
@@ -121,7 +134,8 @@ func New(opt Options) (*Beater, error) {
 		opt.Requests = max(opt.Timing.BeatEvery/2, 2*time.Second)
 	}
 	machine, _ := os.Hostname()
-	return &Beater{opt: opt, instance: processInstance, probeID: randomID(), machine: machine, started: opt.Now(), conditional: true}, nil
+	return &Beater{opt: opt, instance: processInstance, probeID: randomID(), machine: machine, started: opt.Now(),
+		seen: NewObserver(opt.Now), trust: Trust{Reason: "not probed yet"}}, nil
 }
 
 // processInstance identifies this process in its heartbeats: Beaters of
@@ -141,34 +155,50 @@ func (b *Beater) Host() string { return b.opt.Host }
 // Bucket is the bucket it beats in.
 func (b *Beater) Bucket() string { return b.opt.Bucket }
 
+// Timing is the protocol's timing this Beater uses.
+func (b *Beater) Timing() Timing { return b.opt.Timing }
+
 // HostInUseError says another live replicator beats under the same name.
 type HostInUseError struct {
 	Host, Machine string
 	PID           int
-	Age           time.Duration
+	Started       time.Time
+	// Beating says its heartbeat was seen to change.
+	Beating bool
 }
 
 func (e *HostInUseError) Error() string {
-	return fmt.Sprintf("host name %q is in use by a live replicator (%s pid %d, heartbeat %s ago): give each replicator its own -host, or stop the other one",
-		e.Host, e.Machine, e.PID, e.Age.Round(time.Second))
+	return fmt.Sprintf("host name %s is in use by a live replicator (machine %s, pid %d, started %s; its heartbeat is being written): give each replicator its own -host, or stop the other one",
+		printable(e.Host), printable(cmpOr(e.Machine, "unknown")), e.PID, e.Started.UTC().Format(time.RFC3339))
 }
 
 // Start refuses a host name another live process uses, probes whether the
 // server honours conditional writes, makes the first beat, and then beats
 // every BeatEvery until Stop. An error means S3 could not be written.
+//
+// When the name's heartbeat was last written by another process that may
+// live (on another machine, or a live pid here), Start watches it: if it
+// changes, that process lives and Start refuses (or, on this machine, takes
+// Fallback); if it stays unchanged for DeadAfter, that process is dead and
+// this one takes the name and, with it, the claims it held. So Start may
+// take up to DeadAfter plus a beat: give its context that long.
 func (b *Beater) Start(ctx context.Context) error {
-	if err := b.checkInUse(ctx); err != nil {
+	prev, err := b.checkInUse(ctx)
+	if err != nil {
 		var inUse *HostInUseError
 		if !errors.As(err, &inUse) || b.opt.Fallback == "" || inUse.Machine != b.machine {
 			return err
 		}
 		b.opt.Logger.Info("host name in use by another replicator on this machine: using its own", "host", b.opt.Host, "other_pid", inUse.PID, "name", b.opt.Fallback)
 		b.opt.Host, b.opt.Fallback = b.opt.Fallback, ""
-		if err := b.checkInUse(ctx); err != nil {
+		if prev, err = b.checkInUse(ctx); err != nil {
 			return err
 		}
 	}
-	b.probeConditional(ctx)
+	b.mu.Lock()
+	b.beatETag = prev
+	b.mu.Unlock()
+	b.ProbeConditional(ctx)
 	if err := b.Beat(ctx); err != nil {
 		return err
 	}
@@ -188,37 +218,64 @@ func (b *Beater) loop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		if !b.Trusted().Known {
+			// The probe could not tell (a timeout, a 5xx): ask again
+			// rather than stay unable to take tenants for good.
+			b.ProbeConditional(ctx)
+		}
 		if err := b.Beat(ctx); err != nil && ctx.Err() == nil {
+			var inUse *HostInUseError
+			if errors.As(err, &inUse) {
+				b.opt.Logger.Error("another replicator took this host name: this one writes nothing more", "host", b.opt.Host, "bucket", b.opt.Bucket, "error", err)
+				continue
+			}
 			b.opt.Logger.Warn("heartbeat failed", "host", b.opt.Host, "bucket", b.opt.Bucket, "error", err)
 		}
 	}
 }
 
-// Beat writes the heartbeat once.
+// Beat writes the heartbeat once. Where the server honours conditional
+// writes it is conditional on the ETag of this host's last beat, so that
+// a second process under the same name is found out: this host is then
+// fenced for good and Beat returns a *HostInUseError.
 func (b *Beater) Beat(ctx context.Context) error {
 	b.mu.Lock()
 	if b.beating {
 		b.mu.Unlock()
 		return nil
 	}
+	if b.usurped != nil {
+		err := b.usurped
+		b.mu.Unlock()
+		return err
+	}
 	b.beating = true
 	b.seq++
 	hb := Heartbeat{Host: b.opt.Host, Instance: b.instance, Machine: b.machine, PID: os.Getpid(),
 		Version: b.opt.Version, Started: b.started.UTC(), At: b.opt.Now().UTC(), Seq: b.seq}
+	cond, etag := b.trust.OK, b.beatETag
 	b.mu.Unlock()
 
 	sent := b.opt.Now()
 	body, _ := json.Marshal(hb)
-	rctx, cancel := context.WithTimeout(ctx, b.opt.Requests)
-	_, err := b.opt.API.PutObject(rctx, &s3.PutObjectInput{
-		Bucket: aws.String(b.opt.Bucket), Key: aws.String(HeartbeatKey(b.opt.Host)),
-		Body: bytes.NewReader(body), ContentType: aws.String("application/json"),
-	})
-	cancel()
+	var newETag string
+	var err error
+	if !cond {
+		// No conditional writes to notice a second writer: look first.
+		// A race remains, narrow; such a server gets no new claims.
+		err = b.checkOwnBeat(ctx, etag)
+	}
+	if err == nil {
+		newETag, err = b.putBeat(ctx, body, cond, etag)
+	}
 
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.beating = false
+	var inUse *HostInUseError
+	if errors.As(err, &inUse) {
+		b.usurped, b.lastOK = inUse, time.Time{}
+	}
 	if err != nil {
 		b.lastErr = err
 		return fmt.Errorf("write heartbeat %s: %w", HeartbeatKey(b.opt.Host), err)
@@ -226,6 +283,7 @@ func (b *Beater) Beat(ctx context.Context) error {
 	if b.lastErr != nil || (!b.lastOK.IsZero() && sent.Sub(b.lastOK) >= b.opt.Timing.FenceAfter) {
 		b.epoch++
 	}
+	b.beatETag = newETag
 	if sent.After(b.lastOK) {
 		b.lastOK = sent
 	}
@@ -244,13 +302,68 @@ func (b *Beater) Epoch() uint64 {
 	return b.epoch
 }
 
+// putBeat writes the heartbeat body, conditionally when cond: on etag, or
+// as a new object when etag is "". A refused condition is read out: the
+// heartbeat is still this process's when a beat that timed out had in fact
+// landed, or when another Beater of this process (one bucket, two
+// endpoints) wrote it; then the write is made again on the ETag read.
+func (b *Beater) putBeat(ctx context.Context, body []byte, cond bool, etag string) (string, error) {
+	for attempt := 0; ; attempt++ {
+		in := &s3.PutObjectInput{Bucket: aws.String(b.opt.Bucket), Key: aws.String(HeartbeatKey(b.opt.Host)),
+			Body: bytes.NewReader(body), ContentType: aws.String("application/json")}
+		if cond {
+			if etag == "" {
+				in.IfNoneMatch = aws.String("*")
+			} else {
+				in.IfMatch = aws.String(etag)
+			}
+		}
+		rctx, cancel := context.WithTimeout(ctx, b.opt.Requests)
+		out, err := b.opt.API.PutObject(rctx, in)
+		cancel()
+		if err == nil {
+			return aws.ToString(out.ETag), nil
+		}
+		if !cond || attempt > 0 || !(IsConflict(err) || IsNotFound(err)) {
+			return "", err
+		}
+		rctx, cancel = context.WithTimeout(ctx, b.opt.Requests)
+		r, rerr := ReadBeat(rctx, b.opt.API, b.opt.Bucket, b.opt.Host)
+		cancel()
+		switch {
+		case rerr != nil:
+			return "", rerr
+		case !r.Found:
+			etag = ""
+		case r.Beat.Instance != b.instance:
+			return "", &HostInUseError{Host: b.opt.Host, Machine: r.Beat.Machine, PID: r.Beat.PID, Started: r.Beat.Started, Beating: true}
+		default:
+			etag = r.ETag
+		}
+	}
+}
+
+// checkOwnBeat reads the heartbeat and returns a *HostInUseError when
+// another process wrote it since this one last did (its ETag is not
+// last, the one this process wrote or replaces).
+func (b *Beater) checkOwnBeat(ctx context.Context, last string) error {
+	rctx, cancel := context.WithTimeout(ctx, b.opt.Requests)
+	defer cancel()
+	r, err := ReadBeat(rctx, b.opt.API, b.opt.Bucket, b.opt.Host)
+	if err != nil || !r.Found || r.Beat.Instance == b.instance || (last != "" && r.ETag == last) {
+		return err
+	}
+	return &HostInUseError{Host: b.opt.Host, Machine: r.Beat.Machine, PID: r.Beat.PID, Started: r.Beat.Started, Beating: true}
+}
+
 // Fenced reports that the host may no longer write tenant data: its last
 // successful beat began FenceAfter ago or more, so other hosts may soon
-// count it dead. It stays fenced until a beat succeeds.
+// count it dead, or another process took its name. It stays fenced until a
+// beat succeeds.
 func (b *Beater) Fenced() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.lastOK.IsZero() || b.opt.Now().Sub(b.lastOK) >= b.opt.Timing.FenceAfter
+	return b.usurped != nil || b.lastOK.IsZero() || b.opt.Now().Sub(b.lastOK) >= b.opt.Timing.FenceAfter
 }
 
 // LastBeat is when the last successful beat was sent, and the error of the
@@ -263,89 +376,253 @@ func (b *Beater) LastBeat() (time.Time, error) {
 
 // WriteDeadline is when a write of tenant data sent now must have finished:
 // before any other host could count this one dead and take its tenants.
+// Others count DeadAfter from when they first saw the beat that was sent
+// at lastOK, which is later; so the deadline holds whatever the clocks say.
 func (b *Beater) WriteDeadline() time.Time {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.lastOK.Add(b.opt.Timing.DeadAfter - b.opt.Timing.WriteMargin)
 }
 
-// Conditional reports whether the server honoured conditional writes when
-// probed; without them, taking over another host's tenant is refused.
-func (b *Beater) Conditional() bool {
+// Conditional reports whether the server was found to honour every
+// conditional write the protocol uses; without them, no tenant is taken
+// over and no new claim is made.
+func (b *Beater) Conditional() bool { return b.Trusted().OK }
+
+// Trusted is what the probe found of the server's conditional writes.
+func (b *Beater) Trusted() Trust {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.conditional
+	return b.trust
 }
 
 // Stop ends the beats and deletes the heartbeat, so that any claim left
-// behind is free at once. It returns the delete's error.
+// behind is free once others have seen it missing for DeadAfter. The
+// delete is conditional on this host's last beat where the server
+// honours that, so that a stopping process never deletes the heartbeat of
+// another that has since taken the name. It returns the delete's error.
 func (b *Beater) Stop(ctx context.Context) error {
 	if b.cancel != nil {
 		b.cancel()
 		<-b.done
 	}
+	b.mu.Lock()
+	usurped, cond, etag := b.usurped != nil, b.trust.OK, b.beatETag
+	b.mu.Unlock()
+	if usurped {
+		return nil // not ours any more
+	}
 	rctx, cancel := context.WithTimeout(ctx, b.opt.Requests)
 	defer cancel()
-	_, err := b.opt.API.DeleteObject(rctx, &s3.DeleteObjectInput{Bucket: aws.String(b.opt.Bucket), Key: aws.String(HeartbeatKey(b.opt.Host))})
-	if err != nil && !IsNotFound(err) {
+	in := &s3.DeleteObjectInput{Bucket: aws.String(b.opt.Bucket), Key: aws.String(HeartbeatKey(b.opt.Host))}
+	if cond && etag != "" {
+		in.IfMatch = aws.String(etag)
+	}
+	_, err := b.opt.API.DeleteObject(rctx, in)
+	if err != nil && !IsNotFound(err) && !IsConflict(err) {
 		return fmt.Errorf("delete heartbeat: %w", err)
 	}
 	return nil
 }
 
-func (b *Beater) checkInUse(ctx context.Context) error {
-	rctx, cancel := context.WithTimeout(ctx, b.opt.Requests)
-	defer cancel()
-	out, err := b.opt.API.GetObject(rctx, &s3.GetObjectInput{Bucket: aws.String(b.opt.Bucket), Key: aws.String(HeartbeatKey(b.opt.Host))})
-	if err != nil {
-		if IsNotFound(err) {
-			return nil
+// checkInUse decides whether this process may beat under its name. It
+// returns the ETag of the heartbeat it finds ("" when none), which the
+// first beat replaces conditionally. A heartbeat of this process, or of
+// an ended process on this machine, is ours at once; any other is watched,
+// on this process's clock, until it changes (its process lives: refused)
+// or stays unchanged for DeadAfter (it is dead: the name, and its claims,
+// are this process's).
+func (b *Beater) checkInUse(ctx context.Context) (string, error) {
+	var (
+		first    string
+		watching bool
+	)
+	for {
+		rctx, cancel := context.WithTimeout(ctx, b.opt.Requests)
+		r, err := ReadBeat(rctx, b.opt.API, b.opt.Bucket, b.opt.Host)
+		cancel()
+		switch {
+		case err != nil:
+			return "", err
+		case !r.Found:
+			return "", nil // free, or its process stopped and deleted it
+		case r.Beat.Instance == b.instance:
+			return r.ETag, nil
+		case r.Unreadable == "" && r.Beat.Machine == b.machine && (r.Beat.PID == os.Getpid() || !processAlive(r.Beat.PID)):
+			// This machine's earlier process, gone (a restarted container
+			// is pid 1 again: that pid is this process).
+			return r.ETag, nil
 		}
-		return fmt.Errorf("read heartbeat %s: %w", HeartbeatKey(b.opt.Host), err)
+		// A live pid on this machine may be a reused one: the heartbeat
+		// decides, as for another machine's.
+		if !watching {
+			watching, first = true, r.Version
+			b.opt.Logger.Info("host name last used by another replicator: watching its heartbeat before taking the name",
+				"host", b.opt.Host, "machine", printable(r.Beat.Machine), "pid", r.Beat.PID, "up_to", b.opt.Timing.DeadAfter)
+		} else if r.Version != first {
+			return "", &HostInUseError{Host: b.opt.Host, Machine: r.Beat.Machine, PID: r.Beat.PID, Started: r.Beat.Started, Beating: true}
+		}
+		if b.seen.See(HeartbeatKey(b.opt.Host)+"#start", r.Version) >= b.opt.Timing.DeadAfter {
+			b.opt.Logger.Warn("host name taken over from a replicator whose heartbeat stopped", "host", b.opt.Host,
+				"machine", printable(r.Beat.Machine), "pid", r.Beat.PID, "started", r.Beat.Started)
+			return r.ETag, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("watch heartbeat %s of an earlier replicator: %w", HeartbeatKey(b.opt.Host), ctx.Err())
+		case <-time.After(max(b.opt.Timing.BeatEvery/4, 10*time.Millisecond)):
+		}
 	}
-	defer out.Body.Close()
-	var hb Heartbeat
-	if json.NewDecoder(io.LimitReader(out.Body, 64<<10)).Decode(&hb) != nil {
-		return nil // unreadable: ours to overwrite
-	}
-	age := max(serverNow(out.ResultMetadata, b.opt.Now).Sub(aws.ToTime(out.LastModified)), 0)
-	if age >= b.opt.Timing.DeadAfter || hb.Instance == b.instance {
-		return nil
-	}
-	if hb.Machine == b.machine && !processAlive(hb.PID) {
-		return nil // this machine's earlier process, gone
-	}
-	return &HostInUseError{Host: b.opt.Host, Machine: hb.Machine, PID: hb.PID, Age: age}
 }
 
-// probeConditional writes a probe object twice with If-None-Match: *. A
-// server that accepts the second write ignores conditional writes.
-func (b *Beater) probeConditional(ctx context.Context) {
+// Trust is what probing found of the server's conditional writes.
+type Trust struct {
+	// Known says the probe reached a verdict; OK that every form the
+	// protocol uses was honoured.
+	Known, OK bool
+	// Reason says what was ignored, or why the probe could not tell.
+	Reason string
+}
+
+// ProbeConditional checks, on a probe object of this Beater's own, every
+// conditional write the protocol relies on: If-None-Match: * and If-Match
+// on PUT, and If-Match on DELETE, each refused when it must be and
+// accepted when it must be. Anything else — a condition ignored, a form
+// the server rejects, a timeout — leaves conditional writes untrusted:
+// no takeover and no new claim. A probe that could not tell is repeated
+// at the next beat.
+func (b *Beater) ProbeConditional(ctx context.Context) Trust {
 	key := HostsPrefix + b.opt.Host + "/probe-" + b.probeID
-	put := func() error {
-		rctx, cancel := context.WithTimeout(ctx, b.opt.Requests)
-		defer cancel()
-		_, err := b.opt.API.PutObject(rctx, &s3.PutObjectInput{Bucket: aws.String(b.opt.Bucket), Key: aws.String(key),
-			Body: bytes.NewReader([]byte("{}")), IfNoneMatch: aws.String("*")})
-		return err
-	}
-	if put() != nil {
-		return // cannot tell; Beat reports S3 problems
-	}
-	err := put()
+	tr := b.probe(ctx, key)
+	// The probe object goes, whatever happened.
 	rctx, cancel := context.WithTimeout(ctx, b.opt.Requests)
 	_, _ = b.opt.API.DeleteObject(rctx, &s3.DeleteObjectInput{Bucket: aws.String(b.opt.Bucket), Key: aws.String(key)})
 	cancel()
-	if err != nil && !IsConflict(err) {
-		return // a failure that says nothing about conditional writes
-	}
-	honoured := err != nil
 	b.mu.Lock()
-	b.conditional = honoured
-	b.mu.Unlock()
-	if !honoured {
-		b.opt.Logger.Warn("this S3 server ignores conditional writes: taking over tenants of dead hosts is disabled", "bucket", b.opt.Bucket)
+	was := b.trust
+	if tr.Known || !b.trust.Known {
+		b.trust = tr
 	}
+	b.mu.Unlock()
+	switch {
+	case tr.Known && !tr.OK && tr != was:
+		b.opt.Logger.Warn("this S3 server does not honour conditional writes: no tenant is taken over and no new claim is made", "bucket", b.opt.Bucket, "reason", tr.Reason)
+	case !tr.Known:
+		b.opt.Logger.Warn("could not tell whether this S3 server honours conditional writes: no tenant is taken over and no new claim is made until it can", "bucket", b.opt.Bucket, "reason", tr.Reason)
+	}
+	return tr
+}
+
+func (b *Beater) probe(ctx context.Context, key string) Trust {
+	req := func(f func(ctx context.Context) error) error {
+		rctx, cancel := context.WithTimeout(ctx, b.opt.Requests)
+		defer cancel()
+		return f(rctx)
+	}
+	put := func(ifNone, ifMatch string) (string, error) {
+		var etag string
+		err := req(func(ctx context.Context) error {
+			in := &s3.PutObjectInput{Bucket: aws.String(b.opt.Bucket), Key: aws.String(key), Body: bytes.NewReader([]byte(b.probeID))}
+			if ifNone != "" {
+				in.IfNoneMatch = aws.String(ifNone)
+			}
+			if ifMatch != "" {
+				in.IfMatch = aws.String(ifMatch)
+			}
+			out, err := b.opt.API.PutObject(ctx, in)
+			if err == nil {
+				etag = aws.ToString(out.ETag)
+			}
+			return err
+		})
+		return etag, err
+	}
+	del := func(ifMatch string) error {
+		return req(func(ctx context.Context) error {
+			in := &s3.DeleteObjectInput{Bucket: aws.String(b.opt.Bucket), Key: aws.String(key)}
+			if ifMatch != "" {
+				in.IfMatch = aws.String(ifMatch)
+			}
+			_, err := b.opt.API.DeleteObject(ctx, in)
+			return err
+		})
+	}
+	// unsure: the answer says nothing either way (network, 5xx);
+	// broken: the server answered, and not as a conditional write must.
+	unsure := func(what string, err error) Trust {
+		return Trust{Reason: fmt.Sprintf("%s: %v", what, err)}
+	}
+	broken := func(what string) Trust { return Trust{Known: true, Reason: what} }
+	mustRefuse := func(what string, err error) *Trust {
+		switch {
+		case err == nil:
+			t := broken(what + " was ignored")
+			return &t
+		case IsConflict(err):
+			return nil
+		case isServerSide(err):
+			t := unsure(what, err)
+			return &t
+		}
+		t := broken(fmt.Sprintf("%s was rejected: %v", what, err))
+		return &t
+	}
+	mustAccept := func(what string, err error) *Trust {
+		switch {
+		case err == nil:
+			return nil
+		case isServerSide(err):
+			t := unsure(what, err)
+			return &t
+		}
+		t := broken(fmt.Sprintf("%s failed: %v", what, err))
+		return &t
+	}
+
+	etag, err := put("*", "")
+	if IsConflict(err) {
+		// A probe of an earlier run of this Beater that was not deleted.
+		if err := del(""); err != nil && !IsNotFound(err) {
+			return unsure("delete an old probe", err)
+		}
+		etag, err = put("*", "")
+	}
+	if t := mustAccept("PUT If-None-Match: * of a new object", err); t != nil {
+		return *t
+	}
+	_, err = put("*", "")
+	if t := mustRefuse("PUT If-None-Match: * over an existing object", err); t != nil {
+		return *t
+	}
+	_, err = put("", `"00000000000000000000000000000000"`)
+	if t := mustRefuse("PUT If-Match on a wrong ETag", err); t != nil {
+		return *t
+	}
+	etag2, err := put("", etag)
+	if t := mustAccept("PUT If-Match on the right ETag", err); t != nil {
+		return *t
+	}
+	err = del(`"00000000000000000000000000000000"`)
+	if t := mustRefuse("DELETE If-Match on a wrong ETag", err); t != nil {
+		return *t
+	}
+	err = del(etag2)
+	if t := mustAccept("DELETE If-Match on the right ETag", err); t != nil {
+		return *t
+	}
+	return Trust{Known: true, OK: true, Reason: "If-None-Match and If-Match on PUT, If-Match on DELETE: honoured"}
+}
+
+// isServerSide reports an error that says nothing about the request's
+// conditions: no answer, a timeout, a 5xx, throttling.
+func isServerSide(err error) bool {
+	var resp *awshttp.ResponseError
+	if errors.As(err, &resp) {
+		code := resp.HTTPStatusCode()
+		// 501 Not Implemented is an answer: the form is not supported.
+		return (code >= 500 && code != http.StatusNotImplemented) || code == http.StatusTooManyRequests || code == http.StatusRequestTimeout
+	}
+	return true // no HTTP answer at all
 }
 
 // serverNow is S3's clock at the response (its Date header), or now when

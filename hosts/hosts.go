@@ -16,13 +16,17 @@ import (
 	"github.com/aws/smithy-go"
 )
 
-// HostInfo is what one listing of the hosts prefix says of a host.
+// HostInfo is what one listing of the hosts prefix says of a host. Its
+// ages are S3's clock against S3's clock, for display: whether a host is
+// dead is never decided by them (see Observer).
 type HostInfo struct {
 	Name string `json:"host"`
 	// LastBeat is the LastModified of its heartbeat: S3's clock.
 	LastBeat time.Time `json:"last_beat"`
 	// Age is how old that heartbeat was by S3's clock at the listing.
 	Age time.Duration `json:"age_ns"`
+	// Version identifies the heartbeat's write (see Version).
+	Version string `json:"-"`
 	// HasRecord says a host record is beside the heartbeat.
 	HasRecord  bool      `json:"has_record,omitempty"`
 	RecordSize int64     `json:"record_size,omitempty"`
@@ -38,12 +42,10 @@ func (h HostInfo) AgeAt(now time.Time) time.Duration {
 	return h.Age + max(now.Sub(h.listedAt), 0)
 }
 
-// Alive reports whether the host counted as alive at local time now, by
-// the default timing.
-func (h HostInfo) Alive(now time.Time) bool { return h.AliveWithin(now, DeadAfter) }
-
-// AliveWithin reports whether its heartbeat was younger than dead at now.
-func (h HostInfo) AliveWithin(now time.Time, dead time.Duration) bool { return h.AgeAt(now) < dead }
+// Stale reports whether S3's clock says the heartbeat is DeadAfter old at
+// local time now: a hint for display (the host may be dead), never a
+// verdict, since the Date of a proxy or of another S3 node may run ahead.
+func (h HostInfo) Stale(now time.Time) bool { return h.AgeAt(now) >= DeadAfter }
 
 // Lister is what List needs of an S3 client.
 type Lister interface {
@@ -51,8 +53,8 @@ type Lister interface {
 }
 
 // List lists every host with a heartbeat in the bucket: one LIST request
-// per 1,000 objects. Ages are measured by S3's clock (its Date header), so
-// hosts with skewed clocks agree.
+// per 1,000 objects. Ages are measured by S3's clock (its Date header), for
+// display only.
 func List(ctx context.Context, api Lister, bucket string, now func() time.Time) (map[string]HostInfo, error) {
 	if now == nil {
 		now = time.Now
@@ -71,7 +73,8 @@ func List(ctx context.Context, api Lister, bucket string, now func() time.Time) 
 			key := aws.ToString(o.Key)
 			if host := hostFromKey(key); host != "" {
 				lm := aws.ToTime(o.LastModified)
-				out[host] = HostInfo{Name: host, LastBeat: lm.UTC(), Age: max(srv.Sub(lm), 0), listedAt: at}
+				out[host] = HostInfo{Name: host, LastBeat: lm.UTC(), Age: max(srv.Sub(lm), 0), listedAt: at,
+					Version: Version(aws.ToString(o.ETag), lm, aws.ToInt64(o.Size))}
 				continue
 			}
 			if rest, ok := cutRecord(key); ok {
@@ -114,8 +117,9 @@ func Sorted(m map[string]HostInfo) []HostInfo {
 	return out
 }
 
-// Hosts returns the live-host table, listing the bucket when the last
-// listing is older than maxAge. Concurrent callers share one listing.
+// Hosts returns the host table, listing the bucket when the last listing
+// is older than maxAge. Concurrent callers share one listing. Each listing
+// is an observation of every heartbeat (see Observer); Silent reads them.
 func (b *Beater) Hosts(ctx context.Context, maxAge time.Duration) (map[string]HostInfo, error) {
 	b.listMu.Lock()
 	defer b.listMu.Unlock()
@@ -135,7 +139,25 @@ func (b *Beater) Hosts(ctx context.Context, maxAge time.Duration) (map[string]Ho
 		return b.hosts, err
 	}
 	b.hosts, b.hostsAt, b.hostsErr = hosts, b.opt.Now(), nil
+	for name, h := range hosts {
+		b.seen.See(HeartbeatKey(name), h.Version)
+	}
 	return hosts, nil
+}
+
+// Silent reports whether host may be dead by the last listing: its
+// heartbeat was missing, or this process has seen it unchanged for
+// DeadAfter. It is a hint to try its tenants again; a takeover itself is
+// decided on a fresh read.
+func (b *Beater) Silent(host string) bool {
+	b.mu.Lock()
+	_, listed := b.hosts[host]
+	b.mu.Unlock()
+	if !listed {
+		return true
+	}
+	d, _ := b.seen.Unchanged(HeartbeatKey(host))
+	return d >= b.opt.Timing.DeadAfter
 }
 
 // IsConflict reports a failed conditional write: 412 Precondition Failed,

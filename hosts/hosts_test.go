@@ -67,7 +67,7 @@ func TestHeartbeatListedAlive(t *testing.T) {
 		t.Fatal(err)
 	}
 	h, ok := list["web-1"]
-	if !ok || !h.AliveWithin(time.Now(), fast.DeadAfter) {
+	if !ok || h.Stale(time.Now()) {
 		t.Fatalf("web-1 not listed alive: %+v", list)
 	}
 	// The probe object is gone and nothing but the heartbeat remains.
@@ -91,11 +91,29 @@ func TestHostNameInUseRefused(t *testing.T) {
 	b := newBucket(t)
 	// Another live process on this machine (our parent) beats as web-1.
 	machine, _ := os.Hostname()
-	now := time.Now().UTC()
-	body, _ := json.Marshal(hosts.Heartbeat{Host: "web-1", Instance: "another-process", Machine: machine, PID: os.Getppid(), Started: now, At: now, Seq: 1})
-	if _, err := b.api.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(b.name), Key: aws.String(hosts.HeartbeatKey("web-1")), Body: bytes.NewReader(body)}); err != nil {
-		t.Fatal(err)
+	started := time.Now().UTC()
+	beat := func(seq uint64) {
+		now := time.Now().UTC()
+		body, _ := json.Marshal(hosts.Heartbeat{Host: "web-1", Instance: "another-process", Machine: machine, PID: os.Getppid(), Started: started, At: now, Seq: seq})
+		if _, err := b.api.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(b.name), Key: aws.String(hosts.HeartbeatKey("web-1")), Body: bytes.NewReader(body)}); err != nil {
+			t.Error(err)
+		}
 	}
+	beat(1)
+	stop := make(chan struct{})
+	beating := make(chan struct{})
+	go func() {
+		defer close(beating)
+		for seq := uint64(2); ; seq++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(fast.BeatEvery):
+			}
+			beat(seq)
+		}
+	}()
+	defer func() { close(stop); <-beating }()
 	second := b.beater(t, "web-1", fast)
 	err := second.Start(context.Background())
 	var inUse *hosts.HostInUseError
@@ -205,9 +223,16 @@ func TestClaimLitestreamLeaseRespected(t *testing.T) {
 		t.Fatalf("an unexpired Litestream lease was taken: %v", err)
 	}
 	put(`{"generation":4,"expires_at":"` + time.Now().Add(-time.Minute).UTC().Format(time.RFC3339) + `","owner":"old-box:77"}`)
-	c, err := a.Acquire(ctx, b.api, tenant)
-	if err != nil || c.Generation != 5 {
-		t.Fatalf("expired Litestream lease not taken with the next generation: %+v %v", c, err)
+	// Expired by this host's clock, and then unchanged for DeadAfter
+	// (the writer's clock may be behind): taken with the next generation.
+	var c *hosts.Claim
+	waitFor(t, 2*fast.DeadAfter, "expired Litestream lease taken", func() bool {
+		var err error
+		c, err = a.Acquire(ctx, b.api, tenant)
+		return err == nil
+	})
+	if c.Generation != 5 {
+		t.Fatalf("expired Litestream lease not taken with the next generation: %+v", c)
 	}
 }
 
@@ -225,10 +250,17 @@ func TestTakeoverRace(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Let the dead host's heartbeat age past DeadAfter.
-	waitFor(t, 10*time.Second, "dead host counted dead", func() bool {
-		l, err := hosts.List(ctx, b.api, b.name, nil)
-		return err == nil && !l["dead"].AliveWithin(time.Now(), fast.DeadAfter)
+	// Both takers watch the dead host's heartbeat until it has stayed
+	// unchanged for DeadAfter.
+	for _, w := range []string{"databases/warm-x", "databases/warm-y"} {
+		if _, err := dead.Acquire(ctx, b.api, w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 10*time.Second, "dead host counted dead by both", func() bool {
+		_, ex := x.Acquire(ctx, b.api, "databases/warm-x")
+		_, ey := y.Acquire(ctx, b.api, "databases/warm-y")
+		return ex == nil && ey == nil
 	})
 	for round := range 20 {
 		tenant := "databases/race-" + string(rune('a'+round))

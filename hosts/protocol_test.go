@@ -46,6 +46,9 @@ type memBucket struct {
 	objects map[string]object
 	seq     int
 	fail    bool
+	// skew moves the LastModified the bucket stamps, as an S3 node
+	// whose clock is off would.
+	skew time.Duration
 }
 
 func newMem(c *clock) *memBucket { return &memBucket{clock: c, objects: map[string]object{}} }
@@ -77,7 +80,7 @@ func (m *memBucket) PutObject(_ context.Context, in *s3.PutObjectInput, _ ...fun
 		return nil, status(http.StatusPreconditionFailed)
 	}
 	m.seq++
-	o := object{body: body, etag: fmt.Sprintf(`"%d"`, m.seq), modified: m.clock.Now()}
+	o := object{body: body, etag: fmt.Sprintf(`"%d"`, m.seq), modified: m.clock.Now().Add(m.skew)}
 	m.objects[key] = o
 	return &s3.PutObjectOutput{ETag: aws.String(o.etag)}, nil
 }
@@ -122,7 +125,7 @@ func (m *memBucket) ListObjectsV2(_ context.Context, in *s3.ListObjectsV2Input, 
 	out := &s3.ListObjectsV2Output{}
 	for k, o := range m.objects {
 		if strings.HasPrefix(k, aws.ToString(in.Prefix)) {
-			out.Contents = append(out.Contents, types.Object{Key: aws.String(k), LastModified: aws.Time(o.modified), Size: aws.Int64(int64(len(o.body)))})
+			out.Contents = append(out.Contents, types.Object{Key: aws.String(k), ETag: aws.String(o.etag), LastModified: aws.Time(o.modified), Size: aws.Int64(int64(len(o.body)))})
 		}
 	}
 	return out, nil
@@ -134,7 +137,10 @@ func beater(t *testing.T, m *memBucket, c *clock, host string) *hosts.Beater {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// One beat, no background loop: the test beats by hand.
+	// A probe and one beat, no background loop: the test beats by hand.
+	if tr := b.ProbeConditional(context.Background()); !tr.OK {
+		t.Fatalf("probe of the in-memory bucket: %+v", tr)
+	}
 	if err := b.Beat(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -265,6 +271,14 @@ func TestTakeoverRaceInMemory(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Each taker sees the host's heartbeat once; it is dead to them once
+	// it has stayed the same for DeadAfter after that.
+	for _, tk := range takers {
+		var held *hosts.HeldError
+		if _, err := tk.Acquire(ctx, m, "databases/race-00"); !errors.As(err, &held) {
+			t.Fatalf("a host first seen now was not held alive: %v", err)
+		}
+	}
 	c.Add(hosts.DeadAfter + time.Second)
 	for _, tk := range takers {
 		_ = tk.Beat(ctx)
@@ -288,5 +302,119 @@ func TestTakeoverRaceInMemory(t *testing.T) {
 		if len(won) != 1 || cur == nil || cur.Host != won[0] {
 			t.Fatalf("round %d: winners %v, claim %+v", round, won, cur)
 		}
+	}
+}
+
+// TestSkewedLastModifiedInMemory: whatever the LastModified S3 stamps (an
+// hour behind or ahead of every host's clock), a host that beats is never
+// dead to another, and one that stopped is dead exactly DeadAfter after
+// the other first saw its last heartbeat, by the other's own clock.
+func TestSkewedLastModifiedInMemory(t *testing.T) {
+	for _, skew := range []time.Duration{-time.Hour, time.Hour} {
+		t.Run(skew.String(), func(t *testing.T) {
+			ctx := context.Background()
+			c := &clock{now: time.Date(2026, 11, 30, 3, 0, 0, 0, time.UTC)}
+			m := newMem(c)
+			m.skew = skew
+			a, b := beater(t, m, c, "host-a"), beater(t, m, c, "host-b")
+			if _, err := a.Acquire(ctx, m, tenant); err != nil {
+				t.Fatal(err)
+			}
+			for range 12 {
+				var held *hosts.HeldError
+				if _, err := b.Acquire(ctx, m, tenant); !errors.As(err, &held) || held.Host != "host-a" {
+					t.Fatalf("a live host's tenant was taken with LastModified skewed %s: %v", skew, err)
+				}
+				c.Add(hosts.BeatEvery)
+				_ = a.Beat(ctx)
+				_ = b.Beat(ctx)
+			}
+			// host-a stops; host-b sees its last heartbeat now.
+			var held *hosts.HeldError
+			if _, err := b.Acquire(ctx, m, tenant); !errors.As(err, &held) {
+				t.Fatalf("taken at once: %v", err)
+			}
+			c.Add(hosts.DeadAfter - time.Second)
+			_ = b.Beat(ctx)
+			if _, err := b.Acquire(ctx, m, tenant); !errors.As(err, &held) {
+				t.Fatalf("taken before DeadAfter: %v", err)
+			}
+			c.Add(time.Second)
+			if cl, err := b.Acquire(ctx, m, tenant); err != nil || cl.TookFrom != "host-a" {
+				t.Fatalf("not taken DeadAfter after host-a's last heartbeat was first seen: %+v %v", cl, err)
+			}
+		})
+	}
+}
+
+// TestTakeoverReadsHeartbeatFresh: a takeover is never decided on a
+// listing. host-b's last listing says host-a's heartbeat has not changed
+// for DeadAfter; host-a beats again (it was paused); host-b, asked within
+// the listing's lifetime, reads the heartbeat fresh and leaves the tenant.
+func TestTakeoverReadsHeartbeatFresh(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{now: time.Date(2026, 11, 30, 3, 0, 0, 0, time.UTC)}
+	m := newMem(c)
+	a, b := beater(t, m, c, "host-a"), beater(t, m, c, "host-b")
+	if _, err := a.Acquire(ctx, m, tenant); err != nil {
+		t.Fatal(err)
+	}
+	var held *hosts.HeldError
+	if _, err := b.Acquire(ctx, m, tenant); !errors.As(err, &held) {
+		t.Fatal(err)
+	}
+	c.Add(hosts.DeadAfter + time.Second) // host-a paused (SIGSTOP)
+	if _, err := b.Hosts(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !b.Silent("host-a") {
+		t.Fatal("the listing does not show host-a silent")
+	}
+	if err := a.Beat(ctx); err != nil { // resumed
+		t.Fatal(err)
+	}
+	c.Add(time.Second)
+	if _, err := b.Acquire(ctx, m, tenant); !errors.As(err, &held) || held.Host != "host-a" {
+		t.Fatalf("host-b took host-a's tenant on a listing older than host-a's last beat: %v", err)
+	}
+}
+
+// TestNoHeartbeatWatchedForDeadAfter: a claim whose host has no heartbeat
+// (it stopped without releasing, or the heartbeat was deleted) is taken
+// once the heartbeat has been seen missing, and the claim unchanged, for
+// DeadAfter; a heartbeat that reappears meanwhile starts the watch again.
+func TestNoHeartbeatWatchedForDeadAfter(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{now: time.Date(2026, 11, 30, 3, 0, 0, 0, time.UTC)}
+	m := newMem(c)
+	a, b := beater(t, m, c, "host-a"), beater(t, m, c, "host-b")
+	if _, err := a.Acquire(ctx, m, tenant); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Stop(ctx); err != nil { // a stop that left its claim
+		t.Fatal(err)
+	}
+	var held *hosts.HeldError
+	if _, err := b.Acquire(ctx, m, tenant); !errors.As(err, &held) || !held.NoBeat {
+		t.Fatalf("a claim without a heartbeat taken at first sight: %v", err)
+	}
+	c.Add(hosts.DeadAfter / 2)
+	if err := a.Beat(ctx); err != nil { // host-a is back
+		t.Fatal(err)
+	}
+	c.Add(hosts.BeatEvery + time.Second)
+	if _, err := b.Acquire(ctx, m, tenant); !errors.As(err, &held) || held.NoBeat {
+		t.Fatalf("host-a beats again: %v", err)
+	}
+	if err := a.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.Add(hosts.BeatEvery + time.Second)
+	if _, err := b.Acquire(ctx, m, tenant); !errors.As(err, &held) || !held.NoBeat {
+		t.Fatalf("taken before its heartbeat was missing for DeadAfter: %v", err)
+	}
+	c.Add(hosts.DeadAfter)
+	if cl, err := b.Acquire(ctx, m, tenant); err != nil || cl.TookFrom != "host-a" {
+		t.Fatalf("not taken after its heartbeat was missing for DeadAfter: %+v %v", cl, err)
 	}
 }

@@ -133,7 +133,9 @@ func startBeat(ctx context.Context, beat *hosts.Beater) error {
 			case <-time.After(time.Duration(attempt) * 500 * time.Millisecond):
 			}
 		}
-		sctx, cancel := context.WithTimeout(ctx, checkTimeout)
+		// Start may watch the heartbeat of an earlier process under this
+		// name for up to DeadAfter before taking the name.
+		sctx, cancel := context.WithTimeout(ctx, checkTimeout+beat.Timing().DeadAfter+beat.Timing().BeatEvery)
 		err = beat.Start(sctx)
 		cancel()
 		var inUse *hosts.HostInUseError
@@ -345,9 +347,12 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 		}
 		c, err := acquire(ctx, t.api, tenantPath)
 		var held *hosts.HeldError
+		var untrusted *hosts.UntrustedError
 		switch {
 		case errors.As(err, &held):
 			return outcome{state: StateLeased, reason: held.Error(), holder: held.Host, retry: true, base: base, baseOK: true}
+		case errors.As(err, &untrusted):
+			return outcome{state: StateLeaseLost, reason: err.Error(), retry: true, base: base, baseOK: true}
 		case err != nil:
 			return outcome{state: StateLeaseLost, reason: "cannot take the claim: " + s3browse.ExplainKey(err, t.target.Conn, hosts.ClaimKey(tenantPath)).Error(), retry: true, base: base, baseOK: true}
 		}

@@ -114,7 +114,7 @@ func (e *Engine) watchHoldersLocked(now time.Time) {
 		go func() {
 			defer e.wg.Done()
 			ctx, cancel := context.WithTimeout(e.ctx, e.opt.Timing.BeatEvery)
-			list, err := b.beat.Hosts(ctx, e.opt.Timing.BeatEvery)
+			_, err := b.beat.Hosts(ctx, e.opt.Timing.BeatEvery)
 			cancel()
 			e.mu.Lock()
 			defer e.mu.Unlock()
@@ -122,10 +122,9 @@ func (e *Engine) watchHoldersLocked(now time.Time) {
 			if err != nil {
 				return
 			}
-			at := time.Now()
 			for _, t := range leased {
-				h, ok := list[t.holder]
-				if t.state == StateLeased && (!ok || !h.AliveWithin(at, e.opt.Timing.DeadAfter)) {
+				// A hint only: the takeover reads the heartbeat again.
+				if t.state == StateLeased && b.beat.Silent(t.holder) {
 					t.retryAt = time.Time{}
 					e.enqueueLocked(t)
 				}

@@ -18,6 +18,7 @@ import (
 	lss3 "github.com/benbjohnson/litestream/s3"
 	"github.com/superfly/ltx"
 
+	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/s3browse"
 )
 
@@ -39,6 +40,10 @@ type Options struct {
 	TXID      uint64
 	Timestamp time.Time
 	Source    string // SourceAuto, SourceLTX or SourceGenerations
+	// HostTiming is the lease protocol's timing, by which a claim's host
+	// is watched before a restore writes over its database; the
+	// protocol's defaults when zero (tests shorten it).
+	HostTiming hosts.Timing
 	// Force replaces an existing Output, keeping it (and its -wal and -shm)
 	// as Output.bak-TIME.
 	Force bool
@@ -289,7 +294,7 @@ func planRestore(ctx context.Context, client s3browse.API, opt Options, exactTim
 		return nil, cmp.Or(ltxErr, genErr)
 	}
 
-	if err := checkOutput(opt, p); err != nil {
+	if err := checkOutput(ctx, client, opt, p); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -449,7 +454,7 @@ func NewReplicaClient(ctx context.Context, c s3browse.Conn, tenant string, logge
 // checkOutput records the state of the output file in p and, when a
 // restore must not write it, why (p.Refusal). Only an unreadable folder is
 // an error.
-func checkOutput(opt Options, p *Plan) error {
+func checkOutput(ctx context.Context, client s3browse.API, opt Options, p *Plan) error {
 	out := opt.Output
 	name := fleet.Printable(opt.Tenant)
 	st, err := os.Lstat(out)
@@ -503,6 +508,15 @@ func checkOutput(opt Options, p *Plan) error {
 	// The live database is the file the lease holder replicates: one with
 	// Litestream's state beside it. A copy of the tenant elsewhere (an
 	// earlier restore) is replaced with -force like any other file.
+	if p.OutputExists && live && fleet.HasLitestreamState(out) && p.Lease.Host != "" {
+		// One look cannot tell a dead host from a live one without
+		// comparing clocks: watch its heartbeat (a beat for a live host,
+		// DeadAfter for a dead one) before writing over its database.
+		if err := s3browse.WatchLease(ctx, client, opt.Conn, p.Lease, opt.HostTiming); err != nil {
+			return err
+		}
+		live = p.Lease.Live(time.Now())
+	}
 	if p.OutputExists && live && fleet.HasLitestreamState(out) {
 		p.Refusal = fmt.Sprintf("tenant %s is being replicated by %s and %s has Litestream's state beside it: stop that replicator before restoring over it, or restore elsewhere with -o",
 			name, p.Lease.Holder(), fleet.Printable(out))

@@ -35,27 +35,57 @@ type Lease struct {
 	// fields are then what is known from the listing.
 	Error string `json:"error,omitempty"`
 	// Host is the litefleet host whose claim this is ("" for a plain
-	// Litestream lease): the claim is held while that host's heartbeat is
-	// fresh, whatever ExpiresAt says. HostAlive and HostAge say how it was
-	// when the lease was read; HostBeat is false when it has no heartbeat.
-	Host      string        `json:"host,omitempty"`
-	HostAlive bool          `json:"host_alive,omitempty"`
-	HostAge   time.Duration `json:"host_age_ns,omitempty"`
-	HostBeat  bool          `json:"host_beat,omitempty"`
+	// Litestream lease): the claim is held while that host's heartbeat
+	// keeps changing, whatever ExpiresAt says (hosts.Observer). One look
+	// cannot prove a host dead, so HostAlive is true whenever it has a
+	// heartbeat (HostBeat); HostAge is that heartbeat's age by S3's clock
+	// and HostStale says it looks DeadAfter old, a hint for display only:
+	// a proxy's or another node's Date may run ahead. HostWatched says
+	// WatchLease observed the heartbeat, and HostDead its verdict.
+	Host        string        `json:"host,omitempty"`
+	HostAlive   bool          `json:"host_alive,omitempty"`
+	HostAge     time.Duration `json:"host_age_ns,omitempty"`
+	HostBeat    bool          `json:"host_beat,omitempty"`
+	HostStale   bool          `json:"host_stale,omitempty"`
+	HostWatched bool          `json:"host_watched,omitempty"`
+	HostDead    bool          `json:"host_dead,omitempty"`
 }
 
-// Live reports whether the lease is held by someone alive at now: for a
-// litefleet claim, its host's heartbeat is fresh; for a Litestream lease,
-// it has not expired. An unreadable lease is not live. This is the one
-// rule of ls, inspect, restore and the terminal UI.
+// Live reports whether the lease is held by someone alive, or may be, at
+// now: a litefleet claim is live unless WatchLease saw its host's
+// heartbeat unchanged (or missing) for DeadAfter, since one look at a
+// heartbeat cannot tell a dead host from a live one without comparing
+// clocks; a Litestream lease is live until it expires. An unreadable lease
+// is not live. This is the one rule of restore's refusal, the hosts
+// package's rule applied by a command that has no earlier observation.
 func (l *Lease) Live(now time.Time) bool {
 	switch {
 	case l == nil || l.Error != "":
 		return false
 	case l.Host != "":
-		return l.HostAlive
+		return !l.HostWatched || !l.HostDead
 	}
 	return !l.Expired(now)
+}
+
+// WatchLease decides whether a litefleet claim's host is alive by
+// watching its heartbeat (hosts.Watch): within a beat for a live host, up
+// to DeadAfter for a dead one. Only what must not be wrong waits for it:
+// restore's refusal to write over a live database.
+func WatchLease(ctx context.Context, api API, conn Conn, l *Lease, timing hosts.Timing) error {
+	if l == nil || l.Host == "" || l.Error != "" || l.HostWatched {
+		return nil
+	}
+	alive, err := hosts.Watch(ctx, api, conn.Bucket, l.Host, timing)
+	if err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		// A host that cannot be judged is live.
+		return nil
+	}
+	l.HostWatched, l.HostDead = true, !alive
+	return nil
 }
 
 // Holder names who holds the lease, for messages; untrusted parts are
@@ -64,8 +94,10 @@ func (l *Lease) Holder() string {
 	switch {
 	case l == nil:
 		return "nobody"
+	case l.Host != "" && l.HostWatched && l.HostDead:
+		return fmt.Sprintf("host %s (its heartbeat did not change while watched: dead)", Printable(l.Host))
 	case l.Host != "" && l.HostBeat:
-		return fmt.Sprintf("host %s (heartbeat %s ago)", Printable(l.Host), l.HostAge.Round(time.Second))
+		return fmt.Sprintf("host %s (heartbeat %s old by S3's clock)", Printable(l.Host), l.HostAge.Round(time.Second))
 	case l.Host != "":
 		return fmt.Sprintf("host %s (no heartbeat)", Printable(l.Host))
 	case l.Owner != "":
@@ -93,7 +125,8 @@ func judgeHost(ctx context.Context, api API, conn Conn, l *Lease) error {
 		return nil
 	}
 	if h, ok := list[l.Host]; ok {
-		l.HostBeat, l.HostAge, l.HostAlive = true, h.Age, h.Alive(time.Now())
+		now := time.Now()
+		l.HostBeat, l.HostAge, l.HostAlive, l.HostStale = true, h.AgeAt(now), true, h.Stale(now)
 	}
 	return nil
 }

@@ -38,6 +38,13 @@ PREFIX/litefleet-probe-neighbour/). Prints TENANT, KEY ID, OWN PREFIX,
 NEIGHBOUR and a verdict (confined, NOT CONFINED, error); exits 1 unless
 every tenant is confined.
 
+One writer per tenant is litefleet's claim (lock.json) and its hosts'
+heartbeats. A plain "litestream replicate" (v0.5.18) never reads lock.json,
+so nothing in S3 can stop it from writing a tenant a litefleet host
+replicates: never point one at a litefleet tenant. Tools built on
+Litestream's leaser refuse litefleet claims (their expires_at is
+9999-12-31: held until released).
+
 Examples:
   litefleet validate /data
   litefleet validate -config litestream.yml

@@ -32,6 +32,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+
 	"github.com/litefleet/litefleet/hosts"
 )
 
@@ -156,6 +159,15 @@ type Options struct {
 	// Uplink, if positive, limits the bytes per second of every request
 	// body together, as a slow link from the client to S3 would.
 	Uplink int64
+	// DateSkew, when not zero, moves the Date header of every response by
+	// that much, as a proxy or an S3 node with its own clock would.
+	DateSkew time.Duration
+	// IgnoreConditions makes the server look like one that ignores
+	// conditional writes: If-Match and If-None-Match are dropped from
+	// every PUT, POST and DELETE. The SDK signs them, so the request is
+	// signed again with AccessKeyID and SecretAccessKey.
+	IgnoreConditions             bool
+	AccessKeyID, SecretAccessKey string
 }
 
 // Proxy is a running request-counting proxy.
@@ -202,8 +214,25 @@ func Start(opt Options) (*Proxy, error) {
 			pr.SetURL(target)
 			// The signature covers the Host header the client sent.
 			pr.Out.Host = pr.In.Host
+			if opt.IgnoreConditions && pr.Out.Method != http.MethodGet && pr.Out.Method != http.MethodHead &&
+				(pr.Out.Header.Get("If-Match") != "" || pr.Out.Header.Get("If-None-Match") != "") {
+				pr.Out.Header.Del("If-Match")
+				pr.Out.Header.Del("If-None-Match")
+				resign(pr.Out, opt.AccessKeyID, opt.SecretAccessKey)
+			}
 		},
 		Transport: tr,
+		ModifyResponse: func(resp *http.Response) error {
+			if opt.DateSkew == 0 {
+				return nil
+			}
+			at := time.Now()
+			if d, err := http.ParseTime(resp.Header.Get("Date")); err == nil {
+				at = d
+			}
+			resp.Header.Set("Date", at.Add(opt.DateSkew).UTC().Format(http.TimeFormat))
+			return nil
+		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			w.WriteHeader(http.StatusBadGateway)
 		},
@@ -214,6 +243,25 @@ func Start(opt Options) (*Proxy, error) {
 		_ = p.srv.Serve(ln)
 	}()
 	return p, nil
+}
+
+// resign signs r again (SigV4) after its signed headers changed, in the
+// region its Authorization header named. A request that cannot be signed
+// goes on as it is, and the server refuses it.
+func resign(r *http.Request, key, secret string) {
+	region := "us-east-1"
+	if _, cred, ok := strings.Cut(r.Header.Get("Authorization"), "Credential="); ok {
+		if parts := strings.Split(strings.SplitN(cred, ",", 2)[0], "/"); len(parts) >= 3 {
+			region = parts[2]
+		}
+	}
+	hash := r.Header.Get("X-Amz-Content-Sha256")
+	if hash == "" {
+		hash = "UNSIGNED-PAYLOAD"
+	}
+	r.Header.Del("Authorization")
+	r.Header.Del("X-Amz-Date")
+	_ = v4.NewSigner().SignHTTP(r.Context(), aws.Credentials{AccessKeyID: key, SecretAccessKey: secret}, r, hash, "s3", region, time.Now())
 }
 
 // URL is the proxy's base URL, to give a client as its S3 endpoint.

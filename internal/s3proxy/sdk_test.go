@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net/http"
 	"os"
 	"testing"
 	"time"
@@ -12,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/litefleet/litefleet/internal/s3test"
 )
@@ -112,4 +115,50 @@ func TestSDKThroughProxy(t *testing.T) {
 		_, err := cl.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: b, Key: aws.String(ltxKey)})
 		return err
 	})
+}
+
+// TestFaultsThroughProxy: DateSkew moves the Date an SDK client reads;
+// IgnoreConditions makes a conditional PUT or DELETE that the server
+// would refuse go through, still validly signed.
+func TestFaultsThroughProxy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs an S3 server")
+	}
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	p, err := Start(Options{Target: srv.Endpoint, DateSkew: 2 * time.Minute, IgnoreConditions: true, AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	conn.Endpoint = p.URL()
+	cl := srv.Client(t, conn)
+	ctx := context.Background()
+	b, k := aws.String(conn.Bucket), aws.String("x/probe")
+	var date time.Time
+	if _, err := cl.PutObject(ctx, &s3.PutObjectInput{Bucket: b, Key: k, Body: bytes.NewReader([]byte("a"))}, func(o *s3.Options) {
+		o.APIOptions = append(o.APIOptions, func(st *middleware.Stack) error {
+			return st.Deserialize.Add(middleware.DeserializeMiddlewareFunc("date", func(ctx context.Context, in middleware.DeserializeInput, next middleware.DeserializeHandler) (middleware.DeserializeOutput, middleware.Metadata, error) {
+				out, md, err := next.HandleDeserialize(ctx, in)
+				if resp, ok := out.RawResponse.(*smithyhttp.Response); ok {
+					date, _ = http.ParseTime(resp.Header.Get("Date"))
+				}
+				return out, md, err
+			}), middleware.After)
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Until(date); d < 100*time.Second || d > 140*time.Second {
+		t.Fatalf("Date is %s ahead, want 2m", d)
+	}
+	if _, err := cl.PutObject(ctx, &s3.PutObjectInput{Bucket: b, Key: k, Body: bytes.NewReader([]byte("b")), IfNoneMatch: aws.String("*")}); err != nil {
+		t.Fatalf("If-None-Match over an existing object was not ignored: %v", err)
+	}
+	if _, err := cl.PutObject(ctx, &s3.PutObjectInput{Bucket: b, Key: k, Body: bytes.NewReader([]byte("c")), IfMatch: aws.String(`"wrong"`)}); err != nil {
+		t.Fatalf("If-Match on a wrong ETag was not ignored: %v", err)
+	}
+	if _, err := cl.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: b, Key: k, IfMatch: aws.String(`"wrong"`)}); err != nil {
+		t.Fatalf("DELETE If-Match on a wrong ETag was not ignored: %v", err)
+	}
 }
