@@ -360,6 +360,9 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 		e.setClaimEpoch(t, epoch)
 		if c.TookFrom != "" {
 			e.log.Warn("took over tenant from a dead host", "db", t.name, "from", fleet.Printable(c.TookFrom))
+			// The start listing may predate the dead host's last uploads:
+			// the replica is listed afresh.
+			seed = nil
 		}
 	}
 
