@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +22,7 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/litefleet/litefleet/hosts"
+	"github.com/litefleet/litefleet/s3browse"
 )
 
 // objectAPI is the part of the S3 client a tenant's replica needs.
@@ -148,7 +148,7 @@ func (c *tenantClient) load(ctx context.Context) error {
 			return err
 		}
 		for _, o := range out.Contents {
-			level, info, ok := parseLTXKey(c.path, aws.ToString(o.Key))
+			level, info, ok := parseLTXKey(c.path, aws.ToString(o.Key), aws.ToInt64(o.Size))
 			if !ok {
 				continue
 			}
@@ -172,26 +172,23 @@ func (c *tenantClient) load(ctx context.Context) error {
 	return nil
 }
 
-// parseLTXKey parses PATH/LLLL/MIN-MAX.ltx; keys from S3 are untrusted, so
-// anything else is skipped.
-func parseLTXKey(path, key string) (int, ltx.FileInfo, bool) {
+// parseLTXKey parses PATH/LLLL/MIN-MAX.ltx of the given size by
+// s3browse.LTXObject, the one rule for every reader; anything else is
+// skipped.
+func parseLTXKey(path, key string, size int64) (int, ltx.FileInfo, bool) {
 	rest, ok := strings.CutPrefix(key, path+"/")
 	if !ok {
 		return 0, ltx.FileInfo{}, false
 	}
 	dir, file, ok := strings.Cut(rest, "/")
-	if !ok || len(dir) != 4 || strings.Contains(file, "/") {
+	if !ok || strings.Contains(file, "/") {
 		return 0, ltx.FileInfo{}, false
 	}
-	level, err := strconv.ParseUint(dir, 16, 16)
-	if err != nil || level > litestream.SnapshotLevel {
+	level, minTXID, maxTXID, ok := s3browse.LTXObject(dir, file, size)
+	if !ok {
 		return 0, ltx.FileInfo{}, false
 	}
-	minTXID, maxTXID, err := ltx.ParseFilename(file)
-	if err != nil || minTXID > maxTXID || minTXID == 0 {
-		return 0, ltx.FileInfo{}, false
-	}
-	return int(level), ltx.FileInfo{Level: int(level), MinTXID: minTXID, MaxTXID: maxTXID}, true
+	return level, ltx.FileInfo{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, Size: size}, true
 }
 
 func sortObjects(a []ltxObject) {

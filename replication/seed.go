@@ -77,7 +77,7 @@ func (e *Engine) seedFleet(ctx context.Context, tenants []*tenant) {
 					st.claim = true
 					continue
 				}
-				level, info, ok := parseLTXKey(prefix+name, key)
+				level, info, ok := parseLTXKey(prefix+name, key, aws.ToInt64(o.Size))
 				if !ok {
 					continue
 				}

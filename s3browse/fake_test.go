@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -54,9 +55,17 @@ func newFakeS3(t *testing.T) *fakeS3 {
 func (f *fakeS3) put(t *testing.T, keys ...string) {
 	t.Helper()
 	for _, k := range keys {
-		f.putBody(t, k, []byte("x"))
+		body := []byte("x")
+		if strings.HasSuffix(k, ".ltx") {
+			body = bytes.Repeat([]byte("x"), fakeSize)
+		}
+		f.putBody(t, k, body)
 	}
 }
+
+// fakeSize is the size of every object put: room for an LTX header and
+// trailer, the least an LTX file can be (LTXObject).
+const fakeSize = 116
 
 func (f *fakeS3) putBody(t *testing.T, key string, body []byte) {
 	t.Helper()

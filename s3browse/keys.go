@@ -52,7 +52,7 @@ func parseTenantKey(rest string, size int64) tenantKey {
 	parts := strings.Split(rest, "/")
 	switch len(parts) {
 	case 2:
-		return parseLTXKey(parts[0], parts[1])
+		return parseLTXKey(parts[0], parts[1], size)
 	case 4:
 		if parts[0] == "generations" && isLowerHex(parts[1], 16) {
 			switch parts[2] {
@@ -66,21 +66,40 @@ func parseTenantKey(rest string, size int64) tenantKey {
 	return tenantKey{}
 }
 
+// LTXObject is the one rule for what an object under a tenant's prefix
+// must be to count as an LTX file, for every reader: the inventory (ls,
+// inspect), the replica client's manifest and restore. Keys and sizes read
+// from S3 are untrusted: a level folder that is not four lower-case hex
+// digits or is above the snapshot level, a file name that is not
+// MIN-MAX.ltx with 0 < MIN <= MAX, or an object too small to hold an LTX
+// header and trailer (size < 0: unknown, not checked) is not one. Such an
+// object is an unknown object (ls counts them), never a restore point.
+func LTXObject(levelDir, file string, size int64) (level int, minTXID, maxTXID ltx.TXID, ok bool) {
+	if !isLowerHex(levelDir, 4) {
+		return 0, 0, 0, false
+	}
+	l, err := strconv.ParseUint(levelDir, 16, 16)
+	if err != nil || l > SnapshotLevel {
+		return 0, 0, 0, false
+	}
+	minTXID, maxTXID, err = ltx.ParseFilename(file)
+	if err != nil || minTXID == 0 || minTXID > maxTXID {
+		return 0, 0, 0, false
+	}
+	if size >= 0 && size < ltx.HeaderSize+ltx.TrailerSize {
+		return 0, 0, 0, false
+	}
+	return int(l), minTXID, maxTXID, true
+}
+
 // parseLTXKey parses the level folder and file name of a v0.5 LTX file, as
 // written by litestream's s3.ReplicaClient (fmt "%04x/" + ltx.FormatFilename).
-func parseLTXKey(levelDir, file string) tenantKey {
-	if !isLowerHex(levelDir, 4) {
+func parseLTXKey(levelDir, file string, size int64) tenantKey {
+	level, minTXID, maxTXID, ok := LTXObject(levelDir, file, size)
+	if !ok {
 		return tenantKey{}
 	}
-	level, err := strconv.ParseUint(levelDir, 16, 16)
-	if err != nil {
-		return tenantKey{}
-	}
-	minTXID, maxTXID, err := ltx.ParseFilename(file)
-	if err != nil {
-		return tenantKey{}
-	}
-	return tenantKey{kind: keyLTX, level: int(level), minTXID: uint64(minTXID), maxTXID: uint64(maxTXID)}
+	return tenantKey{kind: keyLTX, level: level, minTXID: uint64(minTXID), maxTXID: uint64(maxTXID)}
 }
 
 // parseSnapshotV3 mirrors litestream.ParseSnapshotFilenameV3:

@@ -14,9 +14,8 @@ func TestParseTenantKey(t *testing.T) {
 		want tenantKey
 	}{
 		{"lock.json", 90, tenantKey{kind: keyLease}},
-		{"0000/0000000000000001-0000000000000001.ltx", 1, tenantKey{kind: keyLTX, level: 0, minTXID: 1, maxTXID: 1}},
-		{"0009/0000000000000001-00000000000000ff.ltx", 1, tenantKey{kind: keyLTX, level: 9, minTXID: 1, maxTXID: 255}},
-		{"000a/0000000000000001-0000000000000002.ltx", 1, tenantKey{kind: keyLTX, level: 10, minTXID: 1, maxTXID: 2}},
+		{"0000/0000000000000001-0000000000000001.ltx", 116, tenantKey{kind: keyLTX, level: 0, minTXID: 1, maxTXID: 1}},
+		{"0009/0000000000000001-00000000000000ff.ltx", 4096, tenantKey{kind: keyLTX, level: 9, minTXID: 1, maxTXID: 255}},
 		{"generations/" + gen + "/snapshots/00000000.snapshot.lz4", 1, tenantKey{kind: keySnapshotV3, generation: gen}},
 		{"generations/" + gen + "/snapshots/0000001f.snapshot.lz4", 1, tenantKey{kind: keySnapshotV3, generation: gen, index: 31}},
 		{"generations/" + gen + "/wal/00000002_00001000.wal.lz4", 1, tenantKey{kind: keyWALV3, generation: gen, index: 2, offset: 4096}},
@@ -24,7 +23,13 @@ func TestParseTenantKey(t *testing.T) {
 		{"", 0, tenantKey{kind: keyFolder}},
 		{"generations/", 0, tenantKey{kind: keyFolder}},
 
-		// Everything below is unknown: counted, never fatal.
+		// Everything below is unknown: counted, never fatal. The same rule
+		// as the replica client's and restore's (LTXObject).
+		{"000a/0000000000000001-0000000000000002.ltx", 116, tenantKey{}},                                  // above the snapshot level
+		{"0000/0000000000000000-0000000000000002.ltx", 116, tenantKey{}},                                  // TXID 0
+		{"0000/0000000000000003-0000000000000002.ltx", 116, tenantKey{}},                                  // min above max
+		{"0000/ffffffffffffffff-ffffffffffffffff.ltx", 5, tenantKey{}},                                    // 5 bytes of junk
+		{"0000/0000000000000001-0000000000000001.ltx", ltx.HeaderSize + ltx.TrailerSize - 1, tenantKey{}}, // no room for a header and trailer
 		{"generations/", 5, tenantKey{}},
 		{"lock.json.bak", 1, tenantKey{}},
 		{"README", 1, tenantKey{}},
@@ -61,7 +66,7 @@ func TestLTXKeyRoundTrip(t *testing.T) {
 		min, max uint64
 	}{{0, 1, 1}, {1, 1, 100}, {3, 7, 1 << 40}, {9, 1, ^uint64(0)}} {
 		rest := levelDir(c.level) + "/" + ltx.FormatFilename(ltx.TXID(c.min), ltx.TXID(c.max))
-		got := parseTenantKey(rest, 1)
+		got := parseTenantKey(rest, 116)
 		if got.kind != keyLTX || got.level != c.level || got.minTXID != c.min || got.maxTXID != c.max {
 			t.Errorf("parseTenantKey(%q) = %+v", rest, got)
 		}

@@ -1,6 +1,7 @@
 package s3browse
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"fmt"
@@ -16,8 +17,9 @@ import (
 )
 
 // mixedBucket puts one tenant of every kind into f and returns the expected
-// summaries, by name. Every object is 1 byte except where noted; object n
-// (from 0) has LastModified tN(n).
+// summaries, by name. Every object is 1 byte but the LTX files, which are
+// fakeSize (the least an LTX file can be); object n (from 0) has
+// LastModified tN(n).
 func mixedBucket(t *testing.T, f *fakeS3) map[string]TenantSummary {
 	t.Helper()
 	const g1, g2 = "00000000000000a1", "00000000000000b2"
@@ -39,20 +41,23 @@ func mixedBucket(t *testing.T, f *fakeS3) map[string]TenantSummary {
 	}
 	for _, k := range keys {
 		body := []byte("x")
-		if strings.HasSuffix(k, "/") {
+		switch {
+		case strings.HasSuffix(k, "/"):
 			body = nil
+		case strings.HasSuffix(k, ".ltx"):
+			body = bytes.Repeat([]byte("x"), fakeSize)
 		}
 		f.putBody(t, k, body)
 	}
 	v5Levels := []LevelStats{
-		{Level: 0, Count: 3, Bytes: 3, MaxTXID: 8, MaxTXIDHex: "0000000000000008"},
-		{Level: 1, Count: 1, Bytes: 1, MaxTXID: 7, MaxTXIDHex: "0000000000000007"},
-		{Level: 9, Count: 1, Bytes: 1, MaxTXID: 4, MaxTXIDHex: "0000000000000004"},
+		{Level: 0, Count: 3, Bytes: 3 * fakeSize, MaxTXID: 8, MaxTXIDHex: "0000000000000008"},
+		{Level: 1, Count: 1, Bytes: fakeSize, MaxTXID: 7, MaxTXIDHex: "0000000000000007"},
+		{Level: 9, Count: 1, Bytes: fakeSize, MaxTXID: 4, MaxTXIDHex: "0000000000000004"},
 	}
 	return map[string]TenantSummary{
 		"v5": {
 			Prefix: Prefix{Name: "v5", Valid: true},
-			Totals: Totals{Format: FormatLTX, Objects: 6, Bytes: 6, LatestTXID: 8, LatestTXIDHex: "0000000000000008",
+			Totals: Totals{Format: FormatLTX, Objects: 6, Bytes: 5*fakeSize + 1, LatestTXID: 8, LatestTXIDHex: "0000000000000008",
 				LatestLTXAt: tN(5), LatestAt: tN(5), Snapshots: 1},
 			Levels: v5Levels, HasLease: true, LeaseModifiedAt: tN(4),
 		},
@@ -63,14 +68,14 @@ func mixedBucket(t *testing.T, f *fakeS3) map[string]TenantSummary {
 		},
 		"both": {
 			Prefix: Prefix{Name: "both", Valid: true},
-			Totals: Totals{Format: FormatBoth, Objects: 3, Bytes: 3, LatestTXID: 3, LatestTXIDHex: "0000000000000003",
+			Totals: Totals{Format: FormatBoth, Objects: 3, Bytes: fakeSize + 2, LatestTXID: 3, LatestTXIDHex: "0000000000000003",
 				LatestLTXAt: tN(13), LatestAt: tN(13), Snapshots: 1, WALSegments: 1},
-			Levels:      []LevelStats{{Level: 0, Count: 1, Bytes: 1, MaxTXID: 3, MaxTXIDHex: "0000000000000003"}},
+			Levels:      []LevelStats{{Level: 0, Count: 1, Bytes: fakeSize, MaxTXID: 3, MaxTXIDHex: "0000000000000003"}},
 			Generations: 1,
 		},
 		"junk": {
 			Prefix: Prefix{Name: "junk", Valid: true},
-			Totals: Totals{Format: FormatUnknown, Objects: 2, Bytes: 2, UnknownObjects: 2},
+			Totals: Totals{Format: FormatUnknown, Objects: 2, Bytes: 1 + fakeSize, UnknownObjects: 2},
 			Levels: []LevelStats{},
 		},
 		"leaseonly": {
