@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"time"
 
 	tea "charm.land/bubbletea/v2"
@@ -189,7 +190,7 @@ func (m *Model) replicate(rows []fleet.Row, start bool) tea.Cmd {
 			}
 			m.c.Action(common.CommandLine(w...))
 		} else {
-			m.c.Action("kill -TERM <pid of the litefleet replicate of " + common.ShellQuote(r.Local.Path) + ">  # stops after a final sync")
+			m.c.Action(StopCommand(r.Local.Path))
 		}
 		cmds = append(cmds, m.replicationCmd(r, start))
 	}
@@ -206,6 +207,46 @@ func (m *Model) replicate(rows []fleet.Row, start bool) tea.Cmd {
 	}
 	m.c.Tasks.Start("replication", text, m.c.Now())
 	return tea.Batch(cmds...)
+}
+
+// StopCommand is the shell line that does what `x` does to a replication
+// started by the line `r` logs (`litefleet replicate -dsn PATH …`): SIGTERM
+// to that process, which stops after a final sync. It is pasteable as is:
+// the path is matched literally (regexp.QuoteMeta) and shell-quoted.
+func StopCommand(path string) string {
+	return "pkill -TERM -f -- " + common.ShellQuote(stopPattern(path)) + "  # stops after a final sync"
+}
+
+// stopPattern is pkill's pattern for the replicate command of path.
+func stopPattern(path string) string {
+	return "litefleet replicate -dsn " + regexp.QuoteMeta(path) + "( |$)"
+}
+
+// heldElsewhere is the host that holds r's claim, as the last refresh saw
+// it, when that is a live host other than this process: `r` then makes
+// this process wait, leased elsewhere, rather than replicate. "" when no
+// live host holds it.
+func heldElsewhere(r fleet.Row) string {
+	if r.Replicating {
+		return ""
+	}
+	switch r.State {
+	case "replicating", "sleeping", "starting", "lease lost (retrying)":
+		// Those states hold the claim; the others released it.
+		if r.Host != "" && !r.HostSilent {
+			return fleet.Printable(r.Host)
+		}
+	}
+	if rm := r.Remote; rm != nil && rm.Lease != nil && rm.Lease.Host != "" && rm.Lease.HostAlive {
+		return fleet.Printable(rm.Lease.Host)
+	}
+	if r.Status == fleet.StatusLeased {
+		if rm := r.Remote; rm != nil && rm.Lease != nil && rm.Lease.Owner != "" {
+			return fleet.Printable(fleet.LeaseHolder(rm.Lease.Owner))
+		}
+		return "another host"
+	}
+	return ""
 }
 
 func joinMax(items []string, n int) string {
@@ -240,7 +281,13 @@ func (m *Model) replicated(msg replicationMsg) tea.Cmd {
 		m.c.Error(msg.err)
 	case msg.start:
 		m.table.MarkReplicating(msg.row, true)
-		m.c.Info("replicating %s", name)
+		if host := heldElsewhere(msg.row); host != "" {
+			// The engine stands by until that host's claim goes: saying
+			// "replicating" would contradict the log and the table.
+			m.c.Info("%s: leased elsewhere by %s: standing by", name, host)
+		} else {
+			m.c.Info("replicating %s", name)
+		}
 	default:
 		m.table.MarkReplicating(msg.row, false)
 		m.c.Info("stopped replicating %s (final sync done)", name)

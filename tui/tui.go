@@ -258,10 +258,12 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 		}
 	case key.Matches(msg, k.Sort):
 		m.c.Info("sorted by %s", m.table.CycleSort())
-	case key.Matches(msg, k.Replicate):
-		return m.replicate(m.table.Targets(), true)
-	case key.Matches(msg, k.Stop):
-		return m.replicate(m.table.Targets(), false)
+	case key.Matches(msg, k.Replicate), key.Matches(msg, k.Stop):
+		// The selection is spent by the action: the next r or x acts on
+		// the tenant under the cursor, not on an old selection.
+		targets := m.table.Targets()
+		m.table.ClearSelection()
+		return m.replicate(targets, key.Matches(msg, k.Replicate))
 	default:
 		_, cmd := m.table.Update(msg)
 		return cmd

@@ -220,7 +220,7 @@ func TestFilter(t *testing.T) {
 	if d.m.table.Filter() != "" || d.m.table.Visible() != 10 {
 		t.Fatal("esc does not clear the filter")
 	}
-	// The filter matches the file's path too.
+	// The filter matches the file's name too (not its folder).
 	d.press("/")
 	d.typeText("notes.db")
 	if d.current() != "default" || d.m.table.Visible() != 1 {

@@ -5,6 +5,7 @@ package fleettable
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -47,7 +48,7 @@ type Model struct {
 func New(c *common.Common) *Model {
 	in := textinput.New()
 	in.Prompt = "/"
-	in.Placeholder = "tenant name"
+	in.Placeholder = "tenant or host"
 	st := c.Styles.Input
 	in.SetStyles(textinput.Styles{
 		Focused: textinput.StyleState{Prompt: st.Prompt, Text: st.Text, Placeholder: st.Placeholder},
@@ -86,9 +87,14 @@ func NewIndex(rows []fleet.Row) *Index {
 	for i := range rows {
 		r := &rows[i]
 		x.keys[i] = rowKey(r)
+		// What the row shows: the tenant's name, its file's name and its
+		// host. The whole path would match every tenant on "/d" or "a".
 		s := strings.ToLower(r.Display())
 		if r.Local != nil {
-			s += "\x00" + strings.ToLower(fleet.Printable(r.Local.Path))
+			s += "\x00" + strings.ToLower(fleet.Printable(filepath.Base(r.Local.Path)))
+		}
+		if r.Host != "" {
+			s += "\x00" + strings.ToLower(fleet.Printable(r.Host))
 		}
 		x.search[i] = s
 	}
@@ -147,8 +153,8 @@ func (m *Model) index(key string) {
 	m.refilter(key)
 }
 
-// refilter recomputes the visible rows. A filter matches the tenant name
-// or the local file's path, case-insensitively.
+// refilter recomputes the visible rows. A filter matches the tenant name,
+// its file's name or its host, case-insensitively.
 func (m *Model) refilter(key string) {
 	prevCursor := m.cursor
 	m.visible = m.visible[:0]
@@ -270,6 +276,9 @@ func (m *Model) Find(r fleet.Row) (fleet.Row, bool) {
 	}
 	return fleet.Row{}, false
 }
+
+// ClearSelection unselects every row.
+func (m *Model) ClearSelection() { clear(m.selected) }
 
 // SelectedCount is the number of selected rows.
 func (m *Model) SelectedCount() int { return len(m.selected) }

@@ -1,0 +1,129 @@
+package tui
+
+import (
+	"os/exec"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"github.com/litefleet/litefleet/tui/common"
+)
+
+// cursorTo moves the cursor onto tenant, failing when it is not shown.
+func (d *driver) cursorTo(tenant string) {
+	d.t.Helper()
+	d.press("g")
+	for range d.m.table.Visible() {
+		if r := d.m.table.Current(); r != nil && r.Tenant == tenant {
+			return
+		}
+		d.press("j")
+	}
+	d.t.Fatalf("tenant %s not in the table", tenant)
+}
+
+// `r` on a tenant a live host holds: the engine stands by, and the status
+// line says so instead of "replicating".
+func TestReplicateLeasedElsewhereStandsBy(t *testing.T) {
+	f := withHosts(newFake())
+	d := newDriver(t, f, 120, 36, Options{Color: true})
+	d.cursorTo(guidSync2) // web-1 reports it sleeping: web-1 holds its claim
+	d.press("r")
+	st := d.m.c.Status.Text
+	if want := guidSync2 + ": leased elsewhere by web-1: standing by"; st != want {
+		t.Fatalf("status %q, want %q", st, want)
+	}
+}
+
+// A selection is spent by `r`: the next `r` acts on the tenant under the
+// cursor, not on the old selection again.
+func TestSelectionClearedAfterAction(t *testing.T) {
+	f := newFake()
+	d := newDriver(t, f, 120, 36, Options{Color: true})
+	d.cursorTo(guidSync2)
+	first := d.m.table.Current().Local.Path
+	d.press("space") // selects it, the cursor moves down
+	second := d.m.table.Current().Local.Path
+	d.press("r")
+	if n := d.m.table.SelectedCount(); n != 0 {
+		t.Fatalf("%d tenant(s) still selected after r", n)
+	}
+	d.press("r")
+	var starts []string
+	for _, c := range f.Calls() {
+		if p, ok := strings.CutPrefix(c, "start "); ok {
+			starts = append(starts, p)
+		}
+	}
+	if want := []string{first, second}; !slices.Equal(starts, want) {
+		t.Fatalf("started %q, want %q (the selection, then the cursor's tenant)", starts, want)
+	}
+	d.notScreen("selected")
+}
+
+// `/` matches the tenant's name and host, not its file's path: "/data"
+// is in every local path and in no name.
+func TestFilterMatchesNameAndHost(t *testing.T) {
+	d := newDriver(t, withHosts(newFake()), 120, 36, Options{Color: true})
+	d.press("/")
+	d.typeText("data")
+	if n := d.m.table.Visible(); n != 0 {
+		t.Fatalf("/data matches %d tenants: the filter matches paths", n)
+	}
+	d.press("esc", "/")
+	d.typeText("web-1")
+	if n := d.m.table.Visible(); n != 3 {
+		t.Fatalf("/web-1 matches %d tenants, want web-1's 3", n)
+	}
+	d.press("esc", "/")
+	d.typeText("abcdef")
+	if n := d.m.table.Visible(); n != 1 || d.m.table.Current().Tenant != guidLagging {
+		t.Fatalf("/abcdef matches %d tenants, want %s", n, guidLagging)
+	}
+}
+
+// The log's line for `x` can be pasted into a shell, and its pattern
+// finds the replicate command that `r`'s line starts, and no other.
+func TestStopCommandPasteable(t *testing.T) {
+	path := "/data/it's (1).db"
+	line := StopCommand(path)
+	if strings.ContainsAny(line, "<>") {
+		t.Fatalf("%q holds a placeholder", line)
+	}
+	if out, err := exec.Command("sh", "-n", "-c", line).CombinedOutput(); err != nil {
+		t.Fatalf("sh -n rejects %q: %v %s", line, err, out)
+	}
+	// What the shell hands pkill: a stub prints its arguments.
+	out, err := exec.Command("sh", "-c", `pkill() { printf '%s\n' "$@"; }; `+line).Output()
+	if err != nil {
+		t.Fatalf("running %q with a stub pkill: %v", line, err)
+	}
+	args := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+	if want := []string{"-TERM", "-f", "--", stopPattern(path)}; !slices.Equal(args, want) {
+		t.Fatalf("pkill gets %q, want %q", args, want)
+	}
+	re := regexp.MustCompile(stopPattern(path))
+	started := common.CommandLine("litefleet", "replicate", "-dsn", path, "-bucket", "b")
+	unquoted := "bin/litefleet replicate -dsn " + path + " -bucket b"
+	if !re.MatchString(unquoted) {
+		t.Fatalf("pattern %q misses %q (logged as %q)", stopPattern(path), unquoted, started)
+	}
+	if re.MatchString("litefleet replicate -dsn " + path + "x -bucket b") {
+		t.Fatal("pattern matches another file")
+	}
+
+	f := newFake()
+	d := newDriver(t, f, 120, 36, Options{Color: true})
+	d.cursorTo(guidSync)
+	d.press("x")
+	lines := d.m.c.Log.Lines()
+	var actions []string
+	for _, l := range lines {
+		if l.Kind == common.LogAction {
+			actions = append(actions, l.Text)
+		}
+	}
+	if want := StopCommand("/data/" + guidSync + ".db"); !slices.Contains(actions, want) {
+		t.Fatalf("log actions %q lack %q", actions, want)
+	}
+}
