@@ -1,12 +1,12 @@
 package tui
 
 import (
+	"github.com/litefleet/litefleet/tui/common"
 	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
-	"github.com/litefleet/litefleet/tui/common"
 )
 
 // cursorTo moves the cursor onto tenant, failing when it is not shown.
