@@ -91,6 +91,7 @@ func (m *Model) refreshed(msg refreshedMsg) tea.Cmd {
 		m.c.Error(fmt.Errorf("refresh: %w", msg.err))
 	} else {
 		m.view = msg.view
+		m.judgeStopped(msg.view)
 		m.table.SetView(msg.view, msg.sortedBy, msg.index)
 		headerWas := m.header.Height()
 		m.header.SetView(msg.view)
@@ -108,6 +109,51 @@ func (m *Model) refreshed(msg refreshedMsg) tea.Cmd {
 	m.tickGen++
 	gen := m.tickGen
 	return tea.Batch(follow, m.tick(m.opt.Refresh, func(time.Time) tea.Msg { return autoRefreshMsg{gen: gen} }))
+}
+
+// stopMark is a tenant this process stopped replicating (x): the host
+// whose record reported it then.
+type stopMark struct{ host string }
+
+// judgeStopped corrects the rows of tenants stopped here that a refresh
+// still calls "in sync" or "lagging": this process's host record says
+// "replicating" until it is rewritten, seconds later, and after that the
+// listing calls a stopped tenant in sync until its unsynced changes are
+// 10 s old. Nothing replicates it: the row says "not replicating" until
+// it is replicated again, here or by another host.
+func (m *Model) judgeStopped(v *fleet.View) {
+	if len(m.stoppedHere) == 0 {
+		return
+	}
+	changed := false
+	for i := range v.Rows {
+		r := &v.Rows[i]
+		if r.Local == nil {
+			continue
+		}
+		mark, ok := m.stoppedHere[r.Local.Path]
+		if !ok {
+			continue
+		}
+		if r.Replicating || r.Host != "" && r.Host != mark.host {
+			// Replicated again, here or by another host.
+			delete(m.stoppedHere, r.Local.Path)
+			continue
+		}
+		if r.Status != fleet.StatusInSync && r.Status != fleet.StatusLagging {
+			continue
+		}
+		if r.Host != "" {
+			r.State = "stopped"
+		}
+		r.Status = fleet.StatusNotReplicating
+		r.Note = "stopped in this process (final sync done): no replicator runs it"
+		r.LagTXIDs, r.Lag = 0, 0
+		changed = true
+	}
+	if changed {
+		v.Counts = fleet.Counts(v.Rows)
+	}
 }
 
 // follow brings the detail page and the restore dialog to the refresh the
@@ -291,6 +337,9 @@ func (m *Model) replicated(msg replicationMsg) tea.Cmd {
 	default:
 		m.table.MarkReplicating(msg.row, false)
 		m.c.Info("stopped replicating %s (final sync done)", name)
+		if msg.row.Local != nil {
+			m.stoppedHere[msg.row.Local.Path] = stopMark{host: msg.row.Host}
+		}
 	}
 	if m.pending > 0 {
 		return nil

@@ -7,6 +7,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/s3browse"
 )
 
 // cursorTo moves the cursor onto tenant, failing when it is not shown.
@@ -126,4 +130,54 @@ func TestStopCommandPasteable(t *testing.T) {
 	if want := StopCommand("/data/" + guidSync + ".db"); !slices.Contains(actions, want) {
 		t.Fatalf("log actions %q lack %q", actions, want)
 	}
+}
+
+// After x, the tenant is not called "in sync" while this process's host
+// record still says it replicates it, and a host left with no tenant
+// leaves the header.
+func TestStoppedTenantNotInSync(t *testing.T) {
+	f := withHosts(newFake())
+	f.hosts = append(f.hosts, fleet.HostSummary{Name: "ui-host", Age: time.Second, Tenants: 0})
+	d := newDriver(t, f, 120, 36, Options{Color: true})
+	d.notScreen("ui-host")
+	d.wantScreen("2 hosts")
+	d.cursorTo(guidSync) // replicating here; web-1's record says replicating
+	d.press("x")
+	r := d.m.table.Current()
+	if r == nil || r.Tenant != guidSync {
+		t.Fatalf("cursor moved off %s", guidSync)
+	}
+	if r.Status != fleet.StatusNotReplicating {
+		t.Fatalf("stopped tenant is %q (%s), want %q", r.Status, r.Note, fleet.StatusNotReplicating)
+	}
+	// The record catches up: still nothing replicates it.
+	f.mu.Lock()
+	f.hostReports[guidSync][0].State = "stopped"
+	f.mu.Unlock()
+	d.press("ctrl+r")
+	if r := d.m.table.Current(); r.Status != fleet.StatusNotReplicating {
+		t.Fatalf("stopped tenant is %q after its record caught up", r.Status)
+	}
+	// Another host takes it: its report stands.
+	f.mu.Lock()
+	f.hostReports[guidSync][0].Host, f.hostReports[guidSync][0].State = "web-3", "replicating"
+	f.mu.Unlock()
+	d.press("ctrl+r")
+	if r := d.m.table.Current(); r.Status != fleet.StatusInSync {
+		t.Fatalf("tenant replicated by web-3 is %q", r.Status)
+	}
+}
+
+// The detail page shows one heartbeat age: the host line's.
+func TestDetailOneHeartbeatAge(t *testing.T) {
+	f := withHosts(newFake())
+	f.reports[guidSync].Lease = &s3browse.Lease{Owner: "litefleet host web-1", Host: "web-1", HostAlive: true, HostBeat: true, HostAge: 7 * time.Second, Generation: 7}
+	d := newDriver(t, f, 120, 60, Options{Color: true})
+	d.cursorTo(guidSync)
+	d.press("enter")
+	if n := strings.Count(d.plain(), "heartbeat "); n != 2 { // "heartbeat 3s ago" and "(heartbeat above)"
+		t.Fatalf("%d heartbeat mentions:\n%s", n, d.plain())
+	}
+	d.notScreen("heartbeat 7s ago")
+	d.wantScreen("heartbeat 3s ago", "held by host web-1 (heartbeat above), claim generation 7")
 }

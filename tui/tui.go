@@ -86,6 +86,9 @@ type Model struct {
 	refreshing bool   // a refresh is in flight
 	tickGen    int    // the auto-refresh chain; older ticks are dropped
 	pending    int    // replication starts and stops in flight
+	// stoppedHere are the tenants (by local path) this process stopped
+	// while their host record may still say it replicates them.
+	stoppedHere map[string]stopMark
 
 	quitting bool // stopping replication before quitting
 	stopped  bool // replication stopped: the next QuitMsg really quits
@@ -122,6 +125,8 @@ func New(b Backend, opt Options) *Model {
 		logs:     logpane.New(c),
 		footer:   footer.New(c),
 		tick:     tea.Tick,
+
+		stoppedHere: map[string]stopMark{},
 	}
 }
 
