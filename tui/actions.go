@@ -459,6 +459,7 @@ func (m *Model) runCommand(msg cmdline.RunMsg) tea.Cmd {
 		m.toggleLogs()
 	case "help":
 		m.showHelp = true
+		m.help.Open()
 	}
 	return nil
 }

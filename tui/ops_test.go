@@ -181,3 +181,42 @@ func TestDetailOneHeartbeatAge(t *testing.T) {
 	d.notScreen("heartbeat 7s ago")
 	d.wantScreen("heartbeat 3s ago", "held by host web-1 (heartbeat above), claim generation 7")
 }
+
+// At 80×24 the footer ends with `? help` and `q quit` whatever has the
+// keyboard: other keys give way first.
+func TestFooterKeepsHelpAndQuit(t *testing.T) {
+	d := newDriver(t, newFake(), 80, 24, Options{Color: true})
+	last := func() string {
+		lines := strings.Split(d.plain(), "\n")
+		return lines[len(lines)-1]
+	}
+	for _, step := range []struct {
+		name string
+		keys []string
+	}{{"table", nil}, {"detail", []string{"j", "enter"}}, {"log pane", []string{"esc", "l", "tab"}}, {"help", []string{"tab", "l", "?"}}} {
+		d.press(step.keys...)
+		if l := last(); !strings.Contains(l, "? help") && step.name != "help" || !strings.Contains(l, "q quit") {
+			t.Fatalf("%s: footer %q lacks ? help or q quit", step.name, l)
+		}
+	}
+}
+
+// The ? overlay keeps every section at 80×24 and scrolls to the legend;
+// at 200×50 each status name and its meaning stay apart, and each
+// legend line is whole.
+func TestHelpOverlayScrollsAndKeepsLegend(t *testing.T) {
+	d := newDriver(t, newFake(), 80, 24, Options{Color: true})
+	d.press("?")
+	d.wantScreen("Keys", "j/k, pgdn/pgup scroll")
+	d.notScreen("in sync  ")
+	d.press("G")
+	d.wantScreen("Legend", "TXIDs: decimal", "in sync")
+	d.press("g")
+	d.wantScreen("Keys")
+
+	d = newDriver(t, newFake(), 200, 50, Options{Color: true})
+	d.press("?")
+	d.wantScreen("lease lost (retrying)  its host cannot reach S3", "not replicating        local changes",
+		"TXIDs: decimal, with the 16-hex LTX form beside where there is room")
+	d.notScreen("scroll ·") // everything fits
+}

@@ -219,6 +219,8 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 	case m.showHelp:
 		if key.Matches(msg, k.Help, k.Back) || msg.String() == "q" {
 			m.showHelp = false
+		} else {
+			m.help.Update(msg)
 		}
 		return nil
 	case m.validate.Open():
@@ -242,6 +244,7 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 		return m.quit()
 	case key.Matches(msg, k.Help):
 		m.showHelp = true
+		m.help.Open()
 	case key.Matches(msg, k.Command):
 		return m.cmdline.Open()
 	case key.Matches(msg, k.Logs):
@@ -325,6 +328,7 @@ func (m *Model) layout() {
 	}
 	m.table.SetSize(w, body)
 	m.detail.SetSize(w, body)
+	m.help.SetSize(w, body)
 }
 
 // bodyHeight is the height of the table or detail page.
@@ -362,7 +366,7 @@ func (m *Model) Render() string {
 	case m.restore.Open():
 		body = common.Overlay(body, m.restore.View(w), w, bh)
 	case m.showHelp:
-		body = common.Overlay(body, m.help.View(w, bh), w, bh)
+		body = common.Overlay(body, m.help.View(), w, bh)
 	case m.validate.Open():
 		body = common.Overlay(body, m.validate.View(w, bh), w, bh)
 	}
@@ -386,7 +390,7 @@ func (m *Model) helpKeys() []key.Binding {
 	case m.restore.Open():
 		return []key.Binding{k.Confirm, k.Cancel, k.Up, k.Down}
 	case m.showHelp:
-		return []key.Binding{k.Back, k.Quit}
+		return []key.Binding{k.Up, k.Down, k.Back, k.Quit}
 	case m.validate.Open():
 		return []key.Binding{k.Up, k.Down, k.Back}
 	case m.page == pageTable && m.table.Filtering():
@@ -394,7 +398,7 @@ func (m *Model) helpKeys() []key.Binding {
 	case m.showLogs && m.logs.Focused():
 		return k.LogHelp()
 	case m.page == pageDetail:
-		return []key.Binding{k.Up, k.Down, k.PageDown, k.Restore, k.Replicate, k.Stop, k.Back, k.Help}
+		return []key.Binding{k.Up, k.Down, k.PageDown, k.Restore, k.Replicate, k.Stop, k.Back, k.Help, k.Quit}
 	}
 	return k.ShortHelp()
 }

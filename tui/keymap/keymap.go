@@ -89,7 +89,7 @@ func (k *KeyMap) ShortHelp() []key.Binding {
 
 // LogHelp is the footer's line while the log pane has the keyboard.
 func (k *KeyMap) LogHelp() []key.Binding {
-	return []key.Binding{k.Up, k.Down, k.Left, k.Right, k.Copy, k.Focus, k.Logs, k.Quit}
+	return []key.Binding{k.Up, k.Down, k.Left, k.Right, k.Copy, k.Focus, k.Logs, k.Help, k.Quit}
 }
 
 // FullHelp is the help overlay, in columns.
