@@ -1,7 +1,7 @@
 package tui
 
 import (
-	"github.com/litefleet/litefleet/tui/common"
+	"fmt"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -11,6 +11,8 @@ import (
 
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/tui/common"
+	"github.com/litefleet/litefleet/tui/components/logpane"
 )
 
 // cursorTo moves the cursor onto tenant, failing when it is not shown.
@@ -219,4 +221,67 @@ func TestHelpOverlayScrollsAndKeepsLegend(t *testing.T) {
 	d.wantScreen("lease lost (retrying)  its host cannot reach S3", "not replicating        local changes",
 		"TXIDs: decimal, with the 16-hex LTX form beside where there is room")
 	d.notScreen("scroll ·") // everything fits
+}
+
+// addLog adds n supervisor lines numbered from start, each w cells wide.
+func (d *driver) addLog(start, n, w int) {
+	for i := start; i < start+n; i++ {
+		l := fmt.Sprintf("line %03d ", i)
+		d.m.logs.Add(logpane.LinesMsg{Lines: []string{l + strings.Repeat("x", max(w-len(l), 0))}})
+	}
+}
+
+// The log pane follows new lines until the operator scrolls up, and
+// again from G; reopened, it follows and is not scrolled sideways.
+func TestLogPaneFollowsLikeTail(t *testing.T) {
+	d := newDriver(t, newFake(), 80, 24, Options{Color: true})
+	d.press("l")
+	d.addLog(0, 40, 20)
+	d.wantScreen("line 039")
+	d.press("tab", "k", "k")
+	d.addLog(40, 5, 20)
+	d.notScreen("line 044")
+	d.wantScreen("paused: G follows")
+	d.press("G")
+	d.addLog(45, 5, 20)
+	d.wantScreen("line 049")
+	d.press("k", "tab", "l", "l") // scrolled up, closed, reopened: follows
+	d.addLog(50, 1, 20)
+	d.wantScreen("line 050")
+	d.notScreen("paused")
+}
+
+// Scrolled sideways along a long line, then closed and reopened, the
+// pane shows its lines from their start, never rows of "…"; and short
+// lines beside a long one scrolled far right are blank, not "…".
+func TestLogPaneNoRowsOfEllipsis(t *testing.T) {
+	d := newDriver(t, newFake(), 80, 24, Options{Color: true})
+	d.press("l")
+	d.addLog(0, 5, 20)
+	d.addLog(5, 1, 400)
+	d.press("tab", "right", "right", "right", "right", "right", "right")
+	pane := func() []string {
+		lines := strings.Split(d.plain(), "\n")
+		for i, l := range lines {
+			if strings.HasPrefix(l, "── log") {
+				return lines[i+1 : len(lines)-2]
+			}
+		}
+		t.Fatalf("no log pane:\n%s", d.plain())
+		return nil
+	}
+	for _, l := range pane() {
+		if strings.TrimSpace(l) == "…" {
+			t.Fatalf("a row of …:\n%s", d.plain())
+		}
+	}
+	d.press("tab", "l")
+	d.addLog(6, 3, 20)
+	d.press("l")
+	d.wantScreen("line 006 xxx", "line 008 xxx")
+	for _, l := range pane() {
+		if strings.HasPrefix(strings.TrimSpace(l), "…") {
+			t.Fatalf("reopened pane still scrolled sideways:\n%s", d.plain())
+		}
+	}
 }

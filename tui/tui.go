@@ -302,10 +302,11 @@ func (m *Model) viewAt() time.Time {
 	return m.c.Now()
 }
 
-// toggleLogs opens or closes the log pane; it opens without the keyboard.
+// toggleLogs opens or closes the log pane; it opens without the keyboard,
+// following the newest line.
 func (m *Model) toggleLogs() {
 	m.showLogs = !m.showLogs
-	m.logs.Focus(false)
+	m.logs.Open()
 	m.layout()
 }
 
