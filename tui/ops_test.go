@@ -1,6 +1,8 @@
 package tui
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os/exec"
 	"regexp"
@@ -283,5 +285,62 @@ func TestLogPaneNoRowsOfEllipsis(t *testing.T) {
 		if strings.HasPrefix(strings.TrimSpace(l), "…") {
 			t.Fatalf("reopened pane still scrolled sideways:\n%s", d.plain())
 		}
+	}
+}
+
+// fakeClipboard is a clipboard whose TMUX is tmux, and whose tmux answers
+// load-buffer -w with errW and load-buffer with err; it records what
+// tmux got.
+func fakeClipboard(tmux string, errW, err error) logpane.Clipboard {
+	return logpane.Clipboard{
+		Getenv: func(k string) string {
+			if k == "TMUX" {
+				return tmux
+			}
+			return ""
+		},
+		Run: func(_ context.Context, stdin, name string, args ...string) ([]byte, error) {
+			if slices.Contains(args, "-w") {
+				return []byte("unknown flag -w"), errW
+			}
+			return []byte("no server running"), err
+		},
+	}
+}
+
+// y says where the line went: OSC 52 alone outside tmux, tmux's paste
+// buffer inside it, and an error when tmux refused it.
+func TestCopySaysWhatHappened(t *testing.T) {
+	fail := errors.New("exit status 1")
+	for _, tc := range []struct {
+		name      string
+		clip      logpane.Clipboard
+		want      string
+		wantError bool
+	}{
+		{"no tmux", fakeClipboard("", nil, nil), "sent 12 characters with OSC 52: pasteable if the terminal allows it", false},
+		{"tmux 3.2", fakeClipboard("/tmp/tmux-0/default,1,0", nil, nil), "copied 12 characters to tmux's buffer (prefix ]) and clipboard", false},
+		{"old tmux", fakeClipboard("/tmp/tmux-0/default,1,0", fail, nil), "copied 12 characters to tmux's buffer (prefix ] pastes)", false},
+		{"tmux gone", fakeClipboard("/tmp/tmux-0/default,1,0", fail, fail), "copy: tmux load-buffer: exit status 1: no server running; OSC 52 sent", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDriver(t, newFake(), 120, 36, Options{Color: true})
+			d.m.logs.Clip = tc.clip
+			d.m.c.Action("echo \"a b\" c")
+			d.press("l", "tab", "G")
+			n := len(d.msgs)
+			d.press("y")
+			osc := false
+			for _, msg := range d.msgs[n:] {
+				osc = osc || fmt.Sprint(msg) == `echo "a b" c`
+			}
+			if !osc {
+				t.Fatal("no OSC 52 sequence sent")
+			}
+			st := d.m.c.Status
+			if !strings.HasPrefix(st.Text, tc.want) || st.Err != tc.wantError {
+				t.Fatalf("status %q (error %v), want %q (error %v)", st.Text, st.Err, tc.want, tc.wantError)
+			}
+		})
 	}
 }

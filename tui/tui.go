@@ -187,6 +187,12 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		m.detail.Inspected(msg)
 	case validate.DoneMsg:
 		m.validate.Done(msg)
+	case logpane.CopiedMsg:
+		if msg.Err != nil {
+			m.c.Error(msg.Err)
+		} else {
+			m.c.Info("%s", msg.Text)
+		}
 	case logpane.LinesMsg:
 		m.logs.Add(msg)
 		return m.opt.Logs.Wait(m.ctx)

@@ -31,10 +31,13 @@ type Model struct {
 	follow bool // the cursor stays on the newest entry as entries come
 	offset int  // the first entry shown, by number
 	xoff   int  // cells scrolled sideways
+
+	// Clip is where y copies to; tests replace it.
+	Clip Clipboard
 }
 
 // New returns a log pane reading c.Log, following its newest entries.
-func New(c *common.Common) *Model { return &Model{c: c, follow: true} }
+func New(c *common.Common) *Model { return &Model{c: c, follow: true, Clip: DefaultClipboard()} }
 
 // SetSize sets the pane's size, its top rule included.
 func (m *Model) SetSize(w, h int) {
@@ -172,8 +175,7 @@ func (m *Model) copy() tea.Cmd {
 	if !ok {
 		return nil
 	}
-	m.c.Info("copied to the clipboard (%d characters): %s", len(l.Text), common.Middle(l.Text, 60))
-	return tea.SetClipboard(l.Text)
+	return m.Clip.Copy(l.Text)
 }
 
 // widest is the width of the widest entry on screen.
