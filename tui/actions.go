@@ -21,7 +21,7 @@ type (
 	refreshedMsg struct {
 		id       int
 		view     *fleet.View
-		sortedBy fleet.SortKey
+		sortedBy fleettable.Order
 		index    *fleettable.Index // the table's index of view.Rows, in that order
 		err      error
 	}
@@ -74,7 +74,7 @@ func (m *Model) refresh(manual bool) tea.Cmd {
 		// Sorting and indexing 10,000 rows takes tens of milliseconds: do
 		// it here, off the UI goroutine, in the order the table had when
 		// asked.
-		fleet.Sort(v.Rows, key)
+		key.Apply(v.Rows)
 		return refreshedMsg{id: id, view: v, sortedBy: key, index: fleettable.NewIndex(v.Rows)}
 	}
 }
@@ -429,6 +429,14 @@ func (m *Model) startRestore() tea.Cmd {
 	return m.restore.Start(*row, report)
 }
 
+// sortedBy says an order for the status line.
+func sortedBy(o fleettable.Order) string {
+	if o.Reverse {
+		return fmt.Sprintf("sorted by %s, reversed", o.Key)
+	}
+	return fmt.Sprintf("sorted by %s", o.Key)
+}
+
 // runCommand carries out a command-line command.
 func (m *Model) runCommand(msg cmdline.RunMsg) tea.Cmd {
 	switch msg.Verb {
@@ -437,13 +445,13 @@ func (m *Model) runCommand(msg cmdline.RunMsg) tea.Cmd {
 	case "bucket", "prefix":
 		return m.switchConn(msg.Verb, msg.Arg)
 	case "sort":
-		k, err := fleet.ParseSortKey(msg.Arg)
+		o, err := fleettable.ParseOrder(msg.Arg)
 		if err != nil {
 			m.c.Error(err)
 			return nil
 		}
-		m.table.SetSort(k)
-		m.c.Info("sorted by %s", k)
+		m.table.SetSort(o)
+		m.c.Info("%s", sortedBy(o))
 	case "filter":
 		m.table.SetFilter(msg.Arg)
 	case "host":

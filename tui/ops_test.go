@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	tea "charm.land/bubbletea/v2"
+
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/s3browse"
 	"github.com/litefleet/litefleet/tui/common"
@@ -342,5 +344,75 @@ func TestCopySaysWhatHappened(t *testing.T) {
 				t.Fatalf("status %q (error %v), want %q (error %v)", st.Text, st.Err, tc.want, tc.wantError)
 			}
 		})
+	}
+}
+
+// S reverses the order, a column's shift key sorts by it (again:
+// reversed), and the sorted column shows at 80×24 even when it is one
+// that a narrow terminal drops.
+func TestSortReverseAndColumnKeys(t *testing.T) {
+	d := newDriver(t, newFake(), 80, 24, Options{Color: true})
+	d.notScreen("SIZE", "CHANGED")
+	d.press("S", "g")
+	if d.current() != legacyTenant {
+		t.Fatalf("reversed by name, first is %q", d.current())
+	}
+	d.wantScreen("sort: name reversed", "TENANT↑")
+	d.press("Z", "g")
+	if d.current() != guidLeased { // 12M, the largest
+		t.Fatalf("by size, first is %q", d.current())
+	}
+	d.wantScreen("↓SIZE", "sort: size")
+	d.press("Z", "g")
+	if r := d.m.table.Current(); r == nil || r.Size() != 0 && r.Size() > 48<<10 {
+		t.Fatalf("by size reversed, first is %q", d.current())
+	}
+	d.wantScreen("↑SIZE", "sort: size reversed")
+	d.press("C")
+	d.wantScreen("↓CHANGED", "sort: changed")
+	d.notScreen("SIZE")
+	d.press("L")
+	d.wantScreen("↓LAG", "sort: lag")
+	d.press(":")
+	d.typeText("sort -status")
+	d.press("enter")
+	d.wantScreen("STATUS↑", "sort: status reversed")
+}
+
+// Clicking a row puts the cursor on it, clicking a column's title sorts
+// by it, and the wheel scrolls the table and the log pane.
+func TestMouse(t *testing.T) {
+	d := newDriver(t, newFake(), 120, 36, Options{Color: true})
+	if mode := d.m.View().MouseMode; mode != tea.MouseModeCellMotion {
+		t.Fatalf("mouse mode %v", mode)
+	}
+	top := d.m.header.Height() // the table's first line
+	d.send(tea.MouseClickMsg{X: 10, Y: top + 3 + 4, Button: tea.MouseLeft})
+	if d.current() != guidLagging {
+		t.Fatalf("clicked the fifth row, cursor on %q", d.current())
+	}
+	titles := strings.Split(d.plain(), "\n")[top+2]
+	x := strings.Index(titles, "LAG")
+	d.send(tea.MouseClickMsg{X: len([]rune(titles[:x])), Y: top + 2, Button: tea.MouseLeft})
+	if o := d.m.table.Sort(); o.Key != fleet.SortLag || o.Reverse {
+		t.Fatalf("clicked LAG, sorted by %v", o)
+	}
+	d.press("g")
+	d.send(tea.MouseWheelMsg{X: 10, Y: top + 5, Button: tea.MouseWheelDown})
+	if r := d.m.table.Current(); r == nil || d.m.table.Cursor() != wheelStep {
+		t.Fatalf("wheel down: cursor at %d", d.m.table.Cursor())
+	}
+
+	d.press("l")
+	d.addLog(0, 40, 20)
+	d.wantScreen("line 039")
+	logTop := top + d.m.bodyHeight() + 1
+	d.send(tea.MouseWheelMsg{X: 10, Y: logTop + 2, Button: tea.MouseWheelUp})
+	d.wantScreen("paused: G follows")
+	d.notScreen("line 039")
+	d.send(tea.MouseWheelMsg{X: 10, Y: logTop + 2, Button: tea.MouseWheelDown})
+	d.wantScreen("line 039")
+	if d.m.table.Cursor() != wheelStep {
+		t.Fatal("the wheel over the log pane moved the table")
 	}
 }

@@ -156,6 +156,10 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		m.layout()
 	case tea.KeyPressMsg:
 		return m.key(msg)
+	case tea.MouseClickMsg:
+		m.mouse(msg.Mouse(), false)
+	case tea.MouseWheelMsg:
+		m.mouse(msg.Mouse(), true)
 	case quitRequestMsg:
 		return m.quit()
 	case refreshedMsg:
@@ -271,7 +275,14 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 			return m.detail.Open(*r, m.viewAt())
 		}
 	case key.Matches(msg, k.Sort):
-		m.c.Info("sorted by %s", m.table.CycleSort())
+		m.c.Info("%s", sortedBy(m.table.CycleSort()))
+	case key.Matches(msg, k.Reverse):
+		o := m.table.Sort()
+		o.Reverse = !o.Reverse
+		m.table.SetSort(o)
+		m.c.Info("%s", sortedBy(o))
+	case k.SortKey(msg.String()) != "":
+		m.c.Info("%s", sortedBy(m.table.SortBy(k.SortKey(msg.String()))))
 	case key.Matches(msg, k.Replicate), key.Matches(msg, k.Stop):
 		// The selection is spent by the action: the next r or x acts on
 		// the tenant under the cursor, not on an old selection.
@@ -283,6 +294,56 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 		return cmd
 	}
 	return nil
+}
+
+// wheelStep is how many lines one turn of the wheel scrolls.
+const wheelStep = 3
+
+// mouse handles a click (a left button) or the wheel, wherever it is: the
+// wheel scrolls what it is over (the log pane, the help overlay, the
+// detail page, the table); a click on the table's column titles sorts by
+// that column, on a row puts the cursor there. Dialogs that take typing
+// ignore the mouse.
+func (m *Model) mouse(ms tea.Mouse, wheel bool) {
+	if m.quitting || m.cmdline.Active() || m.restore.Open() || m.validate.Open() {
+		return
+	}
+	step := 0
+	switch {
+	case !wheel && ms.Button != tea.MouseLeft:
+		return
+	case wheel && ms.Button == tea.MouseWheelUp:
+		step = -wheelStep
+	case wheel && ms.Button == tea.MouseWheelDown:
+		step = wheelStep
+	case wheel:
+		return
+	}
+	y := ms.Y - m.header.Height()
+	bh := m.bodyHeight()
+	switch {
+	case y < 0:
+	case m.showHelp:
+		if wheel {
+			m.help.Scroll(step)
+		}
+	case m.showLogs && y >= bh && y < bh+m.logs.Height():
+		if wheel {
+			m.logs.Scroll(step)
+		}
+	case y >= bh:
+	case m.page == pageDetail:
+		if wheel {
+			m.detail.Scroll(step)
+		}
+	case m.table.Filtering():
+	case wheel:
+		m.table.Scroll(step)
+	default:
+		if o, ok := m.table.Click(ms.X, y); ok {
+			m.c.Info("%s", sortedBy(o))
+		}
+	}
 }
 
 func (m *Model) detailKey(msg tea.KeyPressMsg) tea.Cmd {
@@ -351,6 +412,9 @@ func (m *Model) bodyHeight() int {
 func (m *Model) View() tea.View {
 	v := tea.NewView(m.Render())
 	v.AltScreen = true
+	// Clicks and the wheel (shift+drag still selects text in most
+	// terminals).
+	v.MouseMode = tea.MouseModeCellMotion
 	v.WindowTitle = "litefleet"
 	if b := m.c.Backend.Context().Bucket; b != "" {
 		v.WindowTitle = "litefleet · " + fleet.Printable(b)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/tui/components/detail"
+	"github.com/litefleet/litefleet/tui/components/fleettable"
 )
 
 func start(t *testing.T, opt ...Options) *driver {
@@ -238,7 +239,7 @@ func TestSortCycles(t *testing.T) {
 	firsts := map[fleet.SortKey]string{fleet.SortLag: guidLagging, fleet.SortSize: guidLeased, fleet.SortStatus: evilTenant, fleet.SortName: guidRemote}
 	for _, k := range want {
 		d.press("g", "s")
-		if got := d.m.table.Sort(); got != k {
+		if got := d.m.table.Sort(); got != (fleettable.Order{Key: k}) {
 			t.Fatalf("s gave %s, want %s", got, k)
 		}
 		d.wantScreen("sort: " + string(k))

@@ -181,6 +181,12 @@ func (m *Model) Update(msg tea.KeyPressMsg) bool {
 	return true
 }
 
+// Scroll moves the page by n lines (the mouse wheel).
+func (m *Model) Scroll(n int) {
+	page := max(m.height-1, 1)
+	m.offset = max(min(m.offset+n, len(m.lines)-page), 0)
+}
+
 // View draws the visible part of the page.
 func (m *Model) View() string {
 	if m.height <= 0 {
