@@ -73,6 +73,13 @@ func runTUI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	slog.SetDefault(logger)
 	defer slog.SetDefault(prev)
 	rf := replicateFlags{cf: ff.connFlags, dirs: ff.dirs, recursive: ff.recursive, rescan: 30 * time.Second, sleepAfter: time.Minute}
+	if fl.Conn.Bucket == "" {
+		// -dir without a bucket: the local side alone, S3 "not
+		// configured". There is nowhere to replicate to, so the engine
+		// gets no folders (r says "no bucket"), rather than the UI
+		// refusing to open.
+		rf.dirs = nil
+	}
 	src, err := rf.source(true)
 	if err != nil {
 		return err

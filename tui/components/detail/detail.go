@@ -271,7 +271,7 @@ func (m *Model) render() {
 	switch {
 	case m.c.Backend.Context().Bucket == "":
 		section("S3")
-		add(st.Dim.Render("no bucket: start with -bucket or -config, or :bucket NAME"))
+		add(st.Dim.Render("S3 not configured: start with -bucket or -config, or :bucket NAME"))
 	case m.loading:
 		section("S3")
 		add(st.Dim.Render("listing restore points…"))

@@ -40,7 +40,7 @@ type column struct {
 }
 
 var columns = []column{
-	{title: "TENANT", group: groupTenant, width: 6, max: tenantMax, name: true, status: true, cell: tenantCell, flexWant: tenantWant, sort: fleet.SortName},
+	{title: "TENANT", group: groupTenant, width: 7, max: tenantMax, name: true, status: true, cell: tenantCell, flexWant: tenantWant, sort: fleet.SortName},
 	{title: "SIZE", group: groupTenant, width: 5, right: true, drop: 5, cell: sizeCell, sort: fleet.SortSize},
 	{title: "CHANGED", group: groupTenant, width: 8, right: true, drop: 10, cell: changedCell, sort: fleet.SortChanged},
 	{title: "FILE", group: groupLocal, width: 10, max: 28, name: true, drop: 9, cell: fileCell, flexWant: fileWant},

@@ -106,7 +106,7 @@ func (m *Model) contextLine() string {
 	ctx := m.c.Backend.Context()
 	sep := st.Dim.Render(" · ")
 
-	url := st.Dim.Render("no bucket (local only)")
+	url := st.Dim.Render("S3 not configured (local only)")
 	urlText := ""
 	if ctx.Bucket != "" {
 		urlText = "s3://" + fleet.Printable(ctx.Bucket) + "/" + fleet.Printable(strings.Trim(ctx.Prefix, "/"))
