@@ -12,6 +12,7 @@ import (
 	"time"
 
 	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/term"
 
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/replication"
@@ -99,10 +100,18 @@ func runTUI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		Color:    os.Getenv("NO_COLOR") == "",
 		Logs:     sink,
 	})
-	p := tea.NewProgram(m, tea.WithFilter(tui.Filter), tea.WithOutput(stdout))
-	// Bubble Tea turns SIGINT and SIGTERM into a clean quit. SIGHUP means
-	// the terminal is gone and no one can answer the UI: stop it now; the
-	// replications it started get their final sync below.
+	opts := []tea.ProgramOption{tea.WithFilter(tui.Filter), tea.WithOutput(stdout)}
+	var gone <-chan struct{} // stays nil, never ready, without a terminal to watch
+	if term.IsTerminal(os.Stdin.Fd()) {
+		in := newTTYInput(os.Stdin)
+		opts = append(opts, tea.WithInput(in))
+		gone = in.Gone()
+	}
+	p := tea.NewProgram(m, opts...)
+	// Bubble Tea turns SIGINT and SIGTERM into a clean quit. SIGHUP, or a
+	// read of the terminal that fails, means the terminal is gone and no
+	// one can answer the UI: stop it now; the replications it started get
+	// their final sync below.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -110,6 +119,8 @@ func runTUI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	go func() {
 		select {
 		case <-hup:
+			p.Kill()
+		case <-gone:
 			p.Kill()
 		case <-ran:
 		}
