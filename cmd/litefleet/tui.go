@@ -26,12 +26,14 @@ const tuiHelp = `Usage:
 Opens the terminal UI over the fleet: every tenant's local database beside
 its S3 prefix, with status and lag, refreshed every -refresh. Keys: enter a
 tenant's restore points, r/x start and stop replicating it in this process,
-R restore, v check names, / filter, s sort, : command (:bucket, :prefix, :host, :q),
-l log pane, ? every key. Quitting stops what it replicates with a final sync.
+R restore, v check names, / filter, s sort (S reverses), : command (:bucket,
+:prefix, :host, :q), l log pane, ? every key; the mouse clicks and scrolls.
+Quitting stops what it replicates with a final sync. -dir without a bucket
+shows the local side alone (S3 not configured).
 
 -readonly hides and refuses every action that writes (replicate, stop,
-restore). NO_COLOR is honoured. Closing the terminal (SIGHUP) stops the UI as
-q does: what it replicates gets a final sync.
+restore). NO_COLOR is honoured. Closing the terminal (SIGHUP, or a read of
+it that fails) stops the UI as q does: what it replicates gets a final sync.
 
 Examples:
   litefleet -dir /data -bucket saas-backups
