@@ -213,8 +213,12 @@ func TestFooterKeepsHelpAndQuit(t *testing.T) {
 func TestHelpOverlayScrollsAndKeepsLegend(t *testing.T) {
 	d := newDriver(t, newFake(), 80, 24, Options{Color: true})
 	d.press("?")
-	d.wantScreen("Keys", "j/k, pgdn/pgup scroll")
+	// Every key on the first page: none cut off with "…".
+	d.wantScreen("Keys", "j/k, pgdn/pgup scroll", "stop replicating", "restore", "quit", "sort by column", "reverse sort", "log: copy line")
 	d.notScreen("in sync  ")
+	if box := d.m.help.View(); strings.Contains(box, "…") {
+		t.Fatalf("the help cuts keys off:\n%s", box)
+	}
 	d.press("G")
 	d.wantScreen("Legend", "TXIDs: decimal", "in sync")
 	d.press("g")

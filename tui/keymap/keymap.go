@@ -45,7 +45,7 @@ func Default(readOnly bool) *KeyMap {
 		Sort:    key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "sort")),
 		Reverse: key.NewBinding(key.WithKeys("S"), key.WithHelp("S", "reverse sort")),
 		// k9s's shift+letter per column; again reverses.
-		SortColumn: key.NewBinding(key.WithKeys("N", "L", "Z", "C", "T"), key.WithHelp("N L Z C T", "sort: name lag size changed status")),
+		SortColumn: key.NewBinding(key.WithKeys("N", "L", "Z", "C", "T"), key.WithHelp("N/L/Z/C/T", "sort by column")),
 		Refresh:    key.NewBinding(key.WithKeys("ctrl+r"), key.WithHelp("ctrl+r", "refresh")),
 		Logs:       key.NewBinding(key.WithKeys("l"), key.WithHelp("l", "log pane")),
 		Help:       key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),

@@ -130,13 +130,26 @@ func (m *Model) content(inner int) string {
 	if m.c.ReadOnly {
 		keys += st.Box.Warn.Render("  read-only: replicate, stop and restore are off")
 	}
+	// The widest arrangement that fits: bubbles' help would cut the
+	// columns that do not fit with "…" and drop their keys, so each is
+	// measured unbounded first. Narrower, the last column goes under the
+	// second; narrower still, the third under the first.
 	cols := k.FullHelp()
-	full := h.FullHelpView(cols)
-	if lipgloss.Width(full) > inner {
-		// Narrow: the last column goes under the second.
-		last := len(cols) - 1
-		cols = [][]key.Binding{cols[0], append(append([]key.Binding(nil), cols[1]...), cols[last]...), cols[2]}
-		full = h.FullHelpView(cols)
+	cat := func(a, b []key.Binding) []key.Binding { return append(append([]key.Binding(nil), a...), b...) }
+	arrangements := [][][]key.Binding{cols}
+	if len(cols) == 4 {
+		arrangements = append(arrangements,
+			[][]key.Binding{cols[0], cat(cols[1], cols[3]), cols[2]},
+			[][]key.Binding{cat(cols[0], cols[2]), cat(cols[1], cols[3])})
+	}
+	measure := h
+	measure.SetWidth(0)
+	full := h.FullHelpView(arrangements[len(arrangements)-1])
+	for _, a := range arrangements {
+		if lipgloss.Width(measure.FullHelpView(a)) <= inner {
+			full = h.FullHelpView(a)
+			break
+		}
 	}
 	keys += "\n\n" + full
 	wrap := func(s string) string { return st.Box.Dim.Width(inner).Render(s) }
@@ -162,6 +175,7 @@ func (m *Model) content(inner int) string {
 		wrap("SIZE: the database file (S3 bytes when nothing is local), what sort by size orders"),
 		wrap("HOST: the replicator whose host record reports the tenant; the header counts them"),
 		wrap("TXIDs: decimal, with the 16-hex LTX form beside where there is room"),
+		wrap("sort by column: N name · L lag · Z size · C changed · T status; again, or S: reversed; a click on a title sorts too"),
 		wrap("narrow terminals drop columns, never the sorted one: enter shows everything · esc or ? closes"),
 	}, "\n")
 	return strings.Join([]string{keys, dialogs, sb.String(), st.Box.Title.Render("Legend") + "\n" + legend}, "\n\n")
