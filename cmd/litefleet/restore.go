@@ -187,8 +187,8 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			check = filepath.Join(check, target.tenant+".db")
 		}
 		if _, err := os.Lstat(check); !errors.Is(err, os.ErrNotExist) {
-			fmt.Fprintf(stdout, "%s exists: nothing restored (-if-db-not-exists)\n", fleet.Printable(check))
-			return nil
+			return printNotRestored(stdout, rf.json, target.tenant, check, restore.EventExists,
+				fmt.Sprintf("%s exists: nothing restored (-if-db-not-exists)", fleet.Printable(check)))
 		}
 	}
 	opt := restore.Options{
@@ -201,16 +201,16 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 
 	noBackup := func(err error) bool {
-		if !rf.ifReplicaExists || !errors.Is(err, restore.ErrNoBackup) {
-			return false
-		}
-		fmt.Fprintf(stdout, "tenant %s has nothing to restore from: nothing restored (-if-replica-exists)\n", fleet.Printable(target.tenant))
-		return true
+		return rf.ifReplicaExists && errors.Is(err, restore.ErrNoBackup)
+	}
+	notRestored := func() error {
+		return printNotRestored(stdout, rf.json, target.tenant, output, restore.EventNoBackup,
+			fmt.Sprintf("tenant %s has nothing to restore from: nothing restored (-if-replica-exists)", fleet.Printable(target.tenant)))
 	}
 	if rf.dryRun {
 		p, err := restore.NewPlan(ctx, client, opt)
 		if noBackup(err) {
-			return nil
+			return notRestored()
 		}
 		if err != nil {
 			return err
@@ -244,7 +244,7 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	res, err := restore.Run(ctx, client, opt)
 	bar.Close()
 	if noBackup(err) {
-		return nil
+		return notRestored()
 	}
 	if err != nil {
 		return err
@@ -456,6 +456,22 @@ func restoreAll(ctx context.Context, rf restoreFlags, conn s3browse.Conn, ts tim
 		return &exitError{code: 1, err: fmt.Errorf("no tenant in %s matches %q", conn, rf.match)}
 	}
 	return nil
+}
+
+// printNotRestored says that -if-db-not-exists or -if-replica-exists left
+// the tenant alone: a line, or with -json an object in the words of
+// restore -all's events (kind "exists" or "no backup"), so that a script
+// reading JSON gets JSON.
+func printNotRestored(w io.Writer, asJSON bool, tenant, output, kind, line string) error {
+	if asJSON {
+		return writeJSON(w, struct {
+			Kind   string `json:"kind"`
+			Tenant string `json:"tenant"`
+			Output string `json:"output,omitempty"`
+		}{kind, tenant, output})
+	}
+	_, err := fmt.Fprintln(w, line)
+	return err
 }
 
 // failedSummary is restore -all's error when tenants failed: how many,

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -72,6 +73,12 @@ func TestRestoreIfDBNotExistsIfReplicaExists(t *testing.T) {
 			t.Fatalf("-if-replica-exists %q: exit %d:\n%s", extra, code, text)
 		}
 	}
+	// With -json, JSON.
+	code, text := runLitefleet(t, env, append([]string{"restore", guid2, "-o", out2, "-if-replica-exists", "-json"}, ep...)...)
+	var skipped struct{ Kind, Tenant string }
+	if err := json.Unmarshal([]byte(text), &skipped); code != 0 || err != nil || skipped.Kind != "no backup" || skipped.Tenant != guid2 {
+		t.Fatalf("-if-replica-exists -json: exit %d, %v:\n%s", code, err, text)
+	}
 	if _, err := os.Stat(out2); !os.IsNotExist(err) {
 		t.Fatalf("%s written: %v", out2, err)
 	}
@@ -82,7 +89,7 @@ func TestRestoreIfDBNotExistsIfReplicaExists(t *testing.T) {
 	if err := os.WriteFile(out1, []byte("kept"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, text := runLitefleet(t, env, "restore", guid1, "-o", out1, "-if-db-not-exists", "-bucket", conn.Bucket, "-endpoint", "http://127.0.0.1:1")
+	code, text = runLitefleet(t, env, "restore", guid1, "-o", out1, "-if-db-not-exists", "-bucket", conn.Bucket, "-endpoint", "http://127.0.0.1:1")
 	if code != 0 || !strings.Contains(text, out1+" exists: nothing restored (-if-db-not-exists)") {
 		t.Fatalf("-if-db-not-exists over a file: exit %d:\n%s", code, text)
 	}
