@@ -91,7 +91,11 @@ func (m *Model) refreshed(msg refreshedMsg) tea.Cmd {
 		m.c.Error(fmt.Errorf("refresh: %w", msg.err))
 	} else {
 		m.view = msg.view
-		m.judgeStopped(msg.view)
+		if m.judgeStopped(msg.view) && msg.sortedBy.Key == fleet.SortStatus {
+			// Statuses changed after the rows were sorted by them:
+			// the table sorts and indexes them again.
+			msg.sortedBy, msg.index = fleettable.Order{}, nil
+		}
 		m.table.SetView(msg.view, msg.sortedBy, msg.index)
 		headerWas := m.header.Height()
 		m.header.SetView(msg.view)
@@ -120,10 +124,11 @@ type stopMark struct{ host string }
 // "replicating" until it is rewritten, seconds later, and after that the
 // listing calls a stopped tenant in sync until its unsynced changes are
 // 10 s old. Nothing replicates it: the row says "not replicating" until
-// it is replicated again, here or by another host.
-func (m *Model) judgeStopped(v *fleet.View) {
+// it is replicated again, here or by another host. It reports whether it
+// changed a row.
+func (m *Model) judgeStopped(v *fleet.View) bool {
 	if len(m.stoppedHere) == 0 {
-		return
+		return false
 	}
 	changed := false
 	for i := range v.Rows {
@@ -154,6 +159,7 @@ func (m *Model) judgeStopped(v *fleet.View) {
 	if changed {
 		v.Counts = fleet.Counts(v.Rows)
 	}
+	return changed
 }
 
 // follow brings the detail page and the restore dialog to the refresh the

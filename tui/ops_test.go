@@ -144,21 +144,33 @@ func TestStopCommandPasteable(t *testing.T) {
 func TestStoppedTenantNotInSync(t *testing.T) {
 	f := withHosts(newFake())
 	f.hosts = append(f.hosts, fleet.HostSummary{Name: "ui-host", Age: time.Second, Tenants: 0})
+	// 98765432… replicates here too, and sorts after 12345678…, in sync.
+	f.replicating["/data/"+guidSync2+".db"] = true
 	d := newDriver(t, f, 120, 36, Options{Color: true})
 	d.notScreen("ui-host")
 	d.wantScreen("2 hosts")
-	d.cursorTo(guidSync) // replicating here; web-1's record says replicating
+	d.cursorTo(guidSync2) // replicating here; web-1's record says sleeping
 	d.press("x")
 	r := d.m.table.Current()
-	if r == nil || r.Tenant != guidSync {
-		t.Fatalf("cursor moved off %s", guidSync)
+	if r == nil || r.Tenant != guidSync2 {
+		t.Fatalf("cursor moved off %s", guidSync2)
 	}
 	if r.Status != fleet.StatusNotReplicating {
 		t.Fatalf("stopped tenant is %q (%s), want %q", r.Status, r.Note, fleet.StatusNotReplicating)
 	}
+	// Sorted by status, it sorts as what it now says.
+	d.press("T", "ctrl+r")
+	rank := func(s fleet.Status) int { return slices.Index(fleet.Statuses, s) }
+	rows := d.m.table.Rows()
+	for i := 1; i < len(rows); i++ {
+		if rank(rows[i-1].Status) > rank(rows[i].Status) {
+			t.Fatalf("by status, %s (%s) before %s (%s)", rows[i-1].Tenant, rows[i-1].Status, rows[i].Tenant, rows[i].Status)
+		}
+	}
+	d.cursorTo(guidSync2)
 	// The record catches up: still nothing replicates it.
 	f.mu.Lock()
-	f.hostReports[guidSync][0].State = "stopped"
+	f.hostReports[guidSync2][0].State = "stopped"
 	f.mu.Unlock()
 	d.press("ctrl+r")
 	if r := d.m.table.Current(); r.Status != fleet.StatusNotReplicating {
@@ -166,7 +178,7 @@ func TestStoppedTenantNotInSync(t *testing.T) {
 	}
 	// Another host takes it: its report stands.
 	f.mu.Lock()
-	f.hostReports[guidSync][0].Host, f.hostReports[guidSync][0].State = "web-3", "replicating"
+	f.hostReports[guidSync2][0].Host, f.hostReports[guidSync2][0].State = "web-3", "replicating"
 	f.mu.Unlock()
 	d.press("ctrl+r")
 	if r := d.m.table.Current(); r.Status != fleet.StatusInSync {
