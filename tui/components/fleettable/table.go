@@ -210,7 +210,7 @@ func (o Order) Apply(rows []fleet.Row) {
 	}
 }
 
-// String is the order as the info line and :sort say it: "lag", "-lag".
+// String is the order as :sort takes it: "lag", or "-lag" reversed.
 func (o Order) String() string {
 	if o.Reverse {
 		return "-" + string(o.Key)
