@@ -387,7 +387,10 @@ func writeConfig(path, dataDir, endpoint, proxy, addr string, mine func(i int) b
 // that grows (holding each upload for delay would: Litestream uploads one
 // file per sync, one after another). Everything else, the lease's
 // lock.json above all, passes at once: a delayed lease renewal would cost
-// the replicator its lease. release stops holding, for the final sync.
+// the replicator its lease. So does the tenant's first LTX file (from TXID
+// 1, its snapshot): held, it kept the tenant "starting" for 20-30 s, where
+// the README promises seconds; the lag shows from the next change on.
+// release stops holding, for the final sync.
 func startDelayProxy(endpoint string, delay time.Duration) (addr string, release, stop func(), err error) {
 	target, err := url.Parse(endpoint)
 	if err != nil {
@@ -406,7 +409,7 @@ func startDelayProxy(endpoint string, delay time.Duration) (addr string, release
 			head := make([]byte, ltx.HeaderSize)
 			n, _ := io.ReadFull(r.Body, head)
 			var hdr ltx.Header
-			if hdr.UnmarshalBinary(head[:n]) == nil && hdr.Timestamp > 0 {
+			if hdr.UnmarshalBinary(head[:n]) == nil && hdr.Timestamp > 0 && !hdr.IsSnapshot() {
 				select {
 				case <-time.After(time.Until(time.UnixMilli(hdr.Timestamp).Add(delay))):
 				case <-released:

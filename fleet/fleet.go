@@ -49,12 +49,15 @@ type View struct {
 	// RemoteAt is when S3 last answered; older than At when S3 failed
 	// and the last good answer is shown.
 	RemoteAt time.Time `json:"remote_at,omitzero"`
-	// RemoteErr says why this refresh could not list S3.
-	RemoteErr string `json:"remote_error,omitempty"`
+	// RemoteErr says why this refresh could not list S3. It and LocalErr
+	// are always in the JSON, "" when all went well, as the README's
+	// schema of ls -json lists them: a script tests the field, not its
+	// presence.
+	RemoteErr string `json:"remote_error"`
 	// FromCache says the S3 side came from the cache file of an earlier run.
-	FromCache bool `json:"remote_from_cache,omitempty"`
+	FromCache bool `json:"remote_from_cache"`
 	// LocalErr says why local discovery failed.
-	LocalErr string `json:"local_error,omitempty"`
+	LocalErr string `json:"local_error"`
 	// Hosts are the replicating hosts of the bucket, by name, from their
 	// heartbeats and host records.
 	Hosts []HostSummary `json:"hosts"`

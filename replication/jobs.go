@@ -792,6 +792,7 @@ func (e *Engine) stopTenant(ctx context.Context, t *tenant) {
 		}
 	}
 	e.release(ctx, t, b, claim)
-	e.log.Info("stopped", "db", t.name)
+	// apply's state change logs "stopped" (with the reason when the final
+	// sync failed): a line here too would log every stop twice.
 	e.apply(t, outcome{state: StateStopped, reason: reason})
 }

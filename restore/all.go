@@ -39,17 +39,24 @@ type AllOptions struct {
 	DryRun    bool
 	// IsReplicating: see Options.
 	IsReplicating func(path string) (tenant string, ok bool)
+	// IfDBNotExists leaves a tenant whose file exists in OutputDir as it
+	// is (EventExists), and IfReplicaExists a tenant with nothing to
+	// restore from (EventNoBackup), instead of failing either: litestream
+	// restore's flags of the same names, per tenant.
+	IfDBNotExists, IfReplicaExists bool
 }
 
 // Event kinds.
 const (
-	EventListed   = "listed"   // the tenants to restore are known (Total)
-	EventSkipped  = "skipped"  // a prefix whose name cannot be a tenant
-	EventStarted  = "started"  // a tenant's restore began
-	EventProgress = "progress" // bytes downloaded for a tenant
-	EventRestored = "restored" // a tenant was restored (Result)
-	EventPlanned  = "planned"  // dry run: a tenant's plan (Plan)
-	EventFailed   = "failed"   // a tenant could not be restored (Err)
+	EventListed   = "listed"    // the tenants to restore are known (Total)
+	EventSkipped  = "skipped"   // a prefix whose name cannot be a tenant
+	EventStarted  = "started"   // a tenant's restore began
+	EventProgress = "progress"  // bytes downloaded for a tenant
+	EventRestored = "restored"  // a tenant was restored (Result)
+	EventPlanned  = "planned"   // dry run: a tenant's plan (Plan)
+	EventFailed   = "failed"    // a tenant could not be restored (Err)
+	EventExists   = "exists"    // IfDBNotExists: the tenant's file exists, left as it is
+	EventNoBackup = "no backup" // IfReplicaExists: nothing to restore the tenant from
 )
 
 // Event reports one step of All.
@@ -81,7 +88,9 @@ type Summary struct {
 	Planned    int       `json:"planned,omitempty"` // dry run
 	Refused    int       `json:"refused,omitempty"` // dry run: plans with a Refusal
 	Failed     int       `json:"failed"`
-	Skipped    int       `json:"skipped"` // invalid names
+	Skipped    int       `json:"skipped"`             // invalid names
+	Existing   int       `json:"existing,omitempty"`  // IfDBNotExists: files left as they were
+	NoBackup   int       `json:"no_backup,omitempty"` // IfReplicaExists: tenants with nothing to restore
 	Downloaded int64     `json:"downloaded"`
 	DurationMS int64     `json:"duration_ms"`
 	Failures   []Failure `json:"failures,omitempty"`
@@ -138,6 +147,10 @@ func All(ctx context.Context, client s3browse.API, opt AllOptions, onEvent func(
 		case EventFailed:
 			sum.Failed++
 			sum.Failures = append(sum.Failures, Failure{Tenant: ev.Tenant, Error: ev.Error})
+		case EventExists:
+			sum.Existing++
+		case EventNoBackup:
+			sum.NoBackup++
 		}
 		if onEvent != nil {
 			onEvent(ev)
@@ -189,6 +202,21 @@ func All(ctx context.Context, client s3browse.API, opt AllOptions, onEvent func(
 			break
 		}
 		g.Go(func() error {
+			if opt.IfDBNotExists {
+				// As litestream checks it: anything at the path but
+				// "does not exist" counts as a file there.
+				if _, err := os.Lstat(out); !errors.Is(err, os.ErrNotExist) {
+					emit(Event{Kind: EventExists, Tenant: name, Output: out})
+					return nil
+				}
+			}
+			noBackup := func(err error) bool {
+				if opt.IfReplicaExists && errors.Is(err, ErrNoBackup) {
+					emit(Event{Kind: EventNoBackup, Tenant: name, Output: out, Err: err})
+					return true
+				}
+				return false
+			}
 			ropt := Options{
 				Conn: opt.Conn, Tenant: name, Output: out, Timestamp: opt.Timestamp,
 				Source: opt.Source, Force: opt.Force, DryRun: opt.DryRun, IsReplicating: opt.IsReplicating,
@@ -196,6 +224,9 @@ func All(ctx context.Context, client s3browse.API, opt AllOptions, onEvent func(
 			}
 			if opt.DryRun {
 				p, err := NewPlan(ctx, client, ropt)
+				if noBackup(err) {
+					return nil
+				}
 				if err != nil {
 					emit(Event{Kind: EventFailed, Tenant: name, Output: out, Err: err})
 				} else {
@@ -208,6 +239,9 @@ func All(ctx context.Context, client s3browse.API, opt AllOptions, onEvent func(
 				emit(Event{Kind: EventProgress, Tenant: name, Output: out, Done: done, Total: total})
 			}
 			res, err := Run(ctx, client, ropt)
+			if noBackup(err) {
+				return nil
+			}
 			if err != nil {
 				emit(Event{Kind: EventFailed, Tenant: name, Output: out, Err: err})
 				return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"time"
 
 	tea "charm.land/bubbletea/v2"
@@ -20,7 +21,7 @@ type (
 	refreshedMsg struct {
 		id       int
 		view     *fleet.View
-		sortedBy fleet.SortKey
+		sortedBy fleettable.Order
 		index    *fleettable.Index // the table's index of view.Rows, in that order
 		err      error
 	}
@@ -73,7 +74,7 @@ func (m *Model) refresh(manual bool) tea.Cmd {
 		// Sorting and indexing 10,000 rows takes tens of milliseconds: do
 		// it here, off the UI goroutine, in the order the table had when
 		// asked.
-		fleet.Sort(v.Rows, key)
+		key.Apply(v.Rows)
 		return refreshedMsg{id: id, view: v, sortedBy: key, index: fleettable.NewIndex(v.Rows)}
 	}
 }
@@ -90,6 +91,11 @@ func (m *Model) refreshed(msg refreshedMsg) tea.Cmd {
 		m.c.Error(fmt.Errorf("refresh: %w", msg.err))
 	} else {
 		m.view = msg.view
+		if m.judgeStopped(msg.view) && msg.sortedBy.Key == fleet.SortStatus {
+			// Statuses changed after the rows were sorted by them:
+			// the table sorts and indexes them again.
+			msg.sortedBy, msg.index = fleettable.Order{}, nil
+		}
 		m.table.SetView(msg.view, msg.sortedBy, msg.index)
 		headerWas := m.header.Height()
 		m.header.SetView(msg.view)
@@ -107,6 +113,53 @@ func (m *Model) refreshed(msg refreshedMsg) tea.Cmd {
 	m.tickGen++
 	gen := m.tickGen
 	return tea.Batch(follow, m.tick(m.opt.Refresh, func(time.Time) tea.Msg { return autoRefreshMsg{gen: gen} }))
+}
+
+// stopMark is a tenant this process stopped replicating (x): the host
+// whose record reported it then.
+type stopMark struct{ host string }
+
+// judgeStopped corrects the rows of tenants stopped here that a refresh
+// still calls "in sync" or "lagging": this process's host record says
+// "replicating" until it is rewritten, seconds later, and after that the
+// listing calls a stopped tenant in sync until its unsynced changes are
+// 10 s old. Nothing replicates it: the row says "not replicating" until
+// it is replicated again, here or by another host. It reports whether it
+// changed a row.
+func (m *Model) judgeStopped(v *fleet.View) bool {
+	if len(m.stoppedHere) == 0 {
+		return false
+	}
+	changed := false
+	for i := range v.Rows {
+		r := &v.Rows[i]
+		if r.Local == nil {
+			continue
+		}
+		mark, ok := m.stoppedHere[r.Local.Path]
+		if !ok {
+			continue
+		}
+		if r.Replicating || r.Host != "" && r.Host != mark.host {
+			// Replicated again, here or by another host.
+			delete(m.stoppedHere, r.Local.Path)
+			continue
+		}
+		if r.Status != fleet.StatusInSync && r.Status != fleet.StatusLagging {
+			continue
+		}
+		if r.Host != "" {
+			r.State = "stopped"
+		}
+		r.Status = fleet.StatusNotReplicating
+		r.Note = "stopped in this process (final sync done): no replicator runs it"
+		r.LagTXIDs, r.Lag = 0, 0
+		changed = true
+	}
+	if changed {
+		v.Counts = fleet.Counts(v.Rows)
+	}
+	return changed
 }
 
 // follow brings the detail page and the restore dialog to the refresh the
@@ -189,7 +242,7 @@ func (m *Model) replicate(rows []fleet.Row, start bool) tea.Cmd {
 			}
 			m.c.Action(common.CommandLine(w...))
 		} else {
-			m.c.Action("kill -TERM <pid of the litefleet replicate of " + common.ShellQuote(r.Local.Path) + ">  # stops after a final sync")
+			m.c.Action(StopCommand(r.Local.Path))
 		}
 		cmds = append(cmds, m.replicationCmd(r, start))
 	}
@@ -206,6 +259,46 @@ func (m *Model) replicate(rows []fleet.Row, start bool) tea.Cmd {
 	}
 	m.c.Tasks.Start("replication", text, m.c.Now())
 	return tea.Batch(cmds...)
+}
+
+// StopCommand is the shell line that does what `x` does to a replication
+// started by the line `r` logs (`litefleet replicate -dsn PATH …`): SIGTERM
+// to that process, which stops after a final sync. It is pasteable as is:
+// the path is matched literally (regexp.QuoteMeta) and shell-quoted.
+func StopCommand(path string) string {
+	return "pkill -TERM -f -- " + common.ShellQuote(stopPattern(path)) + "  # stops after a final sync"
+}
+
+// stopPattern is pkill's pattern for the replicate command of path.
+func stopPattern(path string) string {
+	return "litefleet replicate -dsn " + regexp.QuoteMeta(path) + "( |$)"
+}
+
+// heldElsewhere is the host that holds r's claim, as the last refresh saw
+// it, when that is a live host other than this process: `r` then makes
+// this process wait, leased elsewhere, rather than replicate. "" when no
+// live host holds it.
+func heldElsewhere(r fleet.Row) string {
+	if r.Replicating {
+		return ""
+	}
+	switch r.State {
+	case "replicating", "sleeping", "starting", "lease lost (retrying)":
+		// Those states hold the claim; the others released it.
+		if r.Host != "" && !r.HostSilent {
+			return fleet.Printable(r.Host)
+		}
+	}
+	if rm := r.Remote; rm != nil && rm.Lease != nil && rm.Lease.Host != "" && rm.Lease.HostAlive {
+		return fleet.Printable(rm.Lease.Host)
+	}
+	if r.Status == fleet.StatusLeased {
+		if rm := r.Remote; rm != nil && rm.Lease != nil && rm.Lease.Owner != "" {
+			return fleet.Printable(fleet.LeaseHolder(rm.Lease.Owner))
+		}
+		return "another host"
+	}
+	return ""
 }
 
 func joinMax(items []string, n int) string {
@@ -240,10 +333,19 @@ func (m *Model) replicated(msg replicationMsg) tea.Cmd {
 		m.c.Error(msg.err)
 	case msg.start:
 		m.table.MarkReplicating(msg.row, true)
-		m.c.Info("replicating %s", name)
+		if host := heldElsewhere(msg.row); host != "" {
+			// The engine stands by until that host's claim goes: saying
+			// "replicating" would contradict the log and the table.
+			m.c.Info("%s: leased elsewhere by %s: standing by", name, host)
+		} else {
+			m.c.Info("replicating %s", name)
+		}
 	default:
 		m.table.MarkReplicating(msg.row, false)
 		m.c.Info("stopped replicating %s (final sync done)", name)
+		if msg.row.Local != nil {
+			m.stoppedHere[msg.row.Local.Path] = stopMark{host: msg.row.Host}
+		}
 	}
 	if m.pending > 0 {
 		return nil
@@ -333,6 +435,14 @@ func (m *Model) startRestore() tea.Cmd {
 	return m.restore.Start(*row, report)
 }
 
+// sortedBy says an order for the status line.
+func sortedBy(o fleettable.Order) string {
+	if o.Reverse {
+		return fmt.Sprintf("sorted by %s, reversed", o.Key)
+	}
+	return fmt.Sprintf("sorted by %s", o.Key)
+}
+
 // runCommand carries out a command-line command.
 func (m *Model) runCommand(msg cmdline.RunMsg) tea.Cmd {
 	switch msg.Verb {
@@ -341,13 +451,13 @@ func (m *Model) runCommand(msg cmdline.RunMsg) tea.Cmd {
 	case "bucket", "prefix":
 		return m.switchConn(msg.Verb, msg.Arg)
 	case "sort":
-		k, err := fleet.ParseSortKey(msg.Arg)
+		o, err := fleettable.ParseOrder(msg.Arg)
 		if err != nil {
 			m.c.Error(err)
 			return nil
 		}
-		m.table.SetSort(k)
-		m.c.Info("sorted by %s", k)
+		m.table.SetSort(o)
+		m.c.Info("%s", sortedBy(o))
 	case "filter":
 		m.table.SetFilter(msg.Arg)
 	case "host":
@@ -363,6 +473,7 @@ func (m *Model) runCommand(msg cmdline.RunMsg) tea.Cmd {
 		m.toggleLogs()
 	case "help":
 		m.showHelp = true
+		m.help.Open()
 	}
 	return nil
 }

@@ -58,7 +58,7 @@ func BenchmarkRefresh10k(b *testing.B) {
 	idx := fleettable.NewIndex(v.Rows)
 	b.ReportAllocs()
 	for b.Loop() {
-		d.m.Update(refreshedMsg{id: d.m.refreshID, view: v, sortedBy: fleet.SortName, index: idx})
+		d.m.Update(refreshedMsg{id: d.m.refreshID, view: v, sortedBy: fleettable.Order{Key: fleet.SortName}, index: idx})
 		_ = d.m.View()
 	}
 	reportMS(b)

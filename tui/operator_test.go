@@ -122,20 +122,21 @@ func TestLagWording(t *testing.T) {
 }
 
 // TXIDs read the same in the table's detail page as in `inspect`: decimal
-// with the LTX form beside, files oldest first.
-func TestDetailTXIDsDecimalAndHexOldestFirst(t *testing.T) {
+// with the LTX form beside; files newest first, so the latest restore
+// points are on the first page even with hundreds of L0 files.
+func TestDetailTXIDsDecimalAndHexNewestFirst(t *testing.T) {
 	d := start(t)
 	d.press("j", "enter")
 	d.press("pgdown")
 	s := d.plain()
-	for _, want := range []string{"1841 (0000000000000731)", "1837 (000000000000072d)", "level 0 (one file per sync) · 4 files, oldest first"} {
+	for _, want := range []string{"1841 (0000000000000731)", "1837 (000000000000072d)", "level 0 (one file per sync) · 4 files, newest first"} {
 		if !strings.Contains(s, want) {
 			t.Fatalf("detail lacks %q:\n%s", want, s)
 		}
 	}
 	older, newer := strings.Index(s, "1838 (000000000000072e)"), strings.Index(s, "1840 (0000000000000730)")
-	if older < 0 || newer < 0 || older > newer {
-		t.Fatalf("level 0 files not oldest first:\n%s", s)
+	if older < 0 || newer < 0 || newer > older {
+		t.Fatalf("level 0 files not newest first:\n%s", s)
 	}
 }
 
@@ -306,6 +307,7 @@ func TestLogPaneKeepsCommandsWhole(t *testing.T) {
 	d.press("left", "left", "left")
 	d.wantScreen("$ litefleet replicate")
 
+	d.m.logs.Clip = fakeClipboard("", nil, nil)
 	n := len(d.msgs)
 	d.press("y")
 	copied := false
@@ -317,7 +319,7 @@ func TestLogPaneKeepsCommandsWhole(t *testing.T) {
 	if !copied {
 		t.Fatalf("y did not copy the whole command; messages: %v", d.msgs[n:])
 	}
-	d.wantScreen("copied to the clipboard")
+	d.wantScreen("sent 141 characters with OSC 52: pasteable if the terminal allows it")
 }
 
 // An S3 error of :bucket reaches the log pane, once, and the recovery too.

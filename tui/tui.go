@@ -86,6 +86,9 @@ type Model struct {
 	refreshing bool   // a refresh is in flight
 	tickGen    int    // the auto-refresh chain; older ticks are dropped
 	pending    int    // replication starts and stops in flight
+	// stoppedHere are the tenants (by local path) this process stopped
+	// while their host record may still say it replicates them.
+	stoppedHere map[string]stopMark
 
 	quitting bool // stopping replication before quitting
 	stopped  bool // replication stopped: the next QuitMsg really quits
@@ -122,6 +125,8 @@ func New(b Backend, opt Options) *Model {
 		logs:     logpane.New(c),
 		footer:   footer.New(c),
 		tick:     tea.Tick,
+
+		stoppedHere: map[string]stopMark{},
 	}
 }
 
@@ -151,6 +156,10 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		m.layout()
 	case tea.KeyPressMsg:
 		return m.key(msg)
+	case tea.MouseClickMsg:
+		m.mouse(msg.Mouse(), false)
+	case tea.MouseWheelMsg:
+		m.mouse(msg.Mouse(), true)
 	case quitRequestMsg:
 		return m.quit()
 	case refreshedMsg:
@@ -182,6 +191,12 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		m.detail.Inspected(msg)
 	case validate.DoneMsg:
 		m.validate.Done(msg)
+	case logpane.CopiedMsg:
+		if msg.Err != nil {
+			m.c.Error(msg.Err)
+		} else {
+			m.c.Info("%s", msg.Text)
+		}
 	case logpane.LinesMsg:
 		m.logs.Add(msg)
 		return m.opt.Logs.Wait(m.ctx)
@@ -214,6 +229,8 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 	case m.showHelp:
 		if key.Matches(msg, k.Help, k.Back) || msg.String() == "q" {
 			m.showHelp = false
+		} else {
+			m.help.Update(msg)
 		}
 		return nil
 	case m.validate.Open():
@@ -237,6 +254,7 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 		return m.quit()
 	case key.Matches(msg, k.Help):
 		m.showHelp = true
+		m.help.Open()
 	case key.Matches(msg, k.Command):
 		return m.cmdline.Open()
 	case key.Matches(msg, k.Logs):
@@ -257,16 +275,75 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 			return m.detail.Open(*r, m.viewAt())
 		}
 	case key.Matches(msg, k.Sort):
-		m.c.Info("sorted by %s", m.table.CycleSort())
-	case key.Matches(msg, k.Replicate):
-		return m.replicate(m.table.Targets(), true)
-	case key.Matches(msg, k.Stop):
-		return m.replicate(m.table.Targets(), false)
+		m.c.Info("%s", sortedBy(m.table.CycleSort()))
+	case key.Matches(msg, k.Reverse):
+		o := m.table.Sort()
+		o.Reverse = !o.Reverse
+		m.table.SetSort(o)
+		m.c.Info("%s", sortedBy(o))
+	case k.SortKey(msg.String()) != "":
+		m.c.Info("%s", sortedBy(m.table.SortBy(k.SortKey(msg.String()))))
+	case key.Matches(msg, k.Replicate), key.Matches(msg, k.Stop):
+		// The selection is spent by the action: the next r or x acts on
+		// the tenant under the cursor, not on an old selection.
+		targets := m.table.Targets()
+		m.table.ClearSelection()
+		return m.replicate(targets, key.Matches(msg, k.Replicate))
 	default:
 		_, cmd := m.table.Update(msg)
 		return cmd
 	}
 	return nil
+}
+
+// wheelStep is how many lines one turn of the wheel scrolls.
+const wheelStep = 3
+
+// mouse handles a click (a left button) or the wheel, wherever it is: the
+// wheel scrolls what it is over (the log pane, the help overlay, the
+// detail page, the table); a click on the table's column titles sorts by
+// that column, on a row puts the cursor there. Dialogs that take typing
+// ignore the mouse.
+func (m *Model) mouse(ms tea.Mouse, wheel bool) {
+	if m.quitting || m.cmdline.Active() || m.restore.Open() || m.validate.Open() {
+		return
+	}
+	step := 0
+	switch {
+	case !wheel && ms.Button != tea.MouseLeft:
+		return
+	case wheel && ms.Button == tea.MouseWheelUp:
+		step = -wheelStep
+	case wheel && ms.Button == tea.MouseWheelDown:
+		step = wheelStep
+	case wheel:
+		return
+	}
+	y := ms.Y - m.header.Height()
+	bh := m.bodyHeight()
+	switch {
+	case y < 0:
+	case m.showHelp:
+		if wheel {
+			m.help.Scroll(step)
+		}
+	case m.showLogs && y >= bh && y < bh+m.logs.Height():
+		if wheel {
+			m.logs.Scroll(step)
+		}
+	case y >= bh:
+	case m.page == pageDetail:
+		if wheel {
+			m.detail.Scroll(step)
+		}
+	case m.table.Filtering():
+	case wheel:
+		m.table.Scroll(step)
+	default:
+		if o, ok := m.table.Click(ms.X, y); ok {
+			m.c.Info("%s", sortedBy(o))
+		}
+	}
 }
 
 func (m *Model) detailKey(msg tea.KeyPressMsg) tea.Cmd {
@@ -292,10 +369,11 @@ func (m *Model) viewAt() time.Time {
 	return m.c.Now()
 }
 
-// toggleLogs opens or closes the log pane; it opens without the keyboard.
+// toggleLogs opens or closes the log pane; it opens without the keyboard,
+// following the newest line.
 func (m *Model) toggleLogs() {
 	m.showLogs = !m.showLogs
-	m.logs.Focus(false)
+	m.logs.Open()
 	m.layout()
 }
 
@@ -318,6 +396,7 @@ func (m *Model) layout() {
 	}
 	m.table.SetSize(w, body)
 	m.detail.SetSize(w, body)
+	m.help.SetSize(w, body)
 }
 
 // bodyHeight is the height of the table or detail page.
@@ -333,6 +412,9 @@ func (m *Model) bodyHeight() int {
 func (m *Model) View() tea.View {
 	v := tea.NewView(m.Render())
 	v.AltScreen = true
+	// Clicks and the wheel (shift+drag still selects text in most
+	// terminals).
+	v.MouseMode = tea.MouseModeCellMotion
 	v.WindowTitle = "litefleet"
 	if b := m.c.Backend.Context().Bucket; b != "" {
 		v.WindowTitle = "litefleet · " + fleet.Printable(b)
@@ -355,7 +437,7 @@ func (m *Model) Render() string {
 	case m.restore.Open():
 		body = common.Overlay(body, m.restore.View(w), w, bh)
 	case m.showHelp:
-		body = common.Overlay(body, m.help.View(w, bh), w, bh)
+		body = common.Overlay(body, m.help.View(), w, bh)
 	case m.validate.Open():
 		body = common.Overlay(body, m.validate.View(w, bh), w, bh)
 	}
@@ -379,7 +461,7 @@ func (m *Model) helpKeys() []key.Binding {
 	case m.restore.Open():
 		return []key.Binding{k.Confirm, k.Cancel, k.Up, k.Down}
 	case m.showHelp:
-		return []key.Binding{k.Back, k.Quit}
+		return []key.Binding{k.Up, k.Down, k.Back, k.Quit}
 	case m.validate.Open():
 		return []key.Binding{k.Up, k.Down, k.Back}
 	case m.page == pageTable && m.table.Filtering():
@@ -387,7 +469,7 @@ func (m *Model) helpKeys() []key.Binding {
 	case m.showLogs && m.logs.Focused():
 		return k.LogHelp()
 	case m.page == pageDetail:
-		return []key.Binding{k.Up, k.Down, k.PageDown, k.Restore, k.Replicate, k.Stop, k.Back, k.Help}
+		return []key.Binding{k.Up, k.Down, k.PageDown, k.Restore, k.Replicate, k.Stop, k.Back, k.Help, k.Quit}
 	}
 	return k.ShortHelp()
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/tui/components/detail"
+	"github.com/litefleet/litefleet/tui/components/fleettable"
 )
 
 func start(t *testing.T, opt ...Options) *driver {
@@ -220,7 +221,7 @@ func TestFilter(t *testing.T) {
 	if d.m.table.Filter() != "" || d.m.table.Visible() != 10 {
 		t.Fatal("esc does not clear the filter")
 	}
-	// The filter matches the file's path too.
+	// The filter matches the file's name too (not its folder).
 	d.press("/")
 	d.typeText("notes.db")
 	if d.current() != "default" || d.m.table.Visible() != 1 {
@@ -238,7 +239,7 @@ func TestSortCycles(t *testing.T) {
 	firsts := map[fleet.SortKey]string{fleet.SortLag: guidLagging, fleet.SortSize: guidLeased, fleet.SortStatus: evilTenant, fleet.SortName: guidRemote}
 	for _, k := range want {
 		d.press("g", "s")
-		if got := d.m.table.Sort(); got != k {
+		if got := d.m.table.Sort(); got != (fleettable.Order{Key: k}) {
 			t.Fatalf("s gave %s, want %s", got, k)
 		}
 		d.wantScreen("sort: " + string(k))

@@ -17,6 +17,7 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	execTestApp() // the application of replicate -exec's test, when it is one
 	dir, err := os.MkdirTemp("", "litefleet-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

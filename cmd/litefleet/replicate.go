@@ -60,6 +60,13 @@ SIGINT or SIGTERM makes a final sync of every tenant, releases the claims
 and exits 0, or 1 naming the tenants whose final sync failed. A second
 signal stops without waiting.
 
+-exec CMD runs the application as a child once replication has started
+(CMD split into words as Litestream does, no shell; in a process group of
+its own). SIGINT, SIGTERM or SIGHUP is forwarded to it, once; when it
+exits, by itself or so, every tenant gets its final sync and replicate
+exits with the application's code (128 + the signal that killed it); a
+failed final sync makes a 0 a 1. A second signal kills the application.
+
 -addr HOST:PORT (or addr: at the top of the -config file) serves, for
 machines: /metrics (Prometheus text format: per tenant, labelled
 tenant="NAME", its state, local and replicated TXIDs, lag, last sync,
@@ -83,6 +90,8 @@ Examples:
     # every tenant database in /data, each into its own prefix; new ones join at once
   litefleet replicate -dir /data -bucket saas-backups -addr 127.0.0.1:9090
     # and: curl -s 127.0.0.1:9090/healthz; curl -s 127.0.0.1:9090/metrics
+  litefleet replicate -dir /data -bucket saas-backups -exec "/usr/local/bin/app -port 8080"
+    # the container's entrypoint: the app runs, replicated, and its exit code is replicate's
 `
 
 // nameList is a repeatable flag of names.
@@ -105,6 +114,7 @@ type replicateFlags struct {
 	sleepAfter time.Duration
 	takeover   nameList
 	addr       string
+	exec       string // replicate only: the application to run as a child
 	// configAddr is the -config file's addr:, set by source.
 	configAddr string
 }
@@ -127,6 +137,7 @@ func runReplicate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs := newFlagSet("replicate", replicateHelp, stderr)
 	var rf replicateFlags
 	rf.register(fs)
+	fs.StringVar(&rf.exec, "exec", "", "run this command (the application) as a child, as litestream replicate -exec does: its exit, or a signal forwarded to it, ends replication with a final sync, and replicate exits with its code")
 	lf := logFlags{}
 	lf.register(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -192,7 +203,24 @@ func runReplicate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	st := eng.Status()
 	logger.Info("ready", "tenants", len(st), "host", hostName(rf.host))
 
-	<-ctx.Done()
+	// -exec: the application runs while its databases replicate; its
+	// exit, or a signal forwarded to it and its exit, ends replication
+	// with a final sync, and its exit code becomes replicate's.
+	var child *app
+	var childErr error
+	if rf.exec != "" {
+		signals := make(chan os.Signal, 2)
+		signal.Notify(signals, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+		if child, err = startApp(rf.exec, stdout, stderr); err != nil {
+			signal.Stop(signals)
+			closeQuietly(eng)
+			return err
+		}
+		childErr = child.wait(signals, logger)
+		signal.Stop(signals)
+	} else {
+		<-ctx.Done()
+	}
 	logger.Info("shutting down: final sync", "tenants", len(st))
 	// A second signal stops waiting for the final sync.
 	hard := make(chan os.Signal, 1)
@@ -208,8 +236,21 @@ func runReplicate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		case <-closeCtx.Done():
 		}
 	}()
-	if err := eng.Close(closeCtx); err != nil {
-		return &exitError{code: 1, err: err}
+	closeErr := eng.Close(closeCtx)
+	if child != nil {
+		code := exitCode(childErr)
+		if closeErr != nil {
+			// The application's own failure, if any, says more.
+			return &exitError{code: max(code, 1), err: closeErr}
+		}
+		logger.Info("stopped cleanly", "code", code)
+		if code != 0 {
+			return &exitError{code: code} // the application said why
+		}
+		return nil
+	}
+	if closeErr != nil {
+		return &exitError{code: 1, err: closeErr}
 	}
 	logger.Info("stopped cleanly")
 	return nil

@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -19,9 +21,9 @@ import (
 )
 
 const restoreHelp = `Usage:
-  litefleet restore TENANT [-o PATH] [-timestamp RFC3339 | -txid N] [-dry-run] [-force] [-json] [connection flags]
+  litefleet restore TENANT [-o PATH] [-timestamp RFC3339 | -txid N] [-dry-run] [-force] [-if-db-not-exists] [-if-replica-exists] [-json] [connection flags]
   litefleet restore -o PATH s3://BUCKET/databases/TENANT
-  litefleet restore -all -o DIR [-match GLOB] [-parallel N] [-timestamp RFC3339] [-dry-run] [-force] [-json]
+  litefleet restore -all -o DIR [-match GLOB] [-parallel N] [-timestamp RFC3339] [-dry-run] [-force] [-if-db-not-exists] [-if-replica-exists] [-json]
 
 Restores a tenant's SQLite database from its Litestream replica: the latest
 state, or the state at -txid or -timestamp; from v0.5 LTX files or v0.3
@@ -36,6 +38,13 @@ existing PATH is replaced only with -force, which first keeps it, with its
 that a process has open is never restored over; the refusal names the
 owner. A copy of a live tenant is replaced with -force like any file. Afterwards litefleet says which TXID and
 time the file holds and compares them with the replica's latest.
+
+-if-db-not-exists and -if-replica-exists are litestream restore's, for a
+container's entrypoint that restores on start only when needed: the first
+exits 0 without asking S3 when PATH exists (anything there), the second
+exits 0 when the tenant has nothing to restore from (a brand-new tenant).
+With -all they apply to each tenant: its file is left as it is, or it is
+passed over, and neither counts as a failure.
 
 -dry-run prints the plan and writes nothing: the objects, their bytes, and
 the TXID and time the file would hold; it exits 1 if the restore would be
@@ -72,7 +81,10 @@ type restoreFlags struct {
 	all       bool
 	match     string
 	parallel  int
-	set       map[string]bool // flags given on the command line
+	// ifDBNotExists and ifReplicaExists are litestream restore's flags.
+	ifDBNotExists   bool
+	ifReplicaExists bool
+	set             map[string]bool // flags given on the command line
 }
 
 func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -89,6 +101,8 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.BoolVar(&rf.all, "all", false, "restore every tenant in the bucket into the folder -o")
 	fs.StringVar(&rf.match, "match", "", "with -all: only tenants whose name matches this glob")
 	fs.IntVar(&rf.parallel, "parallel", restore.DefaultParallel, "with -all: tenants restored at once")
+	fs.BoolVar(&rf.ifDBNotExists, "if-db-not-exists", false, "exit 0, restoring nothing, when the output file exists (with -all: per tenant)")
+	fs.BoolVar(&rf.ifReplicaExists, "if-replica-exists", false, "exit 0 when the tenant has nothing to restore from (with -all: per tenant)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -161,6 +175,22 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if output == "" {
 		output = target.output
 	}
+	if rf.ifDBNotExists {
+		// The file restore.Options would write: ./TENANT.db by default,
+		// FOLDER/TENANT.db for a folder. Checked before S3 is asked, as
+		// litestream does, with its test: anything there but "does not
+		// exist" counts.
+		check := output
+		if check == "" {
+			check = target.tenant + ".db"
+		} else if st, err := os.Stat(check); err == nil && st.IsDir() {
+			check = filepath.Join(check, target.tenant+".db")
+		}
+		if _, err := os.Lstat(check); !errors.Is(err, os.ErrNotExist) {
+			return printNotRestored(stdout, rf.json, target.tenant, check, restore.EventExists,
+				fmt.Sprintf("%s exists: nothing restored (-if-db-not-exists)", fleet.Printable(check)))
+		}
+	}
 	opt := restore.Options{
 		Conn: conn, Tenant: target.tenant, Output: output, TXID: txid, Timestamp: ts,
 		Source: rf.source, Force: rf.force, DryRun: rf.dryRun,
@@ -170,8 +200,18 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 
+	noBackup := func(err error) bool {
+		return rf.ifReplicaExists && errors.Is(err, restore.ErrNoBackup)
+	}
+	notRestored := func() error {
+		return printNotRestored(stdout, rf.json, target.tenant, output, restore.EventNoBackup,
+			fmt.Sprintf("tenant %s has nothing to restore from: nothing restored (-if-replica-exists)", fleet.Printable(target.tenant)))
+	}
 	if rf.dryRun {
 		p, err := restore.NewPlan(ctx, client, opt)
+		if noBackup(err) {
+			return notRestored()
+		}
 		if err != nil {
 			return err
 		}
@@ -203,6 +243,9 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	res, err := restore.Run(ctx, client, opt)
 	bar.Close()
+	if noBackup(err) {
+		return notRestored()
+	}
 	if err != nil {
 		return err
 	}
@@ -358,6 +401,7 @@ func restoreAll(ctx context.Context, rf restoreFlags, conn s3browse.Conn, ts tim
 	opt := restore.AllOptions{
 		Conn: conn, OutputDir: rf.output, Match: rf.match, Parallel: rf.parallel,
 		Timestamp: ts, Source: rf.source, Force: rf.force, DryRun: rf.dryRun,
+		IfDBNotExists: rf.ifDBNotExists, IfReplicaExists: rf.ifReplicaExists,
 	}
 	var bar *termProgress
 	if !rf.json {
@@ -405,13 +449,58 @@ func restoreAll(ctx context.Context, rf restoreFlags, conn s3browse.Conn, ts tim
 	}
 	switch {
 	case sum.Failed > 0:
-		return &exitError{code: 1, err: fmt.Errorf("%d of %d tenants failed (the others were restored): see above", sum.Failed, sum.Tenants)}
+		return &exitError{code: 1, err: errors.New(failedSummary(sum, rf.dryRun))}
 	case sum.Refused > 0:
 		return &exitError{code: 1, err: fmt.Errorf("the restore would be refused for %d of %d tenants: see above", sum.Refused, sum.Tenants)}
-	case sum.Tenants == 0 && rf.match != "":
+	case sum.Tenants == 0 && rf.match != "" && !rf.ifReplicaExists:
 		return &exitError{code: 1, err: fmt.Errorf("no tenant in %s matches %q", conn, rf.match)}
 	}
 	return nil
+}
+
+// printNotRestored says that -if-db-not-exists or -if-replica-exists left
+// the tenant alone: a line, or with -json an object in the words of
+// restore -all's events (kind "exists" or "no backup"), so that a script
+// reading JSON gets JSON.
+func printNotRestored(w io.Writer, asJSON bool, tenant, output, kind, line string) error {
+	if asJSON {
+		return writeJSON(w, struct {
+			Kind   string `json:"kind"`
+			Tenant string `json:"tenant"`
+			Output string `json:"output,omitempty"`
+		}{kind, tenant, output})
+	}
+	_, err := fmt.Fprintln(w, line)
+	return err
+}
+
+// failedSummary is restore -all's error when tenants failed: how many,
+// and what became of the others, in words true of every mix (all failed,
+// some restored, some left as they were or with nothing to restore).
+func failedSummary(s restore.Summary, dryRun bool) string {
+	done, verb := s.Restored, "restored"
+	if dryRun {
+		done, verb = s.Planned, "planned"
+	}
+	var others []string
+	if done > 0 {
+		others = append(others, fmt.Sprintf("%d %s", done, verb))
+	}
+	if s.Existing > 0 {
+		others = append(others, fmt.Sprintf("%d left as they were (-if-db-not-exists)", s.Existing))
+	}
+	if s.NoBackup > 0 {
+		others = append(others, fmt.Sprintf("%d with nothing to restore (-if-replica-exists)", s.NoBackup))
+	}
+	switch {
+	case s.Failed == 1 && s.Tenants == 1:
+		return "the tenant failed: see above"
+	case s.Failed == s.Tenants:
+		return fmt.Sprintf("all %d tenants failed, none was %s: see above", s.Tenants, verb)
+	case len(others) == 0:
+		return fmt.Sprintf("%d of %d tenants failed: see above", s.Failed, s.Tenants)
+	}
+	return fmt.Sprintf("%d of %d tenants failed (%s): see above", s.Failed, s.Tenants, strings.Join(others, ", "))
 }
 
 // eventLine is restore -all's line for a tenant's outcome, or "" for an
@@ -442,6 +531,10 @@ func eventLine(ev restore.Event) string {
 		return fmt.Sprintf("FAILED   %s: %s", name, ev.Error)
 	case restore.EventSkipped:
 		return fmt.Sprintf("skipped  %s: not usable as a tenant: %s", name, ev.Reason)
+	case restore.EventExists:
+		return fmt.Sprintf("exists   %s: %s left as it is (-if-db-not-exists)", name, fleet.Printable(ev.Output))
+	case restore.EventNoBackup:
+		return fmt.Sprintf("no backup %s: nothing to restore from (-if-replica-exists)", name)
 	}
 	return ""
 }
@@ -450,6 +543,12 @@ func printSummary(w io.Writer, s restore.Summary, dryRun bool) {
 	done := fmt.Sprintf("%d restored", s.Restored)
 	if dryRun {
 		done = fmt.Sprintf("%d planned", s.Planned)
+	}
+	if s.Existing > 0 {
+		done += fmt.Sprintf(", %d existing left", s.Existing)
+	}
+	if s.NoBackup > 0 {
+		done += fmt.Sprintf(", %d with no backup", s.NoBackup)
 	}
 	fmt.Fprintf(w, "restore -all: %s, %d failed, %d skipped, of %d tenants; %s downloaded in %s\n",
 		done, s.Failed, s.Skipped, s.Tenants, fmtBytes(s.Downloaded), time.Duration(s.DurationMS)*time.Millisecond)
@@ -485,6 +584,9 @@ func (f *fleetProgress) see(ev restore.Event) {
 	case restore.EventFailed:
 		f.finished++
 		f.failed++
+		delete(f.tenants, ev.Tenant)
+	case restore.EventExists, restore.EventNoBackup:
+		f.finished++
 		delete(f.tenants, ev.Tenant)
 	}
 }

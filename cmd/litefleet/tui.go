@@ -12,6 +12,7 @@ import (
 	"time"
 
 	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/term"
 
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/replication"
@@ -25,12 +26,14 @@ const tuiHelp = `Usage:
 Opens the terminal UI over the fleet: every tenant's local database beside
 its S3 prefix, with status and lag, refreshed every -refresh. Keys: enter a
 tenant's restore points, r/x start and stop replicating it in this process,
-R restore, v check names, / filter, s sort, : command (:bucket, :prefix, :host, :q),
-l log pane, ? every key. Quitting stops what it replicates with a final sync.
+R restore, v check names, / filter, s sort (S reverses), : command (:bucket,
+:prefix, :host, :q), l log pane, ? every key; the mouse clicks and scrolls.
+Quitting stops what it replicates with a final sync. -dir without a bucket
+shows the local side alone (S3 not configured).
 
 -readonly hides and refuses every action that writes (replicate, stop,
-restore). NO_COLOR is honoured. Closing the terminal (SIGHUP) stops the UI as
-q does: what it replicates gets a final sync.
+restore). NO_COLOR is honoured. Closing the terminal (SIGHUP, or a read of
+it that fails) stops the UI as q does: what it replicates gets a final sync.
 
 Examples:
   litefleet -dir /data -bucket saas-backups
@@ -73,6 +76,13 @@ func runTUI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	slog.SetDefault(logger)
 	defer slog.SetDefault(prev)
 	rf := replicateFlags{cf: ff.connFlags, dirs: ff.dirs, recursive: ff.recursive, rescan: 30 * time.Second, sleepAfter: time.Minute}
+	if fl.Conn.Bucket == "" {
+		// -dir without a bucket: the local side alone, S3 "not
+		// configured". There is nowhere to replicate to, so the engine
+		// gets no folders (r says "no bucket"), rather than the UI
+		// refusing to open.
+		rf.dirs = nil
+	}
 	src, err := rf.source(true)
 	if err != nil {
 		return err
@@ -92,10 +102,18 @@ func runTUI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		Color:    os.Getenv("NO_COLOR") == "",
 		Logs:     sink,
 	})
-	p := tea.NewProgram(m, tea.WithFilter(tui.Filter), tea.WithOutput(stdout))
-	// Bubble Tea turns SIGINT and SIGTERM into a clean quit. SIGHUP means
-	// the terminal is gone and no one can answer the UI: stop it now; the
-	// replications it started get their final sync below.
+	opts := []tea.ProgramOption{tea.WithFilter(tui.Filter), tea.WithOutput(stdout)}
+	var gone <-chan struct{} // stays nil, never ready, without a terminal to watch
+	if term.IsTerminal(os.Stdin.Fd()) {
+		in := newTTYInput(os.Stdin)
+		opts = append(opts, tea.WithInput(in))
+		gone = in.Gone()
+	}
+	p := tea.NewProgram(m, opts...)
+	// Bubble Tea turns SIGINT and SIGTERM into a clean quit. SIGHUP, or a
+	// read of the terminal that fails, means the terminal is gone and no
+	// one can answer the UI: stop it now; the replications it started get
+	// their final sync below.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -103,6 +121,8 @@ func runTUI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	go func() {
 		select {
 		case <-hup:
+			p.Kill()
+		case <-gone:
 			p.Kill()
 		case <-ran:
 		}

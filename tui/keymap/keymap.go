@@ -2,7 +2,11 @@
 // text: the footer, the help overlay and the README's key table read them.
 package keymap
 
-import "charm.land/bubbles/v2/key"
+import (
+	"charm.land/bubbles/v2/key"
+
+	"github.com/litefleet/litefleet/fleet"
+)
 
 // KeyMap is every binding, grouped as the help overlay shows them.
 type KeyMap struct {
@@ -11,7 +15,7 @@ type KeyMap struct {
 	// The log pane: focus it, scroll sideways, copy a line.
 	Focus, Left, Right, Copy key.Binding
 	// Looking.
-	Open, Back, Filter, Sort, Refresh, Logs, Help, Command, Validate key.Binding
+	Open, Back, Filter, Sort, Reverse, SortColumn, Refresh, Logs, Help, Command, Validate key.Binding
 	// Acting: all but Select write, and -readonly turns those off.
 	Select, Replicate, Stop, Restore key.Binding
 	// Dialogs.
@@ -35,15 +39,18 @@ func Default(readOnly bool) *KeyMap {
 		Right: key.NewBinding(key.WithKeys("right"), key.WithHelp("→", "log: right")),
 		Copy:  key.NewBinding(key.WithKeys("y"), key.WithHelp("y", "log: copy line")),
 
-		Open:     key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "detail")),
-		Back:     key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "back")),
-		Filter:   key.NewBinding(key.WithKeys("/"), key.WithHelp("/", "filter")),
-		Sort:     key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "sort")),
-		Refresh:  key.NewBinding(key.WithKeys("ctrl+r"), key.WithHelp("ctrl+r", "refresh")),
-		Logs:     key.NewBinding(key.WithKeys("l"), key.WithHelp("l", "log pane")),
-		Help:     key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
-		Command:  key.NewBinding(key.WithKeys(":"), key.WithHelp(":", "command")),
-		Validate: key.NewBinding(key.WithKeys("v"), key.WithHelp("v", "validate names")),
+		Open:    key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "detail")),
+		Back:    key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "back")),
+		Filter:  key.NewBinding(key.WithKeys("/"), key.WithHelp("/", "filter")),
+		Sort:    key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "sort")),
+		Reverse: key.NewBinding(key.WithKeys("S"), key.WithHelp("S", "reverse sort")),
+		// k9s's shift+letter per column; again reverses.
+		SortColumn: key.NewBinding(key.WithKeys("N", "L", "Z", "C", "T"), key.WithHelp("N/L/Z/C/T", "sort by column")),
+		Refresh:    key.NewBinding(key.WithKeys("ctrl+r"), key.WithHelp("ctrl+r", "refresh")),
+		Logs:       key.NewBinding(key.WithKeys("l"), key.WithHelp("l", "log pane")),
+		Help:       key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
+		Command:    key.NewBinding(key.WithKeys(":"), key.WithHelp(":", "command")),
+		Validate:   key.NewBinding(key.WithKeys("v"), key.WithHelp("v", "validate names")),
 
 		Select:    key.NewBinding(key.WithKeys("space"), key.WithHelp("space", "select")),
 		Replicate: key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "replicate")),
@@ -82,6 +89,17 @@ func (k *KeyMap) IsWrite(s string) bool {
 	return false
 }
 
+// sortKeys are the sort keys of SortColumn's keys.
+var sortKeys = map[string]fleet.SortKey{"N": fleet.SortName, "L": fleet.SortLag, "Z": fleet.SortSize, "C": fleet.SortChanged, "T": fleet.SortStatus}
+
+// SortKey is the sort key that key s orders by, or "".
+func (k *KeyMap) SortKey(s string) fleet.SortKey {
+	if !k.SortColumn.Enabled() {
+		return ""
+	}
+	return sortKeys[s]
+}
+
 // ShortHelp is the footer's line for the fleet table.
 func (k *KeyMap) ShortHelp() []key.Binding {
 	return []key.Binding{k.Open, k.Filter, k.Sort, k.Select, k.Replicate, k.Restore, k.Logs, k.Help, k.Quit}
@@ -89,14 +107,14 @@ func (k *KeyMap) ShortHelp() []key.Binding {
 
 // LogHelp is the footer's line while the log pane has the keyboard.
 func (k *KeyMap) LogHelp() []key.Binding {
-	return []key.Binding{k.Up, k.Down, k.Left, k.Right, k.Copy, k.Focus, k.Logs, k.Quit}
+	return []key.Binding{k.Up, k.Down, k.Left, k.Right, k.Copy, k.Focus, k.Logs, k.Help, k.Quit}
 }
 
 // FullHelp is the help overlay, in columns.
 func (k *KeyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
 		{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom},
-		{k.Open, k.Back, k.Filter, k.Sort, k.Refresh, k.Validate},
+		{k.Open, k.Back, k.Filter, k.Sort, k.Reverse, k.SortColumn, k.Refresh, k.Validate},
 		{k.Select, k.Replicate, k.Stop, k.Restore, k.Command, k.Help, k.Quit},
 		{k.Logs, k.Focus, k.Left, k.Right, k.Copy},
 	}

@@ -7,6 +7,7 @@ package detail
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -180,6 +181,12 @@ func (m *Model) Update(msg tea.KeyPressMsg) bool {
 	return true
 }
 
+// Scroll moves the page by n lines (the mouse wheel).
+func (m *Model) Scroll(n int) {
+	page := max(m.height-1, 1)
+	m.offset = max(min(m.offset+n, len(m.lines)-page), 0)
+}
+
 // View draws the visible part of the page.
 func (m *Model) View() string {
 	if m.height <= 0 {
@@ -268,7 +275,7 @@ func (m *Model) render() {
 	switch {
 	case m.c.Backend.Context().Bucket == "":
 		section("S3")
-		add(st.Dim.Render("no bucket: start with -bucket or -config, or :bucket NAME"))
+		add(st.Dim.Render("S3 not configured: start with -bucket or -config, or :bucket NAME"))
 	case m.loading:
 		section("S3")
 		add(st.Dim.Render("listing restore points…"))
@@ -367,7 +374,13 @@ func (m *Model) reportLines(now time.Time, w int) []string {
 		kv("", st.Dim.Render(fmt.Sprintf("S3 TXID was %d at the refresh above: the next refresh judges the new one", rm.LatestTXID)))
 	}
 	kv("snapshots", fmt.Sprint(t.Snapshots))
-	_, lease := fleet.JudgeLease(t.Lease, now)
+	state, lease := fleet.JudgeLease(t.Lease, now)
+	if l := t.Lease; state == fleet.LeaseLive && l.Host != "" && l.Host == m.row.Host {
+		// The host line above has that host's heartbeat age, from the
+		// table's refresh: a second age, read at another time, would
+		// contradict it.
+		lease = fmt.Sprintf("held by host %s (heartbeat above), claim generation %d", fleet.Printable(l.Host), l.Generation)
+	}
 	kv("lease", lease)
 	if t.UnknownObjects > 0 {
 		kv("unknown", fmt.Sprintf("%d objects Litestream would not restore from", t.UnknownObjects))
@@ -383,7 +396,7 @@ func (m *Model) reportLines(now time.Time, w int) []string {
 			add(fmt.Sprintf("  %-26s %5d %8s  %-*s", levelName(lv.Level), lv.Count, common.Bytes(lv.Bytes), dw, common.TXID(lv.MaxTXID)))
 		}
 		for _, lv := range t.Levels {
-			section(fmt.Sprintf("level %s · %d files, oldest first", levelName(lv.Level), len(lv.Files)))
+			section(fmt.Sprintf("level %s · %d files, newest first", levelName(lv.Level), len(lv.Files)))
 			out = append(out, fileLines(c, lv.Files, now, w)...)
 		}
 	}
@@ -411,9 +424,10 @@ func (m *Model) reportLines(now time.Time, w int) []string {
 	return out
 }
 
-// fileLines lists a level's files, oldest first as `inspect` does: TXIDs
-// in decimal, with their 16-hex form beside them when the page is wide
-// enough for both.
+// fileLines lists a level's files newest first: the latest restore points
+// are what an operator looks for, and with hundreds of L0 files they would
+// otherwise be pages down. TXIDs are in decimal, with their 16-hex form
+// beside them when the page is wide enough for both.
 func fileLines(c *common.Common, files []s3browse.LTXFile, now time.Time, w int) []string {
 	st := c.Styles.Detail
 	dw := 0
@@ -427,7 +441,7 @@ func fileLines(c *common.Common, files []s3browse.LTXFile, now time.Time, w int)
 	}
 	cw := max(len(txid(1)), len("MAX TXID"))
 	out := []string{common.Cut(st.Label.Render(fmt.Sprintf("  %-*s  %-*s  %6s  %s", cw, "MIN TXID", cw, "MAX TXID", "SIZE", "UPLOADED")), w)}
-	for _, f := range files {
+	for _, f := range slices.Backward(files) {
 		out = append(out, common.Cut(fmt.Sprintf("  %-*s  %-*s  %6s  %s  %s", cw, txid(f.MinTXID), cw, txid(f.MaxTXID), common.Bytes(f.Size), common.Stamp(f.ModifiedAt), st.Dim.Render(common.Ago(now, f.ModifiedAt))), w))
 	}
 	return out

@@ -36,16 +36,18 @@ type column struct {
 	status   bool // drawn in the row's status colour
 	cell     func(r *fleet.Row, now time.Time) string
 	flexWant func(rows []fleet.Row) int
+	sort     fleet.SortKey // the order this column shows, "" for none
 }
 
 var columns = []column{
-	{title: "TENANT", group: groupTenant, width: 6, max: tenantMax, name: true, status: true, cell: tenantCell, flexWant: tenantWant},
-	{title: "SIZE", group: groupTenant, width: 5, right: true, drop: 5, cell: sizeCell},
+	{title: "TENANT", group: groupTenant, width: 7, max: tenantMax, name: true, status: true, cell: tenantCell, flexWant: tenantWant, sort: fleet.SortName},
+	{title: "SIZE", group: groupTenant, width: 5, right: true, drop: 5, cell: sizeCell, sort: fleet.SortSize},
+	{title: "CHANGED", group: groupTenant, width: 8, right: true, drop: 10, cell: changedCell, sort: fleet.SortChanged},
 	{title: "FILE", group: groupLocal, width: 10, max: 28, name: true, drop: 9, cell: fileCell, flexWant: fileWant},
 	{title: "TXID", group: groupLocal, width: 6, right: true, drop: 3, cell: localTXIDCell},
 	{title: "WAL", group: groupLocal, width: 5, right: true, drop: 7, cell: walCell},
-	{title: "LAG", group: groupLink, width: 8, right: true, drop: 1, cell: lagCell},
-	{title: "STATUS", group: groupLink, width: 16, status: true, cell: statusCell},
+	{title: "LAG", group: groupLink, width: 8, right: true, drop: 1, cell: lagCell, sort: fleet.SortLag},
+	{title: "STATUS", group: groupLink, width: 16, status: true, cell: statusCell, sort: fleet.SortStatus},
 	{title: "HOST", group: groupLink, width: 4, max: hostMax, name: true, drop: 5, cell: hostCell, flexWant: hostWant},
 	{title: "TXID", group: groupRemote, width: 6, right: true, drop: 2, cell: remoteTXIDCell},
 	{title: "SYNCED", group: groupRemote, width: 7, right: true, drop: 4, cell: syncedCell},
@@ -58,7 +60,7 @@ var columns = []column{
 const tenantMax = 36
 
 // Indices of the flexible columns.
-const colTenant, colFile, colHost = 0, 2, 7
+const colTenant, colFile, colHost = 0, 3, 8
 
 // hostMax is the HOST column's widest: longer host names are shortened in
 // the middle.
@@ -140,6 +142,17 @@ const unknownCell = "—"
 // the snapshots.
 func sizesUnknown(rm *s3browse.TenantSummary) bool {
 	return rm != nil && rm.Source == s3browse.SourceHostRecord
+}
+
+// changedCell is what sorting by last change orders by (fleet.Row.Changed):
+// the database file's last change, or the replica's last upload when
+// nothing is local.
+func changedCell(r *fleet.Row, now time.Time) string {
+	t := r.Changed()
+	if t.IsZero() {
+		return ""
+	}
+	return common.Duration(max(now.Sub(t), 0)) + " ago"
 }
 
 func walCell(r *fleet.Row, _ time.Time) string {
@@ -257,9 +270,10 @@ const (
 // computeLayout fits the columns into width. The tenant column takes the
 // width of the longest name (at most a GUID's 36): a GUID is the tenant's
 // identity and its last digits tell tenants apart, so other columns are
-// dropped, in their drop order, before it is narrowed. The file column
-// then takes what is left, or goes.
-func computeLayout(width int, rows []fleet.Row) layout {
+// dropped, in their drop order, before it is narrowed; the column the rows
+// are sorted by (sorted) is never dropped. The file column then takes what
+// is left, or goes.
+func computeLayout(width int, rows []fleet.Row, sorted fleet.SortKey) layout {
 	shown := make([]bool, len(columns))
 	for i := range shown {
 		shown[i] = true
@@ -279,6 +293,9 @@ func computeLayout(width int, rows []fleet.Row) layout {
 	for need() > width {
 		worst := -1
 		for i, c := range columns {
+			if c.sort != "" && c.sort == sorted {
+				continue // the order the rows are in must be seen
+			}
 			if shown[i] && c.drop > 0 && (worst < 0 || c.drop > columns[worst].drop) {
 				worst = i
 			}

@@ -29,7 +29,7 @@ func TestLayoutFitsAndKeepsGUIDsWhole(t *testing.T) {
 	guid := "12345678-1234-5678-9abc-123456789012"
 	rows := []fleet.Row{{Tenant: guid, Local: &fleet.Local{Entry: fleet.Entry{Path: "/data/" + guid + ".db"}}}}
 	for _, w := range []int{60, 80, 100, 120, 140, 200} {
-		l := computeLayout(w, rows)
+		l := computeLayout(w, rows, fleet.SortName)
 		if l.total > w {
 			t.Errorf("width %d: layout takes %d", w, l.total)
 		}
@@ -47,7 +47,7 @@ func TestLayoutFitsAndKeepsGUIDsWhole(t *testing.T) {
 		}
 	}
 	// Too narrow for a GUID and its status: the tenant narrows, last.
-	l := computeLayout(50, rows)
+	l := computeLayout(50, rows, fleet.SortName)
 	if l.total > 50 || len(l.cols) != 2 || !has(l, "STATUS") {
 		t.Errorf("width 50: %+v", l)
 	}
@@ -58,7 +58,7 @@ func TestLayoutFitsAndKeepsGUIDsWhole(t *testing.T) {
 func TestLongNameShortenedInTheMiddle(t *testing.T) {
 	long := "tenant-" + strings.Repeat("x", 240) + "-end"
 	rows := []fleet.Row{{Tenant: long, Status: fleet.StatusInvalid, Remote: &s3browse.TenantSummary{Prefix: s3browse.Prefix{Name: long}}}}
-	l := computeLayout(120, rows)
+	l := computeLayout(120, rows, fleet.SortName)
 	if l.widths[0] != tenantMax {
 		t.Fatalf("tenant column %d wide, want %d", l.widths[0], tenantMax)
 	}
@@ -105,12 +105,12 @@ func TestSetViewTakesTheIndex(t *testing.T) {
 	m := New(testCommon())
 	m.SetSize(120, 10)
 	idx := NewIndex(rows)
-	m.SetView(&fleet.View{Rows: rows}, fleet.SortName, idx)
+	m.SetView(&fleet.View{Rows: rows}, Order{Key: fleet.SortName}, idx)
 	if &m.keys[0] != &idx.keys[0] || &m.search[0] != &idx.search[0] {
 		t.Fatal("SetView indexed the rows again")
 	}
 	// Sorted another way since: indexed here, in the new order.
-	m.SetView(&fleet.View{Rows: rows}, fleet.SortLag, idx)
+	m.SetView(&fleet.View{Rows: rows}, Order{Key: fleet.SortLag}, idx)
 	if &m.keys[0] == &idx.keys[0] || m.Visible() != 2 {
 		t.Fatal("a view in another order kept the stale index")
 	}

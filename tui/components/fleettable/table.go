@@ -5,6 +5,8 @@ package fleettable
 
 import (
 	"fmt"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,7 +33,7 @@ type Model struct {
 	keys    []string    // identity of each row, for cursor and selection
 	search  []string    // lower-case text the filter matches, per row
 	visible []int       // indices into rows that pass the filter
-	sortKey fleet.SortKey
+	order   Order
 	filter  string
 	host    string // :host NAME: only the tenants that host reports
 	layout  layout
@@ -47,20 +49,20 @@ type Model struct {
 func New(c *common.Common) *Model {
 	in := textinput.New()
 	in.Prompt = "/"
-	in.Placeholder = "tenant name"
+	in.Placeholder = "tenant or host"
 	st := c.Styles.Input
 	in.SetStyles(textinput.Styles{
 		Focused: textinput.StyleState{Prompt: st.Prompt, Text: st.Text, Placeholder: st.Placeholder},
 		Blurred: textinput.StyleState{Prompt: st.Prompt, Text: st.Text, Placeholder: st.Placeholder},
 	})
-	return &Model{c: c, input: in, sortKey: fleet.SortName, selected: map[string]bool{}}
+	return &Model{c: c, input: in, order: Order{Key: fleet.SortName}, selected: map[string]bool{}}
 }
 
 // SetSize sets the table's size, header lines included.
 func (m *Model) SetSize(w, h int) {
 	m.width, m.height = w, h
 	m.input.SetWidth(max(w-30, 10))
-	m.layout = computeLayout(w, m.rows)
+	m.layout = computeLayout(w, m.rows, m.order.Key)
 	m.clamp()
 }
 
@@ -86,9 +88,14 @@ func NewIndex(rows []fleet.Row) *Index {
 	for i := range rows {
 		r := &rows[i]
 		x.keys[i] = rowKey(r)
+		// What the row shows: the tenant's name, its file's name and its
+		// host. The whole path would match every tenant on "/d" or "a".
 		s := strings.ToLower(r.Display())
 		if r.Local != nil {
-			s += "\x00" + strings.ToLower(fleet.Printable(r.Local.Path))
+			s += "\x00" + strings.ToLower(fleet.Printable(filepath.Base(r.Local.Path)))
+		}
+		if r.Host != "" {
+			s += "\x00" + strings.ToLower(fleet.Printable(r.Host))
 		}
 		x.search[i] = s
 	}
@@ -100,12 +107,12 @@ func NewIndex(rows []fleet.Row) *Index {
 // in that order (sorted off the UI goroutine), and idx, when not nil, is
 // their index; when the order asked for has changed since, the rows are
 // sorted and indexed again here.
-func (m *Model) SetView(v *fleet.View, sortedBy fleet.SortKey, idx *Index) {
+func (m *Model) SetView(v *fleet.View, sortedBy Order, idx *Index) {
 	cur := m.currentKey()
 	m.at = v.At
 	m.rows = append(m.rows[:0:0], v.Rows...)
 	switch {
-	case sortedBy != m.sortKey:
+	case sortedBy != m.order:
 		m.resort(cur)
 	case idx == nil || len(idx.keys) != len(m.rows):
 		m.index(cur)
@@ -113,7 +120,7 @@ func (m *Model) SetView(v *fleet.View, sortedBy fleet.SortKey, idx *Index) {
 		m.keys, m.search = idx.keys, idx.search
 		m.refilter(cur)
 	}
-	m.layout = computeLayout(m.width, m.rows)
+	m.layout = computeLayout(m.width, m.rows, m.order.Key)
 	// Forget selected tenants that are gone.
 	present := make(map[string]bool, len(m.keys))
 	for _, k := range m.keys {
@@ -136,7 +143,7 @@ func (m *Model) currentKey() string {
 // resort sorts the rows and reapplies the filter, putting the cursor back
 // on key when it is still visible.
 func (m *Model) resort(key string) {
-	fleet.Sort(m.rows, m.sortKey)
+	m.order.Apply(m.rows)
 	m.index(key)
 }
 
@@ -147,8 +154,8 @@ func (m *Model) index(key string) {
 	m.refilter(key)
 }
 
-// refilter recomputes the visible rows. A filter matches the tenant name
-// or the local file's path, case-insensitively.
+// refilter recomputes the visible rows. A filter matches the tenant name,
+// its file's name or its host, case-insensitively.
 func (m *Model) refilter(key string) {
 	prevCursor := m.cursor
 	m.visible = m.visible[:0]
@@ -189,26 +196,72 @@ func (m *Model) clamp() {
 	m.offset = max(min(m.offset, len(m.visible)-h), 0)
 }
 
-// CycleSort moves to the next order: name, lag, size, last change, status.
-func (m *Model) CycleSort() fleet.SortKey {
+// Order is a row order: a sort key, and whether it is reversed.
+type Order struct {
+	Key     fleet.SortKey
+	Reverse bool
+}
+
+// Apply sorts rows in the order: fleet.Sort's, or its reverse.
+func (o Order) Apply(rows []fleet.Row) {
+	fleet.Sort(rows, o.Key)
+	if o.Reverse {
+		slices.Reverse(rows)
+	}
+}
+
+// String is the order as :sort takes it: "lag", or "-lag" reversed.
+func (o Order) String() string {
+	if o.Reverse {
+		return "-" + string(o.Key)
+	}
+	return string(o.Key)
+}
+
+// ParseOrder reads :sort's argument: a key, reversed with a leading "-".
+func ParseOrder(s string) (Order, error) {
+	rest, rev := strings.CutPrefix(strings.TrimSpace(s), "-")
+	k, err := fleet.ParseSortKey(rest)
+	if err != nil {
+		return Order{}, err
+	}
+	return Order{Key: k, Reverse: rev}, nil
+}
+
+// CycleSort moves to the next key: name, lag, size, last change, status,
+// in each key's own direction.
+func (m *Model) CycleSort() Order {
 	i := 0
 	for j, k := range fleet.SortKeys {
-		if k == m.sortKey {
+		if k == m.order.Key {
 			i = j
 		}
 	}
-	m.SetSort(fleet.SortKeys[(i+1)%len(fleet.SortKeys)])
-	return m.sortKey
+	m.SetSort(Order{Key: fleet.SortKeys[(i+1)%len(fleet.SortKeys)]})
+	return m.order
 }
 
-// SetSort orders the rows by k.
-func (m *Model) SetSort(k fleet.SortKey) {
-	m.sortKey = k
+// SortBy orders the rows by k; asked for the key they are already sorted
+// by, it reverses the order, as k9s does.
+func (m *Model) SortBy(k fleet.SortKey) Order {
+	o := Order{Key: k}
+	if m.order.Key == k {
+		o.Reverse = !m.order.Reverse
+	}
+	m.SetSort(o)
+	return m.order
+}
+
+// SetSort orders the rows by o. The sorted column always shows: the
+// layout keeps it, dropping others first.
+func (m *Model) SetSort(o Order) {
+	m.order = o
+	m.layout = computeLayout(m.width, m.rows, o.Key)
 	m.resort(m.currentKey())
 }
 
 // Sort is the current order.
-func (m *Model) Sort() fleet.SortKey { return m.sortKey }
+func (m *Model) Sort() Order { return m.order }
 
 // SetFilter shows only the rows matching f.
 func (m *Model) SetFilter(f string) {
@@ -270,6 +323,9 @@ func (m *Model) Find(r fleet.Row) (fleet.Row, bool) {
 	}
 	return fleet.Row{}, false
 }
+
+// ClearSelection unselects every row.
+func (m *Model) ClearSelection() { clear(m.selected) }
 
 // SelectedCount is the number of selected rows.
 func (m *Model) SelectedCount() int { return len(m.selected) }
@@ -357,6 +413,54 @@ func (m *Model) Update(msg tea.KeyPressMsg) (bool, tea.Cmd) {
 	return true, nil
 }
 
+// Cursor is the cursor's position among the visible rows.
+func (m *Model) Cursor() int { return m.cursor }
+
+// Scroll moves the cursor by n rows (the mouse wheel).
+func (m *Model) Scroll(n int) {
+	m.cursor += n
+	m.clamp()
+}
+
+// Click handles a click at x, y of the table (0, 0 its top left corner):
+// on a column's title it sorts by that column (again: reversed), on a row
+// it puts the cursor there. It reports the new order when it sorted.
+func (m *Model) Click(x, y int) (Order, bool) {
+	switch {
+	case y == headerLines-1:
+		if ci := m.columnAt(x); ci >= 0 && columns[ci].sort != "" {
+			return m.SortBy(columns[ci].sort), true
+		}
+	case y >= headerLines:
+		if vi := m.offset + y - headerLines; vi < len(m.visible) && vi < m.offset+m.rowsHeight() {
+			m.cursor = vi
+			m.clamp()
+		}
+	}
+	return Order{}, false
+}
+
+// columnAt is the column (an index into columns) drawn at cell x, or -1.
+func (m *Model) columnAt(x int) int {
+	at, prev := markerWidth, -1
+	for i, ci := range m.layout.cols {
+		c := columns[ci]
+		if i > 0 {
+			if c.group != prev {
+				at += len([]rune(groupSep))
+			} else {
+				at++
+			}
+		}
+		prev = c.group
+		if x >= at && x < at+m.layout.widths[i] {
+			return ci
+		}
+		at += m.layout.widths[i]
+	}
+	return -1
+}
+
 // View draws the table: the info line, the group and column titles, and
 // the visible rows only.
 func (m *Model) View() string {
@@ -400,7 +504,10 @@ func (m *Model) View() string {
 // the selection; while typing a filter, it is the filter input.
 func (m *Model) infoLine() string {
 	st := m.c.Styles
-	right := fmt.Sprintf("sort: %s", m.sortKey)
+	right := "sort: " + string(m.order.Key)
+	if m.order.Reverse {
+		right += " reversed"
+	}
 	if n := len(m.selected); n > 0 {
 		right = fmt.Sprintf("%d selected · %s", n, right)
 	}
@@ -460,7 +567,20 @@ func (m *Model) writeTitles(b *strings.Builder) {
 			title := groupTitles[c.group]
 			groups.WriteString(st.Group.Render(common.Fit(title, gw, false)))
 		}
-		titles.WriteString(st.Column.Render(common.Fit(c.title, m.layout.widths[i], c.right)))
+		title := c.title
+		if c.sort != "" && c.sort == m.order.Key {
+			// The sorted column says so, and which way.
+			arrow := "↓"
+			if m.order.Reverse {
+				arrow = "↑"
+			}
+			if c.right {
+				title = arrow + title
+			} else {
+				title += arrow
+			}
+		}
+		titles.WriteString(st.Column.Render(common.Fit(title, m.layout.widths[i], c.right)))
 		prev = c.group
 	}
 	b.WriteString(padTo(groups.String(), m.width))

@@ -107,7 +107,26 @@ func (m *Model) StatusLine() string {
 	return common.PadLines(common.Cut(line, m.width), m.width, 1)
 }
 
-// HelpLine is the short help: the keys of what has the keyboard.
+// HelpLine is the short help: the keys of what has the keyboard. `? help`
+// and `q quit` always show, as in k9s and lazygit: on a narrow terminal
+// the other keys give way, the last first, rather than those two being cut.
 func (m *Model) HelpLine(bindings []key.Binding) string {
-	return common.PadLines(m.help.ShortHelpView(bindings), m.width, 1)
+	var keep, rest []key.Binding
+	for _, b := range bindings {
+		if k := b.Help().Key; k == "?" || k == "q" {
+			keep = append(keep, b)
+		} else {
+			rest = append(rest, b)
+		}
+	}
+	// Measured unbounded: bubbles' help cuts at its width with "…",
+	// which would hide the keys kept last.
+	h := m.help
+	h.SetWidth(0)
+	line := func(n int) string { return h.ShortHelpView(append(rest[:n:n], keep...)) }
+	n := len(rest)
+	for n > 0 && lipgloss.Width(line(n)) > m.width {
+		n--
+	}
+	return common.PadLines(common.Cut(line(n), m.width), m.width, 1)
 }

@@ -19,7 +19,7 @@ const Height = 2
 
 // Height is the header's height in lines for the last refresh.
 func (m *Model) Height() int {
-	if m.view != nil && len(m.view.Hosts) > 0 {
+	if len(m.hosts()) > 0 {
 		return Height + 1
 	}
 	return Height
@@ -53,16 +53,34 @@ func (m *Model) View() string {
 	return out
 }
 
+// hosts are the hosts the header counts: those that report tenants of
+// this prefix, and silent or unreadable ones, which need a look. A live
+// host with no tenant (the UI's own after its last x, a replicator of
+// another prefix) says nothing about this fleet.
+func (m *Model) hosts() []fleet.HostSummary {
+	if m.view == nil {
+		return nil
+	}
+	var out []fleet.HostSummary
+	for _, h := range m.view.Hosts {
+		if h.Tenants > 0 || h.Silent || h.Error != "" {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
 // hostsLine: each replicating host with the number of tenants it reports,
 // a silent one in the alarm colour with its heartbeat's age.
 func (m *Model) hostsLine() string {
 	st := m.c.Styles
+	hosts := m.hosts()
 	hostsWord := "hosts"
-	if len(m.view.Hosts) == 1 {
+	if len(hosts) == 1 {
 		hostsWord = "host"
 	}
-	parts := []string{st.Header.Count.Render(fmt.Sprintf("%d %s", len(m.view.Hosts), hostsWord))}
-	for _, h := range m.view.Hosts {
+	parts := []string{st.Header.Count.Render(fmt.Sprintf("%d %s", len(hosts), hostsWord))}
+	for _, h := range hosts {
 		text := fmt.Sprintf("%s %d", fleet.Printable(h.Name), h.Tenants)
 		switch {
 		case h.Silent:
@@ -88,7 +106,7 @@ func (m *Model) contextLine() string {
 	ctx := m.c.Backend.Context()
 	sep := st.Dim.Render(" · ")
 
-	url := st.Dim.Render("no bucket (local only)")
+	url := st.Dim.Render("S3 not configured (local only)")
 	urlText := ""
 	if ctx.Bucket != "" {
 		urlText = "s3://" + fleet.Printable(ctx.Bucket) + "/" + fleet.Printable(strings.Trim(ctx.Prefix, "/"))

@@ -3,10 +3,12 @@
 package help
 
 import (
+	"fmt"
 	"strings"
 
 	"charm.land/bubbles/v2/help"
 	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
 
 	"github.com/litefleet/litefleet/fleet"
@@ -15,7 +17,9 @@ import (
 
 // Model is the help overlay.
 type Model struct {
-	c *common.Common
+	c             *common.Common
+	width, height int
+	offset        int // the first line shown when the overlay is taller than the screen
 }
 
 // New returns the help overlay.
@@ -40,9 +44,79 @@ var statusHelp = map[fleet.Status]string{
 	fleet.StatusInSync:         "the replica holds every local change",
 }
 
-// View draws the overlay box for a screen width×height: sections that do
-// not fit a short terminal are left out, the keys first of all kept.
-func (m *Model) View(width, height int) string {
+// Open shows the overlay from its top.
+func (m *Model) Open() { m.offset = 0 }
+
+// SetSize sets the region the overlay is drawn over.
+func (m *Model) SetSize(w, h int) {
+	m.width, m.height = w, h
+	m.offset = m.clamp(m.offset)
+}
+
+// Update scrolls the overlay: a short terminal shows it a part at a time,
+// never dropping a section.
+func (m *Model) Update(msg tea.KeyPressMsg) {
+	k := m.c.Keys
+	_, rows := m.window()
+	switch {
+	case key.Matches(msg, k.Down):
+		m.offset++
+	case key.Matches(msg, k.Up):
+		m.offset--
+	case key.Matches(msg, k.PageDown):
+		m.offset += rows
+	case key.Matches(msg, k.PageUp):
+		m.offset -= rows
+	case key.Matches(msg, k.Top):
+		m.offset = 0
+	case key.Matches(msg, k.Bottom):
+		m.offset = 1 << 30
+	}
+	m.offset = m.clamp(m.offset)
+}
+
+// Scroll moves the overlay by n lines (the mouse wheel).
+func (m *Model) Scroll(n int) { m.offset = m.clamp(m.offset + n) }
+
+// window is the overlay's lines and how many of them show at once: all,
+// or one fewer than the screen allows, the last line saying where the
+// window is.
+func (m *Model) window() ([]string, int) {
+	inner := common.BoxWidth(m.width, 100) - 4
+	lines := strings.Split(m.content(inner), "\n")
+	rows := max(m.height-2, 3) // the frame takes two lines
+	if len(lines) > rows {
+		rows--
+	}
+	return lines, rows
+}
+
+func (m *Model) clamp(offset int) int {
+	lines, rows := m.window()
+	return max(min(offset, len(lines)-rows), 0)
+}
+
+// View draws the overlay box over the region set by SetSize. Every
+// section is there; when they do not fit, the box shows a window of them
+// that j/k and the pages scroll, and says where it is.
+func (m *Model) View() string {
+	st := m.c.Styles
+	inner := common.BoxWidth(m.width, 100) - 4
+	lines, rows := m.window()
+	if len(lines) > rows {
+		off := m.clamp(m.offset)
+		end := off + rows
+		more := fmt.Sprintf("lines %d-%d of %d · j/k, pgdn/pgup scroll · esc or ? closes", off+1, end, len(lines))
+		lines = append(lines[off:end:end], st.Box.Dim.Render(common.Cut(more, inner)))
+	}
+	body := strings.Join(lines, "\n")
+	return st.Box.Frame.Width(min(inner+4, lipgloss.Width(body)+4)).Render(body)
+}
+
+// content is every section of the overlay, inner cells wide: the keys,
+// the dialogs' keys and commands, the statuses and the legend. Long lines
+// wrap under themselves, never into the next one.
+func (m *Model) content(inner int) string {
 	st := m.c.Styles
 	k := m.c.Keys
 	h := help.New()
@@ -51,45 +125,59 @@ func (m *Model) View(width, height int) string {
 		ShortKey: st.Box.Key, ShortDesc: st.Box.Value, ShortSeparator: st.Box.Dim, Ellipsis: st.Box.Dim,
 	}
 	h.FullSeparator = "   "
-	inner := common.BoxWidth(width, 100) - 4
 	h.SetWidth(inner)
 
 	keys := st.Box.Title.Render("Keys")
 	if m.c.ReadOnly {
 		keys += st.Box.Warn.Render("  read-only: replicate, stop and restore are off")
 	}
+	// The widest arrangement that fits: bubbles' help would cut the
+	// columns that do not fit with "…" and drop their keys, so each is
+	// measured unbounded first. Narrower, the last column goes under the
+	// second; narrower still, the third under the first.
 	cols := k.FullHelp()
-	full := h.FullHelpView(cols)
-	if lipgloss.Width(full) > inner {
-		// Narrow: the last column goes under the second.
-		last := len(cols) - 1
-		cols = [][]key.Binding{cols[0], append(append([]key.Binding(nil), cols[1]...), cols[last]...), cols[2]}
-		full = h.FullHelpView(cols)
+	cat := func(a, b []key.Binding) []key.Binding { return append(append([]key.Binding(nil), a...), b...) }
+	arrangements := [][][]key.Binding{cols}
+	if len(cols) == 4 {
+		arrangements = append(arrangements,
+			[][]key.Binding{cols[0], cat(cols[1], cols[3]), cols[2]},
+			[][]key.Binding{cat(cols[0], cols[2]), cat(cols[1], cols[3])})
+	}
+	measure := h
+	measure.SetWidth(0)
+	full := h.FullHelpView(arrangements[len(arrangements)-1])
+	for _, a := range arrangements {
+		if lipgloss.Width(measure.FullHelpView(a)) <= inner {
+			full = h.FullHelpView(a)
+			break
+		}
 	}
 	keys += "\n\n" + full
+	wrap := func(s string) string { return st.Box.Dim.Width(inner).Render(s) }
 	dialogs := st.Box.Title.Render("In dialogs") + "  " + h.ShortHelpView([]key.Binding{k.Confirm, k.Cancel, k.NextField}) + "\n" +
-		st.Box.Dim.Render("commands: :bucket NAME  :prefix P  :sort KEY  :filter TEXT  :host NAME  :refresh  :q")
+		wrap("commands: :bucket NAME  :prefix P  :sort [-]KEY  :filter TEXT  :host NAME  :refresh  :q")
+	// The status names' column is as wide as the longest name, so that a
+	// name and its meaning never run together.
+	nw := 0
+	for _, s := range fleet.Statuses {
+		nw = max(nw, len(s))
+	}
+	nw += 2
 	var sb strings.Builder
 	sb.WriteString(st.Box.Title.Render("Statuses"))
 	for _, s := range fleet.Statuses {
 		sb.WriteString("\n")
-		sb.WriteString(st.StatusStyle(s).Render(common.Fit(string(s), 17, false)))
-		sb.WriteString(st.Box.Dim.Render(statusHelp[s]))
+		sb.WriteString(lipgloss.JoinHorizontal(lipgloss.Top,
+			st.StatusStyle(s).Render(common.Fit(string(s), nw, false)),
+			st.Box.Dim.Width(max(inner-nw, 10)).Render(statusHelp[s])))
 	}
 	legend := strings.Join([]string{
-		st.Box.Dim.Render("▶ replicating in this process · ● selected · LAG: local TXID − S3 TXID, and the oldest wait"),
-		st.Box.Dim.Render("SIZE: the database file (S3 bytes when nothing is local), what s sorts by"),
-		st.Box.Dim.Render("HOST: the replicator whose host record reports the tenant; the header counts them"),
-		st.Box.Dim.Render("TXIDs: decimal, with the 16-hex LTX form beside where there is room"),
-		st.Box.Dim.Render("narrow terminals drop columns: enter shows everything · esc or ? closes"),
+		wrap("▶ replicating in this process · ● selected · LAG: local TXID − S3 TXID, and the oldest wait"),
+		wrap("SIZE: the database file (S3 bytes when nothing is local), what sort by size orders"),
+		wrap("HOST: the replicator whose host record reports the tenant; the header counts them"),
+		wrap("TXIDs: decimal, with the 16-hex LTX form beside where there is room"),
+		wrap("sort by column: N name · L lag · Z size · C changed · T status; again, or S: reversed; a click on a title sorts too"),
+		wrap("narrow terminals drop columns, never the sorted one: enter shows everything · esc or ? closes"),
 	}, "\n")
-
-	body := keys
-	for _, sec := range []string{dialogs, sb.String(), legend} {
-		if lipgloss.Height(body)+1+lipgloss.Height(sec)+2 > height {
-			continue
-		}
-		body += "\n\n" + sec
-	}
-	return st.Box.Frame.Width(min(inner+4, lipgloss.Width(body)+4)).Render(body)
+	return strings.Join([]string{keys, dialogs, sb.String(), st.Box.Title.Render("Legend") + "\n" + legend}, "\n\n")
 }

@@ -31,10 +31,13 @@ type Model struct {
 	follow bool // the cursor stays on the newest entry as entries come
 	offset int  // the first entry shown, by number
 	xoff   int  // cells scrolled sideways
+
+	// Clip is where y copies to; tests replace it.
+	Clip Clipboard
 }
 
 // New returns a log pane reading c.Log, following its newest entries.
-func New(c *common.Common) *Model { return &Model{c: c, follow: true} }
+func New(c *common.Common) *Model { return &Model{c: c, follow: true, Clip: DefaultClipboard()} }
 
 // SetSize sets the pane's size, its top rule included.
 func (m *Model) SetSize(w, h int) {
@@ -50,6 +53,32 @@ func (m *Model) Focused() bool { return m.focused }
 
 // Focus gives the pane the keyboard (or takes it back).
 func (m *Model) Focus(on bool) { m.focused = on }
+
+// Open readies the pane as it opens: following the newest entry, as
+// `tail -f` does, and not scrolled sideways, where an earlier session's
+// offset would leave short lines showing nothing but "…".
+func (m *Model) Open() {
+	m.focused, m.follow, m.xoff = false, true, 0
+	m.clamp()
+}
+
+// Following reports whether the pane keeps to the newest entry.
+func (m *Model) Following() bool { return m.follow }
+
+// Scroll moves the pane by n entries (the mouse wheel): up stops
+// following, down to the newest follows again.
+func (m *Model) Scroll(n int) {
+	m.clamp()
+	last := m.c.Log.Added - 1
+	m.cursor = max(min(m.cursor+n, last), m.first())
+	if !m.focused {
+		// Unfocused, the window moves, not a cursor the operator cannot see.
+		m.offset = max(min(m.offset+n, last-m.rows()+1), m.first())
+		m.cursor = min(m.offset+m.rows()-1, last)
+	}
+	m.follow = m.cursor == last
+	m.clamp()
+}
 
 // Add keeps lines from the sink.
 func (m *Model) Add(msg LinesMsg) {
@@ -146,8 +175,7 @@ func (m *Model) copy() tea.Cmd {
 	if !ok {
 		return nil
 	}
-	m.c.Info("copied to the clipboard (%d characters): %s", len(l.Text), common.Middle(l.Text, 60))
-	return tea.SetClipboard(l.Text)
+	return m.Clip.Copy(l.Text)
 }
 
 // widest is the width of the widest entry on screen.
@@ -190,29 +218,40 @@ func (m *Model) View() string {
 	} else {
 		head = fmt.Sprintf("── log · %d lines · tab focus · l closes ", len(lines))
 	}
+	if !m.follow {
+		head += "· paused: G follows "
+	}
 	var b strings.Builder
 	b.WriteString(st.Title.Render(common.Fit(head+strings.Repeat("─", max(m.width-ansi.StringWidth(head), 0)), m.width, false)))
 	first := m.first()
+	// Never scrolled past what the lines on screen hold: new lines may be
+	// shorter than the one the operator scrolled along.
+	xoff := min(m.xoff, max(m.widest()-m.width/2, 0))
 	for n := m.offset; n < m.offset+m.rows() && n-first < len(lines); n++ {
 		if n < first {
 			continue
 		}
 		b.WriteByte('\n')
-		b.WriteString(m.line(lines[n-first], m.focused && n == m.cursor))
+		b.WriteString(m.line(lines[n-first], m.focused && n == m.cursor, xoff))
 	}
 	return common.PadLines(b.String(), m.width, m.height)
 }
 
-// line draws one entry on one line: scrolled by xoff, clipped at the
+// line draws one entry on one line: scrolled by xoff cells, clipped at the
 // pane's edge, with "…" where text goes on beyond either side.
-func (m *Model) line(l common.LogLine, cursor bool) string {
+func (m *Model) line(l common.LogLine, cursor bool, xoff int) string {
 	st := m.c.Styles.Log
 	pre, text := prefix(l), l.Text
 	full := pre + text
 	fw := ansi.StringWidth(full)
-	x := min(m.xoff, max(fw-1, 0))
+	x := xoff
 	cut := full
-	if x > 0 {
+	switch {
+	case x >= fw-1:
+		// Nothing of this entry lies this far right: blank, as less -S
+		// draws it, not a row of "…".
+		cut, x = "", 0
+	case x > 0:
 		cut = "…" + ansi.TruncateLeft(full, x+1, "")
 	}
 	if ansi.StringWidth(cut) > m.width {
