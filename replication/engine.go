@@ -428,6 +428,8 @@ type tenant struct {
 	backoff time.Duration
 
 	claim *hosts.Claim
+	// lineage is the tenant's segment of its lineage (lineage.go).
+	lineage lineageState
 	// claimEpoch is the heartbeat epoch in which claim was last proven
 	// (acquired or read back): see hosts.Beater.Epoch.
 	claimEpoch uint64

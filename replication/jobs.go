@@ -360,9 +360,17 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 
 	a := newAwake(base, loadPageTable(t.path))
 	a.verified.Store(e.claimEpochOf(t))
-	a.client = e.newClient(t, b, a)
+	a.client = e.newClient(t, b, a, claim)
 	if seed != nil {
 		a.client.levels, a.client.loadedAt = seed.levels, time.Now()
+	}
+	if _, localMax, _, err := localL0(t.path); err == nil {
+		// A deposed host's late files beyond what this file holds would
+		// read as a replica ahead, or a history that differs: moved out
+		// first, they are neither (lineage.go).
+		if err := a.client.sweepBeyond(ctx, localMax); err != nil {
+			return outcome{state: StateLeaseLost, reason: "cannot move stray files out of the replica: " + s3browse.ExplainKey(err, t.target.Conn, tenantPath+"/").Error(), retry: true, claim: claim, keepClaim: true, base: base, baseOK: true}
+		}
 	}
 	hist, err := e.checkHistory(ctx, t, a.client)
 	var div *DivergedError
@@ -373,6 +381,8 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 			if err != nil {
 				return outcome{state: StateDiverged, reason: "takeover failed: " + err.Error(), claim: claim, keepClaim: true, base: base, baseOK: true}
 			}
+			// A new history: older lineages' files are strays from TXID 0.
+			t.lineage.renew()
 			e.log.Warn("took over a diverged tenant: the replica's history is kept, the local file starts a new one", "db", t.name, "archive", url)
 			e.mu.Lock()
 			delete(e.takeover, fleet.PrefixKey(t.name))
@@ -399,6 +409,7 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 			if err != nil {
 				return outcome{state: StateFailed, reason: fmt.Sprintf("the page size changed (%d to %d bytes) and the old history could not be archived: %v", from, to, err), retry: true, claim: claim, keepClaim: true, base: base, baseOK: true}
 			}
+			t.lineage.renew()
 			e.log.Warn("the page size changed: the replica's history is archived and a new one starts from the file", "db", t.name, "from", from, "to", to, "archive", url)
 			hist = historyRestored
 		}
@@ -576,7 +587,19 @@ func (e *Engine) wake(ctx context.Context, t *tenant) {
 	}
 	a := newAwake(now, pages)
 	a.verified.Store(e.claimEpochOf(t))
-	a.client = e.newClient(t, b, a)
+	a.client = e.newClient(t, b, a, claim)
+	e.mu.Lock()
+	repl := t.replTXID
+	e.mu.Unlock()
+	if repl > 0 {
+		// Files that landed beyond this host's last upload while it
+		// slept: a deposed host's late ones are moved out before
+		// Litestream reads the replica's position or compacts them.
+		if err := a.client.sweepBeyond(ctx, ltx.TXID(repl)); err != nil {
+			e.apply(t, outcome{state: StateFailed, reason: "cannot move stray files out of the replica: " + err.Error(), retry: true, claim: claim, base: now, baseOK: true})
+			return
+		}
+	}
 	if err := e.openAwake(ctx, t, a, true); err != nil {
 		e.apply(t, outcome{state: StateFailed, reason: err.Error(), retry: true, claim: claim, base: afterFailure(t.path, now), baseOK: true})
 		return

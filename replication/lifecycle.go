@@ -329,7 +329,7 @@ func (e *Engine) finalSync(ctx context.Context, t *tenant, fail func(*tenant, st
 				} else {
 					w := newAwake(now, pages)
 					w.verified.Store(e.claimEpochOf(t))
-					w.client = e.newClient(t, b, w)
+					w.client = e.newClient(t, b, w, claim)
 					if err := e.openAwake(ctx, t, w, true); err != nil {
 						fail(t, err.Error())
 					} else {
