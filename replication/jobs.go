@@ -297,6 +297,7 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 	}
 	e.mu.Lock()
 	t.bucket = b
+	t.sleptWithOK = false // its files are judged from here on, not at a wake
 	if t.api == nil {
 		e.mu.Unlock()
 		api, err := e.client(ctx, t.target.Conn)
@@ -588,23 +589,41 @@ func (e *Engine) wake(ctx context.Context, t *tenant) {
 	a := newAwake(now, pages)
 	a.verified.Store(e.claimEpochOf(t))
 	a.client = e.newClient(t, b, a, claim)
-	e.mu.Lock()
-	repl := t.replTXID
-	e.mu.Unlock()
-	if repl > 0 {
-		// Files that landed beyond this host's last upload while it
-		// slept: a deposed host's late ones are moved out before
-		// Litestream reads the replica's position or compacts them.
-		if err := a.client.sweepBeyond(ctx, ltx.TXID(repl)); err != nil {
-			e.apply(t, outcome{state: StateFailed, reason: "cannot move stray files out of the replica: " + err.Error(), retry: true, claim: claim, base: now, baseOK: true})
-			return
-		}
+	if err := e.sweepAtWake(ctx, t, a); err != nil {
+		e.apply(t, outcome{state: StateFailed, reason: "cannot move stray files out of the replica: " + s3browse.Explain(err, t.target.Conn).Error(), retry: true, claim: claim, base: now, baseOK: true})
+		return
 	}
 	if err := e.openAwake(ctx, t, a, true); err != nil {
 		e.apply(t, outcome{state: StateFailed, reason: err.Error(), retry: true, claim: claim, base: afterFailure(t.path, now), baseOK: true})
 		return
 	}
 	e.apply(t, e.opened(ctx, t, a, claim, now))
+}
+
+// sweepAtWake moves out the stray files that landed while the tenant
+// slept, before Litestream reads the replica's position or compacts them.
+// The wake's listing (which Litestream would make anyway) is compared with
+// the files the tenant left: equal, nobody else wrote, and nothing more is
+// requested; different, every file the lineage could make stray is looked
+// at. A tenant put to sleep without its files listed (a restart) looks at
+// the files beyond its last upload.
+func (e *Engine) sweepAtWake(ctx context.Context, t *tenant, a *awake) error {
+	e.mu.Lock()
+	repl, slept, sleptOK := t.replTXID, t.sleptWith, t.sleptWithOK
+	e.mu.Unlock()
+	if err := a.client.load(ctx); err != nil {
+		return err
+	}
+	if fp, ok := a.client.fingerprint(); ok && sleptOK {
+		if fp == slept {
+			return nil
+		}
+		return a.client.sweepAll(ctx)
+	}
+	if repl == 0 {
+		return nil
+	}
+	return a.client.sweepBeyond(ctx, ltx.TXID(repl))
 }
 
 // inSync reports that the replica holds the local history's last TXID and
@@ -692,8 +711,10 @@ func (e *Engine) sleepNow(ctx context.Context, t *tenant, a *awake, claim *hosts
 	if err := a.pages.save(t.path); err != nil {
 		e.log.Warn("save page table", "db", t.name, "error", err)
 	}
+	fp, fpOK := a.client.fingerprint()
 	e.mu.Lock()
 	t.localTXID, t.replTXID, t.lastSync = local, repl, time.Now()
+	t.sleptWith, t.sleptWithOK = fp, fpOK
 	t.pages = nil
 	t.dirty = t.dirty || dirty
 	e.mu.Unlock()

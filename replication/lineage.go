@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net/url"
 	"slices"
 	"strconv"
@@ -27,9 +28,14 @@ import (
 // segment's generation. Stray files, a deposed host's late uploads, are
 // found where they can matter, with a HEAD per object only where objects
 // are few:
-//   - at a start or a wake, among the files beyond the local (or last
-//     replicated) position, before the history check or Litestream sees
-//     them; normally there are none, and nothing is requested;
+//   - at a start, among the files beyond the local position, before the
+//     history check sees them; normally there are none, and nothing is
+//     requested;
+//   - at a wake, when the prefix's listing differs from what this host
+//     left at its sleep (a fingerprint of keys and sizes, 8 bytes per
+//     sleeping tenant): every file the record could make stray is looked
+//     at, since someone else wrote while the tenant slept; normally the
+//     listings are equal, and nothing is requested;
 //   - when S3 refuses a write of the holder's own because its key holds
 //     another object: the prefix is listed again and every object the
 //     manifest does not know is looked at.
@@ -367,4 +373,29 @@ func (c *tenantClient) archiveStrays(ctx context.Context, strays []stray) error 
 	}
 	c.logger.Warn("stray files moved out of the tenant's prefix: a deposed host's uploads after another took the history on", args...)
 	return nil
+}
+
+// fingerprint sums the manifest's keys and sizes, in no order: equal
+// fingerprints mean (but for a 64-bit collision) the same LTX files.
+func (c *tenantClient) fingerprint() (uint64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.levels == nil {
+		return 0, false
+	}
+	var sum uint64
+	for level, objs := range c.levels {
+		for _, o := range objs {
+			h := fnv.New64a()
+			fmt.Fprintf(h, "%d/%d-%d/%d", level, o.info.MinTXID, o.info.MaxTXID, o.info.Size)
+			sum += h.Sum64()
+		}
+	}
+	return sum, true
+}
+
+// sweepAll moves out the stray files among every file the lineage record
+// could make stray: others wrote the prefix while this host slept.
+func (c *tenantClient) sweepAll(ctx context.Context) error {
+	return c.sweepBeyond(ctx, 0)
 }

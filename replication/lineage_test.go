@@ -268,3 +268,40 @@ func TestRestoreFollowsOneLineage(t *testing.T) {
 	}
 	equalRows(t, "litestream restore", litestreamRestored(t, srv, conn, guid2), rows(t, path))
 }
+
+// TestStrayLandedWhileAsleep: a stray file of an older generation lands
+// while the tenant sleeps, at a compaction level's key within the history
+// host-b already holds, where no write of host-b's would meet it and
+// where Litestream's restore prefers it (one file for the whole range).
+// The wake's listing differs from what host-b left: it looks at the files
+// and moves the stray out before Litestream reads them, so that restores
+// return host-b's rows.
+func TestStrayLandedWhileAsleep(t *testing.T) {
+	integration(t)
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	api := srv.Client(t, conn)
+	heldAfterHostA(t, api, conn, guid3)
+	dir := t.TempDir()
+	path := filepath.Join(dir, guid3+".db")
+	writeAndClose(t, path, 0, 5)
+	eng, logs := start(t, replication.Options{Host: "host-b", SleepAfter: 500 * time.Millisecond}, replication.Source{Dirs: []string{dir}, DirConn: conn})
+	st := waitSynced(t, eng, path, 20*time.Second)
+	waitState(t, eng, path, 20*time.Second, replication.StateSleeping)
+
+	stray, _ := otherHistory(t, 1, 900, 4, "")
+	key := conn.TenantPath(guid3) + "/0001/" + ltx.FormatFilename(1, ltx.TXID(st.LocalTXID))
+	plantStray(t, api, conn.Bucket, key, stray, "1")
+
+	writeAndClose(t, path, 5, 2)
+	testpeer.Eventually(t, 20*time.Second, "host-b moves the stray out at the wake", func() bool {
+		return strings.Contains(logs.String(), "took the history on: db="+guid3)
+	})
+	waitSynced(t, eng, path, 20*time.Second)
+	if _, ok := listKeys(t, api, conn.Bucket, conn.TenantPath(guid3)+"/")[key]; ok {
+		t.Fatalf("the stray %s is still in the tenant's prefix", key)
+	}
+	want := rows(t, path)
+	equalRows(t, "litestream restore", litestreamRestored(t, srv, conn, guid3), want)
+	equalRows(t, "litefleet restore", restored(t, conn, guid3, 0), want)
+}
