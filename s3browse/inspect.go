@@ -25,7 +25,7 @@ type Tenant struct {
 	Lease *Lease `json:"lease"`
 	// HasLineage says the prefix holds a lineage record (lineage.json);
 	// Lineage is what it says of the files, once CheckLineage ran.
-	HasLineage bool           `json:"has_lineage"`
+	HasLineage bool           `json:"has_lineage,omitempty"`
 	Lineage    *LineageReport `json:"lineage,omitempty"`
 }
 
