@@ -354,6 +354,7 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 		}
 		claim = c
 		e.setClaimEpoch(t, epoch)
+		t.lineage.forget()
 		if c.TookFrom != "" {
 			e.log.Warn("took over tenant from a dead host", "db", t.name, "from", fleet.Printable(c.TookFrom))
 		}

@@ -58,6 +58,16 @@ type lineageState struct {
 	fresh bool
 }
 
+// forget drops the segment when a claim is newly taken: its generation
+// number may repeat a claim this host held before another host's segment
+// (a claim deleted at a release starts again at 1), so the record is read
+// again before the next upload.
+func (l *lineageState) forget() {
+	l.mu.Lock()
+	l.gen, l.record = 0, nil
+	l.mu.Unlock()
+}
+
 // renew marks the segment to be begun again before the next upload.
 func (l *lineageState) renew() {
 	l.mu.Lock()
