@@ -367,10 +367,10 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 		a.client.levels, a.client.loadedAt = seed.levels, time.Now()
 	}
 	if _, localMax, _, err := localL0(t.path); err == nil {
-		// A deposed host's late files beyond what this file holds would
-		// read as a replica ahead, or a history that differs: moved out
-		// first, they are neither (lineage.go).
-		if err := a.client.sweepBeyond(ctx, localMax); err != nil {
+		// A deposed host's late files would read as a replica ahead, or
+		// a history that differs: moved out first, they are neither
+		// (lineage.go).
+		if err := a.client.sweepAtStart(ctx, t.path, localMax); err != nil {
 			return outcome{state: StateLeaseLost, reason: "cannot move stray files out of the replica: " + s3browse.ExplainKey(err, t.target.Conn, tenantPath+"/").Error(), retry: true, claim: claim, keepClaim: true, base: base, baseOK: true}
 		}
 	}
@@ -713,6 +713,11 @@ func (e *Engine) sleepNow(ctx context.Context, t *tenant, a *awake, claim *hosts
 		e.log.Warn("save page table", "db", t.name, "error", err)
 	}
 	fp, fpOK := a.client.fingerprint()
+	if fpOK {
+		if err := saveListing(t.path, fp); err != nil {
+			e.log.Warn("save the replica's fingerprint", "db", t.name, "error", err)
+		}
+	}
 	e.mu.Lock()
 	t.localTXID, t.replTXID, t.lastSync = local, repl, time.Now()
 	t.sleptWith, t.sleptWithOK = fp, fpOK

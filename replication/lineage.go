@@ -2,10 +2,13 @@ package replication
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,9 +31,12 @@ import (
 // segment's generation. Stray files, a deposed host's late uploads, are
 // found where they can matter, with a HEAD per object only where objects
 // are few:
-//   - at a start, among the files beyond the local position, before the
-//     history check sees them; normally there are none, and nothing is
-//     requested;
+//   - at a start, before the history check sees them: when the listing
+//     differs from the files this host left at its last sleep or stop (a
+//     fingerprint saved beside Litestream's state), every file the record
+//     could make stray; without a fingerprint, the files beyond the local
+//     position; normally the listings are equal, or no file is beyond, and
+//     nothing is requested;
 //   - at a wake, when the prefix's listing differs from what this host
 //     left at its sleep (a fingerprint of keys and sizes, 8 bytes per
 //     sleeping tenant): every file the record could make stray is looked
@@ -408,4 +414,48 @@ func (c *tenantClient) fingerprint() (uint64, bool) {
 // could make stray: others wrote the prefix while this host slept.
 func (c *tenantClient) sweepAll(ctx context.Context) error {
 	return c.sweepBeyond(ctx, 0)
+}
+
+// listingFile holds, beside Litestream's state, the fingerprint of the
+// replica's files when this host last left the tenant (asleep or stopped).
+const listingFile = "litefleet-listing"
+
+// saveListing records the fingerprint of the files the tenant leaves.
+func saveListing(path string, fp uint64) error {
+	file := filepath.Join(metaDir(path), listingFile)
+	tmp := file + ".tmp"
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], fp)
+	if err := os.WriteFile(tmp, b[:], 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, file)
+}
+
+// loadListing reads the fingerprint saveListing left; ok is false when
+// there is none (or it is damaged).
+func loadListing(path string) (uint64, bool) {
+	b, err := os.ReadFile(filepath.Join(metaDir(path), listingFile))
+	if err != nil || len(b) != 8 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(b), true
+}
+
+// sweepAtStart moves out the stray files of the replica before the
+// history check reads it: all that the record could make stray when the
+// listing is not what this host left, else those beyond the local
+// position (localMax) when it left nothing.
+func (c *tenantClient) sweepAtStart(ctx context.Context, path string, localMax ltx.TXID) error {
+	if err := c.load(ctx); err != nil {
+		return err
+	}
+	fp, _ := c.fingerprint()
+	if saved, ok := loadListing(path); ok {
+		if saved == fp {
+			return nil
+		}
+		return c.sweepAll(ctx)
+	}
+	return c.sweepBeyond(ctx, localMax)
 }

@@ -209,11 +209,12 @@ func TestStrayFilesAreArchived(t *testing.T) {
 	equalRows(t, "the archived strays", restored(t, arch, root[strings.LastIndex(root, "/")+1:], 0), theirs)
 }
 
-// TestRestoreFollowsOneLineage: a stray file of an older generation in a
-// tenant's prefix (its holder stopped before it could move it) is skipped
-// by litefleet's restore, which says so, and reported by inspect; the
-// holder, starting again, moves it out before its history check, so that
-// the tenant replicates on instead of reading as diverged.
+// TestRestoreFollowsOneLineage: stray files of an older generation in a
+// tenant's prefix (its holder stopped before it could move them), one
+// beyond its history and one within it, are skipped by litefleet's
+// restore, which says so, and reported by inspect; the holder, starting
+// again, sees that the files are not those it left, moves them out before
+// its history check, and replicates on instead of reading as diverged.
 func TestRestoreFollowsOneLineage(t *testing.T) {
 	integration(t)
 	srv := s3test.Start(t)
@@ -228,10 +229,16 @@ func TestRestoreFollowsOneLineage(t *testing.T) {
 	closeEngine(t, eng)
 	want := rows(t, path)
 
+	// One stray beyond host-b's history, and one within it at a
+	// compaction level, where Litestream's planner prefers it (one file
+	// for the whole range) and no write of host-b's would meet it.
 	next := st.LocalTXID + 1
 	stray, _ := otherHistory(t, next, 900, 4, "")
 	key := l0Key(conn, guid2, next)
 	plantStray(t, api, conn.Bucket, key, stray, "1")
+	whole, _ := otherHistory(t, 1, 950, 3, "")
+	within := conn.TenantPath(guid2) + "/0001/" + ltx.FormatFilename(1, ltx.TXID(st.LocalTXID))
+	plantStray(t, api, conn.Bucket, within, whole, "1")
 
 	equalRows(t, "litefleet restore", restored(t, conn, guid2, 0), want)
 	ctx := context.Background()
@@ -239,8 +246,9 @@ func TestRestoreFollowsOneLineage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(plan.Strays) != 1 || plan.Strays[0].Key != key || !strings.Contains(strings.Join(plan.Notes, "\n"), "stray file skipped: "+key) {
-		t.Fatalf("the plan does not report the stray %s: strays %+v, notes %q", key, plan.Strays, plan.Notes)
+	notes := strings.Join(plan.Notes, "\n")
+	if len(plan.Strays) != 2 || !strings.Contains(notes, "stray file skipped: "+key) || !strings.Contains(notes, "stray file skipped: "+within) {
+		t.Fatalf("the plan does not report the strays %s and %s: strays %+v, notes %q", within, key, plan.Strays, plan.Notes)
 	}
 	rep, err := s3browse.Inspect(ctx, api, conn, guid2)
 	if err != nil {
@@ -249,8 +257,8 @@ func TestRestoreFollowsOneLineage(t *testing.T) {
 	if err := rep.CheckLineage(ctx, api, conn, 64); err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Lineage.Strays) != 1 || rep.Lineage.Strays[0].Key != key || rep.Lineage.Strays[0].Generation != 1 {
-		t.Fatalf("inspect reports strays %+v, want %s of generation 1", rep.Lineage.Strays, key)
+	if len(rep.Lineage.Strays) != 2 || rep.Lineage.Strays[0].Key != key || rep.Lineage.Strays[1].Key != within || rep.Lineage.Strays[0].Generation != 1 {
+		t.Fatalf("inspect reports strays %+v, want %s and %s of generation 1", rep.Lineage.Strays, key, within)
 	}
 
 	// host-b starts again: the stray is moved out, the tenant replicates.
