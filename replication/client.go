@@ -96,6 +96,11 @@ type tenantClient struct {
 	unconditional atomic.Bool
 	// unsure are uploads that failed but may have landed, by key (mu).
 	unsure map[string][]unsure
+	// lineage is the tenant's segment of its lineage (lineage.go), begun
+	// under claim generation claimGen by host; nil writes no lineage.
+	lineage  *lineageState
+	host     string
+	claimGen int64
 
 	mu       sync.Mutex
 	levels   map[int][]ltxObject // nil until loaded
@@ -377,8 +382,17 @@ func (c *tenantClient) write(ctx context.Context, level int, minTXID, maxTXID lt
 			return nil, fmt.Errorf("%w: %v", errFenced, err)
 		}
 	}
+	gen, err := c.generation(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("lineage of %s: %w", key, err)
+	}
 	ts := time.UnixMilli(hdr.Timestamp).UTC()
 	meta := map[string]string{lss3.MetadataKeyTimestamp: ts.Format(time.RFC3339Nano)}
+	if gen > 0 {
+		// Every file says which lineage it belongs to: a deposed host's
+		// late upload is then known for a stray (hosts.Lineage).
+		meta[hosts.MetaGeneration], meta[hosts.MetaHost] = strconv.FormatInt(gen, 10), c.host
+	}
 	etag, landed, err := c.put(ctx, level, minTXID, maxTXID, src, meta, ts)
 	if err != nil {
 		return nil, err

@@ -16,6 +16,7 @@ import (
 
 	"github.com/litefleet/litefleet/dbfile"
 	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/hosts"
 )
 
 // awake is a tenant open in Litestream.
@@ -95,10 +96,14 @@ func (g tenantGate) conditional() bool {
 
 // newClient builds the tenant's replica client; its manifest is loaded
 // on first use.
-func (e *Engine) newClient(t *tenant, b *bucket, a *awake) *tenantClient {
+func (e *Engine) newClient(t *tenant, b *bucket, a *awake, claim *hosts.Claim) *tenantClient {
 	c := &tenantClient{
 		api: t.api, bucket: t.target.Conn.Bucket, path: t.target.Conn.TenantPath(t.name),
 		tenant: t.name, logger: e.log, gate: tenantGate{b: b, a: a, log: e.log}, stats: t.stats, pages: a.pages,
+		lineage: &t.lineage, host: b.beat.Host(),
+	}
+	if claim != nil {
+		c.claimGen = claim.Generation
 	}
 	c.onConflict = func(err *ConflictError) {
 		// Nothing more of this tenant is written, at once; the engine

@@ -431,6 +431,12 @@ type tenant struct {
 	backoff time.Duration
 
 	claim *hosts.Claim
+	// lineage is the tenant's segment of its lineage (lineage.go);
+	// sleptWith is the fingerprint of its replica's files when it went to
+	// sleep (sleptWithOK: taken), to see at the wake whether others wrote.
+	lineage     lineageState
+	sleptWith   uint64
+	sleptWithOK bool
 	// claimEpoch is the heartbeat epoch in which claim was last proven
 	// (acquired or read back): see hosts.Beater.Epoch.
 	claimEpoch uint64

@@ -299,6 +299,7 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 	}
 	e.mu.Lock()
 	t.bucket = b
+	t.sleptWithOK = false // its files are judged from here on, not at a wake
 	if t.api == nil {
 		e.mu.Unlock()
 		api, err := e.client(ctx, t.target.Conn)
@@ -358,6 +359,7 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 		}
 		claim = c
 		e.setClaimEpoch(t, epoch)
+		t.lineage.forget()
 		if c.TookFrom != "" {
 			e.log.Warn("took over tenant from a dead host", "db", t.name, "from", fleet.Printable(c.TookFrom))
 			// The start listing may predate the dead host's last uploads:
@@ -368,9 +370,17 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 
 	a := newAwake(base, loadPageTable(t.path))
 	a.verified.Store(e.claimEpochOf(t))
-	a.client = e.newClient(t, b, a)
+	a.client = e.newClient(t, b, a, claim)
 	if seed != nil {
 		a.client.levels, a.client.loadedAt = seed.levels, time.Now()
+	}
+	if _, localMax, _, err := localL0(t.path); err == nil {
+		// A deposed host's late files would read as a replica ahead, or
+		// a history that differs: moved out first, they are neither
+		// (lineage.go).
+		if err := a.client.sweepAtStart(ctx, t.path, localMax); err != nil {
+			return outcome{state: StateLeaseLost, reason: "cannot move stray files out of the replica: " + s3browse.ExplainKey(err, t.target.Conn, tenantPath+"/").Error(), retry: true, claim: claim, keepClaim: true, base: base, baseOK: true}
+		}
 	}
 	hist, err := e.checkHistory(ctx, t, a.client)
 	var div *DivergedError
@@ -381,6 +391,8 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 			if err != nil {
 				return outcome{state: StateDiverged, reason: "takeover failed: " + err.Error(), claim: claim, keepClaim: true, base: base, baseOK: true}
 			}
+			// A new history: older lineages' files are strays from TXID 0.
+			t.lineage.renew()
 			e.log.Warn("took over a diverged tenant: the replica's history is kept, the local file starts a new one", "db", t.name, "archive", url)
 			e.mu.Lock()
 			delete(e.takeover, fleet.PrefixKey(t.name))
@@ -407,6 +419,7 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 			if err != nil {
 				return outcome{state: StateFailed, reason: fmt.Sprintf("the page size changed (%d to %d bytes) and the old history could not be archived: %v", from, to, err), retry: true, claim: claim, keepClaim: true, base: base, baseOK: true}
 			}
+			t.lineage.renew()
 			e.log.Warn("the page size changed: the replica's history is archived and a new one starts from the file", "db", t.name, "from", from, "to", to, "archive", url)
 			hist = historyRestored
 		}
@@ -585,12 +598,42 @@ func (e *Engine) wake(ctx context.Context, t *tenant) {
 	}
 	a := newAwake(now, pages)
 	a.verified.Store(e.claimEpochOf(t))
-	a.client = e.newClient(t, b, a)
+	a.client = e.newClient(t, b, a, claim)
+	if err := e.sweepAtWake(ctx, t, a); err != nil {
+		e.apply(t, outcome{state: StateFailed, reason: "cannot move stray files out of the replica: " + s3browse.Explain(err, t.target.Conn).Error(), retry: true, claim: claim, base: now, baseOK: true})
+		return
+	}
 	if err := e.openAwake(ctx, t, a, true); err != nil {
 		e.apply(t, outcome{state: StateFailed, reason: err.Error(), retry: true, claim: claim, base: afterFailure(t.path, now), baseOK: true})
 		return
 	}
 	e.apply(t, e.opened(ctx, t, a, claim, now))
+}
+
+// sweepAtWake moves out the stray files that landed while the tenant
+// slept, before Litestream reads the replica's position or compacts them.
+// The wake's listing (which Litestream would make anyway) is compared with
+// the files the tenant left: equal, nobody else wrote, and nothing more is
+// requested; different, every file the lineage could make stray is looked
+// at. A tenant put to sleep without its files listed (a restart) looks at
+// the files beyond its last upload.
+func (e *Engine) sweepAtWake(ctx context.Context, t *tenant, a *awake) error {
+	e.mu.Lock()
+	repl, slept, sleptOK := t.replTXID, t.sleptWith, t.sleptWithOK
+	e.mu.Unlock()
+	if err := a.client.load(ctx); err != nil {
+		return err
+	}
+	if fp, ok := a.client.fingerprint(); ok && sleptOK {
+		if fp == slept {
+			return nil
+		}
+		return a.client.sweepAll(ctx)
+	}
+	if repl == 0 {
+		return nil
+	}
+	return a.client.sweepBeyond(ctx, ltx.TXID(repl))
 }
 
 // inSync reports that the replica holds the local history's last TXID and
@@ -678,8 +721,15 @@ func (e *Engine) sleepNow(ctx context.Context, t *tenant, a *awake, claim *hosts
 	if err := a.pages.save(t.path); err != nil {
 		e.log.Warn("save page table", "db", t.name, "error", err)
 	}
+	fp, fpOK := a.client.fingerprint()
+	if fpOK {
+		if err := saveListing(t.path, fp); err != nil {
+			e.log.Warn("save the replica's fingerprint", "db", t.name, "error", err)
+		}
+	}
 	e.mu.Lock()
 	t.localTXID, t.replTXID, t.lastSync = local, repl, time.Now()
+	t.sleptWith, t.sleptWithOK = fp, fpOK
 	t.pages = nil
 	t.dirty = t.dirty || dirty
 	e.mu.Unlock()

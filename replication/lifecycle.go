@@ -329,7 +329,7 @@ func (e *Engine) finalSync(ctx context.Context, t *tenant, fail func(*tenant, st
 				} else {
 					w := newAwake(now, pages)
 					w.verified.Store(e.claimEpochOf(t))
-					w.client = e.newClient(t, b, w)
+					w.client = e.newClient(t, b, w, claim)
 					if err := e.openAwake(ctx, t, w, true); err != nil {
 						fail(t, err.Error())
 					} else {
@@ -362,6 +362,11 @@ func (e *Engine) finalSync(ctx context.Context, t *tenant, fail func(*tenant, st
 			} else if local, repl := a.positions(); local > repl {
 				fail(t, fmt.Sprintf("TXID %d of %d in S3", repl, local))
 			} else {
+				if fp, ok := a.client.fingerprint(); ok {
+					if err := saveListing(t.path, fp); err != nil {
+						e.log.Warn("save the replica's fingerprint", "db", t.name, "error", err)
+					}
+				}
 				e.log.Info("stopped", "db", t.name, "txid", fmt.Sprintf("%016x", repl))
 			}
 		}

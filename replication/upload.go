@@ -77,12 +77,20 @@ type ConflictError struct {
 	Checksum       ltx.Checksum
 	RemoteSize     int64
 	RemoteChecksum ltx.Checksum // zero when the sizes already differ
+	// RemoteGeneration and RemoteHost are the object's lineage, from its
+	// metadata (0 and "" when it has none); Generation is this host's.
+	RemoteGeneration int64
+	RemoteHost       string
+	Generation       int64
 }
 
 func (e *ConflictError) Error() string {
 	remote := fmt.Sprintf("%d bytes", e.RemoteSize)
 	if e.RemoteChecksum != 0 {
 		remote += ", checksum " + e.RemoteChecksum.String()
+	}
+	if e.RemoteGeneration > 0 {
+		remote += fmt.Sprintf(", lineage generation %d of host %s, this host's %d", e.RemoteGeneration, printableHost(e.RemoteHost), e.Generation)
 	}
 	return fmt.Sprintf("lineage conflict: %s already holds another object (%s; this host's: %d bytes, checksum %s): "+
 		"another host wrote it, or the replica holds another history; S3 refused the write and nothing more is uploaded: "+
@@ -307,7 +315,8 @@ func (c *tenantClient) existing(ctx context.Context, level int, minTXID, maxTXID
 		return "", nil, fmt.Errorf("head %s: %w", key, err)
 	}
 	etag := aws.ToString(out.ETag)
-	conflict := &ConflictError{URL: "s3://" + c.bucket + "/" + key, Size: src.length(), Checksum: local.FileChecksum, RemoteSize: aws.ToInt64(out.ContentLength)}
+	conflict := &ConflictError{URL: "s3://" + c.bucket + "/" + key, Size: src.length(), Checksum: local.FileChecksum, RemoteSize: aws.ToInt64(out.ContentLength),
+		RemoteGeneration: hosts.Generation(out.Metadata), RemoteHost: out.Metadata[hosts.MetaHost]}
 	c.mu.Lock()
 	earlier := slices.Clone(c.unsure[key])
 	c.mu.Unlock()
@@ -326,10 +335,53 @@ func (c *tenantClient) existing(ctx context.Context, level int, minTXID, maxTXID
 		}
 		conflict.RemoteChecksum = remote.FileChecksum
 	}
+	return "", nil, conflict
+}
+
+// retryAfterStray resolves a conflict, and reports whether the write is
+// to be made again; if not, *err is the error to return. A key refilled
+// with strays again and again stops the tenant after three moves.
+func (c *tenantClient) retryAfterStray(ctx context.Context, key string, conflict *ConflictError, evicted *int, err *error) bool {
+	if *evicted >= 3 {
+		if c.onConflict != nil {
+			c.onConflict(conflict)
+		}
+		*err = conflict
+		return false
+	}
+	retry, rerr := c.resolve(ctx, key, conflict)
+	if retry {
+		*evicted++
+		return true
+	}
+	*err = rerr
+	return false
+}
+
+// resolve decides what a conflict at key is: an object of an older
+// lineage generation that the lineage makes stray is moved out of the
+// prefix with the other strays (lineage.go), and the write is made again
+// (retry); anything else (no lineage, the same or a newer generation, not
+// stray) stops the tenant.
+func (c *tenantClient) resolve(ctx context.Context, key string, conflict *ConflictError) (retry bool, err error) {
+	gen, gerr := c.generation(ctx)
+	conflict.Generation = gen
+	if gerr == nil && conflict.RemoteGeneration > 0 && conflict.RemoteGeneration < gen {
+		moved, err := c.sweepUnknown(ctx, key)
+		switch {
+		case moved:
+			return true, nil
+		case err != nil && errors.Is(err, errFenced):
+			return false, err
+		case err != nil:
+			// Unknown, not judged: written again later, judged again then.
+			return false, fmt.Errorf("%s holds an object of an older lineage, which could not be moved out: %w", conflict.URL, err)
+		}
+	}
 	if c.onConflict != nil {
 		c.onConflict(conflict)
 	}
-	return "", nil, conflict
+	return false, conflict
 }
 
 // isPreconditionFailed reports S3's 412: the object exists (If-None-Match)
@@ -365,6 +417,7 @@ func (c *tenantClient) put(ctx context.Context, level int, minTXID, maxTXID ltx.
 	if err != nil {
 		return "", nil, err
 	}
+	evicted := 0
 	for attempt := 0; ; attempt++ {
 		var etag string
 		var landed *unsure
@@ -372,6 +425,15 @@ func (c *tenantClient) put(ctx context.Context, level int, minTXID, maxTXID ltx.
 			etag, err = c.putOnce(ctx, level, minTXID, maxTXID, src, meta, cond)
 		} else {
 			etag, landed, err = c.multipart(ctx, level, minTXID, maxTXID, src, meta, cond)
+		}
+		var conflict *ConflictError
+		if errors.As(err, &conflict) {
+			// multipart's look before a big upload found another object.
+			if c.retryAfterStray(ctx, key, conflict, &evicted, &err) {
+				cond = precondition{create: true}
+				continue
+			}
+			return "", nil, err
 		}
 		switch {
 		case err == nil:
@@ -390,8 +452,14 @@ func (c *tenantClient) put(ctx context.Context, level int, minTXID, maxTXID ltx.
 				c.mu.Lock()
 				delete(c.unsure, key)
 				c.mu.Unlock()
+				return etag, landed, nil
 			}
-			return etag, landed, err
+			if errors.As(err, &conflict) && c.retryAfterStray(ctx, key, conflict, &evicted, &err) {
+				// The stray is gone: the key is created again.
+				cond = precondition{create: true}
+				continue
+			}
+			return "", nil, err
 		case isNotImplemented(err) && (cond.create || cond.ifMatch != ""):
 			// A server that rejects the condition, where the start's probe
 			// could not tell: written as before, unconditionally.

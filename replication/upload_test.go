@@ -309,4 +309,10 @@ func TestBigSnapshotUploadsInParts(t *testing.T) {
 		t.Fatalf("multipart uploads left after a failed one: %v", left)
 	}
 	equalRows(t, "litestream restore", litestreamRestored(t, srv, direct, guid3), rows(t, path))
+	// Files sent in parts carry their lineage like any other.
+	for key, gen := range generations(t, srv.Client(t, direct), direct, guid3) {
+		if gen != "1" {
+			t.Fatalf("%s carries lineage generation %q, want 1", key, gen)
+		}
+	}
 }

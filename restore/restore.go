@@ -135,6 +135,9 @@ type Plan struct {
 	// would go ahead.
 	Refusal string   `json:"refusal,omitempty"`
 	Notes   []string `json:"notes,omitempty"`
+	// Strays are files Litestream's plan would have read that lie outside
+	// the tenant's lineage: skipped (see hosts.Lineage).
+	Strays []s3browse.Stray `json:"strays,omitempty"`
 }
 
 // Result is what a restore did, and how the file it wrote compares
@@ -329,7 +332,7 @@ func planLTX(ctx context.Context, client s3browse.API, opt Options, t *s3browse.
 		}
 		rc = lrc
 	}
-	infos, err := litestream.CalcRestorePlan(ctx, rc, ltx.TXID(opt.TXID), opt.Timestamp, discardLogger)
+	infos, err := planLineage(ctx, client, opt, t, p, rc)
 	if err != nil {
 		if errors.Is(err, litestream.ErrTxNotAvailable) {
 			return notAvailable(opt, t)
@@ -636,7 +639,12 @@ func Run(ctx context.Context, client s3browse.API, opt Options) (*Result, error)
 	// have moved on while the restore ran.
 	if t, err := s3browse.Inspect(ctx, client, opt.Conn, opt.Tenant); err == nil {
 		if p.Source == SourceLTX {
-			res.Latest = latestLTX(t)
+			// The strays the plan skipped are not the replica's latest.
+			skip := map[ltxID]bool{}
+			for _, s := range p.Strays {
+				skip[ltxID{s.Level, ltx.TXID(s.MinTXID), ltx.TXID(s.MaxTXID)}] = true
+			}
+			res.Latest = latestLTXWithout(t, skip)
 		} else {
 			res.Latest = latestGeneration(t)
 		}

@@ -23,6 +23,10 @@ type Tenant struct {
 	Generations []Generation `json:"generations"`
 	// Lease is lock.json, or nil when there is none.
 	Lease *Lease `json:"lease"`
+	// HasLineage says the prefix holds a lineage record (lineage.json);
+	// Lineage is what it says of the files, once CheckLineage ran.
+	HasLineage bool           `json:"has_lineage,omitempty"`
+	Lineage    *LineageReport `json:"lineage,omitempty"`
 }
 
 // Level is one LTX level with its files.
@@ -86,7 +90,7 @@ func Inspect(ctx context.Context, api API, conn Conn, tenant string) (*Tenant, e
 	// The lease's listing entry, kept by value: taking the address of the
 	// visitor's parameter would move every listed object to the heap.
 	var lease object
-	hasLease := false
+	hasLease, hasLineage := false, false
 	err := list(ctx, api, conn, root, "", listVisitor{object: func(o object) {
 		rest, ok := strings.CutPrefix(o.key, root)
 		if !ok {
@@ -97,6 +101,8 @@ func Inspect(ctx context.Context, api API, conn Conn, tenant string) (*Tenant, e
 		switch k.kind {
 		case keyLease:
 			lease, hasLease = o, true
+		case keyLineage:
+			hasLineage = true
 		case keyLTX:
 			files[k.level] = append(files[k.level], LTXFile{
 				Level: k.level, MinTXID: k.minTXID, MaxTXID: k.maxTXID,
@@ -125,7 +131,7 @@ func Inspect(ctx context.Context, api API, conn Conn, tenant string) (*Tenant, e
 	}
 
 	s := sum.summary()
-	t := &Tenant{Name: tenant, URL: conn.URL(tenant), Totals: s.Totals, Levels: []Level{}, Generations: []Generation{}}
+	t := &Tenant{Name: tenant, URL: conn.URL(tenant), Totals: s.Totals, Levels: []Level{}, Generations: []Generation{}, HasLineage: hasLineage}
 	for _, stats := range s.Levels {
 		fs := files[stats.Level]
 		for i := range fs {

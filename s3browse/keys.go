@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/superfly/ltx"
+
+	"github.com/litefleet/litefleet/hosts"
 )
 
 // leaseFile is the name, under a tenant's path, of the lease written by
@@ -23,6 +25,7 @@ const (
 	keyUnknown    keyKind = iota
 	keyFolder             // a zero-byte "folder/" marker made by consoles; not data
 	keyLease              // lock.json
+	keyLineage            // lineage.json (hosts.LineageFile)
 	keyLTX                // v0.5: <level %04x>/<min %016x>-<max %016x>.ltx
 	keySnapshotV3         // v0.3: generations/<gen>/snapshots/<idx %08x>.snapshot.lz4
 	keyWALV3              // v0.3: generations/<gen>/wal/<idx %08x>_<off %08x>.wal.lz4
@@ -48,6 +51,9 @@ func parseTenantKey(rest string, size int64) tenantKey {
 	}
 	if rest == leaseFile {
 		return tenantKey{kind: keyLease}
+	}
+	if rest == hosts.LineageFile {
+		return tenantKey{kind: keyLineage}
 	}
 	parts := strings.Split(rest, "/")
 	switch len(parts) {

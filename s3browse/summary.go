@@ -151,6 +151,8 @@ func (a *summarizer) add(k tenantKey, o object) {
 		} else {
 			s.WALSegments++
 		}
+	case keyLineage:
+		// litefleet's lineage record: bookkeeping, like the lease.
 	default:
 		s.UnknownObjects++
 	}

@@ -68,6 +68,11 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	// Which files are outside the tenant's lineage: a request per file
+	// the record could make stray, the newest first, at most 64.
+	if err := t.CheckLineage(ctx, client, conn, inspectLineageChecks); err != nil {
+		return err
+	}
 	// The hosts' records: a key that may not list .litefleet/ (a tenant's
 	// own) sees none, and the report says so.
 	reports, herr := fleet.HostReports(ctx, client, conn, tenant)
@@ -111,6 +116,7 @@ func printTenant(w io.Writer, t *s3browse.Tenant, now time.Time, files int) {
 	if t.UnknownObjects > 0 {
 		fmt.Fprintf(w, "unknown   %d objects litestream would not restore from\n", t.UnknownObjects)
 	}
+	printLineage(w, t.Lineage)
 	if len(t.Levels) > 0 {
 		fmt.Fprintln(w, "\nLTX levels (v0.5):")
 		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
@@ -210,4 +216,32 @@ func levelName(level int) string {
 		return " (snapshots)"
 	}
 	return " (compactions)"
+}
+
+// inspectLineageChecks bounds the files whose lineage inspect reads.
+const inspectLineageChecks = 64
+
+// printLineage says which lineage the tenant's files follow, and the stray
+// files outside it.
+func printLineage(w io.Writer, l *s3browse.LineageReport) {
+	switch {
+	case l == nil || (l.Record == nil && l.Error == ""):
+		return
+	case l.Error != "":
+		fmt.Fprintf(w, "lineage   unknown: %s\n", fleet.Printable(l.Error))
+		return
+	}
+	cur := l.Record.Current()
+	fmt.Fprintf(w, "lineage   generation %d (host %s, from TXID %s), %d segments", cur.Generation, fleet.Printable(cur.Host), common.TXID(cur.Since), len(l.Record.Segments))
+	switch {
+	case len(l.Strays) > 0:
+		fmt.Fprintf(w, ", %d stray files (restores skip them; the holder moves them to the archive):\n", len(l.Strays))
+		for _, s := range l.Strays {
+			fmt.Fprintf(w, "  stray   %s: %s\n", fleet.Printable(s.Key), s.Why)
+		}
+	case l.Unchecked > 0:
+		fmt.Fprintf(w, ", no stray file among the %d newest looked at (%d more not looked at)\n", l.Checked, l.Unchecked)
+	default:
+		fmt.Fprintln(w, ", no stray file")
+	}
 }
