@@ -140,11 +140,6 @@ func Generation(meta map[string]string) int64 {
 	return n
 }
 
-// Getter is what reading a lineage record needs of an S3 client.
-type Getter interface {
-	GetObject(ctx context.Context, params *s3.GetObjectInput, optFns ...func(*s3.Options)) (*s3.GetObjectOutput, error)
-}
-
 // ReadLineage reads a tenant's lineage record; nil when there is none. A
 // record that cannot be decoded is an error: guessing a lineage could hide
 // a history or mix two.

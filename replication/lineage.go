@@ -253,7 +253,7 @@ func (c *tenantClient) sweepUnknown(ctx context.Context, key string) (bool, erro
 		}
 		c.mu.Lock()
 		for _, o := range out.Contents {
-			level, info, ok := parseLTXKey(c.path, aws.ToString(o.Key))
+			level, info, ok := parseLTXKey(c.path, aws.ToString(o.Key), aws.ToInt64(o.Size))
 			if !ok {
 				continue
 			}
