@@ -48,9 +48,9 @@ func put(t *testing.T, client *s3.Client, bucket, key string, body []byte) {
 // putTenant writes a replica of txid transactions: a snapshot and L0 files.
 func putTenant(t *testing.T, client *s3.Client, conn s3browse.Conn, name string, txid uint64) {
 	t.Helper()
-	put(t, client, conn.Bucket, fmt.Sprintf("%s/0009/%s", conn.TenantPath(name), ltx.FormatFilename(1, 1)), []byte("snapshot"))
+	put(t, client, conn.Bucket, fmt.Sprintf("%s/0009/%s", conn.TenantPath(name), ltx.FormatFilename(1, 1)), ltxSized)
 	for tx := uint64(2); tx <= txid; tx++ {
-		put(t, client, conn.Bucket, fmt.Sprintf("%s/0000/%s", conn.TenantPath(name), ltx.FormatFilename(ltx.TXID(tx), ltx.TXID(tx))), []byte("l0"))
+		put(t, client, conn.Bucket, fmt.Sprintf("%s/0000/%s", conn.TenantPath(name), ltx.FormatFilename(ltx.TXID(tx), ltx.TXID(tx))), ltxSized)
 	}
 }
 
@@ -192,3 +192,8 @@ func TestRefreshWithoutHostsScans(t *testing.T) {
 		t.Errorf("%d listings, want 2 (the hosts' folder, the bucket)", lists)
 	}
 }
+
+// ltxSized is the body of a fake LTX file: the least an LTX object can be
+// (a header and a trailer), for listings that count it as one
+// (s3browse.LTXObject).
+var ltxSized = bytes.Repeat([]byte("x"), ltx.HeaderSize+ltx.TrailerSize)

@@ -200,7 +200,27 @@ func (b *Beater) Start(ctx context.Context) error {
 	b.mu.Unlock()
 	b.ProbeConditional(ctx)
 	if err := b.Beat(ctx); err != nil {
-		return err
+		var inUse *HostInUseError
+		if !errors.As(err, &inUse) || b.opt.Fallback == "" || inUse.Machine != b.machine {
+			return err
+		}
+		// Two replicators of this machine started under the default name
+		// at once, and the other's beat came first: this one takes its
+		// own name, as when the other was seen at the check.
+		b.opt.Logger.Info("host name in use by another replicator on this machine: using its own", "host", b.opt.Host, "other_pid", inUse.PID, "name", b.opt.Fallback)
+		b.mu.Lock()
+		b.opt.Host, b.opt.Fallback = b.opt.Fallback, ""
+		b.usurped, b.lastErr, b.beatETag = nil, nil, ""
+		b.mu.Unlock()
+		if prev, err = b.checkInUse(ctx); err != nil {
+			return err
+		}
+		b.mu.Lock()
+		b.beatETag = prev
+		b.mu.Unlock()
+		if err := b.Beat(ctx); err != nil {
+			return err
+		}
 	}
 	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	b.cancel, b.done = cancel, make(chan struct{})

@@ -38,7 +38,7 @@ func TestLsHostileHostRecord(t *testing.T) {
 	}
 	for _, name := range []string{guid1, guid2} {
 		for tx := 1; tx <= 2; tx++ {
-			put(fmt.Sprintf("%s/0000/%s", conn.TenantPath(name), ltx.FormatFilename(ltx.TXID(tx), ltx.TXID(tx))), bytes.NewReader([]byte("l0")))
+			put(fmt.Sprintf("%s/0000/%s", conn.TenantPath(name), ltx.FormatFilename(ltx.TXID(tx), ltx.TXID(tx))), bytes.NewReader(bytes.Repeat([]byte("x"), ltx.HeaderSize+ltx.TrailerSize)))
 		}
 	}
 	honest, err := hosts.EncodeRecord(&hosts.Record{Host: "web-1", Tenants: []hosts.TenantRecord{{Name: guid1, State: "sleeping", Local: 2, Replicated: 2}}})

@@ -175,17 +175,15 @@ func TestSecondReplicatorWaitsNamingTheOwner(t *testing.T) {
 	owner := first.WaitFor(`heartbeat started: host=(\S+)`, 20*time.Second)[1]
 	first.WaitFor(`replicating: db=`+guid3, 20*time.Second)
 
-	// The same tenant from another copy of the file: it waits, at once.
+	// The same tenant from another copy of the file: it waits. (Its
+	// default host name is the first's: it watches that heartbeat for a
+	// beat, sees it change, and takes a name of its own first.)
 	other := filepath.Join(t.TempDir(), guid3+".db")
 	db := testpeer.OpenDB(t, other)
 	testpeer.InsertRows(t, db, 500, 4)
 	db.Close()
-	start := time.Now()
 	second := startLitefleet(t, testpeer.CredEnv(srv), replicateArgs(srv, conn, "-dsn", other)...)
-	second.WaitFor(`leased elsewhere: db=`+guid3+` reason="held by live host `+regexp.QuoteMeta(owner), 15*time.Second)
-	if d := time.Since(start); d > 10*time.Second {
-		t.Errorf("the refusal took %s", d)
-	}
+	second.WaitFor(`leased elsewhere: db=`+guid3+` reason="held by live host `+regexp.QuoteMeta(owner), 35*time.Second)
 	select {
 	case <-second.Done():
 		t.Fatalf("a replicator waiting for a live host's tenant exited:\n%s", second.Out.String())
