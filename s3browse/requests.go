@@ -22,7 +22,12 @@ import (
 type RequestCount struct {
 	Op   string // the SDK's operation name: ListObjectsV2, PutObject, ...
 	Code string // the error code; empty for the count of every attempt
-	N    int64
+	// Expected marks an answer of the protocol, not a failure: a 404 to a
+	// GET or HEAD of an object that may not exist, a 412 to a conditional
+	// write (see ExpectedAnswer). An alert on failures must not fire on
+	// them: a clean first start gets several.
+	Expected bool
+	N        int64
 }
 
 // requests counts every attempt of every client NewClient makes, in the
@@ -30,15 +35,18 @@ type RequestCount struct {
 // and restores alike. Retries are attempts of their own.
 var requests = &requestCounter{}
 
-type requestKey struct{ op, code string }
+type requestKey struct {
+	op, code string
+	expected bool
+}
 
 type requestCounter struct {
 	mu     sync.RWMutex
 	counts map[requestKey]*atomic.Int64
 }
 
-func (c *requestCounter) add(op, code string) {
-	k := requestKey{op, code}
+func (c *requestCounter) add(op, code string, expected bool) {
+	k := requestKey{op, code, expected}
 	c.mu.RLock()
 	n := c.counts[k]
 	c.mu.RUnlock()
@@ -57,11 +65,13 @@ func (c *requestCounter) add(op, code string) {
 }
 
 // RequestCounts returns the process's S3 request attempts by operation,
-// and its failed attempts by operation and error code, each sorted.
+// and its attempts answered with an error by operation and error code
+// (Expected set on the protocol's answers, which are no failure), each
+// sorted.
 func RequestCounts() (attempts, failures []RequestCount) {
 	requests.mu.RLock()
 	for k, n := range requests.counts {
-		rc := RequestCount{Op: k.op, Code: k.code, N: n.Load()}
+		rc := RequestCount{Op: k.op, Code: k.code, Expected: k.expected, N: n.Load()}
 		if k.code == "" {
 			attempts = append(attempts, rc)
 		} else {
@@ -74,7 +84,10 @@ func RequestCounts() (attempts, failures []RequestCount) {
 			if s[i].Op != s[j].Op {
 				return s[i].Op < s[j].Op
 			}
-			return s[i].Code < s[j].Code
+			if s[i].Code != s[j].Code {
+				return s[i].Code < s[j].Code
+			}
+			return !s[i].Expected && s[j].Expected
 		}
 	}
 	sort.Slice(attempts, less(attempts))
@@ -93,9 +106,10 @@ func countRequests(stack *middleware.Stack) error {
 			if op == "" {
 				op = "unknown"
 			}
-			requests.add(op, "")
+			requests.add(op, "", false)
 			if err != nil {
-				requests.add(op, errorCode(ctx, out, err))
+				code := errorCode(ctx, out, err)
+				requests.add(op, code, ExpectedAnswer(op, code))
 			}
 			return out, md, err
 		}), middleware.Before)
@@ -129,4 +143,20 @@ func errorCode(ctx context.Context, out middleware.DeserializeOutput, err error)
 		return "timeout"
 	}
 	return "network"
+}
+
+// ExpectedAnswer reports whether an error code is an answer the protocol
+// gives in normal work rather than a failure: litefleet asks for objects
+// that may not exist (a heartbeat, a claim, a host record, a manifest) and
+// writes on a condition (If-None-Match, If-Match) that another host may
+// have made false. A 404 to a GET or HEAD, and a 412 or 304 to any
+// request (only a conditional one can get them), are such answers.
+func ExpectedAnswer(op, code string) bool {
+	switch code {
+	case "PreconditionFailed", "412", "NotModified", "304":
+		return true
+	case "NoSuchKey", "NotFound", "404":
+		return op == "GetObject" || op == "HeadObject"
+	}
+	return false
 }

@@ -94,4 +94,38 @@ func TestRequestCountsOnRealServer(t *testing.T) {
 	if l1-l0 != 1 || lf1 != lf0 {
 		t.Fatalf("ListObjectsV2: %d attempts, %d failures; want 1 and 0", l1-l0, lf1-lf0)
 	}
+	_, failures := s3browse.RequestCounts()
+	for _, f := range failures {
+		if f.Op == "GetObject" && f.Code == "NoSuchKey" && !f.Expected {
+			t.Fatalf("a GET of a missing key is counted as a failure, not as an expected answer: %+v", f)
+		}
+	}
+}
+
+// The protocol's answers (404 to a GET or HEAD, 412 to a conditional
+// write) are not failures; the same codes elsewhere, and real failures,
+// are.
+func TestExpectedAnswer(t *testing.T) {
+	for _, c := range []struct {
+		op, code string
+		want     bool
+	}{
+		{"GetObject", "NoSuchKey", true},
+		{"HeadObject", "NotFound", true},
+		{"HeadObject", "404", true},
+		{"PutObject", "PreconditionFailed", true},
+		{"CompleteMultipartUpload", "412", true},
+		{"GetObject", "NotModified", true},
+		{"ListObjectsV2", "NoSuchBucket", false},
+		{"PutObject", "NoSuchKey", false},
+		{"DeleteObject", "404", false},
+		{"GetObject", "AccessDenied", false},
+		{"PutObject", "SlowDown", false},
+		{"PutObject", "network", false},
+		{"GetObject", "500", false},
+	} {
+		if got := s3browse.ExpectedAnswer(c.op, c.code); got != c.want {
+			t.Errorf("ExpectedAnswer(%s, %s) = %v, want %v", c.op, c.code, got, c.want)
+		}
+	}
 }
