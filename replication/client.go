@@ -102,6 +102,8 @@ type tenantClient struct {
 	lineage  *lineageState
 	host     string
 	claimGen int64
+	// observe is told of each sync's duration and latency (Options.Observer).
+	observe Observer
 
 	mu       sync.Mutex
 	levels   map[int][]ltxObject // nil until loaded
@@ -330,6 +332,17 @@ func (c *tenantClient) OpenLTXFile(ctx context.Context, level int, minTXID, maxT
 func (c *tenantClient) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
 	start := time.Now()
 	info, err := c.write(ctx, level, minTXID, maxTXID, r)
+	if level == 0 && c.observe != nil {
+		done := time.Now()
+		c.observe.ObserveSync(done.Sub(start))
+		if err == nil && !info.CreatedAt.IsZero() {
+			// Litestream stamps a level-0 file when it takes the TXID from
+			// the WAL, to the millisecond: the latency of each change, where
+			// the tick's one-second look (pending) would miss those that
+			// reach S3 within it.
+			c.observe.ObserveCommitToS3(max(done.Sub(info.CreatedAt), 0))
+		}
+	}
 	if err != nil {
 		if level == 0 {
 			// A change not uploaded: a failed sync, whether Litestream's

@@ -67,11 +67,35 @@ type Options struct {
 	// Retry is the first retry delay of a failed or refused tenant; it
 	// doubles up to five minutes (default 5s).
 	Retry time.Duration
+	// Observer is told of every sync's duration and latency, for the
+	// process's histograms (-addr's /metrics); nil: nobody is.
+	Observer Observer
 }
+
+// Observer is told of each upload of a change (a level-0 LTX file, one
+// sync) as it ends. It is called from every tenant's upload path at once:
+// it must be safe for concurrent use and quick.
+type Observer interface {
+	// ObserveSync: an upload of a change took d, whether it succeeded or
+	// failed (the failures are counted apart, in sync errors).
+	ObserveSync(d time.Duration)
+	// ObserveCommitToS3: a change is in S3, latency after Litestream took
+	// it from the WAL as a new local TXID (the LTX file's timestamp).
+	ObserveCommitToS3(latency time.Duration)
+}
+
+// noObserver observes nothing.
+type noObserver struct{}
+
+func (noObserver) ObserveSync(time.Duration)       {}
+func (noObserver) ObserveCommitToS3(time.Duration) {}
 
 func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Observer == nil {
+		o.Observer = noObserver{}
 	}
 	if o.LibLogger == nil {
 		o.LibLogger = o.Logger
@@ -457,9 +481,12 @@ type tenant struct {
 	// denied: this process may no longer read or write the open database.
 	denied     bool
 	lastChange time.Time
-	localTXID  uint64
-	replTXID   uint64
-	lastSync   time.Time
+	// walBytes is the size of the -wal file at the last stat the engine
+	// made of it (sweep, a job's look); 0 without one.
+	walBytes  int64
+	localTXID uint64
+	replTXID  uint64
+	lastSync  time.Time
 	// pending is when each local TXID not yet replicated was first seen,
 	// oldest first: lag is the age of the oldest one, so a tenant written
 	// without pause through a slow upload path lags by its real delay,
@@ -472,7 +499,7 @@ func (t *tenant) status(now time.Time) TenantStatus {
 		Tenant: t.name, Path: t.path, Replica: t.target.Conn.URL(t.name),
 		State: t.state, Reason: t.reason, Since: t.since, Holder: t.holder,
 		LocalTXID: t.localTXID, ReplicatedTXID: t.replTXID, LastSync: t.lastSync,
-		SyncErrors: t.stats.syncErrors.Load(), UploadedBytes: t.stats.uploadedBytes.Load(),
+		SyncErrors: t.stats.syncErrors.Load(), UploadedBytes: t.stats.uploadedBytes.Load(), WALBytes: t.walBytes,
 		Bucket: t.target.Conn.Bucket, Endpoint: t.target.Conn.Endpoint,
 	}
 	if len(t.pending) > 0 && t.localTXID > t.replTXID {

@@ -262,6 +262,7 @@ func (e *Engine) apply(t *tenant, o outcome) {
 	}
 	if o.baseOK {
 		t.base = o.base
+		t.walBytes = o.base.wal.size
 	}
 	if o.state == StateLeased {
 		t.holder = o.holder

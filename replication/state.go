@@ -57,10 +57,14 @@ type TenantStatus struct {
 	// SyncErrors counts failed syncs since the process started: uploads of
 	// a change that failed or were refused, and Litestream's local syncs
 	// seen failing.
-	SyncErrors    int64  `json:"sync_errors"`
-	UploadedBytes int64  `json:"uploaded_bytes"`
-	Bucket        string `json:"bucket"`
-	Endpoint      string `json:"endpoint,omitempty"`
+	SyncErrors    int64 `json:"sync_errors"`
+	UploadedBytes int64 `json:"uploaded_bytes"`
+	// WALBytes is the size of the database's -wal file when the engine
+	// last looked at it with stat (every sweep, 10 s by default); 0 when
+	// there is none. The database is never opened for it.
+	WALBytes int64  `json:"wal_bytes"`
+	Bucket   string `json:"bucket"`
+	Endpoint string `json:"endpoint,omitempty"`
 
 	// UploadDone and UploadTotal are what the tenant's big uploads in
 	// flight (a first snapshot) have sent of their size; UploadTotal is 0

@@ -315,6 +315,7 @@ func (e *Engine) sweep() {
 		denied := it.open && now.db.exists && unix.Access(it.t.path, unix.R_OK|unix.W_OK) != nil
 		e.mu.Lock()
 		t := it.t
+		t.walBytes = now.wal.size // 0 without a WAL: statID's zero fileID
 		switch {
 		case it.open && t.run != nil && it.opened.replaced(now):
 			t.run.lost.Store(true)
