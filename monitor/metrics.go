@@ -40,11 +40,13 @@ const (
 	MetricTenantLastSync       = "litefleet_tenant_last_sync_timestamp_seconds"
 	MetricTenantSyncErrors     = "litefleet_tenant_sync_errors_total"
 	MetricTenantUploadedBytes  = "litefleet_tenant_uploaded_bytes_total"
+	MetricTenantWALBytes       = "litefleet_tenant_wal_bytes"
 	MetricTenants              = "litefleet_tenants"
 	MetricHeartbeatAge         = "litefleet_heartbeat_age_seconds"
 	MetricHeartbeatFenced      = "litefleet_heartbeat_fenced"
 	MetricS3Requests           = "litefleet_s3_requests_total"
 	MetricS3RequestErrors      = "litefleet_s3_request_errors_total"
+	MetricS3ExpectedAnswers    = "litefleet_s3_expected_answers_total"
 )
 
 // family is one metric family's name, type and help.
@@ -52,18 +54,20 @@ type family struct{ name, typ, help string }
 
 var (
 	famState = family{MetricTenantState, "gauge",
-		"1 for the tenant's current state (starting, replicating, sleeping, leased elsewhere, lease lost (retrying), sync failing, diverged, missing, failed, stopped); one series per tenant, of its current state."}
+		"1 for the tenant's current state (starting, replicating, sleeping, leased_elsewhere, lease_lost, sync_failing, diverged, missing, failed, stopped); one series per tenant, of its current state."}
 	famLocal      = family{MetricTenantLocalTXID, "gauge", "The local database's TXID, as Litestream last saw it."}
 	famReplicated = family{MetricTenantReplicatedTXID, "gauge", "The TXID the replica in S3 holds."}
 	famLag        = family{MetricTenantLag, "gauge", "Now minus the time of the oldest local change not yet in S3; 0 when in sync."}
 	famLastSync   = family{MetricTenantLastSync, "gauge", "Unix time of the last upload to S3 (no series before the first)."}
 	famSyncErrors = family{MetricTenantSyncErrors, "counter", "Failed syncs since the process started: uploads of a change to S3 that failed or were refused, and Litestream's local syncs seen failing, its background loops' included."}
 	famUploaded   = family{MetricTenantUploadedBytes, "counter", "Bytes uploaded to S3 since the process started."}
+	famWAL        = family{MetricTenantWALBytes, "gauge", "Size of the database's -wal file at the engine's last stat of it (every sweep, 10 s by default); 0 without one."}
 	famTenants    = family{MetricTenants, "gauge", "Tenants of this process by state."}
 	famBeatAge    = family{MetricHeartbeatAge, "gauge", "Seconds since this host's last successful heartbeat to the bucket; other hosts count it dead at 40."}
 	famFenced     = family{MetricHeartbeatFenced, "gauge", "1 while uploads to the bucket are paused because the heartbeat is failing."}
 	famRequests   = family{MetricS3Requests, "counter", "S3 request attempts this process made (retries included), by operation."}
-	famReqErrors  = family{MetricS3RequestErrors, "counter", "Failed S3 request attempts, by operation and error code (the S3 code, else the HTTP status, else network, timeout or canceled)."}
+	famReqErrors  = family{MetricS3RequestErrors, "counter", "Failed S3 request attempts, by operation and error code (the S3 code, else the HTTP status, else network, timeout or canceled); the protocol's expected answers are counted apart."}
+	famExpected   = family{MetricS3ExpectedAnswers, "counter", "S3 request attempts answered with an error the protocol expects in normal work, not a failure: 404 to a GET or HEAD of an object that may not exist, 412 or 304 to a conditional request; by operation and code."}
 )
 
 // runtimeRegistry holds the Go runtime's and the process's own metrics
@@ -133,7 +137,7 @@ func WriteMetrics(w *bufio.Writer, src Source, now time.Time) {
 
 	mw.head(famState)
 	for i := range st {
-		mw.sample(famState.name, "state", string(st[i].State), "tenant", st[i].Tenant, integer(1))
+		mw.sample(famState.name, "state", StateLabel(st[i].State), "tenant", st[i].Tenant, integer(1))
 	}
 	perTenant := func(f family, value func(*replication.TenantStatus) (val, bool)) {
 		mw.head(f)
@@ -151,6 +155,7 @@ func WriteMetrics(w *bufio.Writer, src Source, now time.Time) {
 	})
 	perTenant(famSyncErrors, func(s *replication.TenantStatus) (val, bool) { return integer(s.SyncErrors), true })
 	perTenant(famUploaded, func(s *replication.TenantStatus) (val, bool) { return integer(s.UploadedBytes), true })
+	perTenant(famWAL, func(s *replication.TenantStatus) (val, bool) { return integer(s.WALBytes), true })
 
 	by := map[replication.State]int{}
 	for i := range st {
@@ -158,7 +163,7 @@ func WriteMetrics(w *bufio.Writer, src Source, now time.Time) {
 	}
 	mw.head(famTenants)
 	for _, s := range replication.States {
-		mw.sample(famTenants.name, "", "", "state", string(s), integer(by[s]))
+		mw.sample(famTenants.name, "", "", "state", StateLabel(s), integer(by[s]))
 	}
 
 	beats := src.Heartbeats()
@@ -190,8 +195,45 @@ func WriteMetrics(w *bufio.Writer, src Source, now time.Time) {
 	}
 	mw.head(famReqErrors)
 	for _, r := range failures {
-		mw.sample(famReqErrors.name, "code", r.Code, "op", r.Op, integer(r.N))
+		if !r.Expected {
+			mw.sample(famReqErrors.name, "code", r.Code, "op", r.Op, integer(r.N))
+		}
 	}
+	mw.head(famExpected)
+	for _, r := range failures {
+		if r.Expected {
+			mw.sample(famExpected.name, "code", r.Code, "op", r.Op, integer(r.N))
+		}
+	}
+}
+
+// stateLabels are the states' label values in metrics: snake_case, as
+// Prometheus label values are by custom, so that a selector needs no
+// quoting of spaces or parentheses (state="lease_lost", not
+// state=~"lease lost.*"). People read the words (StateLabel's input) in
+// the UI, the logs and /status.
+var stateLabels = map[replication.State]string{
+	replication.StateStarting:    "starting",
+	replication.StateReplicating: "replicating",
+	replication.StateSleeping:    "sleeping",
+	replication.StateLeased:      "leased_elsewhere",
+	replication.StateLeaseLost:   "lease_lost",
+	replication.StateSyncFailing: "sync_failing",
+	replication.StateDiverged:    "diverged",
+	replication.StateMissing:     "missing",
+	replication.StateFailed:      "failed",
+	replication.StateStopped:     "stopped",
+}
+
+// StateLabel is a state's label value in metrics: snake_case. A state
+// without an entry in the table (one added later) is made snake_case
+// word by word, its parenthesised words left out.
+func StateLabel(s replication.State) string {
+	if l, ok := stateLabels[s]; ok {
+		return l
+	}
+	words, _, _ := strings.Cut(string(s), "(")
+	return strings.Join(strings.Fields(strings.ToLower(words)), "_")
 }
 
 // val is a sample's value: an integer, written exactly, or a float.

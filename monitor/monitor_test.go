@@ -59,7 +59,7 @@ func fleetOf3() *fakeSource {
 	return &fakeSource{
 		st: []replication.TenantStatus{
 			{Tenant: tA, State: replication.StateReplicating, LocalTXID: 12, ReplicatedTXID: 10, Lag: 1500 * time.Millisecond,
-				LastSync: now.Add(-2 * time.Second), SyncErrors: 1, UploadedBytes: 4096, Bucket: "b", Endpoint: "http://key:s3cr3t@127.0.0.1:9000"},
+				LastSync: now.Add(-2 * time.Second), SyncErrors: 1, UploadedBytes: 4096, WALBytes: 32992, Bucket: "b", Endpoint: "http://key:s3cr3t@127.0.0.1:9000"},
 			{Tenant: tB, State: replication.StateFailed, Reason: "open: permission denied", LocalTXID: 3, ReplicatedTXID: 3, Bucket: "b"},
 			{Tenant: tC, State: replication.StateSleeping, LocalTXID: 7, ReplicatedTXID: 7, LastSync: now.Add(-time.Hour), Bucket: "b"},
 		},
@@ -126,7 +126,8 @@ func TestMetricsPerTenant(t *testing.T) {
 	mf := parse(t, text)
 	for _, name := range []string{monitor.MetricTenantState, monitor.MetricTenantLocalTXID, monitor.MetricTenantReplicatedTXID,
 		monitor.MetricTenantLag, monitor.MetricTenantLastSync, monitor.MetricTenantSyncErrors, monitor.MetricTenantUploadedBytes,
-		monitor.MetricTenants, monitor.MetricHeartbeatAge, "process_resident_memory_bytes", "go_goroutines"} {
+		monitor.MetricTenantWALBytes, monitor.MetricTenants, monitor.MetricHeartbeatAge, monitor.MetricBuildInfo,
+		monitor.MetricSyncDuration, monitor.MetricCommitToS3, "process_resident_memory_bytes", "go_goroutines"} {
 		if _, ok := mf[name]; !ok {
 			t.Errorf("no %s in /metrics", name)
 		}
@@ -151,6 +152,8 @@ func TestMetricsPerTenant(t *testing.T) {
 		{monitor.MetricTenantLastSync, map[string]string{"tenant": tA}, float64(now.Add(-2 * time.Second).Unix())},
 		{monitor.MetricTenantSyncErrors, map[string]string{"tenant": tA}, 1},
 		{monitor.MetricTenantUploadedBytes, map[string]string{"tenant": tA}, 4096},
+		{monitor.MetricTenantWALBytes, map[string]string{"tenant": tA}, 32992},
+		{monitor.MetricTenantWALBytes, map[string]string{"tenant": tB}, 0},
 		{monitor.MetricTenants, map[string]string{"state": "replicating"}, 1},
 		{monitor.MetricTenants, map[string]string{"state": "failed"}, 1},
 		{monitor.MetricTenants, map[string]string{"state": "diverged"}, 0},
@@ -402,14 +405,14 @@ func TestSyncFailingOnEveryEndpoint(t *testing.T) {
 
 	_, text := get(t, h, "/metrics")
 	mf := parse(t, text)
-	if v, ok := value(mf, monitor.MetricTenantState, map[string]string{"tenant": tB, "state": "sync failing"}); !ok || v != 1 {
-		t.Errorf("%s{state=sync failing} = %v %v, want 1", monitor.MetricTenantState, v, ok)
+	if v, ok := value(mf, monitor.MetricTenantState, map[string]string{"tenant": tB, "state": "sync_failing"}); !ok || v != 1 {
+		t.Errorf("%s{state=sync_failing} = %v %v, want 1", monitor.MetricTenantState, v, ok)
 	}
 	if v, _ := value(mf, monitor.MetricTenantSyncErrors, map[string]string{"tenant": tB}); v != 4 {
 		t.Errorf("%s = %v, want 4", monitor.MetricTenantSyncErrors, v)
 	}
-	if v, _ := value(mf, monitor.MetricTenants, map[string]string{"state": "sync failing"}); v != 1 {
-		t.Errorf("%s{state=sync failing} = %v, want 1", monitor.MetricTenants, v)
+	if v, _ := value(mf, monitor.MetricTenants, map[string]string{"state": "sync_failing"}); v != 1 {
+		t.Errorf("%s{state=sync_failing} = %v, want 1", monitor.MetricTenants, v)
 	}
 
 	_, body = get(t, h, "/status")

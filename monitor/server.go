@@ -21,6 +21,12 @@ type Options struct {
 	// Now is the clock; time.Now when nil.
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Version is litefleet's version for litefleet_build_info; the
+	// binary's build info says it when empty or "dev".
+	Version string
+	// Recorder holds the histograms the engine feeds (give the same one
+	// as replication.Options.Observer); empty ones are served when nil.
+	Recorder *Recorder
 }
 
 // NewHandler serves /metrics, /healthz and /status from src.
@@ -31,8 +37,13 @@ func NewHandler(src Source, opt Options) http.Handler {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opt.Recorder == nil {
+		opt.Recorder = NewRecorder()
+	}
+	reg := runtimeRegistry()
+	reg.MustRegister(buildInfo(opt.Version), opt.Recorder.syncDuration, opt.Recorder.commitLatency)
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", metricsHandler(src, runtimeRegistry(), opt.Now, opt.Logger))
+	mux.Handle("GET /metrics", metricsHandler(src, reg, opt.Now, opt.Logger))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Has("tenants") {
 			tenantsHealth(w, src, opt.Now())

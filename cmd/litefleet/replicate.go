@@ -169,9 +169,12 @@ func runReplicate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if sleepAfter == 0 {
 		sleepAfter = -1 // never
 	}
+	// The histograms are fed whether or not -addr serves them: an
+	// observation is a few atomic adds.
+	rec := monitor.NewRecorder()
 	eng, err := replication.New(replication.Options{
 		Logger: logger, LibLogger: libLogger, Host: rf.host, Version: version,
-		SleepAfter: sleepAfter, Rescan: rf.rescan, Takeover: rf.takeover,
+		SleepAfter: sleepAfter, Rescan: rf.rescan, Takeover: rf.takeover, Observer: rec,
 	}, src)
 	if err != nil {
 		return errUsage("%v", err)
@@ -180,7 +183,7 @@ func runReplicate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	// starting, and a port in use fails at once.
 	var mon *monitor.Server
 	if addr := cmp.Or(rf.addr, rf.configAddr); addr != "" {
-		mon, err = monitor.Listen(addr, monitor.NewHandler(eng, monitor.Options{Logger: logger}))
+		mon, err = monitor.Listen(addr, monitor.NewHandler(eng, monitor.Options{Logger: logger, Version: version, Recorder: rec}))
 		if err != nil {
 			closeQuietly(eng)
 			return err
