@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -322,6 +323,7 @@ func TestMonitorEndpoints(t *testing.T) {
 			t.Errorf("no %s in /metrics", name)
 		}
 	}
+	checkPromConventions(t, mf)
 	if up, _ := gauge(mf, "litefleet_tenant_uploaded_bytes_total", guid1); up <= 0 {
 		t.Errorf("tenant %s uploaded %v bytes, want more than 0", guid1, up)
 	}
@@ -390,6 +392,56 @@ func TestMonitorEndpoints(t *testing.T) {
 	})
 	if code := p.Stop(60 * time.Second); code != 0 {
 		t.Fatalf("exit %d after SIGTERM", code)
+	}
+}
+
+// checkPromConventions checks a clean start's scrape against issue 20's
+// Prometheus items: build info with the linked Litestream's version; no
+// S3 error counted (the protocol's 404s and 412s are expected answers,
+// counted apart); state labels in snake_case; a WAL size per tenant; the
+// histograms fed by the syncs.
+func checkPromConventions(t *testing.T, mf map[string]*dto.MetricFamily) {
+	t.Helper()
+	bi := mf["litefleet_build_info"]
+	if bi == nil || len(bi.Metric) != 1 || bi.Metric[0].GetGauge().GetValue() != 1 {
+		t.Errorf("litefleet_build_info: %v, want one series of value 1", bi)
+	} else {
+		l := map[string]string{}
+		for _, x := range bi.Metric[0].Label {
+			l[x.GetName()] = x.GetValue()
+		}
+		if l["version"] == "" || !strings.HasPrefix(l["goversion"], "go") || !regexp.MustCompile(`^v0\.5\.\d+`).MatchString(l["litestream"]) {
+			t.Errorf("litefleet_build_info labels %v, want a version, goversion and Litestream's module version (v0.5.x)", l)
+		}
+	}
+	for _, m := range mf["litefleet_s3_request_errors_total"].GetMetric() {
+		t.Errorf("an S3 error counted on a clean start: %v = %v", m.Label, m.GetCounter().GetValue())
+	}
+	expected := 0.0
+	for _, m := range mf["litefleet_s3_expected_answers_total"].GetMetric() {
+		expected += m.GetCounter().GetValue()
+	}
+	if expected == 0 {
+		t.Errorf("no expected answer counted on a clean start (NoSuchKey, PreconditionFailed): the families are mixed up or not served")
+	}
+	snake := regexp.MustCompile(`^[a-z]+(_[a-z]+)*$`)
+	for _, name := range []string{"litefleet_tenant_state", "litefleet_tenants"} {
+		for _, m := range mf[name].GetMetric() {
+			for _, l := range m.Label {
+				if l.GetName() == "state" && !snake.MatchString(l.GetValue()) {
+					t.Errorf("%s{state=%q}: not snake_case", name, l.GetValue())
+				}
+			}
+		}
+	}
+	if n := len(mf["litefleet_tenant_wal_bytes"].GetMetric()); n != 2 {
+		t.Errorf("%d litefleet_tenant_wal_bytes series, want one per tenant (2)", n)
+	}
+	for _, name := range []string{"litefleet_sync_duration_seconds", "litefleet_commit_to_s3_latency_seconds"} {
+		f := mf[name]
+		if f == nil || len(f.Metric) != 1 || f.Metric[0].GetHistogram().GetSampleCount() == 0 {
+			t.Errorf("%s: %v, want one histogram with the syncs observed", name, f)
+		}
 	}
 }
 
