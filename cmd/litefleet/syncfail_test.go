@@ -118,10 +118,10 @@ func TestSyncFailingEverywhere(t *testing.T) {
 		for _, l := range m.Label {
 			labels[l.GetName()] = l.GetValue()
 		}
-		foundState = foundState || labels["tenant"] == guid1 && labels["state"] == "sync failing"
+		foundState = foundState || labels["tenant"] == guid1 && labels["state"] == "sync_failing"
 	}
 	if !foundState {
-		t.Errorf("no litefleet_tenant_state{state=\"sync failing\"} for %s", guid1)
+		t.Errorf("no litefleet_tenant_state{state=\"sync_failing\"} for %s", guid1)
 	}
 
 	// ls, from the file and the host's record (published each beat: the
