@@ -10,12 +10,14 @@ import (
 	"net/url"
 	"path"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/superfly/ltx"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/litefleet/litefleet/dbfile"
 	"github.com/litefleet/litefleet/fleet"
@@ -399,4 +401,123 @@ func (f *follower) restoreAgain(ctx context.Context, reason string) error {
 	f.txid, f.anchor = res.TXID, anchorOf(res)
 	f.emit(FollowEvent{Kind: FollowRestored, Result: res, Reason: reason})
 	return nil
+}
+
+// FollowAllOptions says which tenants to follow into which folder: a warm
+// standby of the fleet.
+type FollowAllOptions struct {
+	AllOptions
+	// Interval between two polls of every tenant; DefaultFollowInterval
+	// when zero.
+	Interval time.Duration
+	// OnRestore hears of the first restore of the fleet (All's events).
+	OnRestore func(Event)
+	// OnEvent hears of every tenant's steps; calls never overlap.
+	OnEvent func(FollowEvent)
+	// OnRound is told the counts of each round of polls.
+	OnRound func(FollowRound)
+}
+
+// FollowRound counts one round of polls of the fleet.
+type FollowRound struct {
+	Tenants  int           // followed
+	Applied  int           // LTX files applied this round
+	Changed  int           // tenants that moved this round
+	Restored int           // full restores after a gap this round
+	Errors   int           // polls that failed this round
+	MaxLag   time.Duration // the largest lag of a file applied this round
+}
+
+// FollowAll restores every tenant as All does, then follows each one
+// restored, polling at most opt.Parallel at a time, until ctx is
+// cancelled (a clean stop: the summary of the first restore and nil). A
+// tenant that failed to restore is reported and not followed.
+func FollowAll(ctx context.Context, client s3browse.API, opt FollowAllOptions) (Summary, error) {
+	if !opt.Timestamp.IsZero() || opt.DryRun || opt.Source == SourceGenerations {
+		return Summary{}, errors.New("follow restores the latest state from LTX files: drop -timestamp, -dry-run and -source generations")
+	}
+	opt.Source = SourceLTX
+	var followers []*follower
+	var mu sync.Mutex
+	emit := func(ev FollowEvent) {
+		mu.Lock()
+		defer mu.Unlock()
+		if opt.OnEvent != nil {
+			opt.OnEvent(ev)
+		}
+	}
+	fopt := FollowOptions{Interval: opt.Interval}
+	sum, err := All(ctx, client, opt.AllOptions, func(ev Event) {
+		if ev.Kind == EventRestored {
+			o := fopt
+			o.Options = Options{Conn: opt.Conn, Tenant: ev.Tenant, Output: ev.Result.Output, IsReplicating: opt.IsReplicating, Source: SourceLTX}
+			followers = append(followers, &follower{api: client, opt: o, out: ev.Result.Output, txid: ev.Result.TXID, anchor: anchorOf(ev.Result)})
+		}
+		if opt.OnRestore != nil {
+			opt.OnRestore(ev)
+		}
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return sum, nil
+		}
+		return sum, err
+	}
+	interval := opt.Interval
+	if interval <= 0 {
+		interval = DefaultFollowInterval
+	}
+	parallel := opt.Parallel
+	if parallel < 1 {
+		parallel = DefaultParallel
+	}
+	var round FollowRound
+	for _, f := range followers {
+		f.opt.OnEvent = func(ev FollowEvent) {
+			mu.Lock()
+			switch ev.Kind {
+			case FollowApplied:
+				round.Applied++
+				round.MaxLag = max(round.MaxLag, ev.Lag)
+			case FollowRestored:
+				round.Restored++
+			case FollowError:
+				round.Errors++
+			}
+			mu.Unlock()
+			emit(ev)
+		}
+		defer f.close()
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return sum, nil
+		case <-t.C:
+		}
+		round = FollowRound{Tenants: len(followers)}
+		var g errgroup.Group
+		g.SetLimit(parallel)
+		for _, f := range followers {
+			g.Go(func() error {
+				before := f.txid
+				f.step(ctx)
+				if f.txid != before {
+					mu.Lock()
+					round.Changed++
+					mu.Unlock()
+				}
+				return nil
+			})
+		}
+		_ = g.Wait() // steps report through events and never fail the group
+		if ctx.Err() != nil {
+			return sum, nil
+		}
+		if opt.OnRound != nil {
+			opt.OnRound(round)
+		}
+	}
 }
