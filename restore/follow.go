@@ -51,6 +51,7 @@ const (
 	FollowRestored = "restored" // a full restore was made (Result, Reason on a gap)
 	FollowApplied  = "applied"  // one LTX file was applied (TXID, Lag)
 	FollowError    = "error"    // a poll failed; the next interval tries again (Err)
+	FollowStopped  = "stopped"  // FollowAll: the tenant is followed no more (Err)
 )
 
 // FollowEvent reports one step of following a tenant.
@@ -78,6 +79,12 @@ type FollowOptions struct {
 	// OnEvent hears of every step; calls never overlap for one tenant.
 	OnEvent func(FollowEvent)
 }
+
+// StoppedError ends following a tenant: its file became a live database
+// (replicated), which a follower must never write.
+type StoppedError struct{ Reason string }
+
+func (e *StoppedError) Error() string { return e.Reason }
 
 // errGap says the replica no longer holds the next TXID in level 0: a
 // compaction removed files not applied yet, or a new history started.
@@ -127,6 +134,8 @@ type follower struct {
 	// anchor is the last level-0 file the followed file holds; nil when
 	// its last TXID came from a compacted file.
 	anchor *l0Object
+	// stopped: FollowAll follows the tenant no more (a StoppedError).
+	stopped bool
 
 	hold *dbfile.Hold
 	db   *sql.DB
@@ -163,21 +172,47 @@ func (f *follower) run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		f.step(ctx)
+		if err := f.step(ctx); err != nil {
+			return err
+		}
 	}
 }
 
 // step makes one poll, and a full restore on a gap; failures are reported
 // and left for the next interval.
-func (f *follower) step(ctx context.Context) {
+//
+// A StoppedError is returned, not reported: following ends.
+func (f *follower) step(ctx context.Context) error {
 	err := f.poll(ctx)
 	var gap *errGap
 	if errors.As(err, &gap) {
 		err = f.restoreAgain(ctx, gap.reason)
 	}
+	var stop *StoppedError
+	if errors.As(err, &stop) {
+		f.close()
+		return stop
+	}
 	if err != nil && ctx.Err() == nil {
 		f.emit(FollowEvent{Kind: FollowError, Err: err})
 	}
+	return nil
+}
+
+// checkNotLive refuses to write a followed file that has become a live
+// database: one this process or a Litestream replicates (its state beside
+// the file), as after a promotion started while still following.
+func (f *follower) checkNotLive() error {
+	if f.opt.IsReplicating != nil {
+		if tenant, ok := f.opt.IsReplicating(f.out); ok {
+			return &StoppedError{fmt.Sprintf("%s is now replicated by this process as tenant %s: following stops", fleet.Printable(f.out), fleet.Printable(tenant))}
+		}
+	}
+	if fleet.HasLitestreamState(f.out) {
+		return &StoppedError{fmt.Sprintf("%s has Litestream's state beside it (%s): a replicator took it over, following stops and writes it no more",
+			fleet.Printable(f.out), fleet.Printable(fleet.LitestreamStateDir(f.out)))}
+	}
+	return nil
 }
 
 // l0Object is a level-0 file as listed.
@@ -210,6 +245,9 @@ func (f *follower) poll(ctx context.Context) error {
 		fi := o.info
 		if fi.MaxTXID <= ltx.TXID(f.txid) {
 			continue
+		}
+		if err := f.checkNotLive(); err != nil {
+			return err
 		}
 		if fi.MinTXID != ltx.TXID(f.txid+1) {
 			return &errGap{fmt.Sprintf("level 0 holds %s next, not TXID %s: files were compacted before they were applied", ltx.FormatFilename(fi.MinTXID, fi.MaxTXID), ltx.TXID(f.txid+1))}
@@ -391,6 +429,9 @@ func (f *follower) apply(ctx context.Context, fi ltx.FileInfo) (ltx.Header, erro
 // back in, and the restore's checks (a process that has it open, a live
 // replicated database) apply as on the first restore.
 func (f *follower) restoreAgain(ctx context.Context, reason string) error {
+	if err := f.checkNotLive(); err != nil {
+		return err
+	}
 	f.close()
 	opt := f.opt.Options
 	opt.Force, opt.replace = true, true
@@ -501,9 +542,18 @@ func FollowAll(ctx context.Context, client s3browse.API, opt FollowAllOptions) (
 		var g errgroup.Group
 		g.SetLimit(parallel)
 		for _, f := range followers {
+			if f.stopped {
+				continue
+			}
 			g.Go(func() error {
 				before := f.txid
-				f.step(ctx)
+				if err := f.step(ctx); err != nil {
+					f.stopped = true
+					mu.Lock()
+					round.Errors++
+					mu.Unlock()
+					emit(FollowEvent{Kind: FollowStopped, Tenant: f.opt.Tenant, Output: f.out, TXID: f.txid, Err: err})
+				}
 				if f.txid != before {
 					mu.Lock()
 					round.Changed++

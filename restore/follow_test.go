@@ -3,6 +3,7 @@ package restore_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/internal/testpeer"
 	"github.com/litefleet/litefleet/restore"
@@ -283,4 +285,40 @@ func samePages(t *testing.T, a, b string) {
 			}
 		}
 	}
+}
+
+// A followed file that a replicator takes over (Litestream's state appears
+// beside it) is written no more: following stops with a StoppedError.
+func TestFollowStopsWhenReplicated(t *testing.T) {
+	integration(t)
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	client := srv.Client(t, conn)
+
+	src := filepath.Join(t.TempDir(), tenantC+".db")
+	db := testpeer.OpenDB(t, src)
+	testpeer.InsertRows(t, db, 0, 10)
+	r := testpeer.Replicate(t, srv, conn, testpeer.V5, src, tenantC)
+	txid := r.Sync()
+
+	out := filepath.Join(t.TempDir(), tenantC+".db")
+	fw := startFollow(t, restore.FollowOptions{Options: restore.Options{Conn: conn, Tenant: tenantC, Output: out}}, client)
+	fw.waitTXID(txid)
+	before := testpeer.Rows(t, out)
+	if err := os.Mkdir(fleet.LitestreamStateDir(out), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	testpeer.InsertRows(t, db, 100, 5)
+	r.Sync()
+	select {
+	case err := <-fw.done:
+		fw.cancel = nil
+		var stop *restore.StoppedError
+		if !errors.As(err, &stop) {
+			t.Fatalf("Follow returned %v, want a StoppedError", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Follow went on writing a replicated file")
+	}
+	testpeer.SameRows(t, testpeer.Rows(t, out), before)
 }

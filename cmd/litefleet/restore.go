@@ -771,6 +771,8 @@ func followAll(ctx context.Context, rf restoreFlags, conn s3browse.Conn, stdout,
 				fmt.Fprintf(stdout, "restored again: db=%s txid=%s reason=%q\n", name, s3browse.TXIDHex(ev.TXID), ev.Reason)
 			case restore.FollowError:
 				fmt.Fprintf(stderr, "ERROR follow: db=%s txid=%s err=%q (tried again next interval)\n", name, s3browse.TXIDHex(ev.TXID), ev.Err)
+			case restore.FollowStopped:
+				fmt.Fprintf(stderr, "ERROR follow stopped: db=%s txid=%s err=%q\n", name, s3browse.TXIDHex(ev.TXID), ev.Err)
 			}
 		},
 	}
