@@ -136,6 +136,10 @@ type follower struct {
 	anchor *l0Object
 	// stopped: FollowAll follows the tenant no more (a StoppedError).
 	stopped bool
+	// lastPoll, lastMoved and failed drive FollowAll's choice of the
+	// tenants to poll (due).
+	lastPoll, lastMoved time.Time
+	failed              bool
 
 	hold *dbfile.Hold
 	db   *sql.DB
@@ -193,6 +197,7 @@ func (f *follower) step(ctx context.Context) error {
 		f.close()
 		return stop
 	}
+	f.failed = err != nil
 	if err != nil && ctx.Err() == nil {
 		f.emit(FollowEvent{Kind: FollowError, Err: err})
 	}
@@ -456,12 +461,16 @@ type FollowAllOptions struct {
 	// OnEvent hears of every tenant's steps; calls never overlap.
 	OnEvent func(FollowEvent)
 	// OnRound is told the counts of each round of polls.
+	// PollAll polls every tenant each round instead of only those the
+	// hosts' records say moved (see followrecords.go).
+	PollAll bool
 	OnRound func(FollowRound)
 }
 
 // FollowRound counts one round of polls of the fleet.
 type FollowRound struct {
 	Tenants  int           // followed
+	Polled   int           // tenants whose level 0 was listed this round
 	Applied  int           // LTX files applied this round
 	Changed  int           // tenants that moved this round
 	Restored int           // full restores after a gap this round
@@ -513,6 +522,7 @@ func FollowAll(ctx context.Context, client s3browse.API, opt FollowAllOptions) (
 		parallel = DefaultParallel
 	}
 	var round FollowRound
+	var watch recordWatch
 	for _, f := range followers {
 		f.opt.OnEvent = func(ev FollowEvent) {
 			mu.Lock()
@@ -539,12 +549,20 @@ func FollowAll(ctx context.Context, client s3browse.API, opt FollowAllOptions) (
 		case <-t.C:
 		}
 		round = FollowRound{Tenants: len(followers)}
+		var recs map[string]uint64
+		haveRecs := false
+		if !opt.PollAll {
+			recs, haveRecs = watch.replicated(ctx, client, opt.Conn)
+		}
+		now := time.Now()
 		var g errgroup.Group
 		g.SetLimit(parallel)
 		for _, f := range followers {
-			if f.stopped {
+			if f.stopped || !f.due(now, recs, haveRecs) {
 				continue
 			}
+			round.Polled++
+			f.lastPoll = now
 			g.Go(func() error {
 				before := f.txid
 				if err := f.step(ctx); err != nil {
@@ -555,6 +573,7 @@ func FollowAll(ctx context.Context, client s3browse.API, opt FollowAllOptions) (
 					emit(FollowEvent{Kind: FollowStopped, Tenant: f.opt.Tenant, Output: f.out, TXID: f.txid, Err: err})
 				}
 				if f.txid != before {
+					f.lastMoved = time.Now()
 					mu.Lock()
 					round.Changed++
 					mu.Unlock()

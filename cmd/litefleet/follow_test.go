@@ -97,7 +97,7 @@ func TestRestoreAllFollow(t *testing.T) {
 		return len(testpeer.Rows(t, filepath.Join(standby, guid2+".db"))) == len(want)
 	})
 	testpeer.SameRows(t, testpeer.Rows(t, filepath.Join(standby, guid2+".db")), want)
-	fw.WaitFor(`follow: tenants=2 changed=1 applied=\d+ restored=0 errors=0 max_lag=\S+`, 10*time.Second)
+	fw.WaitFor(`follow: tenants=2 polled=\d+ changed=1 applied=\d+ restored=0 errors=0 max_lag=\S+`, 10*time.Second)
 	fw.WaitFor(`followed: db=`+guid2+` txid=`, 10*time.Second)
 	if code := fw.Stop(30 * time.Second); code != 0 {
 		t.Fatalf("restore -all -f exit %d after SIGTERM, want 0:\n%s", code, fw.Out.String())

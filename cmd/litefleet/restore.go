@@ -66,7 +66,9 @@ ago the replicator committed it. When the next files are gone (compacted
 before they were applied) or the history changed, it restores in full
 again and says why. With -all, every tenant restored is followed (-parallel
 polls at a time), with a status line per interval in which something
-happened; -v adds each tenant's lines.
+happened; -v adds each tenant's lines. A tenant that a litefleet host's
+record names is polled only when the record says it moved, while it keeps
+writing, and once an hour; the others every interval.
 
 Credentials come from the -config file (access-key-id, secret-access-key) or
 the standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE).
@@ -785,8 +787,8 @@ func followAll(ctx context.Context, rf restoreFlags, conn s3browse.Conn, stdout,
 		if r.Applied+r.Restored+r.Errors == 0 {
 			return // an idle round says nothing
 		}
-		fmt.Fprintf(stdout, "follow: tenants=%d changed=%d applied=%d restored=%d errors=%d max_lag=%s\n",
-			r.Tenants, r.Changed, r.Applied, r.Restored, r.Errors, r.MaxLag.Round(time.Millisecond))
+		fmt.Fprintf(stdout, "follow: tenants=%d polled=%d changed=%d applied=%d restored=%d errors=%d max_lag=%s\n",
+			r.Tenants, r.Polled, r.Changed, r.Applied, r.Restored, r.Errors, r.MaxLag.Round(time.Millisecond))
 	}
 	sum, err := restore.FollowAll(ctx, client, opt)
 	if err != nil {
