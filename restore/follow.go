@@ -396,6 +396,11 @@ func (f *follower) apply(ctx context.Context, fi ltx.FileInfo) (ltx.Header, erro
 			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
 		}
 	}()
+	put, err := conn.PrepareContext(ctx, "INSERT INTO sqlite_dbpage(pgno, data) VALUES(?, ?)")
+	if err != nil {
+		return hdr, fmt.Errorf("write %s: %w", fleet.Printable(f.out), err)
+	}
+	defer put.Close()
 	lockPgno := hdr.LockPgno()
 	data := make([]byte, hdr.PageSize)
 	var ph ltx.PageHeader
@@ -409,7 +414,7 @@ func (f *follower) apply(ctx context.Context, fi ltx.FileInfo) (ltx.Header, erro
 		if ph.Pgno == lockPgno {
 			continue
 		}
-		if _, err := conn.ExecContext(ctx, "INSERT INTO sqlite_dbpage(pgno, data) VALUES(?, ?)", ph.Pgno, data); err != nil {
+		if _, err := put.ExecContext(ctx, ph.Pgno, data); err != nil {
 			return hdr, fmt.Errorf("write page %d of %s: %w", ph.Pgno, fleet.Printable(f.out), err)
 		}
 	}
