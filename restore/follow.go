@@ -37,11 +37,13 @@ import (
 // virtual table, one write transaction per LTX file: SQLite takes its own
 // locks, journals the change (the file is in WAL mode, as the replicated
 // database was), and commits it atomically. Readers in other processes see
-// each TXID whole or not at all, a crash rolls back to the previous TXID,
-// and the pages (page 1 included) are byte for byte the replica's, so
-// `replicate` on the followed file continues the tenant's history.
-// A WAL commit does not touch the change counter, and the truncation is
-// sqlite_dbpage's own (a NULL page past the new end, applied at commit).
+// each TXID whole or not at all, and a crash rolls back to the previous
+// TXID. The pages are byte for byte the replica's but for page 1's change
+// counter and version (bytes 24-27, 92-99), which SQLite sets itself when
+// it commits page 1; replicate's check of a restored copy leaves them
+// aside, so `replicate` on the followed file continues the tenant's
+// history. The truncation is sqlite_dbpage's own (a NULL page past the new
+// end, applied at commit).
 
 // DefaultFollowInterval is how often a followed tenant's level 0 is listed.
 const DefaultFollowInterval = time.Second
