@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -171,6 +172,16 @@ func pageDigest(ctx context.Context, path string) ([]byte, int, error) {
 		var data []byte
 		if err := rows.Scan(&pgno, &data); err != nil {
 			return nil, 0, err
+		}
+		if pgno == 1 && len(data) >= 100 {
+			// The change counter (bytes 24-27), the counter its version
+			// number is valid for and that version (92-99) are rewritten
+			// by whichever SQLite commits page 1, not by the data: a copy
+			// kept current through SQLite (restore -f) has the replica's
+			// content but its own counter.
+			data = slices.Clone(data)
+			clear(data[24:28])
+			clear(data[92:100])
 		}
 		fmt.Fprintf(h, "%d:", pgno)
 		h.Write(data)

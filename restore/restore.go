@@ -60,6 +60,9 @@ type Options struct {
 	// dirLater says the output's folder is made before writing (All makes
 	// its -o folder): a dry run does not refuse it for being missing.
 	dirLater bool
+	// replace installs over Output without keeping it (with Force): a
+	// followed file restored again after a gap.
+	replace bool
 }
 
 // Position is a point of a replica: a TXID and its time for the LTX layout;
@@ -628,7 +631,7 @@ func Run(ctx context.Context, client s3browse.API, opt Options) (*Result, error)
 	}
 	res.Size = size
 
-	backup, err := install(tmp, p, opt.Force)
+	backup, err := install(tmp, p, opt.Force, opt.replace)
 	if err != nil {
 		return nil, fmt.Errorf("tenant %s: %w", name, err)
 	}
@@ -692,7 +695,9 @@ func syncFile(path string) (int64, error) {
 // (-wal and -shm first, so that a crash never leaves an old WAL beside the
 // new database); without it, install refuses to replace a file that
 // appeared since the plan. It returns the backup path, if one was kept.
-func install(tmp string, p *Plan, force bool) (string, error) {
+//
+// replace (with force) drops the old output and its -wal/-shm instead.
+func install(tmp string, p *Plan, force, replace bool) (string, error) {
 	out := p.Output
 	dir := filepath.Dir(out)
 	var backup string
@@ -706,6 +711,19 @@ func install(tmp string, p *Plan, force bool) (string, error) {
 	}
 	if (exists || len(sidecars) > 0) && !force {
 		return "", &RefusedError{Reason: fmt.Sprintf("%s appeared while restoring: pass -force to replace it (it is kept as %s.bak-TIME)", fleet.Printable(out), fleet.Printable(filepath.Base(out)))}
+	}
+	if replace && force {
+		// The -wal and -shm go first: an old WAL must never meet the new
+		// file.
+		for _, suf := range sidecars {
+			if err := os.Remove(out + suf); err != nil {
+				return "", fmt.Errorf("remove %s: %w", fleet.Printable(out+suf), err)
+			}
+		}
+		if err := os.Rename(tmp, out); err != nil {
+			return "", fmt.Errorf("rename the restored file to %s: %w", fleet.Printable(out), err)
+		}
+		return "", syncDir(dir)
 	}
 	if exists || len(sidecars) > 0 {
 		backup = backupName(out)

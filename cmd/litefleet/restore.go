@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -24,6 +25,8 @@ const restoreHelp = `Usage:
   litefleet restore TENANT [-o PATH] [-timestamp RFC3339 | -txid N] [-dry-run] [-force] [-if-db-not-exists] [-if-replica-exists] [-json] [connection flags]
   litefleet restore -o PATH s3://BUCKET/databases/TENANT
   litefleet restore -all -o DIR [-match GLOB] [-parallel N] [-timestamp RFC3339] [-dry-run] [-force] [-if-db-not-exists] [-if-replica-exists] [-json]
+  litefleet restore TENANT -o PATH -f [-follow-interval D] [-force] [-json]
+  litefleet restore -all -o DIR -f [-follow-interval D] [-match GLOB] [-parallel N] [-v] [-force]
 
 Restores a tenant's SQLite database from its Litestream replica: the latest
 state, or the state at -txid or -timestamp; from v0.5 LTX files or v0.3
@@ -51,6 +54,21 @@ the TXID and time the file would hold; it exits 1 if the restore would be
 refused. -all restores every tenant (or those matching -match) into
 DIR/<tenant>.db, -parallel at a time; those restored stay, and the exit code
 is 1 if any failed.
+
+-f (or -follow) restores, then follows the replica until interrupted
+(SIGINT, SIGTERM: exit 0): every -follow-interval it lists the tenant's new
+level-0 LTX files (one LIST) and applies each, in TXID order, in one SQLite
+transaction: readers of PATH see each TXID whole, a crash leaves the last
+one, and the pages stay the replica's, so that litefleet replicate on
+PATH later continues the tenant's history (promotion of a standby). It
+prints "followed: db=TENANT txid=TXID lag=D" per file, D being how long
+ago the replicator committed it. When the next files are gone (compacted
+before they were applied) or the history changed, it restores in full
+again and says why. With -all, every tenant restored is followed (-parallel
+polls at a time), with a status line per interval in which something
+happened; -v adds each tenant's lines. A tenant that a litefleet host's
+record names is polled only when the record says it moved, while it keeps
+writing, and once an hour; the others every interval.
 
 Credentials come from the -config file (access-key-id, secret-access-key) or
 the standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE).
@@ -84,7 +102,11 @@ type restoreFlags struct {
 	// ifDBNotExists and ifReplicaExists are litestream restore's flags.
 	ifDBNotExists   bool
 	ifReplicaExists bool
-	set             map[string]bool // flags given on the command line
+	// follow keeps the output up to date after the restore (-f).
+	follow         bool
+	followInterval time.Duration
+	verbose        bool
+	set            map[string]bool // flags given on the command line
 }
 
 func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -103,12 +125,19 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.IntVar(&rf.parallel, "parallel", restore.DefaultParallel, "with -all: tenants restored at once")
 	fs.BoolVar(&rf.ifDBNotExists, "if-db-not-exists", false, "exit 0, restoring nothing, when the output file exists (with -all: per tenant)")
 	fs.BoolVar(&rf.ifReplicaExists, "if-replica-exists", false, "exit 0 when the tenant has nothing to restore from (with -all: per tenant)")
+	fs.BoolVar(&rf.follow, "f", false, "follow the replica after restoring: apply new LTX files as they arrive, until interrupted")
+	fs.BoolVar(&rf.follow, "follow", false, "the same as -f")
+	fs.DurationVar(&rf.followInterval, "follow-interval", restore.DefaultFollowInterval, "with -f: how often each tenant's new LTX files are listed")
+	fs.BoolVar(&rf.verbose, "v", false, "with -all -f: a line per applied TXID, not only one per interval")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
 	rf.set = map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { rf.set[f.Name] = true })
+	if err := rf.checkFollow(); err != nil {
+		return err
+	}
 
 	var txid uint64
 	if rf.txid != "" {
@@ -150,6 +179,9 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		conn, _, err := restoreConn(rf, "")
 		if err != nil {
 			return err
+		}
+		if rf.follow {
+			return followAll(ctx, rf, conn, stdout, stderr)
 		}
 		return restoreAll(ctx, rf, conn, ts, stdout, stderr)
 	}
@@ -240,6 +272,9 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			}
 			bar.Set(float64(done)/float64(max(total, 1)), label)
 		}
+	}
+	if rf.follow {
+		return followOne(ctx, client, opt, rf, bar, stdout, stderr)
 	}
 	res, err := restore.Run(ctx, client, opt)
 	bar.Close()
@@ -625,3 +660,143 @@ func plural(n int, word string) string {
 // fmtBytes prints a byte count in binary units: go-humanize's, as ls and
 // inspect print them.
 func fmtBytes(n int64) string { return humanize.IBytes(uint64(max(n, 0))) }
+
+// checkFollow refuses the flags that do not go with -f, and -f's own
+// flags without it.
+func (rf restoreFlags) checkFollow() error {
+	if !rf.follow {
+		for _, name := range []string{"follow-interval", "v"} {
+			if rf.set[name] {
+				return errUsage("-%s goes with -f", name)
+			}
+		}
+		return nil
+	}
+	switch {
+	case rf.dryRun:
+		return errUsage("-f follows the replica into the file: drop -dry-run")
+	case rf.txid != "" || rf.timestamp != "":
+		return errUsage("-f follows the latest state: drop -txid and -timestamp")
+	case rf.source == restore.SourceGenerations:
+		return errUsage("-f follows v0.5 LTX files: v0.3 generations cannot be followed")
+	case rf.ifDBNotExists || rf.ifReplicaExists:
+		return errUsage("-if-db-not-exists and -if-replica-exists go without -f")
+	case rf.followInterval <= 0:
+		return errUsage("-follow-interval %s: give a positive duration, e.g. 1s", rf.followInterval)
+	case rf.verbose && !rf.all:
+		return errUsage("-v goes with -all -f: one tenant prints every TXID anyway")
+	case rf.json && rf.all:
+		return errUsage("-json goes without -all -f")
+	}
+	return nil
+}
+
+// followEventJSON is one line of restore -f -json.
+type followEventJSON struct {
+	Kind   string          `json:"kind"`
+	Tenant string          `json:"tenant"`
+	Output string          `json:"output"`
+	TXID   string          `json:"txid"`
+	LagMS  int64           `json:"lag_ms,omitempty"`
+	Reason string          `json:"reason,omitempty"`
+	Error  string          `json:"error,omitempty"`
+	Result *restore.Result `json:"result,omitempty"`
+}
+
+// followOne runs restore TENANT -f.
+func followOne(ctx context.Context, client s3browse.API, opt restore.Options, rf restoreFlags, bar *termProgress, stdout, stderr io.Writer) error {
+	var barOnce sync.Once
+	closeBar := func() { barOnce.Do(bar.Close) }
+	defer closeBar()
+	name := fleet.Printable(opt.Tenant)
+	first := true
+	var txid uint64
+	fopt := restore.FollowOptions{Options: opt, Interval: rf.followInterval, OnEvent: func(ev restore.FollowEvent) {
+		txid = ev.TXID
+		if rf.json {
+			line := followEventJSON{Kind: ev.Kind, Tenant: ev.Tenant, Output: ev.Output, TXID: s3browse.TXIDHex(ev.TXID),
+				LagMS: ev.Lag.Milliseconds(), Reason: ev.Reason, Result: ev.Result}
+			if ev.Err != nil {
+				line.Error = ev.Err.Error()
+			}
+			b, _ := json.Marshal(line)
+			fmt.Fprintf(stdout, "%s\n", b)
+			return
+		}
+		switch ev.Kind {
+		case restore.FollowRestored:
+			if first {
+				first = false
+				closeBar()
+				printResult(stdout, ev.Result)
+				fmt.Fprintf(stdout, "following: db=%s output=%s interval=%s (Ctrl-C stops)\n", name, fleet.Printable(ev.Output), rf.followInterval)
+				return
+			}
+			fmt.Fprintf(stdout, "restored again: db=%s txid=%s reason=%q\n", name, s3browse.TXIDHex(ev.TXID), ev.Reason)
+		case restore.FollowApplied:
+			fmt.Fprintf(stdout, "followed: db=%s txid=%s lag=%s\n", name, s3browse.TXIDHex(ev.TXID), ev.Lag.Round(time.Millisecond))
+		case restore.FollowError:
+			fmt.Fprintf(stderr, "ERROR follow: db=%s txid=%s err=%q (tried again next interval)\n", name, s3browse.TXIDHex(ev.TXID), ev.Err)
+		}
+	}}
+	if err := restore.Follow(ctx, client, fopt); err != nil {
+		return err
+	}
+	if !rf.json && !first {
+		fmt.Fprintf(stdout, "stopped following: db=%s txid=%s\n", name, s3browse.TXIDHex(txid))
+	}
+	return nil
+}
+
+// followAll runs restore -all -f: the fleet's warm standby.
+func followAll(ctx context.Context, rf restoreFlags, conn s3browse.Conn, stdout, stderr io.Writer) error {
+	client, err := s3browse.NewClient(ctx, conn)
+	if err != nil {
+		return err
+	}
+	opt := restore.FollowAllOptions{
+		AllOptions: restore.AllOptions{Conn: conn, OutputDir: rf.output, Match: rf.match, Parallel: rf.parallel, Force: rf.force},
+		Interval:   rf.followInterval,
+		OnRestore: func(ev restore.Event) {
+			if line := eventLine(ev); line != "" {
+				fmt.Fprintln(stdout, line)
+			}
+		},
+		OnEvent: func(ev restore.FollowEvent) {
+			name := fleet.Printable(ev.Tenant)
+			switch ev.Kind {
+			case restore.FollowApplied:
+				if rf.verbose {
+					fmt.Fprintf(stdout, "followed: db=%s txid=%s lag=%s\n", name, s3browse.TXIDHex(ev.TXID), ev.Lag.Round(time.Millisecond))
+				}
+			case restore.FollowRestored:
+				fmt.Fprintf(stdout, "restored again: db=%s txid=%s reason=%q\n", name, s3browse.TXIDHex(ev.TXID), ev.Reason)
+			case restore.FollowError:
+				fmt.Fprintf(stderr, "ERROR follow: db=%s txid=%s err=%q (tried again next interval)\n", name, s3browse.TXIDHex(ev.TXID), ev.Err)
+			case restore.FollowStopped:
+				fmt.Fprintf(stderr, "ERROR follow stopped: db=%s txid=%s err=%q\n", name, s3browse.TXIDHex(ev.TXID), ev.Err)
+			}
+		},
+	}
+	started := false
+	opt.OnRound = func(r restore.FollowRound) {
+		if !started {
+			started = true
+			fmt.Fprintf(stdout, "following: %s in %s, interval=%s (Ctrl-C stops)\n", plural(r.Tenants, "tenant"), fleet.Printable(rf.output), rf.followInterval)
+		}
+		if r.Applied+r.Restored+r.Errors == 0 {
+			return // an idle round says nothing
+		}
+		fmt.Fprintf(stdout, "follow: tenants=%d polled=%d changed=%d applied=%d restored=%d errors=%d max_lag=%s\n",
+			r.Tenants, r.Polled, r.Changed, r.Applied, r.Restored, r.Errors, r.MaxLag.Round(time.Millisecond))
+	}
+	sum, err := restore.FollowAll(ctx, client, opt)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "stopped following: %s (%d failed to restore)\n", plural(sum.Restored, "tenant"), sum.Failed)
+	if sum.Failed > 0 {
+		return &exitError{code: 1, err: errors.New(failedSummary(sum, false))}
+	}
+	return nil
+}
