@@ -234,10 +234,11 @@ func (e *Engine) shouldSleepLocked(t *tenant, now time.Time) bool {
 	return len(e.awake) > e.opt.MaxAwake && idle >= 5*time.Second
 }
 
-// fileDriven: a change to the file is a reason to try again at once.
+// fileDriven: a change to the file is a reason to try again at once. Not
+// for a diverged tenant: its check takes the claim (see start).
 func (s State) fileDriven() bool {
 	switch s {
-	case StateFailed, StateMissing, StateDiverged, StateSleeping:
+	case StateFailed, StateMissing, StateSleeping:
 		return true
 	}
 	return false
@@ -407,7 +408,11 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 		if after, serr := statIdentity(t.path); serr == nil {
 			base = after
 		}
-		return outcome{state: StateDiverged, reason: err.Error(), base: base, baseOK: true}
+		// retry: a copy written while diverged is checked again only
+		// after a backoff. Each check takes the claim and releases it: a
+		// standby whose copy keeps changing would otherwise take it in a
+		// tight loop and starve the host with the right copy.
+		return outcome{state: StateDiverged, reason: err.Error(), base: base, baseOK: true, retry: true}
 	case err != nil:
 		return outcome{state: StateLeaseLost, reason: "cannot read the replica: " + s3browse.ExplainKey(err, t.target.Conn, tenantPath+"/").Error(), retry: true, claim: claim, keepClaim: true, base: base, baseOK: true}
 	}
