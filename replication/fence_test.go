@@ -7,6 +7,7 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,7 +15,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/litefleet/litefleet/hosts"
+	"github.com/litefleet/litefleet/internal/s3proxy"
 	"github.com/litefleet/litefleet/internal/s3test"
+	"github.com/litefleet/litefleet/internal/testpeer"
 	"github.com/litefleet/litefleet/replication"
 )
 
@@ -140,5 +143,57 @@ func TestFencedStopSendsNoRequestPerClaim(t *testing.T) {
 	}
 	if l, _ := hosts.List(ctx, api, conn.Bucket, nil); len(l) != 0 {
 		t.Fatalf("heartbeat left after the stop: %v", l)
+	}
+}
+
+// TestDivergedStandbyDoesNotChurnTheClaim: a standby whose copy is not the
+// tenant's history, written by its application without pause, checks it
+// again only after a backoff: each check takes the claim and releases it,
+// and checking at every write took it in a tight loop (hundreds of claim
+// writes a minute in the chaos harness), starving the host with the right
+// copy.
+func TestDivergedStandbyDoesNotChurnTheClaim(t *testing.T) {
+	integration(t)
+	srv := s3test.Start(t)
+	var claimPuts atomic.Int64
+	p, err := s3proxy.Start(s3proxy.Options{Target: srv.Endpoint, Hook: func(r s3proxy.Request) {
+		if r.Kind == s3proxy.Put && strings.HasSuffix(r.Key, "/lock.json") {
+			claimPuts.Add(1)
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	conn := srv.Conn(t)
+	dirA, dirB := t.TempDir(), t.TempDir()
+	pathA, pathB := filepath.Join(dirA, guid1+".db"), filepath.Join(dirB, guid1+".db")
+	writeAndClose(t, pathA, 0, 5)
+	writeAndClose(t, pathB, 1000, 9)
+	a, _ := start(t, replication.Options{Host: "host-a", SleepAfter: -1}, replication.Source{Dirs: []string{dirA}, DirConn: conn})
+	waitSynced(t, a, pathA, 20*time.Second)
+	closeEngine(t, a)
+
+	// One good tenant beside it: a start where nothing can replicate is
+	// an error.
+	writeAndClose(t, filepath.Join(dirB, guid2+".db"), 0, 2)
+	viaProxy := conn
+	viaProxy.Endpoint = p.URL()
+	b, _ := start(t, replication.Options{Host: "host-b", SleepAfter: -1, Retry: time.Second}, replication.Source{Dirs: []string{dirB}, DirConn: viaProxy})
+	waitState(t, b, pathB, 20*time.Second, replication.StateDiverged)
+	before := claimPuts.Load()
+	// Its application writes every 100 ms for 6 s: 60 changes.
+	db := testpeer.OpenDB(t, pathB)
+	for i := range 60 {
+		testpeer.InsertRows(t, db, 2000+i, 1)
+		time.Sleep(100 * time.Millisecond)
+	}
+	n := claimPuts.Load() - before
+	t.Logf("%d claim writes in 6 s of changes to a diverged copy", n)
+	if n > 6 {
+		t.Fatalf("%d claim writes in 6 s of changes to a diverged copy: the standby takes the claim at every change", n)
+	}
+	if st := status(t, b, pathB); st.State != replication.StateDiverged {
+		t.Fatalf("state %s (%s), want diverged", st.State, st.Reason)
 	}
 }
