@@ -397,7 +397,11 @@ func (h *harness) holderHost(ctx context.Context, tenant string) (string, error)
 
 // holder is the slot the writers use for the tenant now: the identity of
 // the host its claim names, if that slot has a copy of the tenant and its
-// process does not say the tenant is diverged, failed or missing.
+// process last said it replicates the tenant (replicating, sleeping, or
+// lease lost while its heartbeat fails), or cannot say (stopped, killed,
+// not asked yet). A host that holds the claim while it starts or finds
+// its copy diverged is not replicating it: an application would not be
+// sent there.
 func (h *harness) holder(ctx context.Context, t *tenant) (string, error) {
 	host, err := h.holderHost(ctx, t.name)
 	if err != nil || host == "" {
@@ -414,10 +418,10 @@ func (h *harness) holder(ctx context.Context, t *tenant) (string, error) {
 		return "", nil
 	}
 	switch r.lastState(t.name) {
-	case "diverged", "failed", "missing":
-		return "", nil
+	case "replicating", "sleeping", "lease lost (retrying)", "":
+		return ident, nil
 	}
-	return ident, nil
+	return "", nil
 }
 
 // listTXIDs lists a tenant's LTX files and returns the max TXID of each,

@@ -34,7 +34,6 @@ type tenant struct {
 	// confirmed rows were seen in a restore of the replica (invariant 3).
 	confirmed   map[int64]bool
 	lastRestore time.Time
-	restoreMu   sync.Mutex
 }
 
 func (t *tenant) path(r *replicator) string { return filepath.Join(r.dir, t.name+".db") }
