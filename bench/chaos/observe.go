@@ -84,6 +84,11 @@ func (h *harness) observe(ctx context.Context) {
 				h.mu.Lock()
 				ident := h.hostIdent[host]
 				h.mu.Unlock()
+				if ident != host {
+					// Two processes write this host's record: whose
+					// copy it speaks of cannot be told.
+					continue
+				}
 				for _, t := range rec.Tenants {
 					if (t.State == "replicating" || t.State == "sleeping") && t.Local == t.Replicated && t.LagMillis == 0 && t.Replicated > 0 {
 						send(claim{At: rec.At, Source: "host record", Ident: ident, Tenant: t.Name,
@@ -155,7 +160,7 @@ func (h *harness) lsClaims(ctx context.Context) []claim {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, t := range doc.Tenants {
-		if t.Status == "in sync" && t.Host != "" {
+		if t.Status == "in sync" && t.Host != "" && h.hostIdent[t.Host] == t.Host {
 			out = append(out, claim{Source: "ls -json", Ident: h.hostIdent[t.Host], Tenant: t.Tenant, Detail: "ls -json: in sync, host " + t.Host})
 		}
 	}

@@ -307,6 +307,12 @@ func (h *harness) move(ctx context.Context, w *writer) {
 // the holder dead, with what the replica held.
 func (h *harness) failover(ctx context.Context, w *writer, from string) {
 	t := w.t
+	// Queued a while ago: the other host may hold it by now, and its copy
+	// must then be left alone.
+	if host, err := h.holderHost(ctx, t.name); err != nil || h.rep(from) == nil || host != h.rep(from).host {
+		h.say("failover %s: no longer held by %s; skipped", t.name, from)
+		return
+	}
 	for _, id := range t.idents {
 		if id == from {
 			continue
