@@ -208,3 +208,26 @@ func TestIntegrityDetected(t *testing.T) {
 		t.Error("a damaged database passed")
 	}
 }
+
+// TestLiveTakeoverDetected: a takeover logged while the host it names had
+// been cut off for less than 30 s is reported; one after a longer
+// partition is not.
+func TestLiveTakeoverDetected(t *testing.T) {
+	h := &harness{work: t.TempDir(), reps: map[string]*replicator{"h1": {}, "h2": {}}, deaths: map[string][]interval{}}
+	at := time.Date(2026, 12, 7, 9, 21, 35, 0, time.Local)
+	line := at.Format("2006/01/02 15:04:05") + " WARN took over tenant from a dead host: db=t1 from=h1\n"
+	if err := os.WriteFile(filepath.Join(h.work, "h2.log"), []byte(line), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.liveTakeovers(); len(got) != 1 || !strings.Contains(got[0], "h2 took t1 from h1") {
+		t.Errorf("h1 never cut off: %v", got)
+	}
+	h.deaths["h1"] = []interval{{Start: at.Add(-10 * time.Second)}}
+	if got := h.liveTakeovers(); len(got) != 1 {
+		t.Errorf("h1 cut off 10 s before: %v", got)
+	}
+	h.deaths["h1"] = []interval{{Start: at.Add(-50 * time.Second)}}
+	if got := h.liveTakeovers(); len(got) != 0 {
+		t.Errorf("h1 cut off 50 s before: %v", got)
+	}
+}

@@ -74,9 +74,13 @@ type replicator struct {
 	done    chan struct{}
 	stopped bool // SIGSTOP
 	killed  bool
-	status  map[string]tenantStatus // last /status, by tenant
-	statAt  time.Time
-	active  map[int]faultproxy.Faults // proxy faults in force, by fault id
+	// managed slots are started again when their process exits by
+	// itself, as a service manager does; exitSeen is when it was noticed.
+	managed  bool
+	exitSeen time.Time
+	status   map[string]tenantStatus // last /status, by tenant
+	statAt   time.Time
+	active   map[int]faultproxy.Faults // proxy faults in force, by fault id
 }
 
 // tenantStatus is what /status says of one tenant.

@@ -58,6 +58,9 @@ func (h *harness) check(ctx context.Context, faults []fault, synced map[string]b
 			h.note("claim churn: %s wrote the claim of %s %d times", strings.Fields(k)[0], strings.Fields(k)[1], churn[k])
 		}
 	}
+	for _, l := range h.liveTakeovers() {
+		h.note("takeover of a live host: %s", l)
+	}
 	vs := []verdict{h.checkRestorable(ctx), h.checkHistories(ctx), h.checkStatuses(), h.checkIntegrity()}
 
 	var b strings.Builder
@@ -189,7 +192,7 @@ func (h *harness) checkRestorable(ctx context.Context) verdict {
 // and no LTX key was written by two replicators with different bodies.
 func (h *harness) checkHistories(ctx context.Context) verdict {
 	v := verdict{N: 2, Name: "no restore mixes two hosts' histories; no host overwrote another's object", Pass: true}
-	restores := 0
+	restores, mixed, failed := 0, 0, 0
 	for _, t := range h.tenants {
 		txids, err := h.listTXIDs(ctx, t.name)
 		if err != nil {
@@ -211,6 +214,7 @@ func (h *harness) checkHistories(ctx context.Context) verdict {
 				}
 				if err != nil {
 					v.Pass = false
+					failed++
 					v.Evidence = append(v.Evidence, fmt.Sprintf("%s %s restore at %s: %v", t.name, tool, at, err))
 					continue
 				}
@@ -218,6 +222,9 @@ func (h *harness) checkHistories(ctx context.Context) verdict {
 				t.mu.Lock()
 				probs := mixProblems(t.hist, got)
 				t.mu.Unlock()
+				if len(probs) > 0 {
+					mixed++
+				}
 				for _, p := range probs {
 					v.Pass = false
 					v.Evidence = append(v.Evidence, fmt.Sprintf("%s %s restore at %s (%d rows): %s", t.name, tool, at, len(got), p))
@@ -245,21 +252,9 @@ func (h *harness) checkHistories(ctx context.Context) verdict {
 		v.Pass = false
 		v.Evidence = append(v.Evidence, "overwritten: "+o.String())
 	}
-	v.Numbers = fmt.Sprintf("%d restores at sampled TXIDs checked, %d mixed; %d LTX PUTs logged at the proxies (%d applied late, %d writes with conditions stripped), %d keys written by two hosts with different bodies",
-		restores, countPrefix(v.Evidence, "overwritten: ", false), puts, late, stripped, len(ow))
+	v.Numbers = fmt.Sprintf("%d restores at sampled TXIDs checked, %d mixed, %d failed; %d LTX PUTs logged at the proxies (%d applied late, %d writes with conditions stripped), %d keys written by two hosts with different bodies",
+		restores, mixed, failed, puts, late, stripped, len(ow))
 	return v
-}
-
-// countPrefix counts the lines that start (or, with !has, do not start)
-// with p.
-func countPrefix(lines []string, p string, has bool) int {
-	n := 0
-	for _, l := range lines {
-		if strings.HasPrefix(l, p) == has {
-			n++
-		}
-	}
-	return n
 }
 
 // sampleTXIDs picks up to n TXIDs spread over the list, its last one

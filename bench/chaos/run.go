@@ -93,6 +93,12 @@ func run(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 	stopObs()
 	obs.Wait()
 	h.say("stopping the replicators (SIGTERM)")
+	for _, id := range h.baseIdents() {
+		r := h.rep(id)
+		r.mu.Lock()
+		r.managed = false
+		r.mu.Unlock()
+	}
 	var stops sync.WaitGroup
 	h.mu.Lock()
 	for _, r := range h.reps {
@@ -165,7 +171,7 @@ func (h *harness) setup(ctx context.Context) error {
 			return err
 		}
 		h.hostIdent[id] = id
-		_ = r
+		r.managed = true
 	}
 	rnd := seedRand(h.cfg.Seed, 2)
 	idents := h.baseIdents()
