@@ -213,6 +213,18 @@ func (h *harness) apply(ctx context.Context, f fault) func() {
 		heal = proxyFault(faultproxy.Faults{Latency: f.Delay, LateP: 0.3, LateBy: f.LateBy}, false)
 	case fSkew:
 		heal = proxyFault(faultproxy.Faults{DateSkew: f.Skew}, false)
+		// The skewed host gets current copies of the tenants it stands
+		// by for, and their writers idle a while: if it takes them from
+		// their live holders, it can go on with their histories.
+		for _, t := range h.tenants {
+			if slices.Contains(t.idents, r.ident) {
+				standby := r.ident
+				select {
+				case t.ops <- func(ctx context.Context, w *writer) { h.refreshStandby(ctx, w, standby, 25*time.Second) }:
+				default:
+				}
+			}
+		}
 	case fNoCond:
 		var heals []func()
 		for _, id := range idents {

@@ -514,21 +514,26 @@ func lastLine(s string) string {
 	return s
 }
 
-// restoreOnto restores the tenant's latest state over the slot's copy
-// (keeping the old file aside, as -force does).
+// restoreOnto restores the tenant's latest state over the slot's copy,
+// as an operator does when restore refuses to write over a file with
+// Litestream's state beside it: into a new file beside it, which then
+// replaces the copy (its -wal and -shm removed first).
 func (h *harness) restoreOnto(ctx context.Context, t *tenant, r *replicator) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, h.cfg.Litefleet, "restore", t.name, "-o", t.path(r), "-force", "-bucket", bucket, "-endpoint", h.s3.Endpoint)
+	tmp := t.path(r) + ".restoring"
+	_ = os.Remove(tmp)
+	cmd := exec.CommandContext(ctx, h.cfg.Litefleet, "restore", t.name, "-o", tmp, "-bucket", bucket, "-endpoint", h.s3.Endpoint)
 	cmd.Env = h.env(false)
 	if b, err := cmd.CombinedOutput(); err != nil {
+		_ = os.Remove(tmp)
 		return fmt.Errorf("restore %s onto %s: %w: %s", t.name, r.ident, err, lastLine(string(b)))
 	}
-	// The copies kept aside are no tenants; litefleet ignores them by
-	// name, and the harness removes them to keep the folder small.
-	baks, _ := filepath.Glob(t.path(r) + ".bak-*")
-	for _, b := range baks {
-		_ = os.Remove(b)
+	for _, suf := range []string{"-wal", "-shm"} {
+		_ = os.Remove(t.path(r) + suf)
+	}
+	if err := os.Rename(tmp, t.path(r)); err != nil {
+		return fmt.Errorf("restore %s onto %s: %w", t.name, r.ident, err)
 	}
 	return nil
 }

@@ -357,3 +357,46 @@ func (t *tenant) sawClaim(host string) {
 		t.lastClaim = host
 	}
 }
+
+// refreshStandby gives a host a current copy of a tenant it stands by
+// for: the writer pauses, the replica is let catch up with every
+// acknowledged row, the replica is restored onto the standby's copy, and
+// the writer stays idle for idle. A standby with a current copy can
+// continue the history: a takeover it should not make (a skewed clock)
+// then shows in the data, not only as a diverged copy.
+func (h *harness) refreshStandby(ctx context.Context, w *writer, standby string, idle time.Duration) {
+	t := w.t
+	holder, err := h.holder(ctx, t)
+	if err != nil || holder == "" || holder == standby || !slices.Contains(t.idents, standby) {
+		return
+	}
+	want := map[int64]bool{}
+	t.mu.Lock()
+	for _, r := range t.hist.rows {
+		if r.Acked && r.Ident == holder && r.Epoch == len(t.hist.epochs)-1 {
+			want[r.ID] = true
+		}
+	}
+	t.mu.Unlock()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got, err := h.restoreRows(ctx, t.name, 0, false)
+		if err == nil && len(missingFrom(want, got)) == 0 {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return
+		}
+		time.Sleep(2 * time.Second)
+	}
+	if err := h.restoreOnto(ctx, t, h.rep(standby)); err != nil {
+		h.say("refresh %s on %s: %v", t.name, standby, err)
+		return
+	}
+	t.bumpGen(standby)
+	h.say("standby %s of %s refreshed; its writer idles %s", standby, t.name, idle)
+	select {
+	case <-ctx.Done():
+	case <-time.After(idle):
+	}
+}
