@@ -50,7 +50,7 @@ func main() {
 	flag.IntVar(&cfg.Bandwidth, "bandwidth", cfg.Bandwidth, "bytes per second of the bigger tenant's first host's uplink")
 	flag.DurationVar(&cfg.Settle, "settle", cfg.Settle, "how long the healed fleet is given to sync before the checks")
 	flag.DurationVar(&cfg.SleepAfter, "sleep-after", cfg.SleepAfter, "replicate -sleep-after")
-	flag.StringVar(&cfg.Faults, "faults", cfg.Faults, "fault kinds to inject, comma-separated (default: all)")
+	flag.StringVar(&cfg.Faults, "faults", cfg.Faults, "fault kinds to inject, comma-separated")
 	flag.StringVar(&cfg.Litefleet, "litefleet", cfg.Litefleet, "the litefleet binary (make build)")
 	flag.StringVar(&cfg.Work, "work", "", "work folder (default bench/results/chaos-SEED-TIME)")
 	flag.Parse()
