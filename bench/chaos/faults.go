@@ -335,7 +335,7 @@ func (h *harness) dupHost(ctx context.Context, f fault, r *replicator) func() {
 		r.mu.Unlock()
 		_ = r.applyFaults()
 		h.death(r.ident, false)
-		h.logFault("duphost: %s's partition healed; %s still runs under -host %s", r.ident, ident, r.host)
+		h.logFault("duphost: %s's partition healed", r.ident)
 	})
 	var mu sync.Mutex
 	var d *replicator
@@ -364,6 +364,17 @@ func (h *harness) dupHost(ctx context.Context, f fault, r *replicator) func() {
 				t.bumpGen(ident)
 			}
 		}
+		h.mu.Lock()
+		h.dupSpans[r.host] = append(h.dupSpans[r.host], interval{Start: time.Now()})
+		span := len(h.dupSpans[r.host]) - 1
+		h.mu.Unlock()
+		defer func() {
+			if !d.running() {
+				h.mu.Lock()
+				h.dupSpans[r.host][span].End = time.Now()
+				h.mu.Unlock()
+			}
+		}()
 		if err := h.start(d); err != nil {
 			h.note("duphost: %v", err)
 			return
@@ -406,6 +417,13 @@ func (h *harness) dupHost(ctx context.Context, f fault, r *replicator) func() {
 		h.mu.Unlock()
 		time.Sleep(5 * time.Second)
 		clean := d.stop(60 * time.Second)
+		h.mu.Lock()
+		for i := range h.dupSpans[r.host] {
+			if h.dupSpans[r.host][i].End.IsZero() {
+				h.dupSpans[r.host][i].End = time.Now()
+			}
+		}
+		h.mu.Unlock()
 		for _, t := range h.tenants {
 			t.mu.Lock()
 			n := len(t.hist.epochs)

@@ -53,8 +53,10 @@ type harness struct {
 	deaths    map[string][]interval // identity → faults that made it dead to others
 	schedule  []string              // the faults as applied
 	claims    claimStats
-	notes     []string // things worth reporting that are no invariant
-	pending   []func() // heals queued for the injector
+	notes     []string              // things worth reporting that are no invariant
+	pending   []func()              // heals queued for the injector
+	pids      map[int]string        // every replicator process's pid → its slot
+	dupSpans  map[string][]interval // -host name → when a second process ran under it
 	writesLog *os.File
 }
 
@@ -236,6 +238,9 @@ func (h *harness) start(r *replicator) error {
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
+	h.mu.Lock()
+	h.pids[cmd.Process.Pid] = r.ident
+	h.mu.Unlock()
 	r.mu.Lock()
 	r.cmd, r.done, r.stopped, r.killed = cmd, done, false, false
 	r.mu.Unlock()

@@ -80,20 +80,22 @@ func (h *harness) observe(ctx context.Context) {
 	wg.Go(func() {
 		tick := time.NewTicker(6 * time.Second)
 		defer tick.Stop()
+		seen := map[string]time.Time{} // a record read again says nothing new
 		for ctx.Err() == nil {
 			for _, host := range h.baseIdents() {
 				rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 				rec, err := hosts.ReadRecord(rctx, h.api, bucket, host)
 				cancel()
-				if err != nil || rec == nil {
+				if err != nil || rec == nil || rec.At.Equal(seen[host]) {
 					continue
 				}
+				seen[host] = rec.At
+				// The record names the process that wrote it: two may
+				// run under one -host.
 				h.mu.Lock()
-				ident := h.hostIdent[host]
+				ident, ok := h.pids[rec.PID]
 				h.mu.Unlock()
-				if ident != host {
-					// Two processes write this host's record: whose
-					// copy it speaks of cannot be told.
+				if !ok {
 					continue
 				}
 				for _, t := range rec.Tenants {
@@ -167,7 +169,7 @@ func (h *harness) lsClaims(ctx context.Context) []claim {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, t := range doc.Tenants {
-		if t.Status == "in sync" && t.Host != "" && h.hostIdent[t.Host] == t.Host {
+		if t.Status == "in sync" && t.Host != "" && h.hostIdent[t.Host] == t.Host && !h.dupRanLocked(t.Host, time.Now().Add(-time.Minute)) {
 			out = append(out, claim{Source: "ls -json", Ident: h.hostIdent[t.Host], Tenant: t.Tenant, Detail: "ls -json: in sync, host " + t.Host})
 		}
 	}
@@ -340,4 +342,15 @@ func (h *harness) liveTakeovers() []string {
 		}
 	}
 	return out
+}
+
+// dupRanLocked says whether a second process ran under host since a
+// time: ls names hosts, not processes. h.mu is held.
+func (h *harness) dupRanLocked(host string, since time.Time) bool {
+	for _, d := range h.dupSpans[host] {
+		if d.End.IsZero() || d.End.After(since) {
+			return true
+		}
+	}
+	return false
 }

@@ -37,7 +37,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 		return nil, err
 	}
 	h := &harness{cfg: cfg, out: out, began: time.Now(), reps: map[string]*replicator{}, hostIdent: map[string]string{},
-		deaths: map[string][]interval{}}
+		deaths: map[string][]interval{}, pids: map[int]string{}, dupSpans: map[string][]interval{}}
 	h.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	if err := h.prepare(); err != nil {
 		return nil, err
