@@ -148,7 +148,8 @@ func lostRows(h *history, got map[int64]string) []int64 {
 type interval struct{ Start, End time.Time }
 
 // claimChange is a tenant's claim seen naming another host than before
-// (From → To, "" before the first claim).
+// (From → To, "" before the first claim), or a dead slot replaced by a
+// second process under its -host name (From and To name the slots).
 type claimChange struct {
 	At       time.Time
 	From, To string
@@ -171,7 +172,7 @@ func exempt(h *history, hostOf map[string]string, deaths map[string][]interval, 
 		host := hostOf[e.Ident]
 		for _, d := range deaths[e.Ident] {
 			for _, c := range changes {
-				if c.From != host || c.To == "" || c.To == host || c.At.Before(d.Start) {
+				if (c.From != host && c.From != e.Ident) || c.To == "" || c.To == host || c.To == e.Ident || c.At.Before(d.Start) {
 					continue
 				}
 				if !d.End.IsZero() && c.At.After(d.End.Add(30*time.Second)) {

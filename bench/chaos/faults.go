@@ -389,6 +389,15 @@ func (h *harness) dupHost(ctx context.Context, f fault, r *replicator) func() {
 		h.mu.Lock()
 		h.hostIdent[r.host] = ident
 		h.mu.Unlock()
+		// For the exemptions: the partitioned slot's tenants now go on in
+		// the replacement, from what S3 held.
+		for _, t := range h.tenants {
+			if t.copyGen(ident) > 0 {
+				t.mu.Lock()
+				t.changes = append(t.changes, claimChange{At: time.Now(), From: r.ident, To: ident})
+				t.mu.Unlock()
+			}
+		}
 		h.logFault("duphost: %s started under -host %s while %s is partitioned; the writers use it", ident, r.host, r.ident)
 		go func() {
 			select {

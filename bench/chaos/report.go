@@ -33,9 +33,9 @@ func (h *harness) check(ctx context.Context, faults []fault, synced map[string]b
 	for _, t := range h.tenants {
 		// Did host go on with the tenant's history after a time: a
 		// successful LTX upload of it through a process of that host.
-		uploaded := func(host string, after time.Time) bool {
+		uploaded := func(to string, after time.Time) bool {
 			for _, w := range writes {
-				if hostOf[w.Proxy] == host && w.Method == "PUT" && w.Status/100 == 2 && w.End.After(after) &&
+				if (hostOf[w.Proxy] == to || w.Proxy == to) && w.Method == "PUT" && w.Status/100 == 2 && w.End.After(after) &&
 					strings.Contains(w.Key, "/"+t.name+"/") && strings.HasSuffix(w.Key, ".ltx") {
 					return true
 				}
@@ -192,7 +192,7 @@ func (h *harness) checkRestorable(ctx context.Context) verdict {
 // and no LTX key was written by two replicators with different bodies.
 func (h *harness) checkHistories(ctx context.Context) verdict {
 	v := verdict{N: 2, Name: "no restore mixes two hosts' histories; no host overwrote another's object", Pass: true}
-	restores, mixed, failed := 0, 0, 0
+	restores, mixed, failed, skipped := 0, 0, 0, 0
 	for _, t := range h.tenants {
 		txids, err := h.listTXIDs(ctx, t.name)
 		if err != nil {
@@ -211,6 +211,12 @@ func (h *harness) checkHistories(ctx context.Context) verdict {
 				at := "latest"
 				if txid > 0 {
 					at = fmt.Sprintf("TXID %016x", txid)
+				}
+				if err != nil && txid > 0 && notRestorePoint(err) {
+					// The TXID ends a file left beside a compaction of
+					// the files before it: both tools refuse it alike.
+					skipped++
+					continue
 				}
 				if err != nil {
 					v.Pass = false
@@ -252,8 +258,8 @@ func (h *harness) checkHistories(ctx context.Context) verdict {
 		v.Pass = false
 		v.Evidence = append(v.Evidence, "overwritten: "+o.String())
 	}
-	v.Numbers = fmt.Sprintf("%d restores at sampled TXIDs checked, %d mixed, %d failed; %d LTX PUTs logged at the proxies (%d applied late, %d writes with conditions stripped), %d keys written by two hosts with different bodies",
-		restores, mixed, failed, puts, late, stripped, len(ow))
+	v.Numbers = fmt.Sprintf("%d restores at sampled TXIDs checked (%d sampled TXIDs no restore point), %d mixed, %d failed; %d LTX PUTs logged at the proxies (%d applied late, %d writes with conditions stripped), %d keys written by two hosts with different bodies",
+		restores, skipped, mixed, failed, puts, late, stripped, len(ow))
 	return v
 }
 
@@ -308,4 +314,10 @@ func (h *harness) checkIntegrity() verdict {
 	}
 	v.Numbers = fmt.Sprintf("%d databases checked, %d failed", n, len(v.Evidence))
 	return v
+}
+
+// notRestorePoint says both tools refused a TXID as no restore point.
+func notRestorePoint(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "is not a restore point") || strings.Contains(s, "no matching backup files available")
 }
