@@ -125,6 +125,14 @@ func TestLostRowsAndExemption(t *testing.T) {
 	if lost := lostRows(h, got); len(lost) != 4 {
 		t.Errorf("lost = %v with h1 alive, want 4", lost)
 	}
+	// A replacement under h1's own name that went on counts as a
+	// takeover.
+	h = twoEpochs()
+	dup := []claimChange{{At: t0.Add(100 * time.Second), From: "h1", To: "h1-dup3"}}
+	exempt(h, hostOf, deaths, dup, func(to string, _ time.Time) bool { return to == "h1-dup3" }, 15*time.Second)
+	if lost := lostRows(h, got); len(lost) != 0 {
+		t.Errorf("lost = %v after a replacement took over, want none", lost)
+	}
 	// Nor a takeover by a host that then uploaded nothing (it could not
 	// go on: h1's rows could still have been kept).
 	h = twoEpochs()
