@@ -4,7 +4,7 @@ GO        ?= go
 TOOLS     := .tools/bin
 TEST_ARGS ?=
 
-.PHONY: all build tools tmux test test-short demo lint bench bench-ls bench-fleet screenshots clean
+.PHONY: all build tools tmux test test-short demo lint bench bench-ls bench-fleet chaos screenshots clean
 
 all: build
 
@@ -59,6 +59,13 @@ bench-ls: tools build
 BENCH_FLEET_ARGS ?= -n 1000,10000
 bench-fleet: tools build
 	@$(GO) run ./bench/fleet $(BENCH_FLEET_ARGS)
+
+# The fault harness (issue 17): litefleet replicate hosts behind fault
+# proxies, writers, partitions, pauses, kills, skew; then the invariants.
+# Flags in CHAOS_ARGS (go run ./bench/chaos -h); exit 1 if one fails.
+CHAOS_ARGS ?= -seed 1 -duration 10m
+chaos: tools build
+	@$(GO) run ./bench/chaos $(CHAOS_ARGS)
 
 # The README's screenshots: golden screens of the terminal UI (120x36, fixed
 # clock and colour profile), checked by the tests first, then rendered to PNG.
