@@ -32,7 +32,10 @@ func TestReplicateKeepsItsLock(t *testing.T) {
 
 	db := testpeer.OpenDB(t, path)
 	testpeer.InsertRows(t, db, 100, 1)
-	p.WaitFor(`replicating: db=`+guid1, 20*time.Second)
+	// The wake: a second "replicating" line (the first is the start's).
+	testpeer.Eventually(t, 20*time.Second, "the tenant woke", func() bool {
+		return strings.Count(p.Out.String(), "replicating: db="+guid1) >= 2
+	})
 	pid := p.Cmd.Process.Pid
 	if !testpeer.HoldsLock(t, pid, path) {
 		t.Fatal("the tenant woke, but litefleet holds no lock on its database")
