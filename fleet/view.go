@@ -340,6 +340,15 @@ func judge(r *Row, now time.Time, opt ViewOptions) {
 		// moves it without a change.
 		if !leaseFresh && !r.Replicating && l.WALAhead {
 			r.Status, r.Note = StatusNotReplicating, "changed since the last sync (the WAL holds frames Litestream has not read) and no live lease: no replicator is running"
+		} else if l.WALAhead && !l.TXIDTime.IsZero() && now.Sub(l.TXIDTime) >= opt.LagThreshold {
+			// S3 lacks those frames. A working replicator reads them
+			// within a second or two of the write; a replicator that
+			// stopped (a paused process, whose heartbeat object still
+			// looks live to one look) never does. The frames came after
+			// the last sync, so how long they wait is unknown, but never
+			// more than since that sync.
+			r.unknownLag("the WAL holds frames Litestream has not read")
+			r.Status, r.Note = StatusLagging, fmt.Sprintf("changed since the last sync %s ago (the WAL holds frames Litestream has not read)", now.Sub(l.TXIDTime).Round(time.Second))
 		}
 	}
 }

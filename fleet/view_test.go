@@ -78,6 +78,20 @@ func TestJoinStatus(t *testing.T) {
 			[]s3browse.TenantSummary{remote(vg1, 42, time.Second, noLease)}, ViewOptions{Replicating: func(string) bool { return true }}, StatusInSync, 1, time.Second},
 		{"custom lag threshold", []Local{local(vg1, 43, 3*time.Second, LTXRef{MinTXID: 43, MaxTXID: 43, ModTime: now.Add(-3 * time.Second)})},
 			[]s3browse.TenantSummary{remote(vg1, 42, time.Second, time.Second)}, ViewOptions{LagThreshold: 2 * time.Second}, StatusLagging, 1, 3 * time.Second},
+		{"WAL ahead of a stalled replicator's last sync: lagging, not in sync",
+			[]Local{func() Local {
+				l := local(vg1, 42, time.Second)
+				l.WALAhead, l.TXIDTime = true, now.Add(-time.Minute)
+				return l
+			}()},
+			[]s3browse.TenantSummary{remote(vg1, 42, time.Minute, time.Second)}, ViewOptions{}, StatusLagging, 0, 0},
+		{"WAL ahead just after the last sync: still in sync",
+			[]Local{func() Local {
+				l := local(vg1, 42, time.Second)
+				l.WALAhead, l.TXIDTime = true, now.Add(-time.Second)
+				return l
+			}()},
+			[]s3browse.TenantSummary{remote(vg1, 42, time.Second, time.Second)}, ViewOptions{}, StatusInSync, 0, 0},
 		{"invalid name in S3", nil, []s3browse.TenantSummary{{Prefix: s3browse.Prefix{Name: "\x1b[31m", Valid: false, Problem: "control characters"}}}, ViewOptions{}, StatusInvalid, 0, 0},
 	}
 	for _, tt := range tests {
