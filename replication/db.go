@@ -225,7 +225,7 @@ func (e *Engine) prepareOpen(ctx context.Context, t *tenant, a *awake) func() {
 	if err != nil || !ok {
 		return noop
 	}
-	if st, err := readState(ctx, t.path); err != nil || !st.wal {
+	if st, _, err := readHeader(t.path); err != nil || !st.wal {
 		return noop
 	}
 	p, err := openPin(ctx, t.path)
@@ -267,7 +267,7 @@ func pageSizeChanged(ctx context.Context, path string) (from, to uint32, changed
 	if err != nil || !ok {
 		return 0, 0, false
 	}
-	st, err := readState(ctx, path)
+	st, _, err := readHeader(path)
 	if err != nil || st.pageSize == last.PageSize {
 		return 0, 0, false
 	}

@@ -275,26 +275,11 @@ type dbState struct {
 // may hold SQLite connections to it); the WAL carries no POSIX lock of
 // SQLite's, and is opened directly.
 func readState(ctx context.Context, path string) (*dbState, error) {
-	st := &dbState{path: path, walEnd: litestream.WALHeaderSize}
-	err := dbfile.Read(path, func(f *os.File, fi os.FileInfo) error {
-		var head [100]byte
-		if _, err := f.ReadAt(head[:], 0); err != nil {
-			return fmt.Errorf("read the header of %s: %w", fleet.Printable(path), err)
-		}
-		st.pageSize = uint32(binary.BigEndian.Uint16(head[16:]))
-		if st.pageSize == 1 {
-			st.pageSize = 65536
-		}
-		if st.pageSize < 512 || st.pageSize&(st.pageSize-1) != 0 {
-			return fmt.Errorf("%s: page size %d in its header: not an SQLite database", fleet.Printable(path), st.pageSize)
-		}
-		st.wal = head[18] == 2 && head[19] == 2
-		st.commit = uint32(fi.Size() / int64(st.pageSize))
-		return nil
-	})
+	st, size, err := readHeader(path)
 	if err != nil {
 		return nil, err
 	}
+	st.commit = uint32(size / int64(st.pageSize))
 
 	wal, err := os.Open(path + "-wal")
 	if errors.Is(err, os.ErrNotExist) {
@@ -330,6 +315,34 @@ func readState(ctx context.Context, path string) (*dbState, error) {
 		}
 	}
 	return st, nil
+}
+
+// readHeader reads what the database file's header says (page size,
+// journal mode) and its size, through dbfile, without its WAL: for callers
+// that need no more, the WAL's page map is not read.
+func readHeader(path string) (*dbState, int64, error) {
+	st := &dbState{path: path, walEnd: litestream.WALHeaderSize}
+	var size int64
+	err := dbfile.Read(path, func(f *os.File, fi os.FileInfo) error {
+		var head [100]byte
+		if _, err := f.ReadAt(head[:], 0); err != nil {
+			return fmt.Errorf("read the header of %s: %w", fleet.Printable(path), err)
+		}
+		st.pageSize = uint32(binary.BigEndian.Uint16(head[16:]))
+		if st.pageSize == 1 {
+			st.pageSize = 65536
+		}
+		if st.pageSize < 512 || st.pageSize&(st.pageSize-1) != 0 {
+			return fmt.Errorf("%s: page size %d in its header: not an SQLite database", fleet.Printable(path), st.pageSize)
+		}
+		st.wal = head[18] == 2 && head[19] == 2
+		size = fi.Size()
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return st, size, nil
 }
 
 // each calls fn with every page of the state, in order, reusing one buffer.
