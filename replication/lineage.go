@@ -317,7 +317,7 @@ func (c *tenantClient) archiveStrays(ctx context.Context, strays []stray) error 
 		}
 	}
 	now := time.Now()
-	archive := hosts.StrayArchivePrefix(c.path, now)
+	archive, gapArchive := hosts.StrayArchivePrefix(c.path, now), hosts.StrayGapArchivePrefix(c.path, now)
 	var keys []string
 	if len(run) > 0 && since > 0 {
 		base, err := litestream.CalcRestorePlan(ctx, c, since, time.Time{}, c.logger.With("db", c.tenant))
@@ -337,7 +337,7 @@ func (c *tenantClient) archiveStrays(ctx context.Context, strays []stray) error 
 		copies[c.key(s.info.Level, s.info.MinTXID, s.info.MaxTXID)] = archive
 	}
 	for _, s := range rest {
-		copies[c.key(s.info.Level, s.info.MinTXID, s.info.MaxTXID)] = archive + "-2"
+		copies[c.key(s.info.Level, s.info.MinTXID, s.info.MaxTXID)] = gapArchive
 	}
 	for key, to := range copies {
 		deadline, err := c.gate.writeDeadline()
