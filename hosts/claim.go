@@ -100,7 +100,7 @@ func (e *HeldError) Error() string {
 
 // ReadClaim reads a tenant's claim; nil when there is none. A lock.json
 // that cannot be decoded is returned with Unreadable set.
-func ReadClaim(ctx context.Context, api API, bucket, tenantPath string) (*Claim, error) {
+func ReadClaim(ctx context.Context, api Getter, bucket, tenantPath string) (*Claim, error) {
 	key := ClaimKey(tenantPath)
 	out, err := api.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
 	if err != nil {
@@ -125,14 +125,25 @@ func ReadClaim(ctx context.Context, api API, bucket, tenantPath string) (*Claim,
 		return c, nil
 	}
 	etag, modified := c.ETag, c.ModifiedAt
-	if err := json.Unmarshal(body, c); err != nil {
-		c = &Claim{Unreadable: "not JSON: " + err.Error()}
-	}
+	c = DecodeClaim(body)
 	c.ETag, c.ModifiedAt = etag, modified
+	return c, nil
+}
+
+// DecodeClaim decodes the bytes of a lock.json (untrusted; the caller
+// bounds them by MaxClaimBytes): the one decoder of the engine, ls,
+// inspect, restore and the UI. Bytes that are no claim come back with
+// Unreadable saying why, never as an error: junk in a tenant's prefix is
+// judged like any claim (see WatchClaim).
+func DecodeClaim(body []byte) *Claim {
+	c := &Claim{}
+	if err := json.Unmarshal(body, c); err != nil {
+		return &Claim{Unreadable: "not JSON: " + err.Error()}
+	}
 	if c.Host != "" && ValidateHost(c.Host) != nil {
 		c.Unreadable = "host name is not valid"
 	}
-	return c, nil
+	return c
 }
 
 // Acquire takes the tenant's claim for this host. The claim is adopted
