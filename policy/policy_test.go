@@ -214,7 +214,7 @@ func TestArchiveStatementCoversTheEngine(t *testing.T) {
 				hosts.ArchivePrefix(otp, at) + "/0000/x.ltx",
 				hosts.StrayArchivePrefix(otp, at) + "/0000/x.ltx",
 				hosts.ClaimKey(otp),
-				hosts.ArchiveRoot + tp + "/0000/x.ltx", // not an archive name
+				hosts.ArchiveRoot + tp + "/0000/x.ltx",                   // not an archive name
 				hosts.ArchivePrefix(tp+".at-20260101-000000", at) + "/x", // another tenant's name
 				hosts.HeartbeatKey("h1"),
 			} {
