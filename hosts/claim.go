@@ -13,6 +13,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // MaxClaimBytes bounds how much of an untrusted lock.json is read: a claim
@@ -370,14 +372,5 @@ func cmpOr(s ...string) string {
 	return ""
 }
 
-// printable quotes untrusted text that holds anything but printable ASCII,
-// so that a hostile name read from S3 cannot forge a log line or send a
-// terminal escape.
-func printable(s string) string {
-	for _, r := range s {
-		if r < 0x20 || r > 0x7e {
-			return fmt.Sprintf("%q", s)
-		}
-	}
-	return s
-}
+// printable is the one rule for untrusted text in messages.
+func printable(s string) string { return untrusted.Printable(s) }

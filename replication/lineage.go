@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/litefleet/litefleet/hosts"
+	"github.com/litefleet/litefleet/s3browse"
 )
 
 // How a holder keeps one lineage in its tenant's prefix (see hosts.Lineage
@@ -164,12 +164,8 @@ func (s stray) String() string {
 	return fmt.Sprintf("%04x/%s (generation %d of host %s)", s.info.Level, ltx.FormatFilename(s.info.MinTXID, s.info.MaxTXID), s.gen, printableHost(s.host))
 }
 
-func printableHost(h string) string {
-	if hosts.ValidateHost(h) != nil {
-		return strconv.Quote(h)
-	}
-	return h
-}
+// printableHost is the one rule for untrusted text (untrusted.Printable).
+func printableHost(h string) string { return s3browse.Printable(h) }
 
 // judge looks at the objects (a HEAD each, at most maxStrayChecks) and
 // returns those the lineage record makes stray.
