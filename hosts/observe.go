@@ -156,10 +156,18 @@ func ReadBeat(ctx context.Context, api Getter, bucket, host string) (BeatRead, e
 	}
 	r := BeatRead{Found: true, ETag: aws.ToString(out.ETag), Modified: aws.ToTime(out.LastModified).UTC()}
 	r.Version = Version(r.ETag, aws.ToTime(out.LastModified), int64(len(body)))
-	if err := json.Unmarshal(body, &r.Beat); err != nil {
-		r.Beat, r.Unreadable = Heartbeat{}, "not JSON: "+err.Error()
-	}
+	r.Beat, r.Unreadable = DecodeBeat(body)
 	return r, nil
+}
+
+// DecodeBeat decodes a heartbeat's bytes (untrusted, bounded by the
+// caller). Bytes that are no heartbeat come back as unreadable, with why:
+// a heartbeat's liveness is its object changing, never what it says.
+func DecodeBeat(body []byte) (b Heartbeat, unreadable string) {
+	if err := json.Unmarshal(body, &b); err != nil {
+		return Heartbeat{}, "not JSON: " + err.Error()
+	}
+	return b, ""
 }
 
 // Watch decides in one sitting whether host is alive, for a one-shot
