@@ -88,10 +88,10 @@ func TestWatchClaim(t *testing.T) {
 		}
 		return c
 	}
-	watch := func(c *hosts.Claim) (error, time.Duration) {
+	watch := func(c *hosts.Claim) (time.Duration, error) {
 		start := time.Now()
 		err := hosts.WatchClaim(ctx, b.api, b.name, tenant, c, fast)
-		return err, time.Since(start)
+		return time.Since(start), err
 	}
 	held := func(what string, err error, reason string) {
 		t.Helper()
@@ -101,7 +101,7 @@ func TestWatchClaim(t *testing.T) {
 		}
 	}
 
-	if err, _ := watch(nil); err != nil {
+	if _, err := watch(nil); err != nil {
 		t.Fatalf("no claim: %v", err)
 	}
 
@@ -112,23 +112,23 @@ func TestWatchClaim(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := read()
-	err, _ := watch(c)
+	_, err := watch(c)
 	held("a live host's claim", err, "changed while watched: live")
 	stopBeating(t, a)
-	if err, took := watch(c); err != nil || took < fast.DeadAfter {
+	if took, err := watch(c); err != nil || took < fast.DeadAfter {
 		t.Fatalf("a dead host's claim: %v after %s, want free after DeadAfter (%s)", err, took, fast.DeadAfter)
 	}
 
 	// A Litestream lease: held until it expires (its writer's clock),
 	// then until it stayed unchanged for DeadAfter (ours).
 	put(`{"generation":4,"expires_at":"` + time.Now().Add(time.Hour).UTC().Format(time.RFC3339) + `","owner":"old-box:77"}`)
-	err, took := watch(read())
+	took, err := watch(read())
 	held("an unexpired Litestream lease", err, "a Litestream lease of old-box:77")
 	if took > fast.BeatEvery {
 		t.Errorf("an unexpired lease took %s to judge, want at once", took)
 	}
 	put(`{"generation":4,"expires_at":"2000-01-01T00:00:00Z","owner":"old-box:77"}`)
-	if err, took := watch(read()); err != nil || took < fast.DeadAfter {
+	if took, err := watch(read()); err != nil || took < fast.DeadAfter {
 		t.Fatalf("an expired, unchanged Litestream lease: %v after %s, want free after DeadAfter", err, took)
 	}
 	// Expired, but renewed while watched (by the real server, between
@@ -143,7 +143,7 @@ func TestWatchClaim(t *testing.T) {
 	put("\x00junk")
 	if c := read(); c.Unreadable == "" {
 		t.Fatal("junk decoded as a claim")
-	} else if err, took := watch(c); err != nil || took < fast.DeadAfter {
+	} else if took, err := watch(c); err != nil || took < fast.DeadAfter {
 		t.Fatalf("unchanged junk: %v after %s, want free after DeadAfter", err, took)
 	}
 
