@@ -4,7 +4,7 @@ GO        ?= go
 TOOLS     := .tools/bin
 TEST_ARGS ?=
 
-.PHONY: all build tools tmux test test-short demo lint bench bench-ls bench-fleet chaos screenshots clean
+.PHONY: all build tools tmux test fuzz test-short demo lint bench bench-ls bench-fleet chaos screenshots clean
 
 all: build
 
@@ -25,8 +25,14 @@ $(FREEZE):
 
 # The README's test command: unit and integration tests, race detector on,
 # against a real S3 server on 127.0.0.1 that this target starts and stops.
+# Then every fuzz target of a parser of untrusted bytes, a few seconds each
+# (FUZZTIME, scripts/fuzz.sh).
 test: tools tmux
 	@CGO_ENABLED=1 scripts/with-s3.sh $(GO) test -race -count=1 -timeout 25m $(TEST_ARGS) ./...
+	@scripts/fuzz.sh
+
+fuzz:
+	@scripts/fuzz.sh
 
 # Fast tests only: no S3 server, no peers.
 test-short:

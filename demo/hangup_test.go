@@ -21,9 +21,8 @@ import (
 func TestMakeDemoKillSession(t *testing.T) {
 	testpeer.Integration(t)
 	for _, tool := range []string{"tmux", "make"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skip(tool + " not installed")
-		}
+		_, err := exec.LookPath(tool)
+		testpeer.Require(t, err == nil, tool)
 	}
 	root, err := filepath.Abs("..")
 	if err != nil {

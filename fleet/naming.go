@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // FallbackName is the tenant name used when a database file name is not a
@@ -192,8 +193,8 @@ func MarkCollisions(entries []Entry) int {
 // Printable returns s unchanged when every rune is printable, and a quoted,
 // escaped form otherwise, so names from disk or S3 can never move the
 // cursor, change colours or hide text on an operator's terminal. It is
-// s3browse.Printable: one rule for every name litefleet prints.
-func Printable(s string) string { return s3browse.Printable(s) }
+// untrusted.Printable: one rule for every name litefleet prints.
+func Printable(s string) string { return untrusted.Printable(s) }
 
 // Shorten cuts s to at most n runes by taking runes out of its middle,
 // marked with "…": both ends of a name are what tell names apart (the

@@ -13,6 +13,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // MaxClaimBytes bounds how much of an untrusted lock.json is read: a claim
@@ -100,7 +102,7 @@ func (e *HeldError) Error() string {
 
 // ReadClaim reads a tenant's claim; nil when there is none. A lock.json
 // that cannot be decoded is returned with Unreadable set.
-func ReadClaim(ctx context.Context, api API, bucket, tenantPath string) (*Claim, error) {
+func ReadClaim(ctx context.Context, api Getter, bucket, tenantPath string) (*Claim, error) {
 	key := ClaimKey(tenantPath)
 	out, err := api.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
 	if err != nil {
@@ -125,14 +127,25 @@ func ReadClaim(ctx context.Context, api API, bucket, tenantPath string) (*Claim,
 		return c, nil
 	}
 	etag, modified := c.ETag, c.ModifiedAt
-	if err := json.Unmarshal(body, c); err != nil {
-		c = &Claim{Unreadable: "not JSON: " + err.Error()}
-	}
+	c = DecodeClaim(body)
 	c.ETag, c.ModifiedAt = etag, modified
+	return c, nil
+}
+
+// DecodeClaim decodes the bytes of a lock.json (untrusted; the caller
+// bounds them by MaxClaimBytes): the one decoder of the engine, ls,
+// inspect, restore and the UI. Bytes that are no claim come back with
+// Unreadable saying why, never as an error: junk in a tenant's prefix is
+// judged like any claim (see WatchClaim).
+func DecodeClaim(body []byte) *Claim {
+	c := &Claim{}
+	if err := json.Unmarshal(body, c); err != nil {
+		return &Claim{Unreadable: "not JSON: " + err.Error()}
+	}
 	if c.Host != "" && ValidateHost(c.Host) != nil {
 		c.Unreadable = "host name is not valid"
 	}
-	return c, nil
+	return c
 }
 
 // Acquire takes the tenant's claim for this host. The claim is adopted
@@ -359,14 +372,5 @@ func cmpOr(s ...string) string {
 	return ""
 }
 
-// printable quotes untrusted text that holds anything but printable ASCII,
-// so that a hostile name read from S3 cannot forge a log line or send a
-// terminal escape.
-func printable(s string) string {
-	for _, r := range s {
-		if r < 0x20 || r > 0x7e {
-			return fmt.Sprintf("%q", s)
-		}
-	}
-	return s
-}
+// printable is the one rule for untrusted text in messages.
+func printable(s string) string { return untrusted.Printable(s) }

@@ -198,12 +198,3 @@ func WriteLineage(ctx context.Context, api API, bucket, tenantPath string, l *Li
 	}
 	return aws.ToString(out.ETag), nil
 }
-
-// StrayArchivePrefix is where a tenant's holder moves stray files, with
-// the files they continue, so that they restore on their own: a tenant of
-// its own named TENANT.stray-TIME beside -takeover's archives (strays after
-// a gap, which cannot restore, go to TENANT.stray-TIME-2). TIME is to the
-// second, so that a GUID's archive names stay tenant names (63 bytes).
-func StrayArchivePrefix(tenantPath string, at time.Time) string {
-	return Root + "archive/" + strings.Trim(tenantPath, "/") + ".stray-" + at.UTC().Format("20060102-150405")
-}

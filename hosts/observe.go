@@ -156,10 +156,18 @@ func ReadBeat(ctx context.Context, api Getter, bucket, host string) (BeatRead, e
 	}
 	r := BeatRead{Found: true, ETag: aws.ToString(out.ETag), Modified: aws.ToTime(out.LastModified).UTC()}
 	r.Version = Version(r.ETag, aws.ToTime(out.LastModified), int64(len(body)))
-	if err := json.Unmarshal(body, &r.Beat); err != nil {
-		r.Beat, r.Unreadable = Heartbeat{}, "not JSON: "+err.Error()
-	}
+	r.Beat, r.Unreadable = DecodeBeat(body)
 	return r, nil
+}
+
+// DecodeBeat decodes a heartbeat's bytes (untrusted, bounded by the
+// caller). Bytes that are no heartbeat come back as unreadable, with why:
+// a heartbeat's liveness is its object changing, never what it says.
+func DecodeBeat(body []byte) (b Heartbeat, unreadable string) {
+	if err := json.Unmarshal(body, &b); err != nil {
+		return Heartbeat{}, "not JSON: " + err.Error()
+	}
+	return b, ""
 }
 
 // Watch decides in one sitting whether host is alive, for a one-shot
@@ -202,6 +210,72 @@ func Watch(ctx context.Context, api Getter, bucket, host string, t Timing) (aliv
 		select {
 		case <-ctx.Done():
 			return false, fmt.Errorf("watch heartbeat of %s: %w", printable(host), ctx.Err())
+		case <-time.After(max(t.BeatEvery/4, 10*time.Millisecond)):
+		}
+	}
+}
+
+// WatchClaim applies the engine's rule (Beater.Acquire) to a claim in one
+// sitting, for a one-shot command that has no earlier observation
+// (restore's refusal to write over a live database). It returns nil when
+// the claim is free by that rule, observed on the spot with this
+// process's monotonic clock, and a *HeldError saying why otherwise:
+//
+//   - a litefleet host's claim is held until its heartbeat has stayed
+//     unchanged, or missing, for DeadAfter (Watch);
+//   - a Litestream lease is held until it has expired and has stayed
+//     unchanged (not renewed) for DeadAfter;
+//   - an unreadable lock.json is held until it has stayed unchanged for
+//     DeadAfter.
+//
+// What cannot be watched (a read fails) fails closed: held, with the
+// reason. Only a cancelled ctx is returned as an error.
+func WatchClaim(ctx context.Context, api Getter, bucket, tenantPath string, c *Claim, t Timing) error {
+	if t == (Timing{}) {
+		t = DefaultTiming
+	}
+	key := ClaimKey(tenantPath)
+	switch {
+	case c == nil:
+		return nil
+	case c.Host != "" && c.Unreadable == "":
+		alive, err := Watch(ctx, api, bucket, c.Host, t)
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil:
+			return &HeldError{Key: key, Host: c.Host, Reason: fmt.Sprintf("the heartbeat of host %s cannot be read (%v): treated as live", printable(c.Host), err)}
+		case alive:
+			return &HeldError{Key: key, Host: c.Host, Owner: c.Owner, DeadAfter: t.DeadAfter, Reason: fmt.Sprintf("the heartbeat of host %s changed while watched: live", printable(c.Host))}
+		}
+		return nil
+	case c.Unreadable == "" && time.Now().Before(c.ExpiresAt):
+		// The writer's clock: the lease is not taken before it, as the
+		// engine does not; its staying unchanged is judged on ours.
+		return &HeldError{Key: key, Owner: c.Owner, ExpiresAt: c.ExpiresAt,
+			Reason: fmt.Sprintf("a Litestream lease of %s until %s by its writer's clock", printable(cmpOr(c.Owner, "an unnamed replicator")), c.ExpiresAt.UTC().Format(time.RFC3339))}
+	}
+	obs := NewObserver(nil)
+	for {
+		cur, err := ReadClaim(ctx, api, bucket, tenantPath)
+		switch {
+		case ctx.Err() != nil:
+			return fmt.Errorf("watch %s: %w", key, ctx.Err())
+		case err != nil:
+			return &HeldError{Key: key, Owner: c.Owner, Reason: fmt.Sprintf("lock.json cannot be read to tell whether it is renewed (%v): treated as held", err)}
+		case cur == nil:
+			return nil // released meanwhile
+		}
+		if cur.Unreadable == "" && (cur.Host != "" || time.Now().Before(cur.ExpiresAt)) {
+			// Rewritten meanwhile by a live writer.
+			return WatchClaim(ctx, api, bucket, tenantPath, cur, t)
+		}
+		if obs.See(key, Version(cur.ETag, cur.ModifiedAt, 0)) >= t.DeadAfter {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("watch %s: %w", key, ctx.Err())
 		case <-time.After(max(t.BeatEvery/4, 10*time.Millisecond)):
 		}
 	}

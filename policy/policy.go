@@ -4,7 +4,8 @@
 // role or user), bucket policies (one statement set per tenant, each naming
 // the tenant's principal) and the attribute-based form (one policy for every
 // tenant, keyed on a principal tag). It only builds documents; nothing here
-// talks to S3.
+// talks to S3. Every key pattern is built by package hosts, which owns the
+// layout the engine writes, so a policy cannot disagree with it.
 package policy
 
 import (
@@ -16,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/hosts"
 )
 
 // Version is the policy language version every document declares; the older
@@ -28,14 +30,6 @@ const TenantPlaceholder = "{tenant}"
 // TagVariable is the policy variable the ABAC form confines with: the value
 // of the principal's "tenant" tag.
 const TagVariable = "${aws:PrincipalTag/tenant}"
-
-// Keys under the bucket root that litefleet itself writes. A tenant name
-// cannot start with '.', so these never overlap a tenant's prefix.
-const (
-	HostsPrefix   = ".litefleet/hosts/"   // heartbeats and host records
-	ControlPrefix = ".litefleet/"         // everything of litefleet's own
-	ArchivePrefix = ".litefleet/archive/" // takeover archives: ARCHIVE/PREFIX/TENANT/<time>/...
-)
 
 // Role is what a tenant's credentials are for.
 type Role string
@@ -123,14 +117,7 @@ type Tenant struct {
 }
 
 // Path is the tenant's key prefix, with its trailing slash.
-func (t Tenant) Path() string { return join(t.Prefix, t.Name) + "/" }
-
-func join(prefix, name string) string {
-	if prefix == "" {
-		return name
-	}
-	return prefix + "/" + name
-}
+func (t Tenant) Path() string { return hosts.TenantPath(t.Prefix, t.Name) + "/" }
 
 // Options shape a document.
 type Options struct {
@@ -260,7 +247,7 @@ func withHost(bucket, hostPrincipal string, sts []Statement) (Document, error) {
 // operator) gives them.
 func HostNote(bucket string) string {
 	return fmt.Sprintf("the host's own credentials (the top-level keys of litestream.yml) need their own statement too: s3:GetObject, s3:PutObject and s3:DeleteObject on %s, and s3:ListBucket on %s with s3:prefix %s (litefleet policy -bucket-policy -host-principal NAME writes it)",
-		objectARN(bucket, HostsPrefix+"*"), bucketARN(bucket), ControlPrefix+"*")
+		objectARN(bucket, hosts.HostsPrefix+"*"), bucketARN(bucket), hosts.HostsPrefix+"*")
 }
 
 func tenantStatements(t Tenant, role Role, sid string, p *Principal) ([]Statement, error) {
@@ -282,9 +269,12 @@ func tenantStatements(t Tenant, role Role, sid string, p *Principal) ([]Statemen
 			{Sid: sid + "ReadWrite", Effect: "Allow", Principal: p,
 				Action:   []string{"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"},
 				Resource: []string{own}},
+			// -takeover and the move of stray files copy the tenant's
+			// files into archives of its own (a copy reads its source
+			// through the ReadWrite statement).
 			{Sid: sid + "Archive", Effect: "Allow", Principal: p,
 				Action:   []string{"s3:GetObject", "s3:PutObject"},
-				Resource: []string{objectARN(t.Bucket, ArchivePrefix+t.Path()+"*")}},
+				Resource: archiveARNs(t)},
 			region,
 		}, nil
 	case RoleRestore:
@@ -298,7 +288,8 @@ func tenantStatements(t Tenant, role Role, sid string, p *Principal) ([]Statemen
 		return []Statement{
 			list,
 			{Sid: sid + "ReadLease", Effect: "Allow", Principal: p,
-				Action: []string{"s3:GetObject"}, Resource: []string{objectARN(t.Bucket, t.Path()+"lock.json")}},
+				Action: []string{"s3:GetObject"}, Resource: []string{objectARN(t.Bucket, hosts.ClaimKey(t.Path()))}},
+			region,
 		}, nil
 	}
 	return nil, fmt.Errorf("role %q: use replicate, restore or read", role)
@@ -312,11 +303,22 @@ func hostStatements(bucket, host string) ([]Statement, error) {
 	return []Statement{
 		{Sid: "HostRecords", Effect: "Allow", Principal: p,
 			Action:   []string{"s3:GetObject", "s3:PutObject", "s3:DeleteObject"},
-			Resource: []string{objectARN(bucket, HostsPrefix+"*")}},
+			Resource: []string{objectARN(bucket, hosts.HostsPrefix+"*")}},
+		// The hosts' folder alone: .litefleet/* would list every
+		// tenant's archive names.
 		{Sid: "HostList", Effect: "Allow", Principal: p,
 			Action: []string{"s3:ListBucket"}, Resource: []string{bucketARN(bucket)},
-			Condition: Condition{"StringLike": {"s3:prefix": {ControlPrefix + "*"}}}},
+			Condition: Condition{"StringLike": {"s3:prefix": {hosts.HostsPrefix + "*"}}}},
 	}, nil
+}
+
+// archiveARNs are the tenant's own archives, as hosts builds them.
+func archiveARNs(t Tenant) []string {
+	var out []string
+	for _, p := range hosts.ArchivePatterns(hosts.TenantPath(t.Prefix, t.Name)) {
+		out = append(out, objectARN(t.Bucket, p))
+	}
+	return out
 }
 
 func bucketARN(bucket string) string      { return "arn:aws:s3:::" + bucket }

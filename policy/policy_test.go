@@ -2,10 +2,14 @@ package policy
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/charmbracelet/x/exp/golden"
+
+	"github.com/litefleet/litefleet/hosts"
 )
 
 const (
@@ -114,7 +118,7 @@ func TestConfinedToOwnPrefix(t *testing.T) {
 					}
 					want := "databases/" + owner + "/*"
 					if owner == "" {
-						want = ".litefleet/*"
+						want = hosts.HostsPrefix + "*"
 					}
 					if len(st.Action) != 1 || st.Action[0] != "s3:ListBucket" || len(prefixes) != 1 || prefixes[0] != want {
 						t.Errorf("%s: %s: bucket statement %v with prefixes %q, want ListBucket on %q", role, st.Sid, st.Action, prefixes, want)
@@ -125,10 +129,97 @@ func TestConfinedToOwnPrefix(t *testing.T) {
 					}
 				default:
 					own := "arn:aws:s3:::saas-backups/databases/" + owner + "/"
-					archive := "arn:aws:s3:::saas-backups/.litefleet/archive/databases/" + owner + "/"
-					if !strings.HasPrefix(r, own) && !(role == RoleReplicate && strings.HasPrefix(r, archive)) {
+					archive := slices.Contains(hosts.ArchivePatterns("databases/"+owner), strings.TrimPrefix(r, "arn:aws:s3:::saas-backups/"))
+					if !strings.HasPrefix(r, own) && !(role == RoleReplicate && archive) {
 						t.Errorf("%s: %s: resource %q outside %s", role, st.Sid, r, own)
 					}
+				}
+			}
+		}
+	}
+}
+
+// iamMatch is IAM's resource wildcard match: '?' is one character, '*'
+// any run of characters, '/' included.
+func iamMatch(pattern, s string) bool {
+	if pattern == "" {
+		return s == ""
+	}
+	switch pattern[0] {
+	case '*':
+		for i := 0; i <= len(s); i++ {
+			if iamMatch(pattern[1:], s[i:]) {
+				return true
+			}
+		}
+		return false
+	case '?':
+		return s != "" && iamMatch(pattern[1:], s[1:])
+	}
+	return s != "" && s[0] == pattern[0] && iamMatch(pattern[1:], s[1:])
+}
+
+// TestArchiveStatementCoversTheEngine: the replicate role may write every
+// archive key the engine builds for its tenant (-takeover's, and the
+// strays'), read from the builders in package hosts, and none of the
+// other tenant's; the host lists its folder alone.
+func TestArchiveStatementCoversTheEngine(t *testing.T) {
+	for _, form := range []string{"bucket", "abac"} {
+		var doc Document
+		var err error
+		if form == "bucket" {
+			doc, err = Bucket(fleetOfTwo, Options{Role: RoleReplicate, Principal: "p-{tenant}", HostPrincipal: "host"})
+		} else {
+			doc, err = ABAC("saas-backups", "databases", Options{Role: RoleReplicate})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := time.Date(2026, 12, 7, 11, 29, 16, 0, time.UTC)
+		for _, tn := range fleetOfTwo {
+			tp := hosts.TenantPath(tn.Prefix, tn.Name)
+			other := fleetOfTwo[0].Name
+			if other == tn.Name {
+				other = fleetOfTwo[1].Name
+			}
+			writable := func(key string) bool {
+				for _, st := range doc.Statement {
+					if form == "bucket" && st.Principal != nil && st.Principal.AWS != "p-"+tn.Name {
+						continue
+					}
+					if !slices.Contains(st.Action, "s3:PutObject") {
+						continue
+					}
+					for _, r := range st.Resource {
+						r = strings.ReplaceAll(r, TagVariable, tn.Name) // the tag's value
+						if iamMatch(r, "arn:aws:s3:::saas-backups/"+key) {
+							return true
+						}
+					}
+				}
+				return false
+			}
+			for _, key := range []string{
+				hosts.ArchivePrefix(tp, at) + "/0000/0000000000000001-0000000000000004.ltx",
+				hosts.StrayArchivePrefix(tp, at) + "/0001/0000000000000001-0000000000000004.ltx",
+				hosts.StrayGapArchivePrefix(tp, at) + "/0000/0000000000000009-0000000000000009.ltx",
+				hosts.ClaimKey(tp),
+			} {
+				if !writable(key) {
+					t.Errorf("%s: tenant %s may not write %s, which the engine writes", form, tn.Name, key)
+				}
+			}
+			otp := hosts.TenantPath("databases", other)
+			for _, key := range []string{
+				hosts.ArchivePrefix(otp, at) + "/0000/x.ltx",
+				hosts.StrayArchivePrefix(otp, at) + "/0000/x.ltx",
+				hosts.ClaimKey(otp),
+				hosts.ArchiveRoot + tp + "/0000/x.ltx",                   // not an archive name
+				hosts.ArchivePrefix(tp+".at-20260101-000000", at) + "/x", // another tenant's name
+				hosts.HeartbeatKey("h1"),
+			} {
+				if writable(key) {
+					t.Errorf("%s: tenant %s may write %s", form, tn.Name, key)
 				}
 			}
 		}
@@ -161,6 +252,10 @@ func TestRoleActions(t *testing.T) {
 		}
 	}
 	if !res["s3:GetObject"] || !res["s3:ListBucket"] || !read["s3:ListBucket"] {
+		t.Errorf("restore %v, read %v", res, read)
+	}
+	// Litestream and restore ask for the bucket's region on AWS itself.
+	if !rep["s3:GetBucketLocation"] || !res["s3:GetBucketLocation"] || !read["s3:GetBucketLocation"] {
 		t.Errorf("restore %v, read %v", res, read)
 	}
 }

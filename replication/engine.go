@@ -197,7 +197,7 @@ type Engine struct {
 	tenants map[string]*tenant // by prefix key
 	byPath  map[string]*tenant // by absolute path
 	buckets map[string]*bucket
-	clients map[string]*s3.Client
+	clients s3browse.Clients
 	stores  map[time.Duration]*litestream.Store
 	ready   []*tenant // need a job now, in order
 	timers  timerHeap
@@ -236,7 +236,6 @@ func New(opt Options, src Source) (*Engine, error) {
 		tenants:    map[string]*tenant{},
 		byPath:     map[string]*tenant{},
 		buckets:    map[string]*bucket{},
-		clients:    map[string]*s3.Client{},
 		stores:     map[time.Duration]*litestream.Store{},
 		awake:      map[*tenant]bool{},
 		takeover:   map[string]bool{},

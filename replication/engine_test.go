@@ -8,11 +8,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/hosts"
+	"github.com/litefleet/litefleet/internal/s3proxy"
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/internal/testpeer"
 	"github.com/litefleet/litefleet/replication"
@@ -321,26 +323,48 @@ func (c *skewClock) Add(d time.Duration) { c.mu.Lock(); c.skew += d; c.mu.Unlock
 func TestFencedHostUploadsNothing(t *testing.T) {
 	integration(t)
 	srv := s3test.Start(t)
+	// Every write to the tenant's prefix, counted where S3 would see it.
+	var writes atomic.Int64
+	var fenced atomic.Bool
+	p, err := s3proxy.Start(s3proxy.Options{Target: srv.Endpoint, Hook: func(r s3proxy.Request) {
+		if fenced.Load() && (r.Kind == s3proxy.Put || r.Kind == s3proxy.Delete) && strings.Contains(r.Key, guid3) {
+			writes.Add(1)
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
 	conn := srv.Conn(t)
+	viaProxy := conn
+	viaProxy.Endpoint = p.URL()
 	dir := t.TempDir()
 	path := filepath.Join(dir, guid3+".db")
 	writeAndClose(t, path, 0, 3)
 	clk := &skewClock{}
 	slow := hosts.Timing{BeatEvery: 3 * time.Second, FenceAfter: 7500 * time.Millisecond, DeadAfter: 12 * time.Second, WriteMargin: time.Second}
-	eng, logs := start(t, replication.Options{Host: "fenced", SleepAfter: -1, Timing: slow, Now: clk.Now}, replication.Source{Dirs: []string{dir}, DirConn: conn})
+	eng, logs := start(t, replication.Options{Host: "fenced", SleepAfter: -1, Timing: slow, Now: clk.Now}, replication.Source{Dirs: []string{dir}, DirConn: viaProxy})
 	st := waitSynced(t, eng, path, 20*time.Second)
 
 	clk.Add(slow.FenceAfter + time.Second)
 	waitState(t, eng, path, 5*time.Second, replication.StateLeaseLost)
-	before := strings.Count(logs.String(), "new transaction: db="+guid3)
+	fenced.Store(true)
 	writeAndClose(t, path, 3, 4)
-	time.Sleep(1500 * time.Millisecond) // Litestream's sync runs each second
-	if after := strings.Count(logs.String(), "new transaction: db="+guid3); after != before {
-		t.Fatalf("a fenced host uploaded %d transaction(s)", after-before)
+	// Litestream syncs the change to a local LTX file and its replica
+	// loop tries to upload it: the gate refuses it before any request.
+	testpeer.Eventually(t, 10*time.Second, "Litestream's local sync of the change made while fenced", func() bool {
+		return testpeer.LocalTXID(t, path) > st.ReplicatedTXID
+	})
+	testpeer.Eventually(t, 10*time.Second, "the fenced upload refused by the gate", func() bool {
+		return strings.Contains(logs.String(), "may not write the tenant now")
+	})
+	if n := writes.Load(); n != 0 {
+		t.Fatalf("a fenced host sent %d write(s) to the tenant's prefix", n)
 	}
 	if got := status(t, eng, path).ReplicatedTXID; got != st.ReplicatedTXID {
 		t.Fatalf("replicated TXID moved from %d to %d while fenced", st.ReplicatedTXID, got)
 	}
+	fenced.Store(false)
 	// The next beat (within BeatEvery) is good: replication resumes.
 	waitRestorable(t, conn, guid3, rows(t, path), 20*time.Second)
 	waitState(t, eng, path, 5*time.Second, replication.StateReplicating)

@@ -147,8 +147,6 @@ func checkDatabase(path string) (journal string, err error) {
 	return journal, nil
 }
 
-// metaDir is Litestream's local state folder of a database.
-func metaDir(path string) string {
-	dir, file := filepath.Split(path)
-	return filepath.Join(dir, "."+file+"-litestream")
-}
+// metaDir is Litestream's local state folder of a database, located by
+// its one owner (fleet.LitestreamStateDir).
+func metaDir(path string) string { return fleet.LitestreamStateDir(path) }

@@ -46,24 +46,7 @@ const checkTimeout = 8 * time.Second
 
 // client returns the shared S3 client of a connection's credentials.
 func (e *Engine) client(ctx context.Context, c s3browse.Conn) (*s3.Client, error) {
-	key := c.Endpoint + "\x00" + c.Region + "\x00" + c.AccessKeyID + "\x00" + c.SecretAccessKey + "\x00" + fmt.Sprint(c.ForcePathStyle)
-	e.mu.Lock()
-	cl, ok := e.clients[key]
-	e.mu.Unlock()
-	if ok {
-		return cl, nil
-	}
-	cl, err := s3browse.NewClient(ctx, c)
-	if err != nil {
-		return nil, err
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if old, ok := e.clients[key]; ok {
-		return old, nil
-	}
-	e.clients[key] = cl
-	return cl, nil
+	return e.clients.For(ctx, c)
 }
 
 // bucketFor returns the bucket of a tenant's connection, with its heartbeat

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/litefleet/litefleet/hosts"
+	"github.com/litefleet/litefleet/s3browse"
 )
 
 // How a holder keeps one lineage in its tenant's prefix (see hosts.Lineage
@@ -164,12 +164,8 @@ func (s stray) String() string {
 	return fmt.Sprintf("%04x/%s (generation %d of host %s)", s.info.Level, ltx.FormatFilename(s.info.MinTXID, s.info.MaxTXID), s.gen, printableHost(s.host))
 }
 
-func printableHost(h string) string {
-	if hosts.ValidateHost(h) != nil {
-		return strconv.Quote(h)
-	}
-	return h
-}
+// printableHost is the one rule for untrusted text (untrusted.Printable).
+func printableHost(h string) string { return s3browse.Printable(h) }
 
 // judge looks at the objects (a HEAD each, at most maxStrayChecks) and
 // returns those the lineage record makes stray.
@@ -317,7 +313,7 @@ func (c *tenantClient) archiveStrays(ctx context.Context, strays []stray) error 
 		}
 	}
 	now := time.Now()
-	archive := hosts.StrayArchivePrefix(c.path, now)
+	archive, gapArchive := hosts.StrayArchivePrefix(c.path, now), hosts.StrayGapArchivePrefix(c.path, now)
 	var keys []string
 	if len(run) > 0 && since > 0 {
 		base, err := litestream.CalcRestorePlan(ctx, c, since, time.Time{}, c.logger.With("db", c.tenant))
@@ -337,7 +333,7 @@ func (c *tenantClient) archiveStrays(ctx context.Context, strays []stray) error 
 		copies[c.key(s.info.Level, s.info.MinTXID, s.info.MaxTXID)] = archive
 	}
 	for _, s := range rest {
-		copies[c.key(s.info.Level, s.info.MinTXID, s.info.MaxTXID)] = archive + "-2"
+		copies[c.key(s.info.Level, s.info.MinTXID, s.info.MaxTXID)] = gapArchive
 	}
 	for key, to := range copies {
 		deadline, err := c.gate.writeDeadline()

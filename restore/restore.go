@@ -514,18 +514,23 @@ func checkOutput(ctx context.Context, client s3browse.API, opt Options, p *Plan)
 	// The live database is the file the lease holder replicates: one with
 	// Litestream's state beside it. A copy of the tenant elsewhere (an
 	// earlier restore) is replaced with -force like any other file.
-	if p.OutputExists && live && fleet.HasLitestreamState(out) && p.Lease.Host != "" {
-		// One look cannot tell a dead host from a live one without
-		// comparing clocks: watch its heartbeat (a beat for a live host,
-		// DeadAfter for a dead one) before writing over its database.
-		if err := s3browse.WatchLease(ctx, client, opt.Conn, p.Lease, opt.HostTiming); err != nil {
+	if p.OutputExists && p.Lease != nil && fleet.HasLitestreamState(out) {
+		// One look cannot tell a dead holder from a live one without
+		// comparing clocks: apply the engine's rule on the spot (a beat
+		// for a live host, DeadAfter otherwise) before writing over its
+		// database; what cannot be watched counts as live.
+		if err := s3browse.WatchLease(ctx, client, opt.Conn, p.Lease, opt.Tenant, opt.HostTiming); err != nil {
 			return err
 		}
 		live = p.Lease.Live(time.Now())
 	}
 	if p.OutputExists && live && fleet.HasLitestreamState(out) {
-		p.Refusal = fmt.Sprintf("tenant %s is being replicated by %s and %s has Litestream's state beside it: stop that replicator before restoring over it, or restore elsewhere with -o",
-			name, p.Lease.Holder(), fleet.Printable(out))
+		why := ""
+		if p.Lease.Why != "" {
+			why = " (" + s3browse.Printable(p.Lease.Why) + ")"
+		}
+		p.Refusal = fmt.Sprintf("tenant %s is being replicated by %s%s and %s has Litestream's state beside it: stop that replicator before restoring over it, or restore elsewhere with -o",
+			name, p.Lease.Holder(), why, fleet.Printable(out))
 		return nil
 	}
 	if p.OutputExists || len(sidecars) > 0 {

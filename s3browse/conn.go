@@ -24,6 +24,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/logging"
+
+	"github.com/litefleet/litefleet/hosts"
 )
 
 // DefaultPrefix is the folder in the bucket that holds one prefix per tenant.
@@ -67,10 +69,7 @@ func (c Conn) prefix() string {
 
 // TenantPath is the key prefix (without trailing slash) of a tenant's replica.
 func (c Conn) TenantPath(tenant string) string {
-	if p := c.prefix(); p != "" {
-		return p + "/" + tenant
-	}
-	return tenant
+	return hosts.TenantPath(c.prefix(), tenant)
 }
 
 // TenantsPrefix is the key prefix under which tenant prefixes are listed.

@@ -1,8 +1,8 @@
 package s3browse
 
 import (
+	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -41,7 +41,9 @@ type Lease struct {
 	// heartbeat (HostBeat); HostAge is that heartbeat's age by S3's clock
 	// and HostStale says it looks DeadAfter old, a hint for display only:
 	// a proxy's or another node's Date may run ahead. HostWatched says
-	// WatchLease observed the heartbeat, and HostDead its verdict.
+	// WatchLease applied the engine's rule (to any lease, a plain
+	// Litestream one or an unreadable one too), and HostDead its verdict:
+	// free.
 	Host        string        `json:"host,omitempty"`
 	HostAlive   bool          `json:"host_alive,omitempty"`
 	HostAge     time.Duration `json:"host_age_ns,omitempty"`
@@ -49,42 +51,53 @@ type Lease struct {
 	HostStale   bool          `json:"host_stale,omitempty"`
 	HostWatched bool          `json:"host_watched,omitempty"`
 	HostDead    bool          `json:"host_dead,omitempty"`
+	// Why is WatchLease's reason for a lease it found held.
+	Why string `json:"-"`
 }
 
 // Live reports whether the lease is held by someone alive, or may be, at
-// now: a litefleet claim is live unless WatchLease saw its host's
-// heartbeat unchanged (or missing) for DeadAfter, since one look at a
-// heartbeat cannot tell a dead host from a live one without comparing
-// clocks; a Litestream lease is live until it expires. An unreadable lease
-// is not live. This is the one rule of restore's refusal, the hosts
-// package's rule applied by a command that has no earlier observation.
+// now. Once WatchLease has applied the engine's rule it is that verdict.
+// Before, one look decides for display and notes: a litefleet claim is
+// live (one look at a heartbeat cannot tell a dead host from a live one
+// without comparing clocks), a Litestream lease until it expires, an
+// unreadable one is not; what must not be wrong watches first.
 func (l *Lease) Live(now time.Time) bool {
 	switch {
-	case l == nil || l.Error != "":
+	case l == nil:
+		return false
+	case l.HostWatched:
+		return !l.HostDead
+	case l.Error != "":
 		return false
 	case l.Host != "":
-		return !l.HostWatched || !l.HostDead
+		return true
 	}
 	return !l.Expired(now)
 }
 
-// WatchLease decides whether a litefleet claim's host is alive by
-// watching its heartbeat (hosts.Watch): within a beat for a live host, up
-// to DeadAfter for a dead one. Only what must not be wrong waits for it:
-// restore's refusal to write over a live database.
-func WatchLease(ctx context.Context, api API, conn Conn, l *Lease, timing hosts.Timing) error {
-	if l == nil || l.Host == "" || l.Error != "" || l.HostWatched {
+// WatchLease applies the engine's rule to the lease in one sitting
+// (hosts.WatchClaim, the same rule as Beater.Acquire's): a litefleet
+// host's claim is free once its heartbeat stayed unchanged or missing for
+// DeadAfter, a Litestream lease once expired and unchanged for DeadAfter,
+// an unreadable lock.json once unchanged for DeadAfter; what cannot be
+// read is held (fail closed), and Why says so. Within a beat for a live
+// host, up to DeadAfter otherwise: only what must not be wrong waits for
+// it, restore's refusal to write over a live database.
+func WatchLease(ctx context.Context, api API, conn Conn, l *Lease, tenant string, timing hosts.Timing) error {
+	if l == nil || l.HostWatched {
 		return nil
 	}
-	alive, err := hosts.Watch(ctx, api, conn.Bucket, l.Host, timing)
-	if err != nil {
-		if ctx.Err() != nil {
-			return err
-		}
-		// A host that cannot be judged is live.
-		return nil
+	c := &hosts.Claim{Generation: l.Generation, ExpiresAt: l.ExpiresAt, Owner: l.Owner, Host: l.Host, Unreadable: l.Error}
+	err := hosts.WatchClaim(ctx, api, conn.Bucket, conn.TenantPath(tenant), c, timing)
+	var held *hosts.HeldError
+	switch {
+	case errors.As(err, &held):
+		l.HostWatched, l.HostDead, l.Why = true, false, cmp.Or(held.Reason, held.Error())
+	case err != nil:
+		return err
+	default:
+		l.HostWatched, l.HostDead = true, true
 	}
-	l.HostWatched, l.HostDead = true, !alive
 	return nil
 }
 
@@ -110,10 +123,6 @@ func (l *Lease) Holder() string {
 // heartbeats.
 func judgeHost(ctx context.Context, api API, conn Conn, l *Lease) error {
 	if l == nil || l.Host == "" {
-		return nil
-	}
-	if err := hosts.ValidateHost(l.Host); err != nil {
-		l.Error = "lock.json names an invalid host"
 		return nil
 	}
 	list, err := hosts.List(ctx, api, conn.Bucket, nil)
@@ -190,16 +199,11 @@ func readLease(ctx context.Context, api API, conn Conn, key string, listed objec
 		l.Error = tooLarge
 		return l, nil
 	}
-	var doc struct {
-		Generation int64     `json:"generation"`
-		ExpiresAt  time.Time `json:"expires_at"`
-		Owner      string    `json:"owner"`
-		Host       string    `json:"host"`
-	}
-	if err := json.Unmarshal(body, &doc); err != nil {
-		l.Error = fmt.Sprintf("decode %s: %v", leaseFile, err)
+	c := hosts.DecodeClaim(body)
+	l.Owner, l.Generation, l.ExpiresAt, l.Host = c.Owner, c.Generation, c.ExpiresAt.UTC(), c.Host
+	if c.Unreadable != "" {
+		l.Error = "decode " + leaseFile + ": " + c.Unreadable
 		return l, nil
 	}
-	l.Owner, l.Generation, l.ExpiresAt, l.Host = doc.Owner, doc.Generation, doc.ExpiresAt.UTC(), doc.Host
 	return l, judgeHost(ctx, api, conn, l)
 }

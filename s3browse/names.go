@@ -3,10 +3,10 @@ package s3browse
 import (
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // MaxNameBytes is the longest tenant name this package accepts: most file
@@ -79,28 +79,9 @@ func nameProblem(name string) string {
 	return ""
 }
 
-// Printable returns s unchanged when it is valid UTF-8 made of printable
-// characters, and otherwise a double-quoted, escaped form that shows every
-// control, format or invalid byte as an escape (and "" for the empty
-// string, which would otherwise print as nothing). Use it for any text read
-// from the bucket (tenant names, lease owners) before printing it.
-func Printable(s string) string {
-	if s != "" && isPrintable(s) {
-		return s
-	}
-	q := strconv.QuoteToGraphic(s)
-	// QuoteToGraphic keeps a literal U+FFFD, which would hide that the
-	// original bytes were lost.
-	return strings.ReplaceAll(q, "\uFFFD", `\ufffd`)
-}
+// Printable is untrusted.Printable, the one rule for showing untrusted text;
+// kept here so that call sites need not move.
+func Printable(s string) string { return untrusted.Printable(s) }
 
-func isPrintable(s string) bool {
-	for _, r := range s {
-		// An invalid byte decodes as RuneError too, so this also rejects
-		// invalid UTF-8.
-		if r == utf8.RuneError || !unicode.IsPrint(r) {
-			return false
-		}
-	}
-	return true
-}
+// isPrintable says whether Printable would show s as it is.
+func isPrintable(s string) bool { return s == "" || untrusted.Printable(s) == s }

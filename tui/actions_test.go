@@ -14,7 +14,6 @@ import (
 
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/restore"
-	"github.com/litefleet/litefleet/tui/common"
 	"github.com/litefleet/litefleet/tui/components/cmdline"
 	"github.com/litefleet/litefleet/tui/components/logpane"
 	"github.com/litefleet/litefleet/tui/components/restoredialog"
@@ -285,7 +284,7 @@ func TestFindingsCollisions(t *testing.T) {
 		{Entry: fleet.Entry{Path: "/b/x.db", Naming: fleet.Naming{Name: "t1", Verdict: fleet.VerdictCollision, Note: "prefix t1 is also claimed by /a/x.db"}}},
 		{Entry: fleet.Entry{Path: "/c/Bad.db", Naming: fleet.Naming{Name: "Bad", Verdict: fleet.VerdictInvalid, Note: "characters outside a-z"}}},
 	}, nil, testNow, fleet.ViewOptions{})}
-	f := common.Findings(v, nil)
+	f := fleet.Findings(v, nil)
 	kinds := map[string]int{}
 	for _, x := range f {
 		kinds[x.Kind]++

@@ -111,7 +111,7 @@ func (b *FleetBackend) Validate(ctx context.Context) ([]common.Finding, error) {
 	if v.LocalErr != "" {
 		return nil, errors.New(v.LocalErr)
 	}
-	return common.Findings(v, fl.Conn.URL), nil
+	return fleet.Findings(v, fl.Conn.URL), nil
 }
 
 func (b *FleetBackend) restoreOptions(opt restore.Options) (restore.Options, s3browse.API, error) {

@@ -144,7 +144,7 @@ func (f *fakeBackend) Validate(ctx context.Context) ([]common.Finding, error) {
 	defer f.mu.Unlock()
 	f.record("validate")
 	f.checkDeadline(ctx, "validate")
-	return common.Findings(v, func(t string) string { return "s3://" + f.ctx.Bucket + "/" + f.ctx.Prefix + "/" + t }), nil
+	return fleet.Findings(v, func(t string) string { return "s3://" + f.ctx.Bucket + "/" + f.ctx.Prefix + "/" + t }), nil
 }
 
 func (f *fakeBackend) plan(opt restore.Options) (*restore.Plan, error) {

@@ -53,32 +53,39 @@ func outage(t *testing.T, args func(srv *s3test.Private, conn s3browse.Conn, dir
 			committed.Add(1)
 		}
 	})
-	time.Sleep(2 * time.Second)
+	// Rows committed and uploaded before the outage.
+	waitCommitted := func(n int64, what string) {
+		t.Helper()
+		testpeer.Eventually(t, 30*time.Second, what, func() bool { return committed.Load() >= n })
+	}
+	waitCommitted(committed.Load()+10, "10 rows committed before the outage")
+	p.WaitFor(seedTx(guid1), 20*time.Second)
 	down(srv)
-	time.Sleep(45 * time.Second)
+	wentDown := time.Now()
+	// The host stops writing (fenced) while S3 is away...
+	p.WaitFor(`lease lost \(retrying\): db=`+guid1, 60*time.Second)
+	// ...and S3 stays away for 45 s, longer than a host is given to prove
+	// it is alive (DeadAfter, 40 s): the fault's length, not a wait for
+	// something to happen.
+	<-time.After(time.Until(wentDown.Add(45 * time.Second)))
 	up(srv)
-	time.Sleep(3 * time.Second)
+	p.WaitFor(`replication resumed: db=`+guid1, 60*time.Second)
+	waitCommitted(committed.Load()+10, "10 rows committed after the outage")
 	close(stop)
 	wg.Wait()
 	want := testpeer.Rows(t, path)
 	if int64(len(want)) != committed.Load() {
 		t.Fatalf("the writer committed %d rows, the file holds %d", committed.Load(), len(want))
 	}
-	p.WaitFor(`lease lost \(retrying\): db=`+guid1, time.Second)
-	p.WaitFor(`replication resumed: db=`+guid1, 30*time.Second)
 	// Everything committed during and after the outage reaches S3.
-	deadline := time.Now().Add(40 * time.Second)
-	for {
+	eventually(t, 40*time.Second, func() string {
 		got := restoreRowsQuiet(t, &srv.Server, conn, guid1)
-		if len(got) == len(want) {
-			testpeer.SameRows(t, got, want)
-			break
+		if len(got) != len(want) {
+			return fmt.Sprintf("after the outage S3 restores %d of %d committed rows", len(got), len(want))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after the outage S3 restores %d of %d committed rows", len(got), len(want))
-		}
-		time.Sleep(time.Second)
-	}
+		testpeer.SameRows(t, got, want)
+		return ""
+	})
 	// ls, from the file and the host's record, agrees.
 	eventually(t, 30*time.Second, func() string {
 		_, rows := lsHostsJSON(t, &srv.Server, conn, "-dir", dir)

@@ -21,6 +21,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/litefleet/litefleet/access"
+	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/internal/testpeer"
 	"github.com/litefleet/litefleet/policy"
@@ -269,7 +270,7 @@ func TestPerTenantPermissions(t *testing.T) {
 	wantAllowed(t, "A writes its prefix", err)
 	_, err = a.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: bucket, Key: aws.String(own)})
 	wantAllowed(t, "A deletes in its prefix", err)
-	arch := ".litefleet/archive/databases/" + guid1 + "/2026-01-01T00:00:00Z/0000/x.ltx"
+	arch := hosts.ArchivePrefix("databases/"+guid1, time.Now()) + "/0000/x.ltx"
 	_, err = a.PutObject(ctx, &s3.PutObjectInput{Bucket: bucket, Key: aws.String(arch), Body: strings.NewReader("x")})
 	wantAllowed(t, "A writes its takeover archive", err)
 	_, err = b.GetObject(ctx, &s3.GetObjectInput{Bucket: bucket, Key: aws.String(arch)})
@@ -577,4 +578,87 @@ func TestReplicateWithPerTenantKeys(t *testing.T) {
 		testpeer.SameRows(t, testpeer.Restored(t, restored), testpeer.Rows(t, f.paths[tn]))
 		_ = u
 	}
+}
+
+// TestTakeoverWithOwnKeys: under the bucket policy `litefleet policy`
+// writes, a tenant's documented way out of diverged works with the
+// tenant's own keys: -takeover copies the replica's history into the
+// tenant's archive (hosts.ArchivePrefix), which restores, and starts a new
+// history from the file. The same keys are still refused another tenant's
+// archive and any key under the archive root that is not an archive name
+// of their own.
+func TestTakeoverWithOwnKeys(t *testing.T) {
+	testpeer.Integration(t)
+	f := newPermFleet(t, "replicate")
+	f.replicateWithOwnKeys(t)
+	old := testpeer.Rows(t, f.paths[guid1])
+
+	// Another file in guid1's place, without Litestream's state: its
+	// history differs from the replica's.
+	path := f.paths[guid1]
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+	}
+	if err := os.RemoveAll(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+"-litestream")); err != nil {
+		t.Fatal(err)
+	}
+	testpeer.InsertRows(t, testpeer.OpenDB(t, path), 7000, 9)
+	fresh := testpeer.Rows(t, path)
+
+	p := startLitefleet(t, f.env, "replicate", "-config", f.config, "-sleep-after", "0", "-takeover", guid1)
+	m := p.WaitFor(`took over a diverged tenant: .*db=`+guid1+` archive=s3://\S+`, 60*time.Second)
+	p.WaitFor(seedTx(guid1), 30*time.Second)
+	if code := p.Stop(60 * time.Second); code != 0 {
+		t.Fatalf("exit %d after SIGTERM", code)
+	}
+	text := p.Out.String()
+	if strings.Contains(text, "AccessDenied") || strings.Contains(text, "access denied") {
+		t.Fatalf("a request was refused under the generated policy:\n%s", text)
+	}
+	archive := m[0][strings.Index(m[0], "archive=s3://")+len("archive=s3://"):]
+	_, key, _ := strings.Cut(archive, "/")
+	a, ok := hosts.ParseArchive(key)
+	if !ok || a.Kind != hosts.ArchiveTakeover || a.TenantPath != "databases/"+guid1 {
+		t.Fatalf("archive %s is not guid1's takeover archive (%+v)", archive, a)
+	}
+
+	// The new history restores with the tenant's keys; the old one from
+	// the archive, as a tenant of its own.
+	restored := filepath.Join(t.TempDir(), "new.db")
+	if code, text := runLitefleet(t, f.env, "restore", guid1, "-config", f.config, "-o", restored); code != 0 {
+		t.Fatalf("restore %s after the takeover: exit %d:\n%s", guid1, code, text)
+	}
+	testpeer.SameRows(t, testpeer.Restored(t, restored), fresh)
+	rootEnv := append(slices.Clone(f.env), "AWS_ACCESS_KEY_ID="+f.root.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+f.root.SecretAccessKey)
+	restored = filepath.Join(t.TempDir(), "old.db")
+	dir, name := key[:strings.LastIndex(key, "/")], key[strings.LastIndex(key, "/")+1:]
+	if code, text := runLitefleet(t, rootEnv, "restore", name, "-prefix", dir, "-bucket", f.root.Bucket, "-endpoint", f.iam.Endpoint, "-o", restored); code != 0 {
+		t.Fatalf("restore the archive %s: exit %d:\n%s", archive, code, text)
+	}
+	testpeer.SameRows(t, testpeer.Restored(t, restored), old)
+
+	// Confinement holds around the archive.
+	ctx := context.Background()
+	c := f.client(t, f.tenants[guid1])
+	bucket := aws.String(f.root.Bucket)
+	now := time.Now()
+	for _, k := range []string{
+		hosts.ArchivePrefix("databases/"+guid2, now) + "/0000/x.ltx",
+		hosts.StrayArchivePrefix("databases/"+guid2, now) + "/0000/x.ltx",
+		hosts.ArchiveRoot + "databases/" + guid1 + "/0000/x.ltx",
+		hosts.ArchiveRoot + "databases/" + guid1 + ".at-x/0000/x.ltx",
+		hosts.ArchivePrefix("databases/"+guid1+".at-20260101-000000", now) + "/0000/x.ltx",
+	} {
+		_, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: bucket, Key: aws.String(k), Body: strings.NewReader("x")})
+		wantDenied(t, "A writes "+k, err)
+	}
+	_, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: bucket, Key: aws.String(hosts.StrayGapArchivePrefix("databases/"+guid1, now) + "/0000/x.ltx")})
+	var api smithy.APIError
+	if !errors.As(err, &api) || api.ErrorCode() != "NoSuchKey" {
+		t.Errorf("A reads a missing key of its own stray archive: want NoSuchKey (allowed), got %v", err)
+	}
+	_, err = f.client(t, f.host).ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: bucket, Prefix: aws.String(hosts.ArchiveRoot)})
+	wantDenied(t, "the host lists the archives", err)
 }

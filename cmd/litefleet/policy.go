@@ -257,36 +257,10 @@ func policyTenants(ctx context.Context, ff *fleetFlags, pos []string) ([]policyT
 	return out, nil
 }
 
-// refuseUnconfinable fails on the first entry whose name cannot be given a
-// policy (invalid, the "default" fallback, or shared with another entry),
-// counting the others. lines and file, when given, say where in a config
-// file each entry was declared.
+// refuseUnconfinable is policy.Confinable, an exit code 1 when it fails.
 func refuseUnconfinable(entries []fleet.Entry, lines []int, file string) error {
-	fleet.MarkCollisions(entries)
-	first, bad := -1, 0
-	for i, e := range entries {
-		if e.Verdict == fleet.VerdictGUID || e.Verdict == fleet.VerdictExplicit {
-			continue
-		}
-		if first < 0 {
-			first = i
-		}
-		bad++
+	if err := policy.Confinable(entries, lines, file); err != nil {
+		return &exitError{code: 1, err: err}
 	}
-	if first < 0 {
-		return nil
-	}
-	e := entries[first]
-	where := fleet.Printable(e.Path)
-	if file != "" && lines[first] > 0 {
-		where = fmt.Sprintf("%s: line %d: %s", file, lines[first], where)
-	}
-	msg := fmt.Sprintf("%s: %s: no policy written", where, e.Note)
-	if e.Verdict == fleet.VerdictFallback {
-		msg = fmt.Sprintf("%s: no tenant name (%s): no policy written", where, e.Note)
-	}
-	if bad > 1 {
-		msg += fmt.Sprintf(" (and %d more: litefleet validate lists them)", bad-1)
-	}
-	return &exitError{code: 1, err: fmt.Errorf("%s", msg)}
+	return nil
 }

@@ -31,9 +31,7 @@ func TestReadOnlyFolderFailsAtOnce(t *testing.T) {
 	var cred *syscall.Credential
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("nobody")
-		if err != nil {
-			t.Skip("running as root and there is no user nobody")
-		}
+		testpeer.Require(t, err == nil, "the user nobody (running as root, a read-only folder is met only as another user)")
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
 		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
@@ -80,13 +78,9 @@ func TestReadOnlyFolderFailsAtOnce(t *testing.T) {
 // may read and write any file.
 func TestPermissionsTakenFromOpenTenant(t *testing.T) {
 	testpeer.Integration(t)
-	if os.Geteuid() != 0 {
-		t.Skip("needs root, to run the replicator as another user")
-	}
+	testpeer.Require(t, os.Geteuid() == 0, "root, to run the replicator as another user")
 	u, err := user.Lookup("nobody")
-	if err != nil {
-		t.Skip("no user nobody")
-	}
+	testpeer.Require(t, err == nil, "the user nobody")
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
 	srv := s3test.Start(t)

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -37,7 +38,12 @@ func TestDeadHostTakenOver(t *testing.T) {
 	}
 	db := testpeer.OpenDB(t, filepath.Join(dir, guid1+".db"))
 	w := testpeer.StartWriter(db, 100, 100*time.Millisecond)
-	time.Sleep(2 * time.Second)
+	// host-a uploads the writer's rows while host-b watches the claim:
+	// three more of a's uploads of guid1, then b's output is checked.
+	uploads := func() int { return len(regexp.MustCompile(seedTx(guid1)).FindAllString(a.Out.String(), -1)) }
+	before := uploads()
+	w.WaitCommitted(t, 120, 30*time.Second)
+	testpeer.Eventually(t, 30*time.Second, "three uploads of guid1 by host-a under the writer", func() bool { return uploads() >= before+3 })
 	if strings.Contains(b.Out.String(), "replicating: db=") {
 		t.Fatalf("host-b replicated a live host's tenant:\n%s", b.Out.String())
 	}
@@ -54,7 +60,8 @@ func TestDeadHostTakenOver(t *testing.T) {
 	if took := time.Since(killed); took > 60*time.Second {
 		t.Errorf("host-b took the tenants %s after host-a died, want within 60 s", took.Round(time.Second))
 	}
-	time.Sleep(2 * time.Second)
+	// Rows committed under host-b, then the writer stops.
+	w.WaitCommitted(t, w.Next()+10, 30*time.Second)
 	if n := w.Stop(t); n == 0 {
 		t.Fatal("the writer committed nothing")
 	}

@@ -68,13 +68,14 @@ func runTUI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 
 	// Every log line goes to the log pane: on the terminal it would tear
-	// the screen. Litestream's library logs through slog.Default too.
+	// the screen. The logger is passed, never made the process's default:
+	// the engine hands it (LibLogger) to every Litestream DB, replica and
+	// store it makes; what Litestream logs through slog.Default elsewhere
+	// (a v0.3 restore's replica, with no DB) is at Debug level, below the
+	// default handler's.
 	sink := logpane.NewSink()
 	h := fleet.NewLineHandler(sink, slog.LevelInfo)
 	logger := slog.New(h)
-	prev := slog.Default()
-	slog.SetDefault(logger)
-	defer slog.SetDefault(prev)
 	rf := replicateFlags{cf: ff.connFlags, dirs: ff.dirs, recursive: ff.recursive, rescan: 30 * time.Second, sleepAfter: time.Minute}
 	if fl.Conn.Bucket == "" {
 		// -dir without a bucket: the local side alone, S3 "not

@@ -28,12 +28,7 @@ type tmuxSession struct {
 func requireTmux(t *testing.T) string {
 	t.Helper()
 	bin, err := exec.LookPath("tmux")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("tmux is missing: .ci/run installs it (apt-get install tmux)")
-		}
-		t.Skip("tmux not installed: the terminal UI's end-to-end test needs it")
-	}
+	testpeer.Require(t, err == nil, "tmux (the terminal UI's end-to-end test drives it; apt-get install tmux)")
 	return bin
 }
 

@@ -92,7 +92,7 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			// Read from the header: validate never switches it itself.
 			entries[i].Note = strings.TrimPrefix(entries[i].Note+"; "+fleet.RollbackNote, "; ")
 		}
-		if l.Verdict == fleet.VerdictInvalid || l.Verdict == fleet.VerdictCollision {
+		if fleet.Blocks(fleet.EntryFinding(l.Entry)) {
 			bad++
 		}
 	}

@@ -35,6 +35,10 @@ type App struct {
 
 const appEnv = "LITEFLEET_TEST_APP_DB"
 
+// AppAnswerTimeout bounds the wait for an application's answer to one
+// command (an insert of many rows included).
+const AppAnswerTimeout = 2 * time.Minute
+
 // AppMain runs the application when this process was started as one by
 // StartApp; call it first in the TestMain of a package that uses StartApp.
 func AppMain() {
@@ -52,6 +56,7 @@ func StartApp(tb testing.TB, path string) *App {
 	a := &App{tb: tb, path: path}
 	a.cmd = exec.Command(os.Args[0], "-test.run=^$")
 	a.cmd.Env = append(os.Environ(), appEnv+"="+path)
+	a.cmd.WaitDelay = 10 * time.Second
 	a.cmd.Stderr = &a.errs
 	var err error
 	if a.in, err = a.cmd.StdinPipe(); err != nil {
@@ -85,9 +90,27 @@ func (a *App) Try(line string) (string, error) {
 	if _, err := fmt.Fprintln(a.in, line); err != nil {
 		return "", fmt.Errorf("app: %w (stderr: %s)", err, a.errs.String())
 	}
-	ans, err := a.out.ReadString('\n')
-	if err != nil {
-		return "", fmt.Errorf("app: %w (stderr: %s)", err, a.errs.String())
+	type answer struct {
+		s   string
+		err error
+	}
+	got := make(chan answer, 1)
+	go func() {
+		s, err := a.out.ReadString('\n')
+		got <- answer{s, err}
+	}()
+	var ans string
+	select {
+	case r := <-got:
+		if r.err != nil {
+			return "", fmt.Errorf("app: %w (stderr: %s)", r.err, a.errs.String())
+		}
+		ans = r.s
+	case <-time.After(AppAnswerTimeout):
+		// Killed: its pipe closes, and the read above returns.
+		_ = a.cmd.Process.Kill()
+		<-got
+		return "", fmt.Errorf("app %q: no answer within %s: killed (stderr: %s)", line, AppAnswerTimeout, a.errs.String())
 	}
 	ans = strings.TrimSuffix(ans, "\n")
 	if msg, ok := strings.CutPrefix(ans, "err "); ok {

@@ -146,10 +146,12 @@ func (l *Litestream) Stop() {
 }
 
 // Command runs another litestream command against the same config (ltx,
-// snapshots, wal) and returns its stdout.
+// snapshots, wal) and returns its stdout; killed after two minutes.
 func (l *Litestream) Command(args ...string) []byte {
 	l.tb.Helper()
-	cmd := exec.Command(l.Bin, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, l.Bin, args...)
 	cmd.Env = Env()
 	var stderr strings.Builder
 	cmd.Stderr = &stderr

@@ -95,6 +95,9 @@ func StartAs(tb testing.TB, cred *syscall.Credential, env []string, bin string, 
 	}
 	p := &Process{tb: tb, Cmd: cmd, Out: &Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.Out, p.Out
+	// A child of the process that keeps its output pipe open must not
+	// hold up Wait (and every wait on done) once the process has exited.
+	cmd.WaitDelay = 10 * time.Second
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("start %s: %v", bin, err)
 	}
@@ -200,4 +203,20 @@ func Eventually(tb testing.TB, timeout time.Duration, what string, cond func() b
 		case <-tick.C:
 		}
 	}
+}
+
+// Require skips the test when ok is false, saying what it needs, except
+// in CI (CI set in the environment, as CI services and .ci/run do), where
+// a missing need fails the test instead: CI provides tmux, make, root and
+// the user nobody, so a test skipped there would hide that it never ran.
+func Require(tb testing.TB, ok bool, need string) {
+	tb.Helper()
+	if ok {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		tb.Fatalf("this test needs %s, which CI provides (.ci/run installs tmux and runs as root): fix the CI machine", need)
+		return
+	}
+	tb.Skipf("this test needs %s (CI runs it)", need)
 }

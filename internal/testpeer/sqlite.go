@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -87,14 +88,20 @@ func InsertBlobs(tb testing.TB, db *sql.DB, from, n, size int) {
 type Writer struct {
 	cancel context.CancelFunc
 	done   chan struct{}
-	next   int
+	next   atomic.Int64
 	err    error
 }
+
+// WriterStopTimeout bounds how long Writer.Stop waits for the commit in
+// flight: a commit that never returns (a lock held forever, a machine
+// overloaded past any use) fails the test instead of hanging the suite.
+const WriterStopTimeout = 2 * time.Minute
 
 // StartWriter commits a row every interval (ids from from on) until Stop.
 func StartWriter(db *sql.DB, from int, every time.Duration) *Writer {
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &Writer{cancel: cancel, done: make(chan struct{}), next: from}
+	w := &Writer{cancel: cancel, done: make(chan struct{})}
+	w.next.Store(int64(from))
 	go func() {
 		defer close(w.done)
 		tick := time.NewTicker(every)
@@ -102,11 +109,11 @@ func StartWriter(db *sql.DB, from int, every time.Duration) *Writer {
 		for {
 			// Not cancelled by Stop: a commit that returned an error
 			// after it was made would go uncounted.
-			if err := insertRows(context.Background(), db, w.next, 1); err != nil {
+			if err := insertRows(context.Background(), db, int(w.next.Load()), 1); err != nil {
 				w.err = err
 				return
 			}
-			w.next++
+			w.next.Add(1)
 			select {
 			case <-ctx.Done():
 				return
@@ -117,16 +124,44 @@ func StartWriter(db *sql.DB, from int, every time.Duration) *Writer {
 	return w
 }
 
+// Next is the id the writer's next row will have: rows below it are
+// committed.
+func (w *Writer) Next() int { return int(w.next.Load()) }
+
+// WaitCommitted waits until the writer has committed ids up to n (Next
+// passes n), failing the test after timeout or if the writer failed.
+func (w *Writer) WaitCommitted(tb testing.TB, n int, timeout time.Duration) {
+	tb.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for w.Next() <= n {
+		select {
+		case <-w.done:
+			tb.Fatalf("writer stopped at row %d before committing row %d: %v", w.Next(), n, w.err)
+		case <-deadline.C:
+			tb.Fatalf("writer: row %d not committed within %s (at row %d)", n, timeout, w.Next())
+		case <-tick.C:
+		}
+	}
+}
+
 // Stop stops the writer and returns the id its next row would have had,
-// failing the test if a commit failed.
+// failing the test if a commit failed, or if the commit in flight does not
+// return within WriterStopTimeout.
 func (w *Writer) Stop(tb testing.TB) int {
 	tb.Helper()
 	w.cancel()
-	<-w.done
+	select {
+	case <-w.done:
+	case <-time.After(WriterStopTimeout):
+		tb.Fatalf("writer: the commit of row %d did not return within %s of Stop (a lock held, or the machine overloaded)", w.Next(), WriterStopTimeout)
+	}
 	if w.err != nil {
 		tb.Fatalf("writer: %v", w.err)
 	}
-	return w.next
+	return w.Next()
 }
 
 // Rows reads every row of t in a database that may be live (with a -wal),

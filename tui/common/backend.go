@@ -53,50 +53,9 @@ type Context struct {
 	Roots []string
 }
 
-// Finding is one naming problem found by Validate.
-type Finding struct {
-	Side   string // "local" or "S3"
-	Kind   string // "invalid", "fallback" or "collision"
-	Tenant string // untrusted when Side is "S3": print with fleet.Printable
-	Path   string // local file, or the S3 URL
-	Note   string
-}
-
-// Findings lists the naming problems visible in a fleet view: local files
-// that are invalid, fall back to "default" or share a prefix, and S3
-// prefixes with invalid names or differing from another only in case.
-func Findings(v *fleet.View, conn func(tenant string) string) []Finding {
-	var out []Finding
-	for _, r := range v.Rows {
-		if l := r.Local; l != nil {
-			switch {
-			case l.Verdict == fleet.VerdictInvalid:
-				out = append(out, Finding{Side: "local", Kind: "invalid", Tenant: l.Name, Path: l.Path, Note: l.Note})
-			case l.Verdict == fleet.VerdictCollision:
-				out = append(out, Finding{Side: "local", Kind: "collision", Tenant: l.Name, Path: l.Path, Note: l.Note})
-			case r.Status == fleet.StatusInvalid:
-				// Join found two databases on one prefix.
-				out = append(out, Finding{Side: "local", Kind: "collision", Tenant: l.Name, Path: l.Path, Note: r.Note})
-			case l.Verdict == fleet.VerdictFallback:
-				out = append(out, Finding{Side: "local", Kind: "fallback", Tenant: l.Name, Path: l.Path, Note: l.Note})
-			}
-			continue
-		}
-		if rm := r.Remote; rm != nil && r.Status == fleet.StatusInvalid {
-			// A valid name is invalid here only as one of two spellings.
-			kind := "invalid"
-			if fleet.ValidateName(rm.Name) == nil {
-				kind = "collision"
-			}
-			url := ""
-			if conn != nil {
-				url = conn(rm.Name)
-			}
-			out = append(out, Finding{Side: "S3", Kind: kind, Tenant: rm.Name, Path: url, Note: r.Note})
-		}
-	}
-	return out
-}
+// Finding is one naming problem found by Validate, by the rule the
+// validate command applies too (fleet.Findings).
+type Finding = fleet.Finding
 
 // Clock returns the time; tests fix it so that goldens do not move.
 type Clock func() time.Time
