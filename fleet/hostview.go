@@ -54,6 +54,9 @@ type HostReport struct {
 	Reason     string `json:"reason,omitempty"`
 	LocalTXID  uint64 `json:"local_txid"`
 	Replicated uint64 `json:"replicated_txid"`
+	// Checksum is the database's LTX checksum at Replicated, as the host
+	// recorded it (untrusted: compare, never print unchecked).
+	Checksum string `json:"checksum,omitempty"`
 	// Lag is now − the oldest local change not yet in S3: the record's
 	// lag plus the record's age, when the record had changes to upload.
 	Lag      time.Duration `json:"lag_ns"`
@@ -192,7 +195,7 @@ func (hr *hostRecords) read(ctx context.Context, api s3browse.API, conn s3browse
 			}
 			rep := HostReport{
 				Tenant: t.Name, Host: h.Name, State: t.State, Reason: t.Reason,
-				LocalTXID: t.Local, Replicated: t.Replicated,
+				LocalTXID: t.Local, Replicated: t.Replicated, Checksum: t.Checksum,
 				HostAge: age, Silent: hs.Silent,
 			}
 			if t.Local > t.Replicated {
@@ -416,6 +419,21 @@ func hostLag(r *Row, rep *HostReport) {
 		r.Lag = rep.Lag
 	}
 }
+
+// AllHostReports reads every host record of conn's bucket once and returns
+// what they say of each tenant, best first: what verify compares with.
+func AllHostReports(ctx context.Context, api s3browse.API, conn s3browse.Conn) (map[string][]HostReport, error) {
+	var hr hostRecords
+	_, reports, err := hr.read(ctx, api, conn, time.Now())
+	if err != nil && !errors.Is(err, errNoHosts) {
+		return nil, err
+	}
+	return reports, nil
+}
+
+// Replicates reports a host that replicates the tenant or tries to (not
+// one for which another holds it, nor one that stopped).
+func (r *HostReport) Replicates() bool { return r.replicates() }
 
 // HostReports reads every host record of conn's bucket and returns what
 // each says of tenant, best first, with the hosts: what inspect shows.

@@ -58,6 +58,10 @@ type TenantRecord struct {
 	LagMillis  int64  `json:"g,omitempty"`
 	LastSync   int64  `json:"y,omitempty"`
 	Since      int64  `json:"c,omitempty"`
+	// Checksum is the LTX checksum of the whole database at Replicated
+	// (16 hex digits, as ltx.Checksum prints), when the host knows it:
+	// what `litefleet verify` compares a restore with.
+	Checksum string `json:"k,omitempty"`
 }
 
 // Limits on a host record read back from S3, checked while it is read
