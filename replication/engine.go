@@ -28,6 +28,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/benbjohnson/litestream"
+	"github.com/superfly/ltx"
 
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/hosts"
@@ -471,6 +472,12 @@ type tenant struct {
 	// pages is the replicated state's page table while the tenant is open;
 	// a sleeping tenant's is saved beside its database.
 	pages *pageTable
+	// digest is the database's LTX checksum at digestTXID, kept from the
+	// page table when the tenant went to sleep (the table is let go): the
+	// host record's checksum of an asleep tenant.
+	digest     ltx.Checksum
+	digestTXID ltx.TXID
+	digestOK   bool
 	// base is the files' identity when the tenant went to sleep or was
 	// last checked; a change from it wakes or re-checks the tenant.
 	base identity
@@ -492,6 +499,16 @@ type tenant struct {
 	// without pause through a slow upload path lags by its real delay,
 	// not by the time since it was last fully in sync.
 	pending []seenTXID
+}
+
+// checksum is the database's LTX checksum at a TXID, when known: the open
+// tenant's page table's, or the one kept when it went to sleep. The
+// caller holds the engine's lock.
+func (t *tenant) checksum() (ltx.TXID, ltx.Checksum, bool) {
+	if t.run != nil && t.run.pages != nil {
+		return t.run.pages.checksum()
+	}
+	return t.digestTXID, t.digest, t.digestOK
 }
 
 func (t *tenant) status(now time.Time) TenantStatus {
