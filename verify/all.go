@@ -77,10 +77,16 @@ func Run(ctx context.Context, api API, opt RunOptions, onReport func(*Report)) (
 	sum.Tenants = len(names)
 
 	var reports map[string][]fleet.HostReport
+	var err error
 	if !opt.NoRecords && len(names) > 0 {
-		var err error
 		if reports, err = fleet.AllHostReports(ctx, api, opt.Conn); err != nil {
 			return sum, fmt.Errorf("read the host records: %w", s3browse.Explain(err, opt.Conn))
+		}
+	}
+
+	if len(names) > 1 && opt.Uploads == nil {
+		if opt.Uploads, err = ListUploads(ctx, api, opt.Conn); err != nil {
+			return sum, s3browse.Explain(err, opt.Conn)
 		}
 	}
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/superfly/ltx"
 
 	"github.com/litefleet/litefleet/hosts"
@@ -57,7 +58,7 @@ type fileCheck struct {
 func (f *fileCheck) id() [3]uint64 { return [3]uint64{uint64(f.Level), f.MinTXID, f.MaxTXID} }
 
 // checkChain lists the tenant's prefix and reads every LTX file in it.
-func checkChain(ctx context.Context, api API, conn s3browse.Conn, tenant string) (*chain, error) {
+func checkChain(ctx context.Context, api API, conn s3browse.Conn, tenant string, known *Uploads) (*chain, error) {
 	c := &chain{ends: map[uint64]bool{}}
 	t, err := s3browse.Inspect(ctx, api, conn, tenant)
 	if err != nil {
@@ -89,16 +90,29 @@ func checkChain(ctx context.Context, api API, conn s3browse.Conn, tenant string)
 		}
 		c.broken = append(c.broken, fmt.Sprintf("%d stray object(s) under the prefix that are not Litestream's: %s", t.UnknownObjects, strings.Join(names, ", ")))
 	}
-	uploads, err := abandonedUploads(ctx, api, conn, root+"/", t.Lease)
-	if err != nil {
-		return nil, err
+	ups, ok := known.of(tenant)
+	if !ok {
+		if ups, _, err = listUploads(ctx, api, conn, root+"/", 1); err != nil {
+			return nil, err
+		}
 	}
+	uploads := abandonedUploads(ups, t.Lease)
 	if len(uploads) > 0 {
 		c.broken = append(c.broken, fmt.Sprintf("abandoned multipart upload(s) under the prefix: %s: abort them (aws s3api abort-multipart-upload); they cost storage and hide from listings",
 			strings.Join(uploads, ", ")))
 	}
 
-	// Every file readable, its checksum valid, its header what its name says.
+	// Every file readable, its checksum valid, its header what its name
+	// says. Page checksums are kept only of the files a compaction check
+	// compares: the compactions and the level-0 files in their ranges.
+	var compacted [][2]uint64
+	for _, l := range t.Levels {
+		if l.Level > 0 && l.Level < s3browse.SnapshotLevel {
+			for _, f := range l.Files {
+				compacted = append(compacted, [2]uint64{f.MinTXID, f.MaxTXID})
+			}
+		}
+	}
 	var files []*fileCheck
 	for _, l := range t.Levels {
 		for _, f := range l.Files {
@@ -106,7 +120,11 @@ func checkChain(ctx context.Context, api API, conn s3browse.Conn, tenant string)
 			if stray[fc.id()] {
 				continue
 			}
-			if err := readFile(ctx, api, conn, fc); err != nil {
+			keep := f.Level > 0 && f.Level < s3browse.SnapshotLevel
+			for _, r := range compacted {
+				keep = keep || (f.Level == 0 && f.MinTXID >= r[0] && f.MaxTXID <= r[1])
+			}
+			if err := readFile(ctx, api, conn, fc, keep); err != nil {
 				return nil, err
 			}
 			c.files++
@@ -138,7 +156,7 @@ func checkChain(ctx context.Context, api API, conn s3browse.Conn, tenant string)
 }
 
 // readFile downloads and decodes one LTX file, bounded by its listed size.
-func readFile(ctx context.Context, api API, conn s3browse.Conn, f *fileCheck) error {
+func readFile(ctx context.Context, api API, conn s3browse.Conn, f *fileCheck, keep bool) error {
 	out, err := api.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(conn.Bucket), Key: aws.String(f.key)})
 	if err != nil {
 		if hosts.IsNotFound(err) {
@@ -164,7 +182,6 @@ func readFile(ctx context.Context, api API, conn s3browse.Conn, f *fileCheck) er
 	if f.hdr.MinTXID != ltx.TXID(f.MinTXID) || f.hdr.MaxTXID != ltx.TXID(f.MaxTXID) {
 		return fail("holds TXIDs %s-%s, not what its name says", f.hdr.MinTXID, f.hdr.MaxTXID)
 	}
-	keep := f.Level < s3browse.SnapshotLevel
 	if keep {
 		f.pages = map[uint32]ltx.Checksum{}
 	}
@@ -386,18 +403,71 @@ func known(rest string, size int64) bool {
 	return ok
 }
 
-// abandonedUploads names the multipart uploads under root that nobody is
-// finishing: all of them when no live lease holds the tenant, else those
-// started over abandonedAfter ago.
-func abandonedUploads(ctx context.Context, api API, conn s3browse.Conn, root string, lease *s3browse.Lease) ([]string, error) {
-	out, err := api.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(conn.Bucket), Prefix: aws.String(root)})
-	if err != nil {
-		return nil, fmt.Errorf("list the multipart uploads under %s: %w", root, err)
+// Uploads are the multipart uploads in progress under the tenants' prefix,
+// listed once for a run over many tenants.
+type Uploads struct {
+	byTenant map[string][]types.MultipartUpload
+}
+
+// of returns a tenant's uploads; ok is false when u does not know (nil).
+func (u *Uploads) of(tenant string) ([]types.MultipartUpload, bool) {
+	if u == nil {
+		return nil, false
 	}
+	return u.byTenant[tenant], true
+}
+
+// maxUploadPages bounds the listing of a prefix's multipart uploads (1,000
+// a page): past it, each tenant's are listed on their own.
+const maxUploadPages = 100
+
+// ListUploads lists the multipart uploads under conn's tenants prefix; nil
+// when there are more than maxUploadPages pages of them.
+func ListUploads(ctx context.Context, api API, conn s3browse.Conn) (*Uploads, error) {
+	root := conn.TenantsPrefix()
+	ups, complete, err := listUploads(ctx, api, conn, root, maxUploadPages)
+	if err != nil || !complete {
+		return nil, err
+	}
+	u := &Uploads{byTenant: map[string][]types.MultipartUpload{}}
+	for _, up := range ups {
+		name, _, ok := strings.Cut(strings.TrimPrefix(aws.ToString(up.Key), root), "/")
+		if ok {
+			u.byTenant[name] = append(u.byTenant[name], up)
+		}
+	}
+	return u, nil
+}
+
+// listUploads lists the multipart uploads under prefix, at most pages
+// pages; complete is false when there are more.
+func listUploads(ctx context.Context, api API, conn s3browse.Conn, prefix string, pages int) (_ []types.MultipartUpload, complete bool, _ error) {
+	in := &s3.ListMultipartUploadsInput{Bucket: aws.String(conn.Bucket), Prefix: aws.String(prefix)}
+	var all []types.MultipartUpload
+	for page := 0; ; page++ {
+		out, err := api.ListMultipartUploads(ctx, in)
+		if err != nil {
+			return nil, false, fmt.Errorf("list the multipart uploads under %s: %w", prefix, err)
+		}
+		all = append(all, out.Uploads...)
+		if !aws.ToBool(out.IsTruncated) || (out.NextKeyMarker == nil && out.NextUploadIdMarker == nil) {
+			return all, true, nil
+		}
+		if page+1 >= pages {
+			return all, false, nil // for one tenant, the first thousand name the fault well enough
+		}
+		in.KeyMarker, in.UploadIdMarker = out.NextKeyMarker, out.NextUploadIdMarker
+	}
+}
+
+// abandonedUploads names the multipart uploads that nobody is finishing:
+// all of them when no live lease holds the tenant, else those started over
+// abandonedAfter ago.
+func abandonedUploads(uploads []types.MultipartUpload, lease *s3browse.Lease) []string {
 	now := time.Now()
 	live := lease.Live(now)
 	var names []string
-	for _, u := range out.Uploads {
+	for _, u := range uploads {
 		started := aws.ToTime(u.Initiated)
 		if live && now.Sub(started) < abandonedAfter {
 			continue
@@ -409,5 +479,5 @@ func abandonedUploads(ctx context.Context, api API, conn s3browse.Conn, root str
 		names = append(names, fmt.Sprintf("%s (upload %s, started %s)", s3browse.Printable(aws.ToString(u.Key)),
 			s3browse.Printable(aws.ToString(u.UploadId)), started.UTC().Format(time.RFC3339)))
 	}
-	return names, nil
+	return names
 }

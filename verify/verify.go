@@ -85,6 +85,9 @@ type Options struct {
 	TempDir string
 	// Now is the clock for the window (time.Now when nil).
 	Now func() time.Time
+	// Uploads are the bucket's multipart uploads listed once for many
+	// tenants (ListUploads); nil: each tenant's are listed.
+	Uploads *Uploads
 }
 
 // Report is one tenant's verdict and what it rests on.
@@ -155,8 +158,9 @@ func Tenant(ctx context.Context, api API, opt Options, tenant string) (*Report, 
 		return nil, errors.New("verify: no folder for the restored copies")
 	}
 
-	// 1. The chain.
-	c, err := checkChain(ctx, api, opt.Conn, tenant)
+	// 1. The chain. What it reads is kept for the restore.
+	api = newTenantCache(api)
+	c, err := checkChain(ctx, api, opt.Conn, tenant, opt.Uploads)
 	if err != nil {
 		return nil, fmt.Errorf("tenant %s: %w", name, s3browse.ExplainKey(err, opt.Conn, opt.Conn.TenantPath(tenant)+"/"))
 	}

@@ -356,13 +356,21 @@ func TestRunAllSummary(t *testing.T) {
 	f.replicate(bad, h)
 	f.del(f.key(bad, 0, 2, 2))
 	f.del(f.key(bad, 1, 1, 3))
-	var n int
+	// A third tenant's abandoned upload, found by the run's one listing of
+	// the bucket's uploads.
+	third := "aaaaaaaa-0000-0000-0000-000000000003"
+	f.replicate(third, h)
+	if _, err := f.client.CreateMultipartUpload(context.Background(), &s3.CreateMultipartUploadInput{Bucket: aws.String(f.conn.Bucket), Key: aws.String(f.key(third, 0, 4, 4))}); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
 	sum, err := verify.Run(context.Background(), f.client, verify.RunOptions{Options: verify.Options{Conn: f.conn, TempDir: t.TempDir()}, All: true, Parallel: 2},
-		func(*verify.Report) { n++ })
+		func(r *verify.Report) { got[r.Tenant] = r.Line() })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != 2 || sum.Tenants != 2 || sum.Failed != 1 || sum.Verdicts[verify.BrokenChain] != 1 || sum.Verdicts[verify.Unverifiable] != 1 {
-		t.Fatalf("%d reports, summary %+v", n, sum)
+	if len(got) != 3 || sum.Tenants != 3 || sum.Failed != 2 || sum.Verdicts[verify.BrokenChain] != 2 || sum.Verdicts[verify.Unverifiable] != 1 ||
+		!strings.HasPrefix(got[third], "broken chain") || !strings.HasPrefix(got[bad], "broken chain") || !strings.HasPrefix(got[good], "unverifiable: no record") {
+		t.Fatalf("reports %q, summary %+v", got, sum)
 	}
 }
