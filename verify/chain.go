@@ -239,8 +239,9 @@ func (c *chain) contiguity(files []*fileCheck) {
 }
 
 // reach finds the restore points: from each snapshot (a file from TXID 1),
-// the ends of the files that continue it without a gap. The newest file's
-// end must be one of them.
+// the ends of the files that continue it without a gap, as Litestream's
+// planner continues (a file may overlap what is reached: its pages are
+// the versions at its end). The newest file's end must be one of them.
 func (c *chain) reach(files []*fileCheck) {
 	at := map[uint64]time.Time{}
 	var latest uint64
@@ -257,8 +258,16 @@ func (c *chain) reach(files []*fileCheck) {
 	slices.SortFunc(sorted, func(a, b *fileCheck) int {
 		return cmp.Or(cmp.Compare(a.MinTXID, b.MinTXID), cmp.Compare(a.MaxTXID, b.MaxTXID))
 	})
+	var ends []uint64 // sorted
 	for _, f := range sorted {
-		if f.ok && (f.MinTXID == 1 || c.ends[f.MinTXID-1]) {
+		if !f.ok {
+			continue
+		}
+		i, _ := slices.BinarySearch(ends, f.MinTXID-1)
+		if f.MinTXID == 1 || (i < len(ends) && ends[i] < f.MaxTXID) {
+			if j, found := slices.BinarySearch(ends, f.MaxTXID); !found {
+				ends = slices.Insert(ends, j, f.MaxTXID)
+			}
 			c.ends[f.MaxTXID] = true
 		}
 	}
