@@ -70,7 +70,15 @@ type HostReport struct {
 	// times the host's own) plus the record's age; 0 when unknown.
 	RecordAge time.Duration `json:"record_age_ns"`
 	StateAge  time.Duration `json:"state_age_ns,omitempty"`
+	// VerifiedAt and Verdict are the host's last verification of the
+	// tenant (replicate -verify-every): a verdict word of verify's, or "".
+	VerifiedAt time.Time `json:"verified_at,omitzero"`
+	Verdict    string    `json:"verdict,omitempty"`
 }
+
+// verdicts are the words a host record's verdict may hold (verify's);
+// anything else read from S3 is dropped.
+var verdicts = map[string]bool{"verified": true, "mismatch": true, "broken chain": true, "unrestorable": true, "outside window": true, "unverifiable": true}
 
 // replicates reports a host that replicates the tenant or tries to: it is
 // the one to show, before a host for which another holds it.
@@ -213,6 +221,9 @@ func (hr *hostRecords) read(ctx context.Context, api s3browse.API, conn s3browse
 				}
 			}
 			rep.RecordAge = recordAge
+			if t.VerifiedAt > 0 && verdicts[t.Verdict] {
+				rep.VerifiedAt, rep.Verdict = time.Unix(t.VerifiedAt, 0).UTC(), t.Verdict
+			}
 			reports[t.Name] = append(reports[t.Name], rep)
 			hs.Tenants++
 		}
@@ -349,6 +360,7 @@ func ApplyHostReports(rows []Row, reports map[string][]HostReport, opt ViewOptio
 func applyHost(r *Row, rep *HostReport, opt ViewOptions) {
 	r.Host, r.State, r.Reason, r.HostAge, r.HostSilent = rep.Host, rep.State, rep.Reason, rep.HostAge, rep.Silent
 	r.HostLocalTXID, r.RecordAge, r.StateAge = rep.LocalTXID, rep.RecordAge, rep.StateAge
+	r.VerifiedAt, r.Verdict = rep.VerifiedAt, rep.Verdict
 	if r.Status == StatusInvalid {
 		return
 	}

@@ -62,6 +62,11 @@ type TenantRecord struct {
 	// (16 hex digits, as ltx.Checksum prints), when the host knows it:
 	// what `litefleet verify` compares a restore with.
 	Checksum string `json:"k,omitempty"`
+	// VerifiedAt (Unix seconds) and Verdict are the host's last
+	// verification of the tenant (replicate -verify-every): verify's
+	// verdict word.
+	VerifiedAt int64  `json:"v,omitempty"`
+	Verdict    string `json:"w,omitempty"`
 }
 
 // Limits on a host record read back from S3, checked while it is read

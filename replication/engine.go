@@ -71,6 +71,10 @@ type Options struct {
 	// Observer is told of every sync's duration and latency, for the
 	// process's histograms (-addr's /metrics); nil: nobody is.
 	Observer Observer
+	// VerifyEvery, when positive, verifies every tenant this host
+	// replicates once per period, one at a time, spread evenly over it
+	// (-verify-every; see verifyloop.go).
+	VerifyEvery time.Duration
 }
 
 // Observer is told of each upload of a change (a level-0 LTX file, one
@@ -306,6 +310,10 @@ func (e *Engine) Start(ctx context.Context) error {
 	go e.loop()
 	go e.watch.run(e.ctx)
 	go e.sweepLoop()
+	if e.opt.VerifyEvery > 0 {
+		e.wg.Add(1)
+		go e.verifyLoop()
+	}
 
 	if !e.src.OnRequest && len(tenants) == 0 {
 		if len(e.src.Dirs) == 0 {
@@ -478,6 +486,11 @@ type tenant struct {
 	digest     ltx.Checksum
 	digestTXID ltx.TXID
 	digestOK   bool
+	// verifiedAt and verdict are the last continuous verification's;
+	// verifyFailures counts the failed ones since the process started.
+	verifiedAt     time.Time
+	verdict        string
+	verifyFailures int64
 	// base is the files' identity when the tenant went to sleep or was
 	// last checked; a change from it wakes or re-checks the tenant.
 	base identity
@@ -516,6 +529,7 @@ func (t *tenant) status(now time.Time) TenantStatus {
 		Tenant: t.name, Path: t.path, Replica: t.target.Conn.URL(t.name),
 		State: t.state, Reason: t.reason, Since: t.since, Holder: t.holder,
 		LocalTXID: t.localTXID, ReplicatedTXID: t.replTXID, LastSync: t.lastSync,
+		VerifiedAt: t.verifiedAt, Verdict: t.verdict, VerifyFailures: t.verifyFailures,
 		SyncErrors: t.stats.syncErrors.Load(), UploadedBytes: t.stats.uploadedBytes.Load(), WALBytes: t.walBytes,
 		Bucket: t.target.Conn.Bucket, Endpoint: t.target.Conn.Endpoint,
 	}

@@ -1,13 +1,21 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/internal/testpeer"
@@ -121,4 +129,87 @@ func fileStamp(t *testing.T, path string) stamp {
 	}
 	st := fi.Sys().(*syscall.Stat_t)
 	return stamp{ino: st.Ino, mtime: fi.ModTime().UnixNano(), size: fi.Size()}
+}
+
+// TestVerifyContinuous: replicate -verify-every verifies each tenant of
+// the host within a period; one tenant's replica damaged mid-run (bytes
+// flipped in an LTX object) is a failed verdict within the next period: an
+// ERROR line naming it, /metrics' failure counter and timestamp, and the
+// host record's verdict in ls -json.
+func TestVerifyContinuous(t *testing.T) {
+	testpeer.Integration(t)
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	dir := t.TempDir()
+	for _, g := range []string{guid1, guid2} {
+		testpeer.NewDB(t, filepath.Join(dir, g+".db"), 5)
+	}
+	const period = 3 * time.Second
+	p := startLitefleet(t, testpeer.CredEnv(srv), replicateArgs(srv, conn, "-dir", dir, "-host", "web-1", "-sleep-after", "1s",
+		"-verify-every", period.String(), "-addr", "127.0.0.1:0")...)
+	base := "http://" + p.WaitFor(`monitor listening: addr=(\S+)`, 20*time.Second)[1]
+	p.WaitFor(`sleeping: db=`+guid1, 60*time.Second)
+	p.WaitFor(`sleeping: db=`+guid2, 60*time.Second)
+
+	metric := func(name, tenant string) (float64, bool) {
+		_, text := httpGet(t, base+"/metrics")
+		re := regexp.MustCompile(`(?m)^` + name + `\{tenant="` + tenant + `"\} (\S+)$`)
+		m := re.FindStringSubmatch(text)
+		if m == nil {
+			return 0, false
+		}
+		v, err := strconv.ParseFloat(m[1], 64)
+		return v, err == nil
+	}
+	testpeer.Eventually(t, 4*period, "both tenants verified (litefleet_tenant_last_verified_timestamp_seconds)", func() bool {
+		_, a := metric("litefleet_tenant_last_verified_timestamp_seconds", guid1)
+		_, b := metric("litefleet_tenant_last_verified_timestamp_seconds", guid2)
+		return a && b
+	})
+	if n, ok := metric("litefleet_tenant_verify_failures_total", guid2); !ok || n != 0 {
+		t.Fatalf("failures before the damage: %v %v\n%s", n, ok, p.Out.String())
+	}
+
+	// Damage guid2's snapshot in S3.
+	api := srv.Client(t, conn)
+	ctx := context.Background()
+	key := conn.TenantPath(guid2) + "/0000/0000000000000001-0000000000000001.ltx"
+	obj, err := api.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(conn.Bucket), Key: aws.String(key)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(obj.Body)
+	obj.Body.Close()
+	body[len(body)/2] ^= 0xff
+	if _, err := api.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(conn.Bucket), Key: aws.String(key), Body: bytes.NewReader(body)}); err != nil {
+		t.Fatal(err)
+	}
+	p.WaitFor(`(?m)^.*verify failed: db=`+guid2+` verdict="broken chain".*$`, 3*period)
+	if n, ok := metric("litefleet_tenant_verify_failures_total", guid2); !ok || n < 1 {
+		t.Fatalf("litefleet_tenant_verify_failures_total{tenant=%q} = %v, %v after the failure", guid2, n, ok)
+	}
+	if n, _ := metric("litefleet_tenant_verify_failures_total", guid1); n != 0 {
+		t.Fatalf("the undamaged tenant failed %v times:\n%s", n, p.Out.String())
+	}
+	// ls reads the host record, written at the next beat (10 s).
+	testpeer.Eventually(t, 30*time.Second, "ls -json shows guid2's verdict from the host record", func() bool {
+		code, out := runLitefleet(t, testpeer.CredEnv(srv), "ls", "-json", "-bucket", conn.Bucket, "-endpoint", srv.Endpoint)
+		if code != 0 {
+			return false
+		}
+		var v struct {
+			Tenants []struct{ Tenant, Verdict string } `json:"tenants"`
+		}
+		if json.Unmarshal([]byte(out), &v) != nil {
+			return false
+		}
+		got := map[string]string{}
+		for _, r := range v.Tenants {
+			got[r.Tenant] = r.Verdict
+		}
+		return got[guid2] == "broken chain" && got[guid1] == "verified"
+	})
+	if code := p.Stop(60 * time.Second); code != 0 {
+		t.Fatalf("replicate exit %d:\n%s", code, p.Out.String())
+	}
 }
