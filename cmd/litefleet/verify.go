@@ -52,8 +52,11 @@ Examples:
 
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("verify", verifyHelp, stderr)
+	// The fleet commands' target flags, without ls's cache and scan.
 	var ff fleetFlags
-	ff.register(fs)
+	ff.connFlags.register(fs)
+	fs.Var(&ff.dirs, "dir", "verify the tenants of the databases in this folder (repeatable)")
+	fs.BoolVar(&ff.recursive, "recursive", false, "with -dir: also scan subfolders")
 	all := fs.Bool("all", false, "verify every tenant in the bucket")
 	match := fs.String("match", "", "with -all: only tenants whose name matches this glob")
 	txidFlag := fs.String("txid", "", "verify this restore point (16 hex digits or decimal) instead of the latest")

@@ -34,7 +34,9 @@ func TestVerifyLiveTenant(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, guid1+".db")
 	testpeer.NewDB(t, path, 5)
-	p := startLitefleet(t, testpeer.CredEnv(srv), replicateArgs(srv, conn, "-dir", dir, "-host", "web-1")...)
+	// Never asleep: a sleep's close may checkpoint the WAL into the file,
+	// which would move its mtime whatever verify does.
+	p := startLitefleet(t, testpeer.CredEnv(srv), replicateArgs(srv, conn, "-dir", dir, "-host", "web-1", "-sleep-after", "0")...)
 	p.WaitFor(`replicating: db=`+guid1, 60*time.Second)
 	app := testpeer.OpenDB(t, path)
 	testpeer.InsertRows(t, app, 100, 20)
