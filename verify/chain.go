@@ -373,7 +373,7 @@ func unknownObjects(ctx context.Context, api API, conn s3browse.Conn, root strin
 		}
 		for _, o := range out.Contents {
 			key := aws.ToString(o.Key)
-			if known(strings.TrimPrefix(key, root), aws.ToInt64(o.Size)) {
+			if s3browse.KnownTenantKey(strings.TrimPrefix(key, root), aws.ToInt64(o.Size)) {
 				continue
 			}
 			if len(names) < maxNamed {
@@ -391,25 +391,6 @@ func unknownObjects(ctx context.Context, api API, conn s3browse.Conn, root strin
 		names = append(names, fmt.Sprintf("and %d more", more))
 	}
 	return names, nil
-}
-
-// known reports a key (below the tenant's path) that Inspect counts as
-// Litestream's or litefleet's.
-func known(rest string, size int64) bool {
-	switch {
-	case rest == "" || (strings.HasSuffix(rest, "/") && size == 0):
-		return true // a console's folder marker
-	case rest == "lock.json" || rest == hosts.LineageFile:
-		return true
-	case strings.HasPrefix(rest, "generations/"):
-		return true // the v0.3 layout: Inspect names what it does not know of it
-	}
-	dir, file, ok := strings.Cut(rest, "/")
-	if !ok {
-		return false
-	}
-	_, _, _, ok = s3browse.LTXObject(dir, file, size)
-	return ok
 }
 
 // Uploads are the multipart uploads in progress under the tenants' prefix,
