@@ -172,7 +172,7 @@ func Tenant(ctx context.Context, api API, opt Options, tenant string) (*Report, 
 		return r.fail(Unverifiable, "only v0.3 generations, which carry no checksums to verify: `litefleet restore` still restores them"), nil
 	}
 	if len(c.mismatches) > 0 {
-		r.Problems = append(r.Problems, c.broken...)
+		r.Problems = append(append(r.Problems, c.mismatches[1:]...), c.broken...)
 		r.at(r.Latest)
 		return r.fail(Mismatch, c.mismatches[0]), nil
 	}
