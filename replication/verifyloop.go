@@ -20,8 +20,15 @@ import (
 func (e *Engine) verifyLoop() {
 	defer e.wg.Done()
 	for {
-		n := e.verifiable(nil)
-		timer := time.NewTimer(e.opt.VerifyEvery / time.Duration(max(n, 1)))
+		wait := e.opt.VerifyEvery
+		if n := e.verifiable(nil); n > 0 {
+			wait /= time.Duration(n)
+		} else {
+			// None yet (the tenants are starting): look again soon, not a
+			// whole period later.
+			wait = min(wait, e.opt.Sweep)
+		}
+		timer := time.NewTimer(wait)
 		select {
 		case <-e.ctx.Done():
 			timer.Stop()
@@ -29,8 +36,7 @@ func (e *Engine) verifyLoop() {
 		case <-timer.C:
 		}
 		var t *tenant
-		e.verifiable(&t)
-		if t != nil {
+		if e.verifiable(&t) > 0 {
 			e.verifyTenant(t)
 		}
 	}
