@@ -187,7 +187,7 @@ func TestVerifyContinuous(t *testing.T) {
 	if _, err := api.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(conn.Bucket), Key: aws.String(key), Body: bytes.NewReader(body)}); err != nil {
 		t.Fatal(err)
 	}
-	p.WaitFor(`(?m)^.*verify failed: db=`+guid2+` verdict="broken chain".*$`, 3*period)
+	p.WaitFor(`(?m)^.*verify failed: db=`+guid2+` verdict="broken chain".*$`, 6*period)
 	if n, ok := metric("litefleet_tenant_verify_failures_total", guid2); !ok || n < 1 {
 		t.Fatalf("litefleet_tenant_verify_failures_total{tenant=%q} = %v, %v after the failure", guid2, n, ok)
 	}
