@@ -266,3 +266,17 @@ func TestVerifyAfterCompaction(t *testing.T) {
 		t.Fatalf("replicate exit %d:\n%s", code, p.Out.String())
 	}
 }
+
+// A config's verify-every: that is not a period is refused in one line,
+// before anything starts.
+func TestVerifyEveryConfigRefused(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "litestream.yml")
+	body := "verify-every: soon\ndbs:\n  - path: /nonexistent/" + guid1 + ".db\n    replica:\n      url: s3://bucket/databases/" + guid1 + "\n"
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, text := runLitefleet(t, nil, "replicate", "-config", cfg)
+	if code != 2 || !strings.Contains(text, `verify-every: "soon" is not a period: write e.g. 24h`) || strings.Count(strings.TrimSpace(text), "\n") != 0 {
+		t.Fatalf("exit %d:\n%s", code, text)
+	}
+}
