@@ -10,6 +10,7 @@
 package verify
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -88,6 +89,9 @@ type Options struct {
 	// Uploads are the bucket's multipart uploads listed once for many
 	// tenants (ListUploads); nil: each tenant's are listed.
 	Uploads *Uploads
+	// NoRecord says why Expected is nil, when it is not that no host
+	// record names the tenant (the records could not be read).
+	NoRecord string
 }
 
 // Report is one tenant's verdict and what it rests on.
@@ -227,7 +231,8 @@ func Tenant(ctx context.Context, api API, opt Options, tenant string) (*Report, 
 	case identity:
 		r.Verdict, r.Reason = Verified, fmt.Sprintf("restored %s, integrity_check ok, checksum %s equals host %s's record", res.Position, r.Checksum, fleet.Printable(exp.Host))
 	case exp == nil:
-		return r.fail(Unverifiable, fmt.Sprintf("no record of the primary's state (no host record names the tenant); chain valid and %s restored with integrity_check ok", res.Position)), nil
+		why := cmp.Or(opt.NoRecord, "no host record names the tenant")
+		return r.fail(Unverifiable, fmt.Sprintf("no record of the primary's state (%s); chain valid and %s restored with integrity_check ok", why, res.Position)), nil
 	case exp.Checksum == "":
 		return r.fail(Unverifiable, fmt.Sprintf("host %s recorded no checksum for TXID %s; chain valid and %s restored with integrity_check ok",
 			fleet.Printable(exp.Host), s3browse.TXIDHex(exp.TXID), res.Position)), nil

@@ -116,45 +116,89 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return errUsage("no tenant database found in %s", ff.dirs.String()+ff.config)
 		}
 	}
-	client, err := s3browse.NewClient(ctx, conn)
-	if err != nil {
-		return err
+	// A tenant the -config file lists is read with its own replica's place
+	// and keys, as restore reads it; the others, and -all, with the
+	// top-level ones. One run per connection.
+	type group struct {
+		conn  s3browse.Conn
+		names []string
+	}
+	groups := []*group{{conn: conn}}
+	byConn := map[s3browse.Conn]*group{conn: groups[0]}
+	for _, n := range names {
+		c := conn
+		for _, t := range targets {
+			if t.Tenant.Name == n && t.Conn.Validate() == nil {
+				c = t.Conn
+				break
+			}
+		}
+		g := byConn[c]
+		if g == nil {
+			g = &group{conn: c}
+			byConn[c] = g
+			groups = append(groups, g)
+		}
+		g.names = append(g.names, n)
 	}
 
 	bar := newTermProgress(stderr, "verify")
 	var mu sync.Mutex
 	lastLine := time.Now()
-	opt := verify.RunOptions{
-		Options: verify.Options{Conn: conn, TXID: txid, Window: *window},
-		Tenants: names, All: *all, Match: *match, Parallel: *parallel,
-		Progress: func(done, total int) {
-			bar.Set(float64(done)/float64(max(total, 1)), fmt.Sprintf("%d/%d tenants", done, total))
-			mu.Lock()
-			defer mu.Unlock()
-			// Off a terminal, a line now and then for a long run.
-			if bar == nil && total > 1 && time.Since(lastLine) >= 10*time.Second {
-				lastLine = time.Now()
-				fmt.Fprintf(stderr, "verify: %d/%d tenants\n", done, total)
-			}
-		},
-	}
+	before := 0 // tenants of the runs before this one
 	var reports []*verify.Report
-	sum, err := verify.Run(ctx, client, opt, func(r *verify.Report) {
-		if *asJSON {
-			reports = append(reports, r)
-			return
+	sum := verify.Summary{Verdicts: map[string]int{}}
+	start := time.Now()
+	for _, g := range groups {
+		if len(g.names) == 0 && !*all {
+			continue
 		}
-		line := reportLine(r)
-		if bar != nil && isTerminal(stdout) {
-			bar.Println(line)
-		} else {
-			fmt.Fprintln(stdout, line)
+		client, err := s3browse.NewClient(ctx, g.conn)
+		if err != nil {
+			bar.Close()
+			return err
 		}
-	})
-	bar.Close()
-	if err != nil {
-		return err
+		opt := verify.RunOptions{
+			Options: verify.Options{Conn: g.conn, TXID: txid, Window: *window},
+			Tenants: g.names, All: *all, Match: *match, Parallel: *parallel,
+			Progress: func(done, total int) {
+				n := max(len(names), total)
+				bar.Set(float64(before+done)/float64(max(n, 1)), fmt.Sprintf("%d/%d tenants", before+done, n))
+				mu.Lock()
+				defer mu.Unlock()
+				// Off a terminal, a line now and then for a long run.
+				if bar == nil && n > 1 && time.Since(lastLine) >= 10*time.Second {
+					lastLine = time.Now()
+					fmt.Fprintf(stderr, "verify: %d/%d tenants\n", before+done, n)
+				}
+			},
+		}
+		s, err := verify.Run(ctx, client, opt, func(r *verify.Report) {
+			if *asJSON {
+				reports = append(reports, r)
+				return
+			}
+			line := reportLine(r)
+			if bar != nil && isTerminal(stdout) {
+				bar.Println(line)
+			} else {
+				fmt.Fprintln(stdout, line)
+			}
+		})
+		if err != nil {
+			bar.Close()
+			return err
+		}
+		before += s.Tenants
+		sum.Tenants += s.Tenants
+		sum.Failed += s.Failed
+		sum.Bytes += s.Bytes
+		for v, n := range s.Verdicts {
+			sum.Verdicts[v] += n
+		}
 	}
+	sum.DurationMS = time.Since(start).Milliseconds()
+	bar.Close()
 	if *asJSON {
 		if reports == nil {
 			reports = []*verify.Report{}

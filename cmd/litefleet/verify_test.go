@@ -111,6 +111,17 @@ func TestVerifyLiveTenant(t *testing.T) {
 	if code != 0 || !strings.Contains(text, guid1+" at TXID ") || !strings.Contains(text, "verify: 1 tenants, ") {
 		t.Fatalf("verify exit %d:\n%s", code, text)
 	}
+	// -config: the database's own keys (none in the environment) read it.
+	cfg := filepath.Join(t.TempDir(), "litestream.yml")
+	yml := "dbs:\n  - path: " + path + "\n    access-key-id: $LF_KEY\n    secret-access-key: $LF_SECRET\n    replica:\n      url: s3://" + conn.Bucket + "/databases/" + guid1 + "\n      endpoint: " + srv.Endpoint + "\n"
+	if err := os.WriteFile(cfg, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := append(testpeer.Without(os.Environ(), "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"), "LF_KEY="+srv.AccessKey, "LF_SECRET="+srv.SecretKey)
+	code, text = runLitefleet(t, env, "verify", "-config", cfg)
+	if code != 0 || !strings.Contains(text, guid1+" at TXID ") || strings.Contains(text, srv.SecretKey) {
+		t.Fatalf("verify -config exit %d:\n%s", code, text)
+	}
 	for _, bad := range [][]string{{"verify"}, {"verify", "-all", guid1}, {"verify", guid1, guid2, "-txid", "3"}, {"verify", "-match", "a*", guid1}} {
 		if code, text := runLitefleet(t, testpeer.CredEnv(srv), append(bad, "-bucket", conn.Bucket, "-endpoint", srv.Endpoint)...); code != 2 || strings.Count(strings.TrimSpace(text), "\n") != 0 {
 			t.Fatalf("%q: exit %d:\n%s", bad, code, text)
