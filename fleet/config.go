@@ -36,6 +36,9 @@ type Config struct {
 	// Addr is where `replicate` serves /metrics, /healthz and /status
 	// (HOST:PORT), as Litestream names the key; -addr wins.
 	Addr string `yaml:"addr"`
+	// VerifyEvery is replicate's -verify-every (a Go duration, e.g. 24h);
+	// the flag wins.
+	VerifyEvery string `yaml:"verify-every"`
 }
 
 // DBConfig is one entry of dbs:.

@@ -54,6 +54,9 @@ type HostReport struct {
 	Reason     string `json:"reason,omitempty"`
 	LocalTXID  uint64 `json:"local_txid"`
 	Replicated uint64 `json:"replicated_txid"`
+	// Checksum is the database's LTX checksum at Replicated, as the host
+	// recorded it (untrusted: compare, never print unchecked).
+	Checksum string `json:"checksum,omitempty"`
 	// Lag is now − the oldest local change not yet in S3: the record's
 	// lag plus the record's age, when the record had changes to upload.
 	Lag      time.Duration `json:"lag_ns"`
@@ -67,7 +70,15 @@ type HostReport struct {
 	// times the host's own) plus the record's age; 0 when unknown.
 	RecordAge time.Duration `json:"record_age_ns"`
 	StateAge  time.Duration `json:"state_age_ns,omitempty"`
+	// VerifiedAt and Verdict are the host's last verification of the
+	// tenant (replicate -verify-every): a verdict word of verify's, or "".
+	VerifiedAt time.Time `json:"verified_at,omitzero"`
+	Verdict    string    `json:"verdict,omitempty"`
 }
+
+// verdicts are the words a host record's verdict may hold (verify's);
+// anything else read from S3 is dropped.
+var verdicts = map[string]bool{"verified": true, "mismatch": true, "broken chain": true, "unrestorable": true, "outside window": true, "unverifiable": true}
 
 // replicates reports a host that replicates the tenant or tries to: it is
 // the one to show, before a host for which another holds it.
@@ -192,7 +203,7 @@ func (hr *hostRecords) read(ctx context.Context, api s3browse.API, conn s3browse
 			}
 			rep := HostReport{
 				Tenant: t.Name, Host: h.Name, State: t.State, Reason: t.Reason,
-				LocalTXID: t.Local, Replicated: t.Replicated,
+				LocalTXID: t.Local, Replicated: t.Replicated, Checksum: t.Checksum,
 				HostAge: age, Silent: hs.Silent,
 			}
 			if t.Local > t.Replicated {
@@ -210,6 +221,9 @@ func (hr *hostRecords) read(ctx context.Context, api s3browse.API, conn s3browse
 				}
 			}
 			rep.RecordAge = recordAge
+			if t.VerifiedAt > 0 && verdicts[t.Verdict] {
+				rep.VerifiedAt, rep.Verdict = time.Unix(t.VerifiedAt, 0).UTC(), t.Verdict
+			}
 			reports[t.Name] = append(reports[t.Name], rep)
 			hs.Tenants++
 		}
@@ -346,6 +360,7 @@ func ApplyHostReports(rows []Row, reports map[string][]HostReport, opt ViewOptio
 func applyHost(r *Row, rep *HostReport, opt ViewOptions) {
 	r.Host, r.State, r.Reason, r.HostAge, r.HostSilent = rep.Host, rep.State, rep.Reason, rep.HostAge, rep.Silent
 	r.HostLocalTXID, r.RecordAge, r.StateAge = rep.LocalTXID, rep.RecordAge, rep.StateAge
+	r.VerifiedAt, r.Verdict = rep.VerifiedAt, rep.Verdict
 	if r.Status == StatusInvalid {
 		return
 	}
@@ -416,6 +431,21 @@ func hostLag(r *Row, rep *HostReport) {
 		r.Lag = rep.Lag
 	}
 }
+
+// AllHostReports reads every host record of conn's bucket once and returns
+// what they say of each tenant, best first: what verify compares with.
+func AllHostReports(ctx context.Context, api s3browse.API, conn s3browse.Conn) (map[string][]HostReport, error) {
+	var hr hostRecords
+	_, reports, err := hr.read(ctx, api, conn, time.Now())
+	if err != nil && !errors.Is(err, errNoHosts) {
+		return nil, err
+	}
+	return reports, nil
+}
+
+// Replicates reports a host that replicates the tenant or tries to (not
+// one for which another holds it, nor one that stopped).
+func (r *HostReport) Replicates() bool { return r.replicates() }
 
 // HostReports reads every host record of conn's bucket and returns what
 // each says of tenant, best first, with the hosts: what inspect shows.

@@ -125,6 +125,10 @@ type Row struct {
 	// StateAge is how long the host has been in State, as of now: the
 	// record's own age of the state plus the record's age.
 	StateAge time.Duration `json:"state_age_ns,omitempty"`
+	// VerifiedAt and Verdict are that host's last verification of the
+	// tenant (replicate -verify-every; its clock), when it made one.
+	VerifiedAt time.Time `json:"verified_at,omitzero"`
+	Verdict    string    `json:"verdict,omitempty"`
 }
 
 // MarshalJSON writes an unknown lag as null: a 0 would say "in sync".

@@ -58,17 +58,27 @@ type TenantRecord struct {
 	LagMillis  int64  `json:"g,omitempty"`
 	LastSync   int64  `json:"y,omitempty"`
 	Since      int64  `json:"c,omitempty"`
+	// Checksum is the LTX checksum of the whole database at Replicated
+	// (16 hex digits, as ltx.Checksum prints), when the host knows it:
+	// what `litefleet verify` compares a restore with.
+	Checksum string `json:"k,omitempty"`
+	// VerifiedAt (Unix seconds) and Verdict are the host's last
+	// verification of the tenant (replicate -verify-every): verify's
+	// verdict word.
+	VerifiedAt int64  `json:"v,omitempty"`
+	Verdict    string `json:"w,omitempty"`
 }
 
 // Limits on a host record read back from S3, checked while it is read
 // (the record is untrusted: anyone who may write .litefleet/ can put
-// anything there). A real record of 100,000 tenants is 3.6 MiB gzipped and
-// 10.8 MiB of JSON (TestRecordLimitsFitLargeFleet), so each limit is four to
-// six times what such a fleet needs; beyond them a record is refused whole,
+// anything there). A real record of 100,000 tenants is 5.1 MiB gzipped and
+// 15.9 MiB of JSON (TestRecordLimitsFitLargeFleet; each tenant's database
+// checksum is 8 incompressible bytes of it), so each limit is four to five
+// times what such a fleet needs; beyond them a record is refused whole,
 // before it can cost more memory than the view it feeds.
 const (
 	// MaxRecordBytes bounds the record as stored, gzipped.
-	MaxRecordBytes = 16 << 20
+	MaxRecordBytes = 24 << 20
 	// MaxRecordExpanded bounds its JSON, once gunzipped: a few megabytes of
 	// gzip can expand to gigabytes.
 	MaxRecordExpanded = 64 << 20

@@ -139,7 +139,7 @@ func TestReadRecordRefusesHostileRecords(t *testing.T) {
 				w.WriteString(`","machine":"`)
 			}
 			w.WriteString(`"}`)
-		}, "is over 16 MiB gzipped"},
+		}, "is over 24 MiB gzipped"},
 		{"not JSON", gzip.BestSpeed, func(w *bufio.Writer) { w.WriteString("<html>") }, "is not a host record"},
 		{"another host's", gzip.BestSpeed, tenantsJSON("web-2", 1, 0), "names host web-2"},
 	} {

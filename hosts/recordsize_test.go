@@ -19,7 +19,10 @@ func fleetRecord(n int) *Record {
 		txid := 1000 + rng.Uint64N(2_000_000)
 		t := TenantRecord{Name: g, State: "sleeping", Local: txid, Replicated: txid,
 			LastSync: now.Add(-time.Duration(rng.IntN(86400)) * time.Second).Unix(),
-			Since:    now.Add(-time.Duration(rng.IntN(3*86400)) * time.Second).Unix()}
+			Since:    now.Add(-time.Duration(rng.IntN(3*86400)) * time.Second).Unix(),
+			Checksum: fmt.Sprintf("%016x", rng.Uint64()|1<<63), // the database's LTX checksum: incompressible
+			// replicate -verify-every's last verdict, within the last day
+			VerifiedAt: now.Add(-time.Duration(rng.IntN(86400)) * time.Second).Unix(), Verdict: "verified"}
 		switch {
 		case i%10 == 0:
 			t.State = "replicating"

@@ -41,6 +41,8 @@ const (
 	MetricTenantSyncErrors     = "litefleet_tenant_sync_errors_total"
 	MetricTenantUploadedBytes  = "litefleet_tenant_uploaded_bytes_total"
 	MetricTenantWALBytes       = "litefleet_tenant_wal_bytes"
+	MetricTenantLastVerified   = "litefleet_tenant_last_verified_timestamp_seconds"
+	MetricTenantVerifyFailures = "litefleet_tenant_verify_failures_total"
 	MetricTenants              = "litefleet_tenants"
 	MetricHeartbeatAge         = "litefleet_heartbeat_age_seconds"
 	MetricHeartbeatFenced      = "litefleet_heartbeat_fenced"
@@ -62,6 +64,8 @@ var (
 	famSyncErrors = family{MetricTenantSyncErrors, "counter", "Failed syncs since the process started: uploads of a change to S3 that failed or were refused, and Litestream's local syncs seen failing, its background loops' included."}
 	famUploaded   = family{MetricTenantUploadedBytes, "counter", "Bytes uploaded to S3 since the process started."}
 	famWAL        = family{MetricTenantWALBytes, "gauge", "Size of the database's -wal file at the engine's last stat of it (every sweep, 10 s by default); 0 without one."}
+	famVerified   = family{MetricTenantLastVerified, "gauge", "Unix time of the tenant's last verification (replicate -verify-every), whatever its verdict (no series before the first)."}
+	famVerifyFail = family{MetricTenantVerifyFailures, "counter", "Verifications (replicate -verify-every) since the process started whose verdict was a failure: mismatch, broken chain, unrestorable or outside window."}
 	famTenants    = family{MetricTenants, "gauge", "Tenants of this process by state."}
 	famBeatAge    = family{MetricHeartbeatAge, "gauge", "Seconds since this host's last successful heartbeat to the bucket; other hosts count it dead at 40."}
 	famFenced     = family{MetricHeartbeatFenced, "gauge", "1 while uploads to the bucket are paused because the heartbeat is failing."}
@@ -156,6 +160,10 @@ func WriteMetrics(w *bufio.Writer, src Source, now time.Time) {
 	perTenant(famSyncErrors, func(s *replication.TenantStatus) (val, bool) { return integer(s.SyncErrors), true })
 	perTenant(famUploaded, func(s *replication.TenantStatus) (val, bool) { return integer(s.UploadedBytes), true })
 	perTenant(famWAL, func(s *replication.TenantStatus) (val, bool) { return integer(s.WALBytes), true })
+	perTenant(famVerified, func(s *replication.TenantStatus) (val, bool) {
+		return float(float64(s.VerifiedAt.UnixMilli()) / 1e3), !s.VerifiedAt.IsZero()
+	})
+	perTenant(famVerifyFail, func(s *replication.TenantStatus) (val, bool) { return integer(s.VerifyFailures), true })
 
 	by := map[replication.State]int{}
 	for i := range st {

@@ -28,6 +28,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/benbjohnson/litestream"
+	"github.com/superfly/ltx"
 
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/hosts"
@@ -70,6 +71,10 @@ type Options struct {
 	// Observer is told of every sync's duration and latency, for the
 	// process's histograms (-addr's /metrics); nil: nobody is.
 	Observer Observer
+	// VerifyEvery, when positive, verifies every tenant this host
+	// replicates once per period, one at a time, spread evenly over it
+	// (-verify-every; see verifyloop.go).
+	VerifyEvery time.Duration
 }
 
 // Observer is told of each upload of a change (a level-0 LTX file, one
@@ -304,6 +309,10 @@ func (e *Engine) Start(ctx context.Context) error {
 	go e.loop()
 	go e.watch.run(e.ctx)
 	go e.sweepLoop()
+	if e.opt.VerifyEvery > 0 {
+		e.wg.Add(1)
+		go e.verifyLoop()
+	}
 
 	if !e.src.OnRequest && len(tenants) == 0 {
 		if len(e.src.Dirs) == 0 {
@@ -470,6 +479,17 @@ type tenant struct {
 	// pages is the replicated state's page table while the tenant is open;
 	// a sleeping tenant's is saved beside its database.
 	pages *pageTable
+	// digest is the database's LTX checksum at digestTXID, kept from the
+	// page table when the tenant went to sleep (the table is let go): the
+	// host record's checksum of an asleep tenant.
+	digest     ltx.Checksum
+	digestTXID ltx.TXID
+	digestOK   bool
+	// verifiedAt and verdict are the last continuous verification's;
+	// verifyFailures counts the failed ones since the process started.
+	verifiedAt     time.Time
+	verdict        string
+	verifyFailures int64
 	// base is the files' identity when the tenant went to sleep or was
 	// last checked; a change from it wakes or re-checks the tenant.
 	base identity
@@ -493,11 +513,22 @@ type tenant struct {
 	pending []seenTXID
 }
 
+// checksum is the database's LTX checksum at a TXID, when known: the open
+// tenant's page table's, or the one kept when it went to sleep. The
+// caller holds the engine's lock.
+func (t *tenant) checksum() (ltx.TXID, ltx.Checksum, bool) {
+	if t.run != nil && t.run.pages != nil {
+		return t.run.pages.checksum()
+	}
+	return t.digestTXID, t.digest, t.digestOK
+}
+
 func (t *tenant) status(now time.Time) TenantStatus {
 	st := TenantStatus{
 		Tenant: t.name, Path: t.path, Replica: t.target.Conn.URL(t.name),
 		State: t.state, Reason: t.reason, Since: t.since, Holder: t.holder,
 		LocalTXID: t.localTXID, ReplicatedTXID: t.replTXID, LastSync: t.lastSync,
+		VerifiedAt: t.verifiedAt, Verdict: t.verdict, VerifyFailures: t.verifyFailures,
 		SyncErrors: t.stats.syncErrors.Load(), UploadedBytes: t.stats.uploadedBytes.Load(), WALBytes: t.walBytes,
 		Bucket: t.target.Conn.Bucket, Endpoint: t.target.Conn.Endpoint,
 	}

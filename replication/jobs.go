@@ -719,6 +719,7 @@ func (e *Engine) sleepNow(ctx context.Context, t *tenant, a *awake, claim *hosts
 	e.mu.Lock()
 	t.localTXID, t.replTXID, t.lastSync = local, repl, time.Now()
 	t.sleptWith, t.sleptWithOK = fp, fpOK
+	t.digestTXID, t.digest, t.digestOK = a.pages.checksum()
 	t.pages = nil
 	t.dirty = t.dirty || dirty
 	e.mu.Unlock()

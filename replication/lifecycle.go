@@ -162,6 +162,13 @@ func (e *Engine) publishLocked(now time.Time) {
 			if !st.LastSync.IsZero() {
 				tr.LastSync = st.LastSync.Unix()
 			}
+			// The checksum goes with the TXID S3 acknowledged, or not at all.
+			if txid, sum, ok := t.checksum(); ok && uint64(txid) == st.ReplicatedTXID {
+				tr.Checksum = sum.String()
+			}
+			if !st.VerifiedAt.IsZero() {
+				tr.VerifiedAt, tr.Verdict = st.VerifiedAt.Unix(), st.Verdict
+			}
 			rec.Tenants = append(rec.Tenants, tr)
 		}
 		sum := recordSum(rec)
@@ -192,7 +199,7 @@ func (e *Engine) publishLocked(now time.Time) {
 func recordSum(r *hosts.Record) [32]byte {
 	h := sha256.New()
 	for _, t := range r.Tenants {
-		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%d\x00%d\x00%d\x00%d\n", t.Name, t.Prefix, t.State, t.Reason, t.Local, t.Replicated, t.LagMillis/1000, t.LastSync)
+		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%d\x00%d\x00%d\x00%d\x00%s\x00%d\x00%s\n", t.Name, t.Prefix, t.State, t.Reason, t.Local, t.Replicated, t.LagMillis/1000, t.LastSync, t.Checksum, t.VerifiedAt, t.Verdict)
 	}
 	var out [32]byte
 	copy(out[:], h.Sum(nil))

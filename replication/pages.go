@@ -46,6 +46,15 @@ type pageTable struct {
 	key      [32]byte
 	hashes   []uint64 // index pgno-1; 0: unknown
 	valid    bool
+	// sums are each page's LTX checksum (ltx.ChecksumPage), index pgno-1,
+	// and sum their XOR: the database's LTX checksum at txid, which the
+	// host record carries for `litefleet verify` (Litestream v0.5.18
+	// writes no post-apply checksum). Unkeyed, unlike hashes: it is
+	// compared with a restore made elsewhere, never trusted for a diff.
+	// sumsValid is false for a table loaded from an older file.
+	sums      []ltx.Checksum
+	sum       ltx.Checksum
+	sumsValid bool
 }
 
 // tableView is a valid table as of one TXID, to compare files with.
@@ -106,6 +115,8 @@ func (pt *pageTable) apply(r io.Reader) {
 	hasher := newPageHasher(pt.key)
 	pt.mu.Unlock()
 	pages := make(map[uint32]uint64)
+	sums := make(map[uint32]ltx.Checksum)
+	crc := ltx.NewHasher()
 	buf := make([]byte, hdr.PageSize)
 	for {
 		var ph ltx.PageHeader
@@ -116,6 +127,7 @@ func (pt *pageTable) apply(r io.Reader) {
 			return
 		}
 		pages[ph.Pgno] = hasher.sum(buf)
+		sums[ph.Pgno] = ltx.ChecksumPageWithHasher(crc, ph.Pgno, buf)
 	}
 	pt.mu.Lock()
 	defer pt.mu.Unlock()
@@ -123,6 +135,7 @@ func (pt *pageTable) apply(r io.Reader) {
 	switch {
 	case full:
 		pt.hashes = make([]uint64, hdr.Commit)
+		pt.sums, pt.sum, pt.sumsValid = make([]ltx.Checksum, hdr.Commit), 0, true
 		pt.pageSize, pt.valid = hdr.PageSize, true
 	case !pt.valid || hdr.MinTXID != pt.txid+1 || hdr.PageSize != pt.pageSize:
 		pt.valid = false
@@ -136,6 +149,24 @@ func (pt *pageTable) apply(r io.Reader) {
 			pt.hashes[pgno-1] = h
 		}
 	}
+	if pt.sumsValid {
+		for pgno, c := range sums {
+			if int(pgno) > int(hdr.Commit) {
+				continue
+			}
+			if int(pgno) > len(pt.sums) {
+				pt.sums = append(pt.sums, make([]ltx.Checksum, int(pgno)-len(pt.sums))...)
+			}
+			pt.sum ^= pt.sums[pgno-1] ^ c
+			pt.sums[pgno-1] = c
+		}
+		if int(hdr.Commit) < len(pt.sums) {
+			for _, c := range pt.sums[hdr.Commit:] {
+				pt.sum ^= c
+			}
+			pt.sums = pt.sums[:hdr.Commit]
+		}
+	}
 	if int(hdr.Commit) < len(pt.hashes) {
 		pt.hashes = pt.hashes[:hdr.Commit]
 	} else if int(hdr.Commit) > len(pt.hashes) {
@@ -143,6 +174,17 @@ func (pt *pageTable) apply(r io.Reader) {
 		return
 	}
 	pt.txid = hdr.MaxTXID
+}
+
+// checksum is the database's LTX checksum at the table's TXID, when the
+// table is valid and knows it.
+func (pt *pageTable) checksum() (ltx.TXID, ltx.Checksum, bool) {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	if !pt.valid || !pt.sumsValid {
+		return 0, 0, false
+	}
+	return pt.txid, pt.sum | ltx.ChecksumFlag, true
 }
 
 func (pt *pageTable) invalidate() {
@@ -212,6 +254,14 @@ func (pt *pageTable) save(path string) error {
 		binary.BigEndian.PutUint64(b[:], h)
 		w.Write(b[:])
 	}
+	// The checksums follow, when known: a table without them (an older
+	// litefleet's) still loads, with sumsValid false.
+	if pt.sumsValid && len(pt.sums) == len(pt.hashes) {
+		for _, c := range pt.sums {
+			binary.BigEndian.PutUint64(b[:], uint64(c))
+			w.Write(b[:])
+		}
+	}
 	if err := w.Flush(); err != nil {
 		f.Close()
 		os.Remove(tmp)
@@ -237,7 +287,8 @@ func loadPageTable(path string) *pageTable {
 	}
 	n := int(binary.BigEndian.Uint32(b[20:]))
 	pageSize := binary.BigEndian.Uint32(b[16:])
-	if len(b) != pageTableHeader+8*n || pageSize < 512 || pageSize > 65536 || pageSize&(pageSize-1) != 0 {
+	withSums := len(b) == pageTableHeader+16*n
+	if (len(b) != pageTableHeader+8*n && !withSums) || pageSize < 512 || pageSize > 65536 || pageSize&(pageSize-1) != 0 {
 		return pt
 	}
 	pt.txid = ltx.TXID(binary.BigEndian.Uint64(b[8:]))
@@ -249,6 +300,14 @@ func loadPageTable(path string) *pageTable {
 	pt.hashes = make([]uint64, n)
 	for i := range pt.hashes {
 		pt.hashes[i] = binary.BigEndian.Uint64(b[pageTableHeader+8*i:])
+	}
+	if withSums {
+		pt.sums = make([]ltx.Checksum, n)
+		for i := range pt.sums {
+			pt.sums[i] = ltx.Checksum(binary.BigEndian.Uint64(b[pageTableHeader+8*n+8*i:]))
+			pt.sum ^= pt.sums[i]
+		}
+		pt.sumsValid = true
 	}
 	pt.valid = true
 	return pt

@@ -103,7 +103,58 @@ func diffCarries(t *testing.T, path string, pt *pageTable) int {
 	if !same {
 		t.Fatal("after the diff the table differs from the file: a changed page was left out")
 	}
+	// The database checksum kept beside the hashes is the file's.
+	if txid, sum, ok := pt.checksum(); !ok || txid != 2 || sum != fileSum(t, st) {
+		t.Fatalf("after the diff the table's checksum is %s at %s (known %v), the file's %s", sum, txid, ok, fileSum(t, st))
+	}
 	return n
+}
+
+// fileSum is the database's LTX checksum as its files hold it now.
+func fileSum(t *testing.T, st *dbState) ltx.Checksum {
+	t.Helper()
+	var sum ltx.Checksum
+	if err := st.each(func(pgno uint32, data []byte) error { sum ^= ltx.ChecksumPage(pgno, data); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return sum | ltx.ChecksumFlag
+}
+
+// TestPageTableChecksumSaved: the checksum survives a save and a load; a
+// table saved without checksums (an older litefleet's) loads valid, its
+// checksum unknown, not wrong.
+func TestPageTableChecksumSaved(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a.db")
+	db := openTestDB(t, path)
+	exec(t, db, `CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)`, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 50) INSERT INTO t SELECT i, randomblob(300) FROM n`)
+	pt := snapshotTable(t, path, 1)
+	st, _ := readState(context.Background(), path)
+	want := fileSum(t, st)
+	if _, sum, ok := pt.checksum(); !ok || sum != want {
+		t.Fatalf("snapshot's checksum %s (known %v), the file's %s", sum, ok, want)
+	}
+	if err := os.MkdirAll(metaDir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := pt.save(path); err != nil {
+		t.Fatal(err)
+	}
+	if txid, sum, ok := loadPageTable(path).checksum(); !ok || txid != 1 || sum != want {
+		t.Fatalf("loaded checksum %s at %s (known %v), want %s", sum, txid, ok, want)
+	}
+	file := filepath.Join(metaDir(path), pageTableFile)
+	b, _ := os.ReadFile(file)
+	n := (len(b) - pageTableHeader) / 16
+	if err := os.WriteFile(file, b[:pageTableHeader+8*n], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := loadPageTable(path)
+	if _, ok := old.at(1); !ok {
+		t.Fatal("a table without checksums no longer loads")
+	}
+	if _, _, ok := old.checksum(); ok {
+		t.Fatal("a table without checksums claims to know the database's")
+	}
 }
 
 func TestDiffCarriesEveryChange(t *testing.T) {

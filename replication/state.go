@@ -71,6 +71,13 @@ type TenantStatus struct {
 	// when a stream's size is not known yet. Reason says it in words.
 	UploadDone  int64 `json:"upload_done_bytes,omitempty"`
 	UploadTotal int64 `json:"upload_total_bytes,omitempty"`
+
+	// VerifiedAt and Verdict are the last continuous verification's
+	// (-verify-every): verify's verdict word; VerifyFailures counts the
+	// failed verdicts since the process started.
+	VerifiedAt     time.Time `json:"verified_at,omitzero"`
+	Verdict        string    `json:"verdict,omitempty"`
+	VerifyFailures int64     `json:"verify_failures,omitempty"`
 }
 
 // HeartbeatStatus is one bucket's heartbeat as this process keeps it.

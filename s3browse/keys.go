@@ -72,6 +72,13 @@ func parseTenantKey(rest string, size int64) tenantKey {
 	return tenantKey{}
 }
 
+// KnownTenantKey reports whether rest, a key with "<prefix>/<tenant>/"
+// removed (and its size), is one Inspect counts as Litestream's or
+// litefleet's; anything else is an unknown object.
+func KnownTenantKey(rest string, size int64) bool {
+	return parseTenantKey(rest, size).kind != keyUnknown
+}
+
 // LTXObject is the one rule for what an object under a tenant's prefix
 // must be to count as an LTX file, for every reader: the inventory (ls,
 // inspect), the replica client's manifest and restore. Keys and sizes read

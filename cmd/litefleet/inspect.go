@@ -184,7 +184,7 @@ func printHosts(w io.Writer, reports []fleet.HostReport, hostErr string, now tim
 	}
 	fmt.Fprintln(w, "\nhosts (their records):")
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  HOST\tSTATE\tLOCAL TXID\tREPLICATED TXID\tLAG\tLAST SYNC\tHEARTBEAT\tRECORD")
+	fmt.Fprintln(tw, "  HOST\tSTATE\tLOCAL TXID\tREPLICATED TXID\tLAG\tLAST SYNC\tHEARTBEAT\tRECORD\tVERIFIED")
 	for _, r := range reports {
 		beat := common.Duration(r.HostAge) + " ago"
 		if r.Silent {
@@ -203,7 +203,11 @@ func printHosts(w io.Writer, reports []fleet.HostReport, hostErr string, now tim
 		}
 		// The record's values are as of its age, by S3's clock.
 		record := common.Duration(r.RecordAge) + " old"
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", fleet.Printable(r.Host), state, common.TXID(r.LocalTXID), common.TXID(r.Replicated), lag, ago(now, r.LastSync), beat, record)
+		verified := "-" // the host's last -verify-every verdict, by its clock
+		if r.Verdict != "" {
+			verified = r.Verdict + " " + ago(now, r.VerifiedAt)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", fleet.Printable(r.Host), state, common.TXID(r.LocalTXID), common.TXID(r.Replicated), lag, ago(now, r.LastSync), beat, record, verified)
 	}
 	tw.Flush()
 }

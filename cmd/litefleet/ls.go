@@ -170,7 +170,7 @@ const maxNameColumn = 64
 
 func printRows(w io.Writer, v *fleet.View) error {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TENANT\tSTATUS\tHOST\tLOCAL TXID\tREMOTE TXID\tLAG\tSIZE\tWAL\tCHANGED\tREPLICATED\tNOTE")
+	fmt.Fprintln(tw, "TENANT\tSTATUS\tHOST\tLOCAL TXID\tREMOTE TXID\tLAG\tSIZE\tWAL\tCHANGED\tREPLICATED\tVERIFIED\tNOTE")
 	for _, r := range v.Rows {
 		local, remote, lag, size, wal, changed, replicated := "-", "-", "-", "-", "-", "-", "-"
 		host := hostCell(&r)
@@ -205,8 +205,12 @@ func printRows(w io.Writer, v *fleet.View) error {
 		if note != "" {
 			note = fleet.Printable(note)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			fleet.Shorten(r.Display(), maxNameColumn), r.Status, host, local, remote, lag, size, wal, changed, replicated, note)
+		verified := "-" // the host's last -verify-every verdict, by its clock
+		if r.Verdict != "" {
+			verified = r.Verdict + " " + ago(v.At, r.VerifiedAt)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			fleet.Shorten(r.Display(), maxNameColumn), r.Status, host, local, remote, lag, size, wal, changed, replicated, verified, note)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -30,6 +30,7 @@ Usage:
   litefleet restore -all -o DIR [-match GLOB] [-parallel N]
   litefleet ls [-dir DIR]... [-bucket NAME] [-sort name|lag|size|changed|status] [-json] [-scan]
   litefleet inspect TENANT [-bucket NAME] [-json]
+  litefleet verify TENANT... | -all | -dir DIR | -config FILE [-txid N] [-window D] [-parallel N] [-json]
   litefleet policy TENANT -bucket NAME | -dir DIR | -config FILE | -abac [-role R] [-bucket-policy -principal T]
 
 Commands:
@@ -39,6 +40,7 @@ Commands:
   restore     restore a tenant, at any point in time, or the whole fleet
   ls          every tenant: local database beside S3 prefix, status and lag
   inspect     one tenant's restore points, generations and lease in S3
+  verify      prove each tenant's replica restores to what its host held: chain, restore, identity, window
   policy      the S3 policies that confine each tenant to its own prefix
 
 Run 'litefleet COMMAND -h' for a command's flags and examples.
@@ -123,6 +125,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runLs(ctx, rest, stdout, stderr)
 	case "inspect":
 		return runInspect(ctx, rest, stdout, stderr)
+	case "verify":
+		return runVerify(ctx, rest, stdout, stderr)
 	case "policy":
 		return runPolicy(ctx, rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":

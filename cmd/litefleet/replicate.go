@@ -77,6 +77,13 @@ leased elsewhere, else 503 naming each other tenant and its state) and
 network only your monitoring reaches: it needs no credentials and shows
 none.
 
+-verify-every D (or verify-every: in the -config file) verifies each
+tenant this host replicates once per D, one at a time, spread evenly over
+it, in the background (what litefleet verify proves, against this host's
+own record of the tenant): the verdict and its time go into the host
+record (ls -json, inspect), /metrics and /status, and a failed one is an
+ERROR line naming the tenant.
+
 Credentials come from the -config file (access-key-id, secret-access-key) or
 the standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE).
 
@@ -117,6 +124,9 @@ type replicateFlags struct {
 	exec       string // replicate only: the application to run as a child
 	// configAddr is the -config file's addr:, set by source.
 	configAddr string
+	// verifyEvery is -verify-every; configVerify the file's verify-every:.
+	verifyEvery  time.Duration
+	configVerify string
 }
 
 func (f *replicateFlags) register(fs *flag.FlagSet) {
@@ -137,6 +147,7 @@ func runReplicate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs := newFlagSet("replicate", replicateHelp, stderr)
 	var rf replicateFlags
 	rf.register(fs)
+	fs.DurationVar(&rf.verifyEvery, "verify-every", 0, "verify every tenant this host replicates once per period, one at a time, spread over it (see litefleet verify -h); default: the config's verify-every:, else never")
 	fs.StringVar(&rf.exec, "exec", "", "run this command (the application) as a child, as litestream replicate -exec does: its exit, or a signal forwarded to it, ends replication with a final sync, and replicate exits with its code")
 	lf := logFlags{}
 	lf.register(fs)
@@ -165,6 +176,12 @@ func runReplicate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
+	verifyEvery := rf.verifyEvery
+	if rf.configVerify != "" && !rf.cf.given("verify-every") {
+		if verifyEvery, err = time.ParseDuration(rf.configVerify); err != nil || verifyEvery < 0 {
+			return errUsage("%s: verify-every: %q is not a period: write e.g. 24h", rf.cf.config, rf.configVerify)
+		}
+	}
 	sleepAfter := rf.sleepAfter
 	if sleepAfter == 0 {
 		sleepAfter = -1 // never
@@ -175,6 +192,7 @@ func runReplicate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	eng, err := replication.New(replication.Options{
 		Logger: logger, LibLogger: libLogger, Host: rf.host, Version: version,
 		SleepAfter: sleepAfter, Rescan: rf.rescan, Takeover: rf.takeover, Observer: rec,
+		VerifyEvery: verifyEvery,
 	}, src)
 	if err != nil {
 		return errUsage("%v", err)
@@ -285,7 +303,7 @@ func (f *replicateFlags) source(onRequest bool) (replication.Source, error) {
 			return src, err
 		}
 		cfg, fromConfig = c, ts
-		f.configAddr = c.Addr
+		f.configAddr, f.configVerify = c.Addr, c.VerifyEvery
 		src.HostKeys.AccessKeyID, src.HostKeys.SecretAccessKey = cfg.AccessKeyID, cfg.SecretAccessKey
 	}
 	if len(f.dirs) > 0 {

@@ -247,6 +247,10 @@ func (m *Model) render() {
 		}
 		kv("host", host)
 	}
+	if r.Verdict != "" {
+		// The host's last -verify-every verdict, by its clock.
+		kv("verified", fmt.Sprintf("%s %s (%s) by host %s", fleet.Printable(r.Verdict), common.Ago(now, r.VerifiedAt), common.Stamp(r.VerifiedAt), fleet.Printable(r.Host)))
+	}
 	judged := "the table's refresh at " + common.Stamp(m.at)
 	if m.gone {
 		judged += st.Dim.Render(" · not in the last refresh")

@@ -1,0 +1,114 @@
+package replication
+
+import (
+	"os"
+	"time"
+
+	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/verify"
+)
+
+// Continuous verification (-verify-every): the host proves its own
+// tenants' replicas restore to what it replicated, one tenant at a time,
+// spread evenly over the period, from a goroutine of its own that takes
+// no job slot and no tenant's lock: replication never waits for it. Each
+// tenant's verdict and time go into the host record (ls, inspect, the UI)
+// and the status (/metrics); a failed one is an ERROR line naming it.
+
+// verifyLoop verifies the tenant verified longest ago (or never) every
+// VerifyEvery / n, n being the tenants this host holds.
+func (e *Engine) verifyLoop() {
+	defer e.wg.Done()
+	for {
+		wait := e.opt.VerifyEvery
+		if n := e.verifiable(nil); n > 0 {
+			wait /= time.Duration(n)
+		} else {
+			// None yet (the tenants are starting): look again soon, not a
+			// whole period later.
+			wait = min(wait, e.opt.Sweep)
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-e.ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C:
+		}
+		var t *tenant
+		if e.verifiable(&t) > 0 {
+			e.verifyTenant(t)
+		}
+	}
+}
+
+// verifiable counts the tenants this host replicates that have something
+// in S3 and, with pick, sets it to the one verified longest ago.
+func (e *Engine) verifiable(pick **tenant) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	for _, t := range e.byPath {
+		if !t.wanted || t.replTXID == 0 || (t.state != StateReplicating && t.state != StateSleeping) {
+			continue
+		}
+		n++
+		if pick != nil && (*pick == nil || t.verifiedAt.Before((*pick).verifiedAt)) {
+			*pick = t
+		}
+	}
+	return n
+}
+
+// verifyTenant verifies one tenant against this host's own knowledge of
+// it: the TXID S3 acknowledged and the database's checksum there.
+func (e *Engine) verifyTenant(t *tenant) {
+	e.mu.Lock()
+	name, conn, repl, path, asleep := t.name, t.target.Conn, t.replTXID, t.path, t.run == nil
+	txid, sum, known := t.checksum()
+	e.mu.Unlock()
+	if !known && asleep {
+		// Asleep since this process started: its page table, saved beside
+		// Litestream's state, knows the checksum (a file, not the database).
+		if txid, sum, known = loadPageTable(path).checksum(); known {
+			e.mu.Lock()
+			if t.run == nil && !t.digestOK {
+				t.digestTXID, t.digest, t.digestOK = txid, sum, true
+			}
+			e.mu.Unlock()
+		}
+	}
+	exp := &verify.Expected{Host: e.opt.Host, TXID: repl, Live: true}
+	if known && uint64(txid) == repl {
+		exp.Checksum = sum.String()
+	}
+	r, err := e.runVerify(name, conn, exp)
+	if e.ctx.Err() != nil {
+		return
+	}
+	if err != nil {
+		e.log.Warn("verify could not run", "db", name, "error", err)
+		r = &verify.Report{Tenant: name, Verdict: verify.Unverifiable, Reason: err.Error()}
+	}
+	e.mu.Lock()
+	t.verifiedAt, t.verdict = time.Now(), r.Verdict
+	if verify.Failed(r.Verdict) {
+		t.verifyFailures++
+	}
+	e.gen++ // the host record says it at the next beat
+	e.mu.Unlock()
+	switch {
+	case verify.Failed(r.Verdict):
+		e.log.Error("verify failed", "db", name, "verdict", r.Verdict, "txid", r.TXIDHex, "reason", r.Reason)
+	default:
+		e.log.Debug("verify", "db", name, "verdict", r.Verdict, "txid", r.TXIDHex, "ms", r.DurationMS)
+	}
+}
+
+func (e *Engine) runVerify(name string, conn s3browse.Conn, exp *verify.Expected) (*verify.Report, error) {
+	client, err := e.client(e.ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	return verify.Tenant(e.ctx, client, verify.Options{Conn: conn, Expected: exp, TempDir: os.TempDir()}, name)
+}
