@@ -397,10 +397,13 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 		listed = b.orphans.take(ctx, a.client, t.target.Conn.TenantsPrefix())
 	}
 	if len(listed) > 0 || tookOver {
-		if _, err := a.client.abortOrphans(ctx, listed, tookOver); err != nil {
+		n, err := a.client.abortOrphans(ctx, listed, tookOver)
+		if err != nil {
 			e.log.Warn("abandoned multipart uploads not aborted", "db", t.name, "error", s3browse.ExplainKey(err, t.target.Conn, tenantPath+"/"))
-			a.client.orphansLeft.Store(true)
 		}
+		// Swept again before its next multipart upload, until a sweep
+		// finds nothing: a late part may revive an aborted upload.
+		a.client.orphansLeft.Store(err != nil || n > 0)
 	}
 	hist, err := e.checkHistory(ctx, t, a.client)
 	var div *DivergedError

@@ -3,6 +3,7 @@ package replication
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -49,8 +50,9 @@ type uplink struct {
 	// bounded: rate is only an upper bound, from requests cut by their
 	// deadline; no request has finished to measure it.
 	bounded bool
-	// parts counts the parts in flight; free is closed when one ends.
-	parts int
+	// parts are the sizes of the parts in flight; free is closed when one
+	// ends.
+	parts []int64
 	free  chan struct{}
 	// warned is when the link was last said to be too slow.
 	warned time.Time
@@ -152,7 +154,7 @@ func (l *uplink) singleMax(budget time.Duration) int64 {
 // bytes in partsLeft parts.
 func (l *uplink) partFor(budget time.Duration, least int64) int64 {
 	l.mu.Lock()
-	fit := l.fitLocked(budget, l.parts)
+	fit := l.fitLocked(budget, len(l.parts))
 	known := l.rate > 0
 	l.mu.Unlock()
 	ps := int64(minPart)
@@ -166,9 +168,9 @@ func (l *uplink) partFor(budget time.Duration, least int64) int64 {
 }
 
 // acquirePart waits until a part of size bytes may be sent: at once when
-// no other part is in flight, or when the link carries it within budget
-// beside the others; never alongside others while the link is unknown.
-// budget is the deadline a part would get now (deadline returns it).
+// no other part is in flight, or when the link carries it and every part
+// in flight, each at its share, within budget; never alongside others
+// while the link is unknown. budget is the deadline a part would get now.
 func (l *uplink) acquirePart(ctx context.Context, size int64, budget func() (time.Duration, error)) (release func(), err error) {
 	for {
 		b, err := budget()
@@ -176,10 +178,14 @@ func (l *uplink) acquirePart(ctx context.Context, size int64, budget func() (tim
 			return nil, err
 		}
 		l.mu.Lock()
-		if l.parts == 0 || (l.rate > 0 && l.fitLocked(b, l.parts) >= size) {
-			l.parts++
+		biggest := size
+		for _, p := range l.parts {
+			biggest = max(biggest, p)
+		}
+		if len(l.parts) == 0 || (l.rate > 0 && l.fitLocked(b, len(l.parts)) >= biggest) {
+			l.parts = append(l.parts, size)
 			l.mu.Unlock()
-			return l.releasePart, nil
+			return func() { l.releasePart(size) }, nil
 		}
 		if l.free == nil {
 			l.free = make(chan struct{})
@@ -194,10 +200,12 @@ func (l *uplink) acquirePart(ctx context.Context, size int64, budget func() (tim
 	}
 }
 
-func (l *uplink) releasePart() {
+func (l *uplink) releasePart(size int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.parts--
+	if i := slices.Index(l.parts, size); i >= 0 {
+		l.parts = slices.Delete(l.parts, i, i+1)
+	}
 	if l.free != nil {
 		close(l.free)
 		l.free = nil

@@ -76,7 +76,25 @@ func TestUplinkSizesRequests(t *testing.T) {
 		t.Fatal("a second 5 MiB part was let beside the first on a 200 kB/s link")
 	case <-time.After(100 * time.Millisecond):
 	}
+	// Nor a small last part beside a big one: the big one, started alone,
+	// would no longer fit.
+	small := make(chan error, 1)
+	go func() {
+		r, err := l.acquirePart(context.Background(), 1e6, budgetFn)
+		if err == nil {
+			r()
+		}
+		small <- err
+	}()
+	select {
+	case <-small:
+		t.Fatal("a 1 MB part was let beside a 5 MiB one on a 200 kB/s link")
+	case <-time.After(100 * time.Millisecond):
+	}
 	release()
+	if err := <-small; err != nil {
+		t.Fatal(err)
+	}
 	select {
 	case err := <-got:
 		if err != nil {

@@ -567,9 +567,10 @@ func (c *tenantClient) tooSlow(ctx context.Context, err error, request string, s
 }
 
 // slowBackoff holds back a tenant's uploads as big as one that failed on
-// a link too slow for it (a part: any file sent in parts): 30 s, doubling
-// to 5 min, so that a doomed upload does not take the link from the others
-// every second. Smaller files (most changes) go on.
+// a link too slow for it (a part: any file sent in parts): one deadline
+// (about 30 s), doubling to 5 min, so that a doomed upload does not take
+// the link from the others every second. Smaller files (most changes) go
+// on.
 type slowBackoff struct {
 	mu    sync.Mutex
 	until time.Time
@@ -599,7 +600,7 @@ func (b *slowBackoff) note(err error) {
 		}
 		return
 	}
-	b.delay = min(max(b.delay*2, 30*time.Second), 5*time.Minute)
+	b.delay = min(max(b.delay*2, slow.Budget, time.Second), 5*time.Minute)
 	b.until, b.err = time.Now().Add(b.delay), slow
 }
 
@@ -628,10 +629,16 @@ func (c *tenantClient) multipart(ctx context.Context, level int, minTXID, maxTXI
 	prog := c.stats.progress.begin(src.size, snapshot)
 	defer c.stats.progress.end(prog)
 
-	if c.orphansLeft.Swap(false) {
-		if _, err := c.abortOrphans(ctx, nil, true); err != nil {
-			c.orphansLeft.Store(true)
+	if c.orphansLeft.Load() {
+		// Until a sweep finds nothing: a part of an aborted upload that
+		// was still on its way (in a dead sender's socket buffers, a slow
+		// proxy) revives the upload when it lands.
+		n, err := c.abortOrphans(ctx, nil, true)
+		switch {
+		case err != nil:
 			c.logger.Warn("abandoned multipart uploads not swept", "db", c.tenant, "error", err)
+		case n == 0:
+			c.orphansLeft.Store(false)
 		}
 	}
 	wctx, cancel, err := c.deadline(ctx)
@@ -803,11 +810,12 @@ func (c *tenantClient) uploadPart(ctx context.Context, key, id string, n int32, 
 	}
 }
 
-// abort discards a failed multipart upload's parts; one it cannot abort
-// is swept before the tenant's next multipart upload (orphans.go).
+// abort discards a failed multipart upload's parts. The tenant's uploads
+// are swept before its next one (orphans.go): this one if the abort
+// failed, or if a part cut at its deadline lands later and revives it.
 func (c *tenantClient) abort(ctx context.Context, key, id string, cause error) {
+	c.orphansLeft.Store(true)
 	if err := c.abortUpload(ctx, key, id); err != nil {
-		c.orphansLeft.Store(true)
 		c.logger.Warn("failed multipart upload not aborted: aborted before the tenant's next one, or by an AbortIncompleteMultipartUpload lifecycle rule",
 			"db", c.tenant, "key", key, "upload_id", id, "cause", cause, "error", err)
 		return
