@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -377,6 +378,7 @@ func applyHost(r *Row, rep *HostReport, opt ViewOptions) {
 			if r.Local == nil {
 				r.Status, r.Note = StatusUnknown, "lag unknown: "+r.LagUnknown
 			}
+			noteUpload(r, rep, host)
 			return // judged from the listing and the file
 		}
 		r.Status, r.Note = StatusInSync, ""
@@ -384,6 +386,7 @@ func applyHost(r *Row, rep *HostReport, opt ViewOptions) {
 			r.Status = StatusLagging
 			r.Note = fmt.Sprintf("%d transaction(s) not in S3 for %s (host %s)", r.LagTXIDs, r.Lag.Round(time.Second), host)
 		}
+		noteUpload(r, rep, host)
 	case rep.State == hostStateLeased:
 		r.Status = StatusLeased
 		r.Note = "host " + host + " reports it held by another host"
@@ -405,6 +408,20 @@ func applyHost(r *Row, rep *HostReport, opt ViewOptions) {
 			r.Note += ": " + Printable(rep.Reason)
 		}
 	}
+}
+
+// noteUpload adds a big upload in flight to a replicating row's note (its
+// progress leads the host's reason: "uploading 43 %, 20 MB of 46 MB"), so
+// that a long upload shows as progress, not as a silent lag.
+func noteUpload(r *Row, rep *HostReport, host string) {
+	if !strings.HasPrefix(rep.Reason, "uploading") && !strings.HasPrefix(rep.Reason, "snapshotting") {
+		return
+	}
+	note := "host " + host + ": " + Printable(rep.Reason)
+	if r.Note != "" {
+		note = r.Note + "; " + note
+	}
+	r.Note = note
 }
 
 // hostLag is the lag of a row with nothing local: the local TXID the host

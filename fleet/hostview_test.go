@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -95,8 +96,8 @@ func TestRefreshFromHostRecords(t *testing.T) {
 		{Name: gC, Prefix: "/", State: "failed"},       // a tenant at the bucket's root
 	}})
 	putHost(t, client, conn.Bucket, &hosts.Record{Host: "web-2", Tenants: []hosts.TenantRecord{
-		{Name: gD, State: "replicating", Local: 15, Replicated: 10, LagMillis: 30_000, LastSync: sync},
-		{Name: gE, State: "starting"},
+		{Name: gD, State: "replicating", Reason: "uploading 43 %, 20 MB of 46 MB", Local: 15, Replicated: 10, LagMillis: 30_000, LastSync: sync},
+		{Name: gE, State: "starting", Reason: "snapshotting 43 %, 520 MB of 1.2 GB"},
 	}})
 
 	api := &countingAPI{API: client}
@@ -139,7 +140,12 @@ func TestRefreshFromHostRecords(t *testing.T) {
 	if d.Lag < 30*time.Second {
 		t.Errorf("%s: lag %s, want at least the record's 30s", gD, d.Lag)
 	}
-	check(gE, StatusStarting, "web-2", "starting", 0)
+	if !strings.Contains(d.Note, "host web-2: uploading 43 %, 20 MB of 46 MB") {
+		t.Errorf("%s: note %q, want the upload's progress", gD, d.Note)
+	}
+	if e := check(gE, StatusStarting, "web-2", "starting", 0); !strings.Contains(e.Note, "snapshotting 43 %, 520 MB of 1.2 GB") {
+		t.Errorf("%s: note %q, want the first snapshot's progress", gE, e.Note)
+	}
 	if len(v.Hosts) != 2 || v.Hosts[0].Name != "web-1" || v.Hosts[0].Tenants != 3 || v.Hosts[1].Tenants != 2 || v.Hosts[0].Silent {
 		t.Errorf("hosts %+v, want web-1 with 3 tenants of this prefix and web-2 with 2, both alive", v.Hosts)
 	}

@@ -33,13 +33,14 @@ type objectAPI interface {
 	DeleteObjects(ctx context.Context, params *s3.DeleteObjectsInput, optFns ...func(*s3.Options)) (*s3.DeleteObjectsOutput, error)
 	CopyObject(ctx context.Context, params *s3.CopyObjectInput, optFns ...func(*s3.Options)) (*s3.CopyObjectOutput, error)
 	ListParts(ctx context.Context, params *s3.ListPartsInput, optFns ...func(*s3.Options)) (*s3.ListPartsOutput, error)
+	ListMultipartUploads(ctx context.Context, params *s3.ListMultipartUploadsInput, optFns ...func(*s3.Options)) (*s3.ListMultipartUploadsOutput, error)
 	manager.UploadAPIClient
 }
 
 var _ objectAPI = (*s3.Client)(nil)
 
-// singlePutMax is the largest LTX file sent in one PutObject; larger ones
-// go up in parts (upload.go).
+// singlePutMax is the largest LTX file sent in one PutObject, on a link
+// fast enough for it; larger ones go up in parts (upload.go, link.go).
 const singlePutMax = 16 << 20
 
 // errFenced is returned for a write the tenant may not make: its host's
@@ -95,6 +96,11 @@ type tenantClient struct {
 	onConflict func(*ConflictError)
 	// unconditional: the server rejected a conditional write (501).
 	unconditional atomic.Bool
+	// orphansLeft: an abort of a failed upload failed; the tenant's
+	// multipart uploads are swept before its next one (orphans.go).
+	orphansLeft atomic.Bool
+	// slow holds uploads back after one failed on a link too slow for it.
+	slow slowBackoff
 	// unsure are uploads that failed but may have landed, by key (mu).
 	unsure map[string][]unsure
 	// lineage is the tenant's segment of its lineage (lineage.go), begun
@@ -379,10 +385,11 @@ func (c *tenantClient) write(ctx context.Context, level int, minTXID, maxTXID lt
 		}
 	}
 	// Refused before the file is read: a stream read ahead would be lost.
-	if _, err := c.gate.writeDeadline(); err != nil {
+	budget, err := c.budget()
+	if err != nil {
 		return nil, err
 	}
-	src, err := openSource(r)
+	src, err := openSource(r, int(link.partFor(budget, 0)))
 	if err != nil {
 		return nil, fmt.Errorf("read ltx file for %s: %w", key, err)
 	}

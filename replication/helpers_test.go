@@ -24,6 +24,7 @@ import (
 
 func TestMain(m *testing.M) {
 	testpeer.AppMain()
+	replicatorMain()
 	os.Exit(s3test.Main(m))
 }
 

@@ -24,6 +24,9 @@ type bucket struct {
 	fenced bool
 	// unconditional warns once that the server ignores conditional writes.
 	unconditional sync.Once
+	// orphans is the census of multipart uploads under the bucket's
+	// tenants, swept tenant by tenant at their starts (orphans.go).
+	orphans orphanCensus
 	// okAt is the last successful beat seen by the engine's tick: the
 	// length of an outage decides whether claims must be checked again.
 	okAt time.Time
@@ -326,6 +329,7 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 			return o
 		}
 	}
+	tookOver := false
 	if claim == nil {
 		acquire := b.beat.Acquire
 		if seed != nil && !seed.claim {
@@ -345,6 +349,7 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 		claim = c
 		e.setClaimEpoch(t, epoch)
 		t.lineage.forget()
+		tookOver = c.TookFrom != ""
 		if c.TookFrom != "" {
 			e.log.Warn("took over tenant from a dead host", "db", t.name, "from", fleet.Printable(c.TookFrom))
 			// The start listing may predate the dead host's last uploads:
@@ -366,6 +371,22 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 		if err := a.client.sweepAtStart(ctx, t.path, localMax); err != nil {
 			return outcome{state: StateLeaseLost, reason: "cannot move stray files out of the replica: " + s3browse.ExplainKey(err, t.target.Conn, tenantPath+"/").Error(), retry: true, claim: claim, keepClaim: true, base: base, baseOK: true}
 		}
+	}
+	// Under its claim, before anything is uploaded: what an earlier
+	// instance or a dead holder left half uploaded is aborted. A takeover
+	// lists afresh (the dead host uploaded after the census).
+	var listed []orphan
+	if !tookOver {
+		listed = b.orphans.take(ctx, a.client, t.target.Conn.TenantsPrefix())
+	}
+	if len(listed) > 0 || tookOver {
+		n, err := a.client.abortOrphans(ctx, listed, tookOver)
+		if err != nil {
+			e.log.Warn("abandoned multipart uploads not aborted", "db", t.name, "error", s3browse.ExplainKey(err, t.target.Conn, tenantPath+"/"))
+		}
+		// Swept again before its next multipart upload, until a sweep
+		// finds nothing: a late part may revive an aborted upload.
+		a.client.orphansLeft.Store(err != nil || n > 0)
 	}
 	hist, err := e.checkHistory(ctx, t, a.client)
 	var div *DivergedError

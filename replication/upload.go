@@ -119,8 +119,9 @@ type ltxSource struct {
 }
 
 // openSource looks at r: a file at offset 0 is read in place; anything
-// else is read ahead by one part, which holds a small stream whole.
-func openSource(r io.Reader) (*ltxSource, error) {
+// else is read ahead by one part of head bytes (at most partSize), which
+// holds a small stream whole.
+func openSource(r io.Reader, head int) (*ltxSource, error) {
 	if ra, ok := r.(io.ReaderAt); ok {
 		if s, ok := r.(io.Seeker); ok {
 			if pos, err := s.Seek(0, io.SeekCurrent); err == nil && pos == 0 {
@@ -146,10 +147,10 @@ func openSource(r io.Reader) (*ltxSource, error) {
 		return nil, err
 	}
 	buf := partBuffers.Get().(*[]byte)
-	if cap(*buf) < partSize {
-		*buf = make([]byte, partSize)
+	if cap(*buf) < head {
+		*buf = make([]byte, head)
 	}
-	*buf = (*buf)[:partSize]
+	*buf = (*buf)[:head]
 	copy(*buf, small)
 	m, err := io.ReadFull(r, (*buf)[n:])
 	n += m
@@ -413,6 +414,9 @@ func isNotImplemented(err error) bool {
 // earlier attempt S3 holds when that is what it found.
 func (c *tenantClient) put(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, src *ltxSource, meta map[string]string, ts time.Time) (string, *unsure, error) {
 	key := c.key(level, minTXID, maxTXID)
+	if err := c.slow.wait(src.length()); err != nil {
+		return "", nil, err
+	}
 	cond, err := c.condition(ctx, level, minTXID, maxTXID)
 	if err != nil {
 		return "", nil, err
@@ -421,7 +425,11 @@ func (c *tenantClient) put(ctx context.Context, level int, minTXID, maxTXID ltx.
 	for attempt := 0; ; attempt++ {
 		var etag string
 		var landed *unsure
-		if src.ra != nil && src.size <= singlePutMax {
+		budget, berr := c.budget()
+		if berr != nil {
+			return "", nil, berr
+		}
+		if src.ra != nil && src.size <= link.singleMax(budget) {
 			etag, err = c.putOnce(ctx, level, minTXID, maxTXID, src, meta, cond)
 		} else {
 			etag, landed, err = c.multipart(ctx, level, minTXID, maxTXID, src, meta, cond)
@@ -440,6 +448,7 @@ func (c *tenantClient) put(ctx context.Context, level int, minTXID, maxTXID ltx.
 			c.mu.Lock()
 			delete(c.unsure, key)
 			c.mu.Unlock()
+			c.slow.note(nil)
 			return etag, landed, nil
 		case cond.ifMatch != "" && hosts.IsNotFound(err) && attempt == 0:
 			// The object this host knew is gone: creating it again
@@ -472,8 +481,19 @@ func (c *tenantClient) put(ctx context.Context, level int, minTXID, maxTXID ltx.
 		// It may have landed (a lost answer); one refused before it was
 		// sent is noted too, harmlessly: no other object has its trailer.
 		c.noteUnsure(key, src, ts)
+		c.slow.note(err)
 		return "", nil, err
 	}
+}
+
+// budget is how long a request starting now may take: until the fencing
+// deadline.
+func (c *tenantClient) budget() (time.Duration, error) {
+	d, err := c.gate.writeDeadline()
+	if err != nil {
+		return 0, err
+	}
+	return time.Until(d), nil
 }
 
 // deadline is the fencing deadline of one request starting now.
@@ -506,29 +526,88 @@ func (c *tenantClient) putOnce(ctx context.Context, level int, minTXID, maxTXID 
 		return "", err
 	}
 	defer cancel()
+	dl, _ := wctx.Deadline()
+	sent := link.begin(src.size)
 	out, err := c.api.PutObject(wctx, in, s3browse.ForUploads)
+	company := sent.end(err == nil, cutByDeadline(ctx, err))
 	if err != nil {
 		if isPreconditionFailed(err) || isNotImplemented(err) || hosts.IsNotFound(err) {
 			return "", err
+		}
+		if slow := c.tooSlow(ctx, err, "put "+key, src.size, false, dl.Sub(sent.start), company); slow != err {
+			return "", slow
 		}
 		return "", late(ctx, err, "put "+key)
 	}
 	return aws.ToString(out.ETag), nil
 }
 
-// filePartSize is the part size of a file of size bytes: S3 takes at most
-// maxParts parts.
-func filePartSize(size int64) int64 {
-	ps := int64(partSize)
-	if need := (size + maxParts - 1) / maxParts; need > ps {
-		ps = (need + 1<<20 - 1) &^ (1<<20 - 1)
+// cutByDeadline reports a request cut by its fencing deadline (not by
+// ctx, the caller's).
+func cutByDeadline(ctx context.Context, err error) bool {
+	return err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil
+}
+
+// tooSlow turns a request cut by its deadline while it had the link to
+// itself into a SlowLinkError, logged at most once a minute: the operator
+// reads why the tenant does not replicate, in its status, and the upload
+// is not sent again at once (slowBackoff).
+func (c *tenantClient) tooSlow(ctx context.Context, err error, request string, size int64, part bool, budget time.Duration, company float64) error {
+	if !cutByDeadline(ctx, err) {
+		return err
 	}
-	return ps
+	slow := link.slow(request, size, part, budget, company)
+	if slow == nil {
+		return err
+	}
+	if link.warnSlow() {
+		c.logger.Warn("uplink too slow for the fencing deadline", "db", c.tenant, "bytes", size, "reason", slow.Error())
+	}
+	return slow
+}
+
+// slowBackoff holds back a tenant's uploads as big as one that failed on
+// a link too slow for it (a part: any file sent in parts): one deadline
+// (about 30 s), doubling to 5 min, so that a doomed upload does not take
+// the link from the others every second. Smaller files (most changes) go
+// on.
+type slowBackoff struct {
+	mu    sync.Mutex
+	until time.Time
+	delay time.Duration
+	err   *SlowLinkError
+}
+
+func (b *slowBackoff) wait(size int64) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.err == nil || !time.Now().Before(b.until) {
+		return nil
+	}
+	if least := b.err.Bytes; size >= least || (b.err.Part && size > minPart) {
+		return b.err
+	}
+	return nil
+}
+
+func (b *slowBackoff) note(err error) {
+	var slow *SlowLinkError
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !errors.As(err, &slow) {
+		if err == nil {
+			b.delay, b.until, b.err = 0, time.Time{}, nil
+		}
+		return
+	}
+	b.delay = min(max(b.delay*2, slow.Budget, time.Second), 5*time.Minute)
+	b.until, b.err = time.Now().Add(b.delay), slow
 }
 
 // streamPartSize is the size of part n (from 1) of a stream of unknown
-// size: parts grow past 2,000 so that maxParts reach about 500 GB.
-func streamPartSize(n int) int { return partSize << min((n-1)/2000, 4) }
+// size, when the link fits parts of ps: parts grow past 2,000 so that
+// maxParts reach about 300 GB even at 5 MiB.
+func streamPartSize(n int, ps int64) int { return int(ps) << min((n-1)/2000, 4) }
 
 // multipart uploads the file in parts. Each part gets the fencing deadline
 // as of when it starts; the completion is conditional. A failed upload is
@@ -550,6 +629,18 @@ func (c *tenantClient) multipart(ctx context.Context, level int, minTXID, maxTXI
 	prog := c.stats.progress.begin(src.size, snapshot)
 	defer c.stats.progress.end(prog)
 
+	if c.orphansLeft.Load() {
+		// Until a sweep finds nothing: a part of an aborted upload that
+		// was still on its way (in a dead sender's socket buffers, a slow
+		// proxy) revives the upload when it lands.
+		n, err := c.abortOrphans(ctx, nil, true)
+		switch {
+		case err != nil:
+			c.logger.Warn("abandoned multipart uploads not swept", "db", c.tenant, "error", err)
+		case n == 0:
+			c.orphansLeft.Store(false)
+		}
+	}
 	wctx, cancel, err := c.deadline(ctx)
 	if err != nil {
 		return "", nil, err
@@ -560,11 +651,13 @@ func (c *tenantClient) multipart(ctx context.Context, level int, minTXID, maxTXI
 		return "", nil, late(ctx, err, "start multipart upload of "+key)
 	}
 	id := aws.ToString(created.UploadId)
+	ownUploads.Store(id, struct{}{})
 	start := time.Now()
 	defer func() {
 		if err != nil {
 			c.abort(ctx, key, id, err)
 		}
+		ownUploads.Delete(id)
 	}()
 
 	var (
@@ -590,10 +683,22 @@ func (c *tenantClient) multipart(ctx context.Context, level int, minTXID, maxTXI
 		})
 	}
 	if src.ra != nil {
-		ps := filePartSize(src.size)
-		for n, off := int32(1), int64(0); off < src.size && gctx.Err() == nil; n, off = n+1, off+ps {
-			size := min(ps, src.size-off)
+		// Each part is sized to the link as it is sent (parts may differ:
+		// only the last may be under 5 MiB), in at most maxParts.
+		for n, off := int32(1), int64(0); off < src.size && gctx.Err() == nil; n++ {
+			budget, err := c.budget()
+			if err != nil {
+				_ = g.Wait()
+				return "", nil, err
+			}
+			if n > maxParts {
+				_ = g.Wait()
+				return "", nil, fmt.Errorf("upload of %s: more than %d parts", key, maxParts)
+			}
+			left := int64(maxParts - n + 1)
+			size := min(link.partFor(budget, (src.size-off+left-1)/left), src.size-off)
 			send(n, io.NewSectionReader(src.ra, off, size), size, nil)
+			off += size
 		}
 	} else {
 		// The first part was read ahead; the others are read as the
@@ -602,9 +707,14 @@ func (c *tenantClient) multipart(ctx context.Context, level int, minTXID, maxTXI
 		src.buf = nil // owned by the part now
 		send(1, bytes.NewReader(*head), int64(len(*head)), func() { partBuffers.Put(head) })
 		for n := int32(2); gctx.Err() == nil; n++ {
+			budget, err := c.budget()
+			if err != nil {
+				_ = g.Wait()
+				return "", nil, err
+			}
 			buf := partBuffers.Get().(*[]byte)
 			b := *buf
-			if ps := streamPartSize(int(n)); ps > cap(b) {
+			if ps := streamPartSize(int(n), link.partFor(budget, 0)); ps > cap(b) {
 				b = make([]byte, ps)
 			} else {
 				b = b[:ps]
@@ -662,6 +772,13 @@ func (c *tenantClient) uploadPart(ctx context.Context, key, id string, n int32, 
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}
+	// A part that needs the link to itself to fit its deadline waits for
+	// the others (link.go), before its deadline is taken.
+	release, err := link.acquirePart(ctx, size, c.budget)
+	if err != nil {
+		return "", err
+	}
+	defer release()
 	what := fmt.Sprintf("part %d of %s", n, key)
 	for attempt := 1; ; attempt++ {
 		pctx, cancel, err := c.deadline(ctx)
@@ -672,11 +789,18 @@ func (c *tenantClient) uploadPart(ctx context.Context, key, id string, n int32, 
 			cancel()
 			return "", err
 		}
+		dl, _ := pctx.Deadline()
+		sent := link.begin(size)
 		out, err := c.api.UploadPart(pctx, &s3.UploadPartInput{Bucket: aws.String(c.bucket), Key: aws.String(key), UploadId: aws.String(id),
 			PartNumber: aws.Int32(n), Body: body, ContentLength: aws.Int64(size)}, s3browse.ForUploads)
+		company := sent.end(err == nil, cutByDeadline(ctx, err))
 		cancel()
 		if err == nil {
 			return aws.ToString(out.ETag), nil
+		}
+		if slow := c.tooSlow(ctx, err, what, size, true, dl.Sub(sent.start), company); slow != err {
+			// A link too slow for the part alone would miss it again.
+			return "", slow
 		}
 		err = late(ctx, err, what)
 		if !errors.Is(err, errFenced) || attempt == partAttempts {
@@ -686,37 +810,17 @@ func (c *tenantClient) uploadPart(ctx context.Context, key, id string, n int32, 
 	}
 }
 
-// abort discards a failed multipart upload's parts. A part still in
-// flight may land after the abort and keep the upload alive (S3 documents
-// that an upload may need aborting more than once): ListParts tells.
+// abort discards a failed multipart upload's parts. The tenant's uploads
+// are swept before its next one (orphans.go): this one if the abort
+// failed, or if a part cut at its deadline lands later and revives it.
 func (c *tenantClient) abort(ctx context.Context, key, id string, cause error) {
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
-	defer cancel()
-	var noUpload *types.NoSuchUpload
-	var err error
-	for attempt := 0; attempt < 3; attempt++ {
-		if attempt > 0 {
-			select {
-			case <-time.After(time.Duration(attempt) * 500 * time.Millisecond):
-			case <-actx.Done():
-			}
-		}
-		_, err = c.api.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: aws.String(c.bucket), Key: aws.String(key), UploadId: aws.String(id)})
-		if err != nil && !errors.As(err, &noUpload) {
-			continue
-		}
-		_, lerr := c.api.ListParts(actx, &s3.ListPartsInput{Bucket: aws.String(c.bucket), Key: aws.String(key), UploadId: aws.String(id), MaxParts: aws.Int32(1)})
-		if lerr == nil {
-			err = errors.New("still listed after its abort")
-			continue
-		}
-		// Gone (NoSuchUpload), or keys that may not list parts: the abort
-		// was accepted, which is all they can know.
-		c.logger.Info("failed multipart upload aborted", "db", c.tenant, "key", key, "cause", cause)
+	c.orphansLeft.Store(true)
+	if err := c.abortUpload(ctx, key, id); err != nil {
+		c.logger.Warn("failed multipart upload not aborted: aborted before the tenant's next one, or by an AbortIncompleteMultipartUpload lifecycle rule",
+			"db", c.tenant, "key", key, "upload_id", id, "cause", cause, "error", err)
 		return
 	}
-	c.logger.Warn("failed multipart upload not aborted: its parts stay in the bucket until an AbortIncompleteMultipartUpload lifecycle rule removes them",
-		"db", c.tenant, "key", key, "upload_id", id, "cause", cause, "error", err)
+	c.logger.Info("failed multipart upload aborted", "db", c.tenant, "key", key, "cause", cause)
 }
 
 // uploadProgress is what a tenant's multipart uploads in flight have sent:

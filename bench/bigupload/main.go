@@ -3,12 +3,16 @@
 // rows), replicates it with the engine in this process until its first
 // snapshot is in S3 and Litestream's level-1 compaction has rewritten it
 // (the compaction streams the whole database through the replica client),
-// and prints the process's peak RSS (VmHWM) over that time. The peak is
-// reset after the database is made, so that only replication counts.
+// and prints the process's peak RSS (VmHWM) over that time, the time each
+// took, the parts and the S3 requests counted at a proxy in front of the
+// server (which -uplink also throttles: a big tenant over a slow link).
+// The peak is reset after the database is made, so that only replication
+// counts.
 //
 // It needs an S3 server: run it through scripts/with-s3.sh.
 //
 //	scripts/with-s3.sh go run ./bench/bigupload -mb 1024
+//	scripts/with-s3.sh go run ./bench/bigupload -mb 1200 -uplink 20
 package main
 
 import (
@@ -19,6 +23,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -99,14 +104,23 @@ func run(mb int, uplink float64, work string, timeout time.Duration) error {
 	if _, err := api.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(conn.Bucket)}); err != nil {
 		return fmt.Errorf("create bucket: %w", err)
 	}
-	if uplink > 0 {
-		p, err := s3proxy.Start(s3proxy.Options{Target: ep, Uplink: int64(uplink * 1e6)})
-		if err != nil {
-			return err
+	// Every request goes through a counting proxy (which also limits the
+	// uplink): parts and requests are counted, not estimated.
+	var parts, uploads atomic.Int64
+	proxy, err := s3proxy.Start(s3proxy.Options{Target: ep, Uplink: int64(uplink * 1e6), Hook: func(r s3proxy.Request) {
+		q, _ := url.ParseQuery(r.Query)
+		switch {
+		case r.Method == "PUT" && q.Has("partNumber") && r.Status < 300:
+			parts.Add(1)
+		case r.Method == "POST" && q.Has("uploads") && r.Status < 300:
+			uploads.Add(1)
 		}
-		defer p.Close()
-		conn.Endpoint = p.URL()
+	}})
+	if err != nil {
+		return err
 	}
+	defer proxy.Close()
+	conn.Endpoint = proxy.URL()
 
 	// Only replication counts: the peak is reset once the database is made.
 	runtime.GC()
@@ -157,7 +171,10 @@ func run(mb int, uplink float64, work string, timeout time.Duration) error {
 		}
 	}
 	snapshot := time.Since(start)
-	fmt.Printf("first snapshot (level 0) up after %s\n", snapshot.Round(100*time.Millisecond))
+	reqs := proxy.Snapshot().Data
+	fmt.Printf("first snapshot (level 0) up after %s (%.1f MB/s): %d multipart upload(s), %d parts; S3 requests %d (PUT %d, LIST %d, GET %d, HEAD %d, DELETE %d); link measured at %.1f MB/s\n",
+		snapshot.Round(100*time.Millisecond), float64(st.Size())/1e6/snapshot.Seconds(), uploads.Load(), parts.Load(),
+		reqs.Total(), reqs[s3proxy.Put], reqs[s3proxy.List], reqs[s3proxy.Get], reqs[s3proxy.Head], reqs[s3proxy.Delete], replication.LinkRate()/1e6)
 	// Litestream's level-1 compaction (every 30 s) streams the snapshot
 	// again, through a pipe: the case that must not be buffered whole.
 	for {
@@ -169,7 +186,10 @@ func run(mb int, uplink float64, work string, timeout time.Duration) error {
 			return fmt.Errorf("level-1 compaction not up: %w", err)
 		}
 	}
-	fmt.Printf("level-1 compaction up after %s\n", time.Since(start).Round(100*time.Millisecond))
+	reqs = proxy.Snapshot().Data
+	fmt.Printf("level-1 compaction up after %s: %d multipart upload(s), %d parts in all; S3 requests %d (PUT %d, LIST %d, GET %d, HEAD %d, DELETE %d)\n",
+		time.Since(start).Round(100*time.Millisecond), uploads.Load(), parts.Load(),
+		reqs.Total(), reqs[s3proxy.Put], reqs[s3proxy.List], reqs[s3proxy.Get], reqs[s3proxy.Head], reqs[s3proxy.Delete])
 	hwm := procStatus("VmHWM")
 	fmt.Printf("database %s; RSS before replication %s; peak RSS while replicating (VmHWM) %s; peak Go heap in use %s\n",
 		mib(st.Size()), mib(base), mib(hwm), mib(int64(peakHeap.Load())))
