@@ -84,8 +84,8 @@ type replicator struct {
 	// status is the last /status of the current process, by tenant (reset
 	// when a process starts: a new process has said nothing yet).
 	status map[string]tenantStatus
-	statAt   time.Time
-	active   map[int]faultproxy.Faults // proxy faults in force, by fault id
+	statAt time.Time
+	active map[int]faultproxy.Faults // proxy faults in force, by fault id
 }
 
 // tenantStatus is what /status says of one tenant.
