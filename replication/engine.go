@@ -474,8 +474,10 @@ type tenant struct {
 	// base is the files' identity when the tenant went to sleep or was
 	// last checked; a change from it wakes or re-checks the tenant.
 	base identity
-	// dirty: a change was seen since base was taken.
-	dirty bool
+	// dirty: a change was seen since base was taken; dirtyAt: when the
+	// first one was.
+	dirty   bool
+	dirtyAt time.Time
 	// changed: the file's identity changed under an open database.
 	changed bool
 	// denied: this process may no longer read or write the open database.
@@ -494,6 +496,15 @@ type tenant struct {
 	pending []seenTXID
 }
 
+// markDirty notes a change to a closed tenant's files, and when the first
+// one since they were last read was seen.
+func (t *tenant) markDirty(now time.Time) {
+	if !t.dirty {
+		t.dirtyAt = now
+	}
+	t.dirty = true
+}
+
 func (t *tenant) status(now time.Time) TenantStatus {
 	st := TenantStatus{
 		Tenant: t.name, Path: t.path, Replica: t.target.Conn.URL(t.name),
@@ -504,6 +515,19 @@ func (t *tenant) status(now time.Time) TenantStatus {
 	}
 	if len(t.pending) > 0 && t.localTXID > t.replTXID {
 		st.Lag = max(now.Sub(t.pending[0].at), 0)
+	}
+	if t.state == StateSleeping && t.dirty {
+		// The file changed since it was last read and the wake that reads
+		// it has not run yet (it waits while the heartbeat fails): it
+		// holds at least one commit that may not be in S3, so this
+		// status, and the host record made from it, must not say in sync.
+		st.LocalTXID = max(t.localTXID, t.replTXID) + 1
+		if !t.dirtyAt.IsZero() {
+			st.Lag = max(now.Sub(t.dirtyAt), 0)
+		}
+		if st.Reason == "" {
+			st.Reason = "changed since it went to sleep: not read yet"
+		}
 	}
 	if done, total, phrase := t.stats.progress.read(); phrase != "" {
 		// First: the host record (ls) keeps a reason's first 160 bytes.

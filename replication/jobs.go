@@ -737,7 +737,9 @@ func (e *Engine) sleepNow(ctx context.Context, t *tenant, a *awake, claim *hosts
 	t.localTXID, t.replTXID, t.lastSync = local, repl, time.Now()
 	t.sleptWith, t.sleptWithOK = fp, fpOK
 	t.pages = nil
-	t.dirty = t.dirty || dirty
+	if dirty {
+		t.markDirty(time.Now())
+	}
 	e.mu.Unlock()
 	return outcome{state: StateSleeping, claim: claim, base: base, baseOK: true}
 }
