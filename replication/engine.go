@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -26,6 +27,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/benbjohnson/litestream"
 
@@ -288,7 +290,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	// Every bucket needs its heartbeat before any of its tenants is claimed.
 	for _, t := range tenants {
 		if t.wanted {
-			if _, err := e.bucketFor(ctx, t.target.Conn); err != nil {
+			if err := e.awaitBucket(ctx, t.target.Conn); err != nil {
 				return err
 			}
 		}
@@ -602,6 +604,47 @@ func (e *Engine) addLocked(tg fleet.Target, wanted bool) *tenant {
 		e.enqueueLocked(t)
 	}
 	return t
+}
+
+// awaitBucket is bucketFor at start, for a long-lived service: while S3
+// cannot be reached (no connection, no answer in time, a 5xx or
+// throttling: a server restarting with its host, a network not up yet) it
+// says so and asks again with backoff, up to 30 s apart, until ctx ends. A
+// definite answer (no such bucket, credentials refused, the host name in
+// use) ends the start at once.
+func (e *Engine) awaitBucket(ctx context.Context, c s3browse.Conn) error {
+	delay := time.Second
+	for {
+		_, err := e.bucketFor(ctx, c)
+		if err == nil || !transientAtStart(err) {
+			return err
+		}
+		e.log.Warn("S3 not reachable at start: retrying", "bucket", c.Bucket, "endpoint", c.Endpoint, "in", delay, "error", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-e.ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 30*time.Second)
+	}
+}
+
+// transientAtStart reports an S3 failure that may pass by itself: no
+// connection or answer, a server error or throttling.
+func transientAtStart(err error) bool {
+	if _, inUse := errors.AsType[*hosts.HostInUseError](err); inUse {
+		return false
+	}
+	if s3browse.Classify(err) == s3browse.FailureUnreachable {
+		return true
+	}
+	if resp, ok := errors.AsType[*awshttp.ResponseError](err); ok {
+		code := resp.HTTPStatusCode()
+		return code >= 500 || code == http.StatusTooManyRequests || code == http.StatusRequestTimeout
+	}
+	return false
 }
 
 // markCollisionsLocked refuses every database of a prefix that two or more
