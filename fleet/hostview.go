@@ -424,6 +424,10 @@ func noteUpload(r *Row, rep *HostReport, host string) {
 	r.Note = note
 }
 
+// lateBeat is a heartbeat's age past which its host missed a beat: its
+// record cannot vouch for a tenant being in sync now.
+const lateBeat = 2 * hosts.BeatEvery
+
 // hostLag is the lag of a row with nothing local: the local TXID the host
 // reports minus the row's S3 TXID (the record's own, or a listing's with
 // -scan), with the wait the host measured; unknown where the host is
@@ -435,6 +439,12 @@ func hostLag(r *Row, rep *HostReport) {
 		return
 	case !rep.replicates():
 		return // another host holds it: the listing's judgement stands
+	case rep.HostAge >= lateBeat:
+		// A beat missed: the host is paused or cut off from S3 (it stops
+		// uploading at hosts.FenceAfter), and its record, however recent,
+		// says nothing of what the application wrote since.
+		r.unknownLag(fmt.Sprintf("host's last heartbeat %s ago", rep.HostAge.Round(time.Second)))
+		return
 	case r.Remote == nil || r.Remote.Format == s3browse.FormatEmpty:
 		r.unknownLag("nothing replicated in S3")
 		return

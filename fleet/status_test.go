@@ -234,3 +234,30 @@ func TestChangedSinceSyncIgnoresCheckpoint(t *testing.T) {
 		t.Errorf("after a clean stop, local TXID = S3 TXID: %q (%s), want in sync", row.Status, row.Note)
 	}
 }
+
+// A host that missed a beat cannot vouch for a tenant being in sync: its
+// record, whatever it says, predates what the application wrote while the
+// host was cut off from S3 (chaos seed 22: ls -json said in sync for a
+// host refused by S3 for 32 s, whose record said local = replicated). With
+// nothing local, the row's lag is unknown until the host beats again; a
+// heartbeat on time leaves the row in sync.
+func TestLateHeartbeatIsNotInSync(t *testing.T) {
+	for _, tc := range []struct {
+		age  time.Duration
+		want Status
+	}{
+		{8 * time.Second, StatusInSync},
+		{34 * time.Second, StatusUnknown},
+	} {
+		rep := HostReport{Tenant: vg1, Host: "web-2", State: "sleeping", LocalTXID: 9, Replicated: 9, HostAge: tc.age, RecordAge: tc.age}
+		rows := Join(nil, []s3browse.TenantSummary{recordSummary(vg1, &rep)}, now, ViewOptions{})
+		ApplyHostReports(rows, map[string][]HostReport{vg1: {rep}}, ViewOptions{})
+		r := rows[0]
+		if r.Status != tc.want {
+			t.Errorf("heartbeat %s old: %q (%s), want %q", tc.age, r.Status, r.Note, tc.want)
+		}
+		if tc.want == StatusUnknown && (r.LagUnknown == "" || !strings.Contains(r.Note, "heartbeat 34s ago")) {
+			t.Errorf("heartbeat %s old: lag unknown %q, note %q: want the heartbeat's age said", tc.age, r.LagUnknown, r.Note)
+		}
+	}
+}

@@ -105,10 +105,15 @@ type Beater struct {
 	beatETag string
 	// usurped is set once another process was found beating under this
 	// name: the host is fenced for good.
-	usurped  *HostInUseError
-	hosts    map[string]HostInfo
-	hostsAt  time.Time // local time of the listing
-	hostsErr error
+	usurped *HostInUseError
+	// recordETag is the ETag of the host record this process last wrote;
+	// recordDropped says the record was deleted after a gap in the beats
+	// (dropStaleRecord) and not written again since.
+	recordETag    string
+	recordDropped bool
+	hosts         map[string]HostInfo
+	hostsAt       time.Time // local time of the listing
+	hostsErr      error
 
 	listMu sync.Mutex // one listing at a time
 
@@ -271,6 +276,12 @@ func (b *Beater) Beat(ctx context.Context) error {
 	}
 	b.beating = true
 	b.seq++
+	gap := b.lastOK.IsZero() || b.lastErr != nil || b.opt.Now().Sub(b.lastOK) >= b.opt.Timing.BeatEvery*3/2
+	b.mu.Unlock()
+	if gap {
+		b.dropStaleRecord(ctx)
+	}
+	b.mu.Lock()
 	hb := Heartbeat{Host: b.opt.Host, Instance: b.instance, Machine: b.machine, PID: os.Getpid(),
 		Version: b.opt.Version, Started: b.started.UTC(), At: b.opt.Now().UTC(), Seq: b.seq}
 	cond, etag := b.trust.OK, b.beatETag
@@ -309,6 +320,51 @@ func (b *Beater) Beat(ctx context.Context) error {
 	}
 	b.lastErr = nil
 	return nil
+}
+
+// dropStaleRecord deletes this host's record before a beat that follows a
+// gap: this process's first beat (the record is an ended process's), or a
+// beat after a failed or missed one (the process was paused, or cut off
+// from S3, while the application may have written). A reader pairs the
+// record with the heartbeat's age: a fresh beat must never vouch for a
+// record written before the gap, which says nothing of the writes made
+// during it. Without a record the host's tenants are judged from their
+// objects until the engine writes a new one (RecordDropped). A delete that
+// fails is logged and the beat goes on: liveness does not wait on the
+// record. The delete is conditional on this process's own record where the
+// server honours that, so that it never removes the record of another
+// process that took the name meanwhile.
+func (b *Beater) dropStaleRecord(ctx context.Context) {
+	b.mu.Lock()
+	etag, cond, dropped := b.recordETag, b.trust.OK, b.recordDropped
+	first := b.lastOK.IsZero()
+	b.mu.Unlock()
+	if dropped || (!first && etag == "") {
+		return // nothing of this process's is out there
+	}
+	in := &s3.DeleteObjectInput{Bucket: aws.String(b.opt.Bucket), Key: aws.String(RecordKey(b.opt.Host))}
+	if cond && etag != "" {
+		in.IfMatch = aws.String(etag)
+	}
+	rctx, cancel := context.WithTimeout(ctx, b.opt.Requests)
+	_, err := b.opt.API.DeleteObject(rctx, in)
+	cancel()
+	if err != nil && !IsNotFound(err) && !IsConflict(err) {
+		b.opt.Logger.Warn("host record written before a gap in the heartbeat not deleted", "host", b.opt.Host, "bucket", b.opt.Bucket, "error", err)
+		return
+	}
+	b.mu.Lock()
+	b.recordDropped, b.recordETag = true, ""
+	b.mu.Unlock()
+}
+
+// RecordDropped says this host's record was deleted after a gap in its
+// beats and not written since: the next Publish must be made even if the
+// record's content did not change.
+func (b *Beater) RecordDropped() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.recordDropped
 }
 
 // Epoch changes each time the heartbeat comes back from a failure or a

@@ -102,13 +102,16 @@ func (b *Beater) Publish(ctx context.Context, r *Record) error {
 	}
 	rctx, cancel := context.WithTimeout(ctx, b.opt.Requests)
 	defer cancel()
-	_, err = b.opt.API.PutObject(rctx, &s3.PutObjectInput{
+	out, err := b.opt.API.PutObject(rctx, &s3.PutObjectInput{
 		Bucket: aws.String(b.opt.Bucket), Key: aws.String(RecordKey(b.opt.Host)),
 		Body: bytes.NewReader(body), ContentType: aws.String("application/gzip"),
 	})
 	if err != nil {
 		return fmt.Errorf("write host record %s: %w", RecordKey(b.opt.Host), err)
 	}
+	b.mu.Lock()
+	b.recordETag, b.recordDropped = aws.ToString(out.ETag), false
+	b.mu.Unlock()
 	return nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -26,6 +27,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/benbjohnson/litestream"
 	"github.com/superfly/ltx"
@@ -292,7 +294,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	// Every bucket needs its heartbeat before any of its tenants is claimed.
 	for _, t := range tenants {
 		if t.wanted {
-			if _, err := e.bucketFor(ctx, t.target.Conn); err != nil {
+			if err := e.awaitBucket(ctx, t.target.Conn); err != nil {
 				return err
 			}
 		}
@@ -493,8 +495,10 @@ type tenant struct {
 	// base is the files' identity when the tenant went to sleep or was
 	// last checked; a change from it wakes or re-checks the tenant.
 	base identity
-	// dirty: a change was seen since base was taken.
-	dirty bool
+	// dirty: a change was seen since base was taken; dirtyAt: when the
+	// first one was.
+	dirty   bool
+	dirtyAt time.Time
 	// changed: the file's identity changed under an open database.
 	changed bool
 	// denied: this process may no longer read or write the open database.
@@ -523,6 +527,15 @@ func (t *tenant) checksum() (ltx.TXID, ltx.Checksum, bool) {
 	return t.digestTXID, t.digest, t.digestOK
 }
 
+// markDirty notes a change to a closed tenant's files, and when the first
+// one since they were last read was seen.
+func (t *tenant) markDirty(now time.Time) {
+	if !t.dirty {
+		t.dirtyAt = now
+	}
+	t.dirty = true
+}
+
 func (t *tenant) status(now time.Time) TenantStatus {
 	st := TenantStatus{
 		Tenant: t.name, Path: t.path, Replica: t.target.Conn.URL(t.name),
@@ -534,6 +547,19 @@ func (t *tenant) status(now time.Time) TenantStatus {
 	}
 	if len(t.pending) > 0 && t.localTXID > t.replTXID {
 		st.Lag = max(now.Sub(t.pending[0].at), 0)
+	}
+	if t.state == StateSleeping && t.dirty {
+		// The file changed since it was last read and the wake that reads
+		// it has not run yet (it waits while the heartbeat fails): it
+		// holds at least one commit that may not be in S3, so this
+		// status, and the host record made from it, must not say in sync.
+		st.LocalTXID = max(t.localTXID, t.replTXID) + 1
+		if !t.dirtyAt.IsZero() {
+			st.Lag = max(now.Sub(t.dirtyAt), 0)
+		}
+		if st.Reason == "" {
+			st.Reason = "changed since it went to sleep: not read yet"
+		}
 	}
 	if done, total, phrase := t.stats.progress.read(); phrase != "" {
 		// First: the host record (ls) keeps a reason's first 160 bytes.
@@ -608,6 +634,47 @@ func (e *Engine) addLocked(tg fleet.Target, wanted bool) *tenant {
 		e.enqueueLocked(t)
 	}
 	return t
+}
+
+// awaitBucket is bucketFor at start, for a long-lived service: while S3
+// cannot be reached (no connection, no answer in time, a 5xx or
+// throttling: a server restarting with its host, a network not up yet) it
+// says so and asks again with backoff, up to 30 s apart, until ctx ends. A
+// definite answer (no such bucket, credentials refused, the host name in
+// use) ends the start at once.
+func (e *Engine) awaitBucket(ctx context.Context, c s3browse.Conn) error {
+	delay := time.Second
+	for {
+		_, err := e.bucketFor(ctx, c)
+		if err == nil || !transientAtStart(err) {
+			return err
+		}
+		e.log.Warn("S3 not reachable at start: retrying", "bucket", c.Bucket, "endpoint", c.Endpoint, "in", delay, "error", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-e.ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 30*time.Second)
+	}
+}
+
+// transientAtStart reports an S3 failure that may pass by itself: no
+// connection or answer, a server error or throttling.
+func transientAtStart(err error) bool {
+	if _, inUse := errors.AsType[*hosts.HostInUseError](err); inUse {
+		return false
+	}
+	if s3browse.Classify(err) == s3browse.FailureUnreachable {
+		return true
+	}
+	if resp, ok := errors.AsType[*awshttp.ResponseError](err); ok {
+		code := resp.HTTPStatusCode()
+		return code >= 500 || code == http.StatusTooManyRequests || code == http.StatusRequestTimeout
+	}
+	return false
 }
 
 // markCollisionsLocked refuses every database of a prefix that two or more

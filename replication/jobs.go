@@ -742,7 +742,9 @@ func (e *Engine) sleepNow(ctx context.Context, t *tenant, a *awake, claim *hosts
 	t.sleptWith, t.sleptWithOK = fp, fpOK
 	t.digestTXID, t.digest, t.digestOK = a.pages.checksum()
 	t.pages = nil
-	t.dirty = t.dirty || dirty
+	if dirty {
+		t.markDirty(time.Now())
+	}
 	e.mu.Unlock()
 	return outcome{state: StateSleeping, claim: claim, base: base, baseOK: true}
 }

@@ -143,7 +143,10 @@ func (e *Engine) publishLocked(now time.Time) {
 		// Awake tenants' positions and lag move between jobs; a sleeping
 		// fleet's record changes only with gen (or, for what a job does
 		// not see, within a beat).
-		if len(e.awake) == 0 && b.builtGen == e.gen && now.Sub(b.builtAt) < e.opt.Timing.BeatEvery {
+		// A record deleted after a gap in the beats is written again at
+		// once, changed or not (hosts.Beater.RecordDropped).
+		dropped := b.beat.RecordDropped()
+		if !dropped && len(e.awake) == 0 && b.builtGen == e.gen && now.Sub(b.builtAt) < e.opt.Timing.BeatEvery {
 			continue
 		}
 		b.builtGen, b.builtAt = e.gen, now
@@ -172,7 +175,7 @@ func (e *Engine) publishLocked(now time.Time) {
 			rec.Tenants = append(rec.Tenants, tr)
 		}
 		sum := recordSum(rec)
-		if sum == b.recordSum {
+		if sum == b.recordSum && !dropped {
 			continue
 		}
 		b.publishing, b.recordAt = true, now

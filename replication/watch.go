@@ -152,7 +152,7 @@ func (e *Engine) onEvent(ev fsnotify.Event) {
 			t.changed = true
 		}
 	} else {
-		t.dirty = true
+		t.markDirty(time.Now())
 	}
 	if t.wanted && !t.busy {
 		e.enqueueLocked(t)
@@ -325,7 +325,7 @@ func (e *Engine) sweep() {
 			t.denied = true
 			e.enqueueLocked(t)
 		case !it.open && t.run == nil && it.base.written(now):
-			t.dirty = true
+			t.markDirty(time.Now())
 			if !t.busy {
 				e.enqueueLocked(t)
 			}

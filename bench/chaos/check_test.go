@@ -239,3 +239,77 @@ func TestLiveTakeoverDetected(t *testing.T) {
 		t.Errorf("h1 cut off 50 s before: %v", got)
 	}
 }
+
+// TestPickHolder: the writers go to the process under the claim's host
+// that says it replicates the tenant. A replacement started under a
+// partitioned host's -host holds nothing while it watches the old
+// heartbeat (chaos seed 22: rows written to h3-dup37, which was then
+// refused, were counted as held), nor once it exited; once it says it
+// replicates, it holds every claim of the name (it adopted them as they
+// were, so lock.json still names the old process).
+func TestPickHolder(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 10, 40, 0, 0, time.UTC)
+	orig := holderCand{Ident: "h3", HasCopy: true, State: "lease lost (retrying)", Started: t0}
+	watching := holderCand{Ident: "h3-dup37", HasCopy: true, State: "", Started: t0.Add(10 * time.Minute)}
+	cases := []struct {
+		name  string
+		cands []holderCand
+		want  string
+	}{
+		{"replacement still watching", []holderCand{orig, watching}, "h3"},
+		{"replacement refused", []holderCand{orig, func() holderCand { c := watching; c.Exited = true; return c }()}, "h3"},
+		{"replacement replicates", []holderCand{orig, func() holderCand { c := watching; c.State = "replicating"; return c }()}, "h3-dup37"},
+		{"replacement stopped by the harness", []holderCand{orig, func() holderCand { c := watching; c.State, c.Exited = "replicating", true; return c }()}, "h3"},
+		{"replacement without a copy", []holderCand{orig, func() holderCand { c := watching; c.State, c.HasCopy = "sleeping", false; return c }()}, "h3"},
+		{"original starting", []holderCand{func() holderCand { c := orig; c.State = "starting"; return c }()}, ""},
+		{"original diverged", []holderCand{func() holderCand { c := orig; c.State = "diverged"; return c }()}, ""},
+		{"original exited by itself", []holderCand{func() holderCand { c := orig; c.State, c.Exited = "replicating", true; return c }()}, ""},
+		{"nothing said yet", []holderCand{func() holderCand { c := orig; c.State = ""; return c }()}, ""},
+	}
+	for _, c := range cases {
+		if got := pickHolder(c.cands); got != c.want {
+			t.Errorf("%s: holder %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
+// TestDupTakeoverExempt: rows written to a partitioned host before a
+// replacement under its name took its tenants are exempt once the
+// replacement uploads (chaos seed 22, h1-dup12: they were counted lost),
+// and only then: a replacement refused at its start never became the
+// holder, so the partitioned host's rows stay required.
+func TestDupTakeoverExempt(t *testing.T) {
+	h := twoEpochs()
+	got := rowsOf(tagsOf(h), 1, 2, 3, 4, 5, 6, 11, 12, 13, 14, 15)
+	t0 := h.rows[1].At.Add(-10 * time.Second)
+	hostOf := map[string]string{"h1": "h1", "h1-dup12": "h1"}
+	deaths := map[string][]interval{"h1": {{Start: t0.Add(80 * time.Second)}}}
+	// The writers found h1, then (once the replacement said it
+	// replicates) h1-dup12 holding the tenant.
+	tn := &tenant{name: "t", hist: h}
+	tn.sawHolder("h1")
+	tn.sawHolder("h1")
+	tn.sawHolder("h1-dup12")
+	if len(tn.changes) != 1 || tn.changes[0].From != "h1" || tn.changes[0].To != "h1-dup12" {
+		t.Fatalf("changes = %+v, want one h1 → h1-dup12", tn.changes)
+	}
+	tn.changes[0].At = t0.Add(100 * time.Second)
+	exempt(h, hostOf, deaths, tn.changes, func(to string, _ time.Time) bool { return to == "h1-dup12" }, 15*time.Second)
+	if lost := lostRows(h, got); len(lost) != 0 {
+		t.Errorf("lost = %v after the replacement took over and uploaded, want none", lost)
+	}
+	// Refused: the holder never changed.
+	h = twoEpochs()
+	tn = &tenant{name: "t", hist: h}
+	tn.sawHolder("h1")
+	exempt(h, hostOf, deaths, tn.changes, func(to string, _ time.Time) bool { return to == "h1-dup12" }, 15*time.Second)
+	if lost := lostRows(h, got); len(lost) != 4 {
+		t.Errorf("lost = %v with the replacement refused, want 7-10", lost)
+	}
+	// A move between hosts is not recorded here (the claim's host shows
+	// it).
+	tn.sawHolder("h2")
+	if len(tn.changes) != 0 {
+		t.Errorf("changes = %+v, want none for h1 → h2", tn.changes)
+	}
+}

@@ -104,7 +104,9 @@ func schedule(seed uint64, d time.Duration, hosts, tenants int, kinds []string) 
 		case fFailover:
 			f.For = time.Duration(50+rnd.IntN(60)) * time.Second
 		case fDupHost:
-			f.For = 105 * time.Second
+			// 45 s partitioned, up to 40 s of watching, 30 s more
+			// partitioned, then both under one name.
+			f.For = 150 * time.Second
 		case fKill:
 			f.For = time.Duration(2+rnd.IntN(30)) * time.Second
 		case fMove:
@@ -317,11 +319,15 @@ func (h *harness) apply(ctx context.Context, f fault) func() {
 // dupHost plays an operator who counts a partitioned host dead and starts
 // its replacement under the same -host name (issue 17, case 4): the host
 // is black-holed; 45 s later (its heartbeat stale) a second process starts
-// under its name over restores of the tenants it holds, and the writers
-// use the replacement; 30 s later the partition heals, and both run under
-// one name for 30 s. Then the writers leave the replacement, it is stopped
-// (SIGTERM), its tenants are restored onto the host again and the writers
-// come back to it.
+// under its name over restores of the tenants it holds. The replacement
+// watches the old heartbeat for 40 s before it takes the name and adopts
+// the claims; the writers move to it only once it says it replicates
+// their tenant (holder), not when it starts: until then the claim is the
+// partitioned host's. 30 s after the replacement took the name (or 60 s
+// after it started, if it did not) the partition heals, and both run
+// under one name until the fault ends. Then the writers leave the
+// replacement, it is stopped (SIGTERM), its tenants are restored onto the
+// host again and the writers come back to it.
 func (h *harness) dupHost(ctx context.Context, f fault, r *replicator) func() {
 	ident := fmt.Sprintf("%s-dup%d", r.ident, f.ID)
 	r.mu.Lock()
@@ -339,6 +345,7 @@ func (h *harness) dupHost(ctx context.Context, f fault, r *replicator) func() {
 	})
 	var mu sync.Mutex
 	var d *replicator
+	var tookName bool // the replacement took the name: the original is fenced for good
 	stopped := make(chan struct{})
 	go func() {
 		select {
@@ -349,9 +356,9 @@ func (h *harness) dupHost(ctx context.Context, f fault, r *replicator) func() {
 		case <-time.After(45 * time.Second):
 		}
 		mu.Lock()
-		defer mu.Unlock()
 		var err error
 		if d, err = h.newReplicator(ident, r.host, h.cfg.Seed+uint64(f.ID)); err != nil {
+			mu.Unlock()
 			h.note("duphost: %v", err)
 			return
 		}
@@ -368,47 +375,39 @@ func (h *harness) dupHost(ctx context.Context, f fault, r *replicator) func() {
 		h.dupSpans[r.host] = append(h.dupSpans[r.host], interval{Start: time.Now()})
 		span := len(h.dupSpans[r.host]) - 1
 		h.mu.Unlock()
-		defer func() {
-			if !d.running() {
-				h.mu.Lock()
-				h.dupSpans[r.host][span].End = time.Now()
-				h.mu.Unlock()
-			}
-		}()
-		if err := h.start(d); err != nil {
+		err = h.start(d)
+		dup := d
+		mu.Unlock()
+		if err != nil {
 			h.note("duphost: %v", err)
 			return
 		}
-		// A replacement refused at its start leaves the writers where
-		// they are.
-		time.Sleep(3 * time.Second)
-		if !d.running() {
+		h.logFault("duphost: %s started under -host %s while %s is partitioned", ident, r.host, r.ident)
+		took := h.waitTookName(ctx, dup, stopped, 60*time.Second)
+		mu.Lock()
+		tookName = took
+		mu.Unlock()
+		var after time.Duration
+		switch {
+		case took:
+			h.logFault("duphost: %s took the name %s and replicates its tenants; the writers follow the claims", ident, r.host)
+			after = 30 * time.Second
+		case !dup.running():
+			h.mu.Lock()
+			h.dupSpans[r.host][span].End = time.Now()
+			h.mu.Unlock()
 			h.logFault("duphost: %s under -host %s refused at start: %s", ident, r.host, lastLogLine(filepath.Join(h.work, ident+".log")))
-			return
+		default:
+			h.logFault("duphost: %s under -host %s replicates nothing 60s after its start", ident, r.host)
 		}
-		h.mu.Lock()
-		h.hostIdent[r.host] = ident
-		h.mu.Unlock()
-		// For the exemptions: the partitioned slot's tenants now go on in
-		// the replacement, from what S3 held.
-		for _, t := range h.tenants {
-			if t.copyGen(ident) > 0 {
-				t.mu.Lock()
-				t.changes = append(t.changes, claimChange{At: time.Now(), From: r.ident, To: ident})
-				t.mu.Unlock()
-			}
+		select {
+		case <-ctx.Done():
+		case <-stopped:
+		case <-time.After(after):
+			// The heal runs on the injector's goroutine; this one only
+			// lifts the black hole, which the heal does again harmlessly.
+			h.healSoon(healHost)
 		}
-		h.logFault("duphost: %s started under -host %s while %s is partitioned; the writers use it", ident, r.host, r.ident)
-		go func() {
-			select {
-			case <-ctx.Done():
-			case <-stopped:
-			case <-time.After(30 * time.Second):
-				// The heal runs on the injector's goroutine; this one only
-				// lifts the black hole, which the heal does again harmlessly.
-				h.healSoon(healHost)
-			}
-		}()
 	}()
 	return once(func() {
 		close(stopped)
@@ -433,6 +432,20 @@ func (h *harness) dupHost(ctx context.Context, f fault, r *replicator) func() {
 			}
 		}
 		h.mu.Unlock()
+		// A process whose name was taken is fenced for good (it never
+		// writes again under a name another process used): the operator
+		// restarts it once the replacement is gone, before giving it the
+		// replacement's tenants. The slot counts as killed meanwhile, so
+		// that the supervisor does not take the stop for an exit.
+		restart := tookName && r.running()
+		if restart {
+			r.mu.Lock()
+			r.killed = true
+			r.mu.Unlock()
+			if !r.stop(60 * time.Second) {
+				h.note("duphost: %s did not exit within 60s of SIGTERM (killed)", r.ident)
+			}
+		}
 		for _, t := range h.tenants {
 			t.mu.Lock()
 			n := len(t.hist.epochs)
@@ -447,11 +460,40 @@ func (h *harness) dupHost(ctx context.Context, f fault, r *replicator) func() {
 			}
 			t.bumpGen(r.ident)
 		}
+		if restart {
+			if err := h.start(r); err != nil {
+				h.note("duphost: restart %s: %v", r.ident, err)
+			}
+		}
 		h.mu.Lock()
 		h.hostIdent[r.host] = r.ident
 		h.mu.Unlock()
-		h.logFault("healed: %s (%s stopped, clean exit %t; its tenants restored onto %s)", f, ident, clean, r.ident)
+		h.logFault("healed: %s (%s stopped, clean exit %t; its tenants restored onto %s; %s restarted: %t)", f, ident, clean, r.ident, r.ident, restart)
 	})
+}
+
+// waitTookName waits until the replacement d says in /status that it
+// replicates a tenant (it took the host name and adopted the claims), it
+// exits, the fault ends, or timeout passes; it reports whether it did.
+func (h *harness) waitTookName(ctx context.Context, d *replicator, stopped <-chan struct{}, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) && d.running() {
+		if st, err := d.pollStatus(ctx); err == nil {
+			for _, s := range st {
+				if s.State == "replicating" || s.State == "sleeping" {
+					return true
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-stopped:
+			return false
+		case <-time.After(time.Second):
+		}
+	}
+	return false
 }
 
 // healSoon queues a heal for the injector's goroutine, which runs every

@@ -78,11 +78,14 @@ type replicator struct {
 	killed  bool
 	// managed slots are started again when their process exits by
 	// itself, as a service manager does; exitSeen is when it was noticed.
-	managed  bool
-	exitSeen time.Time
-	status   map[string]tenantStatus // last /status, by tenant
-	statAt   time.Time
-	active   map[int]faultproxy.Faults // proxy faults in force, by fault id
+	managed   bool
+	exitSeen  time.Time
+	startedAt time.Time
+	// status is the last /status of the current process, by tenant (reset
+	// when a process starts: a new process has said nothing yet).
+	status map[string]tenantStatus
+	statAt time.Time
+	active map[int]faultproxy.Faults // proxy faults in force, by fault id
 }
 
 // tenantStatus is what /status says of one tenant.
@@ -243,6 +246,7 @@ func (h *harness) start(r *replicator) error {
 	h.mu.Unlock()
 	r.mu.Lock()
 	r.cmd, r.done, r.stopped, r.killed = cmd, done, false, false
+	r.startedAt, r.status = time.Now(), nil
 	r.mu.Unlock()
 	return nil
 }
@@ -365,13 +369,6 @@ func (r *replicator) pollStatus(ctx context.Context) (map[string]tenantStatus, e
 	return out, nil
 }
 
-// lastState is the state /status last gave for tenant, "" if unknown.
-func (r *replicator) lastState(tenant string) string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.status[tenant].State
-}
-
 // rep returns the slot named ident.
 func (h *harness) rep(ident string) *replicator {
 	h.mu.Lock()
@@ -379,58 +376,134 @@ func (h *harness) rep(ident string) *replicator {
 	return h.reps[ident]
 }
 
-// holderHost reads the tenant's claim straight from S3: the host it
-// names, "" when there is none.
-func (h *harness) holderHost(ctx context.Context, tenant string) (string, error) {
+// lockClaim is what the harness reads of a tenant's lock.json: the host
+// it names and the process that wrote it.
+type lockClaim struct {
+	Host string `json:"host"`
+	PID  int    `json:"pid"`
+}
+
+// readLock reads the tenant's claim straight from S3; a zero lockClaim
+// when there is none.
+func (h *harness) readLock(ctx context.Context, tenant string) (lockClaim, error) {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
+	var c lockClaim
 	out, err := h.api.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(prefix + tenant + "/lock.json")})
 	if err != nil {
 		if hosts.IsNotFound(err) {
-			return "", nil
+			return c, nil
 		}
-		return "", err
+		return c, err
 	}
 	defer out.Body.Close()
-	var c struct {
-		Host string `json:"host"`
-	}
 	if err := json.NewDecoder(io.LimitReader(out.Body, 1<<16)).Decode(&c); err != nil {
-		return "", fmt.Errorf("decode lock.json of %s: %w", tenant, err)
+		return lockClaim{}, fmt.Errorf("decode lock.json of %s: %w", tenant, err)
 	}
 	if t := h.tenant(tenant); t != nil {
 		t.sawClaim(c.Host)
 	}
-	return c.Host, nil
+	return c, nil
 }
 
-// holder is the slot the writers use for the tenant now: the identity of
-// the host its claim names, if that slot has a copy of the tenant and its
-// process last said it replicates the tenant (replicating, sleeping, or
-// lease lost while its heartbeat fails), or cannot say (stopped, killed,
-// not asked yet). A host that holds the claim while it starts or finds
-// its copy diverged is not replicating it: an application would not be
-// sent there.
+// holderHost is the host the tenant's claim names, "" when there is none.
+func (h *harness) holderHost(ctx context.Context, tenant string) (string, error) {
+	c, err := h.readLock(ctx, tenant)
+	return c.Host, err
+}
+
+// holderCand is one process slot under the host a claim names, as the
+// harness last saw it.
+type holderCand struct {
+	Ident   string
+	HasCopy bool      // the slot's folder has a copy of the tenant
+	State   string    // what its process last said of the tenant in /status, "" if nothing
+	Exited  bool      // its process exited by itself (refused, or stopped by the harness)
+	Started time.Time // when its current process started
+}
+
+// pickHolder chooses, among the slots running under the host a claim
+// names, the one whose process holds the tenant: the one that says it
+// replicates it (replicating, sleeping, or lease lost while its heartbeat
+// fails) in a /status of its current process, or that said so before a
+// fault stopped or killed it. Several processes run under one -host only
+// when a second one took the name (claims name the host, and the
+// replacement adopts them as they are), and the replacement then holds
+// every claim: the newest process wins. A process that says nothing of
+// the tenant (still watching the old heartbeat, refused, starting) does
+// not hold it, even though the claim names its host: an application would
+// not be sent there.
+func pickHolder(cands []holderCand) string {
+	best := -1
+	for i, c := range cands {
+		if !c.HasCopy || c.Exited {
+			continue
+		}
+		switch c.State {
+		case "replicating", "sleeping", "lease lost (retrying)":
+		default:
+			continue
+		}
+		if best < 0 || c.Started.After(cands[best].Started) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return ""
+	}
+	return cands[best].Ident
+}
+
+// holder is the slot the writers use for the tenant now (pickHolder over
+// the slots under the host its claim names), "" when none or while the
+// harness holds the writers off that host. A change of process under one
+// host name is recorded as a claim change for the exemptions.
 func (h *harness) holder(ctx context.Context, t *tenant) (string, error) {
-	host, err := h.holderHost(ctx, t.name)
-	if err != nil || host == "" {
+	c, err := h.readLock(ctx, t.name)
+	if err != nil || c.Host == "" {
 		return "", err
 	}
 	h.mu.Lock()
-	ident := h.hostIdent[host]
-	r := h.reps[ident]
+	paused := h.hostIdent[c.Host] == ""
+	var reps []*replicator
+	for _, r := range h.reps {
+		if r.host == c.Host {
+			reps = append(reps, r)
+		}
+	}
 	h.mu.Unlock()
-	if r == nil {
+	if paused {
 		return "", nil
 	}
-	if _, err := os.Stat(t.path(r)); err != nil {
-		return "", nil
+	var cands []holderCand
+	for _, r := range reps {
+		_, statErr := os.Stat(t.path(r))
+		cands = append(cands, r.candidate(t.name, statErr == nil))
 	}
-	switch r.lastState(t.name) {
-	case "replicating", "sleeping", "lease lost (retrying)", "":
-		return ident, nil
+	ident := pickHolder(cands)
+	if ident != "" {
+		t.sawHolder(ident)
 	}
-	return "", nil
+	return ident, nil
+}
+
+// candidate is the slot as a holder candidate for tenant.
+func (r *replicator) candidate(tenant string, hasCopy bool) holderCand {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := holderCand{Ident: r.ident, HasCopy: hasCopy, State: r.status[tenant].State, Started: r.startedAt}
+	if r.cmd == nil {
+		c.Exited = true
+		return c
+	}
+	select {
+	case <-r.done:
+		// Killed by a fault: it said what it last said. Exited by
+		// itself: it holds nothing.
+		c.Exited = !r.killed
+	default:
+	}
+	return c
 }
 
 // listTXIDs lists a tenant's LTX files and returns the max TXID of each,

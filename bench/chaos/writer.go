@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -28,8 +29,9 @@ type tenant struct {
 	ops chan func(ctx context.Context, w *writer)
 
 	// changes are the claim's holders as seen (every read of lock.json).
-	changes   []claimChange
-	lastClaim string
+	changes    []claimChange
+	lastClaim  string
+	lastHolder string // the slot the writers last found holding it
 
 	// confirmed rows were seen in a restore of the replica (invariant 3).
 	confirmed   map[int64]bool
@@ -356,6 +358,26 @@ func (t *tenant) sawClaim(host string) {
 		t.changes = append(t.changes, claimChange{At: time.Now(), From: t.lastClaim, To: host})
 		t.lastClaim = host
 	}
+}
+
+// sawHolder records the slot holder found holding the tenant. A change
+// between two processes under one host name (a replacement started under
+// a partitioned host's -host took its claims as they were) is a claim
+// change that no read of lock.json shows.
+func (t *tenant) sawHolder(ident string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	prev := t.lastHolder
+	t.lastHolder = ident
+	if prev != "" && prev != ident && hostOfIdent(prev) == hostOfIdent(ident) {
+		t.changes = append(t.changes, claimChange{At: time.Now(), From: prev, To: ident})
+	}
+}
+
+// hostOfIdent is the -host of a slot: h1 for h1 and for h1-dup12.
+func hostOfIdent(ident string) string {
+	host, _, _ := strings.Cut(ident, "-dup")
+	return host
 }
 
 // refreshStandby gives a host a current copy of a tenant it stands by

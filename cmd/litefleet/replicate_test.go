@@ -245,7 +245,6 @@ func TestReplicateFailsFastWithOneLine(t *testing.T) {
 	}{
 		{"missing bucket", testpeer.CredEnv(srv), []string{"replicate", "-dsn", path, "-bucket", "no-such-bucket", "-endpoint", srv.Endpoint}, 1, `bucket "no-such-bucket" does not exist`},
 		{"wrong credentials", badCreds, replicateArgs(srv, conn, "-dsn", path), 1, "refused the credentials"},
-		{"unreachable endpoint", testpeer.CredEnv(srv), []string{"replicate", "-dsn", path, "-bucket", conn.Bucket, "-endpoint", deadEndpoint}, 1, "cannot reach S3"},
 		{"no database", testpeer.CredEnv(srv), replicateArgs(srv, conn, "-dsn", filepath.Join(t.TempDir(), guid1+".db")), 1, "no database at"},
 		{"not a database", testpeer.CredEnv(srv), replicateArgs(srv, conn, "-dsn", "/etc/hostname"), 1, "not an SQLite database"},
 		{"invalid -db-name", testpeer.CredEnv(srv), replicateArgs(srv, conn, "-dsn", path, "-db-name", "Bad Name"), 2, "-db-name"},
@@ -276,6 +275,21 @@ func TestReplicateFailsFastWithOneLine(t *testing.T) {
 			}
 		})
 	}
+
+	// An unreachable endpoint is no mistake to exit on: a service started
+	// again before the network or the server is up (after a SIGKILL, a
+	// reboot) says so and keeps asking, with backoff, until S3 answers or
+	// it is stopped.
+	t.Run("unreachable endpoint", func(t *testing.T) {
+		p := startLitefleet(t, testpeer.CredEnv(srv), "replicate", "-dsn", path, "-bucket", conn.Bucket, "-endpoint", deadEndpoint)
+		p.WaitFor(`(?s)S3 not reachable at start: retrying.*cannot reach S3.*S3 not reachable at start: retrying`, 20*time.Second)
+		if code := p.Stop(20 * time.Second); code == 0 {
+			t.Errorf("exit 0 after SIGTERM before the start completed:\n%s", p.Out.String())
+		}
+		if out := p.Out.String(); strings.Contains(out, srv.SecretKey) {
+			t.Fatalf("output leaks a secret:\n%s", out)
+		}
+	})
 }
 
 // TestReplicateHonoursAWSCABundle runs litefleet against S3 behind TLS with

@@ -1,0 +1,100 @@
+package hosts_test
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/litefleet/litefleet/hosts"
+)
+
+// TestRecordDroppedAfterGap: a host's record never stands beside a beat
+// that follows a gap in its heartbeat. Readers pair the record with the
+// heartbeat's age; chaos seed 22 caught ls -json saying in sync from the
+// record a replicator wrote before a 41 s SIGSTOP, paired with the beat it
+// made on SIGCONT, while the application had written for 41 s. So the
+// first beat of a process deletes the record an ended process left, a
+// beat after a missed one deletes this process's own, and a beat on time
+// leaves it; the record is written again on the next Publish
+// (RecordDropped says one is due).
+func TestRecordDroppedAfterGap(t *testing.T) {
+	ctx := context.Background()
+	b := newBucket(t)
+	c := &clock{now: time.Now()}
+	timing := hosts.Timing{BeatEvery: time.Minute, FenceAfter: 2 * time.Minute, DeadAfter: 3 * time.Minute, WriteMargin: time.Second}
+	recordExists := func() bool {
+		t.Helper()
+		r, err := hosts.ReadRecord(ctx, b.api, b.name, "web-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r != nil
+	}
+	// An ended process's record, saying a tenant was in sync.
+	old, _ := hosts.EncodeRecord(&hosts.Record{Host: "web-1", At: c.Now(), Tenants: []hosts.TenantRecord{{Name: "a", State: "sleeping", Local: 7, Replicated: 7}}})
+	if _, err := b.api.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(b.name), Key: aws.String(hosts.RecordKey("web-1")), Body: bytes.NewReader(old)}); err != nil {
+		t.Fatal(err)
+	}
+	bt, err := hosts.New(hosts.Options{API: b.api, Bucket: b.name, Host: "web-1", Timing: timing, Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr := bt.ProbeConditional(ctx); !tr.OK {
+		t.Fatalf("probe: %+v", tr)
+	}
+	if err := bt.Beat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if recordExists() || !bt.RecordDropped() {
+		t.Fatalf("after a process's first beat: the ended process's record is still there (dropped %v)", bt.RecordDropped())
+	}
+	publish := func() {
+		t.Helper()
+		if err := bt.Publish(ctx, &hosts.Record{At: c.Now(), Tenants: []hosts.TenantRecord{{Name: "a", State: "sleeping", Local: 9, Replicated: 9}}}); err != nil {
+			t.Fatal(err)
+		}
+		if bt.RecordDropped() {
+			t.Fatal("RecordDropped after a Publish")
+		}
+	}
+	publish()
+
+	// On time: the record stays.
+	c.Add(timing.BeatEvery)
+	if err := bt.Beat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !recordExists() || bt.RecordDropped() {
+		t.Fatal("a beat on time deleted the record")
+	}
+
+	// A beat missed (the process was paused): the record goes before the
+	// beat lands.
+	c.Add(timing.BeatEvery * 2)
+	if err := bt.Beat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if recordExists() || !bt.RecordDropped() {
+		t.Fatalf("a beat after a gap left the record written before it (dropped %v)", bt.RecordDropped())
+	}
+	publish()
+	if !recordExists() {
+		t.Fatal("no record after Publish")
+	}
+
+	// Another process wrote the record meanwhile (it took the name): a
+	// beat after a gap leaves that one alone.
+	other, _ := hosts.EncodeRecord(&hosts.Record{Host: "web-1", PID: 1, At: c.Now()})
+	if _, err := b.api.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(b.name), Key: aws.String(hosts.RecordKey("web-1")), Body: bytes.NewReader(other)}); err != nil {
+		t.Fatal(err)
+	}
+	c.Add(timing.BeatEvery * 2)
+	_ = bt.Beat(ctx) // refused or not: the heartbeat is this process's still
+	if !recordExists() {
+		t.Fatal("a beat after a gap deleted another process's record")
+	}
+}
