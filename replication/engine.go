@@ -219,6 +219,10 @@ type Engine struct {
 	// re-reads a slice of it per beat as a safety net (recordSweepLocked).
 	all       []*tenant
 	recCursor int
+	// seededAt is when the start listing (seed.go) was last made, and
+	// reseeding says one is under way.
+	seededAt  time.Time
+	reseeding bool
 	// began is when the engine was made: a tenant not started yet whose
 	// files changed since has data to upload (hot).
 	began    time.Time
@@ -316,6 +320,9 @@ func (e *Engine) Start(ctx context.Context) error {
 		}
 	}
 	e.seedFleet(ctx, tenants)
+	e.mu.Lock()
+	e.seededAt = time.Now()
+	e.mu.Unlock()
 	for _, t := range tenants {
 		e.watch.add(t.path)
 	}
@@ -512,6 +519,9 @@ type tenant struct {
 	// seed is what the start listing said of the tenant, used once.
 	seed   *seedTenant
 	seedAt time.Time
+	// starts counts the tenant's start jobs: a listing made across one is
+	// not its seed.
+	starts uint64
 	// pages is the replicated state's page table while the tenant is open;
 	// a sleeping tenant's is saved beside its database.
 	pages *pageTable

@@ -296,6 +296,7 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 	}
 	e.mu.Lock()
 	t.bucket = b
+	t.starts++
 	t.sleptWithOK = false // its files are judged from here on, not at a wake
 	if t.api == nil {
 		e.mu.Unlock()

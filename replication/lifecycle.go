@@ -68,6 +68,7 @@ func (e *Engine) tick() {
 	}
 	e.publishLocked(now)
 	e.watchHoldersLocked(now)
+	e.reseedLocked(now)
 	for t := range e.awake {
 		if t.busy || t.run == nil {
 			continue
