@@ -138,7 +138,7 @@ func (hr *hostRecords) read(ctx context.Context, api s3browse.API, conn s3browse
 			continue
 		}
 		g.Go(func() error {
-			r, err := hosts.ReadRecord(gctx, api, conn.Bucket, h.Name)
+			r, err := hosts.ReadListed(gctx, api, conn.Bucket, h)
 			if err != nil && gctx.Err() == nil {
 				errs[i] = err
 				return nil

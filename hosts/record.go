@@ -154,9 +154,19 @@ func (e *RecordError) Error() string {
 // in: its announced length, its stored bytes as they arrive, then their
 // expansion, before any tenant is decoded (decodeRecord).
 func ReadRecord(ctx context.Context, api Getter, bucket, host string) (*Record, error) {
+	return readRecord(ctx, api, bucket, host, true)
+}
+
+// ReadListed is ReadRecord for a host as a listing (List) showed it: its
+// delta record is read only when the listing showed one.
+func ReadListed(ctx context.Context, api Getter, bucket string, h HostInfo) (*Record, error) {
+	return readRecord(ctx, api, bucket, h.Name, h.HasDelta)
+}
+
+func readRecord(ctx context.Context, api Getter, bucket, host string, withDelta bool) (*Record, error) {
 	for attempt := 0; ; attempt++ {
 		full, err := readRecordKey(ctx, api, bucket, host, RecordKey(host))
-		if err != nil || full == nil {
+		if err != nil || full == nil || !withDelta {
 			return full, err
 		}
 		delta, err := readRecordKey(ctx, api, bucket, host, DeltaKey(host))
