@@ -112,9 +112,9 @@ type hostRecords struct {
 }
 
 type cachedRecord struct {
-	at   time.Time
-	size int64
-	rec  *hosts.Record
+	at, deltaAt     time.Time
+	size, deltaSize int64
+	rec             *hosts.Record
 	// refused is why the record was refused (*hosts.RecordError): kept
 	// so that a hostile record is not fetched and decoded again at every
 	// refresh while it stays the same.
@@ -145,12 +145,12 @@ func (hr *hostRecords) read(ctx context.Context, api s3browse.API, conn s3browse
 		if !h.HasRecord {
 			continue
 		}
-		if c, ok := hr.cache[h.Name]; ok && c.at.Equal(h.RecordAt) && c.size == h.RecordSize {
+		if c, ok := hr.cache[h.Name]; ok && c.at.Equal(h.RecordAt) && c.size == h.RecordSize && c.deltaAt.Equal(h.DeltaAt) && c.deltaSize == h.DeltaSize {
 			recs[i], errs[i] = c.rec, c.refused
 			continue
 		}
 		g.Go(func() error {
-			r, err := hosts.ReadRecord(gctx, api, conn.Bucket, h.Name)
+			r, err := hosts.ReadListed(gctx, api, conn.Bucket, h)
 			if err != nil && gctx.Err() == nil {
 				errs[i] = err
 				return nil
@@ -178,7 +178,7 @@ func (hr *hostRecords) read(ctx context.Context, api s3browse.API, conn s3browse
 			// Said as it is: it is about the record, not about S3. Its
 			// host's tenants are listed from S3, as if it had none.
 			hs.Error = errs[i].Error()
-			hr.cache[h.Name] = cachedRecord{at: h.RecordAt, size: h.RecordSize, refused: errs[i]}
+			hr.cache[h.Name] = cachedRecord{at: h.RecordAt, size: h.RecordSize, deltaAt: h.DeltaAt, deltaSize: h.DeltaSize, refused: errs[i]}
 		case errs[i] != nil:
 			hs.Error = s3browse.Explain(errs[i], conn).Error()
 		}
@@ -187,11 +187,17 @@ func (hr *hostRecords) read(ctx context.Context, api s3browse.API, conn s3browse
 			summaries = append(summaries, hs)
 			continue
 		}
-		hr.cache[h.Name] = cachedRecord{at: h.RecordAt, size: h.RecordSize, rec: r}
+		hr.cache[h.Name] = cachedRecord{at: h.RecordAt, size: h.RecordSize, deltaAt: h.DeltaAt, deltaSize: h.DeltaSize, rec: r}
 		hs.Version, hs.Started = r.Version, r.Started
 		// The record's age by S3's clock: the heartbeat's age plus how
-		// much older the record is than the heartbeat.
-		recordAge := max(age+h.LastBeat.Sub(h.RecordAt), 0)
+		// much older the record (its delta, when one was applied) is than
+		// the heartbeat.
+		written := h.RecordAt
+		if r.Delta && h.HasDelta {
+			written = h.DeltaAt
+		}
+		recordAge := max(age+h.LastBeat.Sub(written), 0)
+		hs.RecordAt = written
 		for _, t := range r.Tenants {
 			if t.Prefix != prefix || s3browse.CheckName(t.Name) != nil {
 				continue

@@ -31,7 +31,11 @@ type HostInfo struct {
 	HasRecord  bool      `json:"has_record,omitempty"`
 	RecordSize int64     `json:"record_size,omitempty"`
 	RecordAt   time.Time `json:"record_at,omitzero"`
-	listedAt   time.Time // local clock at the listing
+	// HasDelta says a delta record is beside it (see DeltaKey).
+	HasDelta  bool      `json:"has_delta,omitempty"`
+	DeltaSize int64     `json:"delta_size,omitempty"`
+	DeltaAt   time.Time `json:"delta_at,omitzero"`
+	listedAt  time.Time // local clock at the listing
 }
 
 // AgeAt is the heartbeat's age at local time now.
@@ -60,7 +64,7 @@ func List(ctx context.Context, api Lister, bucket string, now func() time.Time) 
 		now = time.Now
 	}
 	out := map[string]HostInfo{}
-	records := map[string]types.Object{}
+	records, deltas := map[string]types.Object{}, map[string]types.Object{}
 	in := &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(HostsPrefix)}
 	for {
 		page, err := api.ListObjectsV2(ctx, in)
@@ -77,8 +81,10 @@ func List(ctx context.Context, api Lister, bucket string, now func() time.Time) 
 					Version: Version(aws.ToString(o.ETag), lm, aws.ToInt64(o.Size))}
 				continue
 			}
-			if rest, ok := cutRecord(key); ok {
+			if rest, ok := cutRecord(key, "/record.json.gz"); ok {
 				records[rest] = o
+			} else if rest, ok := cutRecord(key, "/record.delta.json.gz"); ok {
+				deltas[rest] = o
 			}
 		}
 		if !aws.ToBool(page.IsTruncated) || page.NextContinuationToken == nil {
@@ -92,15 +98,21 @@ func List(ctx context.Context, api Lister, bucket string, now func() time.Time) 
 			out[host] = h
 		}
 	}
+	for host, o := range deltas {
+		if h, ok := out[host]; ok {
+			h.HasDelta, h.DeltaSize, h.DeltaAt = true, aws.ToInt64(o.Size), aws.ToTime(o.LastModified).UTC()
+			out[host] = h
+		}
+	}
 	return out, nil
 }
 
-func cutRecord(key string) (string, bool) {
+func cutRecord(key, suffix string) (string, bool) {
 	rest, ok := strings.CutPrefix(key, HostsPrefix)
 	if !ok {
 		return "", false
 	}
-	host, ok := strings.CutSuffix(rest, "/record.json.gz")
+	host, ok := strings.CutSuffix(rest, suffix)
 	if !ok || ValidateHost(host) != nil {
 		return "", false
 	}

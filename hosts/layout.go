@@ -11,6 +11,7 @@
 //
 //	.litefleet/hosts/<host>/heartbeat.json   written every BeatEvery
 //	.litefleet/hosts/<host>/record.json.gz   the host record, when it changes
+//	.litefleet/hosts/<host>/record.delta.json.gz   what changed since it (a large fleet's)
 //	.litefleet/archive/<prefix>/<tenant>.at-<time>/...  history kept by -takeover
 //	.litefleet/archive/<prefix>/<tenant>.stray-<time>[-2]/...  stray files moved out
 //
@@ -74,6 +75,10 @@ func TenantPath(prefix, tenant string) string {
 	}
 	return tenant
 }
+
+// DeltaKey is the key of a host's delta record: the entries that changed
+// since its record (see Record.Base).
+func DeltaKey(host string) string { return HostsPrefix + host + "/record.delta.json.gz" }
 
 // ArchivePrefix is where -takeover keeps a tenant's replaced history, as
 // a tenant of its own named TENANT.at-TIME in the prefix

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,6 +22,12 @@ import (
 // tenant's state and lag without listing every tenant's objects. It is
 // written beside the heartbeat, gzipped, when it changes and at most once
 // per BeatEvery; its short JSON keys keep it under 100 bytes a tenant.
+//
+// A large fleet's record is not rewritten whole for a few changes: a delta
+// record (DeltaKey) beside it carries only the entries that changed since
+// (Base names the record it applies to), and the record is written whole
+// again when the delta grows. ReadRecord applies the delta; a reader that
+// knows no deltas reads the record alone, older but whole.
 type Record struct {
 	Host    string         `json:"host"`
 	Machine string         `json:"machine,omitempty"`
@@ -29,6 +36,12 @@ type Record struct {
 	Started time.Time      `json:"started"`
 	At      time.Time      `json:"at"`
 	Tenants []TenantRecord `json:"tenants"`
+	// Base is set in a delta record only: the At of the record it applies
+	// to. Its Tenants replace or add entries (by prefix and name), and an
+	// entry with Gone removes one.
+	Base time.Time `json:"base,omitzero"`
+	// Delta says ReadRecord applied a delta record: At is the delta's.
+	Delta bool `json:"-"`
 }
 
 // RecordPrefix is how a record names the prefix its tenants sit under
@@ -67,6 +80,8 @@ type TenantRecord struct {
 	// verdict word.
 	VerifiedAt int64  `json:"v,omitempty"`
 	Verdict    string `json:"w,omitempty"`
+	// Gone, in a delta record: the tenant left the host's record.
+	Gone bool `json:"x,omitempty"`
 }
 
 // Limits on a host record read back from S3, checked while it is read
@@ -90,11 +105,15 @@ const (
 	maxRecordValue = 1 << 20
 )
 
-// Publish writes this host's record.
+// Publish writes this host's record; with r.Base set, its delta record.
 func (b *Beater) Publish(ctx context.Context, r *Record) error {
 	r.Host, r.Machine, r.PID, r.Started = b.opt.Host, b.machine, os.Getpid(), b.started.UTC()
 	if r.Version == "" {
 		r.Version = b.opt.Version
+	}
+	key := RecordKey(b.opt.Host)
+	if !r.Base.IsZero() {
+		key = DeltaKey(b.opt.Host)
 	}
 	body, err := EncodeRecord(r)
 	if err != nil {
@@ -103,15 +122,18 @@ func (b *Beater) Publish(ctx context.Context, r *Record) error {
 	rctx, cancel := context.WithTimeout(ctx, b.opt.Requests)
 	defer cancel()
 	out, err := b.opt.API.PutObject(rctx, &s3.PutObjectInput{
-		Bucket: aws.String(b.opt.Bucket), Key: aws.String(RecordKey(b.opt.Host)),
+		Bucket: aws.String(b.opt.Bucket), Key: aws.String(key),
 		Body: bytes.NewReader(body), ContentType: aws.String("application/gzip"),
 	})
 	if err != nil {
-		return fmt.Errorf("write host record %s: %w", RecordKey(b.opt.Host), err)
+		return fmt.Errorf("write host record %s: %w", key, err)
 	}
-	b.mu.Lock()
-	b.recordETag, b.recordDropped = aws.ToString(out.ETag), false
-	b.mu.Unlock()
+	if r.Base.IsZero() {
+		// The record itself, not a delta: what dropStaleRecord may delete.
+		b.mu.Lock()
+		b.recordETag, b.recordDropped = aws.ToString(out.ETag), false
+		b.mu.Unlock()
+	}
 	return nil
 }
 
@@ -141,20 +163,57 @@ func (e *RecordError) Error() string {
 		printable(e.Host), e.Why, RecordKey(e.Host), printable(e.Host))
 }
 
-// ReadRecord reads a host's record; nil when it has none. A record over a
+// ReadRecord reads a host's record, with its delta record applied when
+// there is one for it; nil when it has none. A record (or delta) over a
 // limit (MaxRecordBytes, MaxRecordExpanded, MaxRecordTenants) or not a
 // record is a *RecordError. The limits are checked as the record streams
 // in: its announced length, its stored bytes as they arrive, then their
 // expansion, before any tenant is decoded (decodeRecord).
-func ReadRecord(ctx context.Context, api interface {
-	GetObject(ctx context.Context, params *s3.GetObjectInput, optFns ...func(*s3.Options)) (*s3.GetObjectOutput, error)
-}, bucket, host string) (*Record, error) {
-	out, err := api.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(RecordKey(host))})
+func ReadRecord(ctx context.Context, api Getter, bucket, host string) (*Record, error) {
+	return readRecord(ctx, api, bucket, host, true)
+}
+
+// ReadListed is ReadRecord for a host as a listing (List) showed it: its
+// delta record is read only when the listing showed one.
+func ReadListed(ctx context.Context, api Getter, bucket string, h HostInfo) (*Record, error) {
+	return readRecord(ctx, api, bucket, h.Name, h.HasDelta)
+}
+
+func readRecord(ctx context.Context, api Getter, bucket, host string, withDelta bool) (*Record, error) {
+	for attempt := 0; ; attempt++ {
+		full, err := readRecordKey(ctx, api, bucket, host, RecordKey(host))
+		if err != nil || full == nil || !withDelta {
+			return full, err
+		}
+		delta, err := readRecordKey(ctx, api, bucket, host, DeltaKey(host))
+		var refused *RecordError
+		switch {
+		case errors.As(err, &refused):
+			// The record stands alone, older: the delta is refused, as a
+			// record would be.
+			return full, nil
+		case err != nil:
+			return nil, err
+		case delta == nil || delta.Base.IsZero() || !delta.At.After(full.At):
+			return full, nil // none, or older than the record: it is in it
+		case delta.Base.Equal(full.At):
+			return applyDelta(full, delta, host)
+		case attempt == 0:
+			// A newer record was written after this one was read: read
+			// it again, once.
+			continue
+		}
+		return full, nil
+	}
+}
+
+func readRecordKey(ctx context.Context, api Getter, bucket, host, key string) (*Record, error) {
+	out, err := api.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
 	if err != nil {
 		if IsNotFound(err) {
 			return nil, nil
 		}
-		return nil, fmt.Errorf("read %s: %w", RecordKey(host), err)
+		return nil, fmt.Errorf("read %s: %w", key, err)
 	}
 	defer out.Body.Close()
 	n := aws.ToInt64(out.ContentLength)
@@ -162,6 +221,40 @@ func ReadRecord(ctx context.Context, api interface {
 		return nil, &RecordError{Host: host, Why: fmt.Sprintf("is %s gzipped, over %s", mib(n), mib(MaxRecordBytes))}
 	}
 	return decodeRecord(out.Body, n, host)
+}
+
+// applyDelta returns full with delta's entries in place of, or beside,
+// its own (by prefix and name), and its Gone entries removed. The result
+// is bounded as a record is (MaxRecordTenants).
+func applyDelta(full, delta *Record, host string) (*Record, error) {
+	type key struct{ prefix, name string }
+	at := make(map[key]int, len(full.Tenants))
+	for i, t := range full.Tenants {
+		at[key{t.Prefix, t.Name}] = i
+	}
+	out := *full
+	out.Tenants = slices.Clone(full.Tenants)
+	gone := false
+	for _, d := range delta.Tenants {
+		k := key{d.Prefix, d.Name}
+		i, ok := at[k]
+		switch {
+		case ok:
+			out.Tenants[i] = d
+			gone = gone || d.Gone
+		case !d.Gone:
+			if len(out.Tenants) >= MaxRecordTenants {
+				return nil, &RecordError{Host: host, Why: fmt.Sprintf("lists over %d tenants with its delta", MaxRecordTenants)}
+			}
+			at[k] = len(out.Tenants)
+			out.Tenants = append(out.Tenants, d)
+		}
+	}
+	if gone {
+		out.Tenants = slices.DeleteFunc(out.Tenants, func(t TenantRecord) bool { return t.Gone })
+	}
+	out.At, out.Delta = delta.At, true
+	return &out, nil
 }
 
 // decodeRecord reads a stored record from body (gzipped JSON), checking
@@ -320,6 +413,8 @@ func decodeRecordJSON(dec *json.Decoder, cr *capReader, r *Record) error {
 			dst = &r.Started
 		case strings.EqualFold(key, "at"):
 			dst = &r.At
+		case strings.EqualFold(key, "base"):
+			dst = &r.Base
 		default:
 			dst = &json.RawMessage{} // a newer writer's field: skipped, within the window
 		}

@@ -206,12 +206,33 @@ type Engine struct {
 	buckets map[string]*bucket
 	clients s3browse.Clients
 	stores  map[time.Duration]*litestream.Store
-	ready   []*tenant // need a job now, in order
+	// ready holds the tenants that need a job now, in order, and urgent
+	// those among them with data to upload (a write seen, an open
+	// tenant's job): urgent ones go first, and bulk ones (first starts of
+	// idle tenants, retries) never take every job slot (see schedule).
+	ready   []*tenant
+	urgent  []*tenant
+	bulkRun int // bulk jobs in flight
 	timers  timerHeap
-	// gen counts changes a host record may show (states, jobs queued and
-	// done): an idle fleet's record is not rebuilt every tick to find
-	// that nothing changed.
-	gen      uint64
+	// Kept as tenants change, so that no hot path walks every tenant:
+	// how many are in each state (awaitFirst), which have a job in
+	// flight, which are leased elsewhere (watchHoldersLocked), and which
+	// changed since the host record last looked at them (publishLocked).
+	counts   map[State]int
+	busySet  map[*tenant]bool
+	leased   map[*tenant]bool
+	recDirty map[*tenant]bool
+	// all lists every tenant once, in the order added: the host record
+	// re-reads a slice of it per beat as a safety net (recordSweepLocked).
+	all       []*tenant
+	recCursor int
+	// seededAt is when the start listing (seed.go) was last made, and
+	// reseeding says one is under way.
+	seededAt  time.Time
+	reseeding bool
+	// began is when the engine was made: a tenant not started yet whose
+	// files changed since has data to upload (hot).
+	began    time.Time
 	awake    map[*tenant]bool
 	takeover map[string]bool
 	fallback string // the host name when another process here uses Host
@@ -246,6 +267,11 @@ func New(opt Options, src Source) (*Engine, error) {
 		stores:     map[time.Duration]*litestream.Store{},
 		awake:      map[*tenant]bool{},
 		takeover:   map[string]bool{},
+		counts:     map[State]int{},
+		busySet:    map[*tenant]bool{},
+		leased:     map[*tenant]bool{},
+		recDirty:   map[*tenant]bool{},
+		began:      time.Now(),
 	}
 	for _, name := range opt.Takeover {
 		e.takeover[fleet.PrefixKey(name)] = true
@@ -300,6 +326,9 @@ func (e *Engine) Start(ctx context.Context) error {
 		}
 	}
 	e.seedFleet(ctx, tenants)
+	e.mu.Lock()
+	e.seededAt = time.Now()
+	e.mu.Unlock()
 	for _, t := range tenants {
 		e.watch.add(t.path)
 	}
@@ -357,11 +386,24 @@ func (e *StartError) Error() string {
 	return fmt.Sprintf("no database can replicate (%s): see the lines above", strings.Join(parts, ", "))
 }
 
-// awaitFirst waits for every tenant's first verdict.
+// awaitFirst waits for every tenant's first verdict. It polls the count
+// of starting tenants, kept as states change: the fleet's status is built
+// once, when none is left.
 func (e *Engine) awaitFirst(ctx context.Context) error {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
+		e.mu.Lock()
+		starting := e.counts[StateStarting]
+		e.mu.Unlock()
+		if starting > 0 {
+			select {
+			case <-ctx.Done():
+				return nil // stopping before every tenant started is no error
+			case <-tick.C:
+			}
+			continue
+		}
 		st := e.Status()
 		open := e.openWithClaim()
 		starting, ok := 0, 0
@@ -443,13 +485,17 @@ func (t *tenant) notePending(local, repl uint64, now time.Time) {
 // tenant is one database the engine knows, and everything it knows of it.
 // Fields are guarded by Engine.mu; a job owns the tenant while busy.
 type tenant struct {
-	key    string // PrefixKey of endpoint, bucket and tenant path
-	path   string
-	name   string
-	target fleet.Target
-	bucket *bucket
-	api    *s3.Client // with the tenant's credentials
-	stats  *tenantStats
+	key  string // PrefixKey of endpoint, bucket and tenant path
+	path string
+	name string
+	// replica is target.Conn.URL(name), and recPrefix the record's name of
+	// its prefix: built once, not at every status.
+	replica   string
+	recPrefix string
+	target    fleet.Target
+	bucket    *bucket
+	api       *s3.Client // with the tenant's credentials
+	stats     *tenantStats
 
 	wanted bool
 	state  State
@@ -459,8 +505,13 @@ type tenant struct {
 	// refused is set for a collision: it never starts until resolved.
 	refused string
 
-	busy    bool
-	queued  bool
+	busy   bool
+	queued bool
+	// urgent: queued in the urgent lane (see Engine.ready). hot: written
+	// since the engine began while not started yet: its start has data to
+	// upload and goes before the first snapshots of idle tenants.
+	urgent  bool
+	hot     bool
 	retryAt time.Time
 	backoff time.Duration
 
@@ -478,6 +529,9 @@ type tenant struct {
 	// seed is what the start listing said of the tenant, used once.
 	seed   *seedTenant
 	seedAt time.Time
+	// starts counts the tenant's start jobs: a listing made across one is
+	// not its seed.
+	starts uint64
 	// pages is the replicated state's page table while the tenant is open;
 	// a sleeping tenant's is saved beside its database.
 	pages *pageTable
@@ -538,7 +592,7 @@ func (t *tenant) markDirty(now time.Time) {
 
 func (t *tenant) status(now time.Time) TenantStatus {
 	st := TenantStatus{
-		Tenant: t.name, Path: t.path, Replica: t.target.Conn.URL(t.name),
+		Tenant: t.name, Path: t.path, Replica: t.replica,
 		State: t.state, Reason: t.reason, Since: t.since, Holder: t.holder,
 		LocalTXID: t.localTXID, ReplicatedTXID: t.replTXID, LastSync: t.lastSync,
 		VerifiedAt: t.verifiedAt, Verdict: t.verdict, VerifyFailures: t.verifyFailures,
@@ -578,8 +632,8 @@ func (e *Engine) setState(t *tenant, s State, reason string) {
 	if t.state == s && t.reason == reason {
 		return
 	}
-	t.state, t.reason, t.since = s, reason, time.Now()
-	e.gen++
+	e.moveStateLocked(t, s)
+	t.reason, t.since = reason, time.Now()
 	if s != StateLeased {
 		t.holder = ""
 	}
@@ -597,6 +651,20 @@ func (e *Engine) setState(t *tenant, s State, reason string) {
 	}
 }
 
+// moveStateLocked sets t's state, keeping the counts and sets that
+// stand in for walks over every tenant.
+func (e *Engine) moveStateLocked(t *tenant, s State) {
+	e.counts[t.state]--
+	e.counts[s]++
+	t.state = s
+	if s == StateLeased {
+		e.leased[t] = true
+	} else {
+		delete(e.leased, t)
+	}
+	e.recDirty[t] = true
+}
+
 func tenantKey(c s3browse.Conn, name string) string {
 	return c.Endpoint + "\x00" + c.Bucket + "\x00" + fleet.PrefixKey(c.TenantPath(name))
 }
@@ -612,11 +680,15 @@ func (e *Engine) addLocked(tg fleet.Target, wanted bool) *tenant {
 	}
 	t := &tenant{
 		key: tenantKey(tg.Conn, tg.Tenant.Name), path: tg.Path, name: tg.Tenant.Name,
+		replica: tg.Conn.URL(tg.Tenant.Name), recPrefix: hosts.RecordPrefix(tg.Conn.TenantsPrefix()),
 		target: tg, wanted: wanted, state: StateStopped, since: time.Now(), stats: &tenantStats{},
 	}
 	if wanted {
 		t.state = StateStarting
 	}
+	e.counts[t.state]++
+	e.recDirty[t] = true
+	e.all = append(e.all, t)
 	if !tg.Tenant.Verdict.Usable() {
 		t.refused = tg.Tenant.Note
 	} else if tg.Tenant.Verdict == fleet.VerdictFallback {
@@ -792,6 +864,7 @@ func (e *Engine) Replicate(path string) error {
 	}
 	// Asked again for a tenant that failed, diverged or waits: try now.
 	t.wanted, t.dirty = true, true
+	e.recDirty[t] = true
 	t.backoff, t.retryAt = 0, time.Time{}
 	if t.state == StateStopped {
 		e.setState(t, StateStarting, "")
@@ -811,6 +884,7 @@ func (e *Engine) Stop(ctx context.Context, path string) error {
 		return fmt.Errorf("%s is not replicated by this process", fleet.Printable(path))
 	}
 	t.wanted = false
+	e.recDirty[t] = true
 	e.enqueueLocked(t)
 	e.mu.Unlock()
 	tick := time.NewTicker(20 * time.Millisecond)
@@ -853,17 +927,46 @@ func (e *Engine) Sync(ctx context.Context, path string) error {
 	return run.db.SyncAndWait(ctx)
 }
 
-// enqueueLocked puts t on the ready queue once.
+// enqueueLocked puts t on the ready queue once: in the urgent lane when it
+// has data to upload, moving it there if it waits in the bulk lane.
 func (e *Engine) enqueueLocked(t *tenant) {
-	e.gen++
-	if t.queued {
+	urgent := t.urgentLocked()
+	switch {
+	case t.queued && (t.urgent || !urgent):
 		return
+	case t.queued:
+		// Its place in the bulk lane is skipped when reached.
+		t.urgent = true
+		e.urgent = append(e.urgent, t)
+	default:
+		t.queued, t.urgent = true, urgent
+		if urgent {
+			e.urgent = append(e.urgent, t)
+		} else {
+			e.ready = append(e.ready, t)
+		}
 	}
-	t.queued = true
-	e.ready = append(e.ready, t)
 	select {
 	case e.kick <- struct{}{}:
 	default:
+	}
+}
+
+// urgentLocked reports that t's next job moves data the application
+// wrote, or an open tenant: its job goes before the first snapshots of
+// idle tenants and their retries.
+func (t *tenant) urgentLocked() bool {
+	return t.run != nil || !t.wanted || t.changed || t.denied || t.hot || (t.dirty && t.state != StateStarting)
+}
+
+// markHotLocked notes a write to a tenant not started yet (its files
+// changed after the engine began): its start has data to upload.
+func (e *Engine) markHotLocked(t *tenant, now identity) {
+	if t.run == nil && t.state == StateStarting && !t.hot && now.changedAt().After(e.began) {
+		t.hot = true
+		if t.queued && !t.busy {
+			e.enqueueLocked(t)
+		}
 	}
 }
 
@@ -937,39 +1040,66 @@ func (e *Engine) schedule() {
 			e.enqueueLocked(tm.t)
 		}
 	}
-	// The tenants that must wait to be opened go to the back of the queue;
-	// while the cap holds (all of this call, under the lock) they stay
-	// there, so the loop ends when only they are left.
-	waiting := 0
-	for len(e.ready) > waiting {
-		t := e.ready[0]
+	// The tenants that must wait to be opened go to the back of their
+	// lane; while the cap holds (all of this call, under the lock) they
+	// stay there, so the loop ends when only they are left. Bulk jobs
+	// leave a quarter of the slots to urgent ones: a start of 100,000
+	// idle tenants never makes a write wait for a slot.
+	bulkMax := max(e.opt.Parallel-max(e.opt.Parallel/4, 1), 1)
+	waitingUrgent, waiting := 0, 0
+	for len(e.slots) < cap(e.slots) { // else the next job end kicks the loop
+		var t *tenant
+		urgent := len(e.urgent) > waitingUrgent
+		switch {
+		case urgent:
+			t = e.urgent[0]
+			e.urgent = e.urgent[1:]
+			if !t.queued || !t.urgent {
+				continue // stale: its job ran since
+			}
+		case len(e.ready) > waiting && e.bulkRun < bulkMax:
+			t = e.ready[0]
+			e.ready = e.ready[1:]
+			if !t.queued || t.urgent {
+				continue // stale, or moved to the urgent lane
+			}
+		default:
+			return
+		}
+		requeue := func() {
+			if urgent {
+				e.urgent = append(e.urgent, t)
+				waitingUrgent++
+			} else {
+				e.ready = append(e.ready, t)
+				waiting++
+			}
+		}
 		if t.busy {
 			// It is queued again when its job ends.
-			e.ready = e.ready[1:]
-			t.queued = false
+			t.queued, t.urgent = false, false
 			continue
 		}
 		job := e.nextJobLocked(t)
 		if job == nil {
-			e.ready = e.ready[1:]
-			t.queued = false
+			t.queued, t.urgent = false, false
 			continue
 		}
 		if t.run == nil && len(e.awake) >= 2*e.opt.MaxAwake && t.wanted {
 			// Twice the cap open: opening more waits for sleeps to free
 			// room; the sleeps are scheduled by the tick.
-			e.ready = append(e.ready[1:], t)
-			waiting++
+			requeue()
 			continue
 		}
-		select {
-		case e.slots <- struct{}{}:
-		default:
-			return // no slot: the next job end kicks the loop
-		}
-		e.ready = e.ready[1:]
-		t.queued = false
+		// A slot is free (checked above, under the lock that alone
+		// takes them).
+		e.slots <- struct{}{}
+		t.queued, t.urgent = false, false
 		t.busy = true
+		e.busySet[t] = true
+		if !urgent {
+			e.bulkRun++
+		}
 		e.wg.Add(1)
 		go func() {
 			defer e.wg.Done()
@@ -977,6 +1107,11 @@ func (e *Engine) schedule() {
 			<-e.slots
 			e.mu.Lock()
 			t.busy = false
+			delete(e.busySet, t)
+			e.recDirty[t] = true
+			if !urgent {
+				e.bulkRun--
+			}
 			if t.dirty || t.changed || t.denied || (t.wanted == (t.state == StateStopped)) {
 				e.enqueueLocked(t)
 			}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -31,18 +30,23 @@ type identity struct {
 }
 
 func statID(path string) (fileID, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return fileID{}, nil
-		}
-		return fileID{}, err
+	// unix.Stat, not os.Stat: the sweep stats every tenant's two files
+	// every 10 s, and os.Stat allocates a FileInfo each time, and an error
+	// for each missing WAL (most tenants sleep without one).
+	var st unix.Stat_t
+	err := unix.Stat(path, &st)
+	for err == unix.EINTR {
+		err = unix.Stat(path, &st)
 	}
-	id := fileID{exists: true, size: fi.Size(), mtime: fi.ModTime(), mode: fi.Mode()}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		id.dev, id.ino = uint64(st.Dev), st.Ino
+	switch {
+	case err == unix.ENOENT:
+		return fileID{}, nil
+	case err != nil:
+		return fileID{}, &os.PathError{Op: "stat", Path: path, Err: err}
 	}
-	return id, nil
+	// mode is compared, never shown: the raw bits tell a chmod as well.
+	return fileID{exists: true, size: st.Size, mtime: time.Unix(int64(st.Mtim.Sec), int64(st.Mtim.Nsec)), mode: os.FileMode(st.Mode),
+		dev: uint64(st.Dev), ino: st.Ino}, nil
 }
 
 func statIdentity(path string) (identity, error) {

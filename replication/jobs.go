@@ -34,13 +34,8 @@ type bucket struct {
 	// tenants were last listed; listing is one request for all of them.
 	holdersAt   time.Time
 	listingHost bool
-	// The host record: what was last published, and when; the engine's
-	// gen and the time when it was last built.
-	recordSum  [32]byte
-	recordAt   time.Time
-	publishing bool
-	builtGen   uint64
-	builtAt    time.Time
+	// rec is the host record, as written and as it changed since.
+	rec hostRecord
 }
 
 // checkTimeout bounds the first request to a bucket, so that a wrong
@@ -63,7 +58,7 @@ func (e *Engine) bucketFor(ctx context.Context, c s3browse.Conn) (*bucket, error
 		if e.src.HostKeys.AccessKeyID != "" {
 			host.AccessKeyID, host.SecretAccessKey = e.src.HostKeys.AccessKeyID, e.src.HostKeys.SecretAccessKey
 		}
-		b = &bucket{key: key, conn: host}
+		b = &bucket{key: key, conn: host, rec: newHostRecord()}
 		e.buckets[key] = b
 	}
 	e.mu.Unlock()
@@ -234,7 +229,7 @@ func (s State) fileDriven() bool {
 func (e *Engine) apply(t *tenant, o outcome) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.gen++
+	e.recDirty[t] = true
 	if o.run != nil {
 		t.run = o.run
 		e.awake[t] = true
@@ -270,7 +265,7 @@ func (e *Engine) apply(t *tenant, o outcome) {
 func (e *Engine) startTenant(ctx context.Context, t *tenant) {
 	e.mu.Lock()
 	e.setState(t, StateStarting, "")
-	t.dirty = false
+	t.dirty, t.hot = false, false
 	claim := t.claim
 	e.mu.Unlock()
 	e.apply(t, e.start(ctx, t, claim))
@@ -287,6 +282,7 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 	}
 	e.mu.Lock()
 	t.bucket = b
+	t.starts++
 	t.sleptWithOK = false // its files are judged from here on, not at a wake
 	if t.api == nil {
 		e.mu.Unlock()

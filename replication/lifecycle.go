@@ -2,7 +2,6 @@ package replication
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"sort"
 	"strings"
@@ -12,8 +11,14 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/litefleet/litefleet/fleet"
-	"github.com/litefleet/litefleet/hosts"
 )
+
+// maxShutdownReleases is how many claims of closed (sleeping) tenants a
+// stop releases one by one. Beyond it they are left to the heartbeat's
+// deletion, which frees every claim of the host at once (other hosts take
+// them DeadAfter later): 100,000 requests would hold the stop up for
+// minutes.
+const maxShutdownReleases = 1000
 
 // tick runs once a second: it notices a bucket's host being fenced or
 // coming back, and looks at every open tenant's positions and idleness.
@@ -63,6 +68,7 @@ func (e *Engine) tick() {
 	}
 	e.publishLocked(now)
 	e.watchHoldersLocked(now)
+	e.reseedLocked(now)
 	for t := range e.awake {
 		if t.busy || t.run == nil {
 			continue
@@ -97,11 +103,10 @@ func (e *Engine) watchHoldersLocked(now time.Time) {
 		if b.beat == nil || b.fenced || b.listingHost || now.Sub(b.holdersAt) < e.opt.Timing.BeatEvery {
 			continue
 		}
-		// Looked at once per beat even when no tenant is leased elsewhere:
-		// this walks every tenant.
+		// Looked at once per beat, over the tenants leased elsewhere only.
 		b.holdersAt = now
 		var leased []*tenant
-		for _, t := range e.byPath {
+		for t := range e.leased {
 			if t.bucket == b && t.state == StateLeased && t.holder != "" && !t.busy {
 				leased = append(leased, t)
 			}
@@ -131,82 +136,6 @@ func (e *Engine) watchHoldersLocked(now time.Time) {
 			}
 		}()
 	}
-}
-
-// publishLocked writes each bucket's host record when it changed, at most
-// once per heartbeat interval, in the background.
-func (e *Engine) publishLocked(now time.Time) {
-	for _, b := range e.buckets {
-		if b.beat == nil || b.publishing || b.fenced || now.Sub(b.recordAt) < e.opt.Timing.BeatEvery {
-			continue
-		}
-		// Awake tenants' positions and lag move between jobs; a sleeping
-		// fleet's record changes only with gen (or, for what a job does
-		// not see, within a beat).
-		// A record deleted after a gap in the beats is written again at
-		// once, changed or not (hosts.Beater.RecordDropped).
-		dropped := b.beat.RecordDropped()
-		if !dropped && len(e.awake) == 0 && b.builtGen == e.gen && now.Sub(b.builtAt) < e.opt.Timing.BeatEvery {
-			continue
-		}
-		b.builtGen, b.builtAt = e.gen, now
-		rec := &hosts.Record{At: now.UTC()}
-		for _, t := range e.sortedLocked() {
-			if t.bucket != b && !(t.bucket == nil && t.target.Conn.Endpoint+"\x00"+t.target.Conn.Bucket == b.key) {
-				continue
-			}
-			if !t.wanted && t.state == StateStopped {
-				continue
-			}
-			st := t.status(now)
-			tr := hosts.TenantRecord{Name: st.Tenant, State: string(st.State), Reason: clip(st.Reason, 160),
-				Local: st.LocalTXID, Replicated: st.ReplicatedTXID, LagMillis: st.Lag.Milliseconds(), Since: st.Since.Unix(),
-				Prefix: hosts.RecordPrefix(t.target.Conn.TenantsPrefix())}
-			if !st.LastSync.IsZero() {
-				tr.LastSync = st.LastSync.Unix()
-			}
-			// The checksum goes with the TXID S3 acknowledged, or not at all.
-			if txid, sum, ok := t.checksum(); ok && uint64(txid) == st.ReplicatedTXID {
-				tr.Checksum = sum.String()
-			}
-			if !st.VerifiedAt.IsZero() {
-				tr.VerifiedAt, tr.Verdict = st.VerifiedAt.Unix(), st.Verdict
-			}
-			rec.Tenants = append(rec.Tenants, tr)
-		}
-		sum := recordSum(rec)
-		if sum == b.recordSum && !dropped {
-			continue
-		}
-		b.publishing, b.recordAt = true, now
-		e.wg.Add(1)
-		go func() {
-			defer e.wg.Done()
-			ctx, cancel := context.WithTimeout(e.ctx, e.opt.Timing.BeatEvery)
-			err := b.beat.Publish(ctx, rec)
-			cancel()
-			e.mu.Lock()
-			b.publishing = false
-			if err == nil {
-				b.recordSum = sum
-			}
-			e.mu.Unlock()
-			if err != nil && e.ctx.Err() == nil {
-				e.log.Warn("host record not written", "bucket", b.conn.Bucket, "error", err)
-			}
-		}()
-	}
-}
-
-// recordSum identifies a record's content, its time aside.
-func recordSum(r *hosts.Record) [32]byte {
-	h := sha256.New()
-	for _, t := range r.Tenants {
-		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%d\x00%d\x00%d\x00%d\x00%s\x00%d\x00%s\n", t.Name, t.Prefix, t.State, t.Reason, t.Local, t.Replicated, t.LagMillis/1000, t.LastSync, t.Checksum, t.VerifiedAt, t.Verdict)
-	}
-	var out [32]byte
-	copy(out[:], h.Sum(nil))
-	return out
 }
 
 func clip(s string, n int) string {
@@ -260,7 +189,17 @@ func (e *Engine) Close(ctx context.Context) error {
 
 	e.mu.Lock()
 	all := e.sortedLocked()
+	closedClaims := 0
+	for _, t := range all {
+		if t.claim != nil && t.run == nil {
+			closedClaims++
+		}
+	}
 	e.mu.Unlock()
+	releaseClosed := closedClaims <= maxShutdownReleases
+	if !releaseClosed {
+		e.log.Info("the claims of sleeping tenants are freed by the heartbeat's deletion", "tenants", closedClaims)
+	}
 
 	var mu sync.Mutex
 	var failed []string
@@ -274,7 +213,7 @@ func (e *Engine) Close(ctx context.Context) error {
 	g.SetLimit(e.opt.Parallel)
 	for _, t := range all {
 		g.Go(func() error {
-			e.finalSync(ctx, t, fail)
+			e.finalSync(ctx, t, releaseClosed, fail)
 			return nil
 		})
 	}
@@ -303,18 +242,13 @@ func (e *Engine) Close(ctx context.Context) error {
 func (e *Engine) anyBusy() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for _, t := range e.byPath {
-		if t.busy {
-			return true
-		}
-	}
-	return false
+	return len(e.busySet) > 0
 }
 
 // finalSync closes one tenant at shutdown: an open one with a final sync, a
 // sleeping one that changed after waking it for that sync; then its claim
 // is released.
-func (e *Engine) finalSync(ctx context.Context, t *tenant, fail func(*tenant, string)) {
+func (e *Engine) finalSync(ctx context.Context, t *tenant, releaseClosed bool, fail func(*tenant, string)) {
 	e.mu.Lock()
 	a, claim, b, state, base, reason := t.run, t.claim, t.bucket, t.state, t.base, t.reason
 	t.run = nil
@@ -384,11 +318,12 @@ func (e *Engine) finalSync(ctx context.Context, t *tenant, fail func(*tenant, st
 	// A fenced host's claims are freed by its heartbeat's deletion (a
 	// host without one is dead): S3 is failing, and a request per claim
 	// would only hold the stop up.
-	if claim != nil && !fenced && !lost {
+	if claim != nil && !fenced && !lost && (a != nil || releaseClosed) {
 		e.release(ctx, t, b, claim)
 	}
 	e.mu.Lock()
 	t.claim = nil
-	t.state, t.reason, t.since = StateStopped, "", time.Now()
+	e.moveStateLocked(t, StateStopped)
+	t.reason, t.since = "", time.Now()
 	e.mu.Unlock()
 }

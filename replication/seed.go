@@ -50,11 +50,22 @@ func (e *Engine) seedFleet(ctx context.Context, tenants []*tenant) {
 			continue
 		}
 		want := make(map[string]*seedTenant, len(ts))
+		starts := make(map[*tenant]uint64, len(ts))
+		first := ""
+		e.mu.Lock()
 		for _, t := range ts {
-			want[conn.TenantPath(t.name)] = &seedTenant{levels: map[int][]ltxObject{}}
+			p := conn.TenantPath(t.name)
+			want[p] = &seedTenant{levels: map[int][]ltxObject{}}
+			starts[t] = t.starts
+			if first == "" || p < first {
+				first = p
+			}
 		}
+		e.mu.Unlock()
 		prefix := conn.TenantsPrefix()
-		in := &s3.ListObjectsV2Input{Bucket: aws.String(conn.Bucket), Prefix: aws.String(prefix)}
+		// Every key of these tenants sorts after the first one's path: a
+		// listing again for the tenants still waiting skips those started.
+		in := &s3.ListObjectsV2Input{Bucket: aws.String(conn.Bucket), Prefix: aws.String(prefix), StartAfter: aws.String(first)}
 		ok := true
 		for {
 			out, err := api.ListObjectsV2(ctx, in)
@@ -96,6 +107,11 @@ func (e *Engine) seedFleet(ctx context.Context, tenants []*tenant) {
 		now := time.Now()
 		e.mu.Lock()
 		for _, t := range ts {
+			if t.starts != starts[t] {
+				// It started while the listing ran: its own uploads may
+				// be missing from it.
+				continue
+			}
 			st := want[conn.TenantPath(t.name)]
 			for l := range st.levels {
 				sortObjects(st.levels[l])
@@ -104,6 +120,42 @@ func (e *Engine) seedFleet(ctx context.Context, tenants []*tenant) {
 		}
 		e.mu.Unlock()
 	}
+}
+
+// reseedLocked lists the tenants' prefix again, in the background, for
+// the tenants still waiting for their first start once the start listing
+// grows old: a fleet whose start takes longer than seedMaxAge would
+// otherwise make two requests per tenant (its listing and its claim's
+// read) for its latecomers. It walks the bulk queue, not the fleet.
+func (e *Engine) reseedLocked(now time.Time) {
+	if e.reseeding || e.closing || e.counts[StateStarting] < seedMinTenants || now.Sub(e.seededAt) < seedMaxAge/2 {
+		return
+	}
+	var waiting []*tenant
+	seen := make(map[*tenant]bool, len(e.ready))
+	for _, t := range e.ready {
+		if seen[t] || !t.queued || t.urgent || t.busy || t.state != StateStarting || !t.wanted || t.refused != "" || t.claim != nil {
+			continue
+		}
+		seen[t] = true
+		if t.seed == nil || now.Sub(t.seedAt) > seedMaxAge/2 {
+			waiting = append(waiting, t)
+		}
+	}
+	e.seededAt = now
+	if len(waiting) < seedMinTenants {
+		return
+	}
+	e.reseeding = true
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		e.seedFleet(e.ctx, waiting)
+		e.mu.Lock()
+		e.reseeding = false
+		e.seededAt = time.Now()
+		e.mu.Unlock()
+	}()
 }
 
 // takeSeed returns the tenant's start listing once, if it is fresh.

@@ -130,7 +130,7 @@ func (e *Engine) judgeSyncLocked(t *tenant, local, repl uint64) {
 		// The same state with a newer reason: shown, not logged again (a
 		// failing upload's error names each new key).
 		t.reason = reason
-		e.gen++
+		e.recDirty[t] = true
 	case !failing && t.state == StateSyncFailing:
 		e.setState(t, StateReplicating, "")
 	}

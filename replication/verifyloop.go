@@ -95,7 +95,7 @@ func (e *Engine) verifyTenant(t *tenant) {
 	if verify.Failed(r.Verdict) {
 		t.verifyFailures++
 	}
-	e.gen++ // the host record says it at the next beat
+	e.recDirty[t] = true // the host record says it at the next beat
 	e.mu.Unlock()
 	switch {
 	case verify.Failed(r.Verdict):

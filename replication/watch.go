@@ -140,6 +140,7 @@ func (e *Engine) onEvent(ev fsnotify.Event) {
 			e.mu.Unlock()
 			return
 		}
+		e.markHotLocked(t, now)
 	}
 	if t.run != nil {
 		// Litestream's own checkpoints move an open tenant's files too:
@@ -325,6 +326,7 @@ func (e *Engine) sweep() {
 			t.denied = true
 			e.enqueueLocked(t)
 		case !it.open && t.run == nil && it.base.written(now):
+			e.markHotLocked(t, now)
 			t.markDirty(time.Now())
 			if !t.busy {
 				e.enqueueLocked(t)

@@ -38,9 +38,9 @@ type recordWatch struct {
 }
 
 type watchedRecord struct {
-	at   time.Time
-	size int64
-	rec  *hosts.Record // nil: refused or unreadable
+	at, deltaAt     time.Time
+	size, deltaSize int64
+	rec             *hosts.Record // nil: refused or unreadable
 }
 
 // replicated returns, for every tenant of conn's prefix a record names,
@@ -62,12 +62,12 @@ func (w *recordWatch) replicated(ctx context.Context, api s3browse.API, conn s3b
 			continue
 		}
 		c, ok := w.cache[name]
-		if !ok || !c.at.Equal(h.RecordAt) || c.size != h.RecordSize {
-			r, err := hosts.ReadRecord(ctx, api, conn.Bucket, name)
+		if !ok || !c.at.Equal(h.RecordAt) || c.size != h.RecordSize || !c.deltaAt.Equal(h.DeltaAt) || c.deltaSize != h.DeltaSize {
+			r, err := hosts.ReadListed(ctx, api, conn.Bucket, h)
 			if err != nil {
 				r = nil // its tenants are polled as if it had none
 			}
-			c = watchedRecord{at: h.RecordAt, size: h.RecordSize, rec: r}
+			c = watchedRecord{at: h.RecordAt, size: h.RecordSize, deltaAt: h.DeltaAt, deltaSize: h.DeltaSize, rec: r}
 			w.cache[name] = c
 		}
 		if c.rec == nil {

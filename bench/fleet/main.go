@@ -51,12 +51,16 @@ type bench struct {
 	idle          time.Duration
 	sleepAfter    time.Duration
 	writers       int
+	startWriters  int
+	startDelay    time.Duration
 	writeFor      time.Duration
 	wakes         int
 	firstTimeout  time.Duration
 	stopTimeout   time.Duration
 	uploadTimeout time.Duration
 	litefleet     string
+	baseline      string // another litefleet binary to compare with (-baseline)
+	baselineNs    map[int]bool
 	litestream    string
 	work          string
 
@@ -69,7 +73,7 @@ type bench struct {
 
 func main() {
 	b := &bench{out: os.Stdout, began: time.Now()}
-	var ns, compare string
+	var ns, compare, baselineNs string
 	var keep bool
 	flag.StringVar(&ns, "n", "1000,10000", "fleet sizes to measure, comma-separated")
 	flag.StringVar(&compare, "compare", "1000", "fleet sizes at which litestream replicate is measured too (comma-separated; empty: none)")
@@ -77,11 +81,15 @@ func main() {
 	flag.DurationVar(&b.sleepAfter, "sleep-after", time.Minute, "litefleet replicate -sleep-after")
 	flag.IntVar(&b.writers, "writers", 100, "tenants writing about once a second")
 	flag.DurationVar(&b.writeFor, "write-for", time.Minute, "how long the writers write")
+	flag.IntVar(&b.startWriters, "start-writers", 100, "tenants writing about once a second while the fleet starts (the last ones by path; 0: none)")
+	flag.DurationVar(&b.startDelay, "start-delay", 5*time.Second, "how long after the replicator's start the -start-writers begin")
 	flag.IntVar(&b.wakes, "wakes", 50, "sleeping tenants woken by one write each")
 	flag.DurationVar(&b.firstTimeout, "first-timeout", 10*time.Minute, "how long to wait for every first snapshot")
 	flag.DurationVar(&b.uploadTimeout, "upload-timeout", 30*time.Second, "how long a commit may wait for its upload before it counts as not uploaded")
 	flag.DurationVar(&b.stopTimeout, "stop-timeout", 2*time.Minute, "how long a replicator may take to exit after SIGTERM before it is killed")
 	flag.StringVar(&b.litefleet, "litefleet", "bin/litefleet", "the litefleet binary (make build)")
+	flag.StringVar(&b.baseline, "baseline", "", "another litefleet binary (e.g. main's) measured too at the -baseline-n sizes, with the ratio")
+	flag.StringVar(&baselineNs, "baseline-n", "10000", "fleet sizes at which -baseline is measured (comma-separated)")
 	flag.StringVar(&b.litestream, "litestream", "", "the litestream v0.5 binary (default: .tools/bin/litestream)")
 	flag.StringVar(&b.work, "work", "", "work folder for databases, logs and the S3 server's data (default: a new temporary folder)")
 	flag.BoolVar(&keep, "keep", false, "keep the work folder (logs, databases, S3 data)")
@@ -96,6 +104,14 @@ func main() {
 		b.compare = map[int]bool{}
 		for _, n := range cs {
 			b.compare[n] = true
+		}
+	}
+	if err == nil {
+		var bs []int
+		bs, err = sizes("-baseline-n", baselineNs)
+		b.baselineNs = map[int]bool{}
+		for _, n := range bs {
+			b.baselineNs[n] = b.baseline != ""
 		}
 	}
 	if err == nil && (b.idle <= 0 || b.writeFor <= 0 || b.sleepAfter <= 0) {
@@ -143,6 +159,14 @@ func (b *bench) main(ctx context.Context, keep bool) error {
 	if _, err := os.Stat(b.litefleet); err != nil {
 		return fmt.Errorf("%w: build it with `make build`", err)
 	}
+	if b.baseline != "" {
+		if b.baseline, err = filepath.Abs(b.baseline); err != nil {
+			return err
+		}
+		if _, err := os.Stat(b.baseline); err != nil {
+			return fmt.Errorf("-baseline: %w: build main's with `git worktree add /tmp/main main && cd /tmp/main && make build`", err)
+		}
+	}
 	if len(b.compare) > 0 {
 		if b.litestream == "" {
 			if b.litestream, err = s3test.FindTool("litestream"); err != nil {
@@ -179,6 +203,12 @@ func (b *bench) main(ctx context.Context, keep bool) error {
 		results = append(results, b.run(ctx, sysLitefleet, tenants))
 		if ctx.Err() != nil {
 			break
+		}
+		if b.baselineNs[n] {
+			results = append(results, b.run(ctx, sysBaseline, tenants))
+			if ctx.Err() != nil {
+				break
+			}
 		}
 		if b.compare[n] {
 			results = append(results, b.run(ctx, sysLitestream, tenants))

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -153,6 +154,12 @@ var rows = []row{
 	{"CPU over the idle window (% of one core)", func(r *result) (float64, string) {
 		return r.idleCPU, fmt.Sprintf("%.1f %%", r.idleCPU)
 	}, true},
+	{"one scrape of /metrics / of /status (-addr), idle", func(r *result) (float64, string) {
+		if r.sys != sysLitefleet || (r.metrics == scrape{} && r.status == scrape{}) {
+			return 0, "—"
+		}
+		return r.metrics.took.Seconds(), r.metrics.String() + " / " + r.status.String()
+	}, false},
 	{"S3 requests per idle tenant per day", func(r *result) (float64, string) {
 		v := dayRate(r.idleReq.Data.Total(), r.n, r.window)
 		return v, num(v)
@@ -176,6 +183,12 @@ var rows = []row{
 	}, true},
 	{"peak OS threads while the writers write", func(r *result) (float64, string) {
 		return float64(r.writePeak.threads), commaInt(r.writePeak.threads)
+	}, true},
+	{"commit to S3 while the fleet starts, writing tenants: p50 / p99", func(r *result) (float64, string) {
+		if r.startW.n == 0 {
+			return 0, "—"
+		}
+		return r.startW.p99.Seconds(), latText(r.startW.p50) + " / " + latText(r.startW.p99) + missingShort(r.startW)
 	}, true},
 	{"commit to S3, writing tenants: p50 / p99", func(r *result) (float64, string) {
 		return r.active.p99.Seconds(), latText(r.active.p50) + " / " + latText(r.active.p99) + missingShort(r.active)
@@ -226,12 +239,19 @@ func (b *bench) summary(results []*result) {
 			continue // failed before it measured anything
 		}
 		head := fmt.Sprintf("`%s` N=%s", map[string]string{sysLitefleet: "litefleet replicate -dir", sysLitestream: "litestream replicate -config"}[r.sys], commaInt(r.n))
+		if r.baseline {
+			head = fmt.Sprintf("baseline `%s` N=%s", filepath.Base(b.baseline), commaInt(r.n))
+		}
 		cols = append(cols, column{head, func(rw row) string { _, s := rw.value(r); return s }})
-		if r.sys != sysLitestream || i == 0 || results[i-1].sys != sysLitefleet || results[i-1].n != r.n {
+		if (r.sys != sysLitestream && !r.baseline) || i == 0 || results[i-1].sys != sysLitefleet || results[i-1].baseline || results[i-1].n != r.n {
 			continue
 		}
 		lf, ls := results[i-1], r
-		cols = append(cols, column{"ratio litefleet / litestream", func(rw row) string {
+		ratio := "ratio litefleet / litestream"
+		if r.baseline {
+			ratio = "ratio this build / baseline"
+		}
+		cols = append(cols, column{ratio, func(rw row) string {
 			if !rw.ratio {
 				return "—"
 			}

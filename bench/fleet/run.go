@@ -22,13 +22,17 @@ import (
 const (
 	sysLitefleet  = "litefleet"
 	sysLitestream = "litestream"
+	// sysBaseline is litefleet too, another build of it (-baseline).
+	sysBaseline = "litefleet-baseline"
 )
 
 // result is what one run measured: one replicator over one fleet.
 type result struct {
-	sys string
-	n   int
-	err error
+	addr     string // litefleet's -addr
+	sys      string
+	baseline bool // the -baseline binary
+	n        int
+	err      error
 
 	created   time.Duration    // writing the N databases
 	firstGot  int              // tenants with a first snapshot in S3
@@ -40,12 +44,15 @@ type result struct {
 	settle   time.Duration // waiting for them to fall asleep
 	asleepAt time.Duration // from start until they had
 
+	metrics, status scrape // GETs of -addr's /metrics and /status after the idle window (litefleet)
+
 	window  time.Duration // the idle window
 	idleReq s3proxy.Snapshot
 	idleCPU float64 // % of one core
 	vgwCPU  float64 // the S3 server's, for context
 	idle    procSample
 
+	startW    dist // commits of the writers while the fleet starts
 	writers   int
 	warm      dist // the writers' first commits, all at once (wakes of 100)
 	active    dist // then about one commit a second each
@@ -63,14 +70,26 @@ type result struct {
 	killed   bool
 }
 
-func (r *result) label() string { return fmt.Sprintf("%s N=%s", r.sys, commaInt(r.n)) }
+func (r *result) label() string { return fmt.Sprintf("%s N=%s", r.label2(), commaInt(r.n)) }
+
+// label2 names the replicator: the -baseline build apart.
+func (r *result) label2() string {
+	if r.baseline {
+		return sysBaseline
+	}
+	return r.sys
+}
 
 // run measures one replicator over a new copy of the fleet's databases,
 // replicating into a new bucket.
 func (b *bench) run(ctx context.Context, sys string, tenants []string) (res *result) {
-	res = &result{sys: sys, n: len(tenants), exitCode: -1}
+	bin := b.litefleet
+	if sys == sysBaseline {
+		bin, sys = b.baseline, sysLitefleet
+	}
+	res = &result{sys: sys, baseline: bin != b.litefleet, n: len(tenants), exitCode: -1}
 	b.say("=== %s (load average %s)", res.label(), loadAvg())
-	dir := filepath.Join(b.work, fmt.Sprintf("%s-%d", sys, len(tenants)))
+	dir := filepath.Join(b.work, fmt.Sprintf("%s-%d", res.label2(), len(tenants)))
 	dbs := filepath.Join(dir, "dbs")
 	if err := os.MkdirAll(dbs, 0o755); err != nil {
 		res.err = err
@@ -115,12 +134,18 @@ func (b *bench) run(ctx context.Context, sys string, tenants []string) (res *res
 		return res
 	}
 	pprofAddr := fmt.Sprintf("127.0.0.1:%d", port)
+	port2, err := s3test.FreePort()
+	if err != nil {
+		res.err = err
+		return res
+	}
+	res.addr = fmt.Sprintf("127.0.0.1:%d", port2)
 	var args []string
 	env := b.env(sys == sysLitestream)
 	log := newProcLog(sys == sysLitefleet)
 	if sys == sysLitefleet {
-		args = []string{b.litefleet, "replicate", "-dir", dbs, "-bucket", bucket, "-endpoint", proxy.URL(),
-			"-host", "bench", "-log-format", "json", "-sleep-after", b.sleepAfter.String()}
+		args = []string{bin, "replicate", "-dir", dbs, "-bucket", bucket, "-endpoint", proxy.URL(),
+			"-host", "bench", "-log-format", "json", "-sleep-after", b.sleepAfter.String(), "-addr", res.addr}
 		env = append(env, "LITEFLEET_PPROF="+pprofAddr)
 	} else {
 		cfg := filepath.Join(dir, "litestream.yml")
@@ -156,6 +181,14 @@ func (b *bench) run(ctx context.Context, sys string, tenants []string) (res *res
 func (b *bench) measure(ctx context.Context, res *result, c *child, proxy *s3proxy.Proxy, up *uploads, log *procLog,
 	pprofAddr, dbs string, tenants []string, t0 time.Time) error {
 	n := len(tenants)
+	writers := tenants[:min(b.writers, n)]
+
+	// 0. Writers while the fleet starts: the tenants reached last.
+	var sw *startWrites
+	if k := min(b.startWriters, n-len(writers)); k > 0 {
+		sw = b.startWriting(ctx, dbs, lastByName(tenants[len(writers):], k))
+		b.say("%d writers while the fleet starts: the last tenants by path, about one commit a second each for %s from %s after the start", k, b.writeFor, b.startDelay)
+	}
 
 	// 1. Every tenant's first snapshot: its first L0 upload at the proxy.
 	err := b.waitUntil(ctx, c, b.firstTimeout, up.wait, func() bool { return up.firstCount() >= n },
@@ -183,6 +216,21 @@ func (b *bench) measure(ctx context.Context, res *result, c *child, proxy *s3pro
 	}
 	b.say("  requests until then, per tenant: %s; heartbeats and host records: %s; %d LTX uploads answered with an error or none",
 		perTenant(res.startup.Data, n), kinds(res.startup.Control, 1), up.failedUploads())
+	if sw != nil {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-sw.done:
+		}
+		cs, errs := sw.log.take()
+		res.writeErrs = append(res.writeErrs, errs...)
+		if err := b.drain(ctx, c, up, cs); err != nil {
+			return err
+		}
+		res.startW = distOf(up.latencies(cs))
+		b.say("  commits while the fleet started (%s): commit-to-S3 p50 %s, p99 %s, max %s%s", commaInt(res.startW.n),
+			latText(res.startW.p50), latText(res.startW.p99), latText(res.startW.max), missingText(res.startW))
+	}
 
 	// 2. Idle: litefleet's tenants fall asleep after -sleep-after;
 	// Litestream's stay open, idle from their first sync.
@@ -240,6 +288,10 @@ func (b *bench) measure(ctx context.Context, res *result, c *child, proxy *s3pro
 		round(res.window), mib(res.idle.rss), mib(res.idle.hwm), commaInt(res.idle.fds), commaInt(res.idle.threads), goroutineText(res.idle.goroutines),
 		res.idleCPU, res.vgwCPU)
 	b.say("  S3 requests per idle tenant per day: %s", perDay(res.idleReq.Data, n, res.window))
+	if res.sys == sysLitefleet {
+		res.metrics, res.status = scrapeOnce(ctx, res.addr, "/metrics"), scrapeOnce(ctx, res.addr, "/status")
+		b.say("  one scrape of -addr: /metrics %s, /status %s", res.metrics, res.status)
+	}
 	if res.sys == sysLitefleet && len(awake) > 0 {
 		b.say("    of which on the %s tenants asleep as the window opened, per tenant per day: %s", commaInt(len(sleepers)),
 			perDay(up.tenantCounts(sleepers).Sub(sl0), max(len(sleepers), 1), res.window))
@@ -252,7 +304,6 @@ func (b *bench) measure(ctx context.Context, res *result, c *child, proxy *s3pro
 	}
 
 	// 3. Writers: commit-to-S3 latency of awake tenants.
-	writers := tenants[:min(b.writers, n)]
 	if err := b.writePhase(ctx, res, c, proxy, up, pprofAddr, dbs, writers); err != nil {
 		return err
 	}
