@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/goccy/go-yaml"
 
@@ -66,7 +67,7 @@ func TestAlertRulesUseExportedSeries(t *testing.T) {
 		t.Fatalf("alerts.yml: %v", err)
 	}
 	// What /metrics declares, and each family's labels, from a scrape.
-	_, text := get(t, monitor.NewHandler(fleetOf3(), monitor.Options{Version: "v1"}), "/metrics")
+	_, text := get(t, monitor.NewHandler(fleetOf3(), monitor.Options{Version: "v1", VerifyEvery: time.Hour}), "/metrics")
 	labels := map[string][]string{}
 	for name, f := range parse(t, text) {
 		ls := []string{}

@@ -15,6 +15,7 @@ const (
 	MetricBuildInfo    = "litefleet_build_info"
 	MetricSyncDuration = "litefleet_sync_duration_seconds"
 	MetricCommitToS3   = "litefleet_commit_to_s3_latency_seconds"
+	MetricVerifyPeriod = "litefleet_verify_period_seconds"
 )
 
 const (
@@ -102,5 +103,14 @@ func buildInfo(version string) prometheus.Collector {
 		ConstLabels: prometheus.Labels{"version": v, "goversion": gov, "litestream": ls},
 	})
 	g.Set(1)
+	return g
+}
+
+// verifyPeriod is litefleet_verify_period_seconds: the period within which
+// -verify-every verifies each tenant once.
+func verifyPeriod(d time.Duration) prometheus.Collector {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricVerifyPeriod,
+		Help: "replicate -verify-every: each tenant of this process is verified once per this many seconds."})
+	g.Set(d.Seconds())
 	return g
 }

@@ -27,6 +27,10 @@ type Options struct {
 	// Recorder holds the histograms the engine feeds (give the same one
 	// as replication.Options.Observer); empty ones are served when nil.
 	Recorder *Recorder
+	// VerifyEvery is replicate's -verify-every, served as
+	// litefleet_verify_period_seconds when positive: the alert on
+	// tenants not verified for two periods reads it.
+	VerifyEvery time.Duration
 }
 
 // NewHandler serves /metrics, /healthz and /status from src.
@@ -42,6 +46,9 @@ func NewHandler(src Source, opt Options) http.Handler {
 	}
 	reg := runtimeRegistry()
 	reg.MustRegister(buildInfo(opt.Version), opt.Recorder.syncDuration, opt.Recorder.commitLatency)
+	if opt.VerifyEvery > 0 {
+		reg.MustRegister(verifyPeriod(opt.VerifyEvery))
+	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", metricsHandler(src, reg, opt.Now, opt.Logger))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

@@ -201,7 +201,7 @@ func runReplicate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	// starting, and a port in use fails at once.
 	var mon *monitor.Server
 	if addr := cmp.Or(rf.addr, rf.configAddr); addr != "" {
-		mon, err = monitor.Listen(addr, monitor.NewHandler(eng, monitor.Options{Logger: logger, Version: version, Recorder: rec}))
+		mon, err = monitor.Listen(addr, monitor.NewHandler(eng, monitor.Options{Logger: logger, Version: version, Recorder: rec, VerifyEvery: verifyEvery}))
 		if err != nil {
 			closeQuietly(eng)
 			return err
