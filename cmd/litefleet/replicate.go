@@ -5,12 +5,10 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -291,82 +289,28 @@ func hostName(h string) string {
 	return n
 }
 
-// source turns the flags into the engine's source: the one way targets
-// are built, for replicate and for the terminal UI (onRequest).
+// source turns the flags into the engine's source through
+// replication.Build, the one way targets are resolved, for replicate and
+// for the terminal UI (onRequest).
 func (f *replicateFlags) source(onRequest bool) (replication.Source, error) {
-	src := replication.Source{OnRequest: onRequest, Retention: f.retention, Recursive: f.recursive}
-	var cfg *fleet.Config
-	var fromConfig []fleet.Target
-	if f.cf.config != "" {
-		c, ts, err := fleet.LoadConfig(f.cf.config)
-		if err != nil {
-			return src, err
-		}
-		cfg, fromConfig = c, ts
-		f.configAddr, f.configVerify = c.Addr, c.VerifyEvery
-		src.HostKeys.AccessKeyID, src.HostKeys.SecretAccessKey = cfg.AccessKeyID, cfg.SecretAccessKey
+	spec := replication.Spec{
+		Config: f.cf.config, DSN: f.dsn, DBName: f.dbName, Dirs: f.dirs, Recursive: f.recursive,
+		Retention: f.retention, Conn: f.cf.conn(), OnRequest: onRequest,
+		ConnGiven: f.cf.bucket != "" || f.cf.endpoint != "" || f.cf.region != "",
 	}
-	if len(f.dirs) > 0 {
-		if f.dsn != "" || f.dbName != "" {
-			return src, errUsage("-dir replicates a folder: give -dir or -dsn, not both")
-		}
+	if len(f.dirs) > 0 && f.dsn == "" && f.dbName == "" {
 		conn, _, err := f.cf.resolveConn()
 		if err != nil {
-			return src, err
+			return replication.Source{}, err
 		}
-		if err := conn.Validate(); err != nil {
-			return src, errUsage("%v", err)
-		}
-		src.Dirs, src.DirConn = f.dirs, conn
-		if onRequest {
-			src.Targets = fromConfig
-		}
-		return src, nil
+		spec.DirConn = conn
 	}
-	if f.dsn == "" {
-		if f.dbName != "" {
-			return src, errUsage("-db-name needs -dsn")
-		}
-		if f.cf.config == "" {
-			if onRequest {
-				return src, nil
-			}
-			return src, errUsage("nothing to replicate: give -dsn PATH -bucket NAME, -dir DIR -bucket NAME, or -config FILE (see -h)")
-		}
-		if len(fromConfig) == 0 && !onRequest {
-			return src, fmt.Errorf("%s lists no databases: add dbs: entries, or give -dsn or -dir", f.cf.config)
-		}
-		if !onRequest && (f.cf.bucket != "" || f.cf.endpoint != "" || f.cf.region != "") {
-			return src, errUsage("-bucket, -endpoint and -region apply to -dsn and -dir; with -config alone, each replica in the file names its own")
-		}
-		for i := range fromConfig {
-			if f.retention > 0 && fromConfig[i].Retention == 0 {
-				fromConfig[i].Retention = f.retention
-			}
-		}
-		src.Targets = fromConfig
-		return src, nil
-	}
-	if len(fromConfig) > 0 {
-		return src, errUsage("%s lists databases and -dsn names another: give one or the other (the file's credentials apply to -dsn when it lists no dbs)", f.cf.config)
-	}
-	abs, err := filepath.Abs(f.dsn)
-	if err != nil {
-		return src, err
-	}
-	naming := fleet.NameFor(abs, f.dbName)
-	if naming.Verdict == fleet.VerdictInvalid {
-		return src, errUsage("-db-name: %s", naming.Note)
-	}
-	conn := f.cf.conn()
-	if cfg != nil {
-		conn.AccessKeyID, conn.SecretAccessKey = cfg.AccessKeyID, cfg.SecretAccessKey
-	}
-	if err := conn.Validate(); err != nil {
+	src, set, err := replication.Build(spec)
+	f.configAddr, f.configVerify = set.Addr, set.VerifyEvery
+	if replication.IsUsage(err) {
 		return src, errUsage("%v", err)
 	}
-	src.Targets = []fleet.Target{{Path: abs, Tenant: naming, Conn: conn, Retention: f.retention}}
-	return src, nil
+	return src, err
 }
 
 // logFlags choose the log format and level.
