@@ -378,6 +378,14 @@ func (m *Model) quit() tea.Cmd {
 		return nil
 	}
 	m.quitting = true
+	if m.verifying() {
+		// verify removes its restored copies when its context ends: the
+		// quit goes on once it has.
+		m.quitAfterVerify = true
+		m.cancelVerify()
+		m.c.Tasks.Start("quit", "cancelling the verification…", m.c.Now())
+		return nil
+	}
 	n := m.replicatingCount()
 	if n == 0 && m.pending == 0 {
 		m.stopped = true
