@@ -49,6 +49,9 @@ type verifyRun struct {
 	verified  int
 	failed    int
 	cancelled bool
+	// forget: cancelled by a switch of bucket or prefix, whose tenants
+	// are others: nothing of the run is recorded for them.
+	forget bool
 }
 
 // verifying reports whether a verification runs.
@@ -80,7 +83,8 @@ func (m *Model) startVerify(rows []fleet.Row) tea.Cmd {
 	if len(todo) == 0 {
 		return nil
 	}
-	words := append([]string{"litefleet", "verify"}, ctx.Flags(false)...)
+	// Without -config: verify would add every database it lists.
+	words := append([]string{"litefleet", "verify"}, ctx.ConnFlags()...)
 	for _, r := range todo {
 		words = append(words, r.Tenant)
 	}
@@ -131,19 +135,21 @@ func (m *Model) verified(msg verifiedMsg) tea.Cmd {
 		return nil
 	}
 	v.running--
-	v.done++
 	name := msg.row.Display()
 	now := m.c.Now()
 	switch {
-	case msg.err != nil && v.cancelled && errors.Is(msg.err, context.Canceled):
-		// Cancelled by esc: said once, below. Its previous verdict stays.
-		m.detail.SetVerification(msg.row.Tenant, detail.Verification{Err: errors.New("cancelled"), At: now})
-		v.done--
+	case v.forget:
+	case msg.err != nil && v.cancelled:
+		// Stopped by the cancel (whatever the error says of it): said
+		// once for the run, below.
+		m.detail.SetVerification(msg.row.Tenant, detail.Verification{Cancelled: true, At: now})
 	case msg.err != nil:
+		v.done++
 		v.failed++
 		m.detail.SetVerification(msg.row.Tenant, detail.Verification{Err: msg.err, At: now})
 		m.c.Error(fmt.Errorf("verify %s: %w", name, msg.err))
 	default:
+		v.done++
 		r := msg.report
 		m.detail.SetVerification(msg.row.Tenant, detail.Verification{Report: r, At: now})
 		line := name + ": " + detail.VerdictLine(r)
@@ -183,7 +189,7 @@ func (m *Model) verifyEnded() tea.Cmd {
 	m.c.Tasks.Done(verifyTaskID)
 	switch {
 	case v.cancelled:
-		m.c.Info("verification cancelled: %d of %d tenants verified, %d failed", v.done, v.total, v.failed)
+		m.c.Info("verification cancelled after %d of %d tenants (%d failed)", v.done, v.total, v.failed)
 	case v.total > 1 && v.failed > 0:
 		m.c.Error(fmt.Errorf("verify: %d of %d tenants failed (l: the log has each verdict)", v.failed, v.total))
 	case v.total > 1:

@@ -152,18 +152,54 @@ func TestVerifyProgressAndCancel(t *testing.T) {
 		_, cmd = d.m.Update(waitMsg(t, out, "tui.verifiedMsg"))
 		spawn(cmd, out)
 	}
-	d.wantScreen("verification cancelled: 1 of 3 tenants verified")
+	d.wantScreen("verification cancelled after 1 of 3 tenants (0 failed)")
 	if n := len(d.verifyCalls()); n != 3 {
 		t.Fatalf("%d Verify calls, want 3 (two at a time, the third after the first)", n)
 	}
 	if d.m.c.Tasks.Running(verifyTaskID) {
 		t.Fatal("the task stays in the footer")
 	}
-	// The next esc is the table's again: the page it opens goes back.
-	d.press("enter", "esc")
+	// The third started after the first ended, and was under way at the
+	// cancel: its page says so. The next esc is the page's again.
+	d.cursorTo(d.verifyCalls()[2])
+	d.press("enter")
+	d.wantScreen("verify (V)", "cancelled, no verdict")
+	d.press("esc")
 	if d.m.page != pageTable {
 		t.Fatal("esc no longer goes back after the verification ended")
 	}
+}
+
+// Another bucket's tenants are others: `:bucket` forgets the verdicts.
+func TestVerifyForgottenOnBucketSwitch(t *testing.T) {
+	d := start(t)
+	d.cursorTo(guidSync)
+	d.press("V", "enter")
+	d.wantScreen("verify (V)", "verified TXID 1841")
+	d.press("esc", ":")
+	d.typeText("bucket saas-backups-eu")
+	d.press("enter")
+	d.cursorTo(guidSync)
+	d.press("enter")
+	d.notScreen("verify (V)")
+
+	// A run under way at the switch is cancelled, and its late replies
+	// are not recorded for the new bucket's tenants.
+	d.press("esc")
+	d.fake.verifyGate = make(chan struct{})
+	out := make(chan tea.Msg, 16)
+	_, cmd := d.m.Update(keyMsg("V"))
+	spawn(cmd, out)
+	d.press(":")
+	d.typeText("bucket saas-backups")
+	d.press("enter")
+	d.send(waitMsg(t, out, "tui.verifiedMsg"))
+	if d.m.verifying() {
+		t.Fatal("the run did not end")
+	}
+	d.cursorTo(guidSync)
+	d.press("enter")
+	d.notScreen("verify (V)")
 }
 
 // Quitting while a verification runs cancels it and waits for it to end

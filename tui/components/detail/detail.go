@@ -59,10 +59,11 @@ type Model struct {
 
 // Verification is this process's last verification of a tenant.
 type Verification struct {
-	Running bool           // under way: Report and Err are the previous one's
-	Report  *verify.Report // the verdict
-	Err     error          // the verification could not be made
-	At      time.Time      // when it ended (or started, while Running)
+	Running   bool           // under way
+	Cancelled bool           // stopped by the operator: no verdict
+	Report    *verify.Report // the verdict
+	Err       error          // the verification could not be made
+	At        time.Time      // when it ended (or started, while Running)
 }
 
 // New returns an empty detail page.
@@ -122,6 +123,12 @@ func (m *Model) SetVerification(tenant string, v Verification) {
 	if tenant == m.row.Tenant {
 		m.render()
 	}
+}
+
+// ClearVerifications forgets them: another bucket's tenants are others.
+func (m *Model) ClearVerifications() {
+	clear(m.verifs)
+	m.render()
 }
 
 // SetRow shows the tenant as the table's last refresh, judged at at, has
@@ -330,6 +337,8 @@ func (m *Model) verificationText(v Verification, now time.Time) string {
 	switch {
 	case v.Running:
 		return st.Dim.Render("verifying… since " + common.Stamp(v.At) + " (esc cancels)")
+	case v.Cancelled:
+		return st.Dim.Render("cancelled, no verdict" + when)
 	case v.Err != nil:
 		return st.Error.Render("could not verify: "+fleet.Printable(v.Err.Error())) + st.Dim.Render(when)
 	case v.Report == nil:
