@@ -378,6 +378,14 @@ func (m *Model) quit() tea.Cmd {
 		return nil
 	}
 	m.quitting = true
+	if m.verifying() {
+		// verify removes its restored copies when its context ends: the
+		// quit goes on once it has.
+		m.quitAfterVerify = true
+		m.cancelVerify()
+		m.c.Tasks.Start("quit", "cancelling the verification…", m.c.Now())
+		return nil
+	}
 	n := m.replicatingCount()
 	if n == 0 && m.pending == 0 {
 		m.stopped = true
@@ -481,6 +489,12 @@ func (m *Model) runCommand(msg cmdline.RunMsg) tea.Cmd {
 // switchConn points the S3 side at another bucket or prefix, then
 // refreshes; a refresh of the old one still on its way is dropped.
 func (m *Model) switchConn(verb, value string) tea.Cmd {
+	// A verification under way reads the old bucket: its verdicts would
+	// be shown as the new one's.
+	if m.verify != nil {
+		m.verify.forget = true
+		m.cancelVerify()
+	}
 	m.refreshID++ // drop the old bucket's reply
 	m.refreshing = true
 	m.c.Tasks.Start("conn", fmt.Sprintf("switching to %s %s…", verb, value), m.c.Now())
@@ -505,6 +519,7 @@ func (m *Model) connSwitched(msg connMsg) tea.Cmd {
 		m.c.Error(fmt.Errorf(":%s %s: %w", msg.verb, msg.value, msg.err))
 		return m.refresh(false)
 	}
+	m.detail.ClearVerifications()
 	m.c.Info("now on s3://%s/%s", m.c.Backend.Context().Bucket, m.c.Backend.Context().Prefix)
 	m.page = pageTable
 	return m.refresh(true)

@@ -3,6 +3,7 @@ package tui
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"sync"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
 	"github.com/litefleet/litefleet/tui/common"
+	"github.com/litefleet/litefleet/verify"
 )
 
 // Backend is what the UI asks of the fleet; see common.Backend.
@@ -141,6 +143,29 @@ func (b *FleetBackend) Restore(ctx context.Context, opt restore.Options) (*resto
 		return nil, err
 	}
 	return restore.Run(ctx, api, opt)
+}
+
+// Verify verifies one tenant from the fleet's bucket, with the host
+// records' word on what its primary held, as `litefleet verify` does.
+func (b *FleetBackend) Verify(ctx context.Context, tenant string) (*verify.Report, error) {
+	fl := b.fleet()
+	if fl.API == nil {
+		return nil, errors.New("no bucket: verify needs -bucket or -config")
+	}
+	api, ok := fl.API.(verify.API)
+	if !ok {
+		return nil, errors.New("verify: this S3 client cannot list multipart uploads")
+	}
+	var rep *verify.Report
+	_, err := verify.Run(ctx, api, verify.RunOptions{Options: verify.Options{Conn: fl.Conn}, Tenants: []string{tenant}, Parallel: 1},
+		func(r *verify.Report) { rep = r })
+	switch {
+	case err != nil:
+		return nil, err
+	case rep == nil:
+		return nil, fmt.Errorf("verify %s: no verdict", fleet.Printable(tenant))
+	}
+	return rep, nil
 }
 
 // SetBucket points the S3 side at another bucket.

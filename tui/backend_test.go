@@ -2,6 +2,7 @@ package tui
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/litefleet/litefleet/replication"
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/verify"
 )
 
 // TestFleetBackend drives the real backend against the real S3 server:
@@ -129,5 +131,103 @@ func TestFleetBackend(t *testing.T) {
 	}
 	if err := b.Close(ctx); err != nil {
 		t.Fatal("a second Close must be harmless:", err)
+	}
+}
+
+// TestFleetBackendVerify drives `V`'s backend call against the real S3
+// server: a tenant replicated by this process is verified (its restored
+// copy proved equal to the host record's checksum), its live file is not
+// touched, a tenant with nothing in S3 is unrestorable, and a cancelled
+// verification is an error, not a verdict.
+func TestFleetBackendVerify(t *testing.T) {
+	testpeer.Integration(t)
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	dir := t.TempDir()
+	const guid = "12345678-1234-5678-9abc-123456789012"
+	path := filepath.Join(dir, guid+".db")
+	testpeer.NewDB(t, path, 50)
+
+	client, err := s3browse.NewClient(context.Background(), conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := &fleet.Fleet{Conn: conn, API: client, Discover: fleet.DiscoverOptions{Dirs: []string{dir}}}
+	eng, err := replication.New(replication.Options{SleepAfter: -1}, replication.Source{Dirs: []string{dir}, DirConn: conn, OnRequest: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if err := eng.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b := NewFleetBackend(fl, eng, FleetOptions{NoCache: true, Dirs: []string{dir}})
+	t.Cleanup(func() { _ = b.Close(context.Background()) })
+	if err := b.StartReplication(ctx, fleet.Local{Entry: fleet.Entry{Path: path}}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		v, err := b.Refresh(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(v.Rows) == 1 && v.Rows[0].Remote != nil && v.Rows[0].Remote.LatestTXID > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing replicated after 30s: %+v", v.Rows)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	// The host record names the tenant with its checksum once the upload
+	// is acknowledged and the record written: until then the verdict is
+	// unverifiable, never a failure.
+	var rep *verify.Report
+	deadline = time.Now().Add(60 * time.Second)
+	for {
+		if rep, err = b.Verify(ctx, guid); err != nil {
+			t.Fatal(err)
+		}
+		if verify.Failed(rep.Verdict) {
+			t.Fatalf("a healthy replica failed: %s: %s", rep.Verdict, rep.Reason)
+		}
+		if rep.Verdict == verify.Verified {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no host record's checksum to verify against after 60s: %s: %s", rep.Verdict, rep.Reason)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if rep.TXID == 0 || rep.Integrity != "ok" || rep.Checksum == "" || rep.Expected == nil || rep.Checksum != rep.Expected.Checksum {
+		t.Fatalf("verified without proof: %+v", rep)
+	}
+	after, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(before, after) {
+		t.Fatal("verify replaced the live database file")
+	}
+
+	rep, err = b.Verify(ctx, "0badc0de-0000-4000-8000-000000000001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Verdict != verify.Unrestorable || !verify.Failed(rep.Verdict) {
+		t.Fatalf("a tenant with nothing in S3: %s: %s", rep.Verdict, rep.Reason)
+	}
+
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if rep, err := b.Verify(cctx, guid); err == nil {
+		t.Fatalf("a cancelled verification gave a verdict: %+v", rep)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
 	"github.com/litefleet/litefleet/tui/common"
+	"github.com/litefleet/litefleet/verify"
 )
 
 // testNow is the fixed clock of every test: goldens must not move.
@@ -45,6 +46,12 @@ type fakeBackend struct {
 	// fleet.Refresh reads them.
 	hosts       []fleet.HostSummary
 	hostReports map[string][]fleet.HostReport
+	// verdicts are Verify's answers by tenant ("verified" for the
+	// others); verifyErrs its errors; verifyGate, when set, holds every
+	// Verify until it is closed or the context ends.
+	verdicts   map[string]*verify.Report
+	verifyErrs map[string]error
+	verifyGate chan struct{}
 }
 
 // checkDeadline records a call whose context has no deadline: a hung S3
@@ -221,6 +228,29 @@ func (f *fakeBackend) Restore(ctx context.Context, opt restore.Options) (*restor
 		Integrity: "ok", Size: 5 << 20, Downloaded: p.Bytes, DurationMS: 420, Latest: p.Latest,
 		Current: p.Position.TXID == p.Latest.TXID, Plan: p,
 	}, nil
+}
+
+func (f *fakeBackend) Verify(ctx context.Context, tenant string) (*verify.Report, error) {
+	f.mu.Lock()
+	f.record("verify %s", tenant)
+	f.checkDeadline(ctx, "verify")
+	gate, rep, err := f.verifyGate, f.verdicts[tenant], f.verifyErrs[tenant]
+	f.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("verify cancelled after 0 of 1 tenants: %w", ctx.Err())
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if rep == nil {
+		rep = &verify.Report{Tenant: tenant, Verdict: verify.Verified, TXID: 1841, TXIDHex: s3browse.TXIDHex(1841), Time: f.now.Add(-2 * time.Second),
+			Reason: "restored TXID 1841, integrity_check ok, checksum 0123456789abcdef equals host web-1's record"}
+	}
+	return rep, nil
 }
 
 func (f *fakeBackend) SetBucket(ctx context.Context, bucket string) error {

@@ -90,6 +90,14 @@ type Model struct {
 	// while their host record may still say it replicates them.
 	stoppedHere map[string]stopMark
 
+	// verify is the verification (`V`) under way, nil when none;
+	// verifyID numbers the runs, so a cancelled run's late replies go.
+	verify   *verifyRun
+	verifyID int
+	// quitAfterVerify: a quit waits for the cancelled verification to
+	// end, so that its temporary files are removed before the exit.
+	quitAfterVerify bool
+
 	quitting bool // stopping replication before quitting
 	stopped  bool // replication stopped: the next QuitMsg really quits
 
@@ -178,6 +186,8 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		return m.clockTick()
 	case replicationMsg:
 		return m.replicated(msg)
+	case verifiedMsg:
+		return m.verified(msg)
 	case connMsg:
 		return m.connSwitched(msg)
 	case stoppedMsg:
@@ -267,6 +277,18 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 		return m.validate.Start()
 	case key.Matches(msg, k.Restore):
 		return m.startRestore()
+	case key.Matches(msg, k.Verify):
+		if m.page == pageDetail {
+			return m.startVerify([]fleet.Row{m.detail.Row()})
+		}
+		// The selection is spent, as r and x spend it.
+		targets := m.table.Targets()
+		m.table.ClearSelection()
+		return m.startVerify(targets)
+	case key.Matches(msg, k.Back) && m.verifying() && !m.verify.cancelled:
+		// esc stops a verification before it goes back or clears a
+		// filter: the next esc does that.
+		m.cancelVerify()
 	case m.page == pageDetail:
 		return m.detailKey(msg)
 	case key.Matches(msg, k.Open):
@@ -468,8 +490,12 @@ func (m *Model) helpKeys() []key.Binding {
 		return []key.Binding{key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "keep filter")), key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "clear"))}
 	case m.showLogs && m.logs.Focused():
 		return k.LogHelp()
+	case m.verifying() && !m.verify.cancelled && m.page == pageDetail:
+		return []key.Binding{verifyCancelKey, k.Up, k.Down, k.PageDown, k.Restore, k.Replicate, k.Stop, k.Help, k.Quit}
 	case m.page == pageDetail:
-		return []key.Binding{k.Up, k.Down, k.PageDown, k.Restore, k.Replicate, k.Stop, k.Back, k.Help, k.Quit}
+		return []key.Binding{k.Up, k.Down, k.PageDown, k.Restore, k.Replicate, k.Stop, k.Back, k.Verify, k.Help, k.Quit}
+	case m.verifying() && !m.verify.cancelled:
+		return append([]key.Binding{verifyCancelKey}, k.ShortHelp()...)
 	}
 	return k.ShortHelp()
 }

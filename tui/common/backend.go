@@ -7,6 +7,7 @@ import (
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/verify"
 )
 
 // Backend is everything the terminal UI asks of the fleet. The UI calls it
@@ -30,6 +31,11 @@ type Backend interface {
 	// guard themselves: the UI gives the tenant, point, output and force.
 	PlanRestore(ctx context.Context, opt restore.Options) (*restore.Plan, error)
 	Restore(ctx context.Context, opt restore.Options) (*restore.Result, error)
+	// Verify verifies one tenant's replica as `litefleet verify TENANT`
+	// does: a replica found wrong is a report with a failed verdict; an
+	// error says the verification could not be made (no bucket, the
+	// context ended). Its restored copy is a temporary file it removes.
+	Verify(ctx context.Context, tenant string) (*verify.Report, error)
 	// SetBucket and SetPrefix point the S3 side elsewhere and forget the
 	// last answer of the old one.
 	SetBucket(ctx context.Context, bucket string) error

@@ -79,6 +79,15 @@ func (t *Tasks) Progress(id string, f float64) {
 	}
 }
 
+// SetText changes a running task's text, keeping its start and progress.
+func (t *Tasks) SetText(id, text string) {
+	for i := range t.list {
+		if t.list[i].ID == id {
+			t.list[i].Text = text
+		}
+	}
+}
+
 // Done removes the task id.
 func (t *Tasks) Done(id string) {
 	t.list = slices.DeleteFunc(t.list, func(x Task) bool { return x.ID == id })

@@ -16,8 +16,10 @@ type KeyMap struct {
 	Focus, Left, Right, Copy key.Binding
 	// Looking.
 	Open, Back, Filter, Sort, Reverse, SortColumn, Refresh, Logs, Help, Command, Validate key.Binding
-	// Acting: all but Select write, and -readonly turns those off.
-	Select, Replicate, Stop, Restore key.Binding
+	// Acting: all but Select and Verify write, and -readonly turns those
+	// off. Verify only reads S3 (its restored copies are temporary files
+	// it removes), so -readonly keeps it.
+	Select, Replicate, Stop, Restore, Verify key.Binding
 	// Dialogs.
 	Confirm, Cancel, NextField key.Binding
 	Quit                       key.Binding
@@ -56,6 +58,7 @@ func Default(readOnly bool) *KeyMap {
 		Replicate: key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "replicate")),
 		Stop:      key.NewBinding(key.WithKeys("x"), key.WithHelp("x", "stop replicating")),
 		Restore:   key.NewBinding(key.WithKeys("R"), key.WithHelp("R", "restore")),
+		Verify:    key.NewBinding(key.WithKeys("V"), key.WithHelp("V", "verify")),
 
 		Confirm:   key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "confirm")),
 		Cancel:    key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "cancel")),
@@ -102,7 +105,7 @@ func (k *KeyMap) SortKey(s string) fleet.SortKey {
 
 // ShortHelp is the footer's line for the fleet table.
 func (k *KeyMap) ShortHelp() []key.Binding {
-	return []key.Binding{k.Open, k.Filter, k.Sort, k.Select, k.Replicate, k.Restore, k.Logs, k.Help, k.Quit}
+	return []key.Binding{k.Open, k.Filter, k.Sort, k.Select, k.Replicate, k.Restore, k.Verify, k.Logs, k.Help, k.Quit}
 }
 
 // LogHelp is the footer's line while the log pane has the keyboard.
@@ -115,7 +118,7 @@ func (k *KeyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
 		{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom},
 		{k.Open, k.Back, k.Filter, k.Sort, k.Reverse, k.SortColumn, k.Refresh, k.Validate},
-		{k.Select, k.Replicate, k.Stop, k.Restore, k.Command, k.Help, k.Quit},
+		{k.Select, k.Replicate, k.Stop, k.Restore, k.Verify, k.Command, k.Help, k.Quit},
 		{k.Logs, k.Focus, k.Left, k.Right, k.Copy},
 	}
 }

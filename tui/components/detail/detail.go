@@ -19,6 +19,7 @@ import (
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/s3browse"
 	"github.com/litefleet/litefleet/tui/common"
+	"github.com/litefleet/litefleet/verify"
 )
 
 // TaskID names the inspection in the footer.
@@ -50,6 +51,19 @@ type Model struct {
 
 	lines  []string // rendered once per report, drawn a page at a time
 	offset int
+
+	// verifs are this process's verifications (`V`), by tenant: the page
+	// of a tenant verified, or being verified, shows the last one.
+	verifs map[string]Verification
+}
+
+// Verification is this process's last verification of a tenant.
+type Verification struct {
+	Running   bool           // under way
+	Cancelled bool           // stopped by the operator: no verdict
+	Report    *verify.Report // the verdict
+	Err       error          // the verification could not be made
+	At        time.Time      // when it ended (or started, while Running)
 }
 
 // New returns an empty detail page.
@@ -97,6 +111,24 @@ func (m *Model) inspectCmd() tea.Cmd {
 		t, err := b.Inspect(ctx, tenant)
 		return InspectedMsg{ID: id, Tenant: tenant, Report: t, Err: err}
 	}
+}
+
+// SetVerification records tenant's verification; the page shows it when
+// it is that tenant's.
+func (m *Model) SetVerification(tenant string, v Verification) {
+	if m.verifs == nil {
+		m.verifs = map[string]Verification{}
+	}
+	m.verifs[tenant] = v
+	if tenant == m.row.Tenant {
+		m.render()
+	}
+}
+
+// ClearVerifications forgets them: another bucket's tenants are others.
+func (m *Model) ClearVerifications() {
+	clear(m.verifs)
+	m.render()
 }
 
 // SetRow shows the tenant as the table's last refresh, judged at at, has
@@ -251,6 +283,9 @@ func (m *Model) render() {
 		// The host's last -verify-every verdict, by its clock.
 		kv("verified", fmt.Sprintf("%s %s (%s) by host %s", fleet.Printable(r.Verdict), common.Ago(now, r.VerifiedAt), common.Stamp(r.VerifiedAt), fleet.Printable(r.Host)))
 	}
+	if v, ok := m.verifs[r.Tenant]; ok {
+		kv("verify (V)", m.verificationText(v, now))
+	}
 	judged := "the table's refresh at " + common.Stamp(m.at)
 	if m.gone {
 		judged += st.Dim.Render(" · not in the last refresh")
@@ -291,6 +326,54 @@ func (m *Model) render() {
 	}
 	m.lines = out
 	m.offset = max(min(m.offset, len(m.lines)-1), 0)
+}
+
+// verificationText is this process's verification of the tenant: the
+// verdict with the point it proved and what it rests on, failures in the
+// error style.
+func (m *Model) verificationText(v Verification, now time.Time) string {
+	st := m.c.Styles.Box
+	when := fmt.Sprintf(" (%s, %s)", common.Ago(now, v.At), common.Stamp(v.At))
+	switch {
+	case v.Running:
+		return st.Dim.Render("verifying… since " + common.Stamp(v.At) + " (esc cancels)")
+	case v.Cancelled:
+		return st.Dim.Render("cancelled, no verdict" + when)
+	case v.Err != nil:
+		return st.Error.Render("could not verify: "+fleet.Printable(v.Err.Error())) + st.Dim.Render(when)
+	case v.Report == nil:
+		return ""
+	}
+	r := v.Report
+	head := VerdictLine(r)
+	style := st.OK
+	switch {
+	case verify.Failed(r.Verdict):
+		style = st.Error
+	case r.Verdict != verify.Verified:
+		style = st.Warn
+	}
+	text := style.Render(fleet.Printable(head)) + st.Dim.Render(when)
+	if r.Verdict == verify.Verified && r.Reason != "" {
+		text += " · " + fleet.Printable(r.Reason)
+	}
+	return text
+}
+
+// VerdictLine says a verdict in a line: "verified TXID 1841 (…) at TIME",
+// "mismatch: REASON", "unverifiable: REASON".
+func VerdictLine(r *verify.Report) string {
+	if r.Verdict == verify.Verified {
+		s := "verified"
+		if r.TXID != 0 {
+			s += " TXID " + common.TXID(r.TXID)
+		}
+		if !r.Time.IsZero() {
+			s += " at " + common.Stamp(r.Time)
+		}
+		return s
+	}
+	return r.Verdict + ": " + r.Reason
 }
 
 // labelWidth is the width of the page's labels.
