@@ -320,7 +320,15 @@ func (e *Engine) closeDBWithin(ctx context.Context, a *awake) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	return a.db.Close(ctx)
+	err := a.db.Close(ctx)
+	if a.client != nil && a.client.orphansLeft.Load() {
+		// A failed upload's cut parts may have landed since its abort
+		// and revived it: swept once more while the claim is still held.
+		if _, serr := a.client.abortOrphans(ctx, nil, true); serr != nil {
+			e.log.Warn("abandoned multipart uploads not swept at close", "db", a.client.tenant, "error", serr)
+		}
+	}
+	return err
 }
 
 // positions reads the local and replicated TXIDs of an open tenant.

@@ -30,6 +30,20 @@ import (
 // a fresh one of the tenant's prefix at a takeover) and before the next
 // multipart upload of a tenant whose abort failed.
 
+// orphanWindow is how long after an abort the tenant's sweeps go on even
+// when one finds nothing: a part cut at its deadline drains from socket
+// buffers and proxies at the link's pace, and may land, reviving the
+// upload, well after the abort.
+const orphanWindow = time.Minute
+
+// noteOrphans says that the tenant's prefix may hold abandoned uploads:
+// sweeps run before its next multipart uploads and at its close until one
+// finds nothing, orphanWindow after the last abort.
+func (c *tenantClient) noteOrphans() {
+	c.orphansAt.Store(time.Now().UnixNano())
+	c.orphansLeft.Store(true)
+}
+
 // ownUploads holds the upload IDs this process is sending (created and not
 // yet completed or aborted): a sweep never aborts them.
 var ownUploads sync.Map
