@@ -88,6 +88,9 @@ func listOrphans(ctx context.Context, api objectAPI, bucket, prefix string) ([]o
 // nothing unless the tenant may be written (its claim is this host's and
 // the host is not fenced), and returns how many it aborted.
 func (c *tenantClient) abortOrphans(ctx context.Context, listed []orphan, fresh bool) (int, error) {
+	if c.noSweep {
+		return 0, nil
+	}
 	if _, err := c.gate.writeDeadline(); err != nil {
 		return 0, err
 	}
@@ -171,6 +174,9 @@ type orphanCensus struct {
 // that fails is logged and not tried again: the tenant's own sweeps (a
 // takeover, a failed abort) still run.
 func (o *orphanCensus) take(ctx context.Context, c *tenantClient, tenantsPrefix string) []orphan {
+	if c.noSweep {
+		return nil
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.listed == nil {
