@@ -102,8 +102,8 @@ type tenantClient struct {
 	// noSweep: the tenant's keys are its own (a per-tenant policy), which
 	// cannot list multipart uploads: abandoned ones are left to the
 	// bucket's lifecycle rule.
-	noSweep bool
-	orphansAt   atomic.Int64 // unix nanoseconds of the last abort
+	noSweep   bool
+	orphansAt atomic.Int64 // unix nanoseconds of the last abort
 	// slow holds uploads back after one failed on a link too slow for it.
 	slow slowBackoff
 	// unsure are uploads that failed but may have landed, by key (mu).
