@@ -99,11 +99,11 @@ type tenantClient struct {
 	// orphansLeft: the tenant's prefix may hold abandoned multipart
 	// uploads, swept before its next one and at its close (noteOrphans).
 	orphansLeft atomic.Bool
+	orphansAt   atomic.Int64 // unix nanoseconds of the last abort
 	// noSweep: the tenant's keys are its own (a per-tenant policy), which
 	// cannot list multipart uploads: abandoned ones are left to the
 	// bucket's lifecycle rule.
-	noSweep   bool
-	orphansAt atomic.Int64 // unix nanoseconds of the last abort
+	noSweep bool
 	// slow holds uploads back after one failed on a link too slow for it.
 	slow slowBackoff
 	// unsure are uploads that failed but may have landed, by key (mu).
