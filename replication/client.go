@@ -96,9 +96,14 @@ type tenantClient struct {
 	onConflict func(*ConflictError)
 	// unconditional: the server rejected a conditional write (501).
 	unconditional atomic.Bool
-	// orphansLeft: an abort of a failed upload failed; the tenant's
-	// multipart uploads are swept before its next one (orphans.go).
+	// orphansLeft: the tenant's prefix may hold abandoned multipart
+	// uploads, swept before its next one and at its close (noteOrphans).
 	orphansLeft atomic.Bool
+	orphansAt   atomic.Int64 // unix nanoseconds of the last abort
+	// noSweep: the tenant's keys are its own (a per-tenant policy), which
+	// cannot list multipart uploads: abandoned ones are left to the
+	// bucket's lifecycle rule.
+	noSweep bool
 	// slow holds uploads back after one failed on a link too slow for it.
 	slow slowBackoff
 	// unsure are uploads that failed but may have landed, by key (mu).

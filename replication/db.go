@@ -101,6 +101,7 @@ func (e *Engine) newClient(t *tenant, b *bucket, a *awake, claim *hosts.Claim) *
 		api: t.api, bucket: t.target.Conn.Bucket, path: t.target.Conn.TenantPath(t.name),
 		tenant: t.name, logger: e.log, gate: tenantGate{b: b, a: a, log: e.log}, stats: t.stats, pages: a.pages,
 		lineage: &t.lineage, host: b.beat.Host(), observe: e.opt.Observer,
+		noSweep: e.src.HostKeys.AccessKeyID != "",
 	}
 	if claim != nil {
 		c.claimGen = claim.Generation
@@ -320,7 +321,15 @@ func (e *Engine) closeDBWithin(ctx context.Context, a *awake) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	return a.db.Close(ctx)
+	err := a.db.Close(ctx)
+	if a.client != nil && a.client.orphansLeft.Load() {
+		// A failed upload's cut parts may have landed since its abort
+		// and revived it: swept once more while the claim is still held.
+		if _, serr := a.client.abortOrphans(ctx, nil, true); serr != nil {
+			e.log.Warn("abandoned multipart uploads not swept at close", "db", a.client.tenant, "error", serr)
+		}
+	}
+	return err
 }
 
 // positions reads the local and replicated TXIDs of an open tenant.

@@ -382,7 +382,9 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 		}
 		// Swept again before its next multipart upload, until a sweep
 		// finds nothing: a late part may revive an aborted upload.
-		a.client.orphansLeft.Store(err != nil || n > 0)
+		if err != nil || n > 0 {
+			a.client.noteOrphans()
+		}
 	}
 	hist, err := e.checkHistory(ctx, t, a.client)
 	var div *DivergedError

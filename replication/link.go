@@ -113,10 +113,17 @@ func (s *sending) end(ok, late bool) float64 {
 		l.rate, l.bounded = sample, false
 	case ok:
 		l.rate = (l.rate + sample) / 2
-	case l.rate == 0 || sample < l.rate:
+	case l.rate == 0 || l.bounded:
 		// Not all of it went through in that time: at most that.
-		l.bounded = l.rate == 0 || l.bounded
-		l.rate = sample
+		if l.rate == 0 || sample < l.rate {
+			l.rate = sample
+		}
+		l.bounded = true
+	case sample < l.rate:
+		// Measured by requests that finished: a cut (a stall, a busy
+		// server) lowers it, never below what the cut request needed, so
+		// cuts alone never make a measured link too slow (slow).
+		l.rate = (l.rate + sample) / 2
 	}
 	return company
 }

@@ -120,10 +120,14 @@ func TestUplinkSizesRequests(t *testing.T) {
 	if s := l.slow("part 1 of k", minPart, true, 4*time.Second, 2); s != nil {
 		t.Fatalf("a part cut while sharing the link: %v", s)
 	}
-	// Measured fast enough by requests that finished, a cut is a stall.
-	measure(l, 10e6, time.Second, true, false)
-	if s := l.slow("part 2 of k", minPart, true, 4*time.Second, 1); s != nil {
-		t.Fatalf("a part cut on a link measured at 10 MB/s: %v", s)
+	// Measured fast enough by requests that finished, a cut is a stall,
+	// and cuts alone never make the link too slow.
+	measure(l, 10e6, 5*time.Second, true, false) // 2 MB/s
+	for i := range 10 {
+		measure(l, minPart, 4*time.Second, false, true)
+		if s := l.slow("part 2 of k", minPart, true, 4*time.Second, 1); s != nil {
+			t.Fatalf("cut %d on a link measured at 2 MB/s (rate now %.0f): %v", i+1, l.Rate(), s)
+		}
 	}
 	l = &uplink{}
 	measure(l, minPart, 4*time.Second, false, true)

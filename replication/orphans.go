@@ -30,6 +30,20 @@ import (
 // a fresh one of the tenant's prefix at a takeover) and before the next
 // multipart upload of a tenant whose abort failed.
 
+// orphanWindow is how long after an abort the tenant's sweeps go on even
+// when one finds nothing: a part cut at its deadline drains from socket
+// buffers and proxies at the link's pace, and may land, reviving the
+// upload, well after the abort.
+const orphanWindow = time.Minute
+
+// noteOrphans says that the tenant's prefix may hold abandoned uploads:
+// sweeps run before its next multipart uploads and at its close until one
+// finds nothing, orphanWindow after the last abort.
+func (c *tenantClient) noteOrphans() {
+	c.orphansAt.Store(time.Now().UnixNano())
+	c.orphansLeft.Store(true)
+}
+
 // ownUploads holds the upload IDs this process is sending (created and not
 // yet completed or aborted): a sweep never aborts them.
 var ownUploads sync.Map
@@ -74,6 +88,9 @@ func listOrphans(ctx context.Context, api objectAPI, bucket, prefix string) ([]o
 // nothing unless the tenant may be written (its claim is this host's and
 // the host is not fenced), and returns how many it aborted.
 func (c *tenantClient) abortOrphans(ctx context.Context, listed []orphan, fresh bool) (int, error) {
+	if c.noSweep {
+		return 0, nil
+	}
 	if _, err := c.gate.writeDeadline(); err != nil {
 		return 0, err
 	}
@@ -157,6 +174,9 @@ type orphanCensus struct {
 // that fails is logged and not tried again: the tenant's own sweeps (a
 // takeover, a failed abort) still run.
 func (o *orphanCensus) take(ctx context.Context, c *tenantClient, tenantsPrefix string) []orphan {
+	if c.noSweep {
+		return nil
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.listed == nil {

@@ -637,7 +637,7 @@ func (c *tenantClient) multipart(ctx context.Context, level int, minTXID, maxTXI
 		switch {
 		case err != nil:
 			c.logger.Warn("abandoned multipart uploads not swept", "db", c.tenant, "error", err)
-		case n == 0:
+		case n == 0 && time.Since(time.Unix(0, c.orphansAt.Load())) > orphanWindow:
 			c.orphansLeft.Store(false)
 		}
 	}
@@ -814,7 +814,7 @@ func (c *tenantClient) uploadPart(ctx context.Context, key, id string, n int32, 
 // are swept before its next one (orphans.go): this one if the abort
 // failed, or if a part cut at its deadline lands later and revives it.
 func (c *tenantClient) abort(ctx context.Context, key, id string, cause error) {
-	c.orphansLeft.Store(true)
+	c.noteOrphans()
 	if err := c.abortUpload(ctx, key, id); err != nil {
 		c.logger.Warn("failed multipart upload not aborted: aborted before the tenant's next one, or by an AbortIncompleteMultipartUpload lifecycle rule",
 			"db", c.tenant, "key", key, "upload_id", id, "cause", cause, "error", err)
