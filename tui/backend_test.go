@@ -17,19 +17,17 @@ import (
 	"github.com/litefleet/litefleet/verify"
 )
 
-// TestFleetBackend drives the real backend against the real S3 server:
-// refresh, replication started and stopped in this process, the restore
-// guard on a replicated database, a restore, the name check, and a switch
-// of bucket and prefix.
-func TestFleetBackend(t *testing.T) {
+// startBackend starts a real S3 server, a database of rows rows named
+// guid in a folder of its own, an engine that replicates on request, and
+// the UI's backend over them.
+func startBackend(t *testing.T, guid string, rows int) (srv *s3test.Server, conn s3browse.Conn, path string, b *FleetBackend) {
+	t.Helper()
 	testpeer.Integration(t)
-	srv := s3test.Start(t)
-	conn := srv.Conn(t)
+	srv = s3test.Start(t)
+	conn = srv.Conn(t)
 	dir := t.TempDir()
-	const guid = "12345678-1234-5678-9abc-123456789012"
-	path := filepath.Join(dir, guid+".db")
-	testpeer.NewDB(t, path, 10)
-
+	path = filepath.Join(dir, guid+".db")
+	testpeer.NewDB(t, path, rows)
 	client, err := s3browse.NewClient(context.Background(), conn)
 	if err != nil {
 		t.Fatal(err)
@@ -39,11 +37,20 @@ func TestFleetBackend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := t.Context()
-	if err := eng.Start(ctx); err != nil {
+	if err := eng.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	b := NewFleetBackend(fl, eng, FleetOptions{NoCache: true, Dirs: []string{dir}})
+	return srv, conn, path, NewFleetBackend(fl, eng, FleetOptions{NoCache: true, Dirs: []string{dir}})
+}
+
+// TestFleetBackend drives the real backend against the real S3 server:
+// refresh, replication started and stopped in this process, the restore
+// guard on a replicated database, a restore, the name check, and a switch
+// of bucket and prefix.
+func TestFleetBackend(t *testing.T) {
+	const guid = "12345678-1234-5678-9abc-123456789012"
+	srv, conn, path, b := startBackend(t, guid, 10)
+	ctx := t.Context()
 	if c := b.Context(); c.Bucket != conn.Bucket || c.Endpoint != srv.Endpoint || c.Prefix != "databases" || len(c.Dirs) != 1 || len(c.Roots) != 1 {
 		t.Fatalf("context: %+v", c)
 	}
@@ -140,28 +147,9 @@ func TestFleetBackend(t *testing.T) {
 // touched, a tenant with nothing in S3 is unrestorable, and a cancelled
 // verification is an error, not a verdict.
 func TestFleetBackendVerify(t *testing.T) {
-	testpeer.Integration(t)
-	srv := s3test.Start(t)
-	conn := srv.Conn(t)
-	dir := t.TempDir()
 	const guid = "12345678-1234-5678-9abc-123456789012"
-	path := filepath.Join(dir, guid+".db")
-	testpeer.NewDB(t, path, 50)
-
-	client, err := s3browse.NewClient(context.Background(), conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fl := &fleet.Fleet{Conn: conn, API: client, Discover: fleet.DiscoverOptions{Dirs: []string{dir}}}
-	eng, err := replication.New(replication.Options{SleepAfter: -1}, replication.Source{Dirs: []string{dir}, DirConn: conn, OnRequest: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, _, path, b := startBackend(t, guid, 50)
 	ctx := t.Context()
-	if err := eng.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	b := NewFleetBackend(fl, eng, FleetOptions{NoCache: true, Dirs: []string{dir}})
 	t.Cleanup(func() { _ = b.Close(context.Background()) })
 	if err := b.StartReplication(ctx, fleet.Local{Entry: fleet.Entry{Path: path}}); err != nil {
 		t.Fatal(err)
