@@ -276,7 +276,8 @@ func (b *Beater) Beat(ctx context.Context) error {
 	}
 	b.beating = true
 	b.seq++
-	gap := b.lastOK.IsZero() || b.lastErr != nil || b.opt.Now().Sub(b.lastOK) >= b.opt.Timing.BeatEvery*3/2
+	first := b.lastOK.IsZero()
+	gap := first || b.lastErr != nil || b.opt.Now().Sub(b.lastOK) >= b.opt.Timing.BeatEvery*3/2
 	b.mu.Unlock()
 	if gap {
 		b.dropStaleRecord(ctx)
@@ -291,9 +292,14 @@ func (b *Beater) Beat(ctx context.Context) error {
 	body, _ := json.Marshal(hb)
 	var newETag string
 	var err error
-	if !cond {
+	if !cond || (gap && !first) {
 		// No conditional writes to notice a second writer: look first.
-		// A race remains, narrow; such a server gets no new claims.
+		// A race remains, narrow; such a server gets no new claims. After
+		// a gap, look first even where conditions were honoured: another
+		// process may have taken the name meanwhile, and a server that
+		// has since begun to ignore If-Match would let this beat
+		// overwrite its heartbeat unseen (chaos seed 33: both then wrote
+		// the same LTX keys).
 		err = b.checkOwnBeat(ctx, etag)
 	}
 	if err == nil {

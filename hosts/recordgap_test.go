@@ -3,6 +3,8 @@ package hosts_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
@@ -10,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/litefleet/litefleet/hosts"
+	"github.com/litefleet/litefleet/internal/faultproxy"
+	"github.com/litefleet/litefleet/internal/s3test"
 )
 
 // TestRecordDroppedAfterGap: a host's record never stands beside a beat
@@ -96,5 +100,62 @@ func TestRecordDroppedAfterGap(t *testing.T) {
 	_ = bt.Beat(ctx) // refused or not: the heartbeat is this process's still
 	if !recordExists() {
 		t.Fatal("a beat after a gap deleted another process's record")
+	}
+}
+
+// TestGapBeatLooksFirst: a host back from a gap reads its heartbeat
+// before writing it, even on a server found to honour If-Match: another
+// process may have taken the name meanwhile, and a server that has since
+// begun to ignore conditions would let the beat overwrite the other's
+// heartbeat unseen. Chaos seed 33: a partitioned h1 came back while every
+// proxy stripped conditions, overwrote its replacement's heartbeat, and
+// both wrote the same LTX keys with different pages (restores failed,
+// "page 133 of 167 empty"). The beat is refused (*HostInUseError) and
+// the other's heartbeat stays.
+func TestGapBeatLooksFirst(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Start(t)
+	conn := srv.Conn(t)
+	proxy, err := faultproxy.Start(faultproxy.Options{Name: "web-1", Target: srv.Endpoint, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proxy.Close() })
+	direct := srv.Client(t, conn)
+	viaProxy := conn
+	viaProxy.Endpoint = proxy.URL()
+	c := &clock{now: time.Now()}
+	timing := hosts.Timing{BeatEvery: time.Minute, FenceAfter: 2 * time.Minute, DeadAfter: 3 * time.Minute, WriteMargin: time.Second}
+	bt, err := hosts.New(hosts.Options{API: srv.Client(t, viaProxy), Bucket: conn.Bucket, Host: "web-1", Timing: timing, Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr := bt.ProbeConditional(ctx); !tr.OK {
+		t.Fatalf("probe: %+v", tr)
+	}
+	if err := bt.Beat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A replacement took the name while this host was away.
+	now := time.Now().UTC()
+	other, _ := json.Marshal(hosts.Heartbeat{Host: "web-1", Instance: "replacement", Machine: "elsewhere", PID: 7, Started: now, At: now, Seq: 1})
+	if _, err := direct.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(conn.Bucket), Key: aws.String(hosts.HeartbeatKey("web-1")), Body: bytes.NewReader(other)}); err != nil {
+		t.Fatal(err)
+	}
+	// The server now ignores If-Match; the host comes back after a gap.
+	if err := proxy.Set(faultproxy.Faults{StripConditional: true}); err != nil {
+		t.Fatal(err)
+	}
+	c.Add(3 * timing.BeatEvery)
+	err = bt.Beat(ctx)
+	if _, ok := errors.AsType[*hosts.HostInUseError](err); !ok {
+		t.Fatalf("beat after a gap over another process's heartbeat: %v, want *HostInUseError", err)
+	}
+	if !bt.Fenced() {
+		t.Error("not fenced after finding its name taken")
+	}
+	r, err := hosts.ReadBeat(ctx, direct, conn.Bucket, "web-1")
+	if err != nil || !r.Found || r.Beat.Instance != "replacement" {
+		t.Fatalf("the replacement's heartbeat was overwritten: %+v %v", r, err)
 	}
 }

@@ -159,7 +159,7 @@ func TestOverwriteDetected(t *testing.T) {
 		{Proxy: "h1", Method: "PUT", Key: "chaos/databases/t/lock.json", Hash: "a", Status: 200},
 		{Proxy: "h2", Method: "PUT", Key: "chaos/databases/t/lock.json", Hash: "b", Status: 200},
 	}
-	ow := overwrites(ws, "chaos/databases/")
+	ow := overwrites(ws, writeKeyPrefix)
 	if len(ow) != 1 || ow[0].Key != k || !strings.Contains(ow[0].String(), "applied late") {
 		t.Errorf("overwrites = %v, want only %s", ow, k)
 	}

@@ -28,6 +28,9 @@ import (
 const (
 	bucket = "chaos"
 	prefix = "databases/"
+	// writeKeyPrefix is the tenants' prefix as the proxies log keys
+	// (faultproxy.Write.Key): the bucket comes first.
+	writeKeyPrefix = bucket + "/" + prefix
 )
 
 // harness is one run: the S3 server, the replicators and their proxies,

@@ -241,7 +241,7 @@ func (h *harness) checkHistories(ctx context.Context) verdict {
 	h.mu.Lock()
 	writes := slices.Clone(h.writes)
 	h.mu.Unlock()
-	ow := overwrites(writes, prefix)
+	ow := overwrites(writes, writeKeyPrefix)
 	puts, late, stripped := 0, 0, 0
 	for _, w := range writes {
 		if w.Method == "PUT" && strings.HasSuffix(w.Key, ".ltx") {
