@@ -15,6 +15,8 @@ package replication
 import (
 	"container/heap"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -737,6 +739,20 @@ func (e *Engine) awaitBucket(ctx context.Context, c s3browse.Conn) error {
 // connection or answer, a server error or throttling.
 func transientAtStart(err error) bool {
 	if _, inUse := errors.AsType[*hosts.HostInUseError](err); inUse {
+		return false
+	}
+	// A certificate S3's answer was refused for is the configuration's
+	// (a CA bundle, a name), not the network's: asking again cannot help.
+	if _, bad := errors.AsType[*tls.CertificateVerificationError](err); bad {
+		return false
+	}
+	if _, bad := errors.AsType[x509.UnknownAuthorityError](err); bad {
+		return false
+	}
+	if _, bad := errors.AsType[x509.HostnameError](err); bad {
+		return false
+	}
+	if _, bad := errors.AsType[x509.CertificateInvalidError](err); bad {
 		return false
 	}
 	if s3browse.Classify(err) == s3browse.FailureUnreachable {
