@@ -237,16 +237,29 @@ func (b *Beater) loop(ctx context.Context) {
 	defer close(b.done)
 	t := time.NewTicker(b.opt.Timing.BeatEvery)
 	defer t.Stop()
+	untrusted := 0 // beats since the last probe that found conditions ignored
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		if !b.Trusted().Known {
+		switch tr := b.Trusted(); {
+		case !tr.Known:
 			// The probe could not tell (a timeout, a 5xx): ask again
 			// rather than stay unable to take tenants for good.
 			b.ProbeConditional(ctx)
+		case !tr.OK:
+			// Conditions found ignored may have been a passing fault (a
+			// proxy stripping headers while this process started) or a
+			// server since fixed: asked again every ReprobeBeats beats,
+			// so that a restarted host does not stay, for the rest of
+			// its life, unable to claim again the tenants whose only
+			// copy of recent commits it holds (chaos seed 33, h2).
+			if untrusted++; untrusted >= ReprobeBeats {
+				untrusted = 0
+				b.ProbeConditional(ctx)
+			}
 		}
 		if err := b.Beat(ctx); err != nil && ctx.Err() == nil {
 			var inUse *HostInUseError
@@ -557,6 +570,10 @@ func (b *Beater) checkInUse(ctx context.Context) (string, error) {
 	}
 }
 
+// ReprobeBeats is how many beats apart conditional writes found ignored
+// are probed again (a minute with the default timing).
+const ReprobeBeats = 6
+
 // Trust is what probing found of the server's conditional writes.
 type Trust struct {
 	// Known says the probe reached a verdict; OK that every form the
@@ -572,7 +589,8 @@ type Trust struct {
 // accepted when it must be. Anything else — a condition ignored, a form
 // the server rejects, a timeout — leaves conditional writes untrusted:
 // no takeover and no new claim. A probe that could not tell is repeated
-// at the next beat.
+// at the next beat, one that found conditions ignored every ReprobeBeats
+// beats.
 func (b *Beater) ProbeConditional(ctx context.Context) Trust {
 	key := HostsPrefix + b.opt.Host + "/probe-" + b.probeID
 	tr := b.probe(ctx, key)
@@ -587,6 +605,8 @@ func (b *Beater) ProbeConditional(ctx context.Context) Trust {
 	}
 	b.mu.Unlock()
 	switch {
+	case tr.OK && was.Known && !was.OK:
+		b.opt.Logger.Info("this S3 server honours conditional writes again: tenants may be claimed and taken over", "bucket", b.opt.Bucket)
 	case tr.Known && !tr.OK && tr != was:
 		b.opt.Logger.Warn("this S3 server does not honour conditional writes: no tenant is taken over and no new claim is made", "bucket", b.opt.Bucket, "reason", tr.Reason)
 	case !tr.Known:

@@ -249,7 +249,7 @@ func TestLiveTakeoverDetected(t *testing.T) {
 // were, so lock.json still names the old process).
 func TestPickHolder(t *testing.T) {
 	t0 := time.Date(2026, 12, 7, 10, 40, 0, 0, time.UTC)
-	orig := holderCand{Ident: "h3", HasCopy: true, State: "lease lost (retrying)", Started: t0}
+	orig := holderCand{Ident: "h3", HasCopy: true, State: "lease lost (retrying)", Holding: true, Started: t0}
 	watching := holderCand{Ident: "h3-dup37", HasCopy: true, State: "", Started: t0.Add(10 * time.Minute)}
 	cases := []struct {
 		name  string
@@ -261,6 +261,7 @@ func TestPickHolder(t *testing.T) {
 		{"replacement replicates", []holderCand{orig, func() holderCand { c := watching; c.State = "replicating"; return c }()}, "h3-dup37"},
 		{"replacement stopped by the harness", []holderCand{orig, func() holderCand { c := watching; c.State, c.Exited = "replicating", true; return c }()}, "h3"},
 		{"replacement without a copy", []holderCand{orig, func() holderCand { c := watching; c.State, c.HasCopy = "sleeping", false; return c }()}, "h3"},
+		{"standby whose claim attempt failed", []holderCand{func() holderCand { c := orig; c.Holding = false; return c }()}, ""},
 		{"original starting", []holderCand{func() holderCand { c := orig; c.State = "starting"; return c }()}, ""},
 		{"original diverged", []holderCand{func() holderCand { c := orig; c.State = "diverged"; return c }()}, ""},
 		{"original exited by itself", []holderCand{func() holderCand { c := orig; c.State, c.Exited = "replicating", true; return c }()}, ""},
@@ -270,6 +271,53 @@ func TestPickHolder(t *testing.T) {
 		if got := pickHolder(c.cands); got != c.want {
 			t.Errorf("%s: holder %q, want %q", c.name, got, c.want)
 		}
+	}
+}
+
+// TestStandbyLeaseLostHoldsNothing plants chaos seed 33: h1, standby of
+// tenant 9c05f27b, said "leased elsewhere", then "lease lost (retrying)"
+// when its claim attempt failed (S3 refused); when S3 answered again it
+// wrote its claim at 12:35:12.699, found its copy diverged and deleted
+// the claim at .816. The writers, reading that claim and h1's last
+// /status (2 s old: lease lost), wrote rows 918-920 to h1's copy, which
+// was never replicated, and counted them held. A lost lease is holding
+// only for a process that said it replicated the tenant.
+func TestStandbyLeaseLostHoldsNothing(t *testing.T) {
+	const tn = "9c05f27b-0046-454e-8780-bb3ecdfd444c"
+	t0 := time.Date(2026, 12, 7, 12, 31, 40, 0, time.UTC)
+	polls := func(states ...string) map[string]bool {
+		var held map[string]bool
+		for _, s := range states {
+			held = holding(held, map[string]tenantStatus{tn: {Tenant: tn, State: s}})
+		}
+		return held
+	}
+	cand := func(held map[string]bool, state string) []holderCand {
+		return []holderCand{{Ident: "h1", HasCopy: true, State: state, Holding: held[tn], Started: t0}}
+	}
+	cases := []struct {
+		name   string
+		states []string
+		want   string
+	}{
+		{"standby whose claim attempt failed (seed 33, h1)", []string{"leased elsewhere", "lease lost (retrying)"}, ""},
+		{"standby waiting for its heartbeat before claiming (seed 33, h3)", []string{"diverged", "lease lost (retrying)", "lease lost (retrying)"}, ""},
+		{"holder whose heartbeat fails", []string{"starting", "replicating", "lease lost (retrying)", "lease lost (retrying)"}, "h1"},
+		{"holder asleep whose heartbeat fails", []string{"sleeping", "lease lost (retrying)"}, "h1"},
+		{"holder that diverged since", []string{"replicating", "diverged", "lease lost (retrying)"}, ""},
+		{"holder that another host took from", []string{"replicating", "leased elsewhere", "lease lost (retrying)"}, ""},
+		{"holder replicating again", []string{"replicating", "lease lost (retrying)", "replicating"}, "h1"},
+	}
+	for _, c := range cases {
+		held := polls(c.states...)
+		if got := pickHolder(cand(held, c.states[len(c.states)-1])); got != c.want {
+			t.Errorf("%s: holder %q, want %q", c.name, got, c.want)
+		}
+	}
+	// A tenant the process no longer lists is not held.
+	held := polls("replicating")
+	if held = holding(held, map[string]tenantStatus{}); held[tn] {
+		t.Errorf("held %v after the tenant left /status, want not held", held)
 	}
 }
 

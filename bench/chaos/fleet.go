@@ -87,8 +87,12 @@ type replicator struct {
 	// status is the last /status of the current process, by tenant (reset
 	// when a process starts: a new process has said nothing yet).
 	status map[string]tenantStatus
-	statAt time.Time
-	active map[int]faultproxy.Faults // proxy faults in force, by fault id
+	// holding says, by tenant, that the current process has said it
+	// replicates the tenant and nothing since but that or a lost lease
+	// (holding).
+	holding map[string]bool
+	statAt  time.Time
+	active  map[int]faultproxy.Faults // proxy faults in force, by fault id
 }
 
 // tenantStatus is what /status says of one tenant.
@@ -249,7 +253,7 @@ func (h *harness) start(r *replicator) error {
 	h.mu.Unlock()
 	r.mu.Lock()
 	r.cmd, r.done, r.stopped, r.killed = cmd, done, false, false
-	r.startedAt, r.status = time.Now(), nil
+	r.startedAt, r.status, r.holding = time.Now(), nil, nil
 	r.mu.Unlock()
 	return nil
 }
@@ -367,7 +371,7 @@ func (r *replicator) pollStatus(ctx context.Context) (map[string]tenantStatus, e
 		out[t.Tenant] = t
 	}
 	r.mu.Lock()
-	r.status, r.statAt = out, time.Now()
+	r.status, r.holding, r.statAt = out, holding(r.holding, out), time.Now()
 	r.mu.Unlock()
 	return out, nil
 }
@@ -419,8 +423,11 @@ func (h *harness) holderHost(ctx context.Context, tenant string) (string, error)
 // harness last saw it.
 type holderCand struct {
 	Ident   string
-	HasCopy bool      // the slot's folder has a copy of the tenant
-	State   string    // what its process last said of the tenant in /status, "" if nothing
+	HasCopy bool   // the slot's folder has a copy of the tenant
+	State   string // what its process last said of the tenant in /status, "" if nothing
+	// Holding: its process said it replicates the tenant, and since then
+	// only that or a lost lease (see holding).
+	Holding bool
 	Exited  bool      // its process exited by itself (refused, or stopped by the harness)
 	Started time.Time // when its current process started
 }
@@ -428,7 +435,7 @@ type holderCand struct {
 // pickHolder chooses, among the slots running under the host a claim
 // names, the one whose process holds the tenant: the one that says it
 // replicates it (replicating, sleeping, or lease lost while its heartbeat
-// fails) in a /status of its current process, or that said so before a
+// fails, once it replicated it: Holding) in a /status of its current process, or that said so before a
 // fault stopped or killed it. Several processes run under one -host only
 // when a second one took the name (claims name the host, and the
 // replacement adopts them as they are), and the replacement then holds
@@ -443,7 +450,14 @@ func pickHolder(cands []holderCand) string {
 			continue
 		}
 		switch c.State {
-		case "replicating", "sleeping", "lease lost (retrying)":
+		case "replicating", "sleeping":
+		case "lease lost (retrying)":
+			// A standby that could not take the claim says this too
+			// (its heartbeat failing, or S3 unreachable): only a
+			// holder that lost its lease still holds the tenant.
+			if !c.Holding {
+				continue
+			}
 		default:
 			continue
 		}
@@ -494,7 +508,8 @@ func (h *harness) holder(ctx context.Context, t *tenant) (string, error) {
 func (r *replicator) candidate(tenant string, hasCopy bool) holderCand {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	c := holderCand{Ident: r.ident, HasCopy: hasCopy, State: r.status[tenant].State, Started: r.startedAt}
+	c := holderCand{Ident: r.ident, HasCopy: hasCopy, State: r.status[tenant].State,
+		Holding: r.holding[tenant], Started: r.startedAt}
 	if r.cmd == nil {
 		c.Exited = true
 		return c
@@ -507,6 +522,30 @@ func (r *replicator) candidate(tenant string, hasCopy bool) holderCand {
 	default:
 	}
 	return c
+}
+
+// holding updates, from a process's new /status, the tenants it holds:
+// those it says it replicates (replicating, sleeping), and those it said
+// so of before and now says it lost the lease of. A lost lease alone is
+// not holding: a standby whose claim attempt failed (heartbeat failing,
+// S3 unreachable) says "lease lost (retrying)" too, and then, the moment
+// S3 answers, writes its claim and may find its copy diverged and
+// release it 100 ms later (chaos seed 33: the writers, seeing that claim
+// and the standby's last "lease lost", wrote rows to a copy that was
+// never replicated).
+func holding(prev map[string]bool, st map[string]tenantStatus) map[string]bool {
+	out := map[string]bool{}
+	for name, s := range st {
+		switch s.State {
+		case "replicating", "sleeping":
+			out[name] = true
+		case "lease lost (retrying)":
+			if prev[name] {
+				out[name] = true
+			}
+		}
+	}
+	return out
 }
 
 // listTXIDs lists a tenant's LTX files and returns the max TXID of each,
