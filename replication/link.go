@@ -258,6 +258,13 @@ func (l *uplink) slow(request string, size int64, part bool, budget time.Duratio
 		// Shared: it may fit once alone, which acquirePart arranges.
 		return nil
 	}
+	if size < minSample {
+		// A few kilobytes that did not go through in tens of seconds say
+		// the server or the network stopped, not that the link is slow:
+		// an outage, retried as such. Taken for a slow link, it would
+		// hold the tenant's uploads back for minutes after S3 came back.
+		return nil
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.bounded && l.rate > 0 && float64(size)/l.rate <= budget.Seconds() {

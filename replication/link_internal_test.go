@@ -167,3 +167,22 @@ func TestSlowBackoff(t *testing.T) {
 		t.Fatalf("backoff %s after a success", b.delay)
 	}
 }
+
+// TestStallIsNotSlowLink: a small PUT cut by its deadline, alone on the
+// link, is an outage (S3 frozen, a black hole), not a link too slow for
+// it: no SlowLinkError, so nothing is held back once S3 answers again
+// (TestOutageFrozenDSN saw a 364-byte PUT called "0 B/s" and the tenant's
+// uploads backed off after the outage). A big request cut alone still
+// says the link is too slow.
+func TestStallIsNotSlowLink(t *testing.T) {
+	const budget = 35 * time.Second
+	l := &uplink{}
+	measure(l, 364, budget, false, true)
+	if err := l.slow("put small.ltx", 364, false, budget, 1); err != nil {
+		t.Fatalf("a 364-byte PUT cut by its deadline: %v, want no slow-link verdict", err)
+	}
+	measure(l, minPart, budget, false, true)
+	if err := l.slow("part 1", minPart, true, budget, 1); err == nil {
+		t.Fatal("a 5 MiB part cut alone by its deadline on an unmeasured link: no slow-link verdict")
+	}
+}
