@@ -421,7 +421,7 @@ func (f *follower) apply(ctx context.Context, fi ltx.FileInfo) (ltx.Header, erro
 		}
 	}
 	// Check the whole object (its checksum) before committing anything.
-	if err := closeDecoder(dec); err != nil {
+	if err := CloseDecoder(dec); err != nil {
 		return hdr, fmt.Errorf("object %s: corrupt: %w", key, err)
 	}
 	// A NULL page past the end cuts the database to Commit pages at

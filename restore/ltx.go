@@ -213,7 +213,7 @@ func (a *applier) apply(r io.Reader, i int, prev ltx.Header) (ltx.Header, ltx.Tr
 	}
 	// Close reads the page index and trailer and checks the file checksum:
 	// this is where a corrupt object is caught.
-	if err := closeDecoder(dec); err != nil {
+	if err := CloseDecoder(dec); err != nil {
 		if errors.Is(err, ltx.ErrChecksumMismatch) {
 			return hdr, ltx.Trailer{}, fmt.Errorf("corrupt: its checksum does not match its content (%w)", err)
 		}
@@ -582,12 +582,13 @@ func integrityCheck(ctx context.Context, path string) (string, error) {
 	return "", fmt.Errorf("PRAGMA integrity_check failed on the restored database: %s", strings.Join(msgs, "; "))
 }
 
-// closeDecoder is dec.Close for an untrusted object: ltx v0.5.2's Close
+// CloseDecoder is dec.Close for an untrusted object (restore and verify
+// decode the same objects): ltx v0.5.2's Close
 // slices its remaining bytes without checking their length, and panics on
 // an object cut short after its pages (found by FuzzApplyLTX). A damaged
 // object must fail its restore, never crash the process (the terminal UI
 // and a replicator run restores too).
-func closeDecoder(dec *ltx.Decoder) (err error) {
+func CloseDecoder(dec *ltx.Decoder) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("truncated: the page index and trailer are cut short (%v)", r)

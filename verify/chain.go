@@ -198,7 +198,7 @@ func readFile(ctx context.Context, api API, conn s3browse.Conn, f *fileCheck, ke
 			f.pages[ph.Pgno] = ltx.ChecksumPageWithHasher(h, ph.Pgno, data)
 		}
 	}
-	if err := dec.Close(); err != nil {
+	if err := restore.CloseDecoder(dec); err != nil {
 		if errors.Is(err, ltx.ErrChecksumMismatch) {
 			return fail("corrupt: its checksum does not match its content")
 		}
