@@ -95,7 +95,9 @@ func TestDateSkewAndStrip(t *testing.T) {
 		t.Errorf("Date skewed by %s, want 120s", skew)
 	}
 	h := seen()[0]
-	if h.Get("If-None-Match") != "" || !strings.Contains(h.Get("Authorization"), "Credential=k/") || strings.Contains(h.Get("Authorization"), "Signature=0") {
+	if h.Get("If-None-Match") != "" || !strings.Contains(h.Get("Authorization"), "Credential=k/") || strings.HasSuffix(h.Get("Authorization"), "Signature=0") {
+		// The proxy signs again, so the old one-digit signature must be gone; a new
+		// signature may well begin with 0.
 		t.Errorf("conditional header not stripped or request not signed again: %v", h)
 	}
 	mu.Lock()
