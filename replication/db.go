@@ -32,8 +32,12 @@ type awake struct {
 	// while the tenant is being closed.
 	nextCompact map[int]time.Time
 	nextL0      time.Time
-	sleepRetry  time.Time
-	pages       *pageTable
+	// nextPageSave is when the page table is next saved while awake: a
+	// tenant that never sleeps has a recent table on disk when its
+	// replicator is killed (pageTable.rollForward).
+	nextPageSave time.Time
+	sleepRetry   time.Time
+	pages        *pageTable
 	// hold is the tenant's dbfile hold, from before its first SQLite
 	// connection (the pin's, Litestream's) until after the last closed.
 	hold *dbfile.Hold
@@ -242,6 +246,7 @@ func (e *Engine) prepareOpen(ctx context.Context, t *tenant, a *awake) func() {
 		e.log.Debug("wake: the WAL continues", "db", t.name, "txid", last.MaxTXID.String(), "wal_end", st.walEnd, "synced_to", last.WALOffset+last.WALSize)
 		return p.release
 	}
+	a.pages.rollForward(t.path, last.MaxTXID)
 	table, valid := a.pages.at(last.MaxTXID)
 	if !valid || table.pageSize != st.pageSize {
 		e.log.Debug("wake without a page table: Litestream snapshots", "db", t.name, "txid", last.MaxTXID.String())
@@ -365,7 +370,7 @@ func (e *Engine) store(retention time.Duration) *litestream.Store {
 
 // maintainDue reports whether a compaction or retention check is due.
 func (a *awake) maintainDue(now time.Time) bool {
-	if now.After(a.nextL0) {
+	if now.After(a.nextL0) || now.After(a.nextPageSave) {
 		return true
 	}
 	for _, at := range a.nextCompact {
@@ -411,6 +416,12 @@ func (e *Engine) maintain(ctx context.Context, t *tenant, a *awake) {
 			}
 		}
 	}
+	if !now.Before(a.nextPageSave) {
+		a.nextPageSave = now.Add(e.opt.SavePagesEvery)
+		if err := a.pages.save(t.path); err != nil {
+			e.log.Warn("save page table", "db", t.name, "error", err)
+		}
+	}
 	if !now.Before(a.nextL0) {
 		a.nextL0 = now.Add(litestream.DefaultL0RetentionCheckInterval)
 		if err := a.db.EnforceL0RetentionByTime(ctx); err != nil && !errors.Is(err, errFenced) && ctx.Err() == nil {
@@ -419,12 +430,13 @@ func (e *Engine) maintain(ctx context.Context, t *tenant, a *awake) {
 	}
 }
 
-func newAwake(opened identity, pages *pageTable) *awake {
+func newAwake(opened identity, pages *pageTable, saveEvery time.Duration) *awake {
 	now := time.Now()
 	if pages == nil {
 		pages = &pageTable{}
 	}
-	a := &awake{opened: opened, pages: pages, nextCompact: map[int]time.Time{}, nextL0: now.Add(litestream.DefaultL0RetentionCheckInterval)}
+	a := &awake{opened: opened, pages: pages, nextCompact: map[int]time.Time{}, nextL0: now.Add(litestream.DefaultL0RetentionCheckInterval),
+		nextPageSave: now.Add(saveEvery)}
 	for _, lvl := range litestream.DefaultCompactionLevels[1:] {
 		a.nextCompact[lvl.Level] = lvl.NextCompactionAt(now)
 	}

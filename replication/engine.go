@@ -69,6 +69,12 @@ type Options struct {
 	// clock (time.Now when nil): tests move it to fence the host.
 	Timing hosts.Timing
 	Now    func() time.Time
+	// SavePagesEvery is how often an awake tenant's page table is saved
+	// beside Litestream's state (default 1m): after a crash, the restart
+	// rolls the saved table forward through the local LTX files written
+	// since, and uploads only the pages the WAL no longer holds instead of
+	// a snapshot of the whole database. Saving writes 16 bytes per page.
+	SavePagesEvery time.Duration
 	// Retry is the first retry delay of a failed or refused tenant; it
 	// doubles up to five minutes (default 5s).
 	Retry time.Duration
@@ -114,6 +120,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.SleepAfter == 0 {
 		o.SleepAfter = time.Minute
+	}
+	if o.SavePagesEvery <= 0 {
+		o.SavePagesEvery = time.Minute
 	}
 	if o.Sweep <= 0 {
 		o.Sweep = 10 * time.Second

@@ -354,7 +354,7 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 		}
 	}
 
-	a := newAwake(base, loadPageTable(t.path))
+	a := newAwake(base, loadPageTable(t.path), e.opt.SavePagesEvery)
 	a.verified.Store(e.claimEpochOf(t))
 	a.client = e.newClient(t, b, a, claim)
 	if seed != nil {
@@ -604,7 +604,7 @@ func (e *Engine) wake(ctx context.Context, t *tenant) {
 		e.apply(t, o)
 		return
 	}
-	a := newAwake(now, pages)
+	a := newAwake(now, pages, e.opt.SavePagesEvery)
 	a.verified.Store(e.claimEpochOf(t))
 	a.client = e.newClient(t, b, a, claim)
 	if err := e.sweepAtWake(ctx, t, a); err != nil {

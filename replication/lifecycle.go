@@ -271,7 +271,7 @@ func (e *Engine) finalSync(ctx context.Context, t *tenant, releaseClosed bool, f
 				if o, ok := e.checkClaim(ctx, t, b, claim); !ok {
 					fail(t, o.reason)
 				} else {
-					w := newAwake(now, pages)
+					w := newAwake(now, pages, e.opt.SavePagesEvery)
 					w.verified.Store(e.claimEpochOf(t))
 					w.client = e.newClient(t, b, w, claim)
 					if err := e.openAwake(ctx, t, w, true); err != nil {

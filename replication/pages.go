@@ -193,6 +193,53 @@ func (pt *pageTable) invalidate() {
 	pt.mu.Unlock()
 }
 
+// rollForward brings a table saved at an older TXID up to txid with
+// Litestream's local level-0 files, the ones written since the save: a
+// tenant that never slept (its table is saved while awake, see
+// Options.SavePagesEvery) and whose replicator was killed starts from the
+// table of its last save, not from a snapshot of the whole database. A gap
+// in the local files, or a file that cannot be applied, stops the table
+// short of txid: not valid there, and Litestream snapshots as before.
+// Litestream keeps local L0 files at least DefaultL0Retention (5 min)
+// after their compaction, far longer than the save interval.
+func (pt *pageTable) rollForward(path string, to ltx.TXID) {
+	pt.mu.Lock()
+	valid, at := pt.valid, pt.txid
+	pt.mu.Unlock()
+	if !valid || at >= to {
+		return
+	}
+	dir := filepath.Join(metaDir(path), "ltx", "0")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	next := map[ltx.TXID]string{} // min TXID → file name
+	for _, ent := range ents {
+		if lo, hi, err := ltx.ParseFilename(ent.Name()); err == nil && lo > at && hi <= to && lo <= hi {
+			next[lo] = ent.Name()
+		}
+	}
+	for at < to {
+		name, ok := next[at+1]
+		if !ok {
+			return
+		}
+		f, err := os.Open(filepath.Join(dir, name))
+		if err != nil {
+			return
+		}
+		pt.apply(bufio.NewReader(f))
+		f.Close()
+		pt.mu.Lock()
+		valid, at = pt.valid, pt.txid
+		pt.mu.Unlock()
+		if !valid {
+			return
+		}
+	}
+}
+
 // at returns the table if it is valid for txid.
 func (pt *pageTable) at(txid ltx.TXID) (tableView, bool) {
 	pt.mu.Lock()

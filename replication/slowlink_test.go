@@ -216,6 +216,8 @@ type childSpec struct {
 	Key, Secret string
 	Host        string
 	Timing      hosts.Timing
+	// SavePagesEvery: the engine's default when zero.
+	SavePagesEvery time.Duration
 }
 
 // replicatorMain runs the engine when this process was started as a
@@ -234,7 +236,7 @@ func replicatorMain() {
 	c.Conn.AccessKeyID, c.Conn.SecretAccessKey = c.Key, c.Secret
 	log := slog.New(fleet.NewLineHandler(os.Stderr, slog.LevelDebug))
 	eng, err := replication.New(replication.Options{SleepAfter: -1, Timing: c.Timing, Host: c.Host, Logger: log,
-		Sweep: 300 * time.Millisecond, Retry: 200 * time.Millisecond}, replication.Source{Dirs: []string{c.Dir}, DirConn: c.Conn})
+		Sweep: 300 * time.Millisecond, Retry: 200 * time.Millisecond, SavePagesEvery: c.SavePagesEvery}, replication.Source{Dirs: []string{c.Dir}, DirConn: c.Conn})
 	if err == nil {
 		err = eng.Start(context.Background())
 	}
