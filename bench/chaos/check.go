@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"maps"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -163,8 +164,16 @@ type claimChange struct {
 // not yet uploaded when a host died and another went on. Rows of a copy
 // that was taken while its replicator was alive, or by a host that then
 // uploaded nothing, or moved by the harness, are never exempt.
+//
+// The grace follows what the host itself said: acked, when not nil, gives
+// the moment up to which the host's last status before the death said its
+// replica held every change of the tenant (its time less its lag). A host
+// that had said it was 70 s behind (a big snapshot over a slow link) had
+// not acknowledged its last 70 s: those rows may be lost with it. Rows it
+// had said were in S3 never are.
 func exempt(h *history, hostOf map[string]string, deaths map[string][]interval, changes []claimChange,
-	uploaded func(host string, after time.Time) bool, grace time.Duration) {
+	uploaded func(host string, after time.Time) bool, grace time.Duration,
+	acked func(ident string, before time.Time) (time.Time, bool)) {
 	for i, e := range h.epochs {
 		if e.Moved {
 			continue
@@ -181,10 +190,16 @@ func exempt(h *history, hostOf map[string]string, deaths map[string][]interval, 
 				if !uploaded(c.To, c.At) {
 					continue
 				}
+				from, why := d.Start.Add(-grace), ""
+				if acked != nil {
+					if at, ok := acked(e.Ident, d.Start); ok && at.Before(from) {
+						from, why = at, fmt.Sprintf(" (its last status had acknowledged changes up to %s only)", at.Format("15:04:05"))
+					}
+				}
 				for _, r := range h.rows {
-					if r.Epoch == i && !r.At.Before(d.Start.Add(-grace)) && !r.At.After(c.At) && r.Exempt == "" {
-						r.Exempt = fmt.Sprintf("%s was dead to the others from %s and %s took the tenant at %s", e.Ident,
-							d.Start.Format("15:04:05"), c.To, c.At.Format("15:04:05"))
+					if r.Epoch == i && !r.At.Before(from) && !r.At.After(c.At) && r.Exempt == "" {
+						r.Exempt = fmt.Sprintf("%s was dead to the others from %s and %s took the tenant at %s%s", e.Ident,
+							d.Start.Format("15:04:05"), c.To, c.At.Format("15:04:05"), why)
 					}
 				}
 				break
@@ -212,6 +227,25 @@ func (o overwrite) String() string {
 	return o.Key + ": " + strings.Join(parts, "; ")
 }
 
+// writesObject reports whether a write puts an object's content under its
+// key: a PUT, or the completion of a multipart upload. A part (a PUT with
+// partNumber and uploadId) or the creation of an upload (POST ?uploads)
+// is not the key's content until completed, and an abandoned one never is:
+// counted as writes, the parts of one upload looked like overwrites (seed 35).
+func writesObject(w faultproxy.Write) bool {
+	q, err := url.ParseQuery(w.Query)
+	if err != nil {
+		return true // unknown: counted, never hidden
+	}
+	switch w.Method {
+	case "PUT":
+		return !q.Has("partNumber") && !q.Has("uploadId")
+	case "POST":
+		return q.Has("uploadId") && !q.Has("uploads")
+	}
+	return false
+}
+
 // overwrites finds the keys under prefix written successfully by two
 // replicators with different contents: one host overwrote another's
 // object. Claims (lock.json) change hands by design and are left out.
@@ -221,7 +255,7 @@ func overwrites(writes []faultproxy.Write, prefix string) []overwrite {
 		if w.Status < 200 || w.Status > 299 || !strings.HasPrefix(w.Key, prefix) || !strings.HasSuffix(w.Key, ".ltx") {
 			continue
 		}
-		if w.Method != "PUT" && w.Method != "POST" {
+		if !writesObject(w) {
 			continue
 		}
 		byKey[w.Key] = append(byKey[w.Key], w)

@@ -103,25 +103,44 @@ func TestLostRowsAndExemption(t *testing.T) {
 	deaths := map[string][]interval{"h1": {{Start: t0.Add(80 * time.Second), End: t0.Add(200 * time.Second)}}}
 	took := []claimChange{{At: t0.Add(100 * time.Second), From: "h1", To: "h2"}}
 	uploads := func(host string, after time.Time) bool { return host == "h2" }
-	exempt(h, hostOf, deaths, took, uploads, 15*time.Second)
+	exempt(h, hostOf, deaths, took, uploads, 15*time.Second, nil)
 	if lost := lostRows(h, got); len(lost) != 0 {
 		t.Errorf("lost = %v, want none with h1 dead", lost)
 	}
 	h = twoEpochs()
-	exempt(h, hostOf, deaths, took, uploads, 5*time.Second)
+	exempt(h, hostOf, deaths, took, uploads, 5*time.Second, nil)
 	if lost := lostRows(h, got); len(lost) != 1 || lost[0] != 7 {
 		t.Errorf("lost = %v, want row 7 (before the grace)", lost)
+	}
+	// The grace follows the host's own word: its last status before the
+	// death (t0+75s) said it was 10 s behind, so row 7 (t0+70s) was never
+	// acknowledged; had it said it was in sync, row 7 is lost.
+	for _, c := range []struct {
+		lag  time.Duration
+		lost int
+	}{{10 * time.Second, 0}, {0, 1}} {
+		h = twoEpochs()
+		acked := func(ident string, before time.Time) (time.Time, bool) {
+			if ident != "h1" || before.Before(t0.Add(75*time.Second)) {
+				return time.Time{}, false
+			}
+			return ackedPoint(t0.Add(75*time.Second), tenantStatus{State: "replicating", Lag: c.lag})
+		}
+		exempt(h, hostOf, deaths, took, uploads, 5*time.Second, acked)
+		if lost := lostRows(h, got); len(lost) != c.lost {
+			t.Errorf("last status lag %s: lost = %v, want %d rows", c.lag, lost, c.lost)
+		}
 	}
 	// A move is never an excuse.
 	h = twoEpochs()
 	h.epochs[0].Moved = true
-	exempt(h, hostOf, deaths, took, uploads, 15*time.Second)
+	exempt(h, hostOf, deaths, took, uploads, 15*time.Second, nil)
 	if lost := lostRows(h, got); len(lost) != 4 {
 		t.Errorf("lost = %v after a move, want 4", lost)
 	}
 	// Nor a takeover of a live host (clock skew).
 	h = twoEpochs()
-	exempt(h, hostOf, map[string][]interval{"h3": deaths["h1"]}, took, uploads, 15*time.Second)
+	exempt(h, hostOf, map[string][]interval{"h3": deaths["h1"]}, took, uploads, 15*time.Second, nil)
 	if lost := lostRows(h, got); len(lost) != 4 {
 		t.Errorf("lost = %v with h1 alive, want 4", lost)
 	}
@@ -129,14 +148,14 @@ func TestLostRowsAndExemption(t *testing.T) {
 	// takeover.
 	h = twoEpochs()
 	dup := []claimChange{{At: t0.Add(100 * time.Second), From: "h1", To: "h1-dup3"}}
-	exempt(h, hostOf, deaths, dup, func(to string, _ time.Time) bool { return to == "h1-dup3" }, 15*time.Second)
+	exempt(h, hostOf, deaths, dup, func(to string, _ time.Time) bool { return to == "h1-dup3" }, 15*time.Second, nil)
 	if lost := lostRows(h, got); len(lost) != 0 {
 		t.Errorf("lost = %v after a replacement took over, want none", lost)
 	}
 	// Nor a takeover by a host that then uploaded nothing (it could not
 	// go on: h1's rows could still have been kept).
 	h = twoEpochs()
-	exempt(h, hostOf, deaths, took, func(string, time.Time) bool { return false }, 15*time.Second)
+	exempt(h, hostOf, deaths, took, func(string, time.Time) bool { return false }, 15*time.Second, nil)
 	if lost := lostRows(h, got); len(lost) != 4 {
 		t.Errorf("lost = %v when h2 uploaded nothing, want 4", lost)
 	}
@@ -144,7 +163,8 @@ func TestLostRowsAndExemption(t *testing.T) {
 
 // TestOverwriteDetected: a key written by two proxies with different
 // bodies is caught; the same body twice, one proxy twice, a failed write
-// and lock.json are not.
+// lock.json and the parts of multipart uploads are not; two completions
+// are.
 func TestOverwriteDetected(t *testing.T) {
 	k := "chaos/databases/t/0000/0000000000000005-0000000000000005.ltx"
 	ws := []faultproxy.Write{
@@ -158,8 +178,22 @@ func TestOverwriteDetected(t *testing.T) {
 		{Proxy: "h2", Method: "PUT", Key: "chaos/databases/t/0000/08-08.ltx", Hash: "b", Status: 412},
 		{Proxy: "h1", Method: "PUT", Key: "chaos/databases/t/lock.json", Hash: "a", Status: 200},
 		{Proxy: "h2", Method: "PUT", Key: "chaos/databases/t/lock.json", Hash: "b", Status: 200},
+		// One multipart upload per host of 09: parts, creation and abort
+		// are not the key's content; only h2 completed.
+		{Proxy: "h1", Method: "POST", Key: "chaos/databases/t/0000/09-09.ltx", Query: "uploads=", Hash: "etag:", Status: 200},
+		{Proxy: "h1", Method: "PUT", Key: "chaos/databases/t/0000/09-09.ltx", Query: "partNumber=1&uploadId=u1", Hash: "p1", Status: 200},
+		{Proxy: "h1", Method: "PUT", Key: "chaos/databases/t/0000/09-09.ltx", Query: "partNumber=2&uploadId=u1", Hash: "p2", Status: 200},
+		{Proxy: "h2", Method: "PUT", Key: "chaos/databases/t/0000/09-09.ltx", Query: "partNumber=1&uploadId=u2", Hash: "p3", Status: 200},
+		{Proxy: "h2", Method: "POST", Key: "chaos/databases/t/0000/09-09.ltx", Query: "uploadId=u2", Hash: "etag:x", Status: 200},
+		// Two completions by two hosts with different contents are one.
+		{Proxy: "h1", Method: "POST", Key: "chaos/databases/t/0000/0a-0a.ltx", Query: "uploadId=u3", Hash: "etag:y", Status: 200},
+		{Proxy: "h2", Method: "POST", Key: "chaos/databases/t/0000/0a-0a.ltx", Query: "uploadId=u4", Hash: "etag:z", Status: 200},
 	}
 	ow := overwrites(ws, writeKeyPrefix)
+	if len(ow) != 2 || ow[1].Key != "chaos/databases/t/0000/0a-0a.ltx" {
+		t.Errorf("overwrites = %v, want %s and the two completions of 0a", ow, k)
+	}
+	ow = ow[:min(len(ow), 1)]
 	if len(ow) != 1 || ow[0].Key != k || !strings.Contains(ow[0].String(), "applied late") {
 		t.Errorf("overwrites = %v, want only %s", ow, k)
 	}
@@ -342,7 +376,7 @@ func TestDupTakeoverExempt(t *testing.T) {
 		t.Fatalf("changes = %+v, want one h1 → h1-dup12", tn.changes)
 	}
 	tn.changes[0].At = t0.Add(100 * time.Second)
-	exempt(h, hostOf, deaths, tn.changes, func(to string, _ time.Time) bool { return to == "h1-dup12" }, 15*time.Second)
+	exempt(h, hostOf, deaths, tn.changes, func(to string, _ time.Time) bool { return to == "h1-dup12" }, 15*time.Second, nil)
 	if lost := lostRows(h, got); len(lost) != 0 {
 		t.Errorf("lost = %v after the replacement took over and uploaded, want none", lost)
 	}
@@ -350,7 +384,7 @@ func TestDupTakeoverExempt(t *testing.T) {
 	h = twoEpochs()
 	tn = &tenant{name: "t", hist: h}
 	tn.sawHolder("h1")
-	exempt(h, hostOf, deaths, tn.changes, func(to string, _ time.Time) bool { return to == "h1-dup12" }, 15*time.Second)
+	exempt(h, hostOf, deaths, tn.changes, func(to string, _ time.Time) bool { return to == "h1-dup12" }, 15*time.Second, nil)
 	if lost := lostRows(h, got); len(lost) != 4 {
 		t.Errorf("lost = %v with the replacement refused, want 7-10", lost)
 	}

@@ -93,6 +93,44 @@ type replicator struct {
 	holding map[string]bool
 	statAt  time.Time
 	active  map[int]faultproxy.Faults // proxy faults in force, by fault id
+	// acks are, by tenant, the moments up to which each /status of any of
+	// the slot's processes said the replica held every change (ackedPoint),
+	// in the order seen; kept across restarts, for the exemptions.
+	acks map[string][]ack
+}
+
+// ack is one /status's word on a tenant: at At, the replica held every
+// change made before Upto.
+type ack struct{ At, Upto time.Time }
+
+// ackedPoint reads a status taken at `at`: a tenant replicating or asleep
+// with no lag vouches for the changes made before it, less the moment the
+// engine may take to notice a commit (it reads the WAL within a second or
+// two); a lag vouches for what came before at − lag. Any other state says
+// nothing (ok false): a process starting, or one that lost its lease, has
+// not acknowledged anything new.
+func ackedPoint(at time.Time, st tenantStatus) (time.Time, bool) {
+	switch {
+	case st.Lag > 0:
+		return at.Add(-st.Lag), true
+	case st.LagTXIDs == 0 && (st.State == "replicating" || st.State == "sleeping"):
+		return at.Add(-2 * time.Second), true
+	}
+	return time.Time{}, false
+}
+
+// ackedBefore is the latest moment up to which a status of the slot taken
+// no later than before said the tenant's replica held every change.
+func (r *replicator) ackedBefore(tenant string, before time.Time) (time.Time, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	as := r.acks[tenant]
+	for i := len(as) - 1; i >= 0; i-- {
+		if !as[i].At.After(before) {
+			return as[i].Upto, true
+		}
+	}
+	return time.Time{}, false
 }
 
 // tenantStatus is what /status says of one tenant.
@@ -225,8 +263,8 @@ func (h *harness) recordWrite(w faultproxy.Write) {
 	defer h.mu.Unlock()
 	h.writes = append(h.writes, w)
 	if h.writesLog != nil {
-		fmt.Fprintf(h.writesLog, "%s\t%s\t%s\t%s\t%d\t%d\t%.16s\tlate=%t\tstripped=%t\t%s\n",
-			w.End.Format("15:04:05.000"), w.Proxy, w.Method, w.Key, w.Status, w.Size, w.Hash, w.Late, w.Stripped, w.Conditional)
+		fmt.Fprintf(h.writesLog, "%s\t%s\t%s\t%s\t%d\t%d\t%.16s\tlate=%t\tstripped=%t\t%s\tquery=%s\n",
+			w.End.Format("15:04:05.000"), w.Proxy, w.Method, w.Key, w.Status, w.Size, w.Hash, w.Late, w.Stripped, w.Conditional, w.Query)
 	}
 }
 
@@ -370,8 +408,17 @@ func (r *replicator) pollStatus(ctx context.Context) (map[string]tenantStatus, e
 	for _, t := range doc.Tenants {
 		out[t.Tenant] = t
 	}
+	at := time.Now()
 	r.mu.Lock()
-	r.status, r.holding, r.statAt = out, holding(r.holding, out), time.Now()
+	r.status, r.holding, r.statAt = out, holding(r.holding, out), at
+	if r.acks == nil {
+		r.acks = map[string][]ack{}
+	}
+	for name, st := range out {
+		if upto, ok := ackedPoint(at, st); ok {
+			r.acks[name] = append(r.acks[name], ack{At: at, Upto: upto})
+		}
+	}
 	r.mu.Unlock()
 	return out, nil
 }

@@ -43,7 +43,13 @@ func (h *harness) check(ctx context.Context, faults []fault, synced map[string]b
 			return false
 		}
 		t.mu.Lock()
-		exempt(t.hist, hostOf, deaths, slices.Clone(t.changes), uploaded, h.cfg.Grace)
+		acked := func(ident string, before time.Time) (time.Time, bool) {
+			if r := h.rep(ident); r != nil {
+				return r.ackedBefore(t.name, before)
+			}
+			return time.Time{}, false
+		}
+		exempt(t.hist, hostOf, deaths, slices.Clone(t.changes), uploaded, h.cfg.Grace, acked)
 		t.mu.Unlock()
 	}
 	// Claim churn: a host writing a tenant's claim over and over.

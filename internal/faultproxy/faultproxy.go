@@ -92,6 +92,10 @@ type Write struct {
 	Proxy  string // Options.Name
 	Method string
 	Key    string // bucket/key
+	// Query is the request's raw query: partNumber and uploadId for a
+	// multipart part, uploads for its creation, uploadId for its
+	// completion or abort.
+	Query string
 	// Hash is the SHA-256 of a PUT's body; for a multipart completion,
 	// "etag:" and the ETag S3 answered; empty for a DELETE.
 	Hash   string
@@ -359,7 +363,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		r.Body.Close()
 	}
-	rec := Write{Proxy: p.opt.Name, Method: r.Method, Key: strings.TrimPrefix(r.URL.Path, "/"), Size: int64(len(body)), Start: time.Now(), Late: late}
+	rec := Write{Proxy: p.opt.Name, Method: r.Method, Key: strings.TrimPrefix(r.URL.Path, "/"), Query: r.URL.RawQuery, Size: int64(len(body)), Start: time.Now(), Late: late}
 	rec.Conditional = conditionalHeaders(r.Header)
 	if r.Method == http.MethodPut {
 		sum := sha256.Sum256(body)
