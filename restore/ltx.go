@@ -65,10 +65,10 @@ var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 256
 
 // applyLTX writes the database of p's LTX files into a new file at tmp and
 // returns the point it holds and its verified checksum.
-func applyLTX(ctx context.Context, api s3browse.API, conn s3browse.Conn, p *Plan, tmp string, prog *progress) (Position, string, error) {
+func applyLTX(ctx context.Context, api s3browse.API, conn s3browse.Conn, p *Plan, tmp string, prog *progress, checksum bool) (Position, applied, error) {
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
-		return Position{}, "", fmt.Errorf("create temporary file: %w", err)
+		return Position{}, applied{}, fmt.Errorf("create temporary file: %w", err)
 	}
 	defer f.Close()
 
@@ -77,6 +77,7 @@ func applyLTX(ctx context.Context, api s3browse.API, conn s3browse.Conn, p *Plan
 	pre := prefetch(ctx, api, conn, p.Files, prog, prefetchBytes)
 
 	a := newApplier(f)
+	a.always = checksum
 	defer a.release()
 	var lastHdr ltx.Header
 	var lastTrailer ltx.Trailer
@@ -86,7 +87,7 @@ func applyLTX(ctx context.Context, api s3browse.API, conn s3browse.Conn, p *Plan
 		if fut := pre.futures[i]; fut != nil {
 			res := <-fut
 			if res.err != nil {
-				return Position{}, "", objectError(pf.Key, res.err)
+				return Position{}, applied{}, objectError(pf.Key, res.err)
 			}
 			r, held = bytes.NewReader(res.data), pf.Size
 		} else {
@@ -101,31 +102,42 @@ func applyLTX(ctx context.Context, api s3browse.API, conn s3browse.Conn, p *Plan
 		pre.budget.Release(held)
 		if err != nil {
 			if ctx.Err() != nil {
-				return Position{}, "", ctx.Err()
+				return Position{}, applied{}, ctx.Err()
 			}
-			return Position{}, "", objectError(pf.Key, err)
+			return Position{}, applied{}, objectError(pf.Key, err)
 		}
 		if hdr.MinTXID != ltx.TXID(pf.MinTXID) || hdr.MaxTXID != ltx.TXID(pf.MaxTXID) {
-			return Position{}, "", fmt.Errorf("object %s holds TXIDs %s-%s, not what its name says: the replica is damaged", pf.Key, hdr.MinTXID, hdr.MaxTXID)
+			return Position{}, applied{}, fmt.Errorf("object %s holds TXIDs %s-%s, not what its name says: the replica is damaged", pf.Key, hdr.MinTXID, hdr.MaxTXID)
 		}
 		lastHdr, lastTrailer = hdr, trailer
 	}
-	if err := a.finish(lastHdr, lastTrailer); err != nil {
-		return Position{}, "", err
+	computed, err := a.finish(lastHdr, lastTrailer)
+	if err != nil {
+		return Position{}, applied{}, err
 	}
 	if err := f.Sync(); err != nil {
-		return Position{}, "", fmt.Errorf("sync temporary file: %w", err)
+		return Position{}, applied{}, fmt.Errorf("sync temporary file: %w", err)
 	}
 	if err := f.Close(); err != nil {
-		return Position{}, "", fmt.Errorf("close temporary file: %w", err)
+		return Position{}, applied{}, fmt.Errorf("close temporary file: %w", err)
 	}
 	pos := txidPosition(uint64(lastHdr.MaxTXID), time.UnixMilli(lastHdr.Timestamp))
-	sum := ""
-	if a.tracked && !lastHdr.NoChecksum() {
-		sum = lastTrailer.PostApplyChecksum.String()
+	var sums applied
+	if a.tracked || a.always {
+		sums.computed = computed.String()
 	}
-	return pos, sum, nil
+	if a.tracked && !lastHdr.NoChecksum() {
+		sums.verified = lastTrailer.PostApplyChecksum.String()
+	}
+	return pos, sums, nil
 }
+
+// applied is what applyLTX knows of the database it wrote: the checksum
+// computed from its pages, and the one the replicator recorded in the last
+// LTX file when the files carry one (empty for Litestream v0.5.18's), which
+// the computed one was checked against. computed is empty when neither
+// the files nor Options.Checksum asked for page checksums.
+type applied struct{ computed, verified string }
 
 // objectError names the object in err, unless err is a download failure,
 // which names it already and says it better than the decoder around it.
@@ -146,6 +158,7 @@ type applier struct {
 	f        *os.File
 	pageSize uint32
 	tracked  bool           // the files carry database checksums
+	always   bool           // checksum the pages even when they do not (Options.Checksum)
 	sums     []ltx.Checksum // by page number; 0: never written
 	hash     hash.Hash64
 
@@ -228,7 +241,7 @@ func (a *applier) place(pgno uint32, data []byte) error {
 	if int(pgno) >= len(a.sums) {
 		a.sums = append(a.sums, make([]ltx.Checksum, int(pgno)-len(a.sums)+1)...)
 	}
-	if a.tracked {
+	if a.tracked || a.always {
 		a.sums[pgno] = a.checksumPage(pgno, data)
 	} else {
 		a.sums[pgno] = ltx.ChecksumFlag // written; never 0
@@ -275,10 +288,10 @@ func (a *applier) checksumPage(pgno uint32, data []byte) ltx.Checksum {
 // finish cuts the file to the last file's page count and checks that every
 // page was written and that the database checksum is the one the
 // replicator recorded at that TXID.
-func (a *applier) finish(last ltx.Header, trailer ltx.Trailer) error {
+func (a *applier) finish(last ltx.Header, trailer ltx.Trailer) (ltx.Checksum, error) {
 	commit := last.Commit
 	if err := a.f.Truncate(int64(commit) * int64(a.pageSize)); err != nil {
-		return fmt.Errorf("truncate temporary file: %w", err)
+		return 0, fmt.Errorf("truncate temporary file: %w", err)
 	}
 	lockPgno := last.LockPgno()
 	var sum ltx.Checksum
@@ -287,15 +300,15 @@ func (a *applier) finish(last ltx.Header, trailer ltx.Trailer) error {
 			continue
 		}
 		if int(pgno) >= len(a.sums) || a.sums[pgno] == 0 {
-			return fmt.Errorf("the LTX files leave page %d of %d empty: the replica is incomplete at TXID %s", pgno, commit, last.MaxTXID)
+			return 0, fmt.Errorf("the LTX files leave page %d of %d empty: the replica is incomplete at TXID %s", pgno, commit, last.MaxTXID)
 		}
 		sum ^= a.sums[pgno]
 	}
 	sum |= ltx.ChecksumFlag
 	if a.tracked && !last.NoChecksum() && trailer.PostApplyChecksum != sum {
-		return fmt.Errorf("the restored database's checksum %s differs from %s, recorded by the replicator at TXID %s: the LTX files do not add up", sum, trailer.PostApplyChecksum, last.MaxTXID)
+		return 0, fmt.Errorf("the restored database's checksum %s differs from %s, recorded by the replicator at TXID %s: the LTX files do not add up", sum, trailer.PostApplyChecksum, last.MaxTXID)
 	}
-	return nil
+	return sum, nil
 }
 
 // fetched is a prefetched object.

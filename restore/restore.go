@@ -40,6 +40,11 @@ type Options struct {
 	TXID      uint64
 	Timestamp time.Time
 	Source    string // SourceAuto, SourceLTX or SourceGenerations
+	// Checksum computes Result.DatabaseChecksum from the pages written even
+	// when the LTX files carry no checksums (Litestream v0.5.18's), at the
+	// cost of hashing every page: `litefleet verify` compares it with the
+	// host record's.
+	Checksum bool
 	// HostTiming is the lease protocol's timing, by which a claim's host
 	// is watched before a restore writes over its database; the
 	// protocol's defaults when zero (tests shorten it).
@@ -154,6 +159,11 @@ type Result struct {
 	// Checksum is the database checksum, verified against the one the
 	// replicator recorded at that TXID (LTX layout only).
 	Checksum string `json:"checksum,omitempty"`
+	// DatabaseChecksum is the restored database's LTX checksum (ltx's XOR
+	// of every page's), computed from the pages written (LTX layout only):
+	// what `litefleet verify` compares with the host record's. Empty
+	// unless the files carry checksums or Options.Checksum asked for it.
+	DatabaseChecksum string `json:"database_checksum,omitempty"`
 	// Integrity is the answer of PRAGMA integrity_check: "ok".
 	Integrity  string `json:"integrity"`
 	Size       int64  `json:"size"`       // bytes of the database file
@@ -593,7 +603,9 @@ func Run(ctx context.Context, client s3browse.API, opt Options) (*Result, error)
 		prog = newProgress(p.Bytes, opt.Progress)
 		switch p.Source {
 		case SourceLTX:
-			res.Position, res.Checksum, err = applyLTX(ctx, client, opt.Conn, p, tmp, prog)
+			var sums applied
+			res.Position, sums, err = applyLTX(ctx, client, opt.Conn, p, tmp, prog, opt.Checksum)
+			res.Checksum, res.DatabaseChecksum = sums.verified, sums.computed
 		case SourceGenerations:
 			err = restoreGenerations(ctx, client, opt, p, tmp, prog)
 			res.Position = p.Position

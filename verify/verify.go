@@ -252,7 +252,8 @@ type copyResult struct {
 
 // restoreCopy restores the tenant at txid (0: the latest) into a folder of
 // its own under opt.TempDir, with restore's own temporary-file rules and
-// integrity check, takes the database's checksum, and removes everything.
+// integrity check, keeps the database checksum the restore computed, and
+// removes everything.
 func restoreCopy(ctx context.Context, api API, opt Options, tenant string, txid uint64) (*copyResult, error) {
 	dir, err := os.MkdirTemp(opt.TempDir, ".verify-")
 	if err != nil {
@@ -260,7 +261,7 @@ func restoreCopy(ctx context.Context, api API, opt Options, tenant string, txid 
 	}
 	defer os.RemoveAll(dir)
 	out := filepath.Join(dir, tenant+".db")
-	res, err := restore.Run(ctx, api, restore.Options{Conn: opt.Conn, Tenant: tenant, Output: out, TXID: txid, Source: restore.SourceLTX})
+	res, err := restore.Run(ctx, api, restore.Options{Conn: opt.Conn, Tenant: tenant, Output: out, TXID: txid, Source: restore.SourceLTX, Checksum: true})
 	if err != nil {
 		// "nothing was written at <our temporary path>" says nothing to
 		// the operator of a verification: the cause does.
@@ -269,9 +270,10 @@ func restoreCopy(ctx context.Context, api API, opt Options, tenant string, txid 
 		}
 		return nil, err
 	}
-	sum, err := fileChecksum(out)
-	if err != nil {
-		return nil, err
+	// The checksum the restore computed from the pages it wrote: the copy
+	// is not read a second time.
+	if res.DatabaseChecksum == "" {
+		return nil, fmt.Errorf("the restore of %s gave no database checksum", tenant)
 	}
-	return &copyResult{Position: res.Position, Integrity: res.Integrity, checksum: sum}, nil
+	return &copyResult{Position: res.Position, Integrity: res.Integrity, checksum: res.DatabaseChecksum}, nil
 }
