@@ -91,7 +91,7 @@ func (e *Engine) verifyTenant(t *tenant) {
 		r = &verify.Report{Tenant: name, Verdict: verify.Unverifiable, Reason: err.Error()}
 	}
 	e.mu.Lock()
-	t.verifiedAt, t.verdict = time.Now(), r.Verdict
+	t.verifiedAt, t.verdict = e.opt.Now(), r.Verdict
 	if verify.Failed(r.Verdict) {
 		t.verifyFailures++
 	}
