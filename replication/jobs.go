@@ -75,7 +75,7 @@ func (e *Engine) bucketFor(ctx context.Context, c s3browse.Conn) (*bucket, error
 	// The host's own keys may be confined to .litefleet/ (litefleet policy
 	// -host-principal): check the bucket there.
 	cctx, ccancel := context.WithTimeout(ctx, checkTimeout)
-	_, err = hosts.List(cctx, api, b.conn.Bucket, nil)
+	_, err = hosts.List(cctx, api, b.conn.Bucket, e.opt.Now)
 	ccancel()
 	if err != nil {
 		return nil, s3browse.ExplainKey(err, b.conn, hosts.HostsPrefix)

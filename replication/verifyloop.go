@@ -110,5 +110,5 @@ func (e *Engine) runVerify(name string, conn s3browse.Conn, exp *verify.Expected
 	if err != nil {
 		return nil, err
 	}
-	return verify.Tenant(e.ctx, client, verify.Options{Conn: conn, Expected: exp, TempDir: os.TempDir()}, name)
+	return verify.Tenant(e.ctx, client, verify.Options{Conn: conn, Expected: exp, TempDir: os.TempDir(), Now: e.opt.Now}, name)
 }
