@@ -235,7 +235,7 @@ func WatchClaim(ctx context.Context, api Getter, bucket, tenantPath string, c *C
 		t = DefaultTiming
 	}
 	key := ClaimKey(tenantPath)
-	obs := NewObserver(nil) // this process's clock: the lease's expiry is only compared with it
+	obs := NewObserver(nil) // the watch's one clock (time.Now): the lease's expiry and its staying unchanged
 	switch {
 	case c == nil:
 		return nil
