@@ -235,6 +235,7 @@ func WatchClaim(ctx context.Context, api Getter, bucket, tenantPath string, c *C
 		t = DefaultTiming
 	}
 	key := ClaimKey(tenantPath)
+	obs := NewObserver(nil) // the watch's one clock (time.Now): the lease's expiry and its staying unchanged
 	switch {
 	case c == nil:
 		return nil
@@ -249,13 +250,12 @@ func WatchClaim(ctx context.Context, api Getter, bucket, tenantPath string, c *C
 			return &HeldError{Key: key, Host: c.Host, Owner: c.Owner, DeadAfter: t.DeadAfter, Reason: fmt.Sprintf("the heartbeat of host %s changed while watched: live", printable(c.Host))}
 		}
 		return nil
-	case c.Unreadable == "" && time.Now().Before(c.ExpiresAt):
+	case c.Unreadable == "" && obs.now().Before(c.ExpiresAt):
 		// The writer's clock: the lease is not taken before it, as the
 		// engine does not; its staying unchanged is judged on ours.
 		return &HeldError{Key: key, Owner: c.Owner, ExpiresAt: c.ExpiresAt,
 			Reason: fmt.Sprintf("a Litestream lease of %s until %s by its writer's clock", printable(cmpOr(c.Owner, "an unnamed replicator")), c.ExpiresAt.UTC().Format(time.RFC3339))}
 	}
-	obs := NewObserver(nil)
 	for {
 		cur, err := ReadClaim(ctx, api, bucket, tenantPath)
 		switch {
@@ -266,7 +266,7 @@ func WatchClaim(ctx context.Context, api Getter, bucket, tenantPath string, c *C
 		case cur == nil:
 			return nil // released meanwhile
 		}
-		if cur.Unreadable == "" && (cur.Host != "" || time.Now().Before(cur.ExpiresAt)) {
+		if cur.Unreadable == "" && (cur.Host != "" || obs.now().Before(cur.ExpiresAt)) {
 			// Rewritten meanwhile by a live writer.
 			return WatchClaim(ctx, api, bucket, tenantPath, cur, t)
 		}

@@ -115,6 +115,9 @@ type tenantClient struct {
 	claimGen int64
 	// observe is told of each sync's duration and latency (Options.Observer).
 	observe Observer
+	// now is the engine's clock (Options.Now): request durations and the
+	// fencing budget are measured on it, so they need its monotonic reading.
+	now func() time.Time
 
 	mu       sync.Mutex
 	levels   map[int][]ltxObject // nil until loaded
@@ -162,7 +165,7 @@ func (c *tenantClient) load(ctx context.Context) error {
 			// Without the manifest no sync can find the replica's position.
 			if ctx.Err() == nil {
 				c.stats.syncErrors.Add(1)
-				c.stats.health.uploadFailed(err, time.Now())
+				c.stats.health.uploadFailed(err, c.now())
 			}
 			return err
 		}
@@ -185,7 +188,7 @@ func (c *tenantClient) load(ctx context.Context) error {
 	}
 	c.mu.Lock()
 	if c.levels == nil {
-		c.levels, c.loadedAt = levels, time.Now()
+		c.levels, c.loadedAt = levels, c.now()
 	}
 	c.mu.Unlock()
 	return nil
@@ -341,10 +344,10 @@ func (c *tenantClient) OpenLTXFile(ctx context.Context, level int, minTXID, maxT
 // records it in the manifest. A level-0 upload is one synced change: it is
 // logged in the seed's shape.
 func (c *tenantClient) WriteLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, r io.Reader) (*ltx.FileInfo, error) {
-	start := time.Now()
+	start := c.now()
 	info, err := c.write(ctx, level, minTXID, maxTXID, r)
 	if level == 0 && c.observe != nil {
-		done := time.Now()
+		done := c.now()
 		c.observe.ObserveSync(done.Sub(start))
 		if err == nil && !info.CreatedAt.IsZero() {
 			// Litestream stamps a level-0 file when it takes the TXID from
@@ -359,7 +362,7 @@ func (c *tenantClient) WriteLTXFile(ctx context.Context, level int, minTXID, max
 			// A change not uploaded: a failed sync, whether Litestream's
 			// replica loop or the engine asked for it.
 			c.stats.syncErrors.Add(1)
-			c.stats.health.uploadFailed(err, time.Now())
+			c.stats.health.uploadFailed(err, c.now())
 		}
 		return nil, err
 	}
@@ -368,13 +371,13 @@ func (c *tenantClient) WriteLTXFile(ctx context.Context, level int, minTXID, max
 	}
 	c.stats.uploadedBytes.Add(info.Size)
 	c.stats.uploads.Add(1)
-	c.stats.lastUpload.Store(time.Now().UnixNano())
+	c.stats.lastUpload.Store(c.now().UnixNano())
 	if level == 0 {
 		pre := ltx.TXID(0)
 		if minTXID > 0 {
 			pre = minTXID - 1
 		}
-		c.logger.Info("new transaction", "db", c.tenant, "pre", pre.String(), "post", maxTXID.String(), "elapsed", roundElapsed(time.Since(start)))
+		c.logger.Info("new transaction", "db", c.tenant, "pre", pre.String(), "post", maxTXID.String(), "elapsed", roundElapsed(c.now().Sub(start)))
 	}
 	return info, nil
 }

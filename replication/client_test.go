@@ -61,7 +61,7 @@ func testClient(t *testing.T, cond bool) (*tenantClient, *s3.Client, func() *ten
 	api := srv.Client(t, conn)
 	mk := func() *tenantClient {
 		return &tenantClient{api: api, bucket: conn.Bucket, path: conn.TenantPath("t1"), tenant: "t1",
-			logger: slog.New(slog.DiscardHandler), gate: openGate{cond: cond}, stats: &tenantStats{}}
+			logger: slog.New(slog.DiscardHandler), gate: openGate{cond: cond}, stats: &tenantStats{}, now: time.Now}
 	}
 	return mk(), api, mk
 }
@@ -209,7 +209,7 @@ func TestClientSnapshotWhoseAnswerWasLost(t *testing.T) {
 	}
 	var conflicts int
 	c := &tenantClient{api: api, bucket: conn.Bucket, path: conn.TenantPath("t1"), tenant: "t1",
-		logger: slog.New(slog.DiscardHandler), gate: openGate{cond: true}, stats: &tenantStats{},
+		logger: slog.New(slog.DiscardHandler), gate: openGate{cond: true}, stats: &tenantStats{}, now: time.Now,
 		onConflict: func(*ConflictError) { conflicts++ }}
 	lvl := litestream.SnapshotLevel
 

@@ -60,6 +60,7 @@ type tenantGate struct {
 	b   *bucket
 	a   *awake
 	log *slog.Logger
+	now func() time.Time // the engine's clock (Options.Now)
 }
 
 func (g tenantGate) writeDeadline() (time.Time, error) {
@@ -76,7 +77,7 @@ func (g tenantGate) writeDeadline() (time.Time, error) {
 		last, err := g.b.beat.LastBeat()
 		reason := "no heartbeat written yet"
 		if !last.IsZero() {
-			reason = fmt.Sprintf("last heartbeat %s ago", time.Since(last).Round(time.Second))
+			reason = fmt.Sprintf("last heartbeat %s ago", g.now().Sub(last).Round(time.Second))
 		}
 		if err != nil {
 			reason += ": " + err.Error()
@@ -103,9 +104,9 @@ func (g tenantGate) conditional() bool {
 func (e *Engine) newClient(t *tenant, b *bucket, a *awake, claim *hosts.Claim) *tenantClient {
 	c := &tenantClient{
 		api: t.api, bucket: t.target.Conn.Bucket, path: t.target.Conn.TenantPath(t.name),
-		tenant: t.name, logger: e.log, gate: tenantGate{b: b, a: a, log: e.log}, stats: t.stats, pages: a.pages,
+		tenant: t.name, logger: e.log, gate: tenantGate{b: b, a: a, log: e.log, now: e.opt.Now}, stats: t.stats, pages: a.pages,
 		lineage: &t.lineage, host: b.beat.Host(), observe: e.opt.Observer,
-		noSweep: e.src.HostKeys.AccessKeyID != "",
+		noSweep: e.src.HostKeys.AccessKeyID != "", now: e.opt.Now,
 	}
 	if claim != nil {
 		c.claimGen = claim.Generation
@@ -385,7 +386,7 @@ func (a *awake) maintainDue(now time.Time) bool {
 // due, as Litestream's Store monitors would.
 func (e *Engine) maintain(ctx context.Context, t *tenant, a *awake) {
 	store := e.store(t.target.Retention)
-	now := time.Now()
+	now := e.opt.Now()
 	levels := append(litestream.CompactionLevels{}, litestream.DefaultCompactionLevels[1:]...)
 	levels = append(levels, store.SnapshotLevel())
 	for _, lvl := range levels {
@@ -430,8 +431,7 @@ func (e *Engine) maintain(ctx context.Context, t *tenant, a *awake) {
 	}
 }
 
-func newAwake(opened identity, pages *pageTable, saveEvery time.Duration) *awake {
-	now := time.Now()
+func newAwake(opened identity, pages *pageTable, now time.Time, saveEvery time.Duration) *awake {
 	if pages == nil {
 		pages = &pageTable{}
 	}

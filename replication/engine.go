@@ -66,7 +66,11 @@ type Options struct {
 	// local file, after its history is kept under an archive prefix.
 	Takeover []string
 	// Timing is the host protocol's timing (tests shorten it), and Now its
-	// clock (time.Now when nil): tests move it to fence the host.
+	// clock (time.Now when nil): tests move it to fence the host. Now is
+	// the engine's one clock: every read of the time in the engine and in
+	// hosts goes through it (TestOneClock). Deadlines and the link's speed
+	// are durations between two of its readings, so in production it must
+	// be time.Now, whose readings carry the monotonic clock.
 	Timing hosts.Timing
 	Now    func() time.Time
 	// SavePagesEvery is how often an awake tenant's page table is saved
@@ -141,6 +145,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Retry <= 0 {
 		o.Retry = 5 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now // the one default clock (TestOneClock)
 	}
 	return o
 }
@@ -282,7 +289,7 @@ func New(opt Options, src Source) (*Engine, error) {
 		busySet:    map[*tenant]bool{},
 		leased:     map[*tenant]bool{},
 		recDirty:   map[*tenant]bool{},
-		began:      time.Now(),
+		began:      opt.Now(),
 	}
 	for _, name := range opt.Takeover {
 		e.takeover[fleet.PrefixKey(name)] = true
@@ -338,7 +345,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	e.seedFleet(ctx, tenants)
 	e.mu.Lock()
-	e.seededAt = time.Now()
+	e.seededAt = e.opt.Now()
 	e.mu.Unlock()
 	for _, t := range tenants {
 		e.watch.add(t.path)
@@ -644,7 +651,7 @@ func (e *Engine) setState(t *tenant, s State, reason string) {
 		return
 	}
 	e.moveStateLocked(t, s)
-	t.reason, t.since = reason, time.Now()
+	t.reason, t.since = reason, e.opt.Now()
 	if s != StateLeased {
 		t.holder = ""
 	}
@@ -692,7 +699,7 @@ func (e *Engine) addLocked(tg fleet.Target, wanted bool) *tenant {
 	t := &tenant{
 		key: tenantKey(tg.Conn, tg.Tenant.Name), path: tg.Path, name: tg.Tenant.Name,
 		replica: tg.Conn.URL(tg.Tenant.Name), recPrefix: hosts.RecordPrefix(tg.Conn.TenantsPrefix()),
-		target: tg, wanted: wanted, state: StateStopped, since: time.Now(), stats: &tenantStats{},
+		target: tg, wanted: wanted, state: StateStopped, since: e.opt.Now(), stats: &tenantStats{},
 	}
 	if wanted {
 		t.state = StateStarting
@@ -807,7 +814,7 @@ func (e *Engine) sortedLocked() []*tenant {
 
 // Status lists every tenant the engine knows, by name then path.
 func (e *Engine) Status() []TenantStatus {
-	now := time.Now()
+	now := e.opt.Now()
 	e.mu.Lock()
 	out := make([]TenantStatus, 0, len(e.byPath))
 	for _, t := range e.byPath {
@@ -834,7 +841,7 @@ func (e *Engine) Lookup(path string) (TenantStatus, bool) {
 	if !ok {
 		return TenantStatus{}, false
 	}
-	return t.status(time.Now()), true
+	return t.status(e.opt.Now()), true
 }
 
 // Replicating reports whether this process has the database at path open
@@ -1009,7 +1016,7 @@ func (e *Engine) retryLocked(t *tenant) {
 	} else {
 		t.backoff = min(t.backoff*2, limit)
 	}
-	e.atLocked(t, time.Now().Add(t.backoff))
+	e.atLocked(t, e.opt.Now().Add(t.backoff))
 }
 
 func (e *Engine) atLocked(t *tenant, when time.Time) {
@@ -1032,7 +1039,7 @@ func (e *Engine) loop() {
 		case <-e.kick:
 		}
 		e.schedule()
-		e.looped.Store(time.Now().UnixNano())
+		e.looped.Store(e.opt.Now().UnixNano())
 	}
 }
 
@@ -1047,7 +1054,7 @@ func (e *Engine) Alive() error {
 	if last == 0 {
 		return nil // starting
 	}
-	if d := time.Since(time.Unix(0, last)); d > 30*time.Second {
+	if d := e.opt.Now().Sub(time.Unix(0, last)); d > 30*time.Second {
 		return fmt.Errorf("the scheduler last ran %s ago", d.Round(time.Second))
 	}
 	return nil
@@ -1057,7 +1064,7 @@ func (e *Engine) Alive() error {
 func (e *Engine) schedule() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	now := time.Now()
+	now := e.opt.Now()
 	for e.timers.Len() > 0 && !e.timers[0].when.After(now) {
 		tm := heap.Pop(&e.timers).(timer)
 		if tm.t.retryAt.Equal(tm.when) {

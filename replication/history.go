@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -198,7 +197,7 @@ func (e *Engine) archiveHistory(ctx context.Context, t *tenant, c *tenantClient)
 	if err := c.load(ctx); err != nil {
 		return "", err
 	}
-	archive := hosts.ArchivePrefix(c.path, time.Now())
+	archive := hosts.ArchivePrefix(c.path, e.opt.Now())
 	c.mu.Lock()
 	var keys []string
 	var infos []*ltx.FileInfo

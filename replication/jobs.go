@@ -75,7 +75,7 @@ func (e *Engine) bucketFor(ctx context.Context, c s3browse.Conn) (*bucket, error
 	// The host's own keys may be confined to .litefleet/ (litefleet policy
 	// -host-principal): check the bucket there.
 	cctx, ccancel := context.WithTimeout(ctx, checkTimeout)
-	_, err = hosts.List(cctx, api, b.conn.Bucket, nil)
+	_, err = hosts.List(cctx, api, b.conn.Bucket, e.opt.Now)
 	ccancel()
 	if err != nil {
 		return nil, s3browse.ExplainKey(err, b.conn, hosts.HostsPrefix)
@@ -94,7 +94,7 @@ func (e *Engine) bucketFor(ctx context.Context, c s3browse.Conn) (*bucket, error
 	}
 	e.mu.Lock() // tick reads beat under the engine's lock
 	b.beat = beat
-	b.okAt = time.Now()
+	b.okAt = e.opt.Now()
 	e.mu.Unlock()
 	e.log.Info("heartbeat started", "host", beat.Host(), "bucket", b.conn.Bucket, "key", hosts.HeartbeatKey(beat.Host()))
 	return b, nil
@@ -143,7 +143,7 @@ type outcome struct {
 // nextJobLocked returns the job that brings t closer to what it should be,
 // or nil when there is nothing to do now.
 func (e *Engine) nextJobLocked(t *tenant) func(context.Context) {
-	now := time.Now()
+	now := e.opt.Now()
 	switch {
 	case !t.wanted:
 		if t.state == StateStopped && t.run == nil && t.claim == nil {
@@ -354,11 +354,11 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 		}
 	}
 
-	a := newAwake(base, loadPageTable(t.path), e.opt.SavePagesEvery)
+	a := newAwake(base, loadPageTable(t.path), e.opt.Now(), e.opt.SavePagesEvery)
 	a.verified.Store(e.claimEpochOf(t))
 	a.client = e.newClient(t, b, a, claim)
 	if seed != nil {
-		a.client.levels, a.client.loadedAt = seed.levels, time.Now()
+		a.client.levels, a.client.loadedAt = seed.levels, e.opt.Now()
 	}
 	if _, localMax, _, err := localL0(t.path); err == nil {
 		// A deposed host's late files would read as a replica ahead, or
@@ -437,7 +437,7 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 		// A new history starts with a full snapshot in L0: the daily one
 		// waits for the next day.
 		lvl := e.store(t.target.Retention).SnapshotLevel()
-		a.nextCompact[lvl.Level] = lvl.NextCompactionAt(time.Now())
+		a.nextCompact[lvl.Level] = lvl.NextCompactionAt(e.opt.Now())
 	}
 	switch hist {
 	case historyRestored:
@@ -523,7 +523,7 @@ func (e *Engine) crowded() bool {
 // tenant stays open.
 func (e *Engine) opened(ctx context.Context, t *tenant, a *awake, claim *hosts.Claim, base identity) outcome {
 	e.mu.Lock()
-	t.lastChange = time.Now()
+	t.lastChange = e.opt.Now()
 	e.mu.Unlock()
 	if err := a.db.Replica.Sync(ctx); err != nil {
 		if a.reshaped.Load() {
@@ -535,14 +535,14 @@ func (e *Engine) opened(ctx context.Context, t *tenant, a *awake, claim *hosts.C
 		}
 		// The host may write, S3 did not take the change: Litestream's
 		// replica loop retries, and the tick says replicating once it is in.
-		return outcome{state: StateSyncFailing, reason: syncFailed(t, err), run: a, claim: claim, base: base, baseOK: true}
+		return outcome{state: StateSyncFailing, reason: syncFailed(t, err, e.opt.Now()), run: a, claim: claim, base: base, baseOK: true}
 	}
 	local, repl := a.positions()
 	e.mu.Lock()
-	t.localTXID, t.replTXID, t.lastSync = local, repl, time.Now()
+	t.localTXID, t.replTXID, t.lastSync = local, repl, e.opt.Now()
 	// A database idle for longer than the sleep delay sleeps right away,
 	// so that starting 10,000 tenants never holds 10,000 open.
-	if e.opt.SleepAfter >= 0 && time.Since(base.changedAt()) >= e.opt.SleepAfter {
+	if e.opt.SleepAfter >= 0 && e.opt.Now().Sub(base.changedAt()) >= e.opt.SleepAfter {
 		t.lastChange = base.changedAt()
 	}
 	e.mu.Unlock()
@@ -604,7 +604,7 @@ func (e *Engine) wake(ctx context.Context, t *tenant) {
 		e.apply(t, o)
 		return
 	}
-	a := newAwake(now, pages, e.opt.SavePagesEvery)
+	a := newAwake(now, pages, e.opt.Now(), e.opt.SavePagesEvery)
 	a.verified.Store(e.claimEpochOf(t))
 	a.client = e.newClient(t, b, a, claim)
 	if err := e.sweepAtWake(ctx, t, a); err != nil {
@@ -704,7 +704,7 @@ func (e *Engine) sleepNow(ctx context.Context, t *tenant, a *awake, claim *hosts
 	cancel()
 	if err != nil {
 		e.mu.Lock()
-		a.sleepRetry = time.Now().Add(10 * time.Second)
+		a.sleepRetry = e.opt.Now().Add(10 * time.Second)
 		e.mu.Unlock()
 		return outcome{state: StateReplicating, run: a, claim: claim}
 	}
@@ -736,12 +736,12 @@ func (e *Engine) sleepNow(ctx context.Context, t *tenant, a *awake, claim *hosts
 		}
 	}
 	e.mu.Lock()
-	t.localTXID, t.replTXID, t.lastSync = local, repl, time.Now()
+	t.localTXID, t.replTXID, t.lastSync = local, repl, e.opt.Now()
 	t.sleptWith, t.sleptWithOK = fp, fpOK
 	t.digestTXID, t.digest, t.digestOK = a.pages.checksum()
 	t.pages = nil
 	if dirty {
-		t.markDirty(time.Now())
+		t.markDirty(e.opt.Now())
 	}
 	e.mu.Unlock()
 	return outcome{state: StateSleeping, claim: claim, base: base, baseOK: true}
@@ -817,7 +817,7 @@ func (e *Engine) resume(ctx context.Context, t *tenant) {
 		if !errors.Is(err, errFenced) {
 			// The host may write again; S3 did not take the change:
 			// Litestream's replica loop, just started, retries it.
-			e.apply(t, outcome{state: StateSyncFailing, reason: syncFailed(t, err), run: a, claim: claim})
+			e.apply(t, outcome{state: StateSyncFailing, reason: syncFailed(t, err, e.opt.Now()), run: a, claim: claim})
 			return
 		}
 		e.apply(t, outcome{state: StateLeaseLost, reason: "upload failed, retrying: " + s3browse.Explain(err, t.target.Conn).Error(), run: a, claim: claim, retry: true})

@@ -23,7 +23,7 @@ const maxShutdownReleases = 1000
 // tick runs once a second: it notices a bucket's host being fenced or
 // coming back, and looks at every open tenant's positions and idleness.
 func (e *Engine) tick() {
-	now := time.Now()
+	now := e.opt.Now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, b := range e.buckets {
@@ -271,7 +271,7 @@ func (e *Engine) finalSync(ctx context.Context, t *tenant, releaseClosed bool, f
 				if o, ok := e.checkClaim(ctx, t, b, claim); !ok {
 					fail(t, o.reason)
 				} else {
-					w := newAwake(now, pages, e.opt.SavePagesEvery)
+					w := newAwake(now, pages, e.opt.Now(), e.opt.SavePagesEvery)
 					w.verified.Store(e.claimEpochOf(t))
 					w.client = e.newClient(t, b, w, claim)
 					if err := e.openAwake(ctx, t, w, true); err != nil {
@@ -324,6 +324,6 @@ func (e *Engine) finalSync(ctx context.Context, t *tenant, releaseClosed bool, f
 	e.mu.Lock()
 	t.claim = nil
 	e.moveStateLocked(t, StateStopped)
-	t.reason, t.since = "", time.Now()
+	t.reason, t.since = "", e.opt.Now()
 	e.mu.Unlock()
 }

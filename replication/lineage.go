@@ -110,7 +110,7 @@ func (c *tenantClient) generation(ctx context.Context) (int64, error) {
 		if err != nil {
 			return 0, err
 		}
-		next := rec.Next(c.host, c.claimGen, uint64(since), time.Now())
+		next := rec.Next(c.host, c.claimGen, uint64(since), c.now())
 		etag := ""
 		if rec != nil {
 			etag = rec.ETag
@@ -312,7 +312,7 @@ func (c *tenantClient) archiveStrays(ctx context.Context, strays []stray) error 
 			rest = append(rest, s)
 		}
 	}
-	now := time.Now()
+	now := c.now()
 	archive, gapArchive := hosts.StrayArchivePrefix(c.path, now), hosts.StrayGapArchivePrefix(c.path, now)
 	var keys []string
 	if len(run) > 0 && since > 0 {

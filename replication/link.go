@@ -74,16 +74,20 @@ type sending struct {
 	size  int64
 	start time.Time
 	area  float64
+	// now is the engine's clock, read under the lock so that the link's
+	// readings are in order. The rate is bytes over a duration between two
+	// readings: it needs time.Now's monotonic clock in production.
+	now func() time.Time
 }
 
 // begin times an upload request of size bytes.
-func (l *uplink) begin(size int64) *sending {
+func (l *uplink) begin(size int64, clock func() time.Time) *sending {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	now := time.Now()
+	now := clock()
 	l.advanceLocked(now)
 	l.inflight++
-	return &sending{l: l, size: size, start: now, area: l.area}
+	return &sending{l: l, size: size, start: now, area: l.area, now: clock}
 }
 
 // end records the request's end: sent (ok) measures the link; cut by its
@@ -94,7 +98,7 @@ func (s *sending) end(ok, late bool) float64 {
 	l := s.l
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	now := time.Now()
+	now := s.now()
 	l.advanceLocked(now)
 	l.inflight--
 	elapsed := now.Sub(s.start).Seconds()
@@ -286,12 +290,12 @@ func humanRate(r float64) string {
 
 // warnSlow logs, at most once a minute for the process, that the link
 // is too slow for what it must carry.
-func (l *uplink) warnSlow() bool {
+func (l *uplink) warnSlow(now time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if time.Since(l.warned) < time.Minute {
+	if now.Sub(l.warned) < time.Minute {
 		return false
 	}
-	l.warned = time.Now()
+	l.warned = now
 	return true
 }

@@ -11,11 +11,9 @@ import (
 
 // measure records a request of size bytes that took d alone on the link.
 func measure(l *uplink, size int64, d time.Duration, ok, late bool) {
-	s := l.begin(size)
-	l.mu.Lock()
-	s.start = s.start.Add(-d)
-	l.at = l.at.Add(-d)
-	l.mu.Unlock()
+	at := time.Now()
+	s := l.begin(size, func() time.Time { return at })
+	at = at.Add(d)
 	s.end(ok, late)
 }
 
@@ -138,31 +136,39 @@ func TestUplinkSizesRequests(t *testing.T) {
 }
 
 // TestSlowBackoff: a slow-link failure holds the tenant's uploads back,
-// longer each time, and a success resets it.
+// longer each time, until the clock it is given passes the delay, and a
+// success resets it.
 func TestSlowBackoff(t *testing.T) {
 	var b slowBackoff
-	if err := b.wait(3e6); err != nil {
+	now := time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC) // not the real clock: the backoff reads only the one it is given
+	if err := b.wait(3e6, now); err != nil {
 		t.Fatal(err)
 	}
-	b.note(errors.New("some other failure"))
-	if err := b.wait(3e6); err != nil {
+	b.note(errors.New("some other failure"), now)
+	if err := b.wait(3e6, now); err != nil {
 		t.Fatalf("held back after a failure that is not the link's: %v", err)
 	}
 	slow := &SlowLinkError{Request: "put k", Bytes: 3e6, Budget: time.Second, Rate: 1e6}
-	b.note(fmt.Errorf("write: %w", slow))
+	b.note(fmt.Errorf("write: %w", slow), now)
 	var got *SlowLinkError
-	if err := b.wait(3e6); !errors.As(err, &got) {
+	if err := b.wait(3e6, now); !errors.As(err, &got) {
 		t.Fatalf("not held back after a slow link: %v", err)
 	}
-	if err := b.wait(100e3); err != nil {
+	if err := b.wait(100e3, now); err != nil {
 		t.Fatalf("a small change held back after a big upload failed: %v", err)
 	}
 	first := b.delay
-	b.note(slow)
+	if err := b.wait(3e6, now.Add(first-time.Millisecond)); err == nil {
+		t.Fatalf("released %s into a backoff of %s", first-time.Millisecond, first)
+	}
+	if err := b.wait(3e6, now.Add(first)); err != nil {
+		t.Fatalf("still held back once the clock passed the backoff of %s: %v", first, err)
+	}
+	b.note(slow, now)
 	if b.delay != 2*first {
 		t.Fatalf("backoff %s after %s, want it doubled", b.delay, first)
 	}
-	b.note(nil)
+	b.note(nil, now)
 	if b.delay != 0 {
 		t.Fatalf("backoff %s after a success", b.delay)
 	}

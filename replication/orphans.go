@@ -40,7 +40,7 @@ const orphanWindow = time.Minute
 // sweeps run before its next multipart uploads and at its close until one
 // finds nothing, orphanWindow after the last abort.
 func (c *tenantClient) noteOrphans() {
-	c.orphansAt.Store(time.Now().UnixNano())
+	c.orphansAt.Store(c.now().UnixNano())
 	c.orphansLeft.Store(true)
 }
 

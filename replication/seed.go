@@ -104,7 +104,7 @@ func (e *Engine) seedFleet(ctx context.Context, tenants []*tenant) {
 		if !ok {
 			continue
 		}
-		now := time.Now()
+		now := e.opt.Now()
 		e.mu.Lock()
 		for _, t := range ts {
 			if t.starts != starts[t] {
@@ -153,7 +153,7 @@ func (e *Engine) reseedLocked(now time.Time) {
 		e.seedFleet(e.ctx, waiting)
 		e.mu.Lock()
 		e.reseeding = false
-		e.seededAt = time.Now()
+		e.seededAt = e.opt.Now()
 		e.mu.Unlock()
 	}()
 }
@@ -164,7 +164,7 @@ func (e *Engine) takeSeed(t *tenant) *seedTenant {
 	defer e.mu.Unlock()
 	s := t.seed
 	t.seed = nil
-	if s == nil || time.Since(t.seedAt) > seedMaxAge {
+	if s == nil || e.opt.Now().Sub(t.seedAt) > seedMaxAge {
 		return nil
 	}
 	return s

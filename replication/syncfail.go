@@ -140,12 +140,12 @@ func (e *Engine) judgeSyncLocked(t *tenant, local, repl uint64) {
 // own call (the first after opening, or the one resuming it), unless its
 // client already did (a failed upload), and returns the reason to show:
 // the tick then keeps the tenant sync failing until a sync succeeds.
-func syncFailed(t *tenant, err error) string {
+func syncFailed(t *tenant, err error, now time.Time) string {
 	if reason, _, ok := t.stats.health.failing(t.target.Conn); ok {
 		return reason
 	}
 	t.stats.syncErrors.Add(1)
-	t.stats.health.uploadFailed(err, time.Now())
+	t.stats.health.uploadFailed(err, now)
 	reason, _, _ := t.stats.health.failing(t.target.Conn)
 	return reason
 }

@@ -414,7 +414,7 @@ func isNotImplemented(err error) bool {
 // earlier attempt S3 holds when that is what it found.
 func (c *tenantClient) put(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, src *ltxSource, meta map[string]string, ts time.Time) (string, *unsure, error) {
 	key := c.key(level, minTXID, maxTXID)
-	if err := c.slow.wait(src.length()); err != nil {
+	if err := c.slow.wait(src.length(), c.now()); err != nil {
 		return "", nil, err
 	}
 	cond, err := c.condition(ctx, level, minTXID, maxTXID)
@@ -448,7 +448,7 @@ func (c *tenantClient) put(ctx context.Context, level int, minTXID, maxTXID ltx.
 			c.mu.Lock()
 			delete(c.unsure, key)
 			c.mu.Unlock()
-			c.slow.note(nil)
+			c.slow.note(nil, c.now())
 			return etag, landed, nil
 		case cond.ifMatch != "" && hosts.IsNotFound(err) && attempt == 0:
 			// The object this host knew is gone: creating it again
@@ -481,19 +481,20 @@ func (c *tenantClient) put(ctx context.Context, level int, minTXID, maxTXID ltx.
 		// It may have landed (a lost answer); one refused before it was
 		// sent is noted too, harmlessly: no other object has its trailer.
 		c.noteUnsure(key, src, ts)
-		c.slow.note(err)
+		c.slow.note(err, c.now())
 		return "", nil, err
 	}
 }
 
 // budget is how long a request starting now may take: until the fencing
-// deadline.
+// deadline. Both are readings of the engine's clock, whose monotonic
+// reading (time.Now's) keeps the duration right across wall-clock jumps.
 func (c *tenantClient) budget() (time.Duration, error) {
 	d, err := c.gate.writeDeadline()
 	if err != nil {
 		return 0, err
 	}
-	return time.Until(d), nil
+	return d.Sub(c.now()), nil
 }
 
 // deadline is the fencing deadline of one request starting now.
@@ -502,6 +503,9 @@ func (c *tenantClient) deadline(ctx context.Context) (context.Context, context.C
 	if err != nil {
 		return nil, nil, err
 	}
+	// d is on the engine's clock and the context's timer on the real one:
+	// the same clock in production (time.Now); a test that moves the clock
+	// ahead fences the host instead (Fenced), before any request.
 	rctx, cancel := context.WithDeadline(ctx, d)
 	return rctx, cancel, nil
 }
@@ -527,7 +531,7 @@ func (c *tenantClient) putOnce(ctx context.Context, level int, minTXID, maxTXID 
 	}
 	defer cancel()
 	dl, _ := wctx.Deadline()
-	sent := link.begin(src.size)
+	sent := link.begin(src.size, c.now)
 	out, err := c.api.PutObject(wctx, in, s3browse.ForUploads)
 	company := sent.end(err == nil, cutByDeadline(ctx, err))
 	if err != nil {
@@ -560,7 +564,7 @@ func (c *tenantClient) tooSlow(ctx context.Context, err error, request string, s
 	if slow == nil {
 		return err
 	}
-	if link.warnSlow() {
+	if link.warnSlow(c.now()) {
 		c.logger.Warn("uplink too slow for the fencing deadline", "db", c.tenant, "bytes", size, "reason", slow.Error())
 	}
 	return slow
@@ -578,10 +582,10 @@ type slowBackoff struct {
 	err   *SlowLinkError
 }
 
-func (b *slowBackoff) wait(size int64) error {
+func (b *slowBackoff) wait(size int64, now time.Time) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.err == nil || !time.Now().Before(b.until) {
+	if b.err == nil || !now.Before(b.until) {
 		return nil
 	}
 	if least := b.err.Bytes; size >= least || (b.err.Part && size > minPart) {
@@ -590,7 +594,7 @@ func (b *slowBackoff) wait(size int64) error {
 	return nil
 }
 
-func (b *slowBackoff) note(err error) {
+func (b *slowBackoff) note(err error, now time.Time) {
 	var slow *SlowLinkError
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -601,7 +605,7 @@ func (b *slowBackoff) note(err error) {
 		return
 	}
 	b.delay = min(max(b.delay*2, slow.Budget, time.Second), 5*time.Minute)
-	b.until, b.err = time.Now().Add(b.delay), slow
+	b.until, b.err = now.Add(b.delay), slow
 }
 
 // streamPartSize is the size of part n (from 1) of a stream of unknown
@@ -637,7 +641,7 @@ func (c *tenantClient) multipart(ctx context.Context, level int, minTXID, maxTXI
 		switch {
 		case err != nil:
 			c.logger.Warn("abandoned multipart uploads not swept", "db", c.tenant, "error", err)
-		case n == 0 && time.Since(time.Unix(0, c.orphansAt.Load())) > orphanWindow:
+		case n == 0 && c.now().Sub(time.Unix(0, c.orphansAt.Load())) > orphanWindow:
 			c.orphansLeft.Store(false)
 		}
 	}
@@ -652,7 +656,7 @@ func (c *tenantClient) multipart(ctx context.Context, level int, minTXID, maxTXI
 	}
 	id := aws.ToString(created.UploadId)
 	ownUploads.Store(id, struct{}{})
-	start := time.Now()
+	start := c.now()
 	defer func() {
 		if err != nil {
 			c.abort(ctx, key, id, err)
@@ -758,7 +762,7 @@ func (c *tenantClient) multipart(ctx context.Context, level int, minTXID, maxTXI
 		}
 		return "", nil, late(ctx, err, "complete multipart upload of "+key)
 	}
-	c.logger.Debug("multipart upload", "db", c.tenant, "key", key, "bytes", src.length(), "parts", len(parts), "elapsed", roundElapsed(time.Since(start)))
+	c.logger.Debug("multipart upload", "db", c.tenant, "key", key, "bytes", src.length(), "parts", len(parts), "elapsed", roundElapsed(c.now().Sub(start)))
 	return aws.ToString(out.ETag), nil, nil
 }
 
@@ -790,7 +794,7 @@ func (c *tenantClient) uploadPart(ctx context.Context, key, id string, n int32, 
 			return "", err
 		}
 		dl, _ := pctx.Deadline()
-		sent := link.begin(size)
+		sent := link.begin(size, c.now)
 		out, err := c.api.UploadPart(pctx, &s3.UploadPartInput{Bucket: aws.String(c.bucket), Key: aws.String(key), UploadId: aws.String(id),
 			PartNumber: aws.Int32(n), Body: body, ContentLength: aws.Int64(size)}, s3browse.ForUploads)
 		company := sent.end(err == nil, cutByDeadline(ctx, err))

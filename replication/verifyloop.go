@@ -91,7 +91,7 @@ func (e *Engine) verifyTenant(t *tenant) {
 		r = &verify.Report{Tenant: name, Verdict: verify.Unverifiable, Reason: err.Error()}
 	}
 	e.mu.Lock()
-	t.verifiedAt, t.verdict = time.Now(), r.Verdict
+	t.verifiedAt, t.verdict = e.opt.Now(), r.Verdict
 	if verify.Failed(r.Verdict) {
 		t.verifyFailures++
 	}
@@ -110,5 +110,5 @@ func (e *Engine) runVerify(name string, conn s3browse.Conn, exp *verify.Expected
 	if err != nil {
 		return nil, err
 	}
-	return verify.Tenant(e.ctx, client, verify.Options{Conn: conn, Expected: exp, TempDir: os.TempDir()}, name)
+	return verify.Tenant(e.ctx, client, verify.Options{Conn: conn, Expected: exp, TempDir: os.TempDir(), Now: e.opt.Now}, name)
 }

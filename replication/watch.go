@@ -153,7 +153,7 @@ func (e *Engine) onEvent(ev fsnotify.Event) {
 			t.changed = true
 		}
 	} else {
-		t.markDirty(time.Now())
+		t.markDirty(e.opt.Now())
 	}
 	if t.wanted && !t.busy {
 		e.enqueueLocked(t)
@@ -327,7 +327,7 @@ func (e *Engine) sweep() {
 			e.enqueueLocked(t)
 		case !it.open && t.run == nil && it.base.written(now):
 			e.markHotLocked(t, now)
-			t.markDirty(time.Now())
+			t.markDirty(e.opt.Now())
 			if !t.busy {
 				e.enqueueLocked(t)
 			}
