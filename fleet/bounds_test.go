@@ -17,6 +17,7 @@ import (
 
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/internal/s3test"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
 )
 
@@ -82,9 +83,9 @@ func TestRefreshIgnoresHostRecordOverLimit(t *testing.T) {
 		{Name: gA, State: "failed", Reason: "a repeated name"}, // the first one stands
 	}})
 	// web-2 is alive, and replicates gC and gD; its record is a bomb.
-	put(t, client, conn.Bucket, hosts.HeartbeatKey("web-2"), []byte(`{"host":"web-2"}`))
+	put(t, client, conn.Bucket, layout.HeartbeatKey("web-2"), []byte(`{"host":"web-2"}`))
 	bomb := gzipBomb(t, "web-2")
-	if _, err := client.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(conn.Bucket), Key: aws.String(hosts.RecordKey("web-2")), Body: bomb}); err != nil {
+	if _, err := client.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(conn.Bucket), Key: aws.String(layout.RecordKey("web-2")), Body: bomb}); err != nil {
 		t.Fatal(err)
 	}
 

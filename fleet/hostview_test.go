@@ -16,6 +16,7 @@ import (
 
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/internal/s3test"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
 )
 
@@ -57,12 +58,12 @@ func putTenant(t *testing.T, client *s3.Client, conn s3browse.Conn, name string,
 
 func putHost(t *testing.T, client *s3.Client, bucket string, rec *hosts.Record) {
 	t.Helper()
-	put(t, client, bucket, hosts.HeartbeatKey(rec.Host), []byte(`{"host":"`+rec.Host+`"}`))
+	put(t, client, bucket, layout.HeartbeatKey(rec.Host), []byte(`{"host":"`+rec.Host+`"}`))
 	body, err := hosts.EncodeRecord(rec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	put(t, client, bucket, hosts.RecordKey(rec.Host), body)
+	put(t, client, bucket, layout.RecordKey(rec.Host), body)
 }
 
 const (

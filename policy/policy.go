@@ -17,7 +17,7 @@ import (
 	"strings"
 
 	"github.com/litefleet/litefleet/fleet"
-	"github.com/litefleet/litefleet/hosts"
+	"github.com/litefleet/litefleet/layout"
 )
 
 // Version is the policy language version every document declares; the older
@@ -117,7 +117,7 @@ type Tenant struct {
 }
 
 // Path is the tenant's key prefix, with its trailing slash.
-func (t Tenant) Path() string { return hosts.TenantPath(t.Prefix, t.Name) + "/" }
+func (t Tenant) Path() string { return layout.TenantPath(t.Prefix, t.Name) + "/" }
 
 // Options shape a document.
 type Options struct {
@@ -247,7 +247,7 @@ func withHost(bucket, hostPrincipal string, sts []Statement) (Document, error) {
 // operator) gives them.
 func HostNote(bucket string) string {
 	return fmt.Sprintf("the host's own credentials (the top-level keys of litestream.yml) need their own statement too: s3:GetObject, s3:PutObject and s3:DeleteObject on %s, and s3:ListBucket on %s with s3:prefix %s (litefleet policy -bucket-policy -host-principal NAME writes it)",
-		objectARN(bucket, hosts.HostsPrefix+"*"), bucketARN(bucket), hosts.HostsPrefix+"*")
+		objectARN(bucket, layout.HostsPrefix+"*"), bucketARN(bucket), layout.HostsPrefix+"*")
 }
 
 func tenantStatements(t Tenant, role Role, sid string, p *Principal) ([]Statement, error) {
@@ -288,7 +288,7 @@ func tenantStatements(t Tenant, role Role, sid string, p *Principal) ([]Statemen
 		return []Statement{
 			list,
 			{Sid: sid + "ReadLease", Effect: "Allow", Principal: p,
-				Action: []string{"s3:GetObject"}, Resource: []string{objectARN(t.Bucket, hosts.ClaimKey(t.Path()))}},
+				Action: []string{"s3:GetObject"}, Resource: []string{objectARN(t.Bucket, layout.ClaimKey(t.Path()))}},
 			region,
 		}, nil
 	}
@@ -303,19 +303,19 @@ func hostStatements(bucket, host string) ([]Statement, error) {
 	return []Statement{
 		{Sid: "HostRecords", Effect: "Allow", Principal: p,
 			Action:   []string{"s3:GetObject", "s3:PutObject", "s3:DeleteObject"},
-			Resource: []string{objectARN(bucket, hosts.HostsPrefix+"*")}},
+			Resource: []string{objectARN(bucket, layout.HostsPrefix+"*")}},
 		// The hosts' folder alone: .litefleet/* would list every
 		// tenant's archive names.
 		{Sid: "HostList", Effect: "Allow", Principal: p,
 			Action: []string{"s3:ListBucket"}, Resource: []string{bucketARN(bucket)},
-			Condition: Condition{"StringLike": {"s3:prefix": {hosts.HostsPrefix + "*"}}}},
+			Condition: Condition{"StringLike": {"s3:prefix": {layout.HostsPrefix + "*"}}}},
 	}, nil
 }
 
 // archiveARNs are the tenant's own archives, as hosts builds them.
 func archiveARNs(t Tenant) []string {
 	var out []string
-	for _, p := range hosts.ArchivePatterns(hosts.TenantPath(t.Prefix, t.Name)) {
+	for _, p := range layout.ArchivePatterns(layout.TenantPath(t.Prefix, t.Name)) {
 		out = append(out, objectARN(t.Bucket, p))
 	}
 	return out

@@ -36,6 +36,7 @@ import (
 
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/hosts"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
 )
 
@@ -248,7 +249,7 @@ type Engine struct {
 func New(opt Options, src Source) (*Engine, error) {
 	named := opt.Host != ""
 	opt = opt.withDefaults()
-	if err := hosts.ValidateHost(opt.Host); err != nil {
+	if err := layout.ValidateHost(opt.Host); err != nil {
 		return nil, err
 	}
 	for _, d := range src.Dirs {

@@ -17,6 +17,7 @@ import (
 	"github.com/litefleet/litefleet/internal/s3proxy"
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/internal/testpeer"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/replication"
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
@@ -294,8 +295,8 @@ func TestTakeoverKeepsTheOldHistory(t *testing.T) {
 	}
 	archive := strings.Fields(logs.String()[m+len("archive=s3://"):])[0]
 	_, key, _ := strings.Cut(archive, "/")
-	if !strings.HasPrefix(key, hosts.Root+"archive/databases/"+guid2+".at-") {
-		t.Fatalf("archive %s is not under %sarchive/databases/", archive, hosts.Root)
+	if !strings.HasPrefix(key, layout.Root+"archive/databases/"+guid2+".at-") {
+		t.Fatalf("archive %s is not under %sarchive/databases/", archive, layout.Root)
 	}
 	arch := conn
 	arch.Prefix = key[:strings.LastIndex(key, "/")]

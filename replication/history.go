@@ -21,7 +21,7 @@ import (
 
 	"github.com/litefleet/litefleet/dbfile"
 	"github.com/litefleet/litefleet/fleet"
-	"github.com/litefleet/litefleet/hosts"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/restore"
 )
 
@@ -48,7 +48,7 @@ func (e *DivergedError) Error() string {
 	return fmt.Sprintf("local database (TXID %d) and replica %s (TXID %d) have different histories (%s): nothing was uploaded; "+
 		"to keep the replica, restore it over the file (litefleet restore %s -o %s -force); "+
 		"to keep the file, replicate with -takeover %s (the replica's history is kept under %s first)",
-		e.LocalTXID, e.URL, e.ReplicaTXID, e.Why, e.Tenant, e.Path, e.Tenant, hosts.Root+"archive/")
+		e.LocalTXID, e.URL, e.ReplicaTXID, e.Why, e.Tenant, e.Path, e.Tenant, layout.Root+"archive/")
 }
 
 // checkHistory compares the local file's history, as Litestream's state
@@ -198,7 +198,7 @@ func (e *Engine) archiveHistory(ctx context.Context, t *tenant, c *tenantClient)
 	if err := c.load(ctx); err != nil {
 		return "", err
 	}
-	archive := hosts.ArchivePrefix(c.path, time.Now())
+	archive := layout.ArchivePrefix(c.path, time.Now())
 	c.mu.Lock()
 	var keys []string
 	var infos []*ltx.FileInfo

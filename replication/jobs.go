@@ -12,6 +12,7 @@ import (
 
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/hosts"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
 )
 
@@ -78,7 +79,7 @@ func (e *Engine) bucketFor(ctx context.Context, c s3browse.Conn) (*bucket, error
 	_, err = hosts.List(cctx, api, b.conn.Bucket, nil)
 	ccancel()
 	if err != nil {
-		return nil, s3browse.ExplainKey(err, b.conn, hosts.HostsPrefix)
+		return nil, s3browse.ExplainKey(err, b.conn, layout.HostsPrefix)
 	}
 	beat, err := hosts.New(hosts.Options{API: api, Bucket: b.conn.Bucket, Host: e.opt.Host, Fallback: e.fallback, Version: e.opt.Version,
 		Logger: e.log, Timing: e.opt.Timing, Now: e.opt.Now})
@@ -96,7 +97,7 @@ func (e *Engine) bucketFor(ctx context.Context, c s3browse.Conn) (*bucket, error
 	b.beat = beat
 	b.okAt = time.Now()
 	e.mu.Unlock()
-	e.log.Info("heartbeat started", "host", beat.Host(), "bucket", b.conn.Bucket, "key", hosts.HeartbeatKey(beat.Host()))
+	e.log.Info("heartbeat started", "host", beat.Host(), "bucket", b.conn.Bucket, "key", layout.HeartbeatKey(beat.Host()))
 	return b, nil
 }
 
@@ -340,7 +341,7 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 		case errors.As(err, &untrusted):
 			return outcome{state: StateLeaseLost, reason: err.Error(), retry: true, base: base, baseOK: true}
 		case err != nil:
-			return outcome{state: StateLeaseLost, reason: "cannot take the claim: " + s3browse.ExplainKey(err, t.target.Conn, hosts.ClaimKey(tenantPath)).Error(), retry: true, base: base, baseOK: true}
+			return outcome{state: StateLeaseLost, reason: "cannot take the claim: " + s3browse.ExplainKey(err, t.target.Conn, layout.ClaimKey(tenantPath)).Error(), retry: true, base: base, baseOK: true}
 		}
 		claim = c
 		e.setClaimEpoch(t, epoch)

@@ -21,6 +21,7 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/litefleet/litefleet/hosts"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
 )
 
@@ -46,7 +47,7 @@ import (
 //     another object: the prefix is listed again and every object the
 //     manifest does not know is looked at.
 // Strays are copied, with the files they continue (a restore plan up to
-// them), to hosts.StrayArchivePrefix, where they restore on their own, and
+// them), to layout.StrayArchivePrefix, where they restore on their own, and
 // deleted from the tenant's prefix: even a plain `litestream restore` then
 // follows one lineage. The refused write is then made again.
 
@@ -313,7 +314,7 @@ func (c *tenantClient) archiveStrays(ctx context.Context, strays []stray) error 
 		}
 	}
 	now := time.Now()
-	archive, gapArchive := hosts.StrayArchivePrefix(c.path, now), hosts.StrayGapArchivePrefix(c.path, now)
+	archive, gapArchive := layout.StrayArchivePrefix(c.path, now), layout.StrayGapArchivePrefix(c.path, now)
 	var keys []string
 	if len(run) > 0 && since > 0 {
 		base, err := litestream.CalcRestorePlan(ctx, c, since, time.Time{}, c.logger.With("db", c.tenant))

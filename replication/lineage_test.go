@@ -18,6 +18,7 @@ import (
 	"github.com/litefleet/litefleet/internal/s3proxy"
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/internal/testpeer"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/replication"
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
@@ -190,7 +191,7 @@ func TestStrayFilesAreArchived(t *testing.T) {
 
 	// The archive keeps the strays; the first restores on its own, with
 	// host-a's files before it.
-	archived := listKeys(t, api, direct.Bucket, hosts.Root+"archive/databases/"+guid1+".stray-")
+	archived := listKeys(t, api, direct.Bucket, layout.Root+"archive/databases/"+guid1+".stray-")
 	file := func(txid uint64) string { return "/0000/" + ltx.FormatFilename(ltx.TXID(txid), ltx.TXID(txid)) }
 	var root string
 	for key := range archived {

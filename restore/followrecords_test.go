@@ -17,6 +17,7 @@ import (
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/internal/testpeer"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
 )
@@ -55,7 +56,7 @@ func publishRecord(t *testing.T, client *s3.Client, bucket, tenant string, txid 
 	if err != nil {
 		t.Fatal(err)
 	}
-	for key, body := range map[string][]byte{hosts.HeartbeatKey("h1"): beat, hosts.RecordKey("h1"): rec} {
+	for key, body := range map[string][]byte{layout.HeartbeatKey("h1"): beat, layout.RecordKey("h1"): rec} {
 		if _, err := client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(body)}); err != nil {
 			t.Fatal(err)
 		}

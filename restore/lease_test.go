@@ -16,6 +16,7 @@ import (
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/internal/testpeer"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/restore"
 )
 
@@ -42,7 +43,7 @@ func TestRestoreOverReplicatedFileUsesEngineRule(t *testing.T) {
 	putLease := func(body string) {
 		t.Helper()
 		if _, err := client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(conn.Bucket),
-			Key: aws.String(hosts.ClaimKey(conn.TenantPath(tenantC))), Body: strings.NewReader(body)}); err != nil {
+			Key: aws.String(layout.ClaimKey(conn.TenantPath(tenantC))), Body: strings.NewReader(body)}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -8,7 +8,7 @@ import (
 	"github.com/benbjohnson/litestream"
 	"github.com/superfly/ltx"
 
-	"github.com/litefleet/litefleet/hosts"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
 )
 
@@ -116,7 +116,7 @@ func skipStrays(p *Plan, fc *lineageClient, strays []s3browse.Stray) {
 		fc.skip[ltxID{s.Level, ltx.TXID(s.MinTXID), ltx.TXID(s.MaxTXID)}] = true
 		p.Strays = append(p.Strays, s)
 		p.Notes = append(p.Notes, fmt.Sprintf("stray file skipped: %s, %s: it is not this tenant's history (the tenant's holder moves it to %sarchive/)",
-			s3browse.Printable(s.Key), s.Why, hosts.Root))
+			s3browse.Printable(s.Key), s.Why, layout.Root))
 	}
 }
 

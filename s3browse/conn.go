@@ -25,7 +25,7 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/logging"
 
-	"github.com/litefleet/litefleet/hosts"
+	"github.com/litefleet/litefleet/layout"
 )
 
 // DefaultPrefix is the folder in the bucket that holds one prefix per tenant.
@@ -69,7 +69,7 @@ func (c Conn) prefix() string {
 
 // TenantPath is the key prefix (without trailing slash) of a tenant's replica.
 func (c Conn) TenantPath(tenant string) string {
-	return hosts.TenantPath(c.prefix(), tenant)
+	return layout.TenantPath(c.prefix(), tenant)
 }
 
 // TenantsPrefix is the key prefix under which tenant prefixes are listed.

@@ -7,7 +7,7 @@ import (
 
 	"github.com/superfly/ltx"
 
-	"github.com/litefleet/litefleet/hosts"
+	"github.com/litefleet/litefleet/layout"
 )
 
 // leaseFile is the name, under a tenant's path, of the lease written by
@@ -25,7 +25,7 @@ const (
 	keyUnknown    keyKind = iota
 	keyFolder             // a zero-byte "folder/" marker made by consoles; not data
 	keyLease              // lock.json
-	keyLineage            // lineage.json (hosts.LineageFile)
+	keyLineage            // lineage.json (layout.LineageFile)
 	keyLTX                // v0.5: <level %04x>/<min %016x>-<max %016x>.ltx
 	keySnapshotV3         // v0.3: generations/<gen>/snapshots/<idx %08x>.snapshot.lz4
 	keyWALV3              // v0.3: generations/<gen>/wal/<idx %08x>_<off %08x>.wal.lz4
@@ -52,7 +52,7 @@ func parseTenantKey(rest string, size int64) tenantKey {
 	if rest == leaseFile {
 		return tenantKey{kind: keyLease}
 	}
-	if rest == hosts.LineageFile {
+	if rest == layout.LineageFile {
 		return tenantKey{kind: keyLineage}
 	}
 	parts := strings.Split(rest, "/")

@@ -14,7 +14,8 @@ GO=${GO:-go}
 
 # package: targets (what each parses)
 targets=(
-  "hosts FuzzDecodeClaim FuzzDecodeBeat FuzzDecodeRecord FuzzParseArchive" # lock.json, heartbeats, host records (gzip JSON), archive keys
+  "hosts FuzzDecodeClaim FuzzDecodeBeat FuzzDecodeRecord"                 # lock.json, heartbeats, host records (gzip JSON)
+  "layout FuzzParseArchive"                                               # archive keys
   "s3browse FuzzLTXObject FuzzParseTenantKey FuzzDecodeListV2"            # LTX keys, every key under a tenant (v0.3 layout too), ListObjectsV2 XML
   "restore FuzzApplyLTX"                                                  # LTX headers and pages in restore
   "replication FuzzLoadPageTable"                                         # the page table file

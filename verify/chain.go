@@ -17,6 +17,7 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/litefleet/litefleet/hosts"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
 )
@@ -80,7 +81,7 @@ func checkChain(ctx context.Context, api API, conn s3browse.Conn, tenant string,
 	}
 	for _, s := range t.Lineage.Strays {
 		stray[[3]uint64{uint64(s.Level), s.MinTXID, s.MaxTXID}] = true
-		c.broken = append(c.broken, fmt.Sprintf("stray file %s: %s (not this tenant's history; its holder moves it to %sarchive/)", s3browse.Printable(s.Key), s.Why, hosts.Root))
+		c.broken = append(c.broken, fmt.Sprintf("stray file %s: %s (not this tenant's history; its holder moves it to %sarchive/)", s3browse.Printable(s.Key), s.Why, layout.Root))
 	}
 	// Nothing else under the prefix.
 	if t.UnknownObjects > 0 {

@@ -38,6 +38,7 @@ import (
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/internal/s3proxy"
 	"github.com/litefleet/litefleet/internal/s3test"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
 	"github.com/litefleet/litefleet/verify"
 )
@@ -131,7 +132,7 @@ func run(tenants, sizeKB, l0, parallel, uploadParallel int) error {
 	if err != nil {
 		return err
 	}
-	for key, b := range map[string][]byte{hosts.HeartbeatKey("bench-1"): []byte(`{"host":"bench-1","seq":1}`), hosts.RecordKey("bench-1"): body} {
+	for key, b := range map[string][]byte{layout.HeartbeatKey("bench-1"): []byte(`{"host":"bench-1","seq":1}`), layout.RecordKey("bench-1"): body} {
 		if _, err := client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(conn.Bucket), Key: aws.String(key), Body: bytes.NewReader(b)}); err != nil {
 			return err
 		}

@@ -24,6 +24,7 @@ const module = "github.com/litefleet/litefleet/"
 var layer = map[string]int{
 	"untrusted":     0,
 	"dbfile":        0,
+	"layout":        0,
 	"hosts":         1,
 	"s3browse":      2,
 	"fleet":         3,
