@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/litefleet/litefleet/hosts"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
 )
 
@@ -261,7 +262,7 @@ func recordSummary(name string, r *HostReport) s3browse.TenantSummary {
 	s.Format = s3browse.FormatEmpty
 	if r.Replicated > 0 {
 		s.Format = s3browse.FormatLTX
-		s.LatestTXID, s.LatestTXIDHex = r.Replicated, s3browse.TXIDHex(r.Replicated)
+		s.LatestTXID, s.LatestTXIDHex = r.Replicated, layout.TXIDHex(r.Replicated)
 		s.LatestAt, s.LatestLTXAt = r.LastSync, r.LastSync
 	}
 	return s

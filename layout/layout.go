@@ -60,7 +60,7 @@ func TenantPath(prefix, tenant string) string {
 }
 
 // ClaimFile is the claim's file name in a tenant's prefix: Litestream's
-// lease file, so Litestream's tools and older readers still name the owner.
+// lease file (the one its s3.Leaser writes, s3.DefaultLeasePath), so Litestream's tools and older readers still name the owner.
 const ClaimFile = "lock.json"
 
 // ClaimKey is the key of a tenant's claim.

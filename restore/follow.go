@@ -21,6 +21,7 @@ import (
 
 	"github.com/litefleet/litefleet/dbfile"
 	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
 )
 
@@ -291,7 +292,7 @@ func (f *follower) listL0(ctx context.Context) ([]l0Object, error) {
 		}
 		for _, o := range page.Contents {
 			key := aws.ToString(o.Key)
-			_, minTX, maxTX, ok := s3browse.LTXObject("0000", path.Base(key), aws.ToInt64(o.Size))
+			_, minTX, maxTX, ok := layout.LTXObject("0000", path.Base(key), aws.ToInt64(o.Size))
 			if ok {
 				files = append(files, l0Object{
 					info: ltx.FileInfo{Level: 0, MinTXID: minTX, MaxTXID: maxTX, Size: aws.ToInt64(o.Size)},

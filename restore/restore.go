@@ -19,6 +19,7 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/litefleet/litefleet/hosts"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
 )
 
@@ -104,7 +105,7 @@ func (p Position) same(q Position) bool {
 }
 
 func txidPosition(txid uint64, at time.Time) Position {
-	return Position{TXID: txid, TXIDHex: s3browse.TXIDHex(txid), Time: at.UTC()}
+	return Position{TXID: txid, TXIDHex: layout.TXIDHex(txid), Time: at.UTC()}
 }
 
 // PlanFile is one object a restore downloads.
@@ -243,7 +244,7 @@ func planRestore(ctx context.Context, client s3browse.API, opt Options, exactTim
 	}
 	switch {
 	case opt.TXID != 0:
-		p.Target = "txid " + s3browse.TXIDHex(opt.TXID)
+		p.Target = "txid " + layout.TXIDHex(opt.TXID)
 	case !opt.Timestamp.IsZero():
 		p.Target = "timestamp " + opt.Timestamp.UTC().Format(time.RFC3339Nano)
 	}
@@ -391,7 +392,7 @@ func notAvailable(opt Options, t *s3browse.Tenant) error {
 	}
 	if opt.TXID != 0 {
 		return fmt.Errorf("tenant %s: TXID %s is not a restore point: the LTX files hold TXIDs %s to %s, and a -txid must end one of them; `litefleet inspect %s` lists them",
-			name, s3browse.TXIDHex(opt.TXID), s3browse.TXIDHex(first), s3browse.TXIDHex(last), name)
+			name, layout.TXIDHex(opt.TXID), layout.TXIDHex(first), layout.TXIDHex(last), name)
 	}
 	return fmt.Errorf("tenant %s: no LTX restore point before %s: the oldest was uploaded at %s",
 		name, opt.Timestamp.UTC().Format(time.RFC3339), firstAt.UTC().Format(time.RFC3339))

@@ -64,7 +64,7 @@ func (f *fakeS3) put(t *testing.T, keys ...string) {
 }
 
 // fakeSize is the size of every object put: room for an LTX header and
-// trailer, the least an LTX file can be (LTXObject).
+// trailer, the least an LTX file can be (layout.LTXObject).
 const fakeSize = 116
 
 func (f *fakeS3) putBody(t *testing.T, key string, body []byte) {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/litefleet/litefleet/layout"
 )
 
 // Tenant is the full report of one tenant's replica: `litefleet inspect`.
@@ -96,33 +98,33 @@ func Inspect(ctx context.Context, api API, conn Conn, tenant string) (*Tenant, e
 		if !ok {
 			return
 		}
-		k := parseTenantKey(rest, o.size)
+		k := layout.ParseTenantKey(rest, o.size)
 		sum.add(k, o)
-		switch k.kind {
-		case keyLease:
+		switch k.Kind {
+		case layout.KeyLease:
 			lease, hasLease = o, true
-		case keyLineage:
+		case layout.KeyLineage:
 			hasLineage = true
-		case keyLTX:
-			files[k.level] = append(files[k.level], LTXFile{
-				Level: k.level, MinTXID: k.minTXID, MaxTXID: k.maxTXID,
+		case layout.KeyLTX:
+			files[k.Level] = append(files[k.Level], LTXFile{
+				Level: k.Level, MinTXID: k.MinTXID, MaxTXID: k.MaxTXID,
 				Size: o.size, ModifiedAt: o.modified,
 			})
-		case keySnapshotV3, keyWALV3:
-			g := gens[k.generation]
+		case layout.KeySnapshotV3, layout.KeyWALV3:
+			g := gens[k.Generation]
 			if g == nil {
-				g = &Generation{ID: k.generation, FirstAt: o.modified}
-				gens[k.generation] = g
+				g = &Generation{ID: k.Generation, FirstAt: o.modified}
+				gens[k.Generation] = g
 			}
 			g.Bytes += o.size
 			g.LastAt = later(g.LastAt, o.modified)
 			if o.modified.Before(g.FirstAt) {
 				g.FirstAt = o.modified
 			}
-			if k.kind == keySnapshotV3 {
-				g.Snapshots = append(g.Snapshots, Snapshot{Index: k.index, Size: o.size, ModifiedAt: o.modified})
+			if k.Kind == layout.KeySnapshotV3 {
+				g.Snapshots = append(g.Snapshots, Snapshot{Index: k.Index, Size: o.size, ModifiedAt: o.modified})
 			} else {
-				g.WALSegments = append(g.WALSegments, WALSegment{Index: k.index, Offset: k.offset, Size: o.size, ModifiedAt: o.modified})
+				g.WALSegments = append(g.WALSegments, WALSegment{Index: k.Index, Offset: k.Offset, Size: o.size, ModifiedAt: o.modified})
 			}
 		}
 	}})
@@ -135,7 +137,7 @@ func Inspect(ctx context.Context, api API, conn Conn, tenant string) (*Tenant, e
 	for _, stats := range s.Levels {
 		fs := files[stats.Level]
 		for i := range fs {
-			fs[i].MinTXIDHex, fs[i].MaxTXIDHex = TXIDHex(fs[i].MinTXID), TXIDHex(fs[i].MaxTXID)
+			fs[i].MinTXIDHex, fs[i].MaxTXIDHex = layout.TXIDHex(fs[i].MinTXID), layout.TXIDHex(fs[i].MaxTXID)
 		}
 		slices.SortFunc(fs, func(a, b LTXFile) int {
 			return cmp.Or(cmp.Compare(a.MinTXID, b.MinTXID), cmp.Compare(a.MaxTXID, b.MaxTXID))
@@ -159,7 +161,7 @@ func Inspect(ctx context.Context, api API, conn Conn, tenant string) (*Tenant, e
 		return cmp.Or(a.FirstAt.Compare(b.FirstAt), strings.Compare(a.ID, b.ID))
 	})
 	if hasLease {
-		if t.Lease, err = readLease(ctx, api, conn, root+leaseFile, lease); err != nil {
+		if t.Lease, err = readLease(ctx, api, conn, root+layout.ClaimFile, lease); err != nil {
 			return nil, err
 		}
 	}
@@ -178,7 +180,7 @@ func Summarize(ctx context.Context, api API, conn Conn, tenant string) (TenantSu
 	root := conn.TenantPath(tenant) + "/"
 	err := list(ctx, api, conn, root, "", listVisitor{object: func(o object) {
 		if rest, ok := strings.CutPrefix(o.key, root); ok {
-			sum.add(parseTenantKey(rest, o.size), o)
+			sum.add(layout.ParseTenantKey(rest, o.size), o)
 		}
 	}})
 	if err != nil {

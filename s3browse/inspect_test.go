@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/litefleet/litefleet/layout"
 )
 
 func TestInspectLTX(t *testing.T) {
@@ -30,16 +32,16 @@ func TestInspectLTX(t *testing.T) {
 		t.Fatal(err)
 	}
 	file := func(level int, minTXID, maxTXID uint64, n int) LTXFile {
-		return LTXFile{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, MinTXIDHex: TXIDHex(minTXID), MaxTXIDHex: TXIDHex(maxTXID), Size: fakeSize, ModifiedAt: tN(n)}
+		return LTXFile{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, MinTXIDHex: layout.TXIDHex(minTXID), MaxTXIDHex: layout.TXIDHex(maxTXID), Size: fakeSize, ModifiedAt: tN(n)}
 	}
 	want := &Tenant{
 		Name: "t", URL: "s3://fleet/databases/t",
 		Totals: Totals{Format: FormatLTX, Objects: 7, Bytes: 5*fakeSize + 1 + int64(len(lease)), UnknownObjects: 1,
 			LatestTXID: 4, LatestTXIDHex: "0000000000000004", LatestLTXAt: tN(4), LatestAt: tN(4), Snapshots: 1},
 		Levels: []Level{
-			{LevelStats{Level: 0, Count: 3, Bytes: 3 * fakeSize, MaxTXID: 4, MaxTXIDHex: TXIDHex(4)}, []LTXFile{file(0, 1, 1, 0), file(0, 2, 3, 1), file(0, 4, 4, 4)}},
-			{LevelStats{Level: 1, Count: 1, Bytes: fakeSize, MaxTXID: 3, MaxTXIDHex: TXIDHex(3)}, []LTXFile{file(1, 1, 3, 2)}},
-			{LevelStats{Level: 9, Count: 1, Bytes: fakeSize, MaxTXID: 3, MaxTXIDHex: TXIDHex(3)}, []LTXFile{file(9, 1, 3, 3)}},
+			{LevelStats{Level: 0, Count: 3, Bytes: 3 * fakeSize, MaxTXID: 4, MaxTXIDHex: layout.TXIDHex(4)}, []LTXFile{file(0, 1, 1, 0), file(0, 2, 3, 1), file(0, 4, 4, 4)}},
+			{LevelStats{Level: 1, Count: 1, Bytes: fakeSize, MaxTXID: 3, MaxTXIDHex: layout.TXIDHex(3)}, []LTXFile{file(1, 1, 3, 2)}},
+			{LevelStats{Level: 9, Count: 1, Bytes: fakeSize, MaxTXID: 3, MaxTXIDHex: layout.TXIDHex(3)}, []LTXFile{file(9, 1, 3, 3)}},
 		},
 		Generations: []Generation{},
 		Lease: &Lease{Owner: "host-a:123", Generation: 7, ExpiresAt: tN(30), ModifiedAt: tN(8),

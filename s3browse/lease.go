@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/litefleet/litefleet/hosts"
+	"github.com/litefleet/litefleet/layout"
 )
 
 // maxLeaseBytes bounds how much of lock.json is read: a real lease is about
@@ -153,7 +154,7 @@ func ReadLease(ctx context.Context, api API, conn Conn, tenant string) (*Lease, 
 	if err := CheckName(tenant); err != nil {
 		return nil, err
 	}
-	return readLease(ctx, api, conn, conn.TenantPath(tenant)+"/"+leaseFile, object{})
+	return readLease(ctx, api, conn, conn.TenantPath(tenant)+"/"+layout.ClaimFile, object{})
 }
 
 // readLease fetches lock.json at key. It returns nil when the object is gone
@@ -182,7 +183,7 @@ func readLease(ctx context.Context, api API, conn Conn, key string, listed objec
 	if out.ContentLength != nil {
 		l.Size = *out.ContentLength
 	}
-	tooLarge := fmt.Sprintf("%s is over %d KiB, where a lease is about 200 bytes: ignored, it holds nothing; delete %s if no replicator of this tenant wrote it", leaseFile, maxLeaseBytes>>10, Printable(key))
+	tooLarge := fmt.Sprintf("%s is over %d KiB, where a lease is about 200 bytes: ignored, it holds nothing; delete %s if no replicator of this tenant wrote it", layout.ClaimFile, maxLeaseBytes>>10, Printable(key))
 	if l.Size > maxLeaseBytes {
 		l.Error = tooLarge // not even read
 		return l, nil
@@ -202,7 +203,7 @@ func readLease(ctx context.Context, api API, conn Conn, key string, listed objec
 	c := hosts.DecodeClaim(body)
 	l.Owner, l.Generation, l.ExpiresAt, l.Host = c.Owner, c.Generation, c.ExpiresAt.UTC(), c.Host
 	if c.Unreadable != "" {
-		l.Error = "decode " + leaseFile + ": " + c.Unreadable
+		l.Error = "decode " + layout.ClaimFile + ": " + c.Unreadable
 		return l, nil
 	}
 	return l, judgeHost(ctx, api, conn, l)

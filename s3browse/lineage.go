@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/litefleet/litefleet/hosts"
+	"github.com/litefleet/litefleet/layout"
 )
 
 // Stray is an LTX file outside the tenant's lineage (see hosts.Lineage): a
@@ -86,7 +87,7 @@ func JudgeFiles(ctx context.Context, api API, conn Conn, tenant string, rec *hos
 	}
 	root := conn.TenantPath(tenant)
 	for _, f := range suspects {
-		key := fmt.Sprintf("%s/%04x/%s-%s.ltx", root, f.Level, TXIDHex(f.MinTXID), TXIDHex(f.MaxTXID))
+		key := fmt.Sprintf("%s/%04x/%s-%s.ltx", root, f.Level, layout.TXIDHex(f.MinTXID), layout.TXIDHex(f.MaxTXID))
 		gen, host, found, err := FileLineage(ctx, api, conn, key)
 		if err != nil {
 			return nil, checked, unchecked, ExplainKey(err, conn, key)
@@ -97,7 +98,7 @@ func JudgeFiles(ctx context.Context, api API, conn Conn, tenant string, rec *hos
 		}
 		if seg, ok := rec.Stray(gen, f.MaxTXID); ok {
 			strays = append(strays, Stray{Key: key, Level: f.Level, MinTXID: f.MinTXID, MaxTXID: f.MaxTXID, Generation: gen, Host: host,
-				Why: fmt.Sprintf("written in generation %d, after generation %d (host %s) continued the history from TXID %s", gen, seg.Generation, Printable(seg.Host), TXIDHex(seg.Since))})
+				Why: fmt.Sprintf("written in generation %d, after generation %d (host %s) continued the history from TXID %s", gen, seg.Generation, Printable(seg.Host), layout.TXIDHex(seg.Since))})
 		}
 	}
 	slices.SortFunc(strays, func(a, b Stray) int {

@@ -10,6 +10,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/litefleet/litefleet/layout"
 )
 
 // Scan summarizes every tenant under conn.TenantsPrefix from a flat,
@@ -119,7 +121,7 @@ func (a *aggregator) add(o object) {
 	if !ok {
 		return
 	}
-	k := parseTenantKey(rest, o.size)
+	k := layout.ParseTenantKey(rest, o.size)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	s := a.tenants[name]

@@ -15,8 +15,8 @@ GO=${GO:-go}
 # package: targets (what each parses)
 targets=(
   "hosts FuzzDecodeClaim FuzzDecodeBeat FuzzDecodeRecord"                 # lock.json, heartbeats, host records (gzip JSON)
-  "layout FuzzParseArchive"                                               # archive keys
-  "s3browse FuzzLTXObject FuzzParseTenantKey FuzzDecodeListV2"            # LTX keys, every key under a tenant (v0.3 layout too), ListObjectsV2 XML
+  "layout FuzzParseArchive FuzzLTXObject FuzzParseTenantKey"            # archive keys, LTX keys, every key under a tenant (v0.3 layout too)
+  "s3browse FuzzDecodeListV2"                                             # ListObjectsV2 XML
   "restore FuzzApplyLTX"                                                  # LTX headers and pages in restore
   "replication FuzzLoadPageTable"                                         # the page table file
   "fleet FuzzLoadConfig"                                                  # litestream.yml

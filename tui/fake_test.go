@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
 	"github.com/litefleet/litefleet/tui/common"
@@ -172,8 +173,8 @@ func (f *fakeBackend) plan(opt restore.Options) (*restore.Plan, error) {
 		Files: []restore.PlanFile{{Key: "x/0009/1.ltx", Level: 9, MinTXID: 1, MaxTXID: txid, Size: 3 << 20}, {Key: "x/0000/2.ltx", MaxTXID: txid, Size: 1 << 20}},
 		Bytes: 4 << 20, Notes: f.planNotes,
 	}
-	p.Position = restore.Position{TXID: txid, TXIDHex: s3browse.TXIDHex(txid), Time: f.now.Add(-2 * time.Minute)}
-	p.Latest = restore.Position{TXID: rep.LatestTXID, TXIDHex: s3browse.TXIDHex(rep.LatestTXID), Time: f.now.Add(-time.Minute)}
+	p.Position = restore.Position{TXID: txid, TXIDHex: layout.TXIDHex(txid), Time: f.now.Add(-2 * time.Minute)}
+	p.Latest = restore.Position{TXID: rep.LatestTXID, TXIDHex: layout.TXIDHex(rep.LatestTXID), Time: f.now.Add(-time.Minute)}
 	if _, err := os.Stat(out); err == nil {
 		p.OutputExists = true
 		if !opt.Force {
@@ -247,7 +248,7 @@ func (f *fakeBackend) Verify(ctx context.Context, tenant string) (*verify.Report
 		return nil, err
 	}
 	if rep == nil {
-		rep = &verify.Report{Tenant: tenant, Verdict: verify.Verified, TXID: 1841, TXIDHex: s3browse.TXIDHex(1841), Time: f.now.Add(-2 * time.Second),
+		rep = &verify.Report{Tenant: tenant, Verdict: verify.Verified, TXID: 1841, TXIDHex: layout.TXIDHex(1841), Time: f.now.Add(-2 * time.Second),
 			Reason: "restored TXID 1841, integrity_check ok, checksum 0123456789abcdef equals host web-1's record"}
 	}
 	return rep, nil
@@ -320,7 +321,7 @@ func newFake() *fakeBackend {
 		s := s3browse.TenantSummary{
 			Prefix: s3browse.Prefix{Name: name, Valid: s3browse.CheckName(name) == nil},
 			Totals: s3browse.Totals{Format: s3browse.FormatLTX, Objects: 12 + int(txid%40), Bytes: bytes, LatestTXID: txid,
-				LatestTXIDHex: s3browse.TXIDHex(txid), LatestAt: now.Add(-ago), LatestLTXAt: now.Add(-ago), Snapshots: snaps},
+				LatestTXIDHex: layout.TXIDHex(txid), LatestAt: now.Add(-ago), LatestLTXAt: now.Add(-ago), Snapshots: snaps},
 			Levels: []s3browse.LevelStats{{Level: 0, Count: 10, Bytes: bytes / 3, MaxTXID: txid}, {Level: 9, Count: snaps, Bytes: bytes / 2, MaxTXID: txid}},
 		}
 		if !s.Valid {
@@ -365,17 +366,17 @@ func newFake() *fakeBackend {
 func ltxReport(name string, now time.Time) *s3browse.Tenant {
 	t := &s3browse.Tenant{Name: name, URL: "s3://saas-backups/databases/" + name}
 	t.Format, t.Objects, t.Bytes = s3browse.FormatLTX, 19, 3<<20+512<<10
-	t.LatestTXID, t.LatestTXIDHex, t.LatestAt, t.Snapshots = 1841, s3browse.TXIDHex(1841), now.Add(-2*time.Second), 3
+	t.LatestTXID, t.LatestTXIDHex, t.LatestAt, t.Snapshots = 1841, layout.TXIDHex(1841), now.Add(-2*time.Second), 3
 	file := func(level int, min, max uint64, size int64, ago time.Duration) s3browse.LTXFile {
-		return s3browse.LTXFile{Level: level, MinTXID: min, MaxTXID: max, MinTXIDHex: s3browse.TXIDHex(min), MaxTXIDHex: s3browse.TXIDHex(max), Size: size, ModifiedAt: now.Add(-ago)}
+		return s3browse.LTXFile{Level: level, MinTXID: min, MaxTXID: max, MinTXIDHex: layout.TXIDHex(min), MaxTXIDHex: layout.TXIDHex(max), Size: size, ModifiedAt: now.Add(-ago)}
 	}
-	l0 := s3browse.Level{LevelStats: s3browse.LevelStats{Level: 0, Count: 4, Bytes: 20 << 10, MaxTXID: 1841, MaxTXIDHex: s3browse.TXIDHex(1841)}}
+	l0 := s3browse.Level{LevelStats: s3browse.LevelStats{Level: 0, Count: 4, Bytes: 20 << 10, MaxTXID: 1841, MaxTXIDHex: layout.TXIDHex(1841)}}
 	for i := uint64(0); i < 4; i++ {
 		l0.Files = append(l0.Files, file(0, 1838+i, 1838+i, 5<<10, time.Duration(8-2*i)*time.Second))
 	}
-	l1 := s3browse.Level{LevelStats: s3browse.LevelStats{Level: 1, Count: 2, Bytes: 200 << 10, MaxTXID: 1837, MaxTXIDHex: s3browse.TXIDHex(1837)},
+	l1 := s3browse.Level{LevelStats: s3browse.LevelStats{Level: 1, Count: 2, Bytes: 200 << 10, MaxTXID: 1837, MaxTXIDHex: layout.TXIDHex(1837)},
 		Files: []s3browse.LTXFile{file(1, 1700, 1790, 120<<10, 70*time.Second), file(1, 1791, 1837, 80<<10, 40*time.Second)}}
-	l9 := s3browse.Level{LevelStats: s3browse.LevelStats{Level: 9, Count: 3, Bytes: 3 << 20, MaxTXID: 1699, MaxTXIDHex: s3browse.TXIDHex(1699)},
+	l9 := s3browse.Level{LevelStats: s3browse.LevelStats{Level: 9, Count: 3, Bytes: 3 << 20, MaxTXID: 1699, MaxTXIDHex: layout.TXIDHex(1699)},
 		Files: []s3browse.LTXFile{file(9, 1, 512, 1<<20, 48*time.Hour), file(9, 1, 1104, 1<<20, 24*time.Hour), file(9, 1, 1699, 1<<20, 2*time.Hour)}}
 	t.Levels = []s3browse.Level{l0, l1, l9}
 	t.Lease = &s3browse.Lease{Owner: "host-a:4242", Generation: 7, ExpiresAt: now.Add(25 * time.Second), ModifiedAt: now.Add(-5 * time.Second), Size: 96}

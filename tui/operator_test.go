@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
 	"github.com/litefleet/litefleet/tui/common"
 	"github.com/litefleet/litefleet/tui/components/detail"
@@ -73,7 +74,7 @@ func TestDetailFollowsTheTableRefresh(t *testing.T) {
 func TestDetailSaysWhenTheListingIsNewer(t *testing.T) {
 	d := start(t)
 	rep := *d.fake.reports[guidSync]
-	rep.LatestTXID, rep.LatestTXIDHex = 1847, s3browse.TXIDHex(1847)
+	rep.LatestTXID, rep.LatestTXIDHex = 1847, layout.TXIDHex(1847)
 	d.fake.mu.Lock()
 	d.fake.reports[guidSync] = &rep
 	d.fake.mu.Unlock()
@@ -373,7 +374,7 @@ func TestRestoreDialogLatestRefreshed(t *testing.T) {
 	d.press("R", "j")
 	d.wantScreen("latest: TXID 1841 (0000000000000731)")
 	rep := *d.fake.reports[guidRemote]
-	rep.LatestTXID, rep.LatestTXIDHex, rep.LatestAt = 1900, s3browse.TXIDHex(1900), testNow
+	rep.LatestTXID, rep.LatestTXIDHex, rep.LatestAt = 1900, layout.TXIDHex(1900), testNow
 	d.fake.mu.Lock()
 	d.fake.reports[guidRemote] = &rep
 	d.fake.mu.Unlock()
@@ -395,7 +396,7 @@ func TestRestoreDialogLatestRefreshed(t *testing.T) {
 	// Planned, then listed again: the plan's "latest" moves too.
 	d.press("k", "enter", "enter")
 	rep2 := rep
-	rep2.LatestTXID, rep2.LatestTXIDHex = 1950, s3browse.TXIDHex(1950)
+	rep2.LatestTXID, rep2.LatestTXIDHex = 1950, layout.TXIDHex(1950)
 	d.fake.mu.Lock()
 	d.fake.reports[guidRemote] = &rep2
 	d.fake.mu.Unlock()

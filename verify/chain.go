@@ -108,7 +108,7 @@ func checkChain(ctx context.Context, api API, conn s3browse.Conn, tenant string,
 	// compares: the compactions and the level-0 files in their ranges.
 	var compacted [][2]uint64
 	for _, l := range t.Levels {
-		if l.Level > 0 && l.Level < s3browse.SnapshotLevel {
+		if l.Level > 0 && l.Level < layout.SnapshotLevel {
 			for _, f := range l.Files {
 				compacted = append(compacted, [2]uint64{f.MinTXID, f.MaxTXID})
 			}
@@ -121,7 +121,7 @@ func checkChain(ctx context.Context, api API, conn s3browse.Conn, tenant string,
 			if stray[fc.id()] {
 				continue
 			}
-			keep := f.Level > 0 && f.Level < s3browse.SnapshotLevel
+			keep := f.Level > 0 && f.Level < layout.SnapshotLevel
 			for _, r := range compacted {
 				keep = keep || (f.Level == 0 && f.MinTXID >= r[0] && f.MaxTXID <= r[1])
 			}
@@ -218,7 +218,7 @@ func readFile(ctx context.Context, api API, conn s3browse.Conn, f *fileCheck, ke
 func (c *chain) contiguity(files []*fileCheck) {
 	byLevel := map[int][]*fileCheck{}
 	for _, f := range files {
-		if f.Level < s3browse.SnapshotLevel {
+		if f.Level < layout.SnapshotLevel {
 			byLevel[f.Level] = append(byLevel[f.Level], f)
 		}
 	}
@@ -233,7 +233,7 @@ func (c *chain) contiguity(files []*fileCheck) {
 			prev, f := fs[i-1], fs[i]
 			if f.MinTXID > prev.MaxTXID+1 {
 				c.broken = append(c.broken, fmt.Sprintf("level %d: TXIDs %s to %s are missing between %s and %s",
-					l, s3browse.TXIDHex(prev.MaxTXID+1), s3browse.TXIDHex(f.MinTXID-1), s3browse.Printable(prev.key), s3browse.Printable(f.key)))
+					l, layout.TXIDHex(prev.MaxTXID+1), layout.TXIDHex(f.MinTXID-1), s3browse.Printable(prev.key), s3browse.Printable(f.key)))
 			}
 		}
 	}
@@ -273,7 +273,7 @@ func (c *chain) reach(files []*fileCheck) {
 		}
 	}
 	pos := func(txid uint64) restore.Position {
-		return restore.Position{TXID: txid, TXIDHex: s3browse.TXIDHex(txid), Time: at[txid]}
+		return restore.Position{TXID: txid, TXIDHex: layout.TXIDHex(txid), Time: at[txid]}
 	}
 	c.latest = pos(latest)
 	var oldest uint64
@@ -294,7 +294,7 @@ func (c *chain) reach(files []*fileCheck) {
 			reached = max(reached, e)
 		}
 		c.broken = append(c.broken, fmt.Sprintf("the latest TXID %s cannot be reached from a snapshot: the chain ends at %s",
-			s3browse.TXIDHex(latest), s3browse.TXIDHex(reached)))
+			layout.TXIDHex(latest), layout.TXIDHex(reached)))
 	}
 }
 
@@ -309,7 +309,7 @@ func (c *chain) compactions(files []*fileCheck) {
 		}
 	}
 	for _, cf := range files {
-		if cf.Level == 0 || cf.Level >= s3browse.SnapshotLevel || !cf.ok {
+		if cf.Level == 0 || cf.Level >= layout.SnapshotLevel || !cf.ok {
 			continue
 		}
 		i, _ := slices.BinarySearchFunc(l0, cf.MinTXID, func(f *fileCheck, txid uint64) int { return cmp.Compare(f.MinTXID, txid) })
@@ -374,7 +374,7 @@ func unknownObjects(ctx context.Context, api API, conn s3browse.Conn, root strin
 		}
 		for _, o := range out.Contents {
 			key := aws.ToString(o.Key)
-			if s3browse.KnownTenantKey(strings.TrimPrefix(key, root), aws.ToInt64(o.Size)) {
+			if layout.KnownTenantKey(strings.TrimPrefix(key, root), aws.ToInt64(o.Size)) {
 				continue
 			}
 			if len(names) < maxNamed {

@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
 )
@@ -192,7 +193,7 @@ func Tenant(ctx context.Context, api API, opt Options, tenant string) (*Report, 
 	if exp != nil && exp.TXID > r.Latest.TXID {
 		r.at(r.Latest)
 		return r.fail(OutsideWindow, fmt.Sprintf("the newest restore point is %s, behind TXID %s that host %s recorded as acknowledged by S3: transactions are missing from the replica",
-			r.Latest, s3browse.TXIDHex(exp.TXID), fleet.Printable(exp.Host))), nil
+			r.Latest, layout.TXIDHex(exp.TXID), fleet.Printable(exp.Host))), nil
 	}
 	if opt.Window > 0 {
 		if since := now().Add(-opt.Window); r.Oldest.Time.After(since) {
@@ -216,7 +217,7 @@ func Tenant(ctx context.Context, api API, opt Options, tenant string) (*Report, 
 		}
 		r.at(r.Latest)
 		if target != 0 {
-			r.TXID, r.TXIDHex = target, s3browse.TXIDHex(target)
+			r.TXID, r.TXIDHex = target, layout.TXIDHex(target)
 		}
 		return r.fail(Unrestorable, err.Error()), nil
 	}
@@ -235,10 +236,10 @@ func Tenant(ctx context.Context, api API, opt Options, tenant string) (*Report, 
 		return r.fail(Unverifiable, fmt.Sprintf("no record of the primary's state (%s); chain valid and %s restored with integrity_check ok", why, res.Position)), nil
 	case exp.Checksum == "":
 		return r.fail(Unverifiable, fmt.Sprintf("host %s recorded no checksum for TXID %s; chain valid and %s restored with integrity_check ok",
-			fleet.Printable(exp.Host), s3browse.TXIDHex(exp.TXID), res.Position)), nil
+			fleet.Printable(exp.Host), layout.TXIDHex(exp.TXID), res.Position)), nil
 	default:
 		return r.fail(Unverifiable, fmt.Sprintf("host %s recorded the checksum of TXID %s, not of %s; chain valid and %s restored with integrity_check ok",
-			fleet.Printable(exp.Host), s3browse.TXIDHex(exp.TXID), s3browse.TXIDHex(target), res.Position)), nil
+			fleet.Printable(exp.Host), layout.TXIDHex(exp.TXID), layout.TXIDHex(target), res.Position)), nil
 	}
 	return r, nil
 }

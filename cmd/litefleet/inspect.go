@@ -11,6 +11,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
 	"github.com/litefleet/litefleet/tui/common"
 )
@@ -216,7 +217,7 @@ func levelName(level int) string {
 	switch level {
 	case 0:
 		return " (one file per sync)"
-	case s3browse.SnapshotLevel:
+	case layout.SnapshotLevel:
 		return " (snapshots)"
 	}
 	return " (compactions)"

@@ -17,6 +17,7 @@ import (
 
 	"github.com/dustin/go-humanize"
 	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
 )
@@ -141,7 +142,7 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 	var txid uint64
 	if rf.txid != "" {
-		if txid, err = s3browse.ParseTXID(rf.txid); err != nil {
+		if txid, err = layout.ParseTXID(rf.txid); err != nil {
 			return errUsage("-txid %q: %v", rf.txid, err)
 		}
 	}
@@ -376,7 +377,7 @@ func printPlan(w io.Writer, p *restore.Plan) {
 	if p.Source == restore.SourceLTX {
 		fmt.Fprintln(tw, "  LEVEL\tMIN_TXID\tMAX_TXID\tSIZE\tUPLOADED\tKEY")
 		for _, f := range p.Files {
-			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\t%s\n", f.Level, s3browse.TXIDHex(f.MinTXID), s3browse.TXIDHex(f.MaxTXID),
+			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\t%s\n", f.Level, layout.TXIDHex(f.MinTXID), layout.TXIDHex(f.MaxTXID),
 				fmtBytes(f.Size), f.Time.Format(time.RFC3339), fleet.Printable(f.Key))
 		}
 	} else {
@@ -714,7 +715,7 @@ func followOne(ctx context.Context, client s3browse.API, opt restore.Options, rf
 	fopt := restore.FollowOptions{Options: opt, Interval: rf.followInterval, OnEvent: func(ev restore.FollowEvent) {
 		txid = ev.TXID
 		if rf.json {
-			line := followEventJSON{Kind: ev.Kind, Tenant: ev.Tenant, Output: ev.Output, TXID: s3browse.TXIDHex(ev.TXID),
+			line := followEventJSON{Kind: ev.Kind, Tenant: ev.Tenant, Output: ev.Output, TXID: layout.TXIDHex(ev.TXID),
 				LagMS: ev.Lag.Milliseconds(), Reason: ev.Reason, Result: ev.Result}
 			if ev.Err != nil {
 				line.Error = ev.Err.Error()
@@ -732,18 +733,18 @@ func followOne(ctx context.Context, client s3browse.API, opt restore.Options, rf
 				fmt.Fprintf(stdout, "following: db=%s output=%s interval=%s (Ctrl-C stops)\n", name, fleet.Printable(ev.Output), rf.followInterval)
 				return
 			}
-			fmt.Fprintf(stdout, "restored again: db=%s txid=%s reason=%q\n", name, s3browse.TXIDHex(ev.TXID), ev.Reason)
+			fmt.Fprintf(stdout, "restored again: db=%s txid=%s reason=%q\n", name, layout.TXIDHex(ev.TXID), ev.Reason)
 		case restore.FollowApplied:
-			fmt.Fprintf(stdout, "followed: db=%s txid=%s lag=%s\n", name, s3browse.TXIDHex(ev.TXID), ev.Lag.Round(time.Millisecond))
+			fmt.Fprintf(stdout, "followed: db=%s txid=%s lag=%s\n", name, layout.TXIDHex(ev.TXID), ev.Lag.Round(time.Millisecond))
 		case restore.FollowError:
-			fmt.Fprintf(stderr, "ERROR follow: db=%s txid=%s err=%q (tried again next interval)\n", name, s3browse.TXIDHex(ev.TXID), ev.Err)
+			fmt.Fprintf(stderr, "ERROR follow: db=%s txid=%s err=%q (tried again next interval)\n", name, layout.TXIDHex(ev.TXID), ev.Err)
 		}
 	}}
 	if err := restore.Follow(ctx, client, fopt); err != nil {
 		return err
 	}
 	if !rf.json && !first {
-		fmt.Fprintf(stdout, "stopped following: db=%s txid=%s\n", name, s3browse.TXIDHex(txid))
+		fmt.Fprintf(stdout, "stopped following: db=%s txid=%s\n", name, layout.TXIDHex(txid))
 	}
 	return nil
 }
@@ -767,14 +768,14 @@ func followAll(ctx context.Context, rf restoreFlags, conn s3browse.Conn, stdout,
 			switch ev.Kind {
 			case restore.FollowApplied:
 				if rf.verbose {
-					fmt.Fprintf(stdout, "followed: db=%s txid=%s lag=%s\n", name, s3browse.TXIDHex(ev.TXID), ev.Lag.Round(time.Millisecond))
+					fmt.Fprintf(stdout, "followed: db=%s txid=%s lag=%s\n", name, layout.TXIDHex(ev.TXID), ev.Lag.Round(time.Millisecond))
 				}
 			case restore.FollowRestored:
-				fmt.Fprintf(stdout, "restored again: db=%s txid=%s reason=%q\n", name, s3browse.TXIDHex(ev.TXID), ev.Reason)
+				fmt.Fprintf(stdout, "restored again: db=%s txid=%s reason=%q\n", name, layout.TXIDHex(ev.TXID), ev.Reason)
 			case restore.FollowError:
-				fmt.Fprintf(stderr, "ERROR follow: db=%s txid=%s err=%q (tried again next interval)\n", name, s3browse.TXIDHex(ev.TXID), ev.Err)
+				fmt.Fprintf(stderr, "ERROR follow: db=%s txid=%s err=%q (tried again next interval)\n", name, layout.TXIDHex(ev.TXID), ev.Err)
 			case restore.FollowStopped:
-				fmt.Fprintf(stderr, "ERROR follow stopped: db=%s txid=%s err=%q\n", name, s3browse.TXIDHex(ev.TXID), ev.Err)
+				fmt.Fprintf(stderr, "ERROR follow stopped: db=%s txid=%s err=%q\n", name, layout.TXIDHex(ev.TXID), ev.Err)
 			}
 		},
 	}

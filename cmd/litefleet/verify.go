@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
 	"github.com/litefleet/litefleet/verify"
 )
@@ -69,7 +70,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	var txid uint64
 	if *txidFlag != "" {
-		if txid, err = s3browse.ParseTXID(*txidFlag); err != nil {
+		if txid, err = layout.ParseTXID(*txidFlag); err != nil {
 			return errUsage("-txid %q: %v", *txidFlag, err)
 		}
 	}

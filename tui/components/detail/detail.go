@@ -17,6 +17,7 @@ import (
 	"charm.land/lipgloss/v2"
 
 	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
 	"github.com/litefleet/litefleet/tui/common"
 	"github.com/litefleet/litefleet/verify"
@@ -524,7 +525,7 @@ func fileLines(c *common.Common, files []s3browse.LTXFile, now time.Time, w int)
 	const fixed = 2 + 2 + 2 + 6 + 2 + 20 + 2 + 8 // indent, gaps, size, time, age
 	txid := func(n uint64) string { return fmt.Sprintf("%*d", dw, n) }
 	if fixed+2*(dw+19) <= w {
-		txid = func(n uint64) string { return fmt.Sprintf("%*d (%s)", dw, n, s3browse.TXIDHex(n)) }
+		txid = func(n uint64) string { return fmt.Sprintf("%*d (%s)", dw, n, layout.TXIDHex(n)) }
 	}
 	cw := max(len(txid(1)), len("MAX TXID"))
 	out := []string{common.Cut(st.Label.Render(fmt.Sprintf("  %-*s  %-*s  %6s  %s", cw, "MIN TXID", cw, "MAX TXID", "SIZE", "UPLOADED")), w)}
@@ -538,7 +539,7 @@ func levelName(level int) string {
 	switch level {
 	case 0:
 		return "0 (one file per sync)"
-	case s3browse.SnapshotLevel:
+	case layout.SnapshotLevel:
 		return fmt.Sprintf("%d (snapshots)", level)
 	}
 	return fmt.Sprintf("%d (compaction)", level)

@@ -20,6 +20,7 @@ import (
 	"charm.land/lipgloss/v2"
 
 	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
 	"github.com/litefleet/litefleet/tui/common"
@@ -206,7 +207,7 @@ func (m *Model) buildChoices() {
 			m.choices[0].label = "latest: uploaded " + common.Stamp(t.LatestAt)
 		}
 		for _, lv := range t.Levels {
-			if lv.Level != s3browse.SnapshotLevel {
+			if lv.Level != layout.SnapshotLevel {
 				continue
 			}
 			for _, f := range lv.Files {
@@ -464,7 +465,7 @@ func (m *Model) commandLine() string {
 	w := append([]string{"litefleet", "restore"}, ctx.Flags(false)...)
 	w = append(w, "-o", m.opt.Output)
 	if m.opt.TXID != 0 {
-		w = append(w, "-txid", s3browse.TXIDHex(m.opt.TXID))
+		w = append(w, "-txid", layout.TXIDHex(m.opt.TXID))
 	}
 	if !m.opt.Timestamp.IsZero() {
 		// Every digit: the command must restore the same point.
@@ -732,7 +733,7 @@ func Position(p restore.Position) string {
 // else decimal.
 func ParseTXID(s string) (uint64, error) {
 	s = strings.TrimSpace(s)
-	v, err := s3browse.ParseTXID(s)
+	v, err := layout.ParseTXID(s)
 	if err != nil {
 		return 0, fmt.Errorf("%q is not a TXID: give 16 hex digits (0000000000000042) or a decimal number", s)
 	}
