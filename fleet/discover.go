@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/litefleet/litefleet/dbfile"
+	"github.com/litefleet/litefleet/layout"
 )
 
 // DiscoverOptions says where Discover looks for tenant databases.
@@ -148,9 +149,9 @@ func Discover(ctx context.Context, opt DiscoverOptions) ([]Local, error) {
 	for i := range out {
 		out[i].Entry = entries[i]
 	}
-	// PrefixKey first keeps names that collide only by case next to each other.
+	// layout.PrefixKey first keeps names that collide only by case next to each other.
 	slices.SortFunc(out, func(a, b Local) int {
-		if c := strings.Compare(PrefixKey(a.Name), PrefixKey(b.Name)); c != 0 {
+		if c := strings.Compare(layout.PrefixKey(a.Name), layout.PrefixKey(b.Name)); c != 0 {
 			return c
 		}
 		if c := strings.Compare(a.Name, b.Name); c != 0 {
@@ -264,7 +265,7 @@ func (s *scanner) scanDir(dir, realDir string, root bool) error {
 	idx := &dirIndex{names: map[string]struct{}{}}
 	for _, e := range ents {
 		name := e.Name()
-		if strings.HasSuffix(name, "-wal") || (strings.HasPrefix(name, ".") && strings.HasSuffix(name, metaDirSuffix)) {
+		if strings.HasSuffix(name, "-wal") || (strings.HasPrefix(name, ".") && strings.HasSuffix(name, layout.StateDirSuffix)) {
 			idx.names[name] = struct{}{}
 		}
 	}

@@ -12,13 +12,10 @@ import (
 	"slices"
 	"time"
 
-	"github.com/benbjohnson/litestream"
 	"github.com/superfly/ltx"
-)
 
-// metaDirSuffix ends the name of the hidden folder where Litestream keeps
-// the local state of a database: <dir>/.<file>-litestream.
-const metaDirSuffix = litestream.MetaDirSuffix
+	"github.com/litefleet/litefleet/layout"
+)
 
 // LTXRef is one local level-0 LTX file, named by the TXID range it holds.
 type LTXRef struct {
@@ -29,20 +26,10 @@ type LTXRef struct {
 
 const sep = string(filepath.Separator)
 
-// metaDir is where Litestream keeps the state of the database at path, the
-// same rule as litestream.NewDB: next to the path it was given.
-func metaDir(path string) string {
-	return filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+metaDirSuffix)
-}
-
-// LitestreamStateDir is the folder where Litestream keeps the state of the
-// database at path: <dir>/.<file>-litestream.
-func LitestreamStateDir(path string) string { return metaDir(path) }
-
 // HasLitestreamState reports whether Litestream keeps state beside the
 // database at path: a file some replicator was pointed at, not a copy.
 func HasLitestreamState(path string) bool {
-	st, err := os.Stat(metaDir(path))
+	st, err := os.Stat(layout.LitestreamStateDir(path))
 	return err == nil && st.IsDir()
 }
 
@@ -50,9 +37,9 @@ func HasLitestreamState(path string) bool {
 // next to the path as found and, for a symlink, next to its target, since
 // Litestream may have been pointed at either.
 func readLocalState(l *Local, c candidate) {
-	dirs := []string{metaDir(c.path)}
+	dirs := []string{layout.LitestreamStateDir(c.path)}
 	if c.real != c.path {
-		dirs = append(dirs, metaDir(c.real))
+		dirs = append(dirs, layout.LitestreamStateDir(c.real))
 	}
 	for _, d := range dirs {
 		if c.dir != nil && !c.dir.has(filepath.Base(d)) {

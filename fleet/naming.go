@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
 	"github.com/litefleet/litefleet/untrusted"
 )
@@ -148,10 +149,6 @@ const RestoredMarker = ".restored-"
 // IsRestoredCopy reports whether a file name is a restored copy.
 func IsRestoredCopy(name string) bool { return strings.Contains(name, RestoredMarker) }
 
-// PrefixKey is the value two names must not share: S3 keys are
-// case-sensitive, but GUIDs that differ only in case name the same tenant.
-func PrefixKey(name string) string { return strings.ToLower(name) }
-
 // Entry is one database with its name, as validate and discovery see it.
 type Entry struct {
 	Path string `json:"path"`
@@ -167,7 +164,7 @@ func MarkCollisions(entries []Entry) int {
 		if e.Verdict == VerdictInvalid {
 			continue
 		}
-		k := PrefixKey(e.Name)
+		k := layout.PrefixKey(e.Name)
 		byKey[k] = append(byKey[k], i)
 	}
 	n := 0

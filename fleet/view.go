@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
 )
 
@@ -215,7 +216,7 @@ func Join(locals []Local, remote []s3browse.TenantSummary, now time.Time, opt Vi
 	}
 	lowerRemote := map[string]int{}
 	for i := range remote {
-		lowerRemote[PrefixKey(remote[i].Name)]++
+		lowerRemote[layout.PrefixKey(remote[i].Name)]++
 	}
 	for i := range remote {
 		r := &remote[i]
@@ -232,7 +233,7 @@ func Join(locals []Local, remote []s3browse.TenantSummary, now time.Time, opt Vi
 			row.Status, row.Note = StatusInvalid, r.Problem
 		case nameErr != nil:
 			row.Status, row.Note = StatusInvalid, "not a tenant name: "+nameErr.Error()
-		case lowerRemote[PrefixKey(r.Name)] > 1:
+		case lowerRemote[layout.PrefixKey(r.Name)] > 1:
 			row.Status, row.Note = StatusInvalid, CaseCollisionNote
 		}
 		rows = append(rows, row)

@@ -59,6 +59,10 @@ func TenantPath(prefix, tenant string) string {
 	return tenant
 }
 
+// PrefixKey is the value two names must not share: S3 keys are
+// case-sensitive, but GUIDs that differ only in case name the same tenant.
+func PrefixKey(name string) string { return strings.ToLower(name) }
+
 // ClaimFile is the claim's file name in a tenant's prefix: Litestream's
 // lease file (the one its s3.Leaser writes, s3.DefaultLeasePath), so Litestream's tools and older readers still name the owner.
 const ClaimFile = "lock.json"

@@ -172,7 +172,7 @@ func Bucket(tenants []Tenant, o Options) (Document, error) {
 			return Document{}, fmt.Errorf("tenants %s and %s are in buckets %q and %q: a bucket policy belongs to one bucket: pass -bucket, or write one policy per bucket",
 				fleet.Printable(tenants[0].Name), fleet.Printable(t.Name), bucket, t.Bucket)
 		}
-		if k := fleet.PrefixKey(t.Name); seen[k] {
+		if k := layout.PrefixKey(t.Name); seen[k] {
 			return Document{}, fmt.Errorf("tenant %s is given twice: each tenant has one prefix", fleet.Printable(t.Name))
 		} else {
 			seen[k] = true

@@ -277,7 +277,7 @@ func New(opt Options, src Source) (*Engine, error) {
 		began:      time.Now(),
 	}
 	for _, name := range opt.Takeover {
-		e.takeover[fleet.PrefixKey(name)] = true
+		e.takeover[layout.PrefixKey(name)] = true
 	}
 	if !named {
 		e.fallback = fmt.Sprintf("%s-%d", opt.Host, os.Getpid())
@@ -669,7 +669,7 @@ func (e *Engine) moveStateLocked(t *tenant, s State) {
 }
 
 func tenantKey(c s3browse.Conn, name string) string {
-	return c.Endpoint + "\x00" + c.Bucket + "\x00" + fleet.PrefixKey(c.TenantPath(name))
+	return c.Endpoint + "\x00" + c.Bucket + "\x00" + layout.PrefixKey(c.TenantPath(name))
 }
 
 // addLocked adds a target, or updates the one at the same path.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/litefleet/litefleet/dbfile"
 	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/layout"
 )
 
 // fileID is what stat says of one file: enough to notice that it was
@@ -152,5 +153,5 @@ func checkDatabase(path string) (journal string, err error) {
 }
 
 // metaDir is Litestream's local state folder of a database, located by
-// its one owner (fleet.LitestreamStateDir).
-func metaDir(path string) string { return fleet.LitestreamStateDir(path) }
+// its one owner (layout.LitestreamStateDir).
+func metaDir(path string) string { return layout.LitestreamStateDir(path) }

@@ -189,7 +189,7 @@ func (e *Engine) nextJobLocked(t *tenant) func(context.Context) {
 		}
 		return func(ctx context.Context) { e.wake(ctx, t) }
 	case StateDiverged:
-		if !t.dirty && !e.takeover[fleet.PrefixKey(t.name)] {
+		if !t.dirty && !e.takeover[layout.PrefixKey(t.name)] {
 			return nil
 		}
 	case StateMissing:
@@ -400,7 +400,7 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 			t.lineage.renew()
 			e.log.Warn("took over a diverged tenant: the replica's history is kept, the local file starts a new one", "db", t.name, "archive", url)
 			e.mu.Lock()
-			delete(e.takeover, fleet.PrefixKey(t.name))
+			delete(e.takeover, layout.PrefixKey(t.name))
 			e.mu.Unlock()
 			hist = historyRestored
 			break
@@ -553,7 +553,7 @@ func (e *Engine) opened(ctx context.Context, t *tenant, a *awake, claim *hosts.C
 func (e *Engine) takingOver(t *tenant) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.takeover[fleet.PrefixKey(t.name)]
+	return e.takeover[layout.PrefixKey(t.name)]
 }
 
 // gone handles a database whose file is missing: its claim is released so

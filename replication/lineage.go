@@ -413,13 +413,9 @@ func (c *tenantClient) sweepAll(ctx context.Context) error {
 	return c.sweepBeyond(ctx, 0)
 }
 
-// listingFile holds, beside Litestream's state, the fingerprint of the
-// replica's files when this host last left the tenant (asleep or stopped).
-const listingFile = "litefleet-listing"
-
 // saveListing records the fingerprint of the files the tenant leaves.
 func saveListing(path string, fp uint64) error {
-	file := filepath.Join(metaDir(path), listingFile)
+	file := filepath.Join(metaDir(path), layout.ListingFile)
 	tmp := file + ".tmp"
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], fp)
@@ -432,7 +428,7 @@ func saveListing(path string, fp uint64) error {
 // loadListing reads the fingerprint saveListing left; ok is false when
 // there is none (or it is damaged).
 func loadListing(path string) (uint64, bool) {
-	b, err := os.ReadFile(filepath.Join(metaDir(path), listingFile))
+	b, err := os.ReadFile(filepath.Join(metaDir(path), layout.ListingFile))
 	if err != nil || len(b) != 8 {
 		return 0, false
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/litefleet/litefleet/dbfile"
 	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/layout"
 )
 
 // A sleeping tenant holds no read transaction, so the application may
@@ -63,8 +64,6 @@ type tableView struct {
 	pageSize uint32
 	key      [32]byte
 }
-
-const pageTableFile = "litefleet-pages"
 
 // LFPAGES1 files held unkeyed hashes: they load as invalid (the next wake
 // snapshots once) and are replaced.
@@ -231,7 +230,7 @@ func lockPageIn(pageSize, commit uint32) int {
 func (pt *pageTable) save(path string) error {
 	pt.mu.Lock()
 	defer pt.mu.Unlock()
-	file := filepath.Join(metaDir(path), pageTableFile)
+	file := filepath.Join(metaDir(path), layout.PageTableFile)
 	if !pt.valid {
 		_ = os.Remove(file)
 		return nil
@@ -281,7 +280,7 @@ const pageTableHeader = 56
 // loadPageTable reads the saved table; an absent or damaged one is invalid.
 func loadPageTable(path string) *pageTable {
 	pt := &pageTable{}
-	b, err := os.ReadFile(filepath.Join(metaDir(path), pageTableFile))
+	b, err := os.ReadFile(filepath.Join(metaDir(path), layout.PageTableFile))
 	if err != nil || len(b) < pageTableHeader || [8]byte(b[:8]) != pageTableMagic {
 		return pt
 	}

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
 )
 
@@ -172,7 +173,7 @@ func All(ctx context.Context, client s3browse.API, opt AllOptions, onEvent func(
 			continue
 		}
 		names = append(names, p.Name)
-		byKey[fleet.PrefixKey(p.Name)] = append(byKey[fleet.PrefixKey(p.Name)], p.Name)
+		byKey[layout.PrefixKey(p.Name)] = append(byKey[layout.PrefixKey(p.Name)], p.Name)
 	}
 	sum.Tenants = len(names)
 	emit(Event{Kind: EventListed, Total: int64(len(names))})
@@ -191,7 +192,7 @@ func All(ctx context.Context, client s3browse.API, opt AllOptions, onEvent func(
 	g.SetLimit(parallel)
 	for _, name := range names {
 		out := filepath.Join(dir, name+".db")
-		if others := byKey[fleet.PrefixKey(name)]; len(others) > 1 {
+		if others := byKey[layout.PrefixKey(name)]; len(others) > 1 {
 			// Two prefixes that differ only in case are one tenant to
 			// litefleet; restoring both would pick one at random.
 			emit(Event{Kind: EventFailed, Tenant: name, Output: out,

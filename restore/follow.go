@@ -218,7 +218,7 @@ func (f *follower) checkNotLive() error {
 	}
 	if fleet.HasLitestreamState(f.out) {
 		return &StoppedError{fmt.Sprintf("%s has Litestream's state beside it (%s): a replicator took it over, following stops and writes it no more",
-			fleet.Printable(f.out), fleet.Printable(fleet.LitestreamStateDir(f.out)))}
+			fleet.Printable(f.out), fleet.Printable(layout.LitestreamStateDir(f.out)))}
 	}
 	return nil
 }

@@ -15,9 +15,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
-	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/internal/testpeer"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
 )
@@ -305,7 +305,7 @@ func TestFollowStopsWhenReplicated(t *testing.T) {
 	fw := startFollow(t, restore.FollowOptions{Options: restore.Options{Conn: conn, Tenant: tenantC, Output: out}}, client)
 	fw.waitTXID(txid)
 	before := testpeer.Rows(t, out)
-	if err := os.Mkdir(fleet.LitestreamStateDir(out), 0o755); err != nil {
+	if err := os.Mkdir(layout.LitestreamStateDir(out), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	testpeer.InsertRows(t, db, 100, 5)

@@ -12,7 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/internal/testpeer"
@@ -50,7 +49,7 @@ func TestRestoreOverReplicatedFileUsesEngineRule(t *testing.T) {
 	// The replicated file: a copy, with Litestream's state beside it.
 	target := filepath.Join(t.TempDir(), tenantC+".db")
 	testpeer.InsertRows(t, testpeer.OpenDB(t, target), 1000, 3)
-	if err := os.Mkdir(fleet.LitestreamStateDir(target), 0o755); err != nil {
+	if err := os.Mkdir(layout.LitestreamStateDir(target), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	opt := restore.Options{Conn: conn, Tenant: tenantC, Output: target, Force: true, HostTiming: timing}

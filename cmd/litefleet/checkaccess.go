@@ -12,6 +12,7 @@ import (
 
 	"github.com/litefleet/litefleet/access"
 	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
 )
 
@@ -85,7 +86,7 @@ func checkTenant(ctx context.Context, clients *s3browse.Clients, cfg *fleet.Conf
 	name := t.Tenant.Name
 	var peers []string
 	for _, o := range targets {
-		if o.Conn.Bucket == t.Conn.Bucket && o.Conn.TenantsPrefix() == t.Conn.TenantsPrefix() && fleet.PrefixKey(o.Tenant.Name) != fleet.PrefixKey(name) {
+		if o.Conn.Bucket == t.Conn.Bucket && o.Conn.TenantsPrefix() == t.Conn.TenantsPrefix() && layout.PrefixKey(o.Tenant.Name) != layout.PrefixKey(name) {
 			peers = append(peers, o.Tenant.Name)
 		}
 	}
