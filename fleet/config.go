@@ -21,6 +21,7 @@ import (
 	"github.com/goccy/go-yaml/parser"
 
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // Config is a litestream.yml as litefleet reads it: the seed's keys and the
@@ -351,7 +352,7 @@ func (cfg *Config) target(db DBConfig, at string, line func(string) int) (Target
 	}
 	// databases/../../etc must not quietly become tenant "etc" at the root.
 	if err := s3browse.CheckPrefix(t.Conn.Prefix); err != nil {
-		return Target{}, fail(pathKey, "replica path %s: %v", Printable(replicaPath), err)
+		return Target{}, fail(pathKey, "replica path %s: %v", untrusted.Printable(replicaPath), err)
 	}
 	t.Tenant = NameFor(abs, name)
 	if fromFile := NameFor(abs, ""); fromFile.Verdict == VerdictGUID && fromFile.Name == name {
@@ -399,7 +400,7 @@ func ParseS3URL(raw string) (ReplicaURL, error) {
 		shown = u.Scheme + "://" + u.Host + u.EscapedPath()
 	}
 	bad := func(why string) (ReplicaURL, error) {
-		return ReplicaURL{}, fmt.Errorf("url %s %s: write s3://BUCKET/databases/TENANT", Printable(shown), why)
+		return ReplicaURL{}, fmt.Errorf("url %s %s: write s3://BUCKET/databases/TENANT", untrusted.Printable(shown), why)
 	}
 	scheme, host, urlPath, query, userinfo, err := litestream.ParseReplicaURLWithQuery(raw)
 	switch {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/litefleet/litefleet/dbfile"
 	"github.com/litefleet/litefleet/layout"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // DiscoverOptions says where Discover looks for tenant databases.
@@ -218,18 +219,18 @@ func resolveNames(in map[string]string) map[string]string {
 func (s *scanner) addRoot(d string) error {
 	abs, err := filepath.Abs(d)
 	if err != nil {
-		return fmt.Errorf("folder %s: %w", Printable(d), err)
+		return fmt.Errorf("folder %s: %w", untrusted.Printable(d), err)
 	}
 	fi, err := os.Stat(abs)
 	if errors.Is(err, fs.ErrNotExist) {
 		// No flag named: validate takes paths, ls takes -dir and -config.
-		return fmt.Errorf("no such file or folder: %s: %w", Printable(abs), fs.ErrNotExist)
+		return fmt.Errorf("no such file or folder: %s: %w", untrusted.Printable(abs), fs.ErrNotExist)
 	} else if err != nil {
-		return fmt.Errorf("folder %s: %w", Printable(abs), err)
+		return fmt.Errorf("folder %s: %w", untrusted.Printable(abs), err)
 	}
 	real, err := filepath.EvalSymlinks(abs)
 	if err != nil {
-		return fmt.Errorf("folder %s: %w", Printable(abs), err)
+		return fmt.Errorf("folder %s: %w", untrusted.Printable(abs), err)
 	}
 	switch {
 	case fi.IsDir():
@@ -238,7 +239,7 @@ func (s *scanner) addRoot(d string) error {
 		s.add(candidate{path: abs, real: real})
 		return nil
 	default:
-		return fmt.Errorf("%s is neither a folder nor a file (%s)", Printable(abs), fi.Mode().Type())
+		return fmt.Errorf("%s is neither a folder nor a file (%s)", untrusted.Printable(abs), fi.Mode().Type())
 	}
 }
 
@@ -251,7 +252,7 @@ func (s *scanner) scanDir(dir, realDir string, root bool) error {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		if root {
-			return fmt.Errorf("cannot list folder %s: %w", Printable(dir), err)
+			return fmt.Errorf("cannot list folder %s: %w", untrusted.Printable(dir), err)
 		}
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil // removed since its parent was listed
@@ -499,7 +500,7 @@ func JournalMode(path string) (string, error) {
 	_, journal, err := statMain(path, true)
 	if err != nil {
 		if errors.Is(err, errNotSQLite) {
-			return "", fmt.Errorf("%s: %w", Printable(path), err)
+			return "", fmt.Errorf("%s: %w", untrusted.Printable(path), err)
 		}
 		return "", err
 	}

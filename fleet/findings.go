@@ -12,7 +12,7 @@ const (
 type Finding struct {
 	Side   string // "local" or "S3"
 	Kind   string // FindingInvalid, FindingCollision or FindingFallback
-	Tenant string // untrusted when Side is "S3": print with Printable
+	Tenant string // untrusted when Side is "S3": print with untrusted.Printable
 	Path   string // local file, or the S3 URL
 	Note   string
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // The host states a replicator publishes for a tenant (the replicate
@@ -372,14 +373,14 @@ func applyHost(r *Row, rep *HostReport, opt ViewOptions) {
 	if r.Status == StatusInvalid {
 		return
 	}
-	host := Printable(rep.Host)
+	host := untrusted.Printable(rep.Host)
 	if r.Local == nil {
 		hostLag(r, rep)
 	}
 	switch {
 	case rep.Silent:
 		r.Status = StatusHostSilent
-		r.Note = fmt.Sprintf("host %s is silent: last heartbeat %s ago (it last said %s)", host, rep.HostAge.Round(time.Second), Printable(rep.State))
+		r.Note = fmt.Sprintf("host %s is silent: last heartbeat %s ago (it last said %s)", host, rep.HostAge.Round(time.Second), untrusted.Printable(rep.State))
 	case rep.State == hostStateReplicating || rep.State == hostStateSleeping:
 		if r.LagUnknown != "" {
 			if r.Local == nil {
@@ -398,7 +399,7 @@ func applyHost(r *Row, rep *HostReport, opt ViewOptions) {
 		r.Status = StatusLeased
 		r.Note = "host " + host + " reports it held by another host"
 		if rep.Reason != "" {
-			r.Note += ": " + Printable(rep.Reason)
+			r.Note += ": " + untrusted.Printable(rep.Reason)
 		}
 	case rep.State == hostStateStopped:
 		// Being stopped there: the listing's judgement stands.
@@ -407,12 +408,12 @@ func applyHost(r *Row, rep *HostReport, opt ViewOptions) {
 		if !r.Status.known() {
 			r.Status = StatusError
 		}
-		r.Note = "host " + host + ": " + Printable(rep.State)
+		r.Note = "host " + host + ": " + untrusted.Printable(rep.State)
 		if rep.StateAge > 0 {
 			r.Note += " for " + rep.StateAge.Round(time.Second).String()
 		}
 		if rep.Reason != "" {
-			r.Note += ": " + Printable(rep.Reason)
+			r.Note += ": " + untrusted.Printable(rep.Reason)
 		}
 	}
 }
@@ -424,7 +425,7 @@ func noteUpload(r *Row, rep *HostReport, host string) {
 	if !strings.HasPrefix(rep.Reason, "uploading") && !strings.HasPrefix(rep.Reason, "snapshotting") {
 		return
 	}
-	note := "host " + host + ": " + Printable(rep.Reason)
+	note := "host " + host + ": " + untrusted.Printable(rep.Reason)
 	if r.Note != "" {
 		note = r.Note + "; " + note
 	}

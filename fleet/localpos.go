@@ -15,6 +15,7 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/litefleet/litefleet/layout"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // LTXRef is one local level-0 LTX file, named by the TXID range it holds.
@@ -112,7 +113,7 @@ func readL0(l *Local, meta string) (found bool, newest ltx.Header, hdrOK bool) {
 		if errors.Is(err, fs.ErrNotExist) {
 			return false, ltx.Header{}, false
 		} else if err != nil {
-			l.StateErr = fmt.Sprintf("cannot list local Litestream state %s: %v", Printable(dir), err)
+			l.StateErr = fmt.Sprintf("cannot list local Litestream state %s: %v", untrusted.Printable(dir), err)
 			return true, ltx.Header{}, false
 		}
 		refs := make([]LTXRef, 0, len(ents))
@@ -141,7 +142,7 @@ func readL0(l *Local, meta string) (found bool, newest ltx.Header, hdrOK bool) {
 		})
 		l.L0, l.TXID, l.TXIDTime, l.StateErr = refs, 0, time.Time{}, ""
 		if statErr != nil {
-			l.StateErr = fmt.Sprintf("local Litestream state %s: %v", Printable(dir), statErr)
+			l.StateErr = fmt.Sprintf("local Litestream state %s: %v", untrusted.Printable(dir), statErr)
 		}
 		if len(refs) == 0 {
 			return true, ltx.Header{}, false
@@ -155,9 +156,9 @@ func readL0(l *Local, meta string) (found bool, newest ltx.Header, hdrOK bool) {
 		case errors.Is(err, fs.ErrNotExist):
 			// Replaced twice in a row: the TXID from the name stands, without a time.
 		case err != nil:
-			l.StateErr = fmt.Sprintf("header of %s: %v", Printable(name), err)
+			l.StateErr = fmt.Sprintf("header of %s: %v", untrusted.Printable(name), err)
 		case uint64(hdr.MaxTXID) != newestTXID:
-			l.StateErr = fmt.Sprintf("header of %s says TXID %d: the file name says %d", Printable(name), hdr.MaxTXID, newestTXID)
+			l.StateErr = fmt.Sprintf("header of %s says TXID %d: the file name says %d", untrusted.Printable(name), hdr.MaxTXID, newestTXID)
 		default:
 			l.TXIDTime = time.UnixMilli(hdr.Timestamp)
 			return true, hdr, true

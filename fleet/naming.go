@@ -82,11 +82,11 @@ func ValidateName(name string) error {
 	case IsGUID(name):
 		return nil
 	case len(name) > 63:
-		return nameError(fmt.Sprintf("tenant name %s is %d bytes long: the limit is 63", Printable(Shorten(name, 40)), len(name)))
+		return nameError(fmt.Sprintf("tenant name %s is %d bytes long: the limit is 63", untrusted.Printable(Shorten(name, 40)), len(name)))
 	case strings.HasPrefix(name, "."):
-		return nameError(fmt.Sprintf("tenant name %s starts with '.': start with a letter, digit, '_' or '-'", Printable(name)))
+		return nameError(fmt.Sprintf("tenant name %s starts with '.': start with a letter, digit, '_' or '-'", untrusted.Printable(name)))
 	case !explicitShape.MatchString(name):
-		return nameError(fmt.Sprintf("tenant name %s has characters outside a-z, 0-9, '.', '_', '-'", Printable(name)))
+		return nameError(fmt.Sprintf("tenant name %s has characters outside a-z, 0-9, '.', '_', '-'", untrusted.Printable(name)))
 	}
 	return nil
 }
@@ -110,9 +110,9 @@ func NameFor(path, explicit string) Naming {
 	if IsGUID(stem) {
 		return Naming{Name: stem, Verdict: VerdictGUID}
 	}
-	note := fmt.Sprintf("file name %s is not a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx): using %q; rename the file or pass -db-name", Printable(filepath.Base(path)), FallbackName)
+	note := fmt.Sprintf("file name %s is not a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx): using %q; rename the file or pass -db-name", untrusted.Printable(filepath.Base(path)), FallbackName)
 	if u, err := uuid.Parse(stem); err == nil {
-		note = fmt.Sprintf("file name %s holds a GUID in another spelling: rename it to %s.db or pass -db-name %s; using %q meanwhile", Printable(filepath.Base(path)), u.String(), u.String(), FallbackName)
+		note = fmt.Sprintf("file name %s holds a GUID in another spelling: rename it to %s.db or pass -db-name %s; using %q meanwhile", untrusted.Printable(filepath.Base(path)), u.String(), u.String(), FallbackName)
 	}
 	return Naming{Name: FallbackName, Verdict: VerdictFallback, Note: note}
 }
@@ -176,22 +176,16 @@ func MarkCollisions(entries []Entry) int {
 			var others []string
 			for _, j := range idx {
 				if j != i {
-					others = append(others, Printable(entries[j].Path))
+					others = append(others, untrusted.Printable(entries[j].Path))
 				}
 			}
-			entries[i].Note = fmt.Sprintf("prefix %s is also claimed by %s: give each database its own -db-name", Printable(entries[i].Name), strings.Join(others, ", "))
+			entries[i].Note = fmt.Sprintf("prefix %s is also claimed by %s: give each database its own -db-name", untrusted.Printable(entries[i].Name), strings.Join(others, ", "))
 			entries[i].Verdict = VerdictCollision
 			n++
 		}
 	}
 	return n
 }
-
-// Printable returns s unchanged when every rune is printable, and a quoted,
-// escaped form otherwise, so names from disk or S3 can never move the
-// cursor, change colours or hide text on an operator's terminal. It is
-// untrusted.Printable: one rule for every name litefleet prints.
-func Printable(s string) string { return untrusted.Printable(s) }
 
 // Shorten cuts s to at most n runes by taking runes out of its middle,
 // marked with "…": both ends of a name are what tell names apart (the

@@ -11,6 +11,7 @@ import (
 
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // Status is a tenant's state in the fleet view.
@@ -161,7 +162,7 @@ func (r *Row) unknownLag(why string) {
 }
 
 // Display is the tenant name safe to print.
-func (r Row) Display() string { return Printable(r.Tenant) }
+func (r Row) Display() string { return untrusted.Printable(r.Tenant) }
 
 // Size is the local database file's bytes (its WAL apart), or the
 // replica's bytes in S3 when nothing is local: what the SIZE column of
@@ -207,8 +208,8 @@ func Join(locals []Local, remote []s3browse.TenantSummary, now time.Time, opt Vi
 		}
 		if j, dup := byName[l.Name]; dup {
 			// MarkCollisions already flags these; keep both visible.
-			rows[j].Status, rows[j].Note = StatusInvalid, "prefix shared with "+Printable(l.Path)
-			rows = append(rows, Row{Tenant: l.Name, Local: l, Status: StatusInvalid, Note: "prefix shared with " + Printable(rows[j].Local.Path)})
+			rows[j].Status, rows[j].Note = StatusInvalid, "prefix shared with "+untrusted.Printable(l.Path)
+			rows = append(rows, Row{Tenant: l.Name, Local: l, Status: StatusInvalid, Note: "prefix shared with " + untrusted.Printable(rows[j].Local.Path)})
 			continue
 		}
 		byName[l.Name] = len(rows)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // Confinable checks that every database can be given a policy of its own:
@@ -28,7 +29,7 @@ func Confinable(entries []fleet.Entry, lines []int, file string) error {
 		return nil
 	}
 	e := entries[first]
-	where := fleet.Printable(e.Path)
+	where := untrusted.Printable(e.Path)
 	if file != "" && first < len(lines) && lines[first] > 0 {
 		where = fmt.Sprintf("%s: line %d: %s", file, lines[first], where)
 	}

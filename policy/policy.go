@@ -18,6 +18,7 @@ import (
 
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/layout"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // Version is the policy language version every document declares; the older
@@ -170,10 +171,10 @@ func Bucket(tenants []Tenant, o Options) (Document, error) {
 		}
 		if t.Bucket != bucket {
 			return Document{}, fmt.Errorf("tenants %s and %s are in buckets %q and %q: a bucket policy belongs to one bucket: pass -bucket, or write one policy per bucket",
-				fleet.Printable(tenants[0].Name), fleet.Printable(t.Name), bucket, t.Bucket)
+				untrusted.Printable(tenants[0].Name), untrusted.Printable(t.Name), bucket, t.Bucket)
 		}
 		if k := layout.PrefixKey(t.Name); seen[k] {
-			return Document{}, fmt.Errorf("tenant %s is given twice: each tenant has one prefix", fleet.Printable(t.Name))
+			return Document{}, fmt.Errorf("tenant %s is given twice: each tenant has one prefix", untrusted.Printable(t.Name))
 		} else {
 			seen[k] = true
 		}
@@ -354,14 +355,14 @@ func checkPlace(t Tenant) error {
 		if t.Bucket == "" {
 			return errors.New("no bucket: pass -bucket NAME")
 		}
-		return fmt.Errorf("bucket %s is not a bucket name: give the name alone, without s3://, a path or wildcards", fleet.Printable(t.Bucket))
+		return fmt.Errorf("bucket %s is not a bucket name: give the name alone, without s3://, a path or wildcards", untrusted.Printable(t.Bucket))
 	}
 	if t.Prefix == "" {
 		return nil
 	}
 	for _, part := range strings.Split(t.Prefix, "/") {
 		if part == "" || strings.ContainsAny(part, "*?$") || strings.HasPrefix(part, ".") {
-			return fmt.Errorf("prefix %s: give folder names without wildcards, '$', empty parts or a leading '.' (e.g. databases)", fleet.Printable(t.Prefix))
+			return fmt.Errorf("prefix %s: give folder names without wildcards, '$', empty parts or a leading '.' (e.g. databases)", untrusted.Printable(t.Prefix))
 		}
 	}
 	return nil
@@ -374,11 +375,11 @@ func checkTemplate(p string, perTenant bool) error {
 	case p == "":
 		return errors.New("a bucket policy needs -principal: e.g. arn:aws:iam::123456789012:role/tenant-{tenant}")
 	case strings.Contains(p, "*"):
-		return fmt.Errorf("principal %s holds '*': that would let anyone in; name the principal", fleet.Printable(p))
+		return fmt.Errorf("principal %s holds '*': that would let anyone in; name the principal", untrusted.Printable(p))
 	case perTenant && !strings.Contains(p, TenantPlaceholder):
-		return fmt.Errorf("principal %s has no {tenant}: every tenant would get one principal, which could reach every prefix; write e.g. arn:aws:iam::123456789012:role/tenant-{tenant}", fleet.Printable(p))
+		return fmt.Errorf("principal %s has no {tenant}: every tenant would get one principal, which could reach every prefix; write e.g. arn:aws:iam::123456789012:role/tenant-{tenant}", untrusted.Printable(p))
 	case !perTenant && strings.Contains(p, TenantPlaceholder):
-		return fmt.Errorf("principal %s holds {tenant}, but this statement is not per tenant: name one principal", fleet.Printable(p))
+		return fmt.Errorf("principal %s holds {tenant}, but this statement is not per tenant: name one principal", untrusted.Printable(p))
 	}
 	return nil
 }

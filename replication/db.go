@@ -15,8 +15,8 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/litefleet/litefleet/dbfile"
-	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/hosts"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // awake is a tenant open in Litestream.
@@ -118,7 +118,7 @@ func (e *Engine) newClient(t *tenant, b *bucket, a *awake, claim *hosts.Claim) *
 			return err
 		}
 		if !now.sameFile(a.opened.db) {
-			return fmt.Errorf("%s was replaced or deleted", fleet.Printable(t.path))
+			return fmt.Errorf("%s was replaced or deleted", untrusted.Printable(t.path))
 		}
 		return nil
 	}
@@ -154,7 +154,7 @@ func (e *Engine) newClient(t *tenant, b *bucket, a *awake, claim *hosts.Claim) *
 func (e *Engine) openAwake(ctx context.Context, t *tenant, a *awake, prepare bool) error {
 	h, err := dbfile.Acquire(t.path)
 	if err != nil {
-		return fmt.Errorf("open %s: %w", fleet.Printable(t.path), err)
+		return fmt.Errorf("open %s: %w", untrusted.Printable(t.path), err)
 	}
 	a.hold = h
 	if last, ok, _ := lastLocalHeader(t.path); ok {
@@ -187,7 +187,7 @@ func (e *Engine) openDB(ctx context.Context, t *tenant, a *awake) error {
 	db.CheckpointInterval = 0
 	db.Replica = litestream.NewReplicaWithClient(db, a.client)
 	if err := db.Open(); err != nil {
-		return fmt.Errorf("open %s: %w", fleet.Printable(t.path), err)
+		return fmt.Errorf("open %s: %w", untrusted.Printable(t.path), err)
 	}
 	a.db = db
 	// An application's write, or its checkpoint, may hold the database's
@@ -200,7 +200,7 @@ func (e *Engine) openDB(ctx context.Context, t *tenant, a *awake) error {
 		time.Sleep(time.Duration(250*(attempt+1)) * time.Millisecond)
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %w", fleet.Printable(t.path), explainLocal(err))
+		return fmt.Errorf("%s: %w", untrusted.Printable(t.path), explainLocal(err))
 	}
 	return nil
 }

@@ -38,6 +38,7 @@ import (
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // Options tune the engine. Zero values take the defaults.
@@ -254,7 +255,7 @@ func New(opt Options, src Source) (*Engine, error) {
 	}
 	for _, d := range src.Dirs {
 		if err := src.DirConn.Validate(); err != nil {
-			return nil, fmt.Errorf("-dir %s: %w", fleet.Printable(d), err)
+			return nil, fmt.Errorf("-dir %s: %w", untrusted.Printable(d), err)
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -700,7 +701,7 @@ func (e *Engine) addLocked(tg fleet.Target, wanted bool) *tenant {
 	if other, ok := e.tenants[t.key]; ok && other.path != t.path {
 		// Two databases would write one prefix. The one already known keeps
 		// it if it runs; a new one is refused.
-		t.refused = fmt.Sprintf("prefix %s is already %s's: give %s its own -db-name", tg.Conn.URL(t.name), fleet.Printable(other.path), fleet.Printable(t.path))
+		t.refused = fmt.Sprintf("prefix %s is already %s's: give %s its own -db-name", tg.Conn.URL(t.name), untrusted.Printable(other.path), untrusted.Printable(t.path))
 	} else {
 		e.tenants[t.key] = t
 	}
@@ -779,7 +780,7 @@ func (e *Engine) markCollisionsLocked() {
 		}
 		paths := make([]string, len(ts))
 		for i, t := range ts {
-			paths[i] = fleet.Printable(t.path)
+			paths[i] = untrusted.Printable(t.path)
 		}
 		sort.Strings(paths)
 		for _, t := range ts {
@@ -874,10 +875,10 @@ func (e *Engine) Replicate(path string) error {
 		}
 	}
 	if t.refused != "" {
-		return fmt.Errorf("%s: %s", fleet.Printable(t.path), t.refused)
+		return fmt.Errorf("%s: %s", untrusted.Printable(t.path), t.refused)
 	}
 	if t.wanted && (t.state.active() || t.busy) {
-		return fmt.Errorf("tenant %s is already %s", fleet.Printable(t.name), t.state)
+		return fmt.Errorf("tenant %s is already %s", untrusted.Printable(t.name), t.state)
 	}
 	// Asked again for a tenant that failed, diverged or waits: try now.
 	t.wanted, t.dirty = true, true
@@ -898,7 +899,7 @@ func (e *Engine) Stop(ctx context.Context, path string) error {
 	t, ok := e.byPath[filepath.Clean(abs)]
 	if !ok || !t.wanted {
 		e.mu.Unlock()
-		return fmt.Errorf("%s is not replicated by this process", fleet.Printable(path))
+		return fmt.Errorf("%s is not replicated by this process", untrusted.Printable(path))
 	}
 	t.wanted = false
 	e.recDirty[t] = true
@@ -913,7 +914,7 @@ func (e *Engine) Stop(ctx context.Context, path string) error {
 		e.mu.Unlock()
 		if done {
 			if reason != "" {
-				return fmt.Errorf("tenant %s: %s", fleet.Printable(t.name), reason)
+				return fmt.Errorf("tenant %s: %s", untrusted.Printable(t.name), reason)
 			}
 			return nil
 		}
@@ -922,7 +923,7 @@ func (e *Engine) Stop(ctx context.Context, path string) error {
 			e.mu.Lock()
 			state := t.state
 			e.mu.Unlock()
-			return fmt.Errorf("tenant %s: not stopped yet (%s): %w; it stops when its job ends", fleet.Printable(t.name), state, context.Cause(ctx))
+			return fmt.Errorf("tenant %s: not stopped yet (%s): %w; it stops when its job ends", untrusted.Printable(t.name), state, context.Cause(ctx))
 		case <-tick.C:
 		}
 	}
@@ -939,7 +940,7 @@ func (e *Engine) Sync(ctx context.Context, path string) error {
 	}
 	e.mu.Unlock()
 	if run == nil {
-		return fmt.Errorf("%s is not open for replication in this process", fleet.Printable(path))
+		return fmt.Errorf("%s is not open for replication in this process", untrusted.Printable(path))
 	}
 	return run.db.SyncAndWait(ctx)
 }

@@ -20,9 +20,9 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/litefleet/litefleet/dbfile"
-	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/restore"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // history is the verdict on a local file's history against its replica's.
@@ -67,7 +67,7 @@ func (e *Engine) checkHistory(ctx context.Context, t *tenant, c *tenantClient) (
 	}
 	_, localMax, _, err := localL0(t.path)
 	if err != nil {
-		return 0, fmt.Errorf("read Litestream's state beside %s: %w", fleet.Printable(t.path), err)
+		return 0, fmt.Errorf("read Litestream's state beside %s: %w", untrusted.Printable(t.path), err)
 	}
 	if remoteMax == 0 {
 		if localMax > 0 {
@@ -105,7 +105,7 @@ func (e *Engine) checkHistory(ctx context.Context, t *tenant, c *tenantClient) (
 	}
 	same, err := e.sameAsReplica(ctx, t, uint64(remoteMax))
 	if err != nil {
-		return 0, fmt.Errorf("compare %s with the replica: %w", fleet.Printable(t.path), err)
+		return 0, fmt.Errorf("compare %s with the replica: %w", untrusted.Printable(t.path), err)
 	}
 	if same {
 		e.log.Info("the database is a restored copy of the replica: its history continues", "db", t.name, "txid", remoteMax.String())
@@ -247,7 +247,7 @@ func escapeKey(key string) string {
 func resetLocalState(path string) error {
 	err := os.RemoveAll(metaDir(path))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("remove %s: %w", fleet.Printable(metaDir(path)), err)
+		return fmt.Errorf("remove %s: %w", untrusted.Printable(metaDir(path)), err)
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // bucket is one bucket's host side: the host's S3 client and heartbeat.
@@ -334,11 +335,11 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 		}
 		c, err := acquire(ctx, t.api, tenantPath)
 		var held *hosts.HeldError
-		var untrusted *hosts.UntrustedError
+		var unreadable *hosts.UntrustedError
 		switch {
 		case errors.As(err, &held):
 			return outcome{state: StateLeased, reason: held.Error(), holder: held.Host, retry: true, base: base, baseOK: true}
-		case errors.As(err, &untrusted):
+		case errors.As(err, &unreadable):
 			return outcome{state: StateLeaseLost, reason: err.Error(), retry: true, base: base, baseOK: true}
 		case err != nil:
 			return outcome{state: StateLeaseLost, reason: "cannot take the claim: " + s3browse.ExplainKey(err, t.target.Conn, layout.ClaimKey(tenantPath)).Error(), retry: true, base: base, baseOK: true}
@@ -348,7 +349,7 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 		t.lineage.forget()
 		tookOver = c.TookFrom != ""
 		if c.TookFrom != "" {
-			e.log.Warn("took over tenant from a dead host", "db", t.name, "from", fleet.Printable(c.TookFrom))
+			e.log.Warn("took over tenant from a dead host", "db", t.name, "from", untrusted.Printable(c.TookFrom))
 			// The start listing may predate the dead host's last uploads:
 			// the replica is listed afresh.
 			seed = nil
@@ -560,7 +561,7 @@ func (e *Engine) takingOver(t *tenant) bool {
 // that the host it moved to may take it.
 func (e *Engine) gone(ctx context.Context, t *tenant, b *bucket, claim *hosts.Claim, base identity) outcome {
 	e.release(ctx, t, b, claim)
-	reason := fmt.Sprintf("no database at %s: its claim is released; check -dsn, -dir or the config path: it replicates when it appears", fleet.Printable(t.path))
+	reason := fmt.Sprintf("no database at %s: its claim is released; check -dsn, -dir or the config path: it replicates when it appears", untrusted.Printable(t.path))
 	return outcome{state: StateMissing, reason: reason, base: base, baseOK: true}
 }
 

@@ -22,7 +22,7 @@ import (
 
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/layout"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // How a holder keeps one lineage in its tenant's prefix (see hosts.Lineage
@@ -166,7 +166,7 @@ func (s stray) String() string {
 }
 
 // printableHost is the one rule for untrusted text (untrusted.Printable).
-func printableHost(h string) string { return s3browse.Printable(h) }
+func printableHost(h string) string { return untrusted.Printable(h) }
 
 // judge looks at the objects (a HEAD each, at most maxStrayChecks) and
 // returns those the lineage record makes stray.

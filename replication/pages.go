@@ -21,8 +21,8 @@ import (
 	"github.com/zeebo/blake3"
 
 	"github.com/litefleet/litefleet/dbfile"
-	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/layout"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // A sleeping tenant holds no read transaction, so the application may
@@ -361,7 +361,7 @@ func readState(ctx context.Context, path string) (*dbState, error) {
 	}
 	m, maxOffset, commit, err := rd.PageMap(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("read the WAL of %s: %w", fleet.Printable(path), err)
+		return nil, fmt.Errorf("read the WAL of %s: %w", untrusted.Printable(path), err)
 	}
 	if maxOffset > 0 && commit > 0 {
 		st.walPages, st.walEnd, st.commit = m, maxOffset, commit
@@ -384,14 +384,14 @@ func readHeader(path string) (*dbState, int64, error) {
 	err := dbfile.Read(path, func(f *os.File, fi os.FileInfo) error {
 		var head [100]byte
 		if _, err := f.ReadAt(head[:], 0); err != nil {
-			return fmt.Errorf("read the header of %s: %w", fleet.Printable(path), err)
+			return fmt.Errorf("read the header of %s: %w", untrusted.Printable(path), err)
 		}
 		st.pageSize = uint32(binary.BigEndian.Uint16(head[16:]))
 		if st.pageSize == 1 {
 			st.pageSize = 65536
 		}
 		if st.pageSize < 512 || st.pageSize&(st.pageSize-1) != 0 {
-			return fmt.Errorf("%s: page size %d in its header: not an SQLite database", fleet.Printable(path), st.pageSize)
+			return fmt.Errorf("%s: page size %d in its header: not an SQLite database", untrusted.Printable(path), st.pageSize)
 		}
 		st.wal = head[18] == 2 && head[19] == 2
 		size = fi.Size()

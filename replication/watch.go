@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // watcher turns inotify events on the tenants' folders into work: a write
@@ -204,7 +205,7 @@ func (e *Engine) dirTarget(path string) (fleet.Target, error) {
 		}
 		return fleet.Target{Path: path, Tenant: fleet.NameFor(path, ""), Conn: e.src.DirConn, Retention: e.src.Retention}, nil
 	}
-	return fleet.Target{}, fmt.Errorf("%s is neither in a -dir folder nor in the config: give it with -dir or -config", fleet.Printable(path))
+	return fleet.Target{}, fmt.Errorf("%s is neither in a -dir folder nor in the config: give it with -dir or -config", untrusted.Printable(path))
 }
 
 // scanDirs lists the -dir folders for databases. It reads folder listings
@@ -219,11 +220,11 @@ func (e *Engine) scanDirs() ([]fleet.Target, error) {
 		st, err := os.Stat(root)
 		switch {
 		case errors.Is(err, os.ErrNotExist):
-			return nil, fmt.Errorf("folder %s does not exist: check -dir", fleet.Printable(d))
+			return nil, fmt.Errorf("folder %s does not exist: check -dir", untrusted.Printable(d))
 		case err != nil:
-			return nil, fmt.Errorf("folder %s: %w", fleet.Printable(d), err)
+			return nil, fmt.Errorf("folder %s: %w", untrusted.Printable(d), err)
 		case !st.IsDir():
-			return nil, fmt.Errorf("%s is not a folder: give the folder with -dir, or the file with -dsn", fleet.Printable(d))
+			return nil, fmt.Errorf("%s is not a folder: give the folder with -dir, or the file with -dsn", untrusted.Printable(d))
 		}
 		err = filepath.WalkDir(root, func(p string, de fs.DirEntry, err error) error {
 			if err != nil {
@@ -255,7 +256,7 @@ func (e *Engine) scanDirs() ([]fleet.Target, error) {
 			return nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("list %s: %w", fleet.Printable(d), err)
+			return nil, fmt.Errorf("list %s: %w", untrusted.Printable(d), err)
 		}
 	}
 	return out, nil

@@ -16,6 +16,7 @@ import (
 
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // DefaultParallel is how many tenants All restores at once
@@ -120,7 +121,7 @@ func All(ctx context.Context, client s3browse.API, opt AllOptions, onEvent func(
 		return sum, err
 	}
 	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
-		return sum, fmt.Errorf("%s is a file: -o with -all names a folder", fleet.Printable(dir))
+		return sum, fmt.Errorf("%s is a file: -o with -all names a folder", untrusted.Printable(dir))
 	}
 	prefixes, err := s3browse.ListTenants(ctx, client, opt.Conn)
 	if err != nil {
@@ -180,7 +181,7 @@ func All(ctx context.Context, client s3browse.API, opt AllOptions, onEvent func(
 	if !opt.DryRun && len(names) > 0 {
 		// The folder itself, not a tree: a mistyped parent is an error.
 		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-			return sum, fmt.Errorf("create %s: %w: -o names the folder to fill, in a folder that exists", fleet.Printable(dir), err)
+			return sum, fmt.Errorf("create %s: %w: -o names the folder to fill, in a folder that exists", untrusted.Printable(dir), err)
 		}
 	}
 
@@ -196,7 +197,7 @@ func All(ctx context.Context, client s3browse.API, opt AllOptions, onEvent func(
 			// Two prefixes that differ only in case are one tenant to
 			// litefleet; restoring both would pick one at random.
 			emit(Event{Kind: EventFailed, Tenant: name, Output: out,
-				Err: fmt.Errorf("tenant %s: prefixes %q differ only in case: restore each one alone with -o", fleet.Printable(name), others)})
+				Err: fmt.Errorf("tenant %s: prefixes %q differ only in case: restore each one alone with -o", untrusted.Printable(name), others)})
 			continue
 		}
 		if ctx.Err() != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // maxLineagePlans bounds how often a plan is made again without the
@@ -76,7 +77,7 @@ func planLineage(ctx context.Context, api s3browse.API, opt Options, t *s3browse
 		skipStrays(p, fc, strays)
 		p.Latest = latestLTXWithout(t, fc.skip)
 	}
-	return nil, fmt.Errorf("tenant %s: the restore plan still held stray files after %d plans", s3browse.Printable(opt.Tenant), maxLineagePlans)
+	return nil, fmt.Errorf("tenant %s: the restore plan still held stray files after %d plans", untrusted.Printable(opt.Tenant), maxLineagePlans)
 }
 
 // ltxID names an LTX file of a tenant.
@@ -116,7 +117,7 @@ func skipStrays(p *Plan, fc *lineageClient, strays []s3browse.Stray) {
 		fc.skip[ltxID{s.Level, ltx.TXID(s.MinTXID), ltx.TXID(s.MaxTXID)}] = true
 		p.Strays = append(p.Strays, s)
 		p.Notes = append(p.Notes, fmt.Sprintf("stray file skipped: %s, %s: it is not this tenant's history (the tenant's holder moves it to %sarchive/)",
-			s3browse.Printable(s.Key), s.Why, layout.Root))
+			untrusted.Printable(s.Key), s.Why, layout.Root))
 	}
 }
 

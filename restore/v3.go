@@ -8,13 +8,12 @@ import (
 	"slices"
 	"time"
 
-	"github.com/litefleet/litefleet/fleet"
-
 	"github.com/benbjohnson/litestream"
 	lss3 "github.com/benbjohnson/litestream/s3"
 	"github.com/pierrec/lz4/v4"
 
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // v3Point is a v0.3 restore point worked out from a listing the way
@@ -89,7 +88,7 @@ func planGenerations(opt Options, t *s3browse.Tenant, p *Plan) error {
 	p.Latest = latestGeneration(t)
 	pt, ok := findV3Point(t, opt.Timestamp)
 	if !ok {
-		return fmt.Errorf("tenant %s: no v0.3 snapshot at or before %s at %s", fleet.Printable(opt.Tenant), opt.Timestamp.UTC().Format(time.RFC3339), p.Replica)
+		return fmt.Errorf("tenant %s: no v0.3 snapshot at or before %s at %s", untrusted.Printable(opt.Tenant), opt.Timestamp.UTC().Format(time.RFC3339), p.Replica)
 	}
 	root := opt.Conn.TenantPath(opt.Tenant)
 	p.Files = append(p.Files, PlanFile{

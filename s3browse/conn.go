@@ -26,6 +26,7 @@ import (
 	"github.com/aws/smithy-go/logging"
 
 	"github.com/litefleet/litefleet/layout"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // DefaultPrefix is the folder in the bucket that holds one prefix per tenant.
@@ -459,9 +460,9 @@ type AccessDeniedError struct {
 func (e *AccessDeniedError) Error() string {
 	key := "credentials from the AWS chain"
 	if e.KeyID != "" {
-		key = "key " + Printable(e.KeyID)
+		key = "key " + untrusted.Printable(e.KeyID)
 	}
-	return fmt.Sprintf("access denied to %s (%s): check that credential's policy", Printable(e.URL), key)
+	return fmt.Sprintf("access denied to %s (%s): check that credential's policy", untrusted.Printable(e.URL), key)
 }
 
 func (e *AccessDeniedError) Unwrap() error { return e.Err }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/litefleet/litefleet/layout"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 func TestInspectLTX(t *testing.T) {
@@ -133,7 +134,7 @@ func TestInspectLease(t *testing.T) {
 			if l.Error != "" || l.Owner != tt.owner || l.Generation != tt.gen {
 				t.Errorf("lease %+v", l)
 			}
-			assertSafe(t, Printable(l.Owner))
+			assertSafe(t, untrusted.Printable(l.Owner))
 		})
 	}
 }
@@ -144,13 +145,13 @@ func TestInspectRefusesInvalidNames(t *testing.T) {
 		spy := &spyAPI{API: f.client}
 		_, err := Inspect(context.Background(), spy, f.conn, name)
 		if !errors.Is(err, ErrInvalidName) {
-			t.Errorf("Inspect(%s) = %v, want ErrInvalidName", Printable(name), err)
+			t.Errorf("Inspect(%s) = %v, want ErrInvalidName", untrusted.Printable(name), err)
 		}
 		if err != nil {
 			assertSafe(t, err.Error())
 		}
 		if spy.lists+spy.gets != 0 {
-			t.Errorf("Inspect(%s) made %d requests", Printable(name), spy.lists+spy.gets)
+			t.Errorf("Inspect(%s) made %d requests", untrusted.Printable(name), spy.lists+spy.gets)
 		}
 	}
 }
@@ -207,7 +208,7 @@ func TestInspectMany(t *testing.T) {
 			switch {
 			case name == "bad\x1b":
 				if !errors.Is(err, ErrInvalidName) {
-					t.Errorf("%s: err %v", Printable(name), err)
+					t.Errorf("%s: err %v", untrusted.Printable(name), err)
 				}
 			case err != nil || tn.Name != name || tn.LatestTXID == 0:
 				t.Errorf("%s: %+v, %v", name, tn, err)

@@ -24,6 +24,7 @@ import (
 	"github.com/litefleet/litefleet/internal/testpeer"
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 func TestIntegrationLitestreamV5(t *testing.T) {
@@ -191,7 +192,7 @@ func TestIntegrationUntrustedNames(t *testing.T) {
 			Body: bytes.NewReader([]byte("{}")),
 		})
 		if err != nil {
-			t.Fatalf("put %s: %v", s3browse.Printable(name), err)
+			t.Fatalf("put %s: %v", untrusted.Printable(name), err)
 		}
 	}
 	got, err := s3browse.ListTenants(ctx, client, conn)

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/layout"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // maxLeaseBytes bounds how much of lock.json is read: a real lease is about
@@ -24,7 +25,7 @@ const maxLeaseBytes = hosts.MaxClaimBytes
 
 // Lease is the content of a tenant's lock.json, the lease Litestream's
 // s3.Leaser writes (litestream.Lease). Owner is untrusted text: print it
-// with Printable.
+// with untrusted.Printable.
 type Lease struct {
 	Owner      string    `json:"owner"`
 	Generation int64     `json:"generation"`
@@ -109,13 +110,13 @@ func (l *Lease) Holder() string {
 	case l == nil:
 		return "nobody"
 	case l.Host != "" && l.HostWatched && l.HostDead:
-		return fmt.Sprintf("host %s (its heartbeat did not change while watched: dead)", Printable(l.Host))
+		return fmt.Sprintf("host %s (its heartbeat did not change while watched: dead)", untrusted.Printable(l.Host))
 	case l.Host != "" && l.HostBeat:
-		return fmt.Sprintf("host %s (heartbeat %s old by S3's clock)", Printable(l.Host), l.HostAge.Round(time.Second))
+		return fmt.Sprintf("host %s (heartbeat %s old by S3's clock)", untrusted.Printable(l.Host), l.HostAge.Round(time.Second))
 	case l.Host != "":
-		return fmt.Sprintf("host %s (no heartbeat)", Printable(l.Host))
+		return fmt.Sprintf("host %s (no heartbeat)", untrusted.Printable(l.Host))
 	case l.Owner != "":
-		return Printable(l.Owner)
+		return untrusted.Printable(l.Owner)
 	}
 	return "an unnamed replicator"
 }
@@ -131,7 +132,7 @@ func judgeHost(ctx context.Context, api API, conn Conn, l *Lease) error {
 		if ctx.Err() != nil {
 			return err
 		}
-		l.Error = "cannot tell whether host " + Printable(l.Host) + " is alive: " + Explain(err, conn).Error()
+		l.Error = "cannot tell whether host " + untrusted.Printable(l.Host) + " is alive: " + Explain(err, conn).Error()
 		return nil
 	}
 	if h, ok := list[l.Host]; ok {
@@ -183,7 +184,7 @@ func readLease(ctx context.Context, api API, conn Conn, key string, listed objec
 	if out.ContentLength != nil {
 		l.Size = *out.ContentLength
 	}
-	tooLarge := fmt.Sprintf("%s is over %d KiB, where a lease is about 200 bytes: ignored, it holds nothing; delete %s if no replicator of this tenant wrote it", layout.ClaimFile, maxLeaseBytes>>10, Printable(key))
+	tooLarge := fmt.Sprintf("%s is over %d KiB, where a lease is about 200 bytes: ignored, it holds nothing; delete %s if no replicator of this tenant wrote it", layout.ClaimFile, maxLeaseBytes>>10, untrusted.Printable(key))
 	if l.Size > maxLeaseBytes {
 		l.Error = tooLarge // not even read
 		return l, nil

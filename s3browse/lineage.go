@@ -11,6 +11,7 @@ import (
 
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/layout"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // Stray is an LTX file outside the tenant's lineage (see hosts.Lineage): a
@@ -22,7 +23,7 @@ type Stray struct {
 	MinTXID    uint64 `json:"min_txid"`
 	MaxTXID    uint64 `json:"max_txid"`
 	Generation int64  `json:"generation"`
-	Host       string `json:"host,omitempty"` // untrusted: print with Printable
+	Host       string `json:"host,omitempty"` // untrusted: print with untrusted.Printable
 	// Why names the segment of the lineage that makes it stray.
 	Why string `json:"why"`
 }
@@ -98,7 +99,7 @@ func JudgeFiles(ctx context.Context, api API, conn Conn, tenant string, rec *hos
 		}
 		if seg, ok := rec.Stray(gen, f.MaxTXID); ok {
 			strays = append(strays, Stray{Key: key, Level: f.Level, MinTXID: f.MinTXID, MaxTXID: f.MaxTXID, Generation: gen, Host: host,
-				Why: fmt.Sprintf("written in generation %d, after generation %d (host %s) continued the history from TXID %s", gen, seg.Generation, Printable(seg.Host), layout.TXIDHex(seg.Since))})
+				Why: fmt.Sprintf("written in generation %d, after generation %d (host %s) continued the history from TXID %s", gen, seg.Generation, untrusted.Printable(seg.Host), layout.TXIDHex(seg.Since))})
 		}
 	}
 	slices.SortFunc(strays, func(a, b Stray) int {

@@ -12,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // pageSize is the MaxKeys of every listing: S3's own maximum, so that 10,000
@@ -122,11 +124,11 @@ func (p *pager) next(ctx context.Context, v listVisitor) (bool, error) {
 		p.done = true
 		return false, &explained{kind: FailureOther, err: err, msg: fmt.Sprintf(
 			"list %s (page %d): S3%s answered with over %d MiB for one page of at most %d keys (under 4 MiB): refused; check that the endpoint is an S3 server",
-			Printable(prefix), p.page, at(p.conn), MaxListPageBytes>>20, aws.ToInt32(p.in.MaxKeys))}
+			untrusted.Printable(prefix), p.page, at(p.conn), MaxListPageBytes>>20, aws.ToInt32(p.in.MaxKeys))}
 	}
 	if err != nil {
 		p.done = true
-		return false, fmt.Errorf("list %s (page %d): %w", Printable(prefix), p.page, ExplainKey(err, p.conn, prefix))
+		return false, fmt.Errorf("list %s (page %d): %w", untrusted.Printable(prefix), p.page, ExplainKey(err, p.conn, prefix))
 	}
 	encoded := out.EncodingType == types.EncodingTypeUrl
 	past := false // an entry at or after r.until was sent
@@ -163,7 +165,7 @@ func (p *pager) next(ctx context.Context, v listVisitor) (bool, error) {
 	if token := aws.ToString(out.NextContinuationToken); token != "" {
 		if token == p.lastToken {
 			p.done = true
-			return false, fmt.Errorf("list %s (page %d): the server repeated continuation token %q", Printable(prefix), p.page, token)
+			return false, fmt.Errorf("list %s (page %d): the server repeated continuation token %q", untrusted.Printable(prefix), p.page, token)
 		}
 		p.lastToken = token
 		p.in.ContinuationToken = aws.String(token)
@@ -171,7 +173,7 @@ func (p *pager) next(ctx context.Context, v listVisitor) (bool, error) {
 	} else {
 		if p.last == "" || p.last == aws.ToString(p.in.StartAfter) {
 			p.done = true
-			return false, fmt.Errorf("list %s (page %d): truncated page without a continuation token", Printable(prefix), p.page)
+			return false, fmt.Errorf("list %s (page %d): truncated page without a continuation token", untrusted.Printable(prefix), p.page)
 		}
 		p.in.ContinuationToken = nil
 		p.in.StartAfter = aws.String(p.last)

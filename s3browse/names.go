@@ -26,7 +26,7 @@ type Prefix struct {
 // Display returns the name in a form safe to print on a terminal: the name
 // itself when every character is printable, otherwise a Go-quoted string
 // with the offending bytes escaped.
-func (p Prefix) Display() string { return Printable(p.Name) }
+func (p Prefix) Display() string { return untrusted.Printable(p.Name) }
 
 func newPrefix(name string) Prefix {
 	problem := nameProblem(name)
@@ -42,7 +42,7 @@ var ErrInvalidName = errors.New("invalid tenant name")
 // fleet's naming rules: those live in package fleet.
 func CheckName(name string) error {
 	if problem := nameProblem(name); problem != "" {
-		return fmt.Errorf("%w %s: %s", ErrInvalidName, Printable(name), problem)
+		return fmt.Errorf("%w %s: %s", ErrInvalidName, untrusted.Printable(name), problem)
 	}
 	return nil
 }
@@ -79,9 +79,5 @@ func nameProblem(name string) string {
 	return ""
 }
 
-// Printable is untrusted.Printable, the one rule for showing untrusted text;
-// kept here so that call sites need not move.
-func Printable(s string) string { return untrusted.Printable(s) }
-
-// isPrintable says whether Printable would show s as it is.
+// isPrintable says whether untrusted.Printable would show s as it is.
 func isPrintable(s string) bool { return s == "" || untrusted.Printable(s) == s }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 func TestNameChecks(t *testing.T) {
@@ -41,7 +43,7 @@ func TestNameChecks(t *testing.T) {
 		{"nbsp\u00a0x", false, "non-printable", "\"nbsp\u00a0x\""},
 	}
 	for _, tt := range tests {
-		t.Run(Printable(tt.name), func(t *testing.T) {
+		t.Run(untrusted.Printable(tt.name), func(t *testing.T) {
 			p := newPrefix(tt.name)
 			if p.Valid != tt.valid {
 				t.Fatalf("Valid = %v (problem %q), want %v", p.Valid, p.Problem, tt.valid)
@@ -77,8 +79,8 @@ func TestPrintable(t *testing.T) {
 		"evil\x1b]0;pwned\a": `"evil\x1b]0;pwned\a"`,
 		"":                   `""`,
 	} {
-		if got := Printable(in); got != want {
-			t.Errorf("Printable(%q) = %s, want %s", in, got, want)
+		if got := untrusted.Printable(in); got != want {
+			t.Errorf("untrusted.Printable(%q) = %s, want %s", in, got, want)
 		}
 	}
 }

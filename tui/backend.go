@@ -12,6 +12,7 @@ import (
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
 	"github.com/litefleet/litefleet/tui/common"
+	"github.com/litefleet/litefleet/untrusted"
 	"github.com/litefleet/litefleet/verify"
 )
 
@@ -163,7 +164,7 @@ func (b *FleetBackend) Verify(ctx context.Context, tenant string) (*verify.Repor
 	case err != nil:
 		return nil, err
 	case rep == nil:
-		return nil, fmt.Errorf("verify %s: no verdict", fleet.Printable(tenant))
+		return nil, fmt.Errorf("verify %s: no verdict", untrusted.Printable(tenant))
 	}
 	return rep, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
 	"github.com/litefleet/litefleet/tui/common"
+	"github.com/litefleet/litefleet/untrusted"
 	"github.com/litefleet/litefleet/verify"
 )
 
@@ -118,7 +119,7 @@ func (f *fakeBackend) Inspect(ctx context.Context, tenant string) (*s3browse.Ten
 	if t, ok := f.reports[tenant]; ok {
 		return t, nil
 	}
-	return nil, fmt.Errorf("tenant %s: nothing listed", fleet.Printable(tenant))
+	return nil, fmt.Errorf("tenant %s: nothing listed", untrusted.Printable(tenant))
 }
 
 func (f *fakeBackend) StartReplication(ctx context.Context, l fleet.Local) error {

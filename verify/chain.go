@@ -20,6 +20,7 @@ import (
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // abandonedAfter is the age (by S3's Initiated against this host's clock:
@@ -81,7 +82,7 @@ func checkChain(ctx context.Context, api API, conn s3browse.Conn, tenant string,
 	}
 	for _, s := range t.Lineage.Strays {
 		stray[[3]uint64{uint64(s.Level), s.MinTXID, s.MaxTXID}] = true
-		c.broken = append(c.broken, fmt.Sprintf("stray file %s: %s (not this tenant's history; its holder moves it to %sarchive/)", s3browse.Printable(s.Key), s.Why, layout.Root))
+		c.broken = append(c.broken, fmt.Sprintf("stray file %s: %s (not this tenant's history; its holder moves it to %sarchive/)", untrusted.Printable(s.Key), s.Why, layout.Root))
 	}
 	// Nothing else under the prefix.
 	if t.UnknownObjects > 0 {
@@ -134,7 +135,7 @@ func checkChain(ctx context.Context, api API, conn s3browse.Conn, tenant string,
 				files = append(files, fc)
 			}
 			if fc.reason != "" {
-				c.broken = append(c.broken, fmt.Sprintf("object %s: %s", s3browse.Printable(fc.key), fc.reason))
+				c.broken = append(c.broken, fmt.Sprintf("object %s: %s", untrusted.Printable(fc.key), fc.reason))
 			}
 		}
 	}
@@ -146,7 +147,7 @@ func checkChain(ctx context.Context, api API, conn s3browse.Conn, tenant string,
 		if pageSize == 0 {
 			pageSize = f.hdr.PageSize
 		} else if f.hdr.PageSize != pageSize {
-			c.broken = append(c.broken, fmt.Sprintf("object %s has page size %d, the others %d: LTX files of two page sizes cannot be restored together", s3browse.Printable(f.key), f.hdr.PageSize, pageSize))
+			c.broken = append(c.broken, fmt.Sprintf("object %s has page size %d, the others %d: LTX files of two page sizes cannot be restored together", untrusted.Printable(f.key), f.hdr.PageSize, pageSize))
 		}
 	}
 
@@ -233,7 +234,7 @@ func (c *chain) contiguity(files []*fileCheck) {
 			prev, f := fs[i-1], fs[i]
 			if f.MinTXID > prev.MaxTXID+1 {
 				c.broken = append(c.broken, fmt.Sprintf("level %d: TXIDs %s to %s are missing between %s and %s",
-					l, layout.TXIDHex(prev.MaxTXID+1), layout.TXIDHex(f.MinTXID-1), s3browse.Printable(prev.key), s3browse.Printable(f.key)))
+					l, layout.TXIDHex(prev.MaxTXID+1), layout.TXIDHex(f.MinTXID-1), untrusted.Printable(prev.key), untrusted.Printable(f.key)))
 			}
 		}
 	}
@@ -324,7 +325,7 @@ func (c *chain) compactions(files []*fileCheck) {
 		}
 		if why := disagree(cf, parts); why != "" {
 			c.mismatches = append(c.mismatches, fmt.Sprintf("compaction %s disagrees with the %d level-0 file(s) it replaces: %s; one of them is not what the primary held",
-				s3browse.Printable(cf.key), len(parts), why))
+				untrusted.Printable(cf.key), len(parts), why))
 		}
 	}
 }
@@ -378,7 +379,7 @@ func unknownObjects(ctx context.Context, api API, conn s3browse.Conn, root strin
 				continue
 			}
 			if len(names) < maxNamed {
-				names = append(names, s3browse.Printable(key))
+				names = append(names, untrusted.Printable(key))
 			} else {
 				more++
 			}
@@ -467,8 +468,8 @@ func abandonedUploads(uploads []types.MultipartUpload, lease *s3browse.Lease) []
 			names = append(names, "and more")
 			break
 		}
-		names = append(names, fmt.Sprintf("%s (upload %s, started %s)", s3browse.Printable(aws.ToString(u.Key)),
-			s3browse.Printable(aws.ToString(u.UploadId)), started.UTC().Format(time.RFC3339)))
+		names = append(names, fmt.Sprintf("%s (upload %s, started %s)", untrusted.Printable(aws.ToString(u.Key)),
+			untrusted.Printable(aws.ToString(u.UploadId)), started.UTC().Format(time.RFC3339)))
 	}
 	return names
 }

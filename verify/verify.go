@@ -25,6 +25,7 @@ import (
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // The verdicts, one per tenant. Unverifiable comes with a reason.
@@ -155,7 +156,7 @@ func Tenant(ctx context.Context, api API, opt Options, tenant string) (*Report, 
 	}
 	r := &Report{Tenant: tenant, Expected: opt.Expected}
 	defer func() { r.DurationMS = time.Since(start).Milliseconds() }()
-	name := fleet.Printable(tenant)
+	name := untrusted.Printable(tenant)
 	if err := fleet.ValidateName(tenant); err != nil {
 		return r.fail(Unverifiable, err.Error()), nil
 	}
@@ -193,7 +194,7 @@ func Tenant(ctx context.Context, api API, opt Options, tenant string) (*Report, 
 	if exp != nil && exp.TXID > r.Latest.TXID {
 		r.at(r.Latest)
 		return r.fail(OutsideWindow, fmt.Sprintf("the newest restore point is %s, behind TXID %s that host %s recorded as acknowledged by S3: transactions are missing from the replica",
-			r.Latest, layout.TXIDHex(exp.TXID), fleet.Printable(exp.Host))), nil
+			r.Latest, layout.TXIDHex(exp.TXID), untrusted.Printable(exp.Host))), nil
 	}
 	if opt.Window > 0 {
 		if since := now().Add(-opt.Window); r.Oldest.Time.After(since) {
@@ -228,18 +229,18 @@ func Tenant(ctx context.Context, api API, opt Options, tenant string) (*Report, 
 	switch {
 	case identity && r.Checksum != exp.Checksum:
 		return r.fail(Mismatch, fmt.Sprintf("the database restored at %s has checksum %s, but host %s recorded %s at that TXID: the replica's files are valid but are not what the primary held",
-			res.Position, r.Checksum, fleet.Printable(exp.Host), exp.Checksum)), nil
+			res.Position, r.Checksum, untrusted.Printable(exp.Host), exp.Checksum)), nil
 	case identity:
-		r.Verdict, r.Reason = Verified, fmt.Sprintf("restored %s, integrity_check ok, checksum %s equals host %s's record", res.Position, r.Checksum, fleet.Printable(exp.Host))
+		r.Verdict, r.Reason = Verified, fmt.Sprintf("restored %s, integrity_check ok, checksum %s equals host %s's record", res.Position, r.Checksum, untrusted.Printable(exp.Host))
 	case exp == nil:
 		why := cmp.Or(opt.NoRecord, "no host record names the tenant")
 		return r.fail(Unverifiable, fmt.Sprintf("no record of the primary's state (%s); chain valid and %s restored with integrity_check ok", why, res.Position)), nil
 	case exp.Checksum == "":
 		return r.fail(Unverifiable, fmt.Sprintf("host %s recorded no checksum for TXID %s; chain valid and %s restored with integrity_check ok",
-			fleet.Printable(exp.Host), layout.TXIDHex(exp.TXID), res.Position)), nil
+			untrusted.Printable(exp.Host), layout.TXIDHex(exp.TXID), res.Position)), nil
 	default:
 		return r.fail(Unverifiable, fmt.Sprintf("host %s recorded the checksum of TXID %s, not of %s; chain valid and %s restored with integrity_check ok",
-			fleet.Printable(exp.Host), layout.TXIDHex(exp.TXID), layout.TXIDHex(target), res.Position)), nil
+			untrusted.Printable(exp.Host), layout.TXIDHex(exp.TXID), layout.TXIDHex(target), res.Position)), nil
 	}
 	return r, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // checkAccessParallel bounds the tenants probed at once.
@@ -128,13 +129,13 @@ func printAccess(w io.Writer, results []access.Result) {
 			key = "(AWS chain)"
 		}
 		neighbour := strings.TrimPrefix(r.Neighbour, r.Own[:strings.LastIndex(r.Own, "/")+1])
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s: %s\t%s\n", fleet.Printable(r.Tenant), fleet.Printable(key), opsSummary(r.OwnOps, true),
-			fleet.Printable(neighbour), opsSummary(r.NeighOps, false), r.Verdict)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s: %s\t%s\n", untrusted.Printable(r.Tenant), untrusted.Printable(key), opsSummary(r.OwnOps, true),
+			untrusted.Printable(neighbour), opsSummary(r.NeighOps, false), r.Verdict)
 	}
 	tw.Flush()
 	for _, r := range results {
 		for _, n := range r.Notes {
-			fmt.Fprintf(w, "%s: %s\n", fleet.Printable(r.Tenant), n)
+			fmt.Fprintf(w, "%s: %s\n", untrusted.Printable(r.Tenant), n)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/policy"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 const policyHelp = `Usage:
@@ -141,7 +142,7 @@ func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		doc, err := policy.Identity(t.Tenant, opt)
 		if err != nil {
 			if t.source != "" {
-				return fmt.Errorf("%s: %v", fleet.Printable(t.source), err)
+				return fmt.Errorf("%s: %v", untrusted.Printable(t.source), err)
 			}
 			return errUsage("%v", err)
 		}
@@ -159,7 +160,7 @@ func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			if i > 0 {
 				fmt.Fprintln(stdout)
 			}
-			fmt.Fprintf(stdout, "# tenant %s (%s): identity policy for its role or user\n", fleet.Printable(o.Tenant), fleet.Printable(o.Path))
+			fmt.Fprintf(stdout, "# tenant %s (%s): identity policy for its role or user\n", untrusted.Printable(o.Tenant), untrusted.Printable(o.Path))
 			if _, err := stdout.Write(o.Policy.JSON()); err != nil {
 				return err
 			}
@@ -222,7 +223,7 @@ func policyTenants(ctx context.Context, ff *fleetFlags, pos []string) ([]policyT
 			out = append(out, policyTenant{Tenant: policy.Tenant{Name: e.Name, Bucket: conn.Bucket, Prefix: policyPrefix(conn)}, source: e.Path})
 		}
 		if len(out) == 0 {
-			return nil, fmt.Errorf("no databases found in %s (looked for *.db, *.sqlite, *.sqlite3)", fleet.Printable(strings.Join(ff.dirs, ", ")))
+			return nil, fmt.Errorf("no databases found in %s (looked for *.db, *.sqlite, *.sqlite3)", untrusted.Printable(strings.Join(ff.dirs, ", ")))
 		}
 		return out, nil
 	}

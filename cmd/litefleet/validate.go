@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 const validateHelp = `Usage:
@@ -109,7 +110,7 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "DATABASE\tTENANT\tVERDICT\tNOTE")
 		for _, e := range entries {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", fleet.Printable(e.Path), fleet.Printable(e.Name), e.Verdict, e.Note)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", untrusted.Printable(e.Path), untrusted.Printable(e.Name), e.Verdict, e.Note)
 		}
 		if err := tw.Flush(); err != nil {
 			return err

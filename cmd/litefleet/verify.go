@@ -13,6 +13,7 @@ import (
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/untrusted"
 	"github.com/litefleet/litefleet/verify"
 )
 
@@ -234,9 +235,9 @@ func reportLine(r *verify.Report) string {
 		}
 	}
 	if r.Verdict == verify.Unverifiable {
-		return fmt.Sprintf("%-14s %s%s", "unverifiable", fleet.Printable(r.Tenant), at+": "+r.Reason)
+		return fmt.Sprintf("%-14s %s%s", "unverifiable", untrusted.Printable(r.Tenant), at+": "+r.Reason)
 	}
-	return fmt.Sprintf("%-14s %s%s: %s", r.Verdict, fleet.Printable(r.Tenant), at, r.Reason)
+	return fmt.Sprintf("%-14s %s%s: %s", r.Verdict, untrusted.Printable(r.Tenant), at, r.Reason)
 }
 
 // localTenants are the tenants of the databases -dir and -config name.
