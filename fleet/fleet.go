@@ -1,3 +1,6 @@
+// Package fleet is the joined view of local databases and their S3
+// replicas (statuses, lag, host records, lease wording), with the
+// configuration file.
 package fleet
 
 import (
@@ -15,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/tenants"
 )
 
 // Fleet is the joined view of one host's tenant databases and one bucket's
@@ -23,7 +27,7 @@ import (
 type Fleet struct {
 	Conn      s3browse.Conn
 	API       s3browse.API
-	Discover  DiscoverOptions
+	Discover  tenants.DiscoverOptions
 	Options   ViewOptions
 	CacheFile string // where the last good S3 answer is kept between runs; "" for none
 	// FullScan lists every object of every tenant at each refresh (ls
@@ -84,14 +88,14 @@ func (v *View) Stale() bool { return v.RemoteErr != "" || v.FromCache }
 // ctx's.
 func (f *Fleet) Refresh(ctx context.Context) (*View, error) {
 	now := time.Now()
-	var locals []Local
+	var locals []tenants.Local
 	var localErr error
 	var wg sync.WaitGroup
 	if len(f.Discover.Dirs) > 0 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			locals, localErr = Discover(ctx, f.Discover)
+			locals, localErr = tenants.Discover(ctx, f.Discover)
 		}()
 	}
 	var remote []s3browse.TenantSummary
@@ -142,7 +146,7 @@ func (f *Fleet) Refresh(ctx context.Context) (*View, error) {
 	default:
 		// A missing bucket, refused or missing credentials, no bucket at
 		// all: no earlier answer is known to hold, and nothing is shown
-		// as if it were. Local rows say "unknown" and why.
+		// as if it were. tenants.Local rows say "unknown" and why.
 		v.RemoteErr = remoteErr.Error()
 		opt.remoteUnknown = "no bucket given"
 		if f.API != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/tenants"
 )
 
 // switchAPI answers listings with one tenant's LTX file, or fails with err.
@@ -46,7 +47,7 @@ func TestRefreshUnknownIsNotServedFromCache(t *testing.T) {
 	conn := s3browse.Conn{Bucket: "bkt"}
 	cache := filepath.Join(t.TempDir(), "cache.json")
 	newFleet := func() *Fleet {
-		return &Fleet{Conn: conn, API: api, Discover: DiscoverOptions{Dirs: []string{dir}}, CacheFile: cache}
+		return &Fleet{Conn: conn, API: api, Discover: tenants.DiscoverOptions{Dirs: []string{dir}}, CacheFile: cache}
 	}
 	fl := newFleet()
 	ctx := context.Background()
@@ -100,7 +101,7 @@ func TestRefreshUnknownIsNotServedFromCache(t *testing.T) {
 	}
 
 	// No bucket at all: unknown as well, not "not replicating".
-	v, err = (&Fleet{Discover: DiscoverOptions{Dirs: []string{dir}}}).Refresh(ctx)
+	v, err = (&Fleet{Discover: tenants.DiscoverOptions{Dirs: []string{dir}}}).Refresh(ctx)
 	if err != nil || len(v.Rows) != 2 || v.Rows[0].Status != StatusUnknown {
 		t.Fatalf("no bucket: %v %+v", err, v.Rows)
 	}

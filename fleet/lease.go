@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"cmp"
 	"fmt"
 	"time"
 
@@ -78,3 +79,7 @@ func Stamp(t time.Time) string {
 	}
 	return t.UTC().Format(time.RFC3339)
 }
+
+// LeaseHolder names a lease's owner for messages; Litestream's leaser may
+// write none.
+func LeaseHolder(owner string) string { return cmp.Or(owner, "an unnamed replicator") }

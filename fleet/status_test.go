@@ -14,6 +14,7 @@ import (
 
 	"github.com/litefleet/litefleet/internal/testpeer"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/tenants"
 )
 
 // A row whose S3 side comes from a host record shows the lag of its own
@@ -22,8 +23,8 @@ import (
 func TestLagIsTheRowsOwnTXIDs(t *testing.T) {
 	rep := HostReport{Tenant: vg1, Host: "web-1", State: "replicating", LocalTXID: 10, Replicated: 10, RecordAge: 12 * time.Second}
 	rem := recordSummary(vg1, &rep)
-	l := local(vg1, 16, 3*time.Second, LTXRef{MinTXID: 11, MaxTXID: 16, ModTime: now.Add(-3 * time.Second)})
-	rows := Join([]Local{l}, []s3browse.TenantSummary{rem}, now, ViewOptions{})
+	l := local(vg1, 16, 3*time.Second, tenants.LTXRef{MinTXID: 11, MaxTXID: 16, ModTime: now.Add(-3 * time.Second)})
+	rows := Join([]tenants.Local{l}, []s3browse.TenantSummary{rem}, now, ViewOptions{})
 	ApplyHostReports(rows, map[string][]HostReport{vg1: {rep}}, ViewOptions{})
 	r := rows[0]
 	if r.LagTXIDs != r.Local.TXID-r.Remote.LatestTXID || r.LagTXIDs != 6 || r.Lag != 3*time.Second {
@@ -73,14 +74,14 @@ func TestUnknownLagIsNull(t *testing.T) {
 	v03 := remote(vg1, 0, time.Minute, -1)
 	v03.Format = s3browse.FormatGenerations
 	for name, tc := range map[string]struct {
-		l   Local
+		l   tenants.Local
 		rem []s3browse.TenantSummary
 	}{
 		"no local Litestream state": {local(vg1, 0, time.Second), []s3browse.TenantSummary{remote(vg1, 42, time.Second, -1)}},
 		"nothing in S3":             {local(vg1, 7, time.Second), nil},
 		"v0.3 replica, no TXID":     {local(vg1, 7, time.Second), []s3browse.TenantSummary{v03}},
 	} {
-		rows := Join([]Local{tc.l}, tc.rem, now, ViewOptions{})
+		rows := Join([]tenants.Local{tc.l}, tc.rem, now, ViewOptions{})
 		r := rows[0]
 		if r.LagUnknown == "" {
 			t.Errorf("%s: lag %d tx known", name, r.LagTXIDs)
@@ -102,7 +103,7 @@ func TestUnknownLagIsNull(t *testing.T) {
 func TestHostSyncFailingRow(t *testing.T) {
 	rep := HostReport{Tenant: vg1, Host: "web-1", State: "sync failing", Reason: "upload to S3 failed: 503",
 		LocalTXID: 21, Replicated: 10, RecordAge: 2 * time.Second, StateAge: 14 * time.Second}
-	rows := Join([]Local{local(vg1, 21, time.Second)}, []s3browse.TenantSummary{recordSummary(vg1, &rep)}, now, ViewOptions{})
+	rows := Join([]tenants.Local{local(vg1, 21, time.Second)}, []s3browse.TenantSummary{recordSummary(vg1, &rep)}, now, ViewOptions{})
 	ApplyHostReports(rows, map[string][]HostReport{vg1: {rep}}, ViewOptions{})
 	r := rows[0]
 	if r.Status != StatusSyncFailing || !strings.Contains(r.Note, "sync failing for 14s: upload to S3 failed: 503") || r.LagTXIDs != 11 {
@@ -126,7 +127,7 @@ func TestUnreachableS3IsUnknown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fl := &Fleet{Conn: conn, API: api, Discover: DiscoverOptions{Dirs: []string{dir}}}
+	fl := &Fleet{Conn: conn, API: api, Discover: tenants.DiscoverOptions{Dirs: []string{dir}}}
 	v, err := fl.Refresh(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -188,7 +189,7 @@ func TestChangedSinceSyncIgnoresCheckpoint(t *testing.T) {
 	opt := ViewOptions{LagThreshold: time.Millisecond}
 	judgeNow := func(what string) Row {
 		t.Helper()
-		ls, err := Discover(ctx, DiscoverOptions{Dirs: []string{dir}})
+		ls, err := tenants.Discover(ctx, tenants.DiscoverOptions{Dirs: []string{dir}})
 		if err != nil || len(ls) != 1 {
 			t.Fatalf("%s: discover %v %v", what, ls, err)
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/untrusted"
 )
 
@@ -89,8 +90,8 @@ type Row struct {
 	Tenant string `json:"tenant"`
 	Status Status `json:"status"`
 	Note   string `json:"note,omitempty"`
-	// Local is nil for a tenant with nothing on this host.
-	Local *Local `json:"local"`
+	// tenants.Local is nil for a tenant with nothing on this host.
+	Local *tenants.Local `json:"local"`
 	// Remote is nil for a tenant with nothing in S3.
 	Remote *s3browse.TenantSummary `json:"remote"`
 	// LagTXIDs is the row's local TXID − its S3 TXID, when the local side
@@ -127,7 +128,7 @@ type Row struct {
 	// StateAge is how long the host has been in State, as of now: the
 	// record's own age of the state plus the record's age.
 	StateAge time.Duration `json:"state_age_ns,omitempty"`
-	// VerifiedAt and Verdict are that host's last verification of the
+	// VerifiedAt and tenants.Verdict are that host's last verification of the
 	// tenant (replicate -verify-every; its clock), when it made one.
 	VerifiedAt time.Time `json:"verified_at,omitzero"`
 	Verdict    string    `json:"verdict,omitempty"`
@@ -195,7 +196,7 @@ const CaseCollisionNote = "another prefix differs from this one only in case"
 // Join puts local databases and S3 tenant prefixes side by side, one row per
 // tenant name, judged at now. Prefixes of GUIDs that differ only in case are
 // distinct rows in S3 and both marked invalid.
-func Join(locals []Local, remote []s3browse.TenantSummary, now time.Time, opt ViewOptions) []Row {
+func Join(locals []tenants.Local, remote []s3browse.TenantSummary, now time.Time, opt ViewOptions) []Row {
 	opt = opt.withDefaults()
 	rows := make([]Row, 0, max(len(locals), len(remote)))
 	byName := make(map[string]int, len(locals))
@@ -207,7 +208,7 @@ func Join(locals []Local, remote []s3browse.TenantSummary, now time.Time, opt Vi
 			continue
 		}
 		if j, dup := byName[l.Name]; dup {
-			// MarkCollisions already flags these; keep both visible.
+			// tenants.MarkCollisions already flags these; keep both visible.
 			rows[j].Status, rows[j].Note = StatusInvalid, "prefix shared with "+untrusted.Printable(l.Path)
 			rows = append(rows, Row{Tenant: l.Name, Local: l, Status: StatusInvalid, Note: "prefix shared with " + untrusted.Printable(rows[j].Local.Path)})
 			continue
@@ -226,10 +227,10 @@ func Join(locals []Local, remote []s3browse.TenantSummary, now time.Time, opt Vi
 			continue
 		}
 		row := Row{Tenant: r.Name, Remote: r}
-		nameErr := ValidateName(r.Name)
+		nameErr := tenants.ValidateName(r.Name)
 		switch {
 		case !r.Valid:
-			// The listing judged it already, by the same rule ValidateName
+			// The listing judged it already, by the same rule tenants.ValidateName
 			// applies first: its reason is the one to show.
 			row.Status, row.Note = StatusInvalid, r.Problem
 		case nameErr != nil:

@@ -16,8 +16,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/layout"
+	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/untrusted"
 )
 
@@ -341,11 +341,11 @@ func sidBase(name string) string {
 var bucketShape = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,254}$`)
 
 func checkTenant(t Tenant) error {
-	if err := fleet.ValidateName(t.Name); err != nil {
+	if err := tenants.ValidateName(t.Name); err != nil {
 		return err
 	}
-	if t.Name == fleet.FallbackName {
-		return fmt.Errorf("tenant name %q is the fallback for files without a GUID: name the database (-db-name or a replica path) before confining it", fleet.FallbackName)
+	if t.Name == tenants.FallbackName {
+		return fmt.Errorf("tenant name %q is the fallback for files without a GUID: name the database (-db-name or a replica path) before confining it", tenants.FallbackName)
 	}
 	return checkPlace(t)
 }

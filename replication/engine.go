@@ -34,10 +34,10 @@ import (
 	"github.com/benbjohnson/litestream"
 	"github.com/superfly/ltx"
 
-	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/untrusted"
 )
 
@@ -170,7 +170,7 @@ func defaultHost() string {
 // built, for the replicate command and the terminal UI alike.
 type Source struct {
 	// Targets are databases named one by one (-dsn, a config's dbs).
-	Targets []fleet.Target
+	Targets []tenants.Target
 	// Dirs are folders whose every database is a tenant, replicated into
 	// DirConn's bucket with Retention.
 	Dirs      []string
@@ -299,7 +299,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.started = true
 	e.mu.Unlock()
 
-	var want []fleet.Target
+	var want []tenants.Target
 	want = append(want, e.src.Targets...)
 	found, err := e.scanDirs()
 	if err != nil {
@@ -496,7 +496,7 @@ type tenant struct {
 	// its prefix: built once, not at every status.
 	replica   string
 	recPrefix string
-	target    fleet.Target
+	target    tenants.Target
 	bucket    *bucket
 	api       *s3.Client // with the tenant's credentials
 	stats     *tenantStats
@@ -674,7 +674,7 @@ func tenantKey(c s3browse.Conn, name string) string {
 }
 
 // addLocked adds a target, or updates the one at the same path.
-func (e *Engine) addLocked(tg fleet.Target, wanted bool) *tenant {
+func (e *Engine) addLocked(tg tenants.Target, wanted bool) *tenant {
 	if abs, err := filepath.Abs(tg.Path); err == nil {
 		tg.Path = filepath.Clean(abs)
 	}
@@ -695,7 +695,7 @@ func (e *Engine) addLocked(tg fleet.Target, wanted bool) *tenant {
 	e.all = append(e.all, t)
 	if !tg.Tenant.Verdict.Usable() {
 		t.refused = tg.Tenant.Note
-	} else if tg.Tenant.Verdict == fleet.VerdictFallback {
+	} else if tg.Tenant.Verdict == tenants.VerdictFallback {
 		e.log.Warn("fallback tenant name", "db", t.name, "path", t.path, "note", tg.Tenant.Note)
 	}
 	if other, ok := e.tenants[t.key]; ok && other.path != t.path {

@@ -10,8 +10,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/litefleet/litefleet/dbfile"
-	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/layout"
+	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/untrusted"
 )
 
@@ -113,10 +113,10 @@ func checkDatabase(path string) (journal string, err error) {
 		if st.Size() == 0 {
 			return fmt.Errorf("%s is empty (0 bytes), not an SQLite database yet: it replicates once the application has written it (litefleet never turns an empty file into a database)", untrusted.Printable(path))
 		}
-		head := make([]byte, fleet.HeaderBytes)
+		head := make([]byte, tenants.HeaderBytes)
 		n, _ := f.ReadAt(head, 0)
 		var herr error
-		if journal, herr = fleet.HeaderJournal(head[:n]); herr != nil {
+		if journal, herr = tenants.HeaderJournal(head[:n]); herr != nil {
 			return fmt.Errorf("%s is not an SQLite database (its first bytes are not SQLite's header): give a database file", untrusted.Printable(path))
 		}
 		return nil

@@ -10,10 +10,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/superfly/ltx"
 
-	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/untrusted"
 )
 
@@ -308,8 +308,8 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 	if err != nil {
 		return outcome{state: StateFailed, reason: err.Error(), retry: true, claim: claim, keepClaim: true, base: base, baseOK: true}
 	}
-	if journal == fleet.JournalRollback {
-		e.log.Warn("switching to WAL", "db", t.name, "path", t.path, "note", fleet.RollbackNote)
+	if journal == tenants.JournalRollback {
+		e.log.Warn("switching to WAL", "db", t.name, "path", t.path, "note", tenants.RollbackNote)
 	}
 	if b.beat.Fenced() {
 		// Retried on its own too: the tick resumes lease-lost tenants when

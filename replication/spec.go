@@ -8,6 +8,7 @@ import (
 
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/tenants"
 )
 
 // Spec is what a front end asks to replicate, in the terms of
@@ -61,7 +62,7 @@ type FileSettings struct {
 func Build(s Spec) (src Source, set FileSettings, err error) {
 	src = Source{OnRequest: s.OnRequest, Retention: s.Retention, Recursive: s.Recursive}
 	var cfg *fleet.Config
-	var fromConfig []fleet.Target
+	var fromConfig []tenants.Target
 	if s.Config != "" {
 		c, ts, err := fleet.LoadConfig(s.Config)
 		if err != nil {
@@ -114,8 +115,8 @@ func Build(s Spec) (src Source, set FileSettings, err error) {
 	if err != nil {
 		return src, set, err
 	}
-	naming := fleet.NameFor(abs, s.DBName)
-	if naming.Verdict == fleet.VerdictInvalid {
+	naming := tenants.NameFor(abs, s.DBName)
+	if naming.Verdict == tenants.VerdictInvalid {
 		return src, set, usage("-db-name: %s", naming.Note)
 	}
 	conn := s.Conn
@@ -125,6 +126,6 @@ func Build(s Spec) (src Source, set FileSettings, err error) {
 	if err := conn.Validate(); err != nil {
 		return src, set, usage("%v", err)
 	}
-	src.Targets = []fleet.Target{{Path: abs, Tenant: naming, Conn: conn, Retention: s.Retention}}
+	src.Targets = []tenants.Target{{Path: abs, Tenant: naming, Conn: conn, Retention: s.Retention}}
 	return src, set, nil
 }

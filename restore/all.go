@@ -10,12 +10,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/litefleet/litefleet/fleet"
-
 	"golang.org/x/sync/errgroup"
 
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/untrusted"
 )
 
@@ -169,7 +168,7 @@ func All(ctx context.Context, client s3browse.API, opt AllOptions, onEvent func(
 				continue
 			}
 		}
-		if err := fleet.ValidateName(p.Name); err != nil {
+		if err := tenants.ValidateName(p.Name); err != nil {
 			emit(Event{Kind: EventSkipped, Tenant: p.Name, Reason: err.Error()})
 			continue
 		}

@@ -20,9 +20,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/litefleet/litefleet/dbfile"
-	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/untrusted"
 )
 
@@ -217,7 +217,7 @@ func (f *follower) checkNotLive() error {
 			return &StoppedError{fmt.Sprintf("%s is now replicated by this process as tenant %s: following stops", untrusted.Printable(f.out), untrusted.Printable(tenant))}
 		}
 	}
-	if fleet.HasLitestreamState(f.out) {
+	if tenants.HasLitestreamState(f.out) {
 		return &StoppedError{fmt.Sprintf("%s has Litestream's state beside it (%s): a replicator took it over, following stops and writes it no more",
 			untrusted.Printable(f.out), untrusted.Printable(layout.LitestreamStateDir(f.out)))}
 	}

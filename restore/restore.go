@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/litefleet/litefleet/fleet"
-
 	"github.com/aws/smithy-go"
 	"github.com/benbjohnson/litestream"
 	lss3 "github.com/benbjohnson/litestream/s3"
@@ -21,6 +19,7 @@ import (
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/untrusted"
 )
 
@@ -183,7 +182,7 @@ var ErrNoBackup = errors.New("no backup")
 
 // normalize validates opt and fills in the defaults.
 func (opt Options) normalize() (Options, error) {
-	if err := fleet.ValidateName(opt.Tenant); err != nil {
+	if err := tenants.ValidateName(opt.Tenant); err != nil {
 		return opt, err
 	}
 	if err := opt.Conn.Validate(); err != nil {
@@ -502,7 +501,7 @@ func checkOutput(ctx context.Context, client s3browse.API, opt Options, p *Plan)
 
 	// A file named after another GUID is that tenant's to a replicator,
 	// which would upload this tenant's data into the other's prefix.
-	if stem := fleet.FileStem(out); fleet.IsGUID(stem) && !strings.EqualFold(stem, opt.Tenant) {
+	if stem := tenants.FileStem(out); tenants.IsGUID(stem) && !strings.EqualFold(stem, opt.Tenant) {
 		p.Refusal = fmt.Sprintf("%s is named after tenant %s, but it would hold tenant %s's data, which a replicator would then upload into %s's prefix: restore to %s.db, or to a name that is not a GUID",
 			untrusted.Printable(out), stem, name, stem, name)
 		return nil
@@ -516,7 +515,7 @@ func checkOutput(ctx context.Context, client s3browse.API, opt Options, p *Plan)
 	// The live database is the file the lease holder replicates: one with
 	// Litestream's state beside it. A copy of the tenant elsewhere (an
 	// earlier restore) is replaced with -force like any other file.
-	if p.OutputExists && p.Lease != nil && fleet.HasLitestreamState(out) {
+	if p.OutputExists && p.Lease != nil && tenants.HasLitestreamState(out) {
 		// One look cannot tell a dead holder from a live one without
 		// comparing clocks: apply the engine's rule on the spot (a beat
 		// for a live host, DeadAfter otherwise) before writing over its
@@ -526,7 +525,7 @@ func checkOutput(ctx context.Context, client s3browse.API, opt Options, p *Plan)
 		}
 		live = p.Lease.Live(time.Now())
 	}
-	if p.OutputExists && live && fleet.HasLitestreamState(out) {
+	if p.OutputExists && live && tenants.HasLitestreamState(out) {
 		why := ""
 		if p.Lease.Why != "" {
 			why = " (" + untrusted.Printable(p.Lease.Why) + ")"

@@ -11,6 +11,7 @@ import (
 
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/tui/common"
 	"github.com/litefleet/litefleet/tui/components/cmdline"
 	"github.com/litefleet/litefleet/tui/components/fleettable"
@@ -238,7 +239,7 @@ func (m *Model) replicate(rows []fleet.Row, start bool) tea.Cmd {
 		}
 		if start {
 			w := append([]string{"litefleet", "replicate", "-dsn", r.Local.Path}, ctx.ConnFlags()...)
-			if r.Local.Verdict == fleet.VerdictExplicit {
+			if r.Local.Verdict == tenants.VerdictExplicit {
 				w = append(w, "-db-name", r.Local.Name)
 			}
 			m.c.Action(common.CommandLine(w...))

@@ -11,6 +11,7 @@ import (
 	"github.com/litefleet/litefleet/replication"
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/tui/common"
 	"github.com/litefleet/litefleet/untrusted"
 	"github.com/litefleet/litefleet/verify"
@@ -95,12 +96,12 @@ func (b *FleetBackend) Inspect(ctx context.Context, tenant string) (*s3browse.Te
 // StartReplication replicates l in this process. The target (bucket,
 // prefix, retention, credentials) is the one the replicate command would
 // build from the same flags, collisions included.
-func (b *FleetBackend) StartReplication(ctx context.Context, l fleet.Local) error {
+func (b *FleetBackend) StartReplication(ctx context.Context, l tenants.Local) error {
 	return b.eng.Replicate(l.Path)
 }
 
 // StopReplication stops replicating l after a final sync.
-func (b *FleetBackend) StopReplication(ctx context.Context, l fleet.Local) error {
+func (b *FleetBackend) StopReplication(ctx context.Context, l tenants.Local) error {
 	return b.eng.Stop(ctx, l.Path)
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/litefleet/litefleet/replication"
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/verify"
 )
 
@@ -32,7 +33,7 @@ func startBackend(t *testing.T, guid string, rows int) (srv *s3test.Server, conn
 	if err != nil {
 		t.Fatal(err)
 	}
-	fl := &fleet.Fleet{Conn: conn, API: client, Discover: fleet.DiscoverOptions{Dirs: []string{dir}}}
+	fl := &fleet.Fleet{Conn: conn, API: client, Discover: tenants.DiscoverOptions{Dirs: []string{dir}}}
 	eng, err := replication.New(replication.Options{SleepAfter: -1}, replication.Source{Dirs: []string{dir}, DirConn: conn, OnRequest: true})
 	if err != nil {
 		t.Fatal(err)
@@ -151,7 +152,7 @@ func TestFleetBackendVerify(t *testing.T) {
 	_, _, path, b := startBackend(t, guid, 50)
 	ctx := t.Context()
 	t.Cleanup(func() { _ = b.Close(context.Background()) })
-	if err := b.StartReplication(ctx, fleet.Local{Entry: fleet.Entry{Path: path}}); err != nil {
+	if err := b.StartReplication(ctx, tenants.Local{Entry: tenants.Entry{Path: path}}); err != nil {
 		t.Fatal(err)
 	}
 	before, err := os.Stat(path)

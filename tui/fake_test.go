@@ -12,6 +12,7 @@ import (
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/tui/common"
 	"github.com/litefleet/litefleet/untrusted"
 	"github.com/litefleet/litefleet/verify"
@@ -26,7 +27,7 @@ type fakeBackend struct {
 	mu          sync.Mutex
 	ctx         common.Context
 	now         time.Time
-	locals      []fleet.Local
+	locals      []tenants.Local
 	remotes     []s3browse.TenantSummary
 	reports     map[string]*s3browse.Tenant
 	replicating map[string]bool // by local path
@@ -89,7 +90,7 @@ func (f *fakeBackend) Refresh(ctx context.Context) (*fleet.View, error) {
 		f.mu.Unlock()
 		return nil, err
 	}
-	locals := append([]fleet.Local(nil), f.locals...)
+	locals := append([]tenants.Local(nil), f.locals...)
 	remotes := append([]s3browse.TenantSummary(nil), f.remotes...)
 	repl := map[string]bool{}
 	for k, v := range f.replicating {
@@ -122,7 +123,7 @@ func (f *fakeBackend) Inspect(ctx context.Context, tenant string) (*s3browse.Ten
 	return nil, fmt.Errorf("tenant %s: nothing listed", untrusted.Printable(tenant))
 }
 
-func (f *fakeBackend) StartReplication(ctx context.Context, l fleet.Local) error {
+func (f *fakeBackend) StartReplication(ctx context.Context, l tenants.Local) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("start %s", l.Path)
@@ -133,7 +134,7 @@ func (f *fakeBackend) StartReplication(ctx context.Context, l fleet.Local) error
 	return nil
 }
 
-func (f *fakeBackend) StopReplication(ctx context.Context, l fleet.Local) error {
+func (f *fakeBackend) StopReplication(ctx context.Context, l tenants.Local) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("stop %s", l.Path)
@@ -308,13 +309,13 @@ func newFake() *fakeBackend {
 		replicating: map[string]bool{"/data/" + guidSync + ".db": true},
 		reports:     map[string]*s3browse.Tenant{},
 	}
-	local := func(file, name string, verdict fleet.Verdict, size, wal int64, txid uint64, changed time.Duration) fleet.Local {
-		l := fleet.Local{
-			Entry: fleet.Entry{Path: "/data/" + file, Naming: fleet.Naming{Name: name, Verdict: verdict}},
+	local := func(file, name string, verdict tenants.Verdict, size, wal int64, txid uint64, changed time.Duration) tenants.Local {
+		l := tenants.Local{
+			Entry: tenants.Entry{Path: "/data/" + file, Naming: tenants.Naming{Name: name, Verdict: verdict}},
 			Size:  size, WALSize: wal, Changed: now.Add(-changed), TXID: txid, TXIDTime: now.Add(-changed),
 		}
 		if txid > 0 {
-			l.L0 = []fleet.LTXRef{{MinTXID: txid, MaxTXID: txid, ModTime: now.Add(-changed)}}
+			l.L0 = []tenants.LTXRef{{MinTXID: txid, MaxTXID: txid, ModTime: now.Add(-changed)}}
 		}
 		return l
 	}
@@ -333,14 +334,14 @@ func newFake() *fakeBackend {
 		}
 		return s
 	}
-	f.locals = []fleet.Local{
-		local(guidSync+".db", guidSync, fleet.VerdictGUID, 2<<20, 412<<10, 1841, 2*time.Second),
-		local(guidSync2+".db", guidSync2, fleet.VerdictGUID, 1<<20+300<<10, 96<<10, 977, 3*time.Second),
-		local(guidLagging+".db", guidLagging, fleet.VerdictGUID, 3<<20, 1<<20, 1502, 17*time.Second),
-		local(guidSync3+".db", guidSync3, fleet.VerdictGUID, 640<<10, 64<<10, 611, 4*time.Second),
-		local("legacy-client.db", legacyTenant, fleet.VerdictExplicit, 8<<20, 0, 120, 40*time.Second),
-		local(guidLocal+".db", guidLocal, fleet.VerdictGUID, 128<<10, 32<<10, 0, 5*time.Minute),
-		local("notes.db", "default", fleet.VerdictFallback, 48<<10, 0, 0, 3*time.Hour),
+	f.locals = []tenants.Local{
+		local(guidSync+".db", guidSync, tenants.VerdictGUID, 2<<20, 412<<10, 1841, 2*time.Second),
+		local(guidSync2+".db", guidSync2, tenants.VerdictGUID, 1<<20+300<<10, 96<<10, 977, 3*time.Second),
+		local(guidLagging+".db", guidLagging, tenants.VerdictGUID, 3<<20, 1<<20, 1502, 17*time.Second),
+		local(guidSync3+".db", guidSync3, tenants.VerdictGUID, 640<<10, 64<<10, 611, 4*time.Second),
+		local("legacy-client.db", legacyTenant, tenants.VerdictExplicit, 8<<20, 0, 120, 40*time.Second),
+		local(guidLocal+".db", guidLocal, tenants.VerdictGUID, 128<<10, 32<<10, 0, 5*time.Minute),
+		local("notes.db", "default", tenants.VerdictFallback, 48<<10, 0, 0, 3*time.Hour),
 	}
 	f.locals[len(f.locals)-1].Note = `file name notes.db is not a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx): using "default"; rename the file or pass -db-name`
 	lagRemote := remote(guidLagging, 1460, 2<<20, 18*time.Second, 2, 5*time.Second)
@@ -355,7 +356,7 @@ func newFake() *fakeBackend {
 		remote(evilTenant, 7, 4<<10, 50*time.Hour, 1, -1),
 	}
 	// The lagging tenant's oldest unreplicated change is 17s old.
-	f.locals[2].L0 = []fleet.LTXRef{{MinTXID: 1461, MaxTXID: 1461, ModTime: now.Add(-17 * time.Second)}, {MinTXID: 1462, MaxTXID: 1502, ModTime: now.Add(-2 * time.Second)}}
+	f.locals[2].L0 = []tenants.LTXRef{{MinTXID: 1461, MaxTXID: 1461, ModTime: now.Add(-17 * time.Second)}, {MinTXID: 1462, MaxTXID: 1502, ModTime: now.Add(-2 * time.Second)}}
 	f.locals[2].TXIDTime = now.Add(-2 * time.Second)
 
 	f.reports[guidSync] = ltxReport(guidSync, now)
@@ -406,8 +407,8 @@ func bigFake(n int) *fakeBackend {
 	for i := range n {
 		name := fmt.Sprintf("%08x-%04x-4%03x-8%03x-%012x", i*2654435761%(1<<32), i%65536, i%4096, (i*7)%4096, i)
 		if i%3 != 2 {
-			f.locals = append(f.locals, fleet.Local{
-				Entry: fleet.Entry{Path: "/data/" + name + ".db", Naming: fleet.Naming{Name: name, Verdict: fleet.VerdictGUID}},
+			f.locals = append(f.locals, tenants.Local{
+				Entry: tenants.Entry{Path: "/data/" + name + ".db", Naming: tenants.Naming{Name: name, Verdict: tenants.VerdictGUID}},
 				Size:  int64(i%977) << 12, Changed: testNow.Add(-time.Duration(i%600) * time.Second), TXID: uint64(i%5000 + 1), TXIDTime: testNow.Add(-time.Minute),
 			})
 		}

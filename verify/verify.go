@@ -21,10 +21,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/untrusted"
 )
 
@@ -157,7 +157,7 @@ func Tenant(ctx context.Context, api API, opt Options, tenant string) (*Report, 
 	r := &Report{Tenant: tenant, Expected: opt.Expected}
 	defer func() { r.DurationMS = time.Since(start).Milliseconds() }()
 	name := untrusted.Printable(tenant)
-	if err := fleet.ValidateName(tenant); err != nil {
+	if err := tenants.ValidateName(tenant); err != nil {
 		return r.fail(Unverifiable, err.Error()), nil
 	}
 	if opt.TempDir == "" {

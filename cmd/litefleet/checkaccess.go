@@ -14,6 +14,7 @@ import (
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/untrusted"
 )
 
@@ -32,10 +33,10 @@ func runCheckAccess(ctx context.Context, config string, asJSON bool, stdout io.W
 	if len(targets) == 0 {
 		return fmt.Errorf("%s lists no databases (dbs:): nothing to check", config)
 	}
-	entries := make([]fleet.Entry, len(targets))
+	entries := make([]tenants.Entry, len(targets))
 	lines := make([]int, len(targets))
 	for i, t := range targets {
-		entries[i] = fleet.Entry{Path: t.Path, Naming: t.Tenant}
+		entries[i] = tenants.Entry{Path: t.Path, Naming: t.Tenant}
 		lines[i] = t.Line
 	}
 	// A fallback or shared name has no prefix of its own to be confined to.
@@ -83,7 +84,7 @@ func runCheckAccess(ctx context.Context, config string, asJSON bool, stdout io.W
 // checkTenant probes one tenant with its credentials, against a neighbour
 // from the same bucket and folder (the next one by name), or a prefix no
 // tenant uses when it has none.
-func checkTenant(ctx context.Context, clients *s3browse.Clients, cfg *fleet.Config, targets []fleet.Target, t fleet.Target) access.Result {
+func checkTenant(ctx context.Context, clients *s3browse.Clients, cfg *fleet.Config, targets []tenants.Target, t tenants.Target) access.Result {
 	name := t.Tenant.Name
 	var peers []string
 	for _, o := range targets {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/tenants"
 )
 
 // dirList is a repeatable -dir flag.
@@ -39,7 +40,7 @@ func (f *fleetFlags) register(fs *flag.FlagSet) {
 // credentials: the file's top-level keys, or for a file without them its
 // first replica's. It also returns the file's databases, for discovery and
 // for restoring by path.
-func (f *connFlags) resolveConn() (s3browse.Conn, []fleet.Target, error) {
+func (f *connFlags) resolveConn() (s3browse.Conn, []tenants.Target, error) {
 	return f.resolveTenantConn("")
 }
 
@@ -47,7 +48,7 @@ func (f *connFlags) resolveConn() (s3browse.Conn, []fleet.Target, error) {
 // lists a database of that tenant, its replica gives the place (unless
 // flags do) and its own credentials (the replica's, the database's, then
 // the top level's) are used for everything under the tenant's prefix.
-func (f *connFlags) resolveTenantConn(tenant string) (s3browse.Conn, []fleet.Target, error) {
+func (f *connFlags) resolveTenantConn(tenant string) (s3browse.Conn, []tenants.Target, error) {
 	conn := f.conn()
 	if f.config == "" {
 		return conn, nil, nil
@@ -96,7 +97,7 @@ func (f *connFlags) resolveTenantConn(tenant string) (s3browse.Conn, []fleet.Tar
 // ownCredentials gives conn the credentials of tenant's database in
 // targets when that database replicates to conn's bucket and prefix: a
 // tenant named by URL uses its own keys as it would by name.
-func ownCredentials(conn s3browse.Conn, targets []fleet.Target, tenant string) s3browse.Conn {
+func ownCredentials(conn s3browse.Conn, targets []tenants.Target, tenant string) s3browse.Conn {
 	for _, t := range targets {
 		if t.Tenant.Name == tenant && t.Conn.Bucket == conn.Bucket && t.Conn.TenantPath(tenant) == conn.TenantPath(tenant) {
 			conn.AccessKeyID, conn.SecretAccessKey = t.Conn.AccessKeyID, t.Conn.SecretAccessKey
@@ -113,7 +114,7 @@ func (f *fleetFlags) newFleet(ctx context.Context) (*fleet.Fleet, error) {
 	if err != nil {
 		return nil, err
 	}
-	fl := &fleet.Fleet{Conn: conn, Discover: fleet.DiscoverOptions{Recursive: f.recursive}}
+	fl := &fleet.Fleet{Conn: conn, Discover: tenants.DiscoverOptions{Recursive: f.recursive}}
 	fl.Discover.AddTargets(targets)
 	fl.Discover.Dirs = append(fl.Discover.Dirs, f.dirs...)
 	fl.FullScan = f.fullScan

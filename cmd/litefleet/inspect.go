@@ -13,6 +13,7 @@ import (
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/tui/common"
 	"github.com/litefleet/litefleet/untrusted"
 )
@@ -50,7 +51,7 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	tenant := pos[0]
 	// Refused here, as restore refuses it, before any request.
-	if err := fleet.ValidateName(tenant); err != nil {
+	if err := tenants.ValidateName(tenant); err != nil {
 		return errUsage("%v", err)
 	}
 	conn, _, err := cf.resolveTenantConn(tenant)

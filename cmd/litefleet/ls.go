@@ -16,6 +16,7 @@ import (
 
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/tui/common"
 	"github.com/litefleet/litefleet/untrusted"
 )
@@ -211,7 +212,7 @@ func printRows(w io.Writer, v *fleet.View) error {
 			verified = r.Verdict + " " + ago(v.At, r.VerifiedAt)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			fleet.Shorten(r.Display(), maxNameColumn), r.Status, host, local, remote, lag, size, wal, changed, replicated, verified, note)
+			tenants.Shorten(r.Display(), maxNameColumn), r.Status, host, local, remote, lag, size, wal, changed, replicated, verified, note)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/policy"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/untrusted"
 )
 
@@ -198,7 +199,7 @@ func policyTenants(ctx context.Context, ff *fleetFlags, pos []string) ([]policyT
 		if conn.Bucket == "" {
 			return nil, errUsage("no bucket: pass -bucket NAME")
 		}
-		if err := fleet.ValidateName(pos[0]); err != nil {
+		if err := tenants.ValidateName(pos[0]); err != nil {
 			return nil, errUsage("%v", err)
 		}
 		return []policyTenant{{Tenant: policy.Tenant{Name: pos[0], Bucket: conn.Bucket, Prefix: policyPrefix(conn)}}}, nil
@@ -207,11 +208,11 @@ func policyTenants(ctx context.Context, ff *fleetFlags, pos []string) ([]policyT
 		if conn.Bucket == "" {
 			return nil, errUsage("-dir needs -bucket NAME: the bucket the tenants replicate to")
 		}
-		locals, err := fleet.Discover(ctx, fleet.DiscoverOptions{Dirs: ff.dirs, Recursive: ff.recursive})
+		locals, err := tenants.Discover(ctx, tenants.DiscoverOptions{Dirs: ff.dirs, Recursive: ff.recursive})
 		if err != nil {
 			return nil, err
 		}
-		entries := make([]fleet.Entry, len(locals))
+		entries := make([]tenants.Entry, len(locals))
 		for i, l := range locals {
 			entries[i] = l.Entry
 		}
@@ -235,10 +236,10 @@ func policyTenants(ctx context.Context, ff *fleetFlags, pos []string) ([]policyT
 	if len(targets) == 0 {
 		return nil, fmt.Errorf("%s lists no databases (dbs:): give a TENANT or -dir instead", ff.config)
 	}
-	entries := make([]fleet.Entry, len(targets))
+	entries := make([]tenants.Entry, len(targets))
 	lines := make([]int, len(targets))
 	for i, t := range targets {
-		entries[i] = fleet.Entry{Path: t.Path, Naming: t.Tenant}
+		entries[i] = tenants.Entry{Path: t.Path, Naming: t.Tenant}
 		lines[i] = t.Line
 	}
 	if err := refuseUnconfinable(entries, lines, ff.config); err != nil {
@@ -259,7 +260,7 @@ func policyTenants(ctx context.Context, ff *fleetFlags, pos []string) ([]policyT
 }
 
 // refuseUnconfinable is policy.Confinable, an exit code 1 when it fails.
-func refuseUnconfinable(entries []fleet.Entry, lines []int, file string) error {
+func refuseUnconfinable(entries []tenants.Entry, lines []int, file string) error {
 	if err := policy.Confinable(entries, lines, file); err != nil {
 		return &exitError{code: 1, err: err}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/monitor"
 	"github.com/litefleet/litefleet/replication"
+	"github.com/litefleet/litefleet/tenants"
 )
 
 const replicateHelp = `Usage:
@@ -162,7 +163,7 @@ func runReplicate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return errUsage("-retention %s: give a positive duration, e.g. 24h or 168h", rf.retention)
 	}
 	for _, name := range rf.takeover {
-		if err := fleet.ValidateName(name); err != nil {
+		if err := tenants.ValidateName(name); err != nil {
 			return errUsage("-takeover: %v", err)
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/untrusted"
 )
 
@@ -202,7 +203,7 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	if err := fleet.ValidateName(target.tenant); err != nil {
+	if err := tenants.ValidateName(target.tenant); err != nil {
 		return errUsage("%v", err)
 	}
 	output := rf.output
@@ -264,7 +265,7 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 	var bar *termProgress
 	if !rf.json {
-		bar = newTermProgress(stderr, "restore "+fleet.Shorten(untrusted.Printable(target.tenant), 40))
+		bar = newTermProgress(stderr, "restore "+tenants.Shorten(untrusted.Printable(target.tenant), 40))
 	}
 	if bar != nil {
 		opt.Progress = func(done, total int64) {
@@ -340,7 +341,7 @@ func restoreConn(rf restoreFlags, arg string) (s3browse.Conn, restoreTarget, err
 		}
 		conn = ownCredentials(conn, targets, target.tenant)
 		conn.ForcePathStyle = conn.ForcePathStyle || u.ForcePathStyle
-	case arg != "" && (strings.ContainsRune(arg, filepath.Separator) || fleet.HasDBSuffix(arg)) && fleet.ValidateName(arg) != nil:
+	case arg != "" && (strings.ContainsRune(arg, filepath.Separator) || tenants.HasDBSuffix(arg)) && tenants.ValidateName(arg) != nil:
 		abs, err := filepath.Abs(arg)
 		if err != nil {
 			return conn, target, err

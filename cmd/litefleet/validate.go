@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/untrusted"
 )
 
@@ -72,7 +73,7 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if len(paths) == 0 && *config == "" {
 		return errUsage("validate needs a PATH (a database or a folder) or -config FILE")
 	}
-	opt := fleet.DiscoverOptions{Recursive: *recursive}
+	opt := tenants.DiscoverOptions{Recursive: *recursive}
 	if *config != "" {
 		_, targets, err := fleet.LoadConfig(*config)
 		if err != nil {
@@ -81,19 +82,19 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		opt.AddTargets(targets)
 	}
 	opt.Dirs = append(opt.Dirs, paths...)
-	locals, err := fleet.Discover(ctx, opt)
+	locals, err := tenants.Discover(ctx, opt)
 	if err != nil {
 		return err
 	}
 	bad := 0
-	entries := make([]fleet.Entry, len(locals))
+	entries := make([]tenants.Entry, len(locals))
 	for i, l := range locals {
 		entries[i] = l.Entry
-		if l.Journal == fleet.JournalRollback {
+		if l.Journal == tenants.JournalRollback {
 			// Read from the header: validate never switches it itself.
-			entries[i].Note = strings.TrimPrefix(entries[i].Note+"; "+fleet.RollbackNote, "; ")
+			entries[i].Note = strings.TrimPrefix(entries[i].Note+"; "+tenants.RollbackNote, "; ")
 		}
-		if fleet.Blocks(fleet.EntryFinding(l.Entry)) {
+		if tenants.Blocks(tenants.EntryFinding(l.Entry)) {
 			bad++
 		}
 	}
@@ -101,8 +102,8 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(struct {
-			Databases []fleet.Entry `json:"databases"`
-			Problems  int           `json:"problems"`
+			Databases []tenants.Entry `json:"databases"`
+			Problems  int             `json:"problems"`
 		}{entries, bad}); err != nil {
 			return err
 		}

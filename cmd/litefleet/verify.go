@@ -10,9 +10,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/untrusted"
 	"github.com/litefleet/litefleet/verify"
 )
@@ -104,7 +104,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	names := slices.Clone(pos)
 	for _, n := range pos {
-		if err := fleet.ValidateName(n); err != nil {
+		if err := tenants.ValidateName(n); err != nil {
 			return errUsage("%v", err)
 		}
 	}
@@ -241,17 +241,17 @@ func reportLine(r *verify.Report) string {
 }
 
 // localTenants are the tenants of the databases -dir and -config name.
-func localTenants(ctx context.Context, ff fleetFlags, targets []fleet.Target) ([]string, error) {
-	opt := fleet.DiscoverOptions{Recursive: ff.recursive}
+func localTenants(ctx context.Context, ff fleetFlags, targets []tenants.Target) ([]string, error) {
+	opt := tenants.DiscoverOptions{Recursive: ff.recursive}
 	opt.AddTargets(targets)
 	opt.Dirs = append(opt.Dirs, ff.dirs...)
-	locals, err := fleet.Discover(ctx, opt)
+	locals, err := tenants.Discover(ctx, opt)
 	if err != nil {
 		return nil, err
 	}
 	var names []string
 	for _, l := range locals {
-		if fleet.ValidateName(l.Name) == nil && !slices.Contains(names, l.Name) {
+		if tenants.ValidateName(l.Name) == nil && !slices.Contains(names, l.Name) {
 			names = append(names, l.Name)
 		}
 	}

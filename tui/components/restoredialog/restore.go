@@ -23,6 +23,7 @@ import (
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/tui/common"
 	"github.com/litefleet/litefleet/untrusted"
 )
@@ -240,7 +241,7 @@ func (m *Model) buildChoices() {
 // with nothing local, as NAME.restored-TIME.db. It never names the live
 // file itself.
 func DefaultOutput(row fleet.Row, now time.Time) string {
-	name := row.Tenant + fleet.RestoredMarker + now.UTC().Format("20060102T150405Z") + ".db"
+	name := row.Tenant + tenants.RestoredMarker + now.UTC().Format("20060102T150405Z") + ".db"
 	if row.Local != nil {
 		return filepath.Join(filepath.Dir(row.Local.Path), name)
 	}

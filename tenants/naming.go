@@ -1,10 +1,10 @@
-// Package fleet is litefleet's domain: tenant names and their rules, the
-// replication supervisor around Litestream, configuration, and the joined
-// view of local databases and their S3 replicas.
-package fleet
+// Package tenants is a tenant's name and its rules (the GUID, an explicit
+// name, the fallback, collisions), the naming problems validate and the UI
+// list, and the discovery of local databases with their Litestream
+// positions and SQLite headers.
+package tenants
 
 import (
-	"cmp"
 	"fmt"
 	"path/filepath"
 	"regexp"
@@ -205,7 +205,3 @@ func Shorten(s string, n int) string {
 	head := n - 1 - tail
 	return string(r[:head]) + "…" + string(r[len(r)-tail:])
 }
-
-// LeaseHolder names a lease's owner for messages; Litestream's leaser may
-// write none.
-func LeaseHolder(owner string) string { return cmp.Or(owner, "an unnamed replicator") }
