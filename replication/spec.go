@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/conf"
 	"github.com/litefleet/litefleet/s3browse"
 	"github.com/litefleet/litefleet/tenants"
 )
@@ -61,10 +61,10 @@ type FileSettings struct {
 // config file's process settings.
 func Build(s Spec) (src Source, set FileSettings, err error) {
 	src = Source{OnRequest: s.OnRequest, Retention: s.Retention, Recursive: s.Recursive}
-	var cfg *fleet.Config
+	var cfg *conf.Config
 	var fromConfig []tenants.Target
 	if s.Config != "" {
-		c, ts, err := fleet.LoadConfig(s.Config)
+		c, ts, err := conf.LoadConfig(s.Config)
 		if err != nil {
 			return src, set, err
 		}

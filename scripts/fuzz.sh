@@ -19,7 +19,7 @@ targets=(
   "s3browse FuzzDecodeListV2"                                             # ListObjectsV2 XML
   "restore FuzzApplyLTX"                                                  # LTX headers and pages in restore
   "replication FuzzLoadPageTable"                                         # the page table file
-  "fleet FuzzLoadConfig"                                                  # litestream.yml
+  "conf FuzzLoadConfig"                                                   # litestream.yml
   "untrusted FuzzPrintable"                                               # text shown to people
 )
 

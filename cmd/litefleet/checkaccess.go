@@ -11,7 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/litefleet/litefleet/access"
-	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/conf"
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
 	"github.com/litefleet/litefleet/tenants"
@@ -26,7 +26,7 @@ const checkAccessParallel = 8
 // delete under its prefix and is refused on a neighbour's. Exit 1 when any
 // tenant is not confined or a probe failed.
 func runCheckAccess(ctx context.Context, config string, asJSON bool, stdout io.Writer) error {
-	cfg, targets, err := fleet.LoadConfig(config)
+	cfg, targets, err := conf.LoadConfig(config)
 	if err != nil {
 		return err
 	}
@@ -84,7 +84,7 @@ func runCheckAccess(ctx context.Context, config string, asJSON bool, stdout io.W
 // checkTenant probes one tenant with its credentials, against a neighbour
 // from the same bucket and folder (the next one by name), or a prefix no
 // tenant uses when it has none.
-func checkTenant(ctx context.Context, clients *s3browse.Clients, cfg *fleet.Config, targets []tenants.Target, t tenants.Target) access.Result {
+func checkTenant(ctx context.Context, clients *s3browse.Clients, cfg *conf.Config, targets []tenants.Target, t tenants.Target) access.Result {
 	name := t.Tenant.Name
 	var peers []string
 	for _, o := range targets {

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"strings"
 
+	"github.com/litefleet/litefleet/conf"
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/s3browse"
 	"github.com/litefleet/litefleet/tenants"
@@ -53,7 +54,7 @@ func (f *connFlags) resolveTenantConn(tenant string) (s3browse.Conn, []tenants.T
 	if f.config == "" {
 		return conn, nil, nil
 	}
-	cfg, targets, err := fleet.LoadConfig(f.config)
+	cfg, targets, err := conf.LoadConfig(f.config)
 	if err != nil {
 		return conn, nil, err
 	}

@@ -6,7 +6,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/conf"
 	"github.com/litefleet/litefleet/policy"
 	"github.com/litefleet/litefleet/s3browse"
 	"github.com/litefleet/litefleet/tenants"
@@ -229,7 +229,7 @@ func policyTenants(ctx context.Context, ff *fleetFlags, pos []string) ([]policyT
 		return out, nil
 	}
 
-	_, targets, err := fleet.LoadConfig(ff.config)
+	_, targets, err := conf.LoadConfig(ff.config)
 	if err != nil {
 		return nil, err
 	}

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/dustin/go-humanize"
-	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/conf"
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
@@ -318,7 +318,7 @@ func restoreConn(rf restoreFlags, arg string) (s3browse.Conn, restoreTarget, err
 	case strings.HasPrefix(arg, "s3://"):
 		// Litestream's reading of the URL, options included, so that a
 		// litestream restore command line works as it is.
-		u, err := fleet.ParseS3URL(arg)
+		u, err := conf.ParseS3URL(arg)
 		if err != nil {
 			return conn, target, errUsage("%v", err)
 		}

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/conf"
 	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/untrusted"
 )
@@ -75,7 +75,7 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	opt := tenants.DiscoverOptions{Recursive: *recursive}
 	if *config != "" {
-		_, targets, err := fleet.LoadConfig(*config)
+		_, targets, err := conf.LoadConfig(*config)
 		if err != nil {
 			return err
 		}

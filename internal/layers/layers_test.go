@@ -29,6 +29,7 @@ var layer = map[string]int{
 	"s3browse":      2,
 	"tenants":       3,
 	"fleet":         4,
+	"conf":          4,
 	"access":        4,
 	"policy":        4,
 	"restore":       4,

@@ -1,4 +1,7 @@
-package fleet
+// Package conf reads a litestream.yml-style config file (the seed's keys
+// and the subset of Litestream's a per-tenant S3 fleet uses) into resolved
+// tenants.Targets, within size limits checked while reading.
+package conf
 
 import (
 	"cmp"
