@@ -12,12 +12,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/internal/s3proxy"
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/internal/testpeer"
 	"github.com/litefleet/litefleet/layout"
+	"github.com/litefleet/litefleet/logline"
 	"github.com/litefleet/litefleet/replication"
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
@@ -304,7 +304,7 @@ func TestTakeoverKeepsTheOldHistory(t *testing.T) {
 }
 
 func newLogger(w *testpeer.Buffer) *slog.Logger {
-	return slog.New(fleet.NewLineHandler(w, slog.LevelDebug))
+	return slog.New(logline.NewLineHandler(w, slog.LevelDebug))
 }
 
 // skewClock is a clock a test can move ahead of the real one.

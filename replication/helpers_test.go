@@ -13,10 +13,10 @@ import (
 
 	_ "modernc.org/sqlite"
 
-	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/internal/testpeer"
+	"github.com/litefleet/litefleet/logline"
 	"github.com/litefleet/litefleet/replication"
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
@@ -56,7 +56,7 @@ func startWith(t *testing.T, opt replication.Options, src replication.Source, ma
 	t.Helper()
 	logs := &testpeer.Buffer{}
 	if opt.Logger == nil {
-		opt.Logger = slog.New(fleet.NewLineHandler(logs, slog.LevelDebug))
+		opt.Logger = slog.New(logline.NewLineHandler(logs, slog.LevelDebug))
 	}
 	if opt.Timing == (hosts.Timing{}) {
 		opt.Timing = fast

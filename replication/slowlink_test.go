@@ -20,11 +20,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/internal/s3proxy"
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/internal/testpeer"
+	"github.com/litefleet/litefleet/logline"
 	"github.com/litefleet/litefleet/replication"
 	"github.com/litefleet/litefleet/s3browse"
 )
@@ -232,7 +232,7 @@ func replicatorMain() {
 		os.Exit(2)
 	}
 	c.Conn.AccessKeyID, c.Conn.SecretAccessKey = c.Key, c.Secret
-	log := slog.New(fleet.NewLineHandler(os.Stderr, slog.LevelDebug))
+	log := slog.New(logline.NewLineHandler(os.Stderr, slog.LevelDebug))
 	eng, err := replication.New(replication.Options{SleepAfter: -1, Timing: c.Timing, Host: c.Host, Logger: log,
 		Sweep: 300 * time.Millisecond, Retry: 200 * time.Millisecond}, replication.Source{Dirs: []string{c.Dir}, DirConn: c.Conn})
 	if err == nil {

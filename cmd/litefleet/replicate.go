@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/logline"
 	"github.com/litefleet/litefleet/monitor"
 	"github.com/litefleet/litefleet/replication"
 	"github.com/litefleet/litefleet/tenants"
@@ -339,7 +339,7 @@ func (l *logFlags) loggers(w io.Writer) (*slog.Logger, *slog.Logger, error) {
 	var h slog.Handler
 	switch l.format {
 	case "text":
-		h = fleet.NewLineHandler(w, level)
+		h = logline.NewLineHandler(w, level)
 	case "json":
 		h = slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})
 	default:
@@ -347,7 +347,7 @@ func (l *logFlags) loggers(w io.Writer) (*slog.Logger, *slog.Logger, error) {
 	}
 	lib := h
 	if !l.verbose {
-		lib = fleet.QuietInfo(h)
+		lib = logline.QuietInfo(h)
 	}
 	return slog.New(h), slog.New(lib), nil
 }

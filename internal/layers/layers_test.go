@@ -25,6 +25,7 @@ var layer = map[string]int{
 	"untrusted":     0,
 	"dbfile":        0,
 	"layout":        0,
+	"logline":       0,
 	"hosts":         1,
 	"s3browse":      2,
 	"tenants":       3,
