@@ -23,7 +23,7 @@ import (
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
 
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/untrusted"
 )
@@ -265,7 +265,7 @@ func (cfg *Config) target(db DBConfig, at string, line func(string) int) (tenant
 	if rc.Type != "" && rc.Type != "s3" {
 		return tenants.Target{}, fail(".type", "replica type %q is not supported: litefleet replicates to S3 (type: s3)", rc.Type)
 	}
-	conn := s3browse.Conn{
+	conn := s3conn.Conn{
 		Bucket:         rc.Bucket,
 		Region:         rc.Region,
 		Endpoint:       rc.Endpoint,
@@ -308,7 +308,7 @@ func (cfg *Config) target(db DBConfig, at string, line func(string) int) (tenant
 	if conn.Bucket == "" {
 		return tenants.Target{}, fail("", "replica has no bucket: add bucket: NAME")
 	}
-	if err := s3browse.CheckBucketName(conn.Bucket); err != nil {
+	if err := s3conn.CheckBucketName(conn.Bucket); err != nil {
 		key := ".bucket"
 		if rc.Bucket == "" {
 			key = ".url"
@@ -334,7 +334,7 @@ func (cfg *Config) target(db DBConfig, at string, line func(string) int) (tenant
 	replicaPath = strings.Trim(replicaPath, "/")
 	if replicaPath == "" {
 		// No path: the seed's layout, tenant named from the file.
-		t.Conn.Prefix = s3browse.DefaultPrefix
+		t.Conn.Prefix = s3conn.DefaultPrefix
 		t.Tenant = tenants.NameFor(abs, "")
 		return t, nil
 	}
@@ -344,7 +344,7 @@ func (cfg *Config) target(db DBConfig, at string, line func(string) int) (tenant
 		t.Conn.Prefix = "/" // tenant prefixes at the bucket root
 	}
 	// databases/../../etc must not quietly become tenant "etc" at the root.
-	if err := s3browse.CheckPrefix(t.Conn.Prefix); err != nil {
+	if err := s3conn.CheckPrefix(t.Conn.Prefix); err != nil {
 		return tenants.Target{}, fail(pathKey, "replica path %s: %v", untrusted.Printable(replicaPath), err)
 	}
 	t.Tenant = tenants.NameFor(abs, name)

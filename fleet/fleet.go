@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 	"github.com/litefleet/litefleet/tenants"
 )
 
@@ -25,8 +26,8 @@ import (
 // tenant prefixes, refreshed on demand. When S3 cannot be reached it keeps
 // the last good answer, and says how old it is. Safe for concurrent use.
 type Fleet struct {
-	Conn      s3browse.Conn
-	API       s3browse.API
+	Conn      s3conn.Conn
+	API       s3conn.API
 	Discover  tenants.DiscoverOptions
 	Options   ViewOptions
 	CacheFile string // where the last good S3 answer is kept between runs; "" for none
@@ -127,18 +128,18 @@ func (f *Fleet) Refresh(ctx context.Context) (*View, error) {
 		f.saveCache()
 		remote, v.RemoteAt, v.FromCache, reports = f.remote, f.remoteAt, f.cached, f.reports
 		v.Hosts = append([]HostSummary{}, f.hosts...)
-	case f.API != nil && s3browse.Classify(remoteErr) == s3browse.FailureUnreachable:
+	case f.API != nil && s3conn.Classify(remoteErr) == s3conn.FailureUnreachable:
 		// S3 is out of reach, not changed: the last good answer stands in,
 		// marked with its age.
-		v.RemoteErr = s3browse.Why(remoteErr, f.Conn).Error()
+		v.RemoteErr = s3conn.Why(remoteErr, f.Conn).Error()
 		if f.remote == nil {
 			f.loadCache()
 		}
 		// A tenant the older answer does not list may be in S3 by now;
 		// with no older answer, S3's side is unknown for every tenant.
-		opt.remoteStale = fmt.Sprintf("%s; its last answer, %s old, does not list it", s3browse.Classify(remoteErr), now.Sub(f.remoteAt).Round(time.Second))
+		opt.remoteStale = fmt.Sprintf("%s; its last answer, %s old, does not list it", s3conn.Classify(remoteErr), now.Sub(f.remoteAt).Round(time.Second))
 		if f.remoteAt.IsZero() {
-			opt.remoteUnknown = s3browse.Classify(remoteErr).String()
+			opt.remoteUnknown = s3conn.Classify(remoteErr).String()
 		}
 		remote, v.RemoteAt, v.FromCache = f.remote, f.remoteAt, f.cached
 		reports = aged(f.reports, now.Sub(f.remoteAt))
@@ -150,8 +151,8 @@ func (f *Fleet) Refresh(ctx context.Context) (*View, error) {
 		v.RemoteErr = remoteErr.Error()
 		opt.remoteUnknown = "no bucket given"
 		if f.API != nil {
-			v.RemoteErr = s3browse.Why(remoteErr, f.Conn).Error()
-			opt.remoteUnknown = s3browse.Classify(remoteErr).String()
+			v.RemoteErr = s3conn.Why(remoteErr, f.Conn).Error()
+			opt.remoteUnknown = s3conn.Classify(remoteErr).String()
 		}
 		remote, reports = nil, nil
 	}
@@ -277,7 +278,7 @@ func (f *Fleet) loadCache() {
 
 // DefaultCacheFile is where the last good S3 answer for conn is kept:
 // under the user's cache folder, one file per endpoint, bucket and prefix.
-func DefaultCacheFile(conn s3browse.Conn) string {
+func DefaultCacheFile(conn s3conn.Conn) string {
 	dir, err := os.UserCacheDir()
 	if err != nil {
 		return ""

@@ -14,7 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 	"github.com/litefleet/litefleet/tenants"
 )
 
@@ -44,7 +44,7 @@ func TestRefreshUnknownIsNotServedFromCache(t *testing.T) {
 	writeFile(t, filepath.Join(dir, vg1+".db"), sqlitePage)
 	writeFile(t, filepath.Join(dir, vg2+".db"), sqlitePage)
 	api := &switchAPI{}
-	conn := s3browse.Conn{Bucket: "bkt"}
+	conn := s3conn.Conn{Bucket: "bkt"}
 	cache := filepath.Join(t.TempDir(), "cache.json")
 	newFleet := func() *Fleet {
 		return &Fleet{Conn: conn, API: api, Discover: tenants.DiscoverOptions{Dirs: []string{dir}}, CacheFile: cache}

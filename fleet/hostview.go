@@ -14,6 +14,7 @@ import (
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 	"github.com/litefleet/litefleet/untrusted"
 )
 
@@ -129,7 +130,7 @@ var errNoHosts = errors.New("no host records")
 
 // read lists the hosts and reads their records, reporting every tenant of
 // conn's prefix; reports are sorted best first per tenant.
-func (hr *hostRecords) read(ctx context.Context, api s3browse.API, conn s3browse.Conn, now time.Time) ([]HostSummary, map[string][]HostReport, error) {
+func (hr *hostRecords) read(ctx context.Context, api s3conn.API, conn s3conn.Conn, now time.Time) ([]HostSummary, map[string][]HostReport, error) {
 	infos, err := hosts.List(ctx, api, conn.Bucket, nil)
 	if err != nil {
 		return nil, nil, err
@@ -182,7 +183,7 @@ func (hr *hostRecords) read(ctx context.Context, api s3browse.API, conn s3browse
 			hs.Error = errs[i].Error()
 			hr.cache[h.Name] = cachedRecord{at: h.RecordAt, size: h.RecordSize, deltaAt: h.DeltaAt, deltaSize: h.DeltaSize, refused: errs[i]}
 		case errs[i] != nil:
-			hs.Error = s3browse.Explain(errs[i], conn).Error()
+			hs.Error = s3conn.Explain(errs[i], conn).Error()
 		}
 		r := recs[i]
 		if r == nil {
@@ -286,7 +287,7 @@ func (f *Fleet) remoteSide(ctx context.Context, now time.Time) ([]s3browse.Tenan
 	case herr == nil, errors.Is(herr, errNoHosts):
 	case ctx.Err() != nil:
 		return nil, nil, nil, ctx.Err()
-	case s3browse.IsAccessDenied(herr):
+	case s3conn.IsAccessDenied(herr):
 		// A key that may list the tenants but not .litefleet/: no host
 		// view, the full listing as before.
 		hostList, reports = nil, nil
@@ -469,7 +470,7 @@ func hostLag(r *Row, rep *HostReport) {
 
 // AllHostReports reads every host record of conn's bucket once and returns
 // what they say of each tenant, best first: what verify compares with.
-func AllHostReports(ctx context.Context, api s3browse.API, conn s3browse.Conn) (map[string][]HostReport, error) {
+func AllHostReports(ctx context.Context, api s3conn.API, conn s3conn.Conn) (map[string][]HostReport, error) {
 	var hr hostRecords
 	_, reports, err := hr.read(ctx, api, conn, time.Now())
 	if err != nil && !errors.Is(err, errNoHosts) {
@@ -484,7 +485,7 @@ func (r *HostReport) Replicates() bool { return r.replicates() }
 
 // HostReports reads every host record of conn's bucket and returns what
 // each says of tenant, best first, with the hosts: what inspect shows.
-func HostReports(ctx context.Context, api s3browse.API, conn s3browse.Conn, tenant string) ([]HostReport, error) {
+func HostReports(ctx context.Context, api s3conn.API, conn s3conn.Conn, tenant string) ([]HostReport, error) {
 	var hr hostRecords
 	_, reports, err := hr.read(ctx, api, conn, time.Now())
 	if err != nil && !errors.Is(err, errNoHosts) {

@@ -18,13 +18,14 @@ import (
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 func TestMain(m *testing.M) { os.Exit(s3test.Main(m)) }
 
 // countingAPI counts the requests a refresh makes.
 type countingAPI struct {
-	s3browse.API
+	s3conn.API
 	lists, gets atomic.Int64
 }
 
@@ -48,7 +49,7 @@ func put(t *testing.T, client *s3.Client, bucket, key string, body []byte) {
 }
 
 // putTenant writes a replica of txid transactions: a snapshot and L0 files.
-func putTenant(t *testing.T, client *s3.Client, conn s3browse.Conn, name string, txid uint64) {
+func putTenant(t *testing.T, client *s3.Client, conn s3conn.Conn, name string, txid uint64) {
 	t.Helper()
 	put(t, client, conn.Bucket, fmt.Sprintf("%s/0009/%s", conn.TenantPath(name), ltx.FormatFilename(1, 1)), ltxSized)
 	for tx := uint64(2); tx <= txid; tx++ {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/litefleet/litefleet/internal/testpeer"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 	"github.com/litefleet/litefleet/tenants"
 )
 
@@ -122,8 +123,8 @@ func TestUnreachableS3IsUnknown(t *testing.T) {
 	}
 	endpoint := "http://" + ln.Addr().String()
 	ln.Close() // nothing listens there: connection refused
-	conn := s3browse.Conn{Endpoint: endpoint, Bucket: "bkt", Region: "us-east-1", ForcePathStyle: true, AccessKeyID: "k", SecretAccessKey: "s"}
-	api, err := s3browse.NewClient(context.Background(), conn)
+	conn := s3conn.Conn{Endpoint: endpoint, Bucket: "bkt", Region: "us-east-1", ForcePathStyle: true, AccessKeyID: "k", SecretAccessKey: "s"}
+	api, err := s3conn.NewClient(context.Background(), conn)
 	if err != nil {
 		t.Fatal(err)
 	}

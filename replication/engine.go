@@ -36,7 +36,7 @@ import (
 
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/layout"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/untrusted"
 )
@@ -175,11 +175,11 @@ type Source struct {
 	// DirConn's bucket with Retention.
 	Dirs      []string
 	Recursive bool
-	DirConn   s3browse.Conn
+	DirConn   s3conn.Conn
 	Retention time.Duration
 	// HostKeys are the credentials of the host's own objects (heartbeats,
 	// host records); a bucket's first tenant's when empty.
-	HostKeys s3browse.Conn
+	HostKeys s3conn.Conn
 	// OnRequest replicates only what Replicate names (the terminal UI);
 	// otherwise every target and every database found in Dirs.
 	OnRequest bool
@@ -208,7 +208,7 @@ type Engine struct {
 	tenants map[string]*tenant // by prefix key
 	byPath  map[string]*tenant // by absolute path
 	buckets map[string]*bucket
-	clients s3browse.Clients
+	clients s3conn.Clients
 	stores  map[time.Duration]*litestream.Store
 	// ready holds the tenants that need a job now, in order, and urgent
 	// those among them with data to upload (a write seen, an open
@@ -669,7 +669,7 @@ func (e *Engine) moveStateLocked(t *tenant, s State) {
 	e.recDirty[t] = true
 }
 
-func tenantKey(c s3browse.Conn, name string) string {
+func tenantKey(c s3conn.Conn, name string) string {
 	return c.Endpoint + "\x00" + c.Bucket + "\x00" + layout.PrefixKey(c.TenantPath(name))
 }
 
@@ -718,7 +718,7 @@ func (e *Engine) addLocked(tg tenants.Target, wanted bool) *tenant {
 // says so and asks again with backoff, up to 30 s apart, until ctx ends. A
 // definite answer (no such bucket, credentials refused, the host name in
 // use) ends the start at once.
-func (e *Engine) awaitBucket(ctx context.Context, c s3browse.Conn) error {
+func (e *Engine) awaitBucket(ctx context.Context, c s3conn.Conn) error {
 	delay := time.Second
 	for {
 		_, err := e.bucketFor(ctx, c)
@@ -757,7 +757,7 @@ func transientAtStart(err error) bool {
 	if _, bad := errors.AsType[x509.CertificateInvalidError](err); bad {
 		return false
 	}
-	if s3browse.Classify(err) == s3browse.FailureUnreachable {
+	if s3conn.Classify(err) == s3conn.FailureUnreachable {
 		return true
 	}
 	if resp, ok := errors.AsType[*awshttp.ResponseError](err); ok {

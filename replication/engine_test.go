@@ -20,7 +20,7 @@ import (
 	"github.com/litefleet/litefleet/logline"
 	"github.com/litefleet/litefleet/replication"
 	"github.com/litefleet/litefleet/restore"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // TestSleepWakeUnderCheckpointingWriter: a tenant sleeps when idle, holding
@@ -400,7 +400,7 @@ func TestRestoredDatabaseResumesHistory(t *testing.T) {
 	waitSynced(t, a, pathA, 20*time.Second)
 	closeEngine(t, a)
 
-	api, err := s3browse.NewClient(context.Background(), conn)
+	api, err := s3conn.NewClient(context.Background(), conn)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/layout"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/untrusted"
 )
@@ -20,8 +20,8 @@ import (
 // bucket is one bucket's host side: the host's S3 client and heartbeat.
 type bucket struct {
 	key    string
-	conn   s3browse.Conn // with the host's credentials
-	mu     sync.Mutex    // held while starting the heartbeat
+	conn   s3conn.Conn // with the host's credentials
+	mu     sync.Mutex  // held while starting the heartbeat
 	beat   *hosts.Beater
 	fenced bool
 	// unconditional warns once that the server ignores conditional writes.
@@ -45,13 +45,13 @@ type bucket struct {
 const checkTimeout = 8 * time.Second
 
 // client returns the shared S3 client of a connection's credentials.
-func (e *Engine) client(ctx context.Context, c s3browse.Conn) (*s3.Client, error) {
+func (e *Engine) client(ctx context.Context, c s3conn.Conn) (*s3.Client, error) {
 	return e.clients.For(ctx, c)
 }
 
 // bucketFor returns the bucket of a tenant's connection, with its heartbeat
 // running: the first call checks the bucket and starts the heartbeat.
-func (e *Engine) bucketFor(ctx context.Context, c s3browse.Conn) (*bucket, error) {
+func (e *Engine) bucketFor(ctx context.Context, c s3conn.Conn) (*bucket, error) {
 	key := c.Endpoint + "\x00" + c.Bucket
 	e.mu.Lock()
 	b, ok := e.buckets[key]
@@ -80,7 +80,7 @@ func (e *Engine) bucketFor(ctx context.Context, c s3browse.Conn) (*bucket, error
 	_, err = hosts.List(cctx, api, b.conn.Bucket, nil)
 	ccancel()
 	if err != nil {
-		return nil, s3browse.ExplainKey(err, b.conn, layout.HostsPrefix)
+		return nil, s3conn.ExplainKey(err, b.conn, layout.HostsPrefix)
 	}
 	beat, err := hosts.New(hosts.Options{API: api, Bucket: b.conn.Bucket, Host: e.opt.Host, Fallback: e.fallback, Version: e.opt.Version,
 		Logger: e.log, Timing: e.opt.Timing, Now: e.opt.Now})
@@ -92,7 +92,7 @@ func (e *Engine) bucketFor(ctx context.Context, c s3browse.Conn) (*bucket, error
 		if errors.As(err, &inUse) {
 			return nil, err
 		}
-		return nil, s3browse.Explain(err, b.conn)
+		return nil, s3conn.Explain(err, b.conn)
 	}
 	e.mu.Lock() // tick reads beat under the engine's lock
 	b.beat = beat
@@ -122,7 +122,7 @@ func startBeat(ctx context.Context, beat *hosts.Beater) error {
 		err = beat.Start(sctx)
 		cancel()
 		var inUse *hosts.HostInUseError
-		if err == nil || errors.As(err, &inUse) || s3browse.IsAccessDenied(err) {
+		if err == nil || errors.As(err, &inUse) || s3conn.IsAccessDenied(err) {
 			return err
 		}
 	}
@@ -342,7 +342,7 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 		case errors.As(err, &unreadable):
 			return outcome{state: StateLeaseLost, reason: err.Error(), retry: true, base: base, baseOK: true}
 		case err != nil:
-			return outcome{state: StateLeaseLost, reason: "cannot take the claim: " + s3browse.ExplainKey(err, t.target.Conn, layout.ClaimKey(tenantPath)).Error(), retry: true, base: base, baseOK: true}
+			return outcome{state: StateLeaseLost, reason: "cannot take the claim: " + s3conn.ExplainKey(err, t.target.Conn, layout.ClaimKey(tenantPath)).Error(), retry: true, base: base, baseOK: true}
 		}
 		claim = c
 		e.setClaimEpoch(t, epoch)
@@ -367,7 +367,7 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 		// a history that differs: moved out first, they are neither
 		// (lineage.go).
 		if err := a.client.sweepAtStart(ctx, t.path, localMax); err != nil {
-			return outcome{state: StateLeaseLost, reason: "cannot move stray files out of the replica: " + s3browse.ExplainKey(err, t.target.Conn, tenantPath+"/").Error(), retry: true, claim: claim, keepClaim: true, base: base, baseOK: true}
+			return outcome{state: StateLeaseLost, reason: "cannot move stray files out of the replica: " + s3conn.ExplainKey(err, t.target.Conn, tenantPath+"/").Error(), retry: true, claim: claim, keepClaim: true, base: base, baseOK: true}
 		}
 	}
 	// Under its claim, before anything is uploaded: what an earlier
@@ -380,7 +380,7 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 	if len(listed) > 0 || tookOver {
 		n, err := a.client.abortOrphans(ctx, listed, tookOver)
 		if err != nil {
-			e.log.Warn("abandoned multipart uploads not aborted", "db", t.name, "error", s3browse.ExplainKey(err, t.target.Conn, tenantPath+"/"))
+			e.log.Warn("abandoned multipart uploads not aborted", "db", t.name, "error", s3conn.ExplainKey(err, t.target.Conn, tenantPath+"/"))
 		}
 		// Swept again before its next multipart upload, until a sweep
 		// finds nothing: a late part may revive an aborted upload.
@@ -418,7 +418,7 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 		// tight loop and starve the host with the right copy.
 		return outcome{state: StateDiverged, reason: err.Error(), base: base, baseOK: true, retry: true}
 	case err != nil:
-		return outcome{state: StateLeaseLost, reason: "cannot read the replica: " + s3browse.ExplainKey(err, t.target.Conn, tenantPath+"/").Error(), retry: true, claim: claim, keepClaim: true, base: base, baseOK: true}
+		return outcome{state: StateLeaseLost, reason: "cannot read the replica: " + s3conn.ExplainKey(err, t.target.Conn, tenantPath+"/").Error(), retry: true, claim: claim, keepClaim: true, base: base, baseOK: true}
 	}
 	if hist == historySame {
 		if from, to, changed := pageSizeChanged(ctx, t.path); changed {
@@ -485,7 +485,7 @@ func (e *Engine) checkClaim(ctx context.Context, t *tenant, b *bucket, claim *ho
 		e.log.Warn("claim lost while the heartbeat failed: nothing more is uploaded", "db", t.name, "reason", err)
 		return outcome{state: StateLeased, reason: err.Error(), retry: true}, false
 	case err != nil:
-		return outcome{state: StateLeaseLost, reason: "heartbeat back, but the claim cannot be checked: " + s3browse.Explain(err, t.target.Conn).Error(), claim: claim, keepClaim: true, retry: true}, false
+		return outcome{state: StateLeaseLost, reason: "heartbeat back, but the claim cannot be checked: " + s3conn.Explain(err, t.target.Conn).Error(), claim: claim, keepClaim: true, retry: true}, false
 	}
 	e.setClaimEpoch(t, epoch)
 	return outcome{}, true
@@ -610,7 +610,7 @@ func (e *Engine) wake(ctx context.Context, t *tenant) {
 	a.verified.Store(e.claimEpochOf(t))
 	a.client = e.newClient(t, b, a, claim)
 	if err := e.sweepAtWake(ctx, t, a); err != nil {
-		e.apply(t, outcome{state: StateFailed, reason: "cannot move stray files out of the replica: " + s3browse.Explain(err, t.target.Conn).Error(), retry: true, claim: claim, base: now, baseOK: true})
+		e.apply(t, outcome{state: StateFailed, reason: "cannot move stray files out of the replica: " + s3conn.Explain(err, t.target.Conn).Error(), retry: true, claim: claim, base: now, baseOK: true})
 		return
 	}
 	if err := e.openAwake(ctx, t, a, true); err != nil {
@@ -822,7 +822,7 @@ func (e *Engine) resume(ctx context.Context, t *tenant) {
 			e.apply(t, outcome{state: StateSyncFailing, reason: syncFailed(t, err), run: a, claim: claim})
 			return
 		}
-		e.apply(t, outcome{state: StateLeaseLost, reason: "upload failed, retrying: " + s3browse.Explain(err, t.target.Conn).Error(), run: a, claim: claim, retry: true})
+		e.apply(t, outcome{state: StateLeaseLost, reason: "upload failed, retrying: " + s3conn.Explain(err, t.target.Conn).Error(), run: a, claim: claim, retry: true})
 		return
 	}
 	e.log.Info("replication resumed", "db", t.name)

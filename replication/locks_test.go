@@ -14,7 +14,7 @@ import (
 	"github.com/litefleet/litefleet/internal/testpeer"
 	"github.com/litefleet/litefleet/replication"
 	"github.com/litefleet/litefleet/restore"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 	"github.com/litefleet/litefleet/tenants"
 )
 
@@ -116,7 +116,7 @@ func TestRefreshKeepsTheLock(t *testing.T) {
 	if !testpeer.HoldsLock(t, os.Getpid(), path) {
 		t.Fatal("an open tenant, and no lock of this process on its database")
 	}
-	api, err := s3browse.NewClient(context.Background(), conn)
+	api, err := s3conn.NewClient(context.Background(), conn)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,7 +26,7 @@ import (
 	"github.com/litefleet/litefleet/internal/testpeer"
 	"github.com/litefleet/litefleet/logline"
 	"github.com/litefleet/litefleet/replication"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // slowTiming scales the default timing down by about 2.5: a request gets
@@ -212,7 +212,7 @@ const childEnv = "LITEFLEET_TEST_REPLICATOR"
 
 type childSpec struct {
 	Dir         string
-	Conn        s3browse.Conn
+	Conn        s3conn.Conn
 	Key, Secret string
 	Host        string
 	Timing      hosts.Timing
@@ -381,7 +381,7 @@ func TestKilledMidUploadLeavesNoMultipart(t *testing.T) {
 }
 
 // tenantInS3 reports whether the tenant's replica holds an LTX file.
-func tenantInS3(api *s3.Client, conn s3browse.Conn, tenant string) bool {
+func tenantInS3(api *s3.Client, conn s3conn.Conn, tenant string) bool {
 	out, err := api.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String(conn.Bucket), Prefix: aws.String(conn.TenantPath(tenant) + "/0000/")})
 	return err == nil && len(out.Contents) > 0
 }

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/litefleet/litefleet/conf"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 	"github.com/litefleet/litefleet/tenants"
 )
 
@@ -25,12 +25,12 @@ type Spec struct {
 	// Conn is the connection the flags give (-bucket, -endpoint,
 	// -region, -prefix), for -dsn; ConnGiven says any of -bucket,
 	// -endpoint, -region was given.
-	Conn      s3browse.Conn
+	Conn      s3conn.Conn
 	ConnGiven bool
 	// DirConn is the connection of -dir folders: Conn completed from the
 	// config's first replica and keys (the front end's flag rules). Only
 	// read with Dirs.
-	DirConn s3browse.Conn
+	DirConn s3conn.Conn
 	// OnRequest: replicate only what is asked for later (the terminal UI);
 	// nothing to replicate now is then no error.
 	OnRequest bool

@@ -14,6 +14,7 @@ import (
 
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/untrusted"
 )
@@ -24,7 +25,7 @@ const DefaultParallel = 8
 
 // AllOptions says which tenants to restore and where.
 type AllOptions struct {
-	Conn s3browse.Conn
+	Conn s3conn.Conn
 	// OutputDir receives one <tenant>.db per tenant; it is created if
 	// missing, in a parent folder that exists.
 	OutputDir string
@@ -104,7 +105,7 @@ type Summary struct {
 // hears of every step; its calls never overlap. The error is for what
 // stops the whole run (the listing failed, ctx was cancelled); per-tenant
 // failures are counted in the summary.
-func All(ctx context.Context, client s3browse.API, opt AllOptions, onEvent func(Event)) (Summary, error) {
+func All(ctx context.Context, client s3conn.API, opt AllOptions, onEvent func(Event)) (Summary, error) {
 	start := time.Now()
 	var sum Summary
 	if opt.Match != "" {

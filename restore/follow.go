@@ -21,7 +21,7 @@ import (
 
 	"github.com/litefleet/litefleet/dbfile"
 	"github.com/litefleet/litefleet/layout"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/untrusted"
 )
@@ -101,7 +101,7 @@ func (e *errGap) Error() string { return e.reason }
 // cancelled, which is a clean stop (nil). A gap in level 0 means a full
 // restore again. Only the first restore's failure is returned; later
 // failures are reported as FollowError events and retried.
-func Follow(ctx context.Context, client s3browse.API, opt FollowOptions) error {
+func Follow(ctx context.Context, client s3conn.API, opt FollowOptions) error {
 	if err := opt.checkFollow(); err != nil {
 		return err
 	}
@@ -131,7 +131,7 @@ func (opt FollowOptions) checkFollow() error {
 
 // follower keeps one followed file up to date.
 type follower struct {
-	api  s3browse.API
+	api  s3conn.API
 	opt  FollowOptions
 	out  string
 	txid uint64
@@ -149,7 +149,7 @@ type follower struct {
 	db   *sql.DB
 }
 
-func newFollower(api s3browse.API, opt FollowOptions, res *Result) *follower {
+func newFollower(api s3conn.API, opt FollowOptions, res *Result) *follower {
 	opt.Output = res.Output
 	f := &follower{api: api, opt: opt, out: res.Output, txid: res.TXID, anchor: anchorOf(res)}
 	f.emit(FollowEvent{Kind: FollowRestored, Result: res})
@@ -491,7 +491,7 @@ type FollowRound struct {
 // restored, polling at most opt.Parallel at a time, until ctx is
 // cancelled (a clean stop: the summary of the first restore and nil). A
 // tenant that failed to restore is reported and not followed.
-func FollowAll(ctx context.Context, client s3browse.API, opt FollowAllOptions) (Summary, error) {
+func FollowAll(ctx context.Context, client s3conn.API, opt FollowAllOptions) (Summary, error) {
 	if !opt.Timestamp.IsZero() || opt.DryRun || opt.Source == SourceGenerations {
 		return Summary{}, errors.New("follow restores the latest state from LTX files: drop -timestamp, -dry-run and -source generations")
 	}

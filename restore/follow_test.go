@@ -19,7 +19,7 @@ import (
 	"github.com/litefleet/litefleet/internal/testpeer"
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/restore"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // followed runs restore.Follow in the background and records what it
@@ -39,7 +39,7 @@ type followed struct {
 	errs     []string
 }
 
-func startFollow(t *testing.T, opt restore.FollowOptions, api s3browse.API) *followed {
+func startFollow(t *testing.T, opt restore.FollowOptions, api s3conn.API) *followed {
 	t.Helper()
 	fw := &followed{t: t, out: opt.Output, done: make(chan error, 1)}
 	opt.Interval = 50 * time.Millisecond

@@ -19,12 +19,12 @@ import (
 	"github.com/litefleet/litefleet/internal/testpeer"
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/restore"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // listCounter counts the level-0 listings of each tenant.
 type listCounter struct {
-	s3browse.API
+	s3conn.API
 	mu sync.Mutex
 	n  map[string]int
 }

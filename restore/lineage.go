@@ -10,6 +10,7 @@ import (
 
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 	"github.com/litefleet/litefleet/untrusted"
 )
 
@@ -23,7 +24,7 @@ const maxLineagePlans = 16
 // and a plan that holds strays is made again without them. The strays are
 // reported in p (Strays and a note each). Without a record every file
 // belongs to the lineage, as Litestream's own restore sees it.
-func planLineage(ctx context.Context, api s3browse.API, opt Options, t *s3browse.Tenant, p *Plan, rc litestream.ReplicaClient) ([]*ltx.FileInfo, error) {
+func planLineage(ctx context.Context, api s3conn.API, opt Options, t *s3browse.Tenant, p *Plan, rc litestream.ReplicaClient) ([]*ltx.FileInfo, error) {
 	if !t.HasLineage {
 		return litestream.CalcRestorePlan(ctx, rc, ltx.TXID(opt.TXID), opt.Timestamp, discardLogger)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/untrusted"
 )
@@ -32,7 +33,7 @@ const (
 
 // Options says what to restore, from where and into which file.
 type Options struct {
-	Conn   s3browse.Conn
+	Conn   s3conn.Conn
 	Tenant string
 	// Output is the database file to create; "<Tenant>.db" in the current
 	// folder when empty, and "<Output>/<Tenant>.db" when it names a folder.
@@ -217,7 +218,7 @@ func (opt Options) normalize() (Options, error) {
 // NewPlan works out what Restore would do with opt, without writing
 // anything: which objects it would read, the point it would reach, and
 // whether it would refuse to write the output (Refusal).
-func NewPlan(ctx context.Context, client s3browse.API, opt Options) (*Plan, error) {
+func NewPlan(ctx context.Context, client s3conn.API, opt Options) (*Plan, error) {
 	opt, err := opt.normalize()
 	if err != nil {
 		return nil, err
@@ -228,7 +229,7 @@ func NewPlan(ctx context.Context, client s3browse.API, opt Options) (*Plan, erro
 // planRestore plans opt (already normalized). exactTime reads the header
 // of the last LTX file for the time the plan reaches; a restore reads it
 // anyway and skips that request.
-func planRestore(ctx context.Context, client s3browse.API, opt Options, exactTime bool) (*Plan, error) {
+func planRestore(ctx context.Context, client s3conn.API, opt Options, exactTime bool) (*Plan, error) {
 	name := untrusted.Printable(opt.Tenant)
 	t, err := s3browse.Inspect(ctx, client, opt.Conn, opt.Tenant)
 	if err != nil {
@@ -319,7 +320,7 @@ func describeFormat(f s3browse.Format) string {
 
 // planLTX fills p from Litestream's own restore plan (CalcRestorePlan), so
 // that litefleet reads exactly the files `litestream restore` would.
-func planLTX(ctx context.Context, client s3browse.API, opt Options, t *s3browse.Tenant, p *Plan, exactTime bool) error {
+func planLTX(ctx context.Context, client s3conn.API, opt Options, t *s3browse.Tenant, p *Plan, exactTime bool) error {
 	name := untrusted.Printable(opt.Tenant)
 	p.Source = SourceLTX
 	p.Latest = latestLTX(t)
@@ -420,10 +421,10 @@ func ltxKey(root string, level int, minTXID, maxTXID ltx.TXID) string {
 
 var discardLogger = slog.New(slog.DiscardHandler)
 
-// explainS3 explains err with s3browse.Explain when it comes from an S3
+// explainS3 explains err with s3conn.Explain when it comes from an S3
 // request about tenant, and leaves it alone otherwise: Explain would call
 // any error an S3 failure.
-func explainS3(err error, c s3browse.Conn, tenant string) error {
+func explainS3(err error, c s3conn.Conn, tenant string) error {
 	var dl *downloadError
 	var gone *goneError
 	if errors.As(err, &dl) || errors.As(err, &gone) {
@@ -432,7 +433,7 @@ func explainS3(err error, c s3browse.Conn, tenant string) error {
 	var op *smithy.OperationError
 	var api smithy.APIError
 	if errors.As(err, &op) || errors.As(err, &api) {
-		return s3browse.ExplainKey(err, c, c.TenantPath(tenant)+"/")
+		return s3conn.ExplainKey(err, c, c.TenantPath(tenant)+"/")
 	}
 	return err
 }
@@ -440,7 +441,7 @@ func explainS3(err error, c s3browse.Conn, tenant string) error {
 // NewReplicaClient returns Litestream's S3 client for a tenant, initialised:
 // the one client setup for the replicas the Supervisor writes and the
 // ones restore reads. A nil logger keeps Litestream's default.
-func NewReplicaClient(ctx context.Context, c s3browse.Conn, tenant string, logger *slog.Logger) (*lss3.ReplicaClient, error) {
+func NewReplicaClient(ctx context.Context, c s3conn.Conn, tenant string, logger *slog.Logger) (*lss3.ReplicaClient, error) {
 	rc := lss3.NewReplicaClient()
 	rc.Bucket = c.Bucket
 	rc.Path = c.TenantPath(tenant)
@@ -453,7 +454,7 @@ func NewReplicaClient(ctx context.Context, c s3browse.Conn, tenant string, logge
 		rc.SetLogger(logger)
 	}
 	if err := rc.Init(ctx); err != nil {
-		return nil, s3browse.ExplainKey(err, c, c.TenantPath(tenant)+"/")
+		return nil, s3conn.ExplainKey(err, c, c.TenantPath(tenant)+"/")
 	}
 	return rc, nil
 }
@@ -461,7 +462,7 @@ func NewReplicaClient(ctx context.Context, c s3browse.Conn, tenant string, logge
 // checkOutput records the state of the output file in p and, when a
 // restore must not write it, why (p.Refusal). Only an unreadable folder is
 // an error.
-func checkOutput(ctx context.Context, client s3browse.API, opt Options, p *Plan) error {
+func checkOutput(ctx context.Context, client s3conn.API, opt Options, p *Plan) error {
 	out := opt.Output
 	name := untrusted.Printable(opt.Tenant)
 	st, err := os.Lstat(out)
@@ -561,7 +562,7 @@ func checkOutput(ctx context.Context, client s3browse.API, opt Options, p *Plan)
 // An existing output is replaced only with opt.Force, and is kept as
 // Output.bak-TIME (with its -wal and -shm). With opt.DryRun only the plan
 // is made: the result has DryRun set and nothing is written.
-func Run(ctx context.Context, client s3browse.API, opt Options) (*Result, error) {
+func Run(ctx context.Context, client s3conn.API, opt Options) (*Result, error) {
 	opt, err := opt.normalize()
 	if err != nil {
 		return nil, err

@@ -28,6 +28,7 @@ import (
 	"github.com/litefleet/litefleet/replication"
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 	"github.com/litefleet/litefleet/tenants"
 )
 
@@ -47,7 +48,7 @@ func integration(t *testing.T) {
 		t.Skip("integration test")
 	}
 	adoptCA.Do(func() {
-		if _, err := s3browse.AdoptCABundle(); err != nil {
+		if _, err := s3conn.AdoptCABundle(); err != nil {
 			t.Fatal(err)
 		}
 	})

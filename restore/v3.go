@@ -13,6 +13,7 @@ import (
 	"github.com/pierrec/lz4/v4"
 
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 	"github.com/litefleet/litefleet/untrusted"
 )
 
@@ -110,7 +111,7 @@ func planGenerations(opt Options, t *s3browse.Tenant, p *Plan) error {
 // restoreGenerations restores p, a v0.3 plan, into tmp with Litestream's
 // RestoreV3. Litestream writes tmp.tmp (and its -wal) and renames it to
 // tmp; the caller removes all of them on failure.
-func restoreGenerations(ctx context.Context, api s3browse.API, opt Options, p *Plan, tmp string, prog *progress) error {
+func restoreGenerations(ctx context.Context, api s3conn.API, opt Options, p *Plan, tmp string, prog *progress) error {
 	rc, err := NewReplicaClient(ctx, opt.Conn, opt.Tenant, discardLogger)
 	if err != nil {
 		return err
@@ -139,8 +140,8 @@ func restoreGenerations(ctx context.Context, api s3browse.API, opt Options, p *P
 // broken connection, and name the object in their errors.
 type countingClient struct {
 	*lss3.ReplicaClient
-	api   s3browse.API
-	conn  s3browse.Conn
+	api   s3conn.API
+	conn  s3conn.Conn
 	sizes map[string]int64
 	prog  *progress
 }

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/litefleet/litefleet/layout"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // Tenant is the full report of one tenant's replica: `litefleet inspect`.
@@ -81,7 +82,7 @@ type WALSegment struct {
 // is refused before any request. A tenant with nothing in the bucket is
 // not an error: it comes back with Format FormatEmpty, as a database that
 // has never replicated would.
-func Inspect(ctx context.Context, api API, conn Conn, tenant string) (*Tenant, error) {
+func Inspect(ctx context.Context, api s3conn.API, conn s3conn.Conn, tenant string) (*Tenant, error) {
 	if err := CheckName(tenant); err != nil {
 		return nil, err
 	}
@@ -171,7 +172,7 @@ func Inspect(ctx context.Context, api API, conn Conn, tenant string) (*Tenant, e
 // Summarize is one tenant's row of Scan, from one paginated listing of
 // its prefix alone: for a few tenants, far fewer requests than listing
 // the whole bucket.
-func Summarize(ctx context.Context, api API, conn Conn, tenant string) (TenantSummary, error) {
+func Summarize(ctx context.Context, api s3conn.API, conn s3conn.Conn, tenant string) (TenantSummary, error) {
 	sum := newSummarizer(tenant)
 	if !sum.s.Valid {
 		// Never list a prefix whose name is not a tenant's.
@@ -193,7 +194,7 @@ func Summarize(ctx context.Context, api API, conn Conn, tenant string) (TenantSu
 // (1 when parallel < 1) and calls fn once per tenant with the report or the
 // error, in completion order. Calls to fn never overlap, so fn needs no lock.
 // After ctx is cancelled the remaining tenants are reported with its error.
-func InspectMany(ctx context.Context, api API, conn Conn, tenants []string, parallel int, fn func(name string, t *Tenant, err error)) {
+func InspectMany(ctx context.Context, api s3conn.API, conn s3conn.Conn, tenants []string, parallel int, fn func(name string, t *Tenant, err error)) {
 	var mu sync.Mutex
 	report := func(name string, t *Tenant, err error) {
 		mu.Lock()

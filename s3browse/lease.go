@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/layout"
+	"github.com/litefleet/litefleet/s3conn"
 	"github.com/litefleet/litefleet/untrusted"
 )
 
@@ -53,7 +54,7 @@ type Lease struct {
 	HostStale   bool          `json:"host_stale,omitempty"`
 	HostWatched bool          `json:"host_watched,omitempty"`
 	HostDead    bool          `json:"host_dead,omitempty"`
-	// Why is WatchLease's reason for a lease it found held.
+	// s3conn.Why is WatchLease's reason for a lease it found held.
 	Why string `json:"-"`
 }
 
@@ -82,10 +83,10 @@ func (l *Lease) Live(now time.Time) bool {
 // host's claim is free once its heartbeat stayed unchanged or missing for
 // DeadAfter, a Litestream lease once expired and unchanged for DeadAfter,
 // an unreadable lock.json once unchanged for DeadAfter; what cannot be
-// read is held (fail closed), and Why says so. Within a beat for a live
+// read is held (fail closed), and s3conn.Why says so. Within a beat for a live
 // host, up to DeadAfter otherwise: only what must not be wrong waits for
 // it, restore's refusal to write over a live database.
-func WatchLease(ctx context.Context, api API, conn Conn, l *Lease, tenant string, timing hosts.Timing) error {
+func WatchLease(ctx context.Context, api s3conn.API, conn s3conn.Conn, l *Lease, tenant string, timing hosts.Timing) error {
 	if l == nil || l.HostWatched {
 		return nil
 	}
@@ -123,7 +124,7 @@ func (l *Lease) Holder() string {
 
 // judgeHost fills in the claim's host liveness from the bucket's
 // heartbeats.
-func judgeHost(ctx context.Context, api API, conn Conn, l *Lease) error {
+func judgeHost(ctx context.Context, api s3conn.API, conn s3conn.Conn, l *Lease) error {
 	if l == nil || l.Host == "" {
 		return nil
 	}
@@ -132,7 +133,7 @@ func judgeHost(ctx context.Context, api API, conn Conn, l *Lease) error {
 		if ctx.Err() != nil {
 			return err
 		}
-		l.Error = "cannot tell whether host " + untrusted.Printable(l.Host) + " is alive: " + Explain(err, conn).Error()
+		l.Error = "cannot tell whether host " + untrusted.Printable(l.Host) + " is alive: " + s3conn.Explain(err, conn).Error()
 		return nil
 	}
 	if h, ok := list[l.Host]; ok {
@@ -151,7 +152,7 @@ func (l *Lease) Expired(now time.Time) bool {
 // ReadLease reads a tenant's lock.json: nil when there is none, and a
 // Lease with Error set when it cannot be read or decoded. Only a cancelled
 // context is returned as an error.
-func ReadLease(ctx context.Context, api API, conn Conn, tenant string) (*Lease, error) {
+func ReadLease(ctx context.Context, api s3conn.API, conn s3conn.Conn, tenant string) (*Lease, error) {
 	if err := CheckName(tenant); err != nil {
 		return nil, err
 	}
@@ -162,7 +163,7 @@ func ReadLease(ctx context.Context, api API, conn Conn, tenant string) (*Lease, 
 // (released between the listing and the GET), and a Lease with Error set
 // when it cannot be read or decoded: a bad lease must not hide the rest of
 // the report. Only a cancelled context is returned as an error.
-func readLease(ctx context.Context, api API, conn Conn, key string, listed object) (*Lease, error) {
+func readLease(ctx context.Context, api s3conn.API, conn s3conn.Conn, key string, listed object) (*Lease, error) {
 	l := &Lease{ModifiedAt: listed.modified, Size: listed.size}
 	out, err := api.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(conn.Bucket), Key: aws.String(key)})
 	if err != nil {
@@ -174,7 +175,7 @@ func readLease(ctx context.Context, api API, conn Conn, key string, listed objec
 		case errors.As(err, &noKey), errors.As(err, &resp) && resp.HTTPStatusCode() == http.StatusNotFound:
 			return nil, nil
 		}
-		l.Error = fmt.Sprintf("read %s: %v", key, ExplainKey(err, conn, key))
+		l.Error = fmt.Sprintf("read %s: %v", key, s3conn.ExplainKey(err, conn, key))
 		return l, nil
 	}
 	defer out.Body.Close()

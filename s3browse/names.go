@@ -13,7 +13,7 @@ import (
 // systems refuse a longer file name, and a tenant name becomes one on restore.
 const MaxNameBytes = 255
 
-// Prefix is one tenant prefix found under Conn.TenantsPrefix.
+// Prefix is one tenant prefix found under s3conn.Conn.TenantsPrefix.
 //
 // Name is exactly what S3 returned and is untrusted: print it with Display,
 // and use it as a path or key only when Valid is true.
@@ -78,6 +78,3 @@ func nameProblem(name string) string {
 	}
 	return ""
 }
-
-// isPrintable says whether untrusted.Printable would show s as it is.
-func isPrintable(s string) bool { return s == "" || untrusted.Printable(s) == s }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/litefleet/litefleet/s3conn"
 	"github.com/litefleet/litefleet/untrusted"
 )
 
@@ -85,11 +86,11 @@ func TestPrintable(t *testing.T) {
 	}
 }
 
-// TestConnNeverPrintsCredentials: a Conn printed with %v or %+v, or encoded
+// TestConnNeverPrintsCredentials: a s3conn.Conn printed with %v or %+v, or encoded
 // as JSON inside an answer, carries no credential.
 func TestConnNeverPrintsCredentials(t *testing.T) {
-	c := Conn{Bucket: "bkt", Endpoint: "http://127.0.0.1:1", AccessKeyID: "AKIASECRETID", SecretAccessKey: "very-secret"}
-	b, err := json.Marshal(struct{ Conn Conn }{c})
+	c := s3conn.Conn{Bucket: "bkt", Endpoint: "http://127.0.0.1:1", AccessKeyID: "AKIASECRETID", SecretAccessKey: "very-secret"}
+	b, err := json.Marshal(struct{ Conn s3conn.Conn }{c})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +103,7 @@ func TestConnNeverPrintsCredentials(t *testing.T) {
 
 func TestCheckBucketName(t *testing.T) {
 	for _, ok := range []string{"abc", "saas-backups", "demo-fleet", "a.b.c", "0ab", strings.Repeat("a", 63), "t-test-1234abcd"} {
-		if err := CheckBucketName(ok); err != nil {
+		if err := s3conn.CheckBucketName(ok); err != nil {
 			t.Errorf("%q refused: %v", ok, err)
 		}
 	}
@@ -124,7 +125,7 @@ func TestCheckBucketName(t *testing.T) {
 		"bucket/path":           "without s3://",
 		"red\x1b[31m":           "not allowed",
 	} {
-		err := CheckBucketName(name)
+		err := s3conn.CheckBucketName(name)
 		if err == nil || !strings.Contains(err.Error(), why) || strings.Contains(err.Error(), "\n") || strings.Contains(err.Error(), "\x1b") {
 			t.Errorf("%q: %v, want one line saying %q", name, err, why)
 		}
@@ -133,17 +134,17 @@ func TestCheckBucketName(t *testing.T) {
 
 func TestCheckPrefix(t *testing.T) {
 	for _, ok := range []string{"", "/", "databases", "databases/", "prod/tenants", "a.b", "..x"} {
-		if err := CheckPrefix(ok); err != nil {
+		if err := s3conn.CheckPrefix(ok); err != nil {
 			t.Errorf("%q refused: %v", ok, err)
 		}
 	}
 	for _, bad := range []string{"../x", "..", "a/../b", "a/./b", "/abs", "/abs/", "a//b", "a/\x1b[31m", "a\\b", "a\nb"} {
-		if err := CheckPrefix(bad); err == nil {
+		if err := s3conn.CheckPrefix(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
 	}
-	c := Conn{Bucket: "abc", Prefix: "../x"}
+	c := s3conn.Conn{Bucket: "abc", Prefix: "../x"}
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "prefix") {
-		t.Errorf("Conn.Validate with prefix ../x: %v", err)
+		t.Errorf("s3conn.Conn.Validate with prefix ../x: %v", err)
 	}
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/litefleet/litefleet/internal/testpeer"
 	"github.com/litefleet/litefleet/replication"
 	"github.com/litefleet/litefleet/restore"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/verify"
 )
@@ -21,7 +21,7 @@ import (
 // startBackend starts a real S3 server, a database of rows rows named
 // guid in a folder of its own, an engine that replicates on request, and
 // the UI's backend over them.
-func startBackend(t *testing.T, guid string, rows int) (srv *s3test.Server, conn s3browse.Conn, path string, b *FleetBackend) {
+func startBackend(t *testing.T, guid string, rows int) (srv *s3test.Server, conn s3conn.Conn, path string, b *FleetBackend) {
 	t.Helper()
 	testpeer.Integration(t)
 	srv = s3test.Start(t)
@@ -29,7 +29,7 @@ func startBackend(t *testing.T, guid string, rows int) (srv *s3test.Server, conn
 	dir := t.TempDir()
 	path = filepath.Join(dir, guid+".db")
 	testpeer.NewDB(t, path, rows)
-	client, err := s3browse.NewClient(context.Background(), conn)
+	client, err := s3conn.NewClient(context.Background(), conn)
 	if err != nil {
 		t.Fatal(err)
 	}

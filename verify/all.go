@@ -14,6 +14,7 @@ import (
 
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // DefaultParallel is how many tenants are verified at once.
@@ -64,7 +65,7 @@ func Run(ctx context.Context, api API, opt RunOptions, onReport func(*Report)) (
 	if opt.All {
 		prefixes, err := s3browse.ListTenants(ctx, api, opt.Conn)
 		if err != nil {
-			return sum, s3browse.Explain(err, opt.Conn)
+			return sum, s3conn.Explain(err, opt.Conn)
 		}
 		names = nil
 		for _, p := range prefixes {
@@ -85,13 +86,13 @@ func Run(ctx context.Context, api API, opt RunOptions, onReport func(*Report)) (
 			if ctx.Err() != nil {
 				return sum, ctx.Err()
 			}
-			opt.NoRecord = "the host records could not be read: " + s3browse.Explain(err, opt.Conn).Error()
+			opt.NoRecord = "the host records could not be read: " + s3conn.Explain(err, opt.Conn).Error()
 		}
 	}
 
 	if len(names) > 1 && opt.Uploads == nil {
 		if opt.Uploads, err = ListUploads(ctx, api, opt.Conn); err != nil {
-			return sum, s3browse.Explain(err, opt.Conn)
+			return sum, s3conn.Explain(err, opt.Conn)
 		}
 	}
 

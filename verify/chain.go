@@ -20,6 +20,7 @@ import (
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 	"github.com/litefleet/litefleet/untrusted"
 )
 
@@ -60,7 +61,7 @@ type fileCheck struct {
 func (f *fileCheck) id() [3]uint64 { return [3]uint64{uint64(f.Level), f.MinTXID, f.MaxTXID} }
 
 // checkChain lists the tenant's prefix and reads every LTX file in it.
-func checkChain(ctx context.Context, api API, conn s3browse.Conn, tenant string, known *Uploads) (*chain, error) {
+func checkChain(ctx context.Context, api API, conn s3conn.Conn, tenant string, known *Uploads) (*chain, error) {
 	c := &chain{ends: map[uint64]bool{}}
 	t, err := s3browse.Inspect(ctx, api, conn, tenant)
 	if err != nil {
@@ -158,7 +159,7 @@ func checkChain(ctx context.Context, api API, conn s3browse.Conn, tenant string,
 }
 
 // readFile downloads and decodes one LTX file, bounded by its listed size.
-func readFile(ctx context.Context, api API, conn s3browse.Conn, f *fileCheck, keep bool) error {
+func readFile(ctx context.Context, api API, conn s3conn.Conn, f *fileCheck, keep bool) error {
 	out, err := api.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(conn.Bucket), Key: aws.String(f.key)})
 	if err != nil {
 		if hosts.IsNotFound(err) {
@@ -364,7 +365,7 @@ func disagree(cf *fileCheck, parts []*fileCheck) string {
 
 // unknownObjects names the objects under root that are not Litestream's
 // or litefleet's (at most maxNamed, the rest counted).
-func unknownObjects(ctx context.Context, api API, conn s3browse.Conn, root string) ([]string, error) {
+func unknownObjects(ctx context.Context, api API, conn s3conn.Conn, root string) ([]string, error) {
 	var names []string
 	more := 0
 	var token *string
@@ -415,7 +416,7 @@ const maxUploadPages = 100
 
 // ListUploads lists the multipart uploads under conn's tenants prefix; nil
 // when there are more than maxUploadPages pages of them.
-func ListUploads(ctx context.Context, api API, conn s3browse.Conn) (*Uploads, error) {
+func ListUploads(ctx context.Context, api API, conn s3conn.Conn) (*Uploads, error) {
 	root := conn.TenantsPrefix()
 	ups, complete, err := listUploads(ctx, api, conn, root, maxUploadPages)
 	if err != nil || !complete {
@@ -433,7 +434,7 @@ func ListUploads(ctx context.Context, api API, conn s3browse.Conn) (*Uploads, er
 
 // listUploads lists the multipart uploads under prefix, at most pages
 // pages; complete is false when there are more.
-func listUploads(ctx context.Context, api API, conn s3browse.Conn, prefix string, pages int) (_ []types.MultipartUpload, complete bool, _ error) {
+func listUploads(ctx context.Context, api API, conn s3conn.Conn, prefix string, pages int) (_ []types.MultipartUpload, complete bool, _ error) {
 	in := &s3.ListMultipartUploadsInput{Bucket: aws.String(conn.Bucket), Prefix: aws.String(prefix)}
 	var all []types.MultipartUpload
 	for page := 0; ; page++ {

@@ -23,7 +23,7 @@ import (
 
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/restore"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/untrusted"
 )
@@ -53,7 +53,7 @@ func Failed(verdict string) bool {
 // of multipart uploads (an abandoned one is data under the prefix that no
 // listing of objects shows). *s3.Client satisfies it.
 type API interface {
-	s3browse.API
+	s3conn.API
 	ListMultipartUploads(ctx context.Context, params *s3.ListMultipartUploadsInput, optFns ...func(*s3.Options)) (*s3.ListMultipartUploadsOutput, error)
 }
 
@@ -73,7 +73,7 @@ type Expected struct {
 
 // Options say what to verify and against what.
 type Options struct {
-	Conn s3browse.Conn
+	Conn s3conn.Conn
 	// TXID verifies that restore point instead of the latest (or the
 	// host's recorded TXID, which is preferred when it is a restore point).
 	TXID uint64
@@ -168,7 +168,7 @@ func Tenant(ctx context.Context, api API, opt Options, tenant string) (*Report, 
 	api = newTenantCache(api)
 	c, err := checkChain(ctx, api, opt.Conn, tenant, opt.Uploads)
 	if err != nil {
-		return nil, fmt.Errorf("tenant %s: %w", name, s3browse.ExplainKey(err, opt.Conn, opt.Conn.TenantPath(tenant)+"/"))
+		return nil, fmt.Errorf("tenant %s: %w", name, s3conn.ExplainKey(err, opt.Conn, opt.Conn.TenantPath(tenant)+"/"))
 	}
 	r.Files, r.Bytes, r.Latest, r.Oldest = c.files, c.bytes, c.latest, c.oldest
 	switch {

@@ -19,7 +19,7 @@ import (
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/layout"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 	"github.com/litefleet/litefleet/verify"
 )
 
@@ -115,7 +115,7 @@ func (h *history) checksum(txid int) string {
 
 type fixture struct {
 	t      *testing.T
-	conn   s3browse.Conn
+	conn   s3conn.Conn
 	client *s3.Client
 }
 

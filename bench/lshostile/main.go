@@ -37,7 +37,7 @@ import (
 
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/layout"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 func main() {
@@ -60,9 +60,9 @@ func run() error {
 		return errors.New("no S3 server: run through scripts/with-s3.sh")
 	}
 	ctx := context.Background()
-	conn := s3browse.Conn{Bucket: fmt.Sprintf("lshostile-%d", time.Now().UnixNano()%1e9), Endpoint: endpoint,
+	conn := s3conn.Conn{Bucket: fmt.Sprintf("lshostile-%d", time.Now().UnixNano()%1e9), Endpoint: endpoint,
 		AccessKeyID: os.Getenv("LITEFLEET_TEST_S3_ACCESS_KEY"), SecretAccessKey: os.Getenv("LITEFLEET_TEST_S3_SECRET_KEY")}
-	client, err := s3browse.NewClient(ctx, conn)
+	client, err := s3conn.NewClient(ctx, conn)
 	if err != nil {
 		return err
 	}

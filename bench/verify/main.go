@@ -39,7 +39,7 @@ import (
 	"github.com/litefleet/litefleet/internal/s3proxy"
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/layout"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 	"github.com/litefleet/litefleet/verify"
 )
 
@@ -63,7 +63,7 @@ func main() {
 }
 
 func run(tenants, sizeKB, l0, parallel, uploadParallel int) error {
-	if _, err := s3browse.AdoptCABundle(); err != nil {
+	if _, err := s3conn.AdoptCABundle(); err != nil {
 		return err
 	}
 	endpoint := os.Getenv(s3test.EnvEndpoint)
@@ -71,9 +71,9 @@ func run(tenants, sizeKB, l0, parallel, uploadParallel int) error {
 		return errors.New("no S3 server: run this through scripts/with-s3.sh")
 	}
 	ctx := context.Background()
-	conn := s3browse.Conn{Bucket: fmt.Sprintf("bench-verify-%d", time.Now().Unix()), Prefix: s3browse.DefaultPrefix, Endpoint: endpoint,
+	conn := s3conn.Conn{Bucket: fmt.Sprintf("bench-verify-%d", time.Now().Unix()), Prefix: s3conn.DefaultPrefix, Endpoint: endpoint,
 		AccessKeyID: os.Getenv(s3test.EnvAccessKey), SecretAccessKey: os.Getenv(s3test.EnvSecretKey), ForcePathStyle: true}
-	client, err := s3browse.NewClient(ctx, conn)
+	client, err := s3conn.NewClient(ctx, conn)
 	if err != nil {
 		return err
 	}
@@ -147,7 +147,7 @@ func run(tenants, sizeKB, l0, parallel, uploadParallel int) error {
 	defer proxy.Close()
 	pconn := conn
 	pconn.Endpoint = proxy.URL()
-	pclient, err := s3browse.NewClient(ctx, pconn)
+	pclient, err := s3conn.NewClient(ctx, pconn)
 	if err != nil {
 		return err
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/litefleet/litefleet/access"
 	"github.com/litefleet/litefleet/conf"
 	"github.com/litefleet/litefleet/layout"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/untrusted"
 )
@@ -44,7 +44,7 @@ func runCheckAccess(ctx context.Context, config string, asJSON bool, stdout io.W
 		return err
 	}
 
-	var clients s3browse.Clients
+	var clients s3conn.Clients
 	results := make([]access.Result, len(targets))
 	var g errgroup.Group
 	g.SetLimit(checkAccessParallel)
@@ -84,7 +84,7 @@ func runCheckAccess(ctx context.Context, config string, asJSON bool, stdout io.W
 // checkTenant probes one tenant with its credentials, against a neighbour
 // from the same bucket and folder (the next one by name), or a prefix no
 // tenant uses when it has none.
-func checkTenant(ctx context.Context, clients *s3browse.Clients, cfg *conf.Config, targets []tenants.Target, t tenants.Target) access.Result {
+func checkTenant(ctx context.Context, clients *s3conn.Clients, cfg *conf.Config, targets []tenants.Target, t tenants.Target) access.Result {
 	name := t.Tenant.Name
 	var peers []string
 	for _, o := range targets {

@@ -13,6 +13,7 @@ import (
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/tui/common"
 	"github.com/litefleet/litefleet/untrusted"
@@ -62,7 +63,7 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return errUsage("no bucket: pass -bucket NAME or -config FILE")
 	}
 	fl := &fleet.Fleet{Conn: conn}
-	client, err := s3browse.NewClient(ctx, conn)
+	client, err := s3conn.NewClient(ctx, conn)
 	if err != nil {
 		return err
 	}
@@ -84,7 +85,7 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		hostErr = s3browse.Explain(herr, conn).Error()
+		hostErr = s3conn.Explain(herr, conn).Error()
 	}
 	if reports == nil {
 		reports = []fleet.HostReport{}

@@ -26,6 +26,7 @@ import (
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/policy"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // fleetUser is an account on the IAM server.
@@ -37,7 +38,7 @@ type fleetUser struct{ key, secret string }
 // whose top-level keys are the host's and whose databases carry their own.
 type permFleet struct {
 	iam     *s3test.IAM
-	root    s3browse.Conn // the bucket, as the root account (no policy applies)
+	root    s3conn.Conn // the bucket, as the root account (no policy applies)
 	host    fleetUser
 	tenants map[string]fleetUser
 	paths   map[string]string // tenant -> source database
@@ -45,7 +46,7 @@ type permFleet struct {
 	env     []string // no AWS credentials at all: only what the config gives
 }
 
-func (f *permFleet) conn(u fleetUser) s3browse.Conn {
+func (f *permFleet) conn(u fleetUser) s3conn.Conn {
 	c := f.root
 	c.AccessKeyID, c.SecretAccessKey = u.key, u.secret
 	return c
@@ -280,10 +281,10 @@ func TestPerTenantPermissions(t *testing.T) {
 
 	// The replicator's start-up check: a tenant's keys pass the one that
 	// lists its own prefix, and are refused the one that lists every tenant.
-	if err := s3browse.CheckTenant(ctx, a, f.conn(f.tenants[guid1]), guid1, 10*time.Second); err != nil {
+	if err := s3conn.CheckTenant(ctx, a, f.conn(f.tenants[guid1]), guid1, 10*time.Second); err != nil {
 		t.Errorf("CheckTenant with A's keys: %v", err)
 	}
-	if err := s3browse.Check(ctx, a, f.conn(f.tenants[guid1]), 10*time.Second); !s3browse.IsAccessDenied(err) {
+	if err := s3conn.Check(ctx, a, f.conn(f.tenants[guid1]), 10*time.Second); !s3conn.IsAccessDenied(err) {
 		t.Errorf("Check (lists databases/) with A's keys: %v, want access denied", err)
 	}
 

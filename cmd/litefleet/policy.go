@@ -8,7 +8,7 @@ import (
 
 	"github.com/litefleet/litefleet/conf"
 	"github.com/litefleet/litefleet/policy"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/untrusted"
 )
@@ -186,7 +186,7 @@ func writePolicy(stdout, stderr io.Writer, doc policy.Document, opt policy.Optio
 
 // policyPrefix is the tenants' folder of conn in the form policy takes:
 // no slashes at either end, "" for the bucket root.
-func policyPrefix(c s3browse.Conn) string {
+func policyPrefix(c s3conn.Conn) string {
 	return strings.TrimSuffix(c.TenantsPrefix(), "/")
 }
 

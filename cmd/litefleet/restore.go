@@ -19,7 +19,7 @@ import (
 	"github.com/litefleet/litefleet/conf"
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/restore"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/untrusted"
 )
@@ -230,7 +230,7 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		Conn: conn, Tenant: target.tenant, Output: output, TXID: txid, Timestamp: ts,
 		Source: rf.source, Force: rf.force, DryRun: rf.dryRun,
 	}
-	client, err := s3browse.NewClient(ctx, conn)
+	client, err := s3conn.NewClient(ctx, conn)
 	if err != nil {
 		return err
 	}
@@ -305,7 +305,7 @@ type restoreTarget struct {
 // the argument: a tenant name, the seed's s3://BUCKET/PREFIX/TENANT URL,
 // or the path of a database listed in the -config file (as litestream
 // restore takes it).
-func restoreConn(rf restoreFlags, arg string) (s3browse.Conn, restoreTarget, error) {
+func restoreConn(rf restoreFlags, arg string) (s3conn.Conn, restoreTarget, error) {
 	target := restoreTarget{tenant: arg}
 	// A tenant by name uses its own credentials from -config; by URL or
 	// by path, below.
@@ -431,8 +431,8 @@ func printResult(w io.Writer, r *restore.Result) {
 }
 
 // restoreAll runs restore -all.
-func restoreAll(ctx context.Context, rf restoreFlags, conn s3browse.Conn, ts time.Time, stdout, stderr io.Writer) error {
-	client, err := s3browse.NewClient(ctx, conn)
+func restoreAll(ctx context.Context, rf restoreFlags, conn s3conn.Conn, ts time.Time, stdout, stderr io.Writer) error {
+	client, err := s3conn.NewClient(ctx, conn)
 	if err != nil {
 		return err
 	}
@@ -707,7 +707,7 @@ type followEventJSON struct {
 }
 
 // followOne runs restore TENANT -f.
-func followOne(ctx context.Context, client s3browse.API, opt restore.Options, rf restoreFlags, bar *termProgress, stdout, stderr io.Writer) error {
+func followOne(ctx context.Context, client s3conn.API, opt restore.Options, rf restoreFlags, bar *termProgress, stdout, stderr io.Writer) error {
 	var barOnce sync.Once
 	closeBar := func() { barOnce.Do(bar.Close) }
 	defer closeBar()
@@ -752,8 +752,8 @@ func followOne(ctx context.Context, client s3browse.API, opt restore.Options, rf
 }
 
 // followAll runs restore -all -f: the fleet's warm standby.
-func followAll(ctx context.Context, rf restoreFlags, conn s3browse.Conn, stdout, stderr io.Writer) error {
-	client, err := s3browse.NewClient(ctx, conn)
+func followAll(ctx context.Context, rf restoreFlags, conn s3conn.Conn, stdout, stderr io.Writer) error {
+	client, err := s3conn.NewClient(ctx, conn)
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/litefleet/litefleet/layout"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/untrusted"
 	"github.com/litefleet/litefleet/verify"
@@ -122,11 +122,11 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	// and keys, as restore reads it; the others, and -all, with the
 	// top-level ones. One run per connection.
 	type group struct {
-		conn  s3browse.Conn
+		conn  s3conn.Conn
 		names []string
 	}
 	groups := []*group{{conn: conn}}
-	byConn := map[s3browse.Conn]*group{conn: groups[0]}
+	byConn := map[s3conn.Conn]*group{conn: groups[0]}
 	for _, n := range names {
 		c := conn
 		for _, t := range targets {
@@ -155,7 +155,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if len(g.names) == 0 && !*all {
 			continue
 		}
-		client, err := s3browse.NewClient(ctx, g.conn)
+		client, err := s3conn.NewClient(ctx, g.conn)
 		if err != nil {
 			bar.Close()
 			return err

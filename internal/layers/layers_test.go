@@ -27,6 +27,7 @@ var layer = map[string]int{
 	"layout":        0,
 	"logline":       0,
 	"hosts":         1,
+	"s3conn":        1,
 	"s3browse":      2,
 	"tenants":       3,
 	"fleet":         4,

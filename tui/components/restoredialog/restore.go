@@ -23,6 +23,7 @@ import (
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/tui/common"
 	"github.com/litefleet/litefleet/untrusted"
@@ -575,7 +576,7 @@ func (m *Model) View(width int) string {
 	}
 	line(st.Title.Render("Restore ") + m.c.Styles.StatusStyle(m.row.Status).Render(common.Middle(m.row.Display(), inner-8)))
 	if ctx := m.c.Backend.Context(); ctx.Bucket != "" {
-		kv("from", s3browse.Conn{Bucket: ctx.Bucket, Prefix: ctx.Prefix}.URL(untrusted.Printable(m.row.Tenant)))
+		kv("from", s3conn.Conn{Bucket: ctx.Bucket, Prefix: ctx.Prefix}.URL(untrusted.Printable(m.row.Tenant)))
 	}
 	if m.listErr != nil {
 		para(st.Error, "✗ listing the restore points failed: "+untrusted.Printable(m.listErr.Error()))
