@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/litefleet/litefleet/hosts"
+	"github.com/litefleet/litefleet/hostview"
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
@@ -119,7 +120,7 @@ func TestRefreshIgnoresHostRecordOverLimit(t *testing.T) {
 	if note := rows[gC].Note; !strings.Contains(note, "lease unreadable: lock.json is over 64 KiB, where a lease is about 200 bytes: ignored, it holds nothing; delete databases/"+gC+"/lock.json") || strings.ContainsAny(note, "\r\n") {
 		t.Errorf("%s: note %q, want its oversized lock.json said in one line", gC, note)
 	}
-	var web2 *HostSummary
+	var web2 *hostview.HostSummary
 	for i := range v.Hosts {
 		if v.Hosts[i].Name == "web-2" {
 			web2 = &v.Hosts[i]

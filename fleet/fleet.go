@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/litefleet/litefleet/hostview"
 	"github.com/litefleet/litefleet/s3browse"
 	"github.com/litefleet/litefleet/s3conn"
 	"github.com/litefleet/litefleet/tenants"
@@ -36,12 +37,12 @@ type Fleet struct {
 	// replicates from its host record.
 	FullScan bool
 
-	records hostRecords // the host records read so far, by host
+	records hostview.Records // the host records read so far, by host
 
 	mu       sync.Mutex
 	remote   []s3browse.TenantSummary
-	hosts    []HostSummary
-	reports  map[string][]HostReport
+	hosts    []hostview.HostSummary
+	reports  map[string][]hostview.HostReport
 	remoteAt time.Time
 	cached   bool // remote came from CacheFile
 }
@@ -65,7 +66,7 @@ type View struct {
 	LocalErr string `json:"local_error"`
 	// Hosts are the replicating hosts of the bucket, by name, from their
 	// heartbeats and host records.
-	Hosts []HostSummary `json:"hosts"`
+	Hosts []hostview.HostSummary `json:"hosts"`
 }
 
 // RemoteAge is how old the S3 side of the view is.
@@ -100,8 +101,8 @@ func (f *Fleet) Refresh(ctx context.Context) (*View, error) {
 		}()
 	}
 	var remote []s3browse.TenantSummary
-	var hostList []HostSummary
-	var reports map[string][]HostReport
+	var hostList []hostview.HostSummary
+	var reports map[string][]hostview.HostReport
 	var remoteErr error
 	if f.API != nil {
 		remote, hostList, reports, remoteErr = f.remoteSide(ctx, now)
@@ -127,7 +128,7 @@ func (f *Fleet) Refresh(ctx context.Context) (*View, error) {
 		f.remote, f.hosts, f.reports, f.remoteAt, f.cached = remote, hostList, reports, now, false
 		f.saveCache()
 		remote, v.RemoteAt, v.FromCache, reports = f.remote, f.remoteAt, f.cached, f.reports
-		v.Hosts = append([]HostSummary{}, f.hosts...)
+		v.Hosts = append([]hostview.HostSummary{}, f.hosts...)
 	case f.API != nil && s3conn.Classify(remoteErr) == s3conn.FailureUnreachable:
 		// S3 is out of reach, not changed: the last good answer stands in,
 		// marked with its age.
@@ -143,7 +144,7 @@ func (f *Fleet) Refresh(ctx context.Context) (*View, error) {
 		}
 		remote, v.RemoteAt, v.FromCache = f.remote, f.remoteAt, f.cached
 		reports = aged(f.reports, now.Sub(f.remoteAt))
-		v.Hosts = append([]HostSummary{}, f.hosts...)
+		v.Hosts = append([]hostview.HostSummary{}, f.hosts...)
 	default:
 		// A missing bucket, refused or missing credentials, no bucket at
 		// all: no earlier answer is known to hold, and nothing is shown
@@ -168,13 +169,13 @@ func (f *Fleet) Refresh(ctx context.Context) (*View, error) {
 // aged returns copies of reports as old as an answer read d ago is now:
 // their records and states are d older than when read. (The heartbeat's
 // age stays as read: with it, whether the host was silent then.)
-func aged(reports map[string][]HostReport, d time.Duration) map[string][]HostReport {
+func aged(reports map[string][]hostview.HostReport, d time.Duration) map[string][]hostview.HostReport {
 	if d <= 0 || len(reports) == 0 {
 		return reports
 	}
-	out := make(map[string][]HostReport, len(reports))
+	out := make(map[string][]hostview.HostReport, len(reports))
 	for name, rs := range reports {
-		cp := make([]HostReport, len(rs))
+		cp := make([]hostview.HostReport, len(rs))
 		for i, r := range rs {
 			r.RecordAge += d
 			if r.StateAge > 0 {
@@ -225,11 +226,11 @@ func (f *Fleet) Inspect(ctx context.Context, tenant string) (*s3browse.Tenant, e
 
 // cacheFile is what CacheFile holds.
 type cacheFile struct {
-	Conn    string                   `json:"conn"` // Conn.String(): no credentials
-	At      time.Time                `json:"at"`
-	Tenants []s3browse.TenantSummary `json:"tenants"`
-	Hosts   []HostSummary            `json:"hosts,omitempty"`
-	Reports map[string][]HostReport  `json:"reports,omitempty"`
+	Conn    string                           `json:"conn"` // Conn.String(): no credentials
+	At      time.Time                        `json:"at"`
+	Tenants []s3browse.TenantSummary         `json:"tenants"`
+	Hosts   []hostview.HostSummary           `json:"hosts,omitempty"`
+	Reports map[string][]hostview.HostReport `json:"reports,omitempty"`
 }
 
 func (f *Fleet) saveCache() {

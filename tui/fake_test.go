@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/hostview"
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
@@ -47,8 +48,8 @@ type fakeBackend struct {
 	noDeadline []string
 	// hosts and hostReports are the bucket's host records, as
 	// fleet.Refresh reads them.
-	hosts       []fleet.HostSummary
-	hostReports map[string][]fleet.HostReport
+	hosts       []hostview.HostSummary
+	hostReports map[string][]hostview.HostReport
 	// verdicts are Verify's answers by tenant ("verified" for the
 	// others); verifyErrs its errors; verifyGate, when set, holds every
 	// Verify until it is closed or the context ends.
@@ -104,7 +105,7 @@ func (f *fakeBackend) Refresh(ctx context.Context) (*fleet.View, error) {
 		remotes, remoteAt = nil, time.Time{}
 	}
 	f.mu.Lock()
-	hostList, reports := append([]fleet.HostSummary(nil), f.hosts...), f.hostReports
+	hostList, reports := append([]hostview.HostSummary(nil), f.hosts...), f.hostReports
 	f.mu.Unlock()
 	opt := fleet.ViewOptions{Replicating: func(p string) bool { return repl[p] }}
 	rows := fleet.Join(locals, remotes, now, opt)

@@ -12,7 +12,7 @@ import (
 	"github.com/superfly/ltx"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/hostview"
 	"github.com/litefleet/litefleet/s3browse"
 	"github.com/litefleet/litefleet/s3conn"
 )
@@ -77,12 +77,12 @@ func Run(ctx context.Context, api API, opt RunOptions, onReport func(*Report)) (
 	}
 	sum.Tenants = len(names)
 
-	var reports map[string][]fleet.HostReport
+	var reports map[string][]hostview.HostReport
 	var err error
 	if !opt.NoRecords && len(names) > 0 {
 		// Keys confined to tenants' prefixes may not read .litefleet/: the
 		// rest is still verified, the identity said unverifiable and why.
-		if reports, err = fleet.AllHostReports(ctx, api, opt.Conn); err != nil {
+		if reports, err = hostview.AllHostReports(ctx, api, opt.Conn); err != nil {
 			if ctx.Err() != nil {
 				return sum, ctx.Err()
 			}
@@ -161,7 +161,7 @@ func Run(ctx context.Context, api API, opt RunOptions, onReport func(*Report)) (
 // expected is what the best report says, when a live host that
 // replicates the tenant makes it; a checksum that is not one is dropped
 // (records are untrusted).
-func expected(rs []fleet.HostReport) *Expected {
+func expected(rs []hostview.HostReport) *Expected {
 	if len(rs) == 0 || rs[0].Silent || !rs[0].Replicates() || rs[0].Replicated == 0 {
 		return nil
 	}

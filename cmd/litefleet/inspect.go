@@ -11,6 +11,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/hostview"
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
 	"github.com/litefleet/litefleet/s3conn"
@@ -79,7 +80,7 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	// The hosts' records: a key that may not list .litefleet/ (a tenant's
 	// own) sees none, and the report says so.
-	reports, herr := fleet.HostReports(ctx, client, conn, tenant)
+	reports, herr := hostview.HostReports(ctx, client, conn, tenant)
 	hostErr := ""
 	if herr != nil {
 		if ctx.Err() != nil {
@@ -88,15 +89,15 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		hostErr = s3conn.Explain(herr, conn).Error()
 	}
 	if reports == nil {
-		reports = []fleet.HostReport{}
+		reports = []hostview.HostReport{}
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(struct {
 			*s3browse.Tenant
-			Hosts     []fleet.HostReport `json:"hosts"`
-			HostError string             `json:"hosts_error,omitempty"`
+			Hosts     []hostview.HostReport `json:"hosts"`
+			HostError string                `json:"hosts_error,omitempty"`
 		}{t, reports, hostErr})
 	}
 	printTenant(stdout, t, time.Now(), *files)
@@ -177,7 +178,7 @@ func printTenant(w io.Writer, t *s3browse.Tenant, now time.Time, files int) {
 
 // printHosts says what each host's record says of the tenant, the host
 // replicating it first.
-func printHosts(w io.Writer, reports []fleet.HostReport, hostErr string, now time.Time) {
+func printHosts(w io.Writer, reports []hostview.HostReport, hostErr string, now time.Time) {
 	switch {
 	case hostErr != "":
 		fmt.Fprintf(w, "hosts     unknown: %s\n", untrusted.Printable(hostErr))

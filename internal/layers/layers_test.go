@@ -30,6 +30,7 @@ var layer = map[string]int{
 	"s3conn":        1,
 	"s3browse":      2,
 	"tenants":       3,
+	"hostview":      3,
 	"fleet":         4,
 	"conf":          4,
 	"access":        4,

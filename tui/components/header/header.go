@@ -10,6 +10,7 @@ import (
 	"charm.land/lipgloss/v2"
 
 	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/hostview"
 	"github.com/litefleet/litefleet/tui/common"
 	"github.com/litefleet/litefleet/untrusted"
 )
@@ -58,11 +59,11 @@ func (m *Model) View() string {
 // this prefix, and silent or unreadable ones, which need a look. A live
 // host with no tenant (the UI's own after its last x, a replicator of
 // another prefix) says nothing about this fleet.
-func (m *Model) hosts() []fleet.HostSummary {
+func (m *Model) hosts() []hostview.HostSummary {
 	if m.view == nil {
 		return nil
 	}
-	var out []fleet.HostSummary
+	var out []hostview.HostSummary
 	for _, h := range m.view.Hosts {
 		if h.Tenants > 0 || h.Silent || h.Error != "" {
 			out = append(out, h)
