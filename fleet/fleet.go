@@ -1,6 +1,5 @@
 // Package fleet is the joined view of local databases and their S3
-// replicas (statuses, lag, host records, lease wording), with the
-// configuration file.
+// replicas: statuses, lag, host records applied to rows, lease wording.
 package fleet
 
 import (
@@ -148,7 +147,7 @@ func (f *Fleet) Refresh(ctx context.Context) (*View, error) {
 	default:
 		// A missing bucket, refused or missing credentials, no bucket at
 		// all: no earlier answer is known to hold, and nothing is shown
-		// as if it were. tenants.Local rows say "unknown" and why.
+		// as if it were. Local rows say "unknown" and why.
 		v.RemoteErr = remoteErr.Error()
 		opt.remoteUnknown = "no bucket given"
 		if f.API != nil {

@@ -90,7 +90,7 @@ type Row struct {
 	Tenant string `json:"tenant"`
 	Status Status `json:"status"`
 	Note   string `json:"note,omitempty"`
-	// tenants.Local is nil for a tenant with nothing on this host.
+	// Local is nil for a tenant with nothing on this host.
 	Local *tenants.Local `json:"local"`
 	// Remote is nil for a tenant with nothing in S3.
 	Remote *s3browse.TenantSummary `json:"remote"`
@@ -128,7 +128,7 @@ type Row struct {
 	// StateAge is how long the host has been in State, as of now: the
 	// record's own age of the state plus the record's age.
 	StateAge time.Duration `json:"state_age_ns,omitempty"`
-	// VerifiedAt and tenants.Verdict are that host's last verification of the
+	// VerifiedAt and Verdict are that host's last verification of the
 	// tenant (replicate -verify-every; its clock), when it made one.
 	VerifiedAt time.Time `json:"verified_at,omitzero"`
 	Verdict    string    `json:"verdict,omitempty"`

@@ -73,7 +73,7 @@ type HostReport struct {
 	// times the host's own) plus the record's age; 0 when unknown.
 	RecordAge time.Duration `json:"record_age_ns"`
 	StateAge  time.Duration `json:"state_age_ns,omitempty"`
-	// VerifiedAt and tenants.Verdict are the host's last verification of the
+	// VerifiedAt and Verdict are the host's last verification of the
 	// tenant (replicate -verify-every): a verdict word of verify's, or "".
 	VerifiedAt time.Time `json:"verified_at,omitzero"`
 	Verdict    string    `json:"verdict,omitempty"`

@@ -54,7 +54,7 @@ type Lease struct {
 	HostStale   bool          `json:"host_stale,omitempty"`
 	HostWatched bool          `json:"host_watched,omitempty"`
 	HostDead    bool          `json:"host_dead,omitempty"`
-	// s3conn.Why is WatchLease's reason for a lease it found held.
+	// Why is WatchLease's reason for a lease it found held.
 	Why string `json:"-"`
 }
 
@@ -83,7 +83,7 @@ func (l *Lease) Live(now time.Time) bool {
 // host's claim is free once its heartbeat stayed unchanged or missing for
 // DeadAfter, a Litestream lease once expired and unchanged for DeadAfter,
 // an unreadable lock.json once unchanged for DeadAfter; what cannot be
-// read is held (fail closed), and s3conn.Why says so. Within a beat for a live
+// read is held (fail closed), and Why says so. Within a beat for a live
 // host, up to DeadAfter otherwise: only what must not be wrong waits for
 // it, restore's refusal to write over a live database.
 func WatchLease(ctx context.Context, api s3conn.API, conn s3conn.Conn, l *Lease, tenant string, timing hosts.Timing) error {

@@ -25,7 +25,7 @@ type Stray struct {
 	MaxTXID    uint64 `json:"max_txid"`
 	Generation int64  `json:"generation"`
 	Host       string `json:"host,omitempty"` // untrusted: print with untrusted.Printable
-	// s3conn.Why names the segment of the lineage that makes it stray.
+	// Why names the segment of the lineage that makes it stray.
 	Why string `json:"why"`
 }
 
