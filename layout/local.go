@@ -2,8 +2,10 @@ package layout
 
 import (
 	"path/filepath"
+	"strconv"
 
 	"github.com/benbjohnson/litestream"
+	"github.com/superfly/ltx"
 )
 
 // The local layout: Litestream's state folder beside each database, and
@@ -22,6 +24,17 @@ func metaDir(path string) string {
 // LitestreamStateDir is the folder where Litestream keeps the state of the
 // database at path: <dir>/.<file>-litestream.
 func LitestreamStateDir(path string) string { return metaDir(path) }
+
+// LTXLevelDir is the folder, in a state folder, of Litestream's local LTX
+// files of a level (litestream's DB.LTXLevelDir).
+func LTXLevelDir(stateDir string, level int) string {
+	return filepath.Join(stateDir, "ltx", strconv.Itoa(level))
+}
+
+// LTXPath is a local LTX file in a state folder (litestream's DB.LTXPath).
+func LTXPath(stateDir string, level int, minTXID, maxTXID ltx.TXID) string {
+	return filepath.Join(LTXLevelDir(stateDir, level), ltx.FormatFilename(minTXID, maxTXID))
+}
 
 // PageTableFile is the wake's page table, in the state folder (package
 // replication's pages.go).

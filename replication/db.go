@@ -16,6 +16,7 @@ import (
 
 	"github.com/litefleet/litefleet/dbfile"
 	"github.com/litefleet/litefleet/hosts"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/untrusted"
 )
 
@@ -436,7 +437,7 @@ func newAwake(opened identity, pages *pageTable) *awake {
 // after the file under an open database was replaced they may hold pages
 // of both files, and must never be uploaded.
 func dropUnreplicated(path string, replicated ltx.TXID) (int, error) {
-	dir := filepath.Join(metaDir(path), "ltx", "0")
+	dir := layout.LTXLevelDir(metaDir(path), 0)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -461,7 +462,7 @@ func dropUnreplicated(path string, replicated ltx.TXID) (int, error) {
 // localL0 returns the newest local L0 file's range and its trailer, from
 // Litestream's state beside the database; zero when there is none.
 func localL0(path string) (minTXID, maxTXID ltx.TXID, trailer ltx.Trailer, err error) {
-	dir := filepath.Join(metaDir(path), "ltx", "0")
+	dir := layout.LTXLevelDir(metaDir(path), 0)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -486,7 +487,7 @@ func localL0(path string) (minTXID, maxTXID ltx.TXID, trailer ltx.Trailer, err e
 
 // localTrailer reads the trailer of the local L0 file of exactly [lo, hi].
 func localTrailer(path string, lo, hi ltx.TXID) (ltx.Trailer, bool, error) {
-	file := filepath.Join(metaDir(path), "ltx", "0", ltx.FormatFilename(lo, hi))
+	file := layout.LTXPath(metaDir(path), 0, lo, hi)
 	t, err := readLocalTrailer(file)
 	if errors.Is(err, os.ErrNotExist) {
 		return ltx.Trailer{}, false, nil

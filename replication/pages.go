@@ -466,7 +466,7 @@ func lastLocalHeader(path string) (ltx.Header, bool, error) {
 	if err != nil || maxTXID == 0 {
 		return ltx.Header{}, false, err
 	}
-	f, err := os.Open(filepath.Join(metaDir(path), "ltx", "0", ltx.FormatFilename(minTXID, maxTXID)))
+	f, err := os.Open(layout.LTXPath(metaDir(path), 0, minTXID, maxTXID))
 	if err != nil {
 		return ltx.Header{}, false, err
 	}
@@ -606,7 +606,7 @@ func encodeDiff(path string, st *dbState, last ltx.Header, table tableView) (int
 	pageSize := table.pageSize
 	hasher := newPageHasher(table.key)
 	txid := last.MaxTXID + 1
-	dir := filepath.Join(metaDir(path), "ltx", "0")
+	dir := layout.LTXLevelDir(metaDir(path), 0)
 	file := filepath.Join(dir, ltx.FormatFilename(txid, txid))
 	tmp := file + ".tmp"
 	f, err := os.Create(tmp)
