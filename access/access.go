@@ -16,7 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // API is the part of the S3 client a probe calls.
@@ -80,7 +81,7 @@ type Result struct {
 // neighbour's, where each must be refused. A probe object written anywhere
 // is deleted again, with api or, failing that, with cleanup (the host's
 // client; nil for none).
-func Check(ctx context.Context, api, cleanup API, conn s3browse.Conn, tenant, neighbour string) Result {
+func Check(ctx context.Context, api, cleanup API, conn s3conn.Conn, tenant, neighbour string) Result {
 	r := Result{
 		Tenant: tenant, KeyID: conn.AccessKeyID,
 		Own: conn.URL(tenant), Neighbour: conn.URL(neighbour),
@@ -103,7 +104,7 @@ func Check(ctx context.Context, api, cleanup API, conn s3browse.Conn, tenant, ne
 
 type prober struct {
 	api, cleanup API
-	conn         s3browse.Conn
+	conn         s3conn.Conn
 	r            *Result
 	leftBehind   bool
 }
@@ -166,7 +167,7 @@ func (p *prober) outcome(ctx context.Context, do func(context.Context) error) (s
 		switch {
 		case err == nil:
 			return Allowed, nil
-		case s3browse.IsAccessDenied(err):
+		case s3conn.IsAccessDenied(err):
 			return Denied, nil
 		}
 	}
@@ -177,11 +178,11 @@ func (p *prober) note(own bool, op, prefix, outcome string, err error) {
 	where := "s3://" + p.conn.Bucket + "/" + prefix
 	switch {
 	case outcome == Failed:
-		p.r.Notes = append(p.r.Notes, fmt.Sprintf("%s %s: %v", op, s3browse.Printable(where), s3browse.Explain(err, p.conn)))
+		p.r.Notes = append(p.r.Notes, fmt.Sprintf("%s %s: %v", op, untrusted.Printable(where), s3conn.Explain(err, p.conn)))
 	case own && outcome == Denied:
-		p.r.Notes = append(p.r.Notes, fmt.Sprintf("%s of its own prefix %s was refused: its policy does not give what replication needs", op, s3browse.Printable(where)))
+		p.r.Notes = append(p.r.Notes, fmt.Sprintf("%s of its own prefix %s was refused: its policy does not give what replication needs", op, untrusted.Printable(where)))
 	case !own && outcome == Allowed:
-		p.r.Notes = append(p.r.Notes, fmt.Sprintf("%s of the neighbour's prefix %s was ALLOWED: its policy reaches other tenants", op, s3browse.Printable(where)))
+		p.r.Notes = append(p.r.Notes, fmt.Sprintf("%s of the neighbour's prefix %s was ALLOWED: its policy reaches other tenants", op, untrusted.Printable(where)))
 	}
 }
 
@@ -192,7 +193,7 @@ func (p *prober) remove(ctx context.Context, key string) {
 		return
 	}
 	p.leftBehind = true
-	p.r.Notes = append(p.r.Notes, fmt.Sprintf("probe object s3://%s/%s could not be deleted: delete it by hand", p.conn.Bucket, s3browse.Printable(key)))
+	p.r.Notes = append(p.r.Notes, fmt.Sprintf("probe object s3://%s/%s could not be deleted: delete it by hand", p.conn.Bucket, untrusted.Printable(key)))
 }
 
 func (p *prober) deleteWith(ctx context.Context, api API, key string) error {

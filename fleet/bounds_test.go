@@ -16,7 +16,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/litefleet/litefleet/hosts"
+	"github.com/litefleet/litefleet/hostview"
 	"github.com/litefleet/litefleet/internal/s3test"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
 )
 
@@ -82,9 +84,9 @@ func TestRefreshIgnoresHostRecordOverLimit(t *testing.T) {
 		{Name: gA, State: "failed", Reason: "a repeated name"}, // the first one stands
 	}})
 	// web-2 is alive, and replicates gC and gD; its record is a bomb.
-	put(t, client, conn.Bucket, hosts.HeartbeatKey("web-2"), []byte(`{"host":"web-2"}`))
+	put(t, client, conn.Bucket, layout.HeartbeatKey("web-2"), []byte(`{"host":"web-2"}`))
 	bomb := gzipBomb(t, "web-2")
-	if _, err := client.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(conn.Bucket), Key: aws.String(hosts.RecordKey("web-2")), Body: bomb}); err != nil {
+	if _, err := client.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(conn.Bucket), Key: aws.String(layout.RecordKey("web-2")), Body: bomb}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -118,7 +120,7 @@ func TestRefreshIgnoresHostRecordOverLimit(t *testing.T) {
 	if note := rows[gC].Note; !strings.Contains(note, "lease unreadable: lock.json is over 64 KiB, where a lease is about 200 bytes: ignored, it holds nothing; delete databases/"+gC+"/lock.json") || strings.ContainsAny(note, "\r\n") {
 		t.Errorf("%s: note %q, want its oversized lock.json said in one line", gC, note)
 	}
-	var web2 *HostSummary
+	var web2 *hostview.HostSummary
 	for i := range v.Hosts {
 		if v.Hosts[i].Name == "web-2" {
 			web2 = &v.Hosts[i]

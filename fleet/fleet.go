@@ -1,3 +1,5 @@
+// Package fleet is the joined view of local databases and their S3
+// replicas: statuses, lag, host records applied to rows, lease wording.
 package fleet
 
 import (
@@ -14,16 +16,19 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/litefleet/litefleet/hostview"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
+	"github.com/litefleet/litefleet/tenants"
 )
 
 // Fleet is the joined view of one host's tenant databases and one bucket's
 // tenant prefixes, refreshed on demand. When S3 cannot be reached it keeps
 // the last good answer, and says how old it is. Safe for concurrent use.
 type Fleet struct {
-	Conn      s3browse.Conn
-	API       s3browse.API
-	Discover  DiscoverOptions
+	Conn      s3conn.Conn
+	API       s3conn.API
+	Discover  tenants.DiscoverOptions
 	Options   ViewOptions
 	CacheFile string // where the last good S3 answer is kept between runs; "" for none
 	// FullScan lists every object of every tenant at each refresh (ls
@@ -31,12 +36,12 @@ type Fleet struct {
 	// replicates from its host record.
 	FullScan bool
 
-	records hostRecords // the host records read so far, by host
+	records hostview.Records // the host records read so far, by host
 
 	mu       sync.Mutex
 	remote   []s3browse.TenantSummary
-	hosts    []HostSummary
-	reports  map[string][]HostReport
+	hosts    []hostview.HostSummary
+	reports  map[string][]hostview.HostReport
 	remoteAt time.Time
 	cached   bool // remote came from CacheFile
 }
@@ -60,7 +65,7 @@ type View struct {
 	LocalErr string `json:"local_error"`
 	// Hosts are the replicating hosts of the bucket, by name, from their
 	// heartbeats and host records.
-	Hosts []HostSummary `json:"hosts"`
+	Hosts []hostview.HostSummary `json:"hosts"`
 }
 
 // RemoteAge is how old the S3 side of the view is.
@@ -84,19 +89,19 @@ func (v *View) Stale() bool { return v.RemoteErr != "" || v.FromCache }
 // ctx's.
 func (f *Fleet) Refresh(ctx context.Context) (*View, error) {
 	now := time.Now()
-	var locals []Local
+	var locals []tenants.Local
 	var localErr error
 	var wg sync.WaitGroup
 	if len(f.Discover.Dirs) > 0 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			locals, localErr = Discover(ctx, f.Discover)
+			locals, localErr = tenants.Discover(ctx, f.Discover)
 		}()
 	}
 	var remote []s3browse.TenantSummary
-	var hostList []HostSummary
-	var reports map[string][]HostReport
+	var hostList []hostview.HostSummary
+	var reports map[string][]hostview.HostReport
 	var remoteErr error
 	if f.API != nil {
 		remote, hostList, reports, remoteErr = f.remoteSide(ctx, now)
@@ -122,23 +127,23 @@ func (f *Fleet) Refresh(ctx context.Context) (*View, error) {
 		f.remote, f.hosts, f.reports, f.remoteAt, f.cached = remote, hostList, reports, now, false
 		f.saveCache()
 		remote, v.RemoteAt, v.FromCache, reports = f.remote, f.remoteAt, f.cached, f.reports
-		v.Hosts = append([]HostSummary{}, f.hosts...)
-	case f.API != nil && s3browse.Classify(remoteErr) == s3browse.FailureUnreachable:
+		v.Hosts = append([]hostview.HostSummary{}, f.hosts...)
+	case f.API != nil && s3conn.Classify(remoteErr) == s3conn.FailureUnreachable:
 		// S3 is out of reach, not changed: the last good answer stands in,
 		// marked with its age.
-		v.RemoteErr = s3browse.Why(remoteErr, f.Conn).Error()
+		v.RemoteErr = s3conn.Why(remoteErr, f.Conn).Error()
 		if f.remote == nil {
 			f.loadCache()
 		}
 		// A tenant the older answer does not list may be in S3 by now;
 		// with no older answer, S3's side is unknown for every tenant.
-		opt.remoteStale = fmt.Sprintf("%s; its last answer, %s old, does not list it", s3browse.Classify(remoteErr), now.Sub(f.remoteAt).Round(time.Second))
+		opt.remoteStale = fmt.Sprintf("%s; its last answer, %s old, does not list it", s3conn.Classify(remoteErr), now.Sub(f.remoteAt).Round(time.Second))
 		if f.remoteAt.IsZero() {
-			opt.remoteUnknown = s3browse.Classify(remoteErr).String()
+			opt.remoteUnknown = s3conn.Classify(remoteErr).String()
 		}
 		remote, v.RemoteAt, v.FromCache = f.remote, f.remoteAt, f.cached
 		reports = aged(f.reports, now.Sub(f.remoteAt))
-		v.Hosts = append([]HostSummary{}, f.hosts...)
+		v.Hosts = append([]hostview.HostSummary{}, f.hosts...)
 	default:
 		// A missing bucket, refused or missing credentials, no bucket at
 		// all: no earlier answer is known to hold, and nothing is shown
@@ -146,8 +151,8 @@ func (f *Fleet) Refresh(ctx context.Context) (*View, error) {
 		v.RemoteErr = remoteErr.Error()
 		opt.remoteUnknown = "no bucket given"
 		if f.API != nil {
-			v.RemoteErr = s3browse.Why(remoteErr, f.Conn).Error()
-			opt.remoteUnknown = s3browse.Classify(remoteErr).String()
+			v.RemoteErr = s3conn.Why(remoteErr, f.Conn).Error()
+			opt.remoteUnknown = s3conn.Classify(remoteErr).String()
 		}
 		remote, reports = nil, nil
 	}
@@ -163,13 +168,13 @@ func (f *Fleet) Refresh(ctx context.Context) (*View, error) {
 // aged returns copies of reports as old as an answer read d ago is now:
 // their records and states are d older than when read. (The heartbeat's
 // age stays as read: with it, whether the host was silent then.)
-func aged(reports map[string][]HostReport, d time.Duration) map[string][]HostReport {
+func aged(reports map[string][]hostview.HostReport, d time.Duration) map[string][]hostview.HostReport {
 	if d <= 0 || len(reports) == 0 {
 		return reports
 	}
-	out := make(map[string][]HostReport, len(reports))
+	out := make(map[string][]hostview.HostReport, len(reports))
 	for name, rs := range reports {
-		cp := make([]HostReport, len(rs))
+		cp := make([]hostview.HostReport, len(rs))
 		for i, r := range rs {
 			r.RecordAge += d
 			if r.StateAge > 0 {
@@ -220,11 +225,11 @@ func (f *Fleet) Inspect(ctx context.Context, tenant string) (*s3browse.Tenant, e
 
 // cacheFile is what CacheFile holds.
 type cacheFile struct {
-	Conn    string                   `json:"conn"` // Conn.String(): no credentials
-	At      time.Time                `json:"at"`
-	Tenants []s3browse.TenantSummary `json:"tenants"`
-	Hosts   []HostSummary            `json:"hosts,omitempty"`
-	Reports map[string][]HostReport  `json:"reports,omitempty"`
+	Conn    string                           `json:"conn"` // Conn.String(): no credentials
+	At      time.Time                        `json:"at"`
+	Tenants []s3browse.TenantSummary         `json:"tenants"`
+	Hosts   []hostview.HostSummary           `json:"hosts,omitempty"`
+	Reports map[string][]hostview.HostReport `json:"reports,omitempty"`
 }
 
 func (f *Fleet) saveCache() {
@@ -273,7 +278,7 @@ func (f *Fleet) loadCache() {
 
 // DefaultCacheFile is where the last good S3 answer for conn is kept:
 // under the user's cache folder, one file per endpoint, bucket and prefix.
-func DefaultCacheFile(conn s3browse.Conn) string {
+func DefaultCacheFile(conn s3conn.Conn) string {
 	dir, err := os.UserCacheDir()
 	if err != nil {
 		return ""

@@ -14,7 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
+	"github.com/litefleet/litefleet/tenants"
 )
 
 // switchAPI answers listings with one tenant's LTX file, or fails with err.
@@ -43,10 +44,10 @@ func TestRefreshUnknownIsNotServedFromCache(t *testing.T) {
 	writeFile(t, filepath.Join(dir, vg1+".db"), sqlitePage)
 	writeFile(t, filepath.Join(dir, vg2+".db"), sqlitePage)
 	api := &switchAPI{}
-	conn := s3browse.Conn{Bucket: "bkt"}
+	conn := s3conn.Conn{Bucket: "bkt"}
 	cache := filepath.Join(t.TempDir(), "cache.json")
 	newFleet := func() *Fleet {
-		return &Fleet{Conn: conn, API: api, Discover: DiscoverOptions{Dirs: []string{dir}}, CacheFile: cache}
+		return &Fleet{Conn: conn, API: api, Discover: tenants.DiscoverOptions{Dirs: []string{dir}}, CacheFile: cache}
 	}
 	fl := newFleet()
 	ctx := context.Background()
@@ -100,7 +101,7 @@ func TestRefreshUnknownIsNotServedFromCache(t *testing.T) {
 	}
 
 	// No bucket at all: unknown as well, not "not replicating".
-	v, err = (&Fleet{Discover: DiscoverOptions{Dirs: []string{dir}}}).Refresh(ctx)
+	v, err = (&Fleet{Discover: tenants.DiscoverOptions{Dirs: []string{dir}}}).Refresh(ctx)
 	if err != nil || len(v.Rows) != 2 || v.Rows[0].Status != StatusUnknown {
 		t.Fatalf("no bucket: %v %+v", err, v.Rows)
 	}

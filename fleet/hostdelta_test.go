@@ -7,6 +7,7 @@ import (
 
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/internal/s3test"
+	"github.com/litefleet/litefleet/layout"
 )
 
 // A host's delta record is applied by the view: a tenant's newer state
@@ -32,7 +33,7 @@ func TestRefreshAppliesDeltaRecord(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		put(t, client, conn.Bucket, hosts.DeltaKey("web-1"), body)
+		put(t, client, conn.Bucket, layout.DeltaKey("web-1"), body)
 	}
 	putDelta(at.Add(10*time.Second), hosts.TenantRecord{Name: gA, State: "replicating", Local: 6, Replicated: 4, LagMillis: 2000})
 

@@ -16,14 +16,16 @@ import (
 
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/internal/s3test"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 func TestMain(m *testing.M) { os.Exit(s3test.Main(m)) }
 
 // countingAPI counts the requests a refresh makes.
 type countingAPI struct {
-	s3browse.API
+	s3conn.API
 	lists, gets atomic.Int64
 }
 
@@ -47,7 +49,7 @@ func put(t *testing.T, client *s3.Client, bucket, key string, body []byte) {
 }
 
 // putTenant writes a replica of txid transactions: a snapshot and L0 files.
-func putTenant(t *testing.T, client *s3.Client, conn s3browse.Conn, name string, txid uint64) {
+func putTenant(t *testing.T, client *s3.Client, conn s3conn.Conn, name string, txid uint64) {
 	t.Helper()
 	put(t, client, conn.Bucket, fmt.Sprintf("%s/0009/%s", conn.TenantPath(name), ltx.FormatFilename(1, 1)), ltxSized)
 	for tx := uint64(2); tx <= txid; tx++ {
@@ -57,12 +59,12 @@ func putTenant(t *testing.T, client *s3.Client, conn s3browse.Conn, name string,
 
 func putHost(t *testing.T, client *s3.Client, bucket string, rec *hosts.Record) {
 	t.Helper()
-	put(t, client, bucket, hosts.HeartbeatKey(rec.Host), []byte(`{"host":"`+rec.Host+`"}`))
+	put(t, client, bucket, layout.HeartbeatKey(rec.Host), []byte(`{"host":"`+rec.Host+`"}`))
 	body, err := hosts.EncodeRecord(rec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	put(t, client, bucket, hosts.RecordKey(rec.Host), body)
+	put(t, client, bucket, layout.RecordKey(rec.Host), body)
 }
 
 const (
@@ -201,5 +203,5 @@ func TestRefreshWithoutHostsScans(t *testing.T) {
 
 // ltxSized is the body of a fake LTX file: the least an LTX object can be
 // (a header and a trailer), for listings that count it as one
-// (s3browse.LTXObject).
+// (layout.LTXObject).
 var ltxSized = bytes.Repeat([]byte("x"), ltx.HeaderSize+ltx.TrailerSize)

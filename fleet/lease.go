@@ -1,11 +1,13 @@
 package fleet
 
 import (
+	"cmp"
 	"fmt"
 	"time"
 
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // LeaseState is what a tenant's lock.json says about who writes its replica.
@@ -30,7 +32,7 @@ func JudgeLease(l *s3browse.Lease, now time.Time) (LeaseState, string) {
 	case l == nil:
 		return LeaseNone, "none: no replicator holds this tenant"
 	case l.Error != "":
-		return LeaseUnreadable, "unreadable: " + Printable(l.Error)
+		return LeaseUnreadable, "unreadable: " + untrusted.Printable(l.Error)
 	case l.Host != "" && l.HostWatched && l.HostDead:
 		return LeaseExpired, fmt.Sprintf("claimed by %s: another host may take the tenant", l.Holder())
 	case l.Host != "" && l.HostStale:
@@ -46,10 +48,10 @@ func JudgeLease(l *s3browse.Lease, now time.Time) (LeaseState, string) {
 	case l.ExpiresAt.IsZero():
 		return LeaseUnreadable, "unreadable: lock.json has no expires_at: not a Litestream lease"
 	case l.Expired(now):
-		return LeaseExpired, fmt.Sprintf("expired %s ago, last held by %s", Duration(now.Sub(l.ExpiresAt)), Printable(LeaseHolder(l.Owner)))
+		return LeaseExpired, fmt.Sprintf("expired %s ago, last held by %s", Duration(now.Sub(l.ExpiresAt)), untrusted.Printable(LeaseHolder(l.Owner)))
 	}
 	return LeaseLive, fmt.Sprintf("held by %s until %s (%s left, generation %d)",
-		Printable(LeaseHolder(l.Owner)), Stamp(l.ExpiresAt), Duration(l.ExpiresAt.Sub(now)), l.Generation)
+		untrusted.Printable(LeaseHolder(l.Owner)), Stamp(l.ExpiresAt), Duration(l.ExpiresAt.Sub(now)), l.Generation)
 }
 
 // Duration prints d in its largest unit: 850ms, 42s, 5m, 3h, 2d. One
@@ -77,3 +79,7 @@ func Stamp(t time.Time) string {
 	}
 	return t.UTC().Format(time.RFC3339)
 }
+
+// LeaseHolder names a lease's owner for messages; Litestream's leaser may
+// write none.
+func LeaseHolder(owner string) string { return cmp.Or(owner, "an unnamed replicator") }

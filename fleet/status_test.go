@@ -12,19 +12,22 @@ import (
 	"github.com/benbjohnson/litestream"
 	"github.com/benbjohnson/litestream/file"
 
+	"github.com/litefleet/litefleet/hostview"
 	"github.com/litefleet/litefleet/internal/testpeer"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
+	"github.com/litefleet/litefleet/tenants"
 )
 
 // A row whose S3 side comes from a host record shows the lag of its own
 // numbers, local TXID − S3 TXID, not the one the record computed from the
 // host's: the "16 10 0 tx". It says how old the record is.
 func TestLagIsTheRowsOwnTXIDs(t *testing.T) {
-	rep := HostReport{Tenant: vg1, Host: "web-1", State: "replicating", LocalTXID: 10, Replicated: 10, RecordAge: 12 * time.Second}
+	rep := hostview.HostReport{Tenant: vg1, Host: "web-1", State: "replicating", LocalTXID: 10, Replicated: 10, RecordAge: 12 * time.Second}
 	rem := recordSummary(vg1, &rep)
-	l := local(vg1, 16, 3*time.Second, LTXRef{MinTXID: 11, MaxTXID: 16, ModTime: now.Add(-3 * time.Second)})
-	rows := Join([]Local{l}, []s3browse.TenantSummary{rem}, now, ViewOptions{})
-	ApplyHostReports(rows, map[string][]HostReport{vg1: {rep}}, ViewOptions{})
+	l := local(vg1, 16, 3*time.Second, tenants.LTXRef{MinTXID: 11, MaxTXID: 16, ModTime: now.Add(-3 * time.Second)})
+	rows := Join([]tenants.Local{l}, []s3browse.TenantSummary{rem}, now, ViewOptions{})
+	ApplyHostReports(rows, map[string][]hostview.HostReport{vg1: {rep}}, ViewOptions{})
 	r := rows[0]
 	if r.LagTXIDs != r.Local.TXID-r.Remote.LatestTXID || r.LagTXIDs != 6 || r.Lag != 3*time.Second {
 		t.Errorf("lag %d tx / %s for local %d and S3 %d, want 6 tx / 3s", r.LagTXIDs, r.Lag, r.Local.TXID, r.Remote.LatestTXID)
@@ -59,9 +62,9 @@ func TestLagIsTheRowsOwnTXIDs(t *testing.T) {
 
 	// Nothing local (ls over the bucket alone): the host's local TXID is
 	// the row's, and the lag is its own arithmetic too.
-	rep = HostReport{Tenant: vg1, Host: "web-1", State: "replicating", LocalTXID: 15, Replicated: 10, Lag: 30 * time.Second, RecordAge: 4 * time.Second}
+	rep = hostview.HostReport{Tenant: vg1, Host: "web-1", State: "replicating", LocalTXID: 15, Replicated: 10, Lag: 30 * time.Second, RecordAge: 4 * time.Second}
 	rows = Join(nil, []s3browse.TenantSummary{recordSummary(vg1, &rep)}, now, ViewOptions{})
-	ApplyHostReports(rows, map[string][]HostReport{vg1: {rep}}, ViewOptions{})
+	ApplyHostReports(rows, map[string][]hostview.HostReport{vg1: {rep}}, ViewOptions{})
 	if r := rows[0]; r.LocalTXID() != 15 || r.LagTXIDs != r.LocalTXID()-r.Remote.LatestTXID || r.Status != StatusLagging {
 		t.Errorf("bucket-only row: local %d, S3 %d, lag %d, status %q: want 15 - 10 = 5, lagging", r.LocalTXID(), r.Remote.LatestTXID, r.LagTXIDs, r.Status)
 	}
@@ -73,14 +76,14 @@ func TestUnknownLagIsNull(t *testing.T) {
 	v03 := remote(vg1, 0, time.Minute, -1)
 	v03.Format = s3browse.FormatGenerations
 	for name, tc := range map[string]struct {
-		l   Local
+		l   tenants.Local
 		rem []s3browse.TenantSummary
 	}{
 		"no local Litestream state": {local(vg1, 0, time.Second), []s3browse.TenantSummary{remote(vg1, 42, time.Second, -1)}},
 		"nothing in S3":             {local(vg1, 7, time.Second), nil},
 		"v0.3 replica, no TXID":     {local(vg1, 7, time.Second), []s3browse.TenantSummary{v03}},
 	} {
-		rows := Join([]Local{tc.l}, tc.rem, now, ViewOptions{})
+		rows := Join([]tenants.Local{tc.l}, tc.rem, now, ViewOptions{})
 		r := rows[0]
 		if r.LagUnknown == "" {
 			t.Errorf("%s: lag %d tx known", name, r.LagTXIDs)
@@ -100,10 +103,10 @@ func TestUnknownLagIsNull(t *testing.T) {
 // saying for how long (the record's own times, plus its age by S3's clock)
 // and why.
 func TestHostSyncFailingRow(t *testing.T) {
-	rep := HostReport{Tenant: vg1, Host: "web-1", State: "sync failing", Reason: "upload to S3 failed: 503",
+	rep := hostview.HostReport{Tenant: vg1, Host: "web-1", State: "sync failing", Reason: "upload to S3 failed: 503",
 		LocalTXID: 21, Replicated: 10, RecordAge: 2 * time.Second, StateAge: 14 * time.Second}
-	rows := Join([]Local{local(vg1, 21, time.Second)}, []s3browse.TenantSummary{recordSummary(vg1, &rep)}, now, ViewOptions{})
-	ApplyHostReports(rows, map[string][]HostReport{vg1: {rep}}, ViewOptions{})
+	rows := Join([]tenants.Local{local(vg1, 21, time.Second)}, []s3browse.TenantSummary{recordSummary(vg1, &rep)}, now, ViewOptions{})
+	ApplyHostReports(rows, map[string][]hostview.HostReport{vg1: {rep}}, ViewOptions{})
 	r := rows[0]
 	if r.Status != StatusSyncFailing || !strings.Contains(r.Note, "sync failing for 14s: upload to S3 failed: 503") || r.LagTXIDs != 11 {
 		t.Errorf("row %q %q lag %d, want sync failing for 14s with the reason, 11 TXIDs behind", r.Status, r.Note, r.LagTXIDs)
@@ -121,12 +124,12 @@ func TestUnreachableS3IsUnknown(t *testing.T) {
 	}
 	endpoint := "http://" + ln.Addr().String()
 	ln.Close() // nothing listens there: connection refused
-	conn := s3browse.Conn{Endpoint: endpoint, Bucket: "bkt", Region: "us-east-1", ForcePathStyle: true, AccessKeyID: "k", SecretAccessKey: "s"}
-	api, err := s3browse.NewClient(context.Background(), conn)
+	conn := s3conn.Conn{Endpoint: endpoint, Bucket: "bkt", Region: "us-east-1", ForcePathStyle: true, AccessKeyID: "k", SecretAccessKey: "s"}
+	api, err := s3conn.NewClient(context.Background(), conn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fl := &Fleet{Conn: conn, API: api, Discover: DiscoverOptions{Dirs: []string{dir}}}
+	fl := &Fleet{Conn: conn, API: api, Discover: tenants.DiscoverOptions{Dirs: []string{dir}}}
 	v, err := fl.Refresh(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -147,9 +150,9 @@ func TestUnreachableS3IsUnknown(t *testing.T) {
 
 	// An older answer that lists it, from a host record: the record is as
 	// old as it was when read plus the answer's age.
-	rep := HostReport{Tenant: g1, Host: "web-1", State: "replicating", LocalTXID: 3, Replicated: 3, RecordAge: 5 * time.Second}
+	rep := hostview.HostReport{Tenant: g1, Host: "web-1", State: "replicating", LocalTXID: 3, Replicated: 3, RecordAge: 5 * time.Second}
 	fl.remote = []s3browse.TenantSummary{recordSummary(g1, &rep)}
-	fl.reports = map[string][]HostReport{g1: {rep}}
+	fl.reports = map[string][]hostview.HostReport{g1: {rep}}
 	v, _ = fl.Refresh(context.Background())
 	if r := v.Rows[0]; r.RecordAge < time.Minute+5*time.Second || r.Remote == nil || r.Remote.LatestTXID != 3 {
 		t.Errorf("with an older answer from a record: record age %s, remote %+v: want 1m5s or more, TXID 3", r.RecordAge, r.Remote)
@@ -188,7 +191,7 @@ func TestChangedSinceSyncIgnoresCheckpoint(t *testing.T) {
 	opt := ViewOptions{LagThreshold: time.Millisecond}
 	judgeNow := func(what string) Row {
 		t.Helper()
-		ls, err := Discover(ctx, DiscoverOptions{Dirs: []string{dir}})
+		ls, err := tenants.Discover(ctx, tenants.DiscoverOptions{Dirs: []string{dir}})
 		if err != nil || len(ls) != 1 {
 			t.Fatalf("%s: discover %v %v", what, ls, err)
 		}
@@ -249,9 +252,9 @@ func TestLateHeartbeatIsNotInSync(t *testing.T) {
 		{8 * time.Second, StatusInSync},
 		{34 * time.Second, StatusUnknown},
 	} {
-		rep := HostReport{Tenant: vg1, Host: "web-2", State: "sleeping", LocalTXID: 9, Replicated: 9, HostAge: tc.age, RecordAge: tc.age}
+		rep := hostview.HostReport{Tenant: vg1, Host: "web-2", State: "sleeping", LocalTXID: 9, Replicated: 9, HostAge: tc.age, RecordAge: tc.age}
 		rows := Join(nil, []s3browse.TenantSummary{recordSummary(vg1, &rep)}, now, ViewOptions{})
-		ApplyHostReports(rows, map[string][]HostReport{vg1: {rep}}, ViewOptions{})
+		ApplyHostReports(rows, map[string][]hostview.HostReport{vg1: {rep}}, ViewOptions{})
 		r := rows[0]
 		if r.Status != tc.want {
 			t.Errorf("heartbeat %s old: %q (%s), want %q", tc.age, r.Status, r.Note, tc.want)

@@ -9,7 +9,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/tenants"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // Status is a tenant's state in the fleet view.
@@ -88,7 +91,7 @@ type Row struct {
 	Status Status `json:"status"`
 	Note   string `json:"note,omitempty"`
 	// Local is nil for a tenant with nothing on this host.
-	Local *Local `json:"local"`
+	Local *tenants.Local `json:"local"`
 	// Remote is nil for a tenant with nothing in S3.
 	Remote *s3browse.TenantSummary `json:"remote"`
 	// LagTXIDs is the row's local TXID − its S3 TXID, when the local side
@@ -160,7 +163,7 @@ func (r *Row) unknownLag(why string) {
 }
 
 // Display is the tenant name safe to print.
-func (r Row) Display() string { return Printable(r.Tenant) }
+func (r Row) Display() string { return untrusted.Printable(r.Tenant) }
 
 // Size is the local database file's bytes (its WAL apart), or the
 // replica's bytes in S3 when nothing is local: what the SIZE column of
@@ -193,7 +196,7 @@ const CaseCollisionNote = "another prefix differs from this one only in case"
 // Join puts local databases and S3 tenant prefixes side by side, one row per
 // tenant name, judged at now. Prefixes of GUIDs that differ only in case are
 // distinct rows in S3 and both marked invalid.
-func Join(locals []Local, remote []s3browse.TenantSummary, now time.Time, opt ViewOptions) []Row {
+func Join(locals []tenants.Local, remote []s3browse.TenantSummary, now time.Time, opt ViewOptions) []Row {
 	opt = opt.withDefaults()
 	rows := make([]Row, 0, max(len(locals), len(remote)))
 	byName := make(map[string]int, len(locals))
@@ -205,9 +208,9 @@ func Join(locals []Local, remote []s3browse.TenantSummary, now time.Time, opt Vi
 			continue
 		}
 		if j, dup := byName[l.Name]; dup {
-			// MarkCollisions already flags these; keep both visible.
-			rows[j].Status, rows[j].Note = StatusInvalid, "prefix shared with "+Printable(l.Path)
-			rows = append(rows, Row{Tenant: l.Name, Local: l, Status: StatusInvalid, Note: "prefix shared with " + Printable(rows[j].Local.Path)})
+			// tenants.MarkCollisions already flags these; keep both visible.
+			rows[j].Status, rows[j].Note = StatusInvalid, "prefix shared with "+untrusted.Printable(l.Path)
+			rows = append(rows, Row{Tenant: l.Name, Local: l, Status: StatusInvalid, Note: "prefix shared with " + untrusted.Printable(rows[j].Local.Path)})
 			continue
 		}
 		byName[l.Name] = len(rows)
@@ -215,7 +218,7 @@ func Join(locals []Local, remote []s3browse.TenantSummary, now time.Time, opt Vi
 	}
 	lowerRemote := map[string]int{}
 	for i := range remote {
-		lowerRemote[PrefixKey(remote[i].Name)]++
+		lowerRemote[layout.PrefixKey(remote[i].Name)]++
 	}
 	for i := range remote {
 		r := &remote[i]
@@ -224,15 +227,15 @@ func Join(locals []Local, remote []s3browse.TenantSummary, now time.Time, opt Vi
 			continue
 		}
 		row := Row{Tenant: r.Name, Remote: r}
-		nameErr := ValidateName(r.Name)
+		nameErr := tenants.ValidateName(r.Name)
 		switch {
 		case !r.Valid:
-			// The listing judged it already, by the same rule ValidateName
+			// The listing judged it already, by the same rule tenants.ValidateName
 			// applies first: its reason is the one to show.
 			row.Status, row.Note = StatusInvalid, r.Problem
 		case nameErr != nil:
 			row.Status, row.Note = StatusInvalid, "not a tenant name: "+nameErr.Error()
-		case lowerRemote[PrefixKey(r.Name)] > 1:
+		case lowerRemote[layout.PrefixKey(r.Name)] > 1:
 			row.Status, row.Note = StatusInvalid, CaseCollisionNote
 		}
 		rows = append(rows, row)

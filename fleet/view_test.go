@@ -6,13 +6,14 @@ import (
 	"time"
 
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/tenants"
 )
 
 var now = time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC)
 
-func local(name string, txid uint64, txidAge time.Duration, l0 ...LTXRef) Local {
-	l := Local{
-		Entry:    Entry{Path: "/data/" + name + ".db", Naming: NameFor("/data/"+name+".db", "")},
+func local(name string, txid uint64, txidAge time.Duration, l0 ...tenants.LTXRef) tenants.Local {
+	l := tenants.Local{
+		Entry:    tenants.Entry{Path: "/data/" + name + ".db", Naming: tenants.NameFor("/data/"+name+".db", "")},
 		Size:     4096,
 		TXID:     txid,
 		Changed:  now.Add(-txidAge),
@@ -46,47 +47,47 @@ func TestJoinStatus(t *testing.T) {
 	noLease := time.Duration(-1)
 	tests := []struct {
 		name     string
-		locals   []Local
+		locals   []tenants.Local
 		remote   []s3browse.TenantSummary
 		opt      ViewOptions
 		status   Status
 		lagTXIDs uint64
 		lag      time.Duration
 	}{
-		{"in sync", []Local{local(vg1, 42, time.Second)}, []s3browse.TenantSummary{remote(vg1, 42, time.Second, 5*time.Second)}, ViewOptions{}, StatusInSync, 0, 0},
+		{"in sync", []tenants.Local{local(vg1, 42, time.Second)}, []s3browse.TenantSummary{remote(vg1, 42, time.Second, 5*time.Second)}, ViewOptions{}, StatusInSync, 0, 0},
 		{"small lag is still in sync",
-			[]Local{local(vg1, 43, 2*time.Second, LTXRef{MinTXID: 43, MaxTXID: 43, ModTime: now.Add(-2 * time.Second)})},
+			[]tenants.Local{local(vg1, 43, 2*time.Second, tenants.LTXRef{MinTXID: 43, MaxTXID: 43, ModTime: now.Add(-2 * time.Second)})},
 			[]s3browse.TenantSummary{remote(vg1, 42, 3*time.Second, time.Second)}, ViewOptions{}, StatusInSync, 1, 2 * time.Second},
 		{"lagging",
-			[]Local{local(vg1, 50, time.Second,
-				LTXRef{MinTXID: 41, MaxTXID: 42, ModTime: now.Add(-time.Minute)},
-				LTXRef{MinTXID: 43, MaxTXID: 45, ModTime: now.Add(-30 * time.Second)},
-				LTXRef{MinTXID: 46, MaxTXID: 50, ModTime: now.Add(-time.Second)})},
+			[]tenants.Local{local(vg1, 50, time.Second,
+				tenants.LTXRef{MinTXID: 41, MaxTXID: 42, ModTime: now.Add(-time.Minute)},
+				tenants.LTXRef{MinTXID: 43, MaxTXID: 45, ModTime: now.Add(-30 * time.Second)},
+				tenants.LTXRef{MinTXID: 46, MaxTXID: 50, ModTime: now.Add(-time.Second)})},
 			[]s3browse.TenantSummary{remote(vg1, 42, time.Minute, time.Second)}, ViewOptions{}, StatusLagging, 8, 30 * time.Second},
 		{"local changes and no lease: not replicating",
-			[]Local{local(vg1, 50, time.Minute, LTXRef{MinTXID: 43, MaxTXID: 50, ModTime: now.Add(-time.Minute)})},
+			[]tenants.Local{local(vg1, 50, time.Minute, tenants.LTXRef{MinTXID: 43, MaxTXID: 50, ModTime: now.Add(-time.Minute)})},
 			[]s3browse.TenantSummary{remote(vg1, 42, time.Hour, noLease)}, ViewOptions{}, StatusNotReplicating, 8, time.Minute},
-		{"local only", []Local{local(vg1, 0, time.Second)}, nil, ViewOptions{}, StatusNotReplicating, 0, 0},
+		{"local only", []tenants.Local{local(vg1, 0, time.Second)}, nil, ViewOptions{}, StatusNotReplicating, 0, 0},
 		{"remote only", nil, []s3browse.TenantSummary{remote(vg1, 42, time.Hour, noLease)}, ViewOptions{}, StatusRemoteOnly, 0, 0},
 		{"remote only with a live lease", nil, []s3browse.TenantSummary{remote(vg1, 42, time.Second, 3*time.Second)}, ViewOptions{}, StatusLeased, 0, 0},
-		{"replica ahead with a live lease: another writer", []Local{local(vg1, 10, time.Hour)}, []s3browse.TenantSummary{remote(vg1, 42, time.Second, time.Second)}, ViewOptions{}, StatusLeased, 0, 0},
-		{"replica ahead, no lease: error", []Local{local(vg1, 10, time.Hour)}, []s3browse.TenantSummary{remote(vg1, 42, time.Hour, noLease)}, ViewOptions{}, StatusError, 0, 0},
-		{"stale lease does not count", []Local{local(vg1, 10, time.Hour)}, []s3browse.TenantSummary{remote(vg1, 42, time.Hour, 5*time.Minute)}, ViewOptions{}, StatusError, 0, 0},
-		{"never replicated here, live lease elsewhere", []Local{local(vg1, 0, time.Hour)}, []s3browse.TenantSummary{remote(vg1, 42, time.Second, time.Second)}, ViewOptions{}, StatusLeased, 0, 0},
-		{"state error", []Local{func() Local { l := local(vg1, 5, time.Second); l.StateErr = "unreadable"; return l }()}, nil, ViewOptions{}, StatusError, 0, 0},
-		{"replicating here without lease info", []Local{local(vg1, 43, time.Second, LTXRef{MinTXID: 43, MaxTXID: 43, ModTime: now.Add(-time.Second)})},
+		{"replica ahead with a live lease: another writer", []tenants.Local{local(vg1, 10, time.Hour)}, []s3browse.TenantSummary{remote(vg1, 42, time.Second, time.Second)}, ViewOptions{}, StatusLeased, 0, 0},
+		{"replica ahead, no lease: error", []tenants.Local{local(vg1, 10, time.Hour)}, []s3browse.TenantSummary{remote(vg1, 42, time.Hour, noLease)}, ViewOptions{}, StatusError, 0, 0},
+		{"stale lease does not count", []tenants.Local{local(vg1, 10, time.Hour)}, []s3browse.TenantSummary{remote(vg1, 42, time.Hour, 5*time.Minute)}, ViewOptions{}, StatusError, 0, 0},
+		{"never replicated here, live lease elsewhere", []tenants.Local{local(vg1, 0, time.Hour)}, []s3browse.TenantSummary{remote(vg1, 42, time.Second, time.Second)}, ViewOptions{}, StatusLeased, 0, 0},
+		{"state error", []tenants.Local{func() tenants.Local { l := local(vg1, 5, time.Second); l.StateErr = "unreadable"; return l }()}, nil, ViewOptions{}, StatusError, 0, 0},
+		{"replicating here without lease info", []tenants.Local{local(vg1, 43, time.Second, tenants.LTXRef{MinTXID: 43, MaxTXID: 43, ModTime: now.Add(-time.Second)})},
 			[]s3browse.TenantSummary{remote(vg1, 42, time.Second, noLease)}, ViewOptions{Replicating: func(string) bool { return true }}, StatusInSync, 1, time.Second},
-		{"custom lag threshold", []Local{local(vg1, 43, 3*time.Second, LTXRef{MinTXID: 43, MaxTXID: 43, ModTime: now.Add(-3 * time.Second)})},
+		{"custom lag threshold", []tenants.Local{local(vg1, 43, 3*time.Second, tenants.LTXRef{MinTXID: 43, MaxTXID: 43, ModTime: now.Add(-3 * time.Second)})},
 			[]s3browse.TenantSummary{remote(vg1, 42, time.Second, time.Second)}, ViewOptions{LagThreshold: 2 * time.Second}, StatusLagging, 1, 3 * time.Second},
 		{"WAL ahead of a stalled replicator's last sync: lagging, not in sync",
-			[]Local{func() Local {
+			[]tenants.Local{func() tenants.Local {
 				l := local(vg1, 42, time.Second)
 				l.WALAhead, l.TXIDTime = true, now.Add(-time.Minute)
 				return l
 			}()},
 			[]s3browse.TenantSummary{remote(vg1, 42, time.Minute, time.Second)}, ViewOptions{}, StatusLagging, 0, 0},
 		{"WAL ahead just after the last sync: still in sync",
-			[]Local{func() Local {
+			[]tenants.Local{func() tenants.Local {
 				l := local(vg1, 42, time.Second)
 				l.WALAhead, l.TXIDTime = true, now.Add(-time.Second)
 				return l
@@ -115,8 +116,8 @@ func TestJoinStatus(t *testing.T) {
 }
 
 func TestJoinOneRowPerTenant(t *testing.T) {
-	locals := []Local{local(vg1, 42, time.Second), local(vg2, 0, time.Second)}
-	fallback := Local{Entry: Entry{Path: "/data/legacy.db", Naming: NameFor("/data/legacy.db", "")}}
+	locals := []tenants.Local{local(vg1, 42, time.Second), local(vg2, 0, time.Second)}
+	fallback := tenants.Local{Entry: tenants.Entry{Path: "/data/legacy.db", Naming: tenants.NameFor("/data/legacy.db", "")}}
 	locals = append(locals, fallback)
 	remote := []s3browse.TenantSummary{remote(vg1, 42, time.Second, time.Second), remote("legacy-client-001", 7, time.Hour, -1)}
 	rows := Join(locals, remote, now, ViewOptions{})
@@ -141,12 +142,12 @@ func TestJoinOneRowPerTenant(t *testing.T) {
 
 func TestJoinCollisionsAndCase(t *testing.T) {
 	a := local(vg1, 1, time.Second)
-	b := Local{Entry: Entry{Path: "/other/" + vg1 + ".db", Naming: NameFor("/other/"+vg1+".db", "")}}
-	entries := []Entry{a.Entry, b.Entry}
-	MarkCollisions(entries)
+	b := tenants.Local{Entry: tenants.Entry{Path: "/other/" + vg1 + ".db", Naming: tenants.NameFor("/other/"+vg1+".db", "")}}
+	entries := []tenants.Entry{a.Entry, b.Entry}
+	tenants.MarkCollisions(entries)
 	a.Entry, b.Entry = entries[0], entries[1]
 	upper := "ABCDEF01-2345-6789-ABCD-EF0123456789"
-	rows := Join([]Local{a, b}, []s3browse.TenantSummary{remote(upper, 1, time.Hour, -1), remote("abcdef01-2345-6789-abcd-ef0123456789", 1, time.Hour, -1)}, now, ViewOptions{})
+	rows := Join([]tenants.Local{a, b}, []s3browse.TenantSummary{remote(upper, 1, time.Hour, -1), remote("abcdef01-2345-6789-abcd-ef0123456789", 1, time.Hour, -1)}, now, ViewOptions{})
 	for _, r := range rows {
 		if r.Status != StatusInvalid {
 			t.Errorf("%s (%v): %q, want invalid", r.Tenant, r.Local != nil, r.Status)
@@ -159,9 +160,9 @@ func TestJoinCollisionsAndCase(t *testing.T) {
 
 func TestSort(t *testing.T) {
 	rows := []Row{
-		{Tenant: "b", Lag: time.Second, Status: StatusInSync, Local: &Local{Size: 10, Changed: now.Add(-time.Hour)}},
+		{Tenant: "b", Lag: time.Second, Status: StatusInSync, Local: &tenants.Local{Size: 10, Changed: now.Add(-time.Hour)}},
 		// a's WAL is bigger than b's file: size sorts by the file, as SIZE shows.
-		{Tenant: "a", Lag: time.Minute, Status: StatusLagging, Local: &Local{Size: 5, WALSize: 100, Changed: now}},
+		{Tenant: "a", Lag: time.Minute, Status: StatusLagging, Local: &tenants.Local{Size: 5, WALSize: 100, Changed: now}},
 		{Tenant: "c", Status: StatusError, Remote: &s3browse.TenantSummary{Totals: s3browse.Totals{Bytes: 99, LatestAt: now.Add(-time.Minute)}}},
 	}
 	order := func() string {
@@ -213,13 +214,13 @@ func TestJoinJunkLease(t *testing.T) {
 	}
 	for _, tt := range []struct {
 		name   string
-		locals []Local
+		locals []tenants.Local
 		remote s3browse.TenantSummary
 		status Status
 	}{
 		{"remote only", nil, junk(vg1, 42), StatusRemoteOnly},
-		{"replica ahead", []Local{local(vg1, 10, time.Hour)}, junk(vg1, 42), StatusError},
-		{"local changes", []Local{local(vg1, 50, time.Minute, LTXRef{MinTXID: 43, MaxTXID: 50, ModTime: now.Add(-time.Minute)})}, junk(vg1, 42), StatusNotReplicating},
+		{"replica ahead", []tenants.Local{local(vg1, 10, time.Hour)}, junk(vg1, 42), StatusError},
+		{"local changes", []tenants.Local{local(vg1, 50, time.Minute, tenants.LTXRef{MinTXID: 43, MaxTXID: 50, ModTime: now.Add(-time.Minute)})}, junk(vg1, 42), StatusNotReplicating},
 	} {
 		rows := Join(tt.locals, []s3browse.TenantSummary{tt.remote}, now, ViewOptions{})
 		if len(rows) != 1 || rows[0].Status != tt.status || !strings.HasSuffix(rows[0].Note, "lease unreadable: decode lock.json: invalid character 'g' looking for beginning of value") {

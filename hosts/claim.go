@@ -8,12 +8,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/untrusted"
 )
 
@@ -21,13 +21,6 @@ import (
 // is about 200 bytes. A larger one is not read past the limit: it is
 // unreadable, and taken like any junk claim once it is DeadAfter old.
 const MaxClaimBytes = 64 << 10
-
-// ClaimFile is the claim's file name in a tenant's prefix: Litestream's
-// lease file, so Litestream's tools and older readers still name the owner.
-const ClaimFile = "lock.json"
-
-// ClaimKey is the key of a tenant's claim.
-func ClaimKey(tenantPath string) string { return strings.TrimSuffix(tenantPath, "/") + "/" + ClaimFile }
 
 // Claim is a tenant's lock.json: Litestream's lease fields (generation,
 // expires_at, owner), the litefleet host that holds it and the process
@@ -103,7 +96,7 @@ func (e *HeldError) Error() string {
 // ReadClaim reads a tenant's claim; nil when there is none. A lock.json
 // that cannot be decoded is returned with Unreadable set.
 func ReadClaim(ctx context.Context, api Getter, bucket, tenantPath string) (*Claim, error) {
-	key := ClaimKey(tenantPath)
+	key := layout.ClaimKey(tenantPath)
 	out, err := api.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
 	if err != nil {
 		if IsNotFound(err) {
@@ -142,7 +135,7 @@ func DecodeClaim(body []byte) *Claim {
 	if err := json.Unmarshal(body, c); err != nil {
 		return &Claim{Unreadable: "not JSON: " + err.Error()}
 	}
-	if c.Host != "" && ValidateHost(c.Host) != nil {
+	if c.Host != "" && layout.ValidateHost(c.Host) != nil {
 		c.Unreadable = "host name is not valid"
 	}
 	return c
@@ -169,7 +162,7 @@ func (b *Beater) AcquireAbsent(ctx context.Context, api API, tenantPath string) 
 }
 
 func (b *Beater) acquire(ctx context.Context, api API, tenantPath string, absent bool) (*Claim, error) {
-	key := ClaimKey(tenantPath)
+	key := layout.ClaimKey(tenantPath)
 	for range 3 {
 		var cur *Claim
 		var err error
@@ -257,7 +250,7 @@ func (b *Beater) judge(ctx context.Context, key string, cur *Claim) error {
 // claimETag): the claim is free once the heartbeat has been missing, and
 // the claim the same, for DeadAfter.
 func (b *Beater) unchanged(ctx context.Context, host, claimKey, claimETag string) (d time.Duration, missing bool, err error) {
-	key, nobeat := HeartbeatKey(host), claimKey+"#nobeat"
+	key, nobeat := layout.HeartbeatKey(host), claimKey+"#nobeat"
 	if list, err := b.Hosts(ctx, b.opt.Timing.BeatEvery); err == nil {
 		if _, ok := list[host]; ok {
 			// A heartbeat seen ends any watch of its absence.
@@ -326,11 +319,11 @@ func (b *Beater) Verify(ctx context.Context, api API, tenantPath string, c *Clai
 	}
 	switch {
 	case cur == nil:
-		return fmt.Errorf("%w: %s was deleted", ErrClaimLost, ClaimKey(tenantPath))
+		return fmt.Errorf("%w: %s was deleted", ErrClaimLost, layout.ClaimKey(tenantPath))
 	case cur.Host != b.opt.Host:
-		return fmt.Errorf("%w: %s now names %s", ErrClaimLost, ClaimKey(tenantPath), printable(cmpOr(cur.Host, cur.Owner, "nobody")))
+		return fmt.Errorf("%w: %s now names %s", ErrClaimLost, layout.ClaimKey(tenantPath), printable(cmpOr(cur.Host, cur.Owner, "nobody")))
 	case cur.ETag != c.ETag && cur.Instance != b.instance:
-		return fmt.Errorf("%w: %s was rewritten by another process under this host name (machine %s, pid %d)", ErrClaimLost, ClaimKey(tenantPath), printable(cmpOr(cur.Machine, "unknown")), cur.PID)
+		return fmt.Errorf("%w: %s was rewritten by another process under this host name (machine %s, pid %d)", ErrClaimLost, layout.ClaimKey(tenantPath), printable(cmpOr(cur.Machine, "unknown")), cur.PID)
 	}
 	c.ETag, c.Generation = cur.ETag, cur.Generation
 	return nil
@@ -342,7 +335,7 @@ func (b *Beater) Release(ctx context.Context, api API, tenantPath string, c *Cla
 	if c == nil {
 		return nil
 	}
-	key := ClaimKey(tenantPath)
+	key := layout.ClaimKey(tenantPath)
 	if tr := b.Trusted(); !tr.OK || c.ETag == "" {
 		// A DELETE whose If-Match may be ignored could delete the claim
 		// of a host that took the tenant since: leave it. It is free

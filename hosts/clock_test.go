@@ -2,6 +2,7 @@ package hosts_test
 
 import (
 	"encoding/json"
+	"github.com/litefleet/litefleet/layout"
 	"strings"
 	"testing"
 	"time"
@@ -34,7 +35,7 @@ func TestBeaterReadsOnlyItsClock(t *testing.T) {
 	b := beater(t, m, c, "host-a")
 	var hb hosts.Heartbeat
 	m.mu.Lock()
-	err := json.Unmarshal(m.objects[hosts.HeartbeatKey("host-a")].body, &hb)
+	err := json.Unmarshal(m.objects[layout.HeartbeatKey("host-a")].body, &hb)
 	m.mu.Unlock()
 	if err != nil {
 		t.Fatal(err)

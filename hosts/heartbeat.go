@@ -19,6 +19,8 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go/middleware"
+
+	"github.com/litefleet/litefleet/layout"
 )
 
 // API is the part of the S3 client the protocol uses.
@@ -50,7 +52,7 @@ type Heartbeat struct {
 type Options struct {
 	API     API
 	Bucket  string
-	Host    string // -host, validated with ValidateHost
+	Host    string // -host, validated with layout.ValidateHost
 	Version string
 	Logger  *slog.Logger
 	// Now is the clock; time.Now when nil. Tests move it. Liveness is
@@ -123,7 +125,7 @@ type Beater struct {
 
 // New returns a Beater; Start makes the first beat.
 func New(opt Options) (*Beater, error) {
-	if err := ValidateHost(opt.Host); err != nil {
+	if err := layout.ValidateHost(opt.Host); err != nil {
 		return nil, err
 	}
 	if opt.Now == nil {
@@ -328,7 +330,7 @@ func (b *Beater) Beat(ctx context.Context) error {
 	}
 	if err != nil {
 		b.lastErr = err
-		return fmt.Errorf("write heartbeat %s: %w", HeartbeatKey(b.opt.Host), err)
+		return fmt.Errorf("write heartbeat %s: %w", layout.HeartbeatKey(b.opt.Host), err)
 	}
 	if b.lastErr != nil || (!b.lastOK.IsZero() && sent.Sub(b.lastOK) >= b.opt.Timing.FenceAfter) {
 		b.epoch++
@@ -361,7 +363,7 @@ func (b *Beater) dropStaleRecord(ctx context.Context) {
 	if dropped || (!first && etag == "") {
 		return // nothing of this process's is out there
 	}
-	in := &s3.DeleteObjectInput{Bucket: aws.String(b.opt.Bucket), Key: aws.String(RecordKey(b.opt.Host))}
+	in := &s3.DeleteObjectInput{Bucket: aws.String(b.opt.Bucket), Key: aws.String(layout.RecordKey(b.opt.Host))}
 	if cond && etag != "" {
 		in.IfMatch = aws.String(etag)
 	}
@@ -404,7 +406,7 @@ func (b *Beater) Epoch() uint64 {
 // endpoints) wrote it; then the write is made again on the ETag read.
 func (b *Beater) putBeat(ctx context.Context, body []byte, cond bool, etag string) (string, error) {
 	for attempt := 0; ; attempt++ {
-		in := &s3.PutObjectInput{Bucket: aws.String(b.opt.Bucket), Key: aws.String(HeartbeatKey(b.opt.Host)),
+		in := &s3.PutObjectInput{Bucket: aws.String(b.opt.Bucket), Key: aws.String(layout.HeartbeatKey(b.opt.Host)),
 			Body: bytes.NewReader(body), ContentType: aws.String("application/json")}
 		if cond {
 			if etag == "" {
@@ -509,7 +511,7 @@ func (b *Beater) Stop(ctx context.Context) error {
 	}
 	rctx, cancel := context.WithTimeout(ctx, b.opt.Requests)
 	defer cancel()
-	in := &s3.DeleteObjectInput{Bucket: aws.String(b.opt.Bucket), Key: aws.String(HeartbeatKey(b.opt.Host))}
+	in := &s3.DeleteObjectInput{Bucket: aws.String(b.opt.Bucket), Key: aws.String(layout.HeartbeatKey(b.opt.Host))}
 	if cond && etag != "" {
 		in.IfMatch = aws.String(etag)
 	}
@@ -557,14 +559,14 @@ func (b *Beater) checkInUse(ctx context.Context) (string, error) {
 		} else if r.Version != first {
 			return "", &HostInUseError{Host: b.opt.Host, Machine: r.Beat.Machine, PID: r.Beat.PID, Started: r.Beat.Started, Beating: true}
 		}
-		if b.seen.See(HeartbeatKey(b.opt.Host)+"#start", r.Version) >= b.opt.Timing.DeadAfter {
+		if b.seen.See(layout.HeartbeatKey(b.opt.Host)+"#start", r.Version) >= b.opt.Timing.DeadAfter {
 			b.opt.Logger.Warn("host name taken over from a replicator whose heartbeat stopped", "host", b.opt.Host,
 				"machine", printable(r.Beat.Machine), "pid", r.Beat.PID, "started", r.Beat.Started)
 			return r.ETag, nil
 		}
 		select {
 		case <-ctx.Done():
-			return "", fmt.Errorf("watch heartbeat %s of an earlier replicator: %w", HeartbeatKey(b.opt.Host), ctx.Err())
+			return "", fmt.Errorf("watch heartbeat %s of an earlier replicator: %w", layout.HeartbeatKey(b.opt.Host), ctx.Err())
 		case <-time.After(max(b.opt.Timing.BeatEvery/4, 10*time.Millisecond)):
 		}
 	}
@@ -592,7 +594,7 @@ type Trust struct {
 // at the next beat, one that found conditions ignored every ReprobeBeats
 // beats.
 func (b *Beater) ProbeConditional(ctx context.Context) Trust {
-	key := HostsPrefix + b.opt.Host + "/probe-" + b.probeID
+	key := layout.HostsPrefix + b.opt.Host + "/probe-" + b.probeID
 	tr := b.probe(ctx, key)
 	// The probe object goes, whatever happened.
 	rctx, cancel := context.WithTimeout(ctx, b.opt.Requests)

@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/litefleet/litefleet/layout"
 )
 
 // HostInfo is what one listing of the hosts prefix says of a host. Its
@@ -31,7 +33,7 @@ type HostInfo struct {
 	HasRecord  bool      `json:"has_record,omitempty"`
 	RecordSize int64     `json:"record_size,omitempty"`
 	RecordAt   time.Time `json:"record_at,omitzero"`
-	// HasDelta says a delta record is beside it (see DeltaKey).
+	// HasDelta says a delta record is beside it (see layout.DeltaKey).
 	HasDelta  bool      `json:"has_delta,omitempty"`
 	DeltaSize int64     `json:"delta_size,omitempty"`
 	DeltaAt   time.Time `json:"delta_at,omitzero"`
@@ -65,17 +67,17 @@ func List(ctx context.Context, api Lister, bucket string, now func() time.Time) 
 	}
 	out := map[string]HostInfo{}
 	records, deltas := map[string]types.Object{}, map[string]types.Object{}
-	in := &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(HostsPrefix)}
+	in := &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(layout.HostsPrefix)}
 	for {
 		page, err := api.ListObjectsV2(ctx, in)
 		if err != nil {
-			return nil, fmt.Errorf("list %s: %w", HostsPrefix, err)
+			return nil, fmt.Errorf("list %s: %w", layout.HostsPrefix, err)
 		}
 		at := now()
 		srv := serverNow(page.ResultMetadata, func() time.Time { return at })
 		for _, o := range page.Contents {
 			key := aws.ToString(o.Key)
-			if host := hostFromKey(key); host != "" {
+			if host := layout.HostFromKey(key); host != "" {
 				lm := aws.ToTime(o.LastModified)
 				out[host] = HostInfo{Name: host, LastBeat: lm.UTC(), Age: max(srv.Sub(lm), 0), listedAt: at,
 					Version: Version(aws.ToString(o.ETag), lm, aws.ToInt64(o.Size))}
@@ -108,12 +110,12 @@ func List(ctx context.Context, api Lister, bucket string, now func() time.Time) 
 }
 
 func cutRecord(key, suffix string) (string, bool) {
-	rest, ok := strings.CutPrefix(key, HostsPrefix)
+	rest, ok := strings.CutPrefix(key, layout.HostsPrefix)
 	if !ok {
 		return "", false
 	}
 	host, ok := strings.CutSuffix(rest, suffix)
-	if !ok || ValidateHost(host) != nil {
+	if !ok || layout.ValidateHost(host) != nil {
 		return "", false
 	}
 	return host, true
@@ -152,7 +154,7 @@ func (b *Beater) Hosts(ctx context.Context, maxAge time.Duration) (map[string]Ho
 	}
 	b.hosts, b.hostsAt, b.hostsErr = hosts, b.opt.Now(), nil
 	for name, h := range hosts {
-		b.seen.See(HeartbeatKey(name), h.Version)
+		b.seen.See(layout.HeartbeatKey(name), h.Version)
 	}
 	return hosts, nil
 }
@@ -168,7 +170,7 @@ func (b *Beater) Silent(host string) bool {
 	if !listed {
 		return true
 	}
-	d, _ := b.seen.Unchanged(HeartbeatKey(host))
+	d, _ := b.seen.Unchanged(layout.HeartbeatKey(host))
 	return d >= b.opt.Timing.DeadAfter
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/internal/s3test"
+	"github.com/litefleet/litefleet/layout"
 )
 
 func TestMain(m *testing.M) { os.Exit(s3test.Main(m)) }
@@ -71,11 +72,11 @@ func TestHeartbeatListedAlive(t *testing.T) {
 		t.Fatalf("web-1 not listed alive: %+v", list)
 	}
 	// The probe object is gone and nothing but the heartbeat remains.
-	out, err := b.api.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String(b.name), Prefix: aws.String(hosts.HostsPrefix)})
+	out, err := b.api.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String(b.name), Prefix: aws.String(layout.HostsPrefix)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(out.Contents) != 1 || aws.ToString(out.Contents[0].Key) != hosts.HeartbeatKey("web-1") {
+	if len(out.Contents) != 1 || aws.ToString(out.Contents[0].Key) != layout.HeartbeatKey("web-1") {
 		t.Fatalf("hosts prefix holds %d objects, want the heartbeat alone", len(out.Contents))
 	}
 	if err := bt.Stop(context.Background()); err != nil {
@@ -95,7 +96,7 @@ func TestHostNameInUseRefused(t *testing.T) {
 	beat := func(seq uint64) {
 		now := time.Now().UTC()
 		body, _ := json.Marshal(hosts.Heartbeat{Host: "web-1", Instance: "another-process", Machine: machine, PID: os.Getppid(), Started: started, At: now, Seq: seq})
-		if _, err := b.api.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(b.name), Key: aws.String(hosts.HeartbeatKey("web-1")), Body: bytes.NewReader(body)}); err != nil {
+		if _, err := b.api.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(b.name), Key: aws.String(layout.HeartbeatKey("web-1")), Body: bytes.NewReader(body)}); err != nil {
 			t.Error(err)
 		}
 	}
@@ -211,7 +212,7 @@ func TestClaimLitestreamLeaseRespected(t *testing.T) {
 	const tenant = "databases/legacy"
 	put := func(body string) {
 		t.Helper()
-		if _, err := b.api.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(b.name), Key: aws.String(hosts.ClaimKey(tenant)), Body: strings.NewReader(body)}); err != nil {
+		if _, err := b.api.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(b.name), Key: aws.String(layout.ClaimKey(tenant)), Body: strings.NewReader(body)}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/internal/s3proxy"
 	"github.com/litefleet/litefleet/internal/s3test"
+	"github.com/litefleet/litefleet/layout"
 )
 
 // The reproductions of issue 17 (clock skew, two processes under one
@@ -350,7 +351,7 @@ func TestRestartedContainerTakesItsName(t *testing.T) {
 	machine, _ := os.Hostname()
 	now := time.Now().UTC()
 	body, _ := json.Marshal(hosts.Heartbeat{Host: "web-1", Instance: "earlier-run", Machine: machine, PID: os.Getpid(), Started: now, At: now, Seq: 9})
-	if _, err := b.api.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(b.name), Key: aws.String(hosts.HeartbeatKey("web-1")), Body: bytes.NewReader(body)}); err != nil {
+	if _, err := b.api.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(b.name), Key: aws.String(layout.HeartbeatKey("web-1")), Body: bytes.NewReader(body)}); err != nil {
 		t.Fatal(err)
 	}
 	bt := b.beater(t, "web-1", hosts.Timing{BeatEvery: time.Minute, FenceAfter: 2 * time.Minute, DeadAfter: 3 * time.Minute, WriteMargin: time.Second})

@@ -12,6 +12,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/litefleet/litefleet/layout"
 )
 
 // A tenant's lineage: which of the LTX files under its prefix belong to the
@@ -39,9 +41,6 @@ import (
 // deleted on a clean release and the next one starts again at 1, while the
 // record outlives every claim and only grows.
 
-// LineageFile is the lineage record's file name in a tenant's prefix.
-const LineageFile = "lineage.json"
-
 // Object metadata of every LTX file litefleet uploads (without S3's
 // x-amz-meta- prefix, as the SDK keys them).
 const (
@@ -60,7 +59,7 @@ const maxSegments = 64
 
 // LineageKey is the key of a tenant's lineage record.
 func LineageKey(tenantPath string) string {
-	return strings.TrimSuffix(tenantPath, "/") + "/" + LineageFile
+	return strings.TrimSuffix(tenantPath, "/") + "/" + layout.LineageFile
 }
 
 // Segment is one holder's part of a tenant's history.

@@ -11,6 +11,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/litefleet/litefleet/layout"
 )
 
 // Liveness is judged by change, never by comparing clocks. A host is dead
@@ -141,7 +143,7 @@ type BeatRead struct {
 
 // ReadBeat reads host's heartbeat fresh (a GET, never a listing).
 func ReadBeat(ctx context.Context, api Getter, bucket, host string) (BeatRead, error) {
-	key := HeartbeatKey(host)
+	key := layout.HeartbeatKey(host)
 	out, err := api.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
 	if err != nil {
 		if IsNotFound(err) {
@@ -182,7 +184,7 @@ func Watch(ctx context.Context, api Getter, bucket, host string, t Timing) (aliv
 		t = DefaultTiming
 	}
 	obs := NewObserver(nil)
-	key := HeartbeatKey(host)
+	key := layout.HeartbeatKey(host)
 	first := ""
 	for {
 		r, err := ReadBeat(ctx, api, bucket, host)
@@ -234,7 +236,7 @@ func WatchClaim(ctx context.Context, api Getter, bucket, tenantPath string, c *C
 	if t == (Timing{}) {
 		t = DefaultTiming
 	}
-	key := ClaimKey(tenantPath)
+	key := layout.ClaimKey(tenantPath)
 	obs := NewObserver(nil) // the watch's one clock (time.Now): the lease's expiry and its staying unchanged
 	switch {
 	case c == nil:

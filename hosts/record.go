@@ -15,6 +15,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/litefleet/litefleet/layout"
 )
 
 // Record is a host's record: what it replicates and how each tenant
@@ -24,7 +26,7 @@ import (
 // per BeatEvery; its short JSON keys keep it under 100 bytes a tenant.
 //
 // A large fleet's record is not rewritten whole for a few changes: a delta
-// record (DeltaKey) beside it carries only the entries that changed since
+// record (layout.DeltaKey) beside it carries only the entries that changed since
 // (Base names the record it applies to), and the record is written whole
 // again when the delta grows. ReadRecord applies the delta; a reader that
 // knows no deltas reads the record alone, older but whole.
@@ -111,9 +113,9 @@ func (b *Beater) Publish(ctx context.Context, r *Record) error {
 	if r.Version == "" {
 		r.Version = b.opt.Version
 	}
-	key := RecordKey(b.opt.Host)
+	key := layout.RecordKey(b.opt.Host)
 	if !r.Base.IsZero() {
-		key = DeltaKey(b.opt.Host)
+		key = layout.DeltaKey(b.opt.Host)
 	}
 	body, err := EncodeRecord(r)
 	if err != nil {
@@ -160,7 +162,7 @@ type RecordError struct {
 
 func (e *RecordError) Error() string {
 	return fmt.Sprintf("host record of %s %s: ignored, its tenants are shown from their S3 prefixes; delete %s if host %s does not write it, and check who may write .litefleet/",
-		printable(e.Host), e.Why, RecordKey(e.Host), printable(e.Host))
+		printable(e.Host), e.Why, layout.RecordKey(e.Host), printable(e.Host))
 }
 
 // ReadRecord reads a host's record, with its delta record applied when
@@ -181,11 +183,11 @@ func ReadListed(ctx context.Context, api Getter, bucket string, h HostInfo) (*Re
 
 func readRecord(ctx context.Context, api Getter, bucket, host string, withDelta bool) (*Record, error) {
 	for attempt := 0; ; attempt++ {
-		full, err := readRecordKey(ctx, api, bucket, host, RecordKey(host))
+		full, err := readRecordKey(ctx, api, bucket, host, layout.RecordKey(host))
 		if err != nil || full == nil || !withDelta {
 			return full, err
 		}
-		delta, err := readRecordKey(ctx, api, bucket, host, DeltaKey(host))
+		delta, err := readRecordKey(ctx, api, bucket, host, layout.DeltaKey(host))
 		var refused *RecordError
 		switch {
 		case errors.As(err, &refused):
@@ -277,7 +279,7 @@ func decodeRecord(body io.Reader, sizeHint int64, host string) (*Record, error) 
 		return nil, refuse("is over " + mib(MaxRecordBytes) + " gzipped")
 	case err != nil:
 		// The body broke off (the network, S3): not the record's fault.
-		return nil, fmt.Errorf("read %s: %w", RecordKey(host), err)
+		return nil, fmt.Errorf("read %s: %w", layout.RecordKey(host), err)
 	}
 	raw := buf.Bytes()
 	entries, why := measureRecord(raw)

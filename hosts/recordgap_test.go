@@ -14,6 +14,7 @@ import (
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/internal/faultproxy"
 	"github.com/litefleet/litefleet/internal/s3test"
+	"github.com/litefleet/litefleet/layout"
 )
 
 // TestRecordDroppedAfterGap: a host's record never stands beside a beat
@@ -40,7 +41,7 @@ func TestRecordDroppedAfterGap(t *testing.T) {
 	}
 	// An ended process's record, saying a tenant was in sync.
 	old, _ := hosts.EncodeRecord(&hosts.Record{Host: "web-1", At: c.Now(), Tenants: []hosts.TenantRecord{{Name: "a", State: "sleeping", Local: 7, Replicated: 7}}})
-	if _, err := b.api.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(b.name), Key: aws.String(hosts.RecordKey("web-1")), Body: bytes.NewReader(old)}); err != nil {
+	if _, err := b.api.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(b.name), Key: aws.String(layout.RecordKey("web-1")), Body: bytes.NewReader(old)}); err != nil {
 		t.Fatal(err)
 	}
 	bt, err := hosts.New(hosts.Options{API: b.api, Bucket: b.name, Host: "web-1", Timing: timing, Now: c.Now})
@@ -93,7 +94,7 @@ func TestRecordDroppedAfterGap(t *testing.T) {
 	// Another process wrote the record meanwhile (it took the name): a
 	// beat after a gap leaves that one alone.
 	other, _ := hosts.EncodeRecord(&hosts.Record{Host: "web-1", PID: 1, At: c.Now()})
-	if _, err := b.api.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(b.name), Key: aws.String(hosts.RecordKey("web-1")), Body: bytes.NewReader(other)}); err != nil {
+	if _, err := b.api.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(b.name), Key: aws.String(layout.RecordKey("web-1")), Body: bytes.NewReader(other)}); err != nil {
 		t.Fatal(err)
 	}
 	c.Add(timing.BeatEvery * 2)
@@ -139,7 +140,7 @@ func TestGapBeatLooksFirst(t *testing.T) {
 	// A replacement took the name while this host was away.
 	now := time.Now().UTC()
 	other, _ := json.Marshal(hosts.Heartbeat{Host: "web-1", Instance: "replacement", Machine: "elsewhere", PID: 7, Started: now, At: now, Seq: 1})
-	if _, err := direct.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(conn.Bucket), Key: aws.String(hosts.HeartbeatKey("web-1")), Body: bytes.NewReader(other)}); err != nil {
+	if _, err := direct.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(conn.Bucket), Key: aws.String(layout.HeartbeatKey("web-1")), Body: bytes.NewReader(other)}); err != nil {
 		t.Fatal(err)
 	}
 	// The server now ignores If-Match; the host comes back after a gap.

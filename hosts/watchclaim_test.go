@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/litefleet/litefleet/hosts"
+	"github.com/litefleet/litefleet/layout"
 )
 
 func TestDecodeClaim(t *testing.T) {
@@ -54,7 +55,7 @@ func FuzzDecodeClaim(f *testing.F) {
 		if c.Unreadable != "" {
 			return
 		}
-		if c.Host != "" && hosts.ValidateHost(c.Host) != nil {
+		if c.Host != "" && layout.ValidateHost(c.Host) != nil {
 			t.Fatalf("readable claim with invalid host %q", c.Host)
 		}
 		b, err := json.Marshal(c)
@@ -76,7 +77,7 @@ func TestWatchClaim(t *testing.T) {
 	const tenant = "databases/watched"
 	put := func(body string) {
 		t.Helper()
-		if _, err := b.api.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(b.name), Key: aws.String(hosts.ClaimKey(tenant)), Body: strings.NewReader(body)}); err != nil {
+		if _, err := b.api.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(b.name), Key: aws.String(layout.ClaimKey(tenant)), Body: strings.NewReader(body)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -133,7 +134,7 @@ func TestWatchClaim(t *testing.T) {
 	}
 	// Expired, but renewed while watched (by the real server, between
 	// the watch's first and second read): held.
-	renewing := &renewOnSecondRead{Client: b.api, key: hosts.ClaimKey(tenant), renew: func() {
+	renewing := &renewOnSecondRead{Client: b.api, key: layout.ClaimKey(tenant), renew: func() {
 		put(`{"generation":5,"expires_at":"` + time.Now().Add(time.Hour).UTC().Format(time.RFC3339) + `","owner":"old-box:77"}`)
 	}}
 	err = hosts.WatchClaim(ctx, renewing, b.name, tenant, read(), fast)

@@ -22,7 +22,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/litefleet/litefleet/replication"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // Source is what the monitor reads: the replication engine.
@@ -196,7 +196,7 @@ func WriteMetrics(w *bufio.Writer, src Source, now time.Time) {
 		seen[hb.Bucket] = true
 	}
 
-	attempts, failures := s3browse.RequestCounts()
+	attempts, failures := s3conn.RequestCounts()
 	mw.head(famRequests)
 	for _, r := range attempts {
 		mw.sample(famRequests.name, "", "", "op", r.Op, integer(r.N))

@@ -18,7 +18,7 @@ import (
 
 	"github.com/litefleet/litefleet/monitor"
 	"github.com/litefleet/litefleet/replication"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // labelsOf returns the labels of a family's only series.
@@ -182,7 +182,7 @@ func TestExpectedAnswersApartFromErrors(t *testing.T) {
 		_, _ = w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>` + code + `</Code><Message>m</Message></Error>`))
 	}))
 	defer srv.Close()
-	client, err := s3browse.NewClient(context.Background(), s3browse.Conn{Bucket: "bkt", Endpoint: srv.URL, AccessKeyID: "k", SecretAccessKey: "s"})
+	client, err := s3conn.NewClient(context.Background(), s3conn.Conn{Bucket: "bkt", Endpoint: srv.URL, AccessKeyID: "k", SecretAccessKey: "s"})
 	if err != nil {
 		t.Fatal(err)
 	}

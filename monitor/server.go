@@ -12,8 +12,8 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/replication"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // Options configure the handler.
@@ -115,13 +115,13 @@ func tenantsHealth(w http.ResponseWriter, src Source, now time.Time) {
 	w.WriteHeader(http.StatusServiceUnavailable)
 	bw := bufio.NewWriter(w)
 	for _, s := range bad {
-		line := fleet.Printable(s.Tenant) + ": " + string(s.State)
+		line := untrusted.Printable(s.Tenant) + ": " + string(s.State)
 		if s.State == replication.StateSyncFailing && !s.Since.IsZero() {
 			// How long S3 has not taken its changes: the alert's urgency.
 			line += fmt.Sprintf(" since %s (%s)", s.Since.UTC().Format(time.RFC3339), max(now.Sub(s.Since), 0).Round(time.Second))
 		}
 		if s.Reason != "" {
-			line += ": " + fleet.Printable(s.Reason)
+			line += ": " + untrusted.Printable(s.Reason)
 		}
 		fmt.Fprintln(bw, line)
 	}

@@ -4,27 +4,27 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/tenants"
 )
 
 // TestConfinable: a policy is refused for any database validate would
 // flag (invalid, fallback, or two on one prefix), naming the first with
 // its config line and counting the rest; GUIDs and explicit names pass.
 func TestConfinable(t *testing.T) {
-	entry := func(path, explicit string) fleet.Entry {
-		return fleet.Entry{Path: path, Naming: fleet.NameFor(path, explicit)}
+	entry := func(path, explicit string) tenants.Entry {
+		return tenants.Entry{Path: path, Naming: tenants.NameFor(path, explicit)}
 	}
-	if err := Confinable([]fleet.Entry{entry("/d/"+guidA+".db", ""), entry("/d/x.db", "legacy-1")}, nil, ""); err != nil {
+	if err := Confinable([]tenants.Entry{entry("/d/"+guidA+".db", ""), entry("/d/x.db", "legacy-1")}, nil, ""); err != nil {
 		t.Fatalf("good names refused: %v", err)
 	}
 	for _, c := range []struct {
 		name    string
-		entries []fleet.Entry
+		entries []tenants.Entry
 		want    []string
 	}{
-		{"fallback", []fleet.Entry{entry("/d/app.db", "")}, []string{"/d/app.db: no tenant name", "no policy written"}},
-		{"invalid", []fleet.Entry{entry("/d/x.db", "Bad Name")}, []string{"/d/x.db: ", "no policy written"}},
-		{"collision", []fleet.Entry{entry("/a/x.db", "same"), entry("/b/x.db", "same")}, []string{"file.yml: line 3: /a/x.db", "(and 1 more: litefleet validate lists them)"}},
+		{"fallback", []tenants.Entry{entry("/d/app.db", "")}, []string{"/d/app.db: no tenant name", "no policy written"}},
+		{"invalid", []tenants.Entry{entry("/d/x.db", "Bad Name")}, []string{"/d/x.db: ", "no policy written"}},
+		{"collision", []tenants.Entry{entry("/a/x.db", "same"), entry("/b/x.db", "same")}, []string{"file.yml: line 3: /a/x.db", "(and 1 more: litefleet validate lists them)"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			err := Confinable(c.entries, []int{3, 4}, "file.yml")

@@ -16,8 +16,9 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/litefleet/litefleet/fleet"
-	"github.com/litefleet/litefleet/hosts"
+	"github.com/litefleet/litefleet/layout"
+	"github.com/litefleet/litefleet/tenants"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // Version is the policy language version every document declares; the older
@@ -117,7 +118,7 @@ type Tenant struct {
 }
 
 // Path is the tenant's key prefix, with its trailing slash.
-func (t Tenant) Path() string { return hosts.TenantPath(t.Prefix, t.Name) + "/" }
+func (t Tenant) Path() string { return layout.TenantPath(t.Prefix, t.Name) + "/" }
 
 // Options shape a document.
 type Options struct {
@@ -170,10 +171,10 @@ func Bucket(tenants []Tenant, o Options) (Document, error) {
 		}
 		if t.Bucket != bucket {
 			return Document{}, fmt.Errorf("tenants %s and %s are in buckets %q and %q: a bucket policy belongs to one bucket: pass -bucket, or write one policy per bucket",
-				fleet.Printable(tenants[0].Name), fleet.Printable(t.Name), bucket, t.Bucket)
+				untrusted.Printable(tenants[0].Name), untrusted.Printable(t.Name), bucket, t.Bucket)
 		}
-		if k := fleet.PrefixKey(t.Name); seen[k] {
-			return Document{}, fmt.Errorf("tenant %s is given twice: each tenant has one prefix", fleet.Printable(t.Name))
+		if k := layout.PrefixKey(t.Name); seen[k] {
+			return Document{}, fmt.Errorf("tenant %s is given twice: each tenant has one prefix", untrusted.Printable(t.Name))
 		} else {
 			seen[k] = true
 		}
@@ -247,7 +248,7 @@ func withHost(bucket, hostPrincipal string, sts []Statement) (Document, error) {
 // operator) gives them.
 func HostNote(bucket string) string {
 	return fmt.Sprintf("the host's own credentials (the top-level keys of litestream.yml) need their own statement too: s3:GetObject, s3:PutObject and s3:DeleteObject on %s, and s3:ListBucket on %s with s3:prefix %s (litefleet policy -bucket-policy -host-principal NAME writes it)",
-		objectARN(bucket, hosts.HostsPrefix+"*"), bucketARN(bucket), hosts.HostsPrefix+"*")
+		objectARN(bucket, layout.HostsPrefix+"*"), bucketARN(bucket), layout.HostsPrefix+"*")
 }
 
 func tenantStatements(t Tenant, role Role, sid string, p *Principal) ([]Statement, error) {
@@ -288,7 +289,7 @@ func tenantStatements(t Tenant, role Role, sid string, p *Principal) ([]Statemen
 		return []Statement{
 			list,
 			{Sid: sid + "ReadLease", Effect: "Allow", Principal: p,
-				Action: []string{"s3:GetObject"}, Resource: []string{objectARN(t.Bucket, hosts.ClaimKey(t.Path()))}},
+				Action: []string{"s3:GetObject"}, Resource: []string{objectARN(t.Bucket, layout.ClaimKey(t.Path()))}},
 			region,
 		}, nil
 	}
@@ -303,19 +304,19 @@ func hostStatements(bucket, host string) ([]Statement, error) {
 	return []Statement{
 		{Sid: "HostRecords", Effect: "Allow", Principal: p,
 			Action:   []string{"s3:GetObject", "s3:PutObject", "s3:DeleteObject"},
-			Resource: []string{objectARN(bucket, hosts.HostsPrefix+"*")}},
+			Resource: []string{objectARN(bucket, layout.HostsPrefix+"*")}},
 		// The hosts' folder alone: .litefleet/* would list every
 		// tenant's archive names.
 		{Sid: "HostList", Effect: "Allow", Principal: p,
 			Action: []string{"s3:ListBucket"}, Resource: []string{bucketARN(bucket)},
-			Condition: Condition{"StringLike": {"s3:prefix": {hosts.HostsPrefix + "*"}}}},
+			Condition: Condition{"StringLike": {"s3:prefix": {layout.HostsPrefix + "*"}}}},
 	}, nil
 }
 
 // archiveARNs are the tenant's own archives, as hosts builds them.
 func archiveARNs(t Tenant) []string {
 	var out []string
-	for _, p := range hosts.ArchivePatterns(hosts.TenantPath(t.Prefix, t.Name)) {
+	for _, p := range layout.ArchivePatterns(layout.TenantPath(t.Prefix, t.Name)) {
 		out = append(out, objectARN(t.Bucket, p))
 	}
 	return out
@@ -340,11 +341,11 @@ func sidBase(name string) string {
 var bucketShape = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,254}$`)
 
 func checkTenant(t Tenant) error {
-	if err := fleet.ValidateName(t.Name); err != nil {
+	if err := tenants.ValidateName(t.Name); err != nil {
 		return err
 	}
-	if t.Name == fleet.FallbackName {
-		return fmt.Errorf("tenant name %q is the fallback for files without a GUID: name the database (-db-name or a replica path) before confining it", fleet.FallbackName)
+	if t.Name == tenants.FallbackName {
+		return fmt.Errorf("tenant name %q is the fallback for files without a GUID: name the database (-db-name or a replica path) before confining it", tenants.FallbackName)
 	}
 	return checkPlace(t)
 }
@@ -354,14 +355,14 @@ func checkPlace(t Tenant) error {
 		if t.Bucket == "" {
 			return errors.New("no bucket: pass -bucket NAME")
 		}
-		return fmt.Errorf("bucket %s is not a bucket name: give the name alone, without s3://, a path or wildcards", fleet.Printable(t.Bucket))
+		return fmt.Errorf("bucket %s is not a bucket name: give the name alone, without s3://, a path or wildcards", untrusted.Printable(t.Bucket))
 	}
 	if t.Prefix == "" {
 		return nil
 	}
 	for _, part := range strings.Split(t.Prefix, "/") {
 		if part == "" || strings.ContainsAny(part, "*?$") || strings.HasPrefix(part, ".") {
-			return fmt.Errorf("prefix %s: give folder names without wildcards, '$', empty parts or a leading '.' (e.g. databases)", fleet.Printable(t.Prefix))
+			return fmt.Errorf("prefix %s: give folder names without wildcards, '$', empty parts or a leading '.' (e.g. databases)", untrusted.Printable(t.Prefix))
 		}
 	}
 	return nil
@@ -374,11 +375,11 @@ func checkTemplate(p string, perTenant bool) error {
 	case p == "":
 		return errors.New("a bucket policy needs -principal: e.g. arn:aws:iam::123456789012:role/tenant-{tenant}")
 	case strings.Contains(p, "*"):
-		return fmt.Errorf("principal %s holds '*': that would let anyone in; name the principal", fleet.Printable(p))
+		return fmt.Errorf("principal %s holds '*': that would let anyone in; name the principal", untrusted.Printable(p))
 	case perTenant && !strings.Contains(p, TenantPlaceholder):
-		return fmt.Errorf("principal %s has no {tenant}: every tenant would get one principal, which could reach every prefix; write e.g. arn:aws:iam::123456789012:role/tenant-{tenant}", fleet.Printable(p))
+		return fmt.Errorf("principal %s has no {tenant}: every tenant would get one principal, which could reach every prefix; write e.g. arn:aws:iam::123456789012:role/tenant-{tenant}", untrusted.Printable(p))
 	case !perTenant && strings.Contains(p, TenantPlaceholder):
-		return fmt.Errorf("principal %s holds {tenant}, but this statement is not per tenant: name one principal", fleet.Printable(p))
+		return fmt.Errorf("principal %s holds {tenant}, but this statement is not per tenant: name one principal", untrusted.Printable(p))
 	}
 	return nil
 }

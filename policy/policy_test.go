@@ -9,7 +9,7 @@ import (
 
 	"github.com/charmbracelet/x/exp/golden"
 
-	"github.com/litefleet/litefleet/hosts"
+	"github.com/litefleet/litefleet/layout"
 )
 
 const (
@@ -118,7 +118,7 @@ func TestConfinedToOwnPrefix(t *testing.T) {
 					}
 					want := "databases/" + owner + "/*"
 					if owner == "" {
-						want = hosts.HostsPrefix + "*"
+						want = layout.HostsPrefix + "*"
 					}
 					if len(st.Action) != 1 || st.Action[0] != "s3:ListBucket" || len(prefixes) != 1 || prefixes[0] != want {
 						t.Errorf("%s: %s: bucket statement %v with prefixes %q, want ListBucket on %q", role, st.Sid, st.Action, prefixes, want)
@@ -129,7 +129,7 @@ func TestConfinedToOwnPrefix(t *testing.T) {
 					}
 				default:
 					own := "arn:aws:s3:::saas-backups/databases/" + owner + "/"
-					archive := slices.Contains(hosts.ArchivePatterns("databases/"+owner), strings.TrimPrefix(r, "arn:aws:s3:::saas-backups/"))
+					archive := slices.Contains(layout.ArchivePatterns("databases/"+owner), strings.TrimPrefix(r, "arn:aws:s3:::saas-backups/"))
 					if !strings.HasPrefix(r, own) && !(role == RoleReplicate && archive) {
 						t.Errorf("%s: %s: resource %q outside %s", role, st.Sid, r, own)
 					}
@@ -177,7 +177,7 @@ func TestArchiveStatementCoversTheEngine(t *testing.T) {
 		}
 		at := time.Date(2026, 12, 7, 11, 29, 16, 0, time.UTC)
 		for _, tn := range fleetOfTwo {
-			tp := hosts.TenantPath(tn.Prefix, tn.Name)
+			tp := layout.TenantPath(tn.Prefix, tn.Name)
 			other := fleetOfTwo[0].Name
 			if other == tn.Name {
 				other = fleetOfTwo[1].Name
@@ -200,23 +200,23 @@ func TestArchiveStatementCoversTheEngine(t *testing.T) {
 				return false
 			}
 			for _, key := range []string{
-				hosts.ArchivePrefix(tp, at) + "/0000/0000000000000001-0000000000000004.ltx",
-				hosts.StrayArchivePrefix(tp, at) + "/0001/0000000000000001-0000000000000004.ltx",
-				hosts.StrayGapArchivePrefix(tp, at) + "/0000/0000000000000009-0000000000000009.ltx",
-				hosts.ClaimKey(tp),
+				layout.ArchivePrefix(tp, at) + "/0000/0000000000000001-0000000000000004.ltx",
+				layout.StrayArchivePrefix(tp, at) + "/0001/0000000000000001-0000000000000004.ltx",
+				layout.StrayGapArchivePrefix(tp, at) + "/0000/0000000000000009-0000000000000009.ltx",
+				layout.ClaimKey(tp),
 			} {
 				if !writable(key) {
 					t.Errorf("%s: tenant %s may not write %s, which the engine writes", form, tn.Name, key)
 				}
 			}
-			otp := hosts.TenantPath("databases", other)
+			otp := layout.TenantPath("databases", other)
 			for _, key := range []string{
-				hosts.ArchivePrefix(otp, at) + "/0000/x.ltx",
-				hosts.StrayArchivePrefix(otp, at) + "/0000/x.ltx",
-				hosts.ClaimKey(otp),
-				hosts.ArchiveRoot + tp + "/0000/x.ltx",                   // not an archive name
-				hosts.ArchivePrefix(tp+".at-20260101-000000", at) + "/x", // another tenant's name
-				hosts.HeartbeatKey("h1"),
+				layout.ArchivePrefix(otp, at) + "/0000/x.ltx",
+				layout.StrayArchivePrefix(otp, at) + "/0000/x.ltx",
+				layout.ClaimKey(otp),
+				layout.ArchiveRoot + tp + "/0000/x.ltx",                   // not an archive name
+				layout.ArchivePrefix(tp+".at-20260101-000000", at) + "/x", // another tenant's name
+				layout.HeartbeatKey("h1"),
 			} {
 				if writable(key) {
 					t.Errorf("%s: tenant %s may write %s", form, tn.Name, key)

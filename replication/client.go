@@ -23,7 +23,7 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/litefleet/litefleet/hosts"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/layout"
 )
 
 // objectAPI is the part of the S3 client a tenant's replica needs.
@@ -195,7 +195,7 @@ func (c *tenantClient) load(ctx context.Context) error {
 }
 
 // parseLTXKey parses PATH/LLLL/MIN-MAX.ltx of the given size by
-// s3browse.LTXObject, the one rule for every reader; anything else is
+// layout.LTXObject, the one rule for every reader; anything else is
 // skipped.
 func parseLTXKey(path, key string, size int64) (int, ltx.FileInfo, bool) {
 	rest, ok := strings.CutPrefix(key, path+"/")
@@ -206,7 +206,7 @@ func parseLTXKey(path, key string, size int64) (int, ltx.FileInfo, bool) {
 	if !ok || strings.Contains(file, "/") {
 		return 0, ltx.FileInfo{}, false
 	}
-	level, minTXID, maxTXID, ok := s3browse.LTXObject(dir, file, size)
+	level, minTXID, maxTXID, ok := layout.LTXObject(dir, file, size)
 	if !ok {
 		return 0, ltx.FileInfo{}, false
 	}

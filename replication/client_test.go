@@ -18,7 +18,7 @@ import (
 
 	"github.com/litefleet/litefleet/internal/s3proxy"
 	"github.com/litefleet/litefleet/internal/s3test"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // openGate lets every write through, with a minute to finish.
@@ -203,7 +203,7 @@ func TestClientSnapshotWhoseAnswerWasLost(t *testing.T) {
 	defer p.Close()
 	viaProxy := conn
 	viaProxy.Endpoint = p.URL()
-	api, err := s3browse.NewClient(ctx, viaProxy)
+	api, err := s3conn.NewClient(ctx, viaProxy)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,9 +14,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/superfly/ltx"
 
-	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/internal/testpeer"
+	"github.com/litefleet/litefleet/layout"
 )
 
 // TestKilledAwakeTenantResumesIncrementally: a tenant written all the time
@@ -40,13 +40,12 @@ func TestKilledAwakeTenantResumesIncrementally(t *testing.T) {
 
 	spec := childSpec{Dir: dir, Conn: conn, Key: conn.AccessKeyID, Secret: conn.SecretAccessKey, Host: "h-crash", Timing: slowTiming,
 		SavePagesEvery: 300 * time.Millisecond}
-	first, out, stop := startReplicator(t, spec)
-	_ = stop
+	first, _, _ := startReplicator(t, spec)
 	waitRestorable(t, conn, guid3, rows(t, path), 60*time.Second)
 	testpeer.InsertRows(t, app, 100, 3)
 	waitRestorable(t, conn, guid3, rows(t, path), 30*time.Second)
 	before := maxL0(t, api, conn.Bucket, conn.TenantPath(guid3))
-	table := filepath.Join(fleet.LitestreamStateDir(path), "litefleet-pages")
+	table := filepath.Join(layout.LitestreamStateDir(path), "litefleet-pages")
 	testpeer.Eventually(t, 30*time.Second, "the page table saved while awake at the replica's TXID "+before.String(), func() bool {
 		b, err := os.ReadFile(table)
 		return err == nil && len(b) >= 16 && ltx.TXID(binary.BigEndian.Uint64(b[8:16])) == before
@@ -65,7 +64,7 @@ func TestKilledAwakeTenantResumesIncrementally(t *testing.T) {
 	testpeer.InsertRows(t, app, 200, 1)
 	want := rows(t, path)
 
-	_, out, stop = startReplicator(t, spec)
+	_, out, stop := startReplicator(t, spec)
 	waitRestorable(t, conn, guid3, want, 60*time.Second)
 	equalRows(t, "litestream restore", litestreamRestored(t, srv, conn, guid3), want)
 	var uploaded int64

@@ -15,8 +15,9 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/litefleet/litefleet/dbfile"
-	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/hosts"
+	"github.com/litefleet/litefleet/layout"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // awake is a tenant open in Litestream.
@@ -123,7 +124,7 @@ func (e *Engine) newClient(t *tenant, b *bucket, a *awake, claim *hosts.Claim) *
 			return err
 		}
 		if !now.sameFile(a.opened.db) {
-			return fmt.Errorf("%s was replaced or deleted", fleet.Printable(t.path))
+			return fmt.Errorf("%s was replaced or deleted", untrusted.Printable(t.path))
 		}
 		return nil
 	}
@@ -159,7 +160,7 @@ func (e *Engine) newClient(t *tenant, b *bucket, a *awake, claim *hosts.Claim) *
 func (e *Engine) openAwake(ctx context.Context, t *tenant, a *awake, prepare bool) error {
 	h, err := dbfile.Acquire(t.path)
 	if err != nil {
-		return fmt.Errorf("open %s: %w", fleet.Printable(t.path), err)
+		return fmt.Errorf("open %s: %w", untrusted.Printable(t.path), err)
 	}
 	a.hold = h
 	if last, ok, _ := lastLocalHeader(t.path); ok {
@@ -192,7 +193,7 @@ func (e *Engine) openDB(ctx context.Context, t *tenant, a *awake) error {
 	db.CheckpointInterval = 0
 	db.Replica = litestream.NewReplicaWithClient(db, a.client)
 	if err := db.Open(); err != nil {
-		return fmt.Errorf("open %s: %w", fleet.Printable(t.path), err)
+		return fmt.Errorf("open %s: %w", untrusted.Printable(t.path), err)
 	}
 	a.db = db
 	// An application's write, or its checkpoint, may hold the database's
@@ -205,7 +206,7 @@ func (e *Engine) openDB(ctx context.Context, t *tenant, a *awake) error {
 		time.Sleep(time.Duration(250*(attempt+1)) * time.Millisecond)
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %w", fleet.Printable(t.path), explainLocal(err))
+		return fmt.Errorf("%s: %w", untrusted.Printable(t.path), explainLocal(err))
 	}
 	return nil
 }
@@ -448,7 +449,7 @@ func newAwake(opened identity, pages *pageTable, now time.Time, saveEvery time.D
 // after the file under an open database was replaced they may hold pages
 // of both files, and must never be uploaded.
 func dropUnreplicated(path string, replicated ltx.TXID) (int, error) {
-	dir := filepath.Join(metaDir(path), "ltx", "0")
+	dir := layout.LTXLevelDir(metaDir(path), 0)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -473,7 +474,7 @@ func dropUnreplicated(path string, replicated ltx.TXID) (int, error) {
 // localL0 returns the newest local L0 file's range and its trailer, from
 // Litestream's state beside the database; zero when there is none.
 func localL0(path string) (minTXID, maxTXID ltx.TXID, trailer ltx.Trailer, err error) {
-	dir := filepath.Join(metaDir(path), "ltx", "0")
+	dir := layout.LTXLevelDir(metaDir(path), 0)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -498,7 +499,7 @@ func localL0(path string) (minTXID, maxTXID ltx.TXID, trailer ltx.Trailer, err e
 
 // localTrailer reads the trailer of the local L0 file of exactly [lo, hi].
 func localTrailer(path string, lo, hi ltx.TXID) (ltx.Trailer, bool, error) {
-	file := filepath.Join(metaDir(path), "ltx", "0", ltx.FormatFilename(lo, hi))
+	file := layout.LTXPath(metaDir(path), 0, lo, hi)
 	t, err := readLocalTrailer(file)
 	if errors.Is(err, os.ErrNotExist) {
 		return ltx.Trailer{}, false, nil

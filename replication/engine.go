@@ -34,9 +34,11 @@ import (
 	"github.com/benbjohnson/litestream"
 	"github.com/superfly/ltx"
 
-	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/hosts"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/layout"
+	"github.com/litefleet/litefleet/s3conn"
+	"github.com/litefleet/litefleet/tenants"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // Options tune the engine. Zero values take the defaults.
@@ -184,16 +186,16 @@ func defaultHost() string {
 // built, for the replicate command and the terminal UI alike.
 type Source struct {
 	// Targets are databases named one by one (-dsn, a config's dbs).
-	Targets []fleet.Target
+	Targets []tenants.Target
 	// Dirs are folders whose every database is a tenant, replicated into
 	// DirConn's bucket with Retention.
 	Dirs      []string
 	Recursive bool
-	DirConn   s3browse.Conn
+	DirConn   s3conn.Conn
 	Retention time.Duration
 	// HostKeys are the credentials of the host's own objects (heartbeats,
 	// host records); a bucket's first tenant's when empty.
-	HostKeys s3browse.Conn
+	HostKeys s3conn.Conn
 	// OnRequest replicates only what Replicate names (the terminal UI);
 	// otherwise every target and every database found in Dirs.
 	OnRequest bool
@@ -222,7 +224,7 @@ type Engine struct {
 	tenants map[string]*tenant // by prefix key
 	byPath  map[string]*tenant // by absolute path
 	buckets map[string]*bucket
-	clients s3browse.Clients
+	clients s3conn.Clients
 	stores  map[time.Duration]*litestream.Store
 	// ready holds the tenants that need a job now, in order, and urgent
 	// those among them with data to upload (a write seen, an open
@@ -264,12 +266,12 @@ type Engine struct {
 func New(opt Options, src Source) (*Engine, error) {
 	named := opt.Host != ""
 	opt = opt.withDefaults()
-	if err := hosts.ValidateHost(opt.Host); err != nil {
+	if err := layout.ValidateHost(opt.Host); err != nil {
 		return nil, err
 	}
 	for _, d := range src.Dirs {
 		if err := src.DirConn.Validate(); err != nil {
-			return nil, fmt.Errorf("-dir %s: %w", fleet.Printable(d), err)
+			return nil, fmt.Errorf("-dir %s: %w", untrusted.Printable(d), err)
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -292,7 +294,7 @@ func New(opt Options, src Source) (*Engine, error) {
 		began:      opt.Now(),
 	}
 	for _, name := range opt.Takeover {
-		e.takeover[fleet.PrefixKey(name)] = true
+		e.takeover[layout.PrefixKey(name)] = true
 	}
 	if !named {
 		e.fallback = fmt.Sprintf("%s-%d", opt.Host, os.Getpid())
@@ -313,7 +315,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.started = true
 	e.mu.Unlock()
 
-	var want []fleet.Target
+	var want []tenants.Target
 	want = append(want, e.src.Targets...)
 	found, err := e.scanDirs()
 	if err != nil {
@@ -510,7 +512,7 @@ type tenant struct {
 	// its prefix: built once, not at every status.
 	replica   string
 	recPrefix string
-	target    fleet.Target
+	target    tenants.Target
 	bucket    *bucket
 	api       *s3.Client // with the tenant's credentials
 	stats     *tenantStats
@@ -683,12 +685,12 @@ func (e *Engine) moveStateLocked(t *tenant, s State) {
 	e.recDirty[t] = true
 }
 
-func tenantKey(c s3browse.Conn, name string) string {
-	return c.Endpoint + "\x00" + c.Bucket + "\x00" + fleet.PrefixKey(c.TenantPath(name))
+func tenantKey(c s3conn.Conn, name string) string {
+	return c.Endpoint + "\x00" + c.Bucket + "\x00" + layout.PrefixKey(c.TenantPath(name))
 }
 
 // addLocked adds a target, or updates the one at the same path.
-func (e *Engine) addLocked(tg fleet.Target, wanted bool) *tenant {
+func (e *Engine) addLocked(tg tenants.Target, wanted bool) *tenant {
 	if abs, err := filepath.Abs(tg.Path); err == nil {
 		tg.Path = filepath.Clean(abs)
 	}
@@ -709,13 +711,13 @@ func (e *Engine) addLocked(tg fleet.Target, wanted bool) *tenant {
 	e.all = append(e.all, t)
 	if !tg.Tenant.Verdict.Usable() {
 		t.refused = tg.Tenant.Note
-	} else if tg.Tenant.Verdict == fleet.VerdictFallback {
+	} else if tg.Tenant.Verdict == tenants.VerdictFallback {
 		e.log.Warn("fallback tenant name", "db", t.name, "path", t.path, "note", tg.Tenant.Note)
 	}
 	if other, ok := e.tenants[t.key]; ok && other.path != t.path {
 		// Two databases would write one prefix. The one already known keeps
 		// it if it runs; a new one is refused.
-		t.refused = fmt.Sprintf("prefix %s is already %s's: give %s its own -db-name", tg.Conn.URL(t.name), fleet.Printable(other.path), fleet.Printable(t.path))
+		t.refused = fmt.Sprintf("prefix %s is already %s's: give %s its own -db-name", tg.Conn.URL(t.name), untrusted.Printable(other.path), untrusted.Printable(t.path))
 	} else {
 		e.tenants[t.key] = t
 	}
@@ -732,7 +734,7 @@ func (e *Engine) addLocked(tg fleet.Target, wanted bool) *tenant {
 // says so and asks again with backoff, up to 30 s apart, until ctx ends. A
 // definite answer (no such bucket, credentials refused, the host name in
 // use) ends the start at once.
-func (e *Engine) awaitBucket(ctx context.Context, c s3browse.Conn) error {
+func (e *Engine) awaitBucket(ctx context.Context, c s3conn.Conn) error {
 	delay := time.Second
 	for {
 		_, err := e.bucketFor(ctx, c)
@@ -771,7 +773,7 @@ func transientAtStart(err error) bool {
 	if _, bad := errors.AsType[x509.CertificateInvalidError](err); bad {
 		return false
 	}
-	if s3browse.Classify(err) == s3browse.FailureUnreachable {
+	if s3conn.Classify(err) == s3conn.FailureUnreachable {
 		return true
 	}
 	if resp, ok := errors.AsType[*awshttp.ResponseError](err); ok {
@@ -794,7 +796,7 @@ func (e *Engine) markCollisionsLocked() {
 		}
 		paths := make([]string, len(ts))
 		for i, t := range ts {
-			paths[i] = fleet.Printable(t.path)
+			paths[i] = untrusted.Printable(t.path)
 		}
 		sort.Strings(paths)
 		for _, t := range ts {
@@ -889,10 +891,10 @@ func (e *Engine) Replicate(path string) error {
 		}
 	}
 	if t.refused != "" {
-		return fmt.Errorf("%s: %s", fleet.Printable(t.path), t.refused)
+		return fmt.Errorf("%s: %s", untrusted.Printable(t.path), t.refused)
 	}
 	if t.wanted && (t.state.active() || t.busy) {
-		return fmt.Errorf("tenant %s is already %s", fleet.Printable(t.name), t.state)
+		return fmt.Errorf("tenant %s is already %s", untrusted.Printable(t.name), t.state)
 	}
 	// Asked again for a tenant that failed, diverged or waits: try now.
 	t.wanted, t.dirty = true, true
@@ -913,7 +915,7 @@ func (e *Engine) Stop(ctx context.Context, path string) error {
 	t, ok := e.byPath[filepath.Clean(abs)]
 	if !ok || !t.wanted {
 		e.mu.Unlock()
-		return fmt.Errorf("%s is not replicated by this process", fleet.Printable(path))
+		return fmt.Errorf("%s is not replicated by this process", untrusted.Printable(path))
 	}
 	t.wanted = false
 	e.recDirty[t] = true
@@ -928,7 +930,7 @@ func (e *Engine) Stop(ctx context.Context, path string) error {
 		e.mu.Unlock()
 		if done {
 			if reason != "" {
-				return fmt.Errorf("tenant %s: %s", fleet.Printable(t.name), reason)
+				return fmt.Errorf("tenant %s: %s", untrusted.Printable(t.name), reason)
 			}
 			return nil
 		}
@@ -937,7 +939,7 @@ func (e *Engine) Stop(ctx context.Context, path string) error {
 			e.mu.Lock()
 			state := t.state
 			e.mu.Unlock()
-			return fmt.Errorf("tenant %s: not stopped yet (%s): %w; it stops when its job ends", fleet.Printable(t.name), state, context.Cause(ctx))
+			return fmt.Errorf("tenant %s: not stopped yet (%s): %w; it stops when its job ends", untrusted.Printable(t.name), state, context.Cause(ctx))
 		case <-tick.C:
 		}
 	}
@@ -954,7 +956,7 @@ func (e *Engine) Sync(ctx context.Context, path string) error {
 	}
 	e.mu.Unlock()
 	if run == nil {
-		return fmt.Errorf("%s is not open for replication in this process", fleet.Printable(path))
+		return fmt.Errorf("%s is not open for replication in this process", untrusted.Printable(path))
 	}
 	return run.db.SyncAndWait(ctx)
 }

@@ -12,14 +12,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/internal/s3proxy"
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/internal/testpeer"
+	"github.com/litefleet/litefleet/layout"
+	"github.com/litefleet/litefleet/logline"
 	"github.com/litefleet/litefleet/replication"
 	"github.com/litefleet/litefleet/restore"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // TestSleepWakeUnderCheckpointingWriter: a tenant sleeps when idle, holding
@@ -294,8 +295,8 @@ func TestTakeoverKeepsTheOldHistory(t *testing.T) {
 	}
 	archive := strings.Fields(logs.String()[m+len("archive=s3://"):])[0]
 	_, key, _ := strings.Cut(archive, "/")
-	if !strings.HasPrefix(key, hosts.Root+"archive/databases/"+guid2+".at-") {
-		t.Fatalf("archive %s is not under %sarchive/databases/", archive, hosts.Root)
+	if !strings.HasPrefix(key, layout.Root+"archive/databases/"+guid2+".at-") {
+		t.Fatalf("archive %s is not under %sarchive/databases/", archive, layout.Root)
 	}
 	arch := conn
 	arch.Prefix = key[:strings.LastIndex(key, "/")]
@@ -303,7 +304,7 @@ func TestTakeoverKeepsTheOldHistory(t *testing.T) {
 }
 
 func newLogger(w *testpeer.Buffer) *slog.Logger {
-	return slog.New(fleet.NewLineHandler(w, slog.LevelDebug))
+	return slog.New(logline.NewLineHandler(w, slog.LevelDebug))
 }
 
 // skewClock is a clock a test can move ahead of the real one.
@@ -399,7 +400,7 @@ func TestRestoredDatabaseResumesHistory(t *testing.T) {
 	waitSynced(t, a, pathA, 20*time.Second)
 	closeEngine(t, a)
 
-	api, err := s3browse.NewClient(context.Background(), conn)
+	api, err := s3conn.NewClient(context.Background(), conn)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/litefleet/litefleet/internal/s3proxy"
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/internal/testpeer"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/replication"
 )
 
@@ -50,8 +51,8 @@ func TestBackFromAFenceChecksTheClaimFirst(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	put(hosts.HeartbeatKey("other"), map[string]any{"host": "other", "pid": 1, "at": time.Now().UTC(), "seq": 1})
-	put(hosts.ClaimKey(conn.TenantPath(guid3)), map[string]any{"generation": time.Now().UnixNano(), "expires_at": time.Now().Add(time.Hour).UTC(), "owner": "other", "host": "other"})
+	put(layout.HeartbeatKey("other"), map[string]any{"host": "other", "pid": 1, "at": time.Now().UTC(), "seq": 1})
+	put(layout.ClaimKey(conn.TenantPath(guid3)), map[string]any{"generation": time.Now().UnixNano(), "expires_at": time.Now().Add(time.Hour).UTC(), "owner": "other", "host": "other"})
 	before := strings.Count(logs.String(), "new transaction: db="+guid3)
 	keys := listKeys(t, api, conn.Bucket, conn.TenantPath(guid3)+"/")
 

@@ -10,7 +10,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/litefleet/litefleet/dbfile"
-	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/layout"
+	"github.com/litefleet/litefleet/tenants"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // fileID is what stat says of one file: enough to notice that it was
@@ -93,7 +95,7 @@ func (a identity) changedAt() time.Time {
 func checkDatabase(path string) (journal string, err error) {
 	lst, err := os.Lstat(path)
 	if err != nil {
-		return "", fmt.Errorf("stat %s: %w", fleet.Printable(path), err)
+		return "", fmt.Errorf("stat %s: %w", untrusted.Printable(path), err)
 	}
 	if lst.Mode()&os.ModeSymlink != 0 {
 		// SQLite resolves the link and keeps the -wal and -shm beside the
@@ -101,21 +103,21 @@ func checkDatabase(path string) (journal string, err error) {
 		// look.
 		real, err := filepath.EvalSymlinks(path)
 		if err != nil {
-			return "", fmt.Errorf("%s is a symbolic link to a file that cannot be reached: give the database's real path", fleet.Printable(path))
+			return "", fmt.Errorf("%s is a symbolic link to a file that cannot be reached: give the database's real path", untrusted.Printable(path))
 		}
-		return "", fmt.Errorf("%s is a symbolic link to %s: SQLite keeps the -wal beside %s, where Litestream would not look: give that path (-dsn, or -dir its folder)", fleet.Printable(path), fleet.Printable(real), fleet.Printable(filepath.Base(real)))
+		return "", fmt.Errorf("%s is a symbolic link to %s: SQLite keeps the -wal beside %s, where Litestream would not look: give that path (-dsn, or -dir its folder)", untrusted.Printable(path), untrusted.Printable(real), untrusted.Printable(filepath.Base(real)))
 	}
 	// Through dbfile: the engine may hold connections to the file (a
 	// restart check of a tenant the process already has open).
 	err = dbfile.Read(path, func(f *os.File, st os.FileInfo) error {
 		if st.Size() == 0 {
-			return fmt.Errorf("%s is empty (0 bytes), not an SQLite database yet: it replicates once the application has written it (litefleet never turns an empty file into a database)", fleet.Printable(path))
+			return fmt.Errorf("%s is empty (0 bytes), not an SQLite database yet: it replicates once the application has written it (litefleet never turns an empty file into a database)", untrusted.Printable(path))
 		}
-		head := make([]byte, fleet.HeaderBytes)
+		head := make([]byte, tenants.HeaderBytes)
 		n, _ := f.ReadAt(head, 0)
 		var herr error
-		if journal, herr = fleet.HeaderJournal(head[:n]); herr != nil {
-			return fmt.Errorf("%s is not an SQLite database (its first bytes are not SQLite's header): give a database file", fleet.Printable(path))
+		if journal, herr = tenants.HeaderJournal(head[:n]); herr != nil {
+			return fmt.Errorf("%s is not an SQLite database (its first bytes are not SQLite's header): give a database file", untrusted.Printable(path))
 		}
 		return nil
 	})
@@ -134,23 +136,23 @@ func checkDatabase(path string) (journal string, err error) {
 				kind = "a socket"
 			}
 		}
-		return "", fmt.Errorf("%s is %s, not a database file: rename it or move it out of the folder", fleet.Printable(path), kind)
+		return "", fmt.Errorf("%s is %s, not a database file: rename it or move it out of the folder", untrusted.Printable(path), kind)
 	case errors.Is(err, os.ErrPermission):
-		return "", fmt.Errorf("cannot read %s: permission denied: give this user read and write access", fleet.Printable(path))
+		return "", fmt.Errorf("cannot read %s: permission denied: give this user read and write access", untrusted.Printable(path))
 	case err != nil && errors.Is(err, os.ErrNotExist):
-		return "", fmt.Errorf("open %s: %w", fleet.Printable(path), err)
+		return "", fmt.Errorf("open %s: %w", untrusted.Printable(path), err)
 	case err != nil:
 		return "", err
 	}
 	if unix.Access(path, unix.W_OK) != nil {
-		return "", fmt.Errorf("%s is read-only for this user: Litestream must write it (WAL mode, its bookkeeping tables)", fleet.Printable(path))
+		return "", fmt.Errorf("%s is read-only for this user: Litestream must write it (WAL mode, its bookkeeping tables)", untrusted.Printable(path))
 	}
 	if dir := filepath.Dir(path); unix.Access(dir, unix.W_OK|unix.X_OK) != nil {
-		return "", fmt.Errorf("folder %s is read-only for this user: SQLite and Litestream create files beside the database (-wal, -shm, .%s-litestream)", fleet.Printable(dir), filepath.Base(path))
+		return "", fmt.Errorf("folder %s is read-only for this user: SQLite and Litestream create files beside the database (-wal, -shm, .%s-litestream)", untrusted.Printable(dir), filepath.Base(path))
 	}
 	return journal, nil
 }
 
 // metaDir is Litestream's local state folder of a database, located by
-// its one owner (fleet.LitestreamStateDir).
-func metaDir(path string) string { return fleet.LitestreamStateDir(path) }
+// its one owner (layout.LitestreamStateDir).
+func metaDir(path string) string { return layout.LitestreamStateDir(path) }

@@ -13,13 +13,14 @@ import (
 
 	_ "modernc.org/sqlite"
 
-	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/internal/testpeer"
+	"github.com/litefleet/litefleet/logline"
 	"github.com/litefleet/litefleet/replication"
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 func TestMain(m *testing.M) {
@@ -56,7 +57,7 @@ func startWith(t *testing.T, opt replication.Options, src replication.Source, ma
 	t.Helper()
 	logs := &testpeer.Buffer{}
 	if opt.Logger == nil {
-		opt.Logger = slog.New(fleet.NewLineHandler(logs, slog.LevelDebug))
+		opt.Logger = slog.New(logline.NewLineHandler(logs, slog.LevelDebug))
 	}
 	if opt.Timing == (hosts.Timing{}) {
 		opt.Timing = fast
@@ -145,7 +146,7 @@ func writeAndClose(t *testing.T, path string, first, n int) {
 func rows(t *testing.T, path string) []string { t.Helper(); return testpeer.Rows(t, path) }
 
 // litestreamRestored restores with the real litestream command.
-func litestreamRestored(t *testing.T, srv *s3test.Server, conn s3browse.Conn, tenant string) []string {
+func litestreamRestored(t *testing.T, srv *s3test.Server, conn s3conn.Conn, tenant string) []string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "litestream.db")
 	testpeer.Restore(t, srv, conn, tenant, out)
@@ -160,10 +161,10 @@ func equalRows(t *testing.T, what string, got, want []string) {
 }
 
 // restored restores the tenant with litefleet's restore and returns its rows.
-func restored(t *testing.T, conn s3browse.Conn, tenant string, txid uint64) []string {
+func restored(t *testing.T, conn s3conn.Conn, tenant string, txid uint64) []string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "restored.db")
-	api, err := s3browse.NewClient(context.Background(), conn)
+	api, err := s3conn.NewClient(context.Background(), conn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +175,7 @@ func restored(t *testing.T, conn s3browse.Conn, tenant string, txid uint64) []st
 }
 
 // waitRestorable waits until a restore of the tenant gives want.
-func waitRestorable(t *testing.T, conn s3browse.Conn, tenant string, want []string, d time.Duration) {
+func waitRestorable(t *testing.T, conn s3conn.Conn, tenant string, want []string, d time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
@@ -192,10 +193,10 @@ func waitRestorable(t *testing.T, conn s3browse.Conn, tenant string, want []stri
 	}
 }
 
-func tryRestore(t *testing.T, conn s3browse.Conn, tenant string) ([]string, error) {
+func tryRestore(t *testing.T, conn s3conn.Conn, tenant string) ([]string, error) {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "try.db")
-	api, err := s3browse.NewClient(context.Background(), conn)
+	api, err := s3conn.NewClient(context.Background(), conn)
 	if err != nil {
 		return nil, err
 	}
@@ -206,7 +207,7 @@ func tryRestore(t *testing.T, conn s3browse.Conn, tenant string) ([]string, erro
 }
 
 // l0BytesAfter sums the sizes of the tenant's level-0 files after txid.
-func l0BytesAfter(t *testing.T, srv *s3test.Server, conn s3browse.Conn, tenant string, txid uint64) int64 {
+func l0BytesAfter(t *testing.T, srv *s3test.Server, conn s3conn.Conn, tenant string, txid uint64) int64 {
 	t.Helper()
 	rep, err := s3browse.Inspect(context.Background(), srv.Client(t, conn), conn, tenant)
 	if err != nil {

@@ -19,9 +19,9 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/litefleet/litefleet/dbfile"
-	"github.com/litefleet/litefleet/fleet"
-	"github.com/litefleet/litefleet/hosts"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/restore"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // history is the verdict on a local file's history against its replica's.
@@ -47,7 +47,7 @@ func (e *DivergedError) Error() string {
 	return fmt.Sprintf("local database (TXID %d) and replica %s (TXID %d) have different histories (%s): nothing was uploaded; "+
 		"to keep the replica, restore it over the file (litefleet restore %s -o %s -force); "+
 		"to keep the file, replicate with -takeover %s (the replica's history is kept under %s first)",
-		e.LocalTXID, e.URL, e.ReplicaTXID, e.Why, e.Tenant, e.Path, e.Tenant, hosts.Root+"archive/")
+		e.LocalTXID, e.URL, e.ReplicaTXID, e.Why, e.Tenant, e.Path, e.Tenant, layout.Root+"archive/")
 }
 
 // checkHistory compares the local file's history, as Litestream's state
@@ -66,7 +66,7 @@ func (e *Engine) checkHistory(ctx context.Context, t *tenant, c *tenantClient) (
 	}
 	_, localMax, _, err := localL0(t.path)
 	if err != nil {
-		return 0, fmt.Errorf("read Litestream's state beside %s: %w", fleet.Printable(t.path), err)
+		return 0, fmt.Errorf("read Litestream's state beside %s: %w", untrusted.Printable(t.path), err)
 	}
 	if remoteMax == 0 {
 		if localMax > 0 {
@@ -104,7 +104,7 @@ func (e *Engine) checkHistory(ctx context.Context, t *tenant, c *tenantClient) (
 	}
 	same, err := e.sameAsReplica(ctx, t, uint64(remoteMax))
 	if err != nil {
-		return 0, fmt.Errorf("compare %s with the replica: %w", fleet.Printable(t.path), err)
+		return 0, fmt.Errorf("compare %s with the replica: %w", untrusted.Printable(t.path), err)
 	}
 	if same {
 		e.log.Info("the database is a restored copy of the replica: its history continues", "db", t.name, "txid", remoteMax.String())
@@ -197,7 +197,7 @@ func (e *Engine) archiveHistory(ctx context.Context, t *tenant, c *tenantClient)
 	if err := c.load(ctx); err != nil {
 		return "", err
 	}
-	archive := hosts.ArchivePrefix(c.path, e.opt.Now())
+	archive := layout.ArchivePrefix(c.path, e.opt.Now())
 	c.mu.Lock()
 	var keys []string
 	var infos []*ltx.FileInfo
@@ -246,7 +246,7 @@ func escapeKey(key string) string {
 func resetLocalState(path string) error {
 	err := os.RemoveAll(metaDir(path))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("remove %s: %w", fleet.Printable(metaDir(path)), err)
+		return fmt.Errorf("remove %s: %w", untrusted.Printable(metaDir(path)), err)
 	}
 	return nil
 }

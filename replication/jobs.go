@@ -10,16 +10,18 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/superfly/ltx"
 
-	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/hosts"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/layout"
+	"github.com/litefleet/litefleet/s3conn"
+	"github.com/litefleet/litefleet/tenants"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // bucket is one bucket's host side: the host's S3 client and heartbeat.
 type bucket struct {
 	key    string
-	conn   s3browse.Conn // with the host's credentials
-	mu     sync.Mutex    // held while starting the heartbeat
+	conn   s3conn.Conn // with the host's credentials
+	mu     sync.Mutex  // held while starting the heartbeat
 	beat   *hosts.Beater
 	fenced bool
 	// unconditional warns once that the server ignores conditional writes.
@@ -43,13 +45,13 @@ type bucket struct {
 const checkTimeout = 8 * time.Second
 
 // client returns the shared S3 client of a connection's credentials.
-func (e *Engine) client(ctx context.Context, c s3browse.Conn) (*s3.Client, error) {
+func (e *Engine) client(ctx context.Context, c s3conn.Conn) (*s3.Client, error) {
 	return e.clients.For(ctx, c)
 }
 
 // bucketFor returns the bucket of a tenant's connection, with its heartbeat
 // running: the first call checks the bucket and starts the heartbeat.
-func (e *Engine) bucketFor(ctx context.Context, c s3browse.Conn) (*bucket, error) {
+func (e *Engine) bucketFor(ctx context.Context, c s3conn.Conn) (*bucket, error) {
 	key := c.Endpoint + "\x00" + c.Bucket
 	e.mu.Lock()
 	b, ok := e.buckets[key]
@@ -78,7 +80,7 @@ func (e *Engine) bucketFor(ctx context.Context, c s3browse.Conn) (*bucket, error
 	_, err = hosts.List(cctx, api, b.conn.Bucket, e.opt.Now)
 	ccancel()
 	if err != nil {
-		return nil, s3browse.ExplainKey(err, b.conn, hosts.HostsPrefix)
+		return nil, s3conn.ExplainKey(err, b.conn, layout.HostsPrefix)
 	}
 	beat, err := hosts.New(hosts.Options{API: api, Bucket: b.conn.Bucket, Host: e.opt.Host, Fallback: e.fallback, Version: e.opt.Version,
 		Logger: e.log, Timing: e.opt.Timing, Now: e.opt.Now})
@@ -90,13 +92,13 @@ func (e *Engine) bucketFor(ctx context.Context, c s3browse.Conn) (*bucket, error
 		if errors.As(err, &inUse) {
 			return nil, err
 		}
-		return nil, s3browse.Explain(err, b.conn)
+		return nil, s3conn.Explain(err, b.conn)
 	}
 	e.mu.Lock() // tick reads beat under the engine's lock
 	b.beat = beat
 	b.okAt = e.opt.Now()
 	e.mu.Unlock()
-	e.log.Info("heartbeat started", "host", beat.Host(), "bucket", b.conn.Bucket, "key", hosts.HeartbeatKey(beat.Host()))
+	e.log.Info("heartbeat started", "host", beat.Host(), "bucket", b.conn.Bucket, "key", layout.HeartbeatKey(beat.Host()))
 	return b, nil
 }
 
@@ -120,7 +122,7 @@ func startBeat(ctx context.Context, beat *hosts.Beater) error {
 		err = beat.Start(sctx)
 		cancel()
 		var inUse *hosts.HostInUseError
-		if err == nil || errors.As(err, &inUse) || s3browse.IsAccessDenied(err) {
+		if err == nil || errors.As(err, &inUse) || s3conn.IsAccessDenied(err) {
 			return err
 		}
 	}
@@ -188,7 +190,7 @@ func (e *Engine) nextJobLocked(t *tenant) func(context.Context) {
 		}
 		return func(ctx context.Context) { e.wake(ctx, t) }
 	case StateDiverged:
-		if !t.dirty && !e.takeover[fleet.PrefixKey(t.name)] {
+		if !t.dirty && !e.takeover[layout.PrefixKey(t.name)] {
 			return nil
 		}
 	case StateMissing:
@@ -306,8 +308,8 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 	if err != nil {
 		return outcome{state: StateFailed, reason: err.Error(), retry: true, claim: claim, keepClaim: true, base: base, baseOK: true}
 	}
-	if journal == fleet.JournalRollback {
-		e.log.Warn("switching to WAL", "db", t.name, "path", t.path, "note", fleet.RollbackNote)
+	if journal == tenants.JournalRollback {
+		e.log.Warn("switching to WAL", "db", t.name, "path", t.path, "note", tenants.RollbackNote)
 	}
 	if b.beat.Fenced() {
 		// Retried on its own too: the tick resumes lease-lost tenants when
@@ -333,21 +335,21 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 		}
 		c, err := acquire(ctx, t.api, tenantPath)
 		var held *hosts.HeldError
-		var untrusted *hosts.UntrustedError
+		var unreadable *hosts.UntrustedError
 		switch {
 		case errors.As(err, &held):
 			return outcome{state: StateLeased, reason: held.Error(), holder: held.Host, retry: true, base: base, baseOK: true}
-		case errors.As(err, &untrusted):
+		case errors.As(err, &unreadable):
 			return outcome{state: StateLeaseLost, reason: err.Error(), retry: true, base: base, baseOK: true}
 		case err != nil:
-			return outcome{state: StateLeaseLost, reason: "cannot take the claim: " + s3browse.ExplainKey(err, t.target.Conn, hosts.ClaimKey(tenantPath)).Error(), retry: true, base: base, baseOK: true}
+			return outcome{state: StateLeaseLost, reason: "cannot take the claim: " + s3conn.ExplainKey(err, t.target.Conn, layout.ClaimKey(tenantPath)).Error(), retry: true, base: base, baseOK: true}
 		}
 		claim = c
 		e.setClaimEpoch(t, epoch)
 		t.lineage.forget()
 		tookOver = c.TookFrom != ""
 		if c.TookFrom != "" {
-			e.log.Warn("took over tenant from a dead host", "db", t.name, "from", fleet.Printable(c.TookFrom))
+			e.log.Warn("took over tenant from a dead host", "db", t.name, "from", untrusted.Printable(c.TookFrom))
 			// The start listing may predate the dead host's last uploads:
 			// the replica is listed afresh.
 			seed = nil
@@ -365,7 +367,7 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 		// a history that differs: moved out first, they are neither
 		// (lineage.go).
 		if err := a.client.sweepAtStart(ctx, t.path, localMax); err != nil {
-			return outcome{state: StateLeaseLost, reason: "cannot move stray files out of the replica: " + s3browse.ExplainKey(err, t.target.Conn, tenantPath+"/").Error(), retry: true, claim: claim, keepClaim: true, base: base, baseOK: true}
+			return outcome{state: StateLeaseLost, reason: "cannot move stray files out of the replica: " + s3conn.ExplainKey(err, t.target.Conn, tenantPath+"/").Error(), retry: true, claim: claim, keepClaim: true, base: base, baseOK: true}
 		}
 	}
 	// Under its claim, before anything is uploaded: what an earlier
@@ -378,7 +380,7 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 	if len(listed) > 0 || tookOver {
 		n, err := a.client.abortOrphans(ctx, listed, tookOver)
 		if err != nil {
-			e.log.Warn("abandoned multipart uploads not aborted", "db", t.name, "error", s3browse.ExplainKey(err, t.target.Conn, tenantPath+"/"))
+			e.log.Warn("abandoned multipart uploads not aborted", "db", t.name, "error", s3conn.ExplainKey(err, t.target.Conn, tenantPath+"/"))
 		}
 		// Swept again before its next multipart upload, until a sweep
 		// finds nothing: a late part may revive an aborted upload.
@@ -399,7 +401,7 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 			t.lineage.renew()
 			e.log.Warn("took over a diverged tenant: the replica's history is kept, the local file starts a new one", "db", t.name, "archive", url)
 			e.mu.Lock()
-			delete(e.takeover, fleet.PrefixKey(t.name))
+			delete(e.takeover, layout.PrefixKey(t.name))
 			e.mu.Unlock()
 			hist = historyRestored
 			break
@@ -416,7 +418,7 @@ func (e *Engine) start(ctx context.Context, t *tenant, claim *hosts.Claim) outco
 		// tight loop and starve the host with the right copy.
 		return outcome{state: StateDiverged, reason: err.Error(), base: base, baseOK: true, retry: true}
 	case err != nil:
-		return outcome{state: StateLeaseLost, reason: "cannot read the replica: " + s3browse.ExplainKey(err, t.target.Conn, tenantPath+"/").Error(), retry: true, claim: claim, keepClaim: true, base: base, baseOK: true}
+		return outcome{state: StateLeaseLost, reason: "cannot read the replica: " + s3conn.ExplainKey(err, t.target.Conn, tenantPath+"/").Error(), retry: true, claim: claim, keepClaim: true, base: base, baseOK: true}
 	}
 	if hist == historySame {
 		if from, to, changed := pageSizeChanged(ctx, t.path); changed {
@@ -483,7 +485,7 @@ func (e *Engine) checkClaim(ctx context.Context, t *tenant, b *bucket, claim *ho
 		e.log.Warn("claim lost while the heartbeat failed: nothing more is uploaded", "db", t.name, "reason", err)
 		return outcome{state: StateLeased, reason: err.Error(), retry: true}, false
 	case err != nil:
-		return outcome{state: StateLeaseLost, reason: "heartbeat back, but the claim cannot be checked: " + s3browse.Explain(err, t.target.Conn).Error(), claim: claim, keepClaim: true, retry: true}, false
+		return outcome{state: StateLeaseLost, reason: "heartbeat back, but the claim cannot be checked: " + s3conn.Explain(err, t.target.Conn).Error(), claim: claim, keepClaim: true, retry: true}, false
 	}
 	e.setClaimEpoch(t, epoch)
 	return outcome{}, true
@@ -552,14 +554,14 @@ func (e *Engine) opened(ctx context.Context, t *tenant, a *awake, claim *hosts.C
 func (e *Engine) takingOver(t *tenant) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.takeover[fleet.PrefixKey(t.name)]
+	return e.takeover[layout.PrefixKey(t.name)]
 }
 
 // gone handles a database whose file is missing: its claim is released so
 // that the host it moved to may take it.
 func (e *Engine) gone(ctx context.Context, t *tenant, b *bucket, claim *hosts.Claim, base identity) outcome {
 	e.release(ctx, t, b, claim)
-	reason := fmt.Sprintf("no database at %s: its claim is released; check -dsn, -dir or the config path: it replicates when it appears", fleet.Printable(t.path))
+	reason := fmt.Sprintf("no database at %s: its claim is released; check -dsn, -dir or the config path: it replicates when it appears", untrusted.Printable(t.path))
 	return outcome{state: StateMissing, reason: reason, base: base, baseOK: true}
 }
 
@@ -608,7 +610,7 @@ func (e *Engine) wake(ctx context.Context, t *tenant) {
 	a.verified.Store(e.claimEpochOf(t))
 	a.client = e.newClient(t, b, a, claim)
 	if err := e.sweepAtWake(ctx, t, a); err != nil {
-		e.apply(t, outcome{state: StateFailed, reason: "cannot move stray files out of the replica: " + s3browse.Explain(err, t.target.Conn).Error(), retry: true, claim: claim, base: now, baseOK: true})
+		e.apply(t, outcome{state: StateFailed, reason: "cannot move stray files out of the replica: " + s3conn.Explain(err, t.target.Conn).Error(), retry: true, claim: claim, base: now, baseOK: true})
 		return
 	}
 	if err := e.openAwake(ctx, t, a, true); err != nil {
@@ -820,7 +822,7 @@ func (e *Engine) resume(ctx context.Context, t *tenant) {
 			e.apply(t, outcome{state: StateSyncFailing, reason: syncFailed(t, err, e.opt.Now()), run: a, claim: claim})
 			return
 		}
-		e.apply(t, outcome{state: StateLeaseLost, reason: "upload failed, retrying: " + s3browse.Explain(err, t.target.Conn).Error(), run: a, claim: claim, retry: true})
+		e.apply(t, outcome{state: StateLeaseLost, reason: "upload failed, retrying: " + s3conn.Explain(err, t.target.Conn).Error(), run: a, claim: claim, retry: true})
 		return
 	}
 	e.log.Info("replication resumed", "db", t.name)

@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // maxShutdownReleases is how many claims of closed (sleeping) tenants a
@@ -205,7 +205,7 @@ func (e *Engine) Close(ctx context.Context) error {
 	var failed []string
 	fail := func(t *tenant, why string) {
 		mu.Lock()
-		failed = append(failed, fleet.Printable(t.name))
+		failed = append(failed, untrusted.Printable(t.name))
 		mu.Unlock()
 		e.log.Error("not replicated at shutdown", "db", t.name, "reason", why)
 	}

@@ -21,7 +21,8 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/litefleet/litefleet/hosts"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/layout"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // How a holder keeps one lineage in its tenant's prefix (see hosts.Lineage
@@ -46,7 +47,7 @@ import (
 //     another object: the prefix is listed again and every object the
 //     manifest does not know is looked at.
 // Strays are copied, with the files they continue (a restore plan up to
-// them), to hosts.StrayArchivePrefix, where they restore on their own, and
+// them), to layout.StrayArchivePrefix, where they restore on their own, and
 // deleted from the tenant's prefix: even a plain `litestream restore` then
 // follows one lineage. The refused write is then made again.
 
@@ -165,7 +166,7 @@ func (s stray) String() string {
 }
 
 // printableHost is the one rule for untrusted text (untrusted.Printable).
-func printableHost(h string) string { return s3browse.Printable(h) }
+func printableHost(h string) string { return untrusted.Printable(h) }
 
 // judge looks at the objects (a HEAD each, at most maxStrayChecks) and
 // returns those the lineage record makes stray.
@@ -313,7 +314,7 @@ func (c *tenantClient) archiveStrays(ctx context.Context, strays []stray) error 
 		}
 	}
 	now := c.now()
-	archive, gapArchive := hosts.StrayArchivePrefix(c.path, now), hosts.StrayGapArchivePrefix(c.path, now)
+	archive, gapArchive := layout.StrayArchivePrefix(c.path, now), layout.StrayGapArchivePrefix(c.path, now)
 	var keys []string
 	if len(run) > 0 && since > 0 {
 		base, err := litestream.CalcRestorePlan(ctx, c, since, time.Time{}, c.logger.With("db", c.tenant))
@@ -412,13 +413,9 @@ func (c *tenantClient) sweepAll(ctx context.Context) error {
 	return c.sweepBeyond(ctx, 0)
 }
 
-// listingFile holds, beside Litestream's state, the fingerprint of the
-// replica's files when this host last left the tenant (asleep or stopped).
-const listingFile = "litefleet-listing"
-
 // saveListing records the fingerprint of the files the tenant leaves.
 func saveListing(path string, fp uint64) error {
-	file := filepath.Join(metaDir(path), listingFile)
+	file := filepath.Join(metaDir(path), layout.ListingFile)
 	tmp := file + ".tmp"
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], fp)
@@ -431,7 +428,7 @@ func saveListing(path string, fp uint64) error {
 // loadListing reads the fingerprint saveListing left; ok is false when
 // there is none (or it is damaged).
 func loadListing(path string) (uint64, bool) {
-	b, err := os.ReadFile(filepath.Join(metaDir(path), listingFile))
+	b, err := os.ReadFile(filepath.Join(metaDir(path), layout.ListingFile))
 	if err != nil || len(b) != 8 {
 		return 0, false
 	}

@@ -18,9 +18,11 @@ import (
 	"github.com/litefleet/litefleet/internal/s3proxy"
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/internal/testpeer"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/replication"
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // otherHistory makes a database of its own rows and returns them with an
@@ -82,7 +84,7 @@ func plantStray(t *testing.T, api *s3.Client, bucket, key string, body []byte, g
 
 // heldAfterHostA starts host-b on a tenant whose lineage record says
 // host-a wrote its first generation: host-b writes the second.
-func heldAfterHostA(t *testing.T, api *s3.Client, conn s3browse.Conn, tenant string) {
+func heldAfterHostA(t *testing.T, api *s3.Client, conn s3conn.Conn, tenant string) {
 	t.Helper()
 	rec := &hosts.Lineage{Segments: []hosts.Segment{{Generation: 1, Host: "host-a", ClaimGeneration: 1, At: time.Now()}}}
 	if _, err := hosts.WriteLineage(context.Background(), api, conn.Bucket, conn.TenantPath(tenant), rec, "", true); err != nil {
@@ -91,7 +93,7 @@ func heldAfterHostA(t *testing.T, api *s3.Client, conn s3browse.Conn, tenant str
 }
 
 // generations reads the lineage generation of every LTX file of a tenant.
-func generations(t *testing.T, api *s3.Client, conn s3browse.Conn, tenant string) map[string]string {
+func generations(t *testing.T, api *s3.Client, conn s3conn.Conn, tenant string) map[string]string {
 	t.Helper()
 	ctx := context.Background()
 	out := map[string]string{}
@@ -190,7 +192,7 @@ func TestStrayFilesAreArchived(t *testing.T) {
 
 	// The archive keeps the strays; the first restores on its own, with
 	// host-a's files before it.
-	archived := listKeys(t, api, direct.Bucket, hosts.Root+"archive/databases/"+guid1+".stray-")
+	archived := listKeys(t, api, direct.Bucket, layout.Root+"archive/databases/"+guid1+".stray-")
 	file := func(txid uint64) string { return "/0000/" + ltx.FormatFilename(ltx.TXID(txid), ltx.TXID(txid)) }
 	var root string
 	for key := range archived {

@@ -10,12 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/internal/testpeer"
 	"github.com/litefleet/litefleet/replication"
 	"github.com/litefleet/litefleet/restore"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
+	"github.com/litefleet/litefleet/tenants"
 )
 
 // walLost are Litestream's words when the WAL was deleted under it.
@@ -102,7 +102,7 @@ func TestRestartKeepsItsLock(t *testing.T) {
 }
 
 // TestRefreshKeepsTheLock: the terminal UI replicates in-process, and its
-// refresh reads every database's header (fleet.Discover) and restore's
+// refresh reads every database's header (tenants.Discover) and restore's
 // check probes locks: neither may drop the lock of an open tenant.
 func TestRefreshKeepsTheLock(t *testing.T) {
 	integration(t)
@@ -116,17 +116,17 @@ func TestRefreshKeepsTheLock(t *testing.T) {
 	if !testpeer.HoldsLock(t, os.Getpid(), path) {
 		t.Fatal("an open tenant, and no lock of this process on its database")
 	}
-	api, err := s3browse.NewClient(context.Background(), conn)
+	api, err := s3conn.NewClient(context.Background(), conn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for range 5 {
 		// No InUse: every header is read, as for files the engine has not
 		// opened yet.
-		if _, err := fleet.Discover(context.Background(), fleet.DiscoverOptions{Dirs: []string{dir}}); err != nil {
+		if _, err := tenants.Discover(context.Background(), tenants.DiscoverOptions{Dirs: []string{dir}}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := fleet.JournalMode(path); err != nil {
+		if _, err := tenants.JournalMode(path); err != nil {
 			t.Fatal(err)
 		}
 		// Not told this process replicates it (no IsReplicating): the

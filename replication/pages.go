@@ -21,7 +21,8 @@ import (
 	"github.com/zeebo/blake3"
 
 	"github.com/litefleet/litefleet/dbfile"
-	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/layout"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // A sleeping tenant holds no read transaction, so the application may
@@ -63,8 +64,6 @@ type tableView struct {
 	pageSize uint32
 	key      [32]byte
 }
-
-const pageTableFile = "litefleet-pages"
 
 // LFPAGES1 files held unkeyed hashes: they load as invalid (the next wake
 // snapshots once) and are replaced.
@@ -209,7 +208,7 @@ func (pt *pageTable) rollForward(path string, to ltx.TXID) {
 	if !valid || at >= to {
 		return
 	}
-	dir := filepath.Join(metaDir(path), "ltx", "0")
+	dir := layout.LTXLevelDir(metaDir(path), 0)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return
@@ -278,7 +277,7 @@ func lockPageIn(pageSize, commit uint32) int {
 func (pt *pageTable) save(path string) error {
 	pt.mu.Lock()
 	defer pt.mu.Unlock()
-	file := filepath.Join(metaDir(path), pageTableFile)
+	file := filepath.Join(metaDir(path), layout.PageTableFile)
 	if !pt.valid {
 		_ = os.Remove(file)
 		return nil
@@ -328,7 +327,7 @@ const pageTableHeader = 56
 // loadPageTable reads the saved table; an absent or damaged one is invalid.
 func loadPageTable(path string) *pageTable {
 	pt := &pageTable{}
-	b, err := os.ReadFile(filepath.Join(metaDir(path), pageTableFile))
+	b, err := os.ReadFile(filepath.Join(metaDir(path), layout.PageTableFile))
 	if err != nil || len(b) < pageTableHeader || [8]byte(b[:8]) != pageTableMagic {
 		return pt
 	}
@@ -409,7 +408,7 @@ func readState(ctx context.Context, path string) (*dbState, error) {
 	}
 	m, maxOffset, commit, err := rd.PageMap(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("read the WAL of %s: %w", fleet.Printable(path), err)
+		return nil, fmt.Errorf("read the WAL of %s: %w", untrusted.Printable(path), err)
 	}
 	if maxOffset > 0 && commit > 0 {
 		st.walPages, st.walEnd, st.commit = m, maxOffset, commit
@@ -432,14 +431,14 @@ func readHeader(path string) (*dbState, int64, error) {
 	err := dbfile.Read(path, func(f *os.File, fi os.FileInfo) error {
 		var head [100]byte
 		if _, err := f.ReadAt(head[:], 0); err != nil {
-			return fmt.Errorf("read the header of %s: %w", fleet.Printable(path), err)
+			return fmt.Errorf("read the header of %s: %w", untrusted.Printable(path), err)
 		}
 		st.pageSize = uint32(binary.BigEndian.Uint16(head[16:]))
 		if st.pageSize == 1 {
 			st.pageSize = 65536
 		}
 		if st.pageSize < 512 || st.pageSize&(st.pageSize-1) != 0 {
-			return fmt.Errorf("%s: page size %d in its header: not an SQLite database", fleet.Printable(path), st.pageSize)
+			return fmt.Errorf("%s: page size %d in its header: not an SQLite database", untrusted.Printable(path), st.pageSize)
 		}
 		st.wal = head[18] == 2 && head[19] == 2
 		size = fi.Size()
@@ -514,7 +513,7 @@ func lastLocalHeader(path string) (ltx.Header, bool, error) {
 	if err != nil || maxTXID == 0 {
 		return ltx.Header{}, false, err
 	}
-	f, err := os.Open(filepath.Join(metaDir(path), "ltx", "0", ltx.FormatFilename(minTXID, maxTXID)))
+	f, err := os.Open(layout.LTXPath(metaDir(path), 0, minTXID, maxTXID))
 	if err != nil {
 		return ltx.Header{}, false, err
 	}
@@ -654,7 +653,7 @@ func encodeDiff(path string, st *dbState, last ltx.Header, table tableView) (int
 	pageSize := table.pageSize
 	hasher := newPageHasher(table.key)
 	txid := last.MaxTXID + 1
-	dir := filepath.Join(metaDir(path), "ltx", "0")
+	dir := layout.LTXLevelDir(metaDir(path), 0)
 	file := filepath.Join(dir, ltx.FormatFilename(txid, txid))
 	tmp := file + ".tmp"
 	f, err := os.Create(tmp)

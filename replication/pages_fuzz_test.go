@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/litefleet/litefleet/layout"
 )
 
 // FuzzLoadPageTable: the saved page table sits in a folder beside the
@@ -36,7 +38,7 @@ func FuzzLoadPageTable(f *testing.F) {
 				t.Fatal(err)
 			}
 		}
-		if err := os.WriteFile(filepath.Join(metaDir(in), pageTableFile), data, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(metaDir(in), layout.PageTableFile), data, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		pt := loadPageTable(in)
@@ -49,7 +51,7 @@ func FuzzLoadPageTable(f *testing.F) {
 		if err := pt.save(out); err != nil {
 			t.Fatal(err)
 		}
-		again, err := os.ReadFile(filepath.Join(metaDir(out), pageTableFile))
+		again, err := os.ReadFile(filepath.Join(metaDir(out), layout.PageTableFile))
 		if err != nil {
 			t.Fatal(err)
 		}

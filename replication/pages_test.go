@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/superfly/ltx"
+
+	"github.com/litefleet/litefleet/layout"
 )
 
 // snapshotTable builds the page table of the database at path as it is
@@ -142,7 +144,7 @@ func TestPageTableChecksumSaved(t *testing.T) {
 	if txid, sum, ok := loadPageTable(path).checksum(); !ok || txid != 1 || sum != want {
 		t.Fatalf("loaded checksum %s at %s (known %v), want %s", sum, txid, ok, want)
 	}
-	file := filepath.Join(metaDir(path), pageTableFile)
+	file := filepath.Join(metaDir(path), layout.PageTableFile)
 	b, _ := os.ReadFile(file)
 	n := (len(b) - pageTableHeader) / 16
 	if err := os.WriteFile(file, b[:pageTableHeader+8*n], 0o644); err != nil {
@@ -231,7 +233,7 @@ func TestPageTableKeyed(t *testing.T) {
 	if same, err := st.sameAs(loaded); err != nil || !same {
 		t.Fatalf("the loaded table does not match its file: %v %v", same, err)
 	}
-	file := filepath.Join(metaDir(path), pageTableFile)
+	file := filepath.Join(metaDir(path), layout.PageTableFile)
 	good, _ := os.ReadFile(file)
 	for name, bad := range map[string][]byte{
 		"truncated":   good[:len(good)-3],

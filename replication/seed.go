@@ -8,7 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/litefleet/litefleet/hosts"
+	"github.com/litefleet/litefleet/layout"
 )
 
 // seedMinTenants is the fleet size from which one flat listing of the
@@ -84,7 +84,7 @@ func (e *Engine) seedFleet(ctx context.Context, tenants []*tenant) {
 				if st == nil {
 					continue
 				}
-				if key == hosts.ClaimKey(prefix+name) {
+				if key == layout.ClaimKey(prefix+name) {
 					st.claim = true
 					continue
 				}

@@ -20,13 +20,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/internal/s3proxy"
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/internal/testpeer"
+	"github.com/litefleet/litefleet/logline"
 	"github.com/litefleet/litefleet/replication"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // slowTiming scales the default timing down by about 2.5: a request gets
@@ -212,7 +212,7 @@ const childEnv = "LITEFLEET_TEST_REPLICATOR"
 
 type childSpec struct {
 	Dir         string
-	Conn        s3browse.Conn
+	Conn        s3conn.Conn
 	Key, Secret string
 	Host        string
 	Timing      hosts.Timing
@@ -234,7 +234,7 @@ func replicatorMain() {
 		os.Exit(2)
 	}
 	c.Conn.AccessKeyID, c.Conn.SecretAccessKey = c.Key, c.Secret
-	log := slog.New(fleet.NewLineHandler(os.Stderr, slog.LevelDebug))
+	log := slog.New(logline.NewLineHandler(os.Stderr, slog.LevelDebug))
 	eng, err := replication.New(replication.Options{SleepAfter: -1, Timing: c.Timing, Host: c.Host, Logger: log,
 		Sweep: 300 * time.Millisecond, Retry: 200 * time.Millisecond, SavePagesEvery: c.SavePagesEvery}, replication.Source{Dirs: []string{c.Dir}, DirConn: c.Conn})
 	if err == nil {
@@ -383,7 +383,7 @@ func TestKilledMidUploadLeavesNoMultipart(t *testing.T) {
 }
 
 // tenantInS3 reports whether the tenant's replica holds an LTX file.
-func tenantInS3(api *s3.Client, conn s3browse.Conn, tenant string) bool {
+func tenantInS3(api *s3.Client, conn s3conn.Conn, tenant string) bool {
 	out, err := api.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String(conn.Bucket), Prefix: aws.String(conn.TenantPath(tenant) + "/0000/")})
 	return err == nil && len(out.Contents) > 0
 }

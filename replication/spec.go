@@ -6,8 +6,9 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/litefleet/litefleet/fleet"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/conf"
+	"github.com/litefleet/litefleet/s3conn"
+	"github.com/litefleet/litefleet/tenants"
 )
 
 // Spec is what a front end asks to replicate, in the terms of
@@ -24,12 +25,12 @@ type Spec struct {
 	// Conn is the connection the flags give (-bucket, -endpoint,
 	// -region, -prefix), for -dsn; ConnGiven says any of -bucket,
 	// -endpoint, -region was given.
-	Conn      s3browse.Conn
+	Conn      s3conn.Conn
 	ConnGiven bool
 	// DirConn is the connection of -dir folders: Conn completed from the
 	// config's first replica and keys (the front end's flag rules). Only
 	// read with Dirs.
-	DirConn s3browse.Conn
+	DirConn s3conn.Conn
 	// OnRequest: replicate only what is asked for later (the terminal UI);
 	// nothing to replicate now is then no error.
 	OnRequest bool
@@ -60,10 +61,10 @@ type FileSettings struct {
 // config file's process settings.
 func Build(s Spec) (src Source, set FileSettings, err error) {
 	src = Source{OnRequest: s.OnRequest, Retention: s.Retention, Recursive: s.Recursive}
-	var cfg *fleet.Config
-	var fromConfig []fleet.Target
+	var cfg *conf.Config
+	var fromConfig []tenants.Target
 	if s.Config != "" {
-		c, ts, err := fleet.LoadConfig(s.Config)
+		c, ts, err := conf.LoadConfig(s.Config)
 		if err != nil {
 			return src, set, err
 		}
@@ -114,8 +115,8 @@ func Build(s Spec) (src Source, set FileSettings, err error) {
 	if err != nil {
 		return src, set, err
 	}
-	naming := fleet.NameFor(abs, s.DBName)
-	if naming.Verdict == fleet.VerdictInvalid {
+	naming := tenants.NameFor(abs, s.DBName)
+	if naming.Verdict == tenants.VerdictInvalid {
 		return src, set, usage("-db-name: %s", naming.Note)
 	}
 	conn := s.Conn
@@ -125,6 +126,6 @@ func Build(s Spec) (src Source, set FileSettings, err error) {
 	if err := conn.Validate(); err != nil {
 		return src, set, usage("%v", err)
 	}
-	src.Targets = []fleet.Target{{Path: abs, Tenant: naming, Conn: conn, Retention: s.Retention}}
+	src.Targets = []tenants.Target{{Path: abs, Tenant: naming, Conn: conn, Retention: s.Retention}}
 	return src, set, nil
 }

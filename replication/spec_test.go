@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/litefleet/litefleet/replication"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // TestBuildSource: the one resolution of what to replicate, for the
@@ -27,7 +27,7 @@ func TestBuildSource(t *testing.T) {
 	if err := os.WriteFile(empty, []byte("access-key-id: K\nsecret-access-key: S\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	conn := s3browse.Conn{Bucket: "bkt", Endpoint: "http://127.0.0.1:1"}
+	conn := s3conn.Conn{Bucket: "bkt", Endpoint: "http://127.0.0.1:1"}
 
 	src, set, err := replication.Build(replication.Spec{Config: cfg, Retention: 2 * time.Hour})
 	addr := set.Addr

@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/internal/faultproxy"
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/internal/testpeer"
+	"github.com/litefleet/litefleet/logline"
 	"github.com/litefleet/litefleet/replication"
 )
 
@@ -40,7 +40,7 @@ func TestStartWaitsForS3(t *testing.T) {
 
 	logs := &testpeer.Buffer{}
 	eng, err := replication.New(replication.Options{Host: "web-1", SleepAfter: -1, Timing: fast, Sweep: 300 * time.Millisecond, Retry: 200 * time.Millisecond,
-		Logger: slog.New(fleet.NewLineHandler(logs, slog.LevelDebug))}, replication.Source{Dirs: []string{dir}, DirConn: conn})
+		Logger: slog.New(logline.NewLineHandler(logs, slog.LevelDebug))}, replication.Source{Dirs: []string{dir}, DirConn: conn})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/benbjohnson/litestream"
 
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // syncHealth is what a tenant's last syncs said, kept beside its counters
@@ -92,7 +92,7 @@ func (h *syncHealth) observeLocal(d litestream.SyncDiagnostic) (newFailure bool)
 
 // failing returns why the last sync failed and since when, if it did. A
 // failed local sync comes first: nothing reaches the upload stage then.
-func (h *syncHealth) failing(conn s3browse.Conn) (reason string, since time.Time, ok bool) {
+func (h *syncHealth) failing(conn s3conn.Conn) (reason string, since time.Time, ok bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	switch {
@@ -102,7 +102,7 @@ func (h *syncHealth) failing(conn s3browse.Conn) (reason string, since time.Time
 		if errors.Is(h.upload, errFenced) {
 			return h.upload.Error(), h.uploadSince, true
 		}
-		return "upload to S3 failed: " + s3browse.Why(h.upload, conn).Error(), h.uploadSince, true
+		return "upload to S3 failed: " + s3conn.Why(h.upload, conn).Error(), h.uploadSince, true
 	}
 	return "", time.Time{}, false
 }

@@ -8,7 +8,7 @@ import (
 
 	"github.com/benbjohnson/litestream"
 
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // Litestream's local sync failing (its DB monitor, which the engine does
@@ -21,7 +21,7 @@ func TestSyncHealthFromLitestreamDiagnostic(t *testing.T) {
 	diag := func(op string, at time.Time, err string) litestream.SyncDiagnostic {
 		return litestream.SyncDiagnostic{Operation: op, StartedAt: &at, UpdatedAt: &at, Error: err}
 	}
-	conn := s3browse.Conn{Bucket: "b"}
+	conn := s3conn.Conn{Bucket: "b"}
 	if h.observeLocal(diag("sync", t0, "")) {
 		t.Fatal("a good sync counted as a failure")
 	}

@@ -21,7 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/litefleet/litefleet/hosts"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // How an LTX file reaches S3.
@@ -532,7 +532,7 @@ func (c *tenantClient) putOnce(ctx context.Context, level int, minTXID, maxTXID 
 	defer cancel()
 	dl, _ := wctx.Deadline()
 	sent := link.begin(src.size, c.now)
-	out, err := c.api.PutObject(wctx, in, s3browse.ForUploads)
+	out, err := c.api.PutObject(wctx, in, s3conn.ForUploads)
 	company := sent.end(err == nil, cutByDeadline(ctx, err))
 	if err != nil {
 		if isPreconditionFailed(err) || isNotImplemented(err) || hosts.IsNotFound(err) {
@@ -649,7 +649,7 @@ func (c *tenantClient) multipart(ctx context.Context, level int, minTXID, maxTXI
 	if err != nil {
 		return "", nil, err
 	}
-	created, err := c.api.CreateMultipartUpload(wctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(c.bucket), Key: aws.String(key), Metadata: meta}, s3browse.ForUploads)
+	created, err := c.api.CreateMultipartUpload(wctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(c.bucket), Key: aws.String(key), Metadata: meta}, s3conn.ForUploads)
 	cancel()
 	if err != nil {
 		return "", nil, late(ctx, err, "start multipart upload of "+key)
@@ -755,7 +755,7 @@ func (c *tenantClient) multipart(ctx context.Context, level int, minTXID, maxTXI
 		return "", nil, err
 	}
 	defer cancel()
-	out, err := c.api.CompleteMultipartUpload(wctx, in, s3browse.ForUploads)
+	out, err := c.api.CompleteMultipartUpload(wctx, in, s3conn.ForUploads)
 	if err != nil {
 		if isPreconditionFailed(err) || isNotImplemented(err) || hosts.IsNotFound(err) {
 			return "", nil, err
@@ -796,7 +796,7 @@ func (c *tenantClient) uploadPart(ctx context.Context, key, id string, n int32, 
 		dl, _ := pctx.Deadline()
 		sent := link.begin(size, c.now)
 		out, err := c.api.UploadPart(pctx, &s3.UploadPartInput{Bucket: aws.String(c.bucket), Key: aws.String(key), UploadId: aws.String(id),
-			PartNumber: aws.Int32(n), Body: body, ContentLength: aws.Int64(size)}, s3browse.ForUploads)
+			PartNumber: aws.Int32(n), Body: body, ContentLength: aws.Int64(size)}, s3conn.ForUploads)
 		company := sent.end(err == nil, cutByDeadline(ctx, err))
 		cancel()
 		if err == nil {

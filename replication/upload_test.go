@@ -21,12 +21,12 @@ import (
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/internal/testpeer"
 	"github.com/litefleet/litefleet/replication"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // proxied puts a proxy in front of the test server and returns the
 // connection through it.
-func proxied(t *testing.T, srv *s3test.Server, conn s3browse.Conn, opt s3proxy.Options) (s3browse.Conn, *s3proxy.Proxy) {
+func proxied(t *testing.T, srv *s3test.Server, conn s3conn.Conn, opt s3proxy.Options) (s3conn.Conn, *s3proxy.Proxy) {
 	t.Helper()
 	opt.Target = srv.Endpoint
 	p, err := s3proxy.Start(opt)
@@ -39,7 +39,7 @@ func proxied(t *testing.T, srv *s3test.Server, conn s3browse.Conn, opt s3proxy.O
 }
 
 // l0Key is the key of the level-0 LTX file of one TXID.
-func l0Key(conn s3browse.Conn, tenant string, txid uint64) string {
+func l0Key(conn s3conn.Conn, tenant string, txid uint64) string {
 	return conn.TenantPath(tenant) + "/0000/" + ltx.FormatFilename(ltx.TXID(txid), ltx.TXID(txid))
 }
 

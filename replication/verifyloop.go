@@ -4,7 +4,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 	"github.com/litefleet/litefleet/verify"
 )
 
@@ -105,7 +105,7 @@ func (e *Engine) verifyTenant(t *tenant) {
 	}
 }
 
-func (e *Engine) runVerify(name string, conn s3browse.Conn, exp *verify.Expected) (*verify.Report, error) {
+func (e *Engine) runVerify(name string, conn s3conn.Conn, exp *verify.Expected) (*verify.Report, error) {
 	client, err := e.client(e.ctx, conn)
 	if err != nil {
 		return nil, err

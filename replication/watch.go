@@ -14,7 +14,8 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"golang.org/x/sys/unix"
 
-	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/tenants"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // watcher turns inotify events on the tenants' folders into work: a write
@@ -163,7 +164,7 @@ func (e *Engine) onEvent(ev fsnotify.Event) {
 
 // discover adds a database that appeared in a -dir folder.
 func (e *Engine) discover(path string) {
-	if !fleet.HasDBSuffix(filepath.Base(path)) || fleet.IsRestoredCopy(filepath.Base(path)) {
+	if !tenants.HasDBSuffix(filepath.Base(path)) || tenants.IsRestoredCopy(filepath.Base(path)) {
 		return
 	}
 	tg, err := e.dirTarget(path)
@@ -189,7 +190,7 @@ func (e *Engine) discover(path string) {
 }
 
 // dirTarget builds the target of a database inside one of the -dir folders.
-func (e *Engine) dirTarget(path string) (fleet.Target, error) {
+func (e *Engine) dirTarget(path string) (tenants.Target, error) {
 	for _, d := range e.src.Dirs {
 		root, err := filepath.Abs(d)
 		if err != nil {
@@ -202,15 +203,15 @@ func (e *Engine) dirTarget(path string) (fleet.Target, error) {
 		if !e.src.Recursive && strings.Contains(rel, string(filepath.Separator)) {
 			continue
 		}
-		return fleet.Target{Path: path, Tenant: fleet.NameFor(path, ""), Conn: e.src.DirConn, Retention: e.src.Retention}, nil
+		return tenants.Target{Path: path, Tenant: tenants.NameFor(path, ""), Conn: e.src.DirConn, Retention: e.src.Retention}, nil
 	}
-	return fleet.Target{}, fmt.Errorf("%s is neither in a -dir folder nor in the config: give it with -dir or -config", fleet.Printable(path))
+	return tenants.Target{}, fmt.Errorf("%s is neither in a -dir folder nor in the config: give it with -dir or -config", untrusted.Printable(path))
 }
 
 // scanDirs lists the -dir folders for databases. It reads folder listings
 // only: no database is opened.
-func (e *Engine) scanDirs() ([]fleet.Target, error) {
-	var out []fleet.Target
+func (e *Engine) scanDirs() ([]tenants.Target, error) {
+	var out []tenants.Target
 	for _, d := range e.src.Dirs {
 		root, err := filepath.Abs(d)
 		if err != nil {
@@ -219,11 +220,11 @@ func (e *Engine) scanDirs() ([]fleet.Target, error) {
 		st, err := os.Stat(root)
 		switch {
 		case errors.Is(err, os.ErrNotExist):
-			return nil, fmt.Errorf("folder %s does not exist: check -dir", fleet.Printable(d))
+			return nil, fmt.Errorf("folder %s does not exist: check -dir", untrusted.Printable(d))
 		case err != nil:
-			return nil, fmt.Errorf("folder %s: %w", fleet.Printable(d), err)
+			return nil, fmt.Errorf("folder %s: %w", untrusted.Printable(d), err)
 		case !st.IsDir():
-			return nil, fmt.Errorf("%s is not a folder: give the folder with -dir, or the file with -dsn", fleet.Printable(d))
+			return nil, fmt.Errorf("%s is not a folder: give the folder with -dir, or the file with -dsn", untrusted.Printable(d))
 		}
 		err = filepath.WalkDir(root, func(p string, de fs.DirEntry, err error) error {
 			if err != nil {
@@ -233,7 +234,7 @@ func (e *Engine) scanDirs() ([]fleet.Target, error) {
 				return nil
 			}
 			name := de.Name()
-			dbName := fleet.HasDBSuffix(name) && !fleet.IsRestoredCopy(name) && !strings.HasPrefix(name, ".")
+			dbName := tenants.HasDBSuffix(name) && !tenants.IsRestoredCopy(name) && !strings.HasPrefix(name, ".")
 			if de.IsDir() {
 				if p == root {
 					return nil
@@ -241,7 +242,7 @@ func (e *Engine) scanDirs() ([]fleet.Target, error) {
 				if !e.src.Recursive && dbName {
 					// A folder named like a database: refused at its
 					// start, with the reason.
-					out = append(out, fleet.Target{Path: p, Tenant: fleet.NameFor(p, ""), Conn: e.src.DirConn, Retention: e.src.Retention})
+					out = append(out, tenants.Target{Path: p, Tenant: tenants.NameFor(p, ""), Conn: e.src.DirConn, Retention: e.src.Retention})
 				}
 				if !e.src.Recursive || strings.HasPrefix(name, ".") {
 					return filepath.SkipDir
@@ -251,11 +252,11 @@ func (e *Engine) scanDirs() ([]fleet.Target, error) {
 			if !dbName {
 				return nil
 			}
-			out = append(out, fleet.Target{Path: p, Tenant: fleet.NameFor(p, ""), Conn: e.src.DirConn, Retention: e.src.Retention})
+			out = append(out, tenants.Target{Path: p, Tenant: tenants.NameFor(p, ""), Conn: e.src.DirConn, Retention: e.src.Retention})
 			return nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("list %s: %w", fleet.Printable(d), err)
+			return nil, fmt.Errorf("list %s: %w", untrusted.Printable(d), err)
 		}
 	}
 	return out, nil

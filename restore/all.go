@@ -10,11 +10,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/litefleet/litefleet/fleet"
-
 	"golang.org/x/sync/errgroup"
 
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
+	"github.com/litefleet/litefleet/tenants"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // DefaultParallel is how many tenants All restores at once
@@ -23,7 +25,7 @@ const DefaultParallel = 8
 
 // AllOptions says which tenants to restore and where.
 type AllOptions struct {
-	Conn s3browse.Conn
+	Conn s3conn.Conn
 	// OutputDir receives one <tenant>.db per tenant; it is created if
 	// missing, in a parent folder that exists.
 	OutputDir string
@@ -103,7 +105,7 @@ type Summary struct {
 // hears of every step; its calls never overlap. The error is for what
 // stops the whole run (the listing failed, ctx was cancelled); per-tenant
 // failures are counted in the summary.
-func All(ctx context.Context, client s3browse.API, opt AllOptions, onEvent func(Event)) (Summary, error) {
+func All(ctx context.Context, client s3conn.API, opt AllOptions, onEvent func(Event)) (Summary, error) {
 	start := time.Now()
 	var sum Summary
 	if opt.Match != "" {
@@ -119,7 +121,7 @@ func All(ctx context.Context, client s3browse.API, opt AllOptions, onEvent func(
 		return sum, err
 	}
 	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
-		return sum, fmt.Errorf("%s is a file: -o with -all names a folder", fleet.Printable(dir))
+		return sum, fmt.Errorf("%s is a file: -o with -all names a folder", untrusted.Printable(dir))
 	}
 	prefixes, err := s3browse.ListTenants(ctx, client, opt.Conn)
 	if err != nil {
@@ -167,19 +169,19 @@ func All(ctx context.Context, client s3browse.API, opt AllOptions, onEvent func(
 				continue
 			}
 		}
-		if err := fleet.ValidateName(p.Name); err != nil {
+		if err := tenants.ValidateName(p.Name); err != nil {
 			emit(Event{Kind: EventSkipped, Tenant: p.Name, Reason: err.Error()})
 			continue
 		}
 		names = append(names, p.Name)
-		byKey[fleet.PrefixKey(p.Name)] = append(byKey[fleet.PrefixKey(p.Name)], p.Name)
+		byKey[layout.PrefixKey(p.Name)] = append(byKey[layout.PrefixKey(p.Name)], p.Name)
 	}
 	sum.Tenants = len(names)
 	emit(Event{Kind: EventListed, Total: int64(len(names))})
 	if !opt.DryRun && len(names) > 0 {
 		// The folder itself, not a tree: a mistyped parent is an error.
 		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-			return sum, fmt.Errorf("create %s: %w: -o names the folder to fill, in a folder that exists", fleet.Printable(dir), err)
+			return sum, fmt.Errorf("create %s: %w: -o names the folder to fill, in a folder that exists", untrusted.Printable(dir), err)
 		}
 	}
 
@@ -191,11 +193,11 @@ func All(ctx context.Context, client s3browse.API, opt AllOptions, onEvent func(
 	g.SetLimit(parallel)
 	for _, name := range names {
 		out := filepath.Join(dir, name+".db")
-		if others := byKey[fleet.PrefixKey(name)]; len(others) > 1 {
+		if others := byKey[layout.PrefixKey(name)]; len(others) > 1 {
 			// Two prefixes that differ only in case are one tenant to
 			// litefleet; restoring both would pick one at random.
 			emit(Event{Kind: EventFailed, Tenant: name, Output: out,
-				Err: fmt.Errorf("tenant %s: prefixes %q differ only in case: restore each one alone with -o", fleet.Printable(name), others)})
+				Err: fmt.Errorf("tenant %s: prefixes %q differ only in case: restore each one alone with -o", untrusted.Printable(name), others)})
 			continue
 		}
 		if ctx.Err() != nil {

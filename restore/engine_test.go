@@ -27,7 +27,7 @@ import (
 	"github.com/superfly/ltx"
 	_ "modernc.org/sqlite"
 
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // engS3 is the part of S3 that restore reads, in memory.
@@ -156,10 +156,10 @@ func engEncodeLTX(t *testing.T, minTXID, maxTXID ltx.TXID, prev, next []byte, po
 
 // engReplica is a replica with three transactions: an L1 file that
 // compacts the first two, and the three L0 files.
-func engReplica(t *testing.T) (*engS3, s3browse.Conn, [][]byte, map[string]string) {
+func engReplica(t *testing.T) (*engS3, s3conn.Conn, [][]byte, map[string]string) {
 	t.Helper()
 	s := engStates(t)
-	conn := s3browse.Conn{Bucket: "bkt", Prefix: "databases"}
+	conn := s3conn.Conn{Bucket: "bkt", Prefix: "databases"}
 	root := conn.TenantPath(engineTenant)
 	keys := map[string]string{
 		"L0-1": root + "/0000/" + ltx.FormatFilename(1, 1),

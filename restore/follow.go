@@ -20,8 +20,10 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/litefleet/litefleet/dbfile"
-	"github.com/litefleet/litefleet/fleet"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/layout"
+	"github.com/litefleet/litefleet/s3conn"
+	"github.com/litefleet/litefleet/tenants"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // How a followed file takes new LTX files, and why this way.
@@ -99,7 +101,7 @@ func (e *errGap) Error() string { return e.reason }
 // cancelled, which is a clean stop (nil). A gap in level 0 means a full
 // restore again. Only the first restore's failure is returned; later
 // failures are reported as FollowError events and retried.
-func Follow(ctx context.Context, client s3browse.API, opt FollowOptions) error {
+func Follow(ctx context.Context, client s3conn.API, opt FollowOptions) error {
 	if err := opt.checkFollow(); err != nil {
 		return err
 	}
@@ -129,7 +131,7 @@ func (opt FollowOptions) checkFollow() error {
 
 // follower keeps one followed file up to date.
 type follower struct {
-	api  s3browse.API
+	api  s3conn.API
 	opt  FollowOptions
 	out  string
 	txid uint64
@@ -147,7 +149,7 @@ type follower struct {
 	db   *sql.DB
 }
 
-func newFollower(api s3browse.API, opt FollowOptions, res *Result) *follower {
+func newFollower(api s3conn.API, opt FollowOptions, res *Result) *follower {
 	opt.Output = res.Output
 	f := &follower{api: api, opt: opt, out: res.Output, txid: res.TXID, anchor: anchorOf(res)}
 	f.emit(FollowEvent{Kind: FollowRestored, Result: res})
@@ -212,12 +214,12 @@ func (f *follower) step(ctx context.Context) error {
 func (f *follower) checkNotLive() error {
 	if f.opt.IsReplicating != nil {
 		if tenant, ok := f.opt.IsReplicating(f.out); ok {
-			return &StoppedError{fmt.Sprintf("%s is now replicated by this process as tenant %s: following stops", fleet.Printable(f.out), fleet.Printable(tenant))}
+			return &StoppedError{fmt.Sprintf("%s is now replicated by this process as tenant %s: following stops", untrusted.Printable(f.out), untrusted.Printable(tenant))}
 		}
 	}
-	if fleet.HasLitestreamState(f.out) {
+	if tenants.HasLitestreamState(f.out) {
 		return &StoppedError{fmt.Sprintf("%s has Litestream's state beside it (%s): a replicator took it over, following stops and writes it no more",
-			fleet.Printable(f.out), fleet.Printable(fleet.LitestreamStateDir(f.out)))}
+			untrusted.Printable(f.out), untrusted.Printable(layout.LitestreamStateDir(f.out)))}
 	}
 	return nil
 }
@@ -291,7 +293,7 @@ func (f *follower) listL0(ctx context.Context) ([]l0Object, error) {
 		}
 		for _, o := range page.Contents {
 			key := aws.ToString(o.Key)
-			_, minTX, maxTX, ok := s3browse.LTXObject("0000", path.Base(key), aws.ToInt64(o.Size))
+			_, minTX, maxTX, ok := layout.LTXObject("0000", path.Base(key), aws.ToInt64(o.Size))
 			if ok {
 				files = append(files, l0Object{
 					info: ltx.FileInfo{Level: 0, MinTXID: minTX, MaxTXID: maxTX, Size: aws.ToInt64(o.Size)},
@@ -329,13 +331,13 @@ func (f *follower) open() error {
 	}
 	hold, err := dbfile.Acquire(f.out)
 	if err != nil {
-		return fmt.Errorf("open %s: %w", fleet.Printable(f.out), err)
+		return fmt.Errorf("open %s: %w", untrusted.Printable(f.out), err)
 	}
 	dsn := "file:" + (&url.URL{Path: f.out}).EscapedPath() + "?_pragma=busy_timeout(10000)"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		hold.Release()
-		return fmt.Errorf("open %s: %w", fleet.Printable(f.out), err)
+		return fmt.Errorf("open %s: %w", untrusted.Printable(f.out), err)
 	}
 	db.SetMaxOpenConns(1)
 	f.hold, f.db = hold, db
@@ -377,12 +379,12 @@ func (f *follower) apply(ctx context.Context, fi ltx.FileInfo) (ltx.Header, erro
 	}
 	conn, err := f.db.Conn(ctx)
 	if err != nil {
-		return hdr, fmt.Errorf("open %s: %w", fleet.Printable(f.out), err)
+		return hdr, fmt.Errorf("open %s: %w", untrusted.Printable(f.out), err)
 	}
 	defer conn.Close()
 	var pageSize uint32
 	if err := conn.QueryRowContext(ctx, "PRAGMA page_size").Scan(&pageSize); err != nil {
-		return hdr, fmt.Errorf("read the page size of %s: %w", fleet.Printable(f.out), err)
+		return hdr, fmt.Errorf("read the page size of %s: %w", untrusted.Printable(f.out), err)
 	}
 	if hdr.PageSize != pageSize {
 		return hdr, &errGap{fmt.Sprintf("%s has pages of %d bytes, the file %d: a new history", key, hdr.PageSize, pageSize)}
@@ -390,7 +392,7 @@ func (f *follower) apply(ctx context.Context, fi ltx.FileInfo) (ltx.Header, erro
 	// IMMEDIATE: take the write lock before the first page, waiting
 	// (busy_timeout) for a reader's transaction in progress.
 	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		return hdr, fmt.Errorf("lock %s: %w", fleet.Printable(f.out), err)
+		return hdr, fmt.Errorf("lock %s: %w", untrusted.Printable(f.out), err)
 	}
 	committed := false
 	defer func() {
@@ -400,7 +402,7 @@ func (f *follower) apply(ctx context.Context, fi ltx.FileInfo) (ltx.Header, erro
 	}()
 	put, err := conn.PrepareContext(ctx, "INSERT INTO sqlite_dbpage(pgno, data) VALUES(?, ?)")
 	if err != nil {
-		return hdr, fmt.Errorf("write %s: %w", fleet.Printable(f.out), err)
+		return hdr, fmt.Errorf("write %s: %w", untrusted.Printable(f.out), err)
 	}
 	defer put.Close()
 	lockPgno := hdr.LockPgno()
@@ -417,7 +419,7 @@ func (f *follower) apply(ctx context.Context, fi ltx.FileInfo) (ltx.Header, erro
 			continue
 		}
 		if _, err := put.ExecContext(ctx, ph.Pgno, data); err != nil {
-			return hdr, fmt.Errorf("write page %d of %s: %w", ph.Pgno, fleet.Printable(f.out), err)
+			return hdr, fmt.Errorf("write page %d of %s: %w", ph.Pgno, untrusted.Printable(f.out), err)
 		}
 	}
 	// Check the whole object (its checksum) before committing anything.
@@ -427,10 +429,10 @@ func (f *follower) apply(ctx context.Context, fi ltx.FileInfo) (ltx.Header, erro
 	// A NULL page past the end cuts the database to Commit pages at
 	// COMMIT (sqlite_dbpage's truncation), as the replicated one was.
 	if _, err := conn.ExecContext(ctx, "INSERT INTO sqlite_dbpage(pgno, data) VALUES(?, NULL)", hdr.Commit+1); err != nil {
-		return hdr, fmt.Errorf("cut %s to %d pages: %w", fleet.Printable(f.out), hdr.Commit, err)
+		return hdr, fmt.Errorf("cut %s to %d pages: %w", untrusted.Printable(f.out), hdr.Commit, err)
 	}
 	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
-		return hdr, fmt.Errorf("commit TXID %s into %s: %w", hdr.MaxTXID, fleet.Printable(f.out), err)
+		return hdr, fmt.Errorf("commit TXID %s into %s: %w", hdr.MaxTXID, untrusted.Printable(f.out), err)
 	}
 	committed = true
 	return hdr, nil
@@ -489,7 +491,7 @@ type FollowRound struct {
 // restored, polling at most opt.Parallel at a time, until ctx is
 // cancelled (a clean stop: the summary of the first restore and nil). A
 // tenant that failed to restore is reported and not followed.
-func FollowAll(ctx context.Context, client s3browse.API, opt FollowAllOptions) (Summary, error) {
+func FollowAll(ctx context.Context, client s3conn.API, opt FollowAllOptions) (Summary, error) {
 	if !opt.Timestamp.IsZero() || opt.DryRun || opt.Source == SourceGenerations {
 		return Summary{}, errors.New("follow restores the latest state from LTX files: drop -timestamp, -dry-run and -source generations")
 	}

@@ -15,11 +15,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
-	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/internal/testpeer"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/restore"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // followed runs restore.Follow in the background and records what it
@@ -39,7 +39,7 @@ type followed struct {
 	errs     []string
 }
 
-func startFollow(t *testing.T, opt restore.FollowOptions, api s3browse.API) *followed {
+func startFollow(t *testing.T, opt restore.FollowOptions, api s3conn.API) *followed {
 	t.Helper()
 	fw := &followed{t: t, out: opt.Output, done: make(chan error, 1)}
 	opt.Interval = 50 * time.Millisecond
@@ -305,7 +305,7 @@ func TestFollowStopsWhenReplicated(t *testing.T) {
 	fw := startFollow(t, restore.FollowOptions{Options: restore.Options{Conn: conn, Tenant: tenantC, Output: out}}, client)
 	fw.waitTXID(txid)
 	before := testpeer.Rows(t, out)
-	if err := os.Mkdir(fleet.LitestreamStateDir(out), 0o755); err != nil {
+	if err := os.Mkdir(layout.LitestreamStateDir(out), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	testpeer.InsertRows(t, db, 100, 5)

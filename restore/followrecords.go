@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/litefleet/litefleet/hosts"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // Why FollowAll reads the hosts' records: polling every tenant's level 0
@@ -46,7 +46,7 @@ type watchedRecord struct {
 // replicated returns, for every tenant of conn's prefix a record names,
 // the highest TXID any record says it replicated. ok is false when the
 // hosts' folder could not be listed: every tenant is then polled.
-func (w *recordWatch) replicated(ctx context.Context, api s3browse.API, conn s3browse.Conn) (map[string]uint64, bool) {
+func (w *recordWatch) replicated(ctx context.Context, api s3conn.API, conn s3conn.Conn) (map[string]uint64, bool) {
 	infos, err := hosts.List(ctx, api, conn.Bucket, nil)
 	if err != nil {
 		return nil, false

@@ -17,13 +17,14 @@ import (
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/internal/testpeer"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/restore"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // listCounter counts the level-0 listings of each tenant.
 type listCounter struct {
-	s3browse.API
+	s3conn.API
 	mu sync.Mutex
 	n  map[string]int
 }
@@ -55,7 +56,7 @@ func publishRecord(t *testing.T, client *s3.Client, bucket, tenant string, txid 
 	if err != nil {
 		t.Fatal(err)
 	}
-	for key, body := range map[string][]byte{hosts.HeartbeatKey("h1"): beat, hosts.RecordKey("h1"): rec} {
+	for key, body := range map[string][]byte{layout.HeartbeatKey("h1"): beat, layout.RecordKey("h1"): rec} {
 		if _, err := client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(body)}); err != nil {
 			t.Fatal(err)
 		}

@@ -12,10 +12,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/internal/testpeer"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/restore"
 )
 
@@ -42,14 +42,14 @@ func TestRestoreOverReplicatedFileUsesEngineRule(t *testing.T) {
 	putLease := func(body string) {
 		t.Helper()
 		if _, err := client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(conn.Bucket),
-			Key: aws.String(hosts.ClaimKey(conn.TenantPath(tenantC))), Body: strings.NewReader(body)}); err != nil {
+			Key: aws.String(layout.ClaimKey(conn.TenantPath(tenantC))), Body: strings.NewReader(body)}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// The replicated file: a copy, with Litestream's state beside it.
 	target := filepath.Join(t.TempDir(), tenantC+".db")
 	testpeer.InsertRows(t, testpeer.OpenDB(t, target), 1000, 3)
-	if err := os.Mkdir(fleet.LitestreamStateDir(target), 0o755); err != nil {
+	if err := os.Mkdir(layout.LitestreamStateDir(target), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	opt := restore.Options{Conn: conn, Tenant: tenantC, Output: target, Force: true, HostTiming: timing}

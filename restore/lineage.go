@@ -8,8 +8,10 @@ import (
 	"github.com/benbjohnson/litestream"
 	"github.com/superfly/ltx"
 
-	"github.com/litefleet/litefleet/hosts"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // maxLineagePlans bounds how often a plan is made again without the
@@ -22,7 +24,7 @@ const maxLineagePlans = 16
 // and a plan that holds strays is made again without them. The strays are
 // reported in p (Strays and a note each). Without a record every file
 // belongs to the lineage, as Litestream's own restore sees it.
-func planLineage(ctx context.Context, api s3browse.API, opt Options, t *s3browse.Tenant, p *Plan, rc litestream.ReplicaClient) ([]*ltx.FileInfo, error) {
+func planLineage(ctx context.Context, api s3conn.API, opt Options, t *s3browse.Tenant, p *Plan, rc litestream.ReplicaClient) ([]*ltx.FileInfo, error) {
 	if !t.HasLineage {
 		return litestream.CalcRestorePlan(ctx, rc, ltx.TXID(opt.TXID), opt.Timestamp, discardLogger)
 	}
@@ -76,7 +78,7 @@ func planLineage(ctx context.Context, api s3browse.API, opt Options, t *s3browse
 		skipStrays(p, fc, strays)
 		p.Latest = latestLTXWithout(t, fc.skip)
 	}
-	return nil, fmt.Errorf("tenant %s: the restore plan still held stray files after %d plans", s3browse.Printable(opt.Tenant), maxLineagePlans)
+	return nil, fmt.Errorf("tenant %s: the restore plan still held stray files after %d plans", untrusted.Printable(opt.Tenant), maxLineagePlans)
 }
 
 // ltxID names an LTX file of a tenant.
@@ -116,7 +118,7 @@ func skipStrays(p *Plan, fc *lineageClient, strays []s3browse.Stray) {
 		fc.skip[ltxID{s.Level, ltx.TXID(s.MinTXID), ltx.TXID(s.MaxTXID)}] = true
 		p.Strays = append(p.Strays, s)
 		p.Notes = append(p.Notes, fmt.Sprintf("stray file skipped: %s, %s: it is not this tenant's history (the tenant's holder moves it to %sarchive/)",
-			s3browse.Printable(s.Key), s.Why, hosts.Root))
+			untrusted.Printable(s.Key), s.Why, layout.Root))
 	}
 }
 

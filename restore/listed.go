@@ -13,6 +13,7 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // listedClient is a read-only litestream.ReplicaClient over one listing of
@@ -20,8 +21,8 @@ import (
 // returns what the listing holds, in the order and with the sizes and
 // times (LastModified) that Litestream's S3 client would return.
 type listedClient struct {
-	api    s3browse.API
-	conn   s3browse.Conn
+	api    s3conn.API
+	conn   s3conn.Conn
 	root   string
 	levels map[int][]*ltx.FileInfo
 }
@@ -30,7 +31,7 @@ var _ litestream.ReplicaClient = (*listedClient)(nil)
 
 var errReadOnly = errors.New("listedClient is read-only")
 
-func newListedClient(t *s3browse.Tenant, api s3browse.API, conn s3browse.Conn) *listedClient {
+func newListedClient(t *s3browse.Tenant, api s3conn.API, conn s3conn.Conn) *listedClient {
 	c := &listedClient{api: api, conn: conn, root: conn.TenantPath(t.Name), levels: map[int][]*ltx.FileInfo{}}
 	for _, l := range t.Levels {
 		for _, f := range l.Files { // sorted by MinTXID, then MaxTXID: key order
@@ -66,7 +67,7 @@ func (c *listedClient) OpenLTXFile(ctx context.Context, level int, minTXID, maxT
 	key := ltxKey(c.root, level, minTXID, maxTXID)
 	out, err := c.api.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(c.conn.Bucket), Key: aws.String(key), Range: aws.String(rng)})
 	if err != nil {
-		return nil, fmt.Errorf("get %s: %w", key, s3browse.ExplainKey(err, c.conn, key))
+		return nil, fmt.Errorf("get %s: %w", key, s3conn.ExplainKey(err, c.conn, key))
 	}
 	return out.Body, nil
 }

@@ -27,7 +27,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // Why litefleet applies LTX files itself instead of calling Litestream's
@@ -65,7 +65,7 @@ var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 256
 
 // applyLTX writes the database of p's LTX files into a new file at tmp and
 // returns the point it holds and its verified checksum.
-func applyLTX(ctx context.Context, api s3browse.API, conn s3browse.Conn, p *Plan, tmp string, prog *progress, checksum bool) (Position, applied, error) {
+func applyLTX(ctx context.Context, api s3conn.API, conn s3conn.Conn, p *Plan, tmp string, prog *progress, checksum bool) (Position, applied, error) {
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return Position{}, applied{}, fmt.Errorf("create temporary file: %w", err)
@@ -332,7 +332,7 @@ type prefetched struct {
 // applied. Downloads take their budget in plan order: the object the
 // applier waits for is never kept waiting by later ones. The first object
 // and the large ones are left to stream (nil future).
-func prefetch(ctx context.Context, api s3browse.API, conn s3browse.Conn, files []PlanFile, prog *progress, budget int64) *prefetched {
+func prefetch(ctx context.Context, api s3conn.API, conn s3conn.Conn, files []PlanFile, prog *progress, budget int64) *prefetched {
 	pre := &prefetched{futures: make([]chan fetched, len(files)), budget: semaphore.NewWeighted(budget)}
 	var todo []int
 	for i, pf := range files {
@@ -375,8 +375,8 @@ func prefetch(ctx context.Context, api s3browse.API, conn s3browse.Conn, files [
 // row. Its errors name the object and say what to check.
 type objectReader struct {
 	ctx     context.Context
-	api     s3browse.API
-	conn    s3browse.Conn
+	api     s3conn.API
+	conn    s3conn.Conn
 	key     string
 	size    int64 // expected size; 0 when unknown
 	off     int64
@@ -386,7 +386,7 @@ type objectReader struct {
 	prog    *progress
 }
 
-func newObjectReader(ctx context.Context, api s3browse.API, conn s3browse.Conn, key string, size int64, prog *progress) *objectReader {
+func newObjectReader(ctx context.Context, api s3conn.API, conn s3conn.Conn, key string, size int64, prog *progress) *objectReader {
 	return &objectReader{ctx: ctx, api: api, conn: conn, key: key, size: size, prog: prog}
 }
 
@@ -483,11 +483,11 @@ func (r *objectReader) fail(err error) error {
 		return &goneError{key: r.key}
 	}
 	r.retries++
-	if s3browse.IsAccessDenied(err) {
+	if s3conn.IsAccessDenied(err) {
 		r.retries = readRetries + 1 // a policy does not change in a second
 	}
 	if r.retries > readRetries {
-		return &downloadError{key: r.key, off: r.off, size: r.size, err: s3browse.ExplainKey(err, r.conn, r.key)}
+		return &downloadError{key: r.key, off: r.off, size: r.size, err: s3conn.ExplainKey(err, r.conn, r.key)}
 	}
 	select {
 	case <-r.ctx.Done():

@@ -12,7 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // meteredS3 serves objects of a fixed size and checks, at every GET, that
@@ -60,7 +60,7 @@ func TestPrefetchBoundedByBytes(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	pre := prefetch(ctx, api, s3browse.Conn{Bucket: "bkt"}, files, nil, budget)
+	pre := prefetch(ctx, api, s3conn.Conn{Bucket: "bkt"}, files, nil, budget)
 	if pre.futures[0] != nil {
 		t.Fatal("the first object is prefetched: it streams")
 	}

@@ -11,15 +11,17 @@ import (
 	"strings"
 	"time"
 
-	"github.com/litefleet/litefleet/fleet"
-
 	"github.com/aws/smithy-go"
 	"github.com/benbjohnson/litestream"
 	lss3 "github.com/benbjohnson/litestream/s3"
 	"github.com/superfly/ltx"
 
 	"github.com/litefleet/litefleet/hosts"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
+	"github.com/litefleet/litefleet/tenants"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // Restore sources: which Litestream layout a restore reads.
@@ -31,7 +33,7 @@ const (
 
 // Options says what to restore, from where and into which file.
 type Options struct {
-	Conn   s3browse.Conn
+	Conn   s3conn.Conn
 	Tenant string
 	// Output is the database file to create; "<Tenant>.db" in the current
 	// folder when empty, and "<Output>/<Tenant>.db" when it names a folder.
@@ -109,7 +111,7 @@ func (p Position) same(q Position) bool {
 }
 
 func txidPosition(txid uint64, at time.Time) Position {
-	return Position{TXID: txid, TXIDHex: s3browse.TXIDHex(txid), Time: at.UTC()}
+	return Position{TXID: txid, TXIDHex: layout.TXIDHex(txid), Time: at.UTC()}
 }
 
 // PlanFile is one object a restore downloads.
@@ -191,7 +193,7 @@ var ErrNoBackup = errors.New("no backup")
 
 // normalize validates opt and fills in the defaults.
 func (opt Options) normalize() (Options, error) {
-	if err := fleet.ValidateName(opt.Tenant); err != nil {
+	if err := tenants.ValidateName(opt.Tenant); err != nil {
 		return opt, err
 	}
 	if err := opt.Conn.Validate(); err != nil {
@@ -214,7 +216,7 @@ func (opt Options) normalize() (Options, error) {
 	}
 	abs, err := filepath.Abs(out)
 	if err != nil {
-		return opt, fmt.Errorf("output %s: %w", fleet.Printable(out), err)
+		return opt, fmt.Errorf("output %s: %w", untrusted.Printable(out), err)
 	}
 	if st, err := os.Stat(abs); err == nil && st.IsDir() {
 		abs = filepath.Join(abs, opt.Tenant+".db")
@@ -226,7 +228,7 @@ func (opt Options) normalize() (Options, error) {
 // NewPlan works out what Restore would do with opt, without writing
 // anything: which objects it would read, the point it would reach, and
 // whether it would refuse to write the output (Refusal).
-func NewPlan(ctx context.Context, client s3browse.API, opt Options) (*Plan, error) {
+func NewPlan(ctx context.Context, client s3conn.API, opt Options) (*Plan, error) {
 	opt, err := opt.normalize()
 	if err != nil {
 		return nil, err
@@ -237,8 +239,8 @@ func NewPlan(ctx context.Context, client s3browse.API, opt Options) (*Plan, erro
 // planRestore plans opt (already normalized). exactTime reads the header
 // of the last LTX file for the time the plan reaches; a restore reads it
 // anyway and skips that request.
-func planRestore(ctx context.Context, client s3browse.API, opt Options, exactTime bool) (*Plan, error) {
-	name := fleet.Printable(opt.Tenant)
+func planRestore(ctx context.Context, client s3conn.API, opt Options, exactTime bool) (*Plan, error) {
+	name := untrusted.Printable(opt.Tenant)
 	t, err := s3browse.Inspect(ctx, client, opt.Conn, opt.Tenant)
 	if err != nil {
 		return nil, fmt.Errorf("tenant %s: %w", name, err)
@@ -253,7 +255,7 @@ func planRestore(ctx context.Context, client s3browse.API, opt Options, exactTim
 	}
 	switch {
 	case opt.TXID != 0:
-		p.Target = "txid " + s3browse.TXIDHex(opt.TXID)
+		p.Target = "txid " + layout.TXIDHex(opt.TXID)
 	case !opt.Timestamp.IsZero():
 		p.Target = "timestamp " + opt.Timestamp.UTC().Format(time.RFC3339Nano)
 	}
@@ -328,8 +330,8 @@ func describeFormat(f s3browse.Format) string {
 
 // planLTX fills p from Litestream's own restore plan (CalcRestorePlan), so
 // that litefleet reads exactly the files `litestream restore` would.
-func planLTX(ctx context.Context, client s3browse.API, opt Options, t *s3browse.Tenant, p *Plan, exactTime bool) error {
-	name := fleet.Printable(opt.Tenant)
+func planLTX(ctx context.Context, client s3conn.API, opt Options, t *s3browse.Tenant, p *Plan, exactTime bool) error {
+	name := untrusted.Printable(opt.Tenant)
 	p.Source = SourceLTX
 	p.Latest = latestLTX(t)
 
@@ -385,7 +387,7 @@ func infosMin(infos []*ltx.FileInfo) string {
 
 // notAvailable explains a TXID or time that no restore point matches.
 func notAvailable(opt Options, t *s3browse.Tenant) error {
-	name := fleet.Printable(opt.Tenant)
+	name := untrusted.Printable(opt.Tenant)
 	var first, last uint64
 	var firstAt time.Time
 	for _, l := range t.Levels {
@@ -401,7 +403,7 @@ func notAvailable(opt Options, t *s3browse.Tenant) error {
 	}
 	if opt.TXID != 0 {
 		return fmt.Errorf("tenant %s: TXID %s is not a restore point: the LTX files hold TXIDs %s to %s, and a -txid must end one of them; `litefleet inspect %s` lists them",
-			name, s3browse.TXIDHex(opt.TXID), s3browse.TXIDHex(first), s3browse.TXIDHex(last), name)
+			name, layout.TXIDHex(opt.TXID), layout.TXIDHex(first), layout.TXIDHex(last), name)
 	}
 	return fmt.Errorf("tenant %s: no LTX restore point before %s: the oldest was uploaded at %s",
 		name, opt.Timestamp.UTC().Format(time.RFC3339), firstAt.UTC().Format(time.RFC3339))
@@ -429,10 +431,10 @@ func ltxKey(root string, level int, minTXID, maxTXID ltx.TXID) string {
 
 var discardLogger = slog.New(slog.DiscardHandler)
 
-// explainS3 explains err with s3browse.Explain when it comes from an S3
+// explainS3 explains err with s3conn.Explain when it comes from an S3
 // request about tenant, and leaves it alone otherwise: Explain would call
 // any error an S3 failure.
-func explainS3(err error, c s3browse.Conn, tenant string) error {
+func explainS3(err error, c s3conn.Conn, tenant string) error {
 	var dl *downloadError
 	var gone *goneError
 	if errors.As(err, &dl) || errors.As(err, &gone) {
@@ -441,7 +443,7 @@ func explainS3(err error, c s3browse.Conn, tenant string) error {
 	var op *smithy.OperationError
 	var api smithy.APIError
 	if errors.As(err, &op) || errors.As(err, &api) {
-		return s3browse.ExplainKey(err, c, c.TenantPath(tenant)+"/")
+		return s3conn.ExplainKey(err, c, c.TenantPath(tenant)+"/")
 	}
 	return err
 }
@@ -449,7 +451,7 @@ func explainS3(err error, c s3browse.Conn, tenant string) error {
 // NewReplicaClient returns Litestream's S3 client for a tenant, initialised:
 // the one client setup for the replicas the Supervisor writes and the
 // ones restore reads. A nil logger keeps Litestream's default.
-func NewReplicaClient(ctx context.Context, c s3browse.Conn, tenant string, logger *slog.Logger) (*lss3.ReplicaClient, error) {
+func NewReplicaClient(ctx context.Context, c s3conn.Conn, tenant string, logger *slog.Logger) (*lss3.ReplicaClient, error) {
 	rc := lss3.NewReplicaClient()
 	rc.Bucket = c.Bucket
 	rc.Path = c.TenantPath(tenant)
@@ -462,7 +464,7 @@ func NewReplicaClient(ctx context.Context, c s3browse.Conn, tenant string, logge
 		rc.SetLogger(logger)
 	}
 	if err := rc.Init(ctx); err != nil {
-		return nil, s3browse.ExplainKey(err, c, c.TenantPath(tenant)+"/")
+		return nil, s3conn.ExplainKey(err, c, c.TenantPath(tenant)+"/")
 	}
 	return rc, nil
 }
@@ -470,34 +472,34 @@ func NewReplicaClient(ctx context.Context, c s3browse.Conn, tenant string, logge
 // checkOutput records the state of the output file in p and, when a
 // restore must not write it, why (p.Refusal). Only an unreadable folder is
 // an error.
-func checkOutput(ctx context.Context, client s3browse.API, opt Options, p *Plan) error {
+func checkOutput(ctx context.Context, client s3conn.API, opt Options, p *Plan) error {
 	out := opt.Output
-	name := fleet.Printable(opt.Tenant)
+	name := untrusted.Printable(opt.Tenant)
 	st, err := os.Lstat(out)
 	switch {
 	case err == nil:
 		p.OutputExists = true
 		if st.Mode()&os.ModeSymlink != 0 {
-			p.Refusal = fmt.Sprintf("%s is a symbolic link: give the path of the file itself", fleet.Printable(out))
+			p.Refusal = fmt.Sprintf("%s is a symbolic link: give the path of the file itself", untrusted.Printable(out))
 			return nil
 		}
 		if !st.Mode().IsRegular() {
-			p.Refusal = fmt.Sprintf("%s exists and is not a regular file", fleet.Printable(out))
+			p.Refusal = fmt.Sprintf("%s exists and is not a regular file", untrusted.Printable(out))
 			return nil
 		}
 	case errors.Is(err, os.ErrNotExist):
 	default:
-		return fmt.Errorf("output %s: %w", fleet.Printable(out), err)
+		return fmt.Errorf("output %s: %w", untrusted.Printable(out), err)
 	}
 	// A restore never makes folders: a mistyped -o would create a tree
 	// somewhere unexpected.
 	if dir := filepath.Dir(out); !p.OutputExists {
 		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 			if !opt.dirLater {
-				p.Refusal = fmt.Sprintf("folder %s does not exist: create it first, or give -o a path in an existing folder", fleet.Printable(dir))
+				p.Refusal = fmt.Sprintf("folder %s does not exist: create it first, or give -o a path in an existing folder", untrusted.Printable(dir))
 				return nil
 			}
-			p.Notes = append(p.Notes, fmt.Sprintf("folder %s will be created", fleet.Printable(dir)))
+			p.Notes = append(p.Notes, fmt.Sprintf("folder %s will be created", untrusted.Printable(dir)))
 		}
 	}
 	var sidecars []string // -wal/-shm beside an existing or missing output
@@ -510,21 +512,21 @@ func checkOutput(ctx context.Context, client s3browse.API, opt Options, p *Plan)
 
 	// A file named after another GUID is that tenant's to a replicator,
 	// which would upload this tenant's data into the other's prefix.
-	if stem := fleet.FileStem(out); fleet.IsGUID(stem) && !strings.EqualFold(stem, opt.Tenant) {
+	if stem := tenants.FileStem(out); tenants.IsGUID(stem) && !strings.EqualFold(stem, opt.Tenant) {
 		p.Refusal = fmt.Sprintf("%s is named after tenant %s, but it would hold tenant %s's data, which a replicator would then upload into %s's prefix: restore to %s.db, or to a name that is not a GUID",
-			fleet.Printable(out), stem, name, stem, name)
+			untrusted.Printable(out), stem, name, stem, name)
 		return nil
 	}
 	if opt.IsReplicating != nil {
 		if tenant, ok := opt.IsReplicating(out); ok {
-			p.Refusal = fmt.Sprintf("%s is being replicated by this process as tenant %s: stop replicating it before restoring over it, or restore elsewhere with -o", fleet.Printable(out), fleet.Printable(tenant))
+			p.Refusal = fmt.Sprintf("%s is being replicated by this process as tenant %s: stop replicating it before restoring over it, or restore elsewhere with -o", untrusted.Printable(out), untrusted.Printable(tenant))
 			return nil
 		}
 	}
 	// The live database is the file the lease holder replicates: one with
 	// Litestream's state beside it. A copy of the tenant elsewhere (an
 	// earlier restore) is replaced with -force like any other file.
-	if p.OutputExists && p.Lease != nil && fleet.HasLitestreamState(out) {
+	if p.OutputExists && p.Lease != nil && tenants.HasLitestreamState(out) {
 		// One look cannot tell a dead holder from a live one without
 		// comparing clocks: apply the engine's rule on the spot (a beat
 		// for a live host, DeadAfter otherwise) before writing over its
@@ -534,27 +536,27 @@ func checkOutput(ctx context.Context, client s3browse.API, opt Options, p *Plan)
 		}
 		live = p.Lease.Live(time.Now())
 	}
-	if p.OutputExists && live && fleet.HasLitestreamState(out) {
+	if p.OutputExists && live && tenants.HasLitestreamState(out) {
 		why := ""
 		if p.Lease.Why != "" {
-			why = " (" + s3browse.Printable(p.Lease.Why) + ")"
+			why = " (" + untrusted.Printable(p.Lease.Why) + ")"
 		}
 		p.Refusal = fmt.Sprintf("tenant %s is being replicated by %s%s and %s has Litestream's state beside it: stop that replicator before restoring over it, or restore elsewhere with -o",
-			name, p.Lease.Holder(), why, fleet.Printable(out))
+			name, p.Lease.Holder(), why, untrusted.Printable(out))
 		return nil
 	}
 	if p.OutputExists || len(sidecars) > 0 {
 		if pid, ok := openByOther(out); ok {
-			p.Refusal = fmt.Sprintf("%s is open in process %d: stop it before restoring over the file", fleet.Printable(out), pid)
+			p.Refusal = fmt.Sprintf("%s is open in process %d: stop it before restoring over the file", untrusted.Printable(out), pid)
 			return nil
 		}
 	}
 	switch {
 	case p.OutputExists && !opt.Force:
-		p.Refusal = fmt.Sprintf("%s exists: pass -force to replace it (the old file and its -wal/-shm are kept as %s.bak-TIME)", fleet.Printable(out), fleet.Printable(filepath.Base(out)))
+		p.Refusal = fmt.Sprintf("%s exists: pass -force to replace it (the old file and its -wal/-shm are kept as %s.bak-TIME)", untrusted.Printable(out), untrusted.Printable(filepath.Base(out)))
 	case !p.OutputExists && len(sidecars) > 0 && !opt.Force:
 		p.Refusal = fmt.Sprintf("%s exists without %s, and SQLite would replay it into the restored database: move it away, or pass -force to keep it as %s.bak-TIME%s",
-			fleet.Printable(sidecars[0]), fleet.Printable(filepath.Base(out)), fleet.Printable(filepath.Base(out)), strings.TrimPrefix(sidecars[0], out))
+			untrusted.Printable(sidecars[0]), untrusted.Printable(filepath.Base(out)), untrusted.Printable(filepath.Base(out)), strings.TrimPrefix(sidecars[0], out))
 	}
 	if live && p.Refusal == "" {
 		p.Notes = append(p.Notes, fmt.Sprintf("tenant %s is being replicated by %s: the restored file is a copy as of %s, and the replica moves on",
@@ -570,7 +572,7 @@ func checkOutput(ctx context.Context, client s3browse.API, opt Options, p *Plan)
 // An existing output is replaced only with opt.Force, and is kept as
 // Output.bak-TIME (with its -wal and -shm). With opt.DryRun only the plan
 // is made: the result has DryRun set and nothing is written.
-func Run(ctx context.Context, client s3browse.API, opt Options) (*Result, error) {
+func Run(ctx context.Context, client s3conn.API, opt Options) (*Result, error) {
 	opt, err := opt.normalize()
 	if err != nil {
 		return nil, err
@@ -589,7 +591,7 @@ func Run(ctx context.Context, client s3browse.API, opt Options) (*Result, error)
 	if p.Refusal != "" {
 		return nil, &RefusedError{Reason: p.Refusal}
 	}
-	name := fleet.Printable(opt.Tenant)
+	name := untrusted.Printable(opt.Tenant)
 
 	tmp, release, err := claimTemp(ctx, p.Output)
 	if err != nil {
@@ -635,7 +637,7 @@ func Run(ctx context.Context, client s3browse.API, opt Options) (*Result, error)
 
 	if p.Target == "latest" && !res.Position.same(p.Latest) {
 		return nil, fmt.Errorf("tenant %s: the restore reached %s but the replica's latest is %s: files are missing in between; `litefleet inspect %s` lists them; nothing was written at %s",
-			name, res.Position, p.Latest, name, fleet.Printable(p.Output))
+			name, res.Position, p.Latest, name, untrusted.Printable(p.Output))
 	}
 	integrity, err := integrityCheck(ctx, tmp)
 	if err != nil {
@@ -683,11 +685,11 @@ func Run(ctx context.Context, client s3browse.API, opt Options) (*Result, error)
 // restoreFailed wraps a failed restore's error with what the operator needs
 // to know: which tenant, that nothing was written, and how to go on.
 func restoreFailed(ctx context.Context, opt Options, err error) error {
-	name := fleet.Printable(opt.Tenant)
+	name := untrusted.Printable(opt.Tenant)
 	if ctx.Err() != nil {
-		return fmt.Errorf("tenant %s: restore cancelled: nothing was written at %s: %w", name, fleet.Printable(opt.Output), err)
+		return fmt.Errorf("tenant %s: restore cancelled: nothing was written at %s: %w", name, untrusted.Printable(opt.Output), err)
 	}
-	return fmt.Errorf("tenant %s: restore failed, nothing was written at %s: %w", name, fleet.Printable(opt.Output), err)
+	return fmt.Errorf("tenant %s: restore failed, nothing was written at %s: %w", name, untrusted.Printable(opt.Output), err)
 }
 
 // syncFile flushes the file at path to disk and returns its size.
@@ -727,18 +729,18 @@ func install(tmp string, p *Plan, force, replace bool) (string, error) {
 		}
 	}
 	if (exists || len(sidecars) > 0) && !force {
-		return "", &RefusedError{Reason: fmt.Sprintf("%s appeared while restoring: pass -force to replace it (it is kept as %s.bak-TIME)", fleet.Printable(out), fleet.Printable(filepath.Base(out)))}
+		return "", &RefusedError{Reason: fmt.Sprintf("%s appeared while restoring: pass -force to replace it (it is kept as %s.bak-TIME)", untrusted.Printable(out), untrusted.Printable(filepath.Base(out)))}
 	}
 	if replace && force {
 		// The -wal and -shm go first: an old WAL must never meet the new
 		// file.
 		for _, suf := range sidecars {
 			if err := os.Remove(out + suf); err != nil {
-				return "", fmt.Errorf("remove %s: %w", fleet.Printable(out+suf), err)
+				return "", fmt.Errorf("remove %s: %w", untrusted.Printable(out+suf), err)
 			}
 		}
 		if err := os.Rename(tmp, out); err != nil {
-			return "", fmt.Errorf("rename the restored file to %s: %w", fleet.Printable(out), err)
+			return "", fmt.Errorf("rename the restored file to %s: %w", untrusted.Printable(out), err)
 		}
 		return "", syncDir(dir)
 	}
@@ -746,12 +748,12 @@ func install(tmp string, p *Plan, force, replace bool) (string, error) {
 		backup = backupName(out)
 		for _, suf := range sidecars {
 			if err := os.Rename(out+suf, backup+suf); err != nil {
-				return "", fmt.Errorf("keep %s as %s: %w", fleet.Printable(out+suf), fleet.Printable(backup+suf), err)
+				return "", fmt.Errorf("keep %s as %s: %w", untrusted.Printable(out+suf), untrusted.Printable(backup+suf), err)
 			}
 		}
 		if exists {
 			if err := os.Rename(out, backup); err != nil {
-				return "", fmt.Errorf("keep %s as %s: %w", fleet.Printable(out), fleet.Printable(backup), err)
+				return "", fmt.Errorf("keep %s as %s: %w", untrusted.Printable(out), untrusted.Printable(backup), err)
 			}
 		} else {
 			// Only an orphan -wal/-shm was there: name what was kept.
@@ -762,7 +764,7 @@ func install(tmp string, p *Plan, force, replace bool) (string, error) {
 			backup = strings.Join(kept, ", ")
 		}
 		if err := os.Rename(tmp, out); err != nil {
-			return "", fmt.Errorf("rename the restored file to %s: %w", fleet.Printable(out), err)
+			return "", fmt.Errorf("rename the restored file to %s: %w", untrusted.Printable(out), err)
 		}
 	} else {
 		// A hard link never replaces a file that appeared since the check;
@@ -770,9 +772,9 @@ func install(tmp string, p *Plan, force, replace bool) (string, error) {
 		if err := os.Link(tmp, out); err == nil {
 			_ = os.Remove(tmp)
 		} else if errors.Is(err, os.ErrExist) {
-			return "", &RefusedError{Reason: fmt.Sprintf("%s appeared while restoring: pass -force to replace it", fleet.Printable(out))}
+			return "", &RefusedError{Reason: fmt.Sprintf("%s appeared while restoring: pass -force to replace it", untrusted.Printable(out))}
 		} else if err := os.Rename(tmp, out); err != nil {
-			return "", fmt.Errorf("rename the restored file to %s: %w", fleet.Printable(out), err)
+			return "", fmt.Errorf("rename the restored file to %s: %w", untrusted.Printable(out), err)
 		}
 	}
 	if err := syncDir(dir); err != nil {
@@ -804,11 +806,11 @@ func backupName(out string) string {
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("sync folder %s: %w", fleet.Printable(dir), err)
+		return fmt.Errorf("sync folder %s: %w", untrusted.Printable(dir), err)
 	}
 	defer d.Close()
 	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync folder %s: %w", fleet.Printable(dir), err)
+		return fmt.Errorf("sync folder %s: %w", untrusted.Printable(dir), err)
 	}
 	return nil
 }

@@ -23,12 +23,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/internal/testpeer"
 	"github.com/litefleet/litefleet/replication"
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
+	"github.com/litefleet/litefleet/tenants"
 )
 
 const (
@@ -47,7 +48,7 @@ func integration(t *testing.T) {
 		t.Skip("integration test")
 	}
 	adoptCA.Do(func() {
-		if _, err := s3browse.AdoptCABundle(); err != nil {
+		if _, err := s3conn.AdoptCABundle(); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -436,8 +437,8 @@ func TestRestoreRefusesFileThisProcessReplicates(t *testing.T) {
 
 	path := filepath.Join(t.TempDir(), tenantC+".db")
 	testpeer.InsertBlobs(t, testpeer.OpenDB(t, path), 0, 10, 10)
-	target := fleet.Target{Path: path, Tenant: fleet.NameFor(path, ""), Conn: conn}
-	sup, err := replication.New(replication.Options{SleepAfter: -1}, replication.Source{Targets: []fleet.Target{target}})
+	target := tenants.Target{Path: path, Tenant: tenants.NameFor(path, ""), Conn: conn}
+	sup, err := replication.New(replication.Options{SleepAfter: -1}, replication.Source{Targets: []tenants.Target{target}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 	"regexp"
 	"slices"
 
-	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // A restore writes into temporary files beside its output and renames the
@@ -65,7 +65,7 @@ func claimTemp(ctx context.Context, out string) (tmp string, release func(), err
 		// the operator, and a new lock file is never mistaken for one.
 		unlockDir = func() {}
 	} else if err != nil {
-		return "", nil, fmt.Errorf("lock folder %s for a temporary file: %w", fleet.Printable(dir), err)
+		return "", nil, fmt.Errorf("lock folder %s for a temporary file: %w", untrusted.Printable(dir), err)
 	} else {
 		cleanStaleTemps(dir)
 	}
@@ -77,12 +77,12 @@ func claimTemp(ctx context.Context, out string) (tmp string, release func(), err
 	}
 	f, err := os.OpenFile(tmp+".lock", os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return "", nil, fmt.Errorf("lock the temporary file beside %s: %w", fleet.Printable(out), err)
+		return "", nil, fmt.Errorf("lock the temporary file beside %s: %w", untrusted.Printable(out), err)
 	}
 	if err := lockFile(f); err != nil {
 		f.Close()
 		os.Remove(tmp + ".lock")
-		return "", nil, fmt.Errorf("lock the temporary file beside %s: %w", fleet.Printable(out), err)
+		return "", nil, fmt.Errorf("lock the temporary file beside %s: %w", untrusted.Printable(out), err)
 	}
 	return tmp, func() {
 		// Temporaries first: a cleanup that takes the lock once it is let

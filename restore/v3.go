@@ -8,13 +8,13 @@ import (
 	"slices"
 	"time"
 
-	"github.com/litefleet/litefleet/fleet"
-
 	"github.com/benbjohnson/litestream"
 	lss3 "github.com/benbjohnson/litestream/s3"
 	"github.com/pierrec/lz4/v4"
 
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // v3Point is a v0.3 restore point worked out from a listing the way
@@ -89,7 +89,7 @@ func planGenerations(opt Options, t *s3browse.Tenant, p *Plan) error {
 	p.Latest = latestGeneration(t)
 	pt, ok := findV3Point(t, opt.Timestamp)
 	if !ok {
-		return fmt.Errorf("tenant %s: no v0.3 snapshot at or before %s at %s", fleet.Printable(opt.Tenant), opt.Timestamp.UTC().Format(time.RFC3339), p.Replica)
+		return fmt.Errorf("tenant %s: no v0.3 snapshot at or before %s at %s", untrusted.Printable(opt.Tenant), opt.Timestamp.UTC().Format(time.RFC3339), p.Replica)
 	}
 	root := opt.Conn.TenantPath(opt.Tenant)
 	p.Files = append(p.Files, PlanFile{
@@ -111,7 +111,7 @@ func planGenerations(opt Options, t *s3browse.Tenant, p *Plan) error {
 // restoreGenerations restores p, a v0.3 plan, into tmp with Litestream's
 // RestoreV3. Litestream writes tmp.tmp (and its -wal) and renames it to
 // tmp; the caller removes all of them on failure.
-func restoreGenerations(ctx context.Context, api s3browse.API, opt Options, p *Plan, tmp string, prog *progress) error {
+func restoreGenerations(ctx context.Context, api s3conn.API, opt Options, p *Plan, tmp string, prog *progress) error {
 	rc, err := NewReplicaClient(ctx, opt.Conn, opt.Tenant, discardLogger)
 	if err != nil {
 		return err
@@ -140,8 +140,8 @@ func restoreGenerations(ctx context.Context, api s3browse.API, opt Options, p *P
 // broken connection, and name the object in their errors.
 type countingClient struct {
 	*lss3.ReplicaClient
-	api   s3browse.API
-	conn  s3browse.Conn
+	api   s3conn.API
+	conn  s3conn.Conn
 	sizes map[string]int64
 	prog  *progress
 }

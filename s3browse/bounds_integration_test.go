@@ -84,5 +84,5 @@ func TestOversizedLockJSON(t *testing.T) {
 
 // ltxSized is the body of a fake LTX file: the least an LTX object can be
 // (a header and a trailer), for listings that count it as one
-// (s3browse.LTXObject).
+// (layout.LTXObject).
 var ltxSized = bytes.Repeat([]byte("x"), ltx.HeaderSize+ltx.TrailerSize)

@@ -15,6 +15,8 @@ import (
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	"github.com/superfly/ltx"
+
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // t0 is the LastModified of the first object a fake bucket receives; each
@@ -26,7 +28,7 @@ func tN(n int) time.Time { return t0().Add(time.Duration(n) * time.Second) }
 
 // fakeS3 is an in-process gofakes3 (s3mem backend) with one bucket.
 type fakeS3 struct {
-	conn    Conn
+	conn    s3conn.Conn
 	client  *s3.Client
 	backend *s3mem.Backend
 	clock   gofakes3.TimeSourceAdvancer
@@ -38,11 +40,11 @@ func newFakeS3(t *testing.T) *fakeS3 {
 	backend := s3mem.New(s3mem.WithTimeSource(clock))
 	srv := httptest.NewServer(gofakes3.New(backend).Server())
 	t.Cleanup(srv.Close)
-	conn := Conn{Bucket: "fleet", Prefix: DefaultPrefix, Endpoint: srv.URL, AccessKeyID: "fake-id", SecretAccessKey: "fake-secret-8c1f"}
+	conn := s3conn.Conn{Bucket: "fleet", Prefix: s3conn.DefaultPrefix, Endpoint: srv.URL, AccessKeyID: "fake-id", SecretAccessKey: "fake-secret-8c1f"}
 	if err := backend.CreateBucket(conn.Bucket); err != nil {
 		t.Fatal(err)
 	}
-	client, err := NewClient(context.Background(), conn)
+	client, err := s3conn.NewClient(context.Background(), conn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +66,7 @@ func (f *fakeS3) put(t *testing.T, keys ...string) {
 }
 
 // fakeSize is the size of every object put: room for an LTX header and
-// trailer, the least an LTX file can be (LTXObject).
+// trailer, the least an LTX file can be (layout.LTXObject).
 const fakeSize = 116
 
 func (f *fakeS3) putBody(t *testing.T, key string, body []byte) {
@@ -75,9 +77,9 @@ func (f *fakeS3) putBody(t *testing.T, key string, body []byte) {
 	f.clock.Advance(time.Second)
 }
 
-// spyAPI wraps an API to force small pages and to count and time requests.
+// spyAPI wraps an s3conn.API to force small pages and to count and time requests.
 type spyAPI struct {
-	API
+	s3conn.API
 	maxKeys int32 // when > 0, replaces MaxKeys of every listing
 	delay   time.Duration
 

@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/litefleet/litefleet/layout"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // Tenant is the full report of one tenant's replica: `litefleet inspect`.
@@ -79,7 +82,7 @@ type WALSegment struct {
 // is refused before any request. A tenant with nothing in the bucket is
 // not an error: it comes back with Format FormatEmpty, as a database that
 // has never replicated would.
-func Inspect(ctx context.Context, api API, conn Conn, tenant string) (*Tenant, error) {
+func Inspect(ctx context.Context, api s3conn.API, conn s3conn.Conn, tenant string) (*Tenant, error) {
 	if err := CheckName(tenant); err != nil {
 		return nil, err
 	}
@@ -96,33 +99,33 @@ func Inspect(ctx context.Context, api API, conn Conn, tenant string) (*Tenant, e
 		if !ok {
 			return
 		}
-		k := parseTenantKey(rest, o.size)
+		k := layout.ParseTenantKey(rest, o.size)
 		sum.add(k, o)
-		switch k.kind {
-		case keyLease:
+		switch k.Kind {
+		case layout.KeyLease:
 			lease, hasLease = o, true
-		case keyLineage:
+		case layout.KeyLineage:
 			hasLineage = true
-		case keyLTX:
-			files[k.level] = append(files[k.level], LTXFile{
-				Level: k.level, MinTXID: k.minTXID, MaxTXID: k.maxTXID,
+		case layout.KeyLTX:
+			files[k.Level] = append(files[k.Level], LTXFile{
+				Level: k.Level, MinTXID: k.MinTXID, MaxTXID: k.MaxTXID,
 				Size: o.size, ModifiedAt: o.modified,
 			})
-		case keySnapshotV3, keyWALV3:
-			g := gens[k.generation]
+		case layout.KeySnapshotV3, layout.KeyWALV3:
+			g := gens[k.Generation]
 			if g == nil {
-				g = &Generation{ID: k.generation, FirstAt: o.modified}
-				gens[k.generation] = g
+				g = &Generation{ID: k.Generation, FirstAt: o.modified}
+				gens[k.Generation] = g
 			}
 			g.Bytes += o.size
 			g.LastAt = later(g.LastAt, o.modified)
 			if o.modified.Before(g.FirstAt) {
 				g.FirstAt = o.modified
 			}
-			if k.kind == keySnapshotV3 {
-				g.Snapshots = append(g.Snapshots, Snapshot{Index: k.index, Size: o.size, ModifiedAt: o.modified})
+			if k.Kind == layout.KeySnapshotV3 {
+				g.Snapshots = append(g.Snapshots, Snapshot{Index: k.Index, Size: o.size, ModifiedAt: o.modified})
 			} else {
-				g.WALSegments = append(g.WALSegments, WALSegment{Index: k.index, Offset: k.offset, Size: o.size, ModifiedAt: o.modified})
+				g.WALSegments = append(g.WALSegments, WALSegment{Index: k.Index, Offset: k.Offset, Size: o.size, ModifiedAt: o.modified})
 			}
 		}
 	}})
@@ -135,7 +138,7 @@ func Inspect(ctx context.Context, api API, conn Conn, tenant string) (*Tenant, e
 	for _, stats := range s.Levels {
 		fs := files[stats.Level]
 		for i := range fs {
-			fs[i].MinTXIDHex, fs[i].MaxTXIDHex = TXIDHex(fs[i].MinTXID), TXIDHex(fs[i].MaxTXID)
+			fs[i].MinTXIDHex, fs[i].MaxTXIDHex = layout.TXIDHex(fs[i].MinTXID), layout.TXIDHex(fs[i].MaxTXID)
 		}
 		slices.SortFunc(fs, func(a, b LTXFile) int {
 			return cmp.Or(cmp.Compare(a.MinTXID, b.MinTXID), cmp.Compare(a.MaxTXID, b.MaxTXID))
@@ -159,7 +162,7 @@ func Inspect(ctx context.Context, api API, conn Conn, tenant string) (*Tenant, e
 		return cmp.Or(a.FirstAt.Compare(b.FirstAt), strings.Compare(a.ID, b.ID))
 	})
 	if hasLease {
-		if t.Lease, err = readLease(ctx, api, conn, root+leaseFile, lease); err != nil {
+		if t.Lease, err = readLease(ctx, api, conn, root+layout.ClaimFile, lease); err != nil {
 			return nil, err
 		}
 	}
@@ -169,7 +172,7 @@ func Inspect(ctx context.Context, api API, conn Conn, tenant string) (*Tenant, e
 // Summarize is one tenant's row of Scan, from one paginated listing of
 // its prefix alone: for a few tenants, far fewer requests than listing
 // the whole bucket.
-func Summarize(ctx context.Context, api API, conn Conn, tenant string) (TenantSummary, error) {
+func Summarize(ctx context.Context, api s3conn.API, conn s3conn.Conn, tenant string) (TenantSummary, error) {
 	sum := newSummarizer(tenant)
 	if !sum.s.Valid {
 		// Never list a prefix whose name is not a tenant's.
@@ -178,7 +181,7 @@ func Summarize(ctx context.Context, api API, conn Conn, tenant string) (TenantSu
 	root := conn.TenantPath(tenant) + "/"
 	err := list(ctx, api, conn, root, "", listVisitor{object: func(o object) {
 		if rest, ok := strings.CutPrefix(o.key, root); ok {
-			sum.add(parseTenantKey(rest, o.size), o)
+			sum.add(layout.ParseTenantKey(rest, o.size), o)
 		}
 	}})
 	if err != nil {
@@ -191,7 +194,7 @@ func Summarize(ctx context.Context, api API, conn Conn, tenant string) (TenantSu
 // (1 when parallel < 1) and calls fn once per tenant with the report or the
 // error, in completion order. Calls to fn never overlap, so fn needs no lock.
 // After ctx is cancelled the remaining tenants are reported with its error.
-func InspectMany(ctx context.Context, api API, conn Conn, tenants []string, parallel int, fn func(name string, t *Tenant, err error)) {
+func InspectMany(ctx context.Context, api s3conn.API, conn s3conn.Conn, tenants []string, parallel int, fn func(name string, t *Tenant, err error)) {
 	var mu sync.Mutex
 	report := func(name string, t *Tenant, err error) {
 		mu.Lock()

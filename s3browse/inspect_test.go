@@ -10,6 +10,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/litefleet/litefleet/layout"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 func TestInspectLTX(t *testing.T) {
@@ -30,16 +33,16 @@ func TestInspectLTX(t *testing.T) {
 		t.Fatal(err)
 	}
 	file := func(level int, minTXID, maxTXID uint64, n int) LTXFile {
-		return LTXFile{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, MinTXIDHex: TXIDHex(minTXID), MaxTXIDHex: TXIDHex(maxTXID), Size: fakeSize, ModifiedAt: tN(n)}
+		return LTXFile{Level: level, MinTXID: minTXID, MaxTXID: maxTXID, MinTXIDHex: layout.TXIDHex(minTXID), MaxTXIDHex: layout.TXIDHex(maxTXID), Size: fakeSize, ModifiedAt: tN(n)}
 	}
 	want := &Tenant{
 		Name: "t", URL: "s3://fleet/databases/t",
 		Totals: Totals{Format: FormatLTX, Objects: 7, Bytes: 5*fakeSize + 1 + int64(len(lease)), UnknownObjects: 1,
 			LatestTXID: 4, LatestTXIDHex: "0000000000000004", LatestLTXAt: tN(4), LatestAt: tN(4), Snapshots: 1},
 		Levels: []Level{
-			{LevelStats{Level: 0, Count: 3, Bytes: 3 * fakeSize, MaxTXID: 4, MaxTXIDHex: TXIDHex(4)}, []LTXFile{file(0, 1, 1, 0), file(0, 2, 3, 1), file(0, 4, 4, 4)}},
-			{LevelStats{Level: 1, Count: 1, Bytes: fakeSize, MaxTXID: 3, MaxTXIDHex: TXIDHex(3)}, []LTXFile{file(1, 1, 3, 2)}},
-			{LevelStats{Level: 9, Count: 1, Bytes: fakeSize, MaxTXID: 3, MaxTXIDHex: TXIDHex(3)}, []LTXFile{file(9, 1, 3, 3)}},
+			{LevelStats{Level: 0, Count: 3, Bytes: 3 * fakeSize, MaxTXID: 4, MaxTXIDHex: layout.TXIDHex(4)}, []LTXFile{file(0, 1, 1, 0), file(0, 2, 3, 1), file(0, 4, 4, 4)}},
+			{LevelStats{Level: 1, Count: 1, Bytes: fakeSize, MaxTXID: 3, MaxTXIDHex: layout.TXIDHex(3)}, []LTXFile{file(1, 1, 3, 2)}},
+			{LevelStats{Level: 9, Count: 1, Bytes: fakeSize, MaxTXID: 3, MaxTXIDHex: layout.TXIDHex(3)}, []LTXFile{file(9, 1, 3, 3)}},
 		},
 		Generations: []Generation{},
 		Lease: &Lease{Owner: "host-a:123", Generation: 7, ExpiresAt: tN(30), ModifiedAt: tN(8),
@@ -131,7 +134,7 @@ func TestInspectLease(t *testing.T) {
 			if l.Error != "" || l.Owner != tt.owner || l.Generation != tt.gen {
 				t.Errorf("lease %+v", l)
 			}
-			assertSafe(t, Printable(l.Owner))
+			assertSafe(t, untrusted.Printable(l.Owner))
 		})
 	}
 }
@@ -142,13 +145,13 @@ func TestInspectRefusesInvalidNames(t *testing.T) {
 		spy := &spyAPI{API: f.client}
 		_, err := Inspect(context.Background(), spy, f.conn, name)
 		if !errors.Is(err, ErrInvalidName) {
-			t.Errorf("Inspect(%s) = %v, want ErrInvalidName", Printable(name), err)
+			t.Errorf("Inspect(%s) = %v, want ErrInvalidName", untrusted.Printable(name), err)
 		}
 		if err != nil {
 			assertSafe(t, err.Error())
 		}
 		if spy.lists+spy.gets != 0 {
-			t.Errorf("Inspect(%s) made %d requests", Printable(name), spy.lists+spy.gets)
+			t.Errorf("Inspect(%s) made %d requests", untrusted.Printable(name), spy.lists+spy.gets)
 		}
 	}
 }
@@ -205,7 +208,7 @@ func TestInspectMany(t *testing.T) {
 			switch {
 			case name == "bad\x1b":
 				if !errors.Is(err, ErrInvalidName) {
-					t.Errorf("%s: err %v", Printable(name), err)
+					t.Errorf("%s: err %v", untrusted.Printable(name), err)
 				}
 			case err != nil || tn.Name != name || tn.LatestTXID == 0:
 				t.Errorf("%s: %+v, %v", name, tn, err)

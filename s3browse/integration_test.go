@@ -22,7 +22,9 @@ import (
 
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/internal/testpeer"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 func TestIntegrationLitestreamV5(t *testing.T) {
@@ -73,7 +75,7 @@ func TestIntegrationLitestreamV5(t *testing.T) {
 		t.Fatalf("Scan: %d tenants, want 1: %+v", len(sums), sums)
 	}
 	s := sums[0]
-	if s.Name != tenant || !s.Valid || s.Format != s3browse.FormatLTX || s.LatestTXID != wantLatest || s.LatestTXIDHex != s3browse.TXIDHex(wantLatest) {
+	if s.Name != tenant || !s.Valid || s.Format != s3browse.FormatLTX || s.LatestTXID != wantLatest || s.LatestTXIDHex != layout.TXIDHex(wantLatest) {
 		t.Errorf("Scan: %+v, want tenant %s, ltx, latest TXID %d", s, tenant, wantLatest)
 	}
 	if len(s.Levels) == 0 || s.Levels[0].Level != 0 || s.Levels[0].Count == 0 || s.UnknownObjects != 0 {
@@ -190,7 +192,7 @@ func TestIntegrationUntrustedNames(t *testing.T) {
 			Body: bytes.NewReader([]byte("{}")),
 		})
 		if err != nil {
-			t.Fatalf("put %s: %v", s3browse.Printable(name), err)
+			t.Fatalf("put %s: %v", untrusted.Printable(name), err)
 		}
 	}
 	got, err := s3browse.ListTenants(ctx, client, conn)

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"testing"
 	"time"
+
+	"github.com/litefleet/litefleet/layout"
 )
 
 // TestJSONShape pins the JSON field names: `litefleet ls -json` and
@@ -13,15 +15,15 @@ func TestJSONShape(t *testing.T) {
 	at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	summary := TenantSummary{
 		Prefix:   Prefix{Name: "t1", Valid: true},
-		Totals:   Totals{Format: FormatLTX, Objects: 3, Bytes: 300, LatestTXID: 255, LatestTXIDHex: TXIDHex(255), LatestLTXAt: at, LatestAt: at, Snapshots: 1},
-		Levels:   []LevelStats{{Level: 0, Count: 1, Bytes: 100, MaxTXID: 255, MaxTXIDHex: TXIDHex(255)}},
+		Totals:   Totals{Format: FormatLTX, Objects: 3, Bytes: 300, LatestTXID: 255, LatestTXIDHex: layout.TXIDHex(255), LatestLTXAt: at, LatestAt: at, Snapshots: 1},
+		Levels:   []LevelStats{{Level: 0, Count: 1, Bytes: 100, MaxTXID: 255, MaxTXIDHex: layout.TXIDHex(255)}},
 		HasLease: true, LeaseModifiedAt: at,
 	}
 	tenant := Tenant{
 		Name: "t1", URL: "s3://b/databases/t1",
 		Totals: Totals{Format: FormatGenerations, Objects: 2, Bytes: 20, LatestAt: at, Snapshots: 1, WALSegments: 1},
-		Levels: []Level{{LevelStats{Level: 9, Count: 1, Bytes: 10, MaxTXID: 2, MaxTXIDHex: TXIDHex(2)},
-			[]LTXFile{{Level: 9, MinTXID: 1, MaxTXID: 2, MinTXIDHex: TXIDHex(1), MaxTXIDHex: TXIDHex(2), Size: 10, ModifiedAt: at}}}},
+		Levels: []Level{{LevelStats{Level: 9, Count: 1, Bytes: 10, MaxTXID: 2, MaxTXIDHex: layout.TXIDHex(2)},
+			[]LTXFile{{Level: 9, MinTXID: 1, MaxTXID: 2, MinTXIDHex: layout.TXIDHex(1), MaxTXIDHex: layout.TXIDHex(2), Size: 10, ModifiedAt: at}}}},
 		Generations: []Generation{{ID: "0123456789abcdef", FirstAt: at, LastAt: at, Bytes: 20,
 			Snapshots: []Snapshot{{Index: 0, Size: 10, ModifiedAt: at}}, WALSegments: []WALSegment{{Index: 0, Offset: 4096, Size: 10, ModifiedAt: at}}}},
 		Lease: &Lease{Owner: "host:1", Generation: 2, ExpiresAt: at, ModifiedAt: at, Size: 90},

@@ -14,6 +14,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/litefleet/litefleet/hosts"
+	"github.com/litefleet/litefleet/layout"
+	"github.com/litefleet/litefleet/s3conn"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // maxLeaseBytes bounds how much of lock.json is read: a real lease is about
@@ -23,7 +26,7 @@ const maxLeaseBytes = hosts.MaxClaimBytes
 
 // Lease is the content of a tenant's lock.json, the lease Litestream's
 // s3.Leaser writes (litestream.Lease). Owner is untrusted text: print it
-// with Printable.
+// with untrusted.Printable.
 type Lease struct {
 	Owner      string    `json:"owner"`
 	Generation int64     `json:"generation"`
@@ -83,7 +86,7 @@ func (l *Lease) Live(now time.Time) bool {
 // read is held (fail closed), and Why says so. Within a beat for a live
 // host, up to DeadAfter otherwise: only what must not be wrong waits for
 // it, restore's refusal to write over a live database.
-func WatchLease(ctx context.Context, api API, conn Conn, l *Lease, tenant string, timing hosts.Timing) error {
+func WatchLease(ctx context.Context, api s3conn.API, conn s3conn.Conn, l *Lease, tenant string, timing hosts.Timing) error {
 	if l == nil || l.HostWatched {
 		return nil
 	}
@@ -108,20 +111,20 @@ func (l *Lease) Holder() string {
 	case l == nil:
 		return "nobody"
 	case l.Host != "" && l.HostWatched && l.HostDead:
-		return fmt.Sprintf("host %s (its heartbeat did not change while watched: dead)", Printable(l.Host))
+		return fmt.Sprintf("host %s (its heartbeat did not change while watched: dead)", untrusted.Printable(l.Host))
 	case l.Host != "" && l.HostBeat:
-		return fmt.Sprintf("host %s (heartbeat %s old by S3's clock)", Printable(l.Host), l.HostAge.Round(time.Second))
+		return fmt.Sprintf("host %s (heartbeat %s old by S3's clock)", untrusted.Printable(l.Host), l.HostAge.Round(time.Second))
 	case l.Host != "":
-		return fmt.Sprintf("host %s (no heartbeat)", Printable(l.Host))
+		return fmt.Sprintf("host %s (no heartbeat)", untrusted.Printable(l.Host))
 	case l.Owner != "":
-		return Printable(l.Owner)
+		return untrusted.Printable(l.Owner)
 	}
 	return "an unnamed replicator"
 }
 
 // judgeHost fills in the claim's host liveness from the bucket's
 // heartbeats.
-func judgeHost(ctx context.Context, api API, conn Conn, l *Lease) error {
+func judgeHost(ctx context.Context, api s3conn.API, conn s3conn.Conn, l *Lease) error {
 	if l == nil || l.Host == "" {
 		return nil
 	}
@@ -130,7 +133,7 @@ func judgeHost(ctx context.Context, api API, conn Conn, l *Lease) error {
 		if ctx.Err() != nil {
 			return err
 		}
-		l.Error = "cannot tell whether host " + Printable(l.Host) + " is alive: " + Explain(err, conn).Error()
+		l.Error = "cannot tell whether host " + untrusted.Printable(l.Host) + " is alive: " + s3conn.Explain(err, conn).Error()
 		return nil
 	}
 	if h, ok := list[l.Host]; ok {
@@ -149,18 +152,18 @@ func (l *Lease) Expired(now time.Time) bool {
 // ReadLease reads a tenant's lock.json: nil when there is none, and a
 // Lease with Error set when it cannot be read or decoded. Only a cancelled
 // context is returned as an error.
-func ReadLease(ctx context.Context, api API, conn Conn, tenant string) (*Lease, error) {
+func ReadLease(ctx context.Context, api s3conn.API, conn s3conn.Conn, tenant string) (*Lease, error) {
 	if err := CheckName(tenant); err != nil {
 		return nil, err
 	}
-	return readLease(ctx, api, conn, conn.TenantPath(tenant)+"/"+leaseFile, object{})
+	return readLease(ctx, api, conn, conn.TenantPath(tenant)+"/"+layout.ClaimFile, object{})
 }
 
 // readLease fetches lock.json at key. It returns nil when the object is gone
 // (released between the listing and the GET), and a Lease with Error set
 // when it cannot be read or decoded: a bad lease must not hide the rest of
 // the report. Only a cancelled context is returned as an error.
-func readLease(ctx context.Context, api API, conn Conn, key string, listed object) (*Lease, error) {
+func readLease(ctx context.Context, api s3conn.API, conn s3conn.Conn, key string, listed object) (*Lease, error) {
 	l := &Lease{ModifiedAt: listed.modified, Size: listed.size}
 	out, err := api.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(conn.Bucket), Key: aws.String(key)})
 	if err != nil {
@@ -172,7 +175,7 @@ func readLease(ctx context.Context, api API, conn Conn, key string, listed objec
 		case errors.As(err, &noKey), errors.As(err, &resp) && resp.HTTPStatusCode() == http.StatusNotFound:
 			return nil, nil
 		}
-		l.Error = fmt.Sprintf("read %s: %v", key, ExplainKey(err, conn, key))
+		l.Error = fmt.Sprintf("read %s: %v", key, s3conn.ExplainKey(err, conn, key))
 		return l, nil
 	}
 	defer out.Body.Close()
@@ -182,7 +185,7 @@ func readLease(ctx context.Context, api API, conn Conn, key string, listed objec
 	if out.ContentLength != nil {
 		l.Size = *out.ContentLength
 	}
-	tooLarge := fmt.Sprintf("%s is over %d KiB, where a lease is about 200 bytes: ignored, it holds nothing; delete %s if no replicator of this tenant wrote it", leaseFile, maxLeaseBytes>>10, Printable(key))
+	tooLarge := fmt.Sprintf("%s is over %d KiB, where a lease is about 200 bytes: ignored, it holds nothing; delete %s if no replicator of this tenant wrote it", layout.ClaimFile, maxLeaseBytes>>10, untrusted.Printable(key))
 	if l.Size > maxLeaseBytes {
 		l.Error = tooLarge // not even read
 		return l, nil
@@ -202,7 +205,7 @@ func readLease(ctx context.Context, api API, conn Conn, key string, listed objec
 	c := hosts.DecodeClaim(body)
 	l.Owner, l.Generation, l.ExpiresAt, l.Host = c.Owner, c.Generation, c.ExpiresAt.UTC(), c.Host
 	if c.Unreadable != "" {
-		l.Error = "decode " + leaseFile + ": " + c.Unreadable
+		l.Error = "decode " + layout.ClaimFile + ": " + c.Unreadable
 		return l, nil
 	}
 	return l, judgeHost(ctx, api, conn, l)

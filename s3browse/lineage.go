@@ -10,6 +10,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/litefleet/litefleet/hosts"
+	"github.com/litefleet/litefleet/layout"
+	"github.com/litefleet/litefleet/s3conn"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // Stray is an LTX file outside the tenant's lineage (see hosts.Lineage): a
@@ -21,7 +24,7 @@ type Stray struct {
 	MinTXID    uint64 `json:"min_txid"`
 	MaxTXID    uint64 `json:"max_txid"`
 	Generation int64  `json:"generation"`
-	Host       string `json:"host,omitempty"` // untrusted: print with Printable
+	Host       string `json:"host,omitempty"` // untrusted: print with untrusted.Printable
 	// Why names the segment of the lineage that makes it stray.
 	Why string `json:"why"`
 }
@@ -39,18 +42,18 @@ type LineageReport struct {
 }
 
 // ReadLineage reads a tenant's lineage record; nil when it has none.
-func ReadLineage(ctx context.Context, api API, conn Conn, tenant string) (*hosts.Lineage, error) {
+func ReadLineage(ctx context.Context, api s3conn.API, conn s3conn.Conn, tenant string) (*hosts.Lineage, error) {
 	rec, err := hosts.ReadLineage(ctx, api, conn.Bucket, conn.TenantPath(tenant))
 	if err != nil {
-		return nil, ExplainKey(err, conn, hosts.LineageKey(conn.TenantPath(tenant)))
+		return nil, s3conn.ExplainKey(err, conn, hosts.LineageKey(conn.TenantPath(tenant)))
 	}
 	return rec, nil
 }
 
 // FileLineage reads an object's lineage generation and host from its
-// metadata. API has no HEAD: a one-byte ranged GET returns the same
+// metadata. s3conn.API has no HEAD: a one-byte ranged GET returns the same
 // headers. found is false when the object is gone.
-func FileLineage(ctx context.Context, api API, conn Conn, key string) (gen int64, host string, found bool, err error) {
+func FileLineage(ctx context.Context, api s3conn.API, conn s3conn.Conn, key string) (gen int64, host string, found bool, err error) {
 	out, err := api.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(conn.Bucket), Key: aws.String(key), Range: aws.String("bytes=0-0")})
 	if err != nil {
 		if hosts.IsNotFound(err) {
@@ -66,7 +69,7 @@ func FileLineage(ctx context.Context, api API, conn Conn, key string) (gen int64
 // stray (one request each, at most limit of them, newest first; limit < 1
 // for all) and returns the strays among them, and how many it left
 // unchecked.
-func JudgeFiles(ctx context.Context, api API, conn Conn, tenant string, rec *hosts.Lineage, files []LTXFile, limit int) (strays []Stray, checked, unchecked int, err error) {
+func JudgeFiles(ctx context.Context, api s3conn.API, conn s3conn.Conn, tenant string, rec *hosts.Lineage, files []LTXFile, limit int) (strays []Stray, checked, unchecked int, err error) {
 	above, ok := rec.MaySeeStrays()
 	if !ok {
 		return nil, 0, 0, nil
@@ -86,10 +89,10 @@ func JudgeFiles(ctx context.Context, api API, conn Conn, tenant string, rec *hos
 	}
 	root := conn.TenantPath(tenant)
 	for _, f := range suspects {
-		key := fmt.Sprintf("%s/%04x/%s-%s.ltx", root, f.Level, TXIDHex(f.MinTXID), TXIDHex(f.MaxTXID))
+		key := fmt.Sprintf("%s/%04x/%s-%s.ltx", root, f.Level, layout.TXIDHex(f.MinTXID), layout.TXIDHex(f.MaxTXID))
 		gen, host, found, err := FileLineage(ctx, api, conn, key)
 		if err != nil {
-			return nil, checked, unchecked, ExplainKey(err, conn, key)
+			return nil, checked, unchecked, s3conn.ExplainKey(err, conn, key)
 		}
 		checked++
 		if !found {
@@ -97,7 +100,7 @@ func JudgeFiles(ctx context.Context, api API, conn Conn, tenant string, rec *hos
 		}
 		if seg, ok := rec.Stray(gen, f.MaxTXID); ok {
 			strays = append(strays, Stray{Key: key, Level: f.Level, MinTXID: f.MinTXID, MaxTXID: f.MaxTXID, Generation: gen, Host: host,
-				Why: fmt.Sprintf("written in generation %d, after generation %d (host %s) continued the history from TXID %s", gen, seg.Generation, Printable(seg.Host), TXIDHex(seg.Since))})
+				Why: fmt.Sprintf("written in generation %d, after generation %d (host %s) continued the history from TXID %s", gen, seg.Generation, untrusted.Printable(seg.Host), layout.TXIDHex(seg.Since))})
 		}
 	}
 	slices.SortFunc(strays, func(a, b Stray) int {
@@ -110,7 +113,7 @@ func JudgeFiles(ctx context.Context, api API, conn Conn, tenant string, rec *hos
 // it could make stray (at most limit looked at, newest first). Without a
 // record, or with a single segment, nothing is requested beyond the
 // record's GET.
-func (t *Tenant) CheckLineage(ctx context.Context, api API, conn Conn, limit int) error {
+func (t *Tenant) CheckLineage(ctx context.Context, api s3conn.API, conn s3conn.Conn, limit int) error {
 	r := &LineageReport{Strays: []Stray{}}
 	t.Lineage = r
 	if !t.HasLineage {

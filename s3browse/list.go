@@ -12,6 +12,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/litefleet/litefleet/s3conn"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // pageSize is the MaxKeys of every listing: S3's own maximum, so that 10,000
@@ -36,8 +39,8 @@ type listVisitor struct {
 // continuation tokens. Keys are asked URL-encoded and decoded here, because
 // XML 1.0 cannot carry control characters and servers otherwise replace
 // them; a server that ignores the request sends them raw, which works too.
-// The error is wrapped with Explain.
-func list(ctx context.Context, api API, conn Conn, prefix, delimiter string, v listVisitor) error {
+// The error is wrapped with s3conn.Explain.
+func list(ctx context.Context, api s3conn.API, conn s3conn.Conn, prefix, delimiter string, v listVisitor) error {
 	p := newPager(api, conn, listRange{prefix: prefix, delimiter: delimiter})
 	for {
 		more, err := p.next(ctx, v)
@@ -65,8 +68,8 @@ type listRange struct {
 // pager walks the pages of one listRange. The MaxKeys of its next page can
 // be changed between pages.
 type pager struct {
-	api  API
-	conn Conn
+	api  s3conn.API
+	conn s3conn.Conn
 	r    listRange
 	in   *s3.ListObjectsV2Input
 	page int
@@ -81,7 +84,7 @@ type pager struct {
 	replaced bool
 }
 
-func newPager(api API, conn Conn, r listRange) *pager {
+func newPager(api s3conn.API, conn s3conn.Conn, r listRange) *pager {
 	if r.pageSize <= 0 {
 		r.pageSize = pageSize
 	}
@@ -120,13 +123,13 @@ func (p *pager) next(ctx context.Context, v listVisitor) (bool, error) {
 	out, err := p.api.ListObjectsV2(ctx, p.in, fastListDecoding)
 	if errors.Is(err, errPageTooLarge) {
 		p.done = true
-		return false, &explained{kind: FailureOther, err: err, msg: fmt.Sprintf(
+		return false, s3conn.Explained(s3conn.FailureOther, err, fmt.Sprintf(
 			"list %s (page %d): S3%s answered with over %d MiB for one page of at most %d keys (under 4 MiB): refused; check that the endpoint is an S3 server",
-			Printable(prefix), p.page, at(p.conn), MaxListPageBytes>>20, aws.ToInt32(p.in.MaxKeys))}
+			untrusted.Printable(prefix), p.page, s3conn.At(p.conn), MaxListPageBytes>>20, aws.ToInt32(p.in.MaxKeys)))
 	}
 	if err != nil {
 		p.done = true
-		return false, fmt.Errorf("list %s (page %d): %w", Printable(prefix), p.page, ExplainKey(err, p.conn, prefix))
+		return false, fmt.Errorf("list %s (page %d): %w", untrusted.Printable(prefix), p.page, s3conn.ExplainKey(err, p.conn, prefix))
 	}
 	encoded := out.EncodingType == types.EncodingTypeUrl
 	past := false // an entry at or after r.until was sent
@@ -163,7 +166,7 @@ func (p *pager) next(ctx context.Context, v listVisitor) (bool, error) {
 	if token := aws.ToString(out.NextContinuationToken); token != "" {
 		if token == p.lastToken {
 			p.done = true
-			return false, fmt.Errorf("list %s (page %d): the server repeated continuation token %q", Printable(prefix), p.page, token)
+			return false, fmt.Errorf("list %s (page %d): the server repeated continuation token %q", untrusted.Printable(prefix), p.page, token)
 		}
 		p.lastToken = token
 		p.in.ContinuationToken = aws.String(token)
@@ -171,7 +174,7 @@ func (p *pager) next(ctx context.Context, v listVisitor) (bool, error) {
 	} else {
 		if p.last == "" || p.last == aws.ToString(p.in.StartAfter) {
 			p.done = true
-			return false, fmt.Errorf("list %s (page %d): truncated page without a continuation token", Printable(prefix), p.page)
+			return false, fmt.Errorf("list %s (page %d): truncated page without a continuation token", untrusted.Printable(prefix), p.page)
 		}
 		p.in.ContinuationToken = nil
 		p.in.StartAfter = aws.String(p.last)

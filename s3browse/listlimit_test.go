@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // A listing page over MaxListPageBytes is refused while it is read (a
@@ -33,14 +35,14 @@ func TestListingPageOverLimit(t *testing.T) {
 				}
 			}))
 			defer srv.Close()
-			conn := Conn{Bucket: "bkt", Endpoint: srv.URL, AccessKeyID: "id", SecretAccessKey: "secret"}
-			client, err := NewClient(context.Background(), conn)
+			conn := s3conn.Conn{Bucket: "bkt", Endpoint: srv.URL, AccessKeyID: "id", SecretAccessKey: "secret"}
+			client, err := s3conn.NewClient(context.Background(), conn)
 			if err != nil {
 				t.Fatal(err)
 			}
 			_, err = Scan(context.Background(), client, conn)
 			want := "list databases/ (page 1): S3 at " + srv.URL + " answered with over 16 MiB for one page of at most 1000 keys (under 4 MiB): refused; check that the endpoint is an S3 server"
-			if err == nil || Why(err, conn).Error() != want {
+			if err == nil || s3conn.Why(err, conn).Error() != want {
 				t.Fatalf("scan: %v, want %q", err, want)
 			}
 			srv.CloseClientConnections()

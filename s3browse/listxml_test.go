@@ -16,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // listResult is a ListObjectsV2 result as servers write it with
@@ -69,8 +71,8 @@ func decodeBothWays(t *testing.T, doc string, code int) (fast, sdk *s3.ListObjec
 	t.Helper()
 	srv := httptest.NewServer(&xmlServer{docs: []string{doc}, code: []int{code}})
 	defer srv.Close()
-	conn := Conn{Bucket: "bkt", Endpoint: srv.URL, AccessKeyID: "id", SecretAccessKey: "secret"}
-	client, err := NewClient(context.Background(), conn)
+	conn := s3conn.Conn{Bucket: "bkt", Endpoint: srv.URL, AccessKeyID: "id", SecretAccessKey: "secret"}
+	client, err := s3conn.NewClient(context.Background(), conn)
 	if err != nil {
 		t.Fatal(err)
 	}

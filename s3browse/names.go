@@ -13,7 +13,7 @@ import (
 // systems refuse a longer file name, and a tenant name becomes one on restore.
 const MaxNameBytes = 255
 
-// Prefix is one tenant prefix found under Conn.TenantsPrefix.
+// Prefix is one tenant prefix found under s3conn.Conn.TenantsPrefix.
 //
 // Name is exactly what S3 returned and is untrusted: print it with Display,
 // and use it as a path or key only when Valid is true.
@@ -26,7 +26,7 @@ type Prefix struct {
 // Display returns the name in a form safe to print on a terminal: the name
 // itself when every character is printable, otherwise a Go-quoted string
 // with the offending bytes escaped.
-func (p Prefix) Display() string { return Printable(p.Name) }
+func (p Prefix) Display() string { return untrusted.Printable(p.Name) }
 
 func newPrefix(name string) Prefix {
 	problem := nameProblem(name)
@@ -42,7 +42,7 @@ var ErrInvalidName = errors.New("invalid tenant name")
 // fleet's naming rules: those live in package fleet.
 func CheckName(name string) error {
 	if problem := nameProblem(name); problem != "" {
-		return fmt.Errorf("%w %s: %s", ErrInvalidName, Printable(name), problem)
+		return fmt.Errorf("%w %s: %s", ErrInvalidName, untrusted.Printable(name), problem)
 	}
 	return nil
 }
@@ -78,10 +78,3 @@ func nameProblem(name string) string {
 	}
 	return ""
 }
-
-// Printable is untrusted.Printable, the one rule for showing untrusted text;
-// kept here so that call sites need not move.
-func Printable(s string) string { return untrusted.Printable(s) }
-
-// isPrintable says whether Printable would show s as it is.
-func isPrintable(s string) bool { return s == "" || untrusted.Printable(s) == s }

@@ -10,6 +10,9 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/litefleet/litefleet/layout"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // Scan summarizes every tenant under conn.TenantsPrefix from a flat,
@@ -42,7 +45,7 @@ import (
 // first listing error. Unknown keys are counted, not fatal; tenants whose
 // names fail CheckName come out with Valid false. Objects lying directly
 // under the tenants prefix belong to no tenant and are skipped.
-func Scan(ctx context.Context, api API, conn Conn) ([]TenantSummary, error) {
+func Scan(ctx context.Context, api s3conn.API, conn s3conn.Conn) ([]TenantSummary, error) {
 	return scan(ctx, api, conn, defaultScanOptions)
 }
 
@@ -67,7 +70,7 @@ type scanOptions struct {
 // little for the last listing to do alone.
 var defaultScanOptions = scanOptions{pageSize: pageSize, parallel: 4, rangePages: 2, firstPages: 4}
 
-func scan(ctx context.Context, api API, conn Conn, opt scanOptions) ([]TenantSummary, error) {
+func scan(ctx context.Context, api s3conn.API, conn s3conn.Conn, opt scanOptions) ([]TenantSummary, error) {
 	agg := newAggregator(conn)
 	first := newPager(api, conn, listRange{prefix: agg.root, pageSize: opt.pageSize})
 	listed := 0
@@ -98,7 +101,7 @@ func scan(ctx context.Context, api API, conn Conn, opt scanOptions) ([]TenantSum
 // did not URL-encode the listing.
 var errReplaced = errors.New("a name in the listing may stand for other bytes")
 
-func newAggregator(conn Conn) *aggregator {
+func newAggregator(conn s3conn.Conn) *aggregator {
 	return &aggregator{root: conn.TenantsPrefix(), tenants: map[string]*summarizer{}}
 }
 
@@ -119,7 +122,7 @@ func (a *aggregator) add(o object) {
 	if !ok {
 		return
 	}
-	k := parseTenantKey(rest, o.size)
+	k := layout.ParseTenantKey(rest, o.size)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	s := a.tenants[name]
@@ -169,7 +172,7 @@ type keyRange struct {
 // ranges in parallel, the pager's own being the first. While the prefixes
 // are listed, the pager goes on, for as many pages again as it has listed
 // at most: a listing that ends meanwhile needs no ranges.
-func scanRanges(ctx context.Context, api API, conn Conn, opt scanOptions, agg *aggregator, first *pager) error {
+func scanRanges(ctx context.Context, api s3conn.API, conn s3conn.Conn, opt scanOptions, agg *aggregator, first *pager) error {
 	type listed struct {
 		prefixes []string
 		err      error
@@ -212,7 +215,7 @@ func scanRanges(ctx context.Context, api API, conn Conn, opt scanOptions, agg *a
 // listRanges cuts the key space after the first pager's position into
 // ranges at tenant prefixes, and lists them in parallel, the first pager's
 // own range first.
-func listRanges(ctx context.Context, api API, conn Conn, opt scanOptions, agg *aggregator, first *pager, prefixes []string) error {
+func listRanges(ctx context.Context, api s3conn.API, conn s3conn.Conn, opt scanOptions, agg *aggregator, first *pager, prefixes []string) error {
 	// Only prefixes after where the first pager is (it may have gone on
 	// while they were listed) start or size a range.
 	i, _ := slices.BinarySearch(prefixes, first.last)
@@ -307,7 +310,7 @@ func (r *keyRange) run(ctx context.Context, v listVisitor, perTenant float64) er
 
 // tenantPrefixesAfter lists, with one delimited listing, the tenant
 // prefixes ("<root><name>/") after the key `after`, sorted, each once.
-func tenantPrefixesAfter(ctx context.Context, api API, conn Conn, root, after string, size int32) ([]string, error) {
+func tenantPrefixesAfter(ctx context.Context, api s3conn.API, conn s3conn.Conn, root, after string, size int32) ([]string, error) {
 	var out []string
 	p := newPager(api, conn, listRange{
 		prefix: root, delimiter: "/", startAfter: after, from: after + "\x00", pageSize: size,

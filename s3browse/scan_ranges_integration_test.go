@@ -15,6 +15,7 @@ import (
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/internal/testpeer"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // TestIntegrationScanRanges: against a real server, a listing cut into
@@ -96,7 +97,7 @@ func TestIntegrationScanRanges(t *testing.T) {
 }
 
 type countingAPI struct {
-	s3browse.API
+	s3conn.API
 	startAfter atomic.Int64
 }
 

@@ -16,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // rangeNames are tenant names in every part of the key space that a range
@@ -75,7 +77,7 @@ func rangeBucket() map[string]int64 {
 // sequential listing, whatever its name.
 func TestScanRangesComplete(t *testing.T) {
 	keys := rangeBucket()
-	conn := Conn{Bucket: "bkt"}
+	conn := s3conn.Conn{Bucket: "bkt"}
 	want, err := scan(context.Background(), newMemS3(keys), conn, scanOptions{pageSize: 1000, parallel: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -129,7 +131,7 @@ func TestScanRangesBoundaryKeys(t *testing.T) {
 	}
 	opt := scanOptions{pageSize: 3, parallel: 4, rangePages: 1, firstPages: 1}
 	api := newMemS3(keys)
-	got, err := scan(context.Background(), api, Conn{Bucket: "bkt"}, opt)
+	got, err := scan(context.Background(), api, s3conn.Conn{Bucket: "bkt"}, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +191,7 @@ func TestScanRangesConcurrent(t *testing.T) {
 	api := newMemS3(rangeBucket())
 	api.delay = 5 * time.Millisecond
 	opt := scanOptions{pageSize: 4, parallel: 3, rangePages: 1, firstPages: 1}
-	if _, err := scan(context.Background(), api, Conn{Bucket: "bkt"}, opt); err != nil {
+	if _, err := scan(context.Background(), api, s3conn.Conn{Bucket: "bkt"}, opt); err != nil {
 		t.Fatal(err)
 	}
 	if api.peak < 2 || api.peak > opt.parallel {
@@ -205,7 +207,7 @@ func TestScanRangesSmallBucket(t *testing.T) {
 		keys[ltxKey(fmt.Sprintf("t%02d", i), 0, 1, 1)] = 1
 	}
 	api := newMemS3(keys)
-	got, err := scan(context.Background(), api, Conn{Bucket: "bkt"}, scanOptions{pageSize: 10, parallel: 4, rangePages: 1, firstPages: 3})
+	got, err := scan(context.Background(), api, s3conn.Conn{Bucket: "bkt"}, scanOptions{pageSize: 10, parallel: 4, rangePages: 1, firstPages: 3})
 	if err != nil || len(got) != 30 {
 		t.Fatalf("got %d tenants, %v", len(got), err)
 	}
@@ -227,7 +229,7 @@ func TestScanRangesSmallBucket(t *testing.T) {
 // sequence, and finds what one sequence finds.
 func TestScanRangesReplacedNames(t *testing.T) {
 	opt := scanOptions{pageSize: 4, parallel: 4, rangePages: 1, firstPages: 1}
-	conn := Conn{Bucket: "bkt"}
+	conn := s3conn.Conn{Bucket: "bkt"}
 	plain := map[string]int64{}
 	for k, v := range rangeBucket() {
 		if xmlReplace(k) == k && !strings.ContainsRune(k, utf8.RuneError) {
@@ -293,7 +295,7 @@ func TestScanRangesError(t *testing.T) {
 				}
 				return nil
 			}
-			_, err := scan(context.Background(), api, Conn{Bucket: "bkt"}, opt)
+			_, err := scan(context.Background(), api, s3conn.Conn{Bucket: "bkt"}, opt)
 			if !errors.Is(err, boom) {
 				t.Fatalf("err = %v, want boom", err)
 			}
@@ -312,7 +314,7 @@ func TestScanRangesCanceled(t *testing.T) {
 		}
 		return nil
 	}
-	_, err := scan(ctx, api, Conn{Bucket: "bkt"}, scanOptions{pageSize: 3, parallel: 4, rangePages: 1, firstPages: 1})
+	_, err := scan(ctx, api, s3conn.Conn{Bucket: "bkt"}, scanOptions{pageSize: 3, parallel: 4, rangePages: 1, firstPages: 1})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
@@ -323,7 +325,7 @@ func TestScanRangesCanceled(t *testing.T) {
 // dropped, not counted twice.
 func TestScanRangesDropOutside(t *testing.T) {
 	keys := rangeBucket()
-	conn := Conn{Bucket: "bkt"}
+	conn := s3conn.Conn{Bucket: "bkt"}
 	want, err := scan(context.Background(), newMemS3(keys), conn, scanOptions{pageSize: 1000, parallel: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -403,7 +405,7 @@ func TestScanRangesGofakes3(t *testing.T) {
 
 // urlEncoding makes a server that ignores EncodingType look as if it
 // honored it.
-type urlEncoding struct{ API }
+type urlEncoding struct{ s3conn.API }
 
 func (u *urlEncoding) ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, opts ...func(*s3.Options)) (*s3.ListObjectsV2Output, error) {
 	out, err := u.API.ListObjectsV2(ctx, in, opts...)

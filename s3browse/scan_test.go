@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // mixedBucket puts one tenant of every kind into f and returns the expected
@@ -221,7 +223,7 @@ func TestScanUntrustedNames(t *testing.T) {
 			{Contents: raw},
 			{Contents: encoded, EncodingType: types.EncodingTypeUrl},
 		} {
-			got, err := Scan(context.Background(), &pagesAPI{pages: []*s3.ListObjectsV2Output{page}}, Conn{Bucket: "bkt"})
+			got, err := Scan(context.Background(), &pagesAPI{pages: []*s3.ListObjectsV2Output{page}}, s3conn.Conn{Bucket: "bkt"})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/litefleet/litefleet/layout"
 )
 
 // Format says which Litestream layout a tenant's prefix holds.
@@ -50,7 +52,7 @@ type Totals struct {
 }
 
 // LevelStats sums the LTX files of one level. Level 0 holds one file per
-// sync, 1 to 3 compactions, 9 (SnapshotLevel) snapshots.
+// sync, 1 to 3 compactions, 9 (layout.SnapshotLevel) snapshots.
 type LevelStats struct {
 	Level      int    `json:"level"`
 	Count      int    `json:"count"`
@@ -117,56 +119,56 @@ func newSummarizer(name string) *summarizer {
 }
 
 // add counts one object whose key, relative to the tenant's path, parsed as k.
-func (a *summarizer) add(k tenantKey, o object) {
-	if k.kind == keyFolder {
+func (a *summarizer) add(k layout.TenantKey, o object) {
+	if k.Kind == layout.KeyFolder {
 		return
 	}
 	s := &a.s
 	s.Objects++
 	s.Bytes += o.size
-	switch k.kind {
-	case keyLease:
+	switch k.Kind {
+	case layout.KeyLease:
 		s.HasLease = true
 		s.LeaseModifiedAt = o.modified
-	case keyLTX:
+	case layout.KeyLTX:
 		s.addLevel(k, o.size)
-		s.LatestTXID = max(s.LatestTXID, k.maxTXID)
+		s.LatestTXID = max(s.LatestTXID, k.MaxTXID)
 		s.LatestLTXAt = later(s.LatestLTXAt, o.modified)
 		s.LatestAt = later(s.LatestAt, o.modified)
-		if k.level == SnapshotLevel {
+		if k.Level == layout.SnapshotLevel {
 			s.Snapshots++
 		}
-	case keySnapshotV3, keyWALV3:
+	case layout.KeySnapshotV3, layout.KeyWALV3:
 		if a.gens == nil {
 			a.gens = make(map[string]struct{})
 		}
-		if _, ok := a.gens[k.generation]; !ok {
+		if _, ok := a.gens[k.Generation]; !ok {
 			// A clone: the substring would keep its whole key alive.
-			a.gens[strings.Clone(k.generation)] = struct{}{}
+			a.gens[strings.Clone(k.Generation)] = struct{}{}
 		}
 		s.Generations = len(a.gens)
 		s.LatestAt = later(s.LatestAt, o.modified)
-		if k.kind == keySnapshotV3 {
+		if k.Kind == layout.KeySnapshotV3 {
 			s.Snapshots++
 		} else {
 			s.WALSegments++
 		}
-	case keyLineage:
+	case layout.KeyLineage:
 		// litefleet's lineage record: bookkeeping, like the lease.
 	default:
 		s.UnknownObjects++
 	}
 }
 
-func (s *TenantSummary) addLevel(k tenantKey, size int64) {
-	i, found := slices.BinarySearchFunc(s.Levels, k.level, func(l LevelStats, level int) int { return l.Level - level })
+func (s *TenantSummary) addLevel(k layout.TenantKey, size int64) {
+	i, found := slices.BinarySearchFunc(s.Levels, k.Level, func(l LevelStats, level int) int { return l.Level - level })
 	if !found {
-		s.Levels = slices.Insert(s.Levels, i, LevelStats{Level: k.level})
+		s.Levels = slices.Insert(s.Levels, i, LevelStats{Level: k.Level})
 	}
 	l := &s.Levels[i]
 	l.Count++
 	l.Bytes += size
-	l.MaxTXID = max(l.MaxTXID, k.maxTXID)
+	l.MaxTXID = max(l.MaxTXID, k.MaxTXID)
 }
 
 // summary returns the finished summary; the summarizer may go on counting.
@@ -174,11 +176,11 @@ func (a *summarizer) summary() TenantSummary {
 	s := a.s
 	s.Levels = make([]LevelStats, len(a.s.Levels))
 	for i, l := range a.s.Levels {
-		l.MaxTXIDHex = TXIDHex(l.MaxTXID)
+		l.MaxTXIDHex = layout.TXIDHex(l.MaxTXID)
 		s.Levels[i] = l
 	}
 	if len(s.Levels) > 0 {
-		s.LatestTXIDHex = TXIDHex(s.LatestTXID)
+		s.LatestTXIDHex = layout.TXIDHex(s.LatestTXID)
 	}
 	s.Format = format(len(s.Levels) > 0, s.Generations > 0, s.UnknownObjects > 0)
 	return s

@@ -1,9 +1,15 @@
+// Package s3browse is litefleet's read-only view of a bucket: the tenant
+// prefixes under databases/, the flat scan, and the restore points, the
+// lease and the lineage of one tenant. It knows S3 (through s3conn), not
+// the terminal UI.
 package s3browse
 
 import (
 	"context"
 	"slices"
 	"strings"
+
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // ListTenants lists the tenant prefixes under conn.TenantsPrefix with one
@@ -12,7 +18,7 @@ import (
 // gofakes3 does. Invalid names are listed with Valid false, never dropped,
 // so that an operator sees what is in the bucket. Objects lying directly
 // under the tenants prefix are not tenants and are skipped.
-func ListTenants(ctx context.Context, api API, conn Conn) ([]Prefix, error) {
+func ListTenants(ctx context.Context, api s3conn.API, conn s3conn.Conn) ([]Prefix, error) {
 	root := conn.TenantsPrefix()
 	seen := make(map[string]struct{})
 	tenants := []Prefix{}

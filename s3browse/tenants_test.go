@@ -11,6 +11,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/litefleet/litefleet/s3conn"
+
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 func names(ps []Prefix) []string {
@@ -240,7 +244,7 @@ func TestListTenantsRawServer(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			api := &pagesAPI{pages: tt.pages}
-			got, err := ListTenants(context.Background(), api, Conn{Bucket: "bkt"})
+			got, err := ListTenants(context.Background(), api, s3conn.Conn{Bucket: "bkt"})
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("err = %v, want %q", err, tt.err)
@@ -262,3 +266,6 @@ func TestListTenantsRawServer(t *testing.T) {
 		})
 	}
 }
+
+// isPrintable says whether untrusted.Printable would show s as it is.
+func isPrintable(s string) bool { return s == "" || untrusted.Printable(s) == s }

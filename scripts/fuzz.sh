@@ -14,11 +14,12 @@ GO=${GO:-go}
 
 # package: targets (what each parses)
 targets=(
-  "hosts FuzzDecodeClaim FuzzDecodeBeat FuzzDecodeRecord FuzzParseArchive" # lock.json, heartbeats, host records (gzip JSON), archive keys
-  "s3browse FuzzLTXObject FuzzParseTenantKey FuzzDecodeListV2"            # LTX keys, every key under a tenant (v0.3 layout too), ListObjectsV2 XML
+  "hosts FuzzDecodeClaim FuzzDecodeBeat FuzzDecodeRecord"                 # lock.json, heartbeats, host records (gzip JSON)
+  "layout FuzzParseArchive FuzzLTXObject FuzzParseTenantKey"            # archive keys, LTX keys, every key under a tenant (v0.3 layout too)
+  "s3browse FuzzDecodeListV2"                                             # ListObjectsV2 XML
   "restore FuzzApplyLTX"                                                  # LTX headers and pages in restore
   "replication FuzzLoadPageTable"                                         # the page table file
-  "fleet FuzzLoadConfig"                                                  # litestream.yml
+  "conf FuzzLoadConfig"                                                   # litestream.yml
   "untrusted FuzzPrintable"                                               # text shown to people
 )
 

@@ -11,9 +11,11 @@ import (
 
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/tui/common"
 	"github.com/litefleet/litefleet/tui/components/cmdline"
 	"github.com/litefleet/litefleet/tui/components/fleettable"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // Messages of the root's own tasks.
@@ -237,7 +239,7 @@ func (m *Model) replicate(rows []fleet.Row, start bool) tea.Cmd {
 		}
 		if start {
 			w := append([]string{"litefleet", "replicate", "-dsn", r.Local.Path}, ctx.ConnFlags()...)
-			if r.Local.Verdict == fleet.VerdictExplicit {
+			if r.Local.Verdict == tenants.VerdictExplicit {
 				w = append(w, "-db-name", r.Local.Name)
 			}
 			m.c.Action(common.CommandLine(w...))
@@ -286,15 +288,15 @@ func heldElsewhere(r fleet.Row) string {
 	case "replicating", "sleeping", "starting", "lease lost (retrying)":
 		// Those states hold the claim; the others released it.
 		if r.Host != "" && !r.HostSilent {
-			return fleet.Printable(r.Host)
+			return untrusted.Printable(r.Host)
 		}
 	}
 	if rm := r.Remote; rm != nil && rm.Lease != nil && rm.Lease.Host != "" && rm.Lease.HostAlive {
-		return fleet.Printable(rm.Lease.Host)
+		return untrusted.Printable(rm.Lease.Host)
 	}
 	if r.Status == fleet.StatusLeased {
 		if rm := r.Remote; rm != nil && rm.Lease != nil && rm.Lease.Owner != "" {
-			return fleet.Printable(fleet.LeaseHolder(rm.Lease.Owner))
+			return untrusted.Printable(fleet.LeaseHolder(rm.Lease.Owner))
 		}
 		return "another host"
 	}
@@ -473,7 +475,7 @@ func (m *Model) runCommand(msg cmdline.RunMsg) tea.Cmd {
 		if msg.Arg == "" {
 			m.c.Info("every host's tenants")
 		} else {
-			m.c.Info("only the tenants of host %s: %d", fleet.Printable(msg.Arg), m.table.Visible())
+			m.c.Info("only the tenants of host %s: %d", untrusted.Printable(msg.Arg), m.table.Visible())
 		}
 	case "refresh":
 		return m.refresh(true)

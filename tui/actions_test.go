@@ -14,6 +14,7 @@ import (
 
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/restore"
+	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/tui/components/cmdline"
 	"github.com/litefleet/litefleet/tui/components/logpane"
 	"github.com/litefleet/litefleet/tui/components/restoredialog"
@@ -281,10 +282,10 @@ func TestValidateOverlay(t *testing.T) {
 }
 
 func TestFindingsCollisions(t *testing.T) {
-	v := &fleet.View{Rows: fleet.Join([]fleet.Local{
-		{Entry: fleet.Entry{Path: "/a/x.db", Naming: fleet.Naming{Name: "t1", Verdict: fleet.VerdictCollision, Note: "prefix t1 is also claimed by /b/x.db"}}},
-		{Entry: fleet.Entry{Path: "/b/x.db", Naming: fleet.Naming{Name: "t1", Verdict: fleet.VerdictCollision, Note: "prefix t1 is also claimed by /a/x.db"}}},
-		{Entry: fleet.Entry{Path: "/c/Bad.db", Naming: fleet.Naming{Name: "Bad", Verdict: fleet.VerdictInvalid, Note: "characters outside a-z"}}},
+	v := &fleet.View{Rows: fleet.Join([]tenants.Local{
+		{Entry: tenants.Entry{Path: "/a/x.db", Naming: tenants.Naming{Name: "t1", Verdict: tenants.VerdictCollision, Note: "prefix t1 is also claimed by /b/x.db"}}},
+		{Entry: tenants.Entry{Path: "/b/x.db", Naming: tenants.Naming{Name: "t1", Verdict: tenants.VerdictCollision, Note: "prefix t1 is also claimed by /a/x.db"}}},
+		{Entry: tenants.Entry{Path: "/c/Bad.db", Naming: tenants.Naming{Name: "Bad", Verdict: tenants.VerdictInvalid, Note: "characters outside a-z"}}},
 	}, nil, testNow, fleet.ViewOptions{})}
 	f := fleet.Findings(v, nil)
 	kinds := map[string]int{}

@@ -11,7 +11,10 @@ import (
 	"github.com/litefleet/litefleet/replication"
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
+	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/tui/common"
+	"github.com/litefleet/litefleet/untrusted"
 	"github.com/litefleet/litefleet/verify"
 )
 
@@ -73,7 +76,7 @@ func (b *FleetBackend) Context() common.Context {
 	c := fl.Conn
 	prefix := c.Prefix
 	if prefix == "" {
-		prefix = s3browse.DefaultPrefix
+		prefix = s3conn.DefaultPrefix
 	}
 	return common.Context{
 		Bucket: c.Bucket, Endpoint: c.Endpoint, Prefix: prefix, Region: c.Region,
@@ -94,12 +97,12 @@ func (b *FleetBackend) Inspect(ctx context.Context, tenant string) (*s3browse.Te
 // StartReplication replicates l in this process. The target (bucket,
 // prefix, retention, credentials) is the one the replicate command would
 // build from the same flags, collisions included.
-func (b *FleetBackend) StartReplication(ctx context.Context, l fleet.Local) error {
+func (b *FleetBackend) StartReplication(ctx context.Context, l tenants.Local) error {
 	return b.eng.Replicate(l.Path)
 }
 
 // StopReplication stops replicating l after a final sync.
-func (b *FleetBackend) StopReplication(ctx context.Context, l fleet.Local) error {
+func (b *FleetBackend) StopReplication(ctx context.Context, l tenants.Local) error {
 	return b.eng.Stop(ctx, l.Path)
 }
 
@@ -116,7 +119,7 @@ func (b *FleetBackend) Validate(ctx context.Context) ([]common.Finding, error) {
 	return fleet.Findings(v, fl.Conn.URL), nil
 }
 
-func (b *FleetBackend) restoreOptions(opt restore.Options) (restore.Options, s3browse.API, error) {
+func (b *FleetBackend) restoreOptions(opt restore.Options) (restore.Options, s3conn.API, error) {
 	fl := b.fleet()
 	if fl.API == nil {
 		return opt, nil, errors.New("no bucket: restore needs -bucket or -config")
@@ -163,19 +166,19 @@ func (b *FleetBackend) Verify(ctx context.Context, tenant string) (*verify.Repor
 	case err != nil:
 		return nil, err
 	case rep == nil:
-		return nil, fmt.Errorf("verify %s: no verdict", fleet.Printable(tenant))
+		return nil, fmt.Errorf("verify %s: no verdict", untrusted.Printable(tenant))
 	}
 	return rep, nil
 }
 
 // SetBucket points the S3 side at another bucket.
 func (b *FleetBackend) SetBucket(ctx context.Context, bucket string) error {
-	return b.switchConn(ctx, func(c *s3browse.Conn) { c.Bucket = bucket })
+	return b.switchConn(ctx, func(c *s3conn.Conn) { c.Bucket = bucket })
 }
 
 // SetPrefix points the S3 side at another folder of tenant prefixes.
 func (b *FleetBackend) SetPrefix(ctx context.Context, prefix string) error {
-	return b.switchConn(ctx, func(c *s3browse.Conn) {
+	return b.switchConn(ctx, func(c *s3conn.Conn) {
 		c.Prefix = prefix
 		if prefix == "" {
 			c.Prefix = "/" // tenants at the bucket root, as in a config file
@@ -186,14 +189,14 @@ func (b *FleetBackend) SetPrefix(ctx context.Context, prefix string) error {
 // switchConn builds a new Fleet for the changed connection: a new S3
 // client, and no memory of the old bucket's answer, so that nothing of it
 // is ever shown as the new one's. Replications keep running.
-func (b *FleetBackend) switchConn(ctx context.Context, change func(*s3browse.Conn)) error {
+func (b *FleetBackend) switchConn(ctx context.Context, change func(*s3conn.Conn)) error {
 	old := b.fleet()
 	conn := old.Conn
 	change(&conn)
 	if err := conn.Validate(); err != nil {
 		return err
 	}
-	client, err := s3browse.NewClient(ctx, conn)
+	client, err := s3conn.NewClient(ctx, conn)
 	if err != nil {
 		return err
 	}

@@ -13,14 +13,15 @@ import (
 	"github.com/litefleet/litefleet/internal/testpeer"
 	"github.com/litefleet/litefleet/replication"
 	"github.com/litefleet/litefleet/restore"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
+	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/verify"
 )
 
 // startBackend starts a real S3 server, a database of rows rows named
 // guid in a folder of its own, an engine that replicates on request, and
 // the UI's backend over them.
-func startBackend(t *testing.T, guid string, rows int) (srv *s3test.Server, conn s3browse.Conn, path string, b *FleetBackend) {
+func startBackend(t *testing.T, guid string, rows int) (srv *s3test.Server, conn s3conn.Conn, path string, b *FleetBackend) {
 	t.Helper()
 	testpeer.Integration(t)
 	srv = s3test.Start(t)
@@ -28,11 +29,11 @@ func startBackend(t *testing.T, guid string, rows int) (srv *s3test.Server, conn
 	dir := t.TempDir()
 	path = filepath.Join(dir, guid+".db")
 	testpeer.NewDB(t, path, rows)
-	client, err := s3browse.NewClient(context.Background(), conn)
+	client, err := s3conn.NewClient(context.Background(), conn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fl := &fleet.Fleet{Conn: conn, API: client, Discover: fleet.DiscoverOptions{Dirs: []string{dir}}}
+	fl := &fleet.Fleet{Conn: conn, API: client, Discover: tenants.DiscoverOptions{Dirs: []string{dir}}}
 	eng, err := replication.New(replication.Options{SleepAfter: -1}, replication.Source{Dirs: []string{dir}, DirConn: conn, OnRequest: true})
 	if err != nil {
 		t.Fatal(err)
@@ -151,7 +152,7 @@ func TestFleetBackendVerify(t *testing.T) {
 	_, _, path, b := startBackend(t, guid, 50)
 	ctx := t.Context()
 	t.Cleanup(func() { _ = b.Close(context.Background()) })
-	if err := b.StartReplication(ctx, fleet.Local{Entry: fleet.Entry{Path: path}}); err != nil {
+	if err := b.StartReplication(ctx, tenants.Local{Entry: tenants.Entry{Path: path}}); err != nil {
 		t.Fatal(err)
 	}
 	before, err := os.Stat(path)

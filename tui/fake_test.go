@@ -9,9 +9,13 @@ import (
 	"time"
 
 	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/hostview"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/tui/common"
+	"github.com/litefleet/litefleet/untrusted"
 	"github.com/litefleet/litefleet/verify"
 )
 
@@ -24,7 +28,7 @@ type fakeBackend struct {
 	mu          sync.Mutex
 	ctx         common.Context
 	now         time.Time
-	locals      []fleet.Local
+	locals      []tenants.Local
 	remotes     []s3browse.TenantSummary
 	reports     map[string]*s3browse.Tenant
 	replicating map[string]bool // by local path
@@ -44,8 +48,8 @@ type fakeBackend struct {
 	noDeadline []string
 	// hosts and hostReports are the bucket's host records, as
 	// fleet.Refresh reads them.
-	hosts       []fleet.HostSummary
-	hostReports map[string][]fleet.HostReport
+	hosts       []hostview.HostSummary
+	hostReports map[string][]hostview.HostReport
 	// verdicts are Verify's answers by tenant ("verified" for the
 	// others); verifyErrs its errors; verifyGate, when set, holds every
 	// Verify until it is closed or the context ends.
@@ -87,7 +91,7 @@ func (f *fakeBackend) Refresh(ctx context.Context) (*fleet.View, error) {
 		f.mu.Unlock()
 		return nil, err
 	}
-	locals := append([]fleet.Local(nil), f.locals...)
+	locals := append([]tenants.Local(nil), f.locals...)
 	remotes := append([]s3browse.TenantSummary(nil), f.remotes...)
 	repl := map[string]bool{}
 	for k, v := range f.replicating {
@@ -101,7 +105,7 @@ func (f *fakeBackend) Refresh(ctx context.Context) (*fleet.View, error) {
 		remotes, remoteAt = nil, time.Time{}
 	}
 	f.mu.Lock()
-	hostList, reports := append([]fleet.HostSummary(nil), f.hosts...), f.hostReports
+	hostList, reports := append([]hostview.HostSummary(nil), f.hosts...), f.hostReports
 	f.mu.Unlock()
 	opt := fleet.ViewOptions{Replicating: func(p string) bool { return repl[p] }}
 	rows := fleet.Join(locals, remotes, now, opt)
@@ -117,10 +121,10 @@ func (f *fakeBackend) Inspect(ctx context.Context, tenant string) (*s3browse.Ten
 	if t, ok := f.reports[tenant]; ok {
 		return t, nil
 	}
-	return nil, fmt.Errorf("tenant %s: nothing listed", fleet.Printable(tenant))
+	return nil, fmt.Errorf("tenant %s: nothing listed", untrusted.Printable(tenant))
 }
 
-func (f *fakeBackend) StartReplication(ctx context.Context, l fleet.Local) error {
+func (f *fakeBackend) StartReplication(ctx context.Context, l tenants.Local) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("start %s", l.Path)
@@ -131,7 +135,7 @@ func (f *fakeBackend) StartReplication(ctx context.Context, l fleet.Local) error
 	return nil
 }
 
-func (f *fakeBackend) StopReplication(ctx context.Context, l fleet.Local) error {
+func (f *fakeBackend) StopReplication(ctx context.Context, l tenants.Local) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("stop %s", l.Path)
@@ -172,8 +176,8 @@ func (f *fakeBackend) plan(opt restore.Options) (*restore.Plan, error) {
 		Files: []restore.PlanFile{{Key: "x/0009/1.ltx", Level: 9, MinTXID: 1, MaxTXID: txid, Size: 3 << 20}, {Key: "x/0000/2.ltx", MaxTXID: txid, Size: 1 << 20}},
 		Bytes: 4 << 20, Notes: f.planNotes,
 	}
-	p.Position = restore.Position{TXID: txid, TXIDHex: s3browse.TXIDHex(txid), Time: f.now.Add(-2 * time.Minute)}
-	p.Latest = restore.Position{TXID: rep.LatestTXID, TXIDHex: s3browse.TXIDHex(rep.LatestTXID), Time: f.now.Add(-time.Minute)}
+	p.Position = restore.Position{TXID: txid, TXIDHex: layout.TXIDHex(txid), Time: f.now.Add(-2 * time.Minute)}
+	p.Latest = restore.Position{TXID: rep.LatestTXID, TXIDHex: layout.TXIDHex(rep.LatestTXID), Time: f.now.Add(-time.Minute)}
 	if _, err := os.Stat(out); err == nil {
 		p.OutputExists = true
 		if !opt.Force {
@@ -247,7 +251,7 @@ func (f *fakeBackend) Verify(ctx context.Context, tenant string) (*verify.Report
 		return nil, err
 	}
 	if rep == nil {
-		rep = &verify.Report{Tenant: tenant, Verdict: verify.Verified, TXID: 1841, TXIDHex: s3browse.TXIDHex(1841), Time: f.now.Add(-2 * time.Second),
+		rep = &verify.Report{Tenant: tenant, Verdict: verify.Verified, TXID: 1841, TXIDHex: layout.TXIDHex(1841), Time: f.now.Add(-2 * time.Second),
 			Reason: "restored TXID 1841, integrity_check ok, checksum 0123456789abcdef equals host web-1's record"}
 	}
 	return rep, nil
@@ -306,13 +310,13 @@ func newFake() *fakeBackend {
 		replicating: map[string]bool{"/data/" + guidSync + ".db": true},
 		reports:     map[string]*s3browse.Tenant{},
 	}
-	local := func(file, name string, verdict fleet.Verdict, size, wal int64, txid uint64, changed time.Duration) fleet.Local {
-		l := fleet.Local{
-			Entry: fleet.Entry{Path: "/data/" + file, Naming: fleet.Naming{Name: name, Verdict: verdict}},
+	local := func(file, name string, verdict tenants.Verdict, size, wal int64, txid uint64, changed time.Duration) tenants.Local {
+		l := tenants.Local{
+			Entry: tenants.Entry{Path: "/data/" + file, Naming: tenants.Naming{Name: name, Verdict: verdict}},
 			Size:  size, WALSize: wal, Changed: now.Add(-changed), TXID: txid, TXIDTime: now.Add(-changed),
 		}
 		if txid > 0 {
-			l.L0 = []fleet.LTXRef{{MinTXID: txid, MaxTXID: txid, ModTime: now.Add(-changed)}}
+			l.L0 = []tenants.LTXRef{{MinTXID: txid, MaxTXID: txid, ModTime: now.Add(-changed)}}
 		}
 		return l
 	}
@@ -320,7 +324,7 @@ func newFake() *fakeBackend {
 		s := s3browse.TenantSummary{
 			Prefix: s3browse.Prefix{Name: name, Valid: s3browse.CheckName(name) == nil},
 			Totals: s3browse.Totals{Format: s3browse.FormatLTX, Objects: 12 + int(txid%40), Bytes: bytes, LatestTXID: txid,
-				LatestTXIDHex: s3browse.TXIDHex(txid), LatestAt: now.Add(-ago), LatestLTXAt: now.Add(-ago), Snapshots: snaps},
+				LatestTXIDHex: layout.TXIDHex(txid), LatestAt: now.Add(-ago), LatestLTXAt: now.Add(-ago), Snapshots: snaps},
 			Levels: []s3browse.LevelStats{{Level: 0, Count: 10, Bytes: bytes / 3, MaxTXID: txid}, {Level: 9, Count: snaps, Bytes: bytes / 2, MaxTXID: txid}},
 		}
 		if !s.Valid {
@@ -331,14 +335,14 @@ func newFake() *fakeBackend {
 		}
 		return s
 	}
-	f.locals = []fleet.Local{
-		local(guidSync+".db", guidSync, fleet.VerdictGUID, 2<<20, 412<<10, 1841, 2*time.Second),
-		local(guidSync2+".db", guidSync2, fleet.VerdictGUID, 1<<20+300<<10, 96<<10, 977, 3*time.Second),
-		local(guidLagging+".db", guidLagging, fleet.VerdictGUID, 3<<20, 1<<20, 1502, 17*time.Second),
-		local(guidSync3+".db", guidSync3, fleet.VerdictGUID, 640<<10, 64<<10, 611, 4*time.Second),
-		local("legacy-client.db", legacyTenant, fleet.VerdictExplicit, 8<<20, 0, 120, 40*time.Second),
-		local(guidLocal+".db", guidLocal, fleet.VerdictGUID, 128<<10, 32<<10, 0, 5*time.Minute),
-		local("notes.db", "default", fleet.VerdictFallback, 48<<10, 0, 0, 3*time.Hour),
+	f.locals = []tenants.Local{
+		local(guidSync+".db", guidSync, tenants.VerdictGUID, 2<<20, 412<<10, 1841, 2*time.Second),
+		local(guidSync2+".db", guidSync2, tenants.VerdictGUID, 1<<20+300<<10, 96<<10, 977, 3*time.Second),
+		local(guidLagging+".db", guidLagging, tenants.VerdictGUID, 3<<20, 1<<20, 1502, 17*time.Second),
+		local(guidSync3+".db", guidSync3, tenants.VerdictGUID, 640<<10, 64<<10, 611, 4*time.Second),
+		local("legacy-client.db", legacyTenant, tenants.VerdictExplicit, 8<<20, 0, 120, 40*time.Second),
+		local(guidLocal+".db", guidLocal, tenants.VerdictGUID, 128<<10, 32<<10, 0, 5*time.Minute),
+		local("notes.db", "default", tenants.VerdictFallback, 48<<10, 0, 0, 3*time.Hour),
 	}
 	f.locals[len(f.locals)-1].Note = `file name notes.db is not a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx): using "default"; rename the file or pass -db-name`
 	lagRemote := remote(guidLagging, 1460, 2<<20, 18*time.Second, 2, 5*time.Second)
@@ -353,7 +357,7 @@ func newFake() *fakeBackend {
 		remote(evilTenant, 7, 4<<10, 50*time.Hour, 1, -1),
 	}
 	// The lagging tenant's oldest unreplicated change is 17s old.
-	f.locals[2].L0 = []fleet.LTXRef{{MinTXID: 1461, MaxTXID: 1461, ModTime: now.Add(-17 * time.Second)}, {MinTXID: 1462, MaxTXID: 1502, ModTime: now.Add(-2 * time.Second)}}
+	f.locals[2].L0 = []tenants.LTXRef{{MinTXID: 1461, MaxTXID: 1461, ModTime: now.Add(-17 * time.Second)}, {MinTXID: 1462, MaxTXID: 1502, ModTime: now.Add(-2 * time.Second)}}
 	f.locals[2].TXIDTime = now.Add(-2 * time.Second)
 
 	f.reports[guidSync] = ltxReport(guidSync, now)
@@ -365,17 +369,17 @@ func newFake() *fakeBackend {
 func ltxReport(name string, now time.Time) *s3browse.Tenant {
 	t := &s3browse.Tenant{Name: name, URL: "s3://saas-backups/databases/" + name}
 	t.Format, t.Objects, t.Bytes = s3browse.FormatLTX, 19, 3<<20+512<<10
-	t.LatestTXID, t.LatestTXIDHex, t.LatestAt, t.Snapshots = 1841, s3browse.TXIDHex(1841), now.Add(-2*time.Second), 3
+	t.LatestTXID, t.LatestTXIDHex, t.LatestAt, t.Snapshots = 1841, layout.TXIDHex(1841), now.Add(-2*time.Second), 3
 	file := func(level int, min, max uint64, size int64, ago time.Duration) s3browse.LTXFile {
-		return s3browse.LTXFile{Level: level, MinTXID: min, MaxTXID: max, MinTXIDHex: s3browse.TXIDHex(min), MaxTXIDHex: s3browse.TXIDHex(max), Size: size, ModifiedAt: now.Add(-ago)}
+		return s3browse.LTXFile{Level: level, MinTXID: min, MaxTXID: max, MinTXIDHex: layout.TXIDHex(min), MaxTXIDHex: layout.TXIDHex(max), Size: size, ModifiedAt: now.Add(-ago)}
 	}
-	l0 := s3browse.Level{LevelStats: s3browse.LevelStats{Level: 0, Count: 4, Bytes: 20 << 10, MaxTXID: 1841, MaxTXIDHex: s3browse.TXIDHex(1841)}}
+	l0 := s3browse.Level{LevelStats: s3browse.LevelStats{Level: 0, Count: 4, Bytes: 20 << 10, MaxTXID: 1841, MaxTXIDHex: layout.TXIDHex(1841)}}
 	for i := uint64(0); i < 4; i++ {
 		l0.Files = append(l0.Files, file(0, 1838+i, 1838+i, 5<<10, time.Duration(8-2*i)*time.Second))
 	}
-	l1 := s3browse.Level{LevelStats: s3browse.LevelStats{Level: 1, Count: 2, Bytes: 200 << 10, MaxTXID: 1837, MaxTXIDHex: s3browse.TXIDHex(1837)},
+	l1 := s3browse.Level{LevelStats: s3browse.LevelStats{Level: 1, Count: 2, Bytes: 200 << 10, MaxTXID: 1837, MaxTXIDHex: layout.TXIDHex(1837)},
 		Files: []s3browse.LTXFile{file(1, 1700, 1790, 120<<10, 70*time.Second), file(1, 1791, 1837, 80<<10, 40*time.Second)}}
-	l9 := s3browse.Level{LevelStats: s3browse.LevelStats{Level: 9, Count: 3, Bytes: 3 << 20, MaxTXID: 1699, MaxTXIDHex: s3browse.TXIDHex(1699)},
+	l9 := s3browse.Level{LevelStats: s3browse.LevelStats{Level: 9, Count: 3, Bytes: 3 << 20, MaxTXID: 1699, MaxTXIDHex: layout.TXIDHex(1699)},
 		Files: []s3browse.LTXFile{file(9, 1, 512, 1<<20, 48*time.Hour), file(9, 1, 1104, 1<<20, 24*time.Hour), file(9, 1, 1699, 1<<20, 2*time.Hour)}}
 	t.Levels = []s3browse.Level{l0, l1, l9}
 	t.Lease = &s3browse.Lease{Owner: "host-a:4242", Generation: 7, ExpiresAt: now.Add(25 * time.Second), ModifiedAt: now.Add(-5 * time.Second), Size: 96}
@@ -404,8 +408,8 @@ func bigFake(n int) *fakeBackend {
 	for i := range n {
 		name := fmt.Sprintf("%08x-%04x-4%03x-8%03x-%012x", i*2654435761%(1<<32), i%65536, i%4096, (i*7)%4096, i)
 		if i%3 != 2 {
-			f.locals = append(f.locals, fleet.Local{
-				Entry: fleet.Entry{Path: "/data/" + name + ".db", Naming: fleet.Naming{Name: name, Verdict: fleet.VerdictGUID}},
+			f.locals = append(f.locals, tenants.Local{
+				Entry: tenants.Entry{Path: "/data/" + name + ".db", Naming: tenants.Naming{Name: name, Verdict: tenants.VerdictGUID}},
 				Size:  int64(i%977) << 12, Changed: testNow.Add(-time.Duration(i%600) * time.Second), TXID: uint64(i%5000 + 1), TXIDTime: testNow.Add(-time.Minute),
 			})
 		}

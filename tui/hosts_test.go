@@ -9,24 +9,24 @@ import (
 	"github.com/charmbracelet/colorprofile"
 	"github.com/charmbracelet/x/exp/golden"
 
-	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/hostview"
 )
 
 // withHosts gives the fixture fleet two replicating hosts: web-1 replicates
 // three tenants (one of them diverged), web-2 is silent with one.
 func withHosts(f *fakeBackend) *fakeBackend {
-	f.hosts = []fleet.HostSummary{
+	f.hosts = []hostview.HostSummary{
 		{Name: "web-1", Age: 3 * time.Second, Tenants: 3},
 		{Name: "web-2", Age: 75 * time.Second, Silent: true, Tenants: 1},
 	}
-	rep := func(tenant, host, state string, local, repl uint64, silent bool) fleet.HostReport {
-		r := fleet.HostReport{Tenant: tenant, Host: host, State: state, LocalTXID: local, Replicated: repl, HostAge: 3 * time.Second, Silent: silent}
+	rep := func(tenant, host, state string, local, repl uint64, silent bool) hostview.HostReport {
+		r := hostview.HostReport{Tenant: tenant, Host: host, State: state, LocalTXID: local, Replicated: repl, HostAge: 3 * time.Second, Silent: silent}
 		if silent {
 			r.HostAge = 75 * time.Second
 		}
 		return r
 	}
-	f.hostReports = map[string][]fleet.HostReport{
+	f.hostReports = map[string][]hostview.HostReport{
 		guidSync:   {rep(guidSync, "web-1", "replicating", 41, 41, false)},
 		guidSync2:  {rep(guidSync2, "web-1", "sleeping", 17, 17, false)},
 		guidSync3:  {rep(guidSync3, "web-1", "diverged", 9, 9, false)},

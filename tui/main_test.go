@@ -5,12 +5,12 @@ import (
 	"os"
 	"testing"
 
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 func TestMain(m *testing.M) {
 	// As main does: Litestream's S3 client fails with AWS_CA_BUNDLE set.
-	if _, err := s3browse.AdoptCABundle(); err != nil {
+	if _, err := s3conn.AdoptCABundle(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}

@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/tui/common"
 	"github.com/litefleet/litefleet/tui/components/detail"
 )
@@ -17,7 +19,7 @@ import (
 // items): each fails on the UI as it was.
 
 // setLocal changes a local database of the fake fleet under its lock.
-func (f *fakeBackend) setLocal(name string, change func(*fleet.Local)) {
+func (f *fakeBackend) setLocal(name string, change func(*tenants.Local)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i := range f.locals {
@@ -49,9 +51,9 @@ func TestDetailFollowsTheTableRefresh(t *testing.T) {
 	d.wantScreen("in sync", "local TXID 1841 (0000000000000731)", "lag        none: S3 holds local TXID 1841")
 
 	// 59 local transactions, the oldest waiting 30 s, with a live lease.
-	d.fake.setLocal(guidSync, func(l *fleet.Local) {
+	d.fake.setLocal(guidSync, func(l *tenants.Local) {
 		l.TXID, l.TXIDTime = 1900, testNow.Add(-time.Second)
-		l.L0 = []fleet.LTXRef{{MinTXID: 1842, MaxTXID: 1850, ModTime: testNow.Add(-30 * time.Second)}, {MinTXID: 1851, MaxTXID: 1900, ModTime: testNow.Add(-time.Second)}}
+		l.L0 = []tenants.LTXRef{{MinTXID: 1842, MaxTXID: 1850, ModTime: testNow.Add(-30 * time.Second)}, {MinTXID: 1851, MaxTXID: 1900, ModTime: testNow.Add(-time.Second)}}
 	})
 	d.tick()
 
@@ -73,7 +75,7 @@ func TestDetailFollowsTheTableRefresh(t *testing.T) {
 func TestDetailSaysWhenTheListingIsNewer(t *testing.T) {
 	d := start(t)
 	rep := *d.fake.reports[guidSync]
-	rep.LatestTXID, rep.LatestTXIDHex = 1847, s3browse.TXIDHex(1847)
+	rep.LatestTXID, rep.LatestTXIDHex = 1847, layout.TXIDHex(1847)
 	d.fake.mu.Lock()
 	d.fake.reports[guidSync] = &rep
 	d.fake.mu.Unlock()
@@ -95,7 +97,7 @@ func TestDetailLagUnknown(t *testing.T) {
 
 	// A database Litestream never ran on here, beside a replica.
 	d.press("esc", "G", "enter") // legacy-client-001
-	d.fake.setLocal(legacyTenant, func(l *fleet.Local) { l.TXID, l.L0 = 0, nil })
+	d.fake.setLocal(legacyTenant, func(l *tenants.Local) { l.TXID, l.L0 = 0, nil })
 	d.tick()
 	d.wantScreen("local TXID none", "lag        unknown: no local Litestream state")
 }
@@ -108,12 +110,12 @@ func TestLagWording(t *testing.T) {
 		want string
 	}{
 		{fleet.Row{Remote: ltx}, "unknown: nothing local"},
-		{fleet.Row{Local: &fleet.Local{TXID: 10}}, "unknown: nothing replicated in S3"},
-		{fleet.Row{Local: &fleet.Local{TXID: 10}, Remote: v3}, "unknown: the generations layout has no TXID to compare with"},
-		{fleet.Row{Local: &fleet.Local{TXID: 0}, Remote: ltx}, "unknown: no local Litestream state to compare with"},
-		{fleet.Row{Local: &fleet.Local{TXID: 10}, Remote: ltx}, "none: S3 holds local TXID 10"},
-		{fleet.Row{Local: &fleet.Local{TXID: 8}, Remote: ltx}, "the replica is 2 transaction(s) ahead of the local file"},
-		{fleet.Row{Local: &fleet.Local{TXID: 15}, Remote: ltx, LagTXIDs: 5, Lag: 3 * time.Minute}, "5 transaction(s) behind, the oldest waiting 3m"},
+		{fleet.Row{Local: &tenants.Local{TXID: 10}}, "unknown: nothing replicated in S3"},
+		{fleet.Row{Local: &tenants.Local{TXID: 10}, Remote: v3}, "unknown: the generations layout has no TXID to compare with"},
+		{fleet.Row{Local: &tenants.Local{TXID: 0}, Remote: ltx}, "unknown: no local Litestream state to compare with"},
+		{fleet.Row{Local: &tenants.Local{TXID: 10}, Remote: ltx}, "none: S3 holds local TXID 10"},
+		{fleet.Row{Local: &tenants.Local{TXID: 8}, Remote: ltx}, "the replica is 2 transaction(s) ahead of the local file"},
+		{fleet.Row{Local: &tenants.Local{TXID: 15}, Remote: ltx, LagTXIDs: 5, Lag: 3 * time.Minute}, "5 transaction(s) behind, the oldest waiting 3m"},
 	} {
 		if got := detail.Lag(c.row); got != c.want {
 			t.Errorf("Lag(%+v) = %q, want %q", c.row, got, c.want)
@@ -373,7 +375,7 @@ func TestRestoreDialogLatestRefreshed(t *testing.T) {
 	d.press("R", "j")
 	d.wantScreen("latest: TXID 1841 (0000000000000731)")
 	rep := *d.fake.reports[guidRemote]
-	rep.LatestTXID, rep.LatestTXIDHex, rep.LatestAt = 1900, s3browse.TXIDHex(1900), testNow
+	rep.LatestTXID, rep.LatestTXIDHex, rep.LatestAt = 1900, layout.TXIDHex(1900), testNow
 	d.fake.mu.Lock()
 	d.fake.reports[guidRemote] = &rep
 	d.fake.mu.Unlock()
@@ -395,7 +397,7 @@ func TestRestoreDialogLatestRefreshed(t *testing.T) {
 	// Planned, then listed again: the plan's "latest" moves too.
 	d.press("k", "enter", "enter")
 	rep2 := rep
-	rep2.LatestTXID, rep2.LatestTXIDHex = 1950, s3browse.TXIDHex(1950)
+	rep2.LatestTXID, rep2.LatestTXIDHex = 1950, layout.TXIDHex(1950)
 	d.fake.mu.Lock()
 	d.fake.reports[guidRemote] = &rep2
 	d.fake.mu.Unlock()

@@ -14,6 +14,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/hostview"
 	"github.com/litefleet/litefleet/s3browse"
 	"github.com/litefleet/litefleet/tui/common"
 	"github.com/litefleet/litefleet/tui/components/logpane"
@@ -143,7 +144,7 @@ func TestStopCommandPasteable(t *testing.T) {
 // leaves the header.
 func TestStoppedTenantNotInSync(t *testing.T) {
 	f := withHosts(newFake())
-	f.hosts = append(f.hosts, fleet.HostSummary{Name: "ui-host", Age: time.Second, Tenants: 0})
+	f.hosts = append(f.hosts, hostview.HostSummary{Name: "ui-host", Age: time.Second, Tenants: 0})
 	// 98765432… replicates here too, and sorts after 12345678…, in sync.
 	f.replicating["/data/"+guidSync2+".db"] = true
 	d := newDriver(t, f, 120, 36, Options{Color: true})

@@ -27,6 +27,7 @@ import (
 	"github.com/litefleet/litefleet/tui/components/validate"
 	"github.com/litefleet/litefleet/tui/keymap"
 	"github.com/litefleet/litefleet/tui/styles"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // DefaultRefresh is how often the fleet is refreshed unless -refresh says.
@@ -439,7 +440,7 @@ func (m *Model) View() tea.View {
 	v.MouseMode = tea.MouseModeCellMotion
 	v.WindowTitle = "litefleet"
 	if b := m.c.Backend.Context().Bucket; b != "" {
-		v.WindowTitle = "litefleet · " + fleet.Printable(b)
+		v.WindowTitle = "litefleet · " + untrusted.Printable(b)
 	}
 	return v
 }

@@ -12,8 +12,9 @@ import (
 	"github.com/superfly/ltx"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/hostview"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // DefaultParallel is how many tenants are verified at once.
@@ -64,7 +65,7 @@ func Run(ctx context.Context, api API, opt RunOptions, onReport func(*Report)) (
 	if opt.All {
 		prefixes, err := s3browse.ListTenants(ctx, api, opt.Conn)
 		if err != nil {
-			return sum, s3browse.Explain(err, opt.Conn)
+			return sum, s3conn.Explain(err, opt.Conn)
 		}
 		names = nil
 		for _, p := range prefixes {
@@ -76,22 +77,22 @@ func Run(ctx context.Context, api API, opt RunOptions, onReport func(*Report)) (
 	}
 	sum.Tenants = len(names)
 
-	var reports map[string][]fleet.HostReport
+	var reports map[string][]hostview.HostReport
 	var err error
 	if !opt.NoRecords && len(names) > 0 {
 		// Keys confined to tenants' prefixes may not read .litefleet/: the
 		// rest is still verified, the identity said unverifiable and why.
-		if reports, err = fleet.AllHostReports(ctx, api, opt.Conn); err != nil {
+		if reports, err = hostview.AllHostReports(ctx, api, opt.Conn); err != nil {
 			if ctx.Err() != nil {
 				return sum, ctx.Err()
 			}
-			opt.NoRecord = "the host records could not be read: " + s3browse.Explain(err, opt.Conn).Error()
+			opt.NoRecord = "the host records could not be read: " + s3conn.Explain(err, opt.Conn).Error()
 		}
 	}
 
 	if len(names) > 1 && opt.Uploads == nil {
 		if opt.Uploads, err = ListUploads(ctx, api, opt.Conn); err != nil {
-			return sum, s3browse.Explain(err, opt.Conn)
+			return sum, s3conn.Explain(err, opt.Conn)
 		}
 	}
 
@@ -160,7 +161,7 @@ func Run(ctx context.Context, api API, opt RunOptions, onReport func(*Report)) (
 // expected is what the best report says, when a live host that
 // replicates the tenant makes it; a checksum that is not one is dropped
 // (records are untrusted).
-func expected(rs []fleet.HostReport) *Expected {
+func expected(rs []hostview.HostReport) *Expected {
 	if len(rs) == 0 || rs[0].Silent || !rs[0].Replicates() || rs[0].Replicated == 0 {
 		return nil
 	}

@@ -17,8 +17,11 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/litefleet/litefleet/hosts"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // abandonedAfter is the age (by S3's Initiated against this host's clock:
@@ -58,7 +61,7 @@ type fileCheck struct {
 func (f *fileCheck) id() [3]uint64 { return [3]uint64{uint64(f.Level), f.MinTXID, f.MaxTXID} }
 
 // checkChain lists the tenant's prefix and reads every LTX file in it.
-func checkChain(ctx context.Context, api API, conn s3browse.Conn, tenant string, known *Uploads) (*chain, error) {
+func checkChain(ctx context.Context, api API, conn s3conn.Conn, tenant string, known *Uploads) (*chain, error) {
 	c := &chain{ends: map[uint64]bool{}}
 	t, err := s3browse.Inspect(ctx, api, conn, tenant)
 	if err != nil {
@@ -80,7 +83,7 @@ func checkChain(ctx context.Context, api API, conn s3browse.Conn, tenant string,
 	}
 	for _, s := range t.Lineage.Strays {
 		stray[[3]uint64{uint64(s.Level), s.MinTXID, s.MaxTXID}] = true
-		c.broken = append(c.broken, fmt.Sprintf("stray file %s: %s (not this tenant's history; its holder moves it to %sarchive/)", s3browse.Printable(s.Key), s.Why, hosts.Root))
+		c.broken = append(c.broken, fmt.Sprintf("stray file %s: %s (not this tenant's history; its holder moves it to %sarchive/)", untrusted.Printable(s.Key), s.Why, layout.Root))
 	}
 	// Nothing else under the prefix.
 	if t.UnknownObjects > 0 {
@@ -107,7 +110,7 @@ func checkChain(ctx context.Context, api API, conn s3browse.Conn, tenant string,
 	// compares: the compactions and the level-0 files in their ranges.
 	var compacted [][2]uint64
 	for _, l := range t.Levels {
-		if l.Level > 0 && l.Level < s3browse.SnapshotLevel {
+		if l.Level > 0 && l.Level < layout.SnapshotLevel {
 			for _, f := range l.Files {
 				compacted = append(compacted, [2]uint64{f.MinTXID, f.MaxTXID})
 			}
@@ -120,7 +123,7 @@ func checkChain(ctx context.Context, api API, conn s3browse.Conn, tenant string,
 			if stray[fc.id()] {
 				continue
 			}
-			keep := f.Level > 0 && f.Level < s3browse.SnapshotLevel
+			keep := f.Level > 0 && f.Level < layout.SnapshotLevel
 			for _, r := range compacted {
 				keep = keep || (f.Level == 0 && f.MinTXID >= r[0] && f.MaxTXID <= r[1])
 			}
@@ -133,7 +136,7 @@ func checkChain(ctx context.Context, api API, conn s3browse.Conn, tenant string,
 				files = append(files, fc)
 			}
 			if fc.reason != "" {
-				c.broken = append(c.broken, fmt.Sprintf("object %s: %s", s3browse.Printable(fc.key), fc.reason))
+				c.broken = append(c.broken, fmt.Sprintf("object %s: %s", untrusted.Printable(fc.key), fc.reason))
 			}
 		}
 	}
@@ -145,7 +148,7 @@ func checkChain(ctx context.Context, api API, conn s3browse.Conn, tenant string,
 		if pageSize == 0 {
 			pageSize = f.hdr.PageSize
 		} else if f.hdr.PageSize != pageSize {
-			c.broken = append(c.broken, fmt.Sprintf("object %s has page size %d, the others %d: LTX files of two page sizes cannot be restored together", s3browse.Printable(f.key), f.hdr.PageSize, pageSize))
+			c.broken = append(c.broken, fmt.Sprintf("object %s has page size %d, the others %d: LTX files of two page sizes cannot be restored together", untrusted.Printable(f.key), f.hdr.PageSize, pageSize))
 		}
 	}
 
@@ -156,7 +159,7 @@ func checkChain(ctx context.Context, api API, conn s3browse.Conn, tenant string,
 }
 
 // readFile downloads and decodes one LTX file, bounded by its listed size.
-func readFile(ctx context.Context, api API, conn s3browse.Conn, f *fileCheck, keep bool) error {
+func readFile(ctx context.Context, api API, conn s3conn.Conn, f *fileCheck, keep bool) error {
 	out, err := api.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(conn.Bucket), Key: aws.String(f.key)})
 	if err != nil {
 		if hosts.IsNotFound(err) {
@@ -217,7 +220,7 @@ func readFile(ctx context.Context, api API, conn s3browse.Conn, f *fileCheck, ke
 func (c *chain) contiguity(files []*fileCheck) {
 	byLevel := map[int][]*fileCheck{}
 	for _, f := range files {
-		if f.Level < s3browse.SnapshotLevel {
+		if f.Level < layout.SnapshotLevel {
 			byLevel[f.Level] = append(byLevel[f.Level], f)
 		}
 	}
@@ -232,7 +235,7 @@ func (c *chain) contiguity(files []*fileCheck) {
 			prev, f := fs[i-1], fs[i]
 			if f.MinTXID > prev.MaxTXID+1 {
 				c.broken = append(c.broken, fmt.Sprintf("level %d: TXIDs %s to %s are missing between %s and %s",
-					l, s3browse.TXIDHex(prev.MaxTXID+1), s3browse.TXIDHex(f.MinTXID-1), s3browse.Printable(prev.key), s3browse.Printable(f.key)))
+					l, layout.TXIDHex(prev.MaxTXID+1), layout.TXIDHex(f.MinTXID-1), untrusted.Printable(prev.key), untrusted.Printable(f.key)))
 			}
 		}
 	}
@@ -272,7 +275,7 @@ func (c *chain) reach(files []*fileCheck) {
 		}
 	}
 	pos := func(txid uint64) restore.Position {
-		return restore.Position{TXID: txid, TXIDHex: s3browse.TXIDHex(txid), Time: at[txid]}
+		return restore.Position{TXID: txid, TXIDHex: layout.TXIDHex(txid), Time: at[txid]}
 	}
 	c.latest = pos(latest)
 	var oldest uint64
@@ -293,7 +296,7 @@ func (c *chain) reach(files []*fileCheck) {
 			reached = max(reached, e)
 		}
 		c.broken = append(c.broken, fmt.Sprintf("the latest TXID %s cannot be reached from a snapshot: the chain ends at %s",
-			s3browse.TXIDHex(latest), s3browse.TXIDHex(reached)))
+			layout.TXIDHex(latest), layout.TXIDHex(reached)))
 	}
 }
 
@@ -308,7 +311,7 @@ func (c *chain) compactions(files []*fileCheck) {
 		}
 	}
 	for _, cf := range files {
-		if cf.Level == 0 || cf.Level >= s3browse.SnapshotLevel || !cf.ok {
+		if cf.Level == 0 || cf.Level >= layout.SnapshotLevel || !cf.ok {
 			continue
 		}
 		i, _ := slices.BinarySearchFunc(l0, cf.MinTXID, func(f *fileCheck, txid uint64) int { return cmp.Compare(f.MinTXID, txid) })
@@ -323,7 +326,7 @@ func (c *chain) compactions(files []*fileCheck) {
 		}
 		if why := disagree(cf, parts); why != "" {
 			c.mismatches = append(c.mismatches, fmt.Sprintf("compaction %s disagrees with the %d level-0 file(s) it replaces: %s; one of them is not what the primary held",
-				s3browse.Printable(cf.key), len(parts), why))
+				untrusted.Printable(cf.key), len(parts), why))
 		}
 	}
 }
@@ -362,7 +365,7 @@ func disagree(cf *fileCheck, parts []*fileCheck) string {
 
 // unknownObjects names the objects under root that are not Litestream's
 // or litefleet's (at most maxNamed, the rest counted).
-func unknownObjects(ctx context.Context, api API, conn s3browse.Conn, root string) ([]string, error) {
+func unknownObjects(ctx context.Context, api API, conn s3conn.Conn, root string) ([]string, error) {
 	var names []string
 	more := 0
 	var token *string
@@ -373,11 +376,11 @@ func unknownObjects(ctx context.Context, api API, conn s3browse.Conn, root strin
 		}
 		for _, o := range out.Contents {
 			key := aws.ToString(o.Key)
-			if s3browse.KnownTenantKey(strings.TrimPrefix(key, root), aws.ToInt64(o.Size)) {
+			if layout.KnownTenantKey(strings.TrimPrefix(key, root), aws.ToInt64(o.Size)) {
 				continue
 			}
 			if len(names) < maxNamed {
-				names = append(names, s3browse.Printable(key))
+				names = append(names, untrusted.Printable(key))
 			} else {
 				more++
 			}
@@ -413,7 +416,7 @@ const maxUploadPages = 100
 
 // ListUploads lists the multipart uploads under conn's tenants prefix; nil
 // when there are more than maxUploadPages pages of them.
-func ListUploads(ctx context.Context, api API, conn s3browse.Conn) (*Uploads, error) {
+func ListUploads(ctx context.Context, api API, conn s3conn.Conn) (*Uploads, error) {
 	root := conn.TenantsPrefix()
 	ups, complete, err := listUploads(ctx, api, conn, root, maxUploadPages)
 	if err != nil || !complete {
@@ -431,7 +434,7 @@ func ListUploads(ctx context.Context, api API, conn s3browse.Conn) (*Uploads, er
 
 // listUploads lists the multipart uploads under prefix, at most pages
 // pages; complete is false when there are more.
-func listUploads(ctx context.Context, api API, conn s3browse.Conn, prefix string, pages int) (_ []types.MultipartUpload, complete bool, _ error) {
+func listUploads(ctx context.Context, api API, conn s3conn.Conn, prefix string, pages int) (_ []types.MultipartUpload, complete bool, _ error) {
 	in := &s3.ListMultipartUploadsInput{Bucket: aws.String(conn.Bucket), Prefix: aws.String(prefix)}
 	var all []types.MultipartUpload
 	for page := 0; ; page++ {
@@ -466,8 +469,8 @@ func abandonedUploads(uploads []types.MultipartUpload, lease *s3browse.Lease) []
 			names = append(names, "and more")
 			break
 		}
-		names = append(names, fmt.Sprintf("%s (upload %s, started %s)", s3browse.Printable(aws.ToString(u.Key)),
-			s3browse.Printable(aws.ToString(u.UploadId)), started.UTC().Format(time.RFC3339)))
+		names = append(names, fmt.Sprintf("%s (upload %s, started %s)", untrusted.Printable(aws.ToString(u.Key)),
+			untrusted.Printable(aws.ToString(u.UploadId)), started.UTC().Format(time.RFC3339)))
 	}
 	return names
 }

@@ -21,9 +21,11 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/restore"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
+	"github.com/litefleet/litefleet/tenants"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // The verdicts, one per tenant. Unverifiable comes with a reason.
@@ -51,7 +53,7 @@ func Failed(verdict string) bool {
 // of multipart uploads (an abandoned one is data under the prefix that no
 // listing of objects shows). *s3.Client satisfies it.
 type API interface {
-	s3browse.API
+	s3conn.API
 	ListMultipartUploads(ctx context.Context, params *s3.ListMultipartUploadsInput, optFns ...func(*s3.Options)) (*s3.ListMultipartUploadsOutput, error)
 }
 
@@ -71,7 +73,7 @@ type Expected struct {
 
 // Options say what to verify and against what.
 type Options struct {
-	Conn s3browse.Conn
+	Conn s3conn.Conn
 	// TXID verifies that restore point instead of the latest (or the
 	// host's recorded TXID, which is preferred when it is a restore point).
 	TXID uint64
@@ -154,8 +156,8 @@ func Tenant(ctx context.Context, api API, opt Options, tenant string) (*Report, 
 	}
 	r := &Report{Tenant: tenant, Expected: opt.Expected}
 	defer func() { r.DurationMS = time.Since(start).Milliseconds() }()
-	name := fleet.Printable(tenant)
-	if err := fleet.ValidateName(tenant); err != nil {
+	name := untrusted.Printable(tenant)
+	if err := tenants.ValidateName(tenant); err != nil {
 		return r.fail(Unverifiable, err.Error()), nil
 	}
 	if opt.TempDir == "" {
@@ -166,7 +168,7 @@ func Tenant(ctx context.Context, api API, opt Options, tenant string) (*Report, 
 	api = newTenantCache(api)
 	c, err := checkChain(ctx, api, opt.Conn, tenant, opt.Uploads)
 	if err != nil {
-		return nil, fmt.Errorf("tenant %s: %w", name, s3browse.ExplainKey(err, opt.Conn, opt.Conn.TenantPath(tenant)+"/"))
+		return nil, fmt.Errorf("tenant %s: %w", name, s3conn.ExplainKey(err, opt.Conn, opt.Conn.TenantPath(tenant)+"/"))
 	}
 	r.Files, r.Bytes, r.Latest, r.Oldest = c.files, c.bytes, c.latest, c.oldest
 	switch {
@@ -192,7 +194,7 @@ func Tenant(ctx context.Context, api API, opt Options, tenant string) (*Report, 
 	if exp != nil && exp.TXID > r.Latest.TXID {
 		r.at(r.Latest)
 		return r.fail(OutsideWindow, fmt.Sprintf("the newest restore point is %s, behind TXID %s that host %s recorded as acknowledged by S3: transactions are missing from the replica",
-			r.Latest, s3browse.TXIDHex(exp.TXID), fleet.Printable(exp.Host))), nil
+			r.Latest, layout.TXIDHex(exp.TXID), untrusted.Printable(exp.Host))), nil
 	}
 	if opt.Window > 0 {
 		if since := now().Add(-opt.Window); r.Oldest.Time.After(since) {
@@ -216,7 +218,7 @@ func Tenant(ctx context.Context, api API, opt Options, tenant string) (*Report, 
 		}
 		r.at(r.Latest)
 		if target != 0 {
-			r.TXID, r.TXIDHex = target, s3browse.TXIDHex(target)
+			r.TXID, r.TXIDHex = target, layout.TXIDHex(target)
 		}
 		return r.fail(Unrestorable, err.Error()), nil
 	}
@@ -227,18 +229,18 @@ func Tenant(ctx context.Context, api API, opt Options, tenant string) (*Report, 
 	switch {
 	case identity && r.Checksum != exp.Checksum:
 		return r.fail(Mismatch, fmt.Sprintf("the database restored at %s has checksum %s, but host %s recorded %s at that TXID: the replica's files are valid but are not what the primary held",
-			res.Position, r.Checksum, fleet.Printable(exp.Host), exp.Checksum)), nil
+			res.Position, r.Checksum, untrusted.Printable(exp.Host), exp.Checksum)), nil
 	case identity:
-		r.Verdict, r.Reason = Verified, fmt.Sprintf("restored %s, integrity_check ok, checksum %s equals host %s's record", res.Position, r.Checksum, fleet.Printable(exp.Host))
+		r.Verdict, r.Reason = Verified, fmt.Sprintf("restored %s, integrity_check ok, checksum %s equals host %s's record", res.Position, r.Checksum, untrusted.Printable(exp.Host))
 	case exp == nil:
 		why := cmp.Or(opt.NoRecord, "no host record names the tenant")
 		return r.fail(Unverifiable, fmt.Sprintf("no record of the primary's state (%s); chain valid and %s restored with integrity_check ok", why, res.Position)), nil
 	case exp.Checksum == "":
 		return r.fail(Unverifiable, fmt.Sprintf("host %s recorded no checksum for TXID %s; chain valid and %s restored with integrity_check ok",
-			fleet.Printable(exp.Host), s3browse.TXIDHex(exp.TXID), res.Position)), nil
+			untrusted.Printable(exp.Host), layout.TXIDHex(exp.TXID), res.Position)), nil
 	default:
 		return r.fail(Unverifiable, fmt.Sprintf("host %s recorded the checksum of TXID %s, not of %s; chain valid and %s restored with integrity_check ok",
-			fleet.Printable(exp.Host), s3browse.TXIDHex(exp.TXID), s3browse.TXIDHex(target), res.Position)), nil
+			untrusted.Printable(exp.Host), layout.TXIDHex(exp.TXID), layout.TXIDHex(target), res.Position)), nil
 	}
 	return r, nil
 }

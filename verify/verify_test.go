@@ -18,7 +18,8 @@ import (
 
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/internal/s3test"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/layout"
+	"github.com/litefleet/litefleet/s3conn"
 	"github.com/litefleet/litefleet/verify"
 )
 
@@ -114,7 +115,7 @@ func (h *history) checksum(txid int) string {
 
 type fixture struct {
 	t      *testing.T
-	conn   s3browse.Conn
+	conn   s3conn.Conn
 	client *s3.Client
 }
 
@@ -158,14 +159,14 @@ func (f *fixture) replicate(tenant string, h *history) {
 // at txid with the database checksum sum.
 func (f *fixture) record(host, tenant string, txid int, sum string) {
 	f.t.Helper()
-	f.put(hosts.HeartbeatKey(host), []byte(`{"host":"`+host+`","seq":1}`))
+	f.put(layout.HeartbeatKey(host), []byte(`{"host":"`+host+`","seq":1}`))
 	body, err := hosts.EncodeRecord(&hosts.Record{Host: host, At: time.Now().UTC(), Tenants: []hosts.TenantRecord{
 		{Name: tenant, State: "sleeping", Local: uint64(txid), Replicated: uint64(txid), Checksum: sum},
 	}})
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	f.put(hosts.RecordKey(host), body)
+	f.put(layout.RecordKey(host), body)
 }
 
 // verifyOne runs verify on one tenant as the command does (host records

@@ -41,7 +41,7 @@ import (
 	"github.com/litefleet/litefleet/internal/s3proxy"
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/replication"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 const tenant = "b16b16b1-0000-4000-8000-0000000b1600"
@@ -95,9 +95,9 @@ func run(mb int, uplink float64, work string, timeout time.Duration) error {
 		return err
 	}
 
-	conn := s3browse.Conn{Bucket: fmt.Sprintf("bigupload-%d", time.Now().UnixNano()), Endpoint: ep,
-		AccessKeyID: os.Getenv(s3test.EnvAccessKey), SecretAccessKey: os.Getenv(s3test.EnvSecretKey), Prefix: s3browse.DefaultPrefix}
-	api, err := s3browse.NewClient(ctx, conn)
+	conn := s3conn.Conn{Bucket: fmt.Sprintf("bigupload-%d", time.Now().UnixNano()), Endpoint: ep,
+		AccessKeyID: os.Getenv(s3test.EnvAccessKey), SecretAccessKey: os.Getenv(s3test.EnvSecretKey), Prefix: s3conn.DefaultPrefix}
+	api, err := s3conn.NewClient(ctx, conn)
 	if err != nil {
 		return err
 	}
@@ -238,7 +238,7 @@ func makeDB(path string, mb int) error {
 }
 
 // levelBytes sums the sizes of the tenant's files of one level.
-func levelBytes(ctx context.Context, api *s3.Client, conn s3browse.Conn, level int) (int64, error) {
+func levelBytes(ctx context.Context, api *s3.Client, conn s3conn.Conn, level int) (int64, error) {
 	out, err := api.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(conn.Bucket), Prefix: aws.String(fmt.Sprintf("%s/%04x/", conn.TenantPath(tenant), level))})
 	if err != nil {
 		return 0, err

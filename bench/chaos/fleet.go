@@ -22,7 +22,7 @@ import (
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/internal/faultproxy"
 	"github.com/litefleet/litefleet/internal/s3test"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 const (
@@ -46,7 +46,7 @@ type harness struct {
 	vgw     *exec.Cmd
 	s3      s3test.Server
 	api     *s3.Client
-	conn    s3browse.Conn
+	conn    s3conn.Conn
 	tenants []*tenant
 
 	mu        sync.Mutex
@@ -185,9 +185,9 @@ func (h *harness) startS3() error {
 	if err := s3test.WaitReady(h.s3.Endpoint, 10*time.Second); err != nil {
 		return err
 	}
-	h.conn = s3browse.Conn{Bucket: bucket, Endpoint: h.s3.Endpoint, AccessKeyID: h.s3.AccessKey, SecretAccessKey: h.s3.SecretKey,
-		ForcePathStyle: true, Prefix: s3browse.DefaultPrefix}
-	if h.api, err = s3browse.NewClient(context.Background(), h.conn); err != nil {
+	h.conn = s3conn.Conn{Bucket: bucket, Endpoint: h.s3.Endpoint, AccessKeyID: h.s3.AccessKey, SecretAccessKey: h.s3.SecretKey,
+		ForcePathStyle: true, Prefix: s3conn.DefaultPrefix}
+	if h.api, err = s3conn.NewClient(context.Background(), h.conn); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

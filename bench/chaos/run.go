@@ -18,7 +18,7 @@ import (
 
 	"github.com/litefleet/litefleet/internal/faultproxy"
 	"github.com/litefleet/litefleet/internal/s3test"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // result is a run's verdict.
@@ -42,7 +42,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 	if err := h.prepare(); err != nil {
 		return nil, err
 	}
-	if _, err := s3browse.AdoptCABundle(); err != nil {
+	if _, err := s3conn.AdoptCABundle(); err != nil {
 		return nil, err
 	}
 	if err := h.startS3(); err != nil {

@@ -41,7 +41,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/litefleet/litefleet/internal/s3test"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // bench holds what every run shares: flags, the S3 server, the output.
@@ -149,7 +149,7 @@ func sizes(flagName, s string) ([]int, error) {
 }
 
 func (b *bench) main(ctx context.Context, keep bool) error {
-	if _, err := s3browse.AdoptCABundle(); err != nil {
+	if _, err := s3conn.AdoptCABundle(); err != nil {
 		return err
 	}
 	var err error
@@ -278,8 +278,8 @@ func (b *bench) startS3() error {
 		return err
 	}
 	// The client serves every run's bucket; Conn wants one named.
-	conn := s3browse.Conn{Bucket: "fleet", Endpoint: b.s3.Endpoint, AccessKeyID: b.s3.AccessKey, SecretAccessKey: b.s3.SecretKey, ForcePathStyle: true}
-	if b.client, err = s3browse.NewClient(context.Background(), conn); err != nil {
+	conn := s3conn.Conn{Bucket: "fleet", Endpoint: b.s3.Endpoint, AccessKeyID: b.s3.AccessKey, SecretAccessKey: b.s3.SecretKey, ForcePathStyle: true}
+	if b.client, err = s3conn.NewClient(context.Background(), conn); err != nil {
 		b.stopS3()
 		return err
 	}

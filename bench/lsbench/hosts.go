@@ -34,7 +34,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/litefleet/litefleet/fleet"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // countingProxy forwards every request to the S3 server and counts them.
@@ -105,8 +105,8 @@ type expected struct {
 func runHosts(bin, endpoint, accessKey, secretKey, root string, n, nHosts, runs int) error {
 	ctx := context.Background()
 	fmt.Printf("hosts benchmark: %d tenants over %d replicating hosts; load before: %s\n", n, nHosts, loadavg())
-	conn := s3browse.Conn{Bucket: "lsbench-hosts", Prefix: "databases", Endpoint: endpoint, AccessKeyID: accessKey, SecretAccessKey: secretKey}
-	client, err := s3browse.NewClient(ctx, conn)
+	conn := s3conn.Conn{Bucket: "lsbench-hosts", Prefix: "databases", Endpoint: endpoint, AccessKeyID: accessKey, SecretAccessKey: secretKey}
+	client, err := s3conn.NewClient(ctx, conn)
 	if err != nil {
 		return err
 	}
@@ -287,7 +287,7 @@ func runHosts(bin, endpoint, accessKey, secretKey, root string, n, nHosts, runs 
 	// record, the next ones only the records that changed.
 	lsConn := conn
 	lsConn.Endpoint = lsProxy.url
-	lsClient, err := s3browse.NewClient(ctx, lsConn)
+	lsClient, err := s3conn.NewClient(ctx, lsConn)
 	if err != nil {
 		return err
 	}

@@ -45,7 +45,7 @@ import (
 	"github.com/superfly/ltx"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 func main() {
@@ -86,12 +86,12 @@ func run() error {
 		return runHosts(*bin, endpoint, os.Getenv("LITEFLEET_TEST_S3_ACCESS_KEY"), os.Getenv("LITEFLEET_TEST_S3_SECRET_KEY"),
 			filepath.Join(os.TempDir(), "litefleet-lsbench-hosts"), *n, *nHosts, *runs)
 	}
-	conn := s3browse.Conn{
+	conn := s3conn.Conn{
 		Bucket: "lsbench", Prefix: "databases", Endpoint: endpoint,
 		AccessKeyID: os.Getenv("LITEFLEET_TEST_S3_ACCESS_KEY"), SecretAccessKey: os.Getenv("LITEFLEET_TEST_S3_SECRET_KEY"),
 	}
 	ctx := context.Background()
-	client, err := s3browse.NewClient(ctx, conn)
+	client, err := s3conn.NewClient(ctx, conn)
 	if err != nil {
 		return err
 	}
@@ -280,7 +280,7 @@ func checkAnswer(out []byte, n int, want map[string]int) error {
 
 // remoteSeeded reports whether the bucket holds the last tenant of a seed
 // of n tenants with its objects, as a finished earlier run leaves it.
-func remoteSeeded(ctx context.Context, client *s3.Client, conn s3browse.Conn, n, objects int) bool {
+func remoteSeeded(ctx context.Context, client *s3.Client, conn s3conn.Conn, n, objects int) bool {
 	out, err := client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
 		Bucket: aws.String(conn.Bucket), Prefix: aws.String(conn.TenantPath(guid(n-1)) + "/"),
 	})
@@ -316,7 +316,7 @@ func guid(i int) string { return fmt.Sprintf("%08x-0000-4000-8000-%012x", i, i) 
 // benchmark's fleet is all in sync, so ls does the full join for each.
 const tenantTXID = 20
 
-func seedRemote(ctx context.Context, client *s3.Client, conn s3browse.Conn, n, objects int) error {
+func seedRemote(ctx context.Context, client *s3.Client, conn s3conn.Conn, n, objects int) error {
 	body := bytes.Repeat([]byte{'x'}, 200)
 	keys := func(g string) []string {
 		ks := []string{

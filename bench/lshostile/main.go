@@ -36,7 +36,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/litefleet/litefleet/hosts"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/layout"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 func main() {
@@ -59,9 +60,9 @@ func run() error {
 		return errors.New("no S3 server: run through scripts/with-s3.sh")
 	}
 	ctx := context.Background()
-	conn := s3browse.Conn{Bucket: fmt.Sprintf("lshostile-%d", time.Now().UnixNano()%1e9), Endpoint: endpoint,
+	conn := s3conn.Conn{Bucket: fmt.Sprintf("lshostile-%d", time.Now().UnixNano()%1e9), Endpoint: endpoint,
 		AccessKeyID: os.Getenv("LITEFLEET_TEST_S3_ACCESS_KEY"), SecretAccessKey: os.Getenv("LITEFLEET_TEST_S3_SECRET_KEY")}
-	client, err := s3browse.NewClient(ctx, conn)
+	client, err := s3conn.NewClient(ctx, conn)
 	if err != nil {
 		return err
 	}
@@ -107,7 +108,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	if err := put(hosts.RecordKey("web-1"), bytes.NewReader(body)); err != nil {
+	if err := put(layout.RecordKey("web-1"), bytes.NewReader(body)); err != nil {
 		return err
 	}
 	// evil-1's record is a bomb; evil-2's, with -near, is at the limits.
@@ -116,7 +117,7 @@ func run() error {
 		return err
 	}
 	defer os.Remove(bomb.Name())
-	if err := put(hosts.RecordKey("evil-1"), bomb); err != nil {
+	if err := put(layout.RecordKey("evil-1"), bomb); err != nil {
 		return err
 	}
 	fmt.Printf("bomb record: %.1f MiB gzipped, %d MiB of valid JSON\n", float64(size)/(1<<20), *expand)
@@ -128,7 +129,7 @@ func run() error {
 			return err
 		}
 		defer os.Remove(f.Name())
-		if err := put(hosts.RecordKey("evil-2"), f); err != nil {
+		if err := put(layout.RecordKey("evil-2"), f); err != nil {
 			return err
 		}
 		fmt.Printf("record at the limits: %.1f MiB gzipped\n", float64(size)/(1<<20))
@@ -150,7 +151,7 @@ func run() error {
 	for i := range *runs {
 		// Fresh heartbeats: every host is alive when ls runs.
 		for _, h := range liveHosts {
-			if err := put(hosts.HeartbeatKey(h), bytes.NewReader([]byte(`{"host":"`+h+`"}`))); err != nil {
+			if err := put(layout.HeartbeatKey(h), bytes.NewReader([]byte(`{"host":"`+h+`"}`))); err != nil {
 				return err
 			}
 		}

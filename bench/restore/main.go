@@ -42,7 +42,7 @@ import (
 
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/restore"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // Tenant names: the small tenants share a prefix that -match selects.
@@ -78,7 +78,7 @@ func main() {
 }
 
 type env struct {
-	conn       s3browse.Conn
+	conn       s3conn.Conn
 	client     *s3.Client
 	litefleet  string
 	litestream string
@@ -88,7 +88,7 @@ type env struct {
 // run benchmarks; smallKB is the size of each small tenant. With allRuns
 // > 0 it runs repeatAll instead, and bigMB is 0.
 func run(bigMB, tenants, smallKB, parallel, runs, allRuns int, work, litefleet, profile string) error {
-	if _, err := s3browse.AdoptCABundle(); err != nil {
+	if _, err := s3conn.AdoptCABundle(); err != nil {
 		return err
 	}
 	endpoint := os.Getenv(s3test.EnvEndpoint)
@@ -113,7 +113,7 @@ func run(bigMB, tenants, smallKB, parallel, runs, allRuns int, work, litefleet, 
 		defer os.RemoveAll(work)
 	}
 	e := &env{
-		conn: s3browse.Conn{Bucket: fmt.Sprintf("bench-restore-%d", time.Now().Unix()), Prefix: s3browse.DefaultPrefix, Endpoint: endpoint,
+		conn: s3conn.Conn{Bucket: fmt.Sprintf("bench-restore-%d", time.Now().Unix()), Prefix: s3conn.DefaultPrefix, Endpoint: endpoint,
 			AccessKeyID: os.Getenv(s3test.EnvAccessKey), SecretAccessKey: os.Getenv(s3test.EnvSecretKey), ForcePathStyle: true},
 		litefleet: lfBin, litestream: lsBin,
 	}
@@ -124,7 +124,7 @@ func run(bigMB, tenants, smallKB, parallel, runs, allRuns int, work, litefleet, 
 	}
 	e.environ = append(e.environ, "AWS_ACCESS_KEY_ID="+e.conn.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+e.conn.SecretAccessKey)
 	ctx := context.Background()
-	if e.client, err = s3browse.NewClient(ctx, e.conn); err != nil {
+	if e.client, err = s3conn.NewClient(ctx, e.conn); err != nil {
 		return err
 	}
 	if _, err := e.client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(e.conn.Bucket)}); err != nil {

@@ -38,7 +38,8 @@ import (
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/internal/s3proxy"
 	"github.com/litefleet/litefleet/internal/s3test"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/layout"
+	"github.com/litefleet/litefleet/s3conn"
 	"github.com/litefleet/litefleet/verify"
 )
 
@@ -62,7 +63,7 @@ func main() {
 }
 
 func run(tenants, sizeKB, l0, parallel, uploadParallel int) error {
-	if _, err := s3browse.AdoptCABundle(); err != nil {
+	if _, err := s3conn.AdoptCABundle(); err != nil {
 		return err
 	}
 	endpoint := os.Getenv(s3test.EnvEndpoint)
@@ -70,9 +71,9 @@ func run(tenants, sizeKB, l0, parallel, uploadParallel int) error {
 		return errors.New("no S3 server: run this through scripts/with-s3.sh")
 	}
 	ctx := context.Background()
-	conn := s3browse.Conn{Bucket: fmt.Sprintf("bench-verify-%d", time.Now().Unix()), Prefix: s3browse.DefaultPrefix, Endpoint: endpoint,
+	conn := s3conn.Conn{Bucket: fmt.Sprintf("bench-verify-%d", time.Now().Unix()), Prefix: s3conn.DefaultPrefix, Endpoint: endpoint,
 		AccessKeyID: os.Getenv(s3test.EnvAccessKey), SecretAccessKey: os.Getenv(s3test.EnvSecretKey), ForcePathStyle: true}
-	client, err := s3browse.NewClient(ctx, conn)
+	client, err := s3conn.NewClient(ctx, conn)
 	if err != nil {
 		return err
 	}
@@ -131,7 +132,7 @@ func run(tenants, sizeKB, l0, parallel, uploadParallel int) error {
 	if err != nil {
 		return err
 	}
-	for key, b := range map[string][]byte{hosts.HeartbeatKey("bench-1"): []byte(`{"host":"bench-1","seq":1}`), hosts.RecordKey("bench-1"): body} {
+	for key, b := range map[string][]byte{layout.HeartbeatKey("bench-1"): []byte(`{"host":"bench-1","seq":1}`), layout.RecordKey("bench-1"): body} {
 		if _, err := client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(conn.Bucket), Key: aws.String(key), Body: bytes.NewReader(b)}); err != nil {
 			return err
 		}
@@ -146,7 +147,7 @@ func run(tenants, sizeKB, l0, parallel, uploadParallel int) error {
 	defer proxy.Close()
 	pconn := conn
 	pconn.Endpoint = proxy.URL()
-	pclient, err := s3browse.NewClient(ctx, pconn)
+	pclient, err := s3conn.NewClient(ctx, pconn)
 	if err != nil {
 		return err
 	}

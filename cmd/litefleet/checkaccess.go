@@ -11,8 +11,11 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/litefleet/litefleet/access"
-	"github.com/litefleet/litefleet/fleet"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/conf"
+	"github.com/litefleet/litefleet/layout"
+	"github.com/litefleet/litefleet/s3conn"
+	"github.com/litefleet/litefleet/tenants"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // checkAccessParallel bounds the tenants probed at once.
@@ -23,17 +26,17 @@ const checkAccessParallel = 8
 // delete under its prefix and is refused on a neighbour's. Exit 1 when any
 // tenant is not confined or a probe failed.
 func runCheckAccess(ctx context.Context, config string, asJSON bool, stdout io.Writer) error {
-	cfg, targets, err := fleet.LoadConfig(config)
+	cfg, targets, err := conf.LoadConfig(config)
 	if err != nil {
 		return err
 	}
 	if len(targets) == 0 {
 		return fmt.Errorf("%s lists no databases (dbs:): nothing to check", config)
 	}
-	entries := make([]fleet.Entry, len(targets))
+	entries := make([]tenants.Entry, len(targets))
 	lines := make([]int, len(targets))
 	for i, t := range targets {
-		entries[i] = fleet.Entry{Path: t.Path, Naming: t.Tenant}
+		entries[i] = tenants.Entry{Path: t.Path, Naming: t.Tenant}
 		lines[i] = t.Line
 	}
 	// A fallback or shared name has no prefix of its own to be confined to.
@@ -41,7 +44,7 @@ func runCheckAccess(ctx context.Context, config string, asJSON bool, stdout io.W
 		return err
 	}
 
-	var clients s3browse.Clients
+	var clients s3conn.Clients
 	results := make([]access.Result, len(targets))
 	var g errgroup.Group
 	g.SetLimit(checkAccessParallel)
@@ -81,11 +84,11 @@ func runCheckAccess(ctx context.Context, config string, asJSON bool, stdout io.W
 // checkTenant probes one tenant with its credentials, against a neighbour
 // from the same bucket and folder (the next one by name), or a prefix no
 // tenant uses when it has none.
-func checkTenant(ctx context.Context, clients *s3browse.Clients, cfg *fleet.Config, targets []fleet.Target, t fleet.Target) access.Result {
+func checkTenant(ctx context.Context, clients *s3conn.Clients, cfg *conf.Config, targets []tenants.Target, t tenants.Target) access.Result {
 	name := t.Tenant.Name
 	var peers []string
 	for _, o := range targets {
-		if o.Conn.Bucket == t.Conn.Bucket && o.Conn.TenantsPrefix() == t.Conn.TenantsPrefix() && fleet.PrefixKey(o.Tenant.Name) != fleet.PrefixKey(name) {
+		if o.Conn.Bucket == t.Conn.Bucket && o.Conn.TenantsPrefix() == t.Conn.TenantsPrefix() && layout.PrefixKey(o.Tenant.Name) != layout.PrefixKey(name) {
 			peers = append(peers, o.Tenant.Name)
 		}
 	}
@@ -127,13 +130,13 @@ func printAccess(w io.Writer, results []access.Result) {
 			key = "(AWS chain)"
 		}
 		neighbour := strings.TrimPrefix(r.Neighbour, r.Own[:strings.LastIndex(r.Own, "/")+1])
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s: %s\t%s\n", fleet.Printable(r.Tenant), fleet.Printable(key), opsSummary(r.OwnOps, true),
-			fleet.Printable(neighbour), opsSummary(r.NeighOps, false), r.Verdict)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s: %s\t%s\n", untrusted.Printable(r.Tenant), untrusted.Printable(key), opsSummary(r.OwnOps, true),
+			untrusted.Printable(neighbour), opsSummary(r.NeighOps, false), r.Verdict)
 	}
 	tw.Flush()
 	for _, r := range results {
 		for _, n := range r.Notes {
-			fmt.Fprintf(w, "%s: %s\n", fleet.Printable(r.Tenant), n)
+			fmt.Fprintf(w, "%s: %s\n", untrusted.Printable(r.Tenant), n)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
 )
 
@@ -63,12 +64,12 @@ func runeIndex(s, sub string) int {
 func TestInspectTXIDs(t *testing.T) {
 	now := time.Date(2026, 11, 26, 21, 20, 0, 0, time.UTC)
 	f := func(min, max uint64) s3browse.LTXFile {
-		return s3browse.LTXFile{MinTXID: min, MaxTXID: max, MinTXIDHex: s3browse.TXIDHex(min), MaxTXIDHex: s3browse.TXIDHex(max), Size: 4096, ModifiedAt: now}
+		return s3browse.LTXFile{MinTXID: min, MaxTXID: max, MinTXIDHex: layout.TXIDHex(min), MaxTXIDHex: layout.TXIDHex(max), Size: 4096, ModifiedAt: now}
 	}
 	tn := &s3browse.Tenant{Name: "t1", URL: "s3://b/databases/t1"}
-	tn.Format, tn.LatestTXID, tn.LatestTXIDHex, tn.LatestAt = s3browse.FormatLTX, 1841, s3browse.TXIDHex(1841), now
+	tn.Format, tn.LatestTXID, tn.LatestTXIDHex, tn.LatestAt = s3browse.FormatLTX, 1841, layout.TXIDHex(1841), now
 	tn.Levels = []s3browse.Level{{
-		LevelStats: s3browse.LevelStats{Level: 0, Count: 2, Bytes: 8192, MaxTXID: 1841, MaxTXIDHex: s3browse.TXIDHex(1841)},
+		LevelStats: s3browse.LevelStats{Level: 0, Count: 2, Bytes: 8192, MaxTXID: 1841, MaxTXIDHex: layout.TXIDHex(1841)},
 		Files:      []s3browse.LTXFile{f(1838, 1840), f(1841, 1841)},
 	}}
 	var out bytes.Buffer

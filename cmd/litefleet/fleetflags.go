@@ -5,8 +5,10 @@ import (
 	"flag"
 	"strings"
 
+	"github.com/litefleet/litefleet/conf"
 	"github.com/litefleet/litefleet/fleet"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
+	"github.com/litefleet/litefleet/tenants"
 )
 
 // dirList is a repeatable -dir flag.
@@ -39,7 +41,7 @@ func (f *fleetFlags) register(fs *flag.FlagSet) {
 // credentials: the file's top-level keys, or for a file without them its
 // first replica's. It also returns the file's databases, for discovery and
 // for restoring by path.
-func (f *connFlags) resolveConn() (s3browse.Conn, []fleet.Target, error) {
+func (f *connFlags) resolveConn() (s3conn.Conn, []tenants.Target, error) {
 	return f.resolveTenantConn("")
 }
 
@@ -47,12 +49,12 @@ func (f *connFlags) resolveConn() (s3browse.Conn, []fleet.Target, error) {
 // lists a database of that tenant, its replica gives the place (unless
 // flags do) and its own credentials (the replica's, the database's, then
 // the top level's) are used for everything under the tenant's prefix.
-func (f *connFlags) resolveTenantConn(tenant string) (s3browse.Conn, []fleet.Target, error) {
+func (f *connFlags) resolveTenantConn(tenant string) (s3conn.Conn, []tenants.Target, error) {
 	conn := f.conn()
 	if f.config == "" {
 		return conn, nil, nil
 	}
-	cfg, targets, err := fleet.LoadConfig(f.config)
+	cfg, targets, err := conf.LoadConfig(f.config)
 	if err != nil {
 		return conn, nil, err
 	}
@@ -96,7 +98,7 @@ func (f *connFlags) resolveTenantConn(tenant string) (s3browse.Conn, []fleet.Tar
 // ownCredentials gives conn the credentials of tenant's database in
 // targets when that database replicates to conn's bucket and prefix: a
 // tenant named by URL uses its own keys as it would by name.
-func ownCredentials(conn s3browse.Conn, targets []fleet.Target, tenant string) s3browse.Conn {
+func ownCredentials(conn s3conn.Conn, targets []tenants.Target, tenant string) s3conn.Conn {
 	for _, t := range targets {
 		if t.Tenant.Name == tenant && t.Conn.Bucket == conn.Bucket && t.Conn.TenantPath(tenant) == conn.TenantPath(tenant) {
 			conn.AccessKeyID, conn.SecretAccessKey = t.Conn.AccessKeyID, t.Conn.SecretAccessKey
@@ -113,7 +115,7 @@ func (f *fleetFlags) newFleet(ctx context.Context) (*fleet.Fleet, error) {
 	if err != nil {
 		return nil, err
 	}
-	fl := &fleet.Fleet{Conn: conn, Discover: fleet.DiscoverOptions{Recursive: f.recursive}}
+	fl := &fleet.Fleet{Conn: conn, Discover: tenants.DiscoverOptions{Recursive: f.recursive}}
 	fl.Discover.AddTargets(targets)
 	fl.Discover.Dirs = append(fl.Discover.Dirs, f.dirs...)
 	fl.FullScan = f.fullScan
@@ -124,7 +126,7 @@ func (f *fleetFlags) newFleet(ctx context.Context) (*fleet.Fleet, error) {
 		if err := conn.Validate(); err != nil {
 			return nil, errUsage("%v", err)
 		}
-		client, err := s3browse.NewClient(ctx, conn)
+		client, err := s3conn.NewClient(ctx, conn)
 		if err != nil {
 			return nil, err
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/internal/testpeer"
+	"github.com/litefleet/litefleet/layout"
 )
 
 // `ls` over a bucket where a live host's record is a gzip bomb of valid
@@ -45,7 +46,7 @@ func TestLsHostileHostRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	put(hosts.RecordKey("web-1"), bytes.NewReader(honest))
+	put(layout.RecordKey("web-1"), bytes.NewReader(honest))
 
 	// The bomb: a block of entries gzipped once, repeated as gzip members
 	// (one stream to a reader), written to a file as it is made.
@@ -76,9 +77,9 @@ func TestLsHostileHostRecord(t *testing.T) {
 	if _, err := bomb.Seek(0, io.SeekStart); err != nil {
 		t.Fatal(err)
 	}
-	put(hosts.RecordKey("evil"), bomb)
+	put(layout.RecordKey("evil"), bomb)
 	for _, h := range []string{"web-1", "evil"} {
-		put(hosts.HeartbeatKey(h), bytes.NewReader([]byte(`{"host":"`+h+`"}`)))
+		put(layout.HeartbeatKey(h), bytes.NewReader([]byte(`{"host":"`+h+`"}`)))
 	}
 
 	refused := "evil 0 (record unreadable: host record of evil is over 64 MiB uncompressed: ignored, its tenants are shown from their S3 prefixes; delete .litefleet/hosts/evil/record.json.gz if host evil does not write it, and check who may write .litefleet/)"

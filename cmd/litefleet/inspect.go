@@ -11,8 +11,13 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/hostview"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
+	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/tui/common"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 const inspectHelp = `Usage:
@@ -48,7 +53,7 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	tenant := pos[0]
 	// Refused here, as restore refuses it, before any request.
-	if err := fleet.ValidateName(tenant); err != nil {
+	if err := tenants.ValidateName(tenant); err != nil {
 		return errUsage("%v", err)
 	}
 	conn, _, err := cf.resolveTenantConn(tenant)
@@ -59,7 +64,7 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return errUsage("no bucket: pass -bucket NAME or -config FILE")
 	}
 	fl := &fleet.Fleet{Conn: conn}
-	client, err := s3browse.NewClient(ctx, conn)
+	client, err := s3conn.NewClient(ctx, conn)
 	if err != nil {
 		return err
 	}
@@ -75,24 +80,24 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	// The hosts' records: a key that may not list .litefleet/ (a tenant's
 	// own) sees none, and the report says so.
-	reports, herr := fleet.HostReports(ctx, client, conn, tenant)
+	reports, herr := hostview.HostReports(ctx, client, conn, tenant)
 	hostErr := ""
 	if herr != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		hostErr = s3browse.Explain(herr, conn).Error()
+		hostErr = s3conn.Explain(herr, conn).Error()
 	}
 	if reports == nil {
-		reports = []fleet.HostReport{}
+		reports = []hostview.HostReport{}
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(struct {
 			*s3browse.Tenant
-			Hosts     []fleet.HostReport `json:"hosts"`
-			HostError string             `json:"hosts_error,omitempty"`
+			Hosts     []hostview.HostReport `json:"hosts"`
+			HostError string                `json:"hosts_error,omitempty"`
 		}{t, reports, hostErr})
 	}
 	printTenant(stdout, t, time.Now(), *files)
@@ -104,8 +109,8 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 func printTenant(w io.Writer, t *s3browse.Tenant, now time.Time, files int) {
-	fmt.Fprintf(w, "tenant    %s\n", s3browse.Printable(t.Name))
-	fmt.Fprintf(w, "replica   %s\n", s3browse.Printable(t.URL))
+	fmt.Fprintf(w, "tenant    %s\n", untrusted.Printable(t.Name))
+	fmt.Fprintf(w, "replica   %s\n", untrusted.Printable(t.URL))
 	fmt.Fprintf(w, "format    %s, %d objects, %s\n", t.Format, t.Objects, humanize.IBytes(uint64(t.Bytes)))
 	if t.LatestTXID > 0 || !t.LatestAt.IsZero() {
 		fmt.Fprintf(w, "latest    TXID %s, last upload %s (%s)\n", common.TXID(t.LatestTXID), t.LatestAt.Format(time.RFC3339), ago(now, t.LatestAt))
@@ -148,11 +153,11 @@ func printTenant(w io.Writer, t *s3browse.Tenant, now time.Time, files int) {
 		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "  GENERATION\tFIRST\tLAST\tSNAPSHOTS\tWAL SEGMENTS\tBYTES")
 		for _, g := range t.Generations {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\t%s\n", s3browse.Printable(g.ID), g.FirstAt.Format(time.RFC3339), g.LastAt.Format(time.RFC3339), len(g.Snapshots), len(g.WALSegments), humanize.IBytes(uint64(g.Bytes)))
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\t%s\n", untrusted.Printable(g.ID), g.FirstAt.Format(time.RFC3339), g.LastAt.Format(time.RFC3339), len(g.Snapshots), len(g.WALSegments), humanize.IBytes(uint64(g.Bytes)))
 		}
 		tw.Flush()
 		for _, g := range t.Generations {
-			fmt.Fprintf(w, "\ngeneration %s:\n", s3browse.Printable(g.ID))
+			fmt.Fprintf(w, "\ngeneration %s:\n", untrusted.Printable(g.ID))
 			tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "  KIND\tINDEX\tOFFSET\tSIZE\tUPLOADED")
 			for _, s := range g.Snapshots {
@@ -173,10 +178,10 @@ func printTenant(w io.Writer, t *s3browse.Tenant, now time.Time, files int) {
 
 // printHosts says what each host's record says of the tenant, the host
 // replicating it first.
-func printHosts(w io.Writer, reports []fleet.HostReport, hostErr string, now time.Time) {
+func printHosts(w io.Writer, reports []hostview.HostReport, hostErr string, now time.Time) {
 	switch {
 	case hostErr != "":
-		fmt.Fprintf(w, "hosts     unknown: %s\n", fleet.Printable(hostErr))
+		fmt.Fprintf(w, "hosts     unknown: %s\n", untrusted.Printable(hostErr))
 		return
 	case len(reports) == 0:
 		fmt.Fprintln(w, "hosts     no host record names it")
@@ -194,12 +199,12 @@ func printHosts(w io.Writer, reports []fleet.HostReport, hostErr string, now tim
 		if r.LocalTXID > r.Replicated {
 			lag = fmt.Sprintf("%d tx / %s", r.LocalTXID-r.Replicated, common.Duration(r.Lag))
 		}
-		state := fleet.Printable(r.State)
+		state := untrusted.Printable(r.State)
 		if r.StateAge > 0 {
 			state += " for " + common.Duration(r.StateAge)
 		}
 		if r.Reason != "" {
-			state += ": " + fleet.Printable(r.Reason)
+			state += ": " + untrusted.Printable(r.Reason)
 		}
 		// The record's values are as of its age, by S3's clock.
 		record := common.Duration(r.RecordAge) + " old"
@@ -207,7 +212,7 @@ func printHosts(w io.Writer, reports []fleet.HostReport, hostErr string, now tim
 		if r.Verdict != "" {
 			verified = r.Verdict + " " + ago(now, r.VerifiedAt)
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", fleet.Printable(r.Host), state, common.TXID(r.LocalTXID), common.TXID(r.Replicated), lag, ago(now, r.LastSync), beat, record, verified)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", untrusted.Printable(r.Host), state, common.TXID(r.LocalTXID), common.TXID(r.Replicated), lag, ago(now, r.LastSync), beat, record, verified)
 	}
 	tw.Flush()
 }
@@ -216,7 +221,7 @@ func levelName(level int) string {
 	switch level {
 	case 0:
 		return " (one file per sync)"
-	case s3browse.SnapshotLevel:
+	case layout.SnapshotLevel:
 		return " (snapshots)"
 	}
 	return " (compactions)"
@@ -232,16 +237,16 @@ func printLineage(w io.Writer, l *s3browse.LineageReport) {
 	case l == nil || (l.Record == nil && l.Error == ""):
 		return
 	case l.Error != "":
-		fmt.Fprintf(w, "lineage   unknown: %s\n", fleet.Printable(l.Error))
+		fmt.Fprintf(w, "lineage   unknown: %s\n", untrusted.Printable(l.Error))
 		return
 	}
 	cur := l.Record.Current()
-	fmt.Fprintf(w, "lineage   generation %d (host %s, from TXID %s), %d segments", cur.Generation, fleet.Printable(cur.Host), common.TXID(cur.Since), len(l.Record.Segments))
+	fmt.Fprintf(w, "lineage   generation %d (host %s, from TXID %s), %d segments", cur.Generation, untrusted.Printable(cur.Host), common.TXID(cur.Since), len(l.Record.Segments))
 	switch {
 	case len(l.Strays) > 0:
 		fmt.Fprintf(w, ", %d stray files (restores skip them; the holder moves them to the archive):\n", len(l.Strays))
 		for _, s := range l.Strays {
-			fmt.Fprintf(w, "  stray   %s: %s\n", fleet.Printable(s.Key), s.Why)
+			fmt.Fprintf(w, "  stray   %s: %s\n", untrusted.Printable(s.Key), s.Why)
 		}
 	case l.Unchecked > 0:
 		fmt.Fprintf(w, ", no stray file among the %d newest looked at (%d more not looked at)\n", l.Checked, l.Unchecked)

@@ -16,7 +16,9 @@ import (
 
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/tui/common"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 const lsHelp = `Usage:
@@ -203,14 +205,14 @@ func printRows(w io.Writer, v *fleet.View) error {
 		}
 		note := r.Note
 		if note != "" {
-			note = fleet.Printable(note)
+			note = untrusted.Printable(note)
 		}
 		verified := "-" // the host's last -verify-every verdict, by its clock
 		if r.Verdict != "" {
 			verified = r.Verdict + " " + ago(v.At, r.VerifiedAt)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			fleet.Shorten(r.Display(), maxNameColumn), r.Status, host, local, remote, lag, size, wal, changed, replicated, verified, note)
+			tenants.Shorten(r.Display(), maxNameColumn), r.Status, host, local, remote, lag, size, wal, changed, replicated, verified, note)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -246,9 +248,9 @@ func hostCell(r *fleet.Row) string {
 		return "-"
 	}
 	if r.HostSilent {
-		return fleet.Printable(r.Host) + " silent " + common.Duration(r.HostAge)
+		return untrusted.Printable(r.Host) + " silent " + common.Duration(r.HostAge)
 	}
-	return fleet.Printable(r.Host) + " " + fleet.Printable(r.State)
+	return untrusted.Printable(r.Host) + " " + untrusted.Printable(r.State)
 }
 
 // hostsLine counts tenants per replicating host, and says which are silent.
@@ -258,12 +260,12 @@ func hostsLine(v *fleet.View) string {
 	}
 	parts := make([]string, 0, len(v.Hosts))
 	for _, h := range v.Hosts {
-		p := fmt.Sprintf("%s %d", fleet.Printable(h.Name), h.Tenants)
+		p := fmt.Sprintf("%s %d", untrusted.Printable(h.Name), h.Tenants)
 		switch {
 		case h.Silent:
 			p += fmt.Sprintf(" (silent %s)", common.Duration(h.Age))
 		case h.Error != "":
-			p += " (record unreadable: " + fleet.Printable(h.Error) + ")"
+			p += " (record unreadable: " + untrusted.Printable(h.Error) + ")"
 		}
 		parts = append(parts, p)
 	}

@@ -22,7 +22,7 @@ import (
 
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/internal/testpeer"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/layout"
 )
 
 // lsJSON is the part of `ls -json` the tests read; the README documents it.
@@ -88,7 +88,7 @@ func TestLsJoinsLocalAndRemote(t *testing.T) {
 	testpeer.Eventually(t, 20*time.Second, guid1+" uploaded up to its local position", func() bool {
 		m := regexp.MustCompile(seedTx(guid1)).FindAllStringSubmatch(rep.Out.String(), -1)
 		local := testpeer.LocalTXID(t, inSync)
-		return local != 0 && len(m) > 0 && m[len(m)-1][1] == s3browse.TXIDHex(local)
+		return local != 0 && len(m) > 0 && m[len(m)-1][1] == layout.TXIDHex(local)
 	})
 
 	args := []string{"ls", "-dir", dir, "-bucket", conn.Bucket, "-endpoint", srv.Endpoint, "-json", "-no-cache"}

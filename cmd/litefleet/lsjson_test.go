@@ -7,17 +7,19 @@ import (
 	"time"
 
 	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/tenants"
 )
 
 // TestWriteViewJSON: the streamed `ls -json` is byte for byte what
 // json.Encoder with a two-space indent writes for the whole view.
 func TestWriteViewJSON(t *testing.T) {
 	at := time.Date(2026, 11, 26, 21, 0, 0, 123, time.UTC)
-	local := &fleet.Local{Size: 4096, WALSize: 10, Changed: at, TXID: 7, TXIDTime: at,
-		L0: []fleet.LTXRef{{MinTXID: 6, MaxTXID: 7, ModTime: at}}, StateErr: "odd <state> & more"}
+	local := &tenants.Local{Size: 4096, WALSize: 10, Changed: at, TXID: 7, TXIDTime: at,
+		L0: []tenants.LTXRef{{MinTXID: 6, MaxTXID: 7, ModTime: at}}, StateErr: "odd <state> & more"}
 	local.Path, local.Name = "/data/a.db", "a"
-	remote := &s3browse.TenantSummary{Levels: []s3browse.LevelStats{{Level: 0, Count: 2, MaxTXID: 7, MaxTXIDHex: s3browse.TXIDHex(7)}}}
+	remote := &s3browse.TenantSummary{Levels: []s3browse.LevelStats{{Level: 0, Count: 2, MaxTXID: 7, MaxTXIDHex: layout.TXIDHex(7)}}}
 	remote.Name, remote.Valid, remote.Format, remote.LatestTXID = "a", true, s3browse.FormatLTX, 7
 	rows := []fleet.Row{
 		{Tenant: "a", Status: fleet.StatusInSync, Local: local, Remote: remote, Lag: time.Second},

@@ -8,6 +8,7 @@ import (
 
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/tenants"
 )
 
 // The rows of `ls` built from a host record: LAG is the row's LOCAL TXID
@@ -21,13 +22,13 @@ func TestLsRowsFromHostRecords(t *testing.T) {
 		s.Format, s.LatestTXID, s.LatestAt = s3browse.FormatLTX, txid, at.Add(-20*time.Second)
 		return s
 	}
-	local := &fleet.Local{TXID: 16, Size: 4096, Changed: at}
+	local := &tenants.Local{TXID: 16, Size: 4096, Changed: at}
 	rows := []fleet.Row{
 		{Tenant: "here", Status: fleet.StatusInSync, Local: local, Remote: rec(10), LagTXIDs: 6, Lag: 3 * time.Second,
 			Host: "web-1", State: "replicating", RecordAge: 12 * time.Second, HostLocalTXID: 10},
 		{Tenant: "there", Status: fleet.StatusSyncFailing, Note: "host web-2: sync failing for 14s: upload to S3 failed", Remote: rec(10), LagTXIDs: 11,
 			Host: "web-2", State: "sync failing", RecordAge: 2 * time.Second, HostLocalTXID: 21},
-		{Tenant: "unknown", Status: fleet.StatusNotReplicating, Local: &fleet.Local{}, Remote: rec(10), LagUnknown: "no local Litestream state"},
+		{Tenant: "unknown", Status: fleet.StatusNotReplicating, Local: &tenants.Local{}, Remote: rec(10), LagUnknown: "no local Litestream state"},
 	}
 	var out bytes.Buffer
 	if err := printRows(&out, &fleet.View{Rows: rows, At: at, Counts: fleet.Counts(rows)}); err != nil {

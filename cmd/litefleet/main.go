@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 const usage = `litefleet: one screen and one process for a fleet of per-tenant SQLite
@@ -70,7 +70,7 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	if _, err := s3browse.AdoptCABundle(); err != nil {
+	if _, err := s3conn.AdoptCABundle(); err != nil {
 		fmt.Fprintln(stderr, "litefleet:", err)
 		return 1
 	}
@@ -100,7 +100,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	// A refusal says everything in one line, whichever request met it:
 	// where, with which key, and whose policy to read.
-	if denied, ok := errors.AsType[*s3browse.AccessDeniedError](err); ok {
+	if denied, ok := errors.AsType[*s3conn.AccessDeniedError](err); ok {
 		err = denied
 	}
 	fmt.Fprintln(stderr, "litefleet:", err)
@@ -249,17 +249,17 @@ func (c *connFlags) given(name string) bool {
 
 func (c *connFlags) register(fs *flag.FlagSet) {
 	c.fs = fs
-	fs.Var(checkedString{&c.bucket, s3browse.CheckBucketName}, "bucket", "S3 bucket holding the tenants' replicas")
-	c.prefix = s3browse.DefaultPrefix
-	fs.Var(checkedString{&c.prefix, s3browse.CheckPrefix}, "prefix", "folder in the bucket holding one prefix per tenant")
+	fs.Var(checkedString{&c.bucket, s3conn.CheckBucketName}, "bucket", "S3 bucket holding the tenants' replicas")
+	c.prefix = s3conn.DefaultPrefix
+	fs.Var(checkedString{&c.prefix, s3conn.CheckPrefix}, "prefix", "folder in the bucket holding one prefix per tenant")
 	fs.StringVar(&c.region, "region", "", "S3 region (default: AWS_REGION, or us-east-1 with -endpoint)")
 	fs.StringVar(&c.endpoint, "endpoint", "", "custom S3 endpoint, e.g. http://127.0.0.1:7070 (path-style addressing)")
 	fs.StringVar(&c.config, "config", "", "litestream.yml-style file: credentials and dbs")
 	fs.BoolVar(&c.forcePathStyle, "force-path-style", false, "path-style addressing without -endpoint")
 }
 
-func (c *connFlags) conn() s3browse.Conn {
-	return s3browse.Conn{
+func (c *connFlags) conn() s3conn.Conn {
+	return s3conn.Conn{
 		Bucket:         c.bucket,
 		Prefix:         c.prefix,
 		Region:         c.region,

@@ -13,7 +13,7 @@ import (
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/internal/testpeer"
 	"github.com/litefleet/litefleet/restore"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // outage replicates while a writer commits a row every 100 ms, takes S3
@@ -21,7 +21,7 @@ import (
 // it back, and checks that every committed row is restorable, with
 // litefleet's restore and with litestream's, and that the replicator said
 // what happened and stopped cleanly.
-func outage(t *testing.T, args func(srv *s3test.Private, conn s3browse.Conn, dir, path string) []string, down, up func(*s3test.Private)) {
+func outage(t *testing.T, args func(srv *s3test.Private, conn s3conn.Conn, dir, path string) []string, down, up func(*s3test.Private)) {
 	if testing.Short() {
 		t.Skip("integration")
 	}
@@ -108,8 +108,8 @@ func outage(t *testing.T, args func(srv *s3test.Private, conn s3browse.Conn, dir
 // restoreRowsQuiet restores the tenant's latest state with litefleet's
 // restore; nil when it cannot yet. Safe in goroutines: it never fails the
 // test.
-func restoreRowsQuiet(t *testing.T, srv *s3test.Server, conn s3browse.Conn, tenant string) []string {
-	api, err := s3browse.NewClient(context.Background(), conn)
+func restoreRowsQuiet(t *testing.T, srv *s3test.Server, conn s3conn.Conn, tenant string) []string {
+	api, err := s3conn.NewClient(context.Background(), conn)
 	if err != nil {
 		return nil
 	}
@@ -123,14 +123,14 @@ func restoreRowsQuiet(t *testing.T, srv *s3test.Server, conn s3browse.Conn, tena
 
 // TestOutageFrozenDSN: S3 hangs (SIGSTOP) for 45 s under -dsn.
 func TestOutageFrozenDSN(t *testing.T) {
-	outage(t, func(srv *s3test.Private, conn s3browse.Conn, _, path string) []string {
+	outage(t, func(srv *s3test.Private, conn s3conn.Conn, _, path string) []string {
 		return []string{"replicate", "-dsn", path, "-bucket", conn.Bucket, "-endpoint", srv.Endpoint}
 	}, (*s3test.Private).Freeze, (*s3test.Private).Thaw)
 }
 
 // TestOutageKilledDir: S3 is killed and restarted after 45 s, under -dir.
 func TestOutageKilledDir(t *testing.T) {
-	outage(t, func(srv *s3test.Private, conn s3browse.Conn, dir, _ string) []string {
+	outage(t, func(srv *s3test.Private, conn s3conn.Conn, dir, _ string) []string {
 		return []string{"replicate", "-dir", dir, "-bucket", conn.Bucket, "-endpoint", srv.Endpoint, "-sleep-after", "5s"}
 	}, (*s3test.Private).Kill, func(p *s3test.Private) { p.Restart(t) })
 }

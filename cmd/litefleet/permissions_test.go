@@ -21,11 +21,12 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/litefleet/litefleet/access"
-	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/internal/testpeer"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/policy"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // fleetUser is an account on the IAM server.
@@ -37,7 +38,7 @@ type fleetUser struct{ key, secret string }
 // whose top-level keys are the host's and whose databases carry their own.
 type permFleet struct {
 	iam     *s3test.IAM
-	root    s3browse.Conn // the bucket, as the root account (no policy applies)
+	root    s3conn.Conn // the bucket, as the root account (no policy applies)
 	host    fleetUser
 	tenants map[string]fleetUser
 	paths   map[string]string // tenant -> source database
@@ -45,7 +46,7 @@ type permFleet struct {
 	env     []string // no AWS credentials at all: only what the config gives
 }
 
-func (f *permFleet) conn(u fleetUser) s3browse.Conn {
+func (f *permFleet) conn(u fleetUser) s3conn.Conn {
 	c := f.root
 	c.AccessKeyID, c.SecretAccessKey = u.key, u.secret
 	return c
@@ -270,7 +271,7 @@ func TestPerTenantPermissions(t *testing.T) {
 	wantAllowed(t, "A writes its prefix", err)
 	_, err = a.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: bucket, Key: aws.String(own)})
 	wantAllowed(t, "A deletes in its prefix", err)
-	arch := hosts.ArchivePrefix("databases/"+guid1, time.Now()) + "/0000/x.ltx"
+	arch := layout.ArchivePrefix("databases/"+guid1, time.Now()) + "/0000/x.ltx"
 	_, err = a.PutObject(ctx, &s3.PutObjectInput{Bucket: bucket, Key: aws.String(arch), Body: strings.NewReader("x")})
 	wantAllowed(t, "A writes its takeover archive", err)
 	_, err = b.GetObject(ctx, &s3.GetObjectInput{Bucket: bucket, Key: aws.String(arch)})
@@ -280,10 +281,10 @@ func TestPerTenantPermissions(t *testing.T) {
 
 	// The replicator's start-up check: a tenant's keys pass the one that
 	// lists its own prefix, and are refused the one that lists every tenant.
-	if err := s3browse.CheckTenant(ctx, a, f.conn(f.tenants[guid1]), guid1, 10*time.Second); err != nil {
+	if err := s3conn.CheckTenant(ctx, a, f.conn(f.tenants[guid1]), guid1, 10*time.Second); err != nil {
 		t.Errorf("CheckTenant with A's keys: %v", err)
 	}
-	if err := s3browse.Check(ctx, a, f.conn(f.tenants[guid1]), 10*time.Second); !s3browse.IsAccessDenied(err) {
+	if err := s3conn.Check(ctx, a, f.conn(f.tenants[guid1]), 10*time.Second); !s3conn.IsAccessDenied(err) {
 		t.Errorf("Check (lists databases/) with A's keys: %v, want access denied", err)
 	}
 
@@ -583,7 +584,7 @@ func TestReplicateWithPerTenantKeys(t *testing.T) {
 // TestTakeoverWithOwnKeys: under the bucket policy `litefleet policy`
 // writes, a tenant's documented way out of diverged works with the
 // tenant's own keys: -takeover copies the replica's history into the
-// tenant's archive (hosts.ArchivePrefix), which restores, and starts a new
+// tenant's archive (layout.ArchivePrefix), which restores, and starts a new
 // history from the file. The same keys are still refused another tenant's
 // archive and any key under the archive root that is not an archive name
 // of their own.
@@ -619,8 +620,8 @@ func TestTakeoverWithOwnKeys(t *testing.T) {
 	}
 	archive := m[0][strings.Index(m[0], "archive=s3://")+len("archive=s3://"):]
 	_, key, _ := strings.Cut(archive, "/")
-	a, ok := hosts.ParseArchive(key)
-	if !ok || a.Kind != hosts.ArchiveTakeover || a.TenantPath != "databases/"+guid1 {
+	a, ok := layout.ParseArchive(key)
+	if !ok || a.Kind != layout.ArchiveTakeover || a.TenantPath != "databases/"+guid1 {
 		t.Fatalf("archive %s is not guid1's takeover archive (%+v)", archive, a)
 	}
 
@@ -645,20 +646,20 @@ func TestTakeoverWithOwnKeys(t *testing.T) {
 	bucket := aws.String(f.root.Bucket)
 	now := time.Now()
 	for _, k := range []string{
-		hosts.ArchivePrefix("databases/"+guid2, now) + "/0000/x.ltx",
-		hosts.StrayArchivePrefix("databases/"+guid2, now) + "/0000/x.ltx",
-		hosts.ArchiveRoot + "databases/" + guid1 + "/0000/x.ltx",
-		hosts.ArchiveRoot + "databases/" + guid1 + ".at-x/0000/x.ltx",
-		hosts.ArchivePrefix("databases/"+guid1+".at-20260101-000000", now) + "/0000/x.ltx",
+		layout.ArchivePrefix("databases/"+guid2, now) + "/0000/x.ltx",
+		layout.StrayArchivePrefix("databases/"+guid2, now) + "/0000/x.ltx",
+		layout.ArchiveRoot + "databases/" + guid1 + "/0000/x.ltx",
+		layout.ArchiveRoot + "databases/" + guid1 + ".at-x/0000/x.ltx",
+		layout.ArchivePrefix("databases/"+guid1+".at-20260101-000000", now) + "/0000/x.ltx",
 	} {
 		_, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: bucket, Key: aws.String(k), Body: strings.NewReader("x")})
 		wantDenied(t, "A writes "+k, err)
 	}
-	_, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: bucket, Key: aws.String(hosts.StrayGapArchivePrefix("databases/"+guid1, now) + "/0000/x.ltx")})
+	_, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: bucket, Key: aws.String(layout.StrayGapArchivePrefix("databases/"+guid1, now) + "/0000/x.ltx")})
 	var api smithy.APIError
 	if !errors.As(err, &api) || api.ErrorCode() != "NoSuchKey" {
 		t.Errorf("A reads a missing key of its own stray archive: want NoSuchKey (allowed), got %v", err)
 	}
-	_, err = f.client(t, f.host).ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: bucket, Prefix: aws.String(hosts.ArchiveRoot)})
+	_, err = f.client(t, f.host).ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: bucket, Prefix: aws.String(layout.ArchiveRoot)})
 	wantDenied(t, "the host lists the archives", err)
 }

@@ -6,9 +6,11 @@ import (
 	"io"
 	"strings"
 
-	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/conf"
 	"github.com/litefleet/litefleet/policy"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
+	"github.com/litefleet/litefleet/tenants"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 const policyHelp = `Usage:
@@ -141,7 +143,7 @@ func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		doc, err := policy.Identity(t.Tenant, opt)
 		if err != nil {
 			if t.source != "" {
-				return fmt.Errorf("%s: %v", fleet.Printable(t.source), err)
+				return fmt.Errorf("%s: %v", untrusted.Printable(t.source), err)
 			}
 			return errUsage("%v", err)
 		}
@@ -159,7 +161,7 @@ func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			if i > 0 {
 				fmt.Fprintln(stdout)
 			}
-			fmt.Fprintf(stdout, "# tenant %s (%s): identity policy for its role or user\n", fleet.Printable(o.Tenant), fleet.Printable(o.Path))
+			fmt.Fprintf(stdout, "# tenant %s (%s): identity policy for its role or user\n", untrusted.Printable(o.Tenant), untrusted.Printable(o.Path))
 			if _, err := stdout.Write(o.Policy.JSON()); err != nil {
 				return err
 			}
@@ -184,7 +186,7 @@ func writePolicy(stdout, stderr io.Writer, doc policy.Document, opt policy.Optio
 
 // policyPrefix is the tenants' folder of conn in the form policy takes:
 // no slashes at either end, "" for the bucket root.
-func policyPrefix(c s3browse.Conn) string {
+func policyPrefix(c s3conn.Conn) string {
 	return strings.TrimSuffix(c.TenantsPrefix(), "/")
 }
 
@@ -197,7 +199,7 @@ func policyTenants(ctx context.Context, ff *fleetFlags, pos []string) ([]policyT
 		if conn.Bucket == "" {
 			return nil, errUsage("no bucket: pass -bucket NAME")
 		}
-		if err := fleet.ValidateName(pos[0]); err != nil {
+		if err := tenants.ValidateName(pos[0]); err != nil {
 			return nil, errUsage("%v", err)
 		}
 		return []policyTenant{{Tenant: policy.Tenant{Name: pos[0], Bucket: conn.Bucket, Prefix: policyPrefix(conn)}}}, nil
@@ -206,11 +208,11 @@ func policyTenants(ctx context.Context, ff *fleetFlags, pos []string) ([]policyT
 		if conn.Bucket == "" {
 			return nil, errUsage("-dir needs -bucket NAME: the bucket the tenants replicate to")
 		}
-		locals, err := fleet.Discover(ctx, fleet.DiscoverOptions{Dirs: ff.dirs, Recursive: ff.recursive})
+		locals, err := tenants.Discover(ctx, tenants.DiscoverOptions{Dirs: ff.dirs, Recursive: ff.recursive})
 		if err != nil {
 			return nil, err
 		}
-		entries := make([]fleet.Entry, len(locals))
+		entries := make([]tenants.Entry, len(locals))
 		for i, l := range locals {
 			entries[i] = l.Entry
 		}
@@ -222,22 +224,22 @@ func policyTenants(ctx context.Context, ff *fleetFlags, pos []string) ([]policyT
 			out = append(out, policyTenant{Tenant: policy.Tenant{Name: e.Name, Bucket: conn.Bucket, Prefix: policyPrefix(conn)}, source: e.Path})
 		}
 		if len(out) == 0 {
-			return nil, fmt.Errorf("no databases found in %s (looked for *.db, *.sqlite, *.sqlite3)", fleet.Printable(strings.Join(ff.dirs, ", ")))
+			return nil, fmt.Errorf("no databases found in %s (looked for *.db, *.sqlite, *.sqlite3)", untrusted.Printable(strings.Join(ff.dirs, ", ")))
 		}
 		return out, nil
 	}
 
-	_, targets, err := fleet.LoadConfig(ff.config)
+	_, targets, err := conf.LoadConfig(ff.config)
 	if err != nil {
 		return nil, err
 	}
 	if len(targets) == 0 {
 		return nil, fmt.Errorf("%s lists no databases (dbs:): give a TENANT or -dir instead", ff.config)
 	}
-	entries := make([]fleet.Entry, len(targets))
+	entries := make([]tenants.Entry, len(targets))
 	lines := make([]int, len(targets))
 	for i, t := range targets {
-		entries[i] = fleet.Entry{Path: t.Path, Naming: t.Tenant}
+		entries[i] = tenants.Entry{Path: t.Path, Naming: t.Tenant}
 		lines[i] = t.Line
 	}
 	if err := refuseUnconfinable(entries, lines, ff.config); err != nil {
@@ -258,7 +260,7 @@ func policyTenants(ctx context.Context, ff *fleetFlags, pos []string) ([]policyT
 }
 
 // refuseUnconfinable is policy.Confinable, an exit code 1 when it fails.
-func refuseUnconfinable(entries []fleet.Entry, lines []int, file string) error {
+func refuseUnconfinable(entries []tenants.Entry, lines []int, file string) error {
 	if err := policy.Confinable(entries, lines, file); err != nil {
 		return &exitError{code: 1, err: err}
 	}

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/internal/testpeer"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/policy"
 )
 
@@ -88,7 +88,7 @@ func TestPolicyFolderAndConfig(t *testing.T) {
 		for _, st := range o.Policy.Statement {
 			for _, r := range st.Resource {
 				own := strings.Contains(r, "/databases/"+o.Tenant+"/") ||
-					strings.HasPrefix(r, "arn:aws:s3:::saas-backups/"+hosts.ArchiveRoot+"databases/"+o.Tenant+".")
+					strings.HasPrefix(r, "arn:aws:s3:::saas-backups/"+layout.ArchiveRoot+"databases/"+o.Tenant+".")
 				if r != "arn:aws:s3:::saas-backups" && !own {
 					t.Errorf("%s's policy reaches %s", o.Tenant, r)
 				}

@@ -13,9 +13,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/logline"
 	"github.com/litefleet/litefleet/monitor"
 	"github.com/litefleet/litefleet/replication"
+	"github.com/litefleet/litefleet/tenants"
 )
 
 const replicateHelp = `Usage:
@@ -162,7 +163,7 @@ func runReplicate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return errUsage("-retention %s: give a positive duration, e.g. 24h or 168h", rf.retention)
 	}
 	for _, name := range rf.takeover {
-		if err := fleet.ValidateName(name); err != nil {
+		if err := tenants.ValidateName(name); err != nil {
 			return errUsage("-takeover: %v", err)
 		}
 	}
@@ -338,7 +339,7 @@ func (l *logFlags) loggers(w io.Writer) (*slog.Logger, *slog.Logger, error) {
 	var h slog.Handler
 	switch l.format {
 	case "text":
-		h = fleet.NewLineHandler(w, level)
+		h = logline.NewLineHandler(w, level)
 	case "json":
 		h = slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})
 	default:
@@ -346,7 +347,7 @@ func (l *logFlags) loggers(w io.Writer) (*slog.Logger, *slog.Logger, error) {
 	}
 	lib := h
 	if !l.verbose {
-		lib = fleet.QuietInfo(h)
+		lib = logline.QuietInfo(h)
 	}
 	return slog.New(h), slog.New(lib), nil
 }

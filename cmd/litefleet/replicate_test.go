@@ -21,7 +21,7 @@ import (
 
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/internal/testpeer"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 const (
@@ -35,7 +35,7 @@ func seedTx(tenant string) string {
 	return `(?m)^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d new transaction: db=` + regexp.QuoteMeta(tenant) + ` pre=[0-9a-f]{16} post=([0-9a-f]{16}) elapsed=\S+$`
 }
 
-func replicateArgs(srv *s3test.Server, conn s3browse.Conn, extra ...string) []string {
+func replicateArgs(srv *s3test.Server, conn s3conn.Conn, extra ...string) []string {
 	return append([]string{"replicate", "-bucket", conn.Bucket, "-endpoint", srv.Endpoint}, extra...)
 }
 

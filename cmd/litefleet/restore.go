@@ -16,9 +16,12 @@ import (
 	"time"
 
 	"github.com/dustin/go-humanize"
-	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/conf"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/restore"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
+	"github.com/litefleet/litefleet/tenants"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 const restoreHelp = `Usage:
@@ -141,7 +144,7 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 	var txid uint64
 	if rf.txid != "" {
-		if txid, err = s3browse.ParseTXID(rf.txid); err != nil {
+		if txid, err = layout.ParseTXID(rf.txid); err != nil {
 			return errUsage("-txid %q: %v", rf.txid, err)
 		}
 	}
@@ -200,7 +203,7 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	if err := fleet.ValidateName(target.tenant); err != nil {
+	if err := tenants.ValidateName(target.tenant); err != nil {
 		return errUsage("%v", err)
 	}
 	output := rf.output
@@ -220,14 +223,14 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		if _, err := os.Lstat(check); !errors.Is(err, os.ErrNotExist) {
 			return printNotRestored(stdout, rf.json, target.tenant, check, restore.EventExists,
-				fmt.Sprintf("%s exists: nothing restored (-if-db-not-exists)", fleet.Printable(check)))
+				fmt.Sprintf("%s exists: nothing restored (-if-db-not-exists)", untrusted.Printable(check)))
 		}
 	}
 	opt := restore.Options{
 		Conn: conn, Tenant: target.tenant, Output: output, TXID: txid, Timestamp: ts,
 		Source: rf.source, Force: rf.force, DryRun: rf.dryRun,
 	}
-	client, err := s3browse.NewClient(ctx, conn)
+	client, err := s3conn.NewClient(ctx, conn)
 	if err != nil {
 		return err
 	}
@@ -237,7 +240,7 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	notRestored := func() error {
 		return printNotRestored(stdout, rf.json, target.tenant, output, restore.EventNoBackup,
-			fmt.Sprintf("tenant %s has nothing to restore from: nothing restored (-if-replica-exists)", fleet.Printable(target.tenant)))
+			fmt.Sprintf("tenant %s has nothing to restore from: nothing restored (-if-replica-exists)", untrusted.Printable(target.tenant)))
 	}
 	if rf.dryRun {
 		p, err := restore.NewPlan(ctx, client, opt)
@@ -262,7 +265,7 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 	var bar *termProgress
 	if !rf.json {
-		bar = newTermProgress(stderr, "restore "+fleet.Shorten(fleet.Printable(target.tenant), 40))
+		bar = newTermProgress(stderr, "restore "+tenants.Shorten(untrusted.Printable(target.tenant), 40))
 	}
 	if bar != nil {
 		opt.Progress = func(done, total int64) {
@@ -302,7 +305,7 @@ type restoreTarget struct {
 // the argument: a tenant name, the seed's s3://BUCKET/PREFIX/TENANT URL,
 // or the path of a database listed in the -config file (as litestream
 // restore takes it).
-func restoreConn(rf restoreFlags, arg string) (s3browse.Conn, restoreTarget, error) {
+func restoreConn(rf restoreFlags, arg string) (s3conn.Conn, restoreTarget, error) {
 	target := restoreTarget{tenant: arg}
 	// A tenant by name uses its own credentials from -config; by URL or
 	// by path, below.
@@ -315,7 +318,7 @@ func restoreConn(rf restoreFlags, arg string) (s3browse.Conn, restoreTarget, err
 	case strings.HasPrefix(arg, "s3://"):
 		// Litestream's reading of the URL, options included, so that a
 		// litestream restore command line works as it is.
-		u, err := fleet.ParseS3URL(arg)
+		u, err := conf.ParseS3URL(arg)
 		if err != nil {
 			return conn, target, errUsage("%v", err)
 		}
@@ -324,7 +327,7 @@ func restoreConn(rf restoreFlags, arg string) (s3browse.Conn, restoreTarget, err
 		}
 		dir, name := path.Split(u.Path)
 		if name == "" {
-			return conn, target, errUsage("%s names no tenant: write s3://BUCKET/databases/TENANT", fleet.Printable("s3://"+u.Bucket+"/"+u.Path))
+			return conn, target, errUsage("%s names no tenant: write s3://BUCKET/databases/TENANT", untrusted.Printable("s3://"+u.Bucket+"/"+u.Path))
 		}
 		conn.Bucket, conn.Prefix, target.tenant = u.Bucket, strings.Trim(dir, "/"), name
 		if conn.Prefix == "" {
@@ -338,7 +341,7 @@ func restoreConn(rf restoreFlags, arg string) (s3browse.Conn, restoreTarget, err
 		}
 		conn = ownCredentials(conn, targets, target.tenant)
 		conn.ForcePathStyle = conn.ForcePathStyle || u.ForcePathStyle
-	case arg != "" && (strings.ContainsRune(arg, filepath.Separator) || fleet.HasDBSuffix(arg)) && fleet.ValidateName(arg) != nil:
+	case arg != "" && (strings.ContainsRune(arg, filepath.Separator) || tenants.HasDBSuffix(arg)) && tenants.ValidateName(arg) != nil:
 		abs, err := filepath.Abs(arg)
 		if err != nil {
 			return conn, target, err
@@ -352,9 +355,9 @@ func restoreConn(rf restoreFlags, arg string) (s3browse.Conn, restoreTarget, err
 		}
 		if target.output == "" {
 			if rf.conn.config == "" {
-				return conn, target, errUsage("%s is a path, not a tenant name: give the tenant (e.g. a GUID), an s3:// URL, or -config with a file listing that database", fleet.Printable(arg))
+				return conn, target, errUsage("%s is a path, not a tenant name: give the tenant (e.g. a GUID), an s3:// URL, or -config with a file listing that database", untrusted.Printable(arg))
 			}
-			return conn, target, errUsage("%s is not a database listed in %s: give the tenant name or an s3:// URL", fleet.Printable(arg), rf.conn.config)
+			return conn, target, errUsage("%s is not a database listed in %s: give the tenant name or an s3:// URL", untrusted.Printable(arg), rf.conn.config)
 		}
 	}
 	if err := conn.Validate(); err != nil {
@@ -371,25 +374,25 @@ func writeJSON(w io.Writer, v any) error {
 
 // printPlan prints a dry run.
 func printPlan(w io.Writer, p *restore.Plan) {
-	fmt.Fprintf(w, "plan: restore tenant %s from %s (%s) into %s\n", fleet.Printable(p.Tenant), p.Replica, p.Source, fleet.Printable(p.Output))
+	fmt.Fprintf(w, "plan: restore tenant %s from %s (%s) into %s\n", untrusted.Printable(p.Tenant), p.Replica, p.Source, untrusted.Printable(p.Output))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	if p.Source == restore.SourceLTX {
 		fmt.Fprintln(tw, "  LEVEL\tMIN_TXID\tMAX_TXID\tSIZE\tUPLOADED\tKEY")
 		for _, f := range p.Files {
-			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\t%s\n", f.Level, s3browse.TXIDHex(f.MinTXID), s3browse.TXIDHex(f.MaxTXID),
-				fmtBytes(f.Size), f.Time.Format(time.RFC3339), fleet.Printable(f.Key))
+			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\t%s\n", f.Level, layout.TXIDHex(f.MinTXID), layout.TXIDHex(f.MaxTXID),
+				fmtBytes(f.Size), f.Time.Format(time.RFC3339), untrusted.Printable(f.Key))
 		}
 	} else {
 		fmt.Fprintln(tw, "  SIZE\tUPLOADED\tKEY")
 		for _, f := range p.Files {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\n", fmtBytes(f.Size), f.Time.Format(time.RFC3339), fleet.Printable(f.Key))
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", fmtBytes(f.Size), f.Time.Format(time.RFC3339), untrusted.Printable(f.Key))
 		}
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "  %s, %s to download; the file would hold %s\n", plural(len(p.Files), "file"), fmtBytes(p.Bytes), p.Position)
 	fmt.Fprintf(w, "  replica latest: %s\n", p.Latest)
 	if p.OutputExists {
-		fmt.Fprintf(w, "  %s exists: -force would keep it as %s.bak-TIME\n", fleet.Printable(p.Output), fleet.Printable(filepath.Base(p.Output)))
+		fmt.Fprintf(w, "  %s exists: -force would keep it as %s.bak-TIME\n", untrusted.Printable(p.Output), untrusted.Printable(filepath.Base(p.Output)))
 	}
 	for _, n := range p.Notes {
 		fmt.Fprintf(w, "  note: %s\n", n)
@@ -402,7 +405,7 @@ func printPlan(w io.Writer, p *restore.Plan) {
 
 // printResult prints a single restore's outcome.
 func printResult(w io.Writer, r *restore.Result) {
-	fmt.Fprintf(w, "restored tenant %s into %s\n", fleet.Printable(r.Tenant), fleet.Printable(r.Output))
+	fmt.Fprintf(w, "restored tenant %s into %s\n", untrusted.Printable(r.Tenant), untrusted.Printable(r.Output))
 	fmt.Fprintf(w, "  from:      %s (%s: %s, %s downloaded, %s)\n", r.Plan.Replica, r.Source, plural(len(r.Plan.Files), "file"),
 		fmtBytes(r.Downloaded), (time.Duration(r.DurationMS) * time.Millisecond).String())
 	fmt.Fprintf(w, "  holds:     %s\n", r.Position)
@@ -417,7 +420,7 @@ func printResult(w io.Writer, r *restore.Result) {
 	}
 	fmt.Fprintf(w, "  latest:    %s: %s\n", r.Latest, latest)
 	if r.Backup != "" {
-		fmt.Fprintf(w, "  kept:      the old database as %s\n", fleet.Printable(r.Backup))
+		fmt.Fprintf(w, "  kept:      the old database as %s\n", untrusted.Printable(r.Backup))
 	}
 	for _, n := range r.Plan.Notes {
 		fmt.Fprintf(w, "  note:      %s\n", n)
@@ -428,8 +431,8 @@ func printResult(w io.Writer, r *restore.Result) {
 }
 
 // restoreAll runs restore -all.
-func restoreAll(ctx context.Context, rf restoreFlags, conn s3browse.Conn, ts time.Time, stdout, stderr io.Writer) error {
-	client, err := s3browse.NewClient(ctx, conn)
+func restoreAll(ctx context.Context, rf restoreFlags, conn s3conn.Conn, ts time.Time, stdout, stderr io.Writer) error {
+	client, err := s3conn.NewClient(ctx, conn)
 	if err != nil {
 		return err
 	}
@@ -541,7 +544,7 @@ func failedSummary(s restore.Summary, dryRun bool) string {
 // eventLine is restore -all's line for a tenant's outcome, or "" for an
 // event that has none.
 func eventLine(ev restore.Event) string {
-	name := fleet.Printable(ev.Tenant)
+	name := untrusted.Printable(ev.Tenant)
 	switch ev.Kind {
 	case restore.EventRestored:
 		r := ev.Result
@@ -551,13 +554,13 @@ func eventLine(ev restore.Event) string {
 		}
 		backup := ""
 		if r.Backup != "" {
-			backup = ", old file kept as " + fleet.Printable(r.Backup)
+			backup = ", old file kept as " + untrusted.Printable(r.Backup)
 		}
-		return fmt.Sprintf("restored %s -> %s: %s, %s in %s, integrity %s, %s%s", name, fleet.Printable(r.Output), r.Position,
+		return fmt.Sprintf("restored %s -> %s: %s, %s in %s, integrity %s, %s%s", name, untrusted.Printable(r.Output), r.Position,
 			fmtBytes(r.Downloaded), time.Duration(r.DurationMS)*time.Millisecond, r.Integrity, state, backup)
 	case restore.EventPlanned:
 		p := ev.Plan
-		line := fmt.Sprintf("planned  %s -> %s: %s, %s, %s", name, fleet.Printable(p.Output), p.Position, plural(len(p.Files), "file"), fmtBytes(p.Bytes))
+		line := fmt.Sprintf("planned  %s -> %s: %s, %s, %s", name, untrusted.Printable(p.Output), p.Position, plural(len(p.Files), "file"), fmtBytes(p.Bytes))
 		if p.Refusal != "" {
 			line += "; would be refused: " + p.Refusal
 		}
@@ -567,7 +570,7 @@ func eventLine(ev restore.Event) string {
 	case restore.EventSkipped:
 		return fmt.Sprintf("skipped  %s: not usable as a tenant: %s", name, ev.Reason)
 	case restore.EventExists:
-		return fmt.Sprintf("exists   %s: %s left as it is (-if-db-not-exists)", name, fleet.Printable(ev.Output))
+		return fmt.Sprintf("exists   %s: %s left as it is (-if-db-not-exists)", name, untrusted.Printable(ev.Output))
 	case restore.EventNoBackup:
 		return fmt.Sprintf("no backup %s: nothing to restore from (-if-replica-exists)", name)
 	}
@@ -704,17 +707,17 @@ type followEventJSON struct {
 }
 
 // followOne runs restore TENANT -f.
-func followOne(ctx context.Context, client s3browse.API, opt restore.Options, rf restoreFlags, bar *termProgress, stdout, stderr io.Writer) error {
+func followOne(ctx context.Context, client s3conn.API, opt restore.Options, rf restoreFlags, bar *termProgress, stdout, stderr io.Writer) error {
 	var barOnce sync.Once
 	closeBar := func() { barOnce.Do(bar.Close) }
 	defer closeBar()
-	name := fleet.Printable(opt.Tenant)
+	name := untrusted.Printable(opt.Tenant)
 	first := true
 	var txid uint64
 	fopt := restore.FollowOptions{Options: opt, Interval: rf.followInterval, OnEvent: func(ev restore.FollowEvent) {
 		txid = ev.TXID
 		if rf.json {
-			line := followEventJSON{Kind: ev.Kind, Tenant: ev.Tenant, Output: ev.Output, TXID: s3browse.TXIDHex(ev.TXID),
+			line := followEventJSON{Kind: ev.Kind, Tenant: ev.Tenant, Output: ev.Output, TXID: layout.TXIDHex(ev.TXID),
 				LagMS: ev.Lag.Milliseconds(), Reason: ev.Reason, Result: ev.Result}
 			if ev.Err != nil {
 				line.Error = ev.Err.Error()
@@ -729,28 +732,28 @@ func followOne(ctx context.Context, client s3browse.API, opt restore.Options, rf
 				first = false
 				closeBar()
 				printResult(stdout, ev.Result)
-				fmt.Fprintf(stdout, "following: db=%s output=%s interval=%s (Ctrl-C stops)\n", name, fleet.Printable(ev.Output), rf.followInterval)
+				fmt.Fprintf(stdout, "following: db=%s output=%s interval=%s (Ctrl-C stops)\n", name, untrusted.Printable(ev.Output), rf.followInterval)
 				return
 			}
-			fmt.Fprintf(stdout, "restored again: db=%s txid=%s reason=%q\n", name, s3browse.TXIDHex(ev.TXID), ev.Reason)
+			fmt.Fprintf(stdout, "restored again: db=%s txid=%s reason=%q\n", name, layout.TXIDHex(ev.TXID), ev.Reason)
 		case restore.FollowApplied:
-			fmt.Fprintf(stdout, "followed: db=%s txid=%s lag=%s\n", name, s3browse.TXIDHex(ev.TXID), ev.Lag.Round(time.Millisecond))
+			fmt.Fprintf(stdout, "followed: db=%s txid=%s lag=%s\n", name, layout.TXIDHex(ev.TXID), ev.Lag.Round(time.Millisecond))
 		case restore.FollowError:
-			fmt.Fprintf(stderr, "ERROR follow: db=%s txid=%s err=%q (tried again next interval)\n", name, s3browse.TXIDHex(ev.TXID), ev.Err)
+			fmt.Fprintf(stderr, "ERROR follow: db=%s txid=%s err=%q (tried again next interval)\n", name, layout.TXIDHex(ev.TXID), ev.Err)
 		}
 	}}
 	if err := restore.Follow(ctx, client, fopt); err != nil {
 		return err
 	}
 	if !rf.json && !first {
-		fmt.Fprintf(stdout, "stopped following: db=%s txid=%s\n", name, s3browse.TXIDHex(txid))
+		fmt.Fprintf(stdout, "stopped following: db=%s txid=%s\n", name, layout.TXIDHex(txid))
 	}
 	return nil
 }
 
 // followAll runs restore -all -f: the fleet's warm standby.
-func followAll(ctx context.Context, rf restoreFlags, conn s3browse.Conn, stdout, stderr io.Writer) error {
-	client, err := s3browse.NewClient(ctx, conn)
+func followAll(ctx context.Context, rf restoreFlags, conn s3conn.Conn, stdout, stderr io.Writer) error {
+	client, err := s3conn.NewClient(ctx, conn)
 	if err != nil {
 		return err
 	}
@@ -763,18 +766,18 @@ func followAll(ctx context.Context, rf restoreFlags, conn s3browse.Conn, stdout,
 			}
 		},
 		OnEvent: func(ev restore.FollowEvent) {
-			name := fleet.Printable(ev.Tenant)
+			name := untrusted.Printable(ev.Tenant)
 			switch ev.Kind {
 			case restore.FollowApplied:
 				if rf.verbose {
-					fmt.Fprintf(stdout, "followed: db=%s txid=%s lag=%s\n", name, s3browse.TXIDHex(ev.TXID), ev.Lag.Round(time.Millisecond))
+					fmt.Fprintf(stdout, "followed: db=%s txid=%s lag=%s\n", name, layout.TXIDHex(ev.TXID), ev.Lag.Round(time.Millisecond))
 				}
 			case restore.FollowRestored:
-				fmt.Fprintf(stdout, "restored again: db=%s txid=%s reason=%q\n", name, s3browse.TXIDHex(ev.TXID), ev.Reason)
+				fmt.Fprintf(stdout, "restored again: db=%s txid=%s reason=%q\n", name, layout.TXIDHex(ev.TXID), ev.Reason)
 			case restore.FollowError:
-				fmt.Fprintf(stderr, "ERROR follow: db=%s txid=%s err=%q (tried again next interval)\n", name, s3browse.TXIDHex(ev.TXID), ev.Err)
+				fmt.Fprintf(stderr, "ERROR follow: db=%s txid=%s err=%q (tried again next interval)\n", name, layout.TXIDHex(ev.TXID), ev.Err)
 			case restore.FollowStopped:
-				fmt.Fprintf(stderr, "ERROR follow stopped: db=%s txid=%s err=%q\n", name, s3browse.TXIDHex(ev.TXID), ev.Err)
+				fmt.Fprintf(stderr, "ERROR follow stopped: db=%s txid=%s err=%q\n", name, layout.TXIDHex(ev.TXID), ev.Err)
 			}
 		},
 	}
@@ -782,7 +785,7 @@ func followAll(ctx context.Context, rf restoreFlags, conn s3browse.Conn, stdout,
 	opt.OnRound = func(r restore.FollowRound) {
 		if !started {
 			started = true
-			fmt.Fprintf(stdout, "following: %s in %s, interval=%s (Ctrl-C stops)\n", plural(r.Tenants, "tenant"), fleet.Printable(rf.output), rf.followInterval)
+			fmt.Fprintf(stdout, "following: %s in %s, interval=%s (Ctrl-C stops)\n", plural(r.Tenants, "tenant"), untrusted.Printable(rf.output), rf.followInterval)
 		}
 		if r.Applied+r.Restored+r.Errors == 0 {
 			return // an idle round says nothing

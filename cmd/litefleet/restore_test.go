@@ -16,9 +16,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/internal/testpeer"
+	"github.com/litefleet/litefleet/layout"
 )
 
 // restoreReplicate replicates the databases with one litefleet process until
@@ -187,7 +187,7 @@ func TestRestoreRefusedWhileLeased(t *testing.T) {
 	}
 	testpeer.SameRows(t, testpeer.Restored(t, copyPath), testpeer.Rows(t, src))
 	// A file with Litestream's state beside it is the replicated one.
-	if err := os.Mkdir(fleet.LitestreamStateDir(copyPath), 0o755); err != nil {
+	if err := os.Mkdir(layout.LitestreamStateDir(copyPath), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	code, text = runLitefleet(t, testpeer.CredEnv(srv), append([]string{"restore", guid2, "-o", copyPath, "-force"}, ep...)...)

@@ -25,6 +25,7 @@ import (
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/internal/testpeer"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // lsRow is a row of `ls -json` with the fields these tests read.
@@ -55,7 +56,7 @@ type lsDoc struct {
 }
 
 // lsHostsJSON runs `litefleet ls -json` over the bucket alone (no -dir).
-func lsHostsJSON(t *testing.T, srv *s3test.Server, conn s3browse.Conn, extra ...string) (lsDoc, map[string]lsRow) {
+func lsHostsJSON(t *testing.T, srv *s3test.Server, conn s3conn.Conn, extra ...string) (lsDoc, map[string]lsRow) {
 	t.Helper()
 	args := append([]string{"ls", "-bucket", conn.Bucket, "-endpoint", srv.Endpoint, "-json", "-no-cache"}, extra...)
 	cmd := exec.Command(binary, args...)

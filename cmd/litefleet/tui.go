@@ -14,7 +14,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/term"
 
-	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/logline"
 	"github.com/litefleet/litefleet/replication"
 	"github.com/litefleet/litefleet/tui"
 	"github.com/litefleet/litefleet/tui/components/logpane"
@@ -74,7 +74,7 @@ func runTUI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	// (a v0.3 restore's replica, with no DB) is at Debug level, below the
 	// default handler's.
 	sink := logpane.NewSink()
-	h := fleet.NewLineHandler(sink, slog.LevelInfo)
+	h := logline.NewLineHandler(sink, slog.LevelInfo)
 	logger := slog.New(h)
 	rf := replicateFlags{cf: ff.connFlags, dirs: ff.dirs, recursive: ff.recursive, rescan: 30 * time.Second, sleepAfter: time.Minute}
 	if fl.Conn.Bucket == "" {
@@ -88,7 +88,7 @@ func runTUI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	eng, err := replication.New(replication.Options{Logger: logger, LibLogger: slog.New(fleet.QuietInfo(h)), Version: version}, src)
+	eng, err := replication.New(replication.Options{Logger: logger, LibLogger: slog.New(logline.QuietInfo(h)), Version: version}, src)
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,9 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/conf"
+	"github.com/litefleet/litefleet/tenants"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 const validateHelp = `Usage:
@@ -71,28 +73,28 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if len(paths) == 0 && *config == "" {
 		return errUsage("validate needs a PATH (a database or a folder) or -config FILE")
 	}
-	opt := fleet.DiscoverOptions{Recursive: *recursive}
+	opt := tenants.DiscoverOptions{Recursive: *recursive}
 	if *config != "" {
-		_, targets, err := fleet.LoadConfig(*config)
+		_, targets, err := conf.LoadConfig(*config)
 		if err != nil {
 			return err
 		}
 		opt.AddTargets(targets)
 	}
 	opt.Dirs = append(opt.Dirs, paths...)
-	locals, err := fleet.Discover(ctx, opt)
+	locals, err := tenants.Discover(ctx, opt)
 	if err != nil {
 		return err
 	}
 	bad := 0
-	entries := make([]fleet.Entry, len(locals))
+	entries := make([]tenants.Entry, len(locals))
 	for i, l := range locals {
 		entries[i] = l.Entry
-		if l.Journal == fleet.JournalRollback {
+		if l.Journal == tenants.JournalRollback {
 			// Read from the header: validate never switches it itself.
-			entries[i].Note = strings.TrimPrefix(entries[i].Note+"; "+fleet.RollbackNote, "; ")
+			entries[i].Note = strings.TrimPrefix(entries[i].Note+"; "+tenants.RollbackNote, "; ")
 		}
-		if fleet.Blocks(fleet.EntryFinding(l.Entry)) {
+		if tenants.Blocks(tenants.EntryFinding(l.Entry)) {
 			bad++
 		}
 	}
@@ -100,8 +102,8 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(struct {
-			Databases []fleet.Entry `json:"databases"`
-			Problems  int           `json:"problems"`
+			Databases []tenants.Entry `json:"databases"`
+			Problems  int             `json:"problems"`
 		}{entries, bad}); err != nil {
 			return err
 		}
@@ -109,7 +111,7 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "DATABASE\tTENANT\tVERDICT\tNOTE")
 		for _, e := range entries {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", fleet.Printable(e.Path), fleet.Printable(e.Name), e.Verdict, e.Note)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", untrusted.Printable(e.Path), untrusted.Printable(e.Name), e.Verdict, e.Note)
 		}
 		if err := tw.Flush(); err != nil {
 			return err

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/internal/testpeer"
+	"github.com/litefleet/litefleet/tenants"
 )
 
 func TestValidate(t *testing.T) {
@@ -172,7 +172,7 @@ func TestValidateRollbackJournal(t *testing.T) {
 	}
 	db.Close()
 	testpeer.NewDB(t, filepath.Join(dir, guid2+".db"), 1) // WAL
-	if mode, err := fleet.JournalMode(path); err != nil || mode != fleet.JournalRollback {
+	if mode, err := tenants.JournalMode(path); err != nil || mode != tenants.JournalRollback {
 		t.Fatalf("journal mode of %s: %q, %v", path, mode, err)
 	}
 	code, out := runLitefleet(t, os.Environ(), "validate", dir)
@@ -182,7 +182,7 @@ func TestValidateRollbackJournal(t *testing.T) {
 	if line := out[strings.Index(out, guid1):]; !strings.Contains(line[:strings.Index(line, "\n")], "rollback-journal mode") {
 		t.Errorf("the note is not on %s's line:\n%s", guid1, out)
 	}
-	if mode, err := fleet.JournalMode(path); err != nil || mode != fleet.JournalRollback {
+	if mode, err := tenants.JournalMode(path); err != nil || mode != tenants.JournalRollback {
 		t.Fatalf("validate switched the database: %q, %v", mode, err)
 	}
 	if _, err := os.Stat(path + "-wal"); !os.IsNotExist(err) {

@@ -10,8 +10,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/litefleet/litefleet/fleet"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/layout"
+	"github.com/litefleet/litefleet/s3conn"
+	"github.com/litefleet/litefleet/tenants"
+	"github.com/litefleet/litefleet/untrusted"
 	"github.com/litefleet/litefleet/verify"
 )
 
@@ -69,7 +71,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	var txid uint64
 	if *txidFlag != "" {
-		if txid, err = s3browse.ParseTXID(*txidFlag); err != nil {
+		if txid, err = layout.ParseTXID(*txidFlag); err != nil {
 			return errUsage("-txid %q: %v", *txidFlag, err)
 		}
 	}
@@ -102,7 +104,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	names := slices.Clone(pos)
 	for _, n := range pos {
-		if err := fleet.ValidateName(n); err != nil {
+		if err := tenants.ValidateName(n); err != nil {
 			return errUsage("%v", err)
 		}
 	}
@@ -120,11 +122,11 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	// and keys, as restore reads it; the others, and -all, with the
 	// top-level ones. One run per connection.
 	type group struct {
-		conn  s3browse.Conn
+		conn  s3conn.Conn
 		names []string
 	}
 	groups := []*group{{conn: conn}}
-	byConn := map[s3browse.Conn]*group{conn: groups[0]}
+	byConn := map[s3conn.Conn]*group{conn: groups[0]}
 	for _, n := range names {
 		c := conn
 		for _, t := range targets {
@@ -153,7 +155,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if len(g.names) == 0 && !*all {
 			continue
 		}
-		client, err := s3browse.NewClient(ctx, g.conn)
+		client, err := s3conn.NewClient(ctx, g.conn)
 		if err != nil {
 			bar.Close()
 			return err
@@ -233,23 +235,23 @@ func reportLine(r *verify.Report) string {
 		}
 	}
 	if r.Verdict == verify.Unverifiable {
-		return fmt.Sprintf("%-14s %s%s", "unverifiable", fleet.Printable(r.Tenant), at+": "+r.Reason)
+		return fmt.Sprintf("%-14s %s%s", "unverifiable", untrusted.Printable(r.Tenant), at+": "+r.Reason)
 	}
-	return fmt.Sprintf("%-14s %s%s: %s", r.Verdict, fleet.Printable(r.Tenant), at, r.Reason)
+	return fmt.Sprintf("%-14s %s%s: %s", r.Verdict, untrusted.Printable(r.Tenant), at, r.Reason)
 }
 
 // localTenants are the tenants of the databases -dir and -config name.
-func localTenants(ctx context.Context, ff fleetFlags, targets []fleet.Target) ([]string, error) {
-	opt := fleet.DiscoverOptions{Recursive: ff.recursive}
+func localTenants(ctx context.Context, ff fleetFlags, targets []tenants.Target) ([]string, error) {
+	opt := tenants.DiscoverOptions{Recursive: ff.recursive}
 	opt.AddTargets(targets)
 	opt.Dirs = append(opt.Dirs, ff.dirs...)
-	locals, err := fleet.Discover(ctx, opt)
+	locals, err := tenants.Discover(ctx, opt)
 	if err != nil {
 		return nil, err
 	}
 	var names []string
 	for _, l := range locals {
-		if fleet.ValidateName(l.Name) == nil && !slices.Contains(names, l.Name) {
+		if tenants.ValidateName(l.Name) == nil && !slices.Contains(names, l.Name) {
 			names = append(names, l.Name)
 		}
 	}

@@ -35,7 +35,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
-	"github.com/litefleet/litefleet/hosts"
+	"github.com/litefleet/litefleet/layout"
 )
 
 // Kind is the class of an S3 request.
@@ -192,7 +192,7 @@ func Start(opt Options) (*Proxy, error) {
 		return nil, fmt.Errorf("s3proxy: target %q: give the S3 server's base URL, e.g. http://127.0.0.1:7070", opt.Target)
 	}
 	if opt.ControlPrefix == "" {
-		opt.ControlPrefix = hosts.Root
+		opt.ControlPrefix = layout.Root
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

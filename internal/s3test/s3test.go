@@ -27,7 +27,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // Env variable names shared with the Makefile and .ci/run.
@@ -160,14 +160,14 @@ func FindTool(name string) (string, error) {
 
 // Conn is a connection to a new, empty bucket on the server, removed from
 // nothing at the end: buckets live in a temporary folder.
-func (s *Server) Conn(tb testing.TB) s3browse.Conn {
+func (s *Server) Conn(tb testing.TB) s3conn.Conn {
 	tb.Helper()
-	c := s3browse.Conn{
+	c := s3conn.Conn{
 		Bucket:          NewBucketName(tb),
 		Endpoint:        s.Endpoint,
 		AccessKeyID:     s.AccessKey,
 		SecretAccessKey: s.SecretKey,
-		Prefix:          s3browse.DefaultPrefix,
+		Prefix:          s3conn.DefaultPrefix,
 	}
 	cl := s.Client(tb, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -179,9 +179,9 @@ func (s *Server) Conn(tb testing.TB) s3browse.Conn {
 }
 
 // Client returns an S3 client for c.
-func (s *Server) Client(tb testing.TB, c s3browse.Conn) *s3.Client {
+func (s *Server) Client(tb testing.TB, c s3conn.Conn) *s3.Client {
 	tb.Helper()
-	cl, err := s3browse.NewClient(context.Background(), c)
+	cl, err := s3conn.NewClient(context.Background(), c)
 	if err != nil {
 		tb.Fatalf("s3 client: %v", err)
 	}
@@ -339,7 +339,7 @@ func (s *IAM) CreateUser(tb testing.TB, accessKey, secretKey string) {
 // checks the document (principals must exist) and refuses a bad one.
 func (s *IAM) PutBucketPolicy(tb testing.TB, bucket string, policy []byte) {
 	tb.Helper()
-	cl := s.Client(tb, s3browse.Conn{Bucket: bucket, Endpoint: s.Endpoint, AccessKeyID: s.AccessKey, SecretAccessKey: s.SecretKey})
+	cl := s.Client(tb, s3conn.Conn{Bucket: bucket, Endpoint: s.Endpoint, AccessKeyID: s.AccessKey, SecretAccessKey: s.SecretKey})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := cl.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: aws.String(bucket), Policy: aws.String(string(policy))}); err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // The real litestream commands `make tools` builds into .tools/bin: the
@@ -66,7 +67,7 @@ type Litestream struct {
 // Replicate starts litestream of version replicating the database at path
 // to conn's prefix for tenant on srv. The test ends it (killed) unless
 // Stop did.
-func Replicate(tb testing.TB, srv *s3test.Server, conn s3browse.Conn, version, path, tenant string) *Litestream {
+func Replicate(tb testing.TB, srv *s3test.Server, conn s3conn.Conn, version, path, tenant string) *Litestream {
 	tb.Helper()
 	l := &Litestream{tb: tb, Bin: Bin(tb, version), DB: path, version: version}
 	var cfg strings.Builder
@@ -164,7 +165,7 @@ func (l *Litestream) Command(args ...string) []byte {
 
 // Restore restores tenant's prefix to out with the real litestream v0.5,
 // the seed's way: litestream restore -o PATH s3://BUCKET/databases/TENANT.
-func Restore(tb testing.TB, srv *s3test.Server, conn s3browse.Conn, tenant, out string) {
+func Restore(tb testing.TB, srv *s3test.Server, conn s3conn.Conn, tenant, out string) {
 	tb.Helper()
 	url := conn.URL(tenant) + "?endpoint=" + srv.Endpoint + "&region=us-east-1&forcePathStyle=true"
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -179,7 +180,7 @@ func Restore(tb testing.TB, srv *s3test.Server, conn s3browse.Conn, tenant, out 
 // WaitInS3 polls the tenant's replica (s3browse.Inspect) until ok holds,
 // failing the test after 30 s, and returns the report that satisfied it:
 // how a test waits for a peer that has no way to say it has uploaded.
-func WaitInS3(tb testing.TB, api s3browse.API, conn s3browse.Conn, tenant, what string, ok func(*s3browse.Tenant) bool) *s3browse.Tenant {
+func WaitInS3(tb testing.TB, api s3conn.API, conn s3conn.Conn, tenant, what string, ok func(*s3browse.Tenant) bool) *s3browse.Tenant {
 	tb.Helper()
 	var tn *s3browse.Tenant
 	Eventually(tb, 30*time.Second, tenant+": "+what, func() bool {

@@ -7,6 +7,7 @@ import (
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/verify"
 )
 
@@ -22,9 +23,9 @@ type Backend interface {
 	// Inspect lists one tenant's restore points.
 	Inspect(ctx context.Context, tenant string) (*s3browse.Tenant, error)
 	// StartReplication replicates a local database in this process.
-	StartReplication(ctx context.Context, l fleet.Local) error
+	StartReplication(ctx context.Context, l tenants.Local) error
 	// StopReplication stops it after a final sync.
-	StopReplication(ctx context.Context, l fleet.Local) error
+	StopReplication(ctx context.Context, l tenants.Local) error
 	// Validate checks tenant names on both sides of the fleet.
 	Validate(ctx context.Context) ([]Finding, error)
 	// PlanRestore and Restore fill in the connection and the replication
@@ -61,7 +62,7 @@ type Context struct {
 
 // Finding is one naming problem found by Validate, by the rule the
 // validate command applies too (fleet.Findings).
-type Finding = fleet.Finding
+type Finding = tenants.Finding
 
 // Clock returns the time; tests fix it so that goldens do not move.
 type Clock func() time.Time

@@ -3,7 +3,7 @@ package common
 import (
 	"strings"
 
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // Flags are the command-line flags that select the fleet of c, for the
@@ -17,7 +17,7 @@ func (c Context) Flags(withDirs bool) []string {
 	if c.Bucket != "" {
 		f = append(f, "-bucket", c.Bucket)
 	}
-	if c.Prefix != "" && c.Prefix != s3browse.DefaultPrefix {
+	if c.Prefix != "" && c.Prefix != s3conn.DefaultPrefix {
 		f = append(f, "-prefix", c.Prefix)
 	}
 	if c.Endpoint != "" {

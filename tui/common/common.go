@@ -8,9 +8,9 @@ import (
 	"slices"
 	"time"
 
-	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/tui/keymap"
 	"github.com/litefleet/litefleet/tui/styles"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // CallTimeout bounds a backend call made for one screen (a tenant's
@@ -116,7 +116,7 @@ func (s *Status) Clear() { *s = Status{} }
 
 // Set replaces the message.
 func (s *Status) Set(text string, isErr bool, at time.Time) {
-	s.Text, s.Err, s.At = fleet.Printable(text), isErr, at
+	s.Text, s.Err, s.At = untrusted.Printable(text), isErr, at
 }
 
 // LogKind says where a log line came from.
@@ -149,7 +149,7 @@ type LogBook struct {
 
 // Add appends a line; text is made printable, one line per entry.
 func (l *LogBook) Add(at time.Time, kind LogKind, text string) {
-	l.lines = append(l.lines, LogLine{At: at, Kind: kind, Text: fleet.Printable(text)})
+	l.lines = append(l.lines, LogLine{At: at, Kind: kind, Text: untrusted.Printable(text)})
 	l.Added++
 	if n := len(l.lines); n > MaxLogLines {
 		// Drop in chunks so appends stay amortised O(1).

@@ -10,7 +10,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/litefleet/litefleet/fleet"
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/layout"
 )
 
 // Bytes prints n compactly, in binary units: 0B, 812B, 4.0K, 38K, 1.2M,
@@ -44,7 +44,7 @@ func TXID(txid uint64) string {
 	if txid == 0 {
 		return "-"
 	}
-	return strconv.FormatUint(txid, 10) + " (" + s3browse.TXIDHex(txid) + ")"
+	return strconv.FormatUint(txid, 10) + " (" + layout.TXIDHex(txid) + ")"
 }
 
 // StampNano prints t in UTC with every sub-second digit it has: a point in

@@ -17,8 +17,10 @@ import (
 	"charm.land/lipgloss/v2"
 
 	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
 	"github.com/litefleet/litefleet/tui/common"
+	"github.com/litefleet/litefleet/untrusted"
 	"github.com/litefleet/litefleet/verify"
 )
 
@@ -179,7 +181,7 @@ func (m *Model) Inspected(msg InspectedMsg) {
 	}
 	if first || m.err == nil && m.relistErr == nil {
 		// Once, not at every refresh while S3 stays down.
-		m.c.Error(fmt.Errorf("inspect %s: %w", fleet.Printable(msg.Tenant), msg.Err))
+		m.c.Error(fmt.Errorf("inspect %s: %w", untrusted.Printable(msg.Tenant), msg.Err))
 	}
 	if m.report == nil {
 		m.err = msg.Err
@@ -266,14 +268,14 @@ func (m *Model) render() {
 	}
 	kv("status", status)
 	if r.Note != "" {
-		kv("note", fleet.Printable(r.Note))
+		kv("note", untrusted.Printable(r.Note))
 	}
 	if r.Host != "" {
-		state := fleet.Printable(r.State)
+		state := untrusted.Printable(r.State)
 		if r.StateAge > 0 {
 			state += " for " + common.Duration(r.StateAge)
 		}
-		host := fmt.Sprintf("%s: %s · heartbeat %s ago · record %s old", fleet.Printable(r.Host), state, common.Duration(r.HostAge), common.Duration(r.RecordAge))
+		host := fmt.Sprintf("%s: %s · heartbeat %s ago · record %s old", untrusted.Printable(r.Host), state, common.Duration(r.HostAge), common.Duration(r.RecordAge))
 		if r.HostSilent {
 			host += " (silent)"
 		}
@@ -281,7 +283,7 @@ func (m *Model) render() {
 	}
 	if r.Verdict != "" {
 		// The host's last -verify-every verdict, by its clock.
-		kv("verified", fmt.Sprintf("%s %s (%s) by host %s", fleet.Printable(r.Verdict), common.Ago(now, r.VerifiedAt), common.Stamp(r.VerifiedAt), fleet.Printable(r.Host)))
+		kv("verified", fmt.Sprintf("%s %s (%s) by host %s", untrusted.Printable(r.Verdict), common.Ago(now, r.VerifiedAt), common.Stamp(r.VerifiedAt), untrusted.Printable(r.Host)))
 	}
 	if v, ok := m.verifs[r.Tenant]; ok {
 		kv("verify (V)", m.verificationText(v, now))
@@ -292,16 +294,16 @@ func (m *Model) render() {
 	}
 	kv("as of", judged)
 	if l := r.Local; l != nil {
-		kv("local", fleet.Printable(l.Path))
+		kv("local", untrusted.Printable(l.Path))
 		kv("", fmt.Sprintf("%s file + %s WAL · changed %s (%s)", common.Bytes(l.Size), common.Bytes(l.WALSize), common.Stamp(l.Changed), common.Ago(now, l.Changed)))
 		txid := "none: Litestream never ran on it here"
 		if l.TXID > 0 {
 			txid = fmt.Sprintf("%s synced at %s", common.TXID(l.TXID), common.Stamp(l.TXIDTime))
 		}
 		kv("local TXID", txid)
-		kv("name", fmt.Sprintf("%s (%s)", fleet.Printable(l.Name), l.Verdict))
+		kv("name", fmt.Sprintf("%s (%s)", untrusted.Printable(l.Name), l.Verdict))
 		if l.StateErr != "" {
-			kv("state", fleet.Printable(l.StateErr))
+			kv("state", untrusted.Printable(l.StateErr))
 		}
 	} else {
 		kv("local", st.Dim.Render("nothing on this host"))
@@ -320,7 +322,7 @@ func (m *Model) render() {
 		add(st.Dim.Render("listing restore points…"))
 	case m.err != nil:
 		section("S3")
-		add(m.c.Styles.Box.Error.Render(fleet.Printable(m.err.Error())))
+		add(m.c.Styles.Box.Error.Render(untrusted.Printable(m.err.Error())))
 	case m.report != nil:
 		out = append(out, m.reportLines(now, w)...)
 	}
@@ -340,7 +342,7 @@ func (m *Model) verificationText(v Verification, now time.Time) string {
 	case v.Cancelled:
 		return st.Dim.Render("cancelled, no verdict" + when)
 	case v.Err != nil:
-		return st.Error.Render("could not verify: "+fleet.Printable(v.Err.Error())) + st.Dim.Render(when)
+		return st.Error.Render("could not verify: "+untrusted.Printable(v.Err.Error())) + st.Dim.Render(when)
 	case v.Report == nil:
 		return ""
 	}
@@ -353,9 +355,9 @@ func (m *Model) verificationText(v Verification, now time.Time) string {
 	case r.Verdict != verify.Verified:
 		style = st.Warn
 	}
-	text := style.Render(fleet.Printable(head)) + st.Dim.Render(when)
+	text := style.Render(untrusted.Printable(head)) + st.Dim.Render(when)
 	if r.Verdict == verify.Verified && r.Reason != "" {
-		text += " · " + fleet.Printable(r.Reason)
+		text += " · " + untrusted.Printable(r.Reason)
 	}
 	return text
 }
@@ -402,7 +404,7 @@ func remoteTXID(r fleet.Row, now time.Time) string {
 	s := fmt.Sprintf("%s · last upload %s (%s)", common.TXID(rm.LatestTXID), common.Stamp(rm.LatestAt), common.Ago(now, rm.LatestAt))
 	if rm.Source == s3browse.SourceHostRecord {
 		// Not listed: what the host's record said, as of its age.
-		s += fmt.Sprintf(" · from %s's record, as of %s ago", fleet.Printable(r.Host), common.Duration(r.RecordAge))
+		s += fmt.Sprintf(" · from %s's record, as of %s ago", untrusted.Printable(r.Host), common.Duration(r.RecordAge))
 	}
 	return s
 }
@@ -447,9 +449,9 @@ func (m *Model) reportLines(now time.Time, w int) []string {
 	}
 	section("Restore points in S3 · listed at " + common.Stamp(m.listedAt))
 	if m.relistErr != nil {
-		add(c.Styles.Box.Error.Render("listing again failed: " + fleet.Printable(m.relistErr.Error())))
+		add(c.Styles.Box.Error.Render("listing again failed: " + untrusted.Printable(m.relistErr.Error())))
 	}
-	kv("replica", fleet.Printable(t.URL))
+	kv("replica", untrusted.Printable(t.URL))
 	kv("format", fmt.Sprintf("%s · %d objects · %s", t.Format, t.Objects, common.Bytes(t.Bytes)))
 	switch {
 	case t.LatestTXID > 0:
@@ -466,7 +468,7 @@ func (m *Model) reportLines(now time.Time, w int) []string {
 		// The host line above has that host's heartbeat age, from the
 		// table's refresh: a second age, read at another time, would
 		// contradict it.
-		lease = fmt.Sprintf("held by host %s (heartbeat above), claim generation %d", fleet.Printable(l.Host), l.Generation)
+		lease = fmt.Sprintf("held by host %s (heartbeat above), claim generation %d", untrusted.Printable(l.Host), l.Generation)
 	}
 	kv("lease", lease)
 	if t.UnknownObjects > 0 {
@@ -491,10 +493,10 @@ func (m *Model) reportLines(now time.Time, w int) []string {
 		section("Generations (Litestream v0.3), oldest first")
 		for _, g := range t.Generations {
 			add(fmt.Sprintf("  %s  %s → %s · %d snapshot(s) · %d WAL segment(s) · %s",
-				fleet.Printable(g.ID), common.Stamp(g.FirstAt), common.Stamp(g.LastAt), len(g.Snapshots), len(g.WALSegments), common.Bytes(g.Bytes)))
+				untrusted.Printable(g.ID), common.Stamp(g.FirstAt), common.Stamp(g.LastAt), len(g.Snapshots), len(g.WALSegments), common.Bytes(g.Bytes)))
 		}
 		for _, g := range t.Generations {
-			section("generation " + fleet.Printable(g.ID) + ", oldest first")
+			section("generation " + untrusted.Printable(g.ID) + ", oldest first")
 			add(st.Label.Render("  KIND      INDEX      OFFSET    SIZE  UPLOADED"))
 			for _, s := range g.Snapshots {
 				add(fmt.Sprintf("  snapshot  %08x          - %6s  %s", s.Index, common.Bytes(s.Size), common.Stamp(s.ModifiedAt)))
@@ -524,7 +526,7 @@ func fileLines(c *common.Common, files []s3browse.LTXFile, now time.Time, w int)
 	const fixed = 2 + 2 + 2 + 6 + 2 + 20 + 2 + 8 // indent, gaps, size, time, age
 	txid := func(n uint64) string { return fmt.Sprintf("%*d", dw, n) }
 	if fixed+2*(dw+19) <= w {
-		txid = func(n uint64) string { return fmt.Sprintf("%*d (%s)", dw, n, s3browse.TXIDHex(n)) }
+		txid = func(n uint64) string { return fmt.Sprintf("%*d (%s)", dw, n, layout.TXIDHex(n)) }
 	}
 	cw := max(len(txid(1)), len("MAX TXID"))
 	out := []string{common.Cut(st.Label.Render(fmt.Sprintf("  %-*s  %-*s  %6s  %s", cw, "MIN TXID", cw, "MAX TXID", "SIZE", "UPLOADED")), w)}
@@ -538,7 +540,7 @@ func levelName(level int) string {
 	switch level {
 	case 0:
 		return "0 (one file per sync)"
-	case s3browse.SnapshotLevel:
+	case layout.SnapshotLevel:
 		return fmt.Sprintf("%d (snapshots)", level)
 	}
 	return fmt.Sprintf("%d (compaction)", level)

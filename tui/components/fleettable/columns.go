@@ -8,6 +8,7 @@ import (
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/s3browse"
 	"github.com/litefleet/litefleet/tui/common"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // The column groups: the tenant, its local side, the replication between
@@ -72,7 +73,7 @@ func hostCell(r *fleet.Row, _ time.Time) string {
 	if r.Host == "" {
 		return ""
 	}
-	return fleet.Printable(r.Host)
+	return untrusted.Printable(r.Host)
 }
 
 func hostWant(rows []fleet.Row) int {
@@ -105,7 +106,7 @@ func fileCell(r *fleet.Row, _ time.Time) string {
 	if r.Local == nil {
 		return ""
 	}
-	return fleet.Printable(filepath.Base(r.Local.Path))
+	return untrusted.Printable(filepath.Base(r.Local.Path))
 }
 
 func fileWant(rows []fleet.Row) int {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/tui/common"
 	"github.com/litefleet/litefleet/tui/keymap"
 	"github.com/litefleet/litefleet/tui/styles"
@@ -27,7 +28,7 @@ func has(l layout, title string) bool {
 // apart: every other column but the status goes before it is narrowed.
 func TestLayoutFitsAndKeepsGUIDsWhole(t *testing.T) {
 	guid := "12345678-1234-5678-9abc-123456789012"
-	rows := []fleet.Row{{Tenant: guid, Local: &fleet.Local{Entry: fleet.Entry{Path: "/data/" + guid + ".db"}}}}
+	rows := []fleet.Row{{Tenant: guid, Local: &tenants.Local{Entry: tenants.Entry{Path: "/data/" + guid + ".db"}}}}
 	for _, w := range []int{60, 80, 100, 120, 140, 200} {
 		l := computeLayout(w, rows, fleet.SortName)
 		if l.total > w {
@@ -85,8 +86,8 @@ func plainCell(row string, w int) string {
 // replica's bytes when nothing is local.
 func TestSizeColumnIsTheSortKey(t *testing.T) {
 	rows := []fleet.Row{
-		{Tenant: "a", Local: &fleet.Local{Size: 1 << 20, WALSize: 8 << 20}},
-		{Tenant: "b", Local: &fleet.Local{Size: 2 << 20}},
+		{Tenant: "a", Local: &tenants.Local{Size: 1 << 20, WALSize: 8 << 20}},
+		{Tenant: "b", Local: &tenants.Local{Size: 2 << 20}},
 		{Tenant: "c", Remote: &s3browse.TenantSummary{Totals: s3browse.Totals{Bytes: 3 << 20}}},
 	}
 	fleet.Sort(rows, fleet.SortSize)
@@ -144,15 +145,15 @@ func TestHostRecordSizesAreUnknown(t *testing.T) {
 func TestLagCellIsTheRowsArithmetic(t *testing.T) {
 	rem := &s3browse.TenantSummary{}
 	rem.Format, rem.LatestTXID = s3browse.FormatLTX, 10
-	l := &fleet.Local{TXID: 16}
+	l := &tenants.Local{TXID: 16}
 	for _, tc := range []struct {
 		row  fleet.Row
 		want string
 	}{
 		{fleet.Row{Local: l, Remote: rem, LagTXIDs: 6, Lag: 3 * time.Second}, "+6 3s"},
 		{fleet.Row{Remote: rem, Host: "web-1", HostLocalTXID: 16, LagTXIDs: 6}, "+6"},
-		{fleet.Row{Local: &fleet.Local{}, Remote: rem, LagUnknown: "no local Litestream state"}, "?"},
-		{fleet.Row{Local: &fleet.Local{TXID: 4}, Remote: rem}, "-6"},
+		{fleet.Row{Local: &tenants.Local{}, Remote: rem, LagUnknown: "no local Litestream state"}, "?"},
+		{fleet.Row{Local: &tenants.Local{TXID: 4}, Remote: rem}, "-6"},
 		{fleet.Row{Remote: rem}, ""},
 	} {
 		if got := lagCell(&tc.row, time.Now()); got != tc.want {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/tui/common"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // headerLines are the lines above the rows: the info or filter line, the
@@ -92,10 +93,10 @@ func NewIndex(rows []fleet.Row) *Index {
 		// host. The whole path would match every tenant on "/d" or "a".
 		s := strings.ToLower(r.Display())
 		if r.Local != nil {
-			s += "\x00" + strings.ToLower(fleet.Printable(filepath.Base(r.Local.Path)))
+			s += "\x00" + strings.ToLower(untrusted.Printable(filepath.Base(r.Local.Path)))
 		}
 		if r.Host != "" {
-			s += "\x00" + strings.ToLower(fleet.Printable(r.Host))
+			s += "\x00" + strings.ToLower(untrusted.Printable(r.Host))
 		}
 		x.search[i] = s
 	}
@@ -477,9 +478,9 @@ func (m *Model) View() string {
 		msg := "no tenants: nothing local in the -dir folders, nothing under the bucket's prefix"
 		switch {
 		case m.filter != "":
-			msg = fmt.Sprintf("no tenant matches /%s (esc clears the filter)", fleet.Printable(m.filter))
+			msg = fmt.Sprintf("no tenant matches /%s (esc clears the filter)", untrusted.Printable(m.filter))
 		case m.host != "":
-			msg = fmt.Sprintf("no tenant of host %s (esc or :host shows every host)", fleet.Printable(m.host))
+			msg = fmt.Sprintf("no tenant of host %s (esc or :host shows every host)", untrusted.Printable(m.host))
 		}
 		b.WriteByte('\n')
 		b.WriteString(m.c.Styles.Table.NoRows.Render(common.Fit("  "+msg, m.width, false)))
@@ -519,16 +520,16 @@ func (m *Model) infoLine() string {
 	case m.filtering:
 		left = m.input.View()
 	case m.filter != "":
-		left = st.Table.FilterPrompt.Render("/") + st.Table.FilterText.Render(fleet.Printable(m.filter)) +
+		left = st.Table.FilterPrompt.Render("/") + st.Table.FilterText.Render(untrusted.Printable(m.filter)) +
 			st.Table.Dim.Render(fmt.Sprintf("  %d of %d tenants", len(m.visible), len(m.rows)))
 	case m.host != "":
-		left = st.Table.FilterPrompt.Render(":host ") + st.Table.FilterText.Render(fleet.Printable(m.host)) +
+		left = st.Table.FilterPrompt.Render(":host ") + st.Table.FilterText.Render(untrusted.Printable(m.host)) +
 			st.Table.Dim.Render(fmt.Sprintf("  %d of %d tenants", len(m.visible), len(m.rows)))
 	default:
 		left = st.Header.Title.Render("Tenants") + st.Table.Dim.Render(fmt.Sprintf(" %d", len(m.rows)))
 	}
 	if m.host != "" && m.filter != "" && !m.filtering {
-		left += st.Table.Dim.Render(" · host " + fleet.Printable(m.host))
+		left += st.Table.Dim.Render(" · host " + untrusted.Printable(m.host))
 	}
 	right = st.Table.Dim.Render(right)
 	gap := m.width - lipgloss.Width(left) - lipgloss.Width(right)

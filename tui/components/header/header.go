@@ -10,7 +10,9 @@ import (
 	"charm.land/lipgloss/v2"
 
 	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/hostview"
 	"github.com/litefleet/litefleet/tui/common"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // Height is the header's height in lines without replicating hosts; with
@@ -57,11 +59,11 @@ func (m *Model) View() string {
 // this prefix, and silent or unreadable ones, which need a look. A live
 // host with no tenant (the UI's own after its last x, a replicator of
 // another prefix) says nothing about this fleet.
-func (m *Model) hosts() []fleet.HostSummary {
+func (m *Model) hosts() []hostview.HostSummary {
 	if m.view == nil {
 		return nil
 	}
-	var out []fleet.HostSummary
+	var out []hostview.HostSummary
 	for _, h := range m.view.Hosts {
 		if h.Tenants > 0 || h.Silent || h.Error != "" {
 			out = append(out, h)
@@ -81,7 +83,7 @@ func (m *Model) hostsLine() string {
 	}
 	parts := []string{st.Header.Count.Render(fmt.Sprintf("%d %s", len(hosts), hostsWord))}
 	for _, h := range hosts {
-		text := fmt.Sprintf("%s %d", fleet.Printable(h.Name), h.Tenants)
+		text := fmt.Sprintf("%s %d", untrusted.Printable(h.Name), h.Tenants)
 		switch {
 		case h.Silent:
 			parts = append(parts, st.StatusStyle(fleet.StatusHostSilent).Render(text+" silent "+common.Duration(h.Age)))
@@ -109,18 +111,18 @@ func (m *Model) contextLine() string {
 	url := st.Dim.Render("S3 not configured (local only)")
 	urlText := ""
 	if ctx.Bucket != "" {
-		urlText = "s3://" + fleet.Printable(ctx.Bucket) + "/" + fleet.Printable(strings.Trim(ctx.Prefix, "/"))
+		urlText = "s3://" + untrusted.Printable(ctx.Bucket) + "/" + untrusted.Printable(strings.Trim(ctx.Prefix, "/"))
 		url = st.Value.Render(urlText)
 	}
 	var endpoint, where string
 	if ctx.Endpoint != "" {
-		endpoint = st.Label.Render("at ") + st.Value.Render(fleet.Printable(ctx.Endpoint))
+		endpoint = st.Label.Render("at ") + st.Value.Render(untrusted.Printable(ctx.Endpoint))
 	}
 	switch {
 	case ctx.Profile != "":
-		where = st.Label.Render("profile ") + st.Value.Render(fleet.Printable(ctx.Profile))
+		where = st.Label.Render("profile ") + st.Value.Render(untrusted.Printable(ctx.Profile))
 	case ctx.Region != "":
-		where = st.Label.Render("region ") + st.Value.Render(fleet.Printable(ctx.Region))
+		where = st.Label.Render("region ") + st.Value.Render(untrusted.Printable(ctx.Region))
 	}
 	var badge string
 	if m.c.ReadOnly {
@@ -210,7 +212,7 @@ func (m *Model) countsLine() string {
 		}
 	}
 	if warn != "" {
-		line += "  " + st.Header.Stale.Render("⚠ "+fleet.Printable(warn))
+		line += "  " + st.Header.Stale.Render("⚠ "+untrusted.Printable(warn))
 	}
 	return common.Cut(line, m.width) + strings.Repeat(" ", max(m.width-lipgloss.Width(common.Cut(line, m.width)), 0))
 }

@@ -12,7 +12,7 @@ import (
 // of replication logs must not grow memory while the UI is busy.
 const maxPending = 2000
 
-// Sink is an io.Writer for slog handlers (fleet.NewLineHandler) whose lines
+// Sink is an io.Writer for slog handlers (logline.NewLineHandler) whose lines
 // go to the log pane instead of the terminal, where they would tear the
 // screen. Writes come from any goroutine; the UI reads with Wait.
 type Sink struct {

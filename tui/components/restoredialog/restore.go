@@ -20,9 +20,13 @@ import (
 	"charm.land/lipgloss/v2"
 
 	"github.com/litefleet/litefleet/fleet"
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/restore"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
+	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/tui/common"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // TaskID names the restore in the footer.
@@ -206,7 +210,7 @@ func (m *Model) buildChoices() {
 			m.choices[0].label = "latest: uploaded " + common.Stamp(t.LatestAt)
 		}
 		for _, lv := range t.Levels {
-			if lv.Level != s3browse.SnapshotLevel {
+			if lv.Level != layout.SnapshotLevel {
 				continue
 			}
 			for _, f := range lv.Files {
@@ -219,7 +223,7 @@ func (m *Model) buildChoices() {
 		for _, g := range t.Generations {
 			for _, s := range g.Snapshots {
 				m.choices = append(m.choices, choice{
-					label: fmt.Sprintf("v0.3 snapshot: generation %s index %08x, %s, %s", fleet.Printable(g.ID), s.Index, common.Bytes(s.Size), common.Stamp(s.ModifiedAt)),
+					label: fmt.Sprintf("v0.3 snapshot: generation %s index %08x, %s, %s", untrusted.Printable(g.ID), s.Index, common.Bytes(s.Size), common.Stamp(s.ModifiedAt)),
 					kind:  "point", at: s.ModifiedAt, source: restore.SourceGenerations,
 				})
 			}
@@ -238,7 +242,7 @@ func (m *Model) buildChoices() {
 // with nothing local, as NAME.restored-TIME.db. It never names the live
 // file itself.
 func DefaultOutput(row fleet.Row, now time.Time) string {
-	name := row.Tenant + fleet.RestoredMarker + now.UTC().Format("20060102T150405Z") + ".db"
+	name := row.Tenant + tenants.RestoredMarker + now.UTC().Format("20060102T150405Z") + ".db"
 	if row.Local != nil {
 		return filepath.Join(filepath.Dir(row.Local.Path), name)
 	}
@@ -464,7 +468,7 @@ func (m *Model) commandLine() string {
 	w := append([]string{"litefleet", "restore"}, ctx.Flags(false)...)
 	w = append(w, "-o", m.opt.Output)
 	if m.opt.TXID != 0 {
-		w = append(w, "-txid", s3browse.TXIDHex(m.opt.TXID))
+		w = append(w, "-txid", layout.TXIDHex(m.opt.TXID))
 	}
 	if !m.opt.Timestamp.IsZero() {
 		// Every digit: the command must restore the same point.
@@ -540,7 +544,7 @@ func (m *Model) Handle(msg tea.Msg) (bool, tea.Cmd) {
 			m.c.Error(msg.Err)
 		} else {
 			r := msg.Result
-			m.c.Info("restored %s to %s: %s, integrity %s", m.row.Display(), fleet.Printable(r.Output), Position(r.Position), r.Integrity)
+			m.c.Info("restored %s to %s: %s, integrity %s", m.row.Display(), untrusted.Printable(r.Output), Position(r.Position), r.Integrity)
 		}
 		return true, nil
 	}
@@ -572,10 +576,10 @@ func (m *Model) View(width int) string {
 	}
 	line(st.Title.Render("Restore ") + m.c.Styles.StatusStyle(m.row.Status).Render(common.Middle(m.row.Display(), inner-8)))
 	if ctx := m.c.Backend.Context(); ctx.Bucket != "" {
-		kv("from", s3browse.Conn{Bucket: ctx.Bucket, Prefix: ctx.Prefix}.URL(fleet.Printable(m.row.Tenant)))
+		kv("from", s3conn.Conn{Bucket: ctx.Bucket, Prefix: ctx.Prefix}.URL(untrusted.Printable(m.row.Tenant)))
 	}
 	if m.listErr != nil {
-		para(st.Error, "✗ listing the restore points failed: "+fleet.Printable(m.listErr.Error()))
+		para(st.Error, "✗ listing the restore points failed: "+untrusted.Printable(m.listErr.Error()))
 	}
 	line("")
 
@@ -622,7 +626,7 @@ func (m *Model) View(width int) string {
 		line("")
 		switch {
 		case m.plan.Refusal != "":
-			para(st.Error, "✗ refused: "+fleet.Printable(m.plan.Refusal))
+			para(st.Error, "✗ refused: "+untrusted.Printable(m.plan.Refusal))
 			line("")
 			line(st.Dim.Render("esc back: choose another output file"))
 		case m.step == stepConfirm:
@@ -633,7 +637,7 @@ func (m *Model) View(width int) string {
 			line(st.Dim.Render("enter restore · esc back"))
 		default:
 			para(st.Warn, fmt.Sprintf("%s exists. Type %q to replace it: the old file and its -wal/-shm are kept as %s.bak-TIME.",
-				fleet.Printable(m.plan.Output), OverwriteWord, fleet.Printable(filepath.Base(m.plan.Output))))
+				untrusted.Printable(m.plan.Output), OverwriteWord, untrusted.Printable(filepath.Base(m.plan.Output))))
 			line(m.input.View())
 			m.errLine(para)
 			line("")
@@ -641,7 +645,7 @@ func (m *Model) View(width int) string {
 		}
 	case stepRunning:
 		kv("point", m.point)
-		kv("output", fleet.Printable(m.opt.Output))
+		kv("output", untrusted.Printable(m.opt.Output))
 		line("")
 		bar := m.bar
 		bar.SetWidth(min(inner, 60))
@@ -656,11 +660,11 @@ func (m *Model) View(width int) string {
 	case stepResult:
 		if m.err != nil {
 			line(st.Error.Render("✗ restore failed"))
-			para(st.Value, fleet.Printable(m.err.Error()))
+			para(st.Value, untrusted.Printable(m.err.Error()))
 		} else {
 			r := m.result
 			line(st.OK.Render("✓ restored"))
-			kv("output", fleet.Printable(r.Output))
+			kv("output", untrusted.Printable(r.Output))
 			kv("reached", Position(r.Position))
 			kv("integrity", r.Integrity)
 			if r.Checksum != "" {
@@ -668,10 +672,10 @@ func (m *Model) View(width int) string {
 			}
 			kv("size", fmt.Sprintf("%s, %s downloaded in %s", common.Bytes(r.Size), common.Bytes(r.Downloaded), (time.Duration(r.DurationMS)*time.Millisecond).String()))
 			if r.Backup != "" {
-				kv("old file", fleet.Printable(r.Backup))
+				kv("old file", untrusted.Printable(r.Backup))
 			}
 			if r.Note != "" {
-				kv("note", fleet.Printable(r.Note))
+				kv("note", untrusted.Printable(r.Note))
 			}
 		}
 		line("")
@@ -682,14 +686,14 @@ func (m *Model) View(width int) string {
 
 func (m *Model) errLine(para func(lipgloss.Style, string)) {
 	if m.inErr != "" {
-		para(m.c.Styles.Box.Error, fleet.Printable(m.inErr))
+		para(m.c.Styles.Box.Error, untrusted.Printable(m.inErr))
 	}
 }
 
 func (m *Model) planLines(kv func(string, string), line func(string)) {
 	p := m.plan
 	kv("point", m.point)
-	kv("output", fleet.Printable(p.Output))
+	kv("output", untrusted.Printable(p.Output))
 	kv("reaches", Position(p.Position))
 	kv("reads", fmt.Sprintf("%d file(s), %s, from the %s layout", len(p.Files), common.Bytes(p.Bytes), p.Source))
 	switch t := m.report; {
@@ -700,7 +704,7 @@ func (m *Model) planLines(kv func(string, string), line func(string)) {
 		kv("latest", Position(p.Latest))
 	}
 	for _, n := range p.Notes {
-		kv("note", fleet.Printable(n))
+		kv("note", untrusted.Printable(n))
 	}
 	if m.force {
 		kv("replaces", "the existing file, after a second confirmation")
@@ -716,7 +720,7 @@ func Position(p restore.Position) string {
 	var s string
 	switch {
 	case p.Generation != "":
-		s = fmt.Sprintf("generation %s, WAL %08x/%08x", fleet.Printable(p.Generation), p.Index, p.Offset)
+		s = fmt.Sprintf("generation %s, WAL %08x/%08x", untrusted.Printable(p.Generation), p.Index, p.Offset)
 	case p.TXID != 0:
 		s = "TXID " + common.TXID(p.TXID)
 	default:
@@ -732,7 +736,7 @@ func Position(p restore.Position) string {
 // else decimal.
 func ParseTXID(s string) (uint64, error) {
 	s = strings.TrimSpace(s)
-	v, err := s3browse.ParseTXID(s)
+	v, err := layout.ParseTXID(s)
 	if err != nil {
 		return 0, fmt.Errorf("%q is not a TXID: give 16 hex digits (0000000000000042) or a decimal number", s)
 	}

@@ -11,8 +11,8 @@ import (
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 
-	"github.com/litefleet/litefleet/fleet"
 	"github.com/litefleet/litefleet/tui/common"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // TaskID names the check in the footer.
@@ -138,14 +138,14 @@ func (m *Model) build(inner int) {
 			if f.Kind == "fallback" {
 				style = st.Warn
 			}
-			head := common.Fit(f.Side, 6, false) + common.Middle(fleet.Printable(f.Tenant), inner-6)
+			head := common.Fit(f.Side, 6, false) + common.Middle(untrusted.Printable(f.Tenant), inner-6)
 			m.lines = append(m.lines, style.Render(common.Cut(head, inner)))
 			if f.Path != "" {
-				m.lines = append(m.lines, st.Dim.Render("      "+common.Middle(fleet.Printable(f.Path), inner-6)))
+				m.lines = append(m.lines, st.Dim.Render("      "+common.Middle(untrusted.Printable(f.Path), inner-6)))
 			}
 			if f.Note != "" {
 				// Wrapped: the note says what to do, read whole.
-				note := st.Value.Width(max(inner-6, 10)).Render(fleet.Printable(f.Note))
+				note := st.Value.Width(max(inner-6, 10)).Render(untrusted.Printable(f.Note))
 				for _, l := range strings.Split(note, "\n") {
 					m.lines = append(m.lines, "      "+l)
 				}

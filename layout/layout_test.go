@@ -1,11 +1,11 @@
-package hosts_test
+package layout_test
 
 import (
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/litefleet/litefleet/hosts"
+	"github.com/litefleet/litefleet/layout"
 )
 
 // iamMatch is IAM's resource wildcard match: '?' is one character, '*'
@@ -43,15 +43,15 @@ func TestArchiveBuildParse(t *testing.T) {
 	at := time.Date(2026, 12, 7, 11, 30, 59, 0, time.FixedZone("x", 3600))
 	for _, tp := range layoutTenants {
 		for _, c := range []struct {
-			kind   hosts.ArchiveKind
+			kind   layout.ArchiveKind
 			prefix string
 		}{
-			{hosts.ArchiveTakeover, hosts.ArchivePrefix(tp, at)},
-			{hosts.ArchiveStray, hosts.StrayArchivePrefix(tp, at)},
-			{hosts.ArchiveStrayGap, hosts.StrayGapArchivePrefix(tp, at)},
+			{layout.ArchiveTakeover, layout.ArchivePrefix(tp, at)},
+			{layout.ArchiveStray, layout.StrayArchivePrefix(tp, at)},
+			{layout.ArchiveStrayGap, layout.StrayGapArchivePrefix(tp, at)},
 		} {
 			key := c.prefix + "/0000/0000000000000001-0000000000000002.ltx"
-			a, ok := hosts.ParseArchive(key)
+			a, ok := layout.ParseArchive(key)
 			if !ok {
 				t.Fatalf("%s: not parsed", key)
 			}
@@ -68,15 +68,15 @@ func TestArchiveBuildParse(t *testing.T) {
 func TestParseArchiveRefuses(t *testing.T) {
 	for _, key := range []string{
 		"databases/a/0000/x.ltx",
-		hosts.ArchiveRoot + "databases/a/0000/x.ltx",
-		hosts.ArchiveRoot + "databases/a.at-2026-01-01/x",
-		hosts.ArchiveRoot + "databases/a.at-20261301-000000/x", // month 13
-		hosts.ArchiveRoot + "databases/.at-20260101-000000/x",  // no tenant
-		hosts.ArchiveRoot + "databases/a.gone-20260101-000000/x",
-		hosts.ArchiveRoot + "databases/a.at-20260101-000000-2/x", // gap marks strays only
-		hosts.HeartbeatKey("h1"),
+		layout.ArchiveRoot + "databases/a/0000/x.ltx",
+		layout.ArchiveRoot + "databases/a.at-2026-01-01/x",
+		layout.ArchiveRoot + "databases/a.at-20261301-000000/x", // month 13
+		layout.ArchiveRoot + "databases/.at-20260101-000000/x",  // no tenant
+		layout.ArchiveRoot + "databases/a.gone-20260101-000000/x",
+		layout.ArchiveRoot + "databases/a.at-20260101-000000-2/x", // gap marks strays only
+		layout.HeartbeatKey("h1"),
 	} {
-		if a, ok := hosts.ParseArchive(key); ok {
+		if a, ok := layout.ParseArchive(key); ok {
 			t.Errorf("%s parsed as %+v", key, a)
 		}
 	}
@@ -89,13 +89,13 @@ func TestArchivePatterns(t *testing.T) {
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	keys := func(tp string) []string {
 		return []string{
-			hosts.ArchivePrefix(tp, at) + "/0000/x.ltx",
-			hosts.StrayArchivePrefix(tp, at) + "/0001/y.ltx",
-			hosts.StrayGapArchivePrefix(tp, at) + "/0000/z.ltx",
+			layout.ArchivePrefix(tp, at) + "/0000/x.ltx",
+			layout.StrayArchivePrefix(tp, at) + "/0001/y.ltx",
+			layout.StrayGapArchivePrefix(tp, at) + "/0000/z.ltx",
 		}
 	}
 	covered := func(tp, key string) bool {
-		for _, p := range hosts.ArchivePatterns(tp) {
+		for _, p := range layout.ArchivePatterns(tp) {
 			if iamMatch(p, key) {
 				return true
 			}
@@ -105,21 +105,21 @@ func TestArchivePatterns(t *testing.T) {
 	for _, tp := range layoutTenants {
 		for _, k := range keys(tp) {
 			if !covered(tp, k) {
-				t.Errorf("%s's patterns %q miss its archive key %s", tp, hosts.ArchivePatterns(tp), k)
+				t.Errorf("%s's patterns %q miss its archive key %s", tp, layout.ArchivePatterns(tp), k)
 			}
 		}
 		for _, other := range layoutTenants {
 			if other == tp {
 				continue
 			}
-			for _, k := range append(keys(other), other+"/0000/x.ltx", hosts.ClaimKey(other)) {
+			for _, k := range append(keys(other), other+"/0000/x.ltx", layout.ClaimKey(other)) {
 				if covered(tp, k) {
 					t.Errorf("%s's patterns reach %s", tp, k)
 				}
 			}
 		}
-		if p := hosts.ArchivePatterns(tp)[0]; !strings.HasPrefix(p, hosts.ArchiveRoot) {
-			t.Errorf("pattern %s outside %s", p, hosts.ArchiveRoot)
+		if p := layout.ArchivePatterns(tp)[0]; !strings.HasPrefix(p, layout.ArchiveRoot) {
+			t.Errorf("pattern %s outside %s", p, layout.ArchiveRoot)
 		}
 	}
 }
@@ -131,7 +131,7 @@ func TestTenantPath(t *testing.T) {
 		{"", "a", "a"},
 		{"x/y", "a", "x/y/a"},
 	} {
-		if got := hosts.TenantPath(c[0], c[1]); got != c[2] {
+		if got := layout.TenantPath(c[0], c[1]); got != c[2] {
 			t.Errorf("TenantPath(%q, %q) = %q, want %q", c[0], c[1], got, c[2])
 		}
 	}
@@ -142,12 +142,12 @@ func TestTenantPath(t *testing.T) {
 func FuzzParseArchive(f *testing.F) {
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	for _, tp := range layoutTenants {
-		f.Add(hosts.ArchivePrefix(tp, at) + "/0000/x.ltx")
-		f.Add(hosts.StrayGapArchivePrefix(tp, at) + "/0000/x.ltx")
+		f.Add(layout.ArchivePrefix(tp, at) + "/0000/x.ltx")
+		f.Add(layout.StrayGapArchivePrefix(tp, at) + "/0000/x.ltx")
 	}
-	f.Add(hosts.ArchiveRoot + "a.stray--2/x")
+	f.Add(layout.ArchiveRoot + "a.stray--2/x")
 	f.Fuzz(func(t *testing.T, key string) {
-		a, ok := hosts.ParseArchive(key)
+		a, ok := layout.ParseArchive(key)
 		if !ok {
 			return
 		}

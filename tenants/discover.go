@@ -1,4 +1,4 @@
-package fleet
+package tenants
 
 import (
 	"context"
@@ -16,6 +16,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/litefleet/litefleet/dbfile"
+	"github.com/litefleet/litefleet/layout"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // DiscoverOptions says where Discover looks for tenant databases.
@@ -148,9 +150,9 @@ func Discover(ctx context.Context, opt DiscoverOptions) ([]Local, error) {
 	for i := range out {
 		out[i].Entry = entries[i]
 	}
-	// PrefixKey first keeps names that collide only by case next to each other.
+	// layout.PrefixKey first keeps names that collide only by case next to each other.
 	slices.SortFunc(out, func(a, b Local) int {
-		if c := strings.Compare(PrefixKey(a.Name), PrefixKey(b.Name)); c != 0 {
+		if c := strings.Compare(layout.PrefixKey(a.Name), layout.PrefixKey(b.Name)); c != 0 {
 			return c
 		}
 		if c := strings.Compare(a.Name, b.Name); c != 0 {
@@ -217,18 +219,18 @@ func resolveNames(in map[string]string) map[string]string {
 func (s *scanner) addRoot(d string) error {
 	abs, err := filepath.Abs(d)
 	if err != nil {
-		return fmt.Errorf("folder %s: %w", Printable(d), err)
+		return fmt.Errorf("folder %s: %w", untrusted.Printable(d), err)
 	}
 	fi, err := os.Stat(abs)
 	if errors.Is(err, fs.ErrNotExist) {
 		// No flag named: validate takes paths, ls takes -dir and -config.
-		return fmt.Errorf("no such file or folder: %s: %w", Printable(abs), fs.ErrNotExist)
+		return fmt.Errorf("no such file or folder: %s: %w", untrusted.Printable(abs), fs.ErrNotExist)
 	} else if err != nil {
-		return fmt.Errorf("folder %s: %w", Printable(abs), err)
+		return fmt.Errorf("folder %s: %w", untrusted.Printable(abs), err)
 	}
 	real, err := filepath.EvalSymlinks(abs)
 	if err != nil {
-		return fmt.Errorf("folder %s: %w", Printable(abs), err)
+		return fmt.Errorf("folder %s: %w", untrusted.Printable(abs), err)
 	}
 	switch {
 	case fi.IsDir():
@@ -237,7 +239,7 @@ func (s *scanner) addRoot(d string) error {
 		s.add(candidate{path: abs, real: real})
 		return nil
 	default:
-		return fmt.Errorf("%s is neither a folder nor a file (%s)", Printable(abs), fi.Mode().Type())
+		return fmt.Errorf("%s is neither a folder nor a file (%s)", untrusted.Printable(abs), fi.Mode().Type())
 	}
 }
 
@@ -250,7 +252,7 @@ func (s *scanner) scanDir(dir, realDir string, root bool) error {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		if root {
-			return fmt.Errorf("cannot list folder %s: %w", Printable(dir), err)
+			return fmt.Errorf("cannot list folder %s: %w", untrusted.Printable(dir), err)
 		}
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil // removed since its parent was listed
@@ -264,7 +266,7 @@ func (s *scanner) scanDir(dir, realDir string, root bool) error {
 	idx := &dirIndex{names: map[string]struct{}{}}
 	for _, e := range ents {
 		name := e.Name()
-		if strings.HasSuffix(name, "-wal") || (strings.HasPrefix(name, ".") && strings.HasSuffix(name, metaDirSuffix)) {
+		if strings.HasSuffix(name, "-wal") || (strings.HasPrefix(name, ".") && strings.HasSuffix(name, layout.StateDirSuffix)) {
 			idx.names[name] = struct{}{}
 		}
 	}
@@ -498,7 +500,7 @@ func JournalMode(path string) (string, error) {
 	_, journal, err := statMain(path, true)
 	if err != nil {
 		if errors.Is(err, errNotSQLite) {
-			return "", fmt.Errorf("%s: %w", Printable(path), err)
+			return "", fmt.Errorf("%s: %w", untrusted.Printable(path), err)
 		}
 		return "", err
 	}

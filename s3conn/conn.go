@@ -1,7 +1,8 @@
-// Package s3browse is litefleet's read-only view of a bucket: the S3
-// connection settings, the tenant prefixes under databases/, and the
-// restore points of one tenant. It knows S3, not the terminal UI.
-package s3browse
+// Package s3conn is litefleet's connection to a bucket: the settings
+// (Conn), the clients (one per credential, timeouts, a CA bundle), the
+// requests counted, and the one explanation of every S3 failure (Explain).
+// Every reader and writer of S3 goes through it.
+package s3conn
 
 import (
 	"context"
@@ -25,7 +26,8 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/logging"
 
-	"github.com/litefleet/litefleet/hosts"
+	"github.com/litefleet/litefleet/layout"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // DefaultPrefix is the folder in the bucket that holds one prefix per tenant.
@@ -69,7 +71,7 @@ func (c Conn) prefix() string {
 
 // TenantPath is the key prefix (without trailing slash) of a tenant's replica.
 func (c Conn) TenantPath(tenant string) string {
-	return hosts.TenantPath(c.prefix(), tenant)
+	return layout.TenantPath(c.prefix(), tenant)
 }
 
 // TenantsPrefix is the key prefix under which tenant prefixes are listed.
@@ -387,6 +389,12 @@ type explained struct {
 func (e *explained) Error() string { return e.msg }
 func (e *explained) Unwrap() error { return e.err }
 
+// Explained is an error worded by its caller (a reader of S3 that found the
+// answer wrong), of the given kind, that Explain passes on as it is.
+func Explained(kind Failure, err error, msg string) error {
+	return &explained{kind: kind, err: err, msg: msg}
+}
+
 // Explain turns an S3 error into a one-line message naming what to check.
 // The original error stays wrapped for errors.Is/As, and an error already
 // explained (wrapped in more context or not) is returned as it is.
@@ -410,27 +418,27 @@ func ExplainKey(err error, c Conn, key string) error {
 		// The signature was good: the credential's policy said no.
 		return &AccessDeniedError{URL: c.deniedURL(key), KeyID: c.keyID(), Err: err}
 	case FailureNoBucket:
-		msg = fmt.Sprintf("bucket %q does not exist%s: create it or check -bucket: %v", c.Bucket, at(c), errShort(err))
+		msg = fmt.Sprintf("bucket %q does not exist%s: create it or check -bucket: %v", c.Bucket, At(c), errShort(err))
 	case FailureRefused:
 		code := ""
 		var apiErr smithy.APIError
 		if errors.As(err, &apiErr) {
 			code = " (" + apiErr.ErrorCode() + ")"
 		}
-		msg = fmt.Sprintf("S3 refused the credentials for bucket %q%s%s: check access-key-id/secret-access-key in the config or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_PROFILE: %v", c.Bucket, at(c), code, errShort(err))
+		msg = fmt.Sprintf("S3 refused the credentials for bucket %q%s%s: check access-key-id/secret-access-key in the config or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_PROFILE: %v", c.Bucket, At(c), code, errShort(err))
 	case FailureNoCredentials:
 		msg = fmt.Sprintf("no S3 credentials found: set access-key-id/secret-access-key in the -config file, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE: %v", errShort(err))
 	case FailureUnreachable:
 		var timeout net.Error
 		if errors.Is(err, context.DeadlineExceeded) {
-			msg = fmt.Sprintf("S3%s did not answer in time: check -endpoint, the network and that the server is up: %v", at(c), errShort(err))
+			msg = fmt.Sprintf("S3%s did not answer in time: check -endpoint, the network and that the server is up: %v", At(c), errShort(err))
 		} else if errors.As(err, &timeout) && timeout.Timeout() {
-			msg = fmt.Sprintf("S3%s did not answer within %s: check -endpoint, the network and that the server is up: %v", at(c), ResponseTimeout, errShort(err))
+			msg = fmt.Sprintf("S3%s did not answer within %s: check -endpoint, the network and that the server is up: %v", At(c), ResponseTimeout, errShort(err))
 		} else {
-			msg = fmt.Sprintf("cannot reach S3%s: check -endpoint and that the server is running: %v", at(c), errShort(err))
+			msg = fmt.Sprintf("cannot reach S3%s: check -endpoint and that the server is running: %v", At(c), errShort(err))
 		}
 	default:
-		msg = fmt.Sprintf("S3 request to bucket %q%s failed: %v", c.Bucket, at(c), err)
+		msg = fmt.Sprintf("S3 request to bucket %q%s failed: %v", c.Bucket, At(c), err)
 	}
 	return &explained{msg: msg, kind: kind, err: err}
 }
@@ -459,9 +467,9 @@ type AccessDeniedError struct {
 func (e *AccessDeniedError) Error() string {
 	key := "credentials from the AWS chain"
 	if e.KeyID != "" {
-		key = "key " + Printable(e.KeyID)
+		key = "key " + untrusted.Printable(e.KeyID)
 	}
-	return fmt.Sprintf("access denied to %s (%s): check that credential's policy", Printable(e.URL), key)
+	return fmt.Sprintf("access denied to %s (%s): check that credential's policy", untrusted.Printable(e.URL), key)
 }
 
 func (e *AccessDeniedError) Unwrap() error { return e.Err }
@@ -500,7 +508,8 @@ func (c Conn) keyID() string {
 	return os.Getenv("AWS_ACCESS_KEY_ID")
 }
 
-func at(c Conn) string {
+// At is " at ENDPOINT" for messages, "" for AWS's own endpoint.
+func At(c Conn) string {
 	if c.Endpoint == "" {
 		return ""
 	}
@@ -526,3 +535,6 @@ func (e shortErr) Error() string {
 func (e shortErr) Unwrap() error { return e.err }
 
 func errShort(err error) error { return shortErr{err} }
+
+// isPrintable says whether untrusted.Printable would show s as it is.
+func isPrintable(s string) bool { return s == "" || untrusted.Printable(s) == s }

@@ -1,4 +1,7 @@
-package fleet
+// Package conf reads a litestream.yml-style config file (the seed's keys
+// and the subset of Litestream's a per-tenant S3 fleet uses) into resolved
+// tenants.Targets, within size limits checked while reading.
+package conf
 
 import (
 	"cmp"
@@ -20,7 +23,9 @@ import (
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
 
-	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
+	"github.com/litefleet/litefleet/tenants"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 // Config is a litestream.yml as litefleet reads it: the seed's keys and the
@@ -70,17 +75,6 @@ type ReplicaConfig struct {
 	Retention string `yaml:"retention"`
 }
 
-// Target is one database to replicate, with everything resolved: its tenant
-// name, where its replica lives and how to reach it.
-type Target struct {
-	Path      string
-	Tenant    Naming
-	Conn      s3browse.Conn
-	Retention time.Duration // 0: Litestream's default
-	// Line is the config line that declared it, 0 for flags.
-	Line int
-}
-
 // Limits on a config file, checked before it is parsed: YAML parsing
 // costs about 50 times the file in memory (goccy/go-yaml's tokens and
 // tree), so a file is refused by its size first, read through a limit
@@ -97,10 +91,10 @@ const (
 
 // LoadConfig reads a litestream.yml-style file, expanding $VAR and ${VAR}
 // from the environment ($$ is a literal $), and resolves each database into
-// a Target. Unknown keys, bad values and unset variables are errors naming
+// a tenants.Target. Unknown keys, bad values and unset variables are errors naming
 // the key or variable and the line. A file over MaxConfigBytes or with
 // more than MaxConfigDBs databases is refused before it is decoded.
-func LoadConfig(file string) (*Config, []Target, error) {
+func LoadConfig(file string) (*Config, []tenants.Target, error) {
 	raw, err := readConfig(file)
 	if err != nil {
 		return nil, nil, err
@@ -231,13 +225,13 @@ func lineOf(f *ast.File, p string) int {
 	return n.GetToken().Position.Line
 }
 
-func (cfg *Config) targets(line func(string) int) ([]Target, error) {
+func (cfg *Config) targets(line func(string) int) ([]tenants.Target, error) {
 	// A file without dbs is valid: it can carry credentials for -dsn,
 	// ls or restore. Commands that need databases say so.
 	if err := (keyPair{"$", cfg.AccessKeyID, cfg.SecretAccessKey}).check(line); err != nil {
 		return nil, err
 	}
-	var out []Target
+	var out []tenants.Target
 	var errs []error
 	for i, db := range cfg.DBs {
 		at := fmt.Sprintf("$.dbs[%d]", i)
@@ -251,7 +245,7 @@ func (cfg *Config) targets(line func(string) int) ([]Target, error) {
 	return out, errors.Join(errs...)
 }
 
-func (cfg *Config) target(db DBConfig, at string, line func(string) int) (Target, error) {
+func (cfg *Config) target(db DBConfig, at string, line func(string) int) (tenants.Target, error) {
 	fail := func(key, format string, args ...any) error {
 		n := line(at + key)
 		if n == 0 {
@@ -260,18 +254,18 @@ func (cfg *Config) target(db DBConfig, at string, line func(string) int) (Target
 		return fmt.Errorf("line %d: %s", n, fmt.Sprintf(format, args...))
 	}
 	if db.Path == "" {
-		return Target{}, fail("", "database has no path: add path: /data/<guid>.db")
+		return tenants.Target{}, fail("", "database has no path: add path: /data/<guid>.db")
 	}
 	rc, key, err := db.replica()
 	if err != nil {
-		return Target{}, fail(".replicas", "%v", err)
+		return tenants.Target{}, fail(".replicas", "%v", err)
 	}
 	dbAt := at
 	at += key
 	if rc.Type != "" && rc.Type != "s3" {
-		return Target{}, fail(".type", "replica type %q is not supported: litefleet replicates to S3 (type: s3)", rc.Type)
+		return tenants.Target{}, fail(".type", "replica type %q is not supported: litefleet replicates to S3 (type: s3)", rc.Type)
 	}
-	conn := s3browse.Conn{
+	conn := s3conn.Conn{
 		Bucket:         rc.Bucket,
 		Region:         rc.Region,
 		Endpoint:       rc.Endpoint,
@@ -285,7 +279,7 @@ func (cfg *Config) target(db DBConfig, at string, line func(string) int) (Target
 			continue
 		}
 		if err := l.check(line); err != nil {
-			return Target{}, err
+			return tenants.Target{}, err
 		}
 		conn.AccessKeyID, conn.SecretAccessKey = l.id, l.secret
 		break
@@ -297,10 +291,10 @@ func (cfg *Config) target(db DBConfig, at string, line func(string) int) (Target
 	if rc.URL != "" {
 		u, err := ParseS3URL(rc.URL)
 		if err != nil {
-			return Target{}, fail(".url", "%v", err)
+			return tenants.Target{}, fail(".url", "%v", err)
 		}
 		if conn.Bucket != "" && conn.Bucket != u.Bucket {
-			return Target{}, fail(".url", "url names bucket %q but bucket: says %q: keep one", u.Bucket, conn.Bucket)
+			return tenants.Target{}, fail(".url", "url names bucket %q but bucket: says %q: keep one", u.Bucket, conn.Bucket)
 		}
 		conn.Bucket, replicaPath, pathKey = u.Bucket, u.Path, ".url"
 		conn.Region = cmp.Or(conn.Region, u.Region)
@@ -312,36 +306,36 @@ func (cfg *Config) target(db DBConfig, at string, line func(string) int) (Target
 		}
 	}
 	if conn.Bucket == "" {
-		return Target{}, fail("", "replica has no bucket: add bucket: NAME")
+		return tenants.Target{}, fail("", "replica has no bucket: add bucket: NAME")
 	}
-	if err := s3browse.CheckBucketName(conn.Bucket); err != nil {
+	if err := s3conn.CheckBucketName(conn.Bucket); err != nil {
 		key := ".bucket"
 		if rc.Bucket == "" {
 			key = ".url"
 		}
-		return Target{}, fail(key, "%v", err)
+		return tenants.Target{}, fail(key, "%v", err)
 	}
 	if err := conn.Validate(); err != nil {
-		return Target{}, fail(".endpoint", "%v", err)
+		return tenants.Target{}, fail(".endpoint", "%v", err)
 	}
 	var retention time.Duration
 	if rc.Retention != "" {
 		v, err := time.ParseDuration(rc.Retention)
 		if err != nil || v <= 0 {
-			return Target{}, fail(".retention", "retention %q is not a positive duration: write e.g. 24h or 168h", rc.Retention)
+			return tenants.Target{}, fail(".retention", "retention %q is not a positive duration: write e.g. 24h or 168h", rc.Retention)
 		}
 		retention = v
 	}
 	abs, err := filepath.Abs(db.Path)
 	if err != nil {
-		return Target{}, fail(".path", "%v", err)
+		return tenants.Target{}, fail(".path", "%v", err)
 	}
-	t := Target{Path: abs, Conn: conn, Retention: retention, Line: line(at)}
+	t := tenants.Target{Path: abs, Conn: conn, Retention: retention, Line: line(at)}
 	replicaPath = strings.Trim(replicaPath, "/")
 	if replicaPath == "" {
 		// No path: the seed's layout, tenant named from the file.
-		t.Conn.Prefix = s3browse.DefaultPrefix
-		t.Tenant = NameFor(abs, "")
+		t.Conn.Prefix = s3conn.DefaultPrefix
+		t.Tenant = tenants.NameFor(abs, "")
 		return t, nil
 	}
 	dir, name := path.Split(replicaPath)
@@ -350,16 +344,16 @@ func (cfg *Config) target(db DBConfig, at string, line func(string) int) (Target
 		t.Conn.Prefix = "/" // tenant prefixes at the bucket root
 	}
 	// databases/../../etc must not quietly become tenant "etc" at the root.
-	if err := s3browse.CheckPrefix(t.Conn.Prefix); err != nil {
-		return Target{}, fail(pathKey, "replica path %s: %v", Printable(replicaPath), err)
+	if err := s3conn.CheckPrefix(t.Conn.Prefix); err != nil {
+		return tenants.Target{}, fail(pathKey, "replica path %s: %v", untrusted.Printable(replicaPath), err)
 	}
-	t.Tenant = NameFor(abs, name)
-	if fromFile := NameFor(abs, ""); fromFile.Verdict == VerdictGUID && fromFile.Name == name {
+	t.Tenant = tenants.NameFor(abs, name)
+	if fromFile := tenants.NameFor(abs, ""); fromFile.Verdict == tenants.VerdictGUID && fromFile.Name == name {
 		// The seed's layout written out: the file's own GUID.
 		t.Tenant = fromFile
 	}
-	if t.Tenant.Verdict == VerdictInvalid {
-		return Target{}, fail(pathKey, "replica path %q: %s", replicaPath, t.Tenant.Note)
+	if t.Tenant.Verdict == tenants.VerdictInvalid {
+		return tenants.Target{}, fail(pathKey, "replica path %q: %s", replicaPath, t.Tenant.Note)
 	}
 	return t, nil
 }
@@ -399,7 +393,7 @@ func ParseS3URL(raw string) (ReplicaURL, error) {
 		shown = u.Scheme + "://" + u.Host + u.EscapedPath()
 	}
 	bad := func(why string) (ReplicaURL, error) {
-		return ReplicaURL{}, fmt.Errorf("url %s %s: write s3://BUCKET/databases/TENANT", Printable(shown), why)
+		return ReplicaURL{}, fmt.Errorf("url %s %s: write s3://BUCKET/databases/TENANT", untrusted.Printable(shown), why)
 	}
 	scheme, host, urlPath, query, userinfo, err := litestream.ParseReplicaURLWithQuery(raw)
 	switch {

@@ -1,23 +1,19 @@
-// Package hosts is litefleet's lease protocol in S3: each replicator proves
-// it is alive with one heartbeat object per bucket, and each tenant's claim
-// (its lock.json, in Litestream's lease format) names the host that holds
-// it. A claim is held for as long as its host's heartbeat keeps changing,
-// judged on each observer's own clock (see Observer), never by comparing
-// clocks; a tenant of a dead host is taken over with a conditional write,
-// so two takers never both win. Nothing is renewed per tenant.
+// Package layout is every key and path litefleet reads or writes, built
+// and parsed in one place (issue 18): the tenant prefixes, the claims, the
+// LTX files and the v0.3 layout under them, and litefleet's own objects.
 //
 // The protocol's objects live at the bucket root under .litefleet/, which
 // is never a tenant (tenant names cannot start with '.'):
 //
-//	.litefleet/hosts/<host>/heartbeat.json   written every BeatEvery
+//	.litefleet/hosts/<host>/heartbeat.json   written every hosts.BeatEvery
 //	.litefleet/hosts/<host>/record.json.gz   the host record, when it changes
 //	.litefleet/hosts/<host>/record.delta.json.gz   what changed since it (a large fleet's)
 //	.litefleet/archive/<prefix>/<tenant>.at-<time>/...  history kept by -takeover
 //	.litefleet/archive/<prefix>/<tenant>.stray-<time>[-2]/...  stray files moved out
 //
 // This file owns that layout and the tenant paths: every key and key
-// pattern (package policy's too) is built here or in claim.go (ClaimKey).
-package hosts
+// pattern (package policy's too) is built here.
+package layout
 
 import (
 	"errors"
@@ -32,19 +28,6 @@ const Root = ".litefleet/"
 
 // HostsPrefix is where heartbeats and host records are listed.
 const HostsPrefix = Root + "hosts/"
-
-// The protocol's timings. A host beats every BeatEvery. It stops writing
-// tenant data (it is fenced) once its last successful beat began FenceAfter
-// ago, and other hosts take its tenants once they have seen its heartbeat
-// unchanged for DeadAfter. Every write a host sends must finish before
-// WriteMargin ahead of that takeover time, so a slow request cannot land
-// after a new holder started writing.
-const (
-	BeatEvery   = 10 * time.Second
-	FenceAfter  = 25 * time.Second
-	DeadAfter   = 40 * time.Second
-	WriteMargin = 3 * time.Second // slack for the rate of two machines' clocks and a request's flight
-)
 
 // HeartbeatKey is the key of a host's heartbeat.
 func HeartbeatKey(host string) string { return HostsPrefix + host + "/heartbeat.json" }
@@ -75,6 +58,20 @@ func TenantPath(prefix, tenant string) string {
 	}
 	return tenant
 }
+
+// PrefixKey is the value two names must not share: S3 keys are
+// case-sensitive, but GUIDs that differ only in case name the same tenant.
+func PrefixKey(name string) string { return strings.ToLower(name) }
+
+// ClaimFile is the claim's file name in a tenant's prefix: Litestream's
+// lease file (the one its s3.Leaser writes, s3.DefaultLeasePath), so Litestream's tools and older readers still name the owner.
+const ClaimFile = "lock.json"
+
+// ClaimKey is the key of a tenant's claim.
+func ClaimKey(tenantPath string) string { return strings.TrimSuffix(tenantPath, "/") + "/" + ClaimFile }
+
+// LineageFile is the lineage record's file name in a tenant's prefix.
+const LineageFile = "lineage.json"
 
 // DeltaKey is the key of a host's delta record: the entries that changed
 // since its record (see Record.Base).
@@ -234,9 +231,9 @@ func ValidateHost(name string) error {
 	return nil
 }
 
-// hostFromKey returns the host of a heartbeat key listed under HostsPrefix,
+// HostFromKey returns the host of a heartbeat key listed under HostsPrefix,
 // or "" for any other key. Keys from S3 are untrusted.
-func hostFromKey(key string) string {
+func HostFromKey(key string) string {
 	rest, ok := strings.CutPrefix(key, HostsPrefix)
 	if !ok {
 		return ""

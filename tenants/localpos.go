@@ -1,4 +1,4 @@
-package fleet
+package tenants
 
 import (
 	"cmp"
@@ -12,13 +12,11 @@ import (
 	"slices"
 	"time"
 
-	"github.com/benbjohnson/litestream"
 	"github.com/superfly/ltx"
-)
 
-// metaDirSuffix ends the name of the hidden folder where Litestream keeps
-// the local state of a database: <dir>/.<file>-litestream.
-const metaDirSuffix = litestream.MetaDirSuffix
+	"github.com/litefleet/litefleet/layout"
+	"github.com/litefleet/litefleet/untrusted"
+)
 
 // LTXRef is one local level-0 LTX file, named by the TXID range it holds.
 type LTXRef struct {
@@ -29,20 +27,10 @@ type LTXRef struct {
 
 const sep = string(filepath.Separator)
 
-// metaDir is where Litestream keeps the state of the database at path, the
-// same rule as litestream.NewDB: next to the path it was given.
-func metaDir(path string) string {
-	return filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+metaDirSuffix)
-}
-
-// LitestreamStateDir is the folder where Litestream keeps the state of the
-// database at path: <dir>/.<file>-litestream.
-func LitestreamStateDir(path string) string { return metaDir(path) }
-
 // HasLitestreamState reports whether Litestream keeps state beside the
 // database at path: a file some replicator was pointed at, not a copy.
 func HasLitestreamState(path string) bool {
-	st, err := os.Stat(metaDir(path))
+	st, err := os.Stat(layout.LitestreamStateDir(path))
 	return err == nil && st.IsDir()
 }
 
@@ -50,9 +38,9 @@ func HasLitestreamState(path string) bool {
 // next to the path as found and, for a symlink, next to its target, since
 // Litestream may have been pointed at either.
 func readLocalState(l *Local, c candidate) {
-	dirs := []string{metaDir(c.path)}
+	dirs := []string{layout.LitestreamStateDir(c.path)}
 	if c.real != c.path {
-		dirs = append(dirs, metaDir(c.real))
+		dirs = append(dirs, layout.LitestreamStateDir(c.real))
 	}
 	for _, d := range dirs {
 		if c.dir != nil && !c.dir.has(filepath.Base(d)) {
@@ -125,7 +113,7 @@ func readL0(l *Local, meta string) (found bool, newest ltx.Header, hdrOK bool) {
 		if errors.Is(err, fs.ErrNotExist) {
 			return false, ltx.Header{}, false
 		} else if err != nil {
-			l.StateErr = fmt.Sprintf("cannot list local Litestream state %s: %v", Printable(dir), err)
+			l.StateErr = fmt.Sprintf("cannot list local Litestream state %s: %v", untrusted.Printable(dir), err)
 			return true, ltx.Header{}, false
 		}
 		refs := make([]LTXRef, 0, len(ents))
@@ -154,7 +142,7 @@ func readL0(l *Local, meta string) (found bool, newest ltx.Header, hdrOK bool) {
 		})
 		l.L0, l.TXID, l.TXIDTime, l.StateErr = refs, 0, time.Time{}, ""
 		if statErr != nil {
-			l.StateErr = fmt.Sprintf("local Litestream state %s: %v", Printable(dir), statErr)
+			l.StateErr = fmt.Sprintf("local Litestream state %s: %v", untrusted.Printable(dir), statErr)
 		}
 		if len(refs) == 0 {
 			return true, ltx.Header{}, false
@@ -168,9 +156,9 @@ func readL0(l *Local, meta string) (found bool, newest ltx.Header, hdrOK bool) {
 		case errors.Is(err, fs.ErrNotExist):
 			// Replaced twice in a row: the TXID from the name stands, without a time.
 		case err != nil:
-			l.StateErr = fmt.Sprintf("header of %s: %v", Printable(name), err)
+			l.StateErr = fmt.Sprintf("header of %s: %v", untrusted.Printable(name), err)
 		case uint64(hdr.MaxTXID) != newestTXID:
-			l.StateErr = fmt.Sprintf("header of %s says TXID %d: the file name says %d", Printable(name), hdr.MaxTXID, newestTXID)
+			l.StateErr = fmt.Sprintf("header of %s says TXID %d: the file name says %d", untrusted.Printable(name), hdr.MaxTXID, newestTXID)
 		default:
 			l.TXIDTime = time.UnixMilli(hdr.Timestamp)
 			return true, hdr, true

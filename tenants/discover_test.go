@@ -1,4 +1,4 @@
-package fleet
+package tenants
 
 import (
 	"bytes"
@@ -17,6 +17,7 @@ import (
 	"github.com/superfly/ltx"
 
 	"github.com/litefleet/litefleet/internal/testpeer"
+	"github.com/litefleet/litefleet/layout"
 )
 
 const (
@@ -69,7 +70,7 @@ func encodeLTX(t testing.TB, minTXID, maxTXID uint64, ts time.Time) []byte {
 }
 
 func l0Path(db string, minTXID, maxTXID uint64) string {
-	return filepath.Join(metaDir(db), "ltx", "0", ltx.FormatFilename(ltx.TXID(minTXID), ltx.TXID(maxTXID)))
+	return filepath.Join(layout.LitestreamStateDir(db), "ltx", "0", ltx.FormatFilename(ltx.TXID(minTXID), ltx.TXID(maxTXID)))
 }
 
 func TestDiscoverNaming(t *testing.T) {
@@ -417,7 +418,7 @@ func TestDiscoverLocalStateFiles(t *testing.T) {
 				}
 			}
 			for rel, content := range tt.extra {
-				writeFile(t, filepath.Join(metaDir(db), rel), content)
+				writeFile(t, filepath.Join(layout.LitestreamStateDir(db), rel), content)
 			}
 			got, err := Discover(context.Background(), DiscoverOptions{Dirs: []string{root}})
 			if err != nil {

@@ -1,4 +1,4 @@
-package s3browse_test
+package s3conn_test
 
 import (
 	"context"
@@ -12,12 +12,13 @@ import (
 
 	"github.com/litefleet/litefleet/internal/s3test"
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/s3conn"
 )
 
 // counts returns the process's attempts of op, and its failures of op
 // with code.
 func counts(op, code string) (attempts, failures int64) {
-	a, f := s3browse.RequestCounts()
+	a, f := s3conn.RequestCounts()
 	for _, c := range a {
 		if c.Op == op {
 			attempts += c.N
@@ -42,8 +43,8 @@ func TestRequestCountsEveryAttemptAndItsCode(t *testing.T) {
 		_, _ = w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>slow down</Message></Error>`))
 	}))
 	defer srv.Close()
-	conn := s3browse.Conn{Bucket: "bkt", Endpoint: srv.URL, AccessKeyID: "k", SecretAccessKey: "s"}
-	client, err := s3browse.NewClient(context.Background(), conn)
+	conn := s3conn.Conn{Bucket: "bkt", Endpoint: srv.URL, AccessKeyID: "k", SecretAccessKey: "s"}
+	client, err := s3conn.NewClient(context.Background(), conn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +61,7 @@ func TestRequestCountsEveryAttemptAndItsCode(t *testing.T) {
 		t.Fatalf("counted %d attempts of GetObject, the server saw %d", got, hits.Load())
 	}
 	if got := f1 - f0; got != hits.Load() {
-		_, all := s3browse.RequestCounts()
+		_, all := s3conn.RequestCounts()
 		t.Fatalf("counted %d attempts failed with SlowDown, want %d (all failures: %v)", got, hits.Load(), all)
 	}
 }
@@ -73,7 +74,7 @@ func TestRequestCountsOnRealServer(t *testing.T) {
 	}
 	srv := s3test.Start(t)
 	conn := srv.Conn(t)
-	client, err := s3browse.NewClient(context.Background(), conn)
+	client, err := s3conn.NewClient(context.Background(), conn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +95,7 @@ func TestRequestCountsOnRealServer(t *testing.T) {
 	if l1-l0 != 1 || lf1 != lf0 {
 		t.Fatalf("ListObjectsV2: %d attempts, %d failures; want 1 and 0", l1-l0, lf1-lf0)
 	}
-	_, failures := s3browse.RequestCounts()
+	_, failures := s3conn.RequestCounts()
 	for _, f := range failures {
 		if f.Op == "GetObject" && f.Code == "NoSuchKey" && !f.Expected {
 			t.Fatalf("a GET of a missing key is counted as a failure, not as an expected answer: %+v", f)
@@ -124,7 +125,7 @@ func TestExpectedAnswer(t *testing.T) {
 		{"PutObject", "network", false},
 		{"GetObject", "500", false},
 	} {
-		if got := s3browse.ExpectedAnswer(c.op, c.code); got != c.want {
+		if got := s3conn.ExpectedAnswer(c.op, c.code); got != c.want {
 			t.Errorf("ExpectedAnswer(%s, %s) = %v, want %v", c.op, c.code, got, c.want)
 		}
 	}

@@ -1,4 +1,4 @@
-package fleet
+package conf
 
 import (
 	"os"
@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/litefleet/litefleet/tenants"
 )
 
 // seedYAML is the seed document's configuration, verbatim.
@@ -85,7 +87,7 @@ func TestLoadConfigSeed(t *testing.T) {
 		if tg.Retention != w.retention {
 			t.Errorf("target %d retention = %v, want %v", i, tg.Retention, w.retention)
 		}
-		if tg.Tenant.Verdict != VerdictGUID {
+		if tg.Tenant.Verdict != tenants.VerdictGUID {
 			t.Errorf("target %d verdict %s, want guid: the path names the file's own GUID", i, tg.Tenant.Verdict)
 		}
 		if tg.Line == 0 {
@@ -121,7 +123,7 @@ dbs:
 	if ts[0].Conn.AccessKeyID != "AKIAENV" || ts[0].Conn.SecretAccessKey != "s3cr3t" || ts[0].Conn.Bucket != "env-bucket" {
 		t.Errorf("env not expanded: %+v", ts[0].Conn)
 	}
-	if ts[0].Tenant.Name != "legacy-client-001" || ts[0].Tenant.Verdict != VerdictExplicit {
+	if ts[0].Tenant.Name != "legacy-client-001" || ts[0].Tenant.Verdict != tenants.VerdictExplicit {
 		t.Errorf("tenant 0 = %+v", ts[0].Tenant)
 	}
 	if !ts[0].Conn.ForcePathStyle {

@@ -1,4 +1,4 @@
-package s3browse
+package layout
 
 import (
 	"errors"
@@ -6,54 +6,48 @@ import (
 	"strings"
 
 	"github.com/superfly/ltx"
-
-	"github.com/litefleet/litefleet/hosts"
 )
-
-// leaseFile is the name, under a tenant's path, of the lease written by
-// Litestream's s3.Leaser (s3.DefaultLeasePath).
-const leaseFile = "lock.json"
 
 // SnapshotLevel is the LTX level that holds full snapshots
 // (litestream.SnapshotLevel).
 const SnapshotLevel = 9
 
-// keyKind says what a key under a tenant's path is.
-type keyKind int
+// KeyKind says what a key under a tenant's path is.
+type KeyKind int
 
 const (
-	keyUnknown    keyKind = iota
-	keyFolder             // a zero-byte "folder/" marker made by consoles; not data
-	keyLease              // lock.json
-	keyLineage            // lineage.json (hosts.LineageFile)
-	keyLTX                // v0.5: <level %04x>/<min %016x>-<max %016x>.ltx
-	keySnapshotV3         // v0.3: generations/<gen>/snapshots/<idx %08x>.snapshot.lz4
-	keyWALV3              // v0.3: generations/<gen>/wal/<idx %08x>_<off %08x>.wal.lz4
+	KeyUnknown    KeyKind = iota
+	KeyFolder             // a zero-byte "folder/" marker made by consoles; not data
+	KeyLease              // lock.json
+	KeyLineage            // lineage.json (LineageFile)
+	KeyLTX                // v0.5: <level %04x>/<min %016x>-<max %016x>.ltx
+	KeySnapshotV3         // v0.3: generations/<gen>/snapshots/<idx %08x>.snapshot.lz4
+	KeyWALV3              // v0.3: generations/<gen>/wal/<idx %08x>_<off %08x>.wal.lz4
 )
 
-// tenantKey is a key under a tenant's path, parsed from its name alone.
-type tenantKey struct {
-	kind             keyKind
-	level            int    // keyLTX
-	minTXID, maxTXID uint64 // keyLTX
-	generation       string // keySnapshotV3, keyWALV3
-	index            int    // keySnapshotV3, keyWALV3
-	offset           int64  // keyWALV3
+// TenantKey is a key under a tenant's path, parsed from its name alone.
+type TenantKey struct {
+	Kind             KeyKind
+	Level            int    // KeyLTX
+	MinTXID, MaxTXID uint64 // KeyLTX
+	Generation       string // KeySnapshotV3, KeyWALV3
+	Index            int    // KeySnapshotV3, KeyWALV3
+	Offset           int64  // KeyWALV3
 }
 
-// parseTenantKey classifies rest, a key with "<prefix>/<tenant>/" removed.
+// ParseTenantKey classifies rest, a key with "<prefix>/<tenant>/" removed.
 // The formats follow what Litestream's own readers accept, so that anything
 // counted here is something `litestream restore` would use; anything else is
-// keyUnknown, never an error.
-func parseTenantKey(rest string, size int64) tenantKey {
+// KeyUnknown, never an error.
+func ParseTenantKey(rest string, size int64) TenantKey {
 	if rest == "" || (strings.HasSuffix(rest, "/") && size == 0) {
-		return tenantKey{kind: keyFolder}
+		return TenantKey{Kind: KeyFolder}
 	}
-	if rest == leaseFile {
-		return tenantKey{kind: keyLease}
+	if rest == ClaimFile {
+		return TenantKey{Kind: KeyLease}
 	}
-	if rest == hosts.LineageFile {
-		return tenantKey{kind: keyLineage}
+	if rest == LineageFile {
+		return TenantKey{Kind: KeyLineage}
 	}
 	parts := strings.Split(rest, "/")
 	switch len(parts) {
@@ -69,14 +63,14 @@ func parseTenantKey(rest string, size int64) tenantKey {
 			}
 		}
 	}
-	return tenantKey{}
+	return TenantKey{}
 }
 
 // KnownTenantKey reports whether rest, a key with "<prefix>/<tenant>/"
 // removed (and its size), is one Inspect counts as Litestream's or
 // litefleet's; anything else is an unknown object.
 func KnownTenantKey(rest string, size int64) bool {
-	return parseTenantKey(rest, size).kind != keyUnknown
+	return ParseTenantKey(rest, size).Kind != KeyUnknown
 }
 
 // LTXObject is the one rule for what an object under a tenant's prefix
@@ -107,48 +101,48 @@ func LTXObject(levelDir, file string, size int64) (level int, minTXID, maxTXID l
 
 // parseLTXKey parses the level folder and file name of a v0.5 LTX file, as
 // written by litestream's s3.ReplicaClient (fmt "%04x/" + ltx.FormatFilename).
-func parseLTXKey(levelDir, file string, size int64) tenantKey {
+func parseLTXKey(levelDir, file string, size int64) TenantKey {
 	level, minTXID, maxTXID, ok := LTXObject(levelDir, file, size)
 	if !ok {
-		return tenantKey{}
+		return TenantKey{}
 	}
-	return tenantKey{kind: keyLTX, level: level, minTXID: uint64(minTXID), maxTXID: uint64(maxTXID)}
+	return TenantKey{Kind: KeyLTX, Level: level, MinTXID: uint64(minTXID), MaxTXID: uint64(maxTXID)}
 }
 
 // parseSnapshotV3 mirrors litestream.ParseSnapshotFilenameV3:
 // ^([0-9a-f]{8})\.snapshot\.lz4$ with an index that fits an int32.
-func parseSnapshotV3(gen, file string) tenantKey {
+func parseSnapshotV3(gen, file string) TenantKey {
 	idx, ok := strings.CutSuffix(file, ".snapshot.lz4")
 	if !ok || !isLowerHex(idx, 8) {
-		return tenantKey{}
+		return TenantKey{}
 	}
 	index, err := strconv.ParseInt(idx, 16, 32)
 	if err != nil {
-		return tenantKey{}
+		return TenantKey{}
 	}
-	return tenantKey{kind: keySnapshotV3, generation: gen, index: int(index)}
+	return TenantKey{Kind: KeySnapshotV3, Generation: gen, Index: int(index)}
 }
 
 // parseWALV3 mirrors litestream.ParseWALSegmentFilenameV3:
 // ^([0-9a-f]{8})_([0-9a-f]{8,16})\.wal\.lz4$ with an int32 index.
-func parseWALV3(gen, file string) tenantKey {
+func parseWALV3(gen, file string) TenantKey {
 	base, ok := strings.CutSuffix(file, ".wal.lz4")
 	if !ok {
-		return tenantKey{}
+		return TenantKey{}
 	}
 	idx, off, ok := strings.Cut(base, "_")
 	if !ok || !isLowerHex(idx, 8) || len(off) < 8 || len(off) > 16 || !isLowerHex(off, len(off)) {
-		return tenantKey{}
+		return TenantKey{}
 	}
 	index, err := strconv.ParseInt(idx, 16, 32)
 	if err != nil {
-		return tenantKey{}
+		return TenantKey{}
 	}
 	offset, err := strconv.ParseInt(off, 16, 64)
 	if err != nil {
-		return tenantKey{}
+		return TenantKey{}
 	}
-	return tenantKey{kind: keyWALV3, generation: gen, index: int(index), offset: offset}
+	return TenantKey{Kind: KeyWALV3, Generation: gen, Index: int(index), Offset: offset}
 }
 
 // isLowerHex reports whether s is exactly n lowercase hex digits, the only

@@ -1,4 +1,4 @@
-package s3browse
+package layout
 
 import (
 	"fmt"
@@ -50,22 +50,22 @@ func FuzzParseTenantKey(f *testing.F) {
 	f.Add("lock.json", int64(10))
 	f.Add("0000/", int64(0))
 	f.Fuzz(func(t *testing.T, rest string, size int64) {
-		k := parseTenantKey(rest, size)
+		k := ParseTenantKey(rest, size)
 		parts := strings.Split(rest, "/")
-		switch k.kind {
-		case keySnapshotV3:
-			if k.index < 0 || parts[1] != k.generation || parts[3] != fmt.Sprintf("%08x.snapshot.lz4", k.index) {
+		switch k.Kind {
+		case KeySnapshotV3:
+			if k.Index < 0 || parts[1] != k.Generation || parts[3] != fmt.Sprintf("%08x.snapshot.lz4", k.Index) {
 				t.Fatalf("%q parsed as %+v", rest, k)
 			}
-		case keyWALV3:
+		case KeyWALV3:
 			off := parts[3][9 : len(parts[3])-len(".wal.lz4")]
 			v, err := strconv.ParseInt(off, 16, 64)
-			if k.index < 0 || k.offset < 0 || err != nil || v != k.offset || parts[1] != k.generation ||
-				!strings.HasPrefix(parts[3], fmt.Sprintf("%08x_", k.index)) {
+			if k.Index < 0 || k.Offset < 0 || err != nil || v != k.Offset || parts[1] != k.Generation ||
+				!strings.HasPrefix(parts[3], fmt.Sprintf("%08x_", k.Index)) {
 				t.Fatalf("%q parsed as %+v", rest, k)
 			}
-		case keyLTX:
-			if len(parts) != 2 || ltx.FormatFilename(ltx.TXID(k.minTXID), ltx.TXID(k.maxTXID)) != parts[1] {
+		case KeyLTX:
+			if len(parts) != 2 || ltx.FormatFilename(ltx.TXID(k.MinTXID), ltx.TXID(k.MaxTXID)) != parts[1] {
 				t.Fatalf("%q parsed as %+v", rest, k)
 			}
 		}

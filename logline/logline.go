@@ -1,4 +1,7 @@
-package fleet
+// Package logline is the slog handler of litefleet's logs: one line per
+// record in the seed's shape, values quoted so that a hostile name cannot
+// forge a line.
+package logline
 
 import (
 	"context"

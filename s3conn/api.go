@@ -1,4 +1,4 @@
-package s3browse
+package s3conn
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package fleet
+package tenants
 
 import (
 	"errors"
@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/litefleet/litefleet/s3browse"
+	"github.com/litefleet/litefleet/untrusted"
 )
 
 func TestNameFor(t *testing.T) {
@@ -178,8 +179,8 @@ func TestPrintable(t *testing.T) {
 		{"clienté", "clienté"},
 	}
 	for _, tt := range tests {
-		if got := Printable(tt.in); got != tt.want {
-			t.Errorf("Printable(%q) = %s, want %s", tt.in, got, tt.want)
+		if got := untrusted.Printable(tt.in); got != tt.want {
+			t.Errorf("untrusted.Printable(%q) = %s, want %s", tt.in, got, tt.want)
 		}
 	}
 }

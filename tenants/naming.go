@@ -1,10 +1,10 @@
-// Package fleet is litefleet's domain: tenant names and their rules, the
-// replication supervisor around Litestream, configuration, and the joined
-// view of local databases and their S3 replicas.
-package fleet
+// Package tenants is a tenant's name and its rules (the GUID, an explicit
+// name, the fallback, collisions), the naming problems validate and the UI
+// list, and the discovery of local databases with their Litestream
+// positions and SQLite headers.
+package tenants
 
 import (
-	"cmp"
 	"fmt"
 	"path/filepath"
 	"regexp"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3browse"
 	"github.com/litefleet/litefleet/untrusted"
 )
@@ -81,11 +82,11 @@ func ValidateName(name string) error {
 	case IsGUID(name):
 		return nil
 	case len(name) > 63:
-		return nameError(fmt.Sprintf("tenant name %s is %d bytes long: the limit is 63", Printable(Shorten(name, 40)), len(name)))
+		return nameError(fmt.Sprintf("tenant name %s is %d bytes long: the limit is 63", untrusted.Printable(Shorten(name, 40)), len(name)))
 	case strings.HasPrefix(name, "."):
-		return nameError(fmt.Sprintf("tenant name %s starts with '.': start with a letter, digit, '_' or '-'", Printable(name)))
+		return nameError(fmt.Sprintf("tenant name %s starts with '.': start with a letter, digit, '_' or '-'", untrusted.Printable(name)))
 	case !explicitShape.MatchString(name):
-		return nameError(fmt.Sprintf("tenant name %s has characters outside a-z, 0-9, '.', '_', '-'", Printable(name)))
+		return nameError(fmt.Sprintf("tenant name %s has characters outside a-z, 0-9, '.', '_', '-'", untrusted.Printable(name)))
 	}
 	return nil
 }
@@ -109,9 +110,9 @@ func NameFor(path, explicit string) Naming {
 	if IsGUID(stem) {
 		return Naming{Name: stem, Verdict: VerdictGUID}
 	}
-	note := fmt.Sprintf("file name %s is not a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx): using %q; rename the file or pass -db-name", Printable(filepath.Base(path)), FallbackName)
+	note := fmt.Sprintf("file name %s is not a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx): using %q; rename the file or pass -db-name", untrusted.Printable(filepath.Base(path)), FallbackName)
 	if u, err := uuid.Parse(stem); err == nil {
-		note = fmt.Sprintf("file name %s holds a GUID in another spelling: rename it to %s.db or pass -db-name %s; using %q meanwhile", Printable(filepath.Base(path)), u.String(), u.String(), FallbackName)
+		note = fmt.Sprintf("file name %s holds a GUID in another spelling: rename it to %s.db or pass -db-name %s; using %q meanwhile", untrusted.Printable(filepath.Base(path)), u.String(), u.String(), FallbackName)
 	}
 	return Naming{Name: FallbackName, Verdict: VerdictFallback, Note: note}
 }
@@ -148,10 +149,6 @@ const RestoredMarker = ".restored-"
 // IsRestoredCopy reports whether a file name is a restored copy.
 func IsRestoredCopy(name string) bool { return strings.Contains(name, RestoredMarker) }
 
-// PrefixKey is the value two names must not share: S3 keys are
-// case-sensitive, but GUIDs that differ only in case name the same tenant.
-func PrefixKey(name string) string { return strings.ToLower(name) }
-
 // Entry is one database with its name, as validate and discovery see it.
 type Entry struct {
 	Path string `json:"path"`
@@ -167,7 +164,7 @@ func MarkCollisions(entries []Entry) int {
 		if e.Verdict == VerdictInvalid {
 			continue
 		}
-		k := PrefixKey(e.Name)
+		k := layout.PrefixKey(e.Name)
 		byKey[k] = append(byKey[k], i)
 	}
 	n := 0
@@ -179,22 +176,16 @@ func MarkCollisions(entries []Entry) int {
 			var others []string
 			for _, j := range idx {
 				if j != i {
-					others = append(others, Printable(entries[j].Path))
+					others = append(others, untrusted.Printable(entries[j].Path))
 				}
 			}
-			entries[i].Note = fmt.Sprintf("prefix %s is also claimed by %s: give each database its own -db-name", Printable(entries[i].Name), strings.Join(others, ", "))
+			entries[i].Note = fmt.Sprintf("prefix %s is also claimed by %s: give each database its own -db-name", untrusted.Printable(entries[i].Name), strings.Join(others, ", "))
 			entries[i].Verdict = VerdictCollision
 			n++
 		}
 	}
 	return n
 }
-
-// Printable returns s unchanged when every rune is printable, and a quoted,
-// escaped form otherwise, so names from disk or S3 can never move the
-// cursor, change colours or hide text on an operator's terminal. It is
-// untrusted.Printable: one rule for every name litefleet prints.
-func Printable(s string) string { return untrusted.Printable(s) }
 
 // Shorten cuts s to at most n runes by taking runes out of its middle,
 // marked with "…": both ends of a name are what tell names apart (the
@@ -214,7 +205,3 @@ func Shorten(s string, n int) string {
 	head := n - 1 - tail
 	return string(r[:head]) + "…" + string(r[len(r)-tail:])
 }
-
-// LeaseHolder names a lease's owner for messages; Litestream's leaser may
-// write none.
-func LeaseHolder(owner string) string { return cmp.Or(owner, "an unnamed replicator") }
