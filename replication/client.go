@@ -100,6 +100,10 @@ type tenantClient struct {
 	// uploads, swept before its next one and at its close (noteOrphans).
 	orphansLeft atomic.Bool
 	orphansAt   atomic.Int64 // unix nanoseconds of the last abort
+	// spoolDir holds objects read whole that are too large for memory
+	// (spool): Litestream's state folder beside the database; "" for the
+	// system's temporary folder.
+	spoolDir string
 	// noSweep: the tenant's keys are its own (a per-tenant policy), which
 	// cannot list multipart uploads: abandoned ones are left to the
 	// bucket's lifecycle rule.
@@ -319,7 +323,8 @@ func (c *tenantClient) maxTXID(ctx context.Context) (ltx.TXID, error) {
 	return m, nil
 }
 
-// OpenLTXFile reads an LTX file, or a byte range of it.
+// OpenLTXFile reads an LTX file, or a byte range of it, whole before it
+// returns.
 func (c *tenantClient) OpenLTXFile(ctx context.Context, level int, minTXID, maxTXID ltx.TXID, offset, size int64) (io.ReadCloser, error) {
 	key := c.key(level, minTXID, maxTXID)
 	rng := fmt.Sprintf("bytes=%d-", offset)
@@ -337,7 +342,13 @@ func (c *tenantClient) OpenLTXFile(ctx context.Context, level int, minTXID, maxT
 		}
 		return nil, fmt.Errorf("get %s: %w", key, err)
 	}
-	return out.Body, nil
+	// Read to the end now: Litestream holds every file of a compaction
+	// open at once, and an open stream would hold a connection (spool).
+	length := int64(-1) // unknown: spooled to disk
+	if out.ContentLength != nil {
+		length = *out.ContentLength
+	}
+	return spool(out.Body, length, key, c.spoolDir)
 }
 
 // WriteLTXFile uploads an LTX file, if the tenant may be written, and

@@ -107,7 +107,7 @@ func (e *Engine) newClient(t *tenant, b *bucket, a *awake, claim *hosts.Claim) *
 		api: t.api, bucket: t.target.Conn.Bucket, path: t.target.Conn.TenantPath(t.name),
 		tenant: t.name, logger: e.log, gate: tenantGate{b: b, a: a, log: e.log, now: e.opt.Now}, stats: t.stats, pages: a.pages,
 		lineage: &t.lineage, host: b.beat.Host(), observe: e.opt.Observer,
-		noSweep: e.src.HostKeys.AccessKeyID != "", now: e.opt.Now,
+		noSweep: e.src.HostKeys.AccessKeyID != "", now: e.opt.Now, spoolDir: metaDir(t.path),
 	}
 	if claim != nil {
 		c.claimGen = claim.Generation
