@@ -59,7 +59,8 @@ type Lister interface {
 }
 
 // List lists every host with a heartbeat in the bucket: one LIST request
-// per 1,000 objects. Ages are measured by S3's clock (its Date header), for
+// per 1,000 objects. Ages are measured by S3's clock (its Date header, or the
+// newest heartbeat's LastModified when later), for
 // display only.
 func List(ctx context.Context, api Lister, bucket string, now func() time.Time) (map[string]HostInfo, error) {
 	if now == nil {
@@ -67,6 +68,14 @@ func List(ctx context.Context, api Lister, bucket string, now func() time.Time) 
 	}
 	out := map[string]HostInfo{}
 	records, deltas := map[string]types.Object{}, map[string]types.Object{}
+	// S3's now is its Date header, or the newest heartbeat's LastModified
+	// when that is later: both are S3's clocks, but a proxy in front of S3
+	// may set a Date of its own (nginx does), and a Date running behind
+	// made a host cut off for a minute look as if it had just beaten, so
+	// that ls called its tenants in sync (bench/chaos seed 36, a Date
+	// 120 s behind). Live hosts beat every BeatEvery: their newest beat is
+	// within a beat of S3's now.
+	var s3Now time.Time
 	in := &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(layout.HostsPrefix)}
 	for {
 		page, err := api.ListObjectsV2(ctx, in)
@@ -74,12 +83,17 @@ func List(ctx context.Context, api Lister, bucket string, now func() time.Time) 
 			return nil, fmt.Errorf("list %s: %w", layout.HostsPrefix, err)
 		}
 		at := now()
-		srv := serverNow(page.ResultMetadata, func() time.Time { return at })
+		if srv := serverNow(page.ResultMetadata, func() time.Time { return at }); srv.After(s3Now) {
+			s3Now = srv
+		}
 		for _, o := range page.Contents {
 			key := aws.ToString(o.Key)
 			if host := layout.HostFromKey(key); host != "" {
 				lm := aws.ToTime(o.LastModified)
-				out[host] = HostInfo{Name: host, LastBeat: lm.UTC(), Age: max(srv.Sub(lm), 0), listedAt: at,
+				if lm.After(s3Now) {
+					s3Now = lm
+				}
+				out[host] = HostInfo{Name: host, LastBeat: lm.UTC(), listedAt: at,
 					Version: Version(aws.ToString(o.ETag), lm, aws.ToInt64(o.Size))}
 				continue
 			}
@@ -93,6 +107,10 @@ func List(ctx context.Context, api Lister, bucket string, now func() time.Time) 
 			break
 		}
 		in.ContinuationToken = page.NextContinuationToken
+	}
+	for host, h := range out {
+		h.Age = max(s3Now.Sub(h.LastBeat), 0)
+		out[host] = h
 	}
 	for host, o := range records {
 		if h, ok := out[host]; ok {

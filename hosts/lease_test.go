@@ -384,3 +384,44 @@ func TestLitestreamLeaserRefusesClaim(t *testing.T) {
 		t.Fatalf("Litestream's leaser took a litefleet claim: %+v %v", lease, err)
 	}
 }
+
+// TestListAgeNotFooledByDateBehind: read through a proxy whose Date runs
+// 120 s behind S3's, a heartbeat that stopped while others went on must
+// not look fresh: ages are measured from the newest heartbeat's
+// LastModified when it is later than the Date (bench/chaos seed 36: `ls`
+// called a cut-off host's tenants in sync).
+func TestListAgeNotFooledByDateBehind(t *testing.T) {
+	ctx := context.Background()
+	direct, skewed := skewedBucket(t, -120*time.Second)
+	put := func(host string) time.Time {
+		t.Helper()
+		if _, err := direct.api.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(direct.name), Key: aws.String(layout.HeartbeatKey(host)), Body: strings.NewReader("{}")}); err != nil {
+			t.Fatal(err)
+		}
+		out, err := direct.api.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(direct.name), Key: aws.String(layout.HeartbeatKey(host))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return aws.ToTime(out.LastModified)
+	}
+	stopped := put("cut-off")
+	// The live host beats on until S3's LastModified (second resolution)
+	// is 2 s past the stopped one's.
+	deadline := time.Now().Add(10 * time.Second)
+	for put("alive").Sub(stopped) < 2*time.Second {
+		if time.Now().After(deadline) {
+			t.Fatal("S3's LastModified did not move 2 s in 10 s")
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	list, err := hosts.List(ctx, skewed.api, skewed.name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if age := list["cut-off"].Age; age < 2*time.Second {
+		t.Errorf("the stopped heartbeat's age is %s through a Date 120 s behind, want at least 2 s (the live host beat since)", age)
+	}
+	if age := list["alive"].Age; age > time.Second {
+		t.Errorf("the live heartbeat's age is %s, want about 0", age)
+	}
+}
