@@ -589,6 +589,25 @@ type tenant struct {
 	// without pause through a slow upload path lags by its real delay,
 	// not by the time since it was last fully in sync.
 	pending []seenTXID
+	// walSeen is the -wal file's size when Litestream's position last
+	// moved (or the file shrank), and unreadSince when a tick first saw
+	// it grown past that with the position still: commits Litestream has
+	// not read, because its next read waits for an upload in flight. The
+	// status counts them (not in sync, lag from unreadSince), and they
+	// become pending from unreadSince once read.
+	walSeen     int64
+	walKnown    bool
+	unreadSince time.Time
+}
+
+// noteWAL follows the -wal file's size from tick to tick (see walSeen).
+func (t *tenant) noteWAL(advanced bool, size int64, now time.Time) {
+	switch {
+	case !t.walKnown || advanced || size < t.walSeen:
+		t.walSeen, t.walKnown, t.unreadSince = size, true, time.Time{}
+	case size > t.walSeen && t.unreadSince.IsZero():
+		t.unreadSince = now
+	}
 }
 
 // checksum is the database's LTX checksum at a TXID, when known: the open
@@ -621,6 +640,12 @@ func (t *tenant) status(now time.Time) TenantStatus {
 	}
 	if len(t.pending) > 0 && t.localTXID > t.replTXID {
 		st.Lag = max(now.Sub(t.pending[0].at), 0)
+	}
+	if t.run != nil && !t.unreadSince.IsZero() {
+		// Commits in the WAL that Litestream has not read yet: at least
+		// one TXID more than it knows, waiting since they were seen.
+		st.LocalTXID = max(t.localTXID, t.replTXID) + 1
+		st.Lag = max(st.Lag, now.Sub(t.unreadSince))
 	}
 	if t.state == StateSleeping && t.dirty {
 		// The file changed since it was last read and the wake that reads

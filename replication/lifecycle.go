@@ -2,7 +2,9 @@ package replication
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -24,6 +26,7 @@ const maxShutdownReleases = 1000
 // coming back, and looks at every open tenant's positions and idleness.
 func (e *Engine) tick() {
 	now := e.opt.Now()
+	wal := e.walSizes()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, b := range e.buckets {
@@ -79,10 +82,17 @@ func (e *Engine) tick() {
 			e.setState(t, StateLeaseLost, "a heartbeat failed: checking the claim before the next upload")
 		}
 		local, repl := t.run.positions()
+		seenAt := now
 		if local != t.localTXID {
 			t.lastChange = now
+			if !t.unreadSince.IsZero() {
+				seenAt = t.unreadSince // read now, seen in the WAL then
+			}
 		}
-		t.notePending(local, repl, now)
+		t.notePending(local, repl, seenAt)
+		if size, ok := wal[t]; ok {
+			t.noteWAL(local != t.localTXID, size, now)
+		}
 		if repl > t.replTXID {
 			t.lastSync = now
 		}
@@ -92,6 +102,31 @@ func (e *Engine) tick() {
 			e.enqueueLocked(t)
 		}
 	}
+}
+
+// walSizes stats the -wal file of every open tenant, outside the engine's
+// lock: one stat each per tick (the open cap bounds them, 128 by default),
+// never an open of the database's files.
+func (e *Engine) walSizes() map[*tenant]int64 {
+	e.mu.Lock()
+	open := make([]*tenant, 0, len(e.awake))
+	for t := range e.awake {
+		if !t.busy && t.run != nil {
+			open = append(open, t)
+		}
+	}
+	e.mu.Unlock()
+	sizes := make(map[*tenant]int64, len(open))
+	for _, t := range open {
+		fi, err := os.Stat(t.path + "-wal")
+		switch {
+		case err == nil:
+			sizes[t] = fi.Size()
+		case errors.Is(err, os.ErrNotExist):
+			sizes[t] = 0
+		}
+	}
+	return sizes
 }
 
 // watchHoldersLocked lists, once per heartbeat interval, the hosts of each

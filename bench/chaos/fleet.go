@@ -104,17 +104,18 @@ type replicator struct {
 type ack struct{ At, Upto time.Time }
 
 // ackedPoint reads a status taken at `at`: a tenant replicating or asleep
-// with no lag vouches for the changes made before it, less the moment the
-// engine may take to notice a commit (it reads the WAL within a second or
-// two); a lag vouches for what came before at − lag. Any other state says
+// with no lag vouches for the changes made before it, and a lag for what
+// came before at − lag, each less the moment the engine may take to see a
+// commit (its tick looks at the WAL every second). Any other state says
 // nothing (ok false): a process starting, or one that lost its lease, has
 // not acknowledged anything new.
 func ackedPoint(at time.Time, st tenantStatus) (time.Time, bool) {
+	const seen = 2 * time.Second
 	switch {
 	case st.Lag > 0:
-		return at.Add(-st.Lag), true
+		return at.Add(-st.Lag - seen), true
 	case st.LagTXIDs == 0 && (st.State == "replicating" || st.State == "sleeping"):
-		return at.Add(-2 * time.Second), true
+		return at.Add(-seen), true
 	}
 	return time.Time{}, false
 }
