@@ -368,15 +368,17 @@ func (d *xmlDoc) text(name string, empty bool) (string, bool) {
 
 // chars reads character data up to the next '<', resolving references.
 // Bytes encoding/xml would refuse or change (control characters, invalid
-// UTF-8, a carriage return it would turn into a newline) fail.
+// UTF-8, a carriage return it would turn into a newline, "]]>") fail.
 func (d *xmlDoc) chars() (string, bool) {
 	start := d.i
-	plain := true
+	plain, bracket := true, false
 	for ; d.i < len(d.b) && d.b[d.i] != '<'; d.i++ {
 		c := d.b[d.i]
 		switch {
 		case c == '&' || c >= utf8.RuneSelf:
 			plain = false
+		case c == ']':
+			bracket = true
 		case c < 0x20 && c != '\t' && c != '\n':
 			return "", false
 		}
@@ -385,6 +387,9 @@ func (d *xmlDoc) chars() (string, bool) {
 		return "", false
 	}
 	raw := d.b[start:d.i]
+	if bracket && bytes.Contains(raw, []byte("]]>")) {
+		return "", false // "]]>" outside CDATA: encoding/xml refuses it
+	}
 	if plain {
 		return string(raw), true
 	}
@@ -466,7 +471,7 @@ func (d *xmlDoc) tag() (name string, empty, end bool, ok bool) {
 		d.i++
 	}
 	name = string(d.b[start:d.i])
-	if name == "" || strings.ContainsRune(name, ':') {
+	if name == "" || !isNameStart(name[0]) || strings.ContainsRune(name, ':') {
 		return "", false, false, false
 	}
 	for {
@@ -487,7 +492,7 @@ func (d *xmlDoc) tag() (name string, empty, end bool, ok bool) {
 		for d.i < len(d.b) && isNameByte(d.b[d.i]) {
 			d.i++
 		}
-		if d.i == as {
+		if d.i == as || !isNameStart(d.b[as]) {
 			return "", false, false, false
 		}
 		d.space()
@@ -501,11 +506,31 @@ func (d *xmlDoc) tag() (name string, empty, end bool, ok bool) {
 		}
 		q := d.b[d.i]
 		close := bytes.IndexByte(d.b[d.i+1:], q)
-		if close < 0 || bytes.ContainsAny(d.b[d.i+1:d.i+1+close], "<&") {
+		if close < 0 || !attrValueOK(d.b[d.i+1:d.i+1+close]) {
 			return "", false, false, false
 		}
 		d.i += close + 2
 	}
+}
+
+// isNameStart is a byte an XML name may begin with (ASCII only, as
+// isNameByte): a letter or '_' (':' starts a namespace, refused anyway).
+func isNameStart(c byte) bool {
+	return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+}
+
+// attrValueOK is an attribute value encoding/xml takes as it is: no
+// markup or reference, valid UTF-8, no character XML excludes.
+func attrValueOK(v []byte) bool {
+	if bytes.ContainsAny(v, "<&") || !utf8.Valid(v) || bytes.ContainsRune(v, 0xFFFE) || bytes.ContainsRune(v, 0xFFFF) {
+		return false
+	}
+	for _, c := range v {
+		if c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
+			return false
+		}
+	}
+	return true
 }
 
 func isNameByte(c byte) bool {
@@ -513,10 +538,12 @@ func isNameByte(c byte) bool {
 		(c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
 }
 
-// comment reads past a comment at the current position.
+// comment reads past a comment at the current position. As in
+// encoding/xml (the SDK's decoder), the first "--" after "<!--" must be
+// the end, "-->": "<!----->" is refused (found by FuzzDecodeListV2).
 func (d *xmlDoc) comment() bool {
-	end := bytes.Index(d.b[d.i+4:], []byte("-->"))
-	if end < 0 {
+	end := bytes.Index(d.b[d.i+4:], []byte("--"))
+	if end < 0 || d.i+4+end+2 >= len(d.b) || d.b[d.i+4+end+2] != '>' {
 		return false
 	}
 	d.i += 4 + end + 3
