@@ -595,9 +595,13 @@ type tenant struct {
 	// not read, because its next read waits for an upload in flight. The
 	// status counts them (not in sync, lag from unreadSince), and they
 	// become pending from unreadSince once read.
-	walSeen     int64
-	walKnown    bool
-	unreadSince time.Time
+	// fencedAsleep says the tenant was asleep, its history checked, when
+	// its bucket's host was fenced: at the heartbeat's return it sleeps
+	// again; any other lease-lost tenant goes through start.
+	fencedAsleep bool
+	walSeen      int64
+	walKnown     bool
+	unreadSince  time.Time
 }
 
 // noteWAL follows the -wal file's size from tick to tick (see walSeen).

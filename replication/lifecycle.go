@@ -44,6 +44,11 @@ func (e *Engine) tick() {
 			}
 			for _, t := range e.byPath {
 				if t.bucket == b && t.claim != nil && t.wanted {
+					// Only a tenant asleep when the fence came had its
+					// history checked: it may sleep again at the heartbeat's
+					// return. One whose start failed (the claim taken, the
+					// replica not read) must be started again.
+					t.fencedAsleep = t.state == StateSleeping && t.run == nil
 					e.setState(t, StateLeaseLost, reason)
 				}
 			}
@@ -58,9 +63,10 @@ func (e *Engine) tick() {
 				if t.bucket != b || t.state != StateLeaseLost {
 					continue
 				}
-				if t.run == nil && t.claim != nil {
+				if t.run == nil && t.claim != nil && t.fencedAsleep {
 					e.setState(t, StateSleeping, "")
 				}
+				t.fencedAsleep = false
 				t.retryAt = time.Time{}
 				e.enqueueLocked(t)
 			}
