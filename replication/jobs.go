@@ -742,6 +742,7 @@ func (e *Engine) sleepNow(ctx context.Context, t *tenant, a *awake, claim *hosts
 	t.sleptWith, t.sleptWithOK = fp, fpOK
 	t.digestTXID, t.digest, t.digestOK = a.pages.checksum()
 	t.pages = nil
+	t.walKnown, t.unreadSince = false, time.Time{} // asleep: Litestream reads nothing; a wake starts afresh
 	if dirty {
 		t.markDirty(e.opt.Now())
 	}

@@ -79,7 +79,16 @@ func (e *Engine) tick() {
 	e.watchHoldersLocked(now)
 	e.reseedLocked(now)
 	for t := range e.awake {
-		if t.busy || t.run == nil {
+		if t.run == nil {
+			continue
+		}
+		if t.busy {
+			// Its job (a compaction, a resume) may hold Litestream's next
+			// read behind an upload for as long as that takes: the WAL
+			// still says whether commits wait unread.
+			if size, ok := wal[t]; ok {
+				t.noteWAL(false, size, now)
+			}
 			continue
 		}
 		if b := t.bucket; b != nil && b.beat != nil && !b.fenced && (t.state == StateReplicating || t.state == StateSyncFailing) && t.run.verified.Load() != b.beat.Epoch() {
@@ -117,7 +126,7 @@ func (e *Engine) walSizes() map[*tenant]int64 {
 	e.mu.Lock()
 	open := make([]*tenant, 0, len(e.awake))
 	for t := range e.awake {
-		if !t.busy && t.run != nil {
+		if t.run != nil {
 			open = append(open, t)
 		}
 	}
