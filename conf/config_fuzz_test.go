@@ -26,7 +26,7 @@ func FuzzLoadConfig(f *testing.F) {
 					t.Fatalf("an empty line in the error: %q", msg)
 				}
 			}
-			if strings.Contains(body, "fuzz-secret-1") && strings.Contains(msg, "fuzz-secret-1") {
+			if secretGiven(body) && strings.Contains(msg, "fuzz-secret-1") {
 				t.Fatalf("error prints the secret key: %q", msg)
 			}
 			return
@@ -37,4 +37,17 @@ func FuzzLoadConfig(f *testing.F) {
 			}
 		}
 	})
+}
+
+// secretGiven reports whether the body gives fuzz-secret-1 as a secret key
+// (after secret-access-key on its line). Elsewhere it is no secret: as a
+// field's name, an error must name it ("fuzz-secret-1:" made the oracle
+// fail in CI with a correct "unknown field" error).
+func secretGiven(body string) bool {
+	for _, line := range strings.Split(body, "\n") {
+		if _, after, ok := strings.Cut(line, "secret-access-key"); ok && strings.Contains(after, "fuzz-secret-1") {
+			return true
+		}
+	}
+	return false
 }
