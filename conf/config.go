@@ -139,8 +139,8 @@ func LoadConfig(file string) (*Config, []tenants.Target, error) {
 // crash.
 func nodeToValue(body ast.Node, cfg *Config) (err error) {
 	defer func() {
-		if r := recover(); r != nil {
-			_ = r // its text may quote the config, secrets included
+		// The panic's text may quote the config, secrets included: not shown.
+		if recover() != nil {
 			err = errors.New("the YAML could not be read: check its syntax (tags, indentation)")
 		}
 	}()
