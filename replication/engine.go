@@ -56,6 +56,10 @@ type Options struct {
 	// Sweep is how often every file is checked with stat, behind the
 	// folder watcher (default 10s: a replaced file is noticed within it).
 	Sweep time.Duration
+	// SweepRate is how many sleeping tenants a second the sweep stats at
+	// most (default 2,500): at 100,000 tenants a sweep then takes 40 s,
+	// not a burst of 200,000 stat calls every Sweep.
+	SweepRate int
 	// Rescan is how often the -dir folders are listed again, behind the
 	// watcher (default 30s).
 	Rescan time.Duration
@@ -132,6 +136,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Sweep <= 0 {
 		o.Sweep = 10 * time.Second
+	}
+	if o.SweepRate <= 0 {
+		o.SweepRate = 2500
 	}
 	if o.Rescan <= 0 {
 		o.Rescan = 30 * time.Second
