@@ -1,6 +1,7 @@
 package monitor_test
 
 import (
+	"bytes"
 	"compress/gzip"
 	"encoding/json"
 	"errors"
@@ -298,6 +299,35 @@ func TestStatusJSON(t *testing.T) {
 	}
 }
 
+// TestStatusStreamedAsEncoded: /status, written a tenant at a time, is
+// byte for byte what json.Encoder with a two-space indent makes of the
+// whole StatusDoc, with tenants and with none.
+func TestStatusStreamedAsEncoded(t *testing.T) {
+	for _, src := range []*fakeSource{fleetOf3(), {}} {
+		h := monitor.NewHandler(src, monitor.Options{Now: func() time.Time { return now }})
+		_, body := get(t, h, "/status")
+		var doc monitor.StatusDoc
+		if err := json.Unmarshal([]byte(body), &doc); err != nil {
+			t.Fatalf("%v:\n%s", err, body)
+		}
+		if len(doc.Tenants) != len(src.st) {
+			t.Fatalf("%d tenants, want %d", len(doc.Tenants), len(src.st))
+		}
+		if doc.Tenants == nil {
+			doc.Tenants = []monitor.Tenant{}
+		}
+		var want bytes.Buffer
+		enc := json.NewEncoder(&want)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(doc); err != nil {
+			t.Fatal(err)
+		}
+		if body != want.String() {
+			t.Errorf("/status differs from json.Encoder's:\n%s\nwant:\n%s", body, want.String())
+		}
+	}
+}
+
 // fleetOf builds n tenants in a mix of states, as a large host has them.
 func fleetOf(n int) *fakeSource {
 	st := make([]replication.TenantStatus, n)
@@ -430,5 +460,26 @@ func TestSyncFailingOnEveryEndpoint(t *testing.T) {
 		if x.Tenant == tB && (x.State != "sync failing" || !x.Since.Equal(since) || x.LagTXIDs != 11 || !strings.Contains(x.Reason, "503")) {
 			t.Errorf("/status: %+v, want sync failing since %s, 11 TXIDs not in S3, with the reason", x, since)
 		}
+	}
+}
+
+// BenchmarkScrape100000 is issue 21's scale: a scrape of 100,000 tenants.
+func BenchmarkScrape100000(b *testing.B) {
+	h := monitor.NewHandler(fleetOf(100000), monitor.Options{})
+	for _, path := range []string{"/metrics", "/status"} {
+		b.Run(strings.TrimPrefix(path, "/"), func(b *testing.B) {
+			req := httptest.NewRequest(http.MethodGet, path, nil)
+			var size int
+			b.ReportAllocs()
+			for b.Loop() {
+				w := &discard{h: http.Header{}, code: http.StatusOK}
+				h.ServeHTTP(w, req)
+				if w.code != http.StatusOK {
+					b.Fatalf("%s: %d", path, w.code)
+				}
+				size = w.n
+			}
+			b.ReportMetric(float64(size), "body-bytes")
+		})
 	}
 }

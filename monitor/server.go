@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -145,32 +146,74 @@ type StatusDoc struct {
 	At         time.Time                     `json:"at"`
 }
 
+// status writes StatusDoc a tenant at a time, as json.Encoder with a
+// two-space indent would in one piece: at 100,000 tenants the whole
+// document built in memory and indented again cost 350 MB and most of a
+// second a request.
 func status(w http.ResponseWriter, src Source, now time.Time) {
 	beats := src.Heartbeats()
 	if beats == nil {
 		beats = []replication.HeartbeatStatus{}
 	}
+	redacted := map[string]string{} // a fleet has a handful of endpoints
+	redact := func(ep string) string {
+		r, ok := redacted[ep]
+		if !ok {
+			r = Redact(ep)
+			redacted[ep] = r
+		}
+		return r
+	}
 	hostOf := map[string]string{}
 	for i := range beats {
-		beats[i].Endpoint = Redact(beats[i].Endpoint)
+		beats[i].Endpoint = redact(beats[i].Endpoint)
 		hostOf[beats[i].Endpoint+"\x00"+beats[i].Bucket] = beats[i].Host
 	}
 	st := src.Status()
-	doc := StatusDoc{Tenants: make([]Tenant, 0, len(st)), Heartbeats: beats, Counts: map[replication.State]int{}, At: now.UTC()}
-	for _, s := range st {
-		s.Endpoint = Redact(s.Endpoint)
+	counts := map[replication.State]int{}
+
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	bw := bufio.NewWriterSize(w, 64<<10)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("    ", "  ")
+	put := func(v any) bool {
+		buf.Reset()
+		if err := enc.Encode(v); err != nil {
+			return false
+		}
+		_, err := bw.Write(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
+		return err == nil
+	}
+	_, _ = bw.WriteString("{\n  \"tenants\": [")
+	for i, s := range st {
+		s.Endpoint = redact(s.Endpoint)
 		t := Tenant{TenantStatus: s, Host: hostOf[s.Endpoint+"\x00"+s.Bucket]}
 		if s.LocalTXID > s.ReplicatedTXID {
 			t.LagTXIDs = s.LocalTXID - s.ReplicatedTXID
 		}
-		doc.Tenants = append(doc.Tenants, t)
-		doc.Counts[s.State]++
+		counts[s.State]++
+		if i > 0 {
+			_ = bw.WriteByte(',')
+		}
+		_, _ = bw.WriteString("\n    ")
+		if !put(t) {
+			return
+		}
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(doc)
+	if len(st) > 0 {
+		_, _ = bw.WriteString("\n  ")
+	}
+	enc.SetIndent("  ", "  ")
+	_, _ = bw.WriteString("],\n  \"heartbeats\": ")
+	put(beats)
+	_, _ = bw.WriteString(",\n  \"counts\": ")
+	put(counts)
+	_, _ = bw.WriteString(",\n  \"at\": ")
+	put(now.UTC())
+	_, _ = bw.WriteString("\n}\n")
+	_ = bw.Flush()
 }
 
 // Redact drops any user information from an endpoint URL: an endpoint
