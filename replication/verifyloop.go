@@ -2,6 +2,7 @@ package replication
 
 import (
 	"os"
+	"slices"
 	"time"
 
 	"github.com/litefleet/litefleet/s3conn"
@@ -15,18 +16,25 @@ import (
 // tenant's verdict and time go into the host record (ls, inspect, the UI)
 // and the status (/metrics); a failed one is an ERROR line naming it.
 
-// verifyLoop verifies the tenant verified longest ago (or never) every
-// VerifyEvery / n, n being the tenants this host holds.
+// verifyLoop verifies, every VerifyEvery / n, the next tenant of a round:
+// the n tenants this host held when the round began, verified longest ago
+// (or never) first. One walk of the fleet a round, not one a tenant: at
+// 100,000 tenants and a day's period a tenant's turn comes every 0.9 s.
 func (e *Engine) verifyLoop() {
 	defer e.wg.Done()
+	var round []*tenant
+	var wait time.Duration
 	for {
-		wait := e.opt.VerifyEvery
-		if n := e.verifiable(nil); n > 0 {
-			wait /= time.Duration(n)
-		} else {
-			// None yet (the tenants are starting): look again soon, not a
-			// whole period later.
-			wait = min(wait, e.opt.Sweep)
+		if len(round) == 0 {
+			round = e.verifyRound()
+			wait = e.opt.VerifyEvery
+			if n := len(round); n > 0 {
+				wait /= time.Duration(n)
+			} else {
+				// None yet (the tenants are starting): look again soon,
+				// not a whole period later.
+				wait = min(wait, e.opt.Sweep)
+			}
 		}
 		timer := time.NewTimer(wait)
 		select {
@@ -35,29 +43,46 @@ func (e *Engine) verifyLoop() {
 			return
 		case <-timer.C:
 		}
-		var t *tenant
-		if e.verifiable(&t) > 0 {
+		if len(round) == 0 {
+			continue
+		}
+		t := round[0]
+		round = round[1:]
+		e.mu.Lock()
+		ok := e.verifiableLocked(t)
+		e.mu.Unlock()
+		if ok {
 			e.verifyTenant(t)
 		}
 	}
 }
 
-// verifiable counts the tenants this host replicates that have something
-// in S3 and, with pick, sets it to the one verified longest ago.
-func (e *Engine) verifiable(pick **tenant) int {
+// verifiableLocked: t is replicated by this host and has something in S3.
+func (e *Engine) verifiableLocked(t *tenant) bool {
+	return t.wanted && t.replTXID != 0 && (t.state == StateReplicating || t.state == StateSleeping) && e.byPath[t.path] == t
+}
+
+// verifyRound lists the tenants to verify in the next round, verified
+// longest ago (or never) first.
+func (e *Engine) verifyRound() []*tenant {
+	type entry struct {
+		t  *tenant
+		at time.Time
+	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	n := 0
+	var list []entry
 	for _, t := range e.byPath {
-		if !t.wanted || t.replTXID == 0 || (t.state != StateReplicating && t.state != StateSleeping) {
-			continue
-		}
-		n++
-		if pick != nil && (*pick == nil || t.verifiedAt.Before((*pick).verifiedAt)) {
-			*pick = t
+		if e.verifiableLocked(t) {
+			list = append(list, entry{t, t.verifiedAt})
 		}
 	}
-	return n
+	e.mu.Unlock()
+	slices.SortFunc(list, func(a, b entry) int { return a.at.Compare(b.at) })
+	out := make([]*tenant, len(list))
+	for i := range list {
+		out[i] = list[i].t
+	}
+	return out
 }
 
 // verifyTenant verifies one tenant against this host's own knowledge of
