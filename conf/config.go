@@ -44,6 +44,9 @@ type Config struct {
 	// VerifyEvery is replicate's -verify-every (a Go duration, e.g. 24h);
 	// the flag wins.
 	VerifyEvery string `yaml:"verify-every"`
+	// VerifyBandwidth caps what -verify-every downloads, in bytes a
+	// second (e.g. 5MB); replicate's -verify-bandwidth wins.
+	VerifyBandwidth string `yaml:"verify-bandwidth"`
 }
 
 // DBConfig is one entry of dbs:.

@@ -33,12 +33,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/benbjohnson/litestream"
 	"github.com/superfly/ltx"
+	"golang.org/x/time/rate"
 
 	"github.com/litefleet/litefleet/hosts"
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3conn"
 	"github.com/litefleet/litefleet/tenants"
 	"github.com/litefleet/litefleet/untrusted"
+	"github.com/litefleet/litefleet/verify"
 )
 
 // Options tune the engine. Zero values take the defaults.
@@ -95,6 +97,9 @@ type Options struct {
 	// replicates once per period, one at a time, spread evenly over it
 	// (-verify-every; see verifyloop.go).
 	VerifyEvery time.Duration
+	// VerifyBandwidth caps, in bytes a second, what those verifications
+	// download (-verify-bandwidth); 0: no cap.
+	VerifyBandwidth int64
 }
 
 // Observer is told of each upload of a change (a level-0 LTX file, one
@@ -241,6 +246,9 @@ type Engine struct {
 	urgent  []*tenant
 	bulkRun int // bulk jobs in flight
 	timers  timerHeap
+	// verifyCap is -verify-bandwidth's limiter, shared by every
+	// verification; nil: none.
+	verifyCap *rate.Limiter
 	// Kept as tenants change, so that no hot path walks every tenant:
 	// how many are in each state (awaitFirst), which have a job in
 	// flight, which are leased elsewhere (watchHoldersLocked), and which
@@ -368,6 +376,9 @@ func (e *Engine) Start(ctx context.Context) error {
 	go e.watch.run(e.ctx)
 	go e.sweepLoop()
 	if e.opt.VerifyEvery > 0 {
+		if e.opt.VerifyBandwidth > 0 {
+			e.verifyCap = verify.NewBandwidth(e.opt.VerifyBandwidth)
+		}
 		e.wg.Add(1)
 		go e.verifyLoop()
 	}

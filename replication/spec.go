@@ -55,6 +55,8 @@ func IsUsage(err error) bool {
 type FileSettings struct {
 	Addr        string // addr: the monitor's address
 	VerifyEvery string // verify-every:, as written (the front end parses it)
+	// VerifyBandwidth is verify-bandwidth:, as written.
+	VerifyBandwidth string
 }
 
 // Build resolves a Spec into the engine's Source, and returns the
@@ -68,7 +70,7 @@ func Build(s Spec) (src Source, set FileSettings, err error) {
 		if err != nil {
 			return src, set, err
 		}
-		cfg, fromConfig, set = c, ts, FileSettings{Addr: c.Addr, VerifyEvery: c.VerifyEvery}
+		cfg, fromConfig, set = c, ts, FileSettings{Addr: c.Addr, VerifyEvery: c.VerifyEvery, VerifyBandwidth: c.VerifyBandwidth}
 		src.HostKeys.AccessKeyID, src.HostKeys.SecretAccessKey = cfg.AccessKeyID, cfg.SecretAccessKey
 	}
 	if len(s.Dirs) > 0 {

@@ -135,5 +135,5 @@ func (e *Engine) runVerify(name string, conn s3conn.Conn, exp *verify.Expected) 
 	if err != nil {
 		return nil, err
 	}
-	return verify.Tenant(e.ctx, client, verify.Options{Conn: conn, Expected: exp, TempDir: os.TempDir(), Now: e.opt.Now}, name)
+	return verify.Tenant(e.ctx, client, verify.Options{Conn: conn, Expected: exp, TempDir: os.TempDir(), Now: e.opt.Now, Bandwidth: e.verifyCap}, name)
 }

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"golang.org/x/time/rate"
 
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/restore"
@@ -91,6 +92,9 @@ type Options struct {
 	// Uploads are the bucket's multipart uploads listed once for many
 	// tenants (ListUploads); nil: each tenant's are listed.
 	Uploads *Uploads
+	// Bandwidth caps the bytes a second downloaded (NewBandwidth); nil:
+	// no cap.
+	Bandwidth *rate.Limiter
 	// NoRecord says why Expected is nil, when it is not that no host
 	// record names the tenant (the records could not be read).
 	NoRecord string
@@ -165,6 +169,9 @@ func Tenant(ctx context.Context, api API, opt Options, tenant string) (*Report, 
 	}
 
 	// 1. The chain. What it reads is kept for the restore.
+	if opt.Bandwidth != nil {
+		api = throttled{API: api, lim: opt.Bandwidth}
+	}
 	api = newTenantCache(api)
 	c, err := checkChain(ctx, api, opt.Conn, tenant, opt.Uploads)
 	if err != nil {

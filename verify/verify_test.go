@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/superfly/ltx"
+	"golang.org/x/time/rate"
 	_ "modernc.org/sqlite"
 
 	"github.com/litefleet/litefleet/hosts"
@@ -389,4 +390,27 @@ func TestRunAllSummary(t *testing.T) {
 		!strings.HasPrefix(got[third], "broken chain") || !strings.HasPrefix(got[bad], "broken chain") || !strings.HasPrefix(got[good], "unverifiable: no record") {
 		t.Fatalf("reports %q, summary %+v", got, sum)
 	}
+}
+
+// TestBandwidthCap: a verification given a cap downloads no faster than
+// it, and still proves the tenant.
+func TestBandwidthCap(t *testing.T) {
+	f := newFixture(t)
+	h := newHistory(t, "a", 5)
+	f.replicate(tenant, h)
+	f.record("web-1", tenant, 5, h.checksum(5))
+	free := f.verifyOne(tenant, verify.Options{})
+	expect(t, free, verify.Verified, "")
+	// A cap of what it reads in a second, with a burst of 1 KiB (so small
+	// a replica is under NewBandwidth's least burst): the first KiB is
+	// free, the rest takes at least (bytes - 1 KiB) / cap.
+	limit, burst := free.Bytes, 1024
+	t0 := time.Now()
+	r := f.verifyOne(tenant, verify.Options{Bandwidth: rate.NewLimiter(rate.Limit(limit), burst)})
+	took := time.Since(t0)
+	expect(t, r, verify.Verified, "")
+	if least := time.Duration(float64(r.Bytes-int64(burst)) / float64(limit) * float64(time.Second)); took < least {
+		t.Fatalf("%d bytes at %d bytes/s in %s: want at least %s", r.Bytes, limit, took, least)
+	}
+	t.Logf("%d bytes: %s uncapped, %s at %d bytes/s", r.Bytes, time.Duration(free.DurationMS)*time.Millisecond, took, limit)
 }

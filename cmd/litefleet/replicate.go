@@ -81,7 +81,9 @@ tenant this host replicates once per D, one at a time, spread evenly over
 it, in the background (what litefleet verify proves, against this host's
 own record of the tenant): the verdict and its time go into the host
 record (ls -json, inspect), /metrics and /status, and a failed one is an
-ERROR line naming the tenant.
+ERROR line naming the tenant. -verify-bandwidth RATE (or
+verify-bandwidth: in the file) caps what those verifications download,
+e.g. 5MB (bytes a second; KB, MB, KiB, MiB); default: no cap.
 
 Credentials come from the -config file (access-key-id, secret-access-key) or
 the standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE).
@@ -126,6 +128,10 @@ type replicateFlags struct {
 	// verifyEvery is -verify-every; configVerify the file's verify-every:.
 	verifyEvery  time.Duration
 	configVerify string
+	// verifyBandwidth is -verify-bandwidth; configBandwidth the file's
+	// verify-bandwidth:.
+	verifyBandwidth rateFlag
+	configBandwidth string
 }
 
 func (f *replicateFlags) register(fs *flag.FlagSet) {
@@ -147,6 +153,7 @@ func runReplicate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	var rf replicateFlags
 	rf.register(fs)
 	fs.DurationVar(&rf.verifyEvery, "verify-every", 0, "verify every tenant this host replicates once per period, one at a time, spread over it (see litefleet verify -h); default: the config's verify-every:, else never")
+	fs.Var(&rf.verifyBandwidth, "verify-bandwidth", "cap what -verify-every downloads, in bytes a second (e.g. 5MB, 500KB); default: the config's verify-bandwidth:, else no cap")
 	fs.StringVar(&rf.exec, "exec", "", "run this command (the application) as a child, as litestream replicate -exec does: its exit, or a signal forwarded to it, ends replication with a final sync, and replicate exits with its code")
 	lf := logFlags{}
 	lf.register(fs)
@@ -181,6 +188,12 @@ func runReplicate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			return errUsage("%s: verify-every: %q is not a period: write e.g. 24h", rf.cf.config, rf.configVerify)
 		}
 	}
+	verifyBandwidth := int64(rf.verifyBandwidth)
+	if rf.configBandwidth != "" && !rf.cf.given("verify-bandwidth") {
+		if verifyBandwidth, err = parseRate(rf.configBandwidth); err != nil {
+			return errUsage("%s: verify-bandwidth: %v", rf.cf.config, err)
+		}
+	}
 	sleepAfter := rf.sleepAfter
 	if sleepAfter == 0 {
 		sleepAfter = -1 // never
@@ -191,7 +204,7 @@ func runReplicate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	eng, err := replication.New(replication.Options{
 		Logger: logger, LibLogger: libLogger, Host: rf.host, Version: version,
 		SleepAfter: sleepAfter, Rescan: rf.rescan, Takeover: rf.takeover, Observer: rec,
-		VerifyEvery: verifyEvery,
+		VerifyEvery: verifyEvery, VerifyBandwidth: verifyBandwidth,
 	}, src)
 	if err != nil {
 		return errUsage("%v", err)
@@ -307,7 +320,7 @@ func (f *replicateFlags) source(onRequest bool) (replication.Source, error) {
 		spec.DirConn = conn
 	}
 	src, set, err := replication.Build(spec)
-	f.configAddr, f.configVerify = set.Addr, set.VerifyEvery
+	f.configAddr, f.configVerify, f.configBandwidth = set.Addr, set.VerifyEvery, set.VerifyBandwidth
 	if replication.IsUsage(err) {
 		return src, errUsage("%v", err)
 	}

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/litefleet/litefleet/layout"
 	"github.com/litefleet/litefleet/s3conn"
 	"github.com/litefleet/litefleet/tenants"
@@ -45,6 +47,9 @@ Each tenant gets one verdict, with the TXID and time it is about:
   proved: no live host's record names the tenant, or it holds no checksum).
 The exit code is 1 when any tenant's verdict is a failure (all but verified
 and unverifiable). -json prints one object (see the README).
+-bandwidth RATE caps what the whole run downloads (e.g. 20MB: bytes a
+second; KB, MB, KiB, MiB), so that verifying a fleet leaves the link to
+the applications.
 
 Examples:
   litefleet verify 12345678-1234-5678-9abc-123456789012 -bucket saas-backups
@@ -65,6 +70,8 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	window := fs.Duration("window", 0, "how far back each tenant must be restorable (e.g. 24h); 0: not checked")
 	parallel := fs.Int("parallel", verify.DefaultParallel, "tenants verified at once")
 	asJSON := fs.Bool("json", false, "print the reports as JSON (documented in the README)")
+	var bandwidth rateFlag
+	fs.Var(&bandwidth, "bandwidth", "cap what the run downloads, in bytes a second (e.g. 20MB, 500KB); default: no cap")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -144,6 +151,10 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		g.names = append(g.names, n)
 	}
 
+	var capped *rate.Limiter
+	if bandwidth > 0 {
+		capped = verify.NewBandwidth(int64(bandwidth))
+	}
 	bar := newTermProgress(stderr, "verify")
 	var mu sync.Mutex
 	lastLine := time.Now()
@@ -161,7 +172,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 		opt := verify.RunOptions{
-			Options: verify.Options{Conn: g.conn, TXID: txid, Window: *window},
+			Options: verify.Options{Conn: g.conn, TXID: txid, Window: *window, Bandwidth: capped},
 			Tenants: g.names, All: *all, Match: *match, Parallel: *parallel,
 			Progress: func(done, total int) {
 				n := max(len(names), total)

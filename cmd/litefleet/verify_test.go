@@ -291,3 +291,26 @@ func TestVerifyEveryConfigRefused(t *testing.T) {
 		t.Fatalf("exit %d:\n%s", code, text)
 	}
 }
+
+// A bandwidth that is not one, in the config or as a flag, is refused in
+// one line that says how to write it, before anything starts.
+func TestVerifyBandwidthRefused(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "litestream.yml")
+	body := "verify-every: 24h\nverify-bandwidth: fast\ndbs:\n  - path: /nonexistent/" + guid1 + ".db\n    replica:\n      url: s3://bucket/databases/" + guid1 + "\n"
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, text := runLitefleet(t, nil, "replicate", "-config", cfg)
+	if code != 2 || !strings.Contains(text, `verify-bandwidth: "fast" is not a bandwidth: write bytes a second, e.g. 5MB`) || strings.Count(strings.TrimSpace(text), "\n") != 0 {
+		t.Fatalf("config: exit %d:\n%s", code, text)
+	}
+	for _, args := range [][]string{
+		{"replicate", "-dir", t.TempDir(), "-bucket", "backups", "-verify-every", "1h", "-verify-bandwidth", "-5MB"},
+		{"verify", "-all", "-bucket", "backups", "-bandwidth", "lots"},
+	} {
+		code, text := runLitefleet(t, nil, args...)
+		if code != 2 || !strings.Contains(text, "is not a bandwidth") {
+			t.Errorf("%v: exit %d:\n%s", args, code, text)
+		}
+	}
+}
