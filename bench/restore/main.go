@@ -242,6 +242,9 @@ func run(bigMB, tenants, smallKB, parallel, runs, allRuns int, work, litefleet, 
 		if err := e.profile(profile, filepath.Join(out, "profiled.db")); err != nil {
 			return err
 		}
+		if err := e.profileAll(profile+".all", filepath.Join(out, "profiled-fleet"), parallel); err != nil {
+			return err
+		}
 	}
 
 	bigLS, bigLF := median(big.ls), median(big.lf)
@@ -457,6 +460,29 @@ func (e *env) profile(path, out string) error {
 	}
 	fmt.Printf("profiled in-process restore: %s, %s; CPU profile in %s (go tool pprof -top %s)\n",
 		time.Since(t0).Round(time.Millisecond), res.Position, path, path)
+	return nil
+}
+
+// profileAll restores the small tenants with restore.All in this process
+// under the CPU profiler.
+func (e *env) profileAll(path, out string, parallel int) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_ = os.RemoveAll(out)
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return err
+	}
+	t0 := time.Now()
+	sum, err := restore.All(context.Background(), e.client, restore.AllOptions{Conn: e.conn, OutputDir: out, Match: "5a11*", Parallel: parallel}, nil)
+	pprof.StopCPUProfile()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("profiled in-process restore -all: %s, %d restored; CPU profile in %s\n",
+		time.Since(t0).Round(time.Millisecond), sum.Restored, path)
 	return nil
 }
 
