@@ -54,6 +54,7 @@ var columns = []column{
 	{title: "SYNCED", group: groupRemote, width: 7, right: true, drop: 4, cell: syncedCell},
 	{title: "SNAPS", group: groupRemote, width: 6, right: true, drop: 6, cell: snapsCell},
 	{title: "BYTES", group: groupRemote, width: 5, right: true, drop: 8, cell: bytesCell},
+	{title: "VERIFIED", group: groupRemote, width: 10, drop: 11, cell: verifiedCell},
 }
 
 // tenantMax is the tenant column's width: a GUID, whole. Longer names are
@@ -227,6 +228,28 @@ func syncedCell(r *fleet.Row, now time.Time) string {
 		return "now"
 	}
 	return common.Duration(d) + " ago"
+}
+
+// verifiedShort are the verdicts in a cell: a failure in capitals.
+var verifiedShort = map[string]string{
+	"verified": "ok", "unverifiable": "unproved", "mismatch": "MISMATCH", "broken chain": "BROKEN",
+	"unrestorable": "UNRESTORE", "outside window": "WINDOW",
+}
+
+// verifiedCell is the host's last -verify-every verdict and its age; the
+// detail page says it whole.
+func verifiedCell(r *fleet.Row, now time.Time) string {
+	if r.Verdict == "" {
+		return ""
+	}
+	v, ok := verifiedShort[r.Verdict]
+	if !ok {
+		v = untrusted.Printable(r.Verdict) // from a host record: any word
+	}
+	if r.VerifiedAt.IsZero() {
+		return v
+	}
+	return v + " " + common.Duration(max(now.Sub(r.VerifiedAt), 0))
 }
 
 // snapsCell counts restore points that start a restore: snapshots, and

@@ -166,3 +166,32 @@ func TestLagCellIsTheRowsArithmetic(t *testing.T) {
 		t.Errorf("local TXID of a row whose host reports 16: %q", got)
 	}
 }
+
+// The host's last -verify-every verdict has a column of its own on a wide
+// screen, a failure in capitals, with its age; the first to go when
+// narrow.
+func TestVerifiedColumn(t *testing.T) {
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	guid := "12345678-1234-5678-9abc-123456789012"
+	rows := []fleet.Row{{Tenant: guid, Verdict: "broken chain", VerifiedAt: now.Add(-2 * time.Minute)}}
+	if l := computeLayout(220, rows, fleet.SortName); !has(l, "VERIFIED") {
+		t.Fatalf("width 220: no VERIFIED column")
+	}
+	if l := computeLayout(120, rows, fleet.SortName); has(l, "VERIFIED") && !has(l, "FILE") {
+		t.Errorf("width 120: VERIFIED kept while FILE went")
+	}
+	for verdict, want := range map[string]string{"broken chain": "BROKEN 2m", "verified": "ok 2m", "unverifiable": "unproved 2m"} {
+		r := rows[0]
+		r.Verdict = verdict
+		if got := verifiedCell(&r, now); got != want {
+			t.Errorf("verdict %q: cell %q, want %q", verdict, got, want)
+		}
+	}
+	// A host record's word is untrusted: no escape reaches the terminal.
+	if got := verifiedCell(&fleet.Row{Tenant: guid, Verdict: "\x1b[31mevil"}, now); strings.ContainsRune(got, 0x1b) || !strings.Contains(got, "evil") {
+		t.Errorf("a hostile verdict's cell: %q", got)
+	}
+	if got := verifiedCell(&fleet.Row{Tenant: guid}, now); got != "" {
+		t.Errorf("never verified: %q, want empty", got)
+	}
+}
