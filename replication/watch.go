@@ -313,11 +313,12 @@ const sweepChunk = 256
 // sweepPaced is the sweep at most rate tenants a second (0: no limit),
 // the open tenants first and unpaced: the sweep is the watcher's safety
 // net, and at 100,000 tenants an unpaced one every 10 s was the largest
-// CPU cost of an idle process (200,000 stat calls). At the default rate a
-// sweep of 10,000 tenants still takes 4 s of its 10 s period; one of
-// 100,000 takes 40 s, and a write the watcher missed to a sleeping
-// tenant is seen that much later. An open tenant's WAL is also read on
-// every tick (observeWALs).
+// CPU cost of an idle process (200,000 stat calls; paced at 2,500 a
+// second it was still 4.5 % of a core, a stat costing 6 µs on this VM).
+// At the default rate a sweep of 10,000 tenants takes its 10 s period as
+// before; one of 100,000 takes 100 s, and a write the watcher missed to a
+// sleeping tenant is seen that much later. An open tenant's WAL is also
+// read on every tick (observeWALs).
 func (e *Engine) sweepPaced(rate int) {
 	type item struct {
 		t      *tenant
