@@ -466,16 +466,20 @@ func TestSyncFailingOnEveryEndpoint(t *testing.T) {
 // BenchmarkScrape100000 is issue 21's scale: a scrape of 100,000 tenants.
 func BenchmarkScrape100000(b *testing.B) {
 	h := monitor.NewHandler(fleetOf(100000), monitor.Options{})
-	for _, path := range []string{"/metrics", "/status"} {
-		b.Run(strings.TrimPrefix(path, "/"), func(b *testing.B) {
-			req := httptest.NewRequest(http.MethodGet, path, nil)
+	for _, path := range []string{"/metrics", "/status", "/metrics gzip"} {
+		b.Run(strings.ReplaceAll(strings.TrimPrefix(path, "/"), " ", "-"), func(b *testing.B) {
+			p, gz := strings.CutSuffix(path, " gzip")
+			req := httptest.NewRequest(http.MethodGet, p, nil)
+			if gz {
+				req.Header.Set("Accept-Encoding", "gzip")
+			}
 			var size int
 			b.ReportAllocs()
 			for b.Loop() {
 				w := &discard{h: http.Header{}, code: http.StatusOK}
 				h.ServeHTTP(w, req)
 				if w.code != http.StatusOK {
-					b.Fatalf("%s: %d", path, w.code)
+					b.Fatalf("%s: %d", p, w.code)
 				}
 				size = w.n
 			}
