@@ -29,6 +29,7 @@ func TestSweepPaced(t *testing.T) {
 		}
 		tn := &tenant{name: p, path: p, wanted: true, state: StateSleeping, base: base, stats: &tenantStats{}}
 		e.byPath[p] = tn
+		e.all = append(e.all, tn)
 		if i == n-1 {
 			written = tn
 		}

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -320,89 +319,112 @@ const sweepChunk = 256
 // sleeping tenant is seen that much later. An open tenant's WAL is also
 // read on every tick (observeWALs).
 func (e *Engine) sweepPaced(rate int) {
-	type item struct {
-		t      *tenant
-		open   bool
-		opened identity
-		base   identity
-		now    identity
-		err    error
-		denied bool
-	}
+	var buf [sweepChunk]sweepItem
+	// The open tenants first (at most MaxAwake, about): a replaced file
+	// under one must stop its uploads.
 	e.mu.Lock()
-	items := make([]item, 0, len(e.byPath))
-	for _, t := range e.byPath {
-		if !t.wanted {
-			continue
-		}
-		it := item{t: t, base: t.base}
-		if t.run != nil {
-			it.open, it.opened = true, t.run.opened
-		}
-		items = append(items, it)
+	open := make([]*tenant, 0, len(e.awake))
+	for t := range e.awake {
+		open = append(open, t)
 	}
 	e.mu.Unlock()
-	// Open tenants first: they are few (MaxAwake), and a replaced file
-	// under one must stop its uploads.
-	slices.SortStableFunc(items, func(a, b item) int {
-		switch {
-		case a.open == b.open:
-			return 0
-		case a.open:
-			return -1
-		}
-		return 1
-	})
-	paced := 0 // sleeping tenants statted since the last pause
-	for len(items) > 0 {
-		chunk := items[:min(sweepChunk, len(items))]
-		items = items[len(chunk):]
-		for i := range chunk {
-			it := &chunk[i]
-			it.now, it.err = statIdentity(it.t.path)
-			// An open database's permissions are taken away (chmod,
-			// chown) without a write: Litestream would fail on every
-			// sync, quietly.
-			it.denied = it.err == nil && it.open && it.now.db.exists && unix.Access(it.t.path, unix.R_OK|unix.W_OK) != nil
-			if !it.open {
-				paced++
-			}
-		}
+	for len(open) > 0 {
+		k := min(len(open), sweepChunk)
+		e.sweepItems(e.collect(buf[:0], open[:k]))
+		open = open[k:]
+	}
+	// Then every other one, a chunk at a time from the list of all: no
+	// copy of the fleet, no sort.
+	for i := 0; ; {
 		e.mu.Lock()
-		for i := range chunk {
-			it := &chunk[i]
-			if it.err != nil {
-				continue
-			}
-			t, now := it.t, it.now
-			t.walBytes = now.wal.size // 0 without a WAL: statID's zero fileID
-			switch {
-			case it.open && t.run != nil && it.opened.replaced(now):
-				t.run.lost.Store(true)
-				t.changed = true
-				e.enqueueLocked(t)
-			case it.denied && t.run != nil && !t.denied:
-				t.denied = true
-				e.enqueueLocked(t)
-			case !it.open && t.run == nil && it.base.written(now):
-				e.markHotLocked(t, now)
-				t.markDirty(e.opt.Now())
-				if !t.busy {
-					e.enqueueLocked(t)
-				}
+		if i >= len(e.all) {
+			e.mu.Unlock()
+			return
+		}
+		chunk := buf[:0]
+		for ; i < len(e.all) && len(chunk) < sweepChunk; i++ {
+			if t := e.all[i]; t.wanted && t.run == nil {
+				chunk = append(chunk, sweepItem{t: t, base: t.base})
 			}
 		}
 		e.mu.Unlock()
-		if rate > 0 && paced > 0 && len(items) > 0 {
+		e.sweepItems(chunk)
+		if rate > 0 && len(chunk) > 0 {
 			// A pause for what was done (the stats themselves take a
 			// fraction of it): a timer, not a read of the clock.
-			pause := time.NewTimer(time.Duration(paced) * time.Second / time.Duration(rate))
-			paced = 0
+			pause := time.NewTimer(time.Duration(len(chunk)) * time.Second / time.Duration(rate))
 			select {
 			case <-e.ctx.Done():
 				pause.Stop()
 				return
 			case <-pause.C:
+			}
+		}
+	}
+}
+
+// sweepItem is one tenant in a sweep: what the engine knew of its files,
+// and what stat says now.
+type sweepItem struct {
+	t      *tenant
+	open   bool
+	opened identity
+	base   identity
+	now    identity
+	err    error
+	denied bool
+}
+
+// collect takes the engine's lock and appends ts, as the sweep sees
+// them, to buf.
+func (e *Engine) collect(buf []sweepItem, ts []*tenant) []sweepItem {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, t := range ts {
+		if !t.wanted {
+			continue
+		}
+		it := sweepItem{t: t, base: t.base}
+		if t.run != nil {
+			it.open, it.opened = true, t.run.opened
+		}
+		buf = append(buf, it)
+	}
+	return buf
+}
+
+// sweepItems stats a chunk of tenants without the engine's lock, then
+// marks what changed under one take of it.
+func (e *Engine) sweepItems(chunk []sweepItem) {
+	for i := range chunk {
+		it := &chunk[i]
+		it.now, it.err = statIdentity(it.t.path)
+		// An open database's permissions are taken away (chmod, chown)
+		// without a write: Litestream would fail on every sync, quietly.
+		it.denied = it.err == nil && it.open && it.now.db.exists && unix.Access(it.t.path, unix.R_OK|unix.W_OK) != nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i := range chunk {
+		it := &chunk[i]
+		if it.err != nil {
+			continue
+		}
+		t, now := it.t, it.now
+		t.walBytes = now.wal.size // 0 without a WAL: statID's zero fileID
+		switch {
+		case it.open && t.run != nil && it.opened.replaced(now):
+			t.run.lost.Store(true)
+			t.changed = true
+			e.enqueueLocked(t)
+		case it.denied && t.run != nil && !t.denied:
+			t.denied = true
+			e.enqueueLocked(t)
+		case !it.open && t.run == nil && it.base.written(now):
+			e.markHotLocked(t, now)
+			t.markDirty(e.opt.Now())
+			if !t.busy {
+				e.enqueueLocked(t)
 			}
 		}
 	}
