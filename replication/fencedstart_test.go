@@ -2,7 +2,6 @@ package replication_test
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -54,26 +53,9 @@ func TestFailedStartIsNotSleptAfterFence(t *testing.T) {
 	}})
 	clk := &skewClock{}
 	timing := hosts.Timing{BeatEvery: 2 * time.Second, FenceAfter: 5 * time.Second, DeadAfter: 8 * time.Second, WriteMargin: time.Second}
-	logs := &testpeer.Buffer{}
-	b, err := replication.New(replication.Options{Host: "host-b", SleepAfter: time.Second, Timing: timing, Now: clk.Now,
-		Sweep: 300 * time.Millisecond, Retry: 200 * time.Millisecond, Logger: newLogger(logs)},
-		replication.Source{Dirs: []string{dirB}, DirConn: conn})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Its one tenant cannot start: Start says so, and the engine goes on.
-	var se *replication.StartError
-	if err := b.Start(context.Background()); err != nil && !errors.As(err, &se) {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		_ = b.Close(ctx)
-		if t.Failed() {
-			t.Logf("B's log:\n%s", logs)
-		}
-	})
+	b, logs := startFailing(t, replication.Options{Host: "host-b", SleepAfter: time.Second, Timing: timing, Now: clk.Now},
+		replication.Source{Dirs: []string{dirB}, DirConn: conn})
 	testpeer.Eventually(t, 30*time.Second, "B's start to fail reading the replica, its claim taken", func() bool {
 		st := status(t, b, pathB)
 		return st.State == replication.StateLeaseLost && strings.Contains(st.Reason, "cannot read the replica")

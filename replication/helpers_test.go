@@ -2,6 +2,7 @@ package replication_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -55,6 +56,18 @@ func start(t *testing.T, opt replication.Options, src replication.Source) (*repl
 // (Start returns once every tenant's first snapshot is up).
 func startWith(t *testing.T, opt replication.Options, src replication.Source, made func(*replication.Engine)) (*replication.Engine, *testpeer.Buffer) {
 	t.Helper()
+	return launch(t, opt, src, made, false)
+}
+
+// startFailing is start for an engine some of whose tenants cannot start:
+// Start's StartError is let through (the engine goes on with them).
+func startFailing(t *testing.T, opt replication.Options, src replication.Source) (*replication.Engine, *testpeer.Buffer) {
+	t.Helper()
+	return launch(t, opt, src, nil, true)
+}
+
+func launch(t *testing.T, opt replication.Options, src replication.Source, made func(*replication.Engine), mayFail bool) (*replication.Engine, *testpeer.Buffer) {
+	t.Helper()
 	logs := &testpeer.Buffer{}
 	if opt.Logger == nil {
 		opt.Logger = slog.New(logline.NewLineHandler(logs, slog.LevelDebug))
@@ -75,7 +88,8 @@ func startWith(t *testing.T, opt replication.Options, src replication.Source, ma
 	if made != nil {
 		made(eng)
 	}
-	if err := eng.Start(context.Background()); err != nil {
+	var se *replication.StartError
+	if err := eng.Start(context.Background()); err != nil && !(mayFail && errors.As(err, &se)) {
 		t.Fatalf("start: %v\n%s", err, logs)
 	}
 	t.Cleanup(func() {

@@ -49,7 +49,7 @@ func (e *Engine) verifyLoop() {
 		t := round[0]
 		round = round[1:]
 		e.mu.Lock()
-		ok := e.verifiableLocked(t)
+		ok := t.verifiable()
 		e.mu.Unlock()
 		if ok {
 			e.verifyTenant(t)
@@ -57,9 +57,10 @@ func (e *Engine) verifyLoop() {
 	}
 }
 
-// verifiableLocked: t is replicated by this host and has something in S3.
-func (e *Engine) verifiableLocked(t *tenant) bool {
-	return t.wanted && t.replTXID != 0 && (t.state == StateReplicating || t.state == StateSleeping) && e.byPath[t.path] == t
+// verifiable: t is replicated by this host and has something in S3. The
+// engine's lock is held.
+func (t *tenant) verifiable() bool {
+	return t.wanted && t.replTXID != 0 && (t.state == StateReplicating || t.state == StateSleeping)
 }
 
 // verifyRound lists the tenants to verify in the next round, verified
@@ -72,7 +73,7 @@ func (e *Engine) verifyRound() []*tenant {
 	e.mu.Lock()
 	var list []entry
 	for _, t := range e.byPath {
-		if e.verifiableLocked(t) {
+		if t.verifiable() {
 			list = append(list, entry{t, t.verifiedAt})
 		}
 	}

@@ -443,46 +443,45 @@ func (e *env) exec(cmd *exec.Cmd) error {
 
 // profile restores the large tenant in this process under the CPU profiler.
 func (e *env) profile(path, out string) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
 	_ = os.Remove(out)
-	if err := pprof.StartCPUProfile(f); err != nil {
-		return err
-	}
-	t0 := time.Now()
-	res, err := restore.Run(context.Background(), e.client, restore.Options{Conn: e.conn, Tenant: bigTenant, Output: out})
-	pprof.StopCPUProfile()
-	if err != nil {
-		return err
-	}
-	fmt.Printf("profiled in-process restore: %s, %s; CPU profile in %s (go tool pprof -top %s)\n",
-		time.Since(t0).Round(time.Millisecond), res.Position, path, path)
-	return nil
+	return cpuProfile(path, "restore", func() (string, error) {
+		res, err := restore.Run(context.Background(), e.client, restore.Options{Conn: e.conn, Tenant: bigTenant, Output: out})
+		if err != nil {
+			return "", err
+		}
+		return res.Position.String(), nil
+	})
 }
 
 // profileAll restores the small tenants with restore.All in this process
 // under the CPU profiler.
 func (e *env) profileAll(path, out string, parallel int) error {
+	_ = os.RemoveAll(out)
+	return cpuProfile(path, "restore -all", func() (string, error) {
+		sum, err := restore.All(context.Background(), e.client, restore.AllOptions{Conn: e.conn, OutputDir: out, Match: "5a11*", Parallel: parallel}, nil)
+		return fmt.Sprintf("%d restored", sum.Restored), err
+	})
+}
+
+// cpuProfile runs what under the CPU profiler, writing the profile to
+// path, and prints how long it took and what it says of itself.
+func cpuProfile(path, name string, what func() (string, error)) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	_ = os.RemoveAll(out)
 	if err := pprof.StartCPUProfile(f); err != nil {
 		return err
 	}
 	t0 := time.Now()
-	sum, err := restore.All(context.Background(), e.client, restore.AllOptions{Conn: e.conn, OutputDir: out, Match: "5a11*", Parallel: parallel}, nil)
+	said, err := what()
 	pprof.StopCPUProfile()
 	if err != nil {
 		return err
 	}
-	fmt.Printf("profiled in-process restore -all: %s, %d restored; CPU profile in %s\n",
-		time.Since(t0).Round(time.Millisecond), sum.Restored, path)
+	fmt.Printf("profiled in-process %s: %s, %s; CPU profile in %s (go tool pprof -top %s)\n",
+		name, time.Since(t0).Round(time.Millisecond), said, path, path)
 	return nil
 }
 
